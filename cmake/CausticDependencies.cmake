@@ -1,0 +1,38 @@
+# All third-party dependencies come from Debian bookworm packages (scripts/setup.sh).
+find_package(MPI REQUIRED COMPONENTS C CXX)
+# Kokkos 3.4 from Debian's libtrilinos-kokkos-dev. Its KokkosConfig.cmake computes a wrong
+# include prefix (/usr/lib/include), so the target is defined here from the installed files.
+find_path(KOKKOS_INCLUDE_DIR Kokkos_Core.hpp PATH_SUFFIXES trilinos REQUIRED)
+find_library(KOKKOS_CORE_LIB NAMES trilinos_kokkoscore kokkoscore REQUIRED)
+find_library(KOKKOS_CONTAINERS_LIB NAMES trilinos_kokkoscontainers kokkoscontainers REQUIRED)
+add_library(caustic_kokkos INTERFACE)
+target_include_directories(caustic_kokkos SYSTEM INTERFACE ${KOKKOS_INCLUDE_DIR})
+target_link_libraries(caustic_kokkos INTERFACE ${KOKKOS_CONTAINERS_LIB} ${KOKKOS_CORE_LIB} dl)
+find_package(PkgConfig REQUIRED)
+
+# FFTW3 with its MPI layer, double and single precision.
+pkg_check_modules(FFTW3 REQUIRED IMPORTED_TARGET fftw3 fftw3f)
+find_library(FFTW3_MPI_LIB NAMES fftw3_mpi REQUIRED)
+find_library(FFTW3F_MPI_LIB NAMES fftw3f_mpi REQUIRED)
+add_library(caustic_fftw INTERFACE)
+target_link_libraries(caustic_fftw INTERFACE ${FFTW3_MPI_LIB} ${FFTW3F_MPI_LIB} PkgConfig::FFTW3 MPI::MPI_CXX)
+
+# Random123 is header-only.
+find_path(RANDOM123_INCLUDE_DIR Random123/philox.h REQUIRED)
+
+# Parallel HDF5 (libhdf5-openmpi-dev).
+set(HDF5_PREFER_PARALLEL ON)
+find_package(HDF5 REQUIRED COMPONENTS C)
+if(NOT HDF5_IS_PARALLEL)
+  message(FATAL_ERROR "Caustic needs parallel HDF5 (Debian package libhdf5-openmpi-dev)")
+endif()
+
+find_package(tomlplusplus REQUIRED)
+find_package(nlohmann_json REQUIRED)
+find_package(CLI11 REQUIRED)
+
+if(CAUSTIC_ENABLE_TORCH)
+  find_package(Torch REQUIRED)
+endif()
+
+find_package(Python3 COMPONENTS Interpreter)

@@ -1,0 +1,57 @@
+#pragma once
+// Thin checked wrappers over the HDF5 C API: every failure throws with the file path and the
+// operation; handles close themselves.
+#include <hdf5.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace caustic::h5 {
+
+// Owns an HDF5 identifier and closes it with the right H5*close.
+class Handle {
+public:
+  Handle() = default;
+  Handle(hid_t id, herr_t (*close)(hid_t)) : _id(id), _close(close) {}
+  Handle(Handle&& o) noexcept : _id(o._id), _close(o._close) { o._id = -1; }
+  Handle& operator=(Handle&& o) noexcept {
+    reset();
+    _id = o._id;
+    _close = o._close;
+    o._id = -1;
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() { reset(); }
+  hid_t get() const { return _id; }
+  operator hid_t() const { return _id; }
+  void reset() {
+    if (_id >= 0 && _close)
+      _close(_id);
+    _id = -1;
+  }
+
+private:
+  hid_t _id = -1;
+  herr_t (*_close)(hid_t) = nullptr;
+};
+
+inline hid_t check(hid_t id, const std::string& what) {
+  if (id < 0)
+    throw std::runtime_error(what + ": HDF5 call failed");
+  return id;
+}
+
+void attr(hid_t obj, const std::string& name, double v, const std::string& ctx);
+void attr(hid_t obj, const std::string& name, std::int64_t v, const std::string& ctx);
+void attr(hid_t obj, const std::string& name, const std::string& v, const std::string& ctx);
+void attr(hid_t obj, const std::string& name, const std::vector<double>& v, const std::string& ctx);
+void attr(hid_t obj, const std::string& name, const std::vector<std::uint64_t>& v, const std::string& ctx);
+void attr(hid_t obj, const std::string& name, const std::vector<std::uint32_t>& v, const std::string& ctx);
+
+Handle createGroup(hid_t parent, const std::string& name, const std::string& ctx);
+
+} // namespace caustic::h5

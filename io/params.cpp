@@ -1,0 +1,412 @@
+#include "io/params.hpp"
+
+#include "pm/linear_power.hpp"
+
+#include <toml++/toml.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace caustic {
+
+namespace {
+
+std::string show(const toml::node& n) {
+  std::ostringstream s;
+  if (auto t = n.as_table())
+    s << "{table}";
+  else if (auto a = n.as_array())
+    s << *a;
+  else if (auto v = n.as_string())
+    s << '"' << v->get() << '"';
+  else if (auto v = n.as_integer())
+    s << v->get();
+  else if (auto v = n.as_floating_point())
+    s << v->get();
+  else if (auto v = n.as_boolean())
+    s << (v->get() ? "true" : "false");
+  else
+    s << "<" << n.type() << ">";
+  return s.str();
+}
+
+std::string typeName(const toml::node& n) {
+  switch (n.type()) {
+  case toml::node_type::table: return "table";
+  case toml::node_type::array: return "array";
+  case toml::node_type::string: return "string";
+  case toml::node_type::integer: return "integer";
+  case toml::node_type::floating_point: return "number";
+  case toml::node_type::boolean: return "boolean";
+  default: return "date/time";
+  }
+}
+
+std::string fmt(double v) {
+  std::ostringstream s;
+  s.precision(10);
+  s << v;
+  return s.str();
+}
+
+// Reads the keys of one section, remembering which were used so that unknown keys (typos)
+// are refused.
+class Section {
+public:
+  Section(toml::table* root, const std::string& name, bool required = true) : _name(name) {
+    toml::node* n = root->get(name);
+    if (n) {
+      if (!n->is_table())
+        throw ParamError("[" + name + "]: expected a table (section), found a " + typeName(*n));
+      _t = n->as_table();
+    } else if (required) {
+      throw ParamError("[" + name + "]: missing section");
+    }
+  }
+
+  std::string key(const std::string& k) const { return _name + "." + k; }
+
+  const toml::node* find(const std::string& k) {
+    _known.insert(k);
+    return _t ? _t->get(k) : nullptr;
+  }
+
+  double number(const std::string& k, std::optional<double> def, const std::string& expect) {
+    const toml::node* n = find(k);
+    if (!n) {
+      if (def)
+        return *def;
+      throw ParamError(key(k) + ": missing; expected " + expect);
+    }
+    if (!(n->is_integer() || n->is_floating_point()))
+      throw ParamError(key(k) + " = " + show(*n) + ": wrong type (" + typeName(*n) + "); expected " +
+                       expect);
+    const double v = n->is_integer() ? double(n->as_integer()->get()) : n->as_floating_point()->get();
+    if (!std::isfinite(v))
+      throw ParamError(key(k) + " = " + show(*n) + ": not finite; expected " + expect);
+    return v;
+  }
+
+  std::int64_t integer(const std::string& k, std::optional<std::int64_t> def, const std::string& expect) {
+    const toml::node* n = find(k);
+    if (!n) {
+      if (def)
+        return *def;
+      throw ParamError(key(k) + ": missing; expected " + expect);
+    }
+    if (!n->is_integer())
+      throw ParamError(key(k) + " = " + show(*n) + ": wrong type (" + typeName(*n) + "); expected " +
+                       expect);
+    return n->as_integer()->get();
+  }
+
+  bool boolean(const std::string& k, bool def) {
+    const toml::node* n = find(k);
+    if (!n)
+      return def;
+    if (!n->is_boolean())
+      throw ParamError(key(k) + " = " + show(*n) + ": wrong type (" + typeName(*n) +
+                       "); expected true or false");
+    return n->as_boolean()->get();
+  }
+
+  std::string choice(const std::string& k, const std::string& def, const std::vector<std::string>& allowed) {
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "\"" : ", \"") + a + "\"";
+    const toml::node* n = find(k);
+    if (!n)
+      return def;
+    if (!n->is_string())
+      throw ParamError(key(k) + " = " + show(*n) + ": wrong type (" + typeName(*n) +
+                       "); expected one of " + list);
+    const std::string v = n->as_string()->get();
+    for (const auto& a : allowed)
+      if (v == a)
+        return v;
+    throw ParamError(key(k) + " = \"" + v + "\": not allowed; expected one of " + list);
+  }
+
+  std::optional<std::string> string(const std::string& k) {
+    const toml::node* n = find(k);
+    if (!n)
+      return std::nullopt;
+    if (!n->is_string())
+      throw ParamError(key(k) + " = " + show(*n) + ": wrong type (" + typeName(*n) + "); expected a string");
+    return n->as_string()->get();
+  }
+
+  std::optional<std::vector<double>> numbers(const std::string& k, const std::string& expect) {
+    const toml::node* n = find(k);
+    if (!n)
+      return std::nullopt;
+    std::vector<double> out;
+    if (n->is_integer() || n->is_floating_point()) {
+      out.push_back(number(k, std::nullopt, expect));
+      return out;
+    }
+    if (!n->is_array())
+      throw ParamError(key(k) + " = " + show(*n) + ": wrong type (" + typeName(*n) + "); expected " + expect);
+    for (const auto& e : *n->as_array()) {
+      if (!(e.is_integer() || e.is_floating_point()))
+        throw ParamError(key(k) + " = " + show(*n) + ": element " + show(e) + " is a " + typeName(e) +
+                         "; expected " + expect);
+      out.push_back(e.is_integer() ? double(e.as_integer()->get()) : e.as_floating_point()->get());
+    }
+    return out;
+  }
+
+  // Refuses keys this section does not know.
+  void finish() const {
+    if (!_t)
+      return;
+    for (auto&& [k, v] : *_t) {
+      const std::string ks(k.str());
+      if (!_known.count(ks)) {
+        std::string allowed;
+        for (const auto& a : _known) allowed += (allowed.empty() ? "" : ", ") + a;
+        throw ParamError(key(ks) + " = " + show(v) + ": unknown key; allowed keys in [" + _name +
+                         "]: " + allowed);
+      }
+    }
+  }
+
+private:
+  std::string _name;
+  toml::table* _t = nullptr;
+  std::set<std::string> _known;
+};
+
+void requireRange(bool ok, const std::string& key, double v, const std::string& allowed) {
+  if (!ok)
+    throw ParamError(key + " = " + fmt(v) + ": out of range; allowed: " + allowed);
+}
+
+void applyOverride(toml::table& root, const std::string& ov) {
+  const auto eq = ov.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ParamError("--set " + ov + ": expected section.key=value");
+  const std::string path = ov.substr(0, eq);
+  const std::string value = ov.substr(eq + 1);
+  std::vector<std::string> parts;
+  std::stringstream ps(path);
+  for (std::string p; std::getline(ps, p, '.');) parts.push_back(p);
+  if (parts.size() < 2)
+    throw ParamError("--set " + ov + ": expected section.key=value (e.g. simulation.steps=20)");
+  toml::table* t = &root;
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    if (parts[i].empty())
+      throw ParamError("--set " + ov + ": empty name in the key path");
+    toml::node* n = t->get(parts[i]);
+    if (!n) {
+      t->insert(parts[i], toml::table{});
+      n = t->get(parts[i]);
+    }
+    if (!n->is_table())
+      throw ParamError("--set " + ov + ": " + parts[i] + " is not a section");
+    t = n->as_table();
+  }
+  toml::table parsed;
+  try {
+    parsed = toml::parse("v = " + value);
+  } catch (const toml::parse_error&) {
+    parsed = toml::table{};
+    parsed.insert("v", value); // a bare word is a string
+  }
+  t->insert_or_assign(parts.back(), *parsed.get("v"));
+}
+
+} // namespace
+
+std::string Params::hash() const {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : toml) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+Params loadParams(const std::string& path, const std::vector<std::string>& overrides, int nranks) {
+  std::ifstream in(path);
+  if (!in)
+    throw ParamError("parameter file \"" + path + "\": cannot be opened");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const auto base = std::filesystem::path(path).parent_path().string();
+  return parseParams(ss.str(), overrides, nranks, base.empty() ? "." : base, path);
+}
+
+Params parseParams(const std::string& text, const std::vector<std::string>& overrides, int nranks,
+                   const std::string& base_dir, const std::string& source) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream s;
+    s << source << ":" << e.source().begin.line << ":" << e.source().begin.column
+      << ": TOML syntax error: " << e.description();
+    throw ParamError(s.str());
+  }
+  for (const auto& ov : overrides) applyOverride(root, ov);
+
+  const std::set<std::string> sections = {"cosmology", "power", "simulation", "output"};
+  for (auto&& [k, v] : root) {
+    if (!sections.count(std::string(k.str())))
+      throw ParamError("[" + std::string(k.str()) +
+                       "]: unknown section; allowed: [cosmology], [power], [simulation], [output]");
+  }
+
+  Params p;
+  p.source = source;
+
+  { // [cosmology]
+    Section s(&root, "cosmology");
+    auto& c = p.cosmology;
+    c.Omega_m = s.number("Omega_m", std::nullopt, "a number in (0, 1]");
+    requireRange(c.Omega_m > 0 && c.Omega_m <= 1, s.key("Omega_m"), c.Omega_m, "(0, 1]");
+    c.Omega_b = s.number("Omega_b", std::nullopt, "a number in (0, Omega_m)");
+    requireRange(c.Omega_b > 0 && c.Omega_b < c.Omega_m, s.key("Omega_b"), c.Omega_b,
+                 "(0, Omega_m = " + fmt(c.Omega_m) + ")");
+    c.h = s.number("h", std::nullopt, "a number in (0, 2]");
+    requireRange(c.h > 0 && c.h <= 2, s.key("h"), c.h, "(0, 2]");
+    c.n_s = s.number("n_s", std::nullopt, "a number in (0.5, 1.5)");
+    requireRange(c.n_s > 0.5 && c.n_s < 1.5, s.key("n_s"), c.n_s, "(0.5, 1.5)");
+    c.sigma8 = s.number("sigma8", std::nullopt, "a number in (0, 3)");
+    requireRange(c.sigma8 > 0 && c.sigma8 < 3, s.key("sigma8"), c.sigma8, "(0, 3)");
+    c.w0 = s.number("w0", -1.0, "a number in [-3, 0)");
+    requireRange(c.w0 >= -3 && c.w0 < 0, s.key("w0"), c.w0, "[-3, 0)");
+    c.wa = s.number("wa", 0.0, "a number with w0 + wa < 0");
+    requireRange(c.wa >= -5 && c.wa <= 5 && c.w0 + c.wa < 0, s.key("wa"), c.wa,
+                 "[-5, 5] with w0 + wa < 0 (dark energy subdominant at early times)");
+    c.T_cmb = s.number("T_cmb", 2.7255, "a number in (0, 10] K");
+    requireRange(c.T_cmb > 0 && c.T_cmb <= 10, s.key("T_cmb"), c.T_cmb, "(0, 10] K");
+    s.finish();
+  }
+
+  { // [simulation]
+    Section s(&root, "simulation");
+    auto& m = p.simulation;
+    m.box = s.number("box", std::nullopt, "a box side in Mpc/h, > 0");
+    requireRange(m.box > 0, s.key("box"), m.box, "> 0 (Mpc/h)");
+    const auto np = s.integer("particles", std::nullopt, "an even integer >= 4 (particles per side)");
+    if (np < 4 || np > 8192 || np % 2)
+      throw ParamError(s.key("particles") + " = " + std::to_string(np) +
+                       ": not allowed; expected an even integer in [4, 8192] (particles per side)");
+    m.particles = static_cast<int>(np);
+    const auto nm = s.integer("mesh", 2 * np, "an even integer >= simulation.particles");
+    if (nm % 2 || nm > 16384)
+      throw ParamError(s.key("mesh") + " = " + std::to_string(nm) +
+                       ": not allowed; expected an even integer <= 16384 (mesh cells per side)");
+    if (nm < np)
+      throw ParamError(s.key("mesh") + " = " + std::to_string(nm) +
+                       ": smaller than the particle grid (simulation.particles = " + std::to_string(np) +
+                       "); allowed: mesh >= particles");
+    m.mesh = static_cast<int>(nm);
+    if (nranks > np)
+      throw ParamError(s.key("particles") + " = " + std::to_string(np) + ": more MPI ranks (" +
+                       std::to_string(nranks) + ") than lattice planes; allowed: at most " +
+                       std::to_string(np) + " ranks");
+    if (nranks > nm)
+      throw ParamError(s.key("mesh") + " = " + std::to_string(nm) + ": more MPI ranks (" +
+                       std::to_string(nranks) + ") than mesh planes; allowed: at most " +
+                       std::to_string(nm) + " ranks");
+    m.a_start = s.number("a_start", 0.02, "a scale factor in [1e-3, 1)");
+    requireRange(m.a_start >= 1e-3 && m.a_start < 1, s.key("a_start"), m.a_start, "[1e-3, 1)");
+    m.a_end = s.number("a_end", 1.0, "a scale factor in (a_start, 2]");
+    if (!(m.a_end > m.a_start && m.a_end <= 2))
+      throw ParamError(s.key("a_end") + " = " + fmt(m.a_end) + ": not allowed; expected a_start (" +
+                       fmt(m.a_start) + ") < a_end <= 2");
+    const auto st = s.integer("steps", 10, "an integer in [1, 100000]");
+    if (st < 1 || st > 100000)
+      throw ParamError(s.key("steps") + " = " + std::to_string(st) + ": out of range; allowed: [1, 100000]");
+    m.steps = static_cast<int>(st);
+    m.spacing = s.choice("spacing", "linear", {"linear", "log"}) == "log" ? SimulationParams::Spacing::Log
+                                                                          : SimulationParams::Spacing::Linear;
+    const auto lo = s.integer("lpt_order", 2, "1 (Zel'dovich) or 2 (2LPT)");
+    if (lo != 1 && lo != 2)
+      throw ParamError(s.key("lpt_order") + " = " + std::to_string(lo) +
+                       ": not allowed; expected 1 (Zel'dovich) or 2 (2LPT)");
+    m.lpt_order = static_cast<int>(lo);
+    const auto seed = s.integer("seed", 1, "a non-negative integer");
+    if (seed < 0)
+      throw ParamError(s.key("seed") + " = " + std::to_string(seed) + ": negative; expected an integer >= 0");
+    m.seed = static_cast<std::uint64_t>(seed);
+    m.fixed_amplitude = s.boolean("fixed_amplitude", false);
+    m.paired = s.boolean("paired", false);
+    m.double_precision = s.choice("precision", "single", {"single", "double"}) == "double";
+    s.finish();
+  }
+
+  { // [power]
+    Section s(&root, "power", false);
+    const std::string type = s.choice("type", "eisenstein_hu", {"eisenstein_hu", "tabulated"});
+    p.power.type = type == "tabulated" ? PowerParams::Type::Tabulated : PowerParams::Type::EisensteinHu;
+    auto file = s.string("file");
+    p.power.normalize = s.boolean("normalize", p.power.type == PowerParams::Type::EisensteinHu);
+    if (p.power.type == PowerParams::Type::Tabulated) {
+      if (!file || file->empty())
+        throw ParamError("power.file: missing; power.type = \"tabulated\" needs a file with columns "
+                         "k [h/Mpc], P(k) [(Mpc/h)^3]");
+      std::filesystem::path fp(*file);
+      if (fp.is_relative())
+        fp = std::filesystem::path(base_dir) / fp;
+      if (!std::filesystem::is_regular_file(fp))
+        throw ParamError("power.file = \"" + *file + "\": no such file (looked for " + fp.string() + ")");
+      p.power.file = fp.string();
+      // Read it now: a malformed table or a too-short k range is an input error.
+      try {
+        const auto lp = LinearPower::fromTable(p.power.file, p.cosmology, p.power.normalize);
+        const double kf = 2 * M_PI / p.simulation.box;
+        lp.requireRange(kf, kf * std::sqrt(3.0) * (p.simulation.particles / 2), "power.file");
+      } catch (const std::runtime_error& e) {
+        throw ParamError(e.what());
+      }
+    } else if (file) {
+      throw ParamError("power.file = \"" + *file + "\": only used with power.type = \"tabulated\"");
+    }
+    s.finish();
+  }
+
+  { // [output]
+    Section s(&root, "output", false);
+    auto& o = p.output;
+    if (auto d = s.string("directory")) {
+      if (d->empty())
+        throw ParamError("output.directory = \"\": expected a directory path");
+      o.directory = *d;
+    }
+    const auto a = s.numbers("a", "a list of scale factors in [a_start, a_end]");
+    o.a = a ? *a : std::vector<double>{p.simulation.a_end};
+    for (std::size_t i = 0; i < o.a.size(); ++i) {
+      if (!(o.a[i] >= p.simulation.a_start && o.a[i] <= p.simulation.a_end))
+        throw ParamError("output.a = " + fmt(o.a[i]) + ": outside the run; allowed: [a_start, a_end] = [" +
+                         fmt(p.simulation.a_start) + ", " + fmt(p.simulation.a_end) + "]");
+      if (i > 0 && !(o.a[i] > o.a[i - 1]))
+        throw ParamError("output.a = " + fmt(o.a[i]) + ": not after " + fmt(o.a[i - 1]) +
+                         "; the list must be strictly ascending");
+    }
+    o.initial_conditions = s.boolean("initial_conditions", true);
+    o.snapshots = s.boolean("snapshots", true);
+    o.power_spectrum = s.boolean("power_spectrum", true);
+    o.density = s.boolean("density", false);
+    o.double_precision = s.choice("snapshot_precision", "single", {"single", "double"}) == "double";
+    o.window = s.choice("window", "cic", {"cic", "tsc"});
+    o.interlace = s.boolean("interlace", true);
+    o.subtract_shot_noise = s.boolean("subtract_shot_noise", false);
+    s.finish();
+  }
+
+  std::ostringstream t;
+  t << root;
+  p.toml = t.str();
+  return p;
+}
+
+} // namespace caustic

@@ -1,0 +1,73 @@
+#pragma once
+// Run parameters: one immutable, validated struct built from a TOML file plus command-line
+// overrides. Every defect raises ParamError naming the key, the value and what is allowed.
+#include "pm/cosmology.hpp"
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace caustic {
+
+class ParamError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+struct PowerParams {
+  enum class Type { EisensteinHu, Tabulated };
+  Type type = Type::EisensteinHu;
+  std::string file;      // tabulated k [h/Mpc], P(k) [(Mpc/h)^3] at a = 1 (resolved path)
+  bool normalize = true; // rescale to cosmology.sigma8 (default: true for EH, false for tables)
+};
+
+struct SimulationParams {
+  double box = 0;          // side [Mpc/h]
+  int particles = 0;       // per side
+  int mesh = 0;            // PM mesh per side
+  double a_start = 0.02;
+  double a_end = 1.0;
+  int steps = 10;
+  enum class Spacing { Linear, Log };
+  Spacing spacing = Spacing::Linear; // of the time steps in a
+  int lpt_order = 2;
+  std::uint64_t seed = 0;
+  bool fixed_amplitude = false;
+  bool paired = false;
+  bool double_precision = false; // mesh precision (float by default, as is usual for PM)
+};
+
+struct OutputParams {
+  std::string directory = "output";
+  std::vector<double> a;           // output scale factors, ascending, in [a_start, a_end]
+  bool initial_conditions = true;  // write the IC snapshot
+  bool snapshots = true;           // write snapshots at output a
+  bool power_spectrum = true;      // write power spectrum tables
+  bool density = false;            // write the painted density field
+  bool double_precision = false;   // snapshot Coordinates/Velocities as float64
+  std::string window = "cic";      // power-spectrum window: cic | tsc
+  bool interlace = true;
+  bool subtract_shot_noise = false;
+};
+
+struct Params {
+  CosmologyParams cosmology;
+  PowerParams power;
+  SimulationParams simulation;
+  OutputParams output;
+  std::string toml;   // the effective parameters (file plus overrides) as TOML text
+  std::string source; // path of the parameter file
+
+  // FNV-1a 64-bit hash of the effective TOML text, as 16 hex digits.
+  std::string hash() const;
+};
+
+// Parses `path` with "section.key=value" overrides (values in TOML syntax; bare words are
+// strings) and validates everything, including that `nranks` MPI ranks fit the mesh.
+Params loadParams(const std::string& path, const std::vector<std::string>& overrides, int nranks);
+// Same from TOML text; relative file paths resolve against `base_dir`.
+Params parseParams(const std::string& text, const std::vector<std::string>& overrides,
+                   int nranks, const std::string& base_dir = ".", const std::string& source = "<string>");
+
+} // namespace caustic

@@ -1,0 +1,180 @@
+#include "io/snapshot.hpp"
+
+#include "io/atomic_file.hpp"
+#include "io/hdf5_util.hpp"
+#include "pm/profiling.hpp"
+
+#include <toml++/toml.h>
+
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+namespace caustic {
+
+namespace {
+
+// Critical density today in 1e10 Msun/h per (Mpc/h)^3.
+constexpr double kRhoCrit = 27.75366;
+
+// Writes a (n_total x ncomp) dataset collectively; this rank's rows start at `offset`.
+void writeRows(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type, const void* data,
+               std::uint64_t n_total, std::uint64_t n_local, std::uint64_t offset, int ncomp,
+               const std::string& units, const std::string& ctx) {
+  using h5::check;
+  using h5::Handle;
+  const int rank = ncomp > 1 ? 2 : 1;
+  hsize_t gdims[2] = {n_total, static_cast<hsize_t>(ncomp)};
+  hsize_t ldims[2] = {n_local, static_cast<hsize_t>(ncomp)};
+  hsize_t start[2] = {offset, 0};
+  Handle fspace(check(H5Screate_simple(rank, gdims, nullptr), ctx + ": dataspace " + name), H5Sclose);
+  Handle dset(check(H5Dcreate2(file, name.c_str(), file_type, fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                    ctx + ": create dataset " + name),
+              H5Dclose);
+  Handle mspace(check(H5Screate_simple(rank, ldims, nullptr), ctx + ": memory space " + name), H5Sclose);
+  if (n_local > 0) {
+    check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, ldims, nullptr), ctx + ": select " + name);
+  } else {
+    H5Sselect_none(fspace);
+    H5Sselect_none(mspace);
+  }
+  Handle xfer(check(H5Pcreate(H5P_DATASET_XFER), ctx), H5Pclose);
+  H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
+  if (H5Dwrite(dset, mem_type, mspace, fspace, xfer, data) < 0)
+    throw std::runtime_error(ctx + ": writing dataset " + name + " failed");
+  h5::attr(dset, "units", units, ctx);
+}
+
+// Every run parameter as an attribute "section.key" of `group`.
+void writeParameters(hid_t group, const Params& params, const std::string& ctx) {
+  h5::attr(group, "toml", params.toml, ctx);
+  h5::attr(group, "parameter_hash", params.hash(), ctx);
+  const toml::table root = toml::parse(params.toml);
+  for (auto&& [sk, sv] : root) {
+    const auto* sec = sv.as_table();
+    if (!sec)
+      continue;
+    for (auto&& [k, v] : *sec) {
+      const std::string name = std::string(sk.str()) + "." + std::string(k.str());
+      if (auto x = v.as_floating_point())
+        h5::attr(group, name, x->get(), ctx);
+      else if (auto i = v.as_integer())
+        h5::attr(group, name, static_cast<std::int64_t>(i->get()), ctx);
+      else if (auto b = v.as_boolean())
+        h5::attr(group, name, static_cast<std::int64_t>(b->get()), ctx);
+      else if (auto s = v.as_string())
+        h5::attr(group, name, s->get(), ctx);
+      else if (auto a = v.as_array()) {
+        std::vector<double> vals;
+        for (auto& e : *a) vals.push_back(e.value<double>().value_or(NAN));
+        h5::attr(group, name, vals, ctx);
+      }
+    }
+  }
+}
+
+} // namespace
+
+double particleMass(const Params& params) {
+  const double L = params.simulation.box;
+  const double n = params.simulation.particles;
+  return params.cosmology.Omega_m * kRhoCrit * L * L * L / (n * n * n);
+}
+
+void writeSnapshot(const std::string& path, const Comm& comm, const Particles& parts,
+                   const SnapshotInfo& info, const Params& params) {
+  ScopedRegion region("caustic::writeSnapshot");
+  using h5::check;
+  using h5::Handle;
+  const std::string tmp = temporaryName(path);
+  const std::string ctx = "writeSnapshot(" + path + ")";
+
+  const std::uint64_t n_local = parts.size();
+  std::uint64_t offset = 0, n_total = 0;
+  mpiCheck(MPI_Exscan(&n_local, &offset, 1, MPI_UINT64_T, MPI_SUM, comm.get()), ctx.c_str());
+  if (comm.rank() == 0)
+    offset = 0;
+  mpiCheck(MPI_Allreduce(&n_local, &n_total, 1, MPI_UINT64_T, MPI_SUM, comm.get()), ctx.c_str());
+
+  int ok = 1;
+  std::string error;
+  try {
+    Handle fapl(check(H5Pcreate(H5P_FILE_ACCESS), ctx), H5Pclose);
+    check(H5Pset_fapl_mpio(fapl, comm.get(), MPI_INFO_NULL), ctx + ": MPI-IO driver");
+    Handle file(check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), ctx + ": create " + tmp),
+                H5Fclose);
+    {
+      Handle hdr = h5::createGroup(file, "Header", ctx);
+      const auto& c = params.cosmology;
+      std::vector<std::uint64_t> npart(6, 0);
+      npart[1] = n_total;
+      std::vector<std::uint32_t> high(6, 0);
+      high[1] = static_cast<std::uint32_t>(n_total >> 32);
+      std::vector<double> mass(6, 0.0);
+      mass[1] = info.particle_mass;
+      h5::attr(hdr, "BoxSize", params.simulation.box, ctx);
+      h5::attr(hdr, "Time", info.a, ctx);
+      h5::attr(hdr, "Redshift", 1.0 / info.a - 1.0, ctx);
+      h5::attr(hdr, "NumPart_ThisFile", npart, ctx);
+      h5::attr(hdr, "NumPart_Total", npart, ctx);
+      h5::attr(hdr, "NumPart_Total_HighWord", high, ctx);
+      h5::attr(hdr, "MassTable", mass, ctx);
+      h5::attr(hdr, "NumFilesPerSnapshot", std::int64_t(1), ctx);
+      h5::attr(hdr, "Omega0", c.Omega_m, ctx);
+      h5::attr(hdr, "OmegaLambda", 1.0 - c.Omega_m, ctx);
+      h5::attr(hdr, "OmegaBaryon", c.Omega_b, ctx);
+      h5::attr(hdr, "HubbleParam", c.h, ctx);
+      h5::attr(hdr, "Flag_DoublePrecision", std::int64_t(params.output.double_precision), ctx);
+      h5::attr(hdr, "UnitLength_in_cm", 3.085678e24, ctx);
+      h5::attr(hdr, "UnitMass_in_g", 1.989e43, ctx);
+      h5::attr(hdr, "UnitVelocity_in_cm_per_s", 1e5, ctx);
+      h5::attr(hdr, "Code", std::string("Caustic"), ctx);
+    }
+    {
+      Handle par = h5::createGroup(file, "Parameters", ctx);
+      writeParameters(par, params, ctx);
+    }
+    Handle pt = h5::createGroup(file, "PartType1", ctx);
+    auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
+    auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
+    auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+    // Gadget velocity: v_pec / sqrt(a) [km/s], v_pec = a dx/dt = p / a [100 km/s].
+    const double vfac = 100.0 / (info.a * std::sqrt(info.a));
+    const bool dbl = params.output.double_precision;
+    std::vector<double> xd, vd;
+    std::vector<float> xf, vf;
+    for (std::uint64_t i = 0; i < n_local; ++i)
+      for (int c = 0; c < 3; ++c) {
+        if (dbl) {
+          xd.push_back(hx(i, c));
+          vd.push_back(hp(i, c) * vfac);
+        } else {
+          xf.push_back(static_cast<float>(hx(i, c)));
+          vf.push_back(static_cast<float>(hp(i, c) * vfac));
+        }
+      }
+    const hid_t mt = dbl ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT;
+    const hid_t ft = dbl ? H5T_IEEE_F64LE : H5T_IEEE_F32LE;
+    writeRows(pt, "Coordinates", mt, ft, dbl ? (const void*)xd.data() : (const void*)xf.data(), n_total,
+              n_local, offset, 3, "Mpc/h (comoving)", ctx);
+    writeRows(pt, "Velocities", mt, ft, dbl ? (const void*)vd.data() : (const void*)vf.data(), n_total,
+              n_local, offset, 3, "km/s (peculiar velocity / sqrt(a), Gadget convention)", ctx);
+    writeRows(pt, "ParticleIDs", H5T_NATIVE_UINT64, H5T_STD_U64LE, hid.data(), n_total, n_local, offset, 1,
+              "Lagrangian lattice index (i*N + j)*N + k", ctx);
+  } catch (const std::exception& e) {
+    ok = 0;
+    error = e.what();
+  }
+  int all_ok = 0;
+  MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm.get());
+  if (!all_ok) {
+    if (comm.rank() == 0)
+      std::remove(tmp.c_str());
+    throw std::runtime_error(error.empty() ? ctx + ": failed on another rank" : error);
+  }
+  if (comm.rank() == 0)
+    commitFile(tmp, path);
+  comm.barrier();
+}
+
+} // namespace caustic

@@ -1,0 +1,33 @@
+#pragma once
+// HDF5 snapshots in the Gadget-4 / SWIFT layout, written collectively with parallel HDF5.
+//
+//   /Header      attributes BoxSize [Mpc/h], Time (a), Redshift, NumPart_ThisFile,
+//                NumPart_Total (uint64[6]), NumPart_Total_HighWord, MassTable [1e10 Msun/h],
+//                NumFilesPerSnapshot, Omega0, OmegaLambda, OmegaBaryon, HubbleParam, unit system
+//   /Parameters  every run parameter as an attribute "section.key", plus the TOML text
+//   /PartType1   Coordinates [Mpc/h] (N,3), Velocities [km/s, v_pec / sqrt(a)] (N,3),
+//                ParticleIDs (uint64, Lagrangian lattice index)
+// Each dataset carries a "units" attribute. The file is written under a temporary name and
+// renamed when complete.
+#include "io/params.hpp"
+#include "pm/comm.hpp"
+#include "pm/particles.hpp"
+
+#include <string>
+
+namespace caustic {
+
+struct SnapshotInfo {
+  double a = 1.0;
+  double particle_mass = 0.0; // [1e10 Msun/h]
+  std::uint64_t total_particles = 0;
+};
+
+// Collective over `comm`. Throws std::runtime_error naming the path on any HDF5 failure.
+void writeSnapshot(const std::string& path, const Comm& comm, const Particles& parts,
+                   const SnapshotInfo& info, const Params& params);
+
+// Mean comoving mass per particle [1e10 Msun/h]: Omega_m rho_crit L^3 / N.
+double particleMass(const Params& params);
+
+} // namespace caustic

@@ -1,0 +1,39 @@
+#pragma once
+// MPI communicator owned by the objects that use it (duplicated, freed on destruction).
+#include <mpi.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace caustic {
+
+// Throws std::runtime_error naming `where` when an MPI call fails.
+void mpiCheck(int err, const char* where);
+
+class Comm {
+public:
+  // Duplicates `comm`; the duplicate is freed when the last copy of this object goes away.
+  explicit Comm(MPI_Comm comm);
+  MPI_Comm get() const { return *_comm; }
+  int rank() const { return _rank; }
+  int size() const { return _size; }
+  void barrier() const;
+
+private:
+  std::shared_ptr<MPI_Comm> _comm;
+  int _rank = 0;
+  int _size = 1;
+};
+
+// MPI datatype of a C++ arithmetic type.
+template <class T> MPI_Datatype mpiType();
+template <> inline MPI_Datatype mpiType<double>() { return MPI_DOUBLE; }
+template <> inline MPI_Datatype mpiType<float>() { return MPI_FLOAT; }
+template <> inline MPI_Datatype mpiType<long long>() { return MPI_LONG_LONG; }
+template <> inline MPI_Datatype mpiType<unsigned long long>() { return MPI_UNSIGNED_LONG_LONG; }
+template <> inline MPI_Datatype mpiType<unsigned long>() { return MPI_UNSIGNED_LONG; }
+template <> inline MPI_Datatype mpiType<long>() { return MPI_LONG; }
+template <> inline MPI_Datatype mpiType<int>() { return MPI_INT; }
+
+} // namespace caustic

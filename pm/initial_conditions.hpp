@@ -1,0 +1,25 @@
+#pragma once
+// Initial conditions: white noise -> linear density -> LPT displacements -> particles.
+#include "pm/cosmology.hpp"
+#include "pm/linear_power.hpp"
+#include "pm/lpt.hpp"
+#include "pm/mesh.hpp"
+#include "pm/particles.hpp"
+#include "pm/white_noise.hpp"
+
+namespace caustic {
+
+struct ICOptions {
+  NoiseOptions noise;
+  int lpt_order = 2;
+  double a_start = 0.02;
+};
+
+// Particles of the lattice `lattice` (one per cell; N = particles per side) at a_start,
+// each rank holding its Lagrangian x-slab. Collective.
+template <class T>
+Particles makeInitialConditions(std::shared_ptr<const SlabDecomposition> lattice,
+                                const Cosmology& cosmo, const LinearPower& power,
+                                const ICOptions& opt);
+
+} // namespace caustic

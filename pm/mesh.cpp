@@ -1,0 +1,150 @@
+#include "pm/mesh.hpp"
+
+#include "pm/profiling.hpp"
+
+#include <mutex>
+#include <stdexcept>
+
+namespace caustic {
+
+namespace {
+
+void initFFTW() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    fftw_mpi_init();
+    fftwf_mpi_init();
+  });
+}
+
+// Precision traits over the fftw_ / fftwf_ APIs.
+template <class T> struct Fftw;
+template <> struct Fftw<double> {
+  using plan = fftw_plan;
+  static ptrdiff_t localSize(ptrdiff_t n, MPI_Comm c, ptrdiff_t* nx, ptrdiff_t* x0, ptrdiff_t* ny,
+                             ptrdiff_t* y0) {
+    return fftw_mpi_local_size_3d_transposed(n, n, n / 2 + 1, c, nx, x0, ny, y0);
+  }
+  static plan r2c(ptrdiff_t n, double* in, MPI_Comm c, unsigned f) {
+    return fftw_mpi_plan_dft_r2c_3d(n, n, n, in, reinterpret_cast<fftw_complex*>(in), c,
+                                    f | FFTW_MPI_TRANSPOSED_OUT);
+  }
+  static plan c2r(ptrdiff_t n, double* in, MPI_Comm c, unsigned f) {
+    return fftw_mpi_plan_dft_c2r_3d(n, n, n, reinterpret_cast<fftw_complex*>(in), in, c,
+                                    f | FFTW_MPI_TRANSPOSED_IN);
+  }
+  static void execR2C(void* p, double* d) {
+    fftw_mpi_execute_dft_r2c(static_cast<plan>(p), d, reinterpret_cast<fftw_complex*>(d));
+  }
+  static void execC2R(void* p, double* d) {
+    fftw_mpi_execute_dft_c2r(static_cast<plan>(p), reinterpret_cast<fftw_complex*>(d), d);
+  }
+  static void destroy(void* p) { fftw_destroy_plan(static_cast<plan>(p)); }
+};
+template <> struct Fftw<float> {
+  using plan = fftwf_plan;
+  static plan r2c(ptrdiff_t n, float* in, MPI_Comm c, unsigned f) {
+    return fftwf_mpi_plan_dft_r2c_3d(n, n, n, in, reinterpret_cast<fftwf_complex*>(in), c,
+                                     f | FFTW_MPI_TRANSPOSED_OUT);
+  }
+  static plan c2r(ptrdiff_t n, float* in, MPI_Comm c, unsigned f) {
+    return fftwf_mpi_plan_dft_c2r_3d(n, n, n, reinterpret_cast<fftwf_complex*>(in), in, c,
+                                     f | FFTW_MPI_TRANSPOSED_IN);
+  }
+  static void execR2C(void* p, float* d) {
+    fftwf_mpi_execute_dft_r2c(static_cast<plan>(p), d, reinterpret_cast<fftwf_complex*>(d));
+  }
+  static void execC2R(void* p, float* d) {
+    fftwf_mpi_execute_dft_c2r(static_cast<plan>(p), reinterpret_cast<fftwf_complex*>(d), d);
+  }
+  static void destroy(void* p) { fftwf_destroy_plan(static_cast<plan>(p)); }
+};
+
+} // namespace
+
+SlabDecomposition::SlabDecomposition(MPI_Comm comm, int n, double box)
+    : _comm(comm), _n(n), _box(box) {
+  if (n < 2 || n % 2 != 0)
+    throw std::invalid_argument("SlabDecomposition: mesh size " + std::to_string(n) +
+                                " must be an even integer >= 2");
+  if (n < _comm.size())
+    throw std::invalid_argument("SlabDecomposition: mesh size " + std::to_string(n) +
+                                " has fewer planes than the " + std::to_string(_comm.size()) +
+                                " MPI ranks");
+  initFFTW();
+  ptrdiff_t nx, x0, ny, y0;
+  const ptrdiff_t alloc = Fftw<double>::localSize(n, _comm.get(), &nx, &x0, &ny, &y0);
+  _localNx = static_cast<int>(nx);
+  _xStart = static_cast<int>(x0);
+  _localNy = static_cast<int>(ny);
+  _yStart = static_cast<int>(y0);
+  _allocComplex = alloc > 0 ? static_cast<std::size_t>(alloc) : 1;
+  const int size = _comm.size();
+  _xStarts.resize(size);
+  _localNxs.resize(size);
+  mpiCheck(MPI_Allgather(&_xStart, 1, MPI_INT, _xStarts.data(), 1, MPI_INT, _comm.get()),
+           "SlabDecomposition");
+  mpiCheck(MPI_Allgather(&_localNx, 1, MPI_INT, _localNxs.data(), 1, MPI_INT, _comm.get()),
+           "SlabDecomposition");
+  _planeOwner.assign(n, -1);
+  for (int r = 0; r < size; ++r)
+    for (int i = 0; i < _localNxs[r]; ++i) _planeOwner[_xStarts[r] + i] = r;
+}
+
+double SlabDecomposition::kFundamental() const { return 2.0 * M_PI / _box; }
+
+int SlabDecomposition::ownerOfPlane(long ix) const {
+  long w = ix % _n;
+  if (w < 0)
+    w += _n;
+  return _planeOwner[static_cast<std::size_t>(w)];
+}
+
+template <class T>
+Field<T>::Field(std::shared_ptr<const SlabDecomposition> decomp, const std::string& label)
+    : _decomp(std::move(decomp)), _data(label, _decomp->realAlloc()) {}
+
+template <class T>
+FFT<T>::FFT(std::shared_ptr<const SlabDecomposition> decomp, unsigned flags)
+    : _decomp(std::move(decomp)) {
+  Field<T> scratch(_decomp, "caustic::FFT::scratch");
+  const MPI_Comm c = _decomp->comm().get();
+  _r2c = Fftw<T>::r2c(_decomp->n(), scratch.real().data(), c, flags);
+  _c2r = Fftw<T>::c2r(_decomp->n(), scratch.real().data(), c, flags);
+  if (!_r2c || !_c2r)
+    throw std::runtime_error("FFT::FFT: FFTW could not make a plan for a " +
+                             std::to_string(_decomp->n()) + "^3 mesh");
+}
+
+template <class T> FFT<T>::~FFT() {
+  if (_r2c)
+    Fftw<T>::destroy(_r2c);
+  if (_c2r)
+    Fftw<T>::destroy(_c2r);
+}
+
+template <class T> void FFT<T>::forward(Field<T>& f) const {
+  ScopedRegion region("caustic::FFT::forward");
+  Kokkos::fence();
+  Fftw<T>::execR2C(_r2c, f.real().data());
+}
+
+template <class T> void FFT<T>::backward(Field<T>& f) const {
+  ScopedRegion region("caustic::FFT::backward");
+  Kokkos::fence();
+  Fftw<T>::execC2R(_c2r, f.real().data());
+  const int n = _decomp->n();
+  const T norm = T(1.0 / (static_cast<double>(n) * n * n));
+  auto d = f.real();
+  Kokkos::parallel_for(
+      "caustic::FFT::normalise", Kokkos::RangePolicy<>(0, d.extent(0)),
+      KOKKOS_LAMBDA(const std::size_t i) { d(i) *= norm; });
+  Kokkos::fence();
+}
+
+template class Field<float>;
+template class Field<double>;
+template class FFT<float>;
+template class FFT<double>;
+
+} // namespace caustic

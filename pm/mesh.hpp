@@ -1,0 +1,124 @@
+#pragma once
+// Distributed periodic cubic mesh over FFTW-MPI slabs.
+//
+// Real space: the N^3 mesh is split in x-slabs; a rank holds planes [xStart, xStart + localNx),
+// each stored as N x Npad values (Npad = 2 (N/2 + 1), the r2c padding), index (lx, y, z).
+// Fourier space: the transposed layout of FFTW_MPI_TRANSPOSED_OUT; a rank holds y-slabs
+// [yStart, yStart + localNy) of the N x N x (N/2 + 1) half-complex array, index (ly, x, kz).
+// Integer wavenumbers m in (-N/2, N/2] map to k = 2 pi m / L [h/Mpc].
+//
+// Fourier convention (every transform here): forward  F(k) = sum_x f(x) exp(-i k.x),
+//                                            backward f(x) = N^-3 sum_k F(k) exp(+i k.x).
+// Users see planes and modes only through this class, so that a pencil decomposition can
+// replace it without touching them. Ranks may hold zero planes when N is not a multiple of
+// the rank count.
+#include "pm/comm.hpp"
+#include "pm/kmath.hpp"
+
+#include <Kokkos_Core.hpp>
+#include <fftw3-mpi.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace caustic {
+
+class SlabDecomposition {
+public:
+  // Collective over `comm`. Throws std::invalid_argument if n is odd, < 2 or smaller than the
+  // number of ranks.
+  SlabDecomposition(MPI_Comm comm, int n, double box);
+
+  const Comm& comm() const { return _comm; }
+  int n() const { return _n; }
+  double box() const { return _box; }       // side [Mpc/h]
+  double cell() const { return _box / _n; } // cell size [Mpc/h]
+  double kFundamental() const;              // 2 pi / L [h/Mpc]
+
+  int localNx() const { return _localNx; }
+  int xStart() const { return _xStart; }
+  int localNy() const { return _localNy; }
+  int yStart() const { return _yStart; }
+  int nzPad() const { return 2 * (_n / 2 + 1); }
+  int nzComplex() const { return _n / 2 + 1; }
+  // Elements of T per field buffer (at least 1 so that every rank can be handed to FFTW).
+  std::size_t realAlloc() const { return 2 * _allocComplex; }
+  std::size_t complexAlloc() const { return _allocComplex; }
+
+  // Real-space owner of global x-plane ix (any integer; wrapped periodically).
+  int ownerOfPlane(long ix) const;
+  int xStartOf(int rank) const { return _xStarts[rank]; }
+  int localNxOf(int rank) const { return _localNxs[rank]; }
+
+  // Signed integer wavenumber of index i in [0, N): i for i <= N/2, i - N otherwise.
+  KOKKOS_INLINE_FUNCTION static int signedIndex(int i, int n) { return i <= n / 2 ? i : i - n; }
+
+private:
+  Comm _comm;
+  int _n;
+  double _box;
+  int _localNx = 0, _xStart = 0, _localNy = 0, _yStart = 0;
+  std::size_t _allocComplex = 0;
+  std::vector<int> _xStarts, _localNxs, _planeOwner;
+};
+
+// One distributed scalar field in a single in-place buffer, in real or Fourier space.
+template <class T> class Field {
+public:
+  using value_type = T;
+  using complex_type = Kokkos::complex<T>;
+  using real_view = Kokkos::View<T*>;
+  using complex_view = Kokkos::View<complex_type*, Kokkos::MemoryUnmanaged>;
+
+  Field(std::shared_ptr<const SlabDecomposition> decomp, const std::string& label);
+
+  const SlabDecomposition& decomp() const { return *_decomp; }
+  std::shared_ptr<const SlabDecomposition> decompPtr() const { return _decomp; }
+  real_view real() const { return _data; }
+  complex_view complex() const {
+    return complex_view(reinterpret_cast<complex_type*>(_data.data()), _decomp->complexAlloc());
+  }
+  // Flat index of real-space point (lx local plane, y, z).
+  KOKKOS_INLINE_FUNCTION static std::size_t realIndex(int lx, int y, int z, int n) {
+    return (static_cast<std::size_t>(lx) * n + y) * (2 * (n / 2 + 1)) + z;
+  }
+  // Flat index of Fourier mode (ly local y-plane, x, kz) in the transposed layout.
+  KOKKOS_INLINE_FUNCTION static std::size_t complexIndex(int ly, int x, int kz, int n) {
+    return (static_cast<std::size_t>(ly) * n + x) * (n / 2 + 1) + kz;
+  }
+  void setZero() const { Kokkos::deep_copy(_data, T(0)); }
+
+private:
+  std::shared_ptr<const SlabDecomposition> _decomp;
+  real_view _data;
+};
+
+// FFTW-MPI plans for the fields of one decomposition (precision T = float or double).
+template <class T> class FFT {
+public:
+  // Collective. `flags`: FFTW planner flags (FFTW_ESTIMATE, FFTW_MEASURE, ...); plans are made on
+  // a scratch buffer, so planning never touches user data.
+  explicit FFT(std::shared_ptr<const SlabDecomposition> decomp, unsigned flags = FFTW_ESTIMATE);
+  ~FFT();
+  FFT(const FFT&) = delete;
+  FFT& operator=(const FFT&) = delete;
+
+  // In place, real -> Fourier (transposed layout). Unnormalised: F(k) = sum_x f(x) e^{-ik.x}.
+  void forward(Field<T>& f) const;
+  // In place, Fourier -> real, normalised by 1/N^3 so that backward(forward(f)) = f.
+  void backward(Field<T>& f) const;
+
+private:
+  std::shared_ptr<const SlabDecomposition> _decomp;
+  void* _r2c = nullptr;
+  void* _c2r = nullptr;
+};
+
+extern template class Field<float>;
+extern template class Field<double>;
+extern template class FFT<float>;
+extern template class FFT<double>;
+
+} // namespace caustic

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every Debian (bookworm) package Caustic needs to build, test and plot.
+# Idempotent: when everything is present it only checks and returns in a second.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config git clang-format
+  openmpi-bin libopenmpi-dev
+  libfftw3-dev libfftw3-mpi-dev
+  libhdf5-openmpi-dev hdf5-tools
+  libtrilinos-kokkos-dev
+  libtorch-dev
+  librandom123-dev
+  libtomlplusplus-dev
+  nlohmann-json3-dev
+  libcli11-dev
+  libgtest-dev libgmock-dev
+  libbenchmark-dev
+  python3 python3-numpy python3-h5py python3-matplotlib
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "setup: done"

@@ -1,0 +1,123 @@
+#include "commands.hpp"
+
+#include "io/atomic_file.hpp"
+#include "io/snapshot.hpp"
+#include "io/tables.hpp"
+#include "pm/initial_conditions.hpp"
+#include "pm/migrate.hpp"
+#include "pm/power_spectrum.hpp"
+
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+namespace caustic {
+
+namespace {
+
+LinearPower makePower(const Params& params) {
+  if (params.power.type == PowerParams::Type::Tabulated)
+    return LinearPower::fromTable(params.power.file, params.cosmology, params.power.normalize);
+  return LinearPower::eisensteinHu(params.cosmology);
+}
+
+std::string fmt(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+// Makes the output directory on rank 0; every rank learns whether that worked.
+void prepareOutput(const RunContext& ctx, const std::string& dir) {
+  std::string err;
+  if (ctx.root()) {
+    try {
+      makeDirectories(dir);
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+  }
+  int len = static_cast<int>(err.size());
+  MPI_Bcast(&len, 1, MPI_INT, 0, ctx.comm().get());
+  err.resize(len);
+  MPI_Bcast(err.data(), len, MPI_CHAR, 0, ctx.comm().get());
+  if (!err.empty())
+    throw std::runtime_error(err);
+}
+
+template <class T> void runIC(RunContext& ctx, const Params& params) {
+  const auto& sim = params.simulation;
+  const auto& out = params.output;
+  MPI_Comm comm = ctx.comm().get();
+  Cosmology cosmo(params.cosmology);
+  const LinearPower power = makePower(params);
+  ctx.log("cosmology: Omega_m = " + fmt("%.4f", params.cosmology.Omega_m) + ", sigma8 = " +
+          fmt("%.4f", power.sigma(8.0)) + ", D1(a_start) = " + fmt("%.6f", cosmo.D1(sim.a_start)));
+
+  auto lattice = std::make_shared<const SlabDecomposition>(comm, sim.particles, sim.box);
+  ICOptions ico;
+  ico.noise = {sim.seed, sim.fixed_amplitude, sim.paired};
+  ico.lpt_order = sim.lpt_order;
+  ico.a_start = sim.a_start;
+  Particles parts;
+  {
+    PhaseTimer t(ctx, "initial_conditions");
+    parts = makeInitialConditions<T>(lattice, cosmo, power, ico);
+  }
+  const double ntot = static_cast<double>(sim.particles) * sim.particles * sim.particles;
+  ctx.log("initial conditions: " + std::to_string(sim.particles) + "^3 particles, " +
+          (sim.lpt_order == 2 ? "2LPT" : "Zel'dovich") + " at a = " + fmt("%.4f", sim.a_start));
+
+  prepareOutput(ctx, out.directory);
+  const std::filesystem::path dir(out.directory);
+  if (out.initial_conditions) {
+    PhaseTimer t(ctx, "write_snapshot");
+    const std::string path = (dir / "ic.hdf5").string();
+    writeSnapshot(path, ctx.comm(), parts, {sim.a_start, particleMass(params), std::uint64_t(ntot)}, params);
+    ctx.addOutput("snapshot", path);
+    ctx.log("wrote " + path);
+  }
+  if (out.power_spectrum) {
+    PhaseTimer t(ctx, "power_spectrum");
+    auto mesh = std::make_shared<const SlabDecomposition>(comm, sim.mesh, sim.box);
+    FFT<T> fft(mesh);
+    migrate(parts, *mesh);
+    PowerOptions po;
+    po.window = windowFromName(out.window);
+    po.interlace = out.interlace;
+    po.subtract_shot_noise = out.subtract_shot_noise;
+    const PowerSpectrum ps = measurePower<T>(parts, ntot, mesh, fft, po);
+    if (ctx.root()) {
+      const std::string path = (dir / "power_ic.txt").string();
+      const double g = cosmo.D1(sim.a_start);
+      std::ostringstream h1;
+      h1 << "caustic initial-condition power spectrum at a = " << sim.a_start << " (z = "
+         << 1.0 / sim.a_start - 1.0 << ")";
+      std::ostringstream h2;
+      h2 << "box " << sim.box << " Mpc/h, " << sim.particles << "^3 particles, mesh " << sim.mesh
+         << "^3, window " << out.window << (out.interlace ? ", interlaced" : "")
+         << ", compensated; parameter hash " << params.hash();
+      writePowerTable(path, ps, {h1.str(), h2.str(), "P_lin: linear theory at the same a, D1(a)^2 P(k)"},
+                      [&](double k) { return g * g * power(k); });
+      ctx.addOutput("power_spectrum", path);
+      ctx.log("wrote " + path);
+    }
+  }
+  const auto summary = ctx.summary("ic", params.hash());
+  if (ctx.root()) {
+    const std::string path = (dir / "ic_summary.json").string();
+    writeTextFile(path, summary.dump(2) + "\n");
+    ctx.log("wrote " + path);
+  }
+}
+
+} // namespace
+
+void runInitialConditions(RunContext& ctx, const Params& params) {
+  if (params.simulation.double_precision)
+    runIC<double>(ctx, params);
+  else
+    runIC<float>(ctx, params);
+}
+
+} // namespace caustic
