@@ -309,14 +309,14 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
                        ": smaller than the particle grid (simulation.particles = " + std::to_string(np) +
                        "); allowed: mesh >= particles");
     m.mesh = static_cast<int>(nm);
-    if (nranks > np)
-      throw ParamError(s.key("particles") + " = " + std::to_string(np) + ": more MPI ranks (" +
-                       std::to_string(nranks) + ") than lattice planes; allowed: at most " +
-                       std::to_string(np) + " ranks");
     if (nranks > nm)
       throw ParamError(s.key("mesh") + " = " + std::to_string(nm) + ": more MPI ranks (" +
                        std::to_string(nranks) + ") than mesh planes; allowed: at most " +
                        std::to_string(nm) + " ranks");
+    if (nranks > np)
+      throw ParamError(s.key("particles") + " = " + std::to_string(np) + ": more MPI ranks (" +
+                       std::to_string(nranks) + ") than lattice planes; allowed: at most " +
+                       std::to_string(np) + " ranks");
     m.a_start = s.number("a_start", 0.02, "a scale factor in [1e-3, 1)");
     requireRange(m.a_start >= 1e-3 && m.a_start < 1, s.key("a_start"), m.a_start, "[1e-3, 1)");
     m.a_end = s.number("a_end", 1.0, "a scale factor in (a_start, 2]");

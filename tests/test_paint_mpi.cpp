@@ -1,0 +1,157 @@
+// Painting and migration: mass conservation, distributed against serial painting of the same
+// particles, a uniform lattice paints a uniform field, migration delivers each particle.
+#include "pm/migrate.hpp"
+#include "pm/painter.hpp"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+
+using namespace caustic;
+
+namespace {
+
+// The same `count` random particles on every rank (positions in [0, L)).
+Particles randomParticles(std::size_t count, double L, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(0.0, L);
+  Particles p(count);
+  auto x = Kokkos::create_mirror_view(p.x);
+  auto id = Kokkos::create_mirror_view(p.id);
+  for (std::size_t i = 0; i < count; ++i) {
+    for (int c = 0; c < 3; ++c) x(i, c) = u(rng);
+    id(i) = i;
+  }
+  // A few particles exactly on cell faces and at the box edge.
+  x(0, 0) = 0.0;
+  x(1, 0) = L * (1 - 1e-16);
+  x(2, 0) = L / 2;
+  Kokkos::deep_copy(p.x, x);
+  Kokkos::deep_copy(p.id, id);
+  return p;
+}
+
+// This rank's share (round robin), not yet on the owning ranks.
+Particles share(const Particles& all, int rank, int size) {
+  auto x = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.x);
+  auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.id);
+  std::vector<std::size_t> mine;
+  for (std::size_t i = rank; i < all.size(); i += size) mine.push_back(i);
+  Particles p(mine.size());
+  auto px = Kokkos::create_mirror_view(p.x);
+  auto pid = Kokkos::create_mirror_view(p.id);
+  for (std::size_t j = 0; j < mine.size(); ++j) {
+    for (int c = 0; c < 3; ++c) px(j, c) = x(mine[j], c);
+    pid(j) = id(mine[j]);
+  }
+  Kokkos::deep_copy(p.x, px);
+  Kokkos::deep_copy(p.id, pid);
+  return p;
+}
+
+double localSum(const Field<double>& f) {
+  const auto& d = f.decomp();
+  const int n = d.n();
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), f.real());
+  double s = 0;
+  for (int lx = 0; lx < d.localNx(); ++lx)
+    for (int y = 0; y < n; ++y)
+      for (int z = 0; z < n; ++z) s += h(Field<double>::realIndex(lx, y, z, n));
+  return s;
+}
+
+} // namespace
+
+TEST(Migrate, EveryParticleEndsOnItsOwner) {
+  int rank, size;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const double L = 10.0;
+  auto d = std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, 10, L);
+  const auto all = randomParticles(3000, L, 1);
+  Particles p = share(all, rank, size);
+  migrate(p, *d);
+  auto x = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), p.x);
+  auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), p.id);
+  auto ax = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.x);
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    EXPECT_EQ(ownerOfPosition(x(i, 0), *d), rank);
+    for (int c = 0; c < 3; ++c) EXPECT_EQ(x(i, c), ax(id(i), c)); // data travelled with its id
+  }
+  // All ids present exactly once.
+  long local = long(p.size()), total = 0;
+  MPI_Allreduce(&local, &total, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
+  EXPECT_EQ(total, 3000);
+  std::vector<std::uint64_t> mine(id.data(), id.data() + p.size());
+  std::vector<int> counts(size), displ(size);
+  int n = int(mine.size());
+  MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD);
+  for (int r = 1; r < size; ++r) displ[r] = displ[r - 1] + counts[r - 1];
+  std::vector<std::uint64_t> ids(3000);
+  MPI_Allgatherv(mine.data(), n, MPI_UINT64_T, ids.data(), counts.data(), displ.data(), MPI_UINT64_T,
+                 MPI_COMM_WORLD);
+  EXPECT_EQ(std::set<std::uint64_t>(ids.begin(), ids.end()).size(), 3000u);
+  // A second migration moves nothing.
+  EXPECT_EQ(migrate(p, *d), 0u);
+}
+
+TEST(Paint, DistributedEqualsSerialAndConservesMass) {
+  int rank, size;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const double L = 20.0, mass = 1.7;
+  // n = 6 at 3 ranks gives slabs of 2 planes: TSC with a half-cell shift reaches 2 ranks away.
+  for (int n : {6, 16}) {
+    auto dw = std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, n, L);
+    auto ds = std::make_shared<SlabDecomposition>(MPI_COMM_SELF, n, L);
+    const auto all = randomParticles(2000, L, 7);
+    Particles mine = share(all, rank, size);
+    migrate(mine, *dw);
+    for (Window win : {Window::CIC, Window::TSC})
+      for (double shift : {0.0, 0.5}) {
+        Field<double> w(dw, "w"), s(ds, "s");
+        paint(w, mine, win, mass, shift);
+        paint(s, all, win, mass, shift);
+        double total = 0, local = localSum(w);
+        MPI_Allreduce(&local, &total, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        EXPECT_NEAR(total, 2000 * mass, 1e-10) << windowName(win) << " n=" << n;
+        auto hw = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), w.real());
+        auto hs = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), s.real());
+        double maxdiff = 0;
+        for (int lx = 0; lx < dw->localNx(); ++lx)
+          for (int y = 0; y < n; ++y)
+            for (int z = 0; z < n; ++z)
+              maxdiff = std::max(maxdiff, std::abs(hw(Field<double>::realIndex(lx, y, z, n)) -
+                                                   hs(Field<double>::realIndex(dw->xStart() + lx, y, z, n))));
+        EXPECT_LT(maxdiff, 1e-12) << windowName(win) << " shift " << shift << " n=" << n;
+      }
+  }
+}
+
+TEST(Paint, UniformLatticePaintsUniformField) {
+  int rank, size;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const int np = 8;
+  const double L = 32.0;
+  // Lattice offset by a fraction of a cell: every cell still receives mass (n/np)^-3 per particle.
+  Particles all(np * np * np);
+  auto x = Kokkos::create_mirror_view(all.x);
+  for (int i = 0; i < np * np * np; ++i) {
+    const int q[3] = {i / (np * np), (i / np) % np, i % np};
+    for (int c = 0; c < 3; ++c) x(i, c) = (q[c] + 0.3) * L / np;
+  }
+  Kokkos::deep_copy(all.x, x);
+  auto d = std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, np, L);
+  Particles mine = share(all, rank, size);
+  migrate(mine, *d);
+  for (Window win : {Window::CIC, Window::TSC}) {
+    Field<double> f(d, "f");
+    paint(f, mine, win, 1.0);
+    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), f.real());
+    for (int lx = 0; lx < d->localNx(); ++lx)
+      for (int y = 0; y < np; ++y)
+        for (int z = 0; z < np; ++z) EXPECT_NEAR(h(Field<double>::realIndex(lx, y, z, np)), 1.0, 1e-12);
+  }
+}
