@@ -42,7 +42,8 @@ void makeDirectories(const std::string& dir) {
   if (ec)
     throw std::runtime_error("cannot create output directory " + dir + ": " + ec.message());
   if (access(dir.c_str(), W_OK) != 0)
-    throw std::runtime_error("output directory " + dir + " is not writable: " + std::strerror(errno));
+    throw std::runtime_error("output directory " + dir +
+                             " is not writable: " + std::strerror(errno));
 }
 
 } // namespace caustic

@@ -4,8 +4,8 @@ namespace caustic::h5 {
 
 namespace {
 template <class T>
-void writeAttr(hid_t obj, const std::string& name, hid_t type, const T* data, hsize_t n, bool scalar,
-               const std::string& ctx) {
+void writeAttr(hid_t obj, const std::string& name, hid_t type, const T* data, hsize_t n,
+               bool scalar, const std::string& ctx) {
   Handle space(check(scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, nullptr),
                      ctx + ": dataspace of attribute " + name),
                H5Sclose);
@@ -23,13 +23,16 @@ void attr(hid_t obj, const std::string& name, double v, const std::string& ctx) 
 void attr(hid_t obj, const std::string& name, std::int64_t v, const std::string& ctx) {
   writeAttr(obj, name, H5T_NATIVE_INT64, &v, 1, true, ctx);
 }
-void attr(hid_t obj, const std::string& name, const std::vector<double>& v, const std::string& ctx) {
+void attr(hid_t obj, const std::string& name, const std::vector<double>& v,
+          const std::string& ctx) {
   writeAttr(obj, name, H5T_NATIVE_DOUBLE, v.data(), v.size(), false, ctx);
 }
-void attr(hid_t obj, const std::string& name, const std::vector<std::uint64_t>& v, const std::string& ctx) {
+void attr(hid_t obj, const std::string& name, const std::vector<std::uint64_t>& v,
+          const std::string& ctx) {
   writeAttr(obj, name, H5T_NATIVE_UINT64, v.data(), v.size(), false, ctx);
 }
-void attr(hid_t obj, const std::string& name, const std::vector<std::uint32_t>& v, const std::string& ctx) {
+void attr(hid_t obj, const std::string& name, const std::vector<std::uint32_t>& v,
+          const std::string& ctx) {
   writeAttr(obj, name, H5T_NATIVE_UINT32, v.data(), v.size(), false, ctx);
 }
 void attr(hid_t obj, const std::string& name, const std::string& v, const std::string& ctx) {

@@ -49,8 +49,10 @@ void attr(hid_t obj, const std::string& name, double v, const std::string& ctx);
 void attr(hid_t obj, const std::string& name, std::int64_t v, const std::string& ctx);
 void attr(hid_t obj, const std::string& name, const std::string& v, const std::string& ctx);
 void attr(hid_t obj, const std::string& name, const std::vector<double>& v, const std::string& ctx);
-void attr(hid_t obj, const std::string& name, const std::vector<std::uint64_t>& v, const std::string& ctx);
-void attr(hid_t obj, const std::string& name, const std::vector<std::uint32_t>& v, const std::string& ctx);
+void attr(hid_t obj, const std::string& name, const std::vector<std::uint64_t>& v,
+          const std::string& ctx);
+void attr(hid_t obj, const std::string& name, const std::vector<std::uint32_t>& v,
+          const std::string& ctx);
 
 Handle createGroup(hid_t parent, const std::string& name, const std::string& ctx);
 

@@ -37,13 +37,20 @@ std::string show(const toml::node& n) {
 
 std::string typeName(const toml::node& n) {
   switch (n.type()) {
-  case toml::node_type::table: return "table";
-  case toml::node_type::array: return "array";
-  case toml::node_type::string: return "string";
-  case toml::node_type::integer: return "integer";
-  case toml::node_type::floating_point: return "number";
-  case toml::node_type::boolean: return "boolean";
-  default: return "date/time";
+  case toml::node_type::table:
+    return "table";
+  case toml::node_type::array:
+    return "array";
+  case toml::node_type::string:
+    return "string";
+  case toml::node_type::integer:
+    return "integer";
+  case toml::node_type::floating_point:
+    return "number";
+  case toml::node_type::boolean:
+    return "boolean";
+  default:
+    return "date/time";
   }
 }
 
@@ -84,15 +91,17 @@ public:
       throw ParamError(key(k) + ": missing; expected " + expect);
     }
     if (!(n->is_integer() || n->is_floating_point()))
-      throw ParamError(key(k) + " = " + show(*n) + ": wrong type (" + typeName(*n) + "); expected " +
-                       expect);
-    const double v = n->is_integer() ? double(n->as_integer()->get()) : n->as_floating_point()->get();
+      throw ParamError(key(k) + " = " + show(*n) + ": wrong type (" + typeName(*n) +
+                       "); expected " + expect);
+    const double v =
+        n->is_integer() ? double(n->as_integer()->get()) : n->as_floating_point()->get();
     if (!std::isfinite(v))
       throw ParamError(key(k) + " = " + show(*n) + ": not finite; expected " + expect);
     return v;
   }
 
-  std::int64_t integer(const std::string& k, std::optional<std::int64_t> def, const std::string& expect) {
+  std::int64_t integer(const std::string& k, std::optional<std::int64_t> def,
+                       const std::string& expect) {
     const toml::node* n = find(k);
     if (!n) {
       if (def)
@@ -100,8 +109,8 @@ public:
       throw ParamError(key(k) + ": missing; expected " + expect);
     }
     if (!n->is_integer())
-      throw ParamError(key(k) + " = " + show(*n) + ": wrong type (" + typeName(*n) + "); expected " +
-                       expect);
+      throw ParamError(key(k) + " = " + show(*n) + ": wrong type (" + typeName(*n) +
+                       "); expected " + expect);
     return n->as_integer()->get();
   }
 
@@ -115,9 +124,11 @@ public:
     return n->as_boolean()->get();
   }
 
-  std::string choice(const std::string& k, const std::string& def, const std::vector<std::string>& allowed) {
+  std::string choice(const std::string& k, const std::string& def,
+                     const std::vector<std::string>& allowed) {
     std::string list;
-    for (const auto& a : allowed) list += (list.empty() ? "\"" : ", \"") + a + "\"";
+    for (const auto& a : allowed)
+      list += (list.empty() ? "\"" : ", \"") + a + "\"";
     const toml::node* n = find(k);
     if (!n)
       return def;
@@ -136,7 +147,8 @@ public:
     if (!n)
       return std::nullopt;
     if (!n->is_string())
-      throw ParamError(key(k) + " = " + show(*n) + ": wrong type (" + typeName(*n) + "); expected a string");
+      throw ParamError(key(k) + " = " + show(*n) + ": wrong type (" + typeName(*n) +
+                       "); expected a string");
     return n->as_string()->get();
   }
 
@@ -150,11 +162,12 @@ public:
       return out;
     }
     if (!n->is_array())
-      throw ParamError(key(k) + " = " + show(*n) + ": wrong type (" + typeName(*n) + "); expected " + expect);
+      throw ParamError(key(k) + " = " + show(*n) + ": wrong type (" + typeName(*n) +
+                       "); expected " + expect);
     for (const auto& e : *n->as_array()) {
       if (!(e.is_integer() || e.is_floating_point()))
-        throw ParamError(key(k) + " = " + show(*n) + ": element " + show(e) + " is a " + typeName(e) +
-                         "; expected " + expect);
+        throw ParamError(key(k) + " = " + show(*n) + ": element " + show(e) + " is a " +
+                         typeName(e) + "; expected " + expect);
       out.push_back(e.is_integer() ? double(e.as_integer()->get()) : e.as_floating_point()->get());
     }
     return out;
@@ -168,7 +181,8 @@ public:
       const std::string ks(k.str());
       if (!_known.count(ks)) {
         std::string allowed;
-        for (const auto& a : _known) allowed += (allowed.empty() ? "" : ", ") + a;
+        for (const auto& a : _known)
+          allowed += (allowed.empty() ? "" : ", ") + a;
         throw ParamError(key(ks) + " = " + show(v) + ": unknown key; allowed keys in [" + _name +
                          "]: " + allowed);
       }
@@ -194,7 +208,8 @@ void applyOverride(toml::table& root, const std::string& ov) {
   const std::string value = ov.substr(eq + 1);
   std::vector<std::string> parts;
   std::stringstream ps(path);
-  for (std::string p; std::getline(ps, p, '.');) parts.push_back(p);
+  for (std::string p; std::getline(ps, p, '.');)
+    parts.push_back(p);
   if (parts.size() < 2)
     throw ParamError("--set " + ov + ": expected section.key=value (e.g. simulation.steps=20)");
   toml::table* t = &root;
@@ -254,7 +269,8 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
       << ": TOML syntax error: " << e.description();
     throw ParamError(s.str());
   }
-  for (const auto& ov : overrides) applyOverride(root, ov);
+  for (const auto& ov : overrides)
+    applyOverride(root, ov);
 
   const std::set<std::string> sections = {"cosmology", "power", "simulation", "output"};
   for (auto&& [k, v] : root) {
@@ -295,7 +311,8 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     auto& m = p.simulation;
     m.box = s.number("box", std::nullopt, "a box side in Mpc/h, > 0");
     requireRange(m.box > 0, s.key("box"), m.box, "> 0 (Mpc/h)");
-    const auto np = s.integer("particles", std::nullopt, "an even integer >= 4 (particles per side)");
+    const auto np =
+        s.integer("particles", std::nullopt, "an even integer >= 4 (particles per side)");
     if (np < 4 || np > 8192 || np % 2)
       throw ParamError(s.key("particles") + " = " + std::to_string(np) +
                        ": not allowed; expected an even integer in [4, 8192] (particles per side)");
@@ -306,8 +323,8 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
                        ": not allowed; expected an even integer <= 16384 (mesh cells per side)");
     if (nm < np)
       throw ParamError(s.key("mesh") + " = " + std::to_string(nm) +
-                       ": smaller than the particle grid (simulation.particles = " + std::to_string(np) +
-                       "); allowed: mesh >= particles");
+                       ": smaller than the particle grid (simulation.particles = " +
+                       std::to_string(np) + "); allowed: mesh >= particles");
     m.mesh = static_cast<int>(nm);
     if (nranks > nm)
       throw ParamError(s.key("mesh") + " = " + std::to_string(nm) + ": more MPI ranks (" +
@@ -325,10 +342,12 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
                        fmt(m.a_start) + ") < a_end <= 2");
     const auto st = s.integer("steps", 10, "an integer in [1, 100000]");
     if (st < 1 || st > 100000)
-      throw ParamError(s.key("steps") + " = " + std::to_string(st) + ": out of range; allowed: [1, 100000]");
+      throw ParamError(s.key("steps") + " = " + std::to_string(st) +
+                       ": out of range; allowed: [1, 100000]");
     m.steps = static_cast<int>(st);
-    m.spacing = s.choice("spacing", "linear", {"linear", "log"}) == "log" ? SimulationParams::Spacing::Log
-                                                                          : SimulationParams::Spacing::Linear;
+    m.spacing = s.choice("spacing", "linear", {"linear", "log"}) == "log"
+                    ? SimulationParams::Spacing::Log
+                    : SimulationParams::Spacing::Linear;
     const auto lo = s.integer("lpt_order", 2, "1 (Zel'dovich) or 2 (2LPT)");
     if (lo != 1 && lo != 2)
       throw ParamError(s.key("lpt_order") + " = " + std::to_string(lo) +
@@ -336,7 +355,8 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     m.lpt_order = static_cast<int>(lo);
     const auto seed = s.integer("seed", 1, "a non-negative integer");
     if (seed < 0)
-      throw ParamError(s.key("seed") + " = " + std::to_string(seed) + ": negative; expected an integer >= 0");
+      throw ParamError(s.key("seed") + " = " + std::to_string(seed) +
+                       ": negative; expected an integer >= 0");
     m.seed = static_cast<std::uint64_t>(seed);
     m.fixed_amplitude = s.boolean("fixed_amplitude", false);
     m.paired = s.boolean("paired", false);
@@ -347,18 +367,21 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
   { // [power]
     Section s(&root, "power", false);
     const std::string type = s.choice("type", "eisenstein_hu", {"eisenstein_hu", "tabulated"});
-    p.power.type = type == "tabulated" ? PowerParams::Type::Tabulated : PowerParams::Type::EisensteinHu;
+    p.power.type =
+        type == "tabulated" ? PowerParams::Type::Tabulated : PowerParams::Type::EisensteinHu;
     auto file = s.string("file");
     p.power.normalize = s.boolean("normalize", p.power.type == PowerParams::Type::EisensteinHu);
     if (p.power.type == PowerParams::Type::Tabulated) {
       if (!file || file->empty())
-        throw ParamError("power.file: missing; power.type = \"tabulated\" needs a file with columns "
-                         "k [h/Mpc], P(k) [(Mpc/h)^3]");
+        throw ParamError(
+            "power.file: missing; power.type = \"tabulated\" needs a file with columns "
+            "k [h/Mpc], P(k) [(Mpc/h)^3]");
       std::filesystem::path fp(*file);
       if (fp.is_relative())
         fp = std::filesystem::path(base_dir) / fp;
       if (!std::filesystem::is_regular_file(fp))
-        throw ParamError("power.file = \"" + *file + "\": no such file (looked for " + fp.string() + ")");
+        throw ParamError("power.file = \"" + *file + "\": no such file (looked for " + fp.string() +
+                         ")");
       p.power.file = fp.string();
       // Read it now: a malformed table or a too-short k range is an input error.
       try {
@@ -386,7 +409,8 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     o.a = a ? *a : std::vector<double>{p.simulation.a_end};
     for (std::size_t i = 0; i < o.a.size(); ++i) {
       if (!(o.a[i] >= p.simulation.a_start && o.a[i] <= p.simulation.a_end))
-        throw ParamError("output.a = " + fmt(o.a[i]) + ": outside the run; allowed: [a_start, a_end] = [" +
+        throw ParamError("output.a = " + fmt(o.a[i]) +
+                         ": outside the run; allowed: [a_start, a_end] = [" +
                          fmt(p.simulation.a_start) + ", " + fmt(p.simulation.a_end) + "]");
       if (i > 0 && !(o.a[i] > o.a[i - 1]))
         throw ParamError("output.a = " + fmt(o.a[i]) + ": not after " + fmt(o.a[i - 1]) +

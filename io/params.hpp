@@ -23,9 +23,9 @@ struct PowerParams {
 };
 
 struct SimulationParams {
-  double box = 0;          // side [Mpc/h]
-  int particles = 0;       // per side
-  int mesh = 0;            // PM mesh per side
+  double box = 0;    // side [Mpc/h]
+  int particles = 0; // per side
+  int mesh = 0;      // PM mesh per side
   double a_start = 0.02;
   double a_end = 1.0;
   int steps = 10;
@@ -40,13 +40,13 @@ struct SimulationParams {
 
 struct OutputParams {
   std::string directory = "output";
-  std::vector<double> a;           // output scale factors, ascending, in [a_start, a_end]
-  bool initial_conditions = true;  // write the IC snapshot
-  bool snapshots = true;           // write snapshots at output a
-  bool power_spectrum = true;      // write power spectrum tables
-  bool density = false;            // write the painted density field
-  bool double_precision = false;   // snapshot Coordinates/Velocities as float64
-  std::string window = "cic";      // power-spectrum window: cic | tsc
+  std::vector<double> a;          // output scale factors, ascending, in [a_start, a_end]
+  bool initial_conditions = true; // write the IC snapshot
+  bool snapshots = true;          // write snapshots at output a
+  bool power_spectrum = true;     // write power spectrum tables
+  bool density = false;           // write the painted density field
+  bool double_precision = false;  // snapshot Coordinates/Velocities as float64
+  std::string window = "cic";     // power-spectrum window: cic | tsc
   bool interlace = true;
   bool subtract_shot_noise = false;
 };
@@ -67,7 +67,7 @@ struct Params {
 // strings) and validates everything, including that `nranks` MPI ranks fit the mesh.
 Params loadParams(const std::string& path, const std::vector<std::string>& overrides, int nranks);
 // Same from TOML text; relative file paths resolve against `base_dir`.
-Params parseParams(const std::string& text, const std::vector<std::string>& overrides,
-                   int nranks, const std::string& base_dir = ".", const std::string& source = "<string>");
+Params parseParams(const std::string& text, const std::vector<std::string>& overrides, int nranks,
+                   const std::string& base_dir = ".", const std::string& source = "<string>");
 
 } // namespace caustic

@@ -18,22 +18,26 @@ namespace {
 constexpr double kRhoCrit = 27.75366;
 
 // Writes a (n_total x ncomp) dataset collectively; this rank's rows start at `offset`.
-void writeRows(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type, const void* data,
-               std::uint64_t n_total, std::uint64_t n_local, std::uint64_t offset, int ncomp,
-               const std::string& units, const std::string& ctx) {
+void writeRows(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type,
+               const void* data, std::uint64_t n_total, std::uint64_t n_local, std::uint64_t offset,
+               int ncomp, const std::string& units, const std::string& ctx) {
   using h5::check;
   using h5::Handle;
   const int rank = ncomp > 1 ? 2 : 1;
   hsize_t gdims[2] = {n_total, static_cast<hsize_t>(ncomp)};
   hsize_t ldims[2] = {n_local, static_cast<hsize_t>(ncomp)};
   hsize_t start[2] = {offset, 0};
-  Handle fspace(check(H5Screate_simple(rank, gdims, nullptr), ctx + ": dataspace " + name), H5Sclose);
-  Handle dset(check(H5Dcreate2(file, name.c_str(), file_type, fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+  Handle fspace(check(H5Screate_simple(rank, gdims, nullptr), ctx + ": dataspace " + name),
+                H5Sclose);
+  Handle dset(check(H5Dcreate2(file, name.c_str(), file_type, fspace, H5P_DEFAULT, H5P_DEFAULT,
+                               H5P_DEFAULT),
                     ctx + ": create dataset " + name),
               H5Dclose);
-  Handle mspace(check(H5Screate_simple(rank, ldims, nullptr), ctx + ": memory space " + name), H5Sclose);
+  Handle mspace(check(H5Screate_simple(rank, ldims, nullptr), ctx + ": memory space " + name),
+                H5Sclose);
   if (n_local > 0) {
-    check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, ldims, nullptr), ctx + ": select " + name);
+    check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, ldims, nullptr),
+          ctx + ": select " + name);
   } else {
     H5Sselect_none(fspace);
     H5Sselect_none(mspace);
@@ -66,7 +70,8 @@ void writeParameters(hid_t group, const Params& params, const std::string& ctx) 
         h5::attr(group, name, s->get(), ctx);
       else if (auto a = v.as_array()) {
         std::vector<double> vals;
-        for (auto& e : *a) vals.push_back(e.value<double>().value_or(NAN));
+        for (auto& e : *a)
+          vals.push_back(e.value<double>().value_or(NAN));
         h5::attr(group, name, vals, ctx);
       }
     }
@@ -101,8 +106,9 @@ void writeSnapshot(const std::string& path, const Comm& comm, const Particles& p
   try {
     Handle fapl(check(H5Pcreate(H5P_FILE_ACCESS), ctx), H5Pclose);
     check(H5Pset_fapl_mpio(fapl, comm.get(), MPI_INFO_NULL), ctx + ": MPI-IO driver");
-    Handle file(check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), ctx + ": create " + tmp),
-                H5Fclose);
+    Handle file(
+        check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), ctx + ": create " + tmp),
+        H5Fclose);
     {
       Handle hdr = h5::createGroup(file, "Header", ctx);
       const auto& c = params.cosmology;
@@ -155,12 +161,13 @@ void writeSnapshot(const std::string& path, const Comm& comm, const Particles& p
       }
     const hid_t mt = dbl ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT;
     const hid_t ft = dbl ? H5T_IEEE_F64LE : H5T_IEEE_F32LE;
-    writeRows(pt, "Coordinates", mt, ft, dbl ? (const void*)xd.data() : (const void*)xf.data(), n_total,
-              n_local, offset, 3, "Mpc/h (comoving)", ctx);
-    writeRows(pt, "Velocities", mt, ft, dbl ? (const void*)vd.data() : (const void*)vf.data(), n_total,
-              n_local, offset, 3, "km/s (peculiar velocity / sqrt(a), Gadget convention)", ctx);
-    writeRows(pt, "ParticleIDs", H5T_NATIVE_UINT64, H5T_STD_U64LE, hid.data(), n_total, n_local, offset, 1,
-              "Lagrangian lattice index (i*N + j)*N + k", ctx);
+    writeRows(pt, "Coordinates", mt, ft, dbl ? (const void*)xd.data() : (const void*)xf.data(),
+              n_total, n_local, offset, 3, "Mpc/h (comoving)", ctx);
+    writeRows(pt, "Velocities", mt, ft, dbl ? (const void*)vd.data() : (const void*)vf.data(),
+              n_total, n_local, offset, 3, "km/s (peculiar velocity / sqrt(a), Gadget convention)",
+              ctx);
+    writeRows(pt, "ParticleIDs", H5T_NATIVE_UINT64, H5T_STD_U64LE, hid.data(), n_total, n_local,
+              offset, 1, "Lagrangian lattice index (i*N + j)*N + k", ctx);
   } catch (const std::exception& e) {
     ok = 0;
     error = e.what();

@@ -11,8 +11,10 @@ void writePowerTable(const std::string& path, const PowerSpectrum& ps,
                      const std::vector<std::string>& header,
                      const std::function<double(double)>& linear) {
   std::ostringstream out;
-  for (const auto& h : header) out << "# " << h << "\n";
-  out << "# convention: delta(k) = sum_x delta(x) exp(-i k.x), P(k) = V <|delta(k)|^2> / N_cells^2\n";
+  for (const auto& h : header)
+    out << "# " << h << "\n";
+  out << "# convention: delta(k) = sum_x delta(x) exp(-i k.x), P(k) = V <|delta(k)|^2> / "
+         "N_cells^2\n";
   out << "# shot noise V/N = " << ps.shot_noise << " (Mpc/h)^3, "
       << (ps.subtracted ? "subtracted" : "not subtracted") << "\n";
   out << "# columns: k [h/Mpc]  P(k) [(Mpc/h)^3]  modes" << (linear ? "  P_lin(k) [(Mpc/h)^3]" : "")

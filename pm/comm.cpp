@@ -25,6 +25,8 @@ Comm::Comm(MPI_Comm comm) {
   MPI_Comm_size(*_comm, &_size);
 }
 
-void Comm::barrier() const { mpiCheck(MPI_Barrier(*_comm), "Comm::barrier"); }
+void Comm::barrier() const {
+  mpiCheck(MPI_Barrier(*_comm), "Comm::barrier");
+}
 
 } // namespace caustic

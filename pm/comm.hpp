@@ -28,12 +28,26 @@ private:
 
 // MPI datatype of a C++ arithmetic type.
 template <class T> MPI_Datatype mpiType();
-template <> inline MPI_Datatype mpiType<double>() { return MPI_DOUBLE; }
-template <> inline MPI_Datatype mpiType<float>() { return MPI_FLOAT; }
-template <> inline MPI_Datatype mpiType<long long>() { return MPI_LONG_LONG; }
-template <> inline MPI_Datatype mpiType<unsigned long long>() { return MPI_UNSIGNED_LONG_LONG; }
-template <> inline MPI_Datatype mpiType<unsigned long>() { return MPI_UNSIGNED_LONG; }
-template <> inline MPI_Datatype mpiType<long>() { return MPI_LONG; }
-template <> inline MPI_Datatype mpiType<int>() { return MPI_INT; }
+template <> inline MPI_Datatype mpiType<double>() {
+  return MPI_DOUBLE;
+}
+template <> inline MPI_Datatype mpiType<float>() {
+  return MPI_FLOAT;
+}
+template <> inline MPI_Datatype mpiType<long long>() {
+  return MPI_LONG_LONG;
+}
+template <> inline MPI_Datatype mpiType<unsigned long long>() {
+  return MPI_UNSIGNED_LONG_LONG;
+}
+template <> inline MPI_Datatype mpiType<unsigned long>() {
+  return MPI_UNSIGNED_LONG;
+}
+template <> inline MPI_Datatype mpiType<long>() {
+  return MPI_LONG;
+}
+template <> inline MPI_Datatype mpiType<int>() {
+  return MPI_INT;
+}
 
 } // namespace caustic

@@ -29,13 +29,17 @@ Cosmology::Cosmology(const CosmologyParams& params) : _p(params) {
     if (n == kSteps)
       break;
     const double h = _dlna;
-    for (int c = 0; c < 4; ++c) t[c] = y[c] + 0.5 * h * k1[c];
+    for (int c = 0; c < 4; ++c)
+      t[c] = y[c] + 0.5 * h * k1[c];
     rhs(lna + 0.5 * h, t, k2);
-    for (int c = 0; c < 4; ++c) t[c] = y[c] + 0.5 * h * k2[c];
+    for (int c = 0; c < 4; ++c)
+      t[c] = y[c] + 0.5 * h * k2[c];
     rhs(lna + 0.5 * h, t, k3);
-    for (int c = 0; c < 4; ++c) t[c] = y[c] + h * k3[c];
+    for (int c = 0; c < 4; ++c)
+      t[c] = y[c] + h * k3[c];
     rhs(lna + h, t, k4);
-    for (int c = 0; c < 4; ++c) y[c] += h / 6.0 * (k1[c] + 2 * k2[c] + 2 * k3[c] + k4[c]);
+    for (int c = 0; c < 4; ++c)
+      y[c] += h / 6.0 * (k1[c] + 2 * k2[c] + 2 * k3[c] + k4[c]);
   }
   // Normalise D1(1) = 1; D2 scales as D1^2.
   const double d1 = interp(0, 0.0);

@@ -14,14 +14,14 @@
 namespace caustic {
 
 struct CosmologyParams {
-  double Omega_m = 0.3089;  // total matter density today (CDM + baryons)
-  double Omega_b = 0.0486;  // baryon density today
-  double h = 0.6774;        // H0 / (100 km/s/Mpc)
-  double n_s = 0.9667;      // primordial spectral index
-  double sigma8 = 0.8159;   // rms linear density in 8 Mpc/h top-hat spheres at a = 1
-  double w0 = -1.0;         // dark-energy equation of state today
-  double wa = 0.0;          // its derivative, w(a) = w0 + wa (1 - a)
-  double T_cmb = 2.7255;    // CMB temperature today [K] (enters the transfer function)
+  double Omega_m = 0.3089; // total matter density today (CDM + baryons)
+  double Omega_b = 0.0486; // baryon density today
+  double h = 0.6774;       // H0 / (100 km/s/Mpc)
+  double n_s = 0.9667;     // primordial spectral index
+  double sigma8 = 0.8159;  // rms linear density in 8 Mpc/h top-hat spheres at a = 1
+  double w0 = -1.0;        // dark-energy equation of state today
+  double wa = 0.0;         // its derivative, w(a) = w0 + wa (1 - a)
+  double T_cmb = 2.7255;   // CMB temperature today [K] (enters the transfer function)
 };
 
 class Cosmology {
@@ -59,8 +59,8 @@ private:
 
   CosmologyParams _p;
   double _lna0 = 0.0, _dlna = 0.0;
-  std::vector<double> _y;   // node values, 4 per node
-  std::vector<double> _dy;  // node derivatives d/dlna, 4 per node
+  std::vector<double> _y;  // node values, 4 per node
+  std::vector<double> _dy; // node derivatives d/dlna, 4 per node
 };
 
 } // namespace caustic

@@ -34,13 +34,13 @@ EisensteinHu::EisensteinHu(const CosmologyParams& p) {
   _fc = 1.0 - _fb;
   const double theta = p.T_cmb / 2.7;
   const double th2 = theta * theta, th4 = th2 * th2;
-  const double zeq = 2.50e4 * omhh / th4;          // eq. 2
-  _keq = 7.46e-2 * omhh / th2;                      // eq. 3, Mpc^-1
+  const double zeq = 2.50e4 * omhh / th4; // eq. 2
+  _keq = 7.46e-2 * omhh / th2;            // eq. 3, Mpc^-1
   const double b1 = 0.313 * std::pow(omhh, -0.419) * (1.0 + 0.607 * std::pow(omhh, 0.674));
   const double b2 = 0.238 * std::pow(omhh, 0.223);
   const double zd = 1291.0 * std::pow(omhh, 0.251) / (1.0 + 0.659 * std::pow(omhh, 0.828)) *
                     (1.0 + b1 * std::pow(obhh, b2)); // eq. 4
-  const double rd = 31.5 * obhh / th4 * (1e3 / zd); // eq. 5
+  const double rd = 31.5 * obhh / th4 * (1e3 / zd);  // eq. 5
   const double req = 31.5 * obhh / th4 * (1e3 / zeq);
   _s = 2.0 / (3.0 * _keq) * std::sqrt(6.0 / req) *
        std::log((std::sqrt(1.0 + rd) + std::sqrt(rd + req)) / (1.0 + std::sqrt(req))); // eq. 6
@@ -55,9 +55,9 @@ EisensteinHu::EisensteinHu(const CosmologyParams& p) {
   const double y = (1.0 + zeq) / (1.0 + zd);
   const double sy = std::sqrt(1.0 + y);
   const double gy = y * (-6.0 * sy + (2.0 + 3.0 * y) * std::log((sy + 1.0) / (sy - 1.0))); // eq. 15
-  _alpha_b = 2.07 * _keq * _s * std::pow(1.0 + rd, -0.75) * gy;                           // eq. 14
+  _alpha_b = 2.07 * _keq * _s * std::pow(1.0 + rd, -0.75) * gy;                            // eq. 14
   _beta_node = 8.41 * std::pow(omhh, 0.435);                                               // eq. 23
-  _beta_b = 0.5 + _fb + (3.0 - 2.0 * _fb) * std::sqrt(std::pow(17.2 * omhh, 2) + 1.0);    // eq. 24
+  _beta_b = 0.5 + _fb + (3.0 - 2.0 * _fb) * std::sqrt(std::pow(17.2 * omhh, 2) + 1.0);     // eq. 24
 }
 
 double EisensteinHu::transfer(double k_hmpc) const {
@@ -66,14 +66,15 @@ double EisensteinHu::transfer(double k_hmpc) const {
     return 1.0;
   const double q = k / (13.41 * _keq); // eq. 10
   const double ks = k * _s;
-  const double f = 1.0 / (1.0 + std::pow(ks / 5.4, 4)); // eq. 18
+  const double f = 1.0 / (1.0 + std::pow(ks / 5.4, 4));                                   // eq. 18
   const double tc = f * tZero(q, 1.0, _beta_c) + (1.0 - f) * tZero(q, _alpha_c, _beta_c); // eq. 17
-  const double stilde = _s / std::cbrt(1.0 + std::pow(_beta_node / ks, 3));              // eq. 22
+  const double stilde = _s / std::cbrt(1.0 + std::pow(_beta_node / ks, 3));               // eq. 22
   const double x = k * stilde;
   const double j0 = x < 1e-6 ? 1.0 - x * x / 6.0 : std::sin(x) / x;
-  const double tb = (tZero(q, 1.0, 1.0) / (1.0 + std::pow(ks / 5.2, 2)) +
-                     _alpha_b / (1.0 + std::pow(_beta_b / ks, 3)) * std::exp(-std::pow(k / _ksilk, 1.4))) *
-                    j0; // eq. 21
+  const double tb =
+      (tZero(q, 1.0, 1.0) / (1.0 + std::pow(ks / 5.2, 2)) +
+       _alpha_b / (1.0 + std::pow(_beta_b / ks, 3)) * std::exp(-std::pow(k / _ksilk, 1.4))) *
+      j0;                     // eq. 21
   return _fb * tb + _fc * tc; // eq. 16
 }
 
@@ -112,8 +113,9 @@ LinearPower LinearPower::fromTable(const std::string& path, const CosmologyParam
     std::istringstream ls(line);
     double k, pk;
     if (!(ls >> k >> pk))
-      throw std::runtime_error(key + " = \"" + path + "\": line " + std::to_string(lineno) +
-                               " is malformed; expected two numbers k [h/Mpc] and P(k) [(Mpc/h)^3]");
+      throw std::runtime_error(
+          key + " = \"" + path + "\": line " + std::to_string(lineno) +
+          " is malformed; expected two numbers k [h/Mpc] and P(k) [(Mpc/h)^3]");
     if (!(k > 0.0) || !(pk > 0.0) || !std::isfinite(k) || !std::isfinite(pk))
       throw std::runtime_error(key + " = \"" + path + "\": line " + std::to_string(lineno) +
                                " has k = " + fmt(k) + ", P = " + fmt(pk) +

@@ -17,7 +17,8 @@ template <class T, class Op> void multiplyModes(Field<T>& out, const Field<T>& i
   auto cin = in.complex();
   auto cout = out.complex();
   Kokkos::parallel_for(
-      "caustic::lpt::multiplyModes", Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
+      "caustic::lpt::multiplyModes",
+      Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
       KOKKOS_LAMBDA(const int ly, const int x, const int z) {
         const std::size_t i = Field<T>::complexIndex(ly, x, z, n);
         const int mx = SlabDecomposition::signedIndex(x, n);
@@ -34,7 +35,9 @@ template <class T, class F> void forRealPoints(const SlabDecomposition& d, const
     return;
   Kokkos::parallel_for(
       label, Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {nx, n, n}),
-      KOKKOS_LAMBDA(const int lx, const int y, const int z) { f(Field<T>::realIndex(lx, y, z, n)); });
+      KOKKOS_LAMBDA(const int lx, const int y, const int z) {
+        f(Field<T>::realIndex(lx, y, z, n));
+      });
   Kokkos::fence();
 }
 
@@ -52,11 +55,13 @@ template <class T> void applyLinearPower(Field<T>& noise, const LinearPower& pow
   Kokkos::View<double*> amp("caustic::applyLinearPower::amp", m2max + 1);
   auto h = Kokkos::create_mirror_view(amp);
   h(0) = 0.0;
-  for (int m2 = 1; m2 <= m2max; ++m2) h(m2) = n3 * std::sqrt(power(kf * std::sqrt(double(m2))) / volume);
+  for (int m2 = 1; m2 <= m2max; ++m2)
+    h(m2) = n3 * std::sqrt(power(kf * std::sqrt(double(m2))) / volume);
   Kokkos::deep_copy(amp, h);
-  multiplyModes(noise, noise, KOKKOS_LAMBDA(int mx, int my, int mz) {
-    return Kokkos::complex<T>(T(amp(mx * mx + my * my + mz * mz)), T(0));
-  });
+  multiplyModes(
+      noise, noise, KOKKOS_LAMBDA(int mx, int my, int mz) {
+        return Kokkos::complex<T>(T(amp(mx * mx + my * my + mz * mz)), T(0));
+      });
 }
 
 template <class T>
@@ -70,13 +75,14 @@ LptFields<T> lptDisplacements(const Field<T>& delta_k, const FFT<T>& fft, int or
   // psi1_i(k) = i k_i / k^2 delta(k)
   for (int c = 0; c < 3; ++c) {
     out.psi1[c] = std::make_unique<Field<T>>(dp, "caustic::lpt::psi1");
-    multiplyModes(*out.psi1[c], delta_k, KOKKOS_LAMBDA(int mx, int my, int mz) {
-      const int m2 = mx * mx + my * my + mz * mz;
-      const int mc = c == 0 ? mx : (c == 1 ? my : mz);
-      if (m2 == 0)
-        return Kokkos::complex<T>(0, 0);
-      return Kokkos::complex<T>(T(0), T(mc) / (kf * T(m2)));
-    });
+    multiplyModes(
+        *out.psi1[c], delta_k, KOKKOS_LAMBDA(int mx, int my, int mz) {
+          const int m2 = mx * mx + my * my + mz * mz;
+          const int mc = c == 0 ? mx : (c == 1 ? my : mz);
+          if (m2 == 0)
+            return Kokkos::complex<T>(0, 0);
+          return Kokkos::complex<T>(T(0), T(mc) / (kf * T(m2)));
+        });
     fft.backward(*out.psi1[c]);
   }
   if (order < 2)
@@ -84,13 +90,14 @@ LptFields<T> lptDisplacements(const Field<T>& delta_k, const FFT<T>& fft, int or
 
   // phi1_ij(k) = k_i k_j / k^2 delta(k): second derivatives of the potential in real space.
   auto hessian = [&](Field<T>& f, int a, int b) {
-    multiplyModes(f, delta_k, KOKKOS_LAMBDA(int mx, int my, int mz) {
-      const int m[3] = {mx, my, mz};
-      const int m2 = mx * mx + my * my + mz * mz;
-      if (m2 == 0)
-        return Kokkos::complex<T>(0, 0);
-      return Kokkos::complex<T>(T(m[a] * m[b]) / T(m2), T(0));
-    });
+    multiplyModes(
+        f, delta_k, KOKKOS_LAMBDA(int mx, int my, int mz) {
+          const int m[3] = {mx, my, mz};
+          const int m2 = mx * mx + my * my + mz * mz;
+          if (m2 == 0)
+            return Kokkos::complex<T>(0, 0);
+          return Kokkos::complex<T>(T(m[a] * m[b]) / T(m2), T(0));
+        });
     fft.backward(f);
   };
   Field<T> src(dp, "caustic::lpt::S2");
@@ -102,29 +109,31 @@ LptFields<T> lptDisplacements(const Field<T>& delta_k, const FFT<T>& fft, int or
   {
     auto s = src.real();
     auto xx = h[0]->real(), yy = h[1]->real(), zz = h[2]->real();
-    forRealPoints<T>(*dp, "caustic::lpt::S2diag", KOKKOS_LAMBDA(std::size_t i) {
-      s(i) = xx(i) * yy(i) + xx(i) * zz(i) + yy(i) * zz(i);
-    });
+    forRealPoints<T>(
+        *dp, "caustic::lpt::S2diag",
+        KOKKOS_LAMBDA(std::size_t i) { s(i) = xx(i) * yy(i) + xx(i) * zz(i) + yy(i) * zz(i); });
   }
   const int pairs[3][2] = {{0, 1}, {0, 2}, {1, 2}};
   for (auto& pr : pairs) {
     hessian(*h[0], pr[0], pr[1]);
     auto s = src.real();
     auto od = h[0]->real();
-    forRealPoints<T>(*dp, "caustic::lpt::S2offdiag", KOKKOS_LAMBDA(std::size_t i) { s(i) -= od(i) * od(i); });
+    forRealPoints<T>(
+        *dp, "caustic::lpt::S2offdiag", KOKKOS_LAMBDA(std::size_t i) { s(i) -= od(i) * od(i); });
   }
   fft.forward(src);
   // psi2_i(k) = -i k_i / k^2 S2(k), Nyquist planes zeroed.
   for (int c = 0; c < 3; ++c) {
     out.psi2[c] = std::make_unique<Field<T>>(dp, "caustic::lpt::psi2");
-    multiplyModes(*out.psi2[c], src, KOKKOS_LAMBDA(int mx, int my, int mz) {
-      const int m2 = mx * mx + my * my + mz * mz;
-      const int hn = n / 2;
-      if (m2 == 0 || mx == hn || my == hn || mz == hn)
-        return Kokkos::complex<T>(0, 0);
-      const int mc = c == 0 ? mx : (c == 1 ? my : mz);
-      return Kokkos::complex<T>(T(0), -T(mc) / (kf * T(m2)));
-    });
+    multiplyModes(
+        *out.psi2[c], src, KOKKOS_LAMBDA(int mx, int my, int mz) {
+          const int m2 = mx * mx + my * my + mz * mz;
+          const int hn = n / 2;
+          if (m2 == 0 || mx == hn || my == hn || mz == hn)
+            return Kokkos::complex<T>(0, 0);
+          const int mc = c == 0 ? mx : (c == 1 ? my : mz);
+          return Kokkos::complex<T>(T(0), -T(mc) / (kf * T(m2)));
+        });
     fft.backward(*out.psi2[c]);
   }
   return out;

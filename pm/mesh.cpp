@@ -88,10 +88,13 @@ SlabDecomposition::SlabDecomposition(MPI_Comm comm, int n, double box)
            "SlabDecomposition");
   _planeOwner.assign(n, -1);
   for (int r = 0; r < size; ++r)
-    for (int i = 0; i < _localNxs[r]; ++i) _planeOwner[_xStarts[r] + i] = r;
+    for (int i = 0; i < _localNxs[r]; ++i)
+      _planeOwner[_xStarts[r] + i] = r;
 }
 
-double SlabDecomposition::kFundamental() const { return 2.0 * M_PI / _box; }
+double SlabDecomposition::kFundamental() const {
+  return 2.0 * M_PI / _box;
+}
 
 int SlabDecomposition::ownerOfPlane(long ix) const {
   long w = ix % _n;

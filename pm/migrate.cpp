@@ -33,7 +33,8 @@ std::size_t migrate(Particles& parts, const SlabDecomposition& decomp) {
   Kokkos::View<int*> owner("caustic::migrate::planeOwner", n);
   {
     auto h = Kokkos::create_mirror_view(owner);
-    for (int i = 0; i < n; ++i) h(i) = decomp.ownerOfPlane(i);
+    for (int i = 0; i < n; ++i)
+      h(i) = decomp.ownerOfPlane(i);
     Kokkos::deep_copy(owner, h);
   }
   Kokkos::View<int*> dest("caustic::migrate::dest", np);
@@ -55,7 +56,8 @@ std::size_t migrate(Particles& parts, const SlabDecomposition& decomp) {
   // Counting sort by destination (host side: the order is part of the plan).
   auto hdest = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), dest);
   std::vector<int> send_counts(size, 0), recv_counts(size, 0);
-  for (std::size_t i = 0; i < np; ++i) ++send_counts[hdest(i)];
+  for (std::size_t i = 0; i < np; ++i)
+    ++send_counts[hdest(i)];
   mpiCheck(MPI_Alltoall(send_counts.data(), 1, MPI_INT, recv_counts.data(), 1, MPI_INT, comm.get()),
            "migrate");
   std::vector<int> sdispl(size, 0), rdispl(size, 0);
@@ -67,7 +69,8 @@ std::size_t migrate(Particles& parts, const SlabDecomposition& decomp) {
   Kokkos::View<std::size_t*, Kokkos::HostSpace> order("caustic::migrate::order", np);
   {
     std::vector<int> cursor(sdispl);
-    for (std::size_t i = 0; i < np; ++i) order(cursor[hdest(i)]++) = i;
+    for (std::size_t i = 0; i < np; ++i)
+      order(cursor[hdest(i)]++) = i;
   }
   auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
   auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);

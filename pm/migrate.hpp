@@ -1,8 +1,8 @@
 #pragma once
 // Particle migration: after it, every rank holds exactly the particles whose x lies in its
 // real-space slab of `decomp`. Plans first (destination counts), skips the exchange when no
-// particle crosses a boundary, then moves with MPI_Alltoallv. After an exchange the particles are ordered by source rank,
-// each source's particles in their original order.
+// particle crosses a boundary, then moves with MPI_Alltoallv. After an exchange the particles are
+// ordered by source rank, each source's particles in their original order.
 #include "pm/mesh.hpp"
 #include "pm/particles.hpp"
 

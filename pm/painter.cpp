@@ -16,11 +16,16 @@ Window windowFromName(const std::string& name) {
   throw std::invalid_argument("window \"" + name + "\" is not one of \"cic\", \"tsc\"");
 }
 
-std::string windowName(Window w) { return w == Window::CIC ? "cic" : "tsc"; }
+std::string windowName(Window w) {
+  return w == Window::CIC ? "cic" : "tsc";
+}
 
 namespace {
-constexpr int kGhost = 2; // planes on each side: enough for TSC with a half-cell shift
-}
+// Planes on each side of the slab. An owned particle has u = x / H in [x0, x0 + nx] (the upper
+// end when x / H rounds up to the slab edge); TSC with a half-cell shift then reaches plane
+// x0 + nx + 2, and x0 - 1 without shift.
+constexpr int kGhost = 3;
+} // namespace
 
 template <class T>
 void paint(Field<T>& rho, const Particles& parts, Window win, double mass, double shift) {
@@ -41,7 +46,11 @@ void paint(Field<T>& rho, const Particles& parts, Window win, double mass, doubl
           auto acc = sv.access();
           int i0[3];
           double w[3][3];
-          for (int c = 0; c < 3; ++c) windowWeights(win, X(p, c) * inv_cell + shift, i0[c], w[c]);
+          for (int c = 0; c < 3; ++c) {
+            // Same expression as the owner computation in migrate(), clamped to the box.
+            const double u = km::fmin(km::fmax(X(p, c) * inv_cell, 0.0), double(n));
+            windowWeights(win, u + shift, i0[c], w[c]);
+          }
           for (int a = 0; a < order; ++a) {
             const int bx = i0[0] + a - x0 + kGhost;
             for (int b = 0; b < order; ++b) {
@@ -130,7 +139,8 @@ void paint(Field<T>& rho, const Particles& parts, Window win, double mass, doubl
         throw std::logic_error("paint: received ghost plane " + std::to_string(ridx[g]) +
                                " not owned by this rank");
       hp(g) = ridx[g] - x0;
-      for (std::size_t j = 0; j < plane; ++j) hg(g, j) = rdata[g * plane + j];
+      for (std::size_t j = 0; j < plane; ++j)
+        hg(g, j) = rdata[g * plane + j];
     }
     Kokkos::deep_copy(planes, hp);
     Kokkos::deep_copy(ghosts, hg);
@@ -141,7 +151,8 @@ void paint(Field<T>& rho, const Particles& parts, Window win, double mass, doubl
       "caustic::paint::addGhosts", Kokkos::MDRangePolicy<Kokkos::Rank<2>>({0, 0}, {n, n}),
       KOKKOS_LAMBDA(const int y, const int z) {
         for (int g = 0; g < nrecv; ++g)
-          r(Field<T>::realIndex(planes(g), y, z, n)) += ghosts(g, static_cast<std::size_t>(y) * n + z);
+          r(Field<T>::realIndex(planes(g), y, z, n)) +=
+              ghosts(g, static_cast<std::size_t>(y) * n + z);
       });
   Kokkos::fence();
 }

@@ -15,7 +15,9 @@ namespace caustic {
 enum class Window { CIC = 2, TSC = 3 };
 
 // Order p of the window: its Fourier transform is prod_i sinc(k_i H / 2)^p.
-inline int windowOrder(Window w) { return static_cast<int>(w); }
+inline int windowOrder(Window w) {
+  return static_cast<int>(w);
+}
 Window windowFromName(const std::string& name); // "cic" | "tsc", throws std::invalid_argument
 std::string windowName(Window w);
 

@@ -43,9 +43,11 @@ template <class T> PowerSpectrum binPower(const Field<T>& delta_k) {
   auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), acc);
   std::vector<double> local(3 * nbins), global(3 * nbins);
   for (int b = 0; b < nbins; ++b)
-    for (int j = 0; j < 3; ++j) local[3 * b + j] = h(b, j);
-  mpiCheck(MPI_Allreduce(local.data(), global.data(), 3 * nbins, MPI_DOUBLE, MPI_SUM, d.comm().get()),
-           "binPower");
+    for (int j = 0; j < 3; ++j)
+      local[3 * b + j] = h(b, j);
+  mpiCheck(
+      MPI_Allreduce(local.data(), global.data(), 3 * nbins, MPI_DOUBLE, MPI_SUM, d.comm().get()),
+      "binPower");
   PowerSpectrum ps;
   for (int b = 1; b < nbins; ++b) {
     const double cnt = global[3 * b + 2];
@@ -59,8 +61,8 @@ template <class T> PowerSpectrum binPower(const Field<T>& delta_k) {
 }
 
 template <class T>
-void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft,
-                      const Particles& parts, double total_particles, const PowerOptions& opt) {
+void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft, const Particles& parts,
+                      double total_particles, const PowerOptions& opt) {
   ScopedRegion region("caustic::densityContrastK");
   const auto& d = delta_k.decomp();
   const int n = d.n();
@@ -130,7 +132,8 @@ PowerSpectrum measurePower(const Particles& parts, double total_particles,
   const double L = mesh->box();
   ps.shot_noise = L * L * L / total_particles;
   if (opt.subtract_shot_noise) {
-    for (auto& p : ps.power) p -= ps.shot_noise;
+    for (auto& p : ps.power)
+      p -= ps.shot_noise;
     ps.subtracted = true;
   }
   return ps;

@@ -35,8 +35,8 @@ template <class T> PowerSpectrum binPower(const Field<T>& delta_k);
 // interlaced; `total_particles` is the global particle count. `work` is overwritten; `delta_k`
 // receives the result. Collective.
 template <class T>
-void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft,
-                      const Particles& parts, double total_particles, const PowerOptions& opt);
+void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft, const Particles& parts,
+                      double total_particles, const PowerOptions& opt);
 
 // Convenience: density contrast, binned power and optional shot-noise subtraction.
 template <class T>

@@ -12,8 +12,7 @@ template <class T> void fillWhiteNoise(Field<T>& f, const NoiseOptions& opt) {
   if (ny == 0)
     return;
   Kokkos::parallel_for(
-      "caustic::whiteNoise",
-      Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
+      "caustic::whiteNoise", Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
       KOKKOS_LAMBDA(const int ly, const int x, const int z) {
         const int mx = SlabDecomposition::signedIndex(x, n);
         const int my = SlabDecomposition::signedIndex(y0 + ly, n);

@@ -73,7 +73,8 @@ template <class T> void runIC(RunContext& ctx, const Params& params) {
   if (out.initial_conditions) {
     PhaseTimer t(ctx, "write_snapshot");
     const std::string path = (dir / "ic.hdf5").string();
-    writeSnapshot(path, ctx.comm(), parts, {sim.a_start, particleMass(params), std::uint64_t(ntot)}, params);
+    writeSnapshot(path, ctx.comm(), parts, {sim.a_start, particleMass(params), std::uint64_t(ntot)},
+                  params);
     ctx.addOutput("snapshot", path);
     ctx.log("wrote " + path);
   }
@@ -91,14 +92,18 @@ template <class T> void runIC(RunContext& ctx, const Params& params) {
       const std::string path = (dir / "power_ic.txt").string();
       const double g = cosmo.D1(sim.a_start);
       std::ostringstream h1;
-      h1 << "caustic initial-condition power spectrum at a = " << sim.a_start << " (z = "
-         << 1.0 / sim.a_start - 1.0 << ")";
+      h1 << "caustic initial-condition power spectrum at a = " << sim.a_start
+         << " (z = " << 1.0 / sim.a_start - 1.0 << ")";
       std::ostringstream h2;
       h2 << "box " << sim.box << " Mpc/h, " << sim.particles << "^3 particles, mesh " << sim.mesh
          << "^3, window " << out.window << (out.interlace ? ", interlaced" : "")
          << ", compensated; parameter hash " << params.hash();
-      writePowerTable(path, ps, {h1.str(), h2.str(), "P_lin: linear theory at the same a, D1(a)^2 P(k)"},
-                      [&](double k) { return g * g * power(k); });
+      std::ostringstream h3;
+      h3 << "k_nyquist_particles = " << M_PI * sim.particles / sim.box << " h/Mpc";
+      writePowerTable(
+          path, ps,
+          {h1.str(), h2.str(), h3.str(), "P_lin: linear theory at the same a, D1(a)^2 P(k)"},
+          [&](double k) { return g * g * power(k); });
       ctx.addOutput("power_spectrum", path);
       ctx.log("wrote " + path);
     }

@@ -19,7 +19,9 @@ void RunContext::log(const std::string& msg) const {
   std::fflush(stdout);
 }
 
-void RunContext::addTime(const std::string& phase, double seconds) { _times[phase] += seconds; }
+void RunContext::addTime(const std::string& phase, double seconds) {
+  _times[phase] += seconds;
+}
 
 void RunContext::addOutput(const std::string& kind, const std::string& path) {
   _outputs.emplace_back(kind, path);
@@ -31,7 +33,8 @@ double peakMemoryBytes() {
   return static_cast<double>(ru.ru_maxrss) * 1024.0; // Linux reports KiB
 }
 
-nlohmann::json RunContext::summary(const std::string& command, const std::string& params_hash) const {
+nlohmann::json RunContext::summary(const std::string& command,
+                                   const std::string& params_hash) const {
   nlohmann::json j;
   j["command"] = command;
   j["parameter_hash"] = params_hash;
@@ -52,7 +55,8 @@ nlohmann::json RunContext::summary(const std::string& command, const std::string
   j["peak_memory_bytes_per_rank"] = all;
   j["wall_seconds"] = elapsed();
   nlohmann::json outs = nlohmann::json::array();
-  for (const auto& [kind, path] : _outputs) outs.push_back({{"kind", kind}, {"path", path}});
+  for (const auto& [kind, path] : _outputs)
+    outs.push_back({{"kind", kind}, {"path", path}});
   j["outputs"] = outs;
   return j;
 }
@@ -61,7 +65,8 @@ PhaseTimer::PhaseTimer(RunContext& ctx, std::string phase)
     : _ctx(ctx), _phase(std::move(phase)), _t0(std::chrono::steady_clock::now()) {}
 
 PhaseTimer::~PhaseTimer() {
-  _ctx.addTime(_phase, std::chrono::duration<double>(std::chrono::steady_clock::now() - _t0).count());
+  _ctx.addTime(_phase,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - _t0).count());
 }
 
 } // namespace caustic

@@ -18,8 +18,8 @@ int main(int argc, char** argv) {
       explicit FailurePrinter(int r) : rank(r) {}
       void OnTestPartResult(const ::testing::TestPartResult& r) override {
         if (r.failed())
-          std::fprintf(stderr, "[rank %d] %s:%d: failure\n%s\n", rank, r.file_name() ? r.file_name() : "?",
-                       r.line_number(), r.summary());
+          std::fprintf(stderr, "[rank %d] %s:%d: failure\n%s\n", rank,
+                       r.file_name() ? r.file_name() : "?", r.line_number(), r.summary());
       }
     };
     listeners.Append(new FailurePrinter(rank));

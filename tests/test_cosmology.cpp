@@ -27,7 +27,8 @@ CosmologyParams planck() {
 double simpson(const std::function<double(double)>& f, double a, double b, int n) {
   const double h = (b - a) / n;
   double s = f(a) + f(b);
-  for (int i = 1; i < n; ++i) s += (i % 2 ? 4.0 : 2.0) * f(a + i * h);
+  for (int i = 1; i < n; ++i)
+    s += (i % 2 ? 4.0 : 2.0) * f(a + i * h);
   return s * h / 3.0;
 }
 
@@ -86,8 +87,10 @@ TEST(Cosmology, GrowthRateMatchesFiniteDifference) {
   Cosmology c(planck());
   for (double a : {0.02, 0.2, 0.6, 1.0}) {
     const double h = 1e-4;
-    const double fd1 = (std::log(c.D1(a * std::exp(h))) - std::log(c.D1(a * std::exp(-h)))) / (2 * h);
-    const double fd2 = (std::log(-c.D2(a * std::exp(h))) - std::log(-c.D2(a * std::exp(-h)))) / (2 * h);
+    const double fd1 =
+        (std::log(c.D1(a * std::exp(h))) - std::log(c.D1(a * std::exp(-h)))) / (2 * h);
+    const double fd2 =
+        (std::log(-c.D2(a * std::exp(h))) - std::log(-c.D2(a * std::exp(-h)))) / (2 * h);
     EXPECT_NEAR(c.f1(a), fd1, 1e-7) << "a = " << a;
     EXPECT_NEAR(c.f2(a), fd2, 1e-7) << "a = " << a;
     // f1 ~ Omega_m(a)^0.55 (Linder 2005) to better than 1% in LCDM.
@@ -150,7 +153,8 @@ TEST(LinearPower, EisensteinHuLimitsAndShape) {
   // Sound horizon at the drag epoch for Planck-like parameters is ~150 Mpc (EH98 fit).
   EXPECT_GT(eh.soundHorizon(), 140.0);
   EXPECT_LT(eh.soundHorizon(), 160.0);
-  // Transfer function decreasing overall; at k = 1 h/Mpc of order 5e-3 (BBKS with Gamma = 0.2 gives 6e-3).
+  // Transfer function decreasing overall; at k = 1 h/Mpc of order 5e-3 (BBKS with Gamma = 0.2 gives
+  // 6e-3).
   EXPECT_LT(eh.transfer(1.0), 0.02);
   EXPECT_GT(eh.transfer(1.0), 0.002);
   // P(k) peaks near k_eq ~ 0.015-0.02 h/Mpc.
@@ -182,7 +186,8 @@ TEST(LinearPower, TabulatedInterpolatesAndRefusesOutsideRange) {
     }
   }
   const LinearPower tab = LinearPower::fromTable(path, p, false);
-  for (double k : {1e-3, 0.0123, 0.1, 0.37, 2.0}) EXPECT_NEAR(tab(k) / eh(k), 1.0, 2e-4) << "k = " << k;
+  for (double k : {1e-3, 0.0123, 0.1, 0.37, 2.0})
+    EXPECT_NEAR(tab(k) / eh(k), 1.0, 2e-4) << "k = " << k;
   EXPECT_THROW(tab(1e-6), std::domain_error);
   EXPECT_THROW(tab(1e4), std::domain_error);
   EXPECT_THROW(tab.requireRange(1e-6, 1.0, "power.file"), std::runtime_error);

@@ -117,7 +117,8 @@ TEST(WhiteNoise, HermitianUnitVarianceAndOptions) {
     for (int x = 0; x < n; ++x)
       for (int z = 0; z <= n / 2; ++z) {
         const auto i = Field<double>::complexIndex(y, x, z, n);
-        const int mx = SlabDecomposition::signedIndex(x, n), my = SlabDecomposition::signedIndex(y, n);
+        const int mx = SlabDecomposition::signedIndex(x, n),
+                  my = SlabDecomposition::signedIndex(y, n);
         const bool nyq = std::abs(mx) == n / 2 || std::abs(my) == n / 2 || z == n / 2;
         if (nyq || (mx == 0 && my == 0 && z == 0)) {
           EXPECT_EQ(Kokkos::abs(h(i)), 0.0);
@@ -167,8 +168,9 @@ TEST(LPT, DisplacementsIndependentOfRankCount) {
         maxval = std::max(maxval, std::abs(hs(Field<double>::realIndex(x, y, z, n))));
         if (x < dw.xStart() || x >= dw.xStart() + dw.localNx())
           continue;
-        maxdiff = std::max(maxdiff, std::abs(hw(Field<double>::realIndex(x - dw.xStart(), y, z, n)) -
-                                             hs(Field<double>::realIndex(x, y, z, n))));
+        maxdiff =
+            std::max(maxdiff, std::abs(hw(Field<double>::realIndex(x - dw.xStart(), y, z, n)) -
+                                       hs(Field<double>::realIndex(x, y, z, n))));
       }
       EXPECT_GT(maxval, 0.0);
       EXPECT_LT(maxdiff, 1e-12 * maxval) << "order " << order << " component " << c;
@@ -217,7 +219,9 @@ TEST(LPT, CrossedPlaneWavesMatchAnalyticSecondOrder) {
   setCosine(delta, 0, m2, 0, B);
   const auto lpt = lptDisplacements(delta, fft, 2);
   const double k1 = 2 * M_PI * m1 / L, k2 = 2 * M_PI * m2 / L, H = L / n;
-  std::array<decltype(Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), lpt.psi1[0]->real())), 3> p1, p2;
+  std::array<
+      decltype(Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), lpt.psi1[0]->real())), 3>
+      p1, p2;
   for (int c = 0; c < 3; ++c) {
     p1[c] = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), lpt.psi1[c]->real());
     p2[c] = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), lpt.psi2[c]->real());
@@ -286,7 +290,8 @@ TEST(InitialConditions, FixedAmplitudePowerMatchesLinearTheory) {
   auto mesh = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, 2 * n, L);
   FFT<double> fft(mesh);
   migrate(parts, *mesh);
-  const PowerSpectrum ps = measurePower<double>(parts, double(n) * n * n, mesh, fft, PowerOptions{});
+  const PowerSpectrum ps =
+      measurePower<double>(parts, double(n) * n * n, mesh, fft, PowerOptions{});
   // Reference: mean of D1^2 P_lin(|k|) over the modes of each bin (all m in the cube, Nyquist
   // planes excluded as in the noise).
   const double kf = 2 * M_PI / L, g2 = cosmo.D1(a) * cosmo.D1(a);

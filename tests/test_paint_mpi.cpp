@@ -20,7 +20,8 @@ Particles randomParticles(std::size_t count, double L, unsigned seed) {
   auto x = Kokkos::create_mirror_view(p.x);
   auto id = Kokkos::create_mirror_view(p.id);
   for (std::size_t i = 0; i < count; ++i) {
-    for (int c = 0; c < 3; ++c) x(i, c) = u(rng);
+    for (int c = 0; c < 3; ++c)
+      x(i, c) = u(rng);
     id(i) = i;
   }
   // A few particles exactly on cell faces and at the box edge.
@@ -37,12 +38,14 @@ Particles share(const Particles& all, int rank, int size) {
   auto x = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.x);
   auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.id);
   std::vector<std::size_t> mine;
-  for (std::size_t i = rank; i < all.size(); i += size) mine.push_back(i);
+  for (std::size_t i = rank; i < all.size(); i += size)
+    mine.push_back(i);
   Particles p(mine.size());
   auto px = Kokkos::create_mirror_view(p.x);
   auto pid = Kokkos::create_mirror_view(p.id);
   for (std::size_t j = 0; j < mine.size(); ++j) {
-    for (int c = 0; c < 3; ++c) px(j, c) = x(mine[j], c);
+    for (int c = 0; c < 3; ++c)
+      px(j, c) = x(mine[j], c);
     pid(j) = id(mine[j]);
   }
   Kokkos::deep_copy(p.x, px);
@@ -57,7 +60,8 @@ double localSum(const Field<double>& f) {
   double s = 0;
   for (int lx = 0; lx < d.localNx(); ++lx)
     for (int y = 0; y < n; ++y)
-      for (int z = 0; z < n; ++z) s += h(Field<double>::realIndex(lx, y, z, n));
+      for (int z = 0; z < n; ++z)
+        s += h(Field<double>::realIndex(lx, y, z, n));
   return s;
 }
 
@@ -77,7 +81,8 @@ TEST(Migrate, EveryParticleEndsOnItsOwner) {
   auto ax = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.x);
   for (std::size_t i = 0; i < p.size(); ++i) {
     EXPECT_EQ(ownerOfPosition(x(i, 0), *d), rank);
-    for (int c = 0; c < 3; ++c) EXPECT_EQ(x(i, c), ax(id(i), c)); // data travelled with its id
+    for (int c = 0; c < 3; ++c)
+      EXPECT_EQ(x(i, c), ax(id(i), c)); // data travelled with its id
   }
   // All ids present exactly once.
   long local = long(p.size()), total = 0;
@@ -87,10 +92,11 @@ TEST(Migrate, EveryParticleEndsOnItsOwner) {
   std::vector<int> counts(size), displ(size);
   int n = int(mine.size());
   MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD);
-  for (int r = 1; r < size; ++r) displ[r] = displ[r - 1] + counts[r - 1];
+  for (int r = 1; r < size; ++r)
+    displ[r] = displ[r - 1] + counts[r - 1];
   std::vector<std::uint64_t> ids(3000);
-  MPI_Allgatherv(mine.data(), n, MPI_UINT64_T, ids.data(), counts.data(), displ.data(), MPI_UINT64_T,
-                 MPI_COMM_WORLD);
+  MPI_Allgatherv(mine.data(), n, MPI_UINT64_T, ids.data(), counts.data(), displ.data(),
+                 MPI_UINT64_T, MPI_COMM_WORLD);
   EXPECT_EQ(std::set<std::uint64_t>(ids.begin(), ids.end()).size(), 3000u);
   // A second migration moves nothing.
   EXPECT_EQ(migrate(p, *d), 0u);
@@ -122,8 +128,9 @@ TEST(Paint, DistributedEqualsSerialAndConservesMass) {
         for (int lx = 0; lx < dw->localNx(); ++lx)
           for (int y = 0; y < n; ++y)
             for (int z = 0; z < n; ++z)
-              maxdiff = std::max(maxdiff, std::abs(hw(Field<double>::realIndex(lx, y, z, n)) -
-                                                   hs(Field<double>::realIndex(dw->xStart() + lx, y, z, n))));
+              maxdiff = std::max(
+                  maxdiff, std::abs(hw(Field<double>::realIndex(lx, y, z, n)) -
+                                    hs(Field<double>::realIndex(dw->xStart() + lx, y, z, n))));
         EXPECT_LT(maxdiff, 1e-12) << windowName(win) << " shift " << shift << " n=" << n;
       }
   }
@@ -140,7 +147,8 @@ TEST(Paint, UniformLatticePaintsUniformField) {
   auto x = Kokkos::create_mirror_view(all.x);
   for (int i = 0; i < np * np * np; ++i) {
     const int q[3] = {i / (np * np), (i / np) % np, i % np};
-    for (int c = 0; c < 3; ++c) x(i, c) = (q[c] + 0.3) * L / np;
+    for (int c = 0; c < 3; ++c)
+      x(i, c) = (q[c] + 0.3) * L / np;
   }
   Kokkos::deep_copy(all.x, x);
   auto d = std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, np, L);
@@ -152,6 +160,7 @@ TEST(Paint, UniformLatticePaintsUniformField) {
     auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), f.real());
     for (int lx = 0; lx < d->localNx(); ++lx)
       for (int y = 0; y < np; ++y)
-        for (int z = 0; z < np; ++z) EXPECT_NEAR(h(Field<double>::realIndex(lx, y, z, np)), 1.0, 1e-12);
+        for (int z = 0; z < np; ++z)
+          EXPECT_NEAR(h(Field<double>::realIndex(lx, y, z, np)), 1.0, 1e-12);
   }
 }

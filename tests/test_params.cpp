@@ -63,10 +63,11 @@ TEST(Params, ValidFileParses) {
 }
 
 TEST(Params, OverridesApplyWithTomlTypes) {
-  const Params p = parseParams(kValid,
-                               {"simulation.steps=20", "simulation.spacing=log", "cosmology.w0=-0.9",
-                                "output.a=[0.25, 0.5]", "simulation.precision=\"double\""},
-                               1);
+  const Params p =
+      parseParams(kValid,
+                  {"simulation.steps=20", "simulation.spacing=log", "cosmology.w0=-0.9",
+                   "output.a=[0.25, 0.5]", "simulation.precision=\"double\""},
+                  1);
   EXPECT_EQ(p.simulation.steps, 20);
   EXPECT_EQ(p.simulation.spacing, SimulationParams::Spacing::Log);
   EXPECT_DOUBLE_EQ(p.cosmology.w0, -0.9);
@@ -84,58 +85,134 @@ TEST(Params, TabulatedPowerFileResolvesRelativeToParameterFile) {
   }
   tempFile("caustic_params_pk.dat", table);
   const std::string params = tempFile(
-      "caustic_params_tab.toml", std::string(kValid) + "\n[power]\ntype = \"tabulated\"\nfile = \"caustic_params_pk.dat\"\n");
+      "caustic_params_tab.toml",
+      std::string(kValid) + "\n[power]\ntype = \"tabulated\"\nfile = \"caustic_params_pk.dat\"\n");
   const Params p = loadParams(params, {}, 1);
   EXPECT_EQ(p.power.type, PowerParams::Type::Tabulated);
   EXPECT_FALSE(p.power.normalize);
 }
 
 TEST(Params, BadInputsAreRefusedWithClearMessages) {
-  const std::string malformed = tempFile("caustic_bad_table.dat", "# k P\n0.001 10\n0.01 100\nnot-a-number\n");
-  const std::string narrow = tempFile("caustic_narrow_table.dat", "0.1 10\n0.2 9\n0.3 8\n0.4 7\n0.5 6\n");
-  const std::string unsorted = tempFile("caustic_unsorted_table.dat", "0.001 10\n0.1 9\n0.01 8\n1 7\n10 6\n");
+  const std::string malformed =
+      tempFile("caustic_bad_table.dat", "# k P\n0.001 10\n0.01 100\nnot-a-number\n");
+  const std::string narrow =
+      tempFile("caustic_narrow_table.dat", "0.1 10\n0.2 9\n0.3 8\n0.4 7\n0.5 6\n");
+  const std::string unsorted =
+      tempFile("caustic_unsorted_table.dat", "0.001 10\n0.1 9\n0.01 8\n1 7\n10 6\n");
   const std::vector<BadCase> cases = {
-      {"negative box", "", {"simulation.box=-5"}, 1, "simulation.box = -5: out of range; allowed: > 0"},
+      {"negative box",
+       "",
+       {"simulation.box=-5"},
+       1,
+       "simulation.box = -5: out of range; allowed: > 0"},
       {"zero box", "", {"simulation.box=0"}, 1, "simulation.box = 0: out of range"},
-      {"Omega_m above 1", "", {"cosmology.Omega_m=1.5"}, 1, "cosmology.Omega_m = 1.5: out of range; allowed: (0, 1]"},
+      {"Omega_m above 1",
+       "",
+       {"cosmology.Omega_m=1.5"},
+       1,
+       "cosmology.Omega_m = 1.5: out of range; allowed: (0, 1]"},
       {"Omega_m zero", "", {"cosmology.Omega_m=0"}, 1, "cosmology.Omega_m = 0: out of range"},
       {"Omega_b above Omega_m", "", {"cosmology.Omega_b=0.4"}, 1, "cosmology.Omega_b = 0.4"},
-      {"a_start after a_end", "", {"simulation.a_start=0.5", "simulation.a_end=0.4", "output.a=[0.45]"}, 1,
+      {"a_start after a_end",
+       "",
+       {"simulation.a_start=0.5", "simulation.a_end=0.4", "output.a=[0.45]"},
+       1,
        "simulation.a_end = 0.4: not allowed; expected a_start (0.5) < a_end"},
-      {"a_start equal a_end", "", {"simulation.a_start=0.5", "simulation.a_end=0.5"}, 1, "simulation.a_end = 0.5"},
-      {"mesh below particles", "", {"simulation.mesh=16"}, 1,
+      {"a_start equal a_end",
+       "",
+       {"simulation.a_start=0.5", "simulation.a_end=0.5"},
+       1,
+       "simulation.a_end = 0.5"},
+      {"mesh below particles",
+       "",
+       {"simulation.mesh=16"},
+       1,
        "simulation.mesh = 16: smaller than the particle grid (simulation.particles = 32)"},
-      {"more ranks than mesh planes", "", {}, 100, "simulation.mesh = 64: more MPI ranks (100) than mesh planes"},
-      {"more ranks than lattice planes", "", {}, 40,
+      {"more ranks than mesh planes",
+       "",
+       {},
+       100,
+       "simulation.mesh = 64: more MPI ranks (100) than mesh planes"},
+      {"more ranks than lattice planes",
+       "",
+       {},
+       40,
        "simulation.particles = 32: more MPI ranks (40) than lattice planes"},
-      {"odd particle count", "", {"simulation.particles=33"}, 1, "simulation.particles = 33: not allowed"},
+      {"odd particle count",
+       "",
+       {"simulation.particles=33"},
+       1,
+       "simulation.particles = 33: not allowed"},
       {"typo in key", "", {"simulation.stpes=20"}, 1, "simulation.stpes = 20: unknown key"},
-      {"unknown section", std::string(kValid) + "\n[simulaton]\nsteps = 3\n", {}, 1, "[simulaton]: unknown section"},
-      {"string for integer", "", {"simulation.particles=\"64\""}, 1,
+      {"unknown section",
+       std::string(kValid) + "\n[simulaton]\nsteps = 3\n",
+       {},
+       1,
+       "[simulaton]: unknown section"},
+      {"string for integer",
+       "",
+       {"simulation.particles=\"64\""},
+       1,
        "simulation.particles = \"64\": wrong type (string); expected"},
-      {"boolean for number", "", {"simulation.box=true"}, 1, "simulation.box = true: wrong type (boolean)"},
-      {"missing required key", "[cosmology]\nOmega_b = 0.05\nh = 0.7\nn_s = 0.96\nsigma8 = 0.8\n[simulation]\nbox = 100.0\nparticles = 16\n",
-       {}, 1, "cosmology.Omega_m: missing"},
-      {"missing section", "[simulation]\nbox = 100.0\nparticles = 16\n", {}, 1, "[cosmology]: missing section"},
-      {"missing power file", "", {"power.type=tabulated", "power.file=/nonexistent/pk.dat"}, 1,
+      {"boolean for number",
+       "",
+       {"simulation.box=true"},
+       1,
+       "simulation.box = true: wrong type (boolean)"},
+      {"missing required key",
+       "[cosmology]\nOmega_b = 0.05\nh = 0.7\nn_s = 0.96\nsigma8 = 0.8\n[simulation]\nbox = "
+       "100.0\nparticles = 16\n",
+       {},
+       1,
+       "cosmology.Omega_m: missing"},
+      {"missing section",
+       "[simulation]\nbox = 100.0\nparticles = 16\n",
+       {},
+       1,
+       "[cosmology]: missing section"},
+      {"missing power file",
+       "",
+       {"power.type=tabulated", "power.file=/nonexistent/pk.dat"},
+       1,
        "power.file = \"/nonexistent/pk.dat\": no such file"},
       {"tabulated without file", "", {"power.type=tabulated"}, 1, "power.file: missing"},
-      {"malformed table", "", {"power.type=tabulated", "power.file=\"" + malformed + "\""}, 1,
+      {"malformed table",
+       "",
+       {"power.type=tabulated", "power.file=\"" + malformed + "\""},
+       1,
        "line 4 is malformed"},
-      {"table misses k range", "", {"power.type=tabulated", "power.file=\"" + narrow + "\""}, 1,
+      {"table misses k range",
+       "",
+       {"power.type=tabulated", "power.file=\"" + narrow + "\""},
+       1,
        "the table covers k in [0.1, 0.5] h/Mpc but the simulation needs"},
-      {"unsorted table", "", {"power.type=tabulated", "power.file=\"" + unsorted + "\""}, 1,
+      {"unsorted table",
+       "",
+       {"power.type=tabulated", "power.file=\"" + unsorted + "\""},
+       1,
        "is not strictly increasing"},
-      {"unknown power type", "", {"power.type=camb"}, 1, "power.type = \"camb\": not allowed; expected one of"},
+      {"unknown power type",
+       "",
+       {"power.type=camb"},
+       1,
+       "power.type = \"camb\": not allowed; expected one of"},
       {"bad LPT order", "", {"simulation.lpt_order=3"}, 1, "simulation.lpt_order = 3: not allowed"},
-      {"bad spacing", "", {"simulation.spacing=cubic"}, 1, "simulation.spacing = \"cubic\": not allowed"},
+      {"bad spacing",
+       "",
+       {"simulation.spacing=cubic"},
+       1,
+       "simulation.spacing = \"cubic\": not allowed"},
       {"negative seed", "", {"simulation.seed=-1"}, 1, "simulation.seed = -1: negative"},
       {"zero steps", "", {"simulation.steps=0"}, 1, "simulation.steps = 0: out of range"},
       {"output a outside run", "", {"output.a=[1.5]"}, 1, "output.a = 1.5: outside the run"},
       {"output a not ascending", "", {"output.a=[0.5, 0.3]"}, 1, "output.a = 0.3: not after 0.5"},
       {"TOML syntax error", "[cosmology]\nOmega_m = = 0.3\n", {}, 1, "TOML syntax error"},
       {"override without section", "", {"steps=3"}, 1, "--set steps=3: expected section.key=value"},
-      {"w0 + wa not negative", "", {"cosmology.w0=-0.5", "cosmology.wa=1.0"}, 1, "cosmology.wa = 1: out of range"},
+      {"w0 + wa not negative",
+       "",
+       {"cosmology.w0=-0.5", "cosmology.wa=1.0"},
+       1,
+       "cosmology.wa = 1: out of range"},
   };
   ASSERT_GE(cases.size(), 15u);
   for (const auto& c : cases) {
@@ -144,7 +221,8 @@ TEST(Params, BadInputsAreRefusedWithClearMessages) {
       ADD_FAILURE() << c.name << ": accepted, expected an error containing: " << c.expected;
     } catch (const ParamError& e) {
       EXPECT_NE(std::string(e.what()).find(c.expected), std::string::npos)
-          << c.name << ": message was\n  " << e.what() << "\nexpected it to contain\n  " << c.expected;
+          << c.name << ": message was\n  " << e.what() << "\nexpected it to contain\n  "
+          << c.expected;
     }
   }
 }
