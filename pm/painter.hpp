@@ -1,10 +1,13 @@
 #pragma once
-// Mass assignment windows (CIC, TSC) for painting particles onto a distributed mesh.
+// The painter: mass assignment (paint) and interpolation (readout) with one window, CIC or TSC,
+// so that paint and readout always match (momentum conservation) and the window swaps without
+// touching gravity.
 //
 // A particle at x contributes mass m W(x - x_i) to mesh points x_i = i H (H the cell size); the
-// painted field is a mass per cell. Particles must be on the rank owning their x-plane
-// (migrate.hpp); contributions to planes of other ranks go through ghost planes that are
-// summed onto their owners, across several ranks when a slab is thinner than the window.
+// painted field is a mass per cell. Readout returns sum_i W(x - x_i) f(x_i). Particles must be
+// on the rank owning their x-plane (migrate.hpp); contributions to and values from planes of
+// other ranks go through ghost planes (ghost_planes.hpp).
+#include "pm/ghost_planes.hpp"
 #include "pm/mesh.hpp"
 #include "pm/particles.hpp"
 
@@ -15,9 +18,7 @@ namespace caustic {
 enum class Window { CIC = 2, TSC = 3 };
 
 // Order p of the window: its Fourier transform is prod_i sinc(k_i H / 2)^p.
-inline int windowOrder(Window w) {
-  return static_cast<int>(w);
-}
+inline int windowOrder(Window w) { return static_cast<int>(w); }
 Window windowFromName(const std::string& name); // "cic" | "tsc", throws std::invalid_argument
 std::string windowName(Window w);
 
@@ -41,9 +42,32 @@ KOKKOS_INLINE_FUNCTION void windowWeights(Window win, double u, int& i0, double 
   }
 }
 
-// Paints every particle with mass `mass` at x + shift (shift in cells, same on all axes; 0.5 for
-// the interlaced copy) into `rho` (real space; overwritten). Collective.
+template <class T> class Painter {
+public:
+  Painter(std::shared_ptr<const SlabDecomposition> decomp, Window win);
+
+  Window window() const { return _win; }
+  const SlabDecomposition& decomp() const { return *_decomp; }
+
+  // rho <- mass assigned from positions x (+ shift cells on every axis; 0.5 for the interlaced
+  // copy). Overwrites rho (real space). Collective.
+  void paint(Field<T>& rho, const Kokkos::View<double* [3]>& x, double mass, double shift = 0.0) const;
+  // out(i, comp) <- f interpolated at x(i). f in real space. Collective.
+  void readout(const Field<T>& f, const Kokkos::View<double* [3]>& x, const Kokkos::View<double* [3]>& out,
+               int comp) const;
+
+private:
+  std::shared_ptr<const SlabDecomposition> _decomp;
+  Window _win;
+  GhostPlanes _ghosts;
+  Kokkos::View<T***> _buf; // reused between calls: no allocation in the time step
+};
+
+// Convenience: paints every particle of `parts` with mass `mass`.
 template <class T>
 void paint(Field<T>& rho, const Particles& parts, Window win, double mass, double shift = 0.0);
+
+extern template class Painter<float>;
+extern template class Painter<double>;
 
 } // namespace caustic
