@@ -14,7 +14,7 @@ Particles makeInitialConditions(std::shared_ptr<const SlabDecomposition> lattice
   fillWhiteNoise(delta, opt.noise);
   applyLinearPower(delta, power);
   const LptFields<T> lpt = lptDisplacements(delta, fft, opt.lpt_order);
-  return lptParticles(lpt, cosmo, opt.a_start);
+  return lptParticles(lpt, cosmo, opt.a_start, opt.lattice_offset);
 }
 
 template Particles makeInitialConditions<float>(std::shared_ptr<const SlabDecomposition>,

@@ -13,6 +13,7 @@ struct ICOptions {
   NoiseOptions noise;
   int lpt_order = 2;
   double a_start = 0.02;
+  double lattice_offset = 0.0; // [Mpc/h] on every axis; half a PM cell in runs (see lptParticles)
 };
 
 // Particles of the lattice `lattice` (one per cell; N = particles per side) at a_start,

@@ -140,7 +140,7 @@ LptFields<T> lptDisplacements(const Field<T>& delta_k, const FFT<T>& fft, int or
 }
 
 template <class T>
-Particles lptParticles(const LptFields<T>& lpt, const Cosmology& cosmo, double a) {
+Particles lptParticles(const LptFields<T>& lpt, const Cosmology& cosmo, double a, double offset) {
   ScopedRegion region("caustic::lptParticles");
   const auto& d = lpt.psi1[0]->decomp();
   const int n = d.n(), nx = d.localNx(), x0 = d.xStart();
@@ -169,7 +169,7 @@ Particles lptParticles(const LptFields<T>& lpt, const Cosmology& cosmo, double a
                               second ? double(p2z(f)) : 0.0};
         const int q[3] = {x0 + lx, y, z};
         for (int c = 0; c < 3; ++c) {
-          X(i, c) = periodicWrap(q[c] * cell + d1 * s1[c] + d2 * s2[c], L);
+          X(i, c) = periodicWrap(q[c] * cell + offset + d1 * s1[c] + d2 * s2[c], L);
           P(i, c) = v1 * s1[c] + v2 * s2[c];
         }
         ID(i) = (static_cast<std::uint64_t>(x0 + lx) * n + y) * n + z;
@@ -182,7 +182,7 @@ template void applyLinearPower<float>(Field<float>&, const LinearPower&);
 template void applyLinearPower<double>(Field<double>&, const LinearPower&);
 template LptFields<float> lptDisplacements<float>(const Field<float>&, const FFT<float>&, int);
 template LptFields<double> lptDisplacements<double>(const Field<double>&, const FFT<double>&, int);
-template Particles lptParticles<float>(const LptFields<float>&, const Cosmology&, double);
-template Particles lptParticles<double>(const LptFields<double>&, const Cosmology&, double);
+template Particles lptParticles<float>(const LptFields<float>&, const Cosmology&, double, double);
+template Particles lptParticles<double>(const LptFields<double>&, const Cosmology&, double, double);
 
 } // namespace caustic

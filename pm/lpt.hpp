@@ -32,9 +32,12 @@ template <class T> struct LptFields {
 template <class T>
 LptFields<T> lptDisplacements(const Field<T>& delta_k, const FFT<T>& fft, int order);
 
-// Particles on the lattice of the displacement mesh (one per cell, at the cell corners),
-// displaced and with momenta at scale factor a. Each rank makes the particles of its x-slab.
+// Particles on the lattice of the displacement mesh, q = (i, j, k) L/N + offset on every axis
+// [Mpc/h], displaced and with momenta at scale factor a. Each rank makes the particles of its
+// x-slab. The offset translates the whole realisation; half a PM cell keeps particles off the
+// PM mesh points, where the CIC window has its kink and the painted density of a displaced
+// lattice would respond one-sidedly (a half-cell shift of the force).
 template <class T>
-Particles lptParticles(const LptFields<T>& lpt, const Cosmology& cosmo, double a);
+Particles lptParticles(const LptFields<T>& lpt, const Cosmology& cosmo, double a, double offset = 0.0);
 
 } // namespace caustic

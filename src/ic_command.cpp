@@ -59,6 +59,7 @@ template <class T> void runIC(RunContext& ctx, const Params& params) {
   ico.noise = {sim.seed, sim.fixed_amplitude, sim.paired};
   ico.lpt_order = sim.lpt_order;
   ico.a_start = sim.a_start;
+  ico.lattice_offset = 0.5 * sim.box / sim.mesh;
   Particles parts;
   {
     PhaseTimer t(ctx, "initial_conditions");

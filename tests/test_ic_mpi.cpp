@@ -3,6 +3,7 @@
 #include "pm/initial_conditions.hpp"
 #include "pm/migrate.hpp"
 #include "pm/power_spectrum.hpp"
+#include "helpers.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,16 +15,8 @@ using namespace caustic;
 
 namespace {
 
-CosmologyParams planck() {
-  CosmologyParams p;
-  p.Omega_m = 0.3089;
-  p.Omega_b = 0.0486;
-  p.h = 0.6774;
-  p.n_s = 0.9667;
-  p.sigma8 = 0.8159;
-  return p;
-}
-
+using test::addCosine;
+using test::planck;
 using HostComplex = Kokkos::View<Kokkos::complex<double>*, Kokkos::HostSpace>;
 
 HostComplex hostModes(const Field<double>& f) {
@@ -32,23 +25,6 @@ HostComplex hostModes(const Field<double>& f) {
 
 bool sameBits(const Kokkos::complex<double>& a, const Kokkos::complex<double>& b) {
   return std::memcmp(&a, &b, sizeof a) == 0;
-}
-
-// Sets delta(m) for both members of +-m present in the half-complex layout, so that
-// delta(x) = amplitude cos(2 pi m.x / N).
-void setCosine(Field<double>& f, int mx, int my, int mz, double amplitude) {
-  const auto& d = f.decomp();
-  const int n = d.n();
-  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), f.complex());
-  const double v = amplitude * double(n) * n * n / 2;
-  for (int sgn : {1, -1}) {
-    int x = ((sgn * mx) % n + n) % n, y = ((sgn * my) % n + n) % n, z = sgn * mz;
-    if (z < 0)
-      continue;
-    if (y >= d.yStart() && y < d.yStart() + d.localNy())
-      h(Field<double>::complexIndex(y - d.yStart(), x, z, n)) += Kokkos::complex<double>(v, 0);
-  }
-  Kokkos::deep_copy(f.complex(), h);
 }
 
 } // namespace
@@ -183,7 +159,7 @@ TEST(LPT, SecondOrderVanishesForAPlaneWave) {
   FFT<double> fft(d);
   Field<double> delta(d, "delta");
   delta.setZero();
-  setCosine(delta, 2, 1, 0, 0.3); // a single plane wave along (2, 1, 0)
+  addCosine(delta, 2, 1, 0, 0.3); // a single plane wave along (2, 1, 0)
   const auto lpt = lptDisplacements(delta, fft, 2);
   double max1 = 0, max2 = 0;
   for (int c = 0; c < 3; ++c) {
@@ -215,8 +191,8 @@ TEST(LPT, CrossedPlaneWavesMatchAnalyticSecondOrder) {
   FFT<double> fft(d);
   Field<double> delta(d, "delta");
   delta.setZero();
-  setCosine(delta, m1, 0, 0, A);
-  setCosine(delta, 0, m2, 0, B);
+  addCosine(delta, m1, 0, 0, A);
+  addCosine(delta, 0, m2, 0, B);
   const auto lpt = lptDisplacements(delta, fft, 2);
   const double k1 = 2 * M_PI * m1 / L, k2 = 2 * M_PI * m2 / L, H = L / n;
   std::array<
@@ -249,7 +225,7 @@ TEST(LPT, ParticlesCarryLatticeIdsAndFastPMMomenta) {
   FFT<double> fft(d);
   Field<double> delta(d, "delta");
   delta.setZero();
-  setCosine(delta, 1, 0, 0, 0.5);
+  addCosine(delta, 1, 0, 0, 0.5);
   const auto lpt = lptDisplacements(delta, fft, 1);
   const Particles parts = lptParticles(lpt, cosmo, a);
   auto x = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);

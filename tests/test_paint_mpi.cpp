@@ -2,6 +2,7 @@
 // particles, a uniform lattice paints a uniform field, migration delivers each particle.
 #include "pm/migrate.hpp"
 #include "pm/painter.hpp"
+#include "helpers.hpp"
 
 #include <gtest/gtest.h>
 
@@ -12,44 +13,16 @@ using namespace caustic;
 
 namespace {
 
-// The same `count` random particles on every rank (positions in [0, L)).
+using test::share;
+
+// Random particles plus a few exactly on cell faces and at the box edge.
 Particles randomParticles(std::size_t count, double L, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(0.0, L);
-  Particles p(count);
-  auto x = Kokkos::create_mirror_view(p.x);
-  auto id = Kokkos::create_mirror_view(p.id);
-  for (std::size_t i = 0; i < count; ++i) {
-    for (int c = 0; c < 3; ++c)
-      x(i, c) = u(rng);
-    id(i) = i;
-  }
-  // A few particles exactly on cell faces and at the box edge.
+  Particles p = test::randomParticles(count, L, seed);
+  auto x = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), p.x);
   x(0, 0) = 0.0;
   x(1, 0) = L * (1 - 1e-16);
   x(2, 0) = L / 2;
   Kokkos::deep_copy(p.x, x);
-  Kokkos::deep_copy(p.id, id);
-  return p;
-}
-
-// This rank's share (round robin), not yet on the owning ranks.
-Particles share(const Particles& all, int rank, int size) {
-  auto x = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.x);
-  auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.id);
-  std::vector<std::size_t> mine;
-  for (std::size_t i = rank; i < all.size(); i += size)
-    mine.push_back(i);
-  Particles p(mine.size());
-  auto px = Kokkos::create_mirror_view(p.x);
-  auto pid = Kokkos::create_mirror_view(p.id);
-  for (std::size_t j = 0; j < mine.size(); ++j) {
-    for (int c = 0; c < 3; ++c)
-      px(j, c) = x(mine[j], c);
-    pid(j) = id(mine[j]);
-  }
-  Kokkos::deep_copy(p.x, px);
-  Kokkos::deep_copy(p.id, pid);
   return p;
 }
 

@@ -1,0 +1,75 @@
+#pragma once
+// PM gravity: paint -> r2c FFT -> potential (Green's function, optional window deconvolution,
+// optional learned filter) -> per axis: gradient kernel, c2r FFT, readout.
+//
+// Units: the force is F = -grad phi with lap phi = 3/2 Omega_m delta (comoving, H0 = 1, lengths
+// in Mpc/h), so that dp/da = F / (a^2 E(a)) for p = a^2 dx/dt [H0 Mpc/h] (FastPM's convention).
+// Kernels (k_i = 2 pi m_i / L, H the cell size):
+//   exact:             phi(k) = -3/2 Omega_m delta(k) / k^2,           D_i = i k_i
+//   finite_difference: 1/k^2 -> 1/sum_i (2/H sin(k_i H/2))^2 (the 7-point Laplacian),
+//                      D_i = i (8 sin(k_i H) - sin(2 k_i H)) / (6 H) (4-point gradient)
+// The DC mode and the Nyquist planes of the exact gradient are zero. With `deconvolve`, delta is
+// divided by the paint and readout windows W(k)^2.
+#include "pm/mesh.hpp"
+#include "pm/painter.hpp"
+#include "pm/timers.hpp"
+
+#include <memory>
+
+namespace caustic {
+
+enum class GravityKernel { Exact, FiniteDifference };
+GravityKernel gravityKernelFromName(const std::string& name); // "exact" | "finite_difference"
+
+// Multiplies the potential phi(k) (Fourier space, DFT convention, local modes) at scale factor a.
+// The one place where a learned force correction acts on the PM force.
+template <class T> class PotentialFilter {
+public:
+  virtual ~PotentialFilter() = default;
+  virtual void apply(Field<T>& phi_k, double a) const = 0;
+};
+
+// Defaults as FastPM: CIC and finite-difference kernels. On a mesh finer than the particle
+// lattice (B = 2), the spectral kernels amplify the lattice-scale aliasing of the painted density
+// (sidebands of the mesh Nyquist mode): the linear growth of the largest modes comes out 5-10%
+// too fast in 10 steps, where the finite-difference kernels, which vanish at the Nyquist
+// frequency, give it to better than 0.5% (tests/test_pm_mpi.cpp).
+struct GravityOptions {
+  Window window = Window::CIC;
+  GravityKernel kernel = GravityKernel::FiniteDifference;
+  bool deconvolve = false;
+};
+
+template <class T> class Gravity {
+public:
+  // Collective: plans FFTs (planner `fft_flags`) and allocates the two mesh buffers it needs.
+  Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_m, const GravityOptions& opt,
+          unsigned fft_flags = FFTW_ESTIMATE);
+
+  // acc(i, :) <- F at probe positions; sources are particles of equal mass, `total_sources` of
+  // them over all ranks. Sources and probes must be on their owning ranks. Collective.
+  void force(const Kokkos::View<double* [3]>& sources, double total_sources,
+             const Kokkos::View<double* [3]>& probes, const Kokkos::View<double* [3]>& acc, double a);
+
+  void setFilter(std::shared_ptr<const PotentialFilter<T>> filter) { _filter = std::move(filter); }
+  const SlabDecomposition& decomp() const { return *_mesh; }
+  const FFT<T>& fft() const { return _fft; }
+  // The potential phi(k) of the last force() call (Fourier space).
+  const Field<T>& potential() const { return _phi; }
+  PhaseTimes& times() { return _times; }
+
+private:
+  std::shared_ptr<const SlabDecomposition> _mesh;
+  double _omega_m;
+  GravityOptions _opt;
+  FFT<T> _fft;
+  Painter<T> _painter;
+  Field<T> _phi, _work;
+  std::shared_ptr<const PotentialFilter<T>> _filter;
+  PhaseTimes _times;
+};
+
+extern template class Gravity<float>;
+extern template class Gravity<double>;
+
+} // namespace caustic
