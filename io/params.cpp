@@ -272,11 +272,11 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
   for (const auto& ov : overrides)
     applyOverride(root, ov);
 
-  const std::set<std::string> sections = {"cosmology", "power", "simulation", "output"};
+  const std::set<std::string> sections = {"cosmology", "power", "simulation", "gravity", "output"};
   for (auto&& [k, v] : root) {
     if (!sections.count(std::string(k.str())))
       throw ParamError("[" + std::string(k.str()) +
-                       "]: unknown section; allowed: [cosmology], [power], [simulation], [output]");
+                       "]: unknown section; allowed: [cosmology], [power], [simulation], [gravity], [output]");
   }
 
   Params p;
@@ -394,6 +394,14 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     } else if (file) {
       throw ParamError("power.file = \"" + *file + "\": only used with power.type = \"tabulated\"");
     }
+    s.finish();
+  }
+
+  { // [gravity]
+    Section s(&root, "gravity", false);
+    p.gravity.window = s.choice("window", "cic", {"cic", "tsc"});
+    p.gravity.kernel = s.choice("kernel", "finite_difference", {"finite_difference", "exact"});
+    p.gravity.deconvolve = s.boolean("deconvolve", false);
     s.finish();
   }
 

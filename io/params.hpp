@@ -38,6 +38,12 @@ struct SimulationParams {
   bool double_precision = false; // mesh precision (float by default, as is usual for PM)
 };
 
+struct GravityParams {
+  std::string window = "cic";              // paint/readout window: cic | tsc
+  std::string kernel = "finite_difference"; // finite_difference | exact
+  bool deconvolve = false;                  // divide by the paint and readout windows
+};
+
 struct OutputParams {
   std::string directory = "output";
   std::vector<double> a;          // output scale factors, ascending, in [a_start, a_end]
@@ -55,6 +61,7 @@ struct Params {
   CosmologyParams cosmology;
   PowerParams power;
   SimulationParams simulation;
+  GravityParams gravity;
   OutputParams output;
   std::string toml;   // the effective parameters (file plus overrides) as TOML text
   std::string source; // path of the parameter file

@@ -18,36 +18,16 @@ namespace {
 constexpr double kRhoCrit = 27.75366;
 
 // Writes a (n_total x ncomp) dataset collectively; this rank's rows start at `offset`.
-void writeRows(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type,
-               const void* data, std::uint64_t n_total, std::uint64_t n_local, std::uint64_t offset,
-               int ncomp, const std::string& units, const std::string& ctx) {
-  using h5::check;
-  using h5::Handle;
-  const int rank = ncomp > 1 ? 2 : 1;
-  hsize_t gdims[2] = {n_total, static_cast<hsize_t>(ncomp)};
-  hsize_t ldims[2] = {n_local, static_cast<hsize_t>(ncomp)};
-  hsize_t start[2] = {offset, 0};
-  Handle fspace(check(H5Screate_simple(rank, gdims, nullptr), ctx + ": dataspace " + name),
-                H5Sclose);
-  Handle dset(check(H5Dcreate2(file, name.c_str(), file_type, fspace, H5P_DEFAULT, H5P_DEFAULT,
-                               H5P_DEFAULT),
-                    ctx + ": create dataset " + name),
-              H5Dclose);
-  Handle mspace(check(H5Screate_simple(rank, ldims, nullptr), ctx + ": memory space " + name),
-                H5Sclose);
-  if (n_local > 0) {
-    check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, ldims, nullptr),
-          ctx + ": select " + name);
-  } else {
-    H5Sselect_none(fspace);
-    H5Sselect_none(mspace);
-  }
-  Handle xfer(check(H5Pcreate(H5P_DATASET_XFER), ctx), H5Pclose);
-  H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
-  if (H5Dwrite(dset, mem_type, mspace, fspace, xfer, data) < 0)
-    throw std::runtime_error(ctx + ": writing dataset " + name + " failed");
-  h5::attr(dset, "units", units, ctx);
+void writeRows(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type, const void* data,
+               std::uint64_t n_total, std::uint64_t n_local, std::uint64_t offset, int ncomp,
+               const std::string& units, const std::string& ctx) {
+  const hsize_t gdims[2] = {n_total, static_cast<hsize_t>(ncomp)};
+  const hsize_t ldims[2] = {n_local, static_cast<hsize_t>(ncomp)};
+  const hsize_t start[2] = {offset, 0};
+  h5::writeBlock(file, name, mem_type, file_type, data, ncomp > 1 ? 2 : 1, gdims, start, ldims, units, ctx);
 }
+
+} // namespace
 
 // Every run parameter as an attribute "section.key" of `group`.
 void writeParameters(hid_t group, const Params& params, const std::string& ctx) {
@@ -78,8 +58,6 @@ void writeParameters(hid_t group, const Params& params, const std::string& ctx) 
   }
 }
 
-} // namespace
-
 double particleMass(const Params& params) {
   const double L = params.simulation.box;
   const double n = params.simulation.particles;
@@ -91,7 +69,6 @@ void writeSnapshot(const std::string& path, const Comm& comm, const Particles& p
   ScopedRegion region("caustic::writeSnapshot");
   using h5::check;
   using h5::Handle;
-  const std::string tmp = temporaryName(path);
   const std::string ctx = "writeSnapshot(" + path + ")";
 
   const std::uint64_t n_local = parts.size();
@@ -101,14 +78,7 @@ void writeSnapshot(const std::string& path, const Comm& comm, const Particles& p
     offset = 0;
   mpiCheck(MPI_Allreduce(&n_local, &n_total, 1, MPI_UINT64_T, MPI_SUM, comm.get()), ctx.c_str());
 
-  int ok = 1;
-  std::string error;
-  try {
-    Handle fapl(check(H5Pcreate(H5P_FILE_ACCESS), ctx), H5Pclose);
-    check(H5Pset_fapl_mpio(fapl, comm.get(), MPI_INFO_NULL), ctx + ": MPI-IO driver");
-    Handle file(
-        check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), ctx + ": create " + tmp),
-        H5Fclose);
+  h5::writeParallelFile(path, comm.get(), [&](hid_t file) {
     {
       Handle hdr = h5::createGroup(file, "Header", ctx);
       const auto& c = params.cosmology;
@@ -168,20 +138,7 @@ void writeSnapshot(const std::string& path, const Comm& comm, const Particles& p
               ctx);
     writeRows(pt, "ParticleIDs", H5T_NATIVE_UINT64, H5T_STD_U64LE, hid.data(), n_total, n_local,
               offset, 1, "Lagrangian lattice index (i*N + j)*N + k", ctx);
-  } catch (const std::exception& e) {
-    ok = 0;
-    error = e.what();
-  }
-  int all_ok = 0;
-  MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm.get());
-  if (!all_ok) {
-    if (comm.rank() == 0)
-      std::remove(tmp.c_str());
-    throw std::runtime_error(error.empty() ? ctx + ": failed on another rank" : error);
-  }
-  if (comm.rank() == 0)
-    commitFile(tmp, path);
-  comm.barrier();
+  });
 }
 
 } // namespace caustic

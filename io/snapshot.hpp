@@ -13,6 +13,7 @@
 #include "pm/comm.hpp"
 #include "pm/particles.hpp"
 
+#include <cstdint>
 #include <string>
 
 namespace caustic {
@@ -26,6 +27,9 @@ struct SnapshotInfo {
 // Collective over `comm`. Throws std::runtime_error naming the path on any HDF5 failure.
 void writeSnapshot(const std::string& path, const Comm& comm, const Particles& parts,
                    const SnapshotInfo& info, const Params& params);
+
+// Every run parameter as an attribute "section.key" of `group`, plus the TOML text and its hash.
+void writeParameters(std::int64_t group, const Params& params, const std::string& ctx);
 
 // Mean comoving mass per particle [1e10 Msun/h]: Omega_m rho_crit L^3 / N.
 double particleMass(const Params& params);

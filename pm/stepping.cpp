@@ -13,28 +13,57 @@ std::vector<double> timeSteps(double a_start, double a_end, int steps, Spacing s
                               const std::vector<double>& outputs) {
   if (!(a_start > 0 && a_end > a_start && steps >= 1))
     throw std::invalid_argument("timeSteps: need 0 < a_start < a_end and steps >= 1");
-  std::vector<double> a(steps + 1);
-  for (int i = 0; i <= steps; ++i) {
-    const double t = double(i) / steps;
-    a[i] = spacing == Spacing::Linear ? a_start + t * (a_end - a_start)
-                                      : a_start * std::exp(t * std::log(a_end / a_start));
-  }
-  a.front() = a_start;
-  a.back() = a_end;
-  for (double o : outputs) {
+  // Stepping variable t = a or ln a; the outputs split [a_start, a_end] into segments.
+  auto t = [spacing](double a) { return spacing == Spacing::Linear ? a : std::log(a); };
+  auto inv = [spacing](double x) { return spacing == Spacing::Linear ? x : std::exp(x); };
+  std::vector<double> knots = {a_start};
+  std::vector<double> sorted(outputs);
+  std::sort(sorted.begin(), sorted.end());
+  for (double o : sorted) {
     if (o < a_start || o > a_end)
       throw std::invalid_argument("timeSteps: output a = " + std::to_string(o) + " outside the run");
-    a.push_back(o);
+    if (o > knots.back() * (1 + 1e-12) && o < a_end * (1 - 1e-12))
+      knots.push_back(o);
   }
-  std::sort(a.begin(), a.end());
-  // Merge boundaries closer than 1e-10 in a (an output on a regular boundary).
-  std::vector<double> out;
-  for (double x : a)
-    if (out.empty() || x - out.back() > 1e-10 * x)
-      out.push_back(x);
-    else if (std::find(outputs.begin(), outputs.end(), x) != outputs.end())
-      out.back() = x; // keep the exact output value
-  return out;
+  knots.push_back(a_end);
+  // Steps per segment proportional to its length in t (at least one; largest remainders).
+  const std::size_t nseg = knots.size() - 1;
+  const double total = t(a_end) - t(a_start);
+  std::vector<int> per(nseg, 1);
+  const int budget = std::max<int>(steps, static_cast<int>(nseg));
+  std::vector<double> want(nseg);
+  int used = 0;
+  for (std::size_t i = 0; i < nseg; ++i) {
+    want[i] = budget * (t(knots[i + 1]) - t(knots[i])) / total;
+    per[i] = std::max(1, static_cast<int>(std::floor(want[i])));
+    used += per[i];
+  }
+  while (used < budget) {
+    std::size_t best = 0;
+    double gap = -1e300;
+    for (std::size_t i = 0; i < nseg; ++i)
+      if (want[i] - per[i] > gap) {
+        gap = want[i] - per[i];
+        best = i;
+      }
+    ++per[best];
+    ++used;
+  }
+  while (used > budget) { // the minimum of one step per segment overshot: take from the longest
+    std::size_t best = 0;
+    for (std::size_t i = 0; i < nseg; ++i)
+      if (per[i] > 1 && per[i] - want[i] > per[best] - want[best])
+        best = i;
+    --per[best];
+    --used;
+  }
+  std::vector<double> a = {a_start};
+  for (std::size_t i = 0; i < nseg; ++i) {
+    const double t0 = t(knots[i]), t1 = t(knots[i + 1]);
+    for (int j = 1; j < per[i]; ++j) a.push_back(inv(t0 + (t1 - t0) * j / per[i]));
+    a.push_back(knots[i + 1]); // exact knot value
+  }
+  return a;
 }
 
 double midpoint(double ai, double af, Spacing spacing) {

@@ -20,8 +20,10 @@ namespace caustic {
 
 enum class Spacing { Linear, Log };
 
-// Step boundaries from a_start to a_end: `steps` equal steps in a (or ln a), with every output
-// scale factor inserted as an extra boundary (so outputs fall exactly on a step boundary).
+// Step boundaries from a_start to a_end such that every output scale factor is a boundary: the
+// outputs split the run into segments, and the `steps` steps are shared among them in
+// proportion to their length in a (or ln a), equal steps within a segment, at least one per
+// segment (so a run with more outputs than steps takes one step per segment).
 std::vector<double> timeSteps(double a_start, double a_end, int steps, Spacing spacing,
                               const std::vector<double>& outputs = {});
 double midpoint(double ai, double af, Spacing spacing);

@@ -26,7 +26,8 @@ private:
 
 class ScopedPhase {
 public:
-  ScopedPhase(PhaseTimes& t, const char* phase) : _t(t), _phase(phase), _t0(std::chrono::steady_clock::now()) {}
+  ScopedPhase(PhaseTimes& t, std::string phase)
+      : _t(t), _phase(std::move(phase)), _t0(std::chrono::steady_clock::now()) {}
   ~ScopedPhase() {
     Kokkos::fence();
     _t.add(_phase, std::chrono::duration<double>(std::chrono::steady_clock::now() - _t0).count());
@@ -34,7 +35,7 @@ public:
 
 private:
   PhaseTimes& _t;
-  const char* _phase;
+  std::string _phase;
   std::chrono::steady_clock::time_point _t0;
 };
 

@@ -1,4 +1,5 @@
 #include "commands.hpp"
+#include "common.hpp"
 
 #include "io/atomic_file.hpp"
 #include "io/snapshot.hpp"
@@ -15,44 +16,14 @@ namespace caustic {
 
 namespace {
 
-LinearPower makePower(const Params& params) {
-  if (params.power.type == PowerParams::Type::Tabulated)
-    return LinearPower::fromTable(params.power.file, params.cosmology, params.power.normalize);
-  return LinearPower::eisensteinHu(params.cosmology);
-}
-
-std::string fmt(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
-
-// Makes the output directory on rank 0; every rank learns whether that worked.
-void prepareOutput(const RunContext& ctx, const std::string& dir) {
-  std::string err;
-  if (ctx.root()) {
-    try {
-      makeDirectories(dir);
-    } catch (const std::exception& e) {
-      err = e.what();
-    }
-  }
-  int len = static_cast<int>(err.size());
-  MPI_Bcast(&len, 1, MPI_INT, 0, ctx.comm().get());
-  err.resize(len);
-  MPI_Bcast(err.data(), len, MPI_CHAR, 0, ctx.comm().get());
-  if (!err.empty())
-    throw std::runtime_error(err);
-}
-
 template <class T> void runIC(RunContext& ctx, const Params& params) {
   const auto& sim = params.simulation;
   const auto& out = params.output;
   MPI_Comm comm = ctx.comm().get();
   Cosmology cosmo(params.cosmology);
-  const LinearPower power = makePower(params);
-  ctx.log("cosmology: Omega_m = " + fmt("%.4f", params.cosmology.Omega_m) + ", sigma8 = " +
-          fmt("%.4f", power.sigma(8.0)) + ", D1(a_start) = " + fmt("%.6f", cosmo.D1(sim.a_start)));
+  const LinearPower power = makeLinearPower(params);
+  ctx.log("cosmology: Omega_m = " + format("%.4f", params.cosmology.Omega_m) + ", sigma8 = " +
+          format("%.4f", power.sigma(8.0)) + ", D1(a_start) = " + format("%.6f", cosmo.D1(sim.a_start)));
 
   auto lattice = std::make_shared<const SlabDecomposition>(comm, sim.particles, sim.box);
   ICOptions ico;
@@ -67,7 +38,7 @@ template <class T> void runIC(RunContext& ctx, const Params& params) {
   }
   const double ntot = static_cast<double>(sim.particles) * sim.particles * sim.particles;
   ctx.log("initial conditions: " + std::to_string(sim.particles) + "^3 particles, " +
-          (sim.lpt_order == 2 ? "2LPT" : "Zel'dovich") + " at a = " + fmt("%.4f", sim.a_start));
+          (sim.lpt_order == 2 ? "2LPT" : "Zel'dovich") + " at a = " + format("%.4f", sim.a_start));
 
   prepareOutput(ctx, out.directory);
   const std::filesystem::path dir(out.directory);

@@ -23,6 +23,9 @@ int runCommand(int argc, char** argv) {
   auto* ic = app.add_subcommand("ic", "Generate initial conditions: snapshot and power spectrum");
   ic->add_option("params", file, "TOML parameter file")->required();
   ic->add_option("--set", sets, "Override a parameter: section.key=value (repeatable)");
+  auto* run = app.add_subcommand("run", "Run a simulation: initial conditions, PM steps, outputs");
+  run->add_option("params", file, "TOML parameter file")->required();
+  run->add_option("--set", sets, "Override a parameter: section.key=value (repeatable)");
   app.set_version_flag("--version", CAUSTIC_VERSION);
   try {
     app.parse(argc, argv);
@@ -43,9 +46,11 @@ int runCommand(int argc, char** argv) {
       std::fprintf(stderr, "caustic: error: %s\n", e.what());
     return 2;
   }
-  if (*ic)
+  if (*ic) {
     runInitialConditions(ctx, params);
-  return 0;
+    return 0;
+  }
+  return runSimulationCommand(ctx, params);
 }
 
 } // namespace

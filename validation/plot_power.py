@@ -51,7 +51,9 @@ def main():
     ax.set_ylabel(r"$P(k)$ [$(h^{-1}\,\mathrm{Mpc})^3$]")
     axr.set_xlabel(r"$k$ [$h\,\mathrm{Mpc}^{-1}$]")
     axr.set_ylabel(r"$P / P_\mathrm{lin}$")
-    axr.set_ylim(0.5, 1.5)
+    axr.set_yscale("log")
+    lo, hi = axr.get_ylim()
+    axr.set_ylim(min(lo, 0.7), max(hi, 1.4))
     ax.legend(fontsize=8)
     if args.title:
         ax.set_title(args.title)

@@ -1,0 +1,83 @@
+#include "io/observers.hpp"
+
+#include "io/fields.hpp"
+#include "io/snapshot.hpp"
+#include "io/tables.hpp"
+#include "pm/painter.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+namespace caustic {
+
+std::string outputName(const std::string& dir, const std::string& stem, double a, const std::string& ext) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s_a%.4f%s", stem.c_str(), a, ext.c_str());
+  return (std::filesystem::path(dir) / buf).string();
+}
+
+void SnapshotWriter::observe(Event, const SimulationState& s) {
+  const std::string path = outputName(_params.output.directory, "snapshot", s.a, ".hdf5");
+  writeSnapshot(path, s.mesh->comm(), *s.particles,
+                {s.a, s.particle_mass, static_cast<std::uint64_t>(s.total_particles)}, _params);
+  if (s.mesh->comm().rank() == 0 && _cb)
+    _cb("snapshot", path);
+}
+
+template <class T>
+PowerSpectrumWriter<T>::PowerSpectrumWriter(const Params& params, std::function<double(double)> linear_power,
+                                            OutputCallback cb)
+    : _params(params), _plin(std::move(linear_power)), _cb(std::move(cb)) {}
+
+template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationState& s) {
+  if (!_fft)
+    _fft = std::make_unique<FFT<T>>(s.mesh);
+  const auto& out = _params.output;
+  PowerOptions po;
+  po.window = windowFromName(out.window);
+  po.interlace = out.interlace;
+  po.subtract_shot_noise = out.subtract_shot_noise;
+  const PowerSpectrum ps = measurePower<T>(*s.particles, s.total_particles, s.mesh, *_fft, po);
+  if (s.mesh->comm().rank() != 0)
+    return;
+  const auto& sim = _params.simulation;
+  const std::string path = outputName(out.directory, "power", s.a, ".txt");
+  const double g = s.cosmology->D1(s.a);
+  std::ostringstream h1, h2, h3;
+  h1 << "caustic power spectrum at a = " << s.a << " (z = " << 1.0 / s.a - 1.0 << "), step " << s.step << " of "
+     << s.steps_total;
+  h2 << "box " << sim.box << " Mpc/h, " << sim.particles << "^3 particles, mesh " << sim.mesh << "^3, window "
+     << out.window << (out.interlace ? ", interlaced" : "") << ", compensated; parameter hash " << _params.hash();
+  h3 << "k_nyquist_particles = " << M_PI * sim.particles / sim.box << " h/Mpc";
+  writePowerTable(path, ps, {h1.str(), h2.str(), h3.str(), "P_lin: linear theory at the same a, D1(a)^2 P(k)"},
+                  [&](double k) { return g * g * _plin(k); });
+  if (_cb)
+    _cb("power_spectrum", path);
+}
+
+template <class T> void DensityWriter<T>::observe(Event, const SimulationState& s) {
+  Field<T> rho(s.mesh, "caustic::DensityWriter::rho");
+  const int n = s.mesh->n();
+  const double n3 = double(n) * n * n;
+  paint(rho, *s.particles, windowFromName(_params.output.window), n3 / s.total_particles);
+  auto r = rho.real();
+  const int nx = s.mesh->localNx();
+  if (nx > 0)
+    Kokkos::parallel_for(
+        "caustic::DensityWriter::contrast", Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {nx, n, n}),
+        KOKKOS_LAMBDA(const int lx, const int y, const int z) { r(Field<T>::realIndex(lx, y, z, n)) -= T(1); });
+  Kokkos::fence();
+  const std::string path = outputName(_params.output.directory, "density", s.a, ".hdf5");
+  writeField(path, rho, "density", "density contrast rho/mean - 1 (dimensionless)", s.a, _params);
+  if (s.mesh->comm().rank() == 0 && _cb)
+    _cb("density", path);
+}
+
+template class PowerSpectrumWriter<float>;
+template class PowerSpectrumWriter<double>;
+template class DensityWriter<float>;
+template class DensityWriter<double>;
+
+} // namespace caustic

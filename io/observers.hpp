@@ -1,0 +1,58 @@
+#pragma once
+// Observers that write a run's outputs at output scale factors: snapshots, power spectra and
+// density fields. File names carry the scale factor: snapshot_a0.5000.hdf5, power_a0.5000.txt,
+// density_a0.5000.hdf5 (and *_ic.* at a_start for the initial conditions).
+#include "io/params.hpp"
+#include "pm/observer.hpp"
+#include "pm/power_spectrum.hpp"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace caustic {
+
+// Called with (kind, path) for every file written, on rank 0.
+using OutputCallback = std::function<void(const std::string&, const std::string&)>;
+
+std::string outputName(const std::string& dir, const std::string& stem, double a, const std::string& ext);
+
+class SnapshotWriter : public Observer {
+public:
+  SnapshotWriter(const Params& params, OutputCallback cb) : _params(params), _cb(std::move(cb)) {}
+  std::string name() const override { return "snapshot"; }
+  void observe(Event e, const SimulationState& s) override;
+
+private:
+  const Params& _params;
+  OutputCallback _cb;
+};
+
+// Power spectrum of the particles on the PM mesh, with linear theory D1(a)^2 P_lin(k).
+template <class T> class PowerSpectrumWriter : public Observer {
+public:
+  PowerSpectrumWriter(const Params& params, std::function<double(double)> linear_power, OutputCallback cb);
+  std::string name() const override { return "power_spectrum"; }
+  void observe(Event e, const SimulationState& s) override;
+
+private:
+  const Params& _params;
+  std::function<double(double)> _plin;
+  OutputCallback _cb;
+  std::unique_ptr<FFT<T>> _fft;
+};
+
+// Density contrast delta = rho / mean - 1 painted on the PM mesh (window of [output]).
+template <class T> class DensityWriter : public Observer {
+public:
+  DensityWriter(const Params& params, OutputCallback cb) : _params(params), _cb(std::move(cb)) {}
+  std::string name() const override { return "density"; }
+  void observe(Event e, const SimulationState& s) override;
+
+private:
+  const Params& _params;
+  OutputCallback _cb;
+};
+
+} // namespace caustic

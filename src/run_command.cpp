@@ -1,0 +1,123 @@
+#include "commands.hpp"
+#include "common.hpp"
+#include "signals.hpp"
+
+#include "io/atomic_file.hpp"
+#include "io/observers.hpp"
+#include "io/snapshot.hpp"
+#include "pm/initial_conditions.hpp"
+#include "pm/simulation.hpp"
+
+#include <filesystem>
+#include <sstream>
+
+namespace caustic {
+
+namespace {
+
+template <class T> int runSim(RunContext& ctx, const Params& params) {
+  const auto& sim = params.simulation;
+  const auto& out = params.output;
+  MPI_Comm comm = ctx.comm().get();
+  Cosmology cosmo(params.cosmology);
+  const LinearPower power = makeLinearPower(params);
+  ctx.log("caustic run: " + std::to_string(sim.particles) + "^3 particles, " + std::to_string(sim.mesh) +
+          "^3 mesh (" + (sim.double_precision ? "double" : "single") + "), box " + format("%g", sim.box) +
+          " Mpc/h, a = " + format("%g", sim.a_start) + " -> " + format("%g", sim.a_end) + ", " +
+          std::to_string(ctx.comm().size()) + " ranks");
+  ctx.log("cosmology: Omega_m = " + format("%.4f", params.cosmology.Omega_m) + ", sigma8 = " +
+          format("%.4f", power.sigma(8.0)) + "; gravity: " + params.gravity.window + ", " + params.gravity.kernel +
+          " kernel" + (params.gravity.deconvolve ? ", deconvolved" : ""));
+
+  auto lattice = std::make_shared<const SlabDecomposition>(comm, sim.particles, sim.box);
+  ICOptions ico;
+  ico.noise = {sim.seed, sim.fixed_amplitude, sim.paired};
+  ico.lpt_order = sim.lpt_order;
+  ico.a_start = sim.a_start;
+  ico.lattice_offset = 0.5 * sim.box / sim.mesh;
+  Particles parts;
+  {
+    PhaseTimer t(ctx, "initial_conditions");
+    parts = makeInitialConditions<T>(lattice, cosmo, power, ico);
+  }
+  const double ntot = double(sim.particles) * sim.particles * sim.particles;
+  prepareOutput(ctx, out.directory);
+  auto record = [&ctx](const std::string& kind, const std::string& path) {
+    ctx.addOutput(kind, path);
+    ctx.log("wrote " + path);
+  };
+  if (out.initial_conditions) {
+    PhaseTimer t(ctx, "write_initial_conditions");
+    const std::string path = (std::filesystem::path(out.directory) / "ic.hdf5").string();
+    writeSnapshot(path, ctx.comm(), parts, {sim.a_start, particleMass(params), std::uint64_t(ntot)}, params);
+    if (ctx.root())
+      record("snapshot", path);
+  }
+
+  auto mesh = std::make_shared<const SlabDecomposition>(comm, sim.mesh, sim.box);
+  GravityOptions go;
+  go.window = windowFromName(params.gravity.window);
+  go.kernel = gravityKernelFromName(params.gravity.kernel);
+  go.deconvolve = params.gravity.deconvolve;
+  NBody<T> nbody(mesh, cosmo, go, ntot);
+
+  SnapshotWriter snapshots(params, record);
+  PowerSpectrumWriter<T> spectra(params, [&power](double k) { return power(k); }, record);
+  DensityWriter<T> density(params, record);
+  std::vector<Observer*> observers;
+  if (out.snapshots)
+    observers.push_back(&snapshots);
+  if (out.power_spectrum)
+    observers.push_back(&spectra);
+  if (out.density)
+    observers.push_back(&density);
+
+  const Spacing spacing = sim.spacing == SimulationParams::Spacing::Log ? Spacing::Log : Spacing::Linear;
+  const auto boundaries = timeSteps(sim.a_start, sim.a_end, sim.steps, spacing, out.a);
+  SimulationState base;
+  base.mesh = mesh;
+  base.cosmology = &cosmo;
+  base.total_particles = ntot;
+  base.particle_mass = particleMass(params);
+  installStopHandlers();
+  RunResult result;
+  {
+    PhaseTimer t(ctx, "time_stepping_total");
+    result = runSimulation(
+        nbody, parts, boundaries, out.a, spacing, base, observers,
+        [&ctx](const StepReport& r) {
+          char line[160];
+          std::snprintf(line, sizeof line, "step %4d/%d  a = %.4f  z = %7.3f  %7.2f s  ETA %7.1f s", r.step,
+                        r.steps_total, r.a, 1.0 / r.a - 1.0, r.seconds, r.eta_seconds);
+          ctx.log(line);
+        },
+        stopRequested);
+  }
+  for (const auto& [phase, s] : nbody.times().all()) ctx.addTime("step:" + phase, s);
+  auto summary = ctx.summary("run", params.hash());
+  summary["steps_done"] = result.steps_done;
+  summary["steps_total"] = static_cast<int>(boundaries.size()) - 1;
+  summary["a_reached"] = result.a_reached;
+  summary["interrupted"] = result.interrupted;
+  summary["particles_migrated"] = static_cast<double>(nbody.migrated());
+  if (ctx.root()) {
+    const std::string path = (std::filesystem::path(out.directory) / "run_summary.json").string();
+    writeTextFile(path, summary.dump(2) + "\n");
+    ctx.log("wrote " + path);
+  }
+  if (result.interrupted) {
+    ctx.log("stopped by signal " + std::to_string(stopSignal()) + " after step " + std::to_string(result.steps_done) +
+            " at a = " + format("%.4f", result.a_reached) + "; every file written is complete");
+    return 128 + stopSignal();
+  }
+  ctx.log("done");
+  return 0;
+}
+
+} // namespace
+
+int runSimulationCommand(RunContext& ctx, const Params& params) {
+  return params.simulation.double_precision ? runSim<double>(ctx, params) : runSim<float>(ctx, params);
+}
+
+} // namespace caustic

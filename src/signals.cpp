@@ -1,0 +1,18 @@
+#include "signals.hpp"
+
+namespace caustic {
+
+namespace {
+volatile std::sig_atomic_t g_signal = 0;
+extern "C" void onStopSignal(int sig) { g_signal = sig; }
+} // namespace
+
+void installStopHandlers() {
+  std::signal(SIGINT, onStopSignal);
+  std::signal(SIGTERM, onStopSignal);
+}
+
+bool stopRequested() { return g_signal != 0; }
+int stopSignal() { return g_signal; }
+
+} // namespace caustic
