@@ -10,6 +10,7 @@ extern "C" void onStopSignal(int sig) { g_signal = sig; }
 void installStopHandlers() {
   std::signal(SIGINT, onStopSignal);
   std::signal(SIGTERM, onStopSignal);
+  std::signal(SIGUSR1, onStopSignal);
 }
 
 bool stopRequested() { return g_signal != 0; }

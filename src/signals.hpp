@@ -1,5 +1,7 @@
 #pragma once
-// SIGINT and SIGTERM request a clean stop at the next step boundary.
+// SIGINT, SIGTERM and SIGUSR1 request a clean stop at the next step boundary. SLURM sends
+// SIGTERM (or a chosen signal, --signal) to every task before a time limit; Open MPI's mpirun
+// forwards SIGUSR1 to the ranks but answers SIGTERM/SIGINT by killing the job itself.
 #include <csignal>
 
 namespace caustic {
