@@ -49,11 +49,13 @@ std::vector<double> timeSteps(double a_start, double a_end, int steps, Spacing s
     ++per[best];
     ++used;
   }
-  while (used > budget) { // the minimum of one step per segment overshot: take from the longest
-    std::size_t best = 0;
+  while (used > budget) { // the minimum of one step per segment overshot: take back the most
+    std::size_t best = nseg;  // over-served segment that has more than one step
     for (std::size_t i = 0; i < nseg; ++i)
-      if (per[i] > 1 && per[i] - want[i] > per[best] - want[best])
+      if (per[i] > 1 && (best == nseg || per[i] - want[i] > per[best] - want[best]))
         best = i;
+    if (best == nseg)
+      break;
     --per[best];
     --used;
   }

@@ -8,6 +8,8 @@
 #include "pm/initial_conditions.hpp"
 #include "pm/simulation.hpp"
 
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <sstream>
 
@@ -46,6 +48,24 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
     ctx.addOutput(kind, path);
     ctx.log("wrote " + path);
   };
+  if (ctx.root()) {
+    // The run's own linear spectrum at a = 1 over a wide k range (for halofit, mass functions).
+    const std::string path = (std::filesystem::path(out.directory) / "linear_power.txt").string();
+    std::ostringstream t;
+    t << "# caustic linear power spectrum at a = 1 (D1 = 1); P(k, a) = D1(a)^2 P(k)\n"
+      << "# source: " << (params.power.type == PowerParams::Type::Tabulated ? params.power.file : "Eisenstein & Hu 1998")
+      << ", sigma8 = " << power.sigma(8.0) << ", Omega_m = " << params.cosmology.Omega_m << "\n"
+      << "# columns: k [h/Mpc]  P(k) [(Mpc/h)^3]\n";
+    const double lo = power.tabulated() ? power.kMin() : 1e-4, hi = power.tabulated() ? power.kMax() : 1e2;
+    for (int i = 0; i <= 600; ++i) {
+      const double k = lo * std::pow(hi / lo, i / 600.0);
+      char line[64];
+      std::snprintf(line, sizeof line, "%.8e %.8e\n", k, power(std::min(std::max(k, lo), hi)));
+      t << line;
+    }
+    writeTextFile(path, t.str());
+    record("linear_power", path);
+  }
   if (out.initial_conditions) {
     PhaseTimer t(ctx, "write_initial_conditions");
     const std::string path = (std::filesystem::path(out.directory) / "ic.hdf5").string();

@@ -331,3 +331,53 @@ TEST(PowerSpectrum, PoissonRandomsGiveTheAliasedShotNoise) {
   }
   EXPECT_NEAR(meas / ref, 1.0, 0.01);
 }
+
+TEST(Gravity, PotentialFilterActsOnTheForce) {
+  // A filter multiplying phi(k) by s(|k|) = 1 + k^2 R^2 changes the force of every mode k by
+  // that factor; for the pancake's single mode k it scales the force by s(k) exactly.
+  struct Scale : PotentialFilter<double> {
+    double R2;
+    explicit Scale(double r2) : R2(r2) {}
+    void apply(Field<double>& phi, double) const override {
+      const auto& d = phi.decomp();
+      const int n = d.n(), y0 = d.yStart();
+      const double kf = d.kFundamental(), r2 = R2;
+      auto c = phi.complex();
+      if (d.localNy() > 0)
+        Kokkos::parallel_for(
+            "test::filter", Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {d.localNy(), n, d.nzComplex()}),
+            KOKKOS_LAMBDA(int ly, int x, int z) {
+              const int mx = SlabDecomposition::signedIndex(x, n), my = SlabDecomposition::signedIndex(y0 + ly, n);
+              const double k2 = kf * kf * (mx * mx + my * my + z * z);
+              c(Field<double>::complexIndex(ly, x, z, n)) *= 1.0 + k2 * r2;
+            });
+      Kokkos::fence();
+    }
+  };
+  const int n = 16;
+  const double L = 64.0, R2 = 9.0, k = 2 * M_PI / L;
+  auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, n, L);
+  // Particles of a plane wave: the painted density has one dominant mode along x.
+  auto lattice = d;
+  FFT<double> fft(lattice);
+  Field<double> delta(lattice, "delta");
+  delta.setZero();
+  addCosine(delta, 1, 0, 0, 0.01);
+  Particles parts = lptParticles(lptDisplacements(delta, fft, 1), Cosmology(planck()), 1.0, 0.5 * L / n);
+  migrate(parts, *d);
+  Gravity<double> plain(d, 0.3, GravityOptions{}), filtered(d, 0.3, GravityOptions{});
+  filtered.setFilter(std::make_shared<Scale>(R2));
+  Kokkos::View<double* [3]> a0("a0", parts.size()), a1("a1", parts.size());
+  const double ntot = double(n) * n * n;
+  plain.force(parts.x, ntot, parts.x, a0, 1.0);
+  filtered.force(parts.x, ntot, parts.x, a1, 1.0);
+  auto h0 = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), a0);
+  auto h1 = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), a1);
+  double worst = 0, scale = 0;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    worst = std::max(worst, std::abs(h1(i, 0) - (1 + k * k * R2) * h0(i, 0)));
+    scale = std::max(scale, std::abs(h0(i, 0)));
+  }
+  EXPECT_GT(maxAll(scale), 0.0);
+  EXPECT_LT(maxAll(worst), 1e-3 * maxAll(scale));
+}
