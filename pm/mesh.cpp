@@ -92,6 +92,29 @@ SlabDecomposition::SlabDecomposition(MPI_Comm comm, int n, double box)
       _planeOwner[_xStarts[r] + i] = r;
 }
 
+void importWisdom(const std::string& path, MPI_Comm comm) {
+  initFFTW();
+  int rank;
+  MPI_Comm_rank(comm, &rank);
+  if (rank == 0) {
+    // A missing or unreadable file just means no wisdom yet.
+    fftw_import_wisdom_from_filename(path.c_str());
+    fftwf_import_wisdom_from_filename((path + ".f").c_str());
+  }
+  fftw_mpi_broadcast_wisdom(comm);
+  fftwf_mpi_broadcast_wisdom(comm);
+}
+
+void exportWisdom(const std::string& path, MPI_Comm comm) {
+  fftw_mpi_gather_wisdom(comm);
+  fftwf_mpi_gather_wisdom(comm);
+  int rank;
+  MPI_Comm_rank(comm, &rank);
+  if (rank == 0 && (!fftw_export_wisdom_to_filename(path.c_str()) ||
+                    !fftwf_export_wisdom_to_filename((path + ".f").c_str())))
+    throw std::runtime_error("exportWisdom: cannot write FFTW wisdom to " + path);
+}
+
 double SlabDecomposition::kFundamental() const {
   return 2.0 * M_PI / _box;
 }

@@ -116,6 +116,11 @@ private:
   void* _c2r = nullptr;
 };
 
+// FFTW wisdom (plans measured once, reused): rank 0 reads/writes `path`, the others receive it.
+// importWisdom() is a no-op if the file does not exist. Collective.
+void importWisdom(const std::string& path, MPI_Comm comm);
+void exportWisdom(const std::string& path, MPI_Comm comm);
+
 extern template class Field<float>;
 extern template class Field<double>;
 extern template class FFT<float>;

@@ -101,7 +101,8 @@ def run_case(args):
                   "step:kick_drift", "step:observer:snapshot", "initial_conditions"):
         check(phase in s["timings_seconds_max_over_ranks"], "summary lacks timing " + phase)
     check(len(s["peak_memory_bytes_per_rank"]) == args.np, "summary memory per rank")
-    check(len(s["outputs"]) == 7, "summary outputs: %d" % len(s["outputs"]))
+    # ic.hdf5, linear_power.txt, and a snapshot, power table and density at a = 0.5 and 1
+    check(len(s["outputs"]) == 8, "summary outputs: %d" % len(s["outputs"]))
 
     # Signals: a clean stop at a step boundary. SIGUSR1 through mpirun (Open MPI forwards it),
     # SIGTERM straight to the ranks (as SLURM delivers it to every task).

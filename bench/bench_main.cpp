@@ -1,0 +1,168 @@
+// caustic-bench: the cost of a PM step, phase by phase, against the cost of its four FFTs.
+//
+// One configuration per process (peak memory is a per-process high-water mark), e.g.
+//   jobs/mpirun.sh 2 build/bench/caustic-bench --particles 128 --mesh 256 --box 256 --precision single
+// jobs/bench.sh runs the standard set at 1 and 2 ranks. Particles start from 2LPT at a = 0.5 (a
+// clustered, mid-run distribution) and take --steps FastPM steps; times are max over ranks.
+#include "pm/initial_conditions.hpp"
+#include "pm/migrate.hpp"
+#include "pm/stepping.hpp"
+
+#include <CLI/CLI.hpp>
+#include <Kokkos_Core.hpp>
+#include <mpi.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <sys/resource.h>
+
+using namespace caustic;
+
+namespace {
+
+double rssBytes() { // current resident set size
+  std::ifstream f("/proc/self/statm");
+  long pages = 0, resident = 0;
+  f >> pages >> resident;
+  return double(resident) * 4096.0;
+}
+
+double peakRssBytes() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) * 1024.0;
+}
+
+double maxOver(double v, MPI_Comm c) {
+  double m;
+  MPI_Allreduce(&v, &m, 1, MPI_DOUBLE, MPI_MAX, c);
+  return m;
+}
+double sumOver(double v, MPI_Comm c) {
+  double m;
+  MPI_Allreduce(&v, &m, 1, MPI_DOUBLE, MPI_SUM, c);
+  return m;
+}
+
+struct Config {
+  int particles = 64, mesh = 128, steps = 5, fft_repeats = 5;
+  double box = 128.0;
+  std::string precision = "single", plan = "measure", wisdom;
+};
+
+template <class T> void run(const Config& cfg) {
+  MPI_Comm comm = MPI_COMM_WORLD;
+  int rank, size;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  const double baseline = rssBytes();
+  if (!cfg.wisdom.empty())
+    importWisdom(cfg.wisdom, comm);
+  const unsigned flags = cfg.plan == "measure" ? FFTW_MEASURE : FFTW_ESTIMATE;
+
+  CosmologyParams cp;
+  const Cosmology cosmo(cp);
+  const LinearPower power = LinearPower::eisensteinHu(cp);
+  const double a0 = 0.5;
+  auto lattice = std::make_shared<const SlabDecomposition>(comm, cfg.particles, cfg.box);
+  ICOptions ico;
+  ico.noise = {1, false, false};
+  ico.a_start = a0;
+  ico.lattice_offset = 0.5 * cfg.box / cfg.mesh;
+  Particles parts = makeInitialConditions<T>(lattice, cosmo, power, ico);
+  const double ntot = double(cfg.particles) * cfg.particles * cfg.particles;
+
+  auto mesh = std::make_shared<const SlabDecomposition>(comm, cfg.mesh, cfg.box);
+  const auto tp0 = std::chrono::steady_clock::now();
+  NBody<T> nbody(mesh, cosmo, GravityOptions{}, ntot, flags);
+  const double plan_s = maxOver(std::chrono::duration<double>(std::chrono::steady_clock::now() - tp0).count(), comm);
+  if (!cfg.wisdom.empty())
+    exportWisdom(cfg.wisdom, comm);
+  nbody.start(parts, a0);
+  nbody.times().clear();
+
+  const auto steps = timeSteps(a0, a0 + 0.02 * cfg.steps, cfg.steps, Spacing::Linear);
+  MPI_Barrier(comm);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (std::size_t s = 1; s < steps.size(); ++s) nbody.step(parts, steps[s], Spacing::Linear);
+  MPI_Barrier(comm);
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double per_step = maxOver(total, comm) / cfg.steps;
+
+  // Four FFTs of the same mesh (1 forward, 3 inverse) with the solver's own plans and buffer.
+  auto& fft = nbody.gravity().fft();
+  Field<T> f(mesh, "bench::fft");
+  f.setZero();
+  MPI_Barrier(comm);
+  const auto tf = std::chrono::steady_clock::now();
+  for (int r = 0; r < cfg.fft_repeats; ++r) {
+    fft.forward(f);
+    for (int c = 0; c < 3; ++c) fft.backward(f);
+  }
+  MPI_Barrier(comm);
+  const double four_fft =
+      maxOver(std::chrono::duration<double>(std::chrono::steady_clock::now() - tf).count(), comm) / cfg.fft_repeats;
+
+  const double peak = peakRssBytes();
+  const double peak_sum = sumOver(peak, comm), grown_sum = sumOver(peak - baseline, comm);
+  const double peak_max = maxOver(peak, comm);
+  std::map<std::string, double> phases;
+  for (const auto& [k, v] : nbody.times().all()) phases[k] = maxOver(v, comm) / cfg.steps;
+  if (rank != 0)
+    return;
+  double accounted = 0;
+  std::printf("config: %d^3 particles, %d^3 mesh, %.0f Mpc/h, %s precision, %d rank%s, %d steps, FFTW %s\n",
+              cfg.particles, cfg.mesh, cfg.box, cfg.precision.c_str(), size, size > 1 ? "s" : "", cfg.steps,
+              cfg.plan.c_str());
+  std::printf("  step                 %8.4f s\n", per_step);
+  for (const char* k : {"paint", "fft_forward", "kernels", "fft_inverse", "readout", "migrate", "kick_drift"}) {
+    const double v = phases.count(k) ? phases[k] : 0.0;
+    accounted += v;
+    std::printf("    %-18s %8.4f s  %5.1f%%\n", k, v, 100 * v / per_step);
+  }
+  std::printf("    %-18s %8.4f s  %5.1f%%\n", "other", per_step - accounted, 100 * (per_step - accounted) / per_step);
+  std::printf("  four FFTs            %8.4f s   step / four FFTs = %.2f\n", four_fft, per_step / four_fft);
+  std::printf("  particles/s/core     %.3e\n", ntot / per_step / size);
+  std::printf("  FFT planning         %8.2f s\n", plan_s);
+  std::printf("  peak RSS per rank    %8.1f MB (max)\n", peak_max / 1e6);
+  std::printf("  bytes per particle   %8.1f (peak RSS, all ranks)   %8.1f (above the %0.f MB/rank start-up baseline)\n",
+              peak_sum / ntot, grown_sum / ntot, baseline / 1e6);
+  std::fflush(stdout);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  int rc = 0;
+  {
+    Kokkos::ScopeGuard kokkos(argc, argv);
+    Config cfg;
+    CLI::App app{"caustic-bench: cost of a PM step against its four FFTs"};
+    app.add_option("--particles", cfg.particles, "particles per side")->check(CLI::Range(4, 4096));
+    app.add_option("--mesh", cfg.mesh, "mesh cells per side")->check(CLI::Range(4, 8192));
+    app.add_option("--box", cfg.box, "box side [Mpc/h]")->check(CLI::PositiveNumber);
+    app.add_option("--steps", cfg.steps, "timed steps")->check(CLI::Range(1, 1000));
+    app.add_option("--precision", cfg.precision, "mesh precision")->check(CLI::IsMember({"single", "double"}));
+    app.add_option("--plan", cfg.plan, "FFTW planner")->check(CLI::IsMember({"estimate", "measure"}));
+    app.add_option("--wisdom", cfg.wisdom, "FFTW wisdom file (read if present, written after planning)");
+    try {
+      app.parse(argc, argv);
+      if (cfg.precision == "double")
+        run<double>(cfg);
+      else
+        run<float>(cfg);
+    } catch (const CLI::ParseError& e) {
+      int r;
+      MPI_Comm_rank(MPI_COMM_WORLD, &r);
+      rc = r == 0 ? app.exit(e) : e.get_exit_code();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "caustic-bench: error: %s\n", e.what());
+      rc = 1;
+    }
+  }
+  MPI_Finalize();
+  return rc;
+}
