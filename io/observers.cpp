@@ -27,19 +27,24 @@ void SnapshotWriter::observe(Event, const SimulationState& s) {
 }
 
 template <class T>
-PowerSpectrumWriter<T>::PowerSpectrumWriter(const Params& params, std::function<double(double)> linear_power,
-                                            OutputCallback cb)
-    : _params(params), _plin(std::move(linear_power)), _cb(std::move(cb)) {}
+PowerSpectrumWriter<T>::PowerSpectrumWriter(const Params& params, Gravity<T>& gravity,
+                                            std::function<double(double)> linear_power, OutputCallback cb)
+    : _params(params), _gravity(gravity), _plin(std::move(linear_power)), _cb(std::move(cb)) {}
 
 template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationState& s) {
-  if (!_fft)
-    _fft = std::make_unique<FFT<T>>(s.mesh);
   const auto& out = _params.output;
   PowerOptions po;
   po.window = windowFromName(out.window);
   po.interlace = out.interlace;
   po.subtract_shot_noise = out.subtract_shot_noise;
-  const PowerSpectrum ps = measurePower<T>(*s.particles, s.total_particles, s.mesh, *_fft, po);
+  densityContrastK(_gravity.scratch(0), _gravity.scratch(1), _gravity.fft(), *s.particles, s.total_particles, po);
+  PowerSpectrum ps = binPower(_gravity.scratch(0));
+  const double L = s.mesh->box();
+  ps.shot_noise = L * L * L / s.total_particles;
+  if (po.subtract_shot_noise) {
+    for (auto& p : ps.power) p -= ps.shot_noise;
+    ps.subtracted = true;
+  }
   if (s.mesh->comm().rank() != 0)
     return;
   const auto& sim = _params.simulation;
@@ -58,7 +63,7 @@ template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationS
 }
 
 template <class T> void DensityWriter<T>::observe(Event, const SimulationState& s) {
-  Field<T> rho(s.mesh, "caustic::DensityWriter::rho");
+  Field<T>& rho = _gravity.scratch(0);
   const int n = s.mesh->n();
   const double n3 = double(n) * n * n;
   paint(rho, *s.particles, windowFromName(_params.output.window), n3 / s.total_particles);

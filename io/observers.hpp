@@ -3,6 +3,7 @@
 // density fields. File names carry the scale factor: snapshot_a0.5000.hdf5, power_a0.5000.txt,
 // density_a0.5000.hdf5 (and *_ic.* at a_start for the initial conditions).
 #include "io/params.hpp"
+#include "pm/gravity.hpp"
 #include "pm/observer.hpp"
 #include "pm/power_spectrum.hpp"
 
@@ -29,29 +30,34 @@ private:
   OutputCallback _cb;
 };
 
-// Power spectrum of the particles on the PM mesh, with linear theory D1(a)^2 P_lin(k).
+// Power spectrum of the particles on the PM mesh, with linear theory D1(a)^2 P_lin(k). Borrows
+// the gravity solver's mesh buffers and FFT plans (free between steps).
 template <class T> class PowerSpectrumWriter : public Observer {
 public:
-  PowerSpectrumWriter(const Params& params, std::function<double(double)> linear_power, OutputCallback cb);
+  PowerSpectrumWriter(const Params& params, Gravity<T>& gravity, std::function<double(double)> linear_power,
+                      OutputCallback cb);
   std::string name() const override { return "power_spectrum"; }
   void observe(Event e, const SimulationState& s) override;
 
 private:
   const Params& _params;
+  Gravity<T>& _gravity;
   std::function<double(double)> _plin;
   OutputCallback _cb;
-  std::unique_ptr<FFT<T>> _fft;
 };
 
-// Density contrast delta = rho / mean - 1 painted on the PM mesh (window of [output]).
+// Density contrast delta = rho / mean - 1 painted on the PM mesh (window of [output]), in a
+// borrowed gravity buffer.
 template <class T> class DensityWriter : public Observer {
 public:
-  DensityWriter(const Params& params, OutputCallback cb) : _params(params), _cb(std::move(cb)) {}
+  DensityWriter(const Params& params, Gravity<T>& gravity, OutputCallback cb)
+      : _params(params), _gravity(gravity), _cb(std::move(cb)) {}
   std::string name() const override { return "density"; }
   void observe(Event e, const SimulationState& s) override;
 
 private:
   const Params& _params;
+  Gravity<T>& _gravity;
   OutputCallback _cb;
 };
 

@@ -2,6 +2,7 @@
 
 #include "pm/profiling.hpp"
 
+#include <cmath>
 #include <stdexcept>
 
 namespace caustic {
@@ -18,11 +19,40 @@ template <class T>
 Gravity<T>::Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_m, const GravityOptions& opt,
                     unsigned fft_flags)
     : _mesh(mesh), _omega_m(Omega_m), _opt(opt), _fft(mesh, fft_flags), _painter(mesh, opt.window),
-      _phi(mesh, "caustic::Gravity::phi"), _work(mesh, "caustic::Gravity::work") {}
+      _phi(mesh, "caustic::Gravity::phi"), _work(mesh, "caustic::Gravity::work") {
+  const int n = mesh->n();
+  const double kf = mesh->kFundamental(), H = mesh->cell();
+  const bool fd = opt.kernel == GravityKernel::FiniteDifference;
+  const int p = windowOrder(opt.window);
+  _lap = Kokkos::View<double*>("caustic::Gravity::lap", n);
+  _grad = Kokkos::View<double*>("caustic::Gravity::grad", n);
+  _win = Kokkos::View<double*>("caustic::Gravity::win", n);
+  auto hl = Kokkos::create_mirror_view(_lap);
+  auto hg = Kokkos::create_mirror_view(_grad);
+  auto hw = Kokkos::create_mirror_view(_win);
+  for (int i = 0; i < n; ++i) {
+    const int m = SlabDecomposition::signedIndex(i, n);
+    const double k = kf * m;
+    if (fd) {
+      const double s = 2.0 / H * std::sin(0.5 * k * H);
+      hl(i) = s * s;
+      hg(i) = (8.0 * std::sin(k * H) - std::sin(2.0 * k * H)) / (6.0 * H);
+    } else {
+      hl(i) = k * k;
+      hg(i) = 2 * m == n ? 0.0 : k; // the Nyquist gradient of a real field is zero
+    }
+    const double h = M_PI * m / n;
+    hw(i) = h == 0.0 ? 1.0 : std::pow(std::sin(h) / h, p);
+  }
+  Kokkos::deep_copy(_lap, hl);
+  Kokkos::deep_copy(_grad, hg);
+  Kokkos::deep_copy(_win, hw);
+}
 
 template <class T>
-void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, double total_sources,
-                       const Kokkos::View<double* [3]>& probes, const Kokkos::View<double* [3]>& acc, double a) {
+template <class Acc>
+void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nsources, double total_sources,
+                       const Kokkos::View<double* [3]>& probes, std::size_t nprobes, const Acc& acc, double a) {
   ScopedRegion region("caustic::Gravity::force");
   const auto& d = *_mesh;
   const int n = d.n();
@@ -30,47 +60,33 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, double total_so
   {
     // Mass per particle n^3 / N: the painted field is 1 + delta (the DC mode is dropped below).
     ScopedPhase t(_times, "paint");
-    _painter.paint(_phi, sources, n3 / total_sources);
+    _painter.paint(_phi, sources, nsources, n3 / total_sources);
   }
   {
     ScopedPhase t(_times, "fft_forward");
     _fft.forward(_phi);
   }
+  const int ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
   {
     ScopedPhase t(_times, "kernels");
-    const int ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
-    const double kf = d.kFundamental(), H = d.cell();
-    const double pref = -1.5 * _omega_m;
-    const bool fd = _opt.kernel == GravityKernel::FiniteDifference;
+    // phi(k) = -3/2 Omega_m G(k) delta(k) / N^3: the 1/N^3 of the three inverse transforms is
+    // folded in here, once.
+    const double pref = -1.5 * _omega_m / n3;
     const bool deconv = _opt.deconvolve;
-    const int p = windowOrder(_opt.window);
+    auto lap = _lap, win = _win;
     auto phi = _phi.complex();
     if (ny > 0)
       Kokkos::parallel_for(
           "caustic::Gravity::potential", Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
           KOKKOS_LAMBDA(const int ly, const int x, const int z) {
             const std::size_t i = Field<T>::complexIndex(ly, x, z, n);
-            const int m[3] = {SlabDecomposition::signedIndex(x, n), SlabDecomposition::signedIndex(y0 + ly, n), z};
-            if (m[0] == 0 && m[1] == 0 && m[2] == 0) {
-              phi(i) = Kokkos::complex<T>(0, 0);
-              return;
-            }
-            double k2 = 0.0, w = 1.0;
-            for (int c = 0; c < 3; ++c) {
-              const double k = kf * m[c];
-              if (fd) {
-                const double s = 2.0 / H * km::sin(0.5 * k * H);
-                k2 += s * s;
-              } else {
-                k2 += k * k;
-              }
-              const double h = M_PI * m[c] / n;
-              const double sinc = h == 0.0 ? 1.0 : km::sin(h) / h;
-              w *= km::pow(sinc, p);
-            }
-            double g = pref / k2;
-            if (deconv)
+            const int y = y0 + ly;
+            const double k2 = lap(x) + lap(y) + lap(z);
+            double g = k2 > 0.0 ? pref / k2 : 0.0;
+            if (deconv) {
+              const double w = win(x) * win(y) * win(z);
               g /= w * w;
+            }
             phi(i) *= T(g);
           });
     Kokkos::fence();
@@ -80,9 +96,7 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, double total_so
   for (int c = 0; c < 3; ++c) {
     {
       ScopedPhase t(_times, "kernels");
-      const int ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
-      const double kf = d.kFundamental(), H = d.cell();
-      const bool fd = _opt.kernel == GravityKernel::FiniteDifference;
+      auto grad = _grad;
       auto phi = _phi.complex();
       auto out = _work.complex();
       if (ny > 0)
@@ -90,31 +104,35 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, double total_so
             "caustic::Gravity::gradient", Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
             KOKKOS_LAMBDA(const int ly, const int x, const int z) {
               const std::size_t i = Field<T>::complexIndex(ly, x, z, n);
-              const int m[3] = {SlabDecomposition::signedIndex(x, n), SlabDecomposition::signedIndex(y0 + ly, n), z};
-              const double k = kf * m[c];
-              double dk;
-              if (fd)
-                dk = (8.0 * km::sin(k * H) - km::sin(2.0 * k * H)) / (6.0 * H);
-              else
-                dk = (2 * m[c] == n || 2 * m[c] == -n) ? 0.0 : k;
+              const int idx[3] = {x, y0 + ly, z};
+              const T dk = T(grad(idx[c]));
               // F = -grad phi: F(k) = -i D phi(k)
               const auto v = phi(i);
-              out(i) = Kokkos::complex<T>(T(dk) * v.imag(), -T(dk) * v.real());
+              out(i) = Kokkos::complex<T>(dk * v.imag(), -dk * v.real());
             });
       Kokkos::fence();
     }
     {
       ScopedPhase t(_times, "fft_inverse");
-      _fft.backward(_work);
+      _fft.backward(_work, false);
     }
     {
       ScopedPhase t(_times, "readout");
-      _painter.readout(_work, probes, acc, c);
+      _painter.readout(_work, probes, nprobes, acc, c, 1.0, false);
     }
   }
 }
 
 template class Gravity<float>;
 template class Gravity<double>;
+template void Gravity<float>::force(const Kokkos::View<double* [3]>&, std::size_t, double,
+                                    const Kokkos::View<double* [3]>&, std::size_t,
+                                    const Kokkos::View<float* [3]>&, double);
+template void Gravity<float>::force(const Kokkos::View<double* [3]>&, std::size_t, double,
+                                    const Kokkos::View<double* [3]>&, std::size_t,
+                                    const Kokkos::View<double* [3]>&, double);
+template void Gravity<double>::force(const Kokkos::View<double* [3]>&, std::size_t, double,
+                                     const Kokkos::View<double* [3]>&, std::size_t,
+                                     const Kokkos::View<double* [3]>&, double);
 
 } // namespace caustic

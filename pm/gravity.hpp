@@ -46,16 +46,22 @@ public:
   Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_m, const GravityOptions& opt,
           unsigned fft_flags = FFTW_ESTIMATE);
 
-  // acc(i, :) <- F at probe positions; sources are particles of equal mass, `total_sources` of
-  // them over all ranks. Sources and probes must be on their owning ranks. Collective.
-  void force(const Kokkos::View<double* [3]>& sources, double total_sources,
-             const Kokkos::View<double* [3]>& probes, const Kokkos::View<double* [3]>& acc, double a);
+  // acc(i, :) <- F at the first `nprobes` probe positions; the first `nsources` sources are
+  // particles of equal mass, `total_sources` of them over all ranks. Sources and probes must be
+  // on their owning ranks. Collective. `Acc` is a View<T*[3]> or View<double*[3]>.
+  template <class Acc>
+  void force(const Kokkos::View<double* [3]>& sources, std::size_t nsources, double total_sources,
+             const Kokkos::View<double* [3]>& probes, std::size_t nprobes, const Acc& acc, double a);
 
   void setFilter(std::shared_ptr<const PotentialFilter<T>> filter) { _filter = std::move(filter); }
   const SlabDecomposition& decomp() const { return *_mesh; }
   const FFT<T>& fft() const { return _fft; }
-  // The potential phi(k) of the last force() call (Fourier space).
+  // The potential of the last force() call (Fourier space), as phi(k) / N^3.
   const Field<T>& potential() const { return _phi; }
+  // The two mesh buffers and the painter, free between force() calls: observers borrow them
+  // (power spectra, density fields) instead of allocating meshes of their own.
+  Field<T>& scratch(int i) { return i == 0 ? _phi : _work; }
+  const Painter<T>& painter() const { return _painter; }
   PhaseTimes& times() { return _times; }
 
 private:
@@ -67,6 +73,9 @@ private:
   Field<T> _phi, _work;
   std::shared_ptr<const PotentialFilter<T>> _filter;
   PhaseTimes _times;
+  // Per-axis kernel tables over the integer wavenumber index i in [0, N): k_eff^2 term, gradient
+  // D(k) [h/Mpc] and window sinc^p; built once.
+  Kokkos::View<double*> _lap, _grad, _win;
 };
 
 extern template class Gravity<float>;

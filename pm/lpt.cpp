@@ -145,7 +145,9 @@ Particles lptParticles(const LptFields<T>& lpt, const Cosmology& cosmo, double a
   const auto& d = lpt.psi1[0]->decomp();
   const int n = d.n(), nx = d.localNx(), x0 = d.xStart();
   const double L = d.box(), cell = d.cell();
-  Particles parts(static_cast<std::size_t>(nx) * n * n);
+  // 5% spare capacity: migration fills it without reallocating.
+  const std::size_t np = static_cast<std::size_t>(nx) * n * n;
+  Particles parts(np, np + np / 20 + 16);
   if (nx == 0)
     return parts;
   const double d1 = cosmo.D1(a);

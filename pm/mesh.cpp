@@ -155,10 +155,12 @@ template <class T> void FFT<T>::forward(Field<T>& f) const {
   Fftw<T>::execR2C(_r2c, f.real().data());
 }
 
-template <class T> void FFT<T>::backward(Field<T>& f) const {
+template <class T> void FFT<T>::backward(Field<T>& f, bool normalise) const {
   ScopedRegion region("caustic::FFT::backward");
   Kokkos::fence();
   Fftw<T>::execC2R(_c2r, f.real().data());
+  if (!normalise)
+    return;
   const int n = _decomp->n();
   const T norm = T(1.0 / (static_cast<double>(n) * n * n));
   auto d = f.real();

@@ -107,8 +107,9 @@ public:
 
   // In place, real -> Fourier (transposed layout). Unnormalised: F(k) = sum_x f(x) e^{-ik.x}.
   void forward(Field<T>& f) const;
-  // In place, Fourier -> real, normalised by 1/N^3 so that backward(forward(f)) = f.
-  void backward(Field<T>& f) const;
+  // In place, Fourier -> real, normalised by 1/N^3 so that backward(forward(f)) = f; with
+  // normalise = false the 1/N^3 is left to the caller (who folds it into a kernel).
+  void backward(Field<T>& f, bool normalise = true) const;
 
 private:
   std::shared_ptr<const SlabDecomposition> _decomp;

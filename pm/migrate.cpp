@@ -3,7 +3,6 @@
 #include "pm/profiling.hpp"
 
 #include <numeric>
-#include <vector>
 
 namespace caustic {
 
@@ -22,22 +21,25 @@ int ownerOfPosition(double x, const SlabDecomposition& decomp) {
   return decomp.ownerOfPlane(planeOf(x, 1.0 / decomp.cell(), decomp.n()));
 }
 
-std::size_t migrate(Particles& parts, const SlabDecomposition& decomp) {
-  ScopedRegion region("caustic::migrate");
-  const auto& comm = decomp.comm();
-  const int size = comm.size(), me = comm.rank();
-  const int n = decomp.n();
-  const double inv_cell = 1.0 / decomp.cell();
-  const std::size_t np = parts.size();
+Migrator::Migrator(std::shared_ptr<const SlabDecomposition> decomp) : _decomp(std::move(decomp)) {
+  const int n = _decomp->n();
+  _owner = Kokkos::View<int*>("caustic::Migrator::owner", n);
+  auto h = Kokkos::create_mirror_view(_owner);
+  for (int i = 0; i < n; ++i) h(i) = _decomp->ownerOfPlane(i);
+  Kokkos::deep_copy(_owner, h);
+}
 
-  Kokkos::View<int*> owner("caustic::migrate::planeOwner", n);
-  {
-    auto h = Kokkos::create_mirror_view(owner);
-    for (int i = 0; i < n; ++i)
-      h(i) = decomp.ownerOfPlane(i);
-    Kokkos::deep_copy(owner, h);
-  }
-  Kokkos::View<int*> dest("caustic::migrate::dest", np);
+std::size_t Migrator::operator()(Particles& parts) {
+  ScopedRegion region("caustic::migrate");
+  const auto& comm = _decomp->comm();
+  const int size = comm.size(), me = comm.rank(), n = _decomp->n();
+  const double inv_cell = 1.0 / _decomp->cell();
+  const std::size_t np = parts.size();
+  if (_dest.extent(0) < parts.capacity())
+    _dest = Kokkos::View<int*>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::Migrator::dest"),
+                               parts.capacity());
+  auto dest = _dest;
+  auto owner = _owner;
   auto X = parts.x;
   long leaving = 0;
   Kokkos::parallel_reduce(
@@ -53,37 +55,39 @@ std::size_t migrate(Particles& parts, const SlabDecomposition& decomp) {
   if (total_leaving == 0)
     return 0;
 
-  // Counting sort by destination (host side: the order is part of the plan).
+  // Pack the leavers by destination (host side; O(leavers) beyond the scan).
   auto hdest = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), dest);
+  auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
+  auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
+  auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+  std::vector<std::size_t> leavers;
+  leavers.reserve(static_cast<std::size_t>(leaving));
   std::vector<int> send_counts(size, 0), recv_counts(size, 0);
   for (std::size_t i = 0; i < np; ++i)
-    ++send_counts[hdest(i)];
-  mpiCheck(MPI_Alltoall(send_counts.data(), 1, MPI_INT, recv_counts.data(), 1, MPI_INT, comm.get()),
-           "migrate");
+    if (hdest(i) != me) {
+      leavers.push_back(i);
+      ++send_counts[hdest(i)];
+    }
+  mpiCheck(MPI_Alltoall(send_counts.data(), 1, MPI_INT, recv_counts.data(), 1, MPI_INT, comm.get()), "migrate");
   std::vector<int> sdispl(size, 0), rdispl(size, 0);
   for (int r = 1; r < size; ++r) {
     sdispl[r] = sdispl[r - 1] + send_counts[r - 1];
     rdispl[r] = rdispl[r - 1] + recv_counts[r - 1];
   }
+  const std::size_t nsend = leavers.size();
   const std::size_t nrecv = std::accumulate(recv_counts.begin(), recv_counts.end(), std::size_t(0));
-  Kokkos::View<std::size_t*, Kokkos::HostSpace> order("caustic::migrate::order", np);
+  std::vector<double> sbuf(6 * nsend), rbuf(6 * nrecv);
+  std::vector<std::uint64_t> sid(nsend), rid(nrecv);
   {
     std::vector<int> cursor(sdispl);
-    for (std::size_t i = 0; i < np; ++i)
-      order(cursor[hdest(i)]++) = i;
-  }
-  auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
-  auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
-  auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
-  std::vector<double> sbuf(6 * np), rbuf(6 * nrecv);
-  std::vector<std::uint64_t> sid(np), rid(nrecv);
-  for (std::size_t j = 0; j < np; ++j) {
-    const std::size_t i = order(j);
-    for (int c = 0; c < 3; ++c) {
-      sbuf[6 * j + c] = hx(i, c);
-      sbuf[6 * j + 3 + c] = hp(i, c);
+    for (std::size_t i : leavers) {
+      const std::size_t j = static_cast<std::size_t>(cursor[hdest(i)]++);
+      for (int c = 0; c < 3; ++c) {
+        sbuf[6 * j + c] = hx(i, c);
+        sbuf[6 * j + 3 + c] = hp(i, c);
+      }
+      sid[j] = hid(i);
     }
-    sid[j] = hid(i);
   }
   std::vector<int> sc6(size), sd6(size), rc6(size), rd6(size);
   for (int r = 0; r < size; ++r) {
@@ -92,28 +96,58 @@ std::size_t migrate(Particles& parts, const SlabDecomposition& decomp) {
     rc6[r] = 6 * recv_counts[r];
     rd6[r] = 6 * rdispl[r];
   }
-  mpiCheck(MPI_Alltoallv(sbuf.data(), sc6.data(), sd6.data(), MPI_DOUBLE, rbuf.data(), rc6.data(),
-                         rd6.data(), MPI_DOUBLE, comm.get()),
+  mpiCheck(MPI_Alltoallv(sbuf.data(), sc6.data(), sd6.data(), MPI_DOUBLE, rbuf.data(), rc6.data(), rd6.data(),
+                         MPI_DOUBLE, comm.get()),
            "migrate");
-  mpiCheck(MPI_Alltoallv(sid.data(), send_counts.data(), sdispl.data(), MPI_UINT64_T, rid.data(),
-                         recv_counts.data(), rdispl.data(), MPI_UINT64_T, comm.get()),
+  mpiCheck(MPI_Alltoallv(sid.data(), send_counts.data(), sdispl.data(), MPI_UINT64_T, rid.data(), recv_counts.data(),
+                         rdispl.data(), MPI_UINT64_T, comm.get()),
            "migrate");
-  Particles out(nrecv);
-  auto ox = Kokkos::create_mirror_view(out.x);
-  auto op = Kokkos::create_mirror_view(out.p);
-  auto oid = Kokkos::create_mirror_view(out.id);
+
+  // Fill the holes below the new end with the staying particles above it.
+  const std::size_t kept = np - nsend;
+  {
+    std::size_t tail = np;
+    for (std::size_t hole : leavers) {
+      if (hole >= kept)
+        break;
+      do {
+        --tail;
+      } while (hdest(tail) != me);
+      for (int c = 0; c < 3; ++c) {
+        hx(hole, c) = hx(tail, c);
+        hp(hole, c) = hp(tail, c);
+      }
+      hid(hole) = hid(tail);
+    }
+  }
+  if (kept + nrecv > parts.capacity()) {
+    Kokkos::deep_copy(parts.x, hx);
+    Kokkos::deep_copy(parts.p, hp);
+    Kokkos::deep_copy(parts.id, hid);
+    parts.setSize(kept);
+    parts.reserve(static_cast<std::size_t>(1.1 * double(kept + nrecv)) + 16);
+    hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
+    hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
+    hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+  }
   for (std::size_t j = 0; j < nrecv; ++j) {
     for (int c = 0; c < 3; ++c) {
-      ox(j, c) = rbuf[6 * j + c];
-      op(j, c) = rbuf[6 * j + 3 + c];
+      hx(kept + j, c) = rbuf[6 * j + c];
+      hp(kept + j, c) = rbuf[6 * j + 3 + c];
     }
-    oid(j) = rid[j];
+    hid(kept + j) = rid[j];
   }
-  Kokkos::deep_copy(out.x, ox);
-  Kokkos::deep_copy(out.p, op);
-  Kokkos::deep_copy(out.id, oid);
-  parts = out;
-  return static_cast<std::size_t>(leaving);
+  Kokkos::deep_copy(parts.x, hx);
+  Kokkos::deep_copy(parts.p, hp);
+  Kokkos::deep_copy(parts.id, hid);
+  parts.setSize(kept + nrecv);
+  return nsend;
+}
+
+std::size_t migrate(Particles& parts, const SlabDecomposition& decomp) {
+  // The decomposition outlives this call; a non-owning shared_ptr hands it to the Migrator.
+  Migrator m(std::shared_ptr<const SlabDecomposition>(&decomp, [](const SlabDecomposition*) {}));
+  return m(parts);
 }
 
 } // namespace caustic

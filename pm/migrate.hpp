@@ -1,14 +1,30 @@
 #pragma once
 // Particle migration: after it, every rank holds exactly the particles whose x lies in its
 // real-space slab of `decomp`. Plans first (destination counts), skips the exchange when no
-// particle crosses a boundary, then moves with MPI_Alltoallv. After an exchange the particles are
-// ordered by source rank, each source's particles in their original order.
+// particle crosses a boundary, then moves only the leaving particles with MPI_Alltoallv: their
+// places are filled by particles from the end of the arrays, and arrivals are appended (the
+// Lagrangian, spatially coherent order of the rest is kept). Spare capacity absorbs arrivals;
+// the arrays grow by 10% more than needed only when it runs out.
 #include "pm/mesh.hpp"
 #include "pm/particles.hpp"
 
+#include <vector>
+
 namespace caustic {
 
-// Returns the number of particles that moved off this rank.
+class Migrator {
+public:
+  explicit Migrator(std::shared_ptr<const SlabDecomposition> decomp);
+  // Returns the number of particles that left this rank. Collective.
+  std::size_t operator()(Particles& parts);
+
+private:
+  std::shared_ptr<const SlabDecomposition> _decomp;
+  Kokkos::View<int*> _owner; // owner rank of each x-plane
+  Kokkos::View<int*> _dest;  // per particle, reused
+};
+
+// Convenience: a one-off Migrator.
 std::size_t migrate(Particles& parts, const SlabDecomposition& decomp);
 
 // Owning rank of position x [Mpc/h] (wrapped into [0, L) already).

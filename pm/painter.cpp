@@ -50,70 +50,111 @@ KOKKOS_INLINE_FUNCTION int wrap(int i, int n) {
 template <class T>
 Painter<T>::Painter(std::shared_ptr<const SlabDecomposition> decomp, Window win)
     : _decomp(std::move(decomp)), _win(win), _ghosts(_decomp, kGhost) {
-  _buf = _ghosts.makeBuffer<T>("caustic::Painter::buffer");
+  _buf = _ghosts.makeBuffer<T>("caustic::Painter::ghosts");
 }
 
+namespace {
+// Plane b of the window (buffer numbering, b = global plane - x0 + kGhost) lies in the field
+// (interior) or in ghost g.
+KOKKOS_INLINE_FUNCTION bool interior(int b, int nx) { return b >= kGhost && b < kGhost + nx; }
+KOKKOS_INLINE_FUNCTION int ghostIndex(int b, int nx) { return b < kGhost ? b : b - nx; }
+} // namespace
+
 template <class T>
-void Painter<T>::paint(Field<T>& rho, const Kokkos::View<double* [3]>& X, double mass, double shift) const {
+void Painter<T>::paint(Field<T>& rho, const Kokkos::View<double* [3]>& X, std::size_t count, double mass,
+                       double shift) const {
   ScopedRegion region("caustic::Painter::paint");
-  const int n = _decomp->n(), x0 = _decomp->xStart();
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
   const double inv_cell = 1.0 / _decomp->cell();
   const int order = windowOrder(_win);
   const Window win = _win;
-  auto buf = _buf;
-  Kokkos::deep_copy(buf, T(0));
-  if (X.extent(0) > 0) {
-    auto sv = Kokkos::Experimental::create_scatter_view(buf);
+  auto ghosts = _buf;
+  rho.setZero();
+  Kokkos::deep_copy(ghosts, T(0));
+  if (count > 0) {
+    auto field = rho.real();
+    auto sf = Kokkos::Experimental::create_scatter_view(field);
+    auto sg = Kokkos::Experimental::create_scatter_view(ghosts);
     Kokkos::parallel_for(
-        "caustic::Painter::deposit", Kokkos::RangePolicy<>(0, X.extent(0)), KOKKOS_LAMBDA(const std::size_t p) {
-          auto acc = sv.access();
+        "caustic::Painter::deposit", Kokkos::RangePolicy<>(0, count), KOKKOS_LAMBDA(const std::size_t p) {
+          auto af = sf.access();
+          auto ag = sg.access();
           const double x[3] = {X(p, 0), X(p, 1), X(p, 2)};
           const Stencil s = stencil(win, x, inv_cell, shift, n, x0);
-          for (int a = 0; a < order; ++a)
-            for (int b = 0; b < order; ++b) {
-              const int y = wrap(s.i0[1] + b, n);
-              for (int c = 0; c < order; ++c)
-                acc(s.i0[0] + a, y, wrap(s.i0[2] + c, n)) += T(mass * s.w[0][a] * s.w[1][b] * s.w[2][c]);
+          for (int a = 0; a < order; ++a) {
+            const int b = s.i0[0] + a;
+            const bool in = interior(b, nx);
+            for (int bb = 0; bb < order; ++bb) {
+              const int y = wrap(s.i0[1] + bb, n);
+              for (int c = 0; c < order; ++c) {
+                const int z = wrap(s.i0[2] + c, n);
+                const T w = T(mass * s.w[0][a] * s.w[1][bb] * s.w[2][c]);
+                if (in)
+                  af(Field<T>::realIndex(b - kGhost, y, z, n)) += w;
+                else
+                  ag(ghostIndex(b, nx), y, z) += w;
+              }
             }
+          }
         });
-    Kokkos::Experimental::contribute(buf, sv);
+    Kokkos::Experimental::contribute(field, sf);
+    Kokkos::Experimental::contribute(ghosts, sg);
   }
-  _ghosts.scatterAdd(buf, rho);
+  _ghosts.scatterAdd(ghosts, rho);
 }
 
 template <class T>
-void Painter<T>::readout(const Field<T>& f, const Kokkos::View<double* [3]>& X, const Kokkos::View<double* [3]>& out,
-                         int comp) const {
+template <class Out>
+void Painter<T>::readout(const Field<T>& f, const Kokkos::View<double* [3]>& X, std::size_t count, const Out& out,
+                         int comp, double scale, bool accumulate) const {
   ScopedRegion region("caustic::Painter::readout");
-  _ghosts.gather(f, _buf);
-  const int n = _decomp->n(), x0 = _decomp->xStart();
+  auto ghosts = _buf;
+  _ghosts.gather(f, ghosts);
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
   const double inv_cell = 1.0 / _decomp->cell();
   const int order = windowOrder(_win);
   const Window win = _win;
-  auto buf = _buf;
+  auto field = f.real();
   Kokkos::parallel_for(
-      "caustic::Painter::readout", Kokkos::RangePolicy<>(0, X.extent(0)), KOKKOS_LAMBDA(const std::size_t p) {
+      "caustic::Painter::readout", Kokkos::RangePolicy<>(0, count), KOKKOS_LAMBDA(const std::size_t p) {
         const double x[3] = {X(p, 0), X(p, 1), X(p, 2)};
         const Stencil s = stencil(win, x, inv_cell, 0.0, n, x0);
         double v = 0.0;
-        for (int a = 0; a < order; ++a)
-          for (int b = 0; b < order; ++b) {
-            const int y = wrap(s.i0[1] + b, n);
-            for (int c = 0; c < order; ++c)
-              v += s.w[0][a] * s.w[1][b] * s.w[2][c] * double(buf(s.i0[0] + a, y, wrap(s.i0[2] + c, n)));
+        for (int a = 0; a < order; ++a) {
+          const int b = s.i0[0] + a;
+          const bool in = interior(b, nx);
+          for (int bb = 0; bb < order; ++bb) {
+            const int y = wrap(s.i0[1] + bb, n);
+            for (int c = 0; c < order; ++c) {
+              const int z = wrap(s.i0[2] + c, n);
+              const double fv = in ? double(field(Field<T>::realIndex(b - kGhost, y, z, n)))
+                                   : double(ghosts(ghostIndex(b, nx), y, z));
+              v += s.w[0][a] * s.w[1][bb] * s.w[2][c] * fv;
+            }
           }
-        out(p, comp) = v;
+        }
+        using V = typename Out::non_const_value_type;
+        if (accumulate)
+          out(p, comp) += V(scale * v);
+        else
+          out(p, comp) = V(scale * v);
       });
   Kokkos::fence();
 }
 
 template <class T>
 void paint(Field<T>& rho, const Particles& parts, Window win, double mass, double shift) {
-  Painter<T>(rho.decompPtr(), win).paint(rho, parts.x, mass, shift);
+  Painter<T>(rho.decompPtr(), win).paint(rho, parts.x, parts.size(), mass, shift);
 }
 
 template class Painter<float>;
 template class Painter<double>;
+template void Painter<float>::readout(const Field<float>&, const Kokkos::View<double* [3]>&, std::size_t,
+                                      const Kokkos::View<float* [3]>&, int, double, bool) const;
+template void Painter<double>::readout(const Field<double>&, const Kokkos::View<double* [3]>&, std::size_t,
+                                       const Kokkos::View<double* [3]>&, int, double, bool) const;
+template void Painter<float>::readout(const Field<float>&, const Kokkos::View<double* [3]>&, std::size_t,
+                                      const Kokkos::View<double* [3]>&, int, double, bool) const;
 template void paint<float>(Field<float>&, const Particles&, Window, double, double);
 template void paint<double>(Field<double>&, const Particles&, Window, double, double);
 

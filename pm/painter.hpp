@@ -49,18 +49,22 @@ public:
   Window window() const { return _win; }
   const SlabDecomposition& decomp() const { return *_decomp; }
 
-  // rho <- mass assigned from positions x (+ shift cells on every axis; 0.5 for the interlaced
-  // copy). Overwrites rho (real space). Collective.
-  void paint(Field<T>& rho, const Kokkos::View<double* [3]>& x, double mass, double shift = 0.0) const;
-  // out(i, comp) <- f interpolated at x(i). f in real space. Collective.
-  void readout(const Field<T>& f, const Kokkos::View<double* [3]>& x, const Kokkos::View<double* [3]>& out,
-               int comp) const;
+  // rho <- mass assigned from the first `count` positions x (+ shift cells on every axis; 0.5
+  // for the interlaced copy). Overwrites rho (real space). Collective.
+  void paint(Field<T>& rho, const Kokkos::View<double* [3]>& x, std::size_t count, double mass,
+             double shift = 0.0) const;
+  // out(i, comp) <- scale * f interpolated at x(i) for the first `count` positions (or
+  // out(i, comp) += ... if `accumulate`). f in real space. Collective.
+  template <class Out>
+  void readout(const Field<T>& f, const Kokkos::View<double* [3]>& x, std::size_t count, const Out& out, int comp,
+               double scale, bool accumulate) const;
+
 
 private:
   std::shared_ptr<const SlabDecomposition> _decomp;
   Window _win;
   GhostPlanes _ghosts;
-  Kokkos::View<T***> _buf; // reused between calls: no allocation in the time step
+  Kokkos::View<T***> _buf; // the ghost planes, reused between calls: no allocation in the step
 };
 
 // Convenience: paints every particle of `parts` with mass `mass`.

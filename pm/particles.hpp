@@ -1,12 +1,15 @@
 #pragma once
-// Particles as structure-of-arrays Kokkos Views.
+// Particles as structure-of-arrays Kokkos Views, with spare capacity so that migration does not
+// reallocate in the time step.
 //
 // x: comoving position [Mpc/h] in [0, L); p: FastPM momentum p = a^2 dx/dt [H0 Mpc/h = 100 km/s];
 // id: Lagrangian lattice index (i N + j) N + k of the particle's initial lattice site.
+// Entries [0, size()) are particles; [size(), capacity()) is spare room.
 #include "pm/kmath.hpp"
 
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 namespace caustic {
@@ -17,10 +20,28 @@ struct Particles {
   Kokkos::View<std::uint64_t*> id;
 
   Particles() = default;
-  explicit Particles(std::size_t n)
-      : x("caustic::Particles::x", n), p("caustic::Particles::p", n),
-        id("caustic::Particles::id", n) {}
-  std::size_t size() const { return id.extent(0); }
+  explicit Particles(std::size_t n, std::size_t capacity = 0)
+      : x("caustic::Particles::x", capacity > n ? capacity : n), p("caustic::Particles::p", capacity > n ? capacity : n),
+        id("caustic::Particles::id", capacity > n ? capacity : n), _count(n) {}
+  std::size_t size() const { return _count; }
+  std::size_t capacity() const { return id.extent(0); }
+  void setSize(std::size_t n) {
+    if (n > capacity())
+      throw std::logic_error("Particles::setSize: " + std::to_string(n) + " exceeds the capacity " +
+                             std::to_string(capacity()));
+    _count = n;
+  }
+  // Grows the capacity to at least `cap`, keeping the particles.
+  void reserve(std::size_t cap) {
+    if (cap <= capacity())
+      return;
+    Kokkos::resize(x, cap);
+    Kokkos::resize(p, cap);
+    Kokkos::resize(id, cap);
+  }
+
+private:
+  std::size_t _count = 0;
 };
 
 // Wraps a coordinate into [0, L) (also when x + L rounds to L).

@@ -68,8 +68,9 @@ void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft, cons
   const int n = d.n();
   // Unit mass per particle; the mean per cell is total / N^3.
   const double mean = total_particles / (static_cast<double>(n) * n * n);
+  const Painter<T> painter(delta_k.decompPtr(), opt.window);
   auto toContrast = [&](Field<T>& f, double shift) {
-    paint(f, parts, opt.window, 1.0, shift);
+    painter.paint(f, parts.x, parts.size(), 1.0, shift);
     auto r = f.real();
     const int nx = d.localNx();
     if (nx > 0)

@@ -82,30 +82,32 @@ void drift(Particles& parts, double factor, double box) {
   Kokkos::fence();
 }
 
-void kick(Particles& parts, const Kokkos::View<double* [3]>& acc, double factor) {
+template <class A> void kick(Particles& parts, const Kokkos::View<A* [3]>& acc, double factor) {
   auto p = parts.p;
   Kokkos::parallel_for(
       "caustic::kick", Kokkos::RangePolicy<>(0, parts.size()), KOKKOS_LAMBDA(const std::size_t i) {
-        for (int c = 0; c < 3; ++c) p(i, c) += factor * acc(i, c);
+        for (int c = 0; c < 3; ++c) p(i, c) += factor * double(acc(i, c));
       });
   Kokkos::fence();
 }
+template void kick<float>(Particles&, const Kokkos::View<float* [3]>&, double);
+template void kick<double>(Particles&, const Kokkos::View<double* [3]>&, double);
 
 template <class T>
 NBody<T>::NBody(std::shared_ptr<const SlabDecomposition> mesh, const Cosmology& cosmo, const GravityOptions& opt,
                 double total_particles, unsigned fft_flags)
     : _mesh(mesh), _cosmo(cosmo), _factors(cosmo), _gravity(mesh, cosmo.params().Omega_m, opt, fft_flags),
-      _total(total_particles) {}
+      _total(total_particles), _migrator(mesh) {}
 
 template <class T> void NBody<T>::computeForce(Particles& parts, double a) {
   {
     ScopedPhase t(times(), "migrate");
-    _migrated += migrate(parts, *_mesh);
+    _migrated += _migrator(parts);
   }
-  if (_acc.extent(0) != parts.size())
-    _acc = Kokkos::View<double* [3]>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::NBody::acc"),
-                                     parts.size());
-  _gravity.force(parts.x, _total, parts.x, _acc, a);
+  if (_acc.extent(0) < parts.capacity())
+    _acc = Kokkos::View<T* [3]>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::NBody::acc"),
+                                parts.capacity());
+  _gravity.force(parts.x, parts.size(), _total, parts.x, parts.size(), _acc, a);
 }
 
 template <class T> void NBody<T>::start(Particles& parts, double a) {

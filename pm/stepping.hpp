@@ -11,6 +11,7 @@
 // kick a_h -> a_f with F(a_f); a_h is the midpoint in the stepping variable (a or ln a).
 #include "pm/cosmology.hpp"
 #include "pm/gravity.hpp"
+#include "pm/migrate.hpp"
 #include "pm/particles.hpp"
 #include "pm/timers.hpp"
 
@@ -42,7 +43,7 @@ private:
 
 // x <- x + f p (periodic); p <- p + f acc. Kokkos kernels.
 void drift(Particles& parts, double factor, double box);
-void kick(Particles& parts, const Kokkos::View<double* [3]>& acc, double factor);
+template <class A> void kick(Particles& parts, const Kokkos::View<A* [3]>& acc, double factor);
 
 // The PM solver state between steps: particles synchronised at `a()` with their force.
 template <class T> class NBody {
@@ -57,7 +58,8 @@ public:
 
   double a() const { return _a; }
   Gravity<T>& gravity() { return _gravity; }
-  const Kokkos::View<double* [3]>& acceleration() const { return _acc; }
+  // Force at a() on the particles, in the mesh precision T [H0^2 Mpc/h].
+  const Kokkos::View<T* [3]>& acceleration() const { return _acc; }
   PhaseTimes& times() { return _gravity.times(); }
   std::size_t migrated() const { return _migrated; }
 
@@ -69,8 +71,9 @@ private:
   FastPMFactors _factors;
   Gravity<T> _gravity;
   double _total;
+  Migrator _migrator;
   double _a = 0.0;
-  Kokkos::View<double* [3]> _acc;
+  Kokkos::View<T* [3]> _acc; // capacity follows the particles'
   std::size_t _migrated = 0;
 };
 

@@ -82,8 +82,8 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
   NBody<T> nbody(mesh, cosmo, go, ntot);
 
   SnapshotWriter snapshots(params, record);
-  PowerSpectrumWriter<T> spectra(params, [&power](double k) { return power(k); }, record);
-  DensityWriter<T> density(params, record);
+  PowerSpectrumWriter<T> spectra(params, nbody.gravity(), [&power](double k) { return power(k); }, record);
+  DensityWriter<T> density(params, nbody.gravity(), record);
   std::vector<Observer*> observers;
   if (out.snapshots)
     observers.push_back(&snapshots);

@@ -59,9 +59,9 @@ TEST(Readout, PaintedUniformLatticeReadsUniformAndMatchesSerial) {
   for (Window win : {Window::CIC, Window::TSC}) {
     Painter<double> painter(d, win);
     Field<double> f(d, "f");
-    painter.paint(f, mine.x, 1.0);
+    painter.paint(f, mine.x, mine.size(), 1.0);
     Kokkos::View<double* [3]> out("out", mine.size());
-    painter.readout(f, mine.x, out, 1);
+    painter.readout(f, mine.x, mine.size(), out, 1, 1.0, false);
     auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), out);
     for (std::size_t i = 0; i < mine.size(); ++i) EXPECT_NEAR(h(i, 1), 1.0, 1e-12) << windowName(win);
   }
@@ -81,8 +81,8 @@ TEST(Readout, PaintedUniformLatticeReadsUniformAndMatchesSerial) {
     Kokkos::deep_copy(f->real(), h);
   }
   Kokkos::View<double* [3]> ow("ow", probes.size()), os("os", probes_all.size());
-  Painter<double>(d, Window::TSC).readout(fw, probes.x, ow, 0);
-  Painter<double>(ds, Window::TSC).readout(fs, probes_all.x, os, 0);
+  Painter<double>(d, Window::TSC).readout(fw, probes.x, probes.size(), ow, 0, 1.0, false);
+  Painter<double>(ds, Window::TSC).readout(fs, probes_all.x, probes_all.size(), os, 0, 1.0, false);
   auto hw = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), ow);
   auto hs = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), os);
   auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), probes.id);
@@ -127,7 +127,7 @@ TEST(Gravity, PointMassForceMatchesNewton) {
   Particles probes = share(all, worldRank(), worldSize());
   migrate(probes, *d);
   Kokkos::View<double* [3]> acc("acc", probes.size());
-  gravity.force(src.x, 1.0, probes.x, acc, 1.0);
+  gravity.force(src.x, src.size(), 1.0, probes.x, probes.size(), acc, 1.0);
   auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), probes.x);
   auto ha = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), acc);
   const int nb = 12; // bins of one cell from 4.5
@@ -369,8 +369,8 @@ TEST(Gravity, PotentialFilterActsOnTheForce) {
   filtered.setFilter(std::make_shared<Scale>(R2));
   Kokkos::View<double* [3]> a0("a0", parts.size()), a1("a1", parts.size());
   const double ntot = double(n) * n * n;
-  plain.force(parts.x, ntot, parts.x, a0, 1.0);
-  filtered.force(parts.x, ntot, parts.x, a1, 1.0);
+  plain.force(parts.x, parts.size(), ntot, parts.x, parts.size(), a0, 1.0);
+  filtered.force(parts.x, parts.size(), ntot, parts.x, parts.size(), a1, 1.0);
   auto h0 = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), a0);
   auto h1 = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), a1);
   double worst = 0, scale = 0;
