@@ -52,7 +52,8 @@ Gravity<T>::Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_
 template <class T>
 template <class Acc>
 void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nsources, double total_sources,
-                       const Kokkos::View<double* [3]>& probes, std::size_t nprobes, const Acc& acc, double a) {
+                       const Kokkos::View<double* [3]>& probes, std::size_t nprobes, const Acc& acc, double a,
+                       double scale, bool accumulate) {
   ScopedRegion region("caustic::Gravity::force");
   const auto& d = *_mesh;
   const int n = d.n();
@@ -118,7 +119,7 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nso
     }
     {
       ScopedPhase t(_times, "readout");
-      _painter.readout(_work, probes, nprobes, acc, c, 1.0, false);
+      _painter.readout(_work, probes, nprobes, acc, c, scale, accumulate);
     }
   }
 }
@@ -127,12 +128,12 @@ template class Gravity<float>;
 template class Gravity<double>;
 template void Gravity<float>::force(const Kokkos::View<double* [3]>&, std::size_t, double,
                                     const Kokkos::View<double* [3]>&, std::size_t,
-                                    const Kokkos::View<float* [3]>&, double);
+                                    const Kokkos::View<float* [3]>&, double, double, bool);
 template void Gravity<float>::force(const Kokkos::View<double* [3]>&, std::size_t, double,
                                     const Kokkos::View<double* [3]>&, std::size_t,
-                                    const Kokkos::View<double* [3]>&, double);
+                                    const Kokkos::View<double* [3]>&, double, double, bool);
 template void Gravity<double>::force(const Kokkos::View<double* [3]>&, std::size_t, double,
                                      const Kokkos::View<double* [3]>&, std::size_t,
-                                     const Kokkos::View<double* [3]>&, double);
+                                     const Kokkos::View<double* [3]>&, double, double, bool);
 
 } // namespace caustic

@@ -46,12 +46,15 @@ public:
   Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_m, const GravityOptions& opt,
           unsigned fft_flags = FFTW_ESTIMATE);
 
-  // acc(i, :) <- F at the first `nprobes` probe positions; the first `nsources` sources are
-  // particles of equal mass, `total_sources` of them over all ranks. Sources and probes must be
-  // on their owning ranks. Collective. `Acc` is a View<T*[3]> or View<double*[3]>.
+  // acc(i, :) <- scale * F at the first `nprobes` probe positions (acc(i, :) += ... if
+  // `accumulate`: with acc = the momenta and scale = a kick factor this is the kick, fused with
+  // the readout). The first `nsources` sources are particles of equal mass, `total_sources` of
+  // them over all ranks. Sources and probes must be on their owning ranks. Collective. `Acc` is
+  // a View<T*[3]> or View<double*[3]>.
   template <class Acc>
   void force(const Kokkos::View<double* [3]>& sources, std::size_t nsources, double total_sources,
-             const Kokkos::View<double* [3]>& probes, std::size_t nprobes, const Acc& acc, double a);
+             const Kokkos::View<double* [3]>& probes, std::size_t nprobes, const Acc& acc, double a,
+             double scale = 1.0, bool accumulate = false);
 
   void setFilter(std::shared_ptr<const PotentialFilter<T>> filter) { _filter = std::move(filter); }
   const SlabDecomposition& decomp() const { return *_mesh; }

@@ -83,6 +83,7 @@ void drift(Particles& parts, double factor, double box) {
 }
 
 template <class A> void kick(Particles& parts, const Kokkos::View<A* [3]>& acc, double factor) {
+  // (The solver fuses its kicks with the force readout; this stands alone for tests and tools.)
   auto p = parts.p;
   Kokkos::parallel_for(
       "caustic::kick", Kokkos::RangePolicy<>(0, parts.size()), KOKKOS_LAMBDA(const std::size_t i) {
@@ -99,38 +100,62 @@ NBody<T>::NBody(std::shared_ptr<const SlabDecomposition> mesh, const Cosmology& 
     : _mesh(mesh), _cosmo(cosmo), _factors(cosmo), _gravity(mesh, cosmo.params().Omega_m, opt, fft_flags),
       _total(total_particles), _migrator(mesh) {}
 
-template <class T> void NBody<T>::computeForce(Particles& parts, double a) {
+template <class T> void NBody<T>::forceKick(Particles& parts, double a, double factor) {
   {
     ScopedPhase t(times(), "migrate");
     _migrated += _migrator(parts);
   }
-  if (_acc.extent(0) < parts.capacity())
-    _acc = Kokkos::View<T* [3]>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::NBody::acc"),
-                                parts.capacity());
-  _gravity.force(parts.x, parts.size(), _total, parts.x, parts.size(), _acc, a);
+  _gravity.force(parts.x, parts.size(), _total, parts.x, parts.size(), parts.p, a, factor, true);
+  ++_forces;
 }
 
 template <class T> void NBody<T>::start(Particles& parts, double a) {
   ScopedRegion region("caustic::NBody::start");
-  computeForce(parts, a);
+  ScopedPhase t(times(), "migrate");
+  _migrated += _migrator(parts);
   _a = a;
+  _ahead = 0.0;
+  _next = 0.0;
 }
 
-template <class T> void NBody<T>::step(Particles& parts, double af, Spacing spacing) {
+template <class T> void NBody<T>::step(Particles& parts, double af, Spacing spacing, double a_next) {
   ScopedRegion region("caustic::NBody::step");
+  if (!synchronised() && std::abs(af - _next) > 1e-12 * af)
+    throw std::logic_error("NBody::step: the previous step prepared a step to a = " + std::to_string(_next) +
+                           ", not to a = " + std::to_string(af));
   const double ai = _a, ah = midpoint(ai, af, spacing);
-  const double box = _mesh->box();
+  if (synchronised())
+    forceKick(parts, ai, _factors.kick(ai, ah, ai));
   {
     ScopedPhase t(times(), "kick_drift");
-    kick(parts, _acc, _factors.kick(ai, ah, ai));
-    drift(parts, _factors.drift(ai, af, ah), box);
+    drift(parts, _factors.drift(ai, af, ah), _mesh->box());
   }
-  computeForce(parts, af);
-  {
-    ScopedPhase t(times(), "kick_drift");
-    kick(parts, _acc, _factors.kick(ah, af, af));
+  const double close = _factors.kick(ah, af, af);
+  if (a_next > af) {
+    const double open = _factors.kick(af, midpoint(af, a_next, spacing), af);
+    forceKick(parts, af, close + open);
+    _ahead = open;
+    _next = a_next;
+  } else {
+    forceKick(parts, af, close);
+    _ahead = 0.0;
+    _next = 0.0;
   }
+  _spacing = spacing;
   _a = af;
+}
+
+template <class T> void NBody<T>::synchronise(Particles& parts) {
+  if (synchronised())
+    return;
+  forceKick(parts, _a, -_ahead);
+  _ahead = 0.0;
+  _next = 0.0;
+}
+
+template <class T> void NBody<T>::run(Particles& parts, const std::vector<double>& boundaries, Spacing spacing) {
+  for (std::size_t s = 1; s < boundaries.size(); ++s)
+    step(parts, boundaries[s], spacing, s + 1 < boundaries.size() ? boundaries[s + 1] : 0.0);
 }
 
 template class NBody<float>;

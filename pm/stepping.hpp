@@ -45,26 +45,37 @@ private:
 void drift(Particles& parts, double factor, double box);
 template <class A> void kick(Particles& parts, const Kokkos::View<A* [3]>& acc, double factor);
 
-// The PM solver state between steps: particles synchronised at `a()` with their force.
+// The PM solver state between steps. The force is read out straight into the momenta (the kick
+// is fused with the readout: no force array is stored). Between two steps the closing half-kick
+// of one and the opening half-kick of the next are applied together, so p runs half a step
+// ahead of x (synchronised() is false) until a step is asked to end synchronised, e.g. at an
+// output; the step after such a boundary computes the force at its start again.
 template <class T> class NBody {
 public:
   NBody(std::shared_ptr<const SlabDecomposition> mesh, const Cosmology& cosmo, const GravityOptions& opt,
         double total_particles, unsigned fft_flags = FFTW_ESTIMATE);
 
-  // Migrates the particles to their slabs and computes the force at a. Collective.
+  // Particles synchronised at a (x and p at a); migrates them to their slabs. Collective.
   void start(Particles& parts, double a);
-  // One KDK step from a() to af (midpoint by `spacing`). Collective.
-  void step(Particles& parts, double af, Spacing spacing);
+  // One KDK step from a() to af (midpoint by `spacing`). With a_next > af, the step after this one
+  // will end at a_next and p is left half a step ahead; otherwise p ends synchronised at af.
+  // Collective.
+  void step(Particles& parts, double af, Spacing spacing, double a_next = 0.0);
+  // Takes p back to a() if it is ahead (one force computation). Collective.
+  void synchronise(Particles& parts);
+  // All steps through `boundaries` (boundaries[0] == a()), ending synchronised. Collective.
+  void run(Particles& parts, const std::vector<double>& boundaries, Spacing spacing);
 
   double a() const { return _a; }
+  bool synchronised() const { return _ahead == 0.0; }
   Gravity<T>& gravity() { return _gravity; }
-  // Force at a() on the particles, in the mesh precision T [H0^2 Mpc/h].
-  const Kokkos::View<T* [3]>& acceleration() const { return _acc; }
   PhaseTimes& times() { return _gravity.times(); }
   std::size_t migrated() const { return _migrated; }
+  std::size_t forceEvaluations() const { return _forces; }
 
 private:
-  void computeForce(Particles& parts, double a);
+  // Migrates, then p += factor F(a).
+  void forceKick(Particles& parts, double a, double factor);
 
   std::shared_ptr<const SlabDecomposition> _mesh;
   const Cosmology& _cosmo;
@@ -73,8 +84,10 @@ private:
   double _total;
   Migrator _migrator;
   double _a = 0.0;
-  Kokkos::View<T* [3]> _acc; // capacity follows the particles'
-  std::size_t _migrated = 0;
+  double _ahead = 0.0;     // kick factor applied beyond a() (0: synchronised)
+  double _next = 0.0;      // end of the next step promised by the last step
+  Spacing _spacing = Spacing::Linear;
+  std::size_t _migrated = 0, _forces = 0;
 };
 
 extern template class NBody<float>;

@@ -1,5 +1,6 @@
 // The `caustic` command: parses the command line, sets up MPI and Kokkos, runs a subcommand.
 #include "commands.hpp"
+#include "pm/memory.hpp"
 
 #include <CLI/CLI.hpp>
 #include <Kokkos_Core.hpp>
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
   int rc = 0;
   {
     Kokkos::ScopeGuard kokkos(argc, argv);
+    caustic::configureAllocator();
     try {
       rc = runCommand(argc, argv);
     } catch (const std::exception& e) {

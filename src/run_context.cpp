@@ -1,8 +1,9 @@
 #include "run_context.hpp"
 
+#include "pm/memory.hpp"
+
 #include <Kokkos_Core.hpp>
 #include <cstdio>
-#include <sys/resource.h>
 
 namespace caustic {
 
@@ -27,11 +28,7 @@ void RunContext::addOutput(const std::string& kind, const std::string& path) {
   _outputs.emplace_back(kind, path);
 }
 
-double peakMemoryBytes() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) * 1024.0; // Linux reports KiB
-}
+double peakMemoryBytes() { return peakResidentBytes(); }
 
 nlohmann::json RunContext::summary(const std::string& command,
                                    const std::string& params_hash) const {

@@ -164,7 +164,7 @@ TEST(NBody, TotalMomentumIsConserved) {
   NBody<double> nbody(mesh, cosmo, GravityOptions{}, double(n) * n * n);
   nbody.start(parts, 0.05);
   const auto steps = timeSteps(0.05, 1.0, 10, Spacing::Linear);
-  for (std::size_t s = 1; s < steps.size(); ++s) nbody.step(parts, steps[s], Spacing::Linear);
+  nbody.run(parts, steps, Spacing::Linear);
   auto p = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
   double tot[3] = {0, 0, 0}, absum = 0;
   for (std::size_t i = 0; i < parts.size(); ++i)
@@ -189,9 +189,7 @@ TEST(NBody, LinearGrowthOfTheLargestScales) {
   NBody<double> nbody(mesh, cosmo, GravityOptions{Window::CIC, GravityKernel::FiniteDifference, false}, double(n) * n * n);
   nbody.start(parts, a0);
   const PowerSpectrum p0 = measurePower<double>(parts, double(n) * n * n, mesh, nbody.gravity().fft(), {});
-  for (double a : timeSteps(a0, 1.0, 10, Spacing::Linear))
-    if (a > a0)
-      nbody.step(parts, a, Spacing::Linear);
+  nbody.run(parts, timeSteps(a0, 1.0, 10, Spacing::Linear), Spacing::Linear);
   migrate(parts, *mesh);
   const PowerSpectrum p1 = measurePower<double>(parts, double(n) * n * n, mesh, nbody.gravity().fft(), {});
   const double g = cosmo.D1(1.0) / cosmo.D1(a0);
@@ -220,9 +218,7 @@ TEST(NBody, ZeldovichPancakeFollowsTheAnalyticSolution) {
   NBody<double> nbody(lattice, cosmo, GravityOptions{Window::TSC, GravityKernel::FiniteDifference, false},
                       double(n) * n * n);
   nbody.start(parts, a0);
-  for (double a : timeSteps(a0, a1, 10, Spacing::Linear))
-    if (a > a0)
-      nbody.step(parts, a, Spacing::Linear);
+  nbody.run(parts, timeSteps(a0, a1, 10, Spacing::Linear), Spacing::Linear);
   auto x = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
   auto p = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
   auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
@@ -253,9 +249,7 @@ TEST(NBody, FinalPositionsIndependentOfRankCount) {
     NBody<double> nbody(mesh, cosmo, GravityOptions{Window::CIC, GravityKernel::FiniteDifference, false},
                         double(n) * n * n);
     nbody.start(parts, 0.05);
-    for (double a : timeSteps(0.05, 1.0, 10, Spacing::Log))
-      if (a > 0.05)
-        nbody.step(parts, a, Spacing::Log);
+    nbody.run(parts, timeSteps(0.05, 1.0, 10, Spacing::Log), Spacing::Log);
     return gatherById(parts, comm);
   };
   const auto w = run(MPI_COMM_WORLD);

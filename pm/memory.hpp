@@ -1,0 +1,15 @@
+#pragma once
+// Memory housekeeping.
+//
+// glibc raises its mmap threshold dynamically (up to 32 MB) after large blocks are freed; the
+// transposes of FFTW-MPI allocate and free work buffers of that size in every transform, which
+// then stay in the heap and inflate the resident set by tens of MB per rank. A fixed threshold
+// of 1 MB sends every large block to mmap, returned to the system when freed.
+namespace caustic {
+
+void configureAllocator();
+// Current and peak resident set size of this process [bytes].
+double residentBytes();
+double peakResidentBytes();
+
+} // namespace caustic
