@@ -92,7 +92,7 @@ template <class T> void run(const Config& cfg) {
 
   // Four FFTs of the same mesh (1 forward, 3 inverse) with the solver's own plans and buffer.
   auto& fft = nbody.gravity().fft();
-  Field<T>& f = nbody.gravity().scratch(1);
+  Field<T>& f = nbody.gravity().scratch();
   f.setZero();
   MPI_Barrier(comm);
   const auto tf = std::chrono::steady_clock::now();

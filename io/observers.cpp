@@ -37,8 +37,10 @@ template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationS
   po.window = windowFromName(out.window);
   po.interlace = out.interlace;
   po.subtract_shot_noise = out.subtract_shot_noise;
-  densityContrastK(_gravity.scratch(0), _gravity.scratch(1), _gravity.fft(), *s.particles, s.total_particles, po);
-  PowerSpectrum ps = binPower(_gravity.scratch(0));
+  // The interlaced copy needs a second mesh for the duration of this call.
+  Field<T> work(s.mesh, "caustic::PowerSpectrumWriter::work");
+  densityContrastK(_gravity.scratch(), work, _gravity.fft(), *s.particles, s.total_particles, po);
+  PowerSpectrum ps = binPower(_gravity.scratch());
   const double L = s.mesh->box();
   ps.shot_noise = L * L * L / s.total_particles;
   if (po.subtract_shot_noise) {
@@ -63,7 +65,7 @@ template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationS
 }
 
 template <class T> void DensityWriter<T>::observe(Event, const SimulationState& s) {
-  Field<T>& rho = _gravity.scratch(0);
+  Field<T>& rho = _gravity.scratch();
   const int n = s.mesh->n();
   const double n3 = double(n) * n * n;
   paint(rho, *s.particles, windowFromName(_params.output.window), n3 / s.total_particles);

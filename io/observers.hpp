@@ -31,7 +31,8 @@ private:
 };
 
 // Power spectrum of the particles on the PM mesh, with linear theory D1(a)^2 P_lin(k). Borrows
-// the gravity solver's mesh buffers and FFT plans (free between steps).
+// the gravity solver's mesh buffer and FFT plans (free between steps); an interlaced estimate
+// allocates a second mesh for the duration of the call.
 template <class T> class PowerSpectrumWriter : public Observer {
 public:
   PowerSpectrumWriter(const Params& params, Gravity<T>& gravity, std::function<double(double)> linear_power,

@@ -19,7 +19,11 @@ template <class T>
 Gravity<T>::Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_m, const GravityOptions& opt,
                     unsigned fft_flags)
     : _mesh(mesh), _omega_m(Omega_m), _opt(opt), _fft(mesh, fft_flags), _painter(mesh, opt.window),
-      _phi(mesh, "caustic::Gravity::phi"), _work(mesh, "caustic::Gravity::work") {
+      _phi(mesh, "caustic::Gravity::phi") {
+  // The finite-difference gradient is taken in real space during the readout: one mesh buffer
+  // and one inverse FFT. The spectral gradient needs a second buffer and three inverse FFTs.
+  if (opt.kernel == GravityKernel::Exact)
+    _work = std::make_unique<Field<T>>(mesh, "caustic::Gravity::work");
   const int n = mesh->n();
   const double kf = mesh->kFundamental(), H = mesh->cell();
   const bool fd = opt.kernel == GravityKernel::FiniteDifference;
@@ -94,12 +98,21 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nso
     if (_filter)
       _filter->apply(_phi, a);
   }
+  if (!_work) {
+    {
+      ScopedPhase t(_times, "fft_inverse");
+      _fft.backward(_phi, false);
+    }
+    ScopedPhase t(_times, "readout");
+    _painter.readoutGradient(_phi, probes, nprobes, acc, scale, accumulate);
+    return;
+  }
   for (int c = 0; c < 3; ++c) {
     {
       ScopedPhase t(_times, "kernels");
       auto grad = _grad;
       auto phi = _phi.complex();
-      auto out = _work.complex();
+      auto out = _work->complex();
       if (ny > 0)
         Kokkos::parallel_for(
             "caustic::Gravity::gradient", Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
@@ -115,11 +128,11 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nso
     }
     {
       ScopedPhase t(_times, "fft_inverse");
-      _fft.backward(_work, false);
+      _fft.backward(*_work, false);
     }
     {
       ScopedPhase t(_times, "readout");
-      _painter.readout(_work, probes, nprobes, acc, c, scale, accumulate);
+      _painter.readout(*_work, probes, nprobes, acc, c, scale, accumulate);
     }
   }
 }

@@ -59,11 +59,10 @@ public:
   void setFilter(std::shared_ptr<const PotentialFilter<T>> filter) { _filter = std::move(filter); }
   const SlabDecomposition& decomp() const { return *_mesh; }
   const FFT<T>& fft() const { return _fft; }
-  // The potential of the last force() call (Fourier space), as phi(k) / N^3.
-  const Field<T>& potential() const { return _phi; }
-  // The two mesh buffers and the painter, free between force() calls: observers borrow them
-  // (power spectra, density fields) instead of allocating meshes of their own.
-  Field<T>& scratch(int i) { return i == 0 ? _phi : _work; }
+  // The mesh buffer, free between force() calls: observers borrow it (power spectra, density
+  // fields) instead of allocating a mesh of their own. After force() it holds the potential:
+  // in real space (finite-difference kernel) or as phi(k) / N^3 (spectral kernel).
+  Field<T>& scratch() { return _phi; }
   const Painter<T>& painter() const { return _painter; }
   PhaseTimes& times() { return _times; }
 
@@ -73,7 +72,8 @@ private:
   GravityOptions _opt;
   FFT<T> _fft;
   Painter<T> _painter;
-  Field<T> _phi, _work;
+  Field<T> _phi;
+  std::unique_ptr<Field<T>> _work; // spectral kernel only
   std::shared_ptr<const PotentialFilter<T>> _filter;
   PhaseTimes _times;
   // Per-axis kernel tables over the integer wavenumber index i in [0, N): k_eff^2 term, gradient
