@@ -75,32 +75,43 @@ void Painter<T>::paint(Field<T>& rho, const Kokkos::View<double* [3]>& X, std::s
   Kokkos::deep_copy(ghosts, T(0));
   if (count > 0) {
     auto field = rho.real();
+    // Flat aliases: the deposit computes flat offsets, with plane and row resolved once.
+    Kokkos::View<T*, Kokkos::MemoryUnmanaged> gflat(ghosts.data(), ghosts.size());
     auto sf = Kokkos::Experimental::create_scatter_view(field);
-    auto sg = Kokkos::Experimental::create_scatter_view(ghosts);
+    auto sg = Kokkos::Experimental::create_scatter_view(gflat);
+    const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1)), gplane = std::size_t(n) * n;
+    const int fstride = 2 * (n / 2 + 1);
     Kokkos::parallel_for(
         "caustic::Painter::deposit", Kokkos::RangePolicy<>(0, count), KOKKOS_LAMBDA(const std::size_t p) {
           auto af = sf.access();
           auto ag = sg.access();
           const double x[3] = {X(p, 0), X(p, 1), X(p, 2)};
           const Stencil s = stencil(win, x, inv_cell, shift, n, x0);
+          std::size_t row[3], col[3];
+          for (int j = 0; j < order; ++j) {
+            row[j] = static_cast<std::size_t>(wrap(s.i0[1] + j, n));
+            col[j] = static_cast<std::size_t>(wrap(s.i0[2] + j, n));
+          }
           for (int a = 0; a < order; ++a) {
             const int b = s.i0[0] + a;
             const bool in = interior(b, nx);
+            const std::size_t base = in ? (b - kGhost) * fplane : ghostIndex(b, nx) * gplane;
+            const std::size_t stride = in ? fstride : n;
             for (int bb = 0; bb < order; ++bb) {
-              const int y = wrap(s.i0[1] + bb, n);
+              const std::size_t r = base + row[bb] * stride;
+              const double wab = mass * s.w[0][a] * s.w[1][bb];
               for (int c = 0; c < order; ++c) {
-                const int z = wrap(s.i0[2] + c, n);
-                const T w = T(mass * s.w[0][a] * s.w[1][bb] * s.w[2][c]);
+                const T w = T(wab * s.w[2][c]);
                 if (in)
-                  af(Field<T>::realIndex(b - kGhost, y, z, n)) += w;
+                  af(r + col[c]) += w;
                 else
-                  ag(ghostIndex(b, nx), y, z) += w;
+                  ag(r + col[c]) += w;
               }
             }
           }
         });
     Kokkos::Experimental::contribute(field, sf);
-    Kokkos::Experimental::contribute(ghosts, sg);
+    Kokkos::Experimental::contribute(gflat, sg);
   }
   _ghosts.scatterAdd(ghosts, rho);
 }
@@ -158,36 +169,49 @@ void Painter<T>::readoutGradient(const Field<T>& phi, const Kokkos::View<double*
   const int order = windowOrder(_win);
   const Window win = _win;
   const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
-  auto field = phi.real();
+  const T* fbase = phi.real().data();
+  const T* gbase = ghosts.data();
+  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1)), gplane = std::size_t(n) * n;
+  const int fstride = 2 * (n / 2 + 1);
   constexpr int W = kGhostGradient;
   Kokkos::parallel_for(
       "caustic::Painter::readoutGradient", Kokkos::RangePolicy<>(0, count), KOKKOS_LAMBDA(const std::size_t p) {
-        // Window in buffer numbering of the wide ghosts: plane b = global - x0 + W.
         int i0[3];
         double w[3][3];
         for (int c = 0; c < 3; ++c) {
           const double u = km::fmin(km::fmax(X(p, c) * inv_cell, 0.0), double(n));
           windowWeights(win, u, i0[c], w[c]);
         }
-        const int b0 = i0[0] - x0 + W;
-        auto at = [&](int b, int y, int z) -> double {
-          y = wrap(y, n);
-          z = wrap(z, n);
-          if (b >= W && b < W + nx)
-            return double(field(Field<T>::realIndex(b - W, y, z, n)));
-          return double(ghosts(b < W ? b : b - nx, y, z));
+        // The stencil reaches 2 points beyond the window on each axis: 7 planes, rows, columns
+        // at most (TSC), each resolved once: plane pointers with their row stride, wrapped
+        // row and column offsets.
+        const T* plane[7];
+        int stride[7];
+        std::size_t row[7], col[7];
+        const int span = order + 4;
+        for (int j = 0; j < span; ++j) {
+          const int b = i0[0] - x0 + W - 2 + j; // wide-ghost buffer numbering
+          const bool in = b >= W && b < W + nx;
+          plane[j] = in ? fbase + (b - W) * fplane : gbase + (b < W ? b : b - nx) * gplane;
+          stride[j] = in ? fstride : n;
+          row[j] = static_cast<std::size_t>(wrap(i0[1] - 2 + j, n));
+          col[j] = static_cast<std::size_t>(wrap(i0[2] - 2 + j, n));
+        }
+        auto at = [&](int jx, int jy, int jz) -> double {
+          return double(plane[jx][row[jy] * stride[jx] + col[jz]]);
         };
         double g[3] = {0.0, 0.0, 0.0};
         for (int a = 0; a < order; ++a) {
-          const int b = b0 + a;
+          const int jx = a + 2;
           for (int bb = 0; bb < order; ++bb) {
-            const int y = i0[1] + bb;
+            const int jy = bb + 2;
+            const double wab = w[0][a] * w[1][bb];
             for (int cc = 0; cc < order; ++cc) {
-              const int z = i0[2] + cc;
-              const double wt = w[0][a] * w[1][bb] * w[2][cc];
-              g[0] += wt * (c1 * (at(b + 1, y, z) - at(b - 1, y, z)) - c2 * (at(b + 2, y, z) - at(b - 2, y, z)));
-              g[1] += wt * (c1 * (at(b, y + 1, z) - at(b, y - 1, z)) - c2 * (at(b, y + 2, z) - at(b, y - 2, z)));
-              g[2] += wt * (c1 * (at(b, y, z + 1) - at(b, y, z - 1)) - c2 * (at(b, y, z + 2) - at(b, y, z - 2)));
+              const int jz = cc + 2;
+              const double wt = wab * w[2][cc];
+              g[0] += wt * (c1 * (at(jx + 1, jy, jz) - at(jx - 1, jy, jz)) - c2 * (at(jx + 2, jy, jz) - at(jx - 2, jy, jz)));
+              g[1] += wt * (c1 * (at(jx, jy + 1, jz) - at(jx, jy - 1, jz)) - c2 * (at(jx, jy + 2, jz) - at(jx, jy - 2, jz)));
+              g[2] += wt * (c1 * (at(jx, jy, jz + 1) - at(jx, jy, jz - 1)) - c2 * (at(jx, jy, jz + 2) - at(jx, jy, jz - 2)));
             }
           }
         }
