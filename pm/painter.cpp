@@ -155,25 +155,17 @@ void Painter<T>::readout(const Field<T>& f, const Kokkos::View<double* [3]>& X, 
   Kokkos::fence();
 }
 
-template <class T>
-template <class Out>
-void Painter<T>::readoutGradient(const Field<T>& phi, const Kokkos::View<double* [3]>& X, std::size_t count,
-                                 const Out& out, double scale, bool accumulate) const {
-  ScopedRegion region("caustic::Painter::readoutGradient");
-  if (_wideBuf.extent(0) != static_cast<std::size_t>(_wide.ghostPlanes()))
-    _wideBuf = _wide.makeBuffer<T>("caustic::Painter::gradientGhosts");
-  auto ghosts = _wideBuf;
-  _wide.gather(phi, ghosts);
-  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
-  const double inv_cell = 1.0 / _decomp->cell();
-  const int order = windowOrder(_win);
-  const Window win = _win;
+namespace {
+// The gradient readout with the window order a compile-time constant (unrolled loops).
+template <int ORDER, class T, class Out>
+void gradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count, const Out& out, double scale,
+                    bool accumulate, const T* fbase, const T* gbase, int n, int x0, int nx, double inv_cell) {
+  const Window win = ORDER == 2 ? Window::CIC : Window::TSC;
   const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
-  const T* fbase = phi.real().data();
-  const T* gbase = ghosts.data();
   const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1)), gplane = std::size_t(n) * n;
   const int fstride = 2 * (n / 2 + 1);
   constexpr int W = kGhostGradient;
+  constexpr int span = ORDER + 4;
   Kokkos::parallel_for(
       "caustic::Painter::readoutGradient", Kokkos::RangePolicy<>(0, count), KOKKOS_LAMBDA(const std::size_t p) {
         int i0[3];
@@ -182,13 +174,11 @@ void Painter<T>::readoutGradient(const Field<T>& phi, const Kokkos::View<double*
           const double u = km::fmin(km::fmax(X(p, c) * inv_cell, 0.0), double(n));
           windowWeights(win, u, i0[c], w[c]);
         }
-        // The stencil reaches 2 points beyond the window on each axis: 7 planes, rows, columns
-        // at most (TSC), each resolved once: plane pointers with their row stride, wrapped
-        // row and column offsets.
-        const T* plane[7];
-        int stride[7];
-        std::size_t row[7], col[7];
-        const int span = order + 4;
+        // The stencil reaches 2 points beyond the window on each axis: plane pointers with
+        // their row stride, wrapped row and column offsets, each resolved once.
+        const T* plane[span];
+        int stride[span];
+        std::size_t row[span], col[span];
         for (int j = 0; j < span; ++j) {
           const int b = i0[0] - x0 + W - 2 + j; // wide-ghost buffer numbering
           const bool in = b >= W && b < W + nx;
@@ -201,12 +191,12 @@ void Painter<T>::readoutGradient(const Field<T>& phi, const Kokkos::View<double*
           return double(plane[jx][row[jy] * stride[jx] + col[jz]]);
         };
         double g[3] = {0.0, 0.0, 0.0};
-        for (int a = 0; a < order; ++a) {
+        for (int a = 0; a < ORDER; ++a) {
           const int jx = a + 2;
-          for (int bb = 0; bb < order; ++bb) {
+          for (int bb = 0; bb < ORDER; ++bb) {
             const int jy = bb + 2;
             const double wab = w[0][a] * w[1][bb];
-            for (int cc = 0; cc < order; ++cc) {
+            for (int cc = 0; cc < ORDER; ++cc) {
               const int jz = cc + 2;
               const double wt = wab * w[2][cc];
               g[0] += wt * (c1 * (at(jx + 1, jy, jz) - at(jx - 1, jy, jz)) - c2 * (at(jx + 2, jy, jz) - at(jx - 2, jy, jz)));
@@ -224,6 +214,23 @@ void Painter<T>::readoutGradient(const Field<T>& phi, const Kokkos::View<double*
         }
       });
   Kokkos::fence();
+}
+} // namespace
+
+template <class T>
+template <class Out>
+void Painter<T>::readoutGradient(const Field<T>& phi, const Kokkos::View<double* [3]>& X, std::size_t count,
+                                 const Out& out, double scale, bool accumulate) const {
+  ScopedRegion region("caustic::Painter::readoutGradient");
+  if (_wideBuf.extent(0) != static_cast<std::size_t>(_wide.ghostPlanes()))
+    _wideBuf = _wide.makeBuffer<T>("caustic::Painter::gradientGhosts");
+  _wide.gather(phi, _wideBuf);
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
+  const double inv_cell = 1.0 / _decomp->cell();
+  if (_win == Window::CIC)
+    gradientKernel<2>(X, count, out, scale, accumulate, phi.real().data(), _wideBuf.data(), n, x0, nx, inv_cell);
+  else
+    gradientKernel<3>(X, count, out, scale, accumulate, phi.real().data(), _wideBuf.data(), n, x0, nx, inv_cell);
 }
 
 template <class T>
