@@ -62,56 +62,68 @@ KOKKOS_INLINE_FUNCTION bool interior(int b, int nx) { return b >= kGhost && b < 
 KOKKOS_INLINE_FUNCTION int ghostIndex(int b, int nx) { return b < kGhost ? b : b - nx; }
 } // namespace
 
+namespace {
+// The deposit with the window order a compile-time constant (unrolled loops).
+template <int ORDER, class T>
+void depositKernel(Field<T>& rho, const Kokkos::View<T***>& ghosts, const Kokkos::View<double* [3]>& X,
+                   std::size_t count, double mass, double shift, int n, int x0, int nx, double inv_cell) {
+  const Window win = ORDER == 2 ? Window::CIC : Window::TSC;
+  auto field = rho.real();
+  // Flat aliases: the deposit computes flat offsets, with plane and row resolved once.
+  Kokkos::View<T*, Kokkos::MemoryUnmanaged> gflat(ghosts.data(), ghosts.size());
+  auto sf = Kokkos::Experimental::create_scatter_view(field);
+  auto sg = Kokkos::Experimental::create_scatter_view(gflat);
+  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1)), gplane = std::size_t(n) * n;
+  const int fstride = 2 * (n / 2 + 1);
+  Kokkos::parallel_for(
+      "caustic::Painter::deposit", Kokkos::RangePolicy<>(0, count), KOKKOS_LAMBDA(const std::size_t p) {
+        auto af = sf.access();
+        auto ag = sg.access();
+        const double x[3] = {X(p, 0), X(p, 1), X(p, 2)};
+        const Stencil s = stencil(win, x, inv_cell, shift, n, x0);
+        std::size_t row[ORDER], col[ORDER];
+        for (int j = 0; j < ORDER; ++j) {
+          row[j] = static_cast<std::size_t>(wrap(s.i0[1] + j, n));
+          col[j] = static_cast<std::size_t>(wrap(s.i0[2] + j, n));
+        }
+        for (int a = 0; a < ORDER; ++a) {
+          const int b = s.i0[0] + a;
+          const bool in = interior(b, nx);
+          const std::size_t base = in ? (b - kGhost) * fplane : ghostIndex(b, nx) * gplane;
+          const std::size_t stride = in ? fstride : n;
+          for (int bb = 0; bb < ORDER; ++bb) {
+            const std::size_t r = base + row[bb] * stride;
+            const double wab = mass * s.w[0][a] * s.w[1][bb];
+            for (int c = 0; c < ORDER; ++c) {
+              const T w = T(wab * s.w[2][c]);
+              if (in)
+                af(r + col[c]) += w;
+              else
+                ag(r + col[c]) += w;
+            }
+          }
+        }
+      });
+  Kokkos::Experimental::contribute(field, sf);
+  Kokkos::Experimental::contribute(gflat, sg);
+}
+} // namespace
+
 template <class T>
 void Painter<T>::paint(Field<T>& rho, const Kokkos::View<double* [3]>& X, std::size_t count, double mass,
                        double shift) const {
   ScopedRegion region("caustic::Painter::paint");
   const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
   const double inv_cell = 1.0 / _decomp->cell();
-  const int order = windowOrder(_win);
   const Window win = _win;
   auto ghosts = _buf;
   rho.setZero();
   Kokkos::deep_copy(ghosts, T(0));
   if (count > 0) {
-    auto field = rho.real();
-    // Flat aliases: the deposit computes flat offsets, with plane and row resolved once.
-    Kokkos::View<T*, Kokkos::MemoryUnmanaged> gflat(ghosts.data(), ghosts.size());
-    auto sf = Kokkos::Experimental::create_scatter_view(field);
-    auto sg = Kokkos::Experimental::create_scatter_view(gflat);
-    const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1)), gplane = std::size_t(n) * n;
-    const int fstride = 2 * (n / 2 + 1);
-    Kokkos::parallel_for(
-        "caustic::Painter::deposit", Kokkos::RangePolicy<>(0, count), KOKKOS_LAMBDA(const std::size_t p) {
-          auto af = sf.access();
-          auto ag = sg.access();
-          const double x[3] = {X(p, 0), X(p, 1), X(p, 2)};
-          const Stencil s = stencil(win, x, inv_cell, shift, n, x0);
-          std::size_t row[3], col[3];
-          for (int j = 0; j < order; ++j) {
-            row[j] = static_cast<std::size_t>(wrap(s.i0[1] + j, n));
-            col[j] = static_cast<std::size_t>(wrap(s.i0[2] + j, n));
-          }
-          for (int a = 0; a < order; ++a) {
-            const int b = s.i0[0] + a;
-            const bool in = interior(b, nx);
-            const std::size_t base = in ? (b - kGhost) * fplane : ghostIndex(b, nx) * gplane;
-            const std::size_t stride = in ? fstride : n;
-            for (int bb = 0; bb < order; ++bb) {
-              const std::size_t r = base + row[bb] * stride;
-              const double wab = mass * s.w[0][a] * s.w[1][bb];
-              for (int c = 0; c < order; ++c) {
-                const T w = T(wab * s.w[2][c]);
-                if (in)
-                  af(r + col[c]) += w;
-                else
-                  ag(r + col[c]) += w;
-              }
-            }
-          }
-        });
-    Kokkos::Experimental::contribute(field, sf);
-    Kokkos::Experimental::contribute(gflat, sg);
+    if (win == Window::CIC)
+      depositKernel<2>(rho, ghosts, X, count, mass, shift, n, x0, nx, inv_cell);
+    else
+      depositKernel<3>(rho, ghosts, X, count, mass, shift, n, x0, nx, inv_cell);
   }
   _ghosts.scatterAdd(ghosts, rho);
 }
