@@ -1,6 +1,7 @@
 #include "io/observers.hpp"
 
 #include "io/fields.hpp"
+#include "io/halos.hpp"
 #include "io/snapshot.hpp"
 #include "io/tables.hpp"
 #include "pm/painter.hpp"
@@ -80,6 +81,31 @@ template <class T> void DensityWriter<T>::observe(Event, const SimulationState& 
   writeField(path, rho, "density", "density contrast rho/mean - 1 (dimensionless)", s.a, _params);
   if (s.mesh->comm().rank() == 0 && _cb)
     _cb("density", path);
+}
+
+void HaloFinder::observe(Event, const SimulationState& s) {
+  const auto& h = _params.halos;
+  bool wanted = false;
+  for (double a : h.a) wanted = wanted || std::abs(a - s.a) <= 1e-10 * s.a;
+  if (!wanted)
+    return;
+  FofOptions opt;
+  opt.b = h.b;
+  opt.min_particles = h.min_particles;
+  opt.member_ids = h.member_ids;
+  const double sep = _params.simulation.box / _params.simulation.particles;
+  const HaloCatalogue cat = findHalos(*s.particles, *s.mesh, sep, opt);
+  HaloMeta meta{s.a, _params.simulation.box, s.particle_mass, h.b, h.min_particles};
+  const std::string path = outputName(_params.output.directory, "halos", s.a, ".hdf5");
+  writeHaloCatalogue(path, s.mesh->comm().get(), cat, meta, &_params);
+  if (s.mesh->comm().rank() == 0) {
+    const std::string mf = outputName(_params.output.directory, "mass_function", s.a, ".txt");
+    writeMassFunction(mf, cat, meta);
+    if (_cb) {
+      _cb("halos", path);
+      _cb("mass_function", mf);
+    }
+  }
 }
 
 template class PowerSpectrumWriter<float>;

@@ -62,4 +62,16 @@ private:
   OutputCallback _cb;
 };
 
+// In-situ friends-of-friends at the [halos] scale factors: catalogue and mass function.
+class HaloFinder : public Observer {
+public:
+  HaloFinder(const Params& params, OutputCallback cb) : _params(params), _cb(std::move(cb)) {}
+  std::string name() const override { return "fof"; }
+  void observe(Event e, const SimulationState& s) override;
+
+private:
+  const Params& _params;
+  OutputCallback _cb;
+};
+
 } // namespace caustic

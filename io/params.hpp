@@ -44,6 +44,14 @@ struct GravityParams {
   bool deconvolve = false;                  // divide by the paint and readout windows
 };
 
+struct HalosParams {
+  bool enabled = false;      // in-situ FoF at the halo scale factors
+  double b = 0.2;            // linking length in units of the mean particle separation
+  int min_particles = 20;    // smallest group in the catalogue
+  bool member_ids = false;   // write the members' IDs
+  std::vector<double> a;     // scale factors (default: output.a); each must be an output a
+};
+
 struct OutputParams {
   std::string directory = "output";
   std::vector<double> a;          // output scale factors, ascending, in [a_start, a_end]
@@ -63,6 +71,7 @@ struct Params {
   SimulationParams simulation;
   GravityParams gravity;
   OutputParams output;
+  HalosParams halos;
   std::string toml;   // the effective parameters (file plus overrides) as TOML text
   std::string source; // path of the parameter file
 

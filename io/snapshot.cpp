@@ -142,3 +142,93 @@ void writeSnapshot(const std::string& path, const Comm& comm, const Particles& p
 }
 
 } // namespace caustic
+
+namespace caustic {
+
+namespace {
+double readAttr(hid_t obj, const char* name, const std::string& ctx) {
+  if (H5Aexists(obj, name) <= 0)
+    throw std::runtime_error(ctx + ": attribute " + name + " missing");
+  h5::Handle a(h5::check(H5Aopen(obj, name, H5P_DEFAULT), ctx + ": open attribute " + name), H5Aclose);
+  h5::Handle sp(H5Aget_space(a), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(sp);
+  std::vector<double> v(std::max<hssize_t>(n, 1));
+  if (H5Aread(a, H5T_NATIVE_DOUBLE, v.data()) < 0)
+    throw std::runtime_error(ctx + ": cannot read attribute " + name);
+  return n > 1 ? v[1] : v[0]; // arrays of 6: particle type 1
+}
+
+void readRows(hid_t file, const char* name, hid_t memtype, void* out, std::uint64_t start, std::uint64_t count,
+              int ncomp, std::uint64_t total, const std::string& ctx) {
+  if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
+    throw std::runtime_error(ctx + ": dataset " + name + " missing");
+  h5::Handle d(h5::check(H5Dopen2(file, name, H5P_DEFAULT), ctx + ": open " + name), H5Dclose);
+  h5::Handle fs(H5Dget_space(d), H5Sclose);
+  hsize_t dims[2] = {0, 0};
+  const int rank = H5Sget_simple_extent_ndims(fs);
+  H5Sget_simple_extent_dims(fs, dims, nullptr);
+  if (dims[0] != total || (ncomp > 1 && (rank != 2 || dims[1] != hsize_t(ncomp))))
+    throw std::runtime_error(ctx + ": dataset " + name + " has " + std::to_string(dims[0]) +
+                             " rows; the header says " + std::to_string(total));
+  const hsize_t st[2] = {start, 0}, ct[2] = {count, hsize_t(ncomp)};
+  h5::Handle ms(H5Screate_simple(ncomp > 1 ? 2 : 1, ct, nullptr), H5Sclose);
+  if (count > 0)
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, st, nullptr, ct, nullptr);
+  else {
+    H5Sselect_none(fs);
+    H5Sselect_none(ms);
+  }
+  h5::Handle xfer(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
+  H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
+  if (H5Dread(d, memtype, ms, fs, xfer, out) < 0)
+    throw std::runtime_error(ctx + ": cannot read " + name + " (truncated or corrupted file?)");
+}
+} // namespace
+
+Particles readSnapshot(const std::string& path, const Comm& comm, SnapshotHeader& header) {
+  const std::string ctx = "reading snapshot " + path;
+  if (H5Fis_hdf5(path.c_str()) <= 0)
+    throw std::runtime_error(ctx + ": not an HDF5 file (missing, truncated or corrupted)");
+  h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Pset_fapl_mpio(fapl, comm.get(), MPI_INFO_NULL);
+  h5::Handle file(h5::check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), ctx + ": cannot open"), H5Fclose);
+  if (H5Lexists(file, "Header", H5P_DEFAULT) <= 0)
+    throw std::runtime_error(ctx + ": no /Header group (not a Gadget-layout snapshot)");
+  h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx + ": open /Header"), H5Gclose);
+  header.box = readAttr(hdr, "BoxSize", ctx);
+  header.a = readAttr(hdr, "Time", ctx);
+  header.particle_mass = readAttr(hdr, "MassTable", ctx);
+  header.omega_m = H5Aexists(hdr, "Omega0") > 0 ? readAttr(hdr, "Omega0", ctx) : 0.0;
+  header.total_particles = static_cast<std::uint64_t>(readAttr(hdr, "NumPart_Total", ctx));
+  if (!(header.box > 0) || !(header.a > 0) || header.total_particles == 0)
+    throw std::runtime_error(ctx + ": header has BoxSize = " + std::to_string(header.box) + ", Time = " +
+                             std::to_string(header.a) + ", NumPart_Total[1] = " +
+                             std::to_string(header.total_particles) + "; all must be positive");
+  const std::uint64_t N = header.total_particles, size = comm.size(), r = comm.rank();
+  const std::uint64_t start = N * r / size, count = N * (r + 1) / size - start;
+  Particles parts(count, count + count / 20 + 16);
+  std::vector<double> x(3 * count), v(3 * count);
+  std::vector<std::uint64_t> ids(count);
+  readRows(file, "PartType1/Coordinates", H5T_NATIVE_DOUBLE, x.data(), start, count, 3, N, ctx);
+  readRows(file, "PartType1/Velocities", H5T_NATIVE_DOUBLE, v.data(), start, count, 3, N, ctx);
+  readRows(file, "PartType1/ParticleIDs", H5T_NATIVE_UINT64, ids.data(), start, count, 1, N, ctx);
+  auto hx = Kokkos::create_mirror_view(parts.x);
+  auto hp = Kokkos::create_mirror_view(parts.p);
+  auto hid = Kokkos::create_mirror_view(parts.id);
+  const double pfac = header.a * std::sqrt(header.a) / 100.0;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    for (int c = 0; c < 3; ++c) {
+      if (!std::isfinite(x[3 * i + c]))
+        throw std::runtime_error(ctx + ": non-finite coordinate of particle " + std::to_string(ids[i]));
+      hx(i, c) = periodicWrap(x[3 * i + c], header.box);
+      hp(i, c) = v[3 * i + c] * pfac;
+    }
+    hid(i) = ids[i];
+  }
+  Kokkos::deep_copy(parts.x, hx);
+  Kokkos::deep_copy(parts.p, hp);
+  Kokkos::deep_copy(parts.id, hid);
+  return parts;
+}
+
+} // namespace caustic

@@ -28,6 +28,17 @@ struct SnapshotInfo {
 void writeSnapshot(const std::string& path, const Comm& comm, const Particles& parts,
                    const SnapshotInfo& info, const Params& params);
 
+struct SnapshotHeader {
+  double box = 0.0, a = 1.0, particle_mass = 0.0, omega_m = 0.0;
+  std::uint64_t total_particles = 0;
+};
+
+// Reads a Gadget-4 layout snapshot (PartType1) collectively: rank r gets an even share of the
+// rows; momenta are recovered from the Gadget velocities (p = a^1.5 v / 100). Throws
+// std::runtime_error naming the path and what is wrong (missing file, group, dataset, or
+// inconsistent sizes).
+Particles readSnapshot(const std::string& path, const Comm& comm, SnapshotHeader& header);
+
 // Every run parameter as an attribute "section.key" of `group`, plus the TOML text and its hash.
 void writeParameters(std::int64_t group, const Params& params, const std::string& ctx);
 

@@ -10,4 +10,14 @@ void runInitialConditions(RunContext& ctx, const Params& params);
 // (0, or 128 + signal when stopped by SIGINT/SIGTERM at a step boundary).
 int runSimulationCommand(RunContext& ctx, const Params& params);
 
+struct FofCommandOptions {
+  std::string snapshot;
+  double b = 0.2;
+  int min_particles = 20;
+  bool member_ids = false;
+  std::string output; // catalogue path (default: halos_<snapshot name>.hdf5 beside it)
+};
+// `caustic fof`: friends-of-friends on a snapshot: catalogue and mass function.
+void runFofCommand(RunContext& ctx, const FofCommandOptions& opt);
+
 } // namespace caustic

@@ -27,6 +27,14 @@ int runCommand(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Run a simulation: initial conditions, PM steps, outputs");
   run->add_option("params", file, "TOML parameter file")->required();
   run->add_option("--set", sets, "Override a parameter: section.key=value (repeatable)");
+  FofCommandOptions fof_opt;
+  auto* fof = app.add_subcommand("fof", "Friends-of-friends halos of a snapshot: catalogue and mass function");
+  fof->add_option("snapshot", fof_opt.snapshot, "Snapshot (Gadget-4 HDF5 layout)")->required();
+  fof->add_option("--linking-length,-b", fof_opt.b, "Linking length in mean particle separations")
+      ->check(CLI::Range(1e-3, 0.999));
+  fof->add_option("--min-particles", fof_opt.min_particles, "Smallest group kept")->check(CLI::Range(2, 1000000000));
+  fof->add_flag("--member-ids", fof_opt.member_ids, "Write the members' IDs");
+  fof->add_option("--output,-o", fof_opt.output, "Catalogue path (default: halos_<snapshot>.hdf5 beside it)");
   app.set_version_flag("--version", CAUSTIC_VERSION);
   try {
     app.parse(argc, argv);
@@ -38,6 +46,17 @@ int runCommand(int argc, char** argv) {
 
   Comm comm(MPI_COMM_WORLD);
   RunContext ctx(comm);
+  if (*fof) {
+    try {
+      runFofCommand(ctx, fof_opt);
+    } catch (const std::runtime_error& e) {
+      // Input errors (missing or malformed snapshot) are met on every rank alike.
+      if (rank == 0)
+        std::fprintf(stderr, "caustic: error: %s\n", e.what());
+      return 2;
+    }
+    return 0;
+  }
   Params params;
   try {
     params = loadParams(file, sets, size);

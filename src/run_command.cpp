@@ -84,6 +84,7 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
   SnapshotWriter snapshots(params, record);
   PowerSpectrumWriter<T> spectra(params, nbody.gravity(), [&power](double k) { return power(k); }, record);
   DensityWriter<T> density(params, nbody.gravity(), record);
+  HaloFinder halos(params, record);
   std::vector<Observer*> observers;
   if (out.snapshots)
     observers.push_back(&snapshots);
@@ -91,6 +92,8 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
     observers.push_back(&spectra);
   if (out.density)
     observers.push_back(&density);
+  if (params.halos.enabled)
+    observers.push_back(&halos);
 
   const Spacing spacing = sim.spacing == SimulationParams::Spacing::Log ? Spacing::Log : Spacing::Linear;
   const auto boundaries = timeSteps(sim.a_start, sim.a_end, sim.steps, spacing, out.a);

@@ -7,7 +7,8 @@ run     --np N: a small run at N ranks; outputs at a = 0.5 and 1 are complete an
         during a run stops it at a step boundary with exit code 128 + signal, an 'interrupted'
         summary and no partial file.
 compare: the final snapshots of the runs at 1, 2 and 3 ranks agree particle by particle to
-        1e-6 of the mean particle separation (double-precision mesh and snapshots).
+        1e-6 of the mean particle separation (double-precision mesh and snapshots), and their
+        in-situ halo catalogues are identical.
 """
 import argparse
 import json
@@ -45,6 +46,11 @@ directory = "{out}"
 a = [0.5, 1.0]
 density = true
 snapshot_precision = "double"
+
+[halos]
+enabled = true
+min_particles = 8
+a = [1.0]
 """
 
 failures = []
@@ -101,8 +107,33 @@ def run_case(args):
                   "step:kick_drift", "step:observer:snapshot", "initial_conditions"):
         check(phase in s["timings_seconds_max_over_ranks"], "summary lacks timing " + phase)
     check(len(s["peak_memory_bytes_per_rank"]) == args.np, "summary memory per rank")
-    # ic.hdf5, linear_power.txt, and a snapshot, power table and density at a = 0.5 and 1
-    check(len(s["outputs"]) == 8, "summary outputs: %d" % len(s["outputs"]))
+    # ic.hdf5, linear_power.txt, a snapshot, power table and density at a = 0.5 and 1, and the
+    # halo catalogue and mass function at a = 1
+    check(len(s["outputs"]) == 10, "summary outputs: %d" % len(s["outputs"]))
+    check("step:observer:fof" in s["timings_seconds_max_over_ranks"], "summary lacks the FoF timing")
+
+    # Standalone FoF on the final snapshot gives the in-situ catalogue.
+    snap = os.path.join(out, "snapshot_a1.0000.hdf5")
+    cat2 = os.path.join(args.work, "standalone_halos.hdf5")
+    cmd = shlex.split(args.mpiexec) + ["-n", str(args.np), args.caustic, "fof", snap, "--min-particles", "8",
+                                        "-o", cat2]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    print(r.stdout, r.stderr)
+    check(r.returncode == 0, "caustic fof failed")
+    with h5py.File(os.path.join(out, "halos_a1.0000.hdf5"), "r") as f1, h5py.File(cat2, "r") as f2:
+        n1 = f1["Header"].attrs["Ngroups_Total"]
+        check(n1 > 0, "no halos found")
+        for k in ("GroupLen", "GroupMinID"):
+            check(np.array_equal(f1["Group/" + k][...], f2["Group/" + k][...]), "standalone FoF differs in " + k)
+        check(np.allclose(f1["Group/GroupPos"][...], f2["Group/GroupPos"][...], atol=1e-4), "GroupPos differs")
+        check(np.all(f1["Group/GroupLen"][...] >= 8), "group below min_particles")
+        check(int(f1["Group/GroupLen"][...].sum()) <= n**3, "more members than particles")
+    mf = np.loadtxt(os.path.join(out, "mass_function_a1.0000.txt"), ndmin=2)
+    check(mf.shape[1] == 5 and mf[:, 4].sum() == n1, "mass function table does not count every group")
+    # A missing snapshot is refused with a message naming it.
+    r = subprocess.run(shlex.split(args.mpiexec) + ["-n", str(args.np), args.caustic, "fof",
+                                                    os.path.join(args.work, "nope.hdf5")], capture_output=True, text=True)
+    check(r.returncode == 2 and "nope.hdf5" in r.stderr, "missing snapshot: %s" % r.stderr)
 
     # Signals: a clean stop at a step boundary. SIGUSR1 through mpirun (Open MPI forwards it),
     # SIGTERM straight to the ranks (as SLURM delivers it to every task).
@@ -161,6 +192,15 @@ def compare_case(args):
         print("ranks %d vs 1: largest position difference %.3e Mpc/h (%.3e of the separation)" %
               ((1, 2, 3)[i], worst, worst / sep))
         check(worst < 1e-6 * sep, "positions at %d ranks differ by %g Mpc/h" % ((1, 2, 3)[i], worst))
+    # Halo catalogues identical (sorted by the smallest member ID).
+    cats = [os.path.join(args.work, "..", "cli_run_np%d" % n, "out", "halos_a1.0000.hdf5") for n in (1, 2, 3)]
+    with h5py.File(cats[0], "r") as f0:
+        ref = {k: f0["Group/" + k][...] for k in ("GroupLen", "GroupMinID", "GroupPos")}
+    for c, nr in zip(cats[1:], (2, 3)):
+        with h5py.File(c, "r") as f:
+            for k in ("GroupLen", "GroupMinID"):
+                check(np.array_equal(f["Group/" + k][...], ref[k]), "halo %s differs at %d ranks" % (k, nr))
+            check(np.allclose(f["Group/GroupPos"][...], ref["GroupPos"], atol=1e-5), "GroupPos differs at %d ranks" % nr)
 
 
 def main():

@@ -211,6 +211,8 @@ TEST(Params, BadInputsAreRefusedWithClearMessages) {
       {"unknown gravity kernel", "", {"gravity.kernel=spectral"}, 1,
        "gravity.kernel = \"spectral\": not allowed; expected one of \"finite_difference\", \"exact\""},
       {"bad gravity window", "", {"gravity.window=ngp"}, 1, "gravity.window = \"ngp\": not allowed"},
+      {"bad linking length", "", {"halos.linking_length=1.5"}, 1, "halos.linking_length = 1.5: out of range"},
+      {"halo a not an output", "", {"halos.a=[0.7]"}, 1, "halos.a = 0.7: not an output scale factor"},
       {"w0 + wa not negative",
        "",
        {"cosmology.w0=-0.5", "cosmology.wa=1.0"},
