@@ -80,8 +80,11 @@ struct Linked {
 
 } // namespace
 
-std::vector<std::uint64_t> fofLabels(const Particles& parts, const SlabDecomposition& decomp, double ell) {
-  ScopedRegion region("caustic::fofLabels");
+namespace {
+// Labels of the local particles; with `keep`, also whether each may belong to a group of at
+// least `min_size` (its local component is that large, or reaches another rank).
+std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomposition& decomp, double ell,
+                                        std::size_t min_size, std::vector<char>* keep) {
   const auto& comm = decomp.comm();
   const int size = comm.size(), me = comm.rank();
   const double L = decomp.box(), H = decomp.cell();
@@ -118,68 +121,102 @@ std::vector<std::uint64_t> fofLabels(const Particles& parts, const SlabDecomposi
   auto pos = [&](std::size_t i, int c) { return i < nloc ? hx(i, c) : gpos[3 * (i - nloc) + c]; };
   auto idOf = [&](std::size_t i) { return i < nloc ? hid(i) : gid[i - nloc]; };
 
-  // Cell list over the periodic box (cells at least ell wide), links by union-find.
-  const int nc = std::max(1, std::min(1024, static_cast<int>(std::floor(L / ell))));
+  // Cells of side at most ell / sqrt(3): all points of a cell are friends, so each cell is
+  // linked internally at once, and two cells need only one linking pair (the search stops
+  // there, and is skipped when they are already joined). Friends lie at most 2 cells apart.
+  // Points are sorted by cell; cells by (cx, cy, cz), so a column (cx, cy) is contiguous.
+  const int nc = std::max(1, static_cast<int>(std::ceil(L * std::sqrt(3.0) / ell * (1 + 1e-9))));
   const double inv = nc / L;
-  auto cellOf = [&](std::size_t i) {
-    std::array<int, 3> c;
-    for (int k = 0; k < 3; ++k) c[k] = std::min(nc - 1, std::max(0, static_cast<int>(pos(i, k) * inv)));
-    return c;
-  };
-  auto key = [nc](int a, int b, int c) {
-    return (static_cast<std::uint64_t>(a) * nc + static_cast<std::uint64_t>(b)) * nc + static_cast<std::uint64_t>(c);
-  };
+  auto cellCoord = [&](double x) { return std::min(nc - 1, std::max(0, static_cast<int>(x * inv))); };
+  auto columnKey = [nc](int a, int b) { return static_cast<std::uint64_t>(a) * nc + static_cast<std::uint64_t>(b); };
   std::vector<std::uint64_t> keys(ntot);
-  for (std::size_t i = 0; i < ntot; ++i) {
-    const auto c = cellOf(i);
-    keys[i] = key(c[0], c[1], c[2]);
-  }
+  for (std::size_t i = 0; i < ntot; ++i)
+    keys[i] = columnKey(cellCoord(pos(i, 0)), cellCoord(pos(i, 1))) * nc + cellCoord(pos(i, 2));
   std::vector<std::uint32_t> order(ntot);
   std::iota(order.begin(), order.end(), 0u);
   std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return keys[a] < keys[b]; });
-  std::unordered_map<std::uint64_t, std::pair<std::uint32_t, std::uint32_t>> cells;
-  cells.reserve(ntot);
+  std::vector<double> sx(3 * ntot); // sorted positions: contiguous per cell
+  for (std::size_t s = 0; s < ntot; ++s)
+    for (int c = 0; c < 3; ++c) sx[3 * s + c] = pos(order[s], c);
+  struct Cell {
+    int cz;
+    std::uint32_t start, end;
+  };
+  std::vector<Cell> cellv;
+  std::unordered_map<std::uint64_t, std::pair<std::uint32_t, std::uint32_t>> columns; // -> cell range
+  std::vector<std::uint64_t> columnOrder;
+  std::vector<std::uint32_t> columnStart;
+  UnionFind uf(ntot);
   for (std::size_t s = 0; s < ntot;) {
     std::size_t e = s;
-    while (e < ntot && keys[order[e]] == keys[order[s]]) ++e;
-    cells[keys[order[s]]] = {static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(e)};
+    const std::uint64_t k = keys[order[s]];
+    while (e < ntot && keys[order[e]] == k) ++e;
+    for (std::size_t t = s + 1; t < e; ++t) uf.unite(static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(t));
+    const std::uint64_t col = k / nc;
+    if (columnOrder.empty() || columnOrder.back() != col) {
+      columnOrder.push_back(col);
+      columnStart.push_back(static_cast<std::uint32_t>(cellv.size()));
+    }
+    cellv.push_back({static_cast<int>(k % nc), static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(e)});
     s = e;
   }
-  UnionFind uf(ntot);
-  const double ell2 = ell * ell;
-  for (std::size_t i = 0; i < ntot; ++i) {
-    const auto c = cellOf(i);
-    std::uint64_t seen[27];
+  columnStart.push_back(static_cast<std::uint32_t>(cellv.size()));
+  columns.reserve(columnOrder.size());
+  for (std::size_t c = 0; c < columnOrder.size(); ++c) columns[columnOrder[c]] = {columnStart[c], columnStart[c + 1]};
+  const double ell2 = ell * ell, half = 0.5 * L;
+  auto wrapd = [L, half](double d) { return d > half ? d - L : (d < -half ? d + L : d); };
+  auto linkCells = [&](const Cell& A, const Cell& B) {
+    if (uf.find(A.start) == uf.find(B.start))
+      return;
+    for (std::uint32_t i = A.start; i < A.end; ++i) {
+      const double xi = sx[3 * i], yi = sx[3 * i + 1], zi = sx[3 * i + 2];
+      for (std::uint32_t j = B.start; j < B.end; ++j) {
+        const double dx = wrapd(xi - sx[3 * j]), dy = wrapd(yi - sx[3 * j + 1]), dz = wrapd(zi - sx[3 * j + 2]);
+        if (dx * dx + dy * dy + dz * dz < ell2) {
+          uf.unite(i, j);
+          return;
+        }
+      }
+    }
+  };
+  // Column by column: the 25 neighbouring columns are looked up once per column.
+  for (std::size_t ci = 0; ci < columnOrder.size(); ++ci) {
+    const std::uint64_t col = columnOrder[ci];
+    const int cx = static_cast<int>(col / nc), cy = static_cast<int>(col % nc);
+    const std::uint32_t c0 = columnStart[ci], c1 = columnStart[ci + 1];
+    std::uint64_t seen[25];
     int nseen = 0;
-    for (int dx = -1; dx <= 1; ++dx)
-      for (int dy = -1; dy <= 1; ++dy)
-        for (int dz = -1; dz <= 1; ++dz) {
-          const std::uint64_t k =
-              key((c[0] + dx + nc) % nc, (c[1] + dy + nc) % nc, (c[2] + dz + nc) % nc);
-          if (std::find(seen, seen + nseen, k) != seen + nseen)
-            continue; // fewer than 3 cells per side: the same neighbour twice
-          seen[nseen++] = k;
-          const auto it = cells.find(k);
-          if (it == cells.end())
-            continue;
-          for (std::uint32_t s = it->second.first; s < it->second.second; ++s) {
-            const std::uint32_t j = order[s];
-            if (j <= i)
-              continue;
-            double d2 = 0;
-            for (int a = 0; a < 3; ++a) {
-              const double d = minImage(pos(i, a) - pos(j, a), L);
-              d2 += d * d;
-            }
-            if (d2 < ell2)
-              uf.unite(static_cast<std::uint32_t>(i), j);
+    for (int dx = -2; dx <= 2; ++dx)
+      for (int dy = -2; dy <= 2; ++dy) {
+        const std::uint64_t ncol = columnKey(((cx + dx) % nc + nc) % nc, ((cy + dy) % nc + nc) % nc);
+        if (ncol < col || std::find(seen, seen + nseen, ncol) != seen + nseen)
+          continue; // each pair of columns once (and no repeats when nc < 5)
+        seen[nseen++] = ncol;
+        const auto it = columns.find(ncol);
+        if (it == columns.end())
+          continue;
+        const auto [n0, n1] = it->second;
+        for (std::uint32_t a = c0; a < c1; ++a) {
+          const Cell& A = cellv[a];
+          for (std::uint32_t b = n0; b < n1; ++b) {
+            const Cell& B = cellv[b];
+            int dz = B.cz - A.cz;
+            dz -= nc * static_cast<int>(std::lround(double(dz) / nc));
+            if (dz < -2 || dz > 2 || (ncol == col && b <= a))
+              continue; // out of reach, or the pair (or the cell itself) seen from the other side
+            linkCells(A, B);
           }
         }
+      }
   }
+  // Back to point order: the root of point p is the root of its sorted index.
+  std::vector<std::uint32_t> sortedOf(ntot);
+  for (std::size_t s = 0; s < ntot; ++s) sortedOf[order[s]] = static_cast<std::uint32_t>(s);
   // Local component labels: the smallest member ID (ghosts included).
   std::vector<std::uint64_t> lab(ntot, ~std::uint64_t(0));
+  auto root = [&](std::size_t i) { return uf.find(sortedOf[i]); };
   for (std::size_t i = 0; i < ntot; ++i) {
-    const auto r = uf.find(static_cast<std::uint32_t>(i));
+    const auto r = root(i);
     lab[r] = std::min(lab[r], idOf(i));
   }
 
@@ -193,7 +230,7 @@ std::vector<std::uint64_t> fofLabels(const Particles& parts, const SlabDecomposi
     {
       std::size_t k = nloc;
       for (int r = 0; r < size; ++r)
-        for (int j = 0; j < rc1[r]; ++j, ++k) up[r].push_back(lab[uf.find(static_cast<std::uint32_t>(k))]);
+        for (int j = 0; j < rc1[r]; ++j, ++k) up[r].push_back(lab[root(k)]);
     }
     std::vector<std::uint64_t> got;
     std::vector<int> cnt;
@@ -202,7 +239,7 @@ std::vector<std::uint64_t> fofLabels(const Particles& parts, const SlabDecomposi
       std::size_t k = 0;
       for (int r = 0; r < size; ++r)
         for (std::uint32_t i : sent[r]) {
-          auto& l = lab[uf.find(i)];
+          auto& l = lab[root(i)];
           if (got[k] < l) {
             l = got[k];
             changed = 1;
@@ -213,12 +250,12 @@ std::vector<std::uint64_t> fofLabels(const Particles& parts, const SlabDecomposi
     // owners -> ghost holders
     std::vector<std::vector<std::uint64_t>> down(size);
     for (int r = 0; r < size; ++r)
-      for (std::uint32_t i : sent[r]) down[r].push_back(lab[uf.find(i)]);
+      for (std::uint32_t i : sent[r]) down[r].push_back(lab[root(i)]);
     alltoallv(down, got, cnt, MPI_UINT64_T, 1, comm.get());
     {
       std::size_t k = nloc;
       for (std::size_t j = 0; j < got.size(); ++j, ++k) {
-        auto& l = lab[uf.find(static_cast<std::uint32_t>(k))];
+        auto& l = lab[root(k)];
         if (got[j] < l) {
           l = got[j];
           changed = 1;
@@ -231,8 +268,25 @@ std::vector<std::uint64_t> fofLabels(const Particles& parts, const SlabDecomposi
       break;
   }
   std::vector<std::uint64_t> out(nloc);
-  for (std::size_t i = 0; i < nloc; ++i) out[i] = lab[uf.find(static_cast<std::uint32_t>(i))];
+  for (std::size_t i = 0; i < nloc; ++i) out[i] = lab[root(i)];
+  if (keep) {
+    std::vector<char> boundary(ntot, 0);
+    for (std::size_t k = nloc; k < ntot; ++k) boundary[root(k)] = 1;
+    for (int r = 0; r < size; ++r)
+      for (std::uint32_t i : sent[r]) boundary[root(i)] = 1;
+    keep->assign(nloc, 0);
+    for (std::size_t i = 0; i < nloc; ++i) {
+      const auto r = root(i);
+      (*keep)[i] = boundary[r] || uf.size[r] >= min_size;
+    }
+  }
   return out;
+}
+} // namespace
+
+std::vector<std::uint64_t> fofLabels(const Particles& parts, const SlabDecomposition& decomp, double ell) {
+  ScopedRegion region("caustic::fofLabels");
+  return linkAndLabel(parts, decomp, ell, 0, nullptr);
 }
 
 HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp, double mean_separation,
@@ -242,7 +296,8 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
   const int size = comm.size();
   const double L = decomp.box();
   const double ell = opt.b * mean_separation;
-  const auto labels = fofLabels(parts, decomp, ell);
+  std::vector<char> keep;
+  const auto labels = linkAndLabel(parts, decomp, ell, static_cast<std::size_t>(opt.min_particles), &keep);
   auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
   auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
   auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
@@ -252,23 +307,30 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
   struct Acc {
     double n = 0, ref[3] = {0, 0, 0}, sdx[3] = {0, 0, 0}, sdx2 = 0, sv[3] = {0, 0, 0}, sv2 = 0;
   };
-  std::unordered_map<std::uint64_t, Acc> acc;
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    auto [it, fresh] = acc.try_emplace(labels[i]);
-    Acc& a = it->second;
-    if (fresh)
-      for (int c = 0; c < 3; ++c) a.ref[c] = hx(i, c);
-    a.n += 1;
-    for (int c = 0; c < 3; ++c) {
-      const double d = minImage(hx(i, c) - a.ref[c], L);
-      a.sdx[c] += d;
-      a.sdx2 += d * d;
-      a.sv[c] += hp(i, c);
-      a.sv2 += hp(i, c) * hp(i, c);
-    }
-  }
+  // Particles that may belong to a kept group, in label order: partial sums run by label.
+  std::vector<std::uint32_t> idx;
+  for (std::size_t i = 0; i < parts.size(); ++i)
+    if (keep[i])
+      idx.push_back(static_cast<std::uint32_t>(i));
+  std::sort(idx.begin(), idx.end(), [&](std::uint32_t a, std::uint32_t b) { return labels[a] < labels[b]; });
   std::vector<std::vector<double>> out(size);
-  for (const auto& [label, a] : acc) {
+  for (std::size_t s0 = 0; s0 < idx.size();) {
+    const std::uint64_t label = labels[idx[s0]];
+    Acc a;
+    for (int c = 0; c < 3; ++c) a.ref[c] = hx(idx[s0], c);
+    std::size_t e = s0;
+    for (; e < idx.size() && labels[idx[e]] == label; ++e) {
+      const std::uint32_t i = idx[e];
+      a.n += 1;
+      for (int c = 0; c < 3; ++c) {
+        const double d = minImage(hx(i, c) - a.ref[c], L);
+        a.sdx[c] += d;
+        a.sdx2 += d * d;
+        a.sv[c] += hp(i, c);
+        a.sv2 += hp(i, c) * hp(i, c);
+      }
+    }
+    s0 = e;
     auto& o = out[label % size];
     double lbits;
     std::memcpy(&lbits, &label, sizeof lbits);
@@ -335,17 +397,17 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
   std::vector<double> all(displ[size - 1] + counts[size - 1]);
   MPI_Allgatherv(rows.data(), mine, MPI_DOUBLE, all.data(), counts.data(), displ.data(), MPI_DOUBLE, comm.get());
   const std::size_t ng = all.size() / R;
-  std::vector<std::size_t> idx(ng);
-  std::iota(idx.begin(), idx.end(), 0);
+  std::vector<std::size_t> sorted(ng);
+  std::iota(sorted.begin(), sorted.end(), 0);
   auto labelAt = [&](std::size_t g) {
     std::uint64_t l;
     std::memcpy(&l, &all[R * g], sizeof l);
     return l;
   };
-  std::sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return labelAt(a) < labelAt(b); });
+  std::sort(sorted.begin(), sorted.end(), [&](std::size_t a, std::size_t b) { return labelAt(a) < labelAt(b); });
   HaloCatalogue cat;
   cat.linking_length = ell;
-  for (std::size_t g : idx) {
+  for (std::size_t g : sorted) {
     const double* v = &all[R * g];
     cat.label.push_back(labelAt(g));
     cat.count.push_back(static_cast<std::uint64_t>(v[1]));

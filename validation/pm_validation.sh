@@ -9,3 +9,8 @@ bash scripts/build.sh release >/dev/null
 bash jobs/mpirun.sh "$np" build/src/caustic run params/validation_pm.toml
 /usr/bin/python3 validation/pm_validation.py output/validation_pm -o output/validation_pm/pk_validation.png \
   | tee output/validation_pm/pk_validation.txt
+/usr/bin/python3 validation/hmf_validation.py output/validation_pm -o output/validation_pm/hmf_validation.png \
+  | tee output/validation_pm/hmf_validation.txt
+# FoF alone on the final snapshot, timed (compare with the step times of run_summary.json).
+bash jobs/mpirun.sh "$np" build/src/caustic fof output/validation_pm/snapshot_a1.0000.hdf5 \
+  -o output/validation_pm/halos_standalone.hdf5
