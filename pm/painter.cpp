@@ -199,24 +199,28 @@ void gradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count, const
           row[j] = static_cast<std::size_t>(wrap(i0[1] - 2 + j, n));
           col[j] = static_cast<std::size_t>(wrap(i0[2] - 2 + j, n));
         }
-        auto at = [&](int jx, int jy, int jz) -> double {
-          return double(plane[jx][row[jy] * stride[jx] + col[jz]]);
-        };
-        double g[3] = {0.0, 0.0, 0.0};
+        // Arithmetic in the mesh precision T; the differences of each order summed apart.
+        auto at = [&](int jx, int jy, int jz) -> T { return plane[jx][row[jy] * stride[jx] + col[jz]]; };
+        T d1[3] = {0, 0, 0}, d2[3] = {0, 0, 0};
         for (int a = 0; a < ORDER; ++a) {
           const int jx = a + 2;
           for (int bb = 0; bb < ORDER; ++bb) {
             const int jy = bb + 2;
-            const double wab = w[0][a] * w[1][bb];
+            const T wab = T(w[0][a] * w[1][bb]);
             for (int cc = 0; cc < ORDER; ++cc) {
               const int jz = cc + 2;
-              const double wt = wab * w[2][cc];
-              g[0] += wt * (c1 * (at(jx + 1, jy, jz) - at(jx - 1, jy, jz)) - c2 * (at(jx + 2, jy, jz) - at(jx - 2, jy, jz)));
-              g[1] += wt * (c1 * (at(jx, jy + 1, jz) - at(jx, jy - 1, jz)) - c2 * (at(jx, jy + 2, jz) - at(jx, jy - 2, jz)));
-              g[2] += wt * (c1 * (at(jx, jy, jz + 1) - at(jx, jy, jz - 1)) - c2 * (at(jx, jy, jz + 2) - at(jx, jy, jz - 2)));
+              const T wt = wab * T(w[2][cc]);
+              d1[0] += wt * (at(jx + 1, jy, jz) - at(jx - 1, jy, jz));
+              d2[0] += wt * (at(jx + 2, jy, jz) - at(jx - 2, jy, jz));
+              d1[1] += wt * (at(jx, jy + 1, jz) - at(jx, jy - 1, jz));
+              d2[1] += wt * (at(jx, jy + 2, jz) - at(jx, jy - 2, jz));
+              d1[2] += wt * (at(jx, jy, jz + 1) - at(jx, jy, jz - 1));
+              d2[2] += wt * (at(jx, jy, jz + 2) - at(jx, jy, jz - 2));
             }
           }
         }
+        double g[3];
+        for (int c = 0; c < 3; ++c) g[c] = c1 * double(d1[c]) - c2 * double(d2[c]);
         using V = typename Out::non_const_value_type;
         for (int c = 0; c < 3; ++c) {
           if (accumulate)
