@@ -1,12 +1,13 @@
 // caustic-bench: the cost of a PM step, phase by phase, against the cost of its four FFTs.
 //
 // One configuration per process (peak memory is a per-process high-water mark), e.g.
-//   jobs/mpirun.sh 2 build/bench/caustic-bench --particles 128 --mesh 256 --box 256 --precision single
+//   jobs/mpirun.sh 2 build/bench/caustic-bench --particles 128 --mesh 256 --box 256 --precision
+//   single
 // jobs/bench.sh runs the standard set at 1 and 2 ranks. Particles start from 2LPT at a = 0.5 (a
 // clustered, mid-run distribution) and take --steps FastPM steps; times are max over ranks.
 #include "pm/initial_conditions.hpp"
-#include "pm/migrate.hpp"
 #include "pm/memory.hpp"
+#include "pm/migrate.hpp"
 #include "pm/stepping.hpp"
 
 #include <CLI/CLI.hpp>
@@ -14,16 +15,20 @@
 #include <mpi.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 using namespace caustic;
 
 namespace {
 
-double rssBytes() { return residentBytes(); }
-double peakRssBytes() { return peakResidentBytes(); }
+double rssBytes() {
+  return residentBytes();
+}
+double peakRssBytes() {
+  return peakResidentBytes();
+}
 
 double maxOver(double v, MPI_Comm c) {
   double m;
@@ -68,7 +73,8 @@ template <class T> void run(const Config& cfg) {
   auto mesh = std::make_shared<const SlabDecomposition>(comm, cfg.mesh, cfg.box);
   const auto tp0 = std::chrono::steady_clock::now();
   NBody<T> nbody(mesh, cosmo, GravityOptions{}, ntot, flags);
-  const double plan_s = maxOver(std::chrono::duration<double>(std::chrono::steady_clock::now() - tp0).count(), comm);
+  const double plan_s =
+      maxOver(std::chrono::duration<double>(std::chrono::steady_clock::now() - tp0).count(), comm);
   if (!cfg.wisdom.empty())
     exportWisdom(cfg.wisdom, comm);
   const double rss_solver = rssBytes();
@@ -98,11 +104,13 @@ template <class T> void run(const Config& cfg) {
   const auto tf = std::chrono::steady_clock::now();
   for (int r = 0; r < cfg.fft_repeats; ++r) {
     fft.forward(f);
-    for (int c = 0; c < 3; ++c) fft.backward(f);
+    for (int c = 0; c < 3; ++c)
+      fft.backward(f);
   }
   MPI_Barrier(comm);
   const double four_fft =
-      maxOver(std::chrono::duration<double>(std::chrono::steady_clock::now() - tf).count(), comm) / cfg.fft_repeats;
+      maxOver(std::chrono::duration<double>(std::chrono::steady_clock::now() - tf).count(), comm) /
+      cfg.fft_repeats;
 
   const double peak = peakRssBytes();
   const double peak_sum = sumOver(peak, comm), grown_sum = sumOver(peak - baseline, comm);
@@ -110,28 +118,36 @@ template <class T> void run(const Config& cfg) {
   std::map<std::string, double> phases;
   // Phases: mean over ranks (their sum can then be compared with the step, a max over ranks;
   // the difference, 'other', includes load imbalance).
-  for (const auto& [k, v] : nbody.times().all()) phases[k] = sumOver(v, comm) / size / cfg.steps;
+  for (const auto& [k, v] : nbody.times().all())
+    phases[k] = sumOver(v, comm) / size / cfg.steps;
   if (rank != 0)
     return;
   double accounted = 0;
-  std::printf("config: %d^3 particles, %d^3 mesh, %.0f Mpc/h, %s precision, %d rank%s, %d steps, FFTW %s\n",
-              cfg.particles, cfg.mesh, cfg.box, cfg.precision.c_str(), size, size > 1 ? "s" : "", cfg.steps,
-              cfg.plan.c_str());
+  std::printf(
+      "config: %d^3 particles, %d^3 mesh, %.0f Mpc/h, %s precision, %d rank%s, %d steps, FFTW %s\n",
+      cfg.particles, cfg.mesh, cfg.box, cfg.precision.c_str(), size, size > 1 ? "s" : "", cfg.steps,
+      cfg.plan.c_str());
   std::printf("  step                 %8.4f s\n", per_step);
-  for (const char* k : {"paint", "fft_forward", "kernels", "fft_inverse", "readout", "migrate", "kick_drift"}) {
+  for (const char* k :
+       {"paint", "fft_forward", "kernels", "fft_inverse", "readout", "migrate", "kick_drift"}) {
     const double v = phases.count(k) ? phases[k] : 0.0;
     accounted += v;
     std::printf("    %-18s %8.4f s  %5.1f%%\n", k, v, 100 * v / per_step);
   }
-  std::printf("    %-18s %8.4f s  %5.1f%%\n", "other", per_step - accounted, 100 * (per_step - accounted) / per_step);
-  std::printf("  four FFTs            %8.4f s   step / four FFTs = %.2f\n", four_fft, per_step / four_fft);
+  std::printf("    %-18s %8.4f s  %5.1f%%\n", "other", per_step - accounted,
+              100 * (per_step - accounted) / per_step);
+  std::printf("  four FFTs            %8.4f s   step / four FFTs = %.2f\n", four_fft,
+              per_step / four_fft);
   std::printf("  particles/s/core     %.3e\n", ntot / per_step / size);
   std::printf("  FFT planning         %8.2f s\n", plan_s);
   std::printf("  peak RSS per rank    %8.1f MB (max)\n", peak_max / 1e6);
-  std::printf("  RSS on rank 0 [MB]   start-up %.0f, after ICs %.0f (peak during ICs %.0f), with solver %.0f, "
+  std::printf("  RSS on rank 0 [MB]   start-up %.0f, after ICs %.0f (peak during ICs %.0f), with "
+              "solver %.0f, "
               "after the first step %.0f, end %.0f\n",
-              baseline / 1e6, rss_ic / 1e6, peak_ic / 1e6, rss_solver / 1e6, rss_start / 1e6, rssBytes() / 1e6);
-  std::printf("  bytes per particle   %8.1f (peak RSS, all ranks)   %8.1f (above the %0.f MB/rank start-up baseline)\n",
+              baseline / 1e6, rss_ic / 1e6, peak_ic / 1e6, rss_solver / 1e6, rss_start / 1e6,
+              rssBytes() / 1e6);
+  std::printf("  bytes per particle   %8.1f (peak RSS, all ranks)   %8.1f (above the %0.f MB/rank "
+              "start-up baseline)\n",
               peak_sum / ntot, grown_sum / ntot, baseline / 1e6);
   std::fflush(stdout);
 }
@@ -150,9 +166,12 @@ int main(int argc, char** argv) {
     app.add_option("--mesh", cfg.mesh, "mesh cells per side")->check(CLI::Range(4, 8192));
     app.add_option("--box", cfg.box, "box side [Mpc/h]")->check(CLI::PositiveNumber);
     app.add_option("--steps", cfg.steps, "timed steps")->check(CLI::Range(1, 1000));
-    app.add_option("--precision", cfg.precision, "mesh precision")->check(CLI::IsMember({"single", "double"}));
-    app.add_option("--plan", cfg.plan, "FFTW planner")->check(CLI::IsMember({"estimate", "measure"}));
-    app.add_option("--wisdom", cfg.wisdom, "FFTW wisdom file (read if present, written after planning)");
+    app.add_option("--precision", cfg.precision, "mesh precision")
+        ->check(CLI::IsMember({"single", "double"}));
+    app.add_option("--plan", cfg.plan, "FFTW planner")
+        ->check(CLI::IsMember({"estimate", "measure"}));
+    app.add_option("--wisdom", cfg.wisdom,
+                   "FFTW wisdom file (read if present, written after planning)");
     try {
       app.parse(argc, argv);
       if (cfg.precision == "double")

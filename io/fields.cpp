@@ -9,8 +9,8 @@
 namespace caustic {
 
 template <class T>
-void writeField(const std::string& path, const Field<T>& field, const std::string& name, const std::string& units,
-                double a, const Params& params) {
+void writeField(const std::string& path, const Field<T>& field, const std::string& name,
+                const std::string& units, double a, const Params& params) {
   ScopedRegion region("caustic::writeField");
   const auto& d = field.decomp();
   const int n = d.n(), nx = d.localNx();
@@ -21,7 +21,8 @@ void writeField(const std::string& path, const Field<T>& field, const std::strin
   for (int lx = 0; lx < nx; ++lx)
     for (int y = 0; y < n; ++y)
       for (int z = 0; z < n; ++z)
-        local[(static_cast<std::size_t>(lx) * n + y) * n + z] = static_cast<float>(h(Field<T>::realIndex(lx, y, z, n)));
+        local[(static_cast<std::size_t>(lx) * n + y) * n + z] =
+            static_cast<float>(h(Field<T>::realIndex(lx, y, z, n)));
   h5::writeParallelFile(path, d.comm().get(), [&](hid_t file) {
     {
       h5::Handle hdr = h5::createGroup(file, "Header", ctx);
@@ -42,13 +43,14 @@ void writeField(const std::string& path, const Field<T>& field, const std::strin
     const hsize_t gdims[3] = {hsize_t(n), hsize_t(n), hsize_t(n)};
     const hsize_t start[3] = {hsize_t(d.xStart()), 0, 0};
     const hsize_t ldims[3] = {hsize_t(nx), hsize_t(n), hsize_t(n)};
-    h5::writeBlock(fields, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, local.data(), 3, gdims, start, ldims, units, ctx);
+    h5::writeBlock(fields, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, local.data(), 3, gdims, start,
+                   ldims, units, ctx);
   });
 }
 
-template void writeField<float>(const std::string&, const Field<float>&, const std::string&, const std::string&, double,
-                                const Params&);
-template void writeField<double>(const std::string&, const Field<double>&, const std::string&, const std::string&,
-                                 double, const Params&);
+template void writeField<float>(const std::string&, const Field<float>&, const std::string&,
+                                const std::string&, double, const Params&);
+template void writeField<double>(const std::string&, const Field<double>&, const std::string&,
+                                 const std::string&, double, const Params&);
 
 } // namespace caustic

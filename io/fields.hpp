@@ -10,7 +10,7 @@
 namespace caustic {
 
 template <class T>
-void writeField(const std::string& path, const Field<T>& field, const std::string& name, const std::string& units,
-                double a, const Params& params);
+void writeField(const std::string& path, const Field<T>& field, const std::string& name,
+                const std::string& units, double a, const Params& params);
 
 } // namespace caustic

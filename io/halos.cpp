@@ -10,8 +10,8 @@
 
 namespace caustic {
 
-void writeHaloCatalogue(const std::string& path, MPI_Comm comm, const HaloCatalogue& cat, const HaloMeta& meta,
-                        const Params* params) {
+void writeHaloCatalogue(const std::string& path, MPI_Comm comm, const HaloCatalogue& cat,
+                        const HaloMeta& meta, const Params* params) {
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   const std::string ctx = "writeHaloCatalogue(" + path + ")";
@@ -57,21 +57,23 @@ void writeHaloCatalogue(const std::string& path, MPI_Comm comm, const HaloCatalo
     h5::Handle grp = h5::createGroup(file, "Group", ctx);
     const hsize_t g1[1] = {ng}, l1[1] = {mine}, s0[2] = {0, 0};
     const hsize_t g3[2] = {ng, 3}, l3[2] = {mine, 3};
-    h5::writeBlock(grp, "GroupLen", H5T_NATIVE_UINT32, H5T_STD_U32LE, len.data(), 1, g1, s0, l1, "particles", ctx);
-    h5::writeBlock(grp, "GroupMass", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, mass.data(), 1, g1, s0, l1, "1e10 Msun/h", ctx);
+    h5::writeBlock(grp, "GroupLen", H5T_NATIVE_UINT32, H5T_STD_U32LE, len.data(), 1, g1, s0, l1,
+                   "particles", ctx);
+    h5::writeBlock(grp, "GroupMass", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, mass.data(), 1, g1, s0, l1,
+                   "1e10 Msun/h", ctx);
     h5::writeBlock(grp, "GroupPos", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, pos.data(), 2, g3, s0, l3,
                    "Mpc/h (comoving centre of mass)", ctx);
     h5::writeBlock(grp, "GroupVel", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, vel.data(), 2, g3, s0, l3,
                    "km/s (mean peculiar velocity / sqrt(a), Gadget convention)", ctx);
-    h5::writeBlock(grp, "GroupVelDisp", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, disp.data(), 1, g1, s0, l1,
-                   "km/s (1D peculiar velocity dispersion)", ctx);
-    h5::writeBlock(grp, "GroupRadius", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, radius.data(), 1, g1, s0, l1,
-                   "Mpc/h (rms distance of members from the centre)", ctx);
-    h5::writeBlock(grp, "GroupMinID", H5T_NATIVE_UINT64, H5T_STD_U64LE, cat.label.data(), 1, g1, s0, l1,
-                   "smallest member ParticleID (the group label)", ctx);
+    h5::writeBlock(grp, "GroupVelDisp", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, disp.data(), 1, g1, s0,
+                   l1, "km/s (1D peculiar velocity dispersion)", ctx);
+    h5::writeBlock(grp, "GroupRadius", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, radius.data(), 1, g1, s0,
+                   l1, "Mpc/h (rms distance of members from the centre)", ctx);
+    h5::writeBlock(grp, "GroupMinID", H5T_NATIVE_UINT64, H5T_STD_U64LE, cat.label.data(), 1, g1, s0,
+                   l1, "smallest member ParticleID (the group label)", ctx);
     if (!cat.member_offset.empty()) {
-      h5::writeBlock(grp, "GroupOffset", H5T_NATIVE_UINT64, H5T_STD_U64LE, offset.data(), 1, g1, s0, l1,
-                     "index of the first member in /IDs/ID", ctx);
+      h5::writeBlock(grp, "GroupOffset", H5T_NATIVE_UINT64, H5T_STD_U64LE, offset.data(), 1, g1, s0,
+                     l1, "index of the first member in /IDs/ID", ctx);
       h5::Handle ids = h5::createGroup(file, "IDs", ctx);
       const hsize_t gi[1] = {nids}, li[1] = {mine_ids};
       h5::writeBlock(ids, "ID", H5T_NATIVE_UINT64, H5T_STD_U64LE, cat.members.data(), 1, gi, s0, li,
@@ -99,16 +101,18 @@ void writeMassFunction(const std::string& path, const HaloCatalogue& cat, const 
     msum[b] += m;
   }
   std::ostringstream out;
-  out << "# caustic FoF halo mass function at a = " << meta.a << " (z = " << 1.0 / meta.a - 1.0 << ")\n"
+  out << "# caustic FoF halo mass function at a = " << meta.a << " (z = " << 1.0 / meta.a - 1.0
+      << ")\n"
       << "# b = " << meta.b << ", at least " << meta.min_particles << " particles, particle mass "
       << meta.particle_mass * unit << " Msun/h, box " << meta.box << " Mpc/h\n"
       << "# bins of " << dlog10 << " dex from " << mmin << " Msun/h; error: Poisson\n"
-      << "# columns: M_center [Msun/h]  M_mean [Msun/h]  dn/dlnM [(h/Mpc)^3]  error [(h/Mpc)^3]  groups\n";
+      << "# columns: M_center [Msun/h]  M_mean [Msun/h]  dn/dlnM [(h/Mpc)^3]  error [(h/Mpc)^3]  "
+         "groups\n";
   char line[200];
   for (std::size_t b = 0; b < n.size(); ++b) {
     const double mc = mmin * std::pow(10.0, (b + 0.5) * dlog10);
-    std::snprintf(line, sizeof line, "%.6e %.6e %.6e %.6e %.0f\n", mc, n[b] > 0 ? msum[b] / n[b] : mc,
-                  n[b] / V / dln, std::sqrt(n[b]) / V / dln, n[b]);
+    std::snprintf(line, sizeof line, "%.6e %.6e %.6e %.6e %.0f\n", mc,
+                  n[b] > 0 ? msum[b] / n[b] : mc, n[b] / V / dln, std::sqrt(n[b]) / V / dln, n[b]);
     out << line;
   }
   writeTextFile(path, out.str());

@@ -23,8 +23,8 @@ struct HaloMeta {
 };
 
 // Collective over `comm`; rank 0 writes (the catalogue is the same on every rank).
-void writeHaloCatalogue(const std::string& path, MPI_Comm comm, const HaloCatalogue& cat, const HaloMeta& meta,
-                        const Params* params);
+void writeHaloCatalogue(const std::string& path, MPI_Comm comm, const HaloCatalogue& cat,
+                        const HaloMeta& meta, const Params* params);
 
 // dn/dlnM [(h/Mpc)^3] in bins of 0.2 dex from the smallest group mass, with Poisson errors, as a
 // text table: M_center [Msun/h], M_mean [Msun/h], dn/dlnM, error, groups. Rank 0 only.

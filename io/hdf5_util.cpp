@@ -53,7 +53,8 @@ Handle createGroup(hid_t parent, const std::string& name, const std::string& ctx
                 H5Gclose);
 }
 
-void writeParallelFile(const std::string& path, MPI_Comm comm, const std::function<void(hid_t)>& body) {
+void writeParallelFile(const std::string& path, MPI_Comm comm,
+                       const std::function<void(hid_t)>& body) {
   const std::string tmp = temporaryName(path);
   const std::string ctx = "writing " + path;
   int ok = 1;
@@ -61,7 +62,8 @@ void writeParallelFile(const std::string& path, MPI_Comm comm, const std::functi
   try {
     Handle fapl(check(H5Pcreate(H5P_FILE_ACCESS), ctx), H5Pclose);
     check(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), ctx + ": MPI-IO driver");
-    Handle file(check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), ctx + ": cannot create " + tmp),
+    Handle file(check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl),
+                      ctx + ": cannot create " + tmp),
                 H5Fclose);
     body(file);
   } catch (const std::exception& e) {
@@ -82,18 +84,23 @@ void writeParallelFile(const std::string& path, MPI_Comm comm, const std::functi
   MPI_Barrier(comm);
 }
 
-void writeBlock(hid_t parent, const std::string& name, hid_t mem_type, hid_t file_type, const void* data, int rank,
-                const hsize_t* gdims, const hsize_t* start, const hsize_t* ldims, const std::string& units,
-                const std::string& ctx) {
-  Handle fspace(check(H5Screate_simple(rank, gdims, nullptr), ctx + ": dataspace " + name), H5Sclose);
-  Handle dset(check(H5Dcreate2(parent, name.c_str(), file_type, fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+void writeBlock(hid_t parent, const std::string& name, hid_t mem_type, hid_t file_type,
+                const void* data, int rank, const hsize_t* gdims, const hsize_t* start,
+                const hsize_t* ldims, const std::string& units, const std::string& ctx) {
+  Handle fspace(check(H5Screate_simple(rank, gdims, nullptr), ctx + ": dataspace " + name),
+                H5Sclose);
+  Handle dset(check(H5Dcreate2(parent, name.c_str(), file_type, fspace, H5P_DEFAULT, H5P_DEFAULT,
+                               H5P_DEFAULT),
                     ctx + ": create dataset " + name),
               H5Dclose);
-  Handle mspace(check(H5Screate_simple(rank, ldims, nullptr), ctx + ": memory space " + name), H5Sclose);
+  Handle mspace(check(H5Screate_simple(rank, ldims, nullptr), ctx + ": memory space " + name),
+                H5Sclose);
   hsize_t rows = 1;
-  for (int i = 0; i < rank; ++i) rows *= ldims[i];
+  for (int i = 0; i < rank; ++i)
+    rows *= ldims[i];
   if (rows > 0) {
-    check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, ldims, nullptr), ctx + ": select " + name);
+    check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, ldims, nullptr),
+          ctx + ": select " + name);
   } else {
     H5Sselect_none(fspace);
     H5Sselect_none(mspace);

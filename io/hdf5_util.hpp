@@ -62,12 +62,13 @@ Handle createGroup(hid_t parent, const std::string& name, const std::string& ctx
 // Creates `path` under a temporary name with the MPI-IO driver, runs `body(file)` on every
 // rank, and renames the file to `path` when every rank succeeded; otherwise removes it and
 // throws the first error. Collective over `comm`.
-void writeParallelFile(const std::string& path, MPI_Comm comm, const std::function<void(hid_t)>& body);
+void writeParallelFile(const std::string& path, MPI_Comm comm,
+                       const std::function<void(hid_t)>& body);
 
 // Writes a dataset of global shape `gdims` (rank 1-3) collectively; this rank writes the block
 // starting at `start` with shape `ldims` (zero rows allowed).
-void writeBlock(hid_t parent, const std::string& name, hid_t mem_type, hid_t file_type, const void* data, int rank,
-                const hsize_t* gdims, const hsize_t* start, const hsize_t* ldims, const std::string& units,
-                const std::string& ctx);
+void writeBlock(hid_t parent, const std::string& name, hid_t mem_type, hid_t file_type,
+                const void* data, int rank, const hsize_t* gdims, const hsize_t* start,
+                const hsize_t* ldims, const std::string& units, const std::string& ctx);
 
 } // namespace caustic::h5

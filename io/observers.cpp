@@ -13,7 +13,8 @@
 
 namespace caustic {
 
-std::string outputName(const std::string& dir, const std::string& stem, double a, const std::string& ext) {
+std::string outputName(const std::string& dir, const std::string& stem, double a,
+                       const std::string& ext) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%s_a%.4f%s", stem.c_str(), a, ext.c_str());
   return (std::filesystem::path(dir) / buf).string();
@@ -29,7 +30,8 @@ void SnapshotWriter::observe(Event, const SimulationState& s) {
 
 template <class T>
 PowerSpectrumWriter<T>::PowerSpectrumWriter(const Params& params, Gravity<T>& gravity,
-                                            std::function<double(double)> linear_power, OutputCallback cb)
+                                            std::function<double(double)> linear_power,
+                                            OutputCallback cb)
     : _params(params), _gravity(gravity), _plin(std::move(linear_power)), _cb(std::move(cb)) {}
 
 template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationState& s) {
@@ -45,7 +47,8 @@ template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationS
   const double L = s.mesh->box();
   ps.shot_noise = L * L * L / s.total_particles;
   if (po.subtract_shot_noise) {
-    for (auto& p : ps.power) p -= ps.shot_noise;
+    for (auto& p : ps.power)
+      p -= ps.shot_noise;
     ps.subtracted = true;
   }
   if (s.mesh->comm().rank() != 0)
@@ -54,13 +57,15 @@ template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationS
   const std::string path = outputName(out.directory, "power", s.a, ".txt");
   const double g = s.cosmology->D1(s.a);
   std::ostringstream h1, h2, h3;
-  h1 << "caustic power spectrum at a = " << s.a << " (z = " << 1.0 / s.a - 1.0 << "), step " << s.step << " of "
-     << s.steps_total;
-  h2 << "box " << sim.box << " Mpc/h, " << sim.particles << "^3 particles, mesh " << sim.mesh << "^3, window "
-     << out.window << (out.interlace ? ", interlaced" : "") << ", compensated; parameter hash " << _params.hash();
+  h1 << "caustic power spectrum at a = " << s.a << " (z = " << 1.0 / s.a - 1.0 << "), step "
+     << s.step << " of " << s.steps_total;
+  h2 << "box " << sim.box << " Mpc/h, " << sim.particles << "^3 particles, mesh " << sim.mesh
+     << "^3, window " << out.window << (out.interlace ? ", interlaced" : "")
+     << ", compensated; parameter hash " << _params.hash();
   h3 << "k_nyquist_particles = " << M_PI * sim.particles / sim.box << " h/Mpc";
-  writePowerTable(path, ps, {h1.str(), h2.str(), h3.str(), "P_lin: linear theory at the same a, D1(a)^2 P(k)"},
-                  [&](double k) { return g * g * _plin(k); });
+  writePowerTable(
+      path, ps, {h1.str(), h2.str(), h3.str(), "P_lin: linear theory at the same a, D1(a)^2 P(k)"},
+      [&](double k) { return g * g * _plin(k); });
   if (_cb)
     _cb("power_spectrum", path);
 }
@@ -74,8 +79,11 @@ template <class T> void DensityWriter<T>::observe(Event, const SimulationState& 
   const int nx = s.mesh->localNx();
   if (nx > 0)
     Kokkos::parallel_for(
-        "caustic::DensityWriter::contrast", Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {nx, n, n}),
-        KOKKOS_LAMBDA(const int lx, const int y, const int z) { r(Field<T>::realIndex(lx, y, z, n)) -= T(1); });
+        "caustic::DensityWriter::contrast",
+        Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {nx, n, n}),
+        KOKKOS_LAMBDA(const int lx, const int y, const int z) {
+          r(Field<T>::realIndex(lx, y, z, n)) -= T(1);
+        });
   Kokkos::fence();
   const std::string path = outputName(_params.output.directory, "density", s.a, ".hdf5");
   writeField(path, rho, "density", "density contrast rho/mean - 1 (dimensionless)", s.a, _params);
@@ -86,7 +94,8 @@ template <class T> void DensityWriter<T>::observe(Event, const SimulationState& 
 void HaloFinder::observe(Event, const SimulationState& s) {
   const auto& h = _params.halos;
   bool wanted = false;
-  for (double a : h.a) wanted = wanted || std::abs(a - s.a) <= 1e-10 * s.a;
+  for (double a : h.a)
+    wanted = wanted || std::abs(a - s.a) <= 1e-10 * s.a;
   if (!wanted)
     return;
   FofOptions opt;

@@ -17,7 +17,8 @@ namespace caustic {
 // Called with (kind, path) for every file written, on rank 0.
 using OutputCallback = std::function<void(const std::string&, const std::string&)>;
 
-std::string outputName(const std::string& dir, const std::string& stem, double a, const std::string& ext);
+std::string outputName(const std::string& dir, const std::string& stem, double a,
+                       const std::string& ext);
 
 class SnapshotWriter : public Observer {
 public:
@@ -35,8 +36,8 @@ private:
 // allocates a second mesh for the duration of the call.
 template <class T> class PowerSpectrumWriter : public Observer {
 public:
-  PowerSpectrumWriter(const Params& params, Gravity<T>& gravity, std::function<double(double)> linear_power,
-                      OutputCallback cb);
+  PowerSpectrumWriter(const Params& params, Gravity<T>& gravity,
+                      std::function<double(double)> linear_power, OutputCallback cb);
   std::string name() const override { return "power_spectrum"; }
   void observe(Event e, const SimulationState& s) override;
 

@@ -272,11 +272,13 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
   for (const auto& ov : overrides)
     applyOverride(root, ov);
 
-  const std::set<std::string> sections = {"cosmology", "power", "simulation", "gravity", "output", "halos"};
+  const std::set<std::string> sections = {"cosmology", "power",  "simulation",
+                                          "gravity",   "output", "halos"};
   for (auto&& [k, v] : root) {
     if (!sections.count(std::string(k.str())))
       throw ParamError("[" + std::string(k.str()) +
-                       "]: unknown section; allowed: [cosmology], [power], [simulation], [gravity], [output], [halos]");
+                       "]: unknown section; allowed: [cosmology], [power], [simulation], "
+                       "[gravity], [output], [halos]");
   }
 
   Params p;
@@ -439,20 +441,25 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     Section s(&root, "halos", false);
     auto& h = p.halos;
     h.enabled = s.boolean("enabled", false);
-    h.b = s.number("linking_length", 0.2, "a number in (0, 1) (units of the mean particle separation)");
-    requireRange(h.b > 0 && h.b < 1, s.key("linking_length"), h.b, "(0, 1) (units of the mean particle separation)");
+    h.b = s.number("linking_length", 0.2,
+                   "a number in (0, 1) (units of the mean particle separation)");
+    requireRange(h.b > 0 && h.b < 1, s.key("linking_length"), h.b,
+                 "(0, 1) (units of the mean particle separation)");
     const auto mp = s.integer("min_particles", 20, "an integer >= 2");
     if (mp < 2 || mp > 1000000000)
-      throw ParamError(s.key("min_particles") + " = " + std::to_string(mp) + ": out of range; allowed: [2, 1e9]");
+      throw ParamError(s.key("min_particles") + " = " + std::to_string(mp) +
+                       ": out of range; allowed: [2, 1e9]");
     h.min_particles = static_cast<int>(mp);
     h.member_ids = s.boolean("member_ids", false);
     const auto ha = s.numbers("a", "a list of output scale factors (each in output.a)");
     h.a = ha ? *ha : p.output.a;
     for (double a : h.a) {
       bool found = false;
-      for (double o : p.output.a) found = found || std::abs(a - o) <= 1e-10 * o;
+      for (double o : p.output.a)
+        found = found || std::abs(a - o) <= 1e-10 * o;
       if (!found)
-        throw ParamError("halos.a = " + fmt(a) + ": not an output scale factor; allowed: values of output.a");
+        throw ParamError("halos.a = " + fmt(a) +
+                         ": not an output scale factor; allowed: values of output.a");
     }
     s.finish();
   }

@@ -39,17 +39,17 @@ struct SimulationParams {
 };
 
 struct GravityParams {
-  std::string window = "cic";              // paint/readout window: cic | tsc
+  std::string window = "cic";               // paint/readout window: cic | tsc
   std::string kernel = "finite_difference"; // finite_difference | exact
   bool deconvolve = false;                  // divide by the paint and readout windows
 };
 
 struct HalosParams {
-  bool enabled = false;      // in-situ FoF at the halo scale factors
-  double b = 0.2;            // linking length in units of the mean particle separation
-  int min_particles = 20;    // smallest group in the catalogue
-  bool member_ids = false;   // write the members' IDs
-  std::vector<double> a;     // scale factors (default: output.a); each must be an output a
+  bool enabled = false;    // in-situ FoF at the halo scale factors
+  double b = 0.2;          // linking length in units of the mean particle separation
+  int min_particles = 20;  // smallest group in the catalogue
+  bool member_ids = false; // write the members' IDs
+  std::vector<double> a;   // scale factors (default: output.a); each must be an output a
 };
 
 struct OutputParams {

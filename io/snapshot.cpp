@@ -18,13 +18,14 @@ namespace {
 constexpr double kRhoCrit = 27.75366;
 
 // Writes a (n_total x ncomp) dataset collectively; this rank's rows start at `offset`.
-void writeRows(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type, const void* data,
-               std::uint64_t n_total, std::uint64_t n_local, std::uint64_t offset, int ncomp,
-               const std::string& units, const std::string& ctx) {
+void writeRows(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type,
+               const void* data, std::uint64_t n_total, std::uint64_t n_local, std::uint64_t offset,
+               int ncomp, const std::string& units, const std::string& ctx) {
   const hsize_t gdims[2] = {n_total, static_cast<hsize_t>(ncomp)};
   const hsize_t ldims[2] = {n_local, static_cast<hsize_t>(ncomp)};
   const hsize_t start[2] = {offset, 0};
-  h5::writeBlock(file, name, mem_type, file_type, data, ncomp > 1 ? 2 : 1, gdims, start, ldims, units, ctx);
+  h5::writeBlock(file, name, mem_type, file_type, data, ncomp > 1 ? 2 : 1, gdims, start, ldims,
+                 units, ctx);
 }
 
 } // namespace
@@ -149,7 +150,8 @@ namespace {
 double readAttr(hid_t obj, const char* name, const std::string& ctx) {
   if (H5Aexists(obj, name) <= 0)
     throw std::runtime_error(ctx + ": attribute " + name + " missing");
-  h5::Handle a(h5::check(H5Aopen(obj, name, H5P_DEFAULT), ctx + ": open attribute " + name), H5Aclose);
+  h5::Handle a(h5::check(H5Aopen(obj, name, H5P_DEFAULT), ctx + ": open attribute " + name),
+               H5Aclose);
   h5::Handle sp(H5Aget_space(a), H5Sclose);
   const hssize_t n = H5Sget_simple_extent_npoints(sp);
   std::vector<double> v(std::max<hssize_t>(n, 1));
@@ -158,8 +160,8 @@ double readAttr(hid_t obj, const char* name, const std::string& ctx) {
   return n > 1 ? v[1] : v[0]; // arrays of 6: particle type 1
 }
 
-void readRows(hid_t file, const char* name, hid_t memtype, void* out, std::uint64_t start, std::uint64_t count,
-              int ncomp, std::uint64_t total, const std::string& ctx) {
+void readRows(hid_t file, const char* name, hid_t memtype, void* out, std::uint64_t start,
+              std::uint64_t count, int ncomp, std::uint64_t total, const std::string& ctx) {
   if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
     throw std::runtime_error(ctx + ": dataset " + name + " missing");
   h5::Handle d(h5::check(H5Dopen2(file, name, H5P_DEFAULT), ctx + ": open " + name), H5Dclose);
@@ -191,18 +193,20 @@ Particles readSnapshot(const std::string& path, const Comm& comm, SnapshotHeader
     throw std::runtime_error(ctx + ": not an HDF5 file (missing, truncated or corrupted)");
   h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   H5Pset_fapl_mpio(fapl, comm.get(), MPI_INFO_NULL);
-  h5::Handle file(h5::check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), ctx + ": cannot open"), H5Fclose);
+  h5::Handle file(h5::check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), ctx + ": cannot open"),
+                  H5Fclose);
   if (H5Lexists(file, "Header", H5P_DEFAULT) <= 0)
     throw std::runtime_error(ctx + ": no /Header group (not a Gadget-layout snapshot)");
-  h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx + ": open /Header"), H5Gclose);
+  h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx + ": open /Header"),
+                 H5Gclose);
   header.box = readAttr(hdr, "BoxSize", ctx);
   header.a = readAttr(hdr, "Time", ctx);
   header.particle_mass = readAttr(hdr, "MassTable", ctx);
   header.omega_m = H5Aexists(hdr, "Omega0") > 0 ? readAttr(hdr, "Omega0", ctx) : 0.0;
   header.total_particles = static_cast<std::uint64_t>(readAttr(hdr, "NumPart_Total", ctx));
   if (!(header.box > 0) || !(header.a > 0) || header.total_particles == 0)
-    throw std::runtime_error(ctx + ": header has BoxSize = " + std::to_string(header.box) + ", Time = " +
-                             std::to_string(header.a) + ", NumPart_Total[1] = " +
+    throw std::runtime_error(ctx + ": header has BoxSize = " + std::to_string(header.box) +
+                             ", Time = " + std::to_string(header.a) + ", NumPart_Total[1] = " +
                              std::to_string(header.total_particles) + "; all must be positive");
   const std::uint64_t N = header.total_particles, size = comm.size(), r = comm.rank();
   const std::uint64_t start = N * r / size, count = N * (r + 1) / size - start;
@@ -219,7 +223,8 @@ Particles readSnapshot(const std::string& path, const Comm& comm, SnapshotHeader
   for (std::uint64_t i = 0; i < count; ++i) {
     for (int c = 0; c < 3; ++c) {
       if (!std::isfinite(x[3 * i + c]))
-        throw std::runtime_error(ctx + ": non-finite coordinate of particle " + std::to_string(ids[i]));
+        throw std::runtime_error(ctx + ": non-finite coordinate of particle " +
+                                 std::to_string(ids[i]));
       hx(i, c) = periodicWrap(x[3 * i + c], header.box);
       hp(i, c) = v[3 * i + c] * pfac;
     }

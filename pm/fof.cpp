@@ -3,10 +3,10 @@
 #include "pm/profiling.hpp"
 
 #include <algorithm>
-#include <cstring>
-#include <map>
 #include <array>
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <numeric>
 #include <stdexcept>
 #include <unordered_map>
@@ -18,7 +18,9 @@ namespace {
 // Union-find with path halving and union by size.
 struct UnionFind {
   std::vector<std::uint32_t> parent, size;
-  explicit UnionFind(std::size_t n) : parent(n), size(n, 1) { std::iota(parent.begin(), parent.end(), 0u); }
+  explicit UnionFind(std::size_t n) : parent(n), size(n, 1) {
+    std::iota(parent.begin(), parent.end(), 0u);
+  }
   std::uint32_t find(std::uint32_t i) {
     while (parent[i] != i) {
       parent[i] = parent[parent[i]];
@@ -38,10 +40,13 @@ struct UnionFind {
   }
 };
 
-double minImage(double d, double L) { return d - L * std::round(d / L); }
+double minImage(double d, double L) {
+  return d - L * std::round(d / L);
+}
 
-template <class V> void alltoallv(const std::vector<std::vector<V>>& out, std::vector<V>& in, std::vector<int>& rcounts,
-                                  MPI_Datatype type, int width, MPI_Comm comm) {
+template <class V>
+void alltoallv(const std::vector<std::vector<V>>& out, std::vector<V>& in,
+               std::vector<int>& rcounts, MPI_Datatype type, int width, MPI_Comm comm) {
   const int size = static_cast<int>(out.size());
   std::vector<int> sc(size), sd(size), rc(size), rd(size);
   std::vector<V> flat;
@@ -67,7 +72,8 @@ template <class V> void alltoallv(const std::vector<std::vector<V>>& out, std::v
   MPI_Datatype block;
   MPI_Type_contiguous(width, type, &block);
   MPI_Type_commit(&block);
-  mpiCheck(MPI_Alltoallv(flat.data(), sc2.data(), sd2.data(), block, in.data(), rc2.data(), rd2.data(), block, comm),
+  mpiCheck(MPI_Alltoallv(flat.data(), sc2.data(), sd2.data(), block, in.data(), rc2.data(),
+                         rd2.data(), block, comm),
            "fof");
   MPI_Type_free(&block);
   rcounts = rc;
@@ -83,13 +89,14 @@ struct Linked {
 namespace {
 // Labels of the local particles; with `keep`, also whether each may belong to a group of at
 // least `min_size` (its local component is that large, or reaches another rank).
-std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomposition& decomp, double ell,
-                                        std::size_t min_size, std::vector<char>* keep) {
+std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomposition& decomp,
+                                        double ell, std::size_t min_size, std::vector<char>* keep) {
   const auto& comm = decomp.comm();
   const int size = comm.size(), me = comm.rank();
   const double L = decomp.box(), H = decomp.cell();
   if (!(ell > 0 && ell < L / 2))
-    throw std::invalid_argument("fofLabels: linking length " + std::to_string(ell) + " Mpc/h outside (0, L/2)");
+    throw std::invalid_argument("fofLabels: linking length " + std::to_string(ell) +
+                                " Mpc/h outside (0, L/2)");
   const std::size_t nloc = parts.size();
   auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
   auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
@@ -105,7 +112,8 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
     const double centre = 0.5 * (lo + hi), half = 0.5 * (hi - lo) + ell;
     for (std::size_t i = 0; i < nloc; ++i) {
       if (std::abs(minImage(hx(i, 0) - centre, L)) < half) {
-        for (int c = 0; c < 3; ++c) gout[r].push_back(hx(i, c));
+        for (int c = 0; c < 3; ++c)
+          gout[r].push_back(hx(i, c));
         gidout[r].push_back(hid(i));
         sent[r].push_back(static_cast<std::uint32_t>(i));
       }
@@ -127,42 +135,53 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
   // Points are sorted by cell; cells by (cx, cy, cz), so a column (cx, cy) is contiguous.
   const int nc = std::max(1, static_cast<int>(std::ceil(L * std::sqrt(3.0) / ell * (1 + 1e-9))));
   const double inv = nc / L;
-  auto cellCoord = [&](double x) { return std::min(nc - 1, std::max(0, static_cast<int>(x * inv))); };
-  auto columnKey = [nc](int a, int b) { return static_cast<std::uint64_t>(a) * nc + static_cast<std::uint64_t>(b); };
+  auto cellCoord = [&](double x) {
+    return std::min(nc - 1, std::max(0, static_cast<int>(x * inv)));
+  };
+  auto columnKey = [nc](int a, int b) {
+    return static_cast<std::uint64_t>(a) * nc + static_cast<std::uint64_t>(b);
+  };
   std::vector<std::uint64_t> keys(ntot);
   for (std::size_t i = 0; i < ntot; ++i)
     keys[i] = columnKey(cellCoord(pos(i, 0)), cellCoord(pos(i, 1))) * nc + cellCoord(pos(i, 2));
   std::vector<std::uint32_t> order(ntot);
   std::iota(order.begin(), order.end(), 0u);
-  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return keys[a] < keys[b]; });
+  std::sort(order.begin(), order.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return keys[a] < keys[b]; });
   std::vector<double> sx(3 * ntot); // sorted positions: contiguous per cell
   for (std::size_t s = 0; s < ntot; ++s)
-    for (int c = 0; c < 3; ++c) sx[3 * s + c] = pos(order[s], c);
+    for (int c = 0; c < 3; ++c)
+      sx[3 * s + c] = pos(order[s], c);
   struct Cell {
     int cz;
     std::uint32_t start, end;
   };
   std::vector<Cell> cellv;
-  std::unordered_map<std::uint64_t, std::pair<std::uint32_t, std::uint32_t>> columns; // -> cell range
+  std::unordered_map<std::uint64_t, std::pair<std::uint32_t, std::uint32_t>>
+      columns; // -> cell range
   std::vector<std::uint64_t> columnOrder;
   std::vector<std::uint32_t> columnStart;
   UnionFind uf(ntot);
   for (std::size_t s = 0; s < ntot;) {
     std::size_t e = s;
     const std::uint64_t k = keys[order[s]];
-    while (e < ntot && keys[order[e]] == k) ++e;
-    for (std::size_t t = s + 1; t < e; ++t) uf.unite(static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(t));
+    while (e < ntot && keys[order[e]] == k)
+      ++e;
+    for (std::size_t t = s + 1; t < e; ++t)
+      uf.unite(static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(t));
     const std::uint64_t col = k / nc;
     if (columnOrder.empty() || columnOrder.back() != col) {
       columnOrder.push_back(col);
       columnStart.push_back(static_cast<std::uint32_t>(cellv.size()));
     }
-    cellv.push_back({static_cast<int>(k % nc), static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(e)});
+    cellv.push_back(
+        {static_cast<int>(k % nc), static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(e)});
     s = e;
   }
   columnStart.push_back(static_cast<std::uint32_t>(cellv.size()));
   columns.reserve(columnOrder.size());
-  for (std::size_t c = 0; c < columnOrder.size(); ++c) columns[columnOrder[c]] = {columnStart[c], columnStart[c + 1]};
+  for (std::size_t c = 0; c < columnOrder.size(); ++c)
+    columns[columnOrder[c]] = {columnStart[c], columnStart[c + 1]};
   const double ell2 = ell * ell, half = 0.5 * L;
   auto wrapd = [L, half](double d) { return d > half ? d - L : (d < -half ? d + L : d); };
   auto linkCells = [&](const Cell& A, const Cell& B) {
@@ -171,7 +190,8 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
     for (std::uint32_t i = A.start; i < A.end; ++i) {
       const double xi = sx[3 * i], yi = sx[3 * i + 1], zi = sx[3 * i + 2];
       for (std::uint32_t j = B.start; j < B.end; ++j) {
-        const double dx = wrapd(xi - sx[3 * j]), dy = wrapd(yi - sx[3 * j + 1]), dz = wrapd(zi - sx[3 * j + 2]);
+        const double dx = wrapd(xi - sx[3 * j]), dy = wrapd(yi - sx[3 * j + 1]),
+                     dz = wrapd(zi - sx[3 * j + 2]);
         if (dx * dx + dy * dy + dz * dz < ell2) {
           uf.unite(i, j);
           return;
@@ -188,7 +208,8 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
     int nseen = 0;
     for (int dx = -2; dx <= 2; ++dx)
       for (int dy = -2; dy <= 2; ++dy) {
-        const std::uint64_t ncol = columnKey(((cx + dx) % nc + nc) % nc, ((cy + dy) % nc + nc) % nc);
+        const std::uint64_t ncol =
+            columnKey(((cx + dx) % nc + nc) % nc, ((cy + dy) % nc + nc) % nc);
         if (ncol < col || std::find(seen, seen + nseen, ncol) != seen + nseen)
           continue; // each pair of columns once (and no repeats when nc < 5)
         seen[nseen++] = ncol;
@@ -211,7 +232,8 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
   }
   // Back to point order: the root of point p is the root of its sorted index.
   std::vector<std::uint32_t> sortedOf(ntot);
-  for (std::size_t s = 0; s < ntot; ++s) sortedOf[order[s]] = static_cast<std::uint32_t>(s);
+  for (std::size_t s = 0; s < ntot; ++s)
+    sortedOf[order[s]] = static_cast<std::uint32_t>(s);
   // Local component labels: the smallest member ID (ghosts included).
   std::vector<std::uint64_t> lab(ntot, ~std::uint64_t(0));
   auto root = [&](std::size_t i) { return uf.find(sortedOf[i]); };
@@ -230,7 +252,8 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
     {
       std::size_t k = nloc;
       for (int r = 0; r < size; ++r)
-        for (int j = 0; j < rc1[r]; ++j, ++k) up[r].push_back(lab[root(k)]);
+        for (int j = 0; j < rc1[r]; ++j, ++k)
+          up[r].push_back(lab[root(k)]);
     }
     std::vector<std::uint64_t> got;
     std::vector<int> cnt;
@@ -250,7 +273,8 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
     // owners -> ghost holders
     std::vector<std::vector<std::uint64_t>> down(size);
     for (int r = 0; r < size; ++r)
-      for (std::uint32_t i : sent[r]) down[r].push_back(lab[root(i)]);
+      for (std::uint32_t i : sent[r])
+        down[r].push_back(lab[root(i)]);
     alltoallv(down, got, cnt, MPI_UINT64_T, 1, comm.get());
     {
       std::size_t k = nloc;
@@ -268,12 +292,15 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
       break;
   }
   std::vector<std::uint64_t> out(nloc);
-  for (std::size_t i = 0; i < nloc; ++i) out[i] = lab[root(i)];
+  for (std::size_t i = 0; i < nloc; ++i)
+    out[i] = lab[root(i)];
   if (keep) {
     std::vector<char> boundary(ntot, 0);
-    for (std::size_t k = nloc; k < ntot; ++k) boundary[root(k)] = 1;
+    for (std::size_t k = nloc; k < ntot; ++k)
+      boundary[root(k)] = 1;
     for (int r = 0; r < size; ++r)
-      for (std::uint32_t i : sent[r]) boundary[root(i)] = 1;
+      for (std::uint32_t i : sent[r])
+        boundary[root(i)] = 1;
     keep->assign(nloc, 0);
     for (std::size_t i = 0; i < nloc; ++i) {
       const auto r = root(i);
@@ -284,20 +311,22 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
 }
 } // namespace
 
-std::vector<std::uint64_t> fofLabels(const Particles& parts, const SlabDecomposition& decomp, double ell) {
+std::vector<std::uint64_t> fofLabels(const Particles& parts, const SlabDecomposition& decomp,
+                                     double ell) {
   ScopedRegion region("caustic::fofLabels");
   return linkAndLabel(parts, decomp, ell, 0, nullptr);
 }
 
-HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp, double mean_separation,
-                        const FofOptions& opt) {
+HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
+                        double mean_separation, const FofOptions& opt) {
   ScopedRegion region("caustic::findHalos");
   const auto& comm = decomp.comm();
   const int size = comm.size();
   const double L = decomp.box();
   const double ell = opt.b * mean_separation;
   std::vector<char> keep;
-  const auto labels = linkAndLabel(parts, decomp, ell, static_cast<std::size_t>(opt.min_particles), &keep);
+  const auto labels =
+      linkAndLabel(parts, decomp, ell, static_cast<std::size_t>(opt.min_particles), &keep);
   auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
   auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
   auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
@@ -312,12 +341,14 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
   for (std::size_t i = 0; i < parts.size(); ++i)
     if (keep[i])
       idx.push_back(static_cast<std::uint32_t>(i));
-  std::sort(idx.begin(), idx.end(), [&](std::uint32_t a, std::uint32_t b) { return labels[a] < labels[b]; });
+  std::sort(idx.begin(), idx.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return labels[a] < labels[b]; });
   std::vector<std::vector<double>> out(size);
   for (std::size_t s0 = 0; s0 < idx.size();) {
     const std::uint64_t label = labels[idx[s0]];
     Acc a;
-    for (int c = 0; c < 3; ++c) a.ref[c] = hx(idx[s0], c);
+    for (int c = 0; c < 3; ++c)
+      a.ref[c] = hx(idx[s0], c);
     std::size_t e = s0;
     for (; e < idx.size() && labels[idx[e]] == label; ++e) {
       const std::uint32_t i = idx[e];
@@ -334,8 +365,8 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
     auto& o = out[label % size];
     double lbits;
     std::memcpy(&lbits, &label, sizeof lbits);
-    o.insert(o.end(), {lbits, a.n, a.ref[0], a.ref[1], a.ref[2], a.sdx[0], a.sdx[1], a.sdx[2], a.sdx2, a.sv[0],
-                       a.sv[1], a.sv[2], a.sv2, 0.0});
+    o.insert(o.end(), {lbits, a.n, a.ref[0], a.ref[1], a.ref[2], a.sdx[0], a.sdx[1], a.sdx[2],
+                       a.sdx2, a.sv[0], a.sv[1], a.sv[2], a.sv2, 0.0});
   }
   std::vector<double> in;
   std::vector<int> cnt;
@@ -352,7 +383,8 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
     std::memcpy(&label, &v[0], sizeof label);
     Group& g = home[label];
     if (!g.init) {
-      for (int c = 0; c < 3; ++c) g.ref[c] = v[2 + c];
+      for (int c = 0; c < 3; ++c)
+        g.ref[c] = v[2 + c];
       g.init = true;
     }
     // Shift this partial to the group's reference: x = ref_g + s + dx, s = minimg(ref_p - ref_g).
@@ -385,17 +417,20 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
     }
     const double r2 = std::max(0.0, g.sx2 / g.n - c2);
     const double sig2 = std::max(0.0, (g.sv2 / g.n - v2) / 3.0);
-    rows.insert(rows.end(), {lbits, g.n, periodicWrap(g.ref[0] + com[0], L), periodicWrap(g.ref[1] + com[1], L),
-                             periodicWrap(g.ref[2] + com[2], L), g.sv[0] / g.n, g.sv[1] / g.n, g.sv[2] / g.n,
-                             std::sqrt(sig2), std::sqrt(r2)});
+    rows.insert(rows.end(),
+                {lbits, g.n, periodicWrap(g.ref[0] + com[0], L), periodicWrap(g.ref[1] + com[1], L),
+                 periodicWrap(g.ref[2] + com[2], L), g.sv[0] / g.n, g.sv[1] / g.n, g.sv[2] / g.n,
+                 std::sqrt(sig2), std::sqrt(r2)});
   }
   // Everything to every rank, sorted by label.
   int mine = static_cast<int>(rows.size());
   std::vector<int> counts(size), displ(size, 0);
   MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, comm.get());
-  for (int r = 1; r < size; ++r) displ[r] = displ[r - 1] + counts[r - 1];
+  for (int r = 1; r < size; ++r)
+    displ[r] = displ[r - 1] + counts[r - 1];
   std::vector<double> all(displ[size - 1] + counts[size - 1]);
-  MPI_Allgatherv(rows.data(), mine, MPI_DOUBLE, all.data(), counts.data(), displ.data(), MPI_DOUBLE, comm.get());
+  MPI_Allgatherv(rows.data(), mine, MPI_DOUBLE, all.data(), counts.data(), displ.data(), MPI_DOUBLE,
+                 comm.get());
   const std::size_t ng = all.size() / R;
   std::vector<std::size_t> sorted(ng);
   std::iota(sorted.begin(), sorted.end(), 0);
@@ -404,7 +439,8 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
     std::memcpy(&l, &all[R * g], sizeof l);
     return l;
   };
-  std::sort(sorted.begin(), sorted.end(), [&](std::size_t a, std::size_t b) { return labelAt(a) < labelAt(b); });
+  std::sort(sorted.begin(), sorted.end(),
+            [&](std::size_t a, std::size_t b) { return labelAt(a) < labelAt(b); });
   HaloCatalogue cat;
   cat.linking_length = ell;
   for (std::size_t g : sorted) {
@@ -424,12 +460,14 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
         pairs.insert(pairs.end(), {labels[i], hid(i)});
     int np = static_cast<int>(pairs.size());
     MPI_Allgather(&np, 1, MPI_INT, counts.data(), 1, MPI_INT, comm.get());
-    for (int r = 1; r < size; ++r) displ[r] = displ[r - 1] + counts[r - 1];
+    for (int r = 1; r < size; ++r)
+      displ[r] = displ[r - 1] + counts[r - 1];
     std::vector<std::uint64_t> allp(displ[size - 1] + counts[size - 1]);
-    MPI_Allgatherv(pairs.data(), np, MPI_UINT64_T, allp.data(), counts.data(), displ.data(), MPI_UINT64_T,
-                   comm.get());
+    MPI_Allgatherv(pairs.data(), np, MPI_UINT64_T, allp.data(), counts.data(), displ.data(),
+                   MPI_UINT64_T, comm.get());
     std::vector<std::pair<std::uint64_t, std::uint64_t>> pp(allp.size() / 2);
-    for (std::size_t k = 0; k < pp.size(); ++k) pp[k] = {allp[2 * k], allp[2 * k + 1]};
+    for (std::size_t k = 0; k < pp.size(); ++k)
+      pp[k] = {allp[2 * k], allp[2 * k + 1]};
     std::sort(pp.begin(), pp.end());
     std::size_t g = 0;
     for (std::size_t k = 0; k < pp.size(); ++k) {
@@ -441,7 +479,8 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
         cat.member_offset.push_back(cat.members.size());
       cat.members.push_back(pp[k].second);
     }
-    while (cat.member_offset.size() < cat.size()) cat.member_offset.push_back(cat.members.size());
+    while (cat.member_offset.size() < cat.size())
+      cat.member_offset.push_back(cat.members.size());
   }
   return cat;
 }

@@ -35,16 +35,17 @@ struct HaloCatalogue {
   std::vector<double> radius;  // rms distance of members from the centre [Mpc/h]
   std::vector<std::uint64_t> member_offset, members; // if member_ids: members of group g are
                                                      // members[member_offset[g] ...], ascending
-  double linking_length = 0.0; // [Mpc/h]
+  double linking_length = 0.0;                       // [Mpc/h]
   std::size_t size() const { return label.size(); }
 };
 
 // Labels (smallest member ID of its group) of this rank's particles, in particle order.
 // Particles must be on their owning slabs of `decomp`. Collective.
-std::vector<std::uint64_t> fofLabels(const Particles& parts, const SlabDecomposition& decomp, double linking_length);
+std::vector<std::uint64_t> fofLabels(const Particles& parts, const SlabDecomposition& decomp,
+                                     double linking_length);
 
 // Groups of at least opt.min_particles members with their properties. Collective.
-HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp, double mean_separation,
-                        const FofOptions& opt);
+HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
+                        double mean_separation, const FofOptions& opt);
 
 } // namespace caustic

@@ -34,7 +34,8 @@ int GhostPlanes::planeOf(int r, int g) const {
   return ((p % n) + n) % n;
 }
 
-template <class T> void GhostPlanes::exchange(const Kokkos::View<T***>& ghosts, Field<T>& f, bool gather) const {
+template <class T>
+void GhostPlanes::exchange(const Kokkos::View<T***>& ghosts, Field<T>& f, bool gather) const {
   // gather: owners send field planes, ghosts receive.  scatterAdd: ghosts send, owners add.
   const auto& d = *_decomp;
   const auto& comm = d.comm();
@@ -61,7 +62,8 @@ template <class T> void GhostPlanes::exchange(const Kokkos::View<T***>& ghosts, 
       for (const auto& [g, lx] : _owned_for[r]) {
         T* dst = sdata.data() + (k++) * plane;
         for (int y = 0; y < n; ++y)
-          for (int z = 0; z < n; ++z) dst[y * n + z] = hf(Field<T>::realIndex(lx, y, z, n));
+          for (int z = 0; z < n; ++z)
+            dst[y * n + z] = hf(Field<T>::realIndex(lx, y, z, n));
       }
     } else {
       for (int g : _ghost_from[r]) {
@@ -70,8 +72,8 @@ template <class T> void GhostPlanes::exchange(const Kokkos::View<T***>& ghosts, 
       }
     }
   }
-  mpiCheck(MPI_Alltoallv(sdata.data(), sc.data(), sd.data(), mpiType<T>(), rdata.data(), rc.data(), rd.data(),
-                         mpiType<T>(), comm.get()),
+  mpiCheck(MPI_Alltoallv(sdata.data(), sc.data(), sd.data(), mpiType<T>(), rdata.data(), rc.data(),
+                         rd.data(), mpiType<T>(), comm.get()),
            "GhostPlanes::exchange");
   k = 0;
   for (int r = 0; r < size; ++r) {
@@ -85,7 +87,8 @@ template <class T> void GhostPlanes::exchange(const Kokkos::View<T***>& ghosts, 
       for (const auto& [g, lx] : _owned_for[r]) {
         const T* src = rdata.data() + (k++) * plane;
         for (int y = 0; y < n; ++y)
-          for (int z = 0; z < n; ++z) hf(Field<T>::realIndex(lx, y, z, n)) += src[y * n + z];
+          for (int z = 0; z < n; ++z)
+            hf(Field<T>::realIndex(lx, y, z, n)) += src[y * n + z];
       }
     }
   }
@@ -95,18 +98,21 @@ template <class T> void GhostPlanes::exchange(const Kokkos::View<T***>& ghosts, 
     Kokkos::deep_copy(f.real(), hf);
 }
 
-template <class T> void GhostPlanes::gather(const Field<T>& f, const Kokkos::View<T***>& ghosts) const {
+template <class T>
+void GhostPlanes::gather(const Field<T>& f, const Kokkos::View<T***>& ghosts) const {
   ScopedRegion region("caustic::GhostPlanes::gather");
   exchange(ghosts, const_cast<Field<T>&>(f), true);
 }
 
-template <class T> void GhostPlanes::scatterAdd(const Kokkos::View<T***>& ghosts, Field<T>& f) const {
+template <class T>
+void GhostPlanes::scatterAdd(const Kokkos::View<T***>& ghosts, Field<T>& f) const {
   ScopedRegion region("caustic::GhostPlanes::scatterAdd");
   exchange(ghosts, f, false);
 }
 
 template void GhostPlanes::gather<float>(const Field<float>&, const Kokkos::View<float***>&) const;
-template void GhostPlanes::gather<double>(const Field<double>&, const Kokkos::View<double***>&) const;
+template void GhostPlanes::gather<double>(const Field<double>&,
+                                          const Kokkos::View<double***>&) const;
 template void GhostPlanes::scatterAdd<float>(const Kokkos::View<float***>&, Field<float>&) const;
 template void GhostPlanes::scatterAdd<double>(const Kokkos::View<double***>&, Field<double>&) const;
 

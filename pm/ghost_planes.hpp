@@ -31,7 +31,8 @@ public:
   int planeOf(int r, int g) const;
 
 private:
-  template <class T> void exchange(const Kokkos::View<T***>& ghosts, Field<T>& f, bool gather) const;
+  template <class T>
+  void exchange(const Kokkos::View<T***>& ghosts, Field<T>& f, bool gather) const;
 
   std::shared_ptr<const SlabDecomposition> _decomp;
   int _w;

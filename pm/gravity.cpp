@@ -12,12 +12,13 @@ GravityKernel gravityKernelFromName(const std::string& name) {
     return GravityKernel::Exact;
   if (name == "finite_difference")
     return GravityKernel::FiniteDifference;
-  throw std::invalid_argument("gravity kernel \"" + name + "\" is not one of \"exact\", \"finite_difference\"");
+  throw std::invalid_argument("gravity kernel \"" + name +
+                              "\" is not one of \"exact\", \"finite_difference\"");
 }
 
 template <class T>
-Gravity<T>::Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_m, const GravityOptions& opt,
-                    unsigned fft_flags)
+Gravity<T>::Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_m,
+                    const GravityOptions& opt, unsigned fft_flags)
     : _mesh(mesh), _omega_m(Omega_m), _opt(opt), _fft(mesh, fft_flags), _painter(mesh, opt.window),
       _phi(mesh, "caustic::Gravity::phi") {
   // The finite-difference gradient is taken in real space during the readout: one mesh buffer
@@ -55,9 +56,10 @@ Gravity<T>::Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_
 
 template <class T>
 template <class Acc>
-void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nsources, double total_sources,
-                       const Kokkos::View<double* [3]>& probes, std::size_t nprobes, const Acc& acc, double a,
-                       double scale, bool accumulate) {
+void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nsources,
+                       double total_sources, const Kokkos::View<double* [3]>& probes,
+                       std::size_t nprobes, const Acc& acc, double a, double scale,
+                       bool accumulate) {
   ScopedRegion region("caustic::Gravity::force");
   const auto& d = *_mesh;
   const int n = d.n();
@@ -82,7 +84,8 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nso
     auto phi = _phi.complex();
     if (ny > 0)
       Kokkos::parallel_for(
-          "caustic::Gravity::potential", Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
+          "caustic::Gravity::potential",
+          Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
           KOKKOS_LAMBDA(const int ly, const int x, const int z) {
             const std::size_t i = Field<T>::complexIndex(ly, x, z, n);
             const int y = y0 + ly;
@@ -115,7 +118,8 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nso
       auto out = _work->complex();
       if (ny > 0)
         Kokkos::parallel_for(
-            "caustic::Gravity::gradient", Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
+            "caustic::Gravity::gradient",
+            Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
             KOKKOS_LAMBDA(const int ly, const int x, const int z) {
               const std::size_t i = Field<T>::complexIndex(ly, x, z, n);
               const int idx[3] = {x, y0 + ly, z};

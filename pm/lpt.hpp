@@ -38,6 +38,7 @@ LptFields<T> lptDisplacements(const Field<T>& delta_k, const FFT<T>& fft, int or
 // PM mesh points, where the CIC window has its kink and the painted density of a displaced
 // lattice would respond one-sidedly (a half-cell shift of the force).
 template <class T>
-Particles lptParticles(const LptFields<T>& lpt, const Cosmology& cosmo, double a, double offset = 0.0);
+Particles lptParticles(const LptFields<T>& lpt, const Cosmology& cosmo, double a,
+                       double offset = 0.0);
 
 } // namespace caustic

@@ -25,7 +25,8 @@ Migrator::Migrator(std::shared_ptr<const SlabDecomposition> decomp) : _decomp(st
   const int n = _decomp->n();
   _owner = Kokkos::View<int*>("caustic::Migrator::owner", n);
   auto h = Kokkos::create_mirror_view(_owner);
-  for (int i = 0; i < n; ++i) h(i) = _decomp->ownerOfPlane(i);
+  for (int i = 0; i < n; ++i)
+    h(i) = _decomp->ownerOfPlane(i);
   Kokkos::deep_copy(_owner, h);
 }
 
@@ -36,8 +37,9 @@ std::size_t Migrator::operator()(Particles& parts) {
   const double inv_cell = 1.0 / _decomp->cell();
   const std::size_t np = parts.size();
   if (_dest.extent(0) < parts.capacity())
-    _dest = Kokkos::View<int*>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::Migrator::dest"),
-                               parts.capacity());
+    _dest = Kokkos::View<int*>(
+        Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::Migrator::dest"),
+        parts.capacity());
   auto dest = _dest;
   auto owner = _owner;
   auto X = parts.x;
@@ -68,7 +70,8 @@ std::size_t Migrator::operator()(Particles& parts) {
       leavers.push_back(i);
       ++send_counts[hdest(i)];
     }
-  mpiCheck(MPI_Alltoall(send_counts.data(), 1, MPI_INT, recv_counts.data(), 1, MPI_INT, comm.get()), "migrate");
+  mpiCheck(MPI_Alltoall(send_counts.data(), 1, MPI_INT, recv_counts.data(), 1, MPI_INT, comm.get()),
+           "migrate");
   std::vector<int> sdispl(size, 0), rdispl(size, 0);
   for (int r = 1; r < size; ++r) {
     sdispl[r] = sdispl[r - 1] + send_counts[r - 1];
@@ -96,11 +99,11 @@ std::size_t Migrator::operator()(Particles& parts) {
     rc6[r] = 6 * recv_counts[r];
     rd6[r] = 6 * rdispl[r];
   }
-  mpiCheck(MPI_Alltoallv(sbuf.data(), sc6.data(), sd6.data(), MPI_DOUBLE, rbuf.data(), rc6.data(), rd6.data(),
-                         MPI_DOUBLE, comm.get()),
+  mpiCheck(MPI_Alltoallv(sbuf.data(), sc6.data(), sd6.data(), MPI_DOUBLE, rbuf.data(), rc6.data(),
+                         rd6.data(), MPI_DOUBLE, comm.get()),
            "migrate");
-  mpiCheck(MPI_Alltoallv(sid.data(), send_counts.data(), sdispl.data(), MPI_UINT64_T, rid.data(), recv_counts.data(),
-                         rdispl.data(), MPI_UINT64_T, comm.get()),
+  mpiCheck(MPI_Alltoallv(sid.data(), send_counts.data(), sdispl.data(), MPI_UINT64_T, rid.data(),
+                         recv_counts.data(), rdispl.data(), MPI_UINT64_T, comm.get()),
            "migrate");
 
   // Fill the holes below the new end with the staying particles above it.

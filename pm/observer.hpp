@@ -22,10 +22,10 @@ enum class Event {
 
 struct SimulationState {
   double a = 0.0;
-  int step = 0;        // steps done
-  int steps_total = 0; // steps in the run
-  const Particles* particles = nullptr;                 // this rank's particles, on their slabs
-  std::shared_ptr<const SlabDecomposition> mesh;        // the PM mesh decomposition
+  int step = 0;                                  // steps done
+  int steps_total = 0;                           // steps in the run
+  const Particles* particles = nullptr;          // this rank's particles, on their slabs
+  std::shared_ptr<const SlabDecomposition> mesh; // the PM mesh decomposition
   const Cosmology* cosmology = nullptr;
   double total_particles = 0.0; // over all ranks
   double particle_mass = 0.0;   // [1e10 Msun/h]

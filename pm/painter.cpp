@@ -15,7 +15,9 @@ Window windowFromName(const std::string& name) {
   throw std::invalid_argument("window \"" + name + "\" is not one of \"cic\", \"tsc\"");
 }
 
-std::string windowName(Window w) { return w == Window::CIC ? "cic" : "tsc"; }
+std::string windowName(Window w) {
+  return w == Window::CIC ? "cic" : "tsc";
+}
 
 namespace {
 // Planes on each side of the slab. An owned particle has u = x / H in [x0, x0 + nx] (the upper
@@ -31,8 +33,8 @@ struct Stencil {
   double w[3][3];
 };
 
-KOKKOS_INLINE_FUNCTION Stencil stencil(Window win, const double x[3], double inv_cell, double shift, int n,
-                                       int x0) {
+KOKKOS_INLINE_FUNCTION Stencil stencil(Window win, const double x[3], double inv_cell, double shift,
+                                       int n, int x0) {
   Stencil s;
   for (int c = 0; c < 3; ++c) {
     // Same expression as the owner computation in migrate(), clamped to the box.
@@ -51,32 +53,40 @@ KOKKOS_INLINE_FUNCTION int wrap(int i, int n) {
 
 template <class T>
 Painter<T>::Painter(std::shared_ptr<const SlabDecomposition> decomp, Window win)
-    : _decomp(std::move(decomp)), _win(win), _ghosts(_decomp, kGhost), _wide(_decomp, kGhostGradient) {
+    : _decomp(std::move(decomp)), _win(win), _ghosts(_decomp, kGhost),
+      _wide(_decomp, kGhostGradient) {
   _buf = _ghosts.makeBuffer<T>("caustic::Painter::ghosts");
 }
 
 namespace {
 // Plane b of the window (buffer numbering, b = global plane - x0 + kGhost) lies in the field
 // (interior) or in ghost g.
-KOKKOS_INLINE_FUNCTION bool interior(int b, int nx) { return b >= kGhost && b < kGhost + nx; }
-KOKKOS_INLINE_FUNCTION int ghostIndex(int b, int nx) { return b < kGhost ? b : b - nx; }
+KOKKOS_INLINE_FUNCTION bool interior(int b, int nx) {
+  return b >= kGhost && b < kGhost + nx;
+}
+KOKKOS_INLINE_FUNCTION int ghostIndex(int b, int nx) {
+  return b < kGhost ? b : b - nx;
+}
 } // namespace
 
 namespace {
 // The deposit with the window order a compile-time constant (unrolled loops).
 template <int ORDER, class T>
-void depositKernel(Field<T>& rho, const Kokkos::View<T***>& ghosts, const Kokkos::View<double* [3]>& X,
-                   std::size_t count, double mass, double shift, int n, int x0, int nx, double inv_cell) {
+void depositKernel(Field<T>& rho, const Kokkos::View<T***>& ghosts,
+                   const Kokkos::View<double* [3]>& X, std::size_t count, double mass, double shift,
+                   int n, int x0, int nx, double inv_cell) {
   const Window win = ORDER == 2 ? Window::CIC : Window::TSC;
   auto field = rho.real();
   // Flat aliases: the deposit computes flat offsets, with plane and row resolved once.
   Kokkos::View<T*, Kokkos::MemoryUnmanaged> gflat(ghosts.data(), ghosts.size());
   auto sf = Kokkos::Experimental::create_scatter_view(field);
   auto sg = Kokkos::Experimental::create_scatter_view(gflat);
-  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1)), gplane = std::size_t(n) * n;
+  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1)),
+                    gplane = std::size_t(n) * n;
   const int fstride = 2 * (n / 2 + 1);
   Kokkos::parallel_for(
-      "caustic::Painter::deposit", Kokkos::RangePolicy<>(0, count), KOKKOS_LAMBDA(const std::size_t p) {
+      "caustic::Painter::deposit", Kokkos::RangePolicy<>(0, count),
+      KOKKOS_LAMBDA(const std::size_t p) {
         auto af = sf.access();
         auto ag = sg.access();
         const double x[3] = {X(p, 0), X(p, 1), X(p, 2)};
@@ -110,8 +120,8 @@ void depositKernel(Field<T>& rho, const Kokkos::View<T***>& ghosts, const Kokkos
 } // namespace
 
 template <class T>
-void Painter<T>::paint(Field<T>& rho, const Kokkos::View<double* [3]>& X, std::size_t count, double mass,
-                       double shift) const {
+void Painter<T>::paint(Field<T>& rho, const Kokkos::View<double* [3]>& X, std::size_t count,
+                       double mass, double shift) const {
   ScopedRegion region("caustic::Painter::paint");
   const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
   const double inv_cell = 1.0 / _decomp->cell();
@@ -130,8 +140,8 @@ void Painter<T>::paint(Field<T>& rho, const Kokkos::View<double* [3]>& X, std::s
 
 template <class T>
 template <class Out>
-void Painter<T>::readout(const Field<T>& f, const Kokkos::View<double* [3]>& X, std::size_t count, const Out& out,
-                         int comp, double scale, bool accumulate) const {
+void Painter<T>::readout(const Field<T>& f, const Kokkos::View<double* [3]>& X, std::size_t count,
+                         const Out& out, int comp, double scale, bool accumulate) const {
   ScopedRegion region("caustic::Painter::readout");
   auto ghosts = _buf;
   _ghosts.gather(f, ghosts);
@@ -141,7 +151,8 @@ void Painter<T>::readout(const Field<T>& f, const Kokkos::View<double* [3]>& X, 
   const Window win = _win;
   auto field = f.real();
   Kokkos::parallel_for(
-      "caustic::Painter::readout", Kokkos::RangePolicy<>(0, count), KOKKOS_LAMBDA(const std::size_t p) {
+      "caustic::Painter::readout", Kokkos::RangePolicy<>(0, count),
+      KOKKOS_LAMBDA(const std::size_t p) {
         const double x[3] = {X(p, 0), X(p, 1), X(p, 2)};
         const Stencil s = stencil(win, x, inv_cell, 0.0, n, x0);
         double v = 0.0;
@@ -170,16 +181,19 @@ void Painter<T>::readout(const Field<T>& f, const Kokkos::View<double* [3]>& X, 
 namespace {
 // The gradient readout with the window order a compile-time constant (unrolled loops).
 template <int ORDER, class T, class Out>
-void gradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count, const Out& out, double scale,
-                    bool accumulate, const T* fbase, const T* gbase, int n, int x0, int nx, double inv_cell) {
+void gradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count, const Out& out,
+                    double scale, bool accumulate, const T* fbase, const T* gbase, int n, int x0,
+                    int nx, double inv_cell) {
   const Window win = ORDER == 2 ? Window::CIC : Window::TSC;
   const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
-  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1)), gplane = std::size_t(n) * n;
+  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1)),
+                    gplane = std::size_t(n) * n;
   const int fstride = 2 * (n / 2 + 1);
   constexpr int W = kGhostGradient;
   constexpr int span = ORDER + 4;
   Kokkos::parallel_for(
-      "caustic::Painter::readoutGradient", Kokkos::RangePolicy<>(0, count), KOKKOS_LAMBDA(const std::size_t p) {
+      "caustic::Painter::readoutGradient", Kokkos::RangePolicy<>(0, count),
+      KOKKOS_LAMBDA(const std::size_t p) {
         int i0[3];
         double w[3][3];
         for (int c = 0; c < 3; ++c) {
@@ -200,7 +214,9 @@ void gradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count, const
           col[j] = static_cast<std::size_t>(wrap(i0[2] - 2 + j, n));
         }
         // Arithmetic in the mesh precision T; the differences of each order summed apart.
-        auto at = [&](int jx, int jy, int jz) -> T { return plane[jx][row[jy] * stride[jx] + col[jz]]; };
+        auto at = [&](int jx, int jy, int jz) -> T {
+          return plane[jx][row[jy] * stride[jx] + col[jz]];
+        };
         T d1[3] = {0, 0, 0}, d2[3] = {0, 0, 0};
         for (int a = 0; a < ORDER; ++a) {
           const int jx = a + 2;
@@ -220,7 +236,8 @@ void gradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count, const
           }
         }
         double g[3];
-        for (int c = 0; c < 3; ++c) g[c] = c1 * double(d1[c]) - c2 * double(d2[c]);
+        for (int c = 0; c < 3; ++c)
+          g[c] = c1 * double(d1[c]) - c2 * double(d2[c]);
         using V = typename Out::non_const_value_type;
         for (int c = 0; c < 3; ++c) {
           if (accumulate)
@@ -235,8 +252,9 @@ void gradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count, const
 
 template <class T>
 template <class Out>
-void Painter<T>::readoutGradient(const Field<T>& phi, const Kokkos::View<double* [3]>& X, std::size_t count,
-                                 const Out& out, double scale, bool accumulate) const {
+void Painter<T>::readoutGradient(const Field<T>& phi, const Kokkos::View<double* [3]>& X,
+                                 std::size_t count, const Out& out, double scale,
+                                 bool accumulate) const {
   ScopedRegion region("caustic::Painter::readoutGradient");
   if (_wideBuf.extent(0) != static_cast<std::size_t>(_wide.ghostPlanes()))
     _wideBuf = _wide.makeBuffer<T>("caustic::Painter::gradientGhosts");
@@ -244,9 +262,11 @@ void Painter<T>::readoutGradient(const Field<T>& phi, const Kokkos::View<double*
   const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
   const double inv_cell = 1.0 / _decomp->cell();
   if (_win == Window::CIC)
-    gradientKernel<2>(X, count, out, scale, accumulate, phi.real().data(), _wideBuf.data(), n, x0, nx, inv_cell);
+    gradientKernel<2>(X, count, out, scale, accumulate, phi.real().data(), _wideBuf.data(), n, x0,
+                      nx, inv_cell);
   else
-    gradientKernel<3>(X, count, out, scale, accumulate, phi.real().data(), _wideBuf.data(), n, x0, nx, inv_cell);
+    gradientKernel<3>(X, count, out, scale, accumulate, phi.real().data(), _wideBuf.data(), n, x0,
+                      nx, inv_cell);
 }
 
 template <class T>
@@ -256,18 +276,25 @@ void paint(Field<T>& rho, const Particles& parts, Window win, double mass, doubl
 
 template class Painter<float>;
 template class Painter<double>;
-template void Painter<float>::readout(const Field<float>&, const Kokkos::View<double* [3]>&, std::size_t,
-                                      const Kokkos::View<float* [3]>&, int, double, bool) const;
-template void Painter<double>::readout(const Field<double>&, const Kokkos::View<double* [3]>&, std::size_t,
-                                       const Kokkos::View<double* [3]>&, int, double, bool) const;
-template void Painter<float>::readout(const Field<float>&, const Kokkos::View<double* [3]>&, std::size_t,
-                                      const Kokkos::View<double* [3]>&, int, double, bool) const;
-template void Painter<float>::readoutGradient(const Field<float>&, const Kokkos::View<double* [3]>&, std::size_t,
-                                              const Kokkos::View<double* [3]>&, double, bool) const;
-template void Painter<float>::readoutGradient(const Field<float>&, const Kokkos::View<double* [3]>&, std::size_t,
-                                              const Kokkos::View<float* [3]>&, double, bool) const;
-template void Painter<double>::readoutGradient(const Field<double>&, const Kokkos::View<double* [3]>&,
-                                               std::size_t, const Kokkos::View<double* [3]>&, double, bool) const;
+template void Painter<float>::readout(const Field<float>&, const Kokkos::View<double* [3]>&,
+                                      std::size_t, const Kokkos::View<float* [3]>&, int, double,
+                                      bool) const;
+template void Painter<double>::readout(const Field<double>&, const Kokkos::View<double* [3]>&,
+                                       std::size_t, const Kokkos::View<double* [3]>&, int, double,
+                                       bool) const;
+template void Painter<float>::readout(const Field<float>&, const Kokkos::View<double* [3]>&,
+                                      std::size_t, const Kokkos::View<double* [3]>&, int, double,
+                                      bool) const;
+template void Painter<float>::readoutGradient(const Field<float>&, const Kokkos::View<double* [3]>&,
+                                              std::size_t, const Kokkos::View<double* [3]>&, double,
+                                              bool) const;
+template void Painter<float>::readoutGradient(const Field<float>&, const Kokkos::View<double* [3]>&,
+                                              std::size_t, const Kokkos::View<float* [3]>&, double,
+                                              bool) const;
+template void Painter<double>::readoutGradient(const Field<double>&,
+                                               const Kokkos::View<double* [3]>&, std::size_t,
+                                               const Kokkos::View<double* [3]>&, double,
+                                               bool) const;
 template void paint<float>(Field<float>&, const Particles&, Window, double, double);
 template void paint<double>(Field<double>&, const Particles&, Window, double, double);
 

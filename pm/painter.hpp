@@ -18,7 +18,9 @@ namespace caustic {
 enum class Window { CIC = 2, TSC = 3 };
 
 // Order p of the window: its Fourier transform is prod_i sinc(k_i H / 2)^p.
-inline int windowOrder(Window w) { return static_cast<int>(w); }
+inline int windowOrder(Window w) {
+  return static_cast<int>(w);
+}
 Window windowFromName(const std::string& name); // "cic" | "tsc", throws std::invalid_argument
 std::string windowName(Window w);
 
@@ -56,8 +58,8 @@ public:
   // out(i, comp) <- scale * f interpolated at x(i) for the first `count` positions (or
   // out(i, comp) += ... if `accumulate`). f in real space. Collective.
   template <class Out>
-  void readout(const Field<T>& f, const Kokkos::View<double* [3]>& x, std::size_t count, const Out& out, int comp,
-               double scale, bool accumulate) const;
+  void readout(const Field<T>& f, const Kokkos::View<double* [3]>& x, std::size_t count,
+               const Out& out, int comp, double scale, bool accumulate) const;
   // out(i, :) <- scale * (-grad phi) at x(i) for all three axes in one pass (+= if
   // `accumulate`), with the 4-point finite-difference gradient
   //   d_x phi(g) = [8 (phi(g+1) - phi(g-1)) - (phi(g+2) - phi(g-2))] / (12 H)
@@ -65,9 +67,8 @@ public:
   // i (8 sin kH - sin 2kH) / (6H) followed by three readouts, with one inverse FFT instead of
   // three and no second mesh. phi in real space. Collective.
   template <class Out>
-  void readoutGradient(const Field<T>& phi, const Kokkos::View<double* [3]>& x, std::size_t count, const Out& out,
-                       double scale, bool accumulate) const;
-
+  void readoutGradient(const Field<T>& phi, const Kokkos::View<double* [3]>& x, std::size_t count,
+                       const Out& out, double scale, bool accumulate) const;
 
 private:
   std::shared_ptr<const SlabDecomposition> _decomp;

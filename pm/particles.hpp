@@ -21,7 +21,8 @@ struct Particles {
 
   Particles() = default;
   explicit Particles(std::size_t n, std::size_t capacity = 0)
-      : x("caustic::Particles::x", capacity > n ? capacity : n), p("caustic::Particles::p", capacity > n ? capacity : n),
+      : x("caustic::Particles::x", capacity > n ? capacity : n),
+        p("caustic::Particles::p", capacity > n ? capacity : n),
         id("caustic::Particles::id", capacity > n ? capacity : n), _count(n) {}
   std::size_t size() const { return _count; }
   std::size_t capacity() const { return id.extent(0); }

@@ -17,7 +17,8 @@ bool isOutput(double a, const std::vector<double>& outputs) {
 }
 
 template <class T>
-void notify(NBody<T>& nbody, const std::vector<Observer*>& observers, Event e, const SimulationState& s) {
+void notify(NBody<T>& nbody, const std::vector<Observer*>& observers, Event e,
+            const SimulationState& s) {
   for (Observer* o : observers) {
     if (!o->wants(e))
       continue;
@@ -31,7 +32,8 @@ void notify(NBody<T>& nbody, const std::vector<Observer*>& observers, Event e, c
 template <class T>
 RunResult runSimulation(NBody<T>& nbody, Particles& parts, const std::vector<double>& boundaries,
                         const std::vector<double>& outputs, Spacing spacing, SimulationState base,
-                        const std::vector<Observer*>& observers, const std::function<void(const StepReport&)>& report,
+                        const std::vector<Observer*>& observers,
+                        const std::function<void(const StepReport&)>& report,
                         const std::function<bool()>& stop_requested) {
   ScopedRegion region("caustic::runSimulation");
   const MPI_Comm comm = base.mesh->comm().get();
@@ -52,7 +54,8 @@ RunResult runSimulation(NBody<T>& nbody, Particles& parts, const std::vector<dou
   result.a_reached = nbody.a();
   double spent = 0.0;
   bool every_step = false;
-  for (Observer* o : observers) every_step = every_step || o->wants(Event::Step);
+  for (Observer* o : observers)
+    every_step = every_step || o->wants(Event::Step);
   for (int s = 1; s <= steps; ++s) {
     int local = stop_requested && stop_requested() ? 1 : 0, any = 0;
     mpiCheck(MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_MAX, comm), "runSimulation");
@@ -68,7 +71,8 @@ RunResult runSimulation(NBody<T>& nbody, Particles& parts, const std::vector<dou
     notify(nbody, observers, Event::Step, state(s));
     if (isOutput(nbody.a(), outputs))
       notify(nbody, observers, Event::Output, state(s));
-    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), dtmax = 0;
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+           dtmax = 0;
     mpiCheck(MPI_Allreduce(&dt, &dtmax, 1, MPI_DOUBLE, MPI_MAX, comm), "runSimulation");
     spent += dtmax;
     result.steps_done = s;
@@ -81,11 +85,13 @@ RunResult runSimulation(NBody<T>& nbody, Particles& parts, const std::vector<dou
 
 template RunResult runSimulation<float>(NBody<float>&, Particles&, const std::vector<double>&,
                                         const std::vector<double>&, Spacing, SimulationState,
-                                        const std::vector<Observer*>&, const std::function<void(const StepReport&)>&,
+                                        const std::vector<Observer*>&,
+                                        const std::function<void(const StepReport&)>&,
                                         const std::function<bool()>&);
 template RunResult runSimulation<double>(NBody<double>&, Particles&, const std::vector<double>&,
                                          const std::vector<double>&, Spacing, SimulationState,
-                                         const std::vector<Observer*>&, const std::function<void(const StepReport&)>&,
+                                         const std::vector<Observer*>&,
+                                         const std::function<void(const StepReport&)>&,
                                          const std::function<bool()>&);
 
 } // namespace caustic

@@ -12,8 +12,8 @@ namespace caustic {
 struct StepReport {
   int step = 0, steps_total = 0;
   double a = 0.0;
-  double seconds = 0.0;       // wall time of this step (max over ranks)
-  double eta_seconds = 0.0;   // estimate for the remaining steps
+  double seconds = 0.0;     // wall time of this step (max over ranks)
+  double eta_seconds = 0.0; // estimate for the remaining steps
 };
 
 struct RunResult {
@@ -28,7 +28,8 @@ struct RunResult {
 template <class T>
 RunResult runSimulation(NBody<T>& nbody, Particles& parts, const std::vector<double>& boundaries,
                         const std::vector<double>& outputs, Spacing spacing, SimulationState base,
-                        const std::vector<Observer*>& observers, const std::function<void(const StepReport&)>& report,
+                        const std::vector<Observer*>& observers,
+                        const std::function<void(const StepReport&)>& report,
                         const std::function<bool()>& stop_requested);
 
 } // namespace caustic

@@ -21,7 +21,8 @@ std::vector<double> timeSteps(double a_start, double a_end, int steps, Spacing s
   std::sort(sorted.begin(), sorted.end());
   for (double o : sorted) {
     if (o < a_start || o > a_end)
-      throw std::invalid_argument("timeSteps: output a = " + std::to_string(o) + " outside the run");
+      throw std::invalid_argument("timeSteps: output a = " + std::to_string(o) +
+                                  " outside the run");
     if (o > knots.back() * (1 + 1e-12) && o < a_end * (1 - 1e-12))
       knots.push_back(o);
   }
@@ -49,8 +50,8 @@ std::vector<double> timeSteps(double a_start, double a_end, int steps, Spacing s
     ++per[best];
     ++used;
   }
-  while (used > budget) { // the minimum of one step per segment overshot: take back the most
-    std::size_t best = nseg;  // over-served segment that has more than one step
+  while (used > budget) {    // the minimum of one step per segment overshot: take back the most
+    std::size_t best = nseg; // over-served segment that has more than one step
     for (std::size_t i = 0; i < nseg; ++i)
       if (per[i] > 1 && (best == nseg || per[i] - want[i] > per[best] - want[best]))
         best = i;
@@ -62,7 +63,8 @@ std::vector<double> timeSteps(double a_start, double a_end, int steps, Spacing s
   std::vector<double> a = {a_start};
   for (std::size_t i = 0; i < nseg; ++i) {
     const double t0 = t(knots[i]), t1 = t(knots[i + 1]);
-    for (int j = 1; j < per[i]; ++j) a.push_back(inv(t0 + (t1 - t0) * j / per[i]));
+    for (int j = 1; j < per[i]; ++j)
+      a.push_back(inv(t0 + (t1 - t0) * j / per[i]));
     a.push_back(knots[i + 1]); // exact knot value
   }
   return a;
@@ -77,7 +79,8 @@ void drift(Particles& parts, double factor, double box) {
   auto p = parts.p;
   Kokkos::parallel_for(
       "caustic::drift", Kokkos::RangePolicy<>(0, parts.size()), KOKKOS_LAMBDA(const std::size_t i) {
-        for (int c = 0; c < 3; ++c) x(i, c) = periodicWrap(x(i, c) + factor * p(i, c), box);
+        for (int c = 0; c < 3; ++c)
+          x(i, c) = periodicWrap(x(i, c) + factor * p(i, c), box);
       });
   Kokkos::fence();
 }
@@ -87,7 +90,8 @@ template <class A> void kick(Particles& parts, const Kokkos::View<A* [3]>& acc, 
   auto p = parts.p;
   Kokkos::parallel_for(
       "caustic::kick", Kokkos::RangePolicy<>(0, parts.size()), KOKKOS_LAMBDA(const std::size_t i) {
-        for (int c = 0; c < 3; ++c) p(i, c) += factor * double(acc(i, c));
+        for (int c = 0; c < 3; ++c)
+          p(i, c) += factor * double(acc(i, c));
       });
   Kokkos::fence();
 }
@@ -95,10 +99,11 @@ template void kick<float>(Particles&, const Kokkos::View<float* [3]>&, double);
 template void kick<double>(Particles&, const Kokkos::View<double* [3]>&, double);
 
 template <class T>
-NBody<T>::NBody(std::shared_ptr<const SlabDecomposition> mesh, const Cosmology& cosmo, const GravityOptions& opt,
-                double total_particles, unsigned fft_flags)
-    : _mesh(mesh), _cosmo(cosmo), _factors(cosmo), _gravity(mesh, cosmo.params().Omega_m, opt, fft_flags),
-      _total(total_particles), _migrator(mesh) {}
+NBody<T>::NBody(std::shared_ptr<const SlabDecomposition> mesh, const Cosmology& cosmo,
+                const GravityOptions& opt, double total_particles, unsigned fft_flags)
+    : _mesh(mesh), _cosmo(cosmo), _factors(cosmo),
+      _gravity(mesh, cosmo.params().Omega_m, opt, fft_flags), _total(total_particles),
+      _migrator(mesh) {}
 
 template <class T> void NBody<T>::forceKick(Particles& parts, double a, double factor) {
   {
@@ -118,11 +123,12 @@ template <class T> void NBody<T>::start(Particles& parts, double a) {
   _next = 0.0;
 }
 
-template <class T> void NBody<T>::step(Particles& parts, double af, Spacing spacing, double a_next) {
+template <class T>
+void NBody<T>::step(Particles& parts, double af, Spacing spacing, double a_next) {
   ScopedRegion region("caustic::NBody::step");
   if (!synchronised() && std::abs(af - _next) > 1e-12 * af)
-    throw std::logic_error("NBody::step: the previous step prepared a step to a = " + std::to_string(_next) +
-                           ", not to a = " + std::to_string(af));
+    throw std::logic_error("NBody::step: the previous step prepared a step to a = " +
+                           std::to_string(_next) + ", not to a = " + std::to_string(af));
   const double ai = _a, ah = midpoint(ai, af, spacing);
   if (synchronised())
     forceKick(parts, ai, _factors.kick(ai, ah, ai));
@@ -153,7 +159,8 @@ template <class T> void NBody<T>::synchronise(Particles& parts) {
   _next = 0.0;
 }
 
-template <class T> void NBody<T>::run(Particles& parts, const std::vector<double>& boundaries, Spacing spacing) {
+template <class T>
+void NBody<T>::run(Particles& parts, const std::vector<double>& boundaries, Spacing spacing) {
   for (std::size_t s = 1; s < boundaries.size(); ++s)
     step(parts, boundaries[s], spacing, s + 1 < boundaries.size() ? boundaries[s + 1] : 0.0);
 }

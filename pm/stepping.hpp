@@ -52,8 +52,8 @@ template <class A> void kick(Particles& parts, const Kokkos::View<A* [3]>& acc, 
 // output; the step after such a boundary computes the force at its start again.
 template <class T> class NBody {
 public:
-  NBody(std::shared_ptr<const SlabDecomposition> mesh, const Cosmology& cosmo, const GravityOptions& opt,
-        double total_particles, unsigned fft_flags = FFTW_ESTIMATE);
+  NBody(std::shared_ptr<const SlabDecomposition> mesh, const Cosmology& cosmo,
+        const GravityOptions& opt, double total_particles, unsigned fft_flags = FFTW_ESTIMATE);
 
   // Particles synchronised at a (x and p at a); migrates them to their slabs. Collective.
   void start(Particles& parts, double a);
@@ -84,8 +84,8 @@ private:
   double _total;
   Migrator _migrator;
   double _a = 0.0;
-  double _ahead = 0.0;     // kick factor applied beyond a() (0: synchronised)
-  double _next = 0.0;      // end of the next step promised by the last step
+  double _ahead = 0.0; // kick factor applied beyond a() (0: synchronised)
+  double _next = 0.0;  // end of the next step promised by the last step
   Spacing _spacing = Spacing::Linear;
   std::size_t _migrated = 0, _forces = 0;
 };

@@ -15,7 +15,8 @@ public:
   const std::map<std::string, double>& all() const { return _t; }
   double total() const {
     double s = 0;
-    for (const auto& [k, v] : _t) s += v;
+    for (const auto& [k, v] : _t)
+      s += v;
     return s;
   }
   void clear() { _t.clear(); }

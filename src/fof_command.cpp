@@ -25,8 +25,8 @@ void runFofCommand(RunContext& ctx, const FofCommandOptions& opt) {
   n = std::max(n, ctx.comm().size() + (ctx.comm().size() % 2));
   auto decomp = std::make_shared<const SlabDecomposition>(ctx.comm().get(), n, h.box);
   migrate(parts, *decomp);
-  ctx.log("snapshot " + opt.snapshot + ": " + std::to_string(h.total_particles) + " particles, box " +
-          format("%g", h.box) + " Mpc/h, a = " + format("%.4f", h.a));
+  ctx.log("snapshot " + opt.snapshot + ": " + std::to_string(h.total_particles) +
+          " particles, box " + format("%g", h.box) + " Mpc/h, a = " + format("%.4f", h.a));
   FofOptions fo;
   fo.b = opt.b;
   fo.min_particles = opt.min_particles;
@@ -37,18 +37,21 @@ void runFofCommand(RunContext& ctx, const FofCommandOptions& opt) {
     PhaseTimer t(ctx, "fof");
     cat = findHalos(parts, *decomp, sep, fo);
   }
-  double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), dtmax = 0;
+  double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+         dtmax = 0;
   MPI_Allreduce(&dt, &dtmax, 1, MPI_DOUBLE, MPI_MAX, ctx.comm().get());
   ctx.log("friends-of-friends (b = " + format("%g", opt.b) + "): " + std::to_string(cat.size()) +
-          " groups of at least " + std::to_string(opt.min_particles) + " particles in " + format("%.3f", dtmax) +
-          " s");
+          " groups of at least " + std::to_string(opt.min_particles) + " particles in " +
+          format("%.3f", dtmax) + " s");
   const std::filesystem::path snap(opt.snapshot);
   const std::string stem = snap.stem().string();
-  const std::string out = opt.output.empty() ? (snap.parent_path() / ("halos_" + stem + ".hdf5")).string() : opt.output;
+  const std::string out =
+      opt.output.empty() ? (snap.parent_path() / ("halos_" + stem + ".hdf5")).string() : opt.output;
   HaloMeta meta{h.a, h.box, h.particle_mass, opt.b, opt.min_particles};
   writeHaloCatalogue(out, ctx.comm().get(), cat, meta, nullptr);
   if (ctx.root()) {
-    const std::string mf = (std::filesystem::path(out).parent_path() / ("mass_function_" + stem + ".txt")).string();
+    const std::string mf =
+        (std::filesystem::path(out).parent_path() / ("mass_function_" + stem + ".txt")).string();
     writeMassFunction(mf, cat, meta);
     ctx.log("wrote " + out + " and " + mf);
   }

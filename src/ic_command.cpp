@@ -22,8 +22,9 @@ template <class T> void runIC(RunContext& ctx, const Params& params) {
   MPI_Comm comm = ctx.comm().get();
   Cosmology cosmo(params.cosmology);
   const LinearPower power = makeLinearPower(params);
-  ctx.log("cosmology: Omega_m = " + format("%.4f", params.cosmology.Omega_m) + ", sigma8 = " +
-          format("%.4f", power.sigma(8.0)) + ", D1(a_start) = " + format("%.6f", cosmo.D1(sim.a_start)));
+  ctx.log("cosmology: Omega_m = " + format("%.4f", params.cosmology.Omega_m) +
+          ", sigma8 = " + format("%.4f", power.sigma(8.0)) +
+          ", D1(a_start) = " + format("%.6f", cosmo.D1(sim.a_start)));
 
   auto lattice = std::make_shared<const SlabDecomposition>(comm, sim.particles, sim.box);
   ICOptions ico;

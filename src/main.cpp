@@ -28,13 +28,16 @@ int runCommand(int argc, char** argv) {
   run->add_option("params", file, "TOML parameter file")->required();
   run->add_option("--set", sets, "Override a parameter: section.key=value (repeatable)");
   FofCommandOptions fof_opt;
-  auto* fof = app.add_subcommand("fof", "Friends-of-friends halos of a snapshot: catalogue and mass function");
+  auto* fof = app.add_subcommand(
+      "fof", "Friends-of-friends halos of a snapshot: catalogue and mass function");
   fof->add_option("snapshot", fof_opt.snapshot, "Snapshot (Gadget-4 HDF5 layout)")->required();
   fof->add_option("--linking-length,-b", fof_opt.b, "Linking length in mean particle separations")
       ->check(CLI::Range(1e-3, 0.999));
-  fof->add_option("--min-particles", fof_opt.min_particles, "Smallest group kept")->check(CLI::Range(2, 1000000000));
+  fof->add_option("--min-particles", fof_opt.min_particles, "Smallest group kept")
+      ->check(CLI::Range(2, 1000000000));
   fof->add_flag("--member-ids", fof_opt.member_ids, "Write the members' IDs");
-  fof->add_option("--output,-o", fof_opt.output, "Catalogue path (default: halos_<snapshot>.hdf5 beside it)");
+  fof->add_option("--output,-o", fof_opt.output,
+                  "Catalogue path (default: halos_<snapshot>.hdf5 beside it)");
   app.set_version_flag("--version", CAUSTIC_VERSION);
   try {
     app.parse(argc, argv);

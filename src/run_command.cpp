@@ -23,13 +23,13 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
   MPI_Comm comm = ctx.comm().get();
   Cosmology cosmo(params.cosmology);
   const LinearPower power = makeLinearPower(params);
-  ctx.log("caustic run: " + std::to_string(sim.particles) + "^3 particles, " + std::to_string(sim.mesh) +
-          "^3 mesh (" + (sim.double_precision ? "double" : "single") + "), box " + format("%g", sim.box) +
-          " Mpc/h, a = " + format("%g", sim.a_start) + " -> " + format("%g", sim.a_end) + ", " +
-          std::to_string(ctx.comm().size()) + " ranks");
+  ctx.log("caustic run: " + std::to_string(sim.particles) + "^3 particles, " +
+          std::to_string(sim.mesh) + "^3 mesh (" + (sim.double_precision ? "double" : "single") +
+          "), box " + format("%g", sim.box) + " Mpc/h, a = " + format("%g", sim.a_start) + " -> " +
+          format("%g", sim.a_end) + ", " + std::to_string(ctx.comm().size()) + " ranks");
   ctx.log("cosmology: Omega_m = " + format("%.4f", params.cosmology.Omega_m) + ", sigma8 = " +
-          format("%.4f", power.sigma(8.0)) + "; gravity: " + params.gravity.window + ", " + params.gravity.kernel +
-          " kernel" + (params.gravity.deconvolve ? ", deconvolved" : ""));
+          format("%.4f", power.sigma(8.0)) + "; gravity: " + params.gravity.window + ", " +
+          params.gravity.kernel + " kernel" + (params.gravity.deconvolve ? ", deconvolved" : ""));
 
   auto lattice = std::make_shared<const SlabDecomposition>(comm, sim.particles, sim.box);
   ICOptions ico;
@@ -53,10 +53,13 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
     const std::string path = (std::filesystem::path(out.directory) / "linear_power.txt").string();
     std::ostringstream t;
     t << "# caustic linear power spectrum at a = 1 (D1 = 1); P(k, a) = D1(a)^2 P(k)\n"
-      << "# source: " << (params.power.type == PowerParams::Type::Tabulated ? params.power.file : "Eisenstein & Hu 1998")
+      << "# source: "
+      << (params.power.type == PowerParams::Type::Tabulated ? params.power.file
+                                                            : "Eisenstein & Hu 1998")
       << ", sigma8 = " << power.sigma(8.0) << ", Omega_m = " << params.cosmology.Omega_m << "\n"
       << "# columns: k [h/Mpc]  P(k) [(Mpc/h)^3]\n";
-    const double lo = power.tabulated() ? power.kMin() : 1e-4, hi = power.tabulated() ? power.kMax() : 1e2;
+    const double lo = power.tabulated() ? power.kMin() : 1e-4,
+                 hi = power.tabulated() ? power.kMax() : 1e2;
     for (int i = 0; i <= 600; ++i) {
       const double k = lo * std::pow(hi / lo, i / 600.0);
       char line[64];
@@ -69,7 +72,8 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
   if (out.initial_conditions) {
     PhaseTimer t(ctx, "write_initial_conditions");
     const std::string path = (std::filesystem::path(out.directory) / "ic.hdf5").string();
-    writeSnapshot(path, ctx.comm(), parts, {sim.a_start, particleMass(params), std::uint64_t(ntot)}, params);
+    writeSnapshot(path, ctx.comm(), parts, {sim.a_start, particleMass(params), std::uint64_t(ntot)},
+                  params);
     if (ctx.root())
       record("snapshot", path);
   }
@@ -82,7 +86,8 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
   NBody<T> nbody(mesh, cosmo, go, ntot);
 
   SnapshotWriter snapshots(params, record);
-  PowerSpectrumWriter<T> spectra(params, nbody.gravity(), [&power](double k) { return power(k); }, record);
+  PowerSpectrumWriter<T> spectra(
+      params, nbody.gravity(), [&power](double k) { return power(k); }, record);
   DensityWriter<T> density(params, nbody.gravity(), record);
   HaloFinder halos(params, record);
   std::vector<Observer*> observers;
@@ -95,7 +100,8 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
   if (params.halos.enabled)
     observers.push_back(&halos);
 
-  const Spacing spacing = sim.spacing == SimulationParams::Spacing::Log ? Spacing::Log : Spacing::Linear;
+  const Spacing spacing =
+      sim.spacing == SimulationParams::Spacing::Log ? Spacing::Log : Spacing::Linear;
   const auto boundaries = timeSteps(sim.a_start, sim.a_end, sim.steps, spacing, out.a);
   SimulationState base;
   base.mesh = mesh;
@@ -110,13 +116,14 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
         nbody, parts, boundaries, out.a, spacing, base, observers,
         [&ctx](const StepReport& r) {
           char line[160];
-          std::snprintf(line, sizeof line, "step %4d/%d  a = %.4f  z = %7.3f  %7.2f s  ETA %7.1f s", r.step,
-                        r.steps_total, r.a, 1.0 / r.a - 1.0, r.seconds, r.eta_seconds);
+          std::snprintf(line, sizeof line, "step %4d/%d  a = %.4f  z = %7.3f  %7.2f s  ETA %7.1f s",
+                        r.step, r.steps_total, r.a, 1.0 / r.a - 1.0, r.seconds, r.eta_seconds);
           ctx.log(line);
         },
         stopRequested);
   }
-  for (const auto& [phase, s] : nbody.times().all()) ctx.addTime("step:" + phase, s);
+  for (const auto& [phase, s] : nbody.times().all())
+    ctx.addTime("step:" + phase, s);
   auto summary = ctx.summary("run", params.hash());
   summary["steps_done"] = result.steps_done;
   summary["steps_total"] = static_cast<int>(boundaries.size()) - 1;
@@ -129,8 +136,9 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
     ctx.log("wrote " + path);
   }
   if (result.interrupted) {
-    ctx.log("stopped by signal " + std::to_string(stopSignal()) + " after step " + std::to_string(result.steps_done) +
-            " at a = " + format("%.4f", result.a_reached) + "; every file written is complete");
+    ctx.log("stopped by signal " + std::to_string(stopSignal()) + " after step " +
+            std::to_string(result.steps_done) + " at a = " + format("%.4f", result.a_reached) +
+            "; every file written is complete");
     return 128 + stopSignal();
   }
   ctx.log("done");
@@ -140,7 +148,8 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
 } // namespace
 
 int runSimulationCommand(RunContext& ctx, const Params& params) {
-  return params.simulation.double_precision ? runSim<double>(ctx, params) : runSim<float>(ctx, params);
+  return params.simulation.double_precision ? runSim<double>(ctx, params)
+                                            : runSim<float>(ctx, params);
 }
 
 } // namespace caustic

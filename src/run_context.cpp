@@ -28,7 +28,9 @@ void RunContext::addOutput(const std::string& kind, const std::string& path) {
   _outputs.emplace_back(kind, path);
 }
 
-double peakMemoryBytes() { return peakResidentBytes(); }
+double peakMemoryBytes() {
+  return peakResidentBytes();
+}
 
 nlohmann::json RunContext::summary(const std::string& command,
                                    const std::string& params_hash) const {

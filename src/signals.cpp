@@ -4,7 +4,9 @@ namespace caustic {
 
 namespace {
 volatile std::sig_atomic_t g_signal = 0;
-extern "C" void onStopSignal(int sig) { g_signal = sig; }
+extern "C" void onStopSignal(int sig) {
+  g_signal = sig;
+}
 } // namespace
 
 void installStopHandlers() {
@@ -13,7 +15,11 @@ void installStopHandlers() {
   std::signal(SIGUSR1, onStopSignal);
 }
 
-bool stopRequested() { return g_signal != 0; }
-int stopSignal() { return g_signal; }
+bool stopRequested() {
+  return g_signal != 0;
+}
+int stopSignal() {
+  return g_signal;
+}
 
 } // namespace caustic

@@ -41,7 +41,8 @@ inline Particles randomParticles(std::size_t count, double L, unsigned seed) {
   auto x = Kokkos::create_mirror_view(p.x);
   auto id = Kokkos::create_mirror_view(p.id);
   for (std::size_t i = 0; i < count; ++i) {
-    for (int c = 0; c < 3; ++c) x(i, c) = u(rng);
+    for (int c = 0; c < 3; ++c)
+      x(i, c) = u(rng);
     id(i) = i;
   }
   Kokkos::deep_copy(p.x, x);
@@ -55,7 +56,8 @@ inline Particles share(const Particles& all, int rank, int size) {
   auto p = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.p);
   auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.id);
   std::vector<std::size_t> mine;
-  for (std::size_t i = rank; i < all.size(); i += size) mine.push_back(i);
+  for (std::size_t i = rank; i < all.size(); i += size)
+    mine.push_back(i);
   Particles out(mine.size());
   auto ox = Kokkos::create_mirror_view(out.x);
   auto op = Kokkos::create_mirror_view(out.p);
@@ -74,7 +76,8 @@ inline Particles share(const Particles& all, int rank, int size) {
 }
 
 // All particles of all ranks, indexed by id (x then p, 6 doubles per id), on every rank.
-inline std::map<std::uint64_t, std::array<double, 6>> gatherById(const Particles& parts, MPI_Comm comm) {
+inline std::map<std::uint64_t, std::array<double, 6>> gatherById(const Particles& parts,
+                                                                 MPI_Comm comm) {
   auto x = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
   auto p = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
   auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
@@ -83,7 +86,8 @@ inline std::map<std::uint64_t, std::array<double, 6>> gatherById(const Particles
   const int n = static_cast<int>(parts.size());
   std::vector<int> counts(size), displ(size, 0), c7(size), d7(size);
   MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, comm);
-  for (int r = 1; r < size; ++r) displ[r] = displ[r - 1] + counts[r - 1];
+  for (int r = 1; r < size; ++r)
+    displ[r] = displ[r - 1] + counts[r - 1];
   for (int r = 0; r < size; ++r) {
     c7[r] = 7 * counts[r];
     d7[r] = 7 * displ[r];
@@ -97,11 +101,12 @@ inline std::map<std::uint64_t, std::array<double, 6>> gatherById(const Particles
     mine[7 * i + 6] = static_cast<double>(id(i)); // exact below 2^53
   }
   std::vector<double> all(7 * (displ[size - 1] + counts[size - 1]));
-  MPI_Allgatherv(mine.data(), 7 * n, MPI_DOUBLE, all.data(), c7.data(), d7.data(), MPI_DOUBLE, comm);
+  MPI_Allgatherv(mine.data(), 7 * n, MPI_DOUBLE, all.data(), c7.data(), d7.data(), MPI_DOUBLE,
+                 comm);
   std::map<std::uint64_t, std::array<double, 6>> out;
   for (std::size_t i = 0; i < all.size() / 7; ++i)
-    out[static_cast<std::uint64_t>(all[7 * i + 6])] = {all[7 * i], all[7 * i + 1], all[7 * i + 2],
-                                                       all[7 * i + 3], all[7 * i + 4], all[7 * i + 5]};
+    out[static_cast<std::uint64_t>(all[7 * i + 6])] = {
+        all[7 * i], all[7 * i + 1], all[7 * i + 2], all[7 * i + 3], all[7 * i + 4], all[7 * i + 5]};
   return out;
 }
 

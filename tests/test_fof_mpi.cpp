@@ -30,8 +30,9 @@ Particles clumpyParticles(std::size_t n, double L, unsigned seed) {
   auto v = Kokkos::create_mirror_view(p.p);
   auto id = Kokkos::create_mirror_view(p.id);
   const std::vector<std::array<double, 4>> clumps = {
-      {0.0, 5.0, 5.0, 0.35}, {L - 0.1, L - 0.1, 0.05, 0.3}, {5.0, 2.0, 7.0, 0.25}, {L / 2, L / 2, L / 2, 0.9},
-      {3.3, 8.0, 1.0, 0.2},  {7.5, 0.0, 9.9, 0.3},           {1.7, 1.7, 1.7, 0.15}};
+      {0.0, 5.0, 5.0, 0.35},      {L - 0.1, L - 0.1, 0.05, 0.3}, {5.0, 2.0, 7.0, 0.25},
+      {L / 2, L / 2, L / 2, 0.9}, {3.3, 8.0, 1.0, 0.2},          {7.5, 0.0, 9.9, 0.3},
+      {1.7, 1.7, 1.7, 0.15}};
   std::vector<std::size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   std::shuffle(order.begin(), order.end(), rng); // ids not spatially ordered
@@ -39,11 +40,14 @@ Particles clumpyParticles(std::size_t n, double L, unsigned seed) {
     const std::size_t i = order[k];
     if (k < n / 2) {
       const auto& c = clumps[k % clumps.size()];
-      for (int a = 0; a < 3; ++a) x(i, a) = periodicWrap(c[a] + c[3] * g(rng), L);
+      for (int a = 0; a < 3; ++a)
+        x(i, a) = periodicWrap(c[a] + c[3] * g(rng), L);
     } else {
-      for (int a = 0; a < 3; ++a) x(i, a) = u(rng);
+      for (int a = 0; a < 3; ++a)
+        x(i, a) = u(rng);
     }
-    for (int a = 0; a < 3; ++a) v(i, a) = g(rng) + (k < n / 2 ? double(k % clumps.size()) : 0.0);
+    for (int a = 0; a < 3; ++a)
+      v(i, a) = g(rng) + (k < n / 2 ? double(k % clumps.size()) : 0.0);
     id(i) = 1000 + 7 * i; // sparse ids
   }
   Kokkos::deep_copy(p.x, x);
@@ -78,7 +82,8 @@ std::map<std::uint64_t, std::uint64_t> bruteForce(const Particles& p, double L, 
     minid[r] = minid.count(r) ? std::min(minid[r], id(i)) : id(i);
   }
   std::map<std::uint64_t, std::uint64_t> out;
-  for (std::size_t i = 0; i < n; ++i) out[id(i)] = minid[find(i)];
+  for (std::size_t i = 0; i < n; ++i)
+    out[id(i)] = minid[find(i)];
   return out;
 }
 
@@ -97,14 +102,17 @@ TEST(FoF, LabelsEqualBruteForceAtAnyRankCount) {
     const auto labels = fofLabels(mine, *d, ell);
     auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), mine.id);
     int wrong = 0;
-    for (std::size_t i = 0; i < mine.size(); ++i) wrong += labels[i] != ref.at(id(i));
+    for (std::size_t i = 0; i < mine.size(); ++i)
+      wrong += labels[i] != ref.at(id(i));
     EXPECT_EQ(wrong, 0) << "mesh " << nmesh;
   }
   // Sanity of the setup: a few large groups, one across the periodic corner.
   std::map<std::uint64_t, int> sizes;
-  for (const auto& [i, l] : ref) ++sizes[l];
+  for (const auto& [i, l] : ref)
+    ++sizes[l];
   int big = 0;
-  for (const auto& [l, s] : sizes) big += s >= 100;
+  for (const auto& [l, s] : sizes)
+    big += s >= 100;
   EXPECT_GE(big, 5);
 }
 
@@ -125,7 +133,8 @@ TEST(FoF, CatalogueMatchesDirectComputation) {
   auto v = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.p);
   auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.id);
   std::map<std::uint64_t, std::vector<std::size_t>> members;
-  for (std::size_t i = 0; i < all.size(); ++i) members[ref.at(id(i))].push_back(i);
+  for (std::size_t i = 0; i < all.size(); ++i)
+    members[ref.at(id(i))].push_back(i);
   std::vector<std::uint64_t> expect_labels;
   for (const auto& [l, m] : members)
     if (m.size() >= 20)
@@ -152,16 +161,20 @@ TEST(FoF, CatalogueMatchesDirectComputation) {
         s2 += (v(i, a) - mv[a]) * (v(i, a) - mv[a]);
       }
     for (int a = 0; a < 3; ++a) {
-      EXPECT_NEAR(periodicDiff(cat.pos[3 * g + a], periodicWrap(x(m[0], a) + c[a], L), L), 0.0, 1e-9);
+      EXPECT_NEAR(periodicDiff(cat.pos[3 * g + a], periodicWrap(x(m[0], a) + c[a], L), L), 0.0,
+                  1e-9);
       EXPECT_NEAR(cat.vel[3 * g + a], mv[a], 1e-9);
     }
     EXPECT_NEAR(cat.radius[g], std::sqrt(r2 / m.size()), 1e-9);
     EXPECT_NEAR(cat.sigma_v[g], std::sqrt(s2 / (3.0 * m.size())), 1e-9);
     // Member IDs: exactly the group's, ascending.
     std::vector<std::uint64_t> ids;
-    for (std::size_t i : m) ids.push_back(id(i));
+    for (std::size_t i : m)
+      ids.push_back(id(i));
     std::sort(ids.begin(), ids.end());
     const std::size_t end = g + 1 < cat.size() ? cat.member_offset[g + 1] : cat.members.size();
-    EXPECT_EQ(std::vector<std::uint64_t>(cat.members.begin() + cat.member_offset[g], cat.members.begin() + end), ids);
+    EXPECT_EQ(std::vector<std::uint64_t>(cat.members.begin() + cat.member_offset[g],
+                                         cat.members.begin() + end),
+              ids);
   }
 }

@@ -28,8 +28,9 @@ double maxAll(double v) {
 
 // ICs of a run: n^3 particles in a box L at a, on `comm`, the lattice half a cell of the
 // PM mesh (nmesh per side) off its points.
-Particles initialParticles(MPI_Comm comm, int n, int nmesh, double L, double a, int order, std::uint64_t seed,
-                           const Cosmology& cosmo, const LinearPower& power, bool fixed = false) {
+Particles initialParticles(MPI_Comm comm, int n, int nmesh, double L, double a, int order,
+                           std::uint64_t seed, const Cosmology& cosmo, const LinearPower& power,
+                           bool fixed = false) {
   auto lattice = std::make_shared<const SlabDecomposition>(comm, n, L);
   ICOptions opt;
   opt.noise = {seed, fixed, false};
@@ -49,7 +50,8 @@ TEST(Readout, PaintedUniformLatticeReadsUniformAndMatchesSerial) {
     auto x = Kokkos::create_mirror_view(all.x);
     for (int i = 0; i < np * np * np; ++i) {
       const int q[3] = {i / (np * np), (i / np) % np, i % np};
-      for (int c = 0; c < 3; ++c) x(i, c) = (q[c] + 0.25) * L / np;
+      for (int c = 0; c < 3; ++c)
+        x(i, c) = (q[c] + 0.25) * L / np;
     }
     Kokkos::deep_copy(all.x, x);
   }
@@ -63,7 +65,8 @@ TEST(Readout, PaintedUniformLatticeReadsUniformAndMatchesSerial) {
     Kokkos::View<double* [3]> out("out", mine.size());
     painter.readout(f, mine.x, mine.size(), out, 1, 1.0, false);
     auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), out);
-    for (std::size_t i = 0; i < mine.size(); ++i) EXPECT_NEAR(h(i, 1), 1.0, 1e-12) << windowName(win);
+    for (std::size_t i = 0; i < mine.size(); ++i)
+      EXPECT_NEAR(h(i, 1), 1.0, 1e-12) << windowName(win);
   }
   // Readout of a non-trivial field at random points: distributed equals serial.
   const auto probes_all = randomParticles(500, L, 11);
@@ -77,16 +80,18 @@ TEST(Readout, PaintedUniformLatticeReadsUniformAndMatchesSerial) {
     for (int lx = 0; lx < dd.localNx(); ++lx)
       for (int y = 0; y < np; ++y)
         for (int z = 0; z < np; ++z)
-          h(Field<double>::realIndex(lx, y, z, np)) = std::sin(dd.xStart() + lx + 0.3 * y) * std::cos(0.7 * z);
+          h(Field<double>::realIndex(lx, y, z, np)) =
+              std::sin(dd.xStart() + lx + 0.3 * y) * std::cos(0.7 * z);
     Kokkos::deep_copy(f->real(), h);
   }
-  Kokkos::View<double* [3]> ow("ow", probes.size()), os("os", probes_all.size());
+  Kokkos::View<double*[3]> ow("ow", probes.size()), os("os", probes_all.size());
   Painter<double>(d, Window::TSC).readout(fw, probes.x, probes.size(), ow, 0, 1.0, false);
   Painter<double>(ds, Window::TSC).readout(fs, probes_all.x, probes_all.size(), os, 0, 1.0, false);
   auto hw = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), ow);
   auto hs = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), os);
   auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), probes.id);
-  for (std::size_t i = 0; i < probes.size(); ++i) EXPECT_NEAR(hw(i, 0), hs(id(i), 0), 1e-13);
+  for (std::size_t i = 0; i < probes.size(); ++i)
+    EXPECT_NEAR(hw(i, 0), hs(id(i), 0), 1e-13);
 }
 
 TEST(Gravity, PointMassForceMatchesNewton) {
@@ -103,7 +108,8 @@ TEST(Gravity, PointMassForceMatchesNewton) {
   Particles src(ownerOfPosition(x0[0], *d) == worldRank() ? 1 : 0);
   if (src.size()) {
     auto h = Kokkos::create_mirror_view(src.x);
-    for (int c = 0; c < 3; ++c) h(0, c) = x0[c];
+    for (int c = 0; c < 3; ++c)
+      h(0, c) = x0[c];
     Kokkos::deep_copy(src.x, h);
   }
   // Probes on shells from 4.5 to 16.5 cells (an eighth of the box), random directions.
@@ -118,7 +124,8 @@ TEST(Gravity, PointMassForceMatchesNewton) {
     for (int i = 0; i < nprobe; ++i) {
       double v[3] = {g(rng), g(rng), g(rng)};
       const double norm = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]), r = u(rng);
-      for (int c = 0; c < 3; ++c) h(i, c) = periodicWrap(x0[c] + r * v[c] / norm, L);
+      for (int c = 0; c < 3; ++c)
+        h(i, c) = periodicWrap(x0[c] + r * v[c] / norm, L);
       id(i) = i;
     }
     Kokkos::deep_copy(all.x, h);
@@ -141,7 +148,8 @@ TEST(Gravity, PointMassForceMatchesNewton) {
     const double r = std::sqrt(r2);
     const int b = std::min(nb - 1, int(r - 4.5));
     double fr = 0;
-    for (int c = 0; c < 3; ++c) fr += ha(i, c) * dx[c] / r;
+    for (int c = 0; c < 3; ++c)
+      fr += ha(i, c) * dx[c] / r;
     sum[b] += fr;
     cnt[b] += 1;
     ref[b] += 1.5 * om * (-L * L * L / (4 * M_PI * r2) + r / 3.0);
@@ -174,7 +182,8 @@ TEST(NBody, TotalMomentumIsConserved) {
     }
   absum = sumAll(absum);
   ASSERT_GT(absum, 0.0);
-  for (int c = 0; c < 3; ++c) EXPECT_LT(std::abs(sumAll(tot[c])), 1e-10 * absum) << "component " << c;
+  for (int c = 0; c < 3; ++c)
+    EXPECT_LT(std::abs(sumAll(tot[c])), 1e-10 * absum) << "component " << c;
 }
 
 TEST(NBody, LinearGrowthOfTheLargestScales) {
@@ -186,12 +195,16 @@ TEST(NBody, LinearGrowthOfTheLargestScales) {
   const double L = 1000.0, a0 = 0.1;
   Particles parts = initialParticles(MPI_COMM_WORLD, n, 2 * n, L, a0, 2, 4, cosmo, power);
   auto mesh = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, 2 * n, L);
-  NBody<double> nbody(mesh, cosmo, GravityOptions{Window::CIC, GravityKernel::FiniteDifference, false}, double(n) * n * n);
+  NBody<double> nbody(mesh, cosmo,
+                      GravityOptions{Window::CIC, GravityKernel::FiniteDifference, false},
+                      double(n) * n * n);
   nbody.start(parts, a0);
-  const PowerSpectrum p0 = measurePower<double>(parts, double(n) * n * n, mesh, nbody.gravity().fft(), {});
+  const PowerSpectrum p0 =
+      measurePower<double>(parts, double(n) * n * n, mesh, nbody.gravity().fft(), {});
   nbody.run(parts, timeSteps(a0, 1.0, 10, Spacing::Linear), Spacing::Linear);
   migrate(parts, *mesh);
-  const PowerSpectrum p1 = measurePower<double>(parts, double(n) * n * n, mesh, nbody.gravity().fft(), {});
+  const PowerSpectrum p1 =
+      measurePower<double>(parts, double(n) * n * n, mesh, nbody.gravity().fft(), {});
   const double g = cosmo.D1(1.0) / cosmo.D1(a0);
   for (int b = 0; b < 3; ++b)
     EXPECT_NEAR(p1.power[b] / p0.power[b] / (g * g), 1.0, 0.005) << "k = " << p1.k[b];
@@ -215,7 +228,8 @@ TEST(NBody, ZeldovichPancakeFollowsTheAnalyticSolution) {
   delta.setZero();
   addCosine(delta, 1, 0, 0, A);
   Particles parts = lptParticles(lptDisplacements(delta, fft, 1), cosmo, a0, offset);
-  NBody<double> nbody(lattice, cosmo, GravityOptions{Window::TSC, GravityKernel::FiniteDifference, false},
+  NBody<double> nbody(lattice, cosmo,
+                      GravityOptions{Window::TSC, GravityKernel::FiniteDifference, false},
                       double(n) * n * n);
   nbody.start(parts, a0);
   nbody.run(parts, timeSteps(a0, a1, 10, Spacing::Linear), Spacing::Linear);
@@ -246,7 +260,8 @@ TEST(NBody, FinalPositionsIndependentOfRankCount) {
   auto run = [&](MPI_Comm comm) {
     Particles parts = initialParticles(comm, n, 2 * n, L, 0.05, 2, 8, cosmo, power);
     auto mesh = std::make_shared<const SlabDecomposition>(comm, 2 * n, L);
-    NBody<double> nbody(mesh, cosmo, GravityOptions{Window::CIC, GravityKernel::FiniteDifference, false},
+    NBody<double> nbody(mesh, cosmo,
+                        GravityOptions{Window::CIC, GravityKernel::FiniteDifference, false},
                         double(n) * n * n);
     nbody.start(parts, 0.05);
     nbody.run(parts, timeSteps(0.05, 1.0, 10, Spacing::Log), Spacing::Log);
@@ -339,9 +354,11 @@ TEST(Gravity, PotentialFilterActsOnTheForce) {
       auto c = phi.complex();
       if (d.localNy() > 0)
         Kokkos::parallel_for(
-            "test::filter", Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {d.localNy(), n, d.nzComplex()}),
+            "test::filter",
+            Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {d.localNy(), n, d.nzComplex()}),
             KOKKOS_LAMBDA(int ly, int x, int z) {
-              const int mx = SlabDecomposition::signedIndex(x, n), my = SlabDecomposition::signedIndex(y0 + ly, n);
+              const int mx = SlabDecomposition::signedIndex(x, n),
+                        my = SlabDecomposition::signedIndex(y0 + ly, n);
               const double k2 = kf * kf * (mx * mx + my * my + z * z);
               c(Field<double>::complexIndex(ly, x, z, n)) *= 1.0 + k2 * r2;
             });
@@ -357,11 +374,12 @@ TEST(Gravity, PotentialFilterActsOnTheForce) {
   Field<double> delta(lattice, "delta");
   delta.setZero();
   addCosine(delta, 1, 0, 0, 0.01);
-  Particles parts = lptParticles(lptDisplacements(delta, fft, 1), Cosmology(planck()), 1.0, 0.5 * L / n);
+  Particles parts =
+      lptParticles(lptDisplacements(delta, fft, 1), Cosmology(planck()), 1.0, 0.5 * L / n);
   migrate(parts, *d);
   Gravity<double> plain(d, 0.3, GravityOptions{}), filtered(d, 0.3, GravityOptions{});
   filtered.setFilter(std::make_shared<Scale>(R2));
-  Kokkos::View<double* [3]> a0("a0", parts.size()), a1("a1", parts.size());
+  Kokkos::View<double*[3]> a0("a0", parts.size()), a1("a1", parts.size());
   const double ntot = double(n) * n * n;
   plain.force(parts.x, parts.size(), ntot, parts.x, parts.size(), a0, 1.0);
   filtered.force(parts.x, parts.size(), ntot, parts.x, parts.size(), a1, 1.0);

@@ -21,7 +21,8 @@ CosmologyParams planck() {
 double simpson(const std::function<double(double)>& f, double a, double b, int n) {
   const double h = (b - a) / n;
   double s = f(a) + f(b);
-  for (int i = 1; i < n; ++i) s += (i % 2 ? 4.0 : 2.0) * f(a + i * h);
+  for (int i = 1; i < n; ++i)
+    s += (i % 2 ? 4.0 : 2.0) * f(a + i * h);
   return s * h / 3.0;
 }
 } // namespace
@@ -29,10 +30,12 @@ double simpson(const std::function<double(double)>& f, double a, double b, int n
 TEST(TimeSteps, EqualStepsWithoutOutputs) {
   const auto lin = timeSteps(0.1, 1.0, 9, Spacing::Linear);
   ASSERT_EQ(lin.size(), 10u);
-  for (int i = 0; i <= 9; ++i) EXPECT_NEAR(lin[i], 0.1 + 0.1 * i, 1e-14);
+  for (int i = 0; i <= 9; ++i)
+    EXPECT_NEAR(lin[i], 0.1 + 0.1 * i, 1e-14);
   const auto lg = timeSteps(0.01, 1.0, 4, Spacing::Log);
   ASSERT_EQ(lg.size(), 5u);
-  for (int i = 0; i <= 4; ++i) EXPECT_NEAR(lg[i], std::pow(10.0, -2.0 + 0.5 * i), 1e-14);
+  for (int i = 0; i <= 4; ++i)
+    EXPECT_NEAR(lg[i], std::pow(10.0, -2.0 + 0.5 * i), 1e-14);
 }
 
 TEST(TimeSteps, OutputsAreHitExactlyAndTheStepCountKept) {
@@ -42,8 +45,10 @@ TEST(TimeSteps, OutputsAreHitExactlyAndTheStepCountKept) {
     EXPECT_EQ(a.size(), 21u);
     EXPECT_EQ(a.front(), 0.02);
     EXPECT_EQ(a.back(), 1.0);
-    for (double o : outputs) EXPECT_NE(std::find(a.begin(), a.end(), o), a.end()) << o;
-    for (std::size_t i = 1; i < a.size(); ++i) EXPECT_GT(a[i], a[i - 1]);
+    for (double o : outputs)
+      EXPECT_NE(std::find(a.begin(), a.end(), o), a.end()) << o;
+    for (std::size_t i = 1; i < a.size(); ++i)
+      EXPECT_GT(a[i], a[i - 1]);
   }
   // More outputs than steps: one step per segment.
   const auto a = timeSteps(0.1, 1.0, 2, Spacing::Linear, {0.2, 0.3, 0.4});
