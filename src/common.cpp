@@ -1,6 +1,7 @@
 #include "common.hpp"
 
 #include "io/atomic_file.hpp"
+#include "pm/initial_conditions.hpp"
 
 #include <cstdio>
 #include <stdexcept>
@@ -35,5 +36,25 @@ std::string format(const char* fmt, double v) {
   std::snprintf(b, sizeof b, fmt, v);
   return b;
 }
+
+template <class T>
+Particles makeRunInitialConditions(RunContext& ctx, const Params& params, const Cosmology& cosmo,
+                                   const LinearPower& power) {
+  const auto& sim = params.simulation;
+  auto lattice =
+      std::make_shared<const SlabDecomposition>(ctx.comm().get(), sim.particles, sim.box);
+  ICOptions ico;
+  ico.noise = {sim.seed, sim.fixed_amplitude, sim.paired};
+  ico.lpt_order = sim.lpt_order;
+  ico.a_start = sim.a_start;
+  ico.lattice_offset = 0.5 * sim.box / sim.mesh;
+  PhaseTimer t(ctx, "initial_conditions");
+  return makeInitialConditions<T>(lattice, cosmo, power, ico);
+}
+
+template Particles makeRunInitialConditions<float>(RunContext&, const Params&, const Cosmology&,
+                                                   const LinearPower&);
+template Particles makeRunInitialConditions<double>(RunContext&, const Params&, const Cosmology&,
+                                                    const LinearPower&);
 
 } // namespace caustic

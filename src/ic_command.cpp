@@ -26,17 +26,7 @@ template <class T> void runIC(RunContext& ctx, const Params& params) {
           ", sigma8 = " + format("%.4f", power.sigma(8.0)) +
           ", D1(a_start) = " + format("%.6f", cosmo.D1(sim.a_start)));
 
-  auto lattice = std::make_shared<const SlabDecomposition>(comm, sim.particles, sim.box);
-  ICOptions ico;
-  ico.noise = {sim.seed, sim.fixed_amplitude, sim.paired};
-  ico.lpt_order = sim.lpt_order;
-  ico.a_start = sim.a_start;
-  ico.lattice_offset = 0.5 * sim.box / sim.mesh;
-  Particles parts;
-  {
-    PhaseTimer t(ctx, "initial_conditions");
-    parts = makeInitialConditions<T>(lattice, cosmo, power, ico);
-  }
+  Particles parts = makeRunInitialConditions<T>(ctx, params, cosmo, power);
   const double ntot = static_cast<double>(sim.particles) * sim.particles * sim.particles;
   ctx.log("initial conditions: " + std::to_string(sim.particles) + "^3 particles, " +
           (sim.lpt_order == 2 ? "2LPT" : "Zel'dovich") + " at a = " + format("%.4f", sim.a_start));

@@ -31,17 +31,7 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
           format("%.4f", power.sigma(8.0)) + "; gravity: " + params.gravity.window + ", " +
           params.gravity.kernel + " kernel" + (params.gravity.deconvolve ? ", deconvolved" : ""));
 
-  auto lattice = std::make_shared<const SlabDecomposition>(comm, sim.particles, sim.box);
-  ICOptions ico;
-  ico.noise = {sim.seed, sim.fixed_amplitude, sim.paired};
-  ico.lpt_order = sim.lpt_order;
-  ico.a_start = sim.a_start;
-  ico.lattice_offset = 0.5 * sim.box / sim.mesh;
-  Particles parts;
-  {
-    PhaseTimer t(ctx, "initial_conditions");
-    parts = makeInitialConditions<T>(lattice, cosmo, power, ico);
-  }
+  Particles parts = makeRunInitialConditions<T>(ctx, params, cosmo, power);
   const double ntot = double(sim.particles) * sim.particles * sim.particles;
   prepareOutput(ctx, out.directory);
   auto record = [&ctx](const std::string& kind, const std::string& path) {

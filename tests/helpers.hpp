@@ -6,6 +6,7 @@
 
 #include <mpi.h>
 
+#include <functional>
 #include <map>
 #include <random>
 #include <vector>
@@ -20,6 +21,15 @@ inline CosmologyParams planck() {
   p.n_s = 0.9667;
   p.sigma8 = 0.8159;
   return p;
+}
+
+// Composite Simpson rule on [a, b] with n (even) intervals.
+inline double simpson(const std::function<double(double)>& f, double a, double b, int n) {
+  const double h = (b - a) / n;
+  double s = f(a) + f(b);
+  for (int i = 1; i < n; ++i)
+    s += (i % 2 ? 4.0 : 2.0) * f(a + i * h);
+  return s * h / 3.0;
 }
 
 inline int worldRank() {

@@ -2,6 +2,8 @@
 #include "pm/cosmology.hpp"
 #include "pm/linear_power.hpp"
 
+#include "helpers.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,27 +12,10 @@
 #include <functional>
 
 using namespace caustic;
+using test::planck;
+using test::simpson;
 
 namespace {
-
-CosmologyParams planck() {
-  CosmologyParams p;
-  p.Omega_m = 0.3089;
-  p.Omega_b = 0.0486;
-  p.h = 0.6774;
-  p.n_s = 0.9667;
-  p.sigma8 = 0.8159;
-  return p;
-}
-
-// Composite Simpson rule on [a, b] with n (even) intervals.
-double simpson(const std::function<double(double)>& f, double a, double b, int n) {
-  const double h = (b - a) / n;
-  double s = f(a) + f(b);
-  for (int i = 1; i < n; ++i)
-    s += (i % 2 ? 4.0 : 2.0) * f(a + i * h);
-  return s * h / 3.0;
-}
 
 // LCDM growing mode D1 ∝ E(a) int_0^a da' / (a' E(a'))^3, with a' = t^2 to make the
 // integrand smooth at 0 (it behaves as a'^(3/2)).

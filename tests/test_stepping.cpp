@@ -1,31 +1,16 @@
 // Time-step schedule and FastPM factors.
 #include "pm/stepping.hpp"
 
+#include "helpers.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <functional>
 
 using namespace caustic;
-
-namespace {
-CosmologyParams planck() {
-  CosmologyParams p;
-  p.Omega_m = 0.3089;
-  p.Omega_b = 0.0486;
-  p.h = 0.6774;
-  p.n_s = 0.9667;
-  p.sigma8 = 0.8159;
-  return p;
-}
-double simpson(const std::function<double(double)>& f, double a, double b, int n) {
-  const double h = (b - a) / n;
-  double s = f(a) + f(b);
-  for (int i = 1; i < n; ++i)
-    s += (i % 2 ? 4.0 : 2.0) * f(a + i * h);
-  return s * h / 3.0;
-}
-} // namespace
+using test::planck;
+using test::simpson;
 
 TEST(TimeSteps, EqualStepsWithoutOutputs) {
   const auto lin = timeSteps(0.1, 1.0, 9, Spacing::Linear);
