@@ -129,7 +129,7 @@ template <class T> void run(const Config& cfg) {
       cfg.plan.c_str());
   std::printf("  step                 %8.4f s\n", per_step);
   for (const char* k :
-       {"paint", "fft_forward", "kernels", "fft_inverse", "readout", "migrate", "kick_drift"}) {
+       {"paint", "fft_forward", "kernels", "fft_inverse", "readout", "migrate", "drift"}) {
     const double v = phases.count(k) ? phases[k] : 0.0;
     accounted += v;
     std::printf("    %-18s %8.4f s  %5.1f%%\n", k, v, 100 * v / per_step);

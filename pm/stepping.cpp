@@ -85,18 +85,6 @@ void drift(Particles& parts, double factor, double box) {
   Kokkos::fence();
 }
 
-template <class A> void kick(Particles& parts, const Kokkos::View<A* [3]>& acc, double factor) {
-  // (The solver fuses its kicks with the force readout; this stands alone for tests and tools.)
-  auto p = parts.p;
-  Kokkos::parallel_for(
-      "caustic::kick", Kokkos::RangePolicy<>(0, parts.size()), KOKKOS_LAMBDA(const std::size_t i) {
-        for (int c = 0; c < 3; ++c)
-          p(i, c) += factor * double(acc(i, c));
-      });
-  Kokkos::fence();
-}
-template void kick<float>(Particles&, const Kokkos::View<float* [3]>&, double);
-template void kick<double>(Particles&, const Kokkos::View<double* [3]>&, double);
 
 template <class T>
 NBody<T>::NBody(std::shared_ptr<const SlabDecomposition> mesh, const Cosmology& cosmo,
@@ -133,7 +121,7 @@ void NBody<T>::step(Particles& parts, double af, Spacing spacing, double a_next)
   if (synchronised())
     forceKick(parts, ai, _factors.kick(ai, ah, ai));
   {
-    ScopedPhase t(times(), "kick_drift");
+    ScopedPhase t(times(), "drift");
     drift(parts, _factors.drift(ai, af, ah), _mesh->box());
   }
   const double close = _factors.kick(ah, af, af);

@@ -41,9 +41,8 @@ private:
   const Cosmology& _c;
 };
 
-// x <- x + f p (periodic); p <- p + f acc. Kokkos kernels.
+// x <- x + f p (periodic). (Kicks are fused with the force readout: Gravity::force.)
 void drift(Particles& parts, double factor, double box);
-template <class A> void kick(Particles& parts, const Kokkos::View<A* [3]>& acc, double factor);
 
 // The PM solver state between steps. The force is read out straight into the momenta (the kick
 // is fused with the readout: no force array is stored). Between two steps the closing half-kick

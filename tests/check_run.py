@@ -104,7 +104,7 @@ def run_case(args):
         s = json.load(f)
     check(s["steps_done"] == 8 and not s["interrupted"], "summary steps/interrupted")
     for phase in ("step:paint", "step:fft_forward", "step:fft_inverse", "step:readout", "step:migrate",
-                  "step:kick_drift", "step:observer:snapshot", "initial_conditions"):
+                  "step:drift", "step:observer:snapshot", "initial_conditions"):
         check(phase in s["timings_seconds_max_over_ranks"], "summary lacks timing " + phase)
     check(len(s["peak_memory_bytes_per_rank"]) == args.np, "summary memory per rank")
     # ic.hdf5, linear_power.txt, a snapshot, power table and density at a = 0.5 and 1, and the
