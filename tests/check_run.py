@@ -177,7 +177,7 @@ def interrupt(args, sig):
 
 
 def compare_case(args):
-    snaps = [os.path.join(args.work, "..", "cli_run_np%d" % n, "out", "snapshot_a1.0000.hdf5") for n in (1, 2, 3)]
+    snaps = [os.path.join(args.work, "cli_run_np%d" % n, "out", "snapshot_a1.0000.hdf5") for n in (1, 2, 3)]
     data = []
     for s in snaps:
         with h5py.File(s, "r") as f:
@@ -193,7 +193,7 @@ def compare_case(args):
               ((1, 2, 3)[i], worst, worst / sep))
         check(worst < 1e-6 * sep, "positions at %d ranks differ by %g Mpc/h" % ((1, 2, 3)[i], worst))
     # Halo catalogues identical (sorted by the smallest member ID).
-    cats = [os.path.join(args.work, "..", "cli_run_np%d" % n, "out", "halos_a1.0000.hdf5") for n in (1, 2, 3)]
+    cats = [os.path.join(args.work, "cli_run_np%d" % n, "out", "halos_a1.0000.hdf5") for n in (1, 2, 3)]
     with h5py.File(cats[0], "r") as f0:
         ref = {k: f0["Group/" + k][...] for k in ("GroupLen", "GroupMinID", "GroupPos")}
     for c, nr in zip(cats[1:], (2, 3)):
@@ -208,7 +208,7 @@ def main():
     ap.add_argument("mode", choices=["run", "compare"])
     ap.add_argument("--caustic")
     ap.add_argument("--np", type=int, default=1)
-    ap.add_argument("--work", required=True)
+    ap.add_argument("--work", required=True, help="run: its work directory; compare: the directory holding cli_run_np1..3")
     ap.add_argument("--mpiexec", default="mpirun")
     args = ap.parse_args()
     if args.mode == "run":
