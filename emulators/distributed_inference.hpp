@@ -1,0 +1,27 @@
+#pragma once
+// Fully convolutional 3D models applied to slab-distributed fields, exactly as on one rank.
+//
+// Each rank gathers `radius` ghost planes of every input channel from its neighbours (several
+// ranks away when a slab is thinner than the radius, periodic), pads y and z periodically by
+// `radius`, evaluates the model on x-tiles of at most `tile_planes` planes (+ 2 radius), and
+// keeps the central part. With the model's receptive-field radius <= `radius`, the result does
+// not depend on the decomposition or the tiling: it equals the model applied to the periodic
+// field on one rank.
+#include "emulators/model.hpp"
+#include "pm/ghost_planes.hpp"
+#include "pm/mesh.hpp"
+
+#include <vector>
+
+namespace caustic {
+
+struct InferenceOptions {
+  int radius = 0;        // ghost planes per side; at least the model's receptive-field radius
+  int tile_planes = 32;  // x-planes evaluated at once (memory bound)
+};
+
+// outputs[c] <- channel c of model(inputs) (real space), for every rank's planes. Collective.
+void applyDistributed(const Model& model, const std::vector<const Field<float>*>& inputs,
+                      const std::vector<Field<float>*>& outputs, const InferenceOptions& opt);
+
+} // namespace caustic
