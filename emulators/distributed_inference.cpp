@@ -22,7 +22,8 @@ void applyDistributed(const Model& model, const std::vector<const Field<float>*>
   if (opt.tile_planes < 1)
     throw std::invalid_argument("applyDistributed: tile_planes must be >= 1");
   const int cin = static_cast<int>(inputs.size()), cout = static_cast<int>(outputs.size());
-  // Ghost planes of every input channel (collective: every rank takes part, with or without planes).
+  // Ghost planes of every input channel (collective: every rank takes part, with or without
+  // planes).
   GhostPlanes ghosts(decomp, R);
   std::vector<Kokkos::View<float***>> gbuf;
   for (const auto* f : inputs) {
@@ -32,11 +33,14 @@ void applyDistributed(const Model& model, const std::vector<const Field<float>*>
   if (nx == 0)
     return;
   std::vector<Kokkos::View<float*, Kokkos::HostSpace>> hin;
-  for (const auto* f : inputs) hin.push_back(Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), f->real()));
+  for (const auto* f : inputs)
+    hin.push_back(Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), f->real()));
   std::vector<Kokkos::View<float***, Kokkos::HostSpace>> hg;
-  for (auto& g : gbuf) hg.push_back(Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), g));
+  for (auto& g : gbuf)
+    hg.push_back(Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), g));
   std::vector<Kokkos::View<float*, Kokkos::HostSpace>> hout;
-  for (auto* f : outputs) hout.push_back(Kokkos::create_mirror_view(f->real()));
+  for (auto* f : outputs)
+    hout.push_back(Kokkos::create_mirror_view(f->real()));
 
   // Value of channel c at local plane lx in [-R, nx + R) (ghosts outside), y, z wrapped.
   auto value = [&](int c, int lx, int y, int z) -> float {
@@ -55,10 +59,12 @@ void applyDistributed(const Model& model, const std::vector<const Field<float>*>
     for (int c = 0; c < cin; ++c)
       for (int i = 0; i < tn + 2 * R; ++i)
         for (int y = 0; y < m; ++y)
-          for (int z = 0; z < m; ++z) acc[0][c][i][y][z] = value(c, t0 + i - R, y - R, z - R);
+          for (int z = 0; z < m; ++z)
+            acc[0][c][i][y][z] = value(c, t0 + i - R, y - R, z - R);
     const torch::Tensor yv = model.forward(x);
     if (yv.size(1) != cout || yv.size(2) != tn + 2 * R || yv.size(3) != m || yv.size(4) != m)
-      throw std::runtime_error("applyDistributed: the model must keep the spatial shape ('same' padding)");
+      throw std::runtime_error(
+          "applyDistributed: the model must keep the spatial shape ('same' padding)");
     const auto out = yv.contiguous().to(torch::kFloat32);
     auto oacc = out.accessor<float, 5>();
     for (int c = 0; c < cout; ++c)
@@ -67,7 +73,8 @@ void applyDistributed(const Model& model, const std::vector<const Field<float>*>
           for (int z = 0; z < n; ++z)
             hout[c](Field<float>::realIndex(t0 + i, y, z, n)) = oacc[0][c][i + R][y + R][z + R];
   }
-  for (int c = 0; c < cout; ++c) Kokkos::deep_copy(outputs[c]->real(), hout[c]);
+  for (int c = 0; c < cout; ++c)
+    Kokkos::deep_copy(outputs[c]->real(), hout[c]);
 }
 
 } // namespace caustic

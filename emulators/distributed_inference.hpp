@@ -16,8 +16,8 @@
 namespace caustic {
 
 struct InferenceOptions {
-  int radius = 0;        // ghost planes per side; at least the model's receptive-field radius
-  int tile_planes = 32;  // x-planes evaluated at once (memory bound)
+  int radius = 0;       // ghost planes per side; at least the model's receptive-field radius
+  int tile_planes = 32; // x-planes evaluated at once (memory bound)
 };
 
 // outputs[c] <- channel c of model(inputs) (real space), for every rank's planes. Collective.

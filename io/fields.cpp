@@ -10,7 +10,8 @@ namespace caustic {
 
 template <class T>
 void writeField(const std::string& path, const Field<T>& field, const std::string& name,
-                const std::string& units, double a, const Params& params) {
+                const std::string& units, double a, const Params& params,
+                const std::map<std::string, std::string>& attributes) {
   ScopedRegion region("caustic::writeField");
   const auto& d = field.decomp();
   const int n = d.n(), nx = d.localNx();
@@ -40,6 +41,8 @@ void writeField(const std::string& path, const Field<T>& field, const std::strin
       writeParameters(par, params, ctx);
     }
     h5::Handle fields = h5::createGroup(file, "Fields", ctx);
+    for (const auto& [k, v] : attributes)
+      h5::attr(fields, k, v, ctx);
     const hsize_t gdims[3] = {hsize_t(n), hsize_t(n), hsize_t(n)};
     const hsize_t start[3] = {hsize_t(d.xStart()), 0, 0};
     const hsize_t ldims[3] = {hsize_t(nx), hsize_t(n), hsize_t(n)};
@@ -49,8 +52,10 @@ void writeField(const std::string& path, const Field<T>& field, const std::strin
 }
 
 template void writeField<float>(const std::string&, const Field<float>&, const std::string&,
-                                const std::string&, double, const Params&);
+                                const std::string&, double, const Params&,
+                                const std::map<std::string, std::string>&);
 template void writeField<double>(const std::string&, const Field<double>&, const std::string&,
-                                 const std::string&, double, const Params&);
+                                 const std::string&, double, const Params&,
+                                 const std::map<std::string, std::string>&);
 
 } // namespace caustic

@@ -5,12 +5,15 @@
 #include "io/params.hpp"
 #include "pm/mesh.hpp"
 
+#include <map>
 #include <string>
 
 namespace caustic {
 
+// `attributes`: extra string attributes of /Fields (e.g. an emulator's metadata).
 template <class T>
 void writeField(const std::string& path, const Field<T>& field, const std::string& name,
-                const std::string& units, double a, const Params& params);
+                const std::string& units, double a, const Params& params,
+                const std::map<std::string, std::string>& attributes = {});
 
 } // namespace caustic

@@ -65,11 +65,14 @@ std::string fmt(double v) {
 // are refused.
 class Section {
 public:
-  Section(toml::table* root, const std::string& name, bool required = true) : _name(name) {
+  // `prefix` names the parent of nested sections ("emulators." for [emulators.NAME]).
+  Section(toml::table* root, const std::string& name, bool required = true,
+          const std::string& prefix = "")
+      : _name(prefix + name) {
     toml::node* n = root->get(name);
     if (n) {
       if (!n->is_table())
-        throw ParamError("[" + name + "]: expected a table (section), found a " + typeName(*n));
+        throw ParamError("[" + _name + "]: expected a table (section), found a " + typeName(*n));
       _t = n->as_table();
     } else if (required) {
       throw ParamError("[" + name + "]: missing section");
@@ -272,13 +275,14 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
   for (const auto& ov : overrides)
     applyOverride(root, ov);
 
-  const std::set<std::string> sections = {"cosmology", "power",  "simulation",
-                                          "gravity",   "output", "halos"};
+  const std::set<std::string> sections = {"cosmology", "power", "simulation", "gravity",
+                                          "output",    "halos", "emulators"};
   for (auto&& [k, v] : root) {
     if (!sections.count(std::string(k.str())))
-      throw ParamError("[" + std::string(k.str()) +
-                       "]: unknown section; allowed: [cosmology], [power], [simulation], "
-                       "[gravity], [output], [halos]");
+      throw ParamError(
+          "[" + std::string(k.str()) +
+          "]: unknown section; allowed: [cosmology], [power], [simulation], [gravity], "
+          "[output], [halos], [emulators.NAME]");
   }
 
   Params p;
@@ -462,6 +466,59 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
                          ": not an output scale factor; allowed: values of output.a");
     }
     s.finish();
+  }
+
+  if (toml::node* en = root.get("emulators")) { // [emulators.NAME]
+    if (!en->is_table())
+      throw ParamError("[emulators]: expected tables [emulators.NAME]");
+    for (auto&& [name, node] : *en->as_table()) {
+      const std::string nm(name.str());
+      Section s(en->as_table(), nm, true, "emulators.");
+      EmulatorHookParams e;
+      e.name = nm;
+      const auto model = s.string("model");
+      if (!model || model->empty())
+        throw ParamError("emulators." + nm +
+                         ".model: missing; expected the path of a TorchScript model file");
+      std::filesystem::path mp(*model);
+      if (mp.is_relative())
+        mp = std::filesystem::path(base_dir) / mp;
+      if (!std::filesystem::is_regular_file(mp))
+        throw ParamError("emulators." + nm + ".model = \"" + *model +
+                         "\": no such file (looked for " + mp.string() + ")");
+      e.model = mp.string();
+      if (auto md = s.string("metadata")) {
+        std::filesystem::path mdp(*md);
+        if (mdp.is_relative())
+          mdp = std::filesystem::path(base_dir) / mdp;
+        e.metadata = mdp.string();
+      }
+      e.input = s.choice("input", "density", {"density"});
+      const auto ea = s.numbers("a", "a list of output scale factors (each in output.a)");
+      e.a = ea ? *ea : p.output.a;
+      for (double a : e.a) {
+        bool found = false;
+        for (double o : p.output.a)
+          found = found || std::abs(a - o) <= 1e-10 * o;
+        if (!found)
+          throw ParamError("emulators." + nm + ".a = " + fmt(a) +
+                           ": not an output scale factor; allowed: values of output.a");
+      }
+      const auto r =
+          s.integer("radius", -1, "ghost planes per side, >= the model's receptive field");
+      if (r < -1 || r > 4096)
+        throw ParamError("emulators." + nm + ".radius = " + std::to_string(r) +
+                         ": out of range; allowed: [0, 4096]");
+      e.radius = static_cast<int>(r);
+      const auto tp = s.integer("tile_planes", 32, "an integer >= 1");
+      if (tp < 1 || tp > 1 << 20)
+        throw ParamError("emulators." + nm + ".tile_planes = " + std::to_string(tp) +
+                         ": out of range; allowed: >= 1");
+      e.tile_planes = static_cast<int>(tp);
+      e.force = s.boolean("force", false);
+      s.finish();
+      p.emulators.push_back(e);
+    }
   }
 
   std::ostringstream t;

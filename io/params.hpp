@@ -52,6 +52,18 @@ struct HalosParams {
   std::vector<double> a;   // scale factors (default: output.a); each must be an output a
 };
 
+// An in-situ emulator hook, [emulators.NAME].
+struct EmulatorHookParams {
+  std::string name;
+  std::string model;             // TorchScript file (resolved path)
+  std::string metadata;          // its JSON record (default: model path with .json)
+  std::string input = "density"; // the field given to the model
+  std::vector<double> a;         // output scale factors where it runs (default: output.a)
+  int radius = -1;               // ghost planes per side (default: the model's receptive field)
+  int tile_planes = 32;          // x-planes evaluated at once
+  bool force = false; // apply outside the model's validity domain (recorded in the output)
+};
+
 struct OutputParams {
   std::string directory = "output";
   std::vector<double> a;          // output scale factors, ascending, in [a_start, a_end]
@@ -72,6 +84,7 @@ struct Params {
   GravityParams gravity;
   OutputParams output;
   HalosParams halos;
+  std::vector<EmulatorHookParams> emulators;
   std::string toml;   // the effective parameters (file plus overrides) as TOML text
   std::string source; // path of the parameter file
 

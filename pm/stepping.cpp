@@ -85,7 +85,6 @@ void drift(Particles& parts, double factor, double box) {
   Kokkos::fence();
 }
 
-
 template <class T>
 NBody<T>::NBody(std::shared_ptr<const SlabDecomposition> mesh, const Cosmology& cosmo,
                 const GravityOptions& opt, double total_particles, unsigned fft_flags)

@@ -69,11 +69,19 @@ int runCommand(int argc, char** argv) {
       std::fprintf(stderr, "caustic: error: %s\n", e.what());
     return 2;
   }
-  if (*ic) {
-    runInitialConditions(ctx, params);
-    return 0;
+  try {
+    if (*ic) {
+      runInitialConditions(ctx, params);
+      return 0;
+    }
+    return runSimulationCommand(ctx, params);
+  } catch (const ParamError& e) {
+    // Input errors found after parsing (e.g. an emulator refused by its validity guard) are
+    // met on every rank alike and before anything is written.
+    if (rank == 0)
+      std::fprintf(stderr, "caustic: error: %s\n", e.what());
+    return 2;
   }
-  return runSimulationCommand(ctx, params);
 }
 
 } // namespace

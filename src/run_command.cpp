@@ -7,6 +7,9 @@
 #include "io/snapshot.hpp"
 #include "pm/initial_conditions.hpp"
 #include "pm/simulation.hpp"
+#ifdef CAUSTIC_WITH_TORCH
+#include "emulators/hooks.hpp"
+#endif
 
 #include <cmath>
 #include <cstdio>
@@ -31,6 +34,24 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
           format("%.4f", power.sigma(8.0)) + "; gravity: " + params.gravity.window + ", " +
           params.gravity.kernel + " kernel" + (params.gravity.deconvolve ? ", deconvolved" : ""));
 
+  // Emulator hooks load their models and check their validity domains before anything is written.
+#ifdef CAUSTIC_WITH_TORCH
+  std::vector<std::unique_ptr<EmulatorHook>> hooks;
+  try {
+    for (const auto& e : params.emulators)
+      hooks.push_back(std::make_unique<EmulatorHook>(
+          params, e, [&ctx](const std::string& kind, const std::string& path) {
+            ctx.addOutput(kind, path);
+            ctx.log("wrote " + path);
+          }));
+  } catch (const std::runtime_error& e) {
+    throw ParamError(e.what()); // the same on every rank: an input error
+  }
+#else
+  if (!params.emulators.empty())
+    throw ParamError("[emulators." + params.emulators.front().name +
+                     "]: this caustic was built without LibTorch (CAUSTIC_ENABLE_TORCH=OFF)");
+#endif
   Particles parts = makeRunInitialConditions<T>(ctx, params, cosmo, power);
   const double ntot = double(sim.particles) * sim.particles * sim.particles;
   prepareOutput(ctx, out.directory);
@@ -89,6 +110,10 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
     observers.push_back(&density);
   if (params.halos.enabled)
     observers.push_back(&halos);
+#ifdef CAUSTIC_WITH_TORCH
+  for (auto& h : hooks)
+    observers.push_back(h.get());
+#endif
 
   const Spacing spacing =
       sim.spacing == SimulationParams::Spacing::Log ? Spacing::Log : Spacing::Linear;

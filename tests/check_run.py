@@ -203,9 +203,75 @@ def compare_case(args):
             check(np.allclose(f["Group/GroupPos"][...], ref["GroupPos"], atol=1e-5), "GroupPos differs at %d ranks" % nr)
 
 
+def emulator_case(args):
+    """An [emulators.smooth] hook (a 3x3x3 box filter) in a run: its field equals the periodic box
+    filter of the run's density field; the model's metadata travels with it; a model whose
+    training cell size differs is refused unless forced, and a forced use is recorded."""
+    os.makedirs(args.work, exist_ok=True)
+    out = os.path.join(args.work, "out")
+    shutil.rmtree(out, ignore_errors=True)
+    model = os.path.join(args.work, "smooth.pt")
+    r = subprocess.run([args.make_model, model, "2.0"], capture_output=True, text=True)
+    check(r.returncode == 0, "make_test_model failed: " + r.stderr)
+    hook = '\n[emulators.smooth]\nmodel = "%s"\na = [1.0]\n' % model
+    pfile = os.path.join(args.work, "hook.toml")
+    with open(pfile, "w") as f:
+        f.write(PARAMS.format(out=out, steps=4) + hook)
+    cmd = shlex.split(args.mpiexec) + ["-n", str(args.np), args.caustic, "run", pfile]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    print(r.stdout[-1500:], r.stderr[-1500:])
+    check(r.returncode == 0, "run with the emulator hook failed")
+    if r.returncode == 0:
+        with h5py.File(os.path.join(out, "density_a1.0000.hdf5"), "r") as f:
+            rho = f["Fields/density"][...].astype(np.float64)
+        with h5py.File(os.path.join(out, "smooth_a1.0000.hdf5"), "r") as f:
+            sm = f["Fields/density_smooth"][...]
+            attrs = dict(f["Fields"].attrs)
+        ref = np.zeros_like(rho)
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                for dz in (-1, 0, 1):
+                    ref += np.roll(rho, (dx, dy, dz), axis=(0, 1, 2))
+        ref /= 27.0
+        err = np.abs(sm - ref).max()
+        print("hook output vs periodic box filter: largest difference %.2e" % err)
+        check(err < 1e-5, "hook output differs from the periodic box filter by %g" % err)
+        meta = json.loads(attrs["model_metadata"].decode() if isinstance(attrs["model_metadata"], bytes)
+                          else attrs["model_metadata"])
+        check(meta["kind"] == "box_filter", "model metadata not in the output")
+        forced = attrs["forced"].decode() if isinstance(attrs["forced"], bytes) else attrs["forced"]
+        check(forced == "false", "in-domain use recorded as forced")
+    # Out of domain (training cell size 1 Mpc/h, the run's is 2): refused, nothing of it written.
+    model2 = os.path.join(args.work, "smooth_1mpc.pt")
+    subprocess.run([args.make_model, model2, "1.0"], check=True)
+    out2 = os.path.join(args.work, "out_refused")
+    shutil.rmtree(out2, ignore_errors=True)
+    with open(pfile, "w") as f:
+        f.write(PARAMS.format(out=out2, steps=4) + hook.replace(model, model2))
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    check(r.returncode != 0 and "refused outside its validity domain" in r.stderr and "cell size" in r.stderr,
+          "out-of-domain model not refused: %s" % r.stderr[-800:])
+    check(r.returncode == 2 and not os.path.exists(out2), "refused model: exit %d, output directory %s" %
+          (r.returncode, "exists" if os.path.exists(out2) else "absent"))
+    # Forced: applied, and the output says so.
+    out3 = os.path.join(args.work, "out_forced")
+    shutil.rmtree(out3, ignore_errors=True)
+    with open(pfile, "w") as f:
+        f.write(PARAMS.format(out=out3, steps=4) + hook.replace(model, model2) + "force = true\n")
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    check(r.returncode == 0 and "outside its validity domain" in r.stderr, "forced run: %s" % r.stderr[-800:])
+    if r.returncode == 0:
+        with h5py.File(os.path.join(out3, "smooth_a1.0000.hdf5"), "r") as f:
+            a = dict(f["Fields"].attrs)
+        forced = a["forced"].decode() if isinstance(a["forced"], bytes) else a["forced"]
+        warn = a["validity_warnings"].decode() if isinstance(a["validity_warnings"], bytes) else a["validity_warnings"]
+        check(forced == "true" and "cell size" in warn, "forced use not recorded: %s / %s" % (forced, warn))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["run", "compare"])
+    ap.add_argument("mode", choices=["run", "compare", "emulator"])
+    ap.add_argument("--make-model", default=None)
     ap.add_argument("--caustic")
     ap.add_argument("--np", type=int, default=1)
     ap.add_argument("--work", required=True, help="run: its work directory; compare: the directory holding cli_run_np1..3")
@@ -213,6 +279,8 @@ def main():
     args = ap.parse_args()
     if args.mode == "run":
         run_case(args)
+    elif args.mode == "emulator":
+        emulator_case(args)
     else:
         compare_case(args)
     finish()

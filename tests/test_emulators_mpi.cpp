@@ -42,7 +42,8 @@ void fill(Field<float>& f, int channel) {
       for (int z = 0; z < n; ++z) {
         const int x = d.xStart() + lx;
         h(Field<float>::realIndex(lx, y, z, n)) =
-            float(std::sin(0.7 * x + 1.3 * y * (channel + 1)) + std::cos(0.4 * z - 0.9 * x * y) + channel);
+            float(std::sin(0.7 * x + 1.3 * y * (channel + 1)) + std::cos(0.4 * z - 0.9 * x * y) +
+                  channel);
       }
   Kokkos::deep_copy(f.real(), h);
 }
@@ -59,7 +60,8 @@ std::vector<float> apply(const Model& model, MPI_Comm comm, int n, int radius, i
   for (int lx = 0; lx < d->localNx(); ++lx)
     for (int y = 0; y < n; ++y)
       for (int z = 0; z < n; ++z)
-        out[(std::size_t(d->xStart() + lx) * n + y) * n + z] = h(Field<float>::realIndex(lx, y, z, n));
+        out[(std::size_t(d->xStart() + lx) * n + y) * n + z] =
+            h(Field<float>::realIndex(lx, y, z, n));
   return out;
 }
 
@@ -83,18 +85,22 @@ TEST(DistributedInference, EqualsSingleRankAndDirectTorch) {
         auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), (c ? b : a).real());
         for (int i = 0; i < n; ++i)
           for (int y = 0; y < n; ++y)
-            for (int z = 0; z < n; ++z) acc[0][c][i][y][z] = h(Field<float>::realIndex(i, y, z, n));
+            for (int z = 0; z < n; ++z)
+              acc[0][c][i][y][z] = h(Field<float>::realIndex(i, y, z, n));
       }
     }
     namespace F = torch::nn::functional;
     const auto padded = F::pad(x, F::PadFuncOptions({R, R, R, R, R, R}).mode(torch::kCircular));
-    const auto direct = model.forward(padded).slice(2, R, R + n).slice(3, R, R + n).slice(4, R, R + n);
+    const auto direct =
+        model.forward(padded).slice(2, R, R + n).slice(3, R, R + n).slice(4, R, R + n);
     auto dacc = direct.accessor<float, 5>();
     double worst_direct = 0;
     for (int i = 0; i < n; ++i)
       for (int y = 0; y < n; ++y)
         for (int z = 0; z < n; ++z)
-          worst_direct = std::max(worst_direct, double(std::abs(dacc[0][0][i][y][z] - serial[(std::size_t(i) * n + y) * n + z])));
+          worst_direct = std::max(
+              worst_direct,
+              double(std::abs(dacc[0][0][i][y][z] - serial[(std::size_t(i) * n + y) * n + z])));
     EXPECT_LT(worst_direct, 1e-5) << "n = " << n;
     // Distributed, in tiles of one plane, against the serial result.
     const auto dist = apply(model, MPI_COMM_WORLD, n, R, 1);
