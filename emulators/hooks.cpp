@@ -44,17 +44,7 @@ void EmulatorHook::observe(Event, const SimulationState& s) {
   // Input: the density contrast painted on the PM mesh (CIC), single precision.
   Field<float> in(s.mesh, "caustic::EmulatorHook::input"),
       out(s.mesh, "caustic::EmulatorHook::output");
-  const int n = s.mesh->n(), nx = s.mesh->localNx();
-  paint(in, *s.particles, Window::CIC, double(n) * n * n / s.total_particles);
-  auto r = in.real();
-  if (nx > 0)
-    Kokkos::parallel_for(
-        "caustic::EmulatorHook::contrast",
-        Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {nx, n, n}),
-        KOKKOS_LAMBDA(const int lx, const int y, const int z) {
-          r(Field<float>::realIndex(lx, y, z, n)) -= 1.0f;
-        });
-  Kokkos::fence();
+  paintDensityContrast(in, Painter<float>(s.mesh, Window::CIC), *s.particles, s.total_particles);
   InferenceOptions io;
   io.radius = _hook.radius >= 0 ? _hook.radius : meta.receptive_field;
   io.tile_planes = _hook.tile_planes;

@@ -72,19 +72,8 @@ template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationS
 
 template <class T> void DensityWriter<T>::observe(Event, const SimulationState& s) {
   Field<T>& rho = _gravity.scratch();
-  const int n = s.mesh->n();
-  const double n3 = double(n) * n * n;
-  paint(rho, *s.particles, windowFromName(_params.output.window), n3 / s.total_particles);
-  auto r = rho.real();
-  const int nx = s.mesh->localNx();
-  if (nx > 0)
-    Kokkos::parallel_for(
-        "caustic::DensityWriter::contrast",
-        Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {nx, n, n}),
-        KOKKOS_LAMBDA(const int lx, const int y, const int z) {
-          r(Field<T>::realIndex(lx, y, z, n)) -= T(1);
-        });
-  Kokkos::fence();
+  paintDensityContrast(rho, Painter<T>(s.mesh, windowFromName(_params.output.window)), *s.particles,
+                       s.total_particles);
   const std::string path = outputName(_params.output.directory, "density", s.a, ".hdf5");
   writeField(path, rho, "density", "density contrast rho/mean - 1 (dimensionless)", s.a, _params);
   if (s.mesh->comm().rank() == 0 && _cb)

@@ -274,6 +274,28 @@ void paint(Field<T>& rho, const Particles& parts, Window win, double mass, doubl
   Painter<T>(rho.decompPtr(), win).paint(rho, parts.x, parts.size(), mass, shift);
 }
 
+template <class T>
+void paintDensityContrast(Field<T>& delta, const Painter<T>& painter, const Particles& parts,
+                          double total_particles, double shift) {
+  const auto& d = delta.decomp();
+  const int n = d.n(), nx = d.localNx();
+  // Mass n^3 / N per particle: the painted field is rho / mean.
+  painter.paint(delta, parts.x, parts.size(), double(n) * n * n / total_particles, shift);
+  auto r = delta.real();
+  if (nx > 0)
+    Kokkos::parallel_for(
+        "caustic::paintDensityContrast",
+        Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {nx, n, n}),
+        KOKKOS_LAMBDA(const int lx, const int y, const int z) {
+          r(Field<T>::realIndex(lx, y, z, n)) -= T(1);
+        });
+  Kokkos::fence();
+}
+
+template void paintDensityContrast<float>(Field<float>&, const Painter<float>&, const Particles&,
+                                          double, double);
+template void paintDensityContrast<double>(Field<double>&, const Painter<double>&, const Particles&,
+                                           double, double);
 template class Painter<float>;
 template class Painter<double>;
 template void Painter<float>::readout(const Field<float>&, const Kokkos::View<double* [3]>&,

@@ -82,6 +82,12 @@ private:
 template <class T>
 void paint(Field<T>& rho, const Particles& parts, Window win, double mass, double shift = 0.0);
 
+// delta = rho / mean - 1 of the particles (equal masses, `total_particles` over all ranks),
+// painted with `painter` at x + shift cells. Overwrites delta (real space). Collective.
+template <class T>
+void paintDensityContrast(Field<T>& delta, const Painter<T>& painter, const Particles& parts,
+                          double total_particles, double shift = 0.0);
+
 extern template class Painter<float>;
 extern template class Painter<double>;
 

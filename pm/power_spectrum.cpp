@@ -66,21 +66,9 @@ void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft, cons
   ScopedRegion region("caustic::densityContrastK");
   const auto& d = delta_k.decomp();
   const int n = d.n();
-  // Unit mass per particle; the mean per cell is total / N^3.
-  const double mean = total_particles / (static_cast<double>(n) * n * n);
   const Painter<T> painter(delta_k.decompPtr(), opt.window);
   auto toContrast = [&](Field<T>& f, double shift) {
-    painter.paint(f, parts.x, parts.size(), 1.0, shift);
-    auto r = f.real();
-    const int nx = d.localNx();
-    if (nx > 0)
-      Kokkos::parallel_for(
-          "caustic::densityContrast", Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {nx, n, n}),
-          KOKKOS_LAMBDA(const int lx, const int y, const int z) {
-            const std::size_t i = Field<T>::realIndex(lx, y, z, n);
-            r(i) = T(r(i) / mean - 1.0);
-          });
-    Kokkos::fence();
+    paintDensityContrast(f, painter, parts, total_particles, shift);
     fft.forward(f);
   };
   toContrast(delta_k, 0.0);
