@@ -4,37 +4,40 @@
 #include "io/snapshot.hpp"
 #include "pm/profiling.hpp"
 
+#include <stdexcept>
 #include <vector>
 
 namespace caustic {
 
+namespace {
+void writeHeader(hid_t file, double box, double a, const Params& params, const std::string& ctx) {
+  h5::Handle hdr = h5::createGroup(file, "Header", ctx);
+  h5::attr(hdr, "BoxSize", box, ctx);
+  h5::attr(hdr, "Time", a, ctx);
+  h5::attr(hdr, "Redshift", 1.0 / a - 1.0, ctx);
+  h5::attr(hdr, "Omega0", params.cosmology.Omega_m, ctx);
+  h5::attr(hdr, "OmegaLambda", 1.0 - params.cosmology.Omega_m, ctx);
+  h5::attr(hdr, "HubbleParam", params.cosmology.h, ctx);
+}
+} // namespace
+
 template <class T>
-void writeField(const std::string& path, const Field<T>& field, const std::string& name,
-                const std::string& units, double a, const Params& params,
-                const std::map<std::string, std::string>& attributes) {
+void writeFields(const std::string& path, const std::vector<const Field<T>*>& fieldv,
+                 const std::vector<std::string>& names, const std::string& units, double a,
+                 const Params& params, const std::map<std::string, std::string>& attributes) {
   ScopedRegion region("caustic::writeField");
-  const auto& d = field.decomp();
-  const int n = d.n(), nx = d.localNx();
   const std::string ctx = "writeField(" + path + ")";
-  // Unpadded float32 copy of the local planes.
-  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), field.real());
-  std::vector<float> local(static_cast<std::size_t>(nx) * n * n);
-  for (int lx = 0; lx < nx; ++lx)
-    for (int y = 0; y < n; ++y)
-      for (int z = 0; z < n; ++z)
-        local[(static_cast<std::size_t>(lx) * n + y) * n + z] =
-            static_cast<float>(h(Field<T>::realIndex(lx, y, z, n)));
+  if (fieldv.empty() || fieldv.size() != names.size())
+    throw std::invalid_argument(ctx + ": one name per field needed");
+  const auto& d = fieldv.front()->decomp();
+  const int n = d.n(), nx = d.localNx();
   h5::writeParallelFile(path, d.comm().get(), [&](hid_t file) {
+    writeHeader(file, d.box(), a, params, ctx);
     {
-      h5::Handle hdr = h5::createGroup(file, "Header", ctx);
-      h5::attr(hdr, "BoxSize", d.box(), ctx);
-      h5::attr(hdr, "Time", a, ctx);
-      h5::attr(hdr, "Redshift", 1.0 / a - 1.0, ctx);
+      h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx + ": open /Header"),
+                     H5Gclose);
       h5::attr(hdr, "MeshSize", std::int64_t(n), ctx);
       h5::attr(hdr, "CellSize", d.cell(), ctx);
-      h5::attr(hdr, "Omega0", params.cosmology.Omega_m, ctx);
-      h5::attr(hdr, "OmegaLambda", 1.0 - params.cosmology.Omega_m, ctx);
-      h5::attr(hdr, "HubbleParam", params.cosmology.h, ctx);
     }
     {
       h5::Handle par = h5::createGroup(file, "Parameters", ctx);
@@ -43,11 +46,72 @@ void writeField(const std::string& path, const Field<T>& field, const std::strin
     h5::Handle fields = h5::createGroup(file, "Fields", ctx);
     for (const auto& [k, v] : attributes)
       h5::attr(fields, k, v, ctx);
-    const hsize_t gdims[3] = {hsize_t(n), hsize_t(n), hsize_t(n)};
-    const hsize_t start[3] = {hsize_t(d.xStart()), 0, 0};
-    const hsize_t ldims[3] = {hsize_t(nx), hsize_t(n), hsize_t(n)};
-    h5::writeBlock(fields, name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, local.data(), 3, gdims, start,
-                   ldims, units, ctx);
+    std::vector<float> local(static_cast<std::size_t>(nx) * n * n);
+    for (std::size_t c = 0; c < fieldv.size(); ++c) {
+      // Unpadded float32 copy of the local planes.
+      auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), fieldv[c]->real());
+      for (int lx = 0; lx < nx; ++lx)
+        for (int y = 0; y < n; ++y)
+          for (int z = 0; z < n; ++z)
+            local[(static_cast<std::size_t>(lx) * n + y) * n + z] =
+                static_cast<float>(h(Field<T>::realIndex(lx, y, z, n)));
+      const hsize_t gdims[3] = {hsize_t(n), hsize_t(n), hsize_t(n)};
+      const hsize_t start[3] = {hsize_t(d.xStart()), 0, 0};
+      const hsize_t ldims[3] = {hsize_t(nx), hsize_t(n), hsize_t(n)};
+      h5::writeBlock(fields, names[c], H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, local.data(), 3, gdims,
+                     start, ldims, units, ctx);
+    }
+  });
+}
+
+template <class T>
+void writeField(const std::string& path, const Field<T>& field, const std::string& name,
+                const std::string& units, double a, const Params& params,
+                const std::map<std::string, std::string>& attributes) {
+  writeFields<T>(path, {&field}, {name}, units, a, params, attributes);
+}
+
+void writeParticleValues(const std::string& path, const Comm& comm, const Particles& parts,
+                         const std::vector<std::vector<double>>& values,
+                         const std::vector<std::string>& names, double a, const Params& params,
+                         const std::map<std::string, std::string>& attributes) {
+  ScopedRegion region("caustic::writeParticleValues");
+  const std::string ctx = "writeParticleValues(" + path + ")";
+  if (values.size() != names.size())
+    throw std::invalid_argument(ctx + ": one name per value set needed");
+  const std::size_t count = parts.size();
+  for (const auto& v : values)
+    if (v.size() != count)
+      throw std::invalid_argument(ctx + ": one value per particle needed");
+  unsigned long long local = count, offset = 0, total = 0;
+  mpiCheck(MPI_Exscan(&local, &offset, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm.get()),
+           ctx.c_str());
+  if (comm.rank() == 0)
+    offset = 0;
+  mpiCheck(MPI_Allreduce(&local, &total, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm.get()),
+           ctx.c_str());
+  auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+  h5::writeParallelFile(path, comm.get(), [&](hid_t file) {
+    writeHeader(file, params.simulation.box, a, params, ctx);
+    {
+      h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx + ": open /Header"),
+                     H5Gclose);
+      h5::attr(hdr, "NumPart_Total", std::vector<std::uint64_t>{0, total, 0, 0, 0, 0}, ctx);
+    }
+    {
+      h5::Handle par = h5::createGroup(file, "Parameters", ctx);
+      writeParameters(par, params, ctx);
+    }
+    h5::Handle grp = h5::createGroup(file, "PartType1", ctx);
+    for (const auto& [k, v] : attributes)
+      h5::attr(grp, k, v, ctx);
+    const hsize_t gdims[1] = {hsize_t(total)}, start[1] = {hsize_t(offset)},
+                  ldims[1] = {hsize_t(count)};
+    h5::writeBlock(grp, "ParticleIDs", H5T_NATIVE_UINT64, H5T_STD_U64LE, id.data(), 1, gdims, start,
+                   ldims, "", ctx);
+    for (std::size_t c = 0; c < values.size(); ++c)
+      h5::writeBlock(grp, names[c], H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, values[c].data(), 1, gdims,
+                     start, ldims, "", ctx);
   });
 }
 
@@ -57,5 +121,11 @@ template void writeField<float>(const std::string&, const Field<float>&, const s
 template void writeField<double>(const std::string&, const Field<double>&, const std::string&,
                                  const std::string&, double, const Params&,
                                  const std::map<std::string, std::string>&);
+template void writeFields<float>(const std::string&, const std::vector<const Field<float>*>&,
+                                 const std::vector<std::string>&, const std::string&, double,
+                                 const Params&, const std::map<std::string, std::string>&);
+template void writeFields<double>(const std::string&, const std::vector<const Field<double>*>&,
+                                  const std::vector<std::string>&, const std::string&, double,
+                                  const Params&, const std::map<std::string, std::string>&);
 
 } // namespace caustic

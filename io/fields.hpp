@@ -4,9 +4,11 @@
 // x-slab. The file is written under a temporary name and renamed when complete.
 #include "io/params.hpp"
 #include "pm/mesh.hpp"
+#include "pm/particles.hpp"
 
 #include <map>
 #include <string>
+#include <vector>
 
 namespace caustic {
 
@@ -15,5 +17,19 @@ template <class T>
 void writeField(const std::string& path, const Field<T>& field, const std::string& name,
                 const std::string& units, double a, const Params& params,
                 const std::map<std::string, std::string>& attributes = {});
+
+// Several fields of one decomposition in one file: /Fields/<names[c]>.
+template <class T>
+void writeFields(const std::string& path, const std::vector<const Field<T>*>& fields,
+                 const std::vector<std::string>& names, const std::string& units, double a,
+                 const Params& params, const std::map<std::string, std::string>& attributes = {});
+
+// Per-particle values in the snapshot layout: /Header, /Parameters, /PartType1/ParticleIDs and
+// /PartType1/<names[c]> (float64, one value per particle), with `attributes` on /PartType1.
+// Rows of all ranks are concatenated in rank order. Collective over `comm`.
+void writeParticleValues(const std::string& path, const Comm& comm, const Particles& parts,
+                         const std::vector<std::vector<double>>& values,
+                         const std::vector<std::string>& names, double a, const Params& params,
+                         const std::map<std::string, std::string>& attributes = {});
 
 } // namespace caustic

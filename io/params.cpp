@@ -4,6 +4,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -14,11 +15,24 @@
 
 namespace caustic {
 
+const std::vector<std::string>& hookChannels(const std::string& space) {
+  static const std::vector<std::string> eulerian = {"density", "momentum_x", "momentum_y",
+                                                    "momentum_z"};
+  static const std::vector<std::string> lagrangian = {"displacement_x", "displacement_y",
+                                                      "displacement_z", "momentum_x",
+                                                      "momentum_y",     "momentum_z"};
+  if (space == "eulerian")
+    return eulerian;
+  if (space == "lagrangian")
+    return lagrangian;
+  throw std::invalid_argument("field space \"" + space + "\": allowed: eulerian, lagrangian");
+}
+
 namespace {
 
 std::string show(const toml::node& n) {
   std::ostringstream s;
-  if (auto t = n.as_table())
+  if (n.is_table())
     s << "{table}";
   else if (auto a = n.as_array())
     s << *a;
@@ -153,6 +167,25 @@ public:
       throw ParamError(key(k) + " = " + show(*n) + ": wrong type (" + typeName(*n) +
                        "); expected a string");
     return n->as_string()->get();
+  }
+
+  std::optional<std::vector<std::string>> strings(const std::string& k) {
+    const toml::node* n = find(k);
+    if (!n)
+      return std::nullopt;
+    std::vector<std::string> out;
+    if (n->is_string())
+      return std::vector<std::string>{n->as_string()->get()};
+    if (!n->is_array())
+      throw ParamError(key(k) + " = " + show(*n) + ": wrong type (" + typeName(*n) +
+                       "); expected a list of strings");
+    for (const auto& e : *n->as_array()) {
+      if (!e.is_string())
+        throw ParamError(key(k) + " = " + show(*n) + ": element " + show(e) + " is a " +
+                         typeName(e) + "; expected a string");
+      out.push_back(e.as_string()->get());
+    }
+    return out;
   }
 
   std::optional<std::vector<double>> numbers(const std::string& k, const std::string& expect) {
@@ -493,7 +526,20 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
           mdp = std::filesystem::path(base_dir) / mdp;
         e.metadata = mdp.string();
       }
-      e.input = s.choice("input", "density", {"density"});
+      e.space = s.choice("space", "eulerian", {"eulerian", "lagrangian"});
+      const auto& allowed = hookChannels(e.space);
+      e.inputs = s.strings("inputs").value_or(std::vector<std::string>{allowed.front()});
+      if (e.inputs.empty())
+        throw ParamError("emulators." + nm + ".inputs = []: expected at least one channel");
+      for (const auto& c : e.inputs)
+        if (std::find(allowed.begin(), allowed.end(), c) == allowed.end()) {
+          std::string list;
+          for (const auto& x : allowed)
+            list += (list.empty() ? "" : ", ") + x;
+          throw ParamError("emulators." + nm + ".inputs: \"" + c + "\" is not a " + e.space +
+                           " channel; allowed: " + list);
+        }
+      e.every_step = s.boolean("every_step", false);
       const auto ea = s.numbers("a", "a list of output scale factors (each in output.a)");
       e.a = ea ? *ea : p.output.a;
       for (double a : e.a) {

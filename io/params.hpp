@@ -55,14 +55,21 @@ struct HalosParams {
 // An in-situ emulator hook, [emulators.NAME].
 struct EmulatorHookParams {
   std::string name;
-  std::string model;             // TorchScript file (resolved path)
-  std::string metadata;          // its JSON record (default: model path with .json)
-  std::string input = "density"; // the field given to the model
-  std::vector<double> a;         // output scale factors where it runs (default: output.a)
-  int radius = -1;               // ghost planes per side (default: the model's receptive field)
-  int tile_planes = 32;          // x-planes evaluated at once
+  std::string model;               // TorchScript file (resolved path)
+  std::string metadata;            // its JSON record (default: model path with .json)
+  std::string space = "eulerian";  // eulerian (PM mesh) | lagrangian (particle lattice)
+  std::vector<std::string> inputs; // channels given to the model (see hookChannels)
+  std::vector<double> a;           // output scale factors where it runs (default: output.a)
+  bool every_step = false;         // also run after every step
+  int radius = -1;                 // ghost planes per side (default: the model's receptive field)
+  int tile_planes = 32;            // x-planes evaluated at once
   bool force = false; // apply outside the model's validity domain (recorded in the output)
 };
+
+// Channels an emulator hook can give a model, per field space ("eulerian": density,
+// momentum_x|y|z on the PM mesh; "lagrangian": displacement_x|y|z, momentum_x|y|z on the
+// particle lattice). Throws std::invalid_argument for another space.
+const std::vector<std::string>& hookChannels(const std::string& space);
 
 struct OutputParams {
   std::string directory = "output";

@@ -65,6 +65,10 @@ double particleMass(const Params& params) {
   return params.cosmology.Omega_m * kRhoCrit * L * L * L / (n * n * n);
 }
 
+double latticeOffset(const Params& params) {
+  return 0.5 * params.simulation.box / params.simulation.mesh;
+}
+
 void writeSnapshot(const std::string& path, const Comm& comm, const Particles& parts,
                    const SnapshotInfo& info, const Params& params) {
   ScopedRegion region("caustic::writeSnapshot");

@@ -29,6 +29,8 @@ struct SimulationState {
   const Cosmology* cosmology = nullptr;
   double total_particles = 0.0; // over all ranks
   double particle_mass = 0.0;   // [1e10 Msun/h]
+  int particle_grid = 0;        // N_p: particles on an N_p^3 Lagrangian lattice
+  double lattice_offset = 0.0;  // [Mpc/h] q = (i, j, k) L / N_p + offset on every axis
 };
 
 class Observer {

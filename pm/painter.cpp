@@ -71,10 +71,22 @@ KOKKOS_INLINE_FUNCTION int ghostIndex(int b, int nx) {
 
 namespace {
 // The deposit with the window order a compile-time constant (unrolled loops).
-template <int ORDER, class T>
+// Particle weights: one mass for all, or scale * w(p, comp) per particle.
+struct ConstantWeight {
+  double mass;
+  KOKKOS_INLINE_FUNCTION double operator()(std::size_t) const { return mass; }
+};
+struct ComponentWeight {
+  Kokkos::View<double* [3]> w;
+  int comp;
+  double scale;
+  KOKKOS_INLINE_FUNCTION double operator()(std::size_t p) const { return scale * w(p, comp); }
+};
+
+template <int ORDER, class T, class Weight>
 void depositKernel(Field<T>& rho, const Kokkos::View<T***>& ghosts,
-                   const Kokkos::View<double* [3]>& X, std::size_t count, double mass, double shift,
-                   int n, int x0, int nx, double inv_cell) {
+                   const Kokkos::View<double* [3]>& X, std::size_t count, Weight weight,
+                   double shift, int n, int x0, int nx, double inv_cell) {
   const Window win = ORDER == 2 ? Window::CIC : Window::TSC;
   auto field = rho.real();
   // Flat aliases: the deposit computes flat offsets, with plane and row resolved once.
@@ -91,6 +103,7 @@ void depositKernel(Field<T>& rho, const Kokkos::View<T***>& ghosts,
         auto ag = sg.access();
         const double x[3] = {X(p, 0), X(p, 1), X(p, 2)};
         const Stencil s = stencil(win, x, inv_cell, shift, n, x0);
+        const double mass = weight(p);
         std::size_t row[ORDER], col[ORDER];
         for (int j = 0; j < ORDER; ++j) {
           row[j] = static_cast<std::size_t>(wrap(s.i0[1] + j, n));
@@ -131,9 +144,32 @@ void Painter<T>::paint(Field<T>& rho, const Kokkos::View<double* [3]>& X, std::s
   Kokkos::deep_copy(ghosts, T(0));
   if (count > 0) {
     if (win == Window::CIC)
-      depositKernel<2>(rho, ghosts, X, count, mass, shift, n, x0, nx, inv_cell);
+      depositKernel<2>(rho, ghosts, X, count, ConstantWeight{mass}, shift, n, x0, nx, inv_cell);
     else
-      depositKernel<3>(rho, ghosts, X, count, mass, shift, n, x0, nx, inv_cell);
+      depositKernel<3>(rho, ghosts, X, count, ConstantWeight{mass}, shift, n, x0, nx, inv_cell);
+  }
+  _ghosts.scatterAdd(ghosts, rho);
+}
+
+template <class T>
+void Painter<T>::paintWeighted(Field<T>& rho, const Kokkos::View<double* [3]>& X, std::size_t count,
+                               const Kokkos::View<double* [3]>& w, int comp, double scale,
+                               double shift) const {
+  ScopedRegion region("caustic::Painter::paintWeighted");
+  if (comp < 0 || comp > 2)
+    throw std::invalid_argument("Painter::paintWeighted: component " + std::to_string(comp) +
+                                " is not 0, 1 or 2");
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
+  const double inv_cell = 1.0 / _decomp->cell();
+  auto ghosts = _buf;
+  rho.setZero();
+  Kokkos::deep_copy(ghosts, T(0));
+  const ComponentWeight weight{w, comp, scale};
+  if (count > 0) {
+    if (_win == Window::CIC)
+      depositKernel<2>(rho, ghosts, X, count, weight, shift, n, x0, nx, inv_cell);
+    else
+      depositKernel<3>(rho, ghosts, X, count, weight, shift, n, x0, nx, inv_cell);
   }
   _ghosts.scatterAdd(ghosts, rho);
 }

@@ -55,6 +55,11 @@ public:
   // for the interlaced copy). Overwrites rho (real space). Collective.
   void paint(Field<T>& rho, const Kokkos::View<double* [3]>& x, std::size_t count, double mass,
              double shift = 0.0) const;
+  // rho <- sum over particles of scale * w(i, comp) assigned with the window (e.g. momentum
+  // density from p). Overwrites rho (real space). Collective.
+  void paintWeighted(Field<T>& rho, const Kokkos::View<double* [3]>& x, std::size_t count,
+                     const Kokkos::View<double* [3]>& w, int comp, double scale,
+                     double shift = 0.0) const;
   // out(i, comp) <- scale * f interpolated at x(i) for the first `count` positions (or
   // out(i, comp) += ... if `accumulate`). f in real space. Collective.
   template <class Out>

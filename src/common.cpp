@@ -1,6 +1,7 @@
 #include "common.hpp"
 
 #include "io/atomic_file.hpp"
+#include "io/snapshot.hpp"
 #include "pm/initial_conditions.hpp"
 
 #include <cstdio>
@@ -47,7 +48,7 @@ Particles makeRunInitialConditions(RunContext& ctx, const Params& params, const 
   ico.noise = {sim.seed, sim.fixed_amplitude, sim.paired};
   ico.lpt_order = sim.lpt_order;
   ico.a_start = sim.a_start;
-  ico.lattice_offset = 0.5 * sim.box / sim.mesh;
+  ico.lattice_offset = latticeOffset(params);
   PhaseTimer t(ctx, "initial_conditions");
   return makeInitialConditions<T>(lattice, cosmo, power, ico);
 }

@@ -123,6 +123,8 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
   base.cosmology = &cosmo;
   base.total_particles = ntot;
   base.particle_mass = particleMass(params);
+  base.particle_grid = sim.particles;
+  base.lattice_offset = latticeOffset(params);
   installStopHandlers();
   RunResult result;
   {

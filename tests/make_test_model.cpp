@@ -1,6 +1,6 @@
 // Writes a small TorchScript model for the end-to-end emulator test: a periodic-ready 3x3x3 box
 // filter ('same' padding, receptive-field radius 1) with its metadata record.
-// usage: make_test_model OUT.pt CELL_SIZE
+// usage: make_test_model OUT.pt CELL_SIZE [INPUT_CHANNEL OUTPUT_CHANNEL]
 #include "emulators/metadata.hpp"
 
 #include <torch/script.h>
@@ -10,10 +10,12 @@
 #include <string>
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s OUT.pt CELL_SIZE\n", argv[0]);
+  if (argc != 3 && argc != 5) {
+    std::fprintf(stderr, "usage: %s OUT.pt CELL_SIZE [INPUT_CHANNEL OUTPUT_CHANNEL]\n", argv[0]);
     return 2;
   }
+  const std::string in_name = argc == 5 ? argv[3] : "density",
+                    out_name = argc == 5 ? argv[4] : "density_smooth";
   const std::string out = argv[1];
   const double cell = std::stod(argv[2]);
   torch::jit::Module m("BoxFilter");
@@ -25,8 +27,8 @@ def forward(self, x):
   m.save(out);
   nlohmann::json meta = {{"kind", "box_filter"},
                          {"version", "1"},
-                         {"inputs", {{{"name", "density"}, {"mean", 0.0}, {"std", 1.0}}}},
-                         {"outputs", {{{"name", "density_smooth"}, {"mean", 0.0}, {"std", 1.0}}}},
+                         {"inputs", {{{"name", in_name}, {"mean", 0.0}, {"std", 1.0}}}},
+                         {"outputs", {{{"name", out_name}, {"mean", 0.0}, {"std", 1.0}}}},
                          {"receptive_field", 1},
                          {"cell_size", {{"value", cell}, {"rtol", 0.01}}},
                          {"redshift", {0.0, 1.0}},

@@ -1,8 +1,10 @@
 // Distributed inference: a convolutional TorchScript model applied to slab-distributed fields
 // equals the single-rank application, which equals the model on the periodically padded field
 // computed directly with torch.
+#include "emulators/adapters.hpp"
 #include "emulators/distributed_inference.hpp"
 #include "helpers.hpp"
+#include "pm/migrate.hpp"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -10,6 +12,7 @@
 #include <cmath>
 
 using namespace caustic;
+using namespace caustic::test;
 
 namespace {
 
@@ -121,4 +124,126 @@ TEST(DistributedInference, RefusesARadiusBelowTheReceptiveField) {
   auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, 6, 6.0);
   Field<float> a(d, "a"), b(d, "b"), c(d, "c");
   EXPECT_THROW(applyDistributed(model, {&a, &b}, {&c}, {1, 4}), std::invalid_argument);
+}
+
+// ---- Adapters between particles and model fields -------------------------------------------
+
+namespace {
+// n^3 lattice particles (IDs = lattice index) displaced by an analytic field, with momenta
+// p = (2 + sin, id-dependent, ...), dealt round-robin and then moved to their slab owners.
+Particles latticeParticles(int n, double L, const SlabDecomposition& mesh) {
+  const std::size_t N = std::size_t(n) * n * n;
+  Particles all(N);
+  auto x = Kokkos::create_mirror_view(all.x);
+  auto p = Kokkos::create_mirror_view(all.p);
+  auto id = Kokkos::create_mirror_view(all.id);
+  const double h = L / n;
+  for (std::size_t s = 0; s < N; ++s) {
+    const int i = int(s / (n * n)), j = int((s / n) % n), k = int(s % n);
+    const double q[3] = {i * h + 0.25, j * h + 0.25, k * h + 0.25};
+    const double dsp[3] = {1.7 * std::sin(2 * M_PI * j / n), -0.9 * std::cos(2 * M_PI * i / n),
+                           0.4 * std::sin(2 * M_PI * (i + k) / n)};
+    for (int c = 0; c < 3; ++c) {
+      x(s, c) = periodicWrap(q[c] + dsp[c], L);
+      p(s, c) = (c + 1) * std::cos(0.3 * s) + 0.5;
+    }
+    id(s) = s;
+  }
+  Kokkos::deep_copy(all.x, x);
+  Kokkos::deep_copy(all.p, p);
+  Kokkos::deep_copy(all.id, id);
+  Particles mine = share(all, mesh.comm().rank(), mesh.comm().size());
+  migrate(mine, mesh);
+  return mine;
+}
+} // namespace
+
+TEST(Adapters, LagrangianExchangeRoundTripAndSites) {
+  const int n = 12;
+  const double L = 24.0;
+  auto mesh = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, 2 * n, L);
+  auto lattice = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, n, L);
+  Particles parts = latticeParticles(n, L, *mesh);
+  LagrangianExchange ex(lattice, parts);
+  std::vector<std::vector<double>> v;
+  for (const char* ch : {"displacement_x", "displacement_y", "momentum_z"})
+    v.push_back(lagrangianValues(ch, parts, n, L, 0.25));
+  Field<float> fx(lattice, "fx"), fy(lattice, "fy"), fz(lattice, "fz");
+  ex.toLattice(v, {&fx, &fy, &fz});
+  // Each lattice site holds the analytic displacement of its own particle.
+  auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), fx.real());
+  auto hy = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), fy.real());
+  auto hz = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), fz.real());
+  double err = 0;
+  for (int lx = 0; lx < lattice->localNx(); ++lx)
+    for (int j = 0; j < n; ++j)
+      for (int k = 0; k < n; ++k) {
+        const int i = lattice->xStart() + lx;
+        const std::size_t s = (std::size_t(i) * n + j) * n + k,
+                          f = Field<float>::realIndex(lx, j, k, n);
+        err = std::max(err, std::abs(hx(f) - 1.7 * std::sin(2 * M_PI * j / n)));
+        err = std::max(err, std::abs(hy(f) + 0.9 * std::cos(2 * M_PI * i / n)));
+        err = std::max(err, std::abs(hz(f) - (3 * std::cos(0.3 * s) + 0.5)));
+      }
+  EXPECT_LT(err, 1e-5);
+  // And back: every particle gets its own value (float precision of the fields).
+  const auto back = ex.fromLattice({&fx, &fy, &fz});
+  double rt = 0;
+  for (int c = 0; c < 3; ++c)
+    for (std::size_t i = 0; i < parts.size(); ++i)
+      rt = std::max(rt, std::abs(back[c][i] - v[c][i]));
+  EXPECT_LT(rt, 1e-5);
+}
+
+TEST(Adapters, LagrangianExchangeRefusesAnIncompleteLattice) {
+  const int n = 8;
+  auto mesh = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, n, 8.0);
+  Particles parts = latticeParticles(n, 8.0, *mesh);
+  int rank = mesh->comm().rank();
+  if (rank == 0)
+    parts.setSize(parts.size() - 1); // one particle lost
+  EXPECT_THROW(LagrangianExchange(mesh, parts), std::runtime_error);
+}
+
+TEST(Adapters, MomentumDensityIsTheMassWeightedMomentum) {
+  // Uniform p: the painted momentum density is p (1 + delta). Varying p: the field sums to
+  // (n^3 / N) sum p, and equals the serial painting.
+  const int n = 16;
+  const double L = 32.0;
+  auto mesh = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, n, L);
+  Particles all = randomParticles(3000, L, 17);
+  {
+    auto p = Kokkos::create_mirror_view(all.p);
+    for (std::size_t i = 0; i < all.size(); ++i)
+      for (int c = 0; c < 3; ++c)
+        p(i, c) = c == 1 ? 2.5 : std::sin(1.0 * i + c);
+    Kokkos::deep_copy(all.p, p);
+  }
+  Particles parts = share(all, mesh->comm().rank(), mesh->comm().size());
+  migrate(parts, *mesh);
+  const Painter<float> painter(mesh, Window::CIC);
+  Field<float> delta(mesh, "delta"), my(mesh, "my"), mx(mesh, "mx");
+  paintEulerian("density", delta, painter, parts, double(all.size()));
+  paintEulerian("momentum_y", my, painter, parts, double(all.size()));
+  paintEulerian("momentum_x", mx, painter, parts, double(all.size()));
+  auto hd = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), delta.real());
+  auto hy = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), my.real());
+  auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), mx.real());
+  double err = 0, sum = 0;
+  for (int lx = 0; lx < mesh->localNx(); ++lx)
+    for (int y = 0; y < n; ++y)
+      for (int z = 0; z < n; ++z) {
+        const auto f = Field<float>::realIndex(lx, y, z, n);
+        err = std::max(err, std::abs(hy(f) - 2.5 * (1.0 + hd(f))));
+        sum += hx(f);
+      }
+  double total = 0;
+  MPI_Allreduce(&sum, &total, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  double expect = 0;
+  for (std::size_t i = 0; i < all.size(); ++i)
+    expect += std::sin(1.0 * i);
+  expect *= double(n) * n * n / all.size();
+  EXPECT_LT(err, 1e-4);
+  EXPECT_NEAR(total, expect, 1e-3 * std::abs(expect) + 1e-3);
+  EXPECT_THROW(paintEulerian("velocity_x", mx, painter, parts, 1.0), std::invalid_argument);
 }

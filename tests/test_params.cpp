@@ -247,3 +247,35 @@ TEST(Params, BadInputsAreRefusedWithClearMessages) {
     }
   }
 }
+
+TEST(Params, EmulatorHookSections) {
+  const std::string model = tempFile("hook_model.pt", "not read by the parser");
+  const std::string base = std::string(kValid) + "\n[emulators.sr]\nmodel = \"" + model + "\"\n";
+  const Params p = parseParams(base, {}, 1);
+  ASSERT_EQ(p.emulators.size(), 1u);
+  EXPECT_EQ(p.emulators[0].space, "eulerian");
+  EXPECT_EQ(p.emulators[0].inputs, std::vector<std::string>{"density"});
+  EXPECT_FALSE(p.emulators[0].every_step);
+  const Params q =
+      parseParams(base + "space = \"lagrangian\"\ninputs = [\"displacement_x\", \"momentum_z\"]\n"
+                         "every_step = true\n",
+                  {}, 1);
+  EXPECT_EQ(q.emulators[0].inputs.size(), 2u);
+  EXPECT_TRUE(q.emulators[0].every_step);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"space = \"fourier\"\n", "emulators.sr.space = \"fourier\""},
+      {"inputs = [\"velocity_x\"]\n", "\"velocity_x\" is not a eulerian channel"},
+      {"space = \"lagrangian\"\ninputs = [\"density\"]\n", "\"density\" is not a lagrangian"},
+      {"inputs = []\n", "expected at least one channel"},
+      {"inputs = [1]\n", "expected a string"},
+      {"every_step = 1\n", "emulators.sr.every_step"},
+  };
+  for (const auto& [extra, msg] : bad) {
+    try {
+      parseParams(base + extra, {}, 1);
+      ADD_FAILURE() << "accepted: " << extra;
+    } catch (const ParamError& e) {
+      EXPECT_NE(std::string(e.what()).find(msg), std::string::npos) << extra << " -> " << e.what();
+    }
+  }
+}
