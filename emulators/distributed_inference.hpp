@@ -6,7 +6,9 @@
 // `radius`, evaluates the model on x-tiles of at most `tile_planes` planes (+ 2 radius), and
 // keeps the central part. With the model's receptive-field radius <= `radius`, the result does
 // not depend on the decomposition or the tiling: it equals the model applied to the periodic
-// field on one rank.
+// field on one rank. Models with a stride S > 1 (U-Nets: 2^depth) see the padding rounded up to
+// a multiple of S and tiles that start on global multiples of S, so their pooling grids are the
+// same as on the whole field; the mesh side must be a multiple of S.
 #include "emulators/model.hpp"
 #include "pm/ghost_planes.hpp"
 #include "pm/mesh.hpp"

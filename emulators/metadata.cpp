@@ -70,8 +70,8 @@ std::vector<Channel> channels(const nlohmann::json& j, const std::string& key,
 
 ModelMetadata ModelMetadata::fromJson(const nlohmann::json& j, const std::string& where) {
   static const std::set<std::string> known = {
-      "kind",      "version", "inputs",   "outputs",   "receptive_field",
-      "cell_size", "box",     "redshift", "cosmology", "provenance"};
+      "kind", "version",  "inputs",    "outputs",    "receptive_field", "cell_size",
+      "box",  "redshift", "cosmology", "provenance", "stride",          "architecture"};
   if (!j.is_object())
     throw std::runtime_error(where + ": model metadata must be a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it)
@@ -114,6 +114,15 @@ ModelMetadata ModelMetadata::fromJson(const nlohmann::json& j, const std::string
     }
   }
   m.provenance = j.value("provenance", std::string());
+  m.stride = j.value("stride", 1);
+  if (m.stride < 1 || m.stride > 1024)
+    throw std::runtime_error(where + ": \"stride\" = " + std::to_string(m.stride) +
+                             ": expected an integer in [1, 1024]");
+  if (j.contains("architecture")) {
+    if (!j["architecture"].is_object())
+      throw std::runtime_error(where + ": \"architecture\": expected an object");
+    m.architecture = j["architecture"];
+  }
   return m;
 }
 
@@ -153,6 +162,10 @@ nlohmann::json ModelMetadata::toJson() const {
     j["cosmology"] = c;
   }
   j["provenance"] = provenance;
+  if (stride != 1)
+    j["stride"] = stride;
+  if (!architecture.is_null())
+    j["architecture"] = architecture;
   return j;
 }
 

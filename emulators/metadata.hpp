@@ -12,7 +12,9 @@
 //   "box": [64.0, 1024.0],                 // box sizes seen in training [Mpc/h] (optional)
 //   "redshift": [0.0, 3.0],                // redshift range (optional)
 //   "cosmology": {"Omega_m": [0.25, 0.35], "sigma8": [0.7, 0.9]},  // parameter ranges (optional)
-//   "provenance": "caustic train, 64 paired runs ..."
+//   "provenance": "caustic train, 64 paired runs ...",
+//   "stride": 4,                           // equivariant for shifts by multiples of this (opt.)
+//   "architecture": {"type": "unet3d", ...} // native models only: the module to rebuild
 // }
 #include "pm/cosmology.hpp"
 
@@ -47,6 +49,12 @@ struct ModelMetadata {
   std::optional<std::pair<double, double>> box, redshift;
   std::vector<std::pair<std::string, std::pair<double, double>>> cosmology;
   std::string provenance;
+  // Translation equivariance holds for shifts that are multiples of `stride` cells (2^depth for
+  // a U-Net); fields and tiles must be aligned to it.
+  int stride = 1;
+  // Native models saved by `caustic train`: how to rebuild the module before loading its
+  // weights ({"type": "unet3d", ...}); null for TorchScript models.
+  nlohmann::json architecture;
 
   // Parses and checks the record; `where` names its source in error messages.
   static ModelMetadata fromJson(const nlohmann::json& j, const std::string& where);

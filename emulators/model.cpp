@@ -15,9 +15,19 @@ torch::Tensor channelVector(const std::vector<Channel>& ch, bool mean, int64_t n
 }
 } // namespace
 
-Model::Model(torch::jit::Module module, ModelMetadata meta)
-    : _module(std::make_shared<torch::jit::Module>(std::move(module))), _meta(std::move(meta)) {
-  _module->eval();
+Model::Model(torch::jit::Module module, ModelMetadata meta) : _meta(std::move(meta)) {
+  auto m = std::make_shared<torch::jit::Module>(std::move(module));
+  m->eval();
+  _holder = m;
+  _run = [m](const torch::Tensor& x) { return m->forward({x}).toTensor(); };
+}
+
+Model::Model(UNet3d net, ModelMetadata meta) : _meta(std::move(meta)) {
+  net->eval();
+  _meta.architecture = net->config().toJson();
+  _meta.stride = net->config().stride();
+  _holder = net.ptr();
+  _run = [net](const torch::Tensor& x) mutable { return net->forward(x.to(torch::kFloat32)); };
 }
 
 Model Model::load(const std::string& path, const std::string& metadata_path) {
@@ -25,6 +35,21 @@ Model Model::load(const std::string& path, const std::string& metadata_path) {
   if (meta.empty())
     meta = std::filesystem::path(path).replace_extension(".json").string();
   ModelMetadata md = ModelMetadata::fromFile(meta);
+  if (!md.architecture.is_null()) {
+    const UNetConfig cfg = UNetConfig::fromJson(md.architecture, "model metadata " + meta);
+    if (cfg.in_channels != static_cast<int>(md.inputs.size()) ||
+        cfg.out_channels != static_cast<int>(md.outputs.size()))
+      throw std::runtime_error("model metadata " + meta +
+                               ": the architecture's channel counts differ from inputs/outputs");
+    UNet3d net(cfg);
+    try {
+      torch::load(net, path);
+    } catch (const c10::Error& e) {
+      throw std::runtime_error("model " + path + ": cannot load the weights of a " +
+                               md.architecture.dump() + ": " + e.what_without_backtrace());
+    }
+    return Model(net, std::move(md));
+  }
   try {
     return Model(torch::jit::load(path), std::move(md));
   } catch (const c10::Error& e) {
@@ -43,7 +68,7 @@ torch::Tensor Model::forward(const torch::Tensor& x) const {
   const auto xn = ((x.to(torch::kFloat64) - channelVector(_meta.inputs, true, x.dim())) /
                    channelVector(_meta.inputs, false, x.dim()))
                       .to(dtype);
-  torch::Tensor y = _module->forward({xn}).toTensor();
+  torch::Tensor y = _run(xn);
   if (y.dim() < 2 || y.size(1) != static_cast<int64_t>(_meta.outputs.size()))
     throw std::runtime_error(
         "Model::forward: the module returned " + std::to_string(y.dim() < 2 ? -1 : y.size(1)) +

@@ -4,6 +4,8 @@
 #include "io/snapshot.hpp"
 #include "pm/profiling.hpp"
 
+#include <cmath>
+#include <filesystem>
 #include <stdexcept>
 #include <vector>
 
@@ -113,6 +115,63 @@ void writeParticleValues(const std::string& path, const Comm& comm, const Partic
       h5::writeBlock(grp, names[c], H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, values[c].data(), 1, gdims,
                      start, ldims, "", ctx);
   });
+}
+
+namespace {
+double headerAttr(hid_t hdr, const char* name, const std::string& ctx, double def) {
+  if (H5Aexists(hdr, name) <= 0) {
+    if (!std::isnan(def))
+      return def;
+    throw std::runtime_error(ctx + ": /Header attribute " + name + " missing");
+  }
+  h5::Handle a(h5::check(H5Aopen(hdr, name, H5P_DEFAULT), ctx + ": open attribute " + name),
+               H5Aclose);
+  double v = 0;
+  h5::Handle sp(H5Aget_space(a), H5Sclose);
+  if (H5Sget_simple_extent_npoints(sp) != 1 || H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0)
+    throw std::runtime_error(ctx + ": cannot read /Header attribute " + name);
+  return v;
+}
+} // namespace
+
+FieldData readFieldData(const std::string& path, const std::string& dataset) {
+  const std::string ctx = "reading field " + path + ":" + dataset;
+  if (!std::filesystem::is_regular_file(path))
+    throw std::runtime_error(ctx + ": no such file");
+  if (H5Fis_hdf5(path.c_str()) <= 0)
+    throw std::runtime_error(ctx + ": not an HDF5 file (missing, truncated or corrupted)");
+  h5::Handle file(h5::check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), ctx + ": open"),
+                  H5Fclose);
+  FieldData f;
+  {
+    if (H5Lexists(file, "Header", H5P_DEFAULT) <= 0)
+      throw std::runtime_error(ctx + ": no /Header group");
+    h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx + ": open /Header"),
+                   H5Gclose);
+    f.box = headerAttr(hdr, "BoxSize", ctx, NAN);
+    f.a = headerAttr(hdr, "Time", ctx, NAN);
+    f.omega_m = headerAttr(hdr, "Omega0", ctx, 0.0);
+  }
+  const std::size_t slash = dataset.find('/', 1);
+  if (H5Lexists(file, dataset.substr(0, slash).c_str(), H5P_DEFAULT) <= 0 ||
+      H5Lexists(file, dataset.c_str(), H5P_DEFAULT) <= 0)
+    throw std::runtime_error(ctx + ": no such dataset");
+  h5::Handle d(h5::check(H5Dopen2(file, dataset.c_str(), H5P_DEFAULT), ctx + ": open dataset"),
+               H5Dclose);
+  h5::Handle sp(H5Dget_space(d), H5Sclose);
+  hsize_t dims[3] = {0, 0, 0};
+  if (H5Sget_simple_extent_ndims(sp) != 3 || H5Sget_simple_extent_dims(sp, dims, nullptr) != 3 ||
+      dims[0] != dims[1] || dims[0] != dims[2] || dims[0] == 0)
+    throw std::runtime_error(ctx + ": expected a cubic 3D dataset (N, N, N)");
+  f.n = static_cast<int>(dims[0]);
+  f.cell = f.box / f.n;
+  f.values.resize(std::size_t(f.n) * f.n * f.n);
+  if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, f.values.data()) < 0)
+    throw std::runtime_error(ctx + ": cannot read the values (truncated or corrupted file?)");
+  for (float v : f.values)
+    if (!std::isfinite(v))
+      throw std::runtime_error(ctx + ": contains NaN or Inf");
+  return f;
 }
 
 template void writeField<float>(const std::string&, const Field<float>&, const std::string&,

@@ -32,4 +32,15 @@ void writeParticleValues(const std::string& path, const Comm& comm, const Partic
                          const std::vector<std::string>& names, double a, const Params& params,
                          const std::map<std::string, std::string>& attributes = {});
 
+// A whole cubic field read on this rank alone (training data): /Header attributes and the
+// float32 values of `dataset` (e.g. "Fields/density"), index (x n + y) n + z.
+struct FieldData {
+  int n = 0;
+  double box = 0.0, cell = 0.0, a = 0.0, omega_m = 0.0; // [Mpc/h], [Mpc/h]
+  std::vector<float> values;
+};
+// Throws std::runtime_error naming the file and dataset if it is missing, not a cube, or
+// unreadable (truncated or corrupted).
+FieldData readFieldData(const std::string& path, const std::string& dataset);
+
 } // namespace caustic

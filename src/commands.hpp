@@ -20,4 +20,13 @@ struct FofCommandOptions {
 // `caustic fof`: friends-of-friends on a snapshot: catalogue and mass function.
 void runFofCommand(RunContext& ctx, const FofCommandOptions& opt);
 
+struct TrainCommandOptions {
+  std::string config;
+  std::vector<std::string> sets;
+  bool resume = false;
+  int stop_after = -1;
+};
+// `caustic train`: trains a U-Net emulator on paired HDF5 fields. Returns the exit code.
+int runTrainCommand(RunContext& ctx, const TrainCommandOptions& opt);
+
 } // namespace caustic

@@ -38,6 +38,17 @@ int runCommand(int argc, char** argv) {
   fof->add_flag("--member-ids", fof_opt.member_ids, "Write the members' IDs");
   fof->add_option("--output,-o", fof_opt.output,
                   "Catalogue path (default: halos_<snapshot>.hdf5 beside it)");
+#ifdef CAUSTIC_WITH_TORCH
+  TrainCommandOptions train_opt;
+  auto* train = app.add_subcommand("train", "Train a U-Net emulator on paired HDF5 fields");
+  train->add_option("config", train_opt.config, "TOML training configuration")->required();
+  train->add_option("--set", train_opt.sets, "Override a setting: section.key=value (repeatable)");
+  train->add_flag("--resume", train_opt.resume,
+                  "Continue from the checkpoint in the output directory");
+  train
+      ->add_option("--stop-after", train_opt.stop_after, "Stop (with a checkpoint) after this step")
+      ->check(CLI::Range(1, 1000000000));
+#endif
   app.set_version_flag("--version", CAUSTIC_VERSION);
   try {
     app.parse(argc, argv);
@@ -60,6 +71,17 @@ int runCommand(int argc, char** argv) {
     }
     return 0;
   }
+#ifdef CAUSTIC_WITH_TORCH
+  if (*train) {
+    try {
+      return runTrainCommand(ctx, train_opt);
+    } catch (const ParamError& e) {
+      if (rank == 0)
+        std::fprintf(stderr, "caustic: error: %s\n", e.what());
+      return 2;
+    }
+  }
+#endif
   Params params;
   try {
     params = loadParams(file, sets, size);

@@ -126,6 +126,98 @@ TEST(DistributedInference, RefusesARadiusBelowTheReceptiveField) {
   EXPECT_THROW(applyDistributed(model, {&a, &b}, {&c}, {1, 4}), std::invalid_argument);
 }
 
+namespace {
+Model unetModel(int depth) {
+  torch::manual_seed(3);
+  UNetConfig cfg;
+  cfg.in_channels = 2;
+  cfg.out_channels = 1;
+  cfg.depth = depth;
+  cfg.width = 4;
+  ModelMetadata meta;
+  meta.kind = "test_unet";
+  meta.inputs = {{"a", 0.0, 1.0}, {"b", 0.5, 2.0}};
+  meta.outputs = {{"c", 0.1, 3.0}};
+  meta.receptive_field = cfg.receptiveField();
+  meta.cell_size = 1.0;
+  return Model(UNet3d(cfg), meta);
+}
+
+// The model on the whole periodic field of `fill` (one tensor, no padding: the U-Net pads
+// periodically itself).
+torch::Tensor direct(const Model& model, int n) {
+  auto x = torch::empty({1, 2, n, n, n});
+  auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_SELF, n, double(n));
+  Field<float> a(d, "a"), b(d, "b");
+  fill(a, 0);
+  fill(b, 1);
+  auto acc = x.accessor<float, 5>();
+  for (int c = 0; c < 2; ++c) {
+    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), (c ? b : a).real());
+    for (int i = 0; i < n; ++i)
+      for (int y = 0; y < n; ++y)
+        for (int z = 0; z < n; ++z)
+          acc[0][c][i][y][z] = h(Field<float>::realIndex(i, y, z, n));
+  }
+  return model.forward(x);
+}
+} // namespace
+
+TEST(DistributedInference, UNetEqualsTheWholeFieldApplication) {
+  // Slabs of 16/3 planes at 3 ranks start off the U-Net's pooling grid; tiles of 3 planes too;
+  // the ghost width (28 + 3 planes at depth 2) exceeds the box.
+  for (int depth : {1, 2}) {
+    const Model model = unetModel(depth);
+    const int n = 16;
+    const auto ref = direct(model, n);
+    auto racc = ref.accessor<float, 5>();
+    for (int tile : {6, 1000}) {
+      const auto dist = apply(model, MPI_COMM_WORLD, n, model.metadata().receptive_field, tile);
+      double worst = 0, scale = 0;
+      int compared = 0;
+      for (int i = 0; i < n; ++i)
+        for (int y = 0; y < n; ++y)
+          for (int z = 0; z < n; ++z) {
+            const float v = dist[(std::size_t(i) * n + y) * n + z];
+            if (std::isnan(v))
+              continue;
+            worst = std::max(worst, double(std::abs(v - racc[0][0][i][y][z])));
+            scale = std::max(scale, double(std::abs(racc[0][0][i][y][z])));
+            ++compared;
+          }
+      EXPECT_GT(compared, 0);
+      EXPECT_LT(worst, 1e-5 * std::max(1.0, scale)) << "depth " << depth << ", tile " << tile;
+    }
+  }
+}
+
+TEST(DistributedInference, UNetReceptiveFieldBound) {
+  // A change of one input cell changes no output cell farther than the declared radius.
+  int rank;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (rank != 0)
+    GTEST_SKIP() << "serial check, done on rank 0";
+  const Model model = unetModel(1);
+  const int n = 32, R = model.metadata().receptive_field;
+  auto x = torch::randn({1, 2, n, n, n});
+  const auto y0 = model.forward(x);
+  auto x1 = x.clone();
+  x1[0][0][5][7][9] += 10.0f;
+  const auto diff = (model.forward(x1) - y0).abs();
+  auto acc = diff.accessor<float, 5>();
+  int reach = 0;
+  for (int i = 0; i < n; ++i)
+    for (int y = 0; y < n; ++y)
+      for (int z = 0; z < n; ++z)
+        if (acc[0][0][i][y][z] > 0) {
+          auto dist = [n](int a, int b) { return std::min(std::abs(a - b), n - std::abs(a - b)); };
+          reach = std::max({reach, dist(i, 5), dist(y, 7), dist(z, 9)});
+        }
+  std::printf("U-Net depth 1: one changed cell reaches %d cells; declared radius %d\n", reach, R);
+  EXPECT_GT(reach, 0);
+  EXPECT_LE(reach, R);
+}
+
 // ---- Adapters between particles and model fields -------------------------------------------
 
 namespace {

@@ -1,0 +1,57 @@
+#include "commands.hpp"
+
+#include "emulators/training_config.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <unistd.h>
+
+namespace caustic {
+
+int runTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
+  TrainingConfig cfg = loadTrainingConfig(opt.config, opt.sets);
+  cfg.resume = opt.resume;
+  cfg.stop_after = opt.stop_after;
+  const bool tty = isatty(fileno(stderr)) != 0;
+  ctx.log("caustic train: " + std::to_string(cfg.train.size()) + " training and " +
+          std::to_string(cfg.validation.size()) + " validation pairs, U-Net depth " +
+          std::to_string(cfg.depth) + " width " + std::to_string(cfg.width) + ", " +
+          std::to_string(cfg.steps) + " steps of " + std::to_string(cfg.batch) + " x " +
+          std::to_string(ctx.comm().size()) + " crops of " + std::to_string(cfg.crop) + "^3 -> " +
+          cfg.directory + (cfg.resume ? " (resuming)" : ""));
+  const int every = std::max(1, cfg.steps / 100);
+  TrainingResult r;
+  try {
+    r = trainModel(cfg, ctx.comm().get(), [&](const TrainingProgress& p) {
+      char line[200];
+      std::snprintf(line, sizeof line,
+                    "step %6d/%d  loss %.4e  validation %.4e  lr %.2e  ETA %6.0f s", p.step,
+                    p.steps, p.train_loss, p.validation_loss, p.lr, p.eta_seconds);
+      if (tty) { // one updating line on a terminal
+        const int width = 24, done = width * p.step / p.steps;
+        std::fprintf(stderr, "\r[%.*s%*s] %s", done, "########################", width - done, "",
+                     line);
+        if (p.step == p.steps)
+          std::fprintf(stderr, "\n");
+        std::fflush(stderr);
+      } else if (p.step % every == 0 || p.step == p.steps) {
+        ctx.log(line);
+      }
+    });
+  } catch (const std::invalid_argument& e) {
+    throw ParamError(e.what()); // a bad setting, met by every rank alike
+  }
+  if (!r.finished) {
+    ctx.log("stopped after step " + std::to_string(r.steps_done) + "; continue with --resume");
+    return 0;
+  }
+  ctx.log("wrote " + r.model_path + " and its metadata " + cfg.directory + "/model.json");
+  ctx.log("loss curve: " + cfg.directory + "/loss.csv, " + cfg.directory + "/loss.svg");
+  char line[160];
+  std::snprintf(line, sizeof line, "held-out loss %.4e at step 0, %.4e at step %d",
+                r.curve.front().validation, r.curve.back().validation, r.curve.back().step);
+  ctx.log(line);
+  return 0;
+}
+
+} // namespace caustic
