@@ -11,6 +11,11 @@ void configureAllocator() {
   mallopt(M_TRIM_THRESHOLD, 4 << 20);
 }
 
+void configureAllocatorForReuse() {
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+}
+
 double residentBytes() {
   std::ifstream f("/proc/self/statm");
   long pages = 0, resident = 0;

@@ -8,6 +8,10 @@
 namespace caustic {
 
 void configureAllocator();
+// For workloads that allocate and free the same large blocks over and over (training: every
+// step's activations and gradients): keep them in the heap (mmap threshold 256 MB), so that
+// each step does not pay for fresh zeroed pages.
+void configureAllocatorForReuse();
 // Current and peak resident set size of this process [bytes].
 double residentBytes();
 double peakResidentBytes();

@@ -1,6 +1,7 @@
 #include "commands.hpp"
 
 #include "emulators/training_config.hpp"
+#include "pm/memory.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -10,6 +11,7 @@ namespace caustic {
 
 int runTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
   TrainingConfig cfg = loadTrainingConfig(opt.config, opt.sets);
+  configureAllocatorForReuse();
   cfg.resume = opt.resume;
   cfg.stop_after = opt.stop_after;
   const bool tty = isatty(fileno(stderr)) != 0;
