@@ -36,6 +36,15 @@ public:
       _close(_id);
     _id = -1;
   }
+  // Closes now and returns the library's status (closing a file flushes it: disk full shows
+  // here).
+  herr_t close() {
+    herr_t r = 0;
+    if (_id >= 0 && _close)
+      r = _close(_id);
+    _id = -1;
+    return r;
+  }
 
 private:
   hid_t _id = -1;
@@ -70,5 +79,11 @@ void writeParallelFile(const std::string& path, MPI_Comm comm,
 void writeBlock(hid_t parent, const std::string& name, hid_t mem_type, hid_t file_type,
                 const void* data, int rank, const hsize_t* gdims, const hsize_t* start,
                 const hsize_t* ldims, const std::string& units, const std::string& ctx);
+
+// A scalar attribute, or element 1 (particle type 1) of an array attribute, as double.
+double readAttr(hid_t obj, const char* name, const std::string& ctx);
+// Rows [start, start + count) of an (total, ncomp) dataset, read collectively; checks the shape.
+void readRows(hid_t file, const char* name, hid_t memtype, void* out, std::uint64_t start,
+              std::uint64_t count, int ncomp, std::uint64_t total, const std::string& ctx);
 
 } // namespace caustic::h5

@@ -67,13 +67,13 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     applyOverride(root, ov);
 
   const std::set<std::string> sections = {"cosmology", "power", "simulation", "gravity",
-                                          "output",    "halos", "emulators"};
+                                          "output",    "halos", "emulators",  "checkpoint"};
   for (auto&& [k, v] : root) {
     if (!sections.count(std::string(k.str())))
       throw ParamError(
           "[" + std::string(k.str()) +
           "]: unknown section; allowed: [cosmology], [power], [simulation], [gravity], "
-          "[output], [halos], [emulators.NAME]");
+          "[output], [halos], [checkpoint], [emulators.NAME]");
   }
 
   Params p;
@@ -256,6 +256,30 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
         throw ParamError("halos.a = " + fmt(a) +
                          ": not an output scale factor; allowed: values of output.a");
     }
+    s.finish();
+  }
+
+  { // [checkpoint]
+    Section s(&root, "checkpoint", false);
+    auto& c = p.checkpoint;
+    const auto es = s.integer("every_steps", 0, "an integer >= 0 (0: off)");
+    if (es < 0 || es > 1000000000)
+      throw ParamError(s.key("every_steps") + " = " + std::to_string(es) +
+                       ": out of range; allowed: >= 0 (0: off)");
+    c.every_steps = static_cast<int>(es);
+    c.every_minutes = s.number("every_minutes", 0.0, "a number >= 0 (0: off)");
+    requireRange(c.every_minutes >= 0, s.key("every_minutes"), c.every_minutes, ">= 0 (0: off)");
+    c.on_signal = s.boolean("on_signal", true);
+    const auto keep = s.integer("keep", 2, "an integer >= 1");
+    if (keep < 1 || keep > 1000000)
+      throw ParamError(s.key("keep") + " = " + std::to_string(keep) +
+                       ": out of range; allowed: >= 1");
+    c.keep = static_cast<int>(keep);
+    c.directory =
+        s.string("directory")
+            .value_or((std::filesystem::path(p.output.directory) / "checkpoints").string());
+    if (c.directory.empty())
+      throw ParamError("checkpoint.directory = \"\": expected a directory path");
     s.finish();
   }
 

@@ -52,6 +52,15 @@ struct HalosParams {
   std::vector<double> a;   // scale factors (default: output.a); each must be an output a
 };
 
+// Checkpoints, [checkpoint].
+struct CheckpointParams {
+  int every_steps = 0;        // 0: not by step count
+  double every_minutes = 0.0; // wall-clock minutes between checkpoints; 0: not by time
+  bool on_signal = true;      // write one when stopped by SIGTERM/SIGUSR1/SIGINT
+  int keep = 2;               // newest checkpoints kept
+  std::string directory;      // default: <output.directory>/checkpoints
+};
+
 // An in-situ emulator hook, [emulators.NAME].
 struct EmulatorHookParams {
   std::string name;
@@ -91,6 +100,7 @@ struct Params {
   GravityParams gravity;
   OutputParams output;
   HalosParams halos;
+  CheckpointParams checkpoint;
   std::vector<EmulatorHookParams> emulators;
   std::string toml;   // the effective parameters (file plus overrides) as TOML text
   std::string source; // path of the parameter file

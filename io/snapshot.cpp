@@ -150,46 +150,8 @@ void writeSnapshot(const std::string& path, const Comm& comm, const Particles& p
 
 namespace caustic {
 
-namespace {
-double readAttr(hid_t obj, const char* name, const std::string& ctx) {
-  if (H5Aexists(obj, name) <= 0)
-    throw std::runtime_error(ctx + ": attribute " + name + " missing");
-  h5::Handle a(h5::check(H5Aopen(obj, name, H5P_DEFAULT), ctx + ": open attribute " + name),
-               H5Aclose);
-  h5::Handle sp(H5Aget_space(a), H5Sclose);
-  const hssize_t n = H5Sget_simple_extent_npoints(sp);
-  std::vector<double> v(std::max<hssize_t>(n, 1));
-  if (H5Aread(a, H5T_NATIVE_DOUBLE, v.data()) < 0)
-    throw std::runtime_error(ctx + ": cannot read attribute " + name);
-  return n > 1 ? v[1] : v[0]; // arrays of 6: particle type 1
-}
-
-void readRows(hid_t file, const char* name, hid_t memtype, void* out, std::uint64_t start,
-              std::uint64_t count, int ncomp, std::uint64_t total, const std::string& ctx) {
-  if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
-    throw std::runtime_error(ctx + ": dataset " + name + " missing");
-  h5::Handle d(h5::check(H5Dopen2(file, name, H5P_DEFAULT), ctx + ": open " + name), H5Dclose);
-  h5::Handle fs(H5Dget_space(d), H5Sclose);
-  hsize_t dims[2] = {0, 0};
-  const int rank = H5Sget_simple_extent_ndims(fs);
-  H5Sget_simple_extent_dims(fs, dims, nullptr);
-  if (dims[0] != total || (ncomp > 1 && (rank != 2 || dims[1] != hsize_t(ncomp))))
-    throw std::runtime_error(ctx + ": dataset " + name + " has " + std::to_string(dims[0]) +
-                             " rows; the header says " + std::to_string(total));
-  const hsize_t st[2] = {start, 0}, ct[2] = {count, hsize_t(ncomp)};
-  h5::Handle ms(H5Screate_simple(ncomp > 1 ? 2 : 1, ct, nullptr), H5Sclose);
-  if (count > 0)
-    H5Sselect_hyperslab(fs, H5S_SELECT_SET, st, nullptr, ct, nullptr);
-  else {
-    H5Sselect_none(fs);
-    H5Sselect_none(ms);
-  }
-  h5::Handle xfer(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
-  H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
-  if (H5Dread(d, memtype, ms, fs, xfer, out) < 0)
-    throw std::runtime_error(ctx + ": cannot read " + name + " (truncated or corrupted file?)");
-}
-} // namespace
+using h5::readAttr;
+using h5::readRows;
 
 Particles readSnapshot(const std::string& path, const Comm& comm, SnapshotHeader& header) {
   const std::string ctx = "reading snapshot " + path;

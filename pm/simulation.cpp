@@ -27,6 +27,23 @@ void notify(NBody<T>& nbody, const std::vector<Observer*>& observers, Event e,
   }
 }
 
+// Number of particles with a non-finite coordinate or momentum on this rank.
+std::size_t countNonFinite(const Particles& parts) {
+  auto x = parts.x;
+  auto p = parts.p;
+  std::size_t bad = 0;
+  Kokkos::parallel_reduce(
+      "caustic::runSimulation::finiteCheck", Kokkos::RangePolicy<>(0, parts.size()),
+      KOKKOS_LAMBDA(const std::size_t i, std::size_t& b) {
+        bool ok = true;
+        for (int c = 0; c < 3; ++c)
+          ok = ok && km::isfinite(x(i, c)) && km::isfinite(p(i, c));
+        b += ok ? 0 : 1;
+      },
+      bad);
+  return bad;
+}
+
 } // namespace
 
 template <class T>
@@ -34,12 +51,19 @@ RunResult runSimulation(NBody<T>& nbody, Particles& parts, const std::vector<dou
                         const std::vector<double>& outputs, Spacing spacing, SimulationState base,
                         const std::vector<Observer*>& observers,
                         const std::function<void(const StepReport&)>& report,
-                        const std::function<bool()>& stop_requested) {
+                        const std::function<bool()>& stop_requested,
+                        const Checkpointing& checkpointing, const ResumePoint* resume) {
   ScopedRegion region("caustic::runSimulation");
   const MPI_Comm comm = base.mesh->comm().get();
   const int steps = static_cast<int>(boundaries.size()) - 1;
   RunResult result;
-  nbody.start(parts, boundaries.front());
+  int first = 1;
+  if (resume) {
+    nbody.restore(parts, resume->state);
+    first = resume->step + 1;
+  } else {
+    nbody.start(parts, boundaries.front());
+  }
   auto state = [&](int step) {
     SimulationState s = base;
     s.a = nbody.a();
@@ -48,19 +72,33 @@ RunResult runSimulation(NBody<T>& nbody, Particles& parts, const std::vector<dou
     s.particles = &parts;
     return s;
   };
-  notify(nbody, observers, Event::InitialConditions, state(0));
-  if (isOutput(nbody.a(), outputs))
-    notify(nbody, observers, Event::Output, state(0));
+  if (!resume) {
+    notify(nbody, observers, Event::InitialConditions, state(0));
+    if (isOutput(nbody.a(), outputs))
+      notify(nbody, observers, Event::Output, state(0));
+  }
   result.a_reached = nbody.a();
   double spent = 0.0;
   bool every_step = false;
   for (Observer* o : observers)
     every_step = every_step || o->wants(Event::Step);
-  for (int s = 1; s <= steps; ++s) {
+  auto last_checkpoint = std::chrono::steady_clock::now();
+  auto write_checkpoint = [&](int s) {
+    checkpointing.write(s, nbody.state());
+    ++result.checkpoints;
+    last_checkpoint = std::chrono::steady_clock::now();
+  };
+  result.steps_done = first - 1;
+  for (int s = first; s <= steps; ++s) {
     int local = stop_requested && stop_requested() ? 1 : 0, any = 0;
     mpiCheck(MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_MAX, comm), "runSimulation");
     if (any) {
-      nbody.synchronise(parts);
+      // Stopped: the checkpoint keeps the state as it is (p possibly ahead), so that a resume
+      // repeats the uninterrupted run; without one, leave the particles synchronised.
+      if (checkpointing.on_stop && checkpointing.write && s > first)
+        write_checkpoint(s - 1);
+      else
+        nbody.synchronise(parts);
       result.interrupted = true;
       break;
     }
@@ -68,6 +106,12 @@ RunResult runSimulation(NBody<T>& nbody, Particles& parts, const std::vector<dou
     // End synchronised where observers look; elsewhere fuse the half-kicks of two steps.
     const bool sync = every_step || s == steps || isOutput(boundaries[s], outputs);
     nbody.step(parts, boundaries[s], spacing, sync ? 0.0 : boundaries[s + 1]);
+    std::size_t bad = countNonFinite(parts), anybad = 0;
+    mpiCheck(MPI_Allreduce(&bad, &anybad, 1, MPI_UINT64_T, MPI_SUM, comm), "runSimulation");
+    if (anybad)
+      throw NonFiniteState(std::to_string(anybad) +
+                           " particle(s) with a non-finite position or momentum after step " +
+                           std::to_string(s) + " (a = " + std::to_string(nbody.a()) + ")");
     notify(nbody, observers, Event::Step, state(s));
     if (isOutput(nbody.a(), outputs))
       notify(nbody, observers, Event::Output, state(s));
@@ -77,6 +121,17 @@ RunResult runSimulation(NBody<T>& nbody, Particles& parts, const std::vector<dou
     spent += dtmax;
     result.steps_done = s;
     result.a_reached = nbody.a();
+    if (checkpointing.write && s < steps) {
+      int due = checkpointing.every_steps > 0 && s % checkpointing.every_steps == 0;
+      if (checkpointing.every_seconds > 0 &&
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint)
+                  .count() >= checkpointing.every_seconds)
+        due = 1;
+      int anydue = 0; // clocks differ between ranks: one decision for all
+      mpiCheck(MPI_Allreduce(&due, &anydue, 1, MPI_INT, MPI_MAX, comm), "runSimulation");
+      if (anydue)
+        write_checkpoint(s);
+    }
     if (report)
       report({s, steps, nbody.a(), dtmax, spent / s * (steps - s)});
   }
@@ -87,11 +142,13 @@ template RunResult runSimulation<float>(NBody<float>&, Particles&, const std::ve
                                         const std::vector<double>&, Spacing, SimulationState,
                                         const std::vector<Observer*>&,
                                         const std::function<void(const StepReport&)>&,
-                                        const std::function<bool()>&);
+                                        const std::function<bool()>&, const Checkpointing&,
+                                        const ResumePoint*);
 template RunResult runSimulation<double>(NBody<double>&, Particles&, const std::vector<double>&,
                                          const std::vector<double>&, Spacing, SimulationState,
                                          const std::vector<Observer*>&,
                                          const std::function<void(const StepReport&)>&,
-                                         const std::function<bool()>&);
+                                         const std::function<bool()>&, const Checkpointing&,
+                                         const ResumePoint*);
 
 } // namespace caustic

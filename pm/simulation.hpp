@@ -5,6 +5,7 @@
 #include "pm/stepping.hpp"
 
 #include <functional>
+#include <stdexcept>
 #include <vector>
 
 namespace caustic {
@@ -20,16 +21,44 @@ struct RunResult {
   int steps_done = 0;
   double a_reached = 0.0;
   bool interrupted = false;
+  int checkpoints = 0; // written by this run
+};
+
+// When to write checkpoints; `write` (collective) gets the steps done and the integrator state
+// (p may be half a step ahead: the state says so, and a resume continues exactly).
+struct Checkpointing {
+  int every_steps = 0;        // 0: never
+  double every_seconds = 0.0; // wall time between checkpoints; 0: never
+  bool on_stop = false;       // when stopped (signal), before returning
+  std::function<void(int step, const StepperState& state)> write;
+};
+
+// Where a resumed run starts: `step` steps done, the integrator state (particles restored by the
+// caller).
+struct ResumePoint {
+  int step = 0;
+  StepperState state;
+};
+
+// Particles with a non-finite position or momentum: the run stops before any observer sees them.
+class NonFiniteState : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
 };
 
 // `boundaries`: step boundaries (timeSteps()); `outputs`: output scale factors (each one a
 // boundary). `stop_requested` is polled on every rank at each boundary; the run stops if any
-// rank asks. Observers are timed into nbody.times() as "observer:<name>". Collective.
+// rank asks. Observers are timed into nbody.times() as "observer:<name>". After every step the
+// particles are checked for NaN/Inf (NonFiniteState, on every rank). With `resume`, the run
+// continues after resume->step from the restored state (no InitialConditions event).
+// Collective.
 template <class T>
 RunResult runSimulation(NBody<T>& nbody, Particles& parts, const std::vector<double>& boundaries,
                         const std::vector<double>& outputs, Spacing spacing, SimulationState base,
                         const std::vector<Observer*>& observers,
                         const std::function<void(const StepReport&)>& report,
-                        const std::function<bool()>& stop_requested);
+                        const std::function<bool()>& stop_requested,
+                        const Checkpointing& checkpointing = {},
+                        const ResumePoint* resume = nullptr);
 
 } // namespace caustic

@@ -110,6 +110,18 @@ template <class T> void NBody<T>::start(Particles& parts, double a) {
   _next = 0.0;
 }
 
+template <class T> void NBody<T>::restore(Particles& parts, const StepperState& s) {
+  ScopedRegion region("caustic::NBody::restore");
+  {
+    ScopedPhase t(times(), "migrate");
+    _migrated += _migrator(parts);
+  }
+  _a = s.a;
+  _ahead = s.ahead;
+  _next = s.next;
+  _spacing = static_cast<Spacing>(s.spacing);
+}
+
 template <class T>
 void NBody<T>::step(Particles& parts, double af, Spacing spacing, double a_next) {
   ScopedRegion region("caustic::NBody::step");

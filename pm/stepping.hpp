@@ -49,6 +49,15 @@ void drift(Particles& parts, double factor, double box);
 // of one and the opening half-kick of the next are applied together, so p runs half a step
 // ahead of x (synchronised() is false) until a step is asked to end synchronised, e.g. at an
 // output; the step after such a boundary computes the force at its start again.
+// Everything of the integrator besides the particles: with p half a step ahead between fused
+// steps, a checkpoint must record how far (FastPM kick factor) and the step it was prepared for.
+struct StepperState {
+  double a = 0.0;     // x at a
+  double ahead = 0.0; // kick factor applied to p beyond a (0: synchronised)
+  double next = 0.0;  // end of the step p was prepared for (when ahead != 0)
+  int spacing = 0;    // Spacing of that step
+};
+
 template <class T> class NBody {
 public:
   NBody(std::shared_ptr<const SlabDecomposition> mesh, const Cosmology& cosmo,
@@ -64,6 +73,11 @@ public:
   void synchronise(Particles& parts);
   // All steps through `boundaries` (boundaries[0] == a()), ending synchronised. Collective.
   void run(Particles& parts, const std::vector<double>& boundaries, Spacing spacing);
+
+  // The integrator state, and its restoration from a checkpoint (migrates the particles to
+  // their slabs; no force computation, so a resumed run repeats the uninterrupted one).
+  StepperState state() const { return {_a, _ahead, _next, static_cast<int>(_spacing)}; }
+  void restore(Particles& parts, const StepperState& s);
 
   double a() const { return _a; }
   bool synchronised() const { return _ahead == 0.0; }

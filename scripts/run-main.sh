@@ -22,7 +22,7 @@ if [ "$emulate" = 1 ]; then
          --set "emulators.superres.model=\"$PWD/output/emulators/superres/model.pt\""
          --set "emulators.superres.a=[1.0]")
 fi
-bash jobs/mpirun.sh "$np" build/src/caustic run "$params" "${extra[@]}" "$@"
+bash jobs/mpirun.sh "$np" build/src/caustic run "$params" --overwrite "${extra[@]}" "$@"
 out=$(/usr/bin/python3 -c "import sys, tomllib; print(tomllib.load(open(sys.argv[1], 'rb'))['output']['directory'])" "$params")
 /usr/bin/python3 validation/plot_power.py "$out/power_a1.0000.txt" -o "$out/power_z0.png"
 /usr/bin/python3 validation/plot_slice.py "$out/snapshot_a1.0000.hdf5" -o "$out/slice_z0.png"

@@ -6,9 +6,14 @@ namespace caustic {
 
 // `caustic ic`: initial conditions, their snapshot and power spectrum.
 void runInitialConditions(RunContext& ctx, const Params& params);
-// `caustic run`: initial conditions, PM time stepping, outputs. Returns the exit code
-// (0, or 128 + signal when stopped by SIGINT/SIGTERM at a step boundary).
-int runSimulationCommand(RunContext& ctx, const Params& params);
+struct RunOptions {
+  bool resume = false;    // continue from the newest readable checkpoint
+  bool overwrite = false; // replace the outputs of an earlier run in output.directory
+};
+// `caustic run`: initial conditions, PM time stepping, outputs, checkpoints. Returns the exit
+// code (0; 128 + signal when stopped by a signal at a step boundary; 3 when the state became
+// non-finite).
+int runSimulationCommand(RunContext& ctx, const Params& params, const RunOptions& opt);
 
 struct FofCommandOptions {
   std::string snapshot;

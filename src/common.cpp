@@ -4,7 +4,9 @@
 #include "io/snapshot.hpp"
 #include "pm/initial_conditions.hpp"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
 namespace caustic {
@@ -20,6 +22,14 @@ void prepareOutput(const RunContext& ctx, const std::string& dir) {
   if (ctx.root()) {
     try {
       makeDirectories(dir);
+      // A read-only directory shows now, not after the first hours of a run.
+      const std::string probe = dir + "/.caustic_write_test";
+      std::FILE* f = std::fopen(probe.c_str(), "w");
+      if (!f)
+        throw std::runtime_error("output directory " + dir + ": cannot write (" +
+                                 std::strerror(errno) + ")");
+      std::fclose(f);
+      std::remove(probe.c_str());
     } catch (const std::exception& e) {
       err = e.what();
     }
@@ -29,7 +39,7 @@ void prepareOutput(const RunContext& ctx, const std::string& dir) {
   err.resize(len);
   MPI_Bcast(err.data(), len, MPI_CHAR, 0, ctx.comm().get());
   if (!err.empty())
-    throw std::runtime_error(err);
+    throw ParamError(err); // the same on every rank: exit code 2 with the message
 }
 
 std::string format(const char* fmt, double v) {

@@ -27,6 +27,10 @@ int runCommand(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Run a simulation: initial conditions, PM steps, outputs");
   run->add_option("params", file, "TOML parameter file")->required();
   run->add_option("--set", sets, "Override a parameter: section.key=value (repeatable)");
+  RunOptions run_opt;
+  run->add_flag("--resume", run_opt.resume,
+                "Continue from the newest checkpoint (same parameters and --set options)");
+  run->add_flag("--overwrite", run_opt.overwrite, "Replace the outputs of an earlier run");
   FofCommandOptions fof_opt;
   auto* fof = app.add_subcommand(
       "fof", "Friends-of-friends halos of a snapshot: catalogue and mass function");
@@ -96,7 +100,7 @@ int runCommand(int argc, char** argv) {
       runInitialConditions(ctx, params);
       return 0;
     }
-    return runSimulationCommand(ctx, params);
+    return runSimulationCommand(ctx, params, run_opt);
   } catch (const ParamError& e) {
     // Input errors found after parsing (e.g. an emulator refused by its validity guard) are
     // met on every rank alike and before anything is written.

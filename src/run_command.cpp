@@ -3,6 +3,7 @@
 #include "signals.hpp"
 
 #include "io/atomic_file.hpp"
+#include "io/checkpoint.hpp"
 #include "io/observers.hpp"
 #include "io/snapshot.hpp"
 #include "pm/initial_conditions.hpp"
@@ -13,14 +14,56 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <sstream>
 
 namespace caustic {
 
 namespace {
 
-template <class T> int runSim(RunContext& ctx, const Params& params) {
+// Outputs of an earlier run in `dir` (what --overwrite is for).
+bool hasRunOutputs(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    return false;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n == "run_summary.json" || n == "ic.hdf5" || n == "linear_power.txt" ||
+        n.rfind("snapshot_a", 0) == 0 || n.rfind("power_a", 0) == 0)
+      return true;
+  }
+  return false;
+}
+
+// The newest readable checkpoint made with these parameters. Collective; ParamError if none.
+template <class T>
+Particles resumeState(RunContext& ctx, const Params& params, CheckpointInfo& info) {
+  const std::string& dir = params.checkpoint.directory;
+  const auto files = listCheckpoints(dir);
+  if (files.empty())
+    throw ParamError("--resume: no checkpoint in " + dir + " (checkpoint.directory)");
+  for (const auto& f : files) {
+    try {
+      Particles parts = readCheckpoint(f, ctx.comm(), info);
+      if (info.parameter_hash != params.hash())
+        throw ParamError("--resume: " + f + " was written with other parameters (hash " +
+                         info.parameter_hash + ", these are " + params.hash() +
+                         "); resume with the same file and --set options");
+      return parts;
+    } catch (const ParamError&) {
+      throw;
+    } catch (const std::runtime_error& e) {
+      // Corrupt or truncated (e.g. killed while renaming on a file system without atomic
+      // rename): fall back to the previous one.
+      ctx.log(std::string("warning: skipping ") + e.what());
+    }
+  }
+  throw ParamError("--resume: no readable checkpoint in " + dir);
+}
+
+template <class T> int runSim(RunContext& ctx, const Params& params, const RunOptions& opt) {
   const auto& sim = params.simulation;
   const auto& out = params.output;
   MPI_Comm comm = ctx.comm().get();
@@ -52,14 +95,29 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
     throw ParamError("[emulators." + params.emulators.front().name +
                      "]: this caustic was built without LibTorch (CAUSTIC_ENABLE_TORCH=OFF)");
 #endif
-  Particles parts = makeRunInitialConditions<T>(ctx, params, cosmo, power);
+  // Nothing of an earlier run is overwritten unless asked (or resumed).
+  if (!opt.resume && !opt.overwrite) {
+    int found = ctx.root() ? hasRunOutputs(out.directory) : 0;
+    MPI_Bcast(&found, 1, MPI_INT, 0, comm);
+    if (found)
+      throw ParamError("output.directory = \"" + out.directory +
+                       "\" holds the outputs of an earlier run; pass --overwrite to replace "
+                       "them, --resume to continue it, or choose another directory");
+  }
+  CheckpointInfo resumed;
+  Particles parts = opt.resume ? resumeState<T>(ctx, params, resumed)
+                               : makeRunInitialConditions<T>(ctx, params, cosmo, power);
+  if (opt.resume)
+    ctx.log("resuming from " + resumed.path + ": step " + std::to_string(resumed.step) + "/" +
+            std::to_string(resumed.steps_total) + ", a = " + format("%.4f", resumed.state.a) +
+            ", written by " + std::to_string(resumed.nranks) + " rank(s)");
   const double ntot = double(sim.particles) * sim.particles * sim.particles;
   prepareOutput(ctx, out.directory);
   auto record = [&ctx](const std::string& kind, const std::string& path) {
     ctx.addOutput(kind, path);
     ctx.log("wrote " + path);
   };
-  if (ctx.root()) {
+  if (ctx.root() && !opt.resume) {
     // The run's own linear spectrum at a = 1 over a wide k range (for halofit, mass functions).
     const std::string path = (std::filesystem::path(out.directory) / "linear_power.txt").string();
     std::ostringstream t;
@@ -80,7 +138,7 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
     writeTextFile(path, t.str());
     record("linear_power", path);
   }
-  if (out.initial_conditions) {
+  if (out.initial_conditions && !opt.resume) {
     PhaseTimer t(ctx, "write_initial_conditions");
     const std::string path = (std::filesystem::path(out.directory) / "ic.hdf5").string();
     writeSnapshot(path, ctx.comm(), parts, {sim.a_start, particleMass(params), std::uint64_t(ntot)},
@@ -126,18 +184,52 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
   base.particle_grid = sim.particles;
   base.lattice_offset = latticeOffset(params);
   installStopHandlers();
+  const int steps_total = static_cast<int>(boundaries.size()) - 1;
+  if (opt.resume && resumed.steps_total != steps_total)
+    throw ParamError("--resume: the checkpoint has " + std::to_string(resumed.steps_total) +
+                     " steps in all, these parameters " + std::to_string(steps_total));
+  Checkpointing ckpt;
+  ckpt.every_steps = params.checkpoint.every_steps;
+  ckpt.every_seconds = 60.0 * params.checkpoint.every_minutes;
+  ckpt.on_stop = params.checkpoint.on_signal;
+  std::string last_checkpoint = opt.resume ? resumed.path : "";
+  ckpt.write = [&](int step, const StepperState& st) {
+    PhaseTimer t(ctx, "checkpoints");
+    if (ctx.root())
+      makeDirectories(params.checkpoint.directory);
+    MPI_Barrier(comm);
+    last_checkpoint = writeCheckpoint(params.checkpoint.directory, ctx.comm(), parts, step,
+                                      steps_total, st, params, params.checkpoint.keep);
+    ctx.log("wrote " + last_checkpoint);
+  };
+  // Fault injection for the tests: CAUSTIC_FAULT_NAN_AFTER_STEP=k puts a NaN into a momentum
+  // after step k.
+  const char* fault = std::getenv("CAUSTIC_FAULT_NAN_AFTER_STEP");
+  const int nan_step = fault ? std::atoi(fault) : -1;
+  ResumePoint rp{resumed.step, resumed.state};
   RunResult result;
-  {
+  try {
     PhaseTimer t(ctx, "time_stepping_total");
     result = runSimulation(
         nbody, parts, boundaries, out.a, spacing, base, observers,
-        [&ctx](const StepReport& r) {
+        [&](const StepReport& r) {
+          if (r.step == nan_step && ctx.root() && parts.size() > 0) {
+            auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
+            h(0, 0) = std::numeric_limits<double>::quiet_NaN();
+            Kokkos::deep_copy(parts.p, h);
+          }
           char line[160];
           std::snprintf(line, sizeof line, "step %4d/%d  a = %.4f  z = %7.3f  %7.2f s  ETA %7.1f s",
                         r.step, r.steps_total, r.a, 1.0 / r.a - 1.0, r.seconds, r.eta_seconds);
           ctx.log(line);
         },
-        stopRequested);
+        stopRequested, ckpt, opt.resume ? &rp : nullptr);
+  } catch (const NonFiniteState& e) {
+    // Met on every rank alike: nothing more is written from this state.
+    if (ctx.root())
+      std::fprintf(stderr, "caustic: error: %s; the run stops. Last checkpoint: %s\n", e.what(),
+                   last_checkpoint.empty() ? "none" : last_checkpoint.c_str());
+    return 3;
   }
   for (const auto& [phase, s] : nbody.times().all())
     ctx.addTime("step:" + phase, s);
@@ -146,6 +238,13 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
   summary["steps_total"] = static_cast<int>(boundaries.size()) - 1;
   summary["a_reached"] = result.a_reached;
   summary["interrupted"] = result.interrupted;
+  summary["checkpoints_written"] = result.checkpoints;
+  if (!last_checkpoint.empty())
+    summary["last_checkpoint"] = last_checkpoint;
+  if (opt.resume) {
+    summary["resumed_from"] = resumed.path;
+    summary["resumed_at_step"] = resumed.step;
+  }
   summary["particles_migrated"] = static_cast<double>(nbody.migrated());
   if (ctx.root()) {
     const std::string path = (std::filesystem::path(out.directory) / "run_summary.json").string();
@@ -155,7 +254,9 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
   if (result.interrupted) {
     ctx.log("stopped by signal " + std::to_string(stopSignal()) + " after step " +
             std::to_string(result.steps_done) + " at a = " + format("%.4f", result.a_reached) +
-            "; every file written is complete");
+            "; every file written is complete" +
+            (last_checkpoint.empty() ? std::string()
+                                     : "; continue with --resume (" + last_checkpoint + ")"));
     return 128 + stopSignal();
   }
   ctx.log("done");
@@ -164,9 +265,9 @@ template <class T> int runSim(RunContext& ctx, const Params& params) {
 
 } // namespace
 
-int runSimulationCommand(RunContext& ctx, const Params& params) {
-  return params.simulation.double_precision ? runSim<double>(ctx, params)
-                                            : runSim<float>(ctx, params);
+int runSimulationCommand(RunContext& ctx, const Params& params, const RunOptions& opt) {
+  return params.simulation.double_precision ? runSim<double>(ctx, params, opt)
+                                            : runSim<float>(ctx, params, opt);
 }
 
 } // namespace caustic

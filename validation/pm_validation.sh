@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 np=${1:-2}
 bash scripts/build.sh release >/dev/null
-bash jobs/mpirun.sh "$np" build/src/caustic run params/validation_pm.toml
+bash jobs/mpirun.sh "$np" build/src/caustic run params/validation_pm.toml --overwrite
 /usr/bin/python3 validation/pm_validation.py output/validation_pm -o output/validation_pm/pk_validation.png \
   | tee output/validation_pm/pk_validation.txt
 /usr/bin/python3 validation/hmf_validation.py output/validation_pm -o output/validation_pm/hmf_validation.png \

@@ -12,7 +12,7 @@ for seed in 101 102 103 104 42; do
     [ "$seed" = 42 ] && [ "$parts" = 64 ] && continue # the main run itself
     out=output/emulators/pairs/s${seed}_p${parts}
     [ -f "$out/density_a1.0000.hdf5" ] && continue
-    bash jobs/mpirun.sh "$np" "$caustic" run params/superres_pairs.toml \
+    bash jobs/mpirun.sh "$np" "$caustic" run params/superres_pairs.toml --overwrite \
       --set simulation.seed=$seed --set simulation.particles=$parts \
       --set "output.directory=\"$out\"" > /dev/null
     echo "paired run: seed $seed, ${parts}^3 particles -> $out"
