@@ -136,38 +136,41 @@ std::string writeCheckpoint(const std::string& dir, const Comm& comm, const Part
       vid[i] = hid(i);
     }
   }
-  h5::writeParallelFile(path, comm.get(), [&](hid_t file) {
-    {
-      h5::Handle hdr = h5::createGroup(file, "Header", ctx);
-      h5::attr(hdr, "Format", std::string(kFormat), ctx);
-      h5::attr(hdr, "Step", std::int64_t(step), ctx);
-      h5::attr(hdr, "StepsTotal", std::int64_t(steps_total), ctx);
-      h5::attr(hdr, "Time", state.a, ctx);
-      h5::attr(hdr, "KickAhead", state.ahead, ctx);
-      h5::attr(hdr, "NextTime", state.next, ctx);
-      h5::attr(hdr, "Spacing", std::int64_t(state.spacing), ctx);
-      h5::attr(hdr, "ParameterHash", params.hash(), ctx);
-      h5::attr(hdr, "NumRanks", std::int64_t(nranks), ctx);
-      h5::attr(hdr, "NumPart_Total", std::vector<std::uint64_t>{total}, ctx);
-      h5::attr(hdr, "Checksum", std::vector<std::uint64_t>{checksum}, ctx);
-    }
-    {
-      h5::Handle par = h5::createGroup(file, "Parameters", ctx);
-      writeParameters(par, params, ctx);
-    }
-    h5::Handle g = h5::createGroup(file, "Particles", ctx);
-    const hsize_t g2[2] = {total, 3}, s2[2] = {offset, 0}, l2[2] = {local, 3};
-    h5::writeBlock(g, "Coordinates", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, vx.data(), 2, g2, s2, l2,
-                   "Mpc/h", ctx);
-    h5::writeBlock(g, "Momenta", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, vp.data(), 2, g2, s2, l2,
-                   "FastPM p = a^2 dx/dt [H0 Mpc/h]", ctx);
-    const hsize_t g1[1] = {total}, s1[1] = {offset}, l1[1] = {local};
-    h5::writeBlock(g, "ParticleIDs", H5T_NATIVE_UINT64, H5T_STD_U64LE, vid.data(), 1, g1, s1, l1,
-                   "", ctx);
-    const hsize_t gr[1] = {hsize_t(nranks)}, sr[1] = {hsize_t(rank)}, lr[1] = {1};
-    h5::writeBlock(g, "RankCounts", H5T_NATIVE_UINT64, H5T_STD_U64LE, &counts[rank], 1, gr, sr, lr,
-                   "", ctx);
-  });
+  h5::writeParallelFile(
+      path, comm.get(),
+      [&](hid_t file) {
+        {
+          h5::Handle hdr = h5::createGroup(file, "Header", ctx);
+          h5::attr(hdr, "Format", std::string(kFormat), ctx);
+          h5::attr(hdr, "Step", std::int64_t(step), ctx);
+          h5::attr(hdr, "StepsTotal", std::int64_t(steps_total), ctx);
+          h5::attr(hdr, "Time", state.a, ctx);
+          h5::attr(hdr, "KickAhead", state.ahead, ctx);
+          h5::attr(hdr, "NextTime", state.next, ctx);
+          h5::attr(hdr, "Spacing", std::int64_t(state.spacing), ctx);
+          h5::attr(hdr, "ParameterHash", params.hash(), ctx);
+          h5::attr(hdr, "NumRanks", std::int64_t(nranks), ctx);
+          h5::attr(hdr, "NumPart_Total", std::vector<std::uint64_t>{total}, ctx);
+          h5::attr(hdr, "Checksum", std::vector<std::uint64_t>{checksum}, ctx);
+        }
+        {
+          h5::Handle par = h5::createGroup(file, "Parameters", ctx);
+          writeParameters(par, params, ctx);
+        }
+        h5::Handle g = h5::createGroup(file, "Particles", ctx);
+        const hsize_t g2[2] = {total, 3}, s2[2] = {offset, 0}, l2[2] = {local, 3};
+        h5::writeBlock(g, "Coordinates", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, vx.data(), 2, g2, s2,
+                       l2, "Mpc/h", ctx);
+        h5::writeBlock(g, "Momenta", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, vp.data(), 2, g2, s2, l2,
+                       "FastPM p = a^2 dx/dt [H0 Mpc/h]", ctx);
+        const hsize_t g1[1] = {total}, s1[1] = {offset}, l1[1] = {local};
+        h5::writeBlock(g, "ParticleIDs", H5T_NATIVE_UINT64, H5T_STD_U64LE, vid.data(), 1, g1, s1,
+                       l1, "", ctx);
+        const hsize_t gr[1] = {hsize_t(nranks)}, sr[1] = {hsize_t(rank)}, lr[1] = {1};
+        h5::writeBlock(g, "RankCounts", H5T_NATIVE_UINT64, H5T_STD_U64LE, &counts[rank], 1, gr, sr,
+                       lr, "", ctx);
+      },
+      total * 56 + 8 * nranks);
   // Keep the newest `keep` (this one included).
   if (rank == 0 && keep > 0) {
     const auto all = listCheckpoints(dir);
@@ -187,7 +190,8 @@ Particles readCheckpoint(const std::string& path, const Comm& comm, CheckpointIn
     throw std::runtime_error(ctx + ": not an HDF5 file (truncated or corrupted)");
   h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   H5Pset_fapl_mpio(fapl, comm.get(), MPI_INFO_NULL);
-  h5::Handle file(h5::check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), ctx + ": cannot open"),
+  h5::Handle file(h5::check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl),
+                            ctx + ": cannot open (truncated or corrupted file?)"),
                   H5Fclose);
   if (H5Lexists(file, "Header", H5P_DEFAULT) <= 0)
     throw std::runtime_error(ctx + ": no /Header (not a checkpoint)");

@@ -33,37 +33,40 @@ void writeFields(const std::string& path, const std::vector<const Field<T>*>& fi
     throw std::invalid_argument(ctx + ": one name per field needed");
   const auto& d = fieldv.front()->decomp();
   const int n = d.n(), nx = d.localNx();
-  h5::writeParallelFile(path, d.comm().get(), [&](hid_t file) {
-    writeHeader(file, d.box(), a, params, ctx);
-    {
-      h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx + ": open /Header"),
-                     H5Gclose);
-      h5::attr(hdr, "MeshSize", std::int64_t(n), ctx);
-      h5::attr(hdr, "CellSize", d.cell(), ctx);
-    }
-    {
-      h5::Handle par = h5::createGroup(file, "Parameters", ctx);
-      writeParameters(par, params, ctx);
-    }
-    h5::Handle fields = h5::createGroup(file, "Fields", ctx);
-    for (const auto& [k, v] : attributes)
-      h5::attr(fields, k, v, ctx);
-    std::vector<float> local(static_cast<std::size_t>(nx) * n * n);
-    for (std::size_t c = 0; c < fieldv.size(); ++c) {
-      // Unpadded float32 copy of the local planes.
-      auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), fieldv[c]->real());
-      for (int lx = 0; lx < nx; ++lx)
-        for (int y = 0; y < n; ++y)
-          for (int z = 0; z < n; ++z)
-            local[(static_cast<std::size_t>(lx) * n + y) * n + z] =
-                static_cast<float>(h(Field<T>::realIndex(lx, y, z, n)));
-      const hsize_t gdims[3] = {hsize_t(n), hsize_t(n), hsize_t(n)};
-      const hsize_t start[3] = {hsize_t(d.xStart()), 0, 0};
-      const hsize_t ldims[3] = {hsize_t(nx), hsize_t(n), hsize_t(n)};
-      h5::writeBlock(fields, names[c], H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, local.data(), 3, gdims,
-                     start, ldims, units, ctx);
-    }
-  });
+  h5::writeParallelFile(
+      path, d.comm().get(),
+      [&](hid_t file) {
+        writeHeader(file, d.box(), a, params, ctx);
+        {
+          h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx + ": open /Header"),
+                         H5Gclose);
+          h5::attr(hdr, "MeshSize", std::int64_t(n), ctx);
+          h5::attr(hdr, "CellSize", d.cell(), ctx);
+        }
+        {
+          h5::Handle par = h5::createGroup(file, "Parameters", ctx);
+          writeParameters(par, params, ctx);
+        }
+        h5::Handle fields = h5::createGroup(file, "Fields", ctx);
+        for (const auto& [k, v] : attributes)
+          h5::attr(fields, k, v, ctx);
+        std::vector<float> local(static_cast<std::size_t>(nx) * n * n);
+        for (std::size_t c = 0; c < fieldv.size(); ++c) {
+          // Unpadded float32 copy of the local planes.
+          auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), fieldv[c]->real());
+          for (int lx = 0; lx < nx; ++lx)
+            for (int y = 0; y < n; ++y)
+              for (int z = 0; z < n; ++z)
+                local[(static_cast<std::size_t>(lx) * n + y) * n + z] =
+                    static_cast<float>(h(Field<T>::realIndex(lx, y, z, n)));
+          const hsize_t gdims[3] = {hsize_t(n), hsize_t(n), hsize_t(n)};
+          const hsize_t start[3] = {hsize_t(d.xStart()), 0, 0};
+          const hsize_t ldims[3] = {hsize_t(nx), hsize_t(n), hsize_t(n)};
+          h5::writeBlock(fields, names[c], H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, local.data(), 3, gdims,
+                         start, ldims, units, ctx);
+        }
+      },
+      std::uint64_t(4) * n * n * n * fieldv.size());
 }
 
 template <class T>
@@ -93,28 +96,31 @@ void writeParticleValues(const std::string& path, const Comm& comm, const Partic
   mpiCheck(MPI_Allreduce(&local, &total, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm.get()),
            ctx.c_str());
   auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
-  h5::writeParallelFile(path, comm.get(), [&](hid_t file) {
-    writeHeader(file, params.simulation.box, a, params, ctx);
-    {
-      h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx + ": open /Header"),
-                     H5Gclose);
-      h5::attr(hdr, "NumPart_Total", std::vector<std::uint64_t>{0, total, 0, 0, 0, 0}, ctx);
-    }
-    {
-      h5::Handle par = h5::createGroup(file, "Parameters", ctx);
-      writeParameters(par, params, ctx);
-    }
-    h5::Handle grp = h5::createGroup(file, "PartType1", ctx);
-    for (const auto& [k, v] : attributes)
-      h5::attr(grp, k, v, ctx);
-    const hsize_t gdims[1] = {hsize_t(total)}, start[1] = {hsize_t(offset)},
-                  ldims[1] = {hsize_t(count)};
-    h5::writeBlock(grp, "ParticleIDs", H5T_NATIVE_UINT64, H5T_STD_U64LE, id.data(), 1, gdims, start,
-                   ldims, "", ctx);
-    for (std::size_t c = 0; c < values.size(); ++c)
-      h5::writeBlock(grp, names[c], H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, values[c].data(), 1, gdims,
-                     start, ldims, "", ctx);
-  });
+  h5::writeParallelFile(
+      path, comm.get(),
+      [&](hid_t file) {
+        writeHeader(file, params.simulation.box, a, params, ctx);
+        {
+          h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx + ": open /Header"),
+                         H5Gclose);
+          h5::attr(hdr, "NumPart_Total", std::vector<std::uint64_t>{0, total, 0, 0, 0, 0}, ctx);
+        }
+        {
+          h5::Handle par = h5::createGroup(file, "Parameters", ctx);
+          writeParameters(par, params, ctx);
+        }
+        h5::Handle grp = h5::createGroup(file, "PartType1", ctx);
+        for (const auto& [k, v] : attributes)
+          h5::attr(grp, k, v, ctx);
+        const hsize_t gdims[1] = {hsize_t(total)}, start[1] = {hsize_t(offset)},
+                      ldims[1] = {hsize_t(count)};
+        h5::writeBlock(grp, "ParticleIDs", H5T_NATIVE_UINT64, H5T_STD_U64LE, id.data(), 1, gdims,
+                       start, ldims, "", ctx);
+        for (std::size_t c = 0; c < values.size(); ++c)
+          h5::writeBlock(grp, names[c], H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, values[c].data(), 1,
+                         gdims, start, ldims, "", ctx);
+      },
+      (8 + 8 * values.size()) * total);
 }
 
 namespace {

@@ -1,4 +1,10 @@
 #include "io/hdf5_util.hpp"
+#include "pm/comm.hpp"
+
+#include <sys/statvfs.h>
+
+#include <cstdio>
+#include <filesystem>
 
 #include "io/atomic_file.hpp"
 
@@ -54,9 +60,29 @@ Handle createGroup(hid_t parent, const std::string& name, const std::string& ctx
 }
 
 void writeParallelFile(const std::string& path, MPI_Comm comm,
-                       const std::function<void(hid_t)>& body) {
+                       const std::function<void(hid_t)>& body, std::uint64_t bytes) {
   const std::string tmp = temporaryName(path);
   const std::string ctx = "writing " + path;
+  if (bytes > 0) {
+    int rank0 = 0;
+    MPI_Comm_rank(comm, &rank0);
+    double avail = -1;
+    if (rank0 == 0) {
+      struct statvfs st;
+      const std::string dir = std::filesystem::path(path).parent_path().string();
+      if (statvfs(dir.empty() ? "." : dir.c_str(), &st) == 0)
+        avail = double(st.f_bavail) * double(st.f_frsize);
+    }
+    MPI_Bcast(&avail, 1, MPI_DOUBLE, 0, comm);
+    const double need = 1.02 * double(bytes) + 65536.0; // + HDF5 metadata
+    if (avail >= 0 && avail < need) {
+      char msg[160];
+      std::snprintf(msg, sizeof msg,
+                    ": no space left on the file system (needs about %.1f MB, %.1f MB free)",
+                    need / 1e6, avail / 1e6);
+      throw CollectiveError(ctx + msg);
+    }
+  }
   int ok = 1;
   std::string error;
   try {
@@ -80,7 +106,7 @@ void writeParallelFile(const std::string& path, MPI_Comm comm,
   if (!all_ok) {
     if (rank == 0)
       std::remove(tmp.c_str());
-    throw std::runtime_error(error.empty() ? ctx + ": failed on another rank" : error);
+    throw CollectiveError(error.empty() ? ctx + ": failed on another rank" : error);
   }
   // The rename, by rank 0; its outcome is shared so that no rank waits for a failed one.
   int committed = 1;
@@ -95,7 +121,7 @@ void writeParallelFile(const std::string& path, MPI_Comm comm,
   }
   MPI_Bcast(&committed, 1, MPI_INT, 0, comm);
   if (!committed)
-    throw std::runtime_error(rank == 0 ? error : ctx + ": the rename failed on rank 0");
+    throw CollectiveError(rank == 0 ? error : ctx + ": the rename failed on rank 0");
 }
 
 void writeBlock(hid_t parent, const std::string& name, hid_t mem_type, hid_t file_type,

@@ -71,8 +71,11 @@ Handle createGroup(hid_t parent, const std::string& name, const std::string& ctx
 // Creates `path` under a temporary name with the MPI-IO driver, runs `body(file)` on every
 // rank, and renames the file to `path` when every rank succeeded; otherwise removes it and
 // throws the first error. Collective over `comm`.
+// With `bytes` > 0 (the expected file size), rank 0 first checks the free space of the file
+// system and every rank throws if it is short: a disk that fills during a collective write
+// can leave ranks waiting on each other.
 void writeParallelFile(const std::string& path, MPI_Comm comm,
-                       const std::function<void(hid_t)>& body);
+                       const std::function<void(hid_t)>& body, std::uint64_t bytes = 0);
 
 // Writes a dataset of global shape `gdims` (rank 1-3) collectively; this rank writes the block
 // starting at `start` with shape `ldims` (zero rows allowed).

@@ -83,67 +83,70 @@ void writeSnapshot(const std::string& path, const Comm& comm, const Particles& p
     offset = 0;
   mpiCheck(MPI_Allreduce(&n_local, &n_total, 1, MPI_UINT64_T, MPI_SUM, comm.get()), ctx.c_str());
 
-  h5::writeParallelFile(path, comm.get(), [&](hid_t file) {
-    {
-      Handle hdr = h5::createGroup(file, "Header", ctx);
-      const auto& c = params.cosmology;
-      std::vector<std::uint64_t> npart(6, 0);
-      npart[1] = n_total;
-      std::vector<std::uint32_t> high(6, 0);
-      high[1] = static_cast<std::uint32_t>(n_total >> 32);
-      std::vector<double> mass(6, 0.0);
-      mass[1] = info.particle_mass;
-      h5::attr(hdr, "BoxSize", params.simulation.box, ctx);
-      h5::attr(hdr, "Time", info.a, ctx);
-      h5::attr(hdr, "Redshift", 1.0 / info.a - 1.0, ctx);
-      h5::attr(hdr, "NumPart_ThisFile", npart, ctx);
-      h5::attr(hdr, "NumPart_Total", npart, ctx);
-      h5::attr(hdr, "NumPart_Total_HighWord", high, ctx);
-      h5::attr(hdr, "MassTable", mass, ctx);
-      h5::attr(hdr, "NumFilesPerSnapshot", std::int64_t(1), ctx);
-      h5::attr(hdr, "Omega0", c.Omega_m, ctx);
-      h5::attr(hdr, "OmegaLambda", 1.0 - c.Omega_m, ctx);
-      h5::attr(hdr, "OmegaBaryon", c.Omega_b, ctx);
-      h5::attr(hdr, "HubbleParam", c.h, ctx);
-      h5::attr(hdr, "Flag_DoublePrecision", std::int64_t(params.output.double_precision), ctx);
-      h5::attr(hdr, "UnitLength_in_cm", 3.085678e24, ctx);
-      h5::attr(hdr, "UnitMass_in_g", 1.989e43, ctx);
-      h5::attr(hdr, "UnitVelocity_in_cm_per_s", 1e5, ctx);
-      h5::attr(hdr, "Code", std::string("Caustic"), ctx);
-    }
-    {
-      Handle par = h5::createGroup(file, "Parameters", ctx);
-      writeParameters(par, params, ctx);
-    }
-    Handle pt = h5::createGroup(file, "PartType1", ctx);
-    auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
-    auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
-    auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
-    // Gadget velocity: v_pec / sqrt(a) [km/s], v_pec = a dx/dt = p / a [100 km/s].
-    const double vfac = 100.0 / (info.a * std::sqrt(info.a));
-    const bool dbl = params.output.double_precision;
-    std::vector<double> xd, vd;
-    std::vector<float> xf, vf;
-    for (std::uint64_t i = 0; i < n_local; ++i)
-      for (int c = 0; c < 3; ++c) {
-        if (dbl) {
-          xd.push_back(hx(i, c));
-          vd.push_back(hp(i, c) * vfac);
-        } else {
-          xf.push_back(static_cast<float>(hx(i, c)));
-          vf.push_back(static_cast<float>(hp(i, c) * vfac));
+  h5::writeParallelFile(
+      path, comm.get(),
+      [&](hid_t file) {
+        {
+          Handle hdr = h5::createGroup(file, "Header", ctx);
+          const auto& c = params.cosmology;
+          std::vector<std::uint64_t> npart(6, 0);
+          npart[1] = n_total;
+          std::vector<std::uint32_t> high(6, 0);
+          high[1] = static_cast<std::uint32_t>(n_total >> 32);
+          std::vector<double> mass(6, 0.0);
+          mass[1] = info.particle_mass;
+          h5::attr(hdr, "BoxSize", params.simulation.box, ctx);
+          h5::attr(hdr, "Time", info.a, ctx);
+          h5::attr(hdr, "Redshift", 1.0 / info.a - 1.0, ctx);
+          h5::attr(hdr, "NumPart_ThisFile", npart, ctx);
+          h5::attr(hdr, "NumPart_Total", npart, ctx);
+          h5::attr(hdr, "NumPart_Total_HighWord", high, ctx);
+          h5::attr(hdr, "MassTable", mass, ctx);
+          h5::attr(hdr, "NumFilesPerSnapshot", std::int64_t(1), ctx);
+          h5::attr(hdr, "Omega0", c.Omega_m, ctx);
+          h5::attr(hdr, "OmegaLambda", 1.0 - c.Omega_m, ctx);
+          h5::attr(hdr, "OmegaBaryon", c.Omega_b, ctx);
+          h5::attr(hdr, "HubbleParam", c.h, ctx);
+          h5::attr(hdr, "Flag_DoublePrecision", std::int64_t(params.output.double_precision), ctx);
+          h5::attr(hdr, "UnitLength_in_cm", 3.085678e24, ctx);
+          h5::attr(hdr, "UnitMass_in_g", 1.989e43, ctx);
+          h5::attr(hdr, "UnitVelocity_in_cm_per_s", 1e5, ctx);
+          h5::attr(hdr, "Code", std::string("Caustic"), ctx);
         }
-      }
-    const hid_t mt = dbl ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT;
-    const hid_t ft = dbl ? H5T_IEEE_F64LE : H5T_IEEE_F32LE;
-    writeRows(pt, "Coordinates", mt, ft, dbl ? (const void*)xd.data() : (const void*)xf.data(),
-              n_total, n_local, offset, 3, "Mpc/h (comoving)", ctx);
-    writeRows(pt, "Velocities", mt, ft, dbl ? (const void*)vd.data() : (const void*)vf.data(),
-              n_total, n_local, offset, 3, "km/s (peculiar velocity / sqrt(a), Gadget convention)",
-              ctx);
-    writeRows(pt, "ParticleIDs", H5T_NATIVE_UINT64, H5T_STD_U64LE, hid.data(), n_total, n_local,
-              offset, 1, "Lagrangian lattice index (i*N + j)*N + k", ctx);
-  });
+        {
+          Handle par = h5::createGroup(file, "Parameters", ctx);
+          writeParameters(par, params, ctx);
+        }
+        Handle pt = h5::createGroup(file, "PartType1", ctx);
+        auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
+        auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
+        auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+        // Gadget velocity: v_pec / sqrt(a) [km/s], v_pec = a dx/dt = p / a [100 km/s].
+        const double vfac = 100.0 / (info.a * std::sqrt(info.a));
+        const bool dbl = params.output.double_precision;
+        std::vector<double> xd, vd;
+        std::vector<float> xf, vf;
+        for (std::uint64_t i = 0; i < n_local; ++i)
+          for (int c = 0; c < 3; ++c) {
+            if (dbl) {
+              xd.push_back(hx(i, c));
+              vd.push_back(hp(i, c) * vfac);
+            } else {
+              xf.push_back(static_cast<float>(hx(i, c)));
+              vf.push_back(static_cast<float>(hp(i, c) * vfac));
+            }
+          }
+        const hid_t mt = dbl ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT;
+        const hid_t ft = dbl ? H5T_IEEE_F64LE : H5T_IEEE_F32LE;
+        writeRows(pt, "Coordinates", mt, ft, dbl ? (const void*)xd.data() : (const void*)xf.data(),
+                  n_total, n_local, offset, 3, "Mpc/h (comoving)", ctx);
+        writeRows(pt, "Velocities", mt, ft, dbl ? (const void*)vd.data() : (const void*)vf.data(),
+                  n_total, n_local, offset, 3,
+                  "km/s (peculiar velocity / sqrt(a), Gadget convention)", ctx);
+        writeRows(pt, "ParticleIDs", H5T_NATIVE_UINT64, H5T_STD_U64LE, hid.data(), n_total, n_local,
+                  offset, 1, "Lagrangian lattice index (i*N + j)*N + k", ctx);
+      },
+      n_total * (params.output.double_precision ? 56 : 32));
 }
 
 } // namespace caustic
@@ -159,7 +162,8 @@ Particles readSnapshot(const std::string& path, const Comm& comm, SnapshotHeader
     throw std::runtime_error(ctx + ": not an HDF5 file (missing, truncated or corrupted)");
   h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   H5Pset_fapl_mpio(fapl, comm.get(), MPI_INFO_NULL);
-  h5::Handle file(h5::check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), ctx + ": cannot open"),
+  h5::Handle file(h5::check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl),
+                            ctx + ": cannot open (truncated or corrupted file?)"),
                   H5Fclose);
   if (H5Lexists(file, "Header", H5P_DEFAULT) <= 0)
     throw std::runtime_error(ctx + ": no /Header group (not a Gadget-layout snapshot)");

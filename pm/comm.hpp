@@ -11,6 +11,13 @@ namespace caustic {
 // Throws std::runtime_error naming `where` when an MPI call fails.
 void mpiCheck(int err, const char* where);
 
+// An error that every rank of the communicator met alike (a collective decision): the program
+// can report it once and exit normally instead of aborting the job.
+class CollectiveError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
 class Comm {
 public:
   // Duplicates `comm`; the duplicate is freed when the last copy of this object goes away.

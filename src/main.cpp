@@ -1,9 +1,11 @@
 // The `caustic` command: parses the command line, sets up MPI and Kokkos, runs a subcommand.
 #include "commands.hpp"
+#include "pm/comm.hpp"
 #include "pm/memory.hpp"
 
 #include <CLI/CLI.hpp>
 #include <Kokkos_Core.hpp>
+#include <hdf5.h>
 #include <mpi.h>
 
 #include <cstdio>
@@ -114,12 +116,20 @@ int runCommand(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); // errors are reported by caustic, with context
   int rc = 0;
   {
     Kokkos::ScopeGuard kokkos(argc, argv);
     caustic::configureAllocator();
     try {
       rc = runCommand(argc, argv);
+    } catch (const caustic::CollectiveError& e) {
+      // Met by every rank alike (e.g. a full disk seen before writing): report once, exit.
+      int rank = 0;
+      MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+      if (rank == 0)
+        std::fprintf(stderr, "caustic: error: %s\n", e.what());
+      rc = 1;
     } catch (const std::exception& e) {
       // A failure that may concern this rank only: stop all ranks rather than hang.
       std::fprintf(stderr, "caustic: error: %s\n", e.what());
