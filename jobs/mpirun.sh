@@ -15,7 +15,9 @@ if ! [[ "$np" =~ ^[1-9][0-9]*$ ]]; then
   exit 2
 fi
 if [ -n "${SLURM_JOB_ID:-}" ] && command -v srun >/dev/null 2>&1 && [ -z "${CAUSTIC_NO_SRUN:-}" ]; then
-  exec srun -n "$np" "$@"
+  # CAUSTIC_SRUN_ARGS: site options, e.g. "--mpi=pmix" where PMIx is not the default.
+  # shellcheck disable=SC2086
+  exec srun ${CAUSTIC_SRUN_ARGS:-} -n "$np" "$@"
 fi
 launcher=$(command -v mpirun || command -v mpiexec || true)
 if [ -z "$launcher" ]; then

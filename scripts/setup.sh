@@ -17,6 +17,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libbenchmark-dev
   python3 python3-numpy python3-h5py python3-matplotlib
+  slurm-wlm munge   # the campaign test runs a single-node SLURM cluster (jobs/slurm/local-cluster.sh)
 )
 
 missing=()

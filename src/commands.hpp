@@ -25,6 +25,15 @@ struct FofCommandOptions {
 // `caustic fof`: friends-of-friends on a snapshot: catalogue and mass function.
 void runFofCommand(RunContext& ctx, const FofCommandOptions& opt);
 
+struct CampaignCommandOptions {
+  std::string action; // make | status | submit
+  std::string target; // campaign file (make) or campaign directory
+  bool all = false;   // submit: also members marked queued/running
+};
+// `caustic campaign`: parameter designs, member files, SLURM array job, status, resubmission.
+// Returns the exit code (status: 0 when every member is done, 1 otherwise).
+int runCampaignCommand(RunContext& ctx, const CampaignCommandOptions& opt);
+
 struct TrainCommandOptions {
   std::string config;
   std::vector<std::string> sets;

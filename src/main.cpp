@@ -44,6 +44,17 @@ int runCommand(int argc, char** argv) {
   fof->add_flag("--member-ids", fof_opt.member_ids, "Write the members' IDs");
   fof->add_option("--output,-o", fof_opt.output,
                   "Catalogue path (default: halos_<snapshot>.hdf5 beside it)");
+  CampaignCommandOptions camp_opt;
+  auto* camp = app.add_subcommand("campaign", "Campaigns of many runs: make, status, submit");
+  camp->require_subcommand(1);
+  auto* cmake_ =
+      camp->add_subcommand("make", "Write member parameter files, manifest, sbatch script");
+  cmake_->add_option("campaign_file", camp_opt.target, "Campaign TOML file")->required();
+  auto* cstatus = camp->add_subcommand("status", "Done, running, failed, not started per member");
+  cstatus->add_option("directory", camp_opt.target, "Campaign directory")->required();
+  auto* csubmit = camp->add_subcommand("submit", "sbatch the members that are not done");
+  csubmit->add_option("directory", camp_opt.target, "Campaign directory")->required();
+  csubmit->add_flag("--all", camp_opt.all, "Also members marked queued or running");
 #ifdef CAUSTIC_WITH_TORCH
   TrainCommandOptions train_opt;
   auto* train = app.add_subcommand("train", "Train a U-Net emulator on paired HDF5 fields");
@@ -76,6 +87,16 @@ int runCommand(int argc, char** argv) {
       return 2;
     }
     return 0;
+  }
+  if (*camp) {
+    camp_opt.action = *cmake_ ? "make" : *cstatus ? "status" : "submit";
+    try {
+      return runCampaignCommand(ctx, camp_opt);
+    } catch (const ParamError& e) {
+      if (rank == 0)
+        std::fprintf(stderr, "caustic: error: %s\n", e.what());
+      return 2;
+    }
   }
 #ifdef CAUSTIC_WITH_TORCH
   if (*train) {
