@@ -2,6 +2,8 @@
 
 #include "io/hdf5_util.hpp"
 #include "io/snapshot.hpp"
+#include "pm/comm.hpp"
+#include "pm/kmath.hpp"
 #include "pm/profiling.hpp"
 
 #include <cmath>
@@ -33,6 +35,25 @@ void writeFields(const std::string& path, const std::vector<const Field<T>*>& fi
     throw std::invalid_argument(ctx + ": one name per field needed");
   const auto& d = fieldv.front()->decomp();
   const int n = d.n(), nx = d.localNx();
+  // A field with NaN or Inf is not written (checked by all ranks together, before the file).
+  for (std::size_t c = 0; c < fieldv.size(); ++c) {
+    auto f = fieldv[c]->real();
+    std::size_t bad = 0;
+    Kokkos::parallel_reduce(
+        "caustic::writeFields::finiteCheck", Kokkos::RangePolicy<>(0, std::size_t(nx) * n),
+        KOKKOS_LAMBDA(const std::size_t r, std::size_t& b) {
+          const int lx = static_cast<int>(r / n), y = static_cast<int>(r % n);
+          for (int z = 0; z < n; ++z)
+            b += km::isfinite(double(f(Field<T>::realIndex(lx, y, z, n)))) ? 0 : 1;
+        },
+        bad);
+    unsigned long long lb = bad, all = 0;
+    mpiCheck(MPI_Allreduce(&lb, &all, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, d.comm().get()),
+             ctx.c_str());
+    if (all > 0)
+      throw CollectiveError(ctx + ": field " + names[c] + " has " + std::to_string(all) +
+                            " NaN or Inf value(s); not written");
+  }
   h5::writeParallelFile(
       path, d.comm().get(),
       [&](hid_t file) {

@@ -4,7 +4,10 @@
 #include "emulators/adapters.hpp"
 #include "emulators/distributed_inference.hpp"
 #include "helpers.hpp"
+#include "io/fields.hpp"
 #include "pm/migrate.hpp"
+
+#include <filesystem>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -338,4 +341,50 @@ TEST(Adapters, MomentumDensityIsTheMassWeightedMomentum) {
   EXPECT_LT(err, 1e-4);
   EXPECT_NEAR(total, expect, 1e-3 * std::abs(expect) + 1e-3);
   EXPECT_THROW(paintEulerian("velocity_x", mx, painter, parts, 1.0), std::invalid_argument);
+}
+
+TEST(Outputs, AFieldWithNaNIsNotWritten) {
+  const Params params = parseParams(R"(
+[cosmology]
+Omega_m = 0.3
+Omega_b = 0.05
+h = 0.7
+n_s = 0.96
+sigma8 = 0.8
+[simulation]
+box = 16.0
+particles = 8
+mesh = 8
+a_start = 0.1
+a_end = 1.0
+steps = 2
+seed = 1
+[output]
+directory = "unused"
+a = [1.0]
+)",
+                                    {}, 3);
+  auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, 8, 16.0);
+  Field<float> f(d, "f");
+  fill(f, 0);
+  int rank;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  const std::string path = ::testing::TempDir() + "caustic_nan_field.hdf5";
+  if (rank == 0)
+    std::remove(path.c_str());
+  MPI_Barrier(MPI_COMM_WORLD);
+  writeField(path, f, "ok", "", 1.0, params); // finite: written
+  EXPECT_TRUE(std::filesystem::exists(path));
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank == 0)
+    std::remove(path.c_str());
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (d->localNx() > 0) {
+    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), f.real());
+    h(Field<float>::realIndex(0, 3, 4, 8)) = NAN;
+    Kokkos::deep_copy(f.real(), h);
+  }
+  EXPECT_THROW(writeField(path, f, "bad", "", 1.0, params), CollectiveError);
+  MPI_Barrier(MPI_COMM_WORLD);
+  EXPECT_FALSE(std::filesystem::exists(path));
 }
