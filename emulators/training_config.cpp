@@ -63,15 +63,7 @@ std::vector<TrainingPair> pairs(toml::table& data, const std::string& key,
 TrainingConfig parseTrainingConfig(const std::string& text,
                                    const std::vector<std::string>& overrides,
                                    const std::string& base_dir, const std::string& source) {
-  toml::table root;
-  try {
-    root = toml::parse(text, source);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream s;
-    s << source << ":" << e.source().begin.line << ":" << e.source().begin.column
-      << ": TOML syntax error: " << e.description();
-    throw ParamError(s.str());
-  }
+  toml::table root = parseTomlText(text, source);
   for (const auto& ov : overrides)
     applyOverride(root, ov);
   for (auto&& [k, v] : root) {

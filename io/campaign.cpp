@@ -34,14 +34,7 @@ std::string memberName(int i) {
 
 CampaignConfig loadCampaignConfig(const std::string& path) {
   const std::string text = readFile(path, "campaign file");
-  toml::table root;
-  try {
-    root = toml::parse(text, path);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream s;
-    s << path << ":" << e.source().begin.line << ": TOML syntax error: " << e.description();
-    throw ParamError(s.str());
-  }
+  toml::table root = parseTomlText(text, path);
   for (auto&& [k, v] : root) {
     const std::string ks(k.str());
     if (ks != "campaign" && ks != "parameters")

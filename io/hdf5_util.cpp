@@ -190,4 +190,16 @@ void readRows(hid_t file, const char* name, hid_t memtype, void* out, std::uint6
     throw std::runtime_error(ctx + ": cannot read " + name + " (truncated or corrupted file?)");
 }
 
+Handle openParallelFile(const std::string& path, MPI_Comm comm, const std::string& ctx) {
+  if (!std::filesystem::is_regular_file(path))
+    throw std::runtime_error(ctx + ": no such file");
+  if (H5Fis_hdf5(path.c_str()) <= 0)
+    throw std::runtime_error(ctx + ": not an HDF5 file (truncated or corrupted)");
+  Handle fapl(check(H5Pcreate(H5P_FILE_ACCESS), ctx), H5Pclose);
+  H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+  return Handle(check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl),
+                      ctx + ": cannot open (truncated or corrupted file?)"),
+                H5Fclose);
+}
+
 } // namespace caustic::h5

@@ -83,6 +83,10 @@ void writeBlock(hid_t parent, const std::string& name, hid_t mem_type, hid_t fil
                 const void* data, int rank, const hsize_t* gdims, const hsize_t* start,
                 const hsize_t* ldims, const std::string& units, const std::string& ctx);
 
+// Opens `path` read-only with the MPI-IO driver (collective); refuses files that are not HDF5
+// or cannot be opened (truncated, corrupted) with `ctx` and the reason.
+Handle openParallelFile(const std::string& path, MPI_Comm comm, const std::string& ctx);
+
 // A scalar attribute, or element 1 (particle type 1) of an array attribute, as double.
 double readAttr(hid_t obj, const char* name, const std::string& ctx);
 // Rows [start, start + count) of an (total, ncomp) dataset, read collectively; checks the shape.

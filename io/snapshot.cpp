@@ -158,13 +158,7 @@ using h5::readRows;
 
 Particles readSnapshot(const std::string& path, const Comm& comm, SnapshotHeader& header) {
   const std::string ctx = "reading snapshot " + path;
-  if (H5Fis_hdf5(path.c_str()) <= 0)
-    throw std::runtime_error(ctx + ": not an HDF5 file (missing, truncated or corrupted)");
-  h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-  H5Pset_fapl_mpio(fapl, comm.get(), MPI_INFO_NULL);
-  h5::Handle file(h5::check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl),
-                            ctx + ": cannot open (truncated or corrupted file?)"),
-                  H5Fclose);
+  h5::Handle file = h5::openParallelFile(path, comm.get(), ctx);
   if (H5Lexists(file, "Header", H5P_DEFAULT) <= 0)
     throw std::runtime_error(ctx + ": no /Header group (not a Gadget-layout snapshot)");
   h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx + ": open /Header"),

@@ -222,6 +222,18 @@ inline void requireRange(bool ok, const std::string& key, double v, const std::s
     throw ParamError(key + " = " + fmt(v) + ": out of range; allowed: " + allowed);
 }
 
+// Parses TOML text; a syntax error becomes a ParamError with file, line and column.
+inline toml::table parseTomlText(const std::string& text, const std::string& source) {
+  try {
+    return toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream s;
+    s << source << ":" << e.source().begin.line << ":" << e.source().begin.column
+      << ": TOML syntax error: " << e.description();
+    throw ParamError(s.str());
+  }
+}
+
 inline void applyOverride(toml::table& root, const std::string& ov) {
   const auto eq = ov.find('=');
   if (eq == std::string::npos || eq == 0)

@@ -71,6 +71,24 @@ std::vector<float> apply(const Model& model, MPI_Comm comm, int n, int radius, i
   return out;
 }
 
+// The two channels of `fill` on the whole n^3 field as one (1, 2, n, n, n) tensor.
+torch::Tensor wholeField(int n) {
+  auto x = torch::empty({1, 2, n, n, n});
+  auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_SELF, n, double(n));
+  Field<float> a(d, "a"), b(d, "b");
+  fill(a, 0);
+  fill(b, 1);
+  auto acc = x.accessor<float, 5>();
+  for (int c = 0; c < 2; ++c) {
+    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), (c ? b : a).real());
+    for (int i = 0; i < n; ++i)
+      for (int y = 0; y < n; ++y)
+        for (int z = 0; z < n; ++z)
+          acc[0][c][i][y][z] = h(Field<float>::realIndex(i, y, z, n));
+  }
+  return x;
+}
+
 } // namespace
 
 TEST(DistributedInference, EqualsSingleRankAndDirectTorch) {
@@ -80,21 +98,7 @@ TEST(DistributedInference, EqualsSingleRankAndDirectTorch) {
     const int R = 3;
     const auto serial = apply(model, MPI_COMM_SELF, n, R, 1000);
     // Direct: periodic padding by R with torch, the model, crop.
-    auto x = torch::empty({1, 2, n, n, n});
-    {
-      auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_SELF, n, double(n));
-      Field<float> a(d, "a"), b(d, "b");
-      fill(a, 0);
-      fill(b, 1);
-      auto acc = x.accessor<float, 5>();
-      for (int c = 0; c < 2; ++c) {
-        auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), (c ? b : a).real());
-        for (int i = 0; i < n; ++i)
-          for (int y = 0; y < n; ++y)
-            for (int z = 0; z < n; ++z)
-              acc[0][c][i][y][z] = h(Field<float>::realIndex(i, y, z, n));
-      }
-    }
+    const auto x = wholeField(n);
     namespace F = torch::nn::functional;
     const auto padded = F::pad(x, F::PadFuncOptions({R, R, R, R, R, R}).mode(torch::kCircular));
     const auto direct =
@@ -149,20 +153,7 @@ Model unetModel(int depth) {
 // The model on the whole periodic field of `fill` (one tensor, no padding: the U-Net pads
 // periodically itself).
 torch::Tensor direct(const Model& model, int n) {
-  auto x = torch::empty({1, 2, n, n, n});
-  auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_SELF, n, double(n));
-  Field<float> a(d, "a"), b(d, "b");
-  fill(a, 0);
-  fill(b, 1);
-  auto acc = x.accessor<float, 5>();
-  for (int c = 0; c < 2; ++c) {
-    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), (c ? b : a).real());
-    for (int i = 0; i < n; ++i)
-      for (int y = 0; y < n; ++y)
-        for (int z = 0; z < n; ++z)
-          acc[0][c][i][y][z] = h(Field<float>::realIndex(i, y, z, n));
-  }
-  return model.forward(x);
+  return model.forward(wholeField(n));
 }
 } // namespace
 
