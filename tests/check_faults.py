@@ -106,6 +106,18 @@ def main():
         time.sleep(0.0005)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    # The ranks may sit outside mpirun's process group: SIGKILL any that are left, and wait until
+    # none is, before looking at (and copying) what the kill left behind.
+    for _ in range(200):
+        left = subprocess.run(["pgrep", "-f", pk], capture_output=True, text=True).stdout.split()
+        if not left:
+            break
+        for pid in left:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        time.sleep(0.05)
     during = os.path.exists(partial) and not os.path.exists(target)
     print("SIGKILL %s the write of checkpoint 24" % ("during" if during else "after"))
     final = os.path.join(part, "snapshot_a1.0000.hdf5")
