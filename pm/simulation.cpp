@@ -133,7 +133,7 @@ RunResult runSimulation(NBody<T>& nbody, Particles& parts, const std::vector<dou
         write_checkpoint(s);
     }
     if (report)
-      report({s, steps, nbody.a(), dtmax, spent / s * (steps - s)});
+      report({s, steps, nbody.a(), dtmax, spent / (s - first + 1) * (steps - s)});
   }
   return result;
 }
