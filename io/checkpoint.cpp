@@ -225,11 +225,23 @@ Particles readCheckpoint(const std::string& path, const Comm& comm, CheckpointIn
   }
   std::vector<double> vx(3 * count), vp(3 * count);
   std::vector<std::uint64_t> vid(count);
-  h5::readRows(file, "Particles/Coordinates", H5T_NATIVE_DOUBLE, vx.data(), start, count, 3, N,
-               ctx);
-  h5::readRows(file, "Particles/Momenta", H5T_NATIVE_DOUBLE, vp.data(), start, count, 3, N, ctx);
-  h5::readRows(file, "Particles/ParticleIDs", H5T_NATIVE_UINT64, vid.data(), start, count, 1, N,
-               ctx);
+  // Every rank reads its own rows; a failure on some ranks only must not leave the others
+  // waiting in the checksum reduction: agree first, then all throw.
+  std::string err;
+  try {
+    h5::readRows(file, "Particles/Coordinates", H5T_NATIVE_DOUBLE, vx.data(), start, count, 3, N,
+                 ctx);
+    h5::readRows(file, "Particles/Momenta", H5T_NATIVE_DOUBLE, vp.data(), start, count, 3, N, ctx);
+    h5::readRows(file, "Particles/ParticleIDs", H5T_NATIVE_UINT64, vid.data(), start, count, 1, N,
+                 ctx);
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  int bad = err.empty() ? 0 : 1, anybad = 0;
+  mpiCheck(MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, comm.get()), ctx.c_str());
+  if (anybad)
+    throw std::runtime_error(
+        err.empty() ? ctx + ": the particle data are unreadable on another rank" : err);
   Particles parts(count, count + count / 8 + 64);
   auto hx = Kokkos::create_mirror_view(parts.x);
   auto hp = Kokkos::create_mirror_view(parts.p);
