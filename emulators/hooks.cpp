@@ -2,6 +2,7 @@
 
 #include "io/fields.hpp"
 #include "pm/painter.hpp"
+#include "pm/simulation.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -40,9 +41,7 @@ EmulatorHook::EmulatorHook(const Params& params, const EmulatorHookParams& hook,
 }
 
 void EmulatorHook::observe(Event e, const SimulationState& s) {
-  bool at_output = false;
-  for (double a : _hook.a)
-    at_output = at_output || std::abs(a - s.a) <= 1e-10 * s.a;
+  const bool at_output = isOutputScaleFactor(s.a, _hook.a);
   // An output step is handled once, at its Output event.
   if (e == Event::Output && !at_output)
     return;
@@ -68,12 +67,13 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
     in.emplace_back(decomp, "caustic::EmulatorHook::input");
   for (int c = 0; c < cout; ++c)
     out.emplace_back(decomp, "caustic::EmulatorHook::output");
-  std::vector<const Field<float>*> inp;
-  std::vector<Field<float>*> outp;
+  std::vector<Field<float>*> inp, outp;
   for (auto& f : in)
     inp.push_back(&f);
   for (auto& f : out)
     outp.push_back(&f);
+  const std::vector<const Field<float>*> cinp(inp.begin(), inp.end()),
+      coutp(outp.begin(), outp.end());
   if (_space == FieldSpace::Eulerian) {
     const Painter<float> painter(s.mesh, Window::CIC);
     for (int c = 0; c < cin; ++c)
@@ -83,16 +83,13 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
     for (const auto& ch : _hook.inputs)
       values.push_back(
           lagrangianValues(ch, *s.particles, s.particle_grid, s.mesh->box(), s.lattice_offset));
-    std::vector<Field<float>*> inw;
-    for (auto& f : in)
-      inw.push_back(&f);
-    exchange->toLattice(values, inw);
+    exchange->toLattice(values, inp);
   }
 
   InferenceOptions io;
   io.radius = _hook.radius >= 0 ? _hook.radius : meta.receptive_field;
   io.tile_planes = _hook.tile_planes;
-  applyDistributed(_model, inp, outp, io);
+  applyDistributed(_model, cinp, outp, io);
 
   std::map<std::string, std::string> attrs = {{"model", _hook.model},
                                               {"model_metadata", meta.toJson().dump()},
@@ -113,11 +110,10 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
   const std::string path = outputName(
       _params.output.directory, e == Event::Step ? std::string(stem) : _hook.name, s.a, ".hdf5");
   if (_space == FieldSpace::Eulerian) {
-    std::vector<const Field<float>*> o(outp.begin(), outp.end());
-    writeFields<float>(path, o, names, "emulator output (" + meta.kind + ")", s.a, _params, attrs);
+    writeFields<float>(path, coutp, names, "emulator output (" + meta.kind + ")", s.a, _params,
+                       attrs);
   } else {
-    std::vector<const Field<float>*> o(outp.begin(), outp.end());
-    const auto values = exchange->fromLattice(o);
+    const auto values = exchange->fromLattice(coutp);
     writeParticleValues(path, s.mesh->comm(), *s.particles, values, names, s.a, _params, attrs);
   }
   if (s.mesh->comm().rank() == 0) {

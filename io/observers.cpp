@@ -5,6 +5,7 @@
 #include "io/snapshot.hpp"
 #include "io/tables.hpp"
 #include "pm/painter.hpp"
+#include "pm/simulation.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -82,10 +83,7 @@ template <class T> void DensityWriter<T>::observe(Event, const SimulationState& 
 
 void HaloFinder::observe(Event, const SimulationState& s) {
   const auto& h = _params.halos;
-  bool wanted = false;
-  for (double a : h.a)
-    wanted = wanted || std::abs(a - s.a) <= 1e-10 * s.a;
-  if (!wanted)
+  if (!isOutputScaleFactor(s.a, h.a))
     return;
   FofOptions opt;
   opt.b = h.b;

@@ -2,6 +2,7 @@
 #include "io/toml_section.hpp"
 
 #include "pm/linear_power.hpp"
+#include "pm/simulation.hpp"
 
 #include <toml++/toml.h>
 
@@ -30,6 +31,17 @@ const std::vector<std::string>& hookChannels(const std::string& space) {
 }
 
 using namespace tomlsec;
+
+namespace {
+// Every value of `key` must be one of the output scale factors.
+void requireOutputScaleFactors(const std::vector<double>& as, const std::vector<double>& outputs,
+                               const std::string& key) {
+  for (double a : as)
+    if (!isOutputScaleFactor(a, outputs))
+      throw ParamError(key + " = " + fmt(a) +
+                       ": not an output scale factor; allowed: values of output.a");
+}
+} // namespace
 
 std::string Params::hash() const {
   std::uint64_t h = 1469598103934665603ull;
@@ -240,14 +252,7 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     h.member_ids = s.boolean("member_ids", false);
     const auto ha = s.numbers("a", "a list of output scale factors (each in output.a)");
     h.a = ha ? *ha : p.output.a;
-    for (double a : h.a) {
-      bool found = false;
-      for (double o : p.output.a)
-        found = found || std::abs(a - o) <= 1e-10 * o;
-      if (!found)
-        throw ParamError("halos.a = " + fmt(a) +
-                         ": not an output scale factor; allowed: values of output.a");
-    }
+    requireOutputScaleFactors(h.a, p.output.a, "halos.a");
     s.finish();
   }
 
@@ -316,14 +321,7 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
       e.every_step = s.boolean("every_step", false);
       const auto ea = s.numbers("a", "a list of output scale factors (each in output.a)");
       e.a = ea ? *ea : p.output.a;
-      for (double a : e.a) {
-        bool found = false;
-        for (double o : p.output.a)
-          found = found || std::abs(a - o) <= 1e-10 * o;
-        if (!found)
-          throw ParamError("emulators." + nm + ".a = " + fmt(a) +
-                           ": not an output scale factor; allowed: values of output.a");
-      }
+      requireOutputScaleFactors(e.a, p.output.a, "emulators." + nm + ".a");
       const auto r =
           s.integer("radius", -1, "ghost planes per side, >= the model's receptive field");
       if (r < -1 || r > 4096)

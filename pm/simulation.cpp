@@ -7,14 +7,14 @@
 
 namespace caustic {
 
-namespace {
-
-bool isOutput(double a, const std::vector<double>& outputs) {
+bool isOutputScaleFactor(double a, const std::vector<double>& outputs) {
   for (double o : outputs)
     if (std::abs(a - o) <= 1e-10 * a)
       return true;
   return false;
 }
+
+namespace {
 
 template <class T>
 void notify(NBody<T>& nbody, const std::vector<Observer*>& observers, Event e,
@@ -74,7 +74,7 @@ RunResult runSimulation(NBody<T>& nbody, Particles& parts, const std::vector<dou
   };
   if (!resume) {
     notify(nbody, observers, Event::InitialConditions, state(0));
-    if (isOutput(nbody.a(), outputs))
+    if (isOutputScaleFactor(nbody.a(), outputs))
       notify(nbody, observers, Event::Output, state(0));
   }
   result.a_reached = nbody.a();
@@ -104,7 +104,7 @@ RunResult runSimulation(NBody<T>& nbody, Particles& parts, const std::vector<dou
     }
     const auto t0 = std::chrono::steady_clock::now();
     // End synchronised where observers look; elsewhere fuse the half-kicks of two steps.
-    const bool sync = every_step || s == steps || isOutput(boundaries[s], outputs);
+    const bool sync = every_step || s == steps || isOutputScaleFactor(boundaries[s], outputs);
     nbody.step(parts, boundaries[s], spacing, sync ? 0.0 : boundaries[s + 1]);
     std::size_t bad = countNonFinite(parts), anybad = 0;
     mpiCheck(MPI_Allreduce(&bad, &anybad, 1, MPI_UINT64_T, MPI_SUM, comm), "runSimulation");
@@ -113,7 +113,7 @@ RunResult runSimulation(NBody<T>& nbody, Particles& parts, const std::vector<dou
                            " particle(s) with a non-finite position or momentum after step " +
                            std::to_string(s) + " (a = " + std::to_string(nbody.a()) + ")");
     notify(nbody, observers, Event::Step, state(s));
-    if (isOutput(nbody.a(), outputs))
+    if (isOutputScaleFactor(nbody.a(), outputs))
       notify(nbody, observers, Event::Output, state(s));
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
            dtmax = 0;

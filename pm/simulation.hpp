@@ -10,6 +10,10 @@
 
 namespace caustic {
 
+// Whether `a` is one of `outputs` (to a relative 1e-10: the values come from TOML and from step
+// boundaries computed from them).
+bool isOutputScaleFactor(double a, const std::vector<double>& outputs);
+
 struct StepReport {
   int step = 0, steps_total = 0;
   double a = 0.0;

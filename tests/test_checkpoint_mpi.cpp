@@ -4,6 +4,7 @@
 #include "helpers.hpp"
 #include "io/checkpoint.hpp"
 #include "pm/migrate.hpp"
+#include "small_params.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,25 +15,6 @@ using namespace caustic;
 using namespace caustic::test;
 
 namespace {
-const char* kParams = R"(
-[cosmology]
-Omega_m = 0.3
-Omega_b = 0.05
-h = 0.7
-n_s = 0.96
-sigma8 = 0.8
-[simulation]
-box = 20.0
-particles = 8
-mesh = 8
-a_start = 0.1
-a_end = 1.0
-steps = 9
-seed = 3
-[output]
-directory = "unused"
-a = [1.0]
-)";
 
 Particles someParticles(const SlabDecomposition& d) {
   Particles all = randomParticles(2000, 20.0, 5);
@@ -60,7 +42,7 @@ std::string tempDir() {
 } // namespace
 
 TEST(Checkpoint, RoundTripAtTheSameRankCount) {
-  const Params params = parseParams(kParams, {}, 1);
+  const Params params = parseParams(smallParamsToml(20.0, 8, 8, 9), {}, 1);
   SlabDecomposition d(MPI_COMM_WORLD, 8, 20.0);
   Particles parts = someParticles(d);
   const std::string dir = tempDir();
@@ -102,7 +84,7 @@ TEST(Checkpoint, RoundTripAtTheSameRankCount) {
 }
 
 TEST(Checkpoint, ReadByOneRankHoldsTheSameParticles) {
-  const Params params = parseParams(kParams, {}, 1);
+  const Params params = parseParams(smallParamsToml(20.0, 8, 8, 9), {}, 1);
   SlabDecomposition d(MPI_COMM_WORLD, 8, 20.0);
   Particles parts = someParticles(d);
   const std::string dir = tempDir();

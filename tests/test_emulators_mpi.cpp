@@ -6,6 +6,7 @@
 #include "helpers.hpp"
 #include "io/fields.hpp"
 #include "pm/migrate.hpp"
+#include "small_params.hpp"
 
 #include <filesystem>
 
@@ -335,26 +336,7 @@ TEST(Adapters, MomentumDensityIsTheMassWeightedMomentum) {
 }
 
 TEST(Outputs, AFieldWithNaNIsNotWritten) {
-  const Params params = parseParams(R"(
-[cosmology]
-Omega_m = 0.3
-Omega_b = 0.05
-h = 0.7
-n_s = 0.96
-sigma8 = 0.8
-[simulation]
-box = 16.0
-particles = 8
-mesh = 8
-a_start = 0.1
-a_end = 1.0
-steps = 2
-seed = 1
-[output]
-directory = "unused"
-a = [1.0]
-)",
-                                    {}, 3);
+  const Params params = parseParams(smallParamsToml(16.0, 8, 8, 2), {}, 3);
   auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, 8, 16.0);
   Field<float> f(d, "f");
   fill(f, 0);

@@ -6,6 +6,7 @@
 #include "emulators/training.hpp"
 #include "io/fields.hpp"
 #include "io/params.hpp"
+#include "small_params.hpp"
 
 #include <gtest/gtest.h>
 
@@ -16,26 +17,6 @@
 using namespace caustic;
 
 namespace {
-
-const char* kParams = R"(
-[cosmology]
-Omega_m = 0.3
-Omega_b = 0.05
-h = 0.7
-n_s = 0.96
-sigma8 = 0.8
-[simulation]
-box = 32.0
-particles = 8
-mesh = 16
-a_start = 0.1
-a_end = 1.0
-steps = 4
-seed = 1
-[output]
-directory = "unused"
-a = [1.0]
-)";
 
 int rankOf() {
   int r;
@@ -71,7 +52,7 @@ void makePair(const std::string& dir, int k, int n) {
     auto out = box(in);
     for (auto& v : out)
       v = 27.0 * v * v; // O(1) values
-    const Params params = parseParams(kParams, {}, 1);
+    const Params params = parseParams(caustic::test::smallParamsToml(32.0, 8, 16, 4), {}, 1);
     auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_SELF, n, 32.0);
     Field<float> fi(d, "in"), fo(d, "out");
     auto hi = Kokkos::create_mirror_view(fi.real()), ho = Kokkos::create_mirror_view(fo.real());
