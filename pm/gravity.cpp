@@ -54,6 +54,36 @@ Gravity<T>::Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_
   Kokkos::deep_copy(_win, hw);
 }
 
+template <class T> void Gravity<T>::applyPotential(Field<T>& f, double a, bool filter) const {
+  const auto& d = *_mesh;
+  const int n = d.n(), ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
+  const double n3 = double(n) * n * n;
+  // phi(k) = -3/2 Omega_m G(k) delta(k) / N^3: the 1/N^3 of the three inverse transforms is
+  // folded in here, once.
+  const double pref = -1.5 * _omega_m / n3;
+  const bool deconv = _opt.deconvolve;
+  auto lap = _lap, win = _win;
+  auto phi = f.complex();
+  if (ny > 0)
+    Kokkos::parallel_for(
+        "caustic::Gravity::potential",
+        Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
+        KOKKOS_LAMBDA(const int ly, const int x, const int z) {
+          const std::size_t i = Field<T>::complexIndex(ly, x, z, n);
+          const int y = y0 + ly;
+          const double k2 = lap(x) + lap(y) + lap(z);
+          double g = k2 > 0.0 ? pref / k2 : 0.0;
+          if (deconv) {
+            const double w = win(x) * win(y) * win(z);
+            g /= w * w;
+          }
+          phi(i) *= T(g);
+        });
+  Kokkos::fence();
+  if (filter && _filter)
+    _filter->apply(f, a);
+}
+
 template <class T>
 template <class Acc>
 void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nsources,
@@ -73,34 +103,11 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nso
     ScopedPhase t(_times, "fft_forward");
     _fft.forward(_phi);
   }
-  const int ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
   {
     ScopedPhase t(_times, "kernels");
-    // phi(k) = -3/2 Omega_m G(k) delta(k) / N^3: the 1/N^3 of the three inverse transforms is
-    // folded in here, once.
-    const double pref = -1.5 * _omega_m / n3;
-    const bool deconv = _opt.deconvolve;
-    auto lap = _lap, win = _win;
-    auto phi = _phi.complex();
-    if (ny > 0)
-      Kokkos::parallel_for(
-          "caustic::Gravity::potential",
-          Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
-          KOKKOS_LAMBDA(const int ly, const int x, const int z) {
-            const std::size_t i = Field<T>::complexIndex(ly, x, z, n);
-            const int y = y0 + ly;
-            const double k2 = lap(x) + lap(y) + lap(z);
-            double g = k2 > 0.0 ? pref / k2 : 0.0;
-            if (deconv) {
-              const double w = win(x) * win(y) * win(z);
-              g /= w * w;
-            }
-            phi(i) *= T(g);
-          });
-    Kokkos::fence();
-    if (_filter)
-      _filter->apply(_phi, a);
+    applyPotential(_phi, a, true);
   }
+  const int ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
   if (!_work) {
     {
       ScopedPhase t(_times, "fft_inverse");

@@ -56,7 +56,15 @@ public:
              const Kokkos::View<double* [3]>& probes, std::size_t nprobes, const Acc& acc, double a,
              double scale = 1.0, bool accumulate = false);
 
+  // f(k) <- phi(k) / N^3 from the painted density f(k) (Fourier space, local modes): the
+  // Green's function with its prefactor, the window deconvolution if asked, and the filter if
+  // `filter`. A real, even kernel: the operator is its own adjoint.
+  void applyPotential(Field<T>& f, double a, bool filter = true) const;
+
   void setFilter(std::shared_ptr<const PotentialFilter<T>> filter) { _filter = std::move(filter); }
+  const std::shared_ptr<const PotentialFilter<T>>& filter() const { return _filter; }
+  double omegaM() const { return _omega_m; }
+  const GravityOptions& options() const { return _opt; }
   const SlabDecomposition& decomp() const { return *_mesh; }
   const FFT<T>& fft() const { return _fft; }
   // The mesh buffer, free between force() calls: observers borrow it (power spectra, density

@@ -3,6 +3,7 @@
 #include "pm/profiling.hpp"
 
 #include <numeric>
+#include <stdexcept>
 
 namespace caustic {
 
@@ -30,10 +31,9 @@ Migrator::Migrator(std::shared_ptr<const SlabDecomposition> decomp) : _decomp(st
   Kokkos::deep_copy(_owner, h);
 }
 
-std::size_t Migrator::operator()(Particles& parts) {
+std::size_t Migrator::operator()(Particles& parts, Particles* companion) {
   ScopedRegion region("caustic::migrate");
-  const auto& comm = _decomp->comm();
-  const int size = comm.size(), me = comm.rank(), n = _decomp->n();
+  const int me = _decomp->comm().rank(), n = _decomp->n();
   const double inv_cell = 1.0 / _decomp->cell();
   const std::size_t np = parts.size();
   if (_dest.extent(0) < parts.capacity())
@@ -52,16 +52,119 @@ std::size_t Migrator::operator()(Particles& parts) {
           ++acc;
       },
       leaving);
+  return exchange(parts, companion, leaving);
+}
+
+std::size_t Migrator::toLattice(Particles& parts, Particles* companion) {
+  ScopedRegion region("caustic::migrate::toLattice");
+  const int me = _decomp->comm().rank();
+  const std::uint64_t n = static_cast<std::uint64_t>(_decomp->n());
+  const std::size_t np = parts.size();
+  if (_dest.extent(0) < parts.capacity())
+    _dest = Kokkos::View<int*>(
+        Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::Migrator::dest"),
+        parts.capacity());
+  auto dest = _dest;
+  auto owner = _owner;
+  auto ID = parts.id;
+  long leaving = 0;
+  Kokkos::parallel_reduce(
+      "caustic::migrate::planLattice", Kokkos::RangePolicy<>(0, np),
+      KOKKOS_LAMBDA(const std::size_t i, long& acc) {
+        const std::uint64_t plane = ID(i) / (n * n);
+        dest(i) = plane < n ? owner(static_cast<int>(plane)) : me;
+        if (dest(i) != me)
+          ++acc;
+      },
+      leaving);
+  const std::size_t sent = exchange(parts, companion, leaving);
+  // Lattice order: particle (i, j, k) at local index ((i - x0) N + j) N + k.
+  const std::size_t expect = static_cast<std::size_t>(_decomp->localNx()) * n * n;
+  long bad = parts.size() == expect ? 0 : 1;
+  const std::uint64_t first = static_cast<std::uint64_t>(_decomp->xStart()) * n * n;
+  Kokkos::View<std::size_t*> slot("caustic::migrate::latticeSlot", parts.size());
+  Kokkos::View<int*> seen("caustic::migrate::latticeSeen", expect);
+  if (!bad) {
+    ID = parts.id;
+    Kokkos::parallel_reduce(
+        "caustic::migrate::latticeSlots", Kokkos::RangePolicy<>(0, parts.size()),
+        KOKKOS_LAMBDA(const std::size_t i, long& acc) {
+          const std::uint64_t s = ID(i) - first;
+          if (ID(i) < first || s >= expect) {
+            ++acc;
+            return;
+          }
+          slot(i) = static_cast<std::size_t>(s);
+          if (Kokkos::atomic_fetch_add(&seen(slot(i)), 1) != 0)
+            ++acc;
+        },
+        bad);
+  }
+  long any = 0;
+  mpiCheck(MPI_Allreduce(&bad, &any, 1, MPI_LONG, MPI_SUM, _decomp->comm().get()),
+           "migrate::toLattice");
+  if (any)
+    throw std::runtime_error("Migrator::toLattice: the particles do not cover the " +
+                             std::to_string(n) + "^3 lattice exactly once");
+  auto permute = [&](Particles& ps) {
+    Particles out(expect, ps.capacity());
+    auto x = ps.x, p = ps.p, ox = out.x, op = out.p;
+    auto id = ps.id, oid = out.id;
+    Kokkos::parallel_for(
+        "caustic::migrate::latticeOrder", Kokkos::RangePolicy<>(0, expect),
+        KOKKOS_LAMBDA(const std::size_t i) {
+          const std::size_t s = slot(i);
+          for (int c = 0; c < 3; ++c) {
+            ox(s, c) = x(i, c);
+            op(s, c) = p(i, c);
+          }
+          oid(s) = id(i);
+        });
+    Kokkos::fence();
+    ps = std::move(out);
+  };
+  permute(parts);
+  if (companion)
+    permute(*companion);
+  return sent;
+}
+
+namespace {
+// The companion's entries take the IDs of their particles.
+void shareIds(const Particles& parts, Particles& companion) {
+  const auto n = std::make_pair<std::size_t, std::size_t>(0, parts.size());
+  Kokkos::deep_copy(Kokkos::subview(companion.id, n), Kokkos::subview(parts.id, n));
+}
+} // namespace
+
+std::size_t Migrator::exchange(Particles& parts, Particles* companion, long leaving) {
+  const auto& comm = _decomp->comm();
+  const int size = comm.size(), me = comm.rank();
+  const std::size_t np = parts.size();
+  if (companion && companion->size() != np)
+    throw std::logic_error("Migrator: the companion holds " + std::to_string(companion->size()) +
+                           " entries for " + std::to_string(np) + " particles");
+  auto dest = _dest;
   long total_leaving = 0;
   mpiCheck(MPI_Allreduce(&leaving, &total_leaving, 1, MPI_LONG, MPI_SUM, comm.get()), "migrate");
-  if (total_leaving == 0)
+  if (total_leaving == 0) {
+    if (companion)
+      shareIds(parts, *companion);
     return 0;
+  }
 
   // Pack the leavers by destination (host side; O(leavers) beyond the scan).
   auto hdest = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), dest);
   auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
   auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
   auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+  // The companion's x and p (e.g. adjoints) travel with their particles.
+  Kokkos::View<double*[3]>::HostMirror hcx, hcp;
+  if (companion) {
+    hcx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), companion->x);
+    hcp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), companion->p);
+  }
+  const int W = companion ? 12 : 6;
   std::vector<std::size_t> leavers;
   leavers.reserve(static_cast<std::size_t>(leaving));
   std::vector<int> send_counts(size, 0), recv_counts(size, 0);
@@ -79,25 +182,29 @@ std::size_t Migrator::operator()(Particles& parts) {
   }
   const std::size_t nsend = leavers.size();
   const std::size_t nrecv = std::accumulate(recv_counts.begin(), recv_counts.end(), std::size_t(0));
-  std::vector<double> sbuf(6 * nsend), rbuf(6 * nrecv);
+  std::vector<double> sbuf(W * nsend), rbuf(W * nrecv);
   std::vector<std::uint64_t> sid(nsend), rid(nrecv);
   {
     std::vector<int> cursor(sdispl);
     for (std::size_t i : leavers) {
       const std::size_t j = static_cast<std::size_t>(cursor[hdest(i)]++);
       for (int c = 0; c < 3; ++c) {
-        sbuf[6 * j + c] = hx(i, c);
-        sbuf[6 * j + 3 + c] = hp(i, c);
+        sbuf[W * j + c] = hx(i, c);
+        sbuf[W * j + 3 + c] = hp(i, c);
+        if (companion) {
+          sbuf[W * j + 6 + c] = hcx(i, c);
+          sbuf[W * j + 9 + c] = hcp(i, c);
+        }
       }
       sid[j] = hid(i);
     }
   }
   std::vector<int> sc6(size), sd6(size), rc6(size), rd6(size);
   for (int r = 0; r < size; ++r) {
-    sc6[r] = 6 * send_counts[r];
-    sd6[r] = 6 * sdispl[r];
-    rc6[r] = 6 * recv_counts[r];
-    rd6[r] = 6 * rdispl[r];
+    sc6[r] = W * send_counts[r];
+    sd6[r] = W * sdispl[r];
+    rc6[r] = W * recv_counts[r];
+    rd6[r] = W * rdispl[r];
   }
   mpiCheck(MPI_Alltoallv(sbuf.data(), sc6.data(), sd6.data(), MPI_DOUBLE, rbuf.data(), rc6.data(),
                          rd6.data(), MPI_DOUBLE, comm.get()),
@@ -119,6 +226,10 @@ std::size_t Migrator::operator()(Particles& parts) {
       for (int c = 0; c < 3; ++c) {
         hx(hole, c) = hx(tail, c);
         hp(hole, c) = hp(tail, c);
+        if (companion) {
+          hcx(hole, c) = hcx(tail, c);
+          hcp(hole, c) = hcp(tail, c);
+        }
       }
       hid(hole) = hid(tail);
     }
@@ -132,11 +243,25 @@ std::size_t Migrator::operator()(Particles& parts) {
     hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
     hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
     hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+    if (companion) {
+      Kokkos::deep_copy(companion->x, hcx);
+      Kokkos::deep_copy(companion->p, hcp);
+      companion->setSize(kept);
+      companion->reserve(parts.capacity());
+      hcx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), companion->x);
+      hcp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), companion->p);
+    }
+  } else if (companion && kept + nrecv > companion->capacity()) {
+    throw std::logic_error("Migrator: the companion's capacity is below the particles'");
   }
   for (std::size_t j = 0; j < nrecv; ++j) {
     for (int c = 0; c < 3; ++c) {
-      hx(kept + j, c) = rbuf[6 * j + c];
-      hp(kept + j, c) = rbuf[6 * j + 3 + c];
+      hx(kept + j, c) = rbuf[W * j + c];
+      hp(kept + j, c) = rbuf[W * j + 3 + c];
+      if (companion) {
+        hcx(kept + j, c) = rbuf[W * j + 6 + c];
+        hcp(kept + j, c) = rbuf[W * j + 9 + c];
+      }
     }
     hid(kept + j) = rid[j];
   }
@@ -144,6 +269,12 @@ std::size_t Migrator::operator()(Particles& parts) {
   Kokkos::deep_copy(parts.p, hp);
   Kokkos::deep_copy(parts.id, hid);
   parts.setSize(kept + nrecv);
+  if (companion) {
+    Kokkos::deep_copy(companion->x, hcx);
+    Kokkos::deep_copy(companion->p, hcp);
+    companion->setSize(kept + nrecv);
+    shareIds(parts, *companion);
+  }
   return nsend;
 }
 

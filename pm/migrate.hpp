@@ -15,10 +15,17 @@ namespace caustic {
 class Migrator {
 public:
   explicit Migrator(std::shared_ptr<const SlabDecomposition> decomp);
-  // Returns the number of particles that left this rank. Collective.
-  std::size_t operator()(Particles& parts);
+  // Returns the number of particles that left this rank. A `companion` (same size, e.g. the
+  // adjoints of x and p) has its x and p moved along with the particles, and takes their IDs.
+  // Collective.
+  std::size_t operator()(Particles& parts, Particles* companion = nullptr);
+  // With `decomp` the particle lattice: sends every particle to the rank owning its Lagrangian
+  // plane (from its id) and puts it in lattice order, local index ((i - x0) N + j) N + k.
+  // Throws std::runtime_error unless the particles cover the lattice once. Collective.
+  std::size_t toLattice(Particles& parts, Particles* companion = nullptr);
 
 private:
+  std::size_t exchange(Particles& parts, Particles* companion, long leaving);
   std::shared_ptr<const SlabDecomposition> _decomp;
   Kokkos::View<int*> _owner; // owner rank of each x-plane
   Kokkos::View<int*> _dest;  // per particle, reused

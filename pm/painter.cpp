@@ -292,9 +292,7 @@ void Painter<T>::readoutGradient(const Field<T>& phi, const Kokkos::View<double*
                                  std::size_t count, const Out& out, double scale,
                                  bool accumulate) const {
   ScopedRegion region("caustic::Painter::readoutGradient");
-  if (_wideBuf.extent(0) != static_cast<std::size_t>(_wide.ghostPlanes()))
-    _wideBuf = _wide.makeBuffer<T>("caustic::Painter::gradientGhosts");
-  _wide.gather(phi, _wideBuf);
+  _wide.gather(phi, wideBuffer());
   const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
   const double inv_cell = 1.0 / _decomp->cell();
   if (_win == Window::CIC)
@@ -303,6 +301,208 @@ void Painter<T>::readoutGradient(const Field<T>& phi, const Kokkos::View<double*
   else
     gradientKernel<3>(X, count, out, scale, accumulate, phi.real().data(), _wideBuf.data(), n, x0,
                       nx, inv_cell);
+}
+
+template <class T> const Kokkos::View<T***>& Painter<T>::wideBuffer() const {
+  if (_wideBuf.extent(0) != static_cast<std::size_t>(_wide.ghostPlanes()))
+    _wideBuf = _wide.makeBuffer<T>("caustic::Painter::gradientGhosts");
+  return _wideBuf;
+}
+
+namespace {
+// Window weights, their derivatives (in 1/cell) and first indices of one particle.
+struct WindowDerivs {
+  int i0[3];
+  double w[3][3], dw[3][3];
+};
+KOKKOS_INLINE_FUNCTION WindowDerivs windowDerivs(Window win, const Kokkos::View<double* [3]>& X,
+                                                 std::size_t p, double inv_cell, int n) {
+  WindowDerivs s;
+  for (int c = 0; c < 3; ++c) {
+    const double u = km::fmin(km::fmax(X(p, c) * inv_cell, 0.0), double(n));
+    windowWeightDerivatives(win, u, s.i0[c], s.w[c], s.dw[c]);
+  }
+  return s;
+}
+
+// Addressing of the wide-ghost buffer (kGhostGradient planes each side) around a particle whose
+// window starts at global plane i0x: entry j stands for plane i0x - 2 + j, row/column i0 - 2 + j.
+template <class T> struct WideSpan {
+  static constexpr int span = 3 + 4;
+  std::size_t plane[span]; // offset of the plane (field or ghost buffer)
+  bool in[span];
+  int stride[span];
+  std::size_t row[span], col[span];
+  KOKKOS_INLINE_FUNCTION WideSpan(const int i0[3], int order, int n, int x0, int nx) {
+    const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1)),
+                      gplane = std::size_t(n) * n;
+    constexpr int W = kGhostGradient;
+    for (int j = 0; j < order + 4; ++j) {
+      const int b = i0[0] - x0 + W - 2 + j;
+      in[j] = b >= W && b < W + nx;
+      plane[j] = in[j] ? (b - W) * fplane : (b < W ? b : b - nx) * gplane;
+      stride[j] = in[j] ? 2 * (n / 2 + 1) : n;
+      row[j] = static_cast<std::size_t>(wrap(i0[1] - 2 + j, n));
+      col[j] = static_cast<std::size_t>(wrap(i0[2] - 2 + j, n));
+    }
+  }
+  KOKKOS_INLINE_FUNCTION std::size_t offset(int jx, int jy, int jz) const {
+    return plane[jx] + row[jy] * stride[jx] + col[jz];
+  }
+};
+} // namespace
+
+template <class T>
+void Painter<T>::readoutWindowGradient(const Field<T>& f, const Kokkos::View<double* [3]>& X,
+                                       std::size_t count, const Kokkos::View<double* [3]>& xbar,
+                                       double scale, const Kokkos::View<double* [3]>& weights,
+                                       int comp) const {
+  ScopedRegion region("caustic::Painter::readoutWindowGradient");
+  auto ghosts = _buf;
+  _ghosts.gather(f, ghosts);
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
+  const double inv_cell = 1.0 / _decomp->cell();
+  const int order = windowOrder(_win);
+  const Window win = _win;
+  const bool weighted = weights.extent(0) > 0;
+  auto field = f.real();
+  Kokkos::parallel_for(
+      "caustic::Painter::readoutWindowGradient", Kokkos::RangePolicy<>(0, count),
+      KOKKOS_LAMBDA(const std::size_t p) {
+        const WindowDerivs s = windowDerivs(win, X, p, inv_cell, n);
+        double g[3] = {0.0, 0.0, 0.0};
+        for (int a = 0; a < order; ++a) {
+          const int b = s.i0[0] - x0 + kGhost + a;
+          const bool in = interior(b, nx);
+          for (int bb = 0; bb < order; ++bb) {
+            const int y = wrap(s.i0[1] + bb, n);
+            for (int c = 0; c < order; ++c) {
+              const int z = wrap(s.i0[2] + c, n);
+              const double fv = in ? double(field(Field<T>::realIndex(b - kGhost, y, z, n)))
+                                   : double(ghosts(ghostIndex(b, nx), y, z));
+              g[0] += s.dw[0][a] * s.w[1][bb] * s.w[2][c] * fv;
+              g[1] += s.w[0][a] * s.dw[1][bb] * s.w[2][c] * fv;
+              g[2] += s.w[0][a] * s.w[1][bb] * s.dw[2][c] * fv;
+            }
+          }
+        }
+        const double k = scale * inv_cell * (weighted ? weights(p, comp) : 1.0);
+        for (int d = 0; d < 3; ++d)
+          xbar(p, d) += k * g[d];
+      });
+  Kokkos::fence();
+}
+
+template <class T>
+void Painter<T>::readoutGradientAdjoint(Field<T>& phibar, const Kokkos::View<double* [3]>& X,
+                                        std::size_t count, const Kokkos::View<double* [3]>& Z,
+                                        double scale) const {
+  ScopedRegion region("caustic::Painter::readoutGradientAdjoint");
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
+  const double inv_cell = 1.0 / _decomp->cell();
+  const int order = windowOrder(_win);
+  const Window win = _win;
+  auto ghosts = wideBuffer();
+  phibar.setZero();
+  Kokkos::deep_copy(ghosts, T(0));
+  auto field = phibar.real();
+  Kokkos::View<T*, Kokkos::MemoryUnmanaged> gflat(ghosts.data(), ghosts.size());
+  auto sf = Kokkos::Experimental::create_scatter_view(field);
+  auto sg = Kokkos::Experimental::create_scatter_view(gflat);
+  // readoutGradient: F_c = -sum W [c1 (phi(+e_c) - phi(-e_c)) - c2 (phi(+2e_c) - phi(-2e_c))].
+  const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
+  Kokkos::parallel_for(
+      "caustic::Painter::readoutGradientAdjoint", Kokkos::RangePolicy<>(0, count),
+      KOKKOS_LAMBDA(const std::size_t p) {
+        auto af = sf.access();
+        auto ag = sg.access();
+        const WindowDerivs s = windowDerivs(win, X, p, inv_cell, n);
+        const WideSpan<T> ws(s.i0, order, n, x0, nx);
+        const double z[3] = {scale * Z(p, 0), scale * Z(p, 1), scale * Z(p, 2)};
+        auto add = [&](int jx, int jy, int jz, double v) {
+          const std::size_t o = ws.offset(jx, jy, jz);
+          if (ws.in[jx])
+            af(o) += T(v);
+          else
+            ag(o) += T(v);
+        };
+        for (int a = 0; a < order; ++a)
+          for (int bb = 0; bb < order; ++bb)
+            for (int c = 0; c < order; ++c) {
+              const double wt = s.w[0][a] * s.w[1][bb] * s.w[2][c];
+              const int j[3] = {a + 2, bb + 2, c + 2};
+              for (int e = 0; e < 3; ++e) {
+                const double v1 = wt * z[e] * c1, v2 = wt * z[e] * c2;
+                for (int sgn = -1; sgn <= 1; sgn += 2)
+                  for (int step = 1; step <= 2; ++step) {
+                    int jj[3] = {j[0], j[1], j[2]};
+                    jj[e] += sgn * step;
+                    add(jj[0], jj[1], jj[2], step == 1 ? -sgn * v1 : sgn * v2);
+                  }
+              }
+            }
+      });
+  Kokkos::Experimental::contribute(field, sf);
+  Kokkos::Experimental::contribute(gflat, sg);
+  _wide.scatterAdd(ghosts, phibar);
+}
+
+template <class T>
+void Painter<T>::readoutGradientJacobianT(const Field<T>& phi, const Kokkos::View<double* [3]>& X,
+                                          std::size_t count, const Kokkos::View<double* [3]>& Z,
+                                          const Kokkos::View<double* [3]>& xbar,
+                                          double scale) const {
+  ScopedRegion region("caustic::Painter::readoutGradientJacobianT");
+  auto ghosts = wideBuffer();
+  _wide.gather(phi, ghosts);
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
+  const double inv_cell = 1.0 / _decomp->cell();
+  const int order = windowOrder(_win);
+  const Window win = _win;
+  const T* fbase = phi.real().data();
+  const T* gbase = ghosts.data();
+  const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
+  Kokkos::parallel_for(
+      "caustic::Painter::readoutGradientJacobianT", Kokkos::RangePolicy<>(0, count),
+      KOKKOS_LAMBDA(const std::size_t p) {
+        const WindowDerivs s = windowDerivs(win, X, p, inv_cell, n);
+        const WideSpan<T> ws(s.i0, order, n, x0, nx);
+        auto at = [&](int jx, int jy, int jz) -> double {
+          const std::size_t o = ws.offset(jx, jy, jz);
+          return double(ws.in[jx] ? fbase[o] : gbase[o]);
+        };
+        double jac[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}}; // d(grad_c phi)/dx_d
+        for (int a = 0; a < order; ++a)
+          for (int bb = 0; bb < order; ++bb)
+            for (int c = 0; c < order; ++c) {
+              const int j[3] = {a + 2, bb + 2, c + 2};
+              double g[3];
+              for (int e = 0; e < 3; ++e) {
+                int p1[3] = {j[0], j[1], j[2]}, m1[3] = {j[0], j[1], j[2]};
+                int p2[3] = {j[0], j[1], j[2]}, m2[3] = {j[0], j[1], j[2]};
+                p1[e] += 1;
+                m1[e] -= 1;
+                p2[e] += 2;
+                m2[e] -= 2;
+                g[e] = c1 * (at(p1[0], p1[1], p1[2]) - at(m1[0], m1[1], m1[2])) -
+                       c2 * (at(p2[0], p2[1], p2[2]) - at(m2[0], m2[1], m2[2]));
+              }
+              const double dW[3] = {s.dw[0][a] * s.w[1][bb] * s.w[2][c],
+                                    s.w[0][a] * s.dw[1][bb] * s.w[2][c],
+                                    s.w[0][a] * s.w[1][bb] * s.dw[2][c]};
+              for (int e = 0; e < 3; ++e)
+                for (int d = 0; d < 3; ++d)
+                  jac[e][d] += g[e] * dW[d];
+            }
+        // F = -grad phi: xbar_d += scale sum_c z_c (-jac[c][d]) / cell.
+        for (int d = 0; d < 3; ++d) {
+          double v = 0.0;
+          for (int c = 0; c < 3; ++c)
+            v += Z(p, c) * jac[c][d];
+          xbar(p, d) -= scale * inv_cell * v;
+        }
+      });
+  Kokkos::fence();
 }
 
 template <class T>

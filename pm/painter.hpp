@@ -44,6 +44,22 @@ KOKKOS_INLINE_FUNCTION void windowWeights(Window win, double u, int& i0, double 
   }
 }
 
+// Derivatives dw/du of the weights of windowWeights (same i0), in 1/cell.
+KOKKOS_INLINE_FUNCTION void windowWeightDerivatives(Window win, double u, int& i0, double w[3],
+                                                    double dw[3]) {
+  windowWeights(win, u, i0, w);
+  if (win == Window::CIC) {
+    dw[0] = -1.0;
+    dw[1] = 1.0;
+    dw[2] = 0.0;
+  } else {
+    const double d = u - km::floor(u + 0.5);
+    dw[0] = d - 0.5;
+    dw[1] = -2.0 * d;
+    dw[2] = 0.5 + d;
+  }
+}
+
 template <class T> class Painter {
 public:
   Painter(std::shared_ptr<const SlabDecomposition> decomp, Window win);
@@ -75,7 +91,28 @@ public:
   void readoutGradient(const Field<T>& phi, const Kokkos::View<double* [3]>& x, std::size_t count,
                        const Out& out, double scale, bool accumulate) const;
 
+  // Adjoints (pm/adjoint.hpp). Positions are held fixed where not differentiated.
+  // xbar(i, :) += scale * w_i * sum_g grad W(x_i - g) f(g): the derivative of the paint (and of
+  // the readout) with respect to the positions, contracted with the field f (the cotangent of the
+  // painted field, or the field read out); w_i = 1, or weights(i, comp) when `weights` is given.
+  void readoutWindowGradient(const Field<T>& f, const Kokkos::View<double* [3]>& x,
+                             std::size_t count, const Kokkos::View<double* [3]>& xbar, double scale,
+                             const Kokkos::View<double* [3]>& weights = {}, int comp = 0) const;
+  // phibar <- scale * (adjoint of readoutGradient at fixed x) applied to z: the mesh field whose
+  // inner product with phi equals scale * sum_i z(i, :) . (-grad phi)(x_i). Overwrites phibar.
+  // Collective.
+  void readoutGradientAdjoint(Field<T>& phibar, const Kokkos::View<double* [3]>& x,
+                              std::size_t count, const Kokkos::View<double* [3]>& z,
+                              double scale) const;
+  // xbar(i, d) += scale * sum_c z(i, c) dF_c/dx_d (x_i), F = readoutGradient of phi (scale 1) at
+  // fixed phi. Collective.
+  void readoutGradientJacobianT(const Field<T>& phi, const Kokkos::View<double* [3]>& x,
+                                std::size_t count, const Kokkos::View<double* [3]>& z,
+                                const Kokkos::View<double* [3]>& xbar, double scale) const;
+
 private:
+  const Kokkos::View<T***>& wideBuffer() const;
+
   std::shared_ptr<const SlabDecomposition> _decomp;
   Window _win;
   GhostPlanes _ghosts, _wide;

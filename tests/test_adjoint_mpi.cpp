@@ -1,0 +1,688 @@
+// Adjoint gradients (pm/adjoint.hpp) against centred finite differences along random directions,
+// piece by piece (paint, readout, gradient readout, gravity, kick, drift, one step, LPT) and for
+// the whole chain over 5 steps with both losses; the reconstruction of the initial state by the
+// reversed leapfrog; the forward model against the production IC + NBody path.
+//
+// Directions and loss weights are functions of the particle ID or the global mesh point, so they
+// do not depend on the rank count or on the particle order (migration reorders particles).
+#include "helpers.hpp"
+#include "pm/adjoint.hpp"
+#include "pm/initial_conditions.hpp"
+#include "pm/lpt.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <functional>
+
+using namespace caustic;
+
+namespace {
+
+constexpr double kBox = 64.0;
+constexpr int kMesh = 16, kLattice = 8;
+constexpr double kTol = 1e-4;
+
+KOKKOS_INLINE_FUNCTION double hashUniform(std::uint64_t key, std::uint64_t seed) {
+  std::uint64_t z =
+      key * 0x9e3779b97f4a7c15ull + seed * 0xbf58476d1ce4e5b9ull + 0x94d049bb133111ebull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return double(z >> 11) / 4503599627370496.0 - 1.0; // [-1, 1)
+}
+
+double allSum(double v) {
+  MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  return v;
+}
+
+// Centred difference of L(t) at t = 0.
+double centred(const std::function<double(double)>& L, double eps) {
+  return (L(eps) - L(-eps)) / (2 * eps);
+}
+
+void expectClose(double fd, double adj, const char* what) {
+  const double rel = std::abs(fd - adj) / std::max(std::abs(fd), std::abs(adj));
+  if (test::worldRank() == 0)
+    std::printf("  %-40s fd % .10e  adjoint % .10e  rel %.2e\n", what, fd, adj, rel);
+  EXPECT_LT(rel, kTol) << what << ": finite difference " << fd << ", adjoint " << adj;
+  EXPECT_GT(std::abs(adj), 0.0) << what;
+}
+
+// ---- particle helpers (keyed on ID) --------------------------------------------------------
+
+// Loss L = sum_i sum_c cx(id, c) (L/2pi) sin(2pi x/L) + cp(id, c) p: smooth and periodic in x.
+struct ParticleLoss {
+  std::uint64_t sx = 11, sp = 12;
+  double operator()(const Particles& s) const {
+    auto x = s.x, p = s.p;
+    auto id = s.id;
+    const std::uint64_t ax = sx, ap = sp;
+    double v = 0.0;
+    Kokkos::parallel_reduce(
+        "test::loss", s.size(),
+        KOKKOS_LAMBDA(std::size_t i, double& acc) {
+          for (int c = 0; c < 3; ++c)
+            acc += hashUniform(3 * id(i) + c, ax) * kBox / (2 * M_PI) *
+                       std::sin(2 * M_PI * x(i, c) / kBox) +
+                   hashUniform(3 * id(i) + c, ap) * p(i, c);
+        },
+        v);
+    return allSum(v);
+  }
+  Particles cotangent(const Particles& s) const {
+    Particles cot(s.size(), s.capacity());
+    auto x = s.x, cx = cot.x, cp = cot.p;
+    auto id = s.id;
+    const std::uint64_t ax = sx, ap = sp;
+    Kokkos::parallel_for(
+        "test::cotangent", s.size(), KOKKOS_LAMBDA(std::size_t i) {
+          for (int c = 0; c < 3; ++c) {
+            cx(i, c) = hashUniform(3 * id(i) + c, ax) * std::cos(2 * M_PI * x(i, c) / kBox);
+            cp(i, c) = hashUniform(3 * id(i) + c, ap);
+          }
+        });
+    Kokkos::fence();
+    Kokkos::deep_copy(cot.id, s.id);
+    return cot;
+  }
+};
+
+// x += t vx(id) (wrapped), p += t vp(id); vx or vp zero if its seed is 0.
+Particles perturbed(const Particles& s, double t, std::uint64_t sx, std::uint64_t sp) {
+  Particles out = copyParticles(s);
+  auto x = out.x, p = out.p;
+  auto id = out.id;
+  Kokkos::parallel_for(
+      "test::perturb", out.size(), KOKKOS_LAMBDA(std::size_t i) {
+        for (int c = 0; c < 3; ++c) {
+          if (sx)
+            x(i, c) = periodicWrap(x(i, c) + t * hashUniform(3 * id(i) + c, sx), kBox);
+          if (sp)
+            p(i, c) += t * hashUniform(3 * id(i) + c, sp);
+        }
+      });
+  Kokkos::fence();
+  return out;
+}
+
+// sum_i adj.x . vx(id) + adj.p . vp(id) over all ranks.
+double directional(const Particles& adj, std::uint64_t sx, std::uint64_t sp) {
+  auto x = adj.x, p = adj.p;
+  auto id = adj.id;
+  double v = 0.0;
+  Kokkos::parallel_reduce(
+      "test::directional", adj.size(),
+      KOKKOS_LAMBDA(std::size_t i, double& acc) {
+        for (int c = 0; c < 3; ++c) {
+          if (sx)
+            acc += x(i, c) * hashUniform(3 * id(i) + c, sx);
+          if (sp)
+            acc += p(i, c) * hashUniform(3 * id(i) + c, sp);
+        }
+      },
+      v);
+  return allSum(v);
+}
+
+// Random particles (positions away from the box faces, random momenta) on their owning ranks.
+Particles randomParticles(std::size_t count, const std::shared_ptr<const SlabDecomposition>& mesh,
+                          unsigned seed) {
+  Particles all = test::randomParticles(count, kBox - 2.0, seed);
+  auto x = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.x);
+  auto p = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.p);
+  for (std::size_t i = 0; i < count; ++i)
+    for (int c = 0; c < 3; ++c) {
+      x(i, c) += 1.0;
+      p(i, c) = 5.0 * hashUniform(3 * i + c, seed + 100);
+    }
+  Kokkos::deep_copy(all.x, x);
+  Kokkos::deep_copy(all.p, p);
+  Particles mine = test::share(all, test::worldRank(), test::worldSize());
+  mine.reserve(2 * count + 16);
+  migrate(mine, *mesh);
+  return mine;
+}
+
+// ---- field helpers (keyed on the global mesh point) -----------------------------------------
+
+void randomField(Field<double>& f, std::uint64_t seed, double offset = 0.0, double amp = 1.0) {
+  const auto& d = f.decomp();
+  const int n = d.n(), x0 = d.xStart();
+  auto r = f.real();
+  if (d.localNx() > 0)
+    Kokkos::parallel_for(
+        "test::randomField", Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {d.localNx(), n, n}),
+        KOKKOS_LAMBDA(int lx, int y, int z) {
+          const std::uint64_t g = (std::uint64_t(x0 + lx) * n + y) * n + z;
+          r(Field<double>::realIndex(lx, y, z, n)) = offset + amp * hashUniform(g, seed);
+        });
+  Kokkos::fence();
+}
+
+double fieldDot(const Field<double>& a, const Field<double>& b) {
+  const auto& d = a.decomp();
+  const int n = d.n();
+  auto ra = a.real(), rb = b.real();
+  double v = 0.0;
+  if (d.localNx() > 0)
+    Kokkos::parallel_reduce(
+        "test::fieldDot", Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {d.localNx(), n, n}),
+        KOKKOS_LAMBDA(int lx, int y, int z, double& acc) {
+          const std::size_t i = Field<double>::realIndex(lx, y, z, n);
+          acc += ra(i) * rb(i);
+        },
+        v);
+  return allSum(v);
+}
+
+// f + t v
+void axpy(Field<double>& out, const Field<double>& f, double t, const Field<double>& v) {
+  auto o = out.real(), a = f.real(), b = v.real();
+  Kokkos::parallel_for(
+      "test::axpy", o.extent(0), KOKKOS_LAMBDA(std::size_t i) { o(i) = a(i) + t * b(i); });
+  Kokkos::fence();
+}
+
+// ---- configuration ----------------------------------------------------------------------------
+
+struct ModelSetup {
+  std::shared_ptr<const SlabDecomposition> lattice =
+      std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, kLattice, kBox);
+  std::shared_ptr<const SlabDecomposition> mesh =
+      std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, kMesh, kBox);
+  DiffConfig cfg;
+  DiffParams params;
+  explicit ModelSetup(Window w = Window::CIC, int steps = 5) {
+    cfg.cosmology = test::planck();
+    cfg.lattice = lattice;
+    cfg.mesh = mesh;
+    cfg.a_start = 0.1;
+    cfg.a_end = 1.0;
+    cfg.steps = steps;
+    cfg.lpt_order = 2;
+    cfg.window = w;
+    cfg.lattice_offset = 0.5 * mesh->cell();
+    cfg.filter_nodes = {0.1, 0.3, 0.6};
+    params.Omega_m = 0.3089;
+    params.sigma8 = 0.8159;
+    params.filter = {0.1, -0.2, 0.15};
+  }
+  DiffParams with(double dOm, double ds8, int fi = -1, double dth = 0.0) const {
+    DiffParams p = params;
+    p.Omega_m += dOm;
+    p.sigma8 += ds8;
+    if (fi >= 0)
+      p.filter[fi] += dth;
+    return p;
+  }
+  Field<double> noise(std::uint64_t seed) const {
+    Field<double> w(lattice, "test::noise");
+    FFT<double> fft(lattice);
+    NoiseOptions opt;
+    opt.seed = seed;
+    whiteNoiseRealSpace(w, fft, opt);
+    return w;
+  }
+};
+
+void header(const char* name) {
+  if (test::worldRank() == 0)
+    std::printf("%s (%d ranks)\n", name, test::worldSize());
+}
+
+} // namespace
+
+// ---- pieces -----------------------------------------------------------------------------------
+
+TEST(Adjoint, PaintAgainstFiniteDifferences) {
+  header("paint");
+  ModelSetup s;
+  for (Window w : {Window::CIC, Window::TSC}) {
+    Painter<double> painter(s.mesh, w);
+    Particles parts = randomParticles(600, s.mesh, 3);
+    Field<double> c(s.mesh, "c"), rho(s.mesh, "rho");
+    randomField(c, 5);
+    const double mass = 1.7;
+    auto L = [&](double t) {
+      Particles q = perturbed(parts, t, 21, 0);
+      painter.paint(rho, q.x, q.size(), mass);
+      return fieldDot(c, rho);
+    };
+    Particles adj(parts.size(), parts.capacity());
+    Kokkos::deep_copy(adj.id, parts.id);
+    painter.readoutWindowGradient(c, parts.x, parts.size(), adj.x, mass);
+    expectClose(centred(L, 1e-6), directional(adj, 21, 0),
+                w == Window::CIC ? "paint d/dx (CIC)" : "paint d/dx (TSC)");
+  }
+}
+
+TEST(Adjoint, ReadoutAgainstFiniteDifferences) {
+  header("readout");
+  ModelSetup s;
+  Painter<double> painter(s.mesh, Window::TSC);
+  Particles parts = randomParticles(600, s.mesh, 4);
+  Field<double> f(s.mesh, "f"), v(s.mesh, "v"), g(s.mesh, "g");
+  randomField(f, 6);
+  randomField(v, 7);
+  Kokkos::View<double*[3]> out("out", parts.capacity()), z("z", parts.capacity());
+  {
+    auto id = parts.id;
+    Kokkos::parallel_for(
+        "z", parts.size(), KOKKOS_LAMBDA(std::size_t i) {
+          for (int c = 0; c < 3; ++c)
+            z(i, c) = hashUniform(3 * id(i) + c, 8);
+        });
+    Kokkos::fence();
+  }
+  const int comp = 1;
+  auto value = [&](const Particles& q, const Field<double>& field) {
+    painter.readout(field, q.x, q.size(), out, comp, 2.0, false);
+    double s2 = 0.0;
+    Kokkos::parallel_reduce(
+        "L", q.size(),
+        KOKKOS_LAMBDA(std::size_t i, double& acc) { acc += z(i, comp) * out(i, comp); }, s2);
+    return allSum(s2);
+  };
+  // d/d field: paintWeighted of z
+  {
+    Field<double> ft(s.mesh, "ft");
+    auto L = [&](double t) {
+      axpy(ft, f, t, v);
+      return value(parts, ft);
+    };
+    painter.paintWeighted(g, parts.x, parts.size(), z, comp, 2.0);
+    expectClose(centred(L, 1e-3), fieldDot(g, v), "readout d/dfield");
+  }
+  // d/dx
+  {
+    auto L = [&](double t) { return value(perturbed(parts, t, 22, 0), f); };
+    Particles adj(parts.size(), parts.capacity());
+    Kokkos::deep_copy(adj.id, parts.id);
+    painter.readoutWindowGradient(f, parts.x, parts.size(), adj.x, 2.0, z, comp);
+    expectClose(centred(L, 1e-6), directional(adj, 22, 0), "readout d/dx");
+  }
+}
+
+TEST(Adjoint, GradientReadoutAgainstFiniteDifferences) {
+  header("gradient readout");
+  ModelSetup s;
+  for (Window w : {Window::CIC, Window::TSC}) {
+    Painter<double> painter(s.mesh, w);
+    Particles parts = randomParticles(600, s.mesh, 9);
+    Field<double> phi(s.mesh, "phi"), v(s.mesh, "v"), g(s.mesh, "g");
+    randomField(phi, 10);
+    randomField(v, 11);
+    Kokkos::View<double*[3]> out("out", parts.capacity()), z("z", parts.capacity());
+    auto id = parts.id;
+    Kokkos::parallel_for(
+        "z", parts.size(), KOKKOS_LAMBDA(std::size_t i) {
+          for (int c = 0; c < 3; ++c)
+            z(i, c) = hashUniform(3 * id(i) + c, 12);
+        });
+    Kokkos::fence();
+    auto value = [&](const Particles& q, const Field<double>& field) {
+      painter.readoutGradient(field, q.x, q.size(), out, 1.0, false);
+      double s2 = 0.0;
+      Kokkos::parallel_reduce(
+          "L", q.size(),
+          KOKKOS_LAMBDA(std::size_t i, double& acc) {
+            acc += z(i, 0) * out(i, 0) + z(i, 1) * out(i, 1) + z(i, 2) * out(i, 2);
+          },
+          s2);
+      return allSum(s2);
+    };
+    Field<double> ft(s.mesh, "ft");
+    auto Lf = [&](double t) {
+      axpy(ft, phi, t, v);
+      return value(parts, ft);
+    };
+    painter.readoutGradientAdjoint(g, parts.x, parts.size(), z, 1.0);
+    expectClose(centred(Lf, 1e-3), fieldDot(g, v), "gradient readout d/dphi");
+    auto Lx = [&](double t) { return value(perturbed(parts, t, 23, 0), phi); };
+    Particles adj(parts.size(), parts.capacity());
+    Kokkos::deep_copy(adj.id, parts.id);
+    painter.readoutGradientJacobianT(phi, parts.x, parts.size(), z, adj.x, 1.0);
+    expectClose(centred(Lx, 1e-6), directional(adj, 23, 0), "gradient readout d/dx");
+  }
+}
+
+TEST(Adjoint, GravityAgainstFiniteDifferences) {
+  header("gravity");
+  for (Window w : {Window::CIC, Window::TSC}) {
+    ModelSetup s(w);
+    Particles parts = randomParticles(800, s.mesh, 13);
+    const double total = 800;
+    Kokkos::View<double*[3]> f("f", parts.capacity()), z("z", parts.capacity());
+    auto id = parts.id;
+    Kokkos::parallel_for(
+        "z", parts.size(), KOKKOS_LAMBDA(std::size_t i) {
+          for (int c = 0; c < 3; ++c)
+            z(i, c) = hashUniform(3 * id(i) + c, 14);
+        });
+    Kokkos::fence();
+    auto value = [&](const Particles& q, const DiffParams& p) {
+      Trajectory traj(s.cfg, p, total);
+      traj.force(q, f, 0.5);
+      double v = 0.0;
+      Kokkos::parallel_reduce(
+          "L", q.size(),
+          KOKKOS_LAMBDA(std::size_t i, double& acc) {
+            acc += z(i, 0) * f(i, 0) + z(i, 1) * f(i, 1) + z(i, 2) * f(i, 2);
+          },
+          v);
+      return allSum(v);
+    };
+    Trajectory traj(s.cfg, s.params, total);
+    Particles adj(parts.size(), parts.capacity());
+    Kokkos::deep_copy(adj.id, parts.id);
+    ParamGrad g;
+    traj.forceVJP(parts, z, 1.0, adj.x, f, g, 0.5);
+    g.allreduce(s.mesh->comm());
+    const char* tag = w == Window::CIC ? "(CIC)" : "(TSC)";
+    expectClose(
+        centred([&](double t) { return value(perturbed(parts, t, 24, 0), s.params); }, 1e-6),
+        directional(adj, 24, 0), (std::string("gravity d/dx ") + tag).c_str());
+    expectClose(centred([&](double t) { return value(parts, s.with(t, 0)); }, 1e-4), g.Omega_m,
+                (std::string("gravity d/dOmega_m ") + tag).c_str());
+    for (int i = 0; i < 3; ++i)
+      expectClose(centred([&](double t) { return value(parts, s.with(0, 0, i, t)); }, 1e-4),
+                  g.filter[i],
+                  (std::string("gravity d/dtheta_") + std::to_string(i) + " " + tag).c_str());
+  }
+}
+
+namespace {
+// Checks a map of the particles (kick, drift, step) through its reverse: the loss of the mapped
+// state along random directions of x, p and Omega_m.
+void checkMap(const ModelSetup& s, const char* name, const Particles& start, double total,
+              const std::function<void(Trajectory&, Particles&)>& fwd,
+              const std::function<void(Trajectory&, Particles&, Particles&, ParamGrad&)>& rev,
+              bool params_too = true) {
+  const ParticleLoss loss;
+  auto value = [&](const Particles& q0, const DiffParams& p) {
+    Trajectory traj(s.cfg, p, total);
+    Particles q = copyParticles(q0);
+    fwd(traj, q);
+    return loss(q);
+  };
+  Trajectory traj(s.cfg, s.params, total);
+  Particles q = copyParticles(start);
+  fwd(traj, q);
+  Particles adj = loss.cotangent(q);
+  ParamGrad g;
+  rev(traj, q, adj, g);
+  g.allreduce(s.mesh->comm());
+  // The reverse restores the start (up to rounding): compare by ID.
+  {
+    double dx = 0.0;
+    auto a = q.x, b = start.x;
+    auto ia = q.id, ib = start.id;
+    // Both sets are small: match on the host.
+    auto ha = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), a);
+    auto hb = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), b);
+    auto hia = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), ia);
+    auto hib = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), ib);
+    std::map<std::uint64_t, std::size_t> where;
+    for (std::size_t i = 0; i < start.size(); ++i)
+      where[hib(i)] = i;
+    for (std::size_t i = 0; i < q.size(); ++i) {
+      auto it = where.find(hia(i));
+      ASSERT_NE(it, where.end());
+      for (int c = 0; c < 3; ++c) {
+        double d = ha(i, c) - hb(it->second, c);
+        d -= kBox * std::floor(d / kBox + 0.5);
+        dx = std::max(dx, std::abs(d));
+      }
+    }
+    double all = dx;
+    MPI_Allreduce(&dx, &all, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    EXPECT_LT(all, 1e-10) << name << ": reversed positions differ from the start";
+  }
+  const std::string n(name);
+  expectClose(centred([&](double t) { return value(perturbed(start, t, 31, 0), s.params); }, 1e-6),
+              directional(adj, 31, 0), (n + " d/dx").c_str());
+  expectClose(centred([&](double t) { return value(perturbed(start, t, 0, 32), s.params); }, 1e-6),
+              directional(adj, 0, 32), (n + " d/dp").c_str());
+  if (!params_too)
+    return;
+  // Parameter steps small enough that no particle crosses a kink of the CIC window.
+  expectClose(centred([&](double t) { return value(start, s.with(t, 0)); }, 1e-6), g.Omega_m,
+              (n + " d/dOmega_m").c_str());
+  expectClose(centred([&](double t) { return value(start, s.with(0, 0, 1, t)); }, 1e-6),
+              g.filter[1], (n + " d/dtheta_1").c_str());
+}
+} // namespace
+
+TEST(Adjoint, KickAgainstFiniteDifferences) {
+  header("kick");
+  ModelSetup s;
+  Particles parts = randomParticles(800, s.mesh, 15);
+  checkMap(
+      s, "kick", parts, 800, [](Trajectory& t, Particles& q) { t.kick(q, 2); },
+      [](Trajectory& t, Particles& q, Particles& adj, ParamGrad& g) {
+        t.kickReverse(q, adj, 2, g);
+      });
+}
+
+TEST(Adjoint, DriftAgainstFiniteDifferences) {
+  header("drift");
+  ModelSetup s;
+  Particles parts = randomParticles(800, s.mesh, 16);
+  // Drift has no filter dependence: only x, p and Omega_m.
+  const ParticleLoss loss;
+  checkMap(
+      s, "drift", parts, 800, [](Trajectory& t, Particles& q) { t.drift(q, 3); },
+      [](Trajectory& t, Particles& q, Particles& adj, ParamGrad& g) {
+        adj.reserve(q.capacity());
+        t.driftReverse(q, adj, 3, g);
+      },
+      false);
+  // Omega_m alone (the filter derivative is zero).
+  auto value = [&](const DiffParams& p) {
+    Trajectory traj(s.cfg, p, 800);
+    Particles q = copyParticles(parts);
+    traj.drift(q, 3);
+    return loss(q);
+  };
+  Trajectory traj(s.cfg, s.params, 800);
+  Particles q = copyParticles(parts);
+  traj.drift(q, 3);
+  Particles adj = loss.cotangent(q);
+  adj.reserve(q.capacity());
+  ParamGrad g;
+  traj.driftReverse(q, adj, 3, g);
+  g.allreduce(s.mesh->comm());
+  expectClose(centred([&](double t) { return value(s.with(t, 0)); }, 1e-4), g.Omega_m,
+              "drift d/dOmega_m");
+}
+
+TEST(Adjoint, OneStepAgainstFiniteDifferences) {
+  header("one full step");
+  ModelSetup s(Window::CIC, 1);
+  s.cfg.a_start = 0.5;
+  s.cfg.a_end = 0.7;
+  Particles parts = randomParticles(800, s.mesh, 17);
+  checkMap(
+      s, "step", parts, 800, [](Trajectory& t, Particles& q) { t.forward(q); },
+      [](Trajectory& t, Particles& q, Particles& adj, ParamGrad& g) { t.reverse(q, adj, g); });
+}
+
+TEST(Adjoint, LptAgainstFiniteDifferences) {
+  header("LPT");
+  for (int order : {1, 2}) {
+    ModelSetup s;
+    s.cfg.lpt_order = order;
+    const Field<double> w = s.noise(7);
+    Field<double> v(s.lattice, "v"), wt(s.lattice, "wt"), wbar(s.lattice, "wbar");
+    randomField(v, 41);
+    const ParticleLoss loss;
+    auto value = [&](const Field<double>& omega, const DiffParams& p) {
+      return loss(LptModel(s.cfg, p).forward(omega));
+    };
+    const LptModel lpt(s.cfg, s.params);
+    const Particles parts = lpt.forward(w);
+    const Particles adj = loss.cotangent(parts);
+    ParamGrad g;
+    lpt.adjoint(w, adj, wbar, g);
+    g.allreduce(s.lattice->comm());
+    const std::string n = "LPT order " + std::to_string(order);
+    expectClose(centred(
+                    [&](double t) {
+                      axpy(wt, w, t, v);
+                      return value(wt, s.params);
+                    },
+                    1e-5),
+                fieldDot(wbar, v), (n + " d/dnoise").c_str());
+    expectClose(centred([&](double t) { return value(w, s.with(t, 0)); }, 1e-4), g.Omega_m,
+                (n + " d/dOmega_m").c_str());
+    expectClose(centred([&](double t) { return value(w, s.with(0, t)); }, 1e-4), g.sigma8,
+                (n + " d/dsigma8").c_str());
+  }
+}
+
+// ---- the whole chain ----------------------------------------------------------------------------
+
+TEST(Adjoint, ChainOfFiveStepsAgainstFiniteDifferences) {
+  header("whole chain, 5 steps");
+  ModelSetup s;
+  const Field<double> w = s.noise(7);
+  Field<double> v(s.lattice, "v"), wt(s.lattice, "wt");
+  randomField(v, 51);
+  // Targets: the final state of another realisation; observed field: its density, noise 0.5,
+  // the upper half of the box in x masked out.
+  DiffPM model(s.cfg);
+  const Field<double> w2 = s.noise(8);
+  const Particles target = copyParticles(model.forward(w2, s.params));
+  Field<double> observed(s.mesh, "obs"), sigma(s.mesh, "sigma"), mask(s.mesh, "mask");
+  randomField(sigma, 52, 0.5, 0.1);
+  {
+    const auto& d = *s.mesh;
+    auto m = mask.real();
+    const int n = d.n(), x0 = d.xStart();
+    if (d.localNx() > 0)
+      Kokkos::parallel_for(
+          "mask", Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {d.localNx(), n, n}),
+          KOKKOS_LAMBDA(int lx, int y, int z) {
+            m(Field<double>::realIndex(lx, y, z, n)) = x0 + lx < n / 2 ? 1.0 : 0.0;
+          });
+    Kokkos::fence();
+  }
+  const FieldChi2Loss chi2(s.mesh, s.lattice, s.cfg.window, observed, sigma, &mask);
+  chi2.density(target, observed);
+
+  for (int which = 0; which < 2; ++which) {
+    const char* lname = which == 0 ? "particles" : "chi2";
+    auto lossOf = [&](const Particles& st, Particles& cot) {
+      return which == 0 ? particleLoss(st, target, kBox, 0.3, cot, s.lattice->comm())
+                        : chi2(st, cot);
+    };
+    auto value = [&](const Field<double>& omega, const DiffParams& p) {
+      DiffPM m(s.cfg);
+      Particles cot;
+      return lossOf(m.forward(omega, p), cot);
+    };
+    Particles cot;
+    const double L0 = lossOf(model.forward(w, s.params), cot);
+    const DiffGradient g = model.gradient(cot);
+    const auto& r = model.reconstruction();
+    if (test::worldRank() == 0)
+      std::printf("  loss %s = %.6e; reconstruction: max |dx| %.3e Mpc/h = %.3e of the rms "
+                  "displacement %.3f Mpc/h; max |dp| %.3e (rms p %.3f)\n",
+                  lname, L0, r.max_dx, r.max_dx / r.rms_displacement, r.rms_displacement, r.max_dp,
+                  r.rms_momentum);
+    EXPECT_LT(r.max_dx, 1e-8 * r.rms_displacement);
+    EXPECT_LT(r.max_dp, 1e-8 * r.rms_momentum);
+    const std::string n = std::string("chain (") + lname + ")";
+    expectClose(centred(
+                    [&](double t) {
+                      axpy(wt, w, t, v);
+                      return value(wt, s.params);
+                    },
+                    1e-5),
+                fieldDot(*g.noise, v), (n + " d/dnoise").c_str());
+    expectClose(centred([&](double t) { return value(w, s.with(t, 0)); }, 1e-6), g.Omega_m,
+                (n + " d/dOmega_m").c_str());
+    expectClose(centred([&](double t) { return value(w, s.with(0, t)); }, 1e-6), g.sigma8,
+                (n + " d/dsigma8").c_str());
+    for (int i = 0; i < 3; ++i)
+      expectClose(centred([&](double t) { return value(w, s.with(0, 0, i, t)); }, 1e-6),
+                  g.filter[i], (n + " d/dtheta_" + std::to_string(i)).c_str());
+  }
+}
+
+// The differentiable forward model is the production path: the same particles as
+// makeInitialConditions + NBody from the same white noise (filter off).
+TEST(Adjoint, ForwardEqualsProductionRun) {
+  ModelSetup s;
+  s.cfg.filter_nodes.clear();
+  s.params.filter.clear();
+  DiffPM model(s.cfg);
+  const Particles& st = model.forward(s.noise(7), s.params);
+
+  const Cosmology cosmo([&] {
+    CosmologyParams c = s.cfg.cosmology;
+    c.Omega_m = s.params.Omega_m;
+    c.sigma8 = s.params.sigma8;
+    return c;
+  }());
+  const LinearPower power = LinearPower::eisensteinHu(cosmo.params());
+  ICOptions ic;
+  ic.noise.seed = 7;
+  ic.lpt_order = 2;
+  ic.a_start = s.cfg.a_start;
+  ic.lattice_offset = s.cfg.lattice_offset;
+  Particles parts = makeInitialConditions<double>(s.lattice, cosmo, power, ic);
+  NBody<double> nbody(s.mesh, cosmo, GravityOptions{}, double(kLattice) * kLattice * kLattice);
+  nbody.start(parts, s.cfg.a_start);
+  nbody.run(parts, timeSteps(s.cfg.a_start, s.cfg.a_end, s.cfg.steps, s.cfg.spacing),
+            s.cfg.spacing);
+  Migrator(s.lattice).toLattice(parts);
+  ASSERT_EQ(parts.size(), st.size());
+  auto a = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), st.x);
+  auto b = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
+  double worst = 0.0;
+  for (std::size_t i = 0; i < st.size(); ++i)
+    for (int c = 0; c < 3; ++c) {
+      double d = a(i, c) - b(i, c);
+      d -= kBox * std::floor(d / kBox + 0.5);
+      worst = std::max(worst, std::abs(d));
+    }
+  EXPECT_LT(worst, 1e-9);
+}
+
+// Lattice order after migration: every particle at the index of its ID, on the lattice owner.
+TEST(Adjoint, ToLatticeOrdersByIdAndCarriesTheCompanion) {
+  ModelSetup s;
+  // All lattice sites, dealt round-robin over the ranks, positions random, companion = id.
+  const std::size_t total = std::size_t(kLattice) * kLattice * kLattice;
+  Particles all(total);
+  auto id = Kokkos::create_mirror_view(all.id);
+  for (std::size_t i = 0; i < total; ++i)
+    id(i) = (i * 37) % total;
+  Kokkos::deep_copy(all.id, id);
+  Particles mine = test::share(all, test::worldRank(), test::worldSize());
+  Particles comp(mine.size(), mine.capacity());
+  {
+    auto cx = comp.x;
+    auto mid = mine.id;
+    Kokkos::parallel_for(
+        "c", mine.size(), KOKKOS_LAMBDA(std::size_t i) { cx(i, 0) = double(mid(i)); });
+    Kokkos::fence();
+  }
+  Migrator(s.lattice).toLattice(mine, &comp);
+  const auto& d = *s.lattice;
+  ASSERT_EQ(mine.size(), std::size_t(d.localNx()) * kLattice * kLattice);
+  auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), mine.id);
+  auto hc = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), comp.x);
+  const std::uint64_t first = std::uint64_t(d.xStart()) * kLattice * kLattice;
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    ASSERT_EQ(hid(i), first + i);
+    ASSERT_EQ(hc(i, 0), double(first + i));
+  }
+  // A set that does not cover the lattice is refused on every rank.
+  Particles half(mine.size() / 2);
+  EXPECT_THROW(Migrator(s.lattice).toLattice(half), std::runtime_error);
+}
