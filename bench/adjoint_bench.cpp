@@ -1,0 +1,146 @@
+// caustic-adjoint-bench: cost and memory of the gradient of the differentiable PM model
+// (pm/adjoint.hpp) against its forward run.
+//
+// One configuration per process (peak memory is a per-process high-water mark):
+//   jobs/mpirun.sh 2 build/bench/caustic-adjoint-bench --particles 64 --mesh 128 --steps 20
+// jobs/bench_adjoint.sh runs 5 and 20 steps and prints both. The loss is the chi-square of the
+// final density against a field of zeros (sigma 1): sum of delta^2 over the mesh. Times are the
+// maximum over ranks of wall-clock seconds; the forward is timed twice and the faster taken.
+#include "pm/adjoint.hpp"
+#include "pm/memory.hpp"
+
+#include <CLI/CLI.hpp>
+#include <Kokkos_Core.hpp>
+#include <mpi.h>
+
+#include <chrono>
+#include <cstdio>
+
+using namespace caustic;
+
+namespace {
+
+double maxOver(double v) {
+  double m;
+  MPI_Allreduce(&v, &m, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return m;
+}
+double sumOver(double v) {
+  double m;
+  MPI_Allreduce(&v, &m, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  return m;
+}
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Config {
+  int particles = 64, mesh = 128, steps = 5;
+  double box = 128.0, a_start = 0.1;
+};
+
+void run(const Config& c) {
+  int rank, size;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const double baseline = residentBytes();
+  DiffConfig cfg;
+  cfg.lattice = std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, c.particles, c.box);
+  cfg.mesh = std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, c.mesh, c.box);
+  cfg.a_start = c.a_start;
+  cfg.a_end = 1.0;
+  cfg.steps = c.steps;
+  cfg.lattice_offset = 0.5 * cfg.mesh->cell();
+  cfg.filter_nodes = {0.1, 0.5, 1.0};
+  DiffParams params;
+  params.filter = {0.0, 0.0, 0.0};
+
+  Field<double> noise(cfg.lattice, "bench::noise");
+  {
+    FFT<double> fft(cfg.lattice);
+    NoiseOptions opt;
+    opt.seed = 42;
+    whiteNoiseRealSpace(noise, fft, opt);
+  }
+  Field<double> zero(cfg.mesh, "bench::observed"), sigma(cfg.mesh, "bench::sigma");
+  zero.setZero();
+  Kokkos::deep_copy(sigma.real(), 1.0);
+  const FieldChi2Loss loss(cfg.mesh, cfg.lattice, cfg.window, zero, sigma);
+
+  DiffPM model(cfg);
+  double t_forward = 1e300;
+  for (int r = 0; r < 2; ++r) {
+    MPI_Barrier(MPI_COMM_WORLD);
+    const double t0 = now();
+    model.forward(noise, params);
+    t_forward = std::min(t_forward, maxOver(now() - t0));
+  }
+  const double rss_forward = residentBytes(), peak_forward = peakResidentBytes();
+  MPI_Barrier(MPI_COMM_WORLD);
+  double t0 = now();
+  Particles cot;
+  const double value = loss(model.state(), cot);
+  const double t_loss = maxOver(now() - t0);
+  MPI_Barrier(MPI_COMM_WORLD);
+  t0 = now();
+  const DiffGradient g = model.gradient(cot);
+  const double t_gradient = maxOver(now() - t0);
+  const double peak = peakResidentBytes();
+  const double peak_max = maxOver(peak), peak_sum = sumOver(peak);
+  const double grown_sum = sumOver(peak - baseline);
+  const auto& r = model.reconstruction();
+  const double ntot = double(c.particles) * c.particles * c.particles;
+  if (rank == 0) {
+    std::printf("caustic-adjoint-bench: %d^3 particles, %d^3 mesh (double), %.0f Mpc/h, %d steps "
+                "a = %.2f -> 1, %d rank(s)\n",
+                c.particles, c.mesh, c.box, c.steps, c.a_start, size);
+    std::printf("  forward                %8.3f s\n", t_forward);
+    std::printf("  loss + its cotangent   %8.3f s   (chi2 = %.6e)\n", t_loss, value);
+    std::printf("  gradient (reverse)     %8.3f s\n", t_gradient);
+    std::printf("  (forward + gradient) / forward  %.2f\n", (t_forward + t_gradient) / t_forward);
+    std::printf("  dL/dOmega_m = %.6e, dL/dsigma8 = %.6e, dL/dtheta = (%.4e, %.4e, %.4e)\n",
+                g.Omega_m, g.sigma8, g.filter[0], g.filter[1], g.filter[2]);
+    std::printf("  reconstruction of the initial state: max |dx| = %.3e Mpc/h = %.3e of the rms "
+                "displacement (%.3f Mpc/h); max |dp| = %.3e = %.3e of the rms momentum\n",
+                r.max_dx, r.max_dx / r.rms_displacement, r.rms_displacement, r.max_dp,
+                r.max_dp / r.rms_momentum);
+    std::printf("  RSS on rank 0 [MB]     start %.0f, after forward %.0f (peak %.0f), peak with "
+                "gradient %.1f\n",
+                baseline / 1e6, rss_forward / 1e6, peak_forward / 1e6, peak / 1e6);
+    std::printf("  peak RSS per rank      %8.1f MB (max)\n", peak_max / 1e6);
+    std::printf("  bytes per particle     %8.1f (peak RSS, all ranks)   %8.1f (above start-up)\n",
+                peak_sum / ntot, grown_sum / ntot);
+  }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  int rc = 0;
+  {
+    Kokkos::ScopeGuard kokkos(argc, argv);
+    configureAllocator();
+    Config cfg;
+    CLI::App app{"caustic-adjoint-bench: the gradient of the PM model against its forward run"};
+    app.add_option("--particles", cfg.particles, "particles per side")->check(CLI::Range(4, 1024));
+    app.add_option("--mesh", cfg.mesh, "mesh cells per side")->check(CLI::Range(4, 2048));
+    app.add_option("--box", cfg.box, "box side [Mpc/h]")->check(CLI::PositiveNumber);
+    app.add_option("--steps", cfg.steps, "PM steps")->check(CLI::Range(1, 1000));
+    app.add_option("--a-start", cfg.a_start, "initial scale factor")->check(CLI::Range(0.01, 0.9));
+    try {
+      app.parse(argc, argv);
+      run(cfg);
+    } catch (const CLI::ParseError& e) {
+      int r;
+      MPI_Comm_rank(MPI_COMM_WORLD, &r);
+      rc = r == 0 ? app.exit(e) : e.get_exit_code();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "caustic-adjoint-bench: error: %s\n", e.what());
+      rc = 1;
+    }
+  }
+  MPI_Finalize();
+  return rc;
+}

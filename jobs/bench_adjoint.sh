@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Gradient of the differentiable PM model against its forward run (issue "Differentiable PM"):
+# 64^3 particles on a 128^3 double mesh, 128 Mpc/h, at 5 and 20 steps, one process each (peak
+# memory is per process). Usage: bash jobs/bench_adjoint.sh [NP]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+np=${1:-1}
+bash scripts/build.sh release >/dev/null
+for steps in 5 20; do
+  bash jobs/mpirun.sh "$np" build/bench/caustic-adjoint-bench --particles 64 --mesh 128 --box 128 \
+    --steps "$steps"
+done
