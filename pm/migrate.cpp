@@ -31,16 +31,19 @@ Migrator::Migrator(std::shared_ptr<const SlabDecomposition> decomp) : _decomp(st
   Kokkos::deep_copy(_owner, h);
 }
 
+const Kokkos::View<int*>& Migrator::destinations(std::size_t capacity) {
+  if (_dest.extent(0) < capacity)
+    _dest = Kokkos::View<int*>(
+        Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::Migrator::dest"), capacity);
+  return _dest;
+}
+
 std::size_t Migrator::operator()(Particles& parts, Particles* companion) {
   ScopedRegion region("caustic::migrate");
   const int me = _decomp->comm().rank(), n = _decomp->n();
   const double inv_cell = 1.0 / _decomp->cell();
   const std::size_t np = parts.size();
-  if (_dest.extent(0) < parts.capacity())
-    _dest = Kokkos::View<int*>(
-        Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::Migrator::dest"),
-        parts.capacity());
-  auto dest = _dest;
+  auto dest = destinations(parts.capacity());
   auto owner = _owner;
   auto X = parts.x;
   long leaving = 0;
@@ -60,11 +63,7 @@ std::size_t Migrator::toLattice(Particles& parts, Particles* companion) {
   const int me = _decomp->comm().rank();
   const std::uint64_t n = static_cast<std::uint64_t>(_decomp->n());
   const std::size_t np = parts.size();
-  if (_dest.extent(0) < parts.capacity())
-    _dest = Kokkos::View<int*>(
-        Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::Migrator::dest"),
-        parts.capacity());
-  auto dest = _dest;
+  auto dest = destinations(parts.capacity());
   auto owner = _owner;
   auto ID = parts.id;
   long leaving = 0;

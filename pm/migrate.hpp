@@ -25,6 +25,9 @@ public:
   std::size_t toLattice(Particles& parts, Particles* companion = nullptr);
 
 private:
+  // The per-particle destination array, grown to `capacity` when needed.
+  const Kokkos::View<int*>& destinations(std::size_t capacity);
+  // Moves the particles whose destination (planned into _dest) is another rank.
   std::size_t exchange(Particles& parts, Particles* companion, long leaving);
   std::shared_ptr<const SlabDecomposition> _decomp;
   Kokkos::View<int*> _owner; // owner rank of each x-plane

@@ -146,6 +146,32 @@ Particles randomParticles(std::size_t count, const std::shared_ptr<const SlabDec
   return mine;
 }
 
+// Per-particle 3-vectors keyed on the ID (capacity of `parts`).
+Kokkos::View<double* [3]> idWeights(const Particles& parts, std::uint64_t seed) {
+  Kokkos::View<double* [3]> z("test::weights", parts.capacity());
+  auto id = parts.id;
+  Kokkos::parallel_for(
+      "test::weights", parts.size(), KOKKOS_LAMBDA(std::size_t i) {
+        for (int c = 0; c < 3; ++c)
+          z(i, c) = hashUniform(3 * id(i) + c, seed);
+      });
+  Kokkos::fence();
+  return z;
+}
+
+// sum over the first `count` entries and all ranks of a(i, :) . b(i, :)
+double dot3(const Kokkos::View<double* [3]>& a, const Kokkos::View<double* [3]>& b,
+            std::size_t count) {
+  double v = 0.0;
+  Kokkos::parallel_reduce(
+      "test::dot3", count,
+      KOKKOS_LAMBDA(std::size_t i, double& acc) {
+        acc += a(i, 0) * b(i, 0) + a(i, 1) * b(i, 1) + a(i, 2) * b(i, 2);
+      },
+      v);
+  return allSum(v);
+}
+
 // ---- field helpers (keyed on the global mesh point) -----------------------------------------
 
 void randomField(Field<double>& f, std::uint64_t seed, double offset = 0.0, double amp = 1.0) {
@@ -267,16 +293,8 @@ TEST(Adjoint, ReadoutAgainstFiniteDifferences) {
   Field<double> f(s.mesh, "f"), v(s.mesh, "v"), g(s.mesh, "g");
   randomField(f, 6);
   randomField(v, 7);
-  Kokkos::View<double*[3]> out("out", parts.capacity()), z("z", parts.capacity());
-  {
-    auto id = parts.id;
-    Kokkos::parallel_for(
-        "z", parts.size(), KOKKOS_LAMBDA(std::size_t i) {
-          for (int c = 0; c < 3; ++c)
-            z(i, c) = hashUniform(3 * id(i) + c, 8);
-        });
-    Kokkos::fence();
-  }
+  Kokkos::View<double* [3]> out("out", parts.capacity());
+  const auto z = idWeights(parts, 8);
   const int comp = 1;
   auto value = [&](const Particles& q, const Field<double>& field) {
     painter.readout(field, q.x, q.size(), out, comp, 2.0, false);
@@ -315,24 +333,11 @@ TEST(Adjoint, GradientReadoutAgainstFiniteDifferences) {
     Field<double> phi(s.mesh, "phi"), v(s.mesh, "v"), g(s.mesh, "g");
     randomField(phi, 10);
     randomField(v, 11);
-    Kokkos::View<double*[3]> out("out", parts.capacity()), z("z", parts.capacity());
-    auto id = parts.id;
-    Kokkos::parallel_for(
-        "z", parts.size(), KOKKOS_LAMBDA(std::size_t i) {
-          for (int c = 0; c < 3; ++c)
-            z(i, c) = hashUniform(3 * id(i) + c, 12);
-        });
-    Kokkos::fence();
+    Kokkos::View<double* [3]> out("out", parts.capacity());
+    const auto z = idWeights(parts, 12);
     auto value = [&](const Particles& q, const Field<double>& field) {
       painter.readoutGradient(field, q.x, q.size(), out, 1.0, false);
-      double s2 = 0.0;
-      Kokkos::parallel_reduce(
-          "L", q.size(),
-          KOKKOS_LAMBDA(std::size_t i, double& acc) {
-            acc += z(i, 0) * out(i, 0) + z(i, 1) * out(i, 1) + z(i, 2) * out(i, 2);
-          },
-          s2);
-      return allSum(s2);
+      return dot3(z, out, q.size());
     };
     Field<double> ft(s.mesh, "ft");
     auto Lf = [&](double t) {
@@ -355,25 +360,12 @@ TEST(Adjoint, GravityAgainstFiniteDifferences) {
     ModelSetup s(w);
     Particles parts = randomParticles(800, s.mesh, 13);
     const double total = 800;
-    Kokkos::View<double*[3]> f("f", parts.capacity()), z("z", parts.capacity());
-    auto id = parts.id;
-    Kokkos::parallel_for(
-        "z", parts.size(), KOKKOS_LAMBDA(std::size_t i) {
-          for (int c = 0; c < 3; ++c)
-            z(i, c) = hashUniform(3 * id(i) + c, 14);
-        });
-    Kokkos::fence();
+    Kokkos::View<double* [3]> f("f", parts.capacity());
+    const auto z = idWeights(parts, 14);
     auto value = [&](const Particles& q, const DiffParams& p) {
       Trajectory traj(s.cfg, p, total);
       traj.force(q, f, 0.5);
-      double v = 0.0;
-      Kokkos::parallel_reduce(
-          "L", q.size(),
-          KOKKOS_LAMBDA(std::size_t i, double& acc) {
-            acc += z(i, 0) * f(i, 0) + z(i, 1) * f(i, 1) + z(i, 2) * f(i, 2);
-          },
-          v);
-      return allSum(v);
+      return dot3(z, f, q.size());
     };
     Trajectory traj(s.cfg, s.params, total);
     Particles adj(parts.size(), parts.capacity());
