@@ -8,6 +8,7 @@
 // every exchange follow from the decomposition, so no counts are exchanged.
 #include "pm/mesh.hpp"
 
+#include <cstddef>
 #include <vector>
 
 namespace caustic {
@@ -40,6 +41,10 @@ private:
   // scatterAdd, and the ghost indices of mine that peer owns.
   std::vector<std::vector<std::pair<int, int>>> _owned_for;
   std::vector<std::vector<int>> _ghost_from;
+  // Receive buffer of scatterAdd (bytes, either precision), kept between calls so that the time
+  // step does not allocate. gather needs none: MPI datatypes move planes straight between the
+  // padded field and the ghost buffer.
+  mutable std::vector<std::byte> _recv;
 };
 
 } // namespace caustic

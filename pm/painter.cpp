@@ -27,6 +27,13 @@ namespace {
 constexpr int kGhost = 3;
 constexpr int kGhostGradient = 5;
 
+// x / H clamped to [0, n] (NaN to 0, so that a corrupt particle never addresses outside the
+// buffers; the run loop reports it after the step). Compares instead of fmin/fmax, which
+// Kokkos 3.4 forwards to libm calls that are not inlined.
+KOKKOS_INLINE_FUNCTION double clampToBox(double u, int n) {
+  return u > 0.0 ? (u < double(n) ? u : double(n)) : 0.0;
+}
+
 // Window of one particle: first buffer plane / y / z index and the weights per axis.
 struct Stencil {
   int i0[3];
@@ -38,7 +45,7 @@ KOKKOS_INLINE_FUNCTION Stencil stencil(Window win, const double x[3], double inv
   Stencil s;
   for (int c = 0; c < 3; ++c) {
     // Same expression as the owner computation in migrate(), clamped to the box.
-    const double u = km::fmin(km::fmax(x[c] * inv_cell, 0.0), double(n));
+    const double u = clampToBox(x[c] * inv_cell, n);
     windowWeights(win, u + shift, s.i0[c], s.w[c]);
   }
   s.i0[0] += kGhost - x0;
@@ -233,7 +240,7 @@ void gradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count, const
         int i0[3];
         double w[3][3];
         for (int c = 0; c < 3; ++c) {
-          const double u = km::fmin(km::fmax(X(p, c) * inv_cell, 0.0), double(n));
+          const double u = clampToBox(X(p, c) * inv_cell, n);
           windowWeights(win, u, i0[c], w[c]);
         }
         // The stencil reaches 2 points beyond the window on each axis: plane pointers with
@@ -319,7 +326,7 @@ KOKKOS_INLINE_FUNCTION WindowDerivs windowDerivs(Window win, const Kokkos::View<
                                                  std::size_t p, double inv_cell, int n) {
   WindowDerivs s;
   for (int c = 0; c < 3; ++c) {
-    const double u = km::fmin(km::fmax(X(p, c) * inv_cell, 0.0), double(n));
+    const double u = clampToBox(X(p, c) * inv_cell, n);
     windowWeightDerivatives(win, u, s.i0[c], s.w[c], s.dw[c]);
   }
   return s;

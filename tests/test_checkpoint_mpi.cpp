@@ -132,6 +132,7 @@ TEST(Checkpoint, ChecksumSeesOneFlippedBit) {
   }
   int any = 0, local = parts.size() > 0 && rank == d.comm().size() - 1;
   MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  if (any)
+  if (any) {
     EXPECT_NE(total(), before);
+  }
 }
