@@ -54,8 +54,8 @@ template <class T> void run(const Config& cfg) {
   MPI_Comm_size(comm, &size);
   const double baseline = rssBytes();
   if (!cfg.wisdom.empty())
-    importWisdom(cfg.wisdom, comm);
-  const unsigned flags = cfg.plan == "measure" ? FFTW_MEASURE : FFTW_ESTIMATE;
+    importWisdom<T>(wisdomFile<T>(cfg.wisdom), comm);
+  const unsigned flags = fftPlannerFlags(cfg.plan);
 
   CosmologyParams cp;
   const Cosmology cosmo(cp);
@@ -76,7 +76,7 @@ template <class T> void run(const Config& cfg) {
   const double plan_s =
       maxOver(std::chrono::duration<double>(std::chrono::steady_clock::now() - tp0).count(), comm);
   if (!cfg.wisdom.empty())
-    exportWisdom(cfg.wisdom, comm);
+    exportWisdom<T>(wisdomFile<T>(cfg.wisdom), comm);
   const double rss_solver = rssBytes();
   // One untimed step first: it computes the force at its start too, which later steps take
   // from the previous one (fused half-kicks).
@@ -169,7 +169,7 @@ int main(int argc, char** argv) {
     app.add_option("--precision", cfg.precision, "mesh precision")
         ->check(CLI::IsMember({"single", "double"}));
     app.add_option("--plan", cfg.plan, "FFTW planner")
-        ->check(CLI::IsMember({"estimate", "measure"}));
+        ->check(CLI::IsMember({"estimate", "measure", "patient"}));
     app.add_option("--wisdom", cfg.wisdom,
                    "FFTW wisdom file (read if present, written after planning)");
     try {

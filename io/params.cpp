@@ -70,14 +70,14 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
   for (const auto& ov : overrides)
     applyOverride(root, ov);
 
-  const std::set<std::string> sections = {"cosmology", "power", "simulation", "gravity",
+  const std::set<std::string> sections = {"cosmology", "power", "simulation", "gravity",   "fft",
                                           "output",    "halos", "emulators",  "checkpoint"};
   for (auto&& [k, v] : root) {
     if (!sections.count(std::string(k.str())))
       throw ParamError(
           "[" + std::string(k.str()) +
           "]: unknown section; allowed: [cosmology], [power], [simulation], [gravity], "
-          "[output], [halos], [checkpoint], [emulators.NAME]");
+          "[fft], [output], [halos], [checkpoint], [emulators.NAME]");
   }
 
   Params p;
@@ -203,6 +203,17 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     p.gravity.window = s.choice("window", "cic", {"cic", "tsc"});
     p.gravity.kernel = s.choice("kernel", "finite_difference", {"finite_difference", "exact"});
     p.gravity.deconvolve = s.boolean("deconvolve", false);
+    s.finish();
+  }
+
+  { // [fft]
+    Section s(&root, "fft", false);
+    p.fft.plan = s.choice("plan", "measure", {"estimate", "measure", "patient"});
+    if (auto w = s.string("wisdom")) {
+      if (w->empty())
+        throw ParamError("fft.wisdom = \"\": expected a file path (leave the key out for none)");
+      p.fft.wisdom = *w;
+    }
     s.finish();
   }
 

@@ -52,6 +52,12 @@ struct HalosParams {
   std::vector<double> a;   // scale factors (default: output.a); each must be an output a
 };
 
+// FFT planning, [fft].
+struct FftParams {
+  std::string plan = "measure"; // FFTW planner: estimate | measure | patient
+  std::string wisdom;           // wisdom file shared between runs (read, then updated); "": none
+};
+
 // Checkpoints, [checkpoint].
 struct CheckpointParams {
   int every_steps = 0;        // 0: not by step count
@@ -98,6 +104,7 @@ struct Params {
   PowerParams power;
   SimulationParams simulation;
   GravityParams gravity;
+  FftParams fft;
   OutputParams output;
   HalosParams halos;
   CheckpointParams checkpoint;

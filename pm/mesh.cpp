@@ -2,8 +2,10 @@
 
 #include "pm/profiling.hpp"
 
+#include <cstdio>
 #include <mutex>
 #include <stdexcept>
+#include <unistd.h>
 
 namespace caustic {
 
@@ -92,28 +94,66 @@ SlabDecomposition::SlabDecomposition(MPI_Comm comm, int n, double box)
       _planeOwner[_xStarts[r] + i] = r;
 }
 
-void importWisdom(const std::string& path, MPI_Comm comm) {
+unsigned fftPlannerFlags(const std::string& name) {
+  if (name == "estimate")
+    return FFTW_ESTIMATE;
+  if (name == "measure")
+    return FFTW_MEASURE;
+  if (name == "patient")
+    return FFTW_PATIENT;
+  throw std::invalid_argument("FFT planner \"" + name +
+                              "\" is not one of \"estimate\", \"measure\", \"patient\"");
+}
+
+namespace {
+template <class T> struct Wisdom;
+template <> struct Wisdom<double> {
+  static void importFile(const char* f) { fftw_import_wisdom_from_filename(f); }
+  static int exportFile(const char* f) { return fftw_export_wisdom_to_filename(f); }
+  static void broadcast(MPI_Comm c) { fftw_mpi_broadcast_wisdom(c); }
+  static void gather(MPI_Comm c) { fftw_mpi_gather_wisdom(c); }
+};
+template <> struct Wisdom<float> {
+  static void importFile(const char* f) { fftwf_import_wisdom_from_filename(f); }
+  static int exportFile(const char* f) { return fftwf_export_wisdom_to_filename(f); }
+  static void broadcast(MPI_Comm c) { fftwf_mpi_broadcast_wisdom(c); }
+  static void gather(MPI_Comm c) { fftwf_mpi_gather_wisdom(c); }
+};
+} // namespace
+
+template <class T> void importWisdom(const std::string& path, MPI_Comm comm) {
   initFFTW();
   int rank;
   MPI_Comm_rank(comm, &rank);
-  if (rank == 0) {
-    // A missing or unreadable file just means no wisdom yet.
-    fftw_import_wisdom_from_filename(path.c_str());
-    fftwf_import_wisdom_from_filename((path + ".f").c_str());
-  }
-  fftw_mpi_broadcast_wisdom(comm);
-  fftwf_mpi_broadcast_wisdom(comm);
+  if (rank == 0)
+    Wisdom<T>::importFile(path.c_str()); // a missing or unreadable file: no wisdom yet
+  Wisdom<T>::broadcast(comm);
 }
 
-void exportWisdom(const std::string& path, MPI_Comm comm) {
-  fftw_mpi_gather_wisdom(comm);
-  fftwf_mpi_gather_wisdom(comm);
+template <class T> void exportWisdom(const std::string& path, MPI_Comm comm) {
+  Wisdom<T>::gather(comm);
   int rank;
   MPI_Comm_rank(comm, &rank);
-  if (rank == 0 && (!fftw_export_wisdom_to_filename(path.c_str()) ||
-                    !fftwf_export_wisdom_to_filename((path + ".f").c_str())))
+  if (rank != 0)
+    return;
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  if (!Wisdom<T>::exportFile(tmp.c_str()) || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
     throw std::runtime_error("exportWisdom: cannot write FFTW wisdom to " + path);
+  }
 }
+
+template <> std::string wisdomFile<double>(const std::string& base) {
+  return base;
+}
+template <> std::string wisdomFile<float>(const std::string& base) {
+  return base + ".f";
+}
+
+template void importWisdom<float>(const std::string&, MPI_Comm);
+template void importWisdom<double>(const std::string&, MPI_Comm);
+template void exportWisdom<float>(const std::string&, MPI_Comm);
+template void exportWisdom<double>(const std::string&, MPI_Comm);
 
 double SlabDecomposition::kFundamental() const {
   return 2.0 * M_PI / _box;

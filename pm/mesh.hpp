@@ -117,10 +117,19 @@ private:
   void* _c2r = nullptr;
 };
 
-// FFTW wisdom (plans measured once, reused): rank 0 reads/writes `path`, the others receive it.
-// importWisdom() is a no-op if the file does not exist. Collective.
-void importWisdom(const std::string& path, MPI_Comm comm);
-void exportWisdom(const std::string& path, MPI_Comm comm);
+// FFTW planner flags by name: "estimate" (FFTW_ESTIMATE: no measurement; plans may be slow),
+// "measure" (FFTW_MEASURE: times candidate plans once, seconds for a 256^3 mesh) or "patient"
+// (FFTW_PATIENT: more candidates, can take minutes). Throws std::invalid_argument otherwise.
+unsigned fftPlannerFlags(const std::string& name);
+
+// FFTW wisdom of precision T (plans measured once, reused): rank 0 reads/writes `path`, the
+// others receive it. With the same wisdom the planner makes the same plans, so results repeat
+// bit for bit. importWisdom() is a no-op if the file does not exist; exportWisdom() writes a
+// temporary file and renames it (runs sharing one file never see half of one). Collective.
+template <class T> void importWisdom(const std::string& path, MPI_Comm comm);
+template <class T> void exportWisdom(const std::string& path, MPI_Comm comm);
+// The file of precision T under a wisdom base path: `base` for double, `base.f` for float.
+template <class T> std::string wisdomFile(const std::string& base);
 
 extern template class Field<float>;
 extern template class Field<double>;

@@ -14,7 +14,8 @@ case "$kind" in
   sanitize)
     cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DCAUSTIC_SANITIZE=ON \
       -DCAUSTIC_ENABLE_TORCH=OFF >/dev/null
-    cmake --build build-sanitize -j "$jobs" --target caustic_unit_tests caustic_mpi_tests caustic_io_mpi_tests
+    cmake --build build-sanitize -j "$jobs" --target caustic_unit_tests caustic_mpi_tests caustic_io_mpi_tests \
+      caustic_adjoint_mpi_tests
     ;;
   *)
     echo "usage: $0 [release|sanitize]" >&2

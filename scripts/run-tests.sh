@@ -14,6 +14,7 @@ export UBSAN_OPTIONS=print_stacktrace=1
 for np in 1 3; do
   bash jobs/mpirun.sh "$np" ./build-sanitize/tests/caustic_mpi_tests
   bash jobs/mpirun.sh "$np" ./build-sanitize/tests/caustic_io_mpi_tests
+  bash jobs/mpirun.sh "$np" ./build-sanitize/tests/caustic_adjoint_mpi_tests
 done
 echo "sanitizer build: unit and MPI tests passed"
 (cd build && ctest --output-on-failure --timeout 900)

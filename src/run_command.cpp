@@ -12,11 +12,13 @@
 #include "emulators/hooks.hpp"
 #endif
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <memory>
 #include <sstream>
 
 namespace caustic {
@@ -152,7 +154,40 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
   go.window = windowFromName(params.gravity.window);
   go.kernel = gravityKernelFromName(params.gravity.kernel);
   go.deconvolve = params.gravity.deconvolve;
-  NBody<T> nbody(mesh, cosmo, go, ntot);
+  // FFT plans: measured (fft.plan) once per run. The run keeps its wisdom in its output
+  // directory and a resume plans from it first, so that the resumed run uses the interrupted
+  // run's plans and repeats it bit for bit; fft.wisdom is shared between runs (a campaign's
+  // members on one machine measure once).
+  const std::string own_wisdom =
+      wisdomFile<T>((std::filesystem::path(out.directory) / "fftw.wisdom").string());
+  const std::string shared_wisdom =
+      params.fft.wisdom.empty() ? "" : wisdomFile<T>(params.fft.wisdom);
+  if (!shared_wisdom.empty())
+    importWisdom<T>(shared_wisdom, comm);
+  if (opt.resume)
+    importWisdom<T>(own_wisdom, comm);
+  std::unique_ptr<NBody<T>> solver;
+  {
+    PhaseTimer t(ctx, "fft_planning");
+    const auto t0 = std::chrono::steady_clock::now();
+    solver = std::make_unique<NBody<T>>(mesh, cosmo, go, ntot, fftPlannerFlags(params.fft.plan));
+    ctx.log("FFT plans (" + params.fft.plan + "): " +
+            format("%.2f",
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()) +
+            " s");
+  }
+  // Wisdom files are an optimisation: a failure to write one is reported, not fatal (rank 0
+  // writes, nothing collective follows).
+  for (const std::string& w : {own_wisdom, shared_wisdom}) {
+    if (w.empty())
+      continue;
+    try {
+      exportWisdom<T>(w, comm);
+    } catch (const std::runtime_error& e) {
+      ctx.log(std::string("warning: ") + e.what());
+    }
+  }
+  NBody<T>& nbody = *solver;
 
   SnapshotWriter snapshots(params, record);
   PowerSpectrumWriter<T> spectra(

@@ -54,6 +54,9 @@ power_spectrum = false
 [checkpoint]
 every_steps = {every}
 keep = 3
+
+[fft]
+wisdom = "{wisdom}"
 """
 
 failures = []
@@ -67,8 +70,13 @@ def check(cond, msg):
 
 
 def write_params(path, out, particles=64, mesh=128, steps=40, every=4):
+    # One FFTW wisdom file for all runs: measured plans can differ between two plannings, and
+    # the uninterrupted and the killed run must use the same plans to agree bit for bit (the
+    # resume also reads the killed run's own wisdom, in its output directory).
+    wisdom = os.path.join(os.path.dirname(path), "fftw.wisdom")
     with open(path, "w") as f:
-        f.write(PARAMS.format(out=out, particles=particles, mesh=mesh, steps=steps, every=every))
+        f.write(PARAMS.format(out=out, particles=particles, mesh=mesh, steps=steps, every=every,
+                              wisdom=wisdom))
 
 
 def datasets(path):
