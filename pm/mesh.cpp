@@ -62,6 +62,21 @@ template <> struct Fftw<float> {
   static void destroy(void* p) { fftwf_destroy_plan(static_cast<plan>(p)); }
 };
 
+template <class T> struct Wisdom;
+template <> struct Wisdom<double> {
+  static void importFile(const char* f) { fftw_import_wisdom_from_filename(f); }
+  static int exportFile(const char* f) { return fftw_export_wisdom_to_filename(f); }
+  static void broadcast(MPI_Comm c) { fftw_mpi_broadcast_wisdom(c); }
+  static void gather(MPI_Comm c) { fftw_mpi_gather_wisdom(c); }
+  static void forget() { fftw_forget_wisdom(); }
+};
+template <> struct Wisdom<float> {
+  static void importFile(const char* f) { fftwf_import_wisdom_from_filename(f); }
+  static int exportFile(const char* f) { return fftwf_export_wisdom_to_filename(f); }
+  static void broadcast(MPI_Comm c) { fftwf_mpi_broadcast_wisdom(c); }
+  static void gather(MPI_Comm c) { fftwf_mpi_gather_wisdom(c); }
+  static void forget() { fftwf_forget_wisdom(); }
+};
 } // namespace
 
 SlabDecomposition::SlabDecomposition(MPI_Comm comm, int n, double box)
@@ -104,22 +119,6 @@ unsigned fftPlannerFlags(const std::string& name) {
   throw std::invalid_argument("FFT planner \"" + name +
                               "\" is not one of \"estimate\", \"measure\", \"patient\"");
 }
-
-namespace {
-template <class T> struct Wisdom;
-template <> struct Wisdom<double> {
-  static void importFile(const char* f) { fftw_import_wisdom_from_filename(f); }
-  static int exportFile(const char* f) { return fftw_export_wisdom_to_filename(f); }
-  static void broadcast(MPI_Comm c) { fftw_mpi_broadcast_wisdom(c); }
-  static void gather(MPI_Comm c) { fftw_mpi_gather_wisdom(c); }
-};
-template <> struct Wisdom<float> {
-  static void importFile(const char* f) { fftwf_import_wisdom_from_filename(f); }
-  static int exportFile(const char* f) { return fftwf_export_wisdom_to_filename(f); }
-  static void broadcast(MPI_Comm c) { fftwf_mpi_broadcast_wisdom(c); }
-  static void gather(MPI_Comm c) { fftwf_mpi_gather_wisdom(c); }
-};
-} // namespace
 
 template <class T> void importWisdom(const std::string& path, MPI_Comm comm) {
   initFFTW();
@@ -177,6 +176,20 @@ FFT<T>::FFT(std::shared_ptr<const SlabDecomposition> decomp, unsigned flags)
   const MPI_Comm c = _decomp->comm().get();
   _r2c = Fftw<T>::r2c(_decomp->n(), scratch.real().data(), c, flags);
   _c2r = Fftw<T>::c2r(_decomp->n(), scratch.real().data(), c, flags);
+  if (!(flags & FFTW_ESTIMATE) && _r2c && _c2r) {
+    // Each rank measured its local sub-plans itself, and may have chosen others than rank 0;
+    // wisdom saved from this run would then not give back this run's plans. So all ranks take
+    // one wisdom (gathered on rank 0, then broadcast in place of their own) and plan again from
+    // it (no new measurement): the plans are exactly those that wisdom reproduces.
+    Fftw<T>::destroy(_r2c);
+    Fftw<T>::destroy(_c2r);
+    Wisdom<T>::gather(c);
+    if (_decomp->comm().rank() != 0)
+      Wisdom<T>::forget();
+    Wisdom<T>::broadcast(c);
+    _r2c = Fftw<T>::r2c(_decomp->n(), scratch.real().data(), c, flags);
+    _c2r = Fftw<T>::c2r(_decomp->n(), scratch.real().data(), c, flags);
+  }
   if (!_r2c || !_c2r)
     throw std::runtime_error("FFT::FFT: FFTW could not make a plan for a " +
                              std::to_string(_decomp->n()) + "^3 mesh");
