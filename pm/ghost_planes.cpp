@@ -111,9 +111,14 @@ void GhostPlanes::exchange(const Kokkos::View<T***>& ghosts, Field<T>& f, bool g
         sc[r] = 1;
         st[r] = types.planes(ghost, ghost_plane);
       }
-      rc[r] = static_cast<int>(own.size() * plane);
-      rd[r] = static_cast<int>(k * plane * sizeof(T));
-      k += own.size();
+      if (!own.empty()) { // into the receive buffer, planes k, k + 1, ... (MPI_Aint offsets:
+        rc[r] = 1;        // no int overflow of byte displacements on large meshes)
+        std::vector<MPI_Aint> at;
+        for (std::size_t i = 0; i < own.size(); ++i)
+          at.push_back(static_cast<MPI_Aint>(k + i) * ghost_bytes);
+        rt[r] = types.planes(at, ghost_plane);
+        k += own.size();
+      }
     }
   }
   // MPI works on host memory: the mirrors are the views themselves on host backends.
