@@ -22,6 +22,14 @@ int ownerOfPosition(double x, const SlabDecomposition& decomp) {
   return decomp.ownerOfPlane(planeOf(x, 1.0 / decomp.cell(), decomp.n()));
 }
 
+namespace {
+// The companion's entries take the IDs of their particles.
+void shareIds(const Particles& parts, Particles& companion) {
+  const auto n = std::make_pair<std::size_t, std::size_t>(0, parts.size());
+  Kokkos::deep_copy(Kokkos::subview(companion.id, n), Kokkos::subview(parts.id, n));
+}
+} // namespace
+
 Migrator::Migrator(std::shared_ptr<const SlabDecomposition> decomp) : _decomp(std::move(decomp)) {
   const int n = _decomp->n();
   _owner = Kokkos::View<int*>("caustic::Migrator::owner", n);
@@ -43,6 +51,11 @@ std::size_t Migrator::operator()(Particles& parts, Particles* companion) {
   const int me = _decomp->comm().rank(), n = _decomp->n();
   const double inv_cell = 1.0 / _decomp->cell();
   const std::size_t np = parts.size();
+  if (_decomp->comm().size() == 1) { // nowhere to go: skip the scan
+    if (companion)
+      shareIds(parts, *companion);
+    return 0;
+  }
   auto dest = destinations(parts.capacity());
   auto owner = _owner;
   auto X = parts.x;
@@ -127,14 +140,6 @@ std::size_t Migrator::toLattice(Particles& parts, Particles* companion) {
     permute(*companion);
   return sent;
 }
-
-namespace {
-// The companion's entries take the IDs of their particles.
-void shareIds(const Particles& parts, Particles& companion) {
-  const auto n = std::make_pair<std::size_t, std::size_t>(0, parts.size());
-  Kokkos::deep_copy(Kokkos::subview(companion.id, n), Kokkos::subview(parts.id, n));
-}
-} // namespace
 
 std::size_t Migrator::exchange(Particles& parts, Particles* companion, long leaving) {
   const auto& comm = _decomp->comm();

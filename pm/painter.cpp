@@ -111,6 +111,20 @@ void depositKernel(Field<T>& rho, const Kokkos::View<T***>& ghosts,
         const double x[3] = {X(p, 0), X(p, 1), X(p, 2)};
         const Stencil s = stencil(win, x, inv_cell, shift, n, x0);
         const double mass = weight(p);
+        const int b0 = s.i0[0], y0 = s.i0[1], z0 = s.i0[2];
+        if (interior(b0, nx) && interior(b0 + ORDER - 1, nx) && y0 >= 0 && y0 + ORDER <= n &&
+            z0 >= 0 && z0 + ORDER <= n) {
+          // The usual case: the window lies in this rank's planes and wraps in neither y nor z,
+          // so every point is at a constant offset from one index (same sums as below).
+          const std::size_t base = (b0 - kGhost) * fplane + std::size_t(y0) * fstride + z0;
+          for (int a = 0; a < ORDER; ++a)
+            for (int bb = 0; bb < ORDER; ++bb) {
+              const double wab = mass * s.w[0][a] * s.w[1][bb];
+              for (int c = 0; c < ORDER; ++c)
+                af(base + a * fplane + bb * fstride + c) += T(wab * s.w[2][c]);
+            }
+          return;
+        }
         std::size_t row[ORDER], col[ORDER];
         for (int j = 0; j < ORDER; ++j) {
           row[j] = static_cast<std::size_t>(wrap(s.i0[1] + j, n));
@@ -243,40 +257,55 @@ void gradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count, const
           const double u = clampToBox(X(p, c) * inv_cell, n);
           windowWeights(win, u, i0[c], w[c]);
         }
-        // The stencil reaches 2 points beyond the window on each axis: plane pointers with
-        // their row stride, wrapped row and column offsets, each resolved once.
-        const T* plane[span];
-        int stride[span];
-        std::size_t row[span], col[span];
-        for (int j = 0; j < span; ++j) {
-          const int b = i0[0] - x0 + W - 2 + j; // wide-ghost buffer numbering
-          const bool in = b >= W && b < W + nx;
-          plane[j] = in ? fbase + (b - W) * fplane : gbase + (b < W ? b : b - nx) * gplane;
-          stride[j] = in ? fstride : n;
-          row[j] = static_cast<std::size_t>(wrap(i0[1] - 2 + j, n));
-          col[j] = static_cast<std::size_t>(wrap(i0[2] - 2 + j, n));
-        }
-        // Arithmetic in the mesh precision T; the differences of each order summed apart.
-        auto at = [&](int jx, int jy, int jz) -> T {
-          return plane[jx][row[jy] * stride[jx] + col[jz]];
-        };
+        // Arithmetic in the mesh precision T; the differences of each order summed apart, in
+        // the same order whatever the addressing below (so both paths give the same bits).
         T d1[3] = {0, 0, 0}, d2[3] = {0, 0, 0};
-        for (int a = 0; a < ORDER; ++a) {
-          const int jx = a + 2;
-          for (int bb = 0; bb < ORDER; ++bb) {
-            const int jy = bb + 2;
-            const T wab = T(w[0][a] * w[1][bb]);
-            for (int cc = 0; cc < ORDER; ++cc) {
-              const int jz = cc + 2;
-              const T wt = wab * T(w[2][cc]);
-              d1[0] += wt * (at(jx + 1, jy, jz) - at(jx - 1, jy, jz));
-              d2[0] += wt * (at(jx + 2, jy, jz) - at(jx - 2, jy, jz));
-              d1[1] += wt * (at(jx, jy + 1, jz) - at(jx, jy - 1, jz));
-              d2[1] += wt * (at(jx, jy + 2, jz) - at(jx, jy - 2, jz));
-              d1[2] += wt * (at(jx, jy, jz + 1) - at(jx, jy, jz - 1));
-              d2[2] += wt * (at(jx, jy, jz + 2) - at(jx, jy, jz - 2));
+        auto accumulate_at = [&](auto at) {
+          for (int a = 0; a < ORDER; ++a) {
+            const int jx = a + 2;
+            for (int bb = 0; bb < ORDER; ++bb) {
+              const int jy = bb + 2;
+              const T wab = T(w[0][a] * w[1][bb]);
+              for (int cc = 0; cc < ORDER; ++cc) {
+                const int jz = cc + 2;
+                const T wt = wab * T(w[2][cc]);
+                d1[0] += wt * (at(jx + 1, jy, jz) - at(jx - 1, jy, jz));
+                d2[0] += wt * (at(jx + 2, jy, jz) - at(jx - 2, jy, jz));
+                d1[1] += wt * (at(jx, jy + 1, jz) - at(jx, jy - 1, jz));
+                d2[1] += wt * (at(jx, jy + 2, jz) - at(jx, jy - 2, jz));
+                d1[2] += wt * (at(jx, jy, jz + 1) - at(jx, jy, jz - 1));
+                d2[2] += wt * (at(jx, jy, jz + 2) - at(jx, jy, jz - 2));
+              }
             }
           }
+        };
+        // The stencil reaches 2 points beyond the window on each axis. Plane j of the span is
+        // global plane i0x - 2 + j: in the field, or in a ghost plane (wide-ghost numbering).
+        const int b0 = i0[0] - x0 + W - 2, y0 = i0[1] - 2, z0 = i0[2] - 2;
+        const bool planes_in = b0 >= W && b0 + span <= W + nx;
+        if (planes_in && y0 >= 0 && y0 + span <= n && z0 >= 0 && z0 + span <= n) {
+          // The usual case: the span lies in this rank's planes and wraps in neither y nor z,
+          // so every value is at a constant offset from one pointer.
+          const T* base = fbase + (b0 - W) * fplane + std::size_t(y0) * fstride + z0;
+          accumulate_at(
+              [&](int jx, int jy, int jz) -> T { return base[jx * fplane + jy * fstride + jz]; });
+        } else {
+          // Near slab edges and the periodic faces: plane pointers with their row stride,
+          // wrapped row and column offsets, each resolved once.
+          const T* plane[span];
+          int stride[span];
+          std::size_t row[span], col[span];
+          for (int j = 0; j < span; ++j) {
+            const int b = b0 + j;
+            const bool in = b >= W && b < W + nx;
+            plane[j] = in ? fbase + (b - W) * fplane : gbase + (b < W ? b : b - nx) * gplane;
+            stride[j] = in ? fstride : n;
+            row[j] = static_cast<std::size_t>(wrap(y0 + j, n));
+            col[j] = static_cast<std::size_t>(wrap(z0 + j, n));
+          }
+          accumulate_at([&](int jx, int jy, int jz) -> T {
+            return plane[jx][row[jy] * stride[jx] + col[jz]];
+          });
         }
         double g[3];
         for (int c = 0; c < 3; ++c)

@@ -47,6 +47,8 @@ private:
 
 // Wraps a coordinate into [0, L) (also when x + L rounds to L).
 KOKKOS_INLINE_FUNCTION double periodicWrap(double x, double L) {
+  if (x >= 0 && x < L) // the usual case (the formula below returns x unchanged for it)
+    return x;
   x = x - L * km::floor(x / L);
   if (x >= L)
     x -= L;
