@@ -56,6 +56,11 @@ std::size_t Migrator::operator()(Particles& parts, Particles* companion) {
       shareIds(parts, *companion);
     return 0;
   }
+  if (_planned_x == parts.x.data() && _planned_n == np) { // planned by drift()
+    _planned_x = nullptr;
+    return exchange(parts, companion, _planned_leaving);
+  }
+  _planned_x = nullptr;
   auto dest = destinations(parts.capacity());
   auto owner = _owner;
   auto X = parts.x;
@@ -71,8 +76,44 @@ std::size_t Migrator::operator()(Particles& parts, Particles* companion) {
   return exchange(parts, companion, leaving);
 }
 
+void Migrator::drift(Particles& parts, double factor, double box) {
+  ScopedRegion region("caustic::Migrator::drift");
+  const std::size_t np = parts.size();
+  auto x = parts.x;
+  auto p = parts.p;
+  _planned_x = nullptr;
+  if (_decomp->comm().size() == 1) { // nothing to plan
+    Kokkos::parallel_for(
+        "caustic::drift", Kokkos::RangePolicy<>(0, np), KOKKOS_LAMBDA(const std::size_t i) {
+          for (int c = 0; c < 3; ++c)
+            x(i, c) = periodicWrap(x(i, c) + factor * p(i, c), box);
+        });
+    Kokkos::fence();
+    return;
+  }
+  const int me = _decomp->comm().rank(), n = _decomp->n();
+  const double inv_cell = 1.0 / _decomp->cell();
+  auto dest = destinations(parts.capacity());
+  auto owner = _owner;
+  long leaving = 0;
+  Kokkos::parallel_reduce(
+      "caustic::driftAndPlan", Kokkos::RangePolicy<>(0, np),
+      KOKKOS_LAMBDA(const std::size_t i, long& acc) {
+        for (int c = 0; c < 3; ++c)
+          x(i, c) = periodicWrap(x(i, c) + factor * p(i, c), box);
+        dest(i) = owner(planeOf(x(i, 0), inv_cell, n));
+        if (dest(i) != me)
+          ++acc;
+      },
+      leaving);
+  _planned_x = parts.x.data();
+  _planned_n = np;
+  _planned_leaving = leaving;
+}
+
 std::size_t Migrator::toLattice(Particles& parts, Particles* companion) {
   ScopedRegion region("caustic::migrate::toLattice");
+  _planned_x = nullptr;
   const int me = _decomp->comm().rank();
   const std::uint64_t n = static_cast<std::uint64_t>(_decomp->n());
   const std::size_t np = parts.size();
@@ -169,7 +210,8 @@ std::size_t Migrator::exchange(Particles& parts, Particles* companion, long leav
     hcp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), companion->p);
   }
   const int W = companion ? 12 : 6;
-  std::vector<std::size_t> leavers;
+  auto& leavers = _leavers;
+  leavers.clear();
   leavers.reserve(static_cast<std::size_t>(leaving));
   std::vector<int> send_counts(size, 0), recv_counts(size, 0);
   for (std::size_t i = 0; i < np; ++i)
@@ -186,8 +228,14 @@ std::size_t Migrator::exchange(Particles& parts, Particles* companion, long leav
   }
   const std::size_t nsend = leavers.size();
   const std::size_t nrecv = std::accumulate(recv_counts.begin(), recv_counts.end(), std::size_t(0));
-  std::vector<double> sbuf(W * nsend), rbuf(W * nrecv);
-  std::vector<std::uint64_t> sid(nsend), rid(nrecv);
+  // Kept between calls (resize within the capacity does not allocate): the step allocates
+  // only when more particles move than ever before.
+  auto &sbuf = _sbuf, &rbuf = _rbuf;
+  auto &sid = _sid, &rid = _rid;
+  sbuf.resize(W * nsend);
+  rbuf.resize(W * nrecv);
+  sid.resize(nsend);
+  rid.resize(nrecv);
   {
     std::vector<int> cursor(sdispl);
     for (std::size_t i : leavers) {

@@ -8,6 +8,7 @@
 #include "pm/mesh.hpp"
 #include "pm/particles.hpp"
 
+#include <cstdint>
 #include <vector>
 
 namespace caustic {
@@ -23,6 +24,10 @@ public:
   // plane (from its id) and puts it in lattice order, local index ((i - x0) N + j) N + k.
   // Throws std::runtime_error unless the particles cover the lattice once. Collective.
   std::size_t toLattice(Particles& parts, Particles* companion = nullptr);
+  // x <- x + factor p (periodic, box [Mpc/h]), planning the migration of the new positions in
+  // the same pass: the next operator() on these particles uses that plan instead of scanning
+  // them again, so nothing may change x in between (NBody drifts, then migrates at once).
+  void drift(Particles& parts, double factor, double box);
 
 private:
   // The per-particle destination array, grown to `capacity` when needed.
@@ -32,6 +37,14 @@ private:
   std::shared_ptr<const SlabDecomposition> _decomp;
   Kokkos::View<int*> _owner; // owner rank of each x-plane
   Kokkos::View<int*> _dest;  // per particle, reused
+  // The plan made by drift(): for the particles at _planned_x (count _planned_n), or none.
+  const void* _planned_x = nullptr;
+  std::size_t _planned_n = 0;
+  long _planned_leaving = 0;
+  // Exchange buffers, reused: leaving indices, packed x|p (|companion), IDs.
+  std::vector<std::size_t> _leavers;
+  std::vector<double> _sbuf, _rbuf;
+  std::vector<std::uint64_t> _sid, _rid;
 };
 
 // Convenience: a one-off Migrator.

@@ -132,8 +132,9 @@ void NBody<T>::step(Particles& parts, double af, Spacing spacing, double a_next)
   if (synchronised())
     forceKick(parts, ai, _factors.kick(ai, ah, ai));
   {
+    // The drift plans the migration that forceKick() then carries out.
     ScopedPhase t(times(), "drift");
-    drift(parts, _factors.drift(ai, af, ah), _mesh->box());
+    _migrator.drift(parts, _factors.drift(ai, af, ah), _mesh->box());
   }
   const double close = _factors.kick(ah, af, af);
   if (a_next > af) {
