@@ -5,9 +5,15 @@
 // transposes of FFTW-MPI allocate and free work buffers of that size in every transform, which
 // then stay in the heap and inflate the resident set by tens of MB per rank. A fixed threshold
 // of 1 MB sends every large block to mmap, returned to the system when freed.
+#include <cstddef>
+
 namespace caustic {
 
 void configureAllocator();
+// Asks the kernel for transparent huge pages on [p, p + bytes) (the whole 2 MB pages inside it),
+// for large arrays read at scattered places (meshes, particles): fewer TLB misses and page
+// faults. A no-op where THP is off or not Linux.
+void adviseHugePages(void* p, std::size_t bytes);
 // For workloads that allocate and free the same large blocks over and over (training: every
 // step's activations and gradients): keep them in the heap (mmap threshold 256 MB), so that
 // each step does not pay for fresh zeroed pages.

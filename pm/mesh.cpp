@@ -1,5 +1,6 @@
 #include "pm/mesh.hpp"
 
+#include "pm/memory.hpp"
 #include "pm/profiling.hpp"
 
 #include <cstdio>
@@ -167,7 +168,12 @@ int SlabDecomposition::ownerOfPlane(long ix) const {
 
 template <class T>
 Field<T>::Field(std::shared_ptr<const SlabDecomposition> decomp, const std::string& label)
-    : _decomp(std::move(decomp)), _data(label, _decomp->realAlloc()) {}
+    : _decomp(std::move(decomp)),
+      _data(Kokkos::view_alloc(Kokkos::WithoutInitializing, label), _decomp->realAlloc()) {
+  // Huge pages before the first touch (a mesh is read and written at scattered places).
+  adviseHugePages(_data.data(), _data.size() * sizeof(T));
+  Kokkos::deep_copy(_data, T(0));
+}
 
 template <class T>
 FFT<T>::FFT(std::shared_ptr<const SlabDecomposition> decomp, unsigned flags)

@@ -6,6 +6,7 @@
 // id: Lagrangian lattice index (i N + j) N + k of the particle's initial lattice site.
 // Entries [0, size()) are particles; [size(), capacity()) is spare room.
 #include "pm/kmath.hpp"
+#include "pm/memory.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -14,6 +15,11 @@
 
 namespace caustic {
 
+// Allocation properties of a View whose memory is advised before it is first touched.
+inline auto uninitialised(const char* label) {
+  return Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label));
+}
+
 struct Particles {
   Kokkos::View<double* [3]> x;
   Kokkos::View<double* [3]> p;
@@ -21,9 +27,17 @@ struct Particles {
 
   Particles() = default;
   explicit Particles(std::size_t n, std::size_t capacity = 0)
-      : x("caustic::Particles::x", capacity > n ? capacity : n),
-        p("caustic::Particles::p", capacity > n ? capacity : n),
-        id("caustic::Particles::id", capacity > n ? capacity : n), _count(n) {}
+      : x(uninitialised("caustic::Particles::x"), capacity > n ? capacity : n),
+        p(uninitialised("caustic::Particles::p"), capacity > n ? capacity : n),
+        id(uninitialised("caustic::Particles::id"), capacity > n ? capacity : n), _count(n) {
+    // Huge pages before the first touch, then zeros (as a value-initialised View).
+    adviseHugePages(x.data(), x.size() * sizeof(double));
+    adviseHugePages(p.data(), p.size() * sizeof(double));
+    adviseHugePages(id.data(), id.size() * sizeof(std::uint64_t));
+    Kokkos::deep_copy(x, 0.0);
+    Kokkos::deep_copy(p, 0.0);
+    Kokkos::deep_copy(id, std::uint64_t(0));
+  }
   std::size_t size() const { return _count; }
   std::size_t capacity() const { return id.extent(0); }
   void setSize(std::size_t n) {
