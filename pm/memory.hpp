@@ -5,7 +5,10 @@
 // transposes of FFTW-MPI allocate and free work buffers of that size in every transform, which
 // then stay in the heap and inflate the resident set by tens of MB per rank. A fixed threshold
 // of 1 MB sends every large block to mmap, returned to the system when freed.
+#include <Kokkos_Core.hpp>
+
 #include <cstddef>
+#include <string>
 
 namespace caustic {
 
@@ -14,6 +17,14 @@ void configureAllocator();
 // for large arrays read at scattered places (meshes, particles): fewer TLB misses and page
 // faults. A no-op where THP is off or not Linux.
 void adviseHugePages(void* p, std::size_t bytes);
+// A zero-filled View (as a value-initialised one) whose pages are advised before the first touch.
+template <class View, class... Extents>
+View zeroedHugePageView(const std::string& label, Extents... extents) {
+  View v(Kokkos::view_alloc(Kokkos::WithoutInitializing, label), extents...);
+  adviseHugePages(v.data(), v.span() * sizeof(typename View::value_type));
+  Kokkos::deep_copy(v, typename View::value_type(0));
+  return v;
+}
 // For workloads that allocate and free the same large blocks over and over (training: every
 // step's activations and gradients): keep them in the heap (mmap threshold 256 MB), so that
 // each step does not pay for fresh zeroed pages.

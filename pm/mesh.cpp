@@ -43,6 +43,11 @@ template <> struct Fftw<double> {
     fftw_mpi_execute_dft_c2r(static_cast<plan>(p), reinterpret_cast<fftw_complex*>(d), d);
   }
   static void destroy(void* p) { fftw_destroy_plan(static_cast<plan>(p)); }
+  static void importWisdomFile(const char* f) { fftw_import_wisdom_from_filename(f); }
+  static int exportWisdomFile(const char* f) { return fftw_export_wisdom_to_filename(f); }
+  static void broadcastWisdom(MPI_Comm c) { fftw_mpi_broadcast_wisdom(c); }
+  static void gatherWisdom(MPI_Comm c) { fftw_mpi_gather_wisdom(c); }
+  static void forgetWisdom() { fftw_forget_wisdom(); }
 };
 template <> struct Fftw<float> {
   using plan = fftwf_plan;
@@ -61,23 +66,13 @@ template <> struct Fftw<float> {
     fftwf_mpi_execute_dft_c2r(static_cast<plan>(p), reinterpret_cast<fftwf_complex*>(d), d);
   }
   static void destroy(void* p) { fftwf_destroy_plan(static_cast<plan>(p)); }
+  static void importWisdomFile(const char* f) { fftwf_import_wisdom_from_filename(f); }
+  static int exportWisdomFile(const char* f) { return fftwf_export_wisdom_to_filename(f); }
+  static void broadcastWisdom(MPI_Comm c) { fftwf_mpi_broadcast_wisdom(c); }
+  static void gatherWisdom(MPI_Comm c) { fftwf_mpi_gather_wisdom(c); }
+  static void forgetWisdom() { fftwf_forget_wisdom(); }
 };
 
-template <class T> struct Wisdom;
-template <> struct Wisdom<double> {
-  static void importFile(const char* f) { fftw_import_wisdom_from_filename(f); }
-  static int exportFile(const char* f) { return fftw_export_wisdom_to_filename(f); }
-  static void broadcast(MPI_Comm c) { fftw_mpi_broadcast_wisdom(c); }
-  static void gather(MPI_Comm c) { fftw_mpi_gather_wisdom(c); }
-  static void forget() { fftw_forget_wisdom(); }
-};
-template <> struct Wisdom<float> {
-  static void importFile(const char* f) { fftwf_import_wisdom_from_filename(f); }
-  static int exportFile(const char* f) { return fftwf_export_wisdom_to_filename(f); }
-  static void broadcast(MPI_Comm c) { fftwf_mpi_broadcast_wisdom(c); }
-  static void gather(MPI_Comm c) { fftwf_mpi_gather_wisdom(c); }
-  static void forget() { fftwf_forget_wisdom(); }
-};
 } // namespace
 
 SlabDecomposition::SlabDecomposition(MPI_Comm comm, int n, double box)
@@ -126,18 +121,18 @@ template <class T> void importWisdom(const std::string& path, MPI_Comm comm) {
   int rank;
   MPI_Comm_rank(comm, &rank);
   if (rank == 0)
-    Wisdom<T>::importFile(path.c_str()); // a missing or unreadable file: no wisdom yet
-  Wisdom<T>::broadcast(comm);
+    Fftw<T>::importWisdomFile(path.c_str()); // a missing or unreadable file: no wisdom yet
+  Fftw<T>::broadcastWisdom(comm);
 }
 
 template <class T> void exportWisdom(const std::string& path, MPI_Comm comm) {
-  Wisdom<T>::gather(comm);
+  Fftw<T>::gatherWisdom(comm);
   int rank;
   MPI_Comm_rank(comm, &rank);
   if (rank != 0)
     return;
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  if (!Wisdom<T>::exportFile(tmp.c_str()) || std::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (!Fftw<T>::exportWisdomFile(tmp.c_str()) || std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
     throw std::runtime_error("exportWisdom: cannot write FFTW wisdom to " + path);
   }
@@ -169,11 +164,8 @@ int SlabDecomposition::ownerOfPlane(long ix) const {
 template <class T>
 Field<T>::Field(std::shared_ptr<const SlabDecomposition> decomp, const std::string& label)
     : _decomp(std::move(decomp)),
-      _data(Kokkos::view_alloc(Kokkos::WithoutInitializing, label), _decomp->realAlloc()) {
-  // Huge pages before the first touch (a mesh is read and written at scattered places).
-  adviseHugePages(_data.data(), _data.size() * sizeof(T));
-  Kokkos::deep_copy(_data, T(0));
-}
+      // huge pages: a mesh is read and written at scattered places
+      _data(zeroedHugePageView<real_view>(label, _decomp->realAlloc())) {}
 
 template <class T>
 FFT<T>::FFT(std::shared_ptr<const SlabDecomposition> decomp, unsigned flags)
@@ -189,10 +181,10 @@ FFT<T>::FFT(std::shared_ptr<const SlabDecomposition> decomp, unsigned flags)
     // it (no new measurement): the plans are exactly those that wisdom reproduces.
     Fftw<T>::destroy(_r2c);
     Fftw<T>::destroy(_c2r);
-    Wisdom<T>::gather(c);
+    Fftw<T>::gatherWisdom(c);
     if (_decomp->comm().rank() != 0)
-      Wisdom<T>::forget();
-    Wisdom<T>::broadcast(c);
+      Fftw<T>::forgetWisdom();
+    Fftw<T>::broadcastWisdom(c);
     _r2c = Fftw<T>::r2c(_decomp->n(), scratch.real().data(), c, flags);
     _c2r = Fftw<T>::c2r(_decomp->n(), scratch.real().data(), c, flags);
   }

@@ -84,10 +84,8 @@ void Migrator::drift(Particles& parts, double factor, double box) {
   _planned_x = nullptr;
   if (_decomp->comm().size() == 1) { // nothing to plan
     Kokkos::parallel_for(
-        "caustic::drift", Kokkos::RangePolicy<>(0, np), KOKKOS_LAMBDA(const std::size_t i) {
-          for (int c = 0; c < 3; ++c)
-            x(i, c) = periodicWrap(x(i, c) + factor * p(i, c), box);
-        });
+        "caustic::drift", Kokkos::RangePolicy<>(0, np),
+        KOKKOS_LAMBDA(const std::size_t i) { driftParticle(x, p, i, factor, box); });
     Kokkos::fence();
     return;
   }
@@ -99,8 +97,7 @@ void Migrator::drift(Particles& parts, double factor, double box) {
   Kokkos::parallel_reduce(
       "caustic::driftAndPlan", Kokkos::RangePolicy<>(0, np),
       KOKKOS_LAMBDA(const std::size_t i, long& acc) {
-        for (int c = 0; c < 3; ++c)
-          x(i, c) = periodicWrap(x(i, c) + factor * p(i, c), box);
+        driftParticle(x, p, i, factor, box);
         dest(i) = owner(planeOf(x(i, 0), inv_cell, n));
         if (dest(i) != me)
           ++acc;

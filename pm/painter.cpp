@@ -111,42 +111,43 @@ void depositKernel(Field<T>& rho, const Kokkos::View<T***>& ghosts,
         const double x[3] = {X(p, 0), X(p, 1), X(p, 2)};
         const Stencil s = stencil(win, x, inv_cell, shift, n, x0);
         const double mass = weight(p);
-        const int b0 = s.i0[0], y0 = s.i0[1], z0 = s.i0[2];
-        if (interior(b0, nx) && interior(b0 + ORDER - 1, nx) && y0 >= 0 && y0 + ORDER <= n &&
-            z0 >= 0 && z0 + ORDER <= n) {
-          // The usual case: the window lies in this rank's planes and wraps in neither y nor z,
-          // so every point is at a constant offset from one index (same sums as below).
-          const std::size_t base = (b0 - kGhost) * fplane + std::size_t(y0) * fstride + z0;
+        // Same sums in the same order whatever the addressing (both paths give the same bits).
+        auto deposit = [&](auto add) {
           for (int a = 0; a < ORDER; ++a)
             for (int bb = 0; bb < ORDER; ++bb) {
               const double wab = mass * s.w[0][a] * s.w[1][bb];
               for (int c = 0; c < ORDER; ++c)
-                af(base + a * fplane + bb * fstride + c) += T(wab * s.w[2][c]);
+                add(a, bb, c, T(wab * s.w[2][c]));
             }
+        };
+        const int b0 = s.i0[0], y0 = s.i0[1], z0 = s.i0[2];
+        if (interior(b0, nx) && interior(b0 + ORDER - 1, nx) && y0 >= 0 && y0 + ORDER <= n &&
+            z0 >= 0 && z0 + ORDER <= n) {
+          // The usual case: the window lies in this rank's planes and wraps in neither y nor z,
+          // so every point is at a constant offset from one index.
+          const std::size_t base = (b0 - kGhost) * fplane + std::size_t(y0) * fstride + z0;
+          deposit(
+              [&](int a, int bb, int c, T w) { af(base + a * fplane + bb * fstride + c) += w; });
           return;
         }
-        std::size_t row[ORDER], col[ORDER];
+        // Near slab edges and the periodic faces: plane offsets with their row stride, wrapped
+        // row and column offsets, each resolved once.
+        bool in[ORDER];
+        std::size_t base[ORDER], stride[ORDER], row[ORDER], col[ORDER];
         for (int j = 0; j < ORDER; ++j) {
-          row[j] = static_cast<std::size_t>(wrap(s.i0[1] + j, n));
-          col[j] = static_cast<std::size_t>(wrap(s.i0[2] + j, n));
+          in[j] = interior(b0 + j, nx);
+          base[j] = in[j] ? (b0 + j - kGhost) * fplane : ghostIndex(b0 + j, nx) * gplane;
+          stride[j] = in[j] ? fstride : n;
+          row[j] = static_cast<std::size_t>(wrap(y0 + j, n));
+          col[j] = static_cast<std::size_t>(wrap(z0 + j, n));
         }
-        for (int a = 0; a < ORDER; ++a) {
-          const int b = s.i0[0] + a;
-          const bool in = interior(b, nx);
-          const std::size_t base = in ? (b - kGhost) * fplane : ghostIndex(b, nx) * gplane;
-          const std::size_t stride = in ? fstride : n;
-          for (int bb = 0; bb < ORDER; ++bb) {
-            const std::size_t r = base + row[bb] * stride;
-            const double wab = mass * s.w[0][a] * s.w[1][bb];
-            for (int c = 0; c < ORDER; ++c) {
-              const T w = T(wab * s.w[2][c]);
-              if (in)
-                af(r + col[c]) += w;
-              else
-                ag(r + col[c]) += w;
-            }
-          }
-        }
+        deposit([&](int a, int bb, int c, T w) {
+          const std::size_t i = base[a] + row[bb] * stride[a] + col[c];
+          if (in[a])
+            af(i) += w;
+          else
+            ag(i) += w;
+        });
       });
   Kokkos::Experimental::contribute(field, sf);
   Kokkos::Experimental::contribute(gflat, sg);

@@ -15,29 +15,18 @@
 
 namespace caustic {
 
-// Allocation properties of a View whose memory is advised before it is first touched.
-inline auto uninitialised(const char* label) {
-  return Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label));
-}
-
 struct Particles {
   Kokkos::View<double* [3]> x;
   Kokkos::View<double* [3]> p;
   Kokkos::View<std::uint64_t*> id;
 
   Particles() = default;
+  // Huge pages for the arrays: paint and readout read them alongside scattered mesh accesses.
   explicit Particles(std::size_t n, std::size_t capacity = 0)
-      : x(uninitialised("caustic::Particles::x"), capacity > n ? capacity : n),
-        p(uninitialised("caustic::Particles::p"), capacity > n ? capacity : n),
-        id(uninitialised("caustic::Particles::id"), capacity > n ? capacity : n), _count(n) {
-    // Huge pages before the first touch, then zeros (as a value-initialised View).
-    adviseHugePages(x.data(), x.size() * sizeof(double));
-    adviseHugePages(p.data(), p.size() * sizeof(double));
-    adviseHugePages(id.data(), id.size() * sizeof(std::uint64_t));
-    Kokkos::deep_copy(x, 0.0);
-    Kokkos::deep_copy(p, 0.0);
-    Kokkos::deep_copy(id, std::uint64_t(0));
-  }
+      : x(zeroedHugePageView<decltype(x)>("caustic::Particles::x", capacity > n ? capacity : n)),
+        p(zeroedHugePageView<decltype(p)>("caustic::Particles::p", capacity > n ? capacity : n)),
+        id(zeroedHugePageView<decltype(id)>("caustic::Particles::id", capacity > n ? capacity : n)),
+        _count(n) {}
   std::size_t size() const { return _count; }
   std::size_t capacity() const { return id.extent(0); }
   void setSize(std::size_t n) {
@@ -69,6 +58,14 @@ KOKKOS_INLINE_FUNCTION double periodicWrap(double x, double L) {
   if (x < 0)
     x = 0;
   return x;
+}
+
+// The drift of particle i: x <- x + factor p, wrapped into the box [0, L) (L in Mpc/h).
+KOKKOS_INLINE_FUNCTION void driftParticle(const Kokkos::View<double* [3]>& x,
+                                          const Kokkos::View<double* [3]>& p, std::size_t i,
+                                          double factor, double L) {
+  for (int c = 0; c < 3; ++c)
+    x(i, c) = periodicWrap(x(i, c) + factor * p(i, c), L);
 }
 
 } // namespace caustic

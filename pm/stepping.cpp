@@ -78,10 +78,8 @@ void drift(Particles& parts, double factor, double box) {
   auto x = parts.x;
   auto p = parts.p;
   Kokkos::parallel_for(
-      "caustic::drift", Kokkos::RangePolicy<>(0, parts.size()), KOKKOS_LAMBDA(const std::size_t i) {
-        for (int c = 0; c < 3; ++c)
-          x(i, c) = periodicWrap(x(i, c) + factor * p(i, c), box);
-      });
+      "caustic::drift", Kokkos::RangePolicy<>(0, parts.size()),
+      KOKKOS_LAMBDA(const std::size_t i) { driftParticle(x, p, i, factor, box); });
   Kokkos::fence();
 }
 
