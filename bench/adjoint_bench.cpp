@@ -6,8 +6,8 @@
 // jobs/bench_adjoint.sh runs 5 and 20 steps and prints both. The loss is the chi-square of the
 // final density against a field of zeros (sigma 1): sum of delta^2 over the mesh. Times are the
 // maximum over ranks of wall-clock seconds; the forward is timed twice and the faster taken.
-#include "pm/adjoint.hpp"
-#include "pm/memory.hpp"
+#include "pm/grad/adjoint.hpp"
+#include "pm/core/memory.hpp"
 
 #include <CLI/CLI.hpp>
 #include <Kokkos_Core.hpp>

@@ -5,10 +5,10 @@
 //   single
 // jobs/bench.sh runs the standard set at 1 and 2 ranks. Particles start from 2LPT at a = 0.5 (a
 // clustered, mid-run distribution) and take --steps FastPM steps; times are max over ranks.
-#include "pm/initial_conditions.hpp"
-#include "pm/memory.hpp"
-#include "pm/migrate.hpp"
-#include "pm/stepping.hpp"
+#include "pm/ic/initial_conditions.hpp"
+#include "pm/core/memory.hpp"
+#include "pm/particles/migrate.hpp"
+#include "pm/stepping/stepping.hpp"
 
 #include <CLI/CLI.hpp>
 #include <Kokkos_Core.hpp>

@@ -36,3 +36,16 @@ if(CAUSTIC_ENABLE_TORCH)
 endif()
 
 find_package(Python3 COMPONENTS Interpreter)
+
+# Folder dependencies are enforced by include directories: each library target exports an
+# include root of its own that holds only its folder (a symbolic link in the build tree), so
+# that `#include "io/..."` does not compile in pm/, nor `#include "emulators/..."` in io/.
+# tests/check_layering.py checks the same rule on the sources.
+function(caustic_include_root target folder)
+  set(root ${CMAKE_BINARY_DIR}/include_roots/${folder})
+  file(MAKE_DIRECTORY ${root})
+  if(NOT EXISTS ${root}/${folder})
+    file(CREATE_LINK ${PROJECT_SOURCE_DIR}/${folder} ${root}/${folder} SYMBOLIC)
+  endif()
+  target_include_directories(${target} PUBLIC ${root})
+endfunction()

@@ -2,7 +2,7 @@
 
 #include "io/hdf5_util.hpp"
 #include "io/snapshot.hpp"
-#include "pm/profiling.hpp"
+#include "pm/core/profiling.hpp"
 
 #include <algorithm>
 #include <cstdio>

@@ -13,9 +13,9 @@
 // Checksum: the sum modulo 2^64 of a 64-bit hash of every particle's (ID, x, p) bit patterns;
 // independent of the order and of the number of ranks, verified on every read.
 #include "io/params.hpp"
-#include "pm/comm.hpp"
-#include "pm/particles.hpp"
-#include "pm/stepping.hpp"
+#include "pm/core/comm.hpp"
+#include "pm/particles/particles.hpp"
+#include "pm/stepping/stepping.hpp"
 
 #include <cstdint>
 #include <string>

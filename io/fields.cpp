@@ -2,9 +2,9 @@
 
 #include "io/hdf5_util.hpp"
 #include "io/snapshot.hpp"
-#include "pm/comm.hpp"
-#include "pm/kmath.hpp"
-#include "pm/profiling.hpp"
+#include "pm/core/comm.hpp"
+#include "pm/core/kmath.hpp"
+#include "pm/core/profiling.hpp"
 
 #include <cmath>
 #include <filesystem>

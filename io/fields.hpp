@@ -3,8 +3,8 @@
 // /Fields/<name> as an (N, N, N) float32 dataset indexed [x][y][z], written collectively by
 // x-slab. The file is written under a temporary name and renamed when complete.
 #include "io/params.hpp"
-#include "pm/mesh.hpp"
-#include "pm/particles.hpp"
+#include "pm/mesh/mesh.hpp"
+#include "pm/particles/particles.hpp"
 
 #include <map>
 #include <string>

@@ -8,7 +8,7 @@
 //             GroupOffset (into /IDs/ID when member IDs are written)
 //   /IDs/ID   member IDs, group by group, ascending within a group (optional)
 #include "io/params.hpp"
-#include "pm/fof.hpp"
+#include "pm/analysis/fof.hpp"
 
 #include <string>
 

@@ -1,5 +1,5 @@
 #include "io/hdf5_util.hpp"
-#include "pm/comm.hpp"
+#include "pm/core/comm.hpp"
 
 #include <sys/statvfs.h>
 

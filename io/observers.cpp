@@ -4,8 +4,8 @@
 #include "io/halos.hpp"
 #include "io/snapshot.hpp"
 #include "io/tables.hpp"
-#include "pm/painter.hpp"
-#include "pm/simulation.hpp"
+#include "pm/force/painter.hpp"
+#include "pm/stepping/simulation.hpp"
 
 #include <cmath>
 #include <cstdio>

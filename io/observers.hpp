@@ -3,9 +3,9 @@
 // density fields. File names carry the scale factor: snapshot_a0.5000.hdf5, power_a0.5000.txt,
 // density_a0.5000.hdf5 (and *_ic.* at a_start for the initial conditions).
 #include "io/params.hpp"
-#include "pm/gravity.hpp"
-#include "pm/observer.hpp"
-#include "pm/power_spectrum.hpp"
+#include "pm/force/gravity.hpp"
+#include "pm/stepping/observer.hpp"
+#include "pm/analysis/power_spectrum.hpp"
 
 #include <functional>
 #include <memory>

@@ -1,8 +1,8 @@
 #include "io/params.hpp"
 #include "io/toml_section.hpp"
 
-#include "pm/linear_power.hpp"
-#include "pm/simulation.hpp"
+#include "pm/cosmology/linear_power.hpp"
+#include "pm/stepping/simulation.hpp"
 
 #include <toml++/toml.h>
 

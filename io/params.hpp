@@ -1,7 +1,7 @@
 #pragma once
 // Run parameters: one immutable, validated struct built from a TOML file plus command-line
 // overrides. Every defect raises ParamError naming the key, the value and what is allowed.
-#include "pm/cosmology.hpp"
+#include "pm/cosmology/cosmology.hpp"
 
 #include <cstdint>
 #include <stdexcept>

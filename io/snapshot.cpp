@@ -2,7 +2,7 @@
 
 #include "io/atomic_file.hpp"
 #include "io/hdf5_util.hpp"
-#include "pm/profiling.hpp"
+#include "pm/core/profiling.hpp"
 
 #include <toml++/toml.h>
 

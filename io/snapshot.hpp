@@ -10,8 +10,8 @@
 // Each dataset carries a "units" attribute. The file is written under a temporary name and
 // renamed when complete.
 #include "io/params.hpp"
-#include "pm/comm.hpp"
-#include "pm/particles.hpp"
+#include "pm/core/comm.hpp"
+#include "pm/particles/particles.hpp"
 
 #include <cstdint>
 #include <string>

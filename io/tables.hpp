@@ -1,6 +1,6 @@
 #pragma once
 // Plain-text tables (power spectra), written by one rank, atomically.
-#include "pm/power_spectrum.hpp"
+#include "pm/analysis/power_spectrum.hpp"
 
 #include <functional>
 #include <string>

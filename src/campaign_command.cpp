@@ -1,6 +1,6 @@
 #include "commands.hpp"
 
-#include "io/campaign.hpp"
+#include "campaign/campaign.hpp"
 
 #include <nlohmann/json.hpp>
 

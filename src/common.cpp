@@ -2,7 +2,7 @@
 
 #include "io/atomic_file.hpp"
 #include "io/snapshot.hpp"
-#include "pm/initial_conditions.hpp"
+#include "pm/ic/initial_conditions.hpp"
 
 #include <cerrno>
 #include <cstdio>

@@ -1,9 +1,9 @@
 #pragma once
 // Pieces shared by the commands.
 #include "io/params.hpp"
-#include "pm/cosmology.hpp"
-#include "pm/linear_power.hpp"
-#include "pm/particles.hpp"
+#include "pm/cosmology/cosmology.hpp"
+#include "pm/cosmology/linear_power.hpp"
+#include "pm/particles/particles.hpp"
 #include "run_context.hpp"
 
 #include <string>

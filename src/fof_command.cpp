@@ -3,7 +3,7 @@
 
 #include "io/halos.hpp"
 #include "io/snapshot.hpp"
-#include "pm/migrate.hpp"
+#include "pm/particles/migrate.hpp"
 
 #include <chrono>
 #include <cmath>

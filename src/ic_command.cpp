@@ -4,9 +4,9 @@
 #include "io/atomic_file.hpp"
 #include "io/snapshot.hpp"
 #include "io/tables.hpp"
-#include "pm/initial_conditions.hpp"
-#include "pm/migrate.hpp"
-#include "pm/power_spectrum.hpp"
+#include "pm/ic/initial_conditions.hpp"
+#include "pm/particles/migrate.hpp"
+#include "pm/analysis/power_spectrum.hpp"
 
 #include <cstdio>
 #include <filesystem>

@@ -1,7 +1,7 @@
 // The `caustic` command: parses the command line, sets up MPI and Kokkos, runs a subcommand.
 #include "commands.hpp"
-#include "pm/comm.hpp"
-#include "pm/memory.hpp"
+#include "pm/core/comm.hpp"
+#include "pm/core/memory.hpp"
 
 #include <CLI/CLI.hpp>
 #include <Kokkos_Core.hpp>

@@ -6,10 +6,10 @@
 #include "io/checkpoint.hpp"
 #include "io/observers.hpp"
 #include "io/snapshot.hpp"
-#include "pm/initial_conditions.hpp"
-#include "pm/simulation.hpp"
+#include "pm/ic/initial_conditions.hpp"
+#include "pm/stepping/simulation.hpp"
 #ifdef CAUSTIC_WITH_TORCH
-#include "emulators/hooks.hpp"
+#include "emulators/hooks/hooks.hpp"
 #endif
 
 #include <chrono>

@@ -1,6 +1,6 @@
 #include "run_context.hpp"
 
-#include "pm/memory.hpp"
+#include "pm/core/memory.hpp"
 
 #include <Kokkos_Core.hpp>
 #include <cstdio>

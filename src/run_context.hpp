@@ -1,6 +1,6 @@
 #pragma once
 // What every command shares: the communicator, a rank-0 logger, phase timers, the run summary.
-#include "pm/comm.hpp"
+#include "pm/core/comm.hpp"
 
 #include <nlohmann/json.hpp>
 

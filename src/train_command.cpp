@@ -1,7 +1,7 @@
 #include "commands.hpp"
 
-#include "emulators/training_config.hpp"
-#include "pm/memory.hpp"
+#include "emulators/training/training_config.hpp"
+#include "pm/core/memory.hpp"
 
 #include <cmath>
 #include <cstdio>

@@ -1,8 +1,8 @@
 #pragma once
 // Helpers shared by the MPI tests.
-#include "pm/cosmology.hpp"
-#include "pm/mesh.hpp"
-#include "pm/particles.hpp"
+#include "pm/cosmology/cosmology.hpp"
+#include "pm/mesh/mesh.hpp"
+#include "pm/particles/particles.hpp"
 
 #include <mpi.h>
 

@@ -1,7 +1,7 @@
 // Writes a small TorchScript model for the end-to-end emulator test: a periodic-ready 3x3x3 box
 // filter ('same' padding, receptive-field radius 1) with its metadata record.
 // usage: make_test_model OUT.pt CELL_SIZE [INPUT_CHANNEL OUTPUT_CHANNEL]
-#include "emulators/metadata.hpp"
+#include "emulators/runtime/metadata.hpp"
 
 #include <torch/script.h>
 

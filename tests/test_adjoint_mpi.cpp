@@ -6,9 +6,9 @@
 // Directions and loss weights are functions of the particle ID or the global mesh point, so they
 // do not depend on the rank count or on the particle order (migration reorders particles).
 #include "helpers.hpp"
-#include "pm/adjoint.hpp"
-#include "pm/initial_conditions.hpp"
-#include "pm/lpt.hpp"
+#include "pm/grad/adjoint.hpp"
+#include "pm/ic/initial_conditions.hpp"
+#include "pm/ic/lpt.hpp"
 
 #include <gtest/gtest.h>
 

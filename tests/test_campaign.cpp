@@ -1,7 +1,7 @@
 // Campaign designs: Sobol points against their known first values and the stratification that
 // defines a (0, m, 1) sequence in every dimension; Latin hypercubes stratified in every
 // dimension.
-#include "io/campaign.hpp"
+#include "campaign/campaign.hpp"
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,7 @@
 // particles; the checksum sees a single flipped bit; old checkpoints are pruned.
 #include "helpers.hpp"
 #include "io/checkpoint.hpp"
-#include "pm/migrate.hpp"
+#include "pm/particles/migrate.hpp"
 #include "small_params.hpp"
 
 #include <gtest/gtest.h>

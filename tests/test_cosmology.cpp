@@ -1,6 +1,6 @@
 // Background, growth and linear power against independent computations.
-#include "pm/cosmology.hpp"
-#include "pm/linear_power.hpp"
+#include "pm/cosmology/cosmology.hpp"
+#include "pm/cosmology/linear_power.hpp"
 
 #include "helpers.hpp"
 

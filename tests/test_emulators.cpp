@@ -1,5 +1,5 @@
 // Emulator runtime: metadata parsing, the validity guard, TorchScript models through Model.
-#include "emulators/model.hpp"
+#include "emulators/runtime/model.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,11 +1,11 @@
 // Distributed inference: a convolutional TorchScript model applied to slab-distributed fields
 // equals the single-rank application, which equals the model on the periodically padded field
 // computed directly with torch.
-#include "emulators/adapters.hpp"
-#include "emulators/distributed_inference.hpp"
+#include "emulators/inference/adapters.hpp"
+#include "emulators/inference/distributed_inference.hpp"
 #include "helpers.hpp"
 #include "io/fields.hpp"
-#include "pm/migrate.hpp"
+#include "pm/particles/migrate.hpp"
 #include "small_params.hpp"
 
 #include <filesystem>

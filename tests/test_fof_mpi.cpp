@@ -2,8 +2,8 @@
 // across the periodic boundary and across slabs, and group properties against a direct
 // computation.
 #include "helpers.hpp"
-#include "pm/fof.hpp"
-#include "pm/migrate.hpp"
+#include "pm/analysis/fof.hpp"
+#include "pm/particles/migrate.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,9 +1,9 @@
 // White noise, LPT and initial conditions: rank independence against serial references,
 // resolution independence, analytic 2LPT solutions, and the power of fixed-amplitude ICs.
 #include "helpers.hpp"
-#include "pm/initial_conditions.hpp"
-#include "pm/migrate.hpp"
-#include "pm/power_spectrum.hpp"
+#include "pm/ic/initial_conditions.hpp"
+#include "pm/particles/migrate.hpp"
+#include "pm/analysis/power_spectrum.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // Distributed FFT against a known transform and against a serial transform of the same field.
-#include "pm/mesh.hpp"
+#include "pm/mesh/mesh.hpp"
 
 #include <gtest/gtest.h>
 

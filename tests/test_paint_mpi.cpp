@@ -1,8 +1,8 @@
 // Painting and migration: mass conservation, distributed against serial painting of the same
 // particles, a uniform lattice paints a uniform field, migration delivers each particle.
 #include "helpers.hpp"
-#include "pm/migrate.hpp"
-#include "pm/painter.hpp"
+#include "pm/particles/migrate.hpp"
+#include "pm/force/painter.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,10 +1,10 @@
 // The PM solver: readout, point-mass force, momentum conservation, linear growth, the
 // Zel'dovich pancake, rank independence, and the power-spectrum estimator.
 #include "helpers.hpp"
-#include "pm/initial_conditions.hpp"
-#include "pm/migrate.hpp"
-#include "pm/power_spectrum.hpp"
-#include "pm/stepping.hpp"
+#include "pm/ic/initial_conditions.hpp"
+#include "pm/particles/migrate.hpp"
+#include "pm/analysis/power_spectrum.hpp"
+#include "pm/stepping/stepping.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // Time-step schedule and FastPM factors.
-#include "pm/stepping.hpp"
+#include "pm/stepping/stepping.hpp"
 
 #include "helpers.hpp"
 

@@ -3,7 +3,7 @@
 // stopped at a checkpoint and resumed repeats the uninterrupted loss curve; the trained model
 // loads through the runtime and reproduces the training's validation loss; the augmentation
 // maps vector channels consistently.
-#include "emulators/training.hpp"
+#include "emulators/training/training.hpp"
 #include "io/fields.hpp"
 #include "io/params.hpp"
 #include "small_params.hpp"

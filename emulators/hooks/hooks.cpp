@@ -1,0 +1,130 @@
+#include "emulators/hooks/hooks.hpp"
+
+#include "io/fields.hpp"
+#include "pm/force/painter.hpp"
+#include "pm/stepping/simulation.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+namespace caustic {
+
+ApplicationDomain EmulatorHook::domainAt(double a) const {
+  const auto& sim = _params.simulation;
+  ApplicationDomain dom;
+  dom.cell_size = sim.box / (_space == FieldSpace::Eulerian ? sim.mesh : sim.particles);
+  dom.box = sim.box;
+  dom.redshift = 1.0 / a - 1.0;
+  dom.cosmology = _params.cosmology;
+  dom.input_channels = _hook.inputs;
+  return dom;
+}
+
+EmulatorHook::EmulatorHook(const Params& params, const EmulatorHookParams& hook, OutputCallback cb)
+    : _params(params), _hook(hook), _space(fieldSpaceFromName(hook.space)),
+      _model(Model::load(hook.model, hook.metadata)), _cb(std::move(cb)) {
+  checkChannels(_space, _hook.inputs, "emulators." + _hook.name + ".inputs");
+  // Refuse at start-up, before anything is written, rather than at the first output. An
+  // every-step hook runs from a_start to a_end.
+  std::vector<double> as = _hook.a;
+  if (_hook.every_step) {
+    as.push_back(params.simulation.a_start);
+    as.push_back(params.simulation.a_end);
+  }
+  for (double a : as)
+    enforceValidity(_model.metadata(), domainAt(a), _hook.force, _hook.name);
+  if (_hook.radius >= 0 && _hook.radius < _model.metadata().receptive_field)
+    throw std::runtime_error("emulators." + _hook.name +
+                             ".radius = " + std::to_string(_hook.radius) +
+                             ": smaller than the model's receptive field (" +
+                             std::to_string(_model.metadata().receptive_field) + " cells)");
+}
+
+void EmulatorHook::observe(Event e, const SimulationState& s) {
+  const bool at_output = isOutputScaleFactor(s.a, _hook.a);
+  // An output step is handled once, at its Output event.
+  if (e == Event::Output && !at_output)
+    return;
+  if (e == Event::Step && at_output)
+    return;
+  const auto& meta = _model.metadata();
+  const auto warnings = enforceValidity(meta, domainAt(s.a), _hook.force, _hook.name);
+  const int cin = static_cast<int>(_hook.inputs.size()),
+            cout = static_cast<int>(meta.outputs.size());
+
+  // Inputs on the PM mesh or on the particle lattice.
+  std::shared_ptr<const SlabDecomposition> decomp = s.mesh;
+  std::unique_ptr<LagrangianExchange> exchange;
+  if (_space == FieldSpace::Lagrangian) {
+    if (!_lattice)
+      _lattice =
+          std::make_shared<SlabDecomposition>(s.mesh->comm().get(), s.particle_grid, s.mesh->box());
+    decomp = _lattice;
+    exchange = std::make_unique<LagrangianExchange>(_lattice, *s.particles);
+  }
+  std::vector<Field<float>> in, out;
+  for (int c = 0; c < cin; ++c)
+    in.emplace_back(decomp, "caustic::EmulatorHook::input");
+  for (int c = 0; c < cout; ++c)
+    out.emplace_back(decomp, "caustic::EmulatorHook::output");
+  std::vector<Field<float>*> inp, outp;
+  for (auto& f : in)
+    inp.push_back(&f);
+  for (auto& f : out)
+    outp.push_back(&f);
+  const std::vector<const Field<float>*> cinp(inp.begin(), inp.end()),
+      coutp(outp.begin(), outp.end());
+  if (_space == FieldSpace::Eulerian) {
+    const Painter<float> painter(s.mesh, Window::CIC);
+    for (int c = 0; c < cin; ++c)
+      paintEulerian(_hook.inputs[c], in[c], painter, *s.particles, s.total_particles);
+  } else {
+    std::vector<std::vector<double>> values;
+    for (const auto& ch : _hook.inputs)
+      values.push_back(
+          lagrangianValues(ch, *s.particles, s.particle_grid, s.mesh->box(), s.lattice_offset));
+    exchange->toLattice(values, inp);
+  }
+
+  InferenceOptions io;
+  io.radius = _hook.radius >= 0 ? _hook.radius : meta.receptive_field;
+  io.tile_planes = _hook.tile_planes;
+  applyDistributed(_model, cinp, outp, io);
+
+  std::map<std::string, std::string> attrs = {{"model", _hook.model},
+                                              {"model_metadata", meta.toJson().dump()},
+                                              {"space", _hook.space},
+                                              {"forced", warnings.empty() ? "false" : "true"}};
+  std::string w, inputs;
+  for (const auto& x : warnings)
+    w += (w.empty() ? "" : "; ") + x;
+  for (const auto& x : _hook.inputs)
+    inputs += (inputs.empty() ? "" : ",") + x;
+  attrs["validity_warnings"] = w;
+  attrs["inputs"] = inputs;
+  std::vector<std::string> names;
+  for (const auto& c : meta.outputs)
+    names.push_back(c.name);
+  char stem[256];
+  std::snprintf(stem, sizeof stem, "%s_step%04d", _hook.name.c_str(), s.step);
+  const std::string path = outputName(
+      _params.output.directory, e == Event::Step ? std::string(stem) : _hook.name, s.a, ".hdf5");
+  if (_space == FieldSpace::Eulerian) {
+    writeFields<float>(path, coutp, names, "emulator output (" + meta.kind + ")", s.a, _params,
+                       attrs);
+  } else {
+    const auto values = exchange->fromLattice(coutp);
+    writeParticleValues(path, s.mesh->comm(), *s.particles, values, names, s.a, _params, attrs);
+  }
+  if (s.mesh->comm().rank() == 0) {
+    if (!warnings.empty())
+      std::fprintf(
+          stderr,
+          "caustic: warning: emulator %s applied outside its validity domain (force = true): %s\n",
+          _hook.name.c_str(), w.c_str());
+    if (_cb)
+      _cb("emulator", path);
+  }
+}
+
+} // namespace caustic

@@ -1,0 +1,39 @@
+#pragma once
+// In-situ emulator hooks: [emulators.NAME] sections become observers that, at their output scale
+// factors (and after every step if asked), build the model's input channels from the particles
+// (Eulerian: painted on the PM mesh; Lagrangian: on the particle lattice, particles sent there by
+// ID), check the model's validity domain, apply it distributed, and write the result with the
+// model's metadata: Eulerian outputs as mesh fields, Lagrangian outputs sent back to the
+// particles and written as a particle set.
+#include "emulators/inference/adapters.hpp"
+#include "emulators/inference/distributed_inference.hpp"
+#include "io/observers.hpp"
+#include "io/params.hpp"
+
+#include <memory>
+
+namespace caustic {
+
+class EmulatorHook : public Observer {
+public:
+  // Loads the model; throws std::runtime_error naming the file on failure, ValidityError when
+  // the run lies outside the model's domain (unless forced).
+  EmulatorHook(const Params& params, const EmulatorHookParams& hook, OutputCallback cb);
+  std::string name() const override { return "emulator:" + _hook.name; }
+  bool wants(Event e) const override {
+    return e == Event::Output || (_hook.every_step && e == Event::Step);
+  }
+  void observe(Event e, const SimulationState& s) override;
+
+private:
+  ApplicationDomain domainAt(double a) const;
+
+  const Params& _params;
+  EmulatorHookParams _hook;
+  FieldSpace _space;
+  Model _model;
+  OutputCallback _cb;
+  std::shared_ptr<const SlabDecomposition> _lattice; // Lagrangian hooks, made on first use
+};
+
+} // namespace caustic

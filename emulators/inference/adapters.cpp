@@ -1,0 +1,223 @@
+#include "emulators/inference/adapters.hpp"
+
+#include "io/params.hpp"
+#include "pm/core/comm.hpp"
+#include "pm/core/profiling.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace caustic {
+
+namespace {
+using HostRange = Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>;
+
+int axisOf(const std::string& channel) {
+  const char c = channel.back();
+  return c == 'x' ? 0 : c == 'y' ? 1 : 2;
+}
+} // namespace
+
+const std::vector<std::string>& channelNames(FieldSpace space) {
+  return hookChannels(fieldSpaceName(space));
+}
+
+FieldSpace fieldSpaceFromName(const std::string& name) {
+  if (name == "eulerian")
+    return FieldSpace::Eulerian;
+  if (name == "lagrangian")
+    return FieldSpace::Lagrangian;
+  throw std::invalid_argument("field space \"" + name + "\": allowed: eulerian, lagrangian");
+}
+
+std::string fieldSpaceName(FieldSpace space) {
+  return space == FieldSpace::Eulerian ? "eulerian" : "lagrangian";
+}
+
+void checkChannels(FieldSpace space, const std::vector<std::string>& channels,
+                   const std::string& where) {
+  const auto& allowed = channelNames(space);
+  if (channels.empty())
+    throw std::invalid_argument(where + ": no input channel");
+  for (const auto& c : channels)
+    if (std::find(allowed.begin(), allowed.end(), c) == allowed.end()) {
+      std::string list;
+      for (const auto& a : allowed)
+        list += (list.empty() ? "" : ", ") + a;
+      throw std::invalid_argument(where + ": channel \"" + c + "\" is not a " +
+                                  fieldSpaceName(space) + " channel; allowed: " + list);
+    }
+}
+
+void paintEulerian(const std::string& channel, Field<float>& out, const Painter<float>& painter,
+                   const Particles& parts, double total_particles) {
+  checkChannels(FieldSpace::Eulerian, {channel}, "paintEulerian");
+  if (channel == "density") {
+    paintDensityContrast(out, painter, parts, total_particles);
+    return;
+  }
+  // Mass n^3 / N per particle paints 1 + delta; weighting it with p paints (1 + delta) <p>.
+  const double n = painter.decomp().n();
+  painter.paintWeighted(out, parts.x, parts.size(), parts.p, axisOf(channel),
+                        n * n * n / total_particles);
+}
+
+std::vector<double> lagrangianValues(const std::string& channel, const Particles& parts, int n_p,
+                                     double box, double offset) {
+  checkChannels(FieldSpace::Lagrangian, {channel}, "lagrangianValues");
+  const int axis = axisOf(channel);
+  const std::size_t count = parts.size();
+  std::vector<double> v(count);
+  if (channel.rfind("momentum", 0) == 0) {
+    auto p = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
+    Kokkos::parallel_for("caustic::lagrangianValues::momentum", HostRange(0, count),
+                         [&](std::size_t i) { v[i] = p(i, axis); });
+    return v;
+  }
+  auto x = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
+  auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+  const std::uint64_t n = static_cast<std::uint64_t>(n_p);
+  const double spacing = box / n_p;
+  Kokkos::parallel_for("caustic::lagrangianValues::displacement", HostRange(0, count),
+                       [&](std::size_t i) {
+                         const std::uint64_t ijk[3] = {id(i) / (n * n), (id(i) / n) % n, id(i) % n};
+                         double d = x(i, axis) - (double(ijk[axis]) * spacing + offset);
+                         d -= box * std::round(d / box); // nearest periodic image
+                         v[i] = d;
+                       });
+  return v;
+}
+
+LagrangianExchange::LagrangianExchange(std::shared_ptr<const SlabDecomposition> lattice,
+                                       const Particles& parts)
+    : _lattice(std::move(lattice)), _count(parts.size()) {
+  ScopedRegion region("caustic::LagrangianExchange");
+  const auto& d = *_lattice;
+  const int nranks = d.comm().size();
+  const std::uint64_t n = static_cast<std::uint64_t>(d.n());
+  auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+  // Plan: destination of every particle (owner of its lattice plane i), counting sort.
+  std::vector<int> dest(_count);
+  _sendCounts.assign(nranks, 0);
+  for (std::size_t i = 0; i < _count; ++i) {
+    if (id(i) >= n * n * n)
+      throw std::runtime_error("LagrangianExchange: particle ID " + std::to_string(id(i)) +
+                               " is outside the " + std::to_string(n) + "^3 lattice");
+    dest[i] = d.ownerOfPlane(static_cast<long>(id(i) / (n * n)));
+    ++_sendCounts[dest[i]];
+  }
+  _sendDispl.assign(nranks, 0);
+  for (int r = 1; r < nranks; ++r)
+    _sendDispl[r] = _sendDispl[r - 1] + _sendCounts[r - 1];
+  _order.resize(_count);
+  std::vector<std::uint64_t> sid(_count);
+  {
+    std::vector<int> fill = _sendDispl;
+    for (std::size_t i = 0; i < _count; ++i) {
+      const int slot = fill[dest[i]]++;
+      _order[slot] = i;
+      sid[slot] = id(i);
+    }
+  }
+  const MPI_Comm comm = d.comm().get();
+  _recvCounts.assign(nranks, 0);
+  mpiCheck(MPI_Alltoall(_sendCounts.data(), 1, MPI_INT, _recvCounts.data(), 1, MPI_INT, comm),
+           "LagrangianExchange: counts");
+  _recvDispl.assign(nranks, 0);
+  for (int r = 1; r < nranks; ++r)
+    _recvDispl[r] = _recvDispl[r - 1] + _recvCounts[r - 1];
+  const std::size_t nrecv = _recvDispl[nranks - 1] + _recvCounts[nranks - 1];
+  std::vector<std::uint64_t> rid(nrecv);
+  mpiCheck(MPI_Alltoallv(sid.data(), _sendCounts.data(), _sendDispl.data(), MPI_UINT64_T,
+                         rid.data(), _recvCounts.data(), _recvDispl.data(), MPI_UINT64_T, comm),
+           "LagrangianExchange: IDs");
+  // Every local lattice site exactly once.
+  const std::size_t sites = static_cast<std::size_t>(d.localNx()) * n * n;
+  std::vector<char> seen(sites, 0);
+  _recvSite.resize(nrecv);
+  bool ok = nrecv == sites;
+  for (std::size_t s = 0; s < nrecv && ok; ++s) {
+    const int i = static_cast<int>(rid[s] / (n * n)) - d.xStart();
+    const int j = static_cast<int>((rid[s] / n) % n), k = static_cast<int>(rid[s] % n);
+    const std::size_t flat = (static_cast<std::size_t>(i) * n + j) * n + k;
+    ok = !seen[flat];
+    seen[flat] = 1;
+    _recvSite[s] = Field<float>::realIndex(i, j, k, static_cast<int>(n));
+  }
+  int bad = ok ? 0 : 1, anybad = 0;
+  mpiCheck(MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, comm), "LagrangianExchange");
+  if (anybad)
+    throw std::runtime_error("LagrangianExchange: the particles do not cover the " +
+                             std::to_string(n) + "^3 lattice once each (missing or duplicate IDs)");
+}
+
+void LagrangianExchange::toLattice(const std::vector<std::vector<double>>& values,
+                                   const std::vector<Field<float>*>& fields) const {
+  ScopedRegion region("caustic::LagrangianExchange::toLattice");
+  const int C = static_cast<int>(values.size());
+  if (C != static_cast<int>(fields.size()))
+    throw std::invalid_argument("LagrangianExchange::toLattice: channel counts differ");
+  for (const auto& v : values)
+    if (v.size() != _count)
+      throw std::invalid_argument("LagrangianExchange::toLattice: one value per particle needed");
+  const int nranks = _lattice->comm().size();
+  std::vector<double> sbuf(_count * C);
+  Kokkos::parallel_for("caustic::LagrangianExchange::pack", HostRange(0, _count),
+                       [&](std::size_t s) {
+                         for (int c = 0; c < C; ++c)
+                           sbuf[s * C + c] = values[c][_order[s]];
+                       });
+  std::vector<int> sc(nranks), sd(nranks), rc(nranks), rd(nranks);
+  for (int r = 0; r < nranks; ++r) {
+    sc[r] = _sendCounts[r] * C;
+    sd[r] = _sendDispl[r] * C;
+    rc[r] = _recvCounts[r] * C;
+    rd[r] = _recvDispl[r] * C;
+  }
+  std::vector<double> rbuf(_recvSite.size() * C);
+  mpiCheck(MPI_Alltoallv(sbuf.data(), sc.data(), sd.data(), MPI_DOUBLE, rbuf.data(), rc.data(),
+                         rd.data(), MPI_DOUBLE, _lattice->comm().get()),
+           "LagrangianExchange::toLattice");
+  for (int c = 0; c < C; ++c) {
+    auto h = Kokkos::create_mirror_view(fields[c]->real());
+    Kokkos::deep_copy(h, 0.0f);
+    Kokkos::parallel_for("caustic::LagrangianExchange::scatter", HostRange(0, _recvSite.size()),
+                         [&](std::size_t s) { h(_recvSite[s]) = float(rbuf[s * C + c]); });
+    Kokkos::deep_copy(fields[c]->real(), h);
+  }
+}
+
+std::vector<std::vector<double>>
+LagrangianExchange::fromLattice(const std::vector<const Field<float>*>& fields) const {
+  ScopedRegion region("caustic::LagrangianExchange::fromLattice");
+  const int C = static_cast<int>(fields.size());
+  const int nranks = _lattice->comm().size();
+  std::vector<double> sbuf(_recvSite.size() * C);
+  for (int c = 0; c < C; ++c) {
+    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), fields[c]->real());
+    Kokkos::parallel_for("caustic::LagrangianExchange::gather", HostRange(0, _recvSite.size()),
+                         [&](std::size_t s) { sbuf[s * C + c] = h(_recvSite[s]); });
+  }
+  // The reverse of toLattice: what was received is sent back.
+  std::vector<int> sc(nranks), sd(nranks), rc(nranks), rd(nranks);
+  for (int r = 0; r < nranks; ++r) {
+    sc[r] = _recvCounts[r] * C;
+    sd[r] = _recvDispl[r] * C;
+    rc[r] = _sendCounts[r] * C;
+    rd[r] = _sendDispl[r] * C;
+  }
+  std::vector<double> rbuf(_count * C);
+  mpiCheck(MPI_Alltoallv(sbuf.data(), sc.data(), sd.data(), MPI_DOUBLE, rbuf.data(), rc.data(),
+                         rd.data(), MPI_DOUBLE, _lattice->comm().get()),
+           "LagrangianExchange::fromLattice");
+  std::vector<std::vector<double>> values(C, std::vector<double>(_count));
+  Kokkos::parallel_for("caustic::LagrangianExchange::unpack", HostRange(0, _count),
+                       [&](std::size_t s) {
+                         for (int c = 0; c < C; ++c)
+                           values[c][_order[s]] = rbuf[s * C + c];
+                       });
+  return values;
+}
+
+} // namespace caustic

@@ -1,0 +1,221 @@
+#include "emulators/runtime/metadata.hpp"
+
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace caustic {
+
+namespace {
+
+std::string fmt(double v) {
+  std::ostringstream s;
+  s.precision(6);
+  s << v;
+  return s.str();
+}
+
+double cosmoValue(const CosmologyParams& c, const std::string& name, bool& known) {
+  known = true;
+  if (name == "Omega_m")
+    return c.Omega_m;
+  if (name == "Omega_b")
+    return c.Omega_b;
+  if (name == "h")
+    return c.h;
+  if (name == "n_s")
+    return c.n_s;
+  if (name == "sigma8")
+    return c.sigma8;
+  if (name == "w0")
+    return c.w0;
+  if (name == "wa")
+    return c.wa;
+  known = false;
+  return 0.0;
+}
+
+std::pair<double, double> range(const nlohmann::json& j, const std::string& key,
+                                const std::string& where) {
+  if (!j.is_array() || j.size() != 2 || !j[0].is_number() || !j[1].is_number() ||
+      !(j[0].get<double>() <= j[1].get<double>()))
+    throw std::runtime_error(where + ": \"" + key + "\" = " + j.dump() +
+                             ": expected [low, high] with low <= high");
+  return {j[0].get<double>(), j[1].get<double>()};
+}
+
+std::vector<Channel> channels(const nlohmann::json& j, const std::string& key,
+                              const std::string& where) {
+  if (!j.contains(key) || !j[key].is_array() || j[key].empty())
+    throw std::runtime_error(where + ": \"" + key + "\": expected a non-empty list of channels");
+  std::vector<Channel> out;
+  for (const auto& c : j[key]) {
+    Channel ch;
+    if (!c.contains("name") || !c["name"].is_string())
+      throw std::runtime_error(where + ": \"" + key + "\" entry " + c.dump() +
+                               ": needs a \"name\" string");
+    ch.name = c["name"].get<std::string>();
+    ch.mean = c.value("mean", 0.0);
+    ch.std = c.value("std", 1.0);
+    if (!(ch.std > 0) || !std::isfinite(ch.mean))
+      throw std::runtime_error(where + ": channel \"" + ch.name + "\": std = " + fmt(ch.std) +
+                               " must be > 0 and mean finite");
+    out.push_back(ch);
+  }
+  return out;
+}
+
+} // namespace
+
+ModelMetadata ModelMetadata::fromJson(const nlohmann::json& j, const std::string& where) {
+  static const std::set<std::string> known = {
+      "kind", "version",  "inputs",    "outputs",    "receptive_field", "cell_size",
+      "box",  "redshift", "cosmology", "provenance", "stride",          "architecture"};
+  if (!j.is_object())
+    throw std::runtime_error(where + ": model metadata must be a JSON object");
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (!known.count(it.key()))
+      throw std::runtime_error(where + ": unknown metadata key \"" + it.key() + "\"");
+  ModelMetadata m;
+  if (!j.contains("kind") || !j["kind"].is_string())
+    throw std::runtime_error(where + ": \"kind\": missing (a string such as \"super_resolution\")");
+  m.kind = j["kind"].get<std::string>();
+  m.version = j.value("version", std::string("0"));
+  m.inputs = channels(j, "inputs", where);
+  m.outputs = channels(j, "outputs", where);
+  m.receptive_field = j.value("receptive_field", 0);
+  if (m.receptive_field < 0)
+    throw std::runtime_error(where +
+                             ": \"receptive_field\" = " + std::to_string(m.receptive_field) +
+                             ": expected a radius in cells >= 0");
+  if (!j.contains("cell_size") || !j["cell_size"].is_object() || !j["cell_size"].contains("value"))
+    throw std::runtime_error(where +
+                             ": \"cell_size\": missing; expected {\"value\": Mpc/h, \"rtol\": r}");
+  m.cell_size = j["cell_size"]["value"].get<double>();
+  m.cell_size_rtol = j["cell_size"].value("rtol", 0.02);
+  if (!(m.cell_size > 0) || !(m.cell_size_rtol >= 0))
+    throw std::runtime_error(where + ": \"cell_size\" = " + j["cell_size"].dump() +
+                             ": value must be > 0 and rtol >= 0");
+  if (j.contains("box"))
+    m.box = range(j["box"], "box", where);
+  if (j.contains("redshift"))
+    m.redshift = range(j["redshift"], "redshift", where);
+  if (j.contains("cosmology")) {
+    if (!j["cosmology"].is_object())
+      throw std::runtime_error(where + ": \"cosmology\": expected {\"name\": [low, high], ...}");
+    for (auto it = j["cosmology"].begin(); it != j["cosmology"].end(); ++it) {
+      bool ok;
+      cosmoValue(CosmologyParams{}, it.key(), ok);
+      if (!ok)
+        throw std::runtime_error(where + ": cosmology parameter \"" + it.key() +
+                                 "\" unknown; allowed: Omega_m, Omega_b, h, n_s, sigma8, w0, wa");
+      m.cosmology.emplace_back(it.key(), range(it.value(), "cosmology." + it.key(), where));
+    }
+  }
+  m.provenance = j.value("provenance", std::string());
+  m.stride = j.value("stride", 1);
+  if (m.stride < 1 || m.stride > 1024)
+    throw std::runtime_error(where + ": \"stride\" = " + std::to_string(m.stride) +
+                             ": expected an integer in [1, 1024]");
+  if (j.contains("architecture")) {
+    if (!j["architecture"].is_object())
+      throw std::runtime_error(where + ": \"architecture\": expected an object");
+    m.architecture = j["architecture"];
+  }
+  return m;
+}
+
+ModelMetadata ModelMetadata::fromFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in)
+    throw std::runtime_error("model metadata " + path + ": cannot be opened");
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error("model metadata " + path + ": invalid JSON: " + e.what());
+  }
+  return fromJson(j, "model metadata " + path);
+}
+
+nlohmann::json ModelMetadata::toJson() const {
+  nlohmann::json j;
+  j["kind"] = kind;
+  j["version"] = version;
+  for (const auto* list : {&inputs, &outputs}) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& c : *list)
+      a.push_back({{"name", c.name}, {"mean", c.mean}, {"std", c.std}});
+    j[list == &inputs ? "inputs" : "outputs"] = a;
+  }
+  j["receptive_field"] = receptive_field;
+  j["cell_size"] = {{"value", cell_size}, {"rtol", cell_size_rtol}};
+  if (box)
+    j["box"] = {box->first, box->second};
+  if (redshift)
+    j["redshift"] = {redshift->first, redshift->second};
+  if (!cosmology.empty()) {
+    nlohmann::json c = nlohmann::json::object();
+    for (const auto& [name, r] : cosmology)
+      c[name] = {r.first, r.second};
+    j["cosmology"] = c;
+  }
+  j["provenance"] = provenance;
+  if (stride != 1)
+    j["stride"] = stride;
+  if (!architecture.is_null())
+    j["architecture"] = architecture;
+  return j;
+}
+
+std::vector<std::string> validityViolations(const ModelMetadata& meta, const ApplicationDomain& d) {
+  std::vector<std::string> v;
+  if (std::abs(d.cell_size / meta.cell_size - 1.0) > meta.cell_size_rtol)
+    v.push_back("cell size " + fmt(d.cell_size) + " Mpc/h differs from the training cell size " +
+                fmt(meta.cell_size) + " Mpc/h by more than " + fmt(100 * meta.cell_size_rtol) +
+                "%");
+  if (meta.box && (d.box < meta.box->first || d.box > meta.box->second))
+    v.push_back("box " + fmt(d.box) + " Mpc/h outside the trained range [" + fmt(meta.box->first) +
+                ", " + fmt(meta.box->second) + "]");
+  if (meta.redshift && (d.redshift < meta.redshift->first || d.redshift > meta.redshift->second))
+    v.push_back("redshift " + fmt(d.redshift) + " outside the trained range [" +
+                fmt(meta.redshift->first) + ", " + fmt(meta.redshift->second) + "]");
+  for (const auto& [name, r] : meta.cosmology) {
+    bool known;
+    const double x = cosmoValue(d.cosmology, name, known);
+    if (x < r.first || x > r.second)
+      v.push_back("cosmology " + name + " = " + fmt(x) + " outside the trained range [" +
+                  fmt(r.first) + ", " + fmt(r.second) + "]");
+  }
+  std::vector<std::string> expected;
+  for (const auto& c : meta.inputs)
+    expected.push_back(c.name);
+  if (d.input_channels != expected) {
+    auto join = [](const std::vector<std::string>& s) {
+      std::string o;
+      for (const auto& x : s)
+        o += (o.empty() ? "" : ", ") + x;
+      return "[" + o + "]";
+    };
+    v.push_back("input channels " + join(d.input_channels) + " differ from the model's " +
+                join(expected));
+  }
+  return v;
+}
+
+std::vector<std::string> enforceValidity(const ModelMetadata& meta, const ApplicationDomain& domain,
+                                         bool force, const std::string& model_name) {
+  auto v = validityViolations(meta, domain);
+  if (!v.empty() && !force) {
+    std::string msg =
+        "model \"" + model_name + "\" (" + meta.kind + ") refused outside its validity domain:";
+    for (const auto& s : v)
+      msg += "\n  - " + s;
+    msg += "\nset force = true in its [emulators." + model_name + "] section to apply it anyway";
+    throw ValidityError(msg);
+  }
+  return v;
+}
+
+} // namespace caustic

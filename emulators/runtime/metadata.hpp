@@ -1,0 +1,83 @@
+#pragma once
+// The JSON record that travels with every emulator model, and the validity guard that refuses
+// to apply a model outside the domain it was trained on.
+//
+// {
+//   "kind": "super_resolution",            // what the model does
+//   "version": "1.0",
+//   "inputs":  [{"name": "delta", "mean": 0.0, "std": 1.0}],  // channels and normalisation
+//   "outputs": [{"name": "delta_hr", "mean": 0.0, "std": 1.0}],
+//   "receptive_field": 6,                  // radius in cells
+//   "cell_size": {"value": 2.0, "rtol": 0.02},   // training cell size [Mpc/h], relative tolerance
+//   "box": [64.0, 1024.0],                 // box sizes seen in training [Mpc/h] (optional)
+//   "redshift": [0.0, 3.0],                // redshift range (optional)
+//   "cosmology": {"Omega_m": [0.25, 0.35], "sigma8": [0.7, 0.9]},  // parameter ranges (optional)
+//   "provenance": "caustic train, 64 paired runs ...",
+//   "stride": 4,                           // equivariant for shifts by multiples of this (opt.)
+//   "architecture": {"type": "unet3d", ...} // native models only: the module to rebuild
+// }
+#include "pm/cosmology/cosmology.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace caustic {
+
+class ValidityError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Channel {
+  std::string name;
+  double mean = 0.0;
+  double std = 1.0; // > 0
+};
+
+struct ModelMetadata {
+  std::string kind;
+  std::string version;
+  std::vector<Channel> inputs, outputs;
+  int receptive_field = 0; // cells
+  double cell_size = 0.0;  // Mpc/h
+  double cell_size_rtol = 0.02;
+  std::optional<std::pair<double, double>> box, redshift;
+  std::vector<std::pair<std::string, std::pair<double, double>>> cosmology;
+  std::string provenance;
+  // Translation equivariance holds for shifts that are multiples of `stride` cells (2^depth for
+  // a U-Net); fields and tiles must be aligned to it.
+  int stride = 1;
+  // Native models saved by `caustic train`: how to rebuild the module before loading its
+  // weights ({"type": "unet3d", ...}); null for TorchScript models.
+  nlohmann::json architecture;
+
+  // Parses and checks the record; `where` names its source in error messages.
+  static ModelMetadata fromJson(const nlohmann::json& j, const std::string& where);
+  static ModelMetadata fromFile(const std::string& path);
+  nlohmann::json toJson() const;
+};
+
+// Where and how a model is about to be applied.
+struct ApplicationDomain {
+  double cell_size = 0.0; // Mpc/h
+  double box = 0.0;       // Mpc/h
+  double redshift = 0.0;
+  CosmologyParams cosmology;
+  std::vector<std::string> input_channels;
+};
+
+// Every way in which `domain` lies outside the model's declared domain (empty: valid).
+std::vector<std::string> validityViolations(const ModelMetadata& meta,
+                                            const ApplicationDomain& domain);
+
+// Throws ValidityError listing the violations unless `force`; with `force` returns them as
+// warnings for the log and the output metadata.
+std::vector<std::string> enforceValidity(const ModelMetadata& meta, const ApplicationDomain& domain,
+                                         bool force, const std::string& model_name);
+
+} // namespace caustic

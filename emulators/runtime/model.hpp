@@ -1,0 +1,41 @@
+#pragma once
+// An emulator model: a TorchScript module or a native LibTorch module (a U-Net saved by
+// `caustic train`) plus its metadata record, behind one interface.
+//
+// forward() takes fields in physical units, shape (batch, C_in, nx, ny, nz), normalises each
+// input channel c as (x - mean_c) / std_c, runs the module, and maps each output channel back
+// as y std_c + mean_c (means and stds from the metadata).
+#include "emulators/runtime/metadata.hpp"
+#include "emulators/runtime/unet.hpp"
+
+#include <torch/script.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace caustic {
+
+class Model {
+public:
+  // Loads the model file `path` and its metadata, by default `path` with its extension replaced
+  // by ".json". A record with an "architecture" names a native module (weights saved with
+  // torch::save); otherwise the file is TorchScript. Throws std::runtime_error naming the file
+  // on failure.
+  static Model load(const std::string& path, const std::string& metadata_path = "");
+  // Wraps an in-memory TorchScript module (tests, models built in C++).
+  Model(torch::jit::Module module, ModelMetadata meta);
+  // Wraps a native U-Net (training, tests); the metadata's architecture and stride are set
+  // from its configuration.
+  Model(UNet3d net, ModelMetadata meta);
+
+  const ModelMetadata& metadata() const { return _meta; }
+  torch::Tensor forward(const torch::Tensor& x) const;
+
+private:
+  std::function<torch::Tensor(const torch::Tensor&)> _run; // normalised in, normalised out
+  std::shared_ptr<void> _holder;                           // keeps the module alive
+  ModelMetadata _meta;
+};
+
+} // namespace caustic

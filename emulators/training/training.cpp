@@ -1,0 +1,616 @@
+#include "emulators/training/training.hpp"
+
+#include "io/atomic_file.hpp"
+#include "io/fields.hpp"
+#include "io/svg_plot.hpp"
+#include "pm/core/comm.hpp"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+namespace caustic {
+
+namespace {
+
+struct Sample {
+  torch::Tensor x, y; // (C, n, n, n) float32, normalised
+  int n = 0;
+};
+
+// Component 0/1/2 of a vector channel "<base>_x|y|z", or -1 for a scalar.
+int componentOf(const std::string& name) {
+  if (name.size() < 3 || name[name.size() - 2] != '_')
+    return -1;
+  const char c = name.back();
+  return c == 'x' ? 0 : c == 'y' ? 1 : c == 'z' ? 2 : -1;
+}
+std::string baseOf(const std::string& name) {
+  return componentOf(name) < 0 ? name : name.substr(0, name.size() - 2);
+}
+
+// How the channels of one side (inputs or targets) transform under the cube's symmetries.
+struct ChannelLayout {
+  std::vector<int> comp;                   // component per channel, -1 for scalars
+  std::vector<std::array<int, 3>> partner; // channel of the same base with component 0, 1, 2
+
+  ChannelLayout(const std::vector<std::string>& names, bool augment, const std::string& side) {
+    const int C = static_cast<int>(names.size());
+    comp.resize(C);
+    partner.assign(C, {-1, -1, -1});
+    for (int c = 0; c < C; ++c) {
+      comp[c] = componentOf(names[c]);
+      if (comp[c] < 0)
+        continue;
+      for (int o = 0; o < C; ++o)
+        if (componentOf(names[o]) >= 0 && baseOf(names[o]) == baseOf(names[c]))
+          partner[c][componentOf(names[o])] = o;
+      if (augment && (partner[c][0] < 0 || partner[c][1] < 0 || partner[c][2] < 0))
+        throw std::invalid_argument(
+            side + " channel \"" + names[c] +
+            "\" is one component of a vector: the symmetry augmentation permutes components, so "
+            "all of " +
+            baseOf(names[c]) + "_x, _y, _z are needed (or set augment = false)");
+    }
+  }
+};
+
+// Symmetry k in [0, 48): axis permutation k / 8, flips of axes by the bits of k % 8. New axis i
+// is old axis P[i]; component i of a vector is old component P[i], negated when axis i flips.
+torch::Tensor applySymmetry(const torch::Tensor& t, int k, const ChannelLayout& layout) {
+  static const int perms[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+  const int* P = perms[k / 8];
+  const int flips = k % 8;
+  torch::Tensor r = t.permute({0, 1 + P[0], 1 + P[1], 1 + P[2]});
+  std::vector<int64_t> fl;
+  for (int i = 0; i < 3; ++i)
+    if (flips & (1 << i))
+      fl.push_back(1 + i);
+  if (!fl.empty())
+    r = r.flip(fl);
+  const int C = static_cast<int>(layout.comp.size());
+  std::vector<int64_t> idx(C);
+  std::vector<float> sign(C, 1.0f);
+  bool vector = false;
+  for (int c = 0; c < C; ++c) {
+    const int i = layout.comp[c];
+    if (i < 0) {
+      idx[c] = c;
+      continue;
+    }
+    vector = true;
+    idx[c] = layout.partner[c][P[i]];
+    sign[c] = (flips & (1 << i)) ? -1.0f : 1.0f;
+  }
+  if (vector)
+    r = r.index_select(0, torch::tensor(idx, torch::kInt64)) *
+        torch::tensor(sign, torch::kFloat32).view({C, 1, 1, 1});
+  return r.contiguous();
+}
+
+// Periodic crop of side c at origin o of a (C, n, n, n) tensor.
+torch::Tensor periodicCrop(const torch::Tensor& t, int c, const std::array<int, 3>& o, int n) {
+  torch::Tensor r = t;
+  for (int d = 0; d < 3; ++d) {
+    const auto idx = torch::remainder(torch::arange(c, torch::kInt64) + o[d], n);
+    r = r.index_select(1 + d, idx);
+  }
+  return r;
+}
+
+std::pair<std::string, std::string> splitSpec(const std::string& spec, const std::string& where) {
+  const auto colon = spec.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == spec.size())
+    throw std::invalid_argument(where + " = \"" + spec +
+                                "\": expected \"file.hdf5:group/dataset\"");
+  return {spec.substr(0, colon), spec.substr(colon + 1)};
+}
+
+std::string datasetBase(const std::string& spec) {
+  const std::string ds = spec.substr(spec.rfind(':') + 1);
+  return ds.substr(ds.rfind('/') + 1);
+}
+
+struct DataInfo {
+  double cell = 0, box_min = 1e300, box_max = 0, z_min = 1e300, z_max = -1e300, om_min = 1e300,
+         om_max = 0;
+  std::vector<std::string> files;
+};
+
+// Reads the channels of one side of a pair: (C, n, n, n) in physical units.
+torch::Tensor readChannels(const std::vector<std::string>& specs, const std::string& where,
+                           DataInfo& info, int& n) {
+  std::vector<torch::Tensor> ch;
+  for (const auto& spec : specs) {
+    const auto [file, ds] = splitSpec(spec, where);
+    FieldData f = readFieldData(file, ds);
+    if (n == 0)
+      n = f.n;
+    if (f.n != n)
+      throw std::runtime_error(where + ": " + spec + " has " + std::to_string(f.n) +
+                               "^3 cells; the other channels of the pair have " +
+                               std::to_string(n) + "^3");
+    if (info.cell == 0)
+      info.cell = f.cell;
+    if (std::abs(f.cell / info.cell - 1.0) > 1e-6)
+      throw std::runtime_error(where + ": " + spec + " has cells of " + std::to_string(f.cell) +
+                               " Mpc/h; the data set's are " + std::to_string(info.cell) +
+                               " Mpc/h (one cell size per model)");
+    info.box_min = std::min(info.box_min, f.box);
+    info.box_max = std::max(info.box_max, f.box);
+    info.z_min = std::min(info.z_min, 1.0 / f.a - 1.0);
+    info.z_max = std::max(info.z_max, 1.0 / f.a - 1.0);
+    if (f.omega_m > 0) {
+      info.om_min = std::min(info.om_min, f.omega_m);
+      info.om_max = std::max(info.om_max, f.omega_m);
+    }
+    info.files.push_back(file);
+    ch.push_back(torch::from_blob(f.values.data(), {n, n, n}, torch::kFloat32).clone());
+  }
+  return torch::stack(ch);
+}
+
+// Per-channel mean and std over the training samples; vector components share a zero mean and
+// one std (so that the symmetries map normalised fields to normalised fields).
+std::vector<Channel> normalisation(const std::vector<torch::Tensor>& data,
+                                   const std::vector<std::string>& names) {
+  const int C = static_cast<int>(names.size());
+  std::vector<double> s1(C, 0), s2(C, 0), cnt(C, 0);
+  for (const auto& t : data)
+    for (int c = 0; c < C; ++c) {
+      const auto v = t[c].to(torch::kFloat64);
+      s1[c] += v.sum().item<double>();
+      s2[c] += (v * v).sum().item<double>();
+      cnt[c] += static_cast<double>(v.numel());
+    }
+  std::vector<Channel> out(C);
+  for (int c = 0; c < C; ++c) {
+    out[c].name = names[c];
+    if (componentOf(names[c]) >= 0) {
+      double q = 0, m = 0;
+      for (int o = 0; o < C; ++o)
+        if (componentOf(names[o]) >= 0 && baseOf(names[o]) == baseOf(names[c])) {
+          q += s2[o];
+          m += cnt[o];
+        }
+      out[c].mean = 0.0;
+      out[c].std = std::sqrt(q / m);
+    } else {
+      out[c].mean = s1[c] / cnt[c];
+      out[c].std = std::sqrt(std::max(0.0, s2[c] / cnt[c] - out[c].mean * out[c].mean));
+    }
+    if (!(out[c].std > 0) || !std::isfinite(out[c].std))
+      out[c].std = 1.0; // a constant channel: leave it unscaled
+  }
+  return out;
+}
+
+torch::Tensor normalise(const torch::Tensor& t, const std::vector<Channel>& ch) {
+  std::vector<float> m, s;
+  for (const auto& c : ch) {
+    m.push_back(static_cast<float>(c.mean));
+    s.push_back(static_cast<float>(c.std));
+  }
+  const int64_t C = static_cast<int64_t>(ch.size());
+  return ((t - torch::tensor(m).view({C, 1, 1, 1})) / torch::tensor(s).view({C, 1, 1, 1}))
+      .contiguous();
+}
+
+double learningRate(const TrainingConfig& c, int step) {
+  if (c.warmup > 0 && step <= c.warmup)
+    return c.learning_rate * step / c.warmup;
+  if (c.schedule == "constant")
+    return c.learning_rate;
+  const double span = std::max(1, c.steps - c.warmup);
+  const double t = std::min(1.0, (step - c.warmup) / span);
+  return c.lr_min + 0.5 * (c.learning_rate - c.lr_min) * (1.0 + std::cos(M_PI * t));
+}
+
+std::mt19937_64 keyedRng(std::uint64_t seed, std::uint64_t a, std::uint64_t b, std::uint64_t c) {
+  std::seed_seq seq{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
+                    static_cast<std::uint32_t>(a), static_cast<std::uint32_t>(b),
+                    static_cast<std::uint32_t>(c)};
+  return std::mt19937_64(seq);
+}
+
+// Everything that shapes the loss curve except `steps` (a run may be extended on resume).
+std::int64_t configHash(const TrainingConfig& c) {
+  std::ostringstream s;
+  for (const auto* set : {&c.train, &c.validation})
+    for (const auto& p : *set) {
+      for (const auto& x : p.inputs)
+        s << x << ";";
+      for (const auto& x : p.targets)
+        s << x << ";";
+      s << "|";
+    }
+  s << c.depth << "," << c.width << "," << c.batch << "," << c.crop << "," << c.learning_rate << ","
+    << c.lr_min << "," << c.schedule << "," << c.warmup << "," << c.seed << "," << c.augment << ","
+    << c.loss_margin << "," << c.validate_every << "," << c.validation_crops;
+  return static_cast<std::int64_t>(std::hash<std::string>()(s.str()) & 0x7fffffffffffffffULL);
+}
+
+void writeCurve(const std::string& dir, const std::vector<LossRecord>& curve) {
+  std::ostringstream o;
+  o << "# caustic train: mean squared error of the normalised outputs\n"
+    << "step,train_loss,validation_loss,learning_rate,seconds\n";
+  o.precision(9);
+  for (const auto& r : curve) {
+    o << r.step << ",";
+    if (std::isfinite(r.train))
+      o << r.train;
+    o << ",";
+    if (std::isfinite(r.validation))
+      o << r.validation;
+    o << "," << r.lr << "," << r.seconds << "\n";
+  }
+  writeTextFile(dir + "/loss.csv", o.str());
+  PlotSeries tr{"training", "#1f77b4", {}}, va{"validation", "#d62728", {}};
+  for (const auto& r : curve) {
+    tr.points.emplace_back(r.step, r.train);
+    if (std::isfinite(r.validation))
+      va.points.emplace_back(r.step, r.validation);
+  }
+  writeSvgPlot(dir + "/loss.svg", "caustic train: loss", "step", "MSE (normalised)", {tr, va},
+               true);
+}
+
+void checkConfig(const TrainingConfig& c) {
+  auto bad = [](const std::string& key, const std::string& value, const std::string& allowed) {
+    throw std::invalid_argument("training." + key + " = " + value + ": " + allowed);
+  };
+  if (c.train.empty())
+    throw std::invalid_argument("data.train: no training pairs");
+  if (c.validation.empty())
+    throw std::invalid_argument("data.validation: no validation pairs (a held-out set is "
+                                "required)");
+  if (c.depth < 0 || c.depth > 5)
+    bad("depth", std::to_string(c.depth), "allowed: [0, 5]");
+  if (c.width < 1 || c.width > 256)
+    bad("width", std::to_string(c.width), "allowed: [1, 256]");
+  if (c.steps < 1)
+    bad("steps", std::to_string(c.steps), "allowed: >= 1");
+  if (c.batch < 1 || c.batch > 1024)
+    bad("batch", std::to_string(c.batch), "allowed: [1, 1024]");
+  const int s = 1 << c.depth;
+  if (c.crop < s || c.crop % s != 0)
+    bad("crop", std::to_string(c.crop),
+        "must be a positive multiple of 2^depth = " + std::to_string(s));
+  if (!(c.learning_rate > 0) || !(c.learning_rate < 1))
+    bad("learning_rate", std::to_string(c.learning_rate), "allowed: (0, 1)");
+  if (!(c.lr_min >= 0) || c.lr_min > c.learning_rate)
+    bad("lr_min", std::to_string(c.lr_min), "allowed: [0, learning_rate]");
+  if (c.schedule != "cosine" && c.schedule != "constant")
+    bad("schedule", "\"" + c.schedule + "\"", "allowed: cosine, constant");
+  if (c.warmup < 0 || c.warmup >= c.steps)
+    bad("warmup", std::to_string(c.warmup), "allowed: [0, steps)");
+  if (c.validate_every < 1)
+    bad("validate_every", std::to_string(c.validate_every), "allowed: >= 1");
+  if (c.checkpoint_every < 1)
+    bad("checkpoint_every", std::to_string(c.checkpoint_every), "allowed: >= 1");
+  if (c.validation_crops < 1)
+    bad("validation_crops", std::to_string(c.validation_crops), "allowed: >= 1");
+  const std::size_t cin = c.train.front().inputs.size(), cout = c.train.front().targets.size();
+  if (cin == 0 || cout == 0)
+    throw std::invalid_argument("data.train[0]: needs at least one input and one target");
+  for (const auto* set : {&c.train, &c.validation})
+    for (const auto& p : *set)
+      if (p.inputs.size() != cin || p.targets.size() != cout)
+        throw std::invalid_argument("data: every pair needs " + std::to_string(cin) +
+                                    " input(s) and " + std::to_string(cout) + " target(s)");
+  if (!c.input_names.empty() && c.input_names.size() != cin)
+    throw std::invalid_argument("model.inputs: " + std::to_string(c.input_names.size()) +
+                                " names for " + std::to_string(cin) + " input channels");
+  if (!c.output_names.empty() && c.output_names.size() != cout)
+    throw std::invalid_argument("model.outputs: " + std::to_string(c.output_names.size()) +
+                                " names for " + std::to_string(cout) + " target channels");
+}
+
+} // namespace
+
+TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
+                          const std::function<void(const TrainingProgress&)>& progress) {
+  checkConfig(cfg);
+  int rank = 0, nranks = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &nranks);
+  // One thread per rank: ranks carry the parallelism, and the reductions stay deterministic so
+  // that a resumed run repeats the uninterrupted one.
+  torch::set_num_threads(1);
+
+  // Channel names.
+  std::vector<std::string> in_names = cfg.input_names, out_names = cfg.output_names;
+  if (in_names.empty())
+    for (const auto& s : cfg.train.front().inputs)
+      in_names.push_back(datasetBase(s));
+  if (out_names.empty())
+    for (const auto& s : cfg.train.front().targets)
+      out_names.push_back(datasetBase(s));
+  const ChannelLayout lin(in_names, cfg.augment, "input"), lout(out_names, cfg.augment, "target");
+
+  // Data (every rank reads the whole, small, training set).
+  DataInfo info;
+  std::vector<torch::Tensor> raw_x, raw_y, val_x, val_y;
+  std::vector<int> sizes, val_sizes;
+  DataInfo vinfo;
+  try { // missing, corrupt or inconsistent data: an input error, met by every rank alike
+    for (std::size_t i = 0; i < cfg.train.size(); ++i) {
+      const std::string where = "data.train[" + std::to_string(i) + "]";
+      int n = 0;
+      raw_x.push_back(readChannels(cfg.train[i].inputs, where, info, n));
+      raw_y.push_back(readChannels(cfg.train[i].targets, where, info, n));
+      sizes.push_back(n);
+    }
+    vinfo = info;
+    for (std::size_t i = 0; i < cfg.validation.size(); ++i) {
+      const std::string where = "data.validation[" + std::to_string(i) + "]";
+      int n = 0;
+      val_x.push_back(readChannels(cfg.validation[i].inputs, where, vinfo, n));
+      val_y.push_back(readChannels(cfg.validation[i].targets, where, vinfo, n));
+      val_sizes.push_back(n);
+    }
+  } catch (const std::runtime_error& e) {
+    throw std::invalid_argument(e.what());
+  }
+  const int nmin = std::min(*std::min_element(sizes.begin(), sizes.end()),
+                            *std::min_element(val_sizes.begin(), val_sizes.end()));
+  if (cfg.crop > nmin)
+    throw std::invalid_argument("training.crop = " + std::to_string(cfg.crop) +
+                                ": larger than the smallest field (" + std::to_string(nmin) +
+                                "^3 cells)");
+  const auto norm_in = normalisation(raw_x, in_names), norm_out = normalisation(raw_y, out_names);
+  std::vector<Sample> train, val;
+  for (std::size_t i = 0; i < raw_x.size(); ++i)
+    train.push_back({normalise(raw_x[i], norm_in), normalise(raw_y[i], norm_out), sizes[i]});
+  for (std::size_t i = 0; i < val_x.size(); ++i)
+    val.push_back({normalise(val_x[i], norm_in), normalise(val_y[i], norm_out), val_sizes[i]});
+  raw_x.clear();
+  raw_y.clear();
+  val_x.clear();
+  val_y.clear();
+
+  UNetConfig ucfg;
+  ucfg.in_channels = static_cast<int>(in_names.size());
+  ucfg.out_channels = static_cast<int>(out_names.size());
+  ucfg.depth = cfg.depth;
+  ucfg.width = cfg.width;
+  const bool whole = cfg.crop == nmin && *std::max_element(sizes.begin(), sizes.end()) == nmin &&
+                     *std::max_element(val_sizes.begin(), val_sizes.end()) == nmin;
+  const int margin = cfg.loss_margin >= 0 ? cfg.loss_margin
+                     : whole              ? 0
+                                          : std::min(ucfg.receptiveField(), cfg.crop / 4);
+  if (2 * margin >= cfg.crop)
+    throw std::invalid_argument("training.loss_margin = " + std::to_string(margin) +
+                                ": leaves nothing of a crop of " + std::to_string(cfg.crop));
+  auto loss_of = [&](const torch::Tensor& out, const torch::Tensor& y) {
+    const int64_t len = cfg.crop - 2 * margin;
+    auto c = [&](const torch::Tensor& t) {
+      return t.narrow(2, margin, len).narrow(3, margin, len).narrow(4, margin, len);
+    };
+    return torch::mse_loss(c(out), c(y));
+  };
+
+  torch::manual_seed(cfg.seed); // the same initial weights on every rank
+  UNet3d net(ucfg);
+  torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(cfg.learning_rate));
+
+  const std::string dir = cfg.directory;
+  const std::string ckpt = dir + "/checkpoint.pt";
+  TrainingResult result;
+  int start = 0;
+  const std::int64_t hash = configHash(cfg);
+  if (rank == 0)
+    makeDirectories(dir);
+  MPI_Barrier(comm);
+  if (cfg.resume) {
+    if (!std::filesystem::exists(ckpt))
+      throw std::invalid_argument("training --resume: no checkpoint " + ckpt);
+    torch::serialize::InputArchive ar;
+    try {
+      ar.load_from(ckpt);
+      torch::Tensor h, st, cv;
+      ar.read("config_hash", h);
+      if (h.item<std::int64_t>() != hash)
+        throw std::invalid_argument("training --resume: " + ckpt +
+                                    " was made with another configuration (data, model or "
+                                    "training settings differ)");
+      ar.read("step", st);
+      ar.read("curve", cv);
+      torch::serialize::InputArchive netar, optar;
+      ar.read("net", netar);
+      ar.read("optimizer", optar);
+      net->load(netar);
+      opt.load(optar);
+      start = static_cast<int>(st.item<std::int64_t>());
+      auto acc = cv.accessor<double, 2>();
+      for (int64_t i = 0; i < cv.size(0); ++i)
+        result.curve.push_back(
+            {static_cast<int>(acc[i][0]), acc[i][1], acc[i][2], acc[i][3], acc[i][4]});
+    } catch (const c10::Error& e) {
+      throw std::invalid_argument("training --resume: " + ckpt +
+                                  " is not a readable checkpoint: " + e.what_without_backtrace());
+    }
+    if (start > cfg.steps)
+      throw std::invalid_argument("training --resume: the checkpoint is at step " +
+                                  std::to_string(start) +
+                                  ", beyond training.steps = " + std::to_string(cfg.steps));
+  } else if (std::filesystem::exists(ckpt)) {
+    throw std::invalid_argument("training: " + ckpt +
+                                " exists; pass --resume to continue it, or choose another "
+                                "output directory");
+  }
+
+  auto save_checkpoint = [&](int step) {
+    if (rank == 0) {
+      torch::serialize::OutputArchive ar, netar, optar;
+      net->save(netar);
+      opt.save(optar);
+      ar.write("net", netar);
+      ar.write("optimizer", optar);
+      ar.write("step", torch::tensor(static_cast<std::int64_t>(step)));
+      ar.write("config_hash", torch::tensor(hash));
+      auto cv = torch::zeros({static_cast<int64_t>(result.curve.size()), 5}, torch::kFloat64);
+      auto acc = cv.accessor<double, 2>();
+      for (std::size_t i = 0; i < result.curve.size(); ++i) {
+        const auto& r = result.curve[i];
+        acc[i][0] = r.step;
+        acc[i][1] = r.train;
+        acc[i][2] = r.validation;
+        acc[i][3] = r.lr;
+        acc[i][4] = r.seconds;
+      }
+      ar.write("curve", cv);
+      const std::string tmp = temporaryName(ckpt);
+      ar.save_to(tmp);
+      commitFile(tmp, ckpt);
+      writeCurve(dir, result.curve);
+    }
+    MPI_Barrier(comm);
+  };
+
+  // Validation: fixed crops (the whole field when the crop is the field), split over ranks.
+  auto validate = [&]() {
+    torch::NoGradGuard ng;
+    net->eval();
+    double sum = 0, count = 0;
+    int k = 0;
+    for (std::size_t v = 0; v < val.size(); ++v) {
+      const int ncrops = cfg.crop == val[v].n ? 1 : cfg.validation_crops;
+      for (int j = 0; j < ncrops; ++j, ++k) {
+        if (k % nranks != rank)
+          continue;
+        std::array<int, 3> o = {0, 0, 0};
+        if (cfg.crop < val[v].n) {
+          auto rng = keyedRng(cfg.seed, 0x7fffffffu, v, j);
+          std::uniform_int_distribution<int> u(0, val[v].n - 1);
+          o = {u(rng), u(rng), u(rng)};
+        }
+        const auto x = periodicCrop(val[v].x, cfg.crop, o, val[v].n).unsqueeze(0);
+        const auto y = periodicCrop(val[v].y, cfg.crop, o, val[v].n).unsqueeze(0);
+        sum += loss_of(net->forward(x), y).item<double>();
+        count += 1;
+      }
+    }
+    double in[2] = {sum, count}, out[2];
+    mpiCheck(MPI_Allreduce(in, out, 2, MPI_DOUBLE, MPI_SUM, comm), "training: validation");
+    net->train();
+    return out[0] / out[1];
+  };
+
+  // Step 0: the held-out loss of the initial weights, the reference of the curve.
+  if (start == 0)
+    result.curve.push_back({0, NAN, validate(), 0.0, 0.0});
+  const double seconds_before = result.curve.back().seconds;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto params = net->parameters();
+  net->train();
+  int step = start;
+  while (step < cfg.steps) {
+    ++step;
+    const double lr = learningRate(cfg, step);
+    for (auto& g : opt.param_groups())
+      static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
+    std::vector<torch::Tensor> xs, ys;
+    for (int b = 0; b < cfg.batch; ++b) {
+      auto rng = keyedRng(cfg.seed, step, rank, b);
+      std::uniform_int_distribution<int> pick(0, static_cast<int>(train.size()) - 1);
+      const Sample& s = train[pick(rng)];
+      std::uniform_int_distribution<int> u(0, s.n - 1), sym(0, 47);
+      const std::array<int, 3> o = {u(rng), u(rng), u(rng)};
+      const int k = cfg.augment ? sym(rng) : 0;
+      xs.push_back(applySymmetry(periodicCrop(s.x, cfg.crop, o, s.n), k, lin));
+      ys.push_back(applySymmetry(periodicCrop(s.y, cfg.crop, o, s.n), k, lout));
+    }
+    const auto x = torch::stack(xs), y = torch::stack(ys);
+    opt.zero_grad();
+    auto loss = loss_of(net->forward(x), y);
+    loss.backward();
+    // Data parallel: average the gradients over ranks.
+    if (nranks > 1)
+      for (auto& p : params)
+        if (p.grad().defined()) {
+          auto g = p.grad();
+          mpiCheck(MPI_Allreduce(MPI_IN_PLACE, g.data_ptr<float>(), static_cast<int>(g.numel()),
+                                 MPI_FLOAT, MPI_SUM, comm),
+                   "training: gradients");
+          g.div_(static_cast<double>(nranks));
+        }
+    opt.step();
+    double l = loss.item<double>(), lsum = 0;
+    mpiCheck(MPI_Allreduce(&l, &lsum, 1, MPI_DOUBLE, MPI_SUM, comm), "training: loss");
+    LossRecord rec;
+    rec.step = step;
+    rec.train = lsum / nranks;
+    rec.validation = (step % cfg.validate_every == 0 || step == cfg.steps) ? validate() : NAN;
+    rec.lr = lr;
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rec.seconds = seconds_before + elapsed;
+    result.curve.push_back(rec);
+    if (!std::isfinite(rec.train))
+      throw std::runtime_error("training: the loss became " + std::to_string(rec.train) +
+                               " at step " + std::to_string(step) +
+                               " (lower training.learning_rate?)");
+    if (progress && rank == 0) {
+      double last_val = NAN;
+      for (auto it = result.curve.rbegin(); it != result.curve.rend(); ++it)
+        if (std::isfinite(it->validation)) {
+          last_val = it->validation;
+          break;
+        }
+      progress({step, cfg.steps, rec.train, last_val, lr,
+                elapsed / (step - start) * (cfg.steps - step)});
+    }
+    const bool stop = cfg.stop_after >= 0 && step >= cfg.stop_after;
+    if (step % cfg.checkpoint_every == 0 || step == cfg.steps || stop)
+      save_checkpoint(step);
+    if (stop)
+      break;
+  }
+  result.steps_done = step;
+  if (step < cfg.steps)
+    return result;
+
+  // The model and its metadata record.
+  ModelMetadata meta;
+  meta.kind = cfg.kind;
+  meta.version = "1";
+  meta.inputs = norm_in;
+  meta.outputs = norm_out;
+  meta.receptive_field = ucfg.receptiveField();
+  meta.cell_size = info.cell;
+  meta.cell_size_rtol = 0.02;
+  meta.box = std::make_pair(info.box_min, info.box_max);
+  meta.redshift = std::make_pair(std::max(0.0, info.z_min - 1e-9), info.z_max + 1e-9);
+  if (info.om_max > 0)
+    meta.cosmology.push_back({"Omega_m", {info.om_min, info.om_max}});
+  {
+    std::ostringstream p;
+    p << "caustic train" << (cfg.source.empty() ? "" : " " + cfg.source) << ": " << cfg.train.size()
+      << " training and " << cfg.validation.size() << " validation pairs, " << cfg.steps
+      << " steps of " << cfg.batch << " x " << nranks << " crops of " << cfg.crop << "^3, seed "
+      << cfg.seed << ", final validation loss " << result.curve.back().validation;
+    meta.provenance = p.str();
+  }
+  Model wrapped(net, meta); // sets architecture and stride
+  result.model_path = dir + "/model.pt";
+  if (rank == 0) {
+    const std::string tmp = temporaryName(result.model_path);
+    torch::save(net, tmp);
+    writeTextFile(dir + "/model.json", wrapped.metadata().toJson().dump(2) + "\n");
+    commitFile(tmp, result.model_path);
+    writeCurve(dir, result.curve);
+  }
+  MPI_Barrier(comm);
+  result.finished = true;
+  return result;
+}
+
+} // namespace caustic

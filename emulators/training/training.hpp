@@ -1,0 +1,80 @@
+#pragma once
+// Training of field-to-field emulators (a 3D U-Net) on paired HDF5 fields: `caustic train`.
+//
+// Every rank holds the (small) training set, draws its own random periodic crops with one of
+// the 48 symmetries of the cube each, and the gradients are averaged over ranks (data
+// parallel): the effective batch is batch x ranks. Channels are normalised by the training
+// set's mean and std (vector components *_x|y|z of one base name share a zero mean and one
+// std, and are permuted and sign-flipped with the axes by the augmentation). Crops and
+// symmetries are drawn from a generator keyed on (seed, step, rank, sample), so a run resumed
+// from a checkpoint repeats the uninterrupted run step for step.
+//
+// Outputs in `directory`: model.pt (weights, torch::save) + model.json (metadata: channels and
+// normalisation, architecture, receptive field, stride, training cell size, box, redshift and
+// Omega_m ranges of the data, provenance), loss.csv (step, train loss, validation loss,
+// learning rate, seconds), loss.svg, checkpoint.pt (every checkpoint_every steps and at the
+// end; written to a temporary name and renamed).
+#include "emulators/runtime/model.hpp"
+#include "emulators/runtime/unet.hpp"
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace caustic {
+
+struct TrainingPair {
+  std::vector<std::string> inputs, targets; // "file.hdf5:Fields/name", one per channel
+};
+
+struct TrainingConfig {
+  std::vector<TrainingPair> train, validation;
+  std::vector<std::string> input_names, output_names; // default: the datasets' base names
+  std::string kind = "emulator";
+  int depth = 2, width = 16; // U-Net
+  int steps = 1000;
+  int batch = 4; // crops per rank and step
+  int crop = 32; // cells per side, a multiple of 2^depth, at most the smallest field
+  double learning_rate = 1e-3, lr_min = 1e-5;
+  std::string schedule = "cosine"; // cosine | constant (after a linear warm-up)
+  int warmup = 0;                  // steps
+  std::uint64_t seed = 1;
+  bool augment = true;     // the 48 symmetries of the cube
+  int loss_margin = -1;    // cells left out of the loss at crop faces; -1: 0 when the crop is
+                           // the whole periodic field, else min(receptive field, crop / 4)
+  int validate_every = 50; // steps
+  int checkpoint_every = 100;
+  int validation_crops = 4; // fixed crops per validation pair (crop < field)
+  std::string directory = "output/train";
+  bool resume = false;
+  int stop_after = -1; // stop (after a checkpoint) once this step is done; -1: never
+  std::string source;  // the configuration file, for the provenance record
+};
+
+struct LossRecord {
+  int step = 0;
+  double train = 0.0, validation = 0.0; // validation NaN when not evaluated at this step
+  double lr = 0.0, seconds = 0.0;
+};
+
+struct TrainingResult {
+  std::vector<LossRecord> curve; // the whole curve, including the part before a resume
+  int steps_done = 0;
+  bool finished = false; // all steps done and the model written
+  std::string model_path;
+};
+
+struct TrainingProgress {
+  int step, steps;
+  double train_loss, validation_loss, lr, eta_seconds;
+};
+
+// Throws std::invalid_argument (bad configuration) or std::runtime_error (data, files).
+// Collective over `comm`; files are written by rank 0.
+TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
+                          const std::function<void(const TrainingProgress&)>& progress = {});
+
+} // namespace caustic

@@ -1,0 +1,488 @@
+#include "pm/analysis/fof.hpp"
+
+#include "pm/core/profiling.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <numeric>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace caustic {
+
+namespace {
+
+// Union-find with path halving and union by size.
+struct UnionFind {
+  std::vector<std::uint32_t> parent, size;
+  explicit UnionFind(std::size_t n) : parent(n), size(n, 1) {
+    std::iota(parent.begin(), parent.end(), 0u);
+  }
+  std::uint32_t find(std::uint32_t i) {
+    while (parent[i] != i) {
+      parent[i] = parent[parent[i]];
+      i = parent[i];
+    }
+    return i;
+  }
+  void unite(std::uint32_t a, std::uint32_t b) {
+    a = find(a);
+    b = find(b);
+    if (a == b)
+      return;
+    if (size[a] < size[b])
+      std::swap(a, b);
+    parent[b] = a;
+    size[a] += size[b];
+  }
+};
+
+double minImage(double d, double L) {
+  return d - L * std::round(d / L);
+}
+
+template <class V>
+void alltoallv(const std::vector<std::vector<V>>& out, std::vector<V>& in,
+               std::vector<int>& rcounts, MPI_Datatype type, int width, MPI_Comm comm) {
+  const int size = static_cast<int>(out.size());
+  std::vector<int> sc(size), sd(size), rc(size), rd(size);
+  std::vector<V> flat;
+  for (int r = 0; r < size; ++r) {
+    sd[r] = static_cast<int>(flat.size());
+    sc[r] = static_cast<int>(out[r].size());
+    flat.insert(flat.end(), out[r].begin(), out[r].end());
+  }
+  mpiCheck(MPI_Alltoall(sc.data(), 1, MPI_INT, rc.data(), 1, MPI_INT, comm), "fof");
+  int total = 0;
+  for (int r = 0; r < size; ++r) {
+    rd[r] = total;
+    total += rc[r];
+  }
+  in.resize(total);
+  std::vector<int> sc2(size), sd2(size), rc2(size), rd2(size);
+  for (int r = 0; r < size; ++r) {
+    sc2[r] = sc[r] / width;
+    sd2[r] = sd[r] / width;
+    rc2[r] = rc[r] / width;
+    rd2[r] = rd[r] / width;
+  }
+  MPI_Datatype block;
+  MPI_Type_contiguous(width, type, &block);
+  MPI_Type_commit(&block);
+  mpiCheck(MPI_Alltoallv(flat.data(), sc2.data(), sd2.data(), block, in.data(), rc2.data(),
+                         rd2.data(), block, comm),
+           "fof");
+  MPI_Type_free(&block);
+  rcounts = rc;
+}
+
+// Local particles plus ghosts, linked; labels agreed across ranks.
+struct Linked {
+  std::vector<std::uint64_t> label_of_local; // per local particle
+};
+
+} // namespace
+
+namespace {
+// Labels of the local particles; with `keep`, also whether each may belong to a group of at
+// least `min_size` (its local component is that large, or reaches another rank).
+std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomposition& decomp,
+                                        double ell, std::size_t min_size, std::vector<char>* keep) {
+  const auto& comm = decomp.comm();
+  const int size = comm.size(), me = comm.rank();
+  const double L = decomp.box(), H = decomp.cell();
+  if (!(ell > 0 && ell < L / 2))
+    throw std::invalid_argument("fofLabels: linking length " + std::to_string(ell) +
+                                " Mpc/h outside (0, L/2)");
+  const std::size_t nloc = parts.size();
+  auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
+  auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+
+  // Ghosts: each local particle within ell (periodically) of another rank's slab goes there.
+  std::vector<std::vector<double>> gout(size);
+  std::vector<std::vector<std::uint64_t>> gidout(size);
+  std::vector<std::vector<std::uint32_t>> sent(size); // local indices sent to each rank
+  for (int r = 0; r < size; ++r) {
+    if (r == me || decomp.localNxOf(r) == 0)
+      continue;
+    const double lo = decomp.xStartOf(r) * H, hi = (decomp.xStartOf(r) + decomp.localNxOf(r)) * H;
+    const double centre = 0.5 * (lo + hi), half = 0.5 * (hi - lo) + ell;
+    for (std::size_t i = 0; i < nloc; ++i) {
+      if (std::abs(minImage(hx(i, 0) - centre, L)) < half) {
+        for (int c = 0; c < 3; ++c)
+          gout[r].push_back(hx(i, c));
+        gidout[r].push_back(hid(i));
+        sent[r].push_back(static_cast<std::uint32_t>(i));
+      }
+    }
+  }
+  std::vector<double> gpos;
+  std::vector<std::uint64_t> gid;
+  std::vector<int> rc3, rc1;
+  alltoallv(gout, gpos, rc3, MPI_DOUBLE, 3, comm.get());
+  alltoallv(gidout, gid, rc1, MPI_UINT64_T, 1, comm.get());
+  const std::size_t nghost = gid.size();
+  const std::size_t ntot = nloc + nghost;
+  auto pos = [&](std::size_t i, int c) { return i < nloc ? hx(i, c) : gpos[3 * (i - nloc) + c]; };
+  auto idOf = [&](std::size_t i) { return i < nloc ? hid(i) : gid[i - nloc]; };
+
+  // Cells of side at most ell / sqrt(3): all points of a cell are friends, so each cell is
+  // linked internally at once, and two cells need only one linking pair (the search stops
+  // there, and is skipped when they are already joined). Friends lie at most 2 cells apart.
+  // Points are sorted by cell; cells by (cx, cy, cz), so a column (cx, cy) is contiguous.
+  const int nc = std::max(1, static_cast<int>(std::ceil(L * std::sqrt(3.0) / ell * (1 + 1e-9))));
+  const double inv = nc / L;
+  auto cellCoord = [&](double x) {
+    return std::min(nc - 1, std::max(0, static_cast<int>(x * inv)));
+  };
+  auto columnKey = [nc](int a, int b) {
+    return static_cast<std::uint64_t>(a) * nc + static_cast<std::uint64_t>(b);
+  };
+  std::vector<std::uint64_t> keys(ntot);
+  for (std::size_t i = 0; i < ntot; ++i)
+    keys[i] = columnKey(cellCoord(pos(i, 0)), cellCoord(pos(i, 1))) * nc + cellCoord(pos(i, 2));
+  std::vector<std::uint32_t> order(ntot);
+  std::iota(order.begin(), order.end(), 0u);
+  std::sort(order.begin(), order.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return keys[a] < keys[b]; });
+  std::vector<double> sx(3 * ntot); // sorted positions: contiguous per cell
+  for (std::size_t s = 0; s < ntot; ++s)
+    for (int c = 0; c < 3; ++c)
+      sx[3 * s + c] = pos(order[s], c);
+  struct Cell {
+    int cz;
+    std::uint32_t start, end;
+  };
+  std::vector<Cell> cellv;
+  std::unordered_map<std::uint64_t, std::pair<std::uint32_t, std::uint32_t>>
+      columns; // -> cell range
+  std::vector<std::uint64_t> columnOrder;
+  std::vector<std::uint32_t> columnStart;
+  UnionFind uf(ntot);
+  for (std::size_t s = 0; s < ntot;) {
+    std::size_t e = s;
+    const std::uint64_t k = keys[order[s]];
+    while (e < ntot && keys[order[e]] == k)
+      ++e;
+    for (std::size_t t = s + 1; t < e; ++t)
+      uf.unite(static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(t));
+    const std::uint64_t col = k / nc;
+    if (columnOrder.empty() || columnOrder.back() != col) {
+      columnOrder.push_back(col);
+      columnStart.push_back(static_cast<std::uint32_t>(cellv.size()));
+    }
+    cellv.push_back(
+        {static_cast<int>(k % nc), static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(e)});
+    s = e;
+  }
+  columnStart.push_back(static_cast<std::uint32_t>(cellv.size()));
+  columns.reserve(columnOrder.size());
+  for (std::size_t c = 0; c < columnOrder.size(); ++c)
+    columns[columnOrder[c]] = {columnStart[c], columnStart[c + 1]};
+  const double ell2 = ell * ell, half = 0.5 * L;
+  auto wrapd = [L, half](double d) { return d > half ? d - L : (d < -half ? d + L : d); };
+  auto linkCells = [&](const Cell& A, const Cell& B) {
+    if (uf.find(A.start) == uf.find(B.start))
+      return;
+    for (std::uint32_t i = A.start; i < A.end; ++i) {
+      const double xi = sx[3 * i], yi = sx[3 * i + 1], zi = sx[3 * i + 2];
+      for (std::uint32_t j = B.start; j < B.end; ++j) {
+        const double dx = wrapd(xi - sx[3 * j]), dy = wrapd(yi - sx[3 * j + 1]),
+                     dz = wrapd(zi - sx[3 * j + 2]);
+        if (dx * dx + dy * dy + dz * dz < ell2) {
+          uf.unite(i, j);
+          return;
+        }
+      }
+    }
+  };
+  // Column by column: the 25 neighbouring columns are looked up once per column.
+  for (std::size_t ci = 0; ci < columnOrder.size(); ++ci) {
+    const std::uint64_t col = columnOrder[ci];
+    const int cx = static_cast<int>(col / nc), cy = static_cast<int>(col % nc);
+    const std::uint32_t c0 = columnStart[ci], c1 = columnStart[ci + 1];
+    std::uint64_t seen[25];
+    int nseen = 0;
+    for (int dx = -2; dx <= 2; ++dx)
+      for (int dy = -2; dy <= 2; ++dy) {
+        const std::uint64_t ncol =
+            columnKey(((cx + dx) % nc + nc) % nc, ((cy + dy) % nc + nc) % nc);
+        if (ncol < col || std::find(seen, seen + nseen, ncol) != seen + nseen)
+          continue; // each pair of columns once (and no repeats when nc < 5)
+        seen[nseen++] = ncol;
+        const auto it = columns.find(ncol);
+        if (it == columns.end())
+          continue;
+        const auto [n0, n1] = it->second;
+        for (std::uint32_t a = c0; a < c1; ++a) {
+          const Cell& A = cellv[a];
+          for (std::uint32_t b = n0; b < n1; ++b) {
+            const Cell& B = cellv[b];
+            int dz = B.cz - A.cz;
+            dz -= nc * static_cast<int>(std::lround(double(dz) / nc));
+            if (dz < -2 || dz > 2 || (ncol == col && b <= a))
+              continue; // out of reach, or the pair (or the cell itself) seen from the other side
+            linkCells(A, B);
+          }
+        }
+      }
+  }
+  // Back to point order: the root of point p is the root of its sorted index.
+  std::vector<std::uint32_t> sortedOf(ntot);
+  for (std::size_t s = 0; s < ntot; ++s)
+    sortedOf[order[s]] = static_cast<std::uint32_t>(s);
+  // Local component labels: the smallest member ID (ghosts included).
+  std::vector<std::uint64_t> lab(ntot, ~std::uint64_t(0));
+  auto root = [&](std::size_t i) { return uf.find(sortedOf[i]); };
+  for (std::size_t i = 0; i < ntot; ++i) {
+    const auto r = root(i);
+    lab[r] = std::min(lab[r], idOf(i));
+  }
+
+  // Agree across ranks: ghost holders tell owners their label, owners answer with theirs.
+  for (int iter = 0;; ++iter) {
+    if (iter > 4 * size + 8)
+      throw std::logic_error("fofLabels: labels did not converge");
+    int changed = 0;
+    // ghosts -> owners (aligned with the owners' `sent` lists)
+    std::vector<std::vector<std::uint64_t>> up(size);
+    {
+      std::size_t k = nloc;
+      for (int r = 0; r < size; ++r)
+        for (int j = 0; j < rc1[r]; ++j, ++k)
+          up[r].push_back(lab[root(k)]);
+    }
+    std::vector<std::uint64_t> got;
+    std::vector<int> cnt;
+    alltoallv(up, got, cnt, MPI_UINT64_T, 1, comm.get());
+    {
+      std::size_t k = 0;
+      for (int r = 0; r < size; ++r)
+        for (std::uint32_t i : sent[r]) {
+          auto& l = lab[root(i)];
+          if (got[k] < l) {
+            l = got[k];
+            changed = 1;
+          }
+          ++k;
+        }
+    }
+    // owners -> ghost holders
+    std::vector<std::vector<std::uint64_t>> down(size);
+    for (int r = 0; r < size; ++r)
+      for (std::uint32_t i : sent[r])
+        down[r].push_back(lab[root(i)]);
+    alltoallv(down, got, cnt, MPI_UINT64_T, 1, comm.get());
+    {
+      std::size_t k = nloc;
+      for (std::size_t j = 0; j < got.size(); ++j, ++k) {
+        auto& l = lab[root(k)];
+        if (got[j] < l) {
+          l = got[j];
+          changed = 1;
+        }
+      }
+    }
+    int any = 0;
+    mpiCheck(MPI_Allreduce(&changed, &any, 1, MPI_INT, MPI_MAX, comm.get()), "fofLabels");
+    if (!any)
+      break;
+  }
+  std::vector<std::uint64_t> out(nloc);
+  for (std::size_t i = 0; i < nloc; ++i)
+    out[i] = lab[root(i)];
+  if (keep) {
+    std::vector<char> boundary(ntot, 0);
+    for (std::size_t k = nloc; k < ntot; ++k)
+      boundary[root(k)] = 1;
+    for (int r = 0; r < size; ++r)
+      for (std::uint32_t i : sent[r])
+        boundary[root(i)] = 1;
+    keep->assign(nloc, 0);
+    for (std::size_t i = 0; i < nloc; ++i) {
+      const auto r = root(i);
+      (*keep)[i] = boundary[r] || uf.size[r] >= min_size;
+    }
+  }
+  return out;
+}
+} // namespace
+
+std::vector<std::uint64_t> fofLabels(const Particles& parts, const SlabDecomposition& decomp,
+                                     double ell) {
+  ScopedRegion region("caustic::fofLabels");
+  return linkAndLabel(parts, decomp, ell, 0, nullptr);
+}
+
+HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
+                        double mean_separation, const FofOptions& opt) {
+  ScopedRegion region("caustic::findHalos");
+  const auto& comm = decomp.comm();
+  const int size = comm.size();
+  const double L = decomp.box();
+  const double ell = opt.b * mean_separation;
+  std::vector<char> keep;
+  const auto labels =
+      linkAndLabel(parts, decomp, ell, static_cast<std::size_t>(opt.min_particles), &keep);
+  auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
+  auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
+  auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+
+  // Partial sums per label on this rank, relative to a local reference member.
+  constexpr int W = 14; // label, n, ref[3], sdx[3], sdx2, sv[3], sv2  (as doubles; label bits)
+  struct Acc {
+    double n = 0, ref[3] = {0, 0, 0}, sdx[3] = {0, 0, 0}, sdx2 = 0, sv[3] = {0, 0, 0}, sv2 = 0;
+  };
+  // Particles that may belong to a kept group, in label order: partial sums run by label.
+  std::vector<std::uint32_t> idx;
+  for (std::size_t i = 0; i < parts.size(); ++i)
+    if (keep[i])
+      idx.push_back(static_cast<std::uint32_t>(i));
+  std::sort(idx.begin(), idx.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return labels[a] < labels[b]; });
+  std::vector<std::vector<double>> out(size);
+  for (std::size_t s0 = 0; s0 < idx.size();) {
+    const std::uint64_t label = labels[idx[s0]];
+    Acc a;
+    for (int c = 0; c < 3; ++c)
+      a.ref[c] = hx(idx[s0], c);
+    std::size_t e = s0;
+    for (; e < idx.size() && labels[idx[e]] == label; ++e) {
+      const std::uint32_t i = idx[e];
+      a.n += 1;
+      for (int c = 0; c < 3; ++c) {
+        const double d = minImage(hx(i, c) - a.ref[c], L);
+        a.sdx[c] += d;
+        a.sdx2 += d * d;
+        a.sv[c] += hp(i, c);
+        a.sv2 += hp(i, c) * hp(i, c);
+      }
+    }
+    s0 = e;
+    auto& o = out[label % size];
+    double lbits;
+    std::memcpy(&lbits, &label, sizeof lbits);
+    o.insert(o.end(), {lbits, a.n, a.ref[0], a.ref[1], a.ref[2], a.sdx[0], a.sdx[1], a.sdx[2],
+                       a.sdx2, a.sv[0], a.sv[1], a.sv[2], a.sv2, 0.0});
+  }
+  std::vector<double> in;
+  std::vector<int> cnt;
+  alltoallv(out, in, cnt, MPI_DOUBLE, W, comm.get());
+  // Merge on the home rank, in a fixed order (by source rank, then label).
+  struct Group {
+    double n = 0, ref[3], sx[3] = {0, 0, 0}, sx2 = 0, sv[3] = {0, 0, 0}, sv2 = 0;
+    bool init = false;
+  };
+  std::map<std::uint64_t, Group> home;
+  for (std::size_t r = 0; r < in.size() / W; ++r) {
+    const double* v = &in[W * r];
+    std::uint64_t label;
+    std::memcpy(&label, &v[0], sizeof label);
+    Group& g = home[label];
+    if (!g.init) {
+      for (int c = 0; c < 3; ++c)
+        g.ref[c] = v[2 + c];
+      g.init = true;
+    }
+    // Shift this partial to the group's reference: x = ref_g + s + dx, s = minimg(ref_p - ref_g).
+    double s[3], sdot = 0, s2 = 0;
+    for (int c = 0; c < 3; ++c) {
+      s[c] = minImage(v[2 + c] - g.ref[c], L);
+      sdot += s[c] * v[5 + c];
+      s2 += s[c] * s[c];
+    }
+    g.n += v[1];
+    for (int c = 0; c < 3; ++c) {
+      g.sx[c] += v[5 + c] + v[1] * s[c];
+      g.sv[c] += v[9 + c];
+    }
+    g.sx2 += v[8] + 2 * sdot + v[1] * s2;
+    g.sv2 += v[12];
+  }
+  std::vector<double> rows; // label bits, n, pos[3], vel[3], sigma, radius
+  constexpr int R = 10;
+  for (const auto& [label, g] : home) {
+    if (g.n < opt.min_particles)
+      continue;
+    double lbits;
+    std::memcpy(&lbits, &label, sizeof lbits);
+    double com[3], c2 = 0, v2 = 0;
+    for (int c = 0; c < 3; ++c) {
+      com[c] = g.sx[c] / g.n;
+      c2 += com[c] * com[c];
+      v2 += (g.sv[c] / g.n) * (g.sv[c] / g.n);
+    }
+    const double r2 = std::max(0.0, g.sx2 / g.n - c2);
+    const double sig2 = std::max(0.0, (g.sv2 / g.n - v2) / 3.0);
+    rows.insert(rows.end(),
+                {lbits, g.n, periodicWrap(g.ref[0] + com[0], L), periodicWrap(g.ref[1] + com[1], L),
+                 periodicWrap(g.ref[2] + com[2], L), g.sv[0] / g.n, g.sv[1] / g.n, g.sv[2] / g.n,
+                 std::sqrt(sig2), std::sqrt(r2)});
+  }
+  // Everything to every rank, sorted by label.
+  int mine = static_cast<int>(rows.size());
+  std::vector<int> counts(size), displ(size, 0);
+  MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, comm.get());
+  for (int r = 1; r < size; ++r)
+    displ[r] = displ[r - 1] + counts[r - 1];
+  std::vector<double> all(displ[size - 1] + counts[size - 1]);
+  MPI_Allgatherv(rows.data(), mine, MPI_DOUBLE, all.data(), counts.data(), displ.data(), MPI_DOUBLE,
+                 comm.get());
+  const std::size_t ng = all.size() / R;
+  std::vector<std::size_t> sorted(ng);
+  std::iota(sorted.begin(), sorted.end(), 0);
+  auto labelAt = [&](std::size_t g) {
+    std::uint64_t l;
+    std::memcpy(&l, &all[R * g], sizeof l);
+    return l;
+  };
+  std::sort(sorted.begin(), sorted.end(),
+            [&](std::size_t a, std::size_t b) { return labelAt(a) < labelAt(b); });
+  HaloCatalogue cat;
+  cat.linking_length = ell;
+  for (std::size_t g : sorted) {
+    const double* v = &all[R * g];
+    cat.label.push_back(labelAt(g));
+    cat.count.push_back(static_cast<std::uint64_t>(v[1]));
+    cat.pos.insert(cat.pos.end(), {v[2], v[3], v[4]});
+    cat.vel.insert(cat.vel.end(), {v[5], v[6], v[7]});
+    cat.sigma_v.push_back(v[8]);
+    cat.radius.push_back(v[9]);
+  }
+  if (opt.member_ids) {
+    // (label, id) of members of kept groups, gathered and sorted.
+    std::vector<std::uint64_t> pairs;
+    for (std::size_t i = 0; i < parts.size(); ++i)
+      if (std::binary_search(cat.label.begin(), cat.label.end(), labels[i]))
+        pairs.insert(pairs.end(), {labels[i], hid(i)});
+    int np = static_cast<int>(pairs.size());
+    MPI_Allgather(&np, 1, MPI_INT, counts.data(), 1, MPI_INT, comm.get());
+    for (int r = 1; r < size; ++r)
+      displ[r] = displ[r - 1] + counts[r - 1];
+    std::vector<std::uint64_t> allp(displ[size - 1] + counts[size - 1]);
+    MPI_Allgatherv(pairs.data(), np, MPI_UINT64_T, allp.data(), counts.data(), displ.data(),
+                   MPI_UINT64_T, comm.get());
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> pp(allp.size() / 2);
+    for (std::size_t k = 0; k < pp.size(); ++k)
+      pp[k] = {allp[2 * k], allp[2 * k + 1]};
+    std::sort(pp.begin(), pp.end());
+    std::size_t g = 0;
+    for (std::size_t k = 0; k < pp.size(); ++k) {
+      while (cat.label[g] != pp[k].first) {
+        cat.member_offset.push_back(cat.members.size());
+        ++g;
+      }
+      if (cat.member_offset.size() == g)
+        cat.member_offset.push_back(cat.members.size());
+      cat.members.push_back(pp[k].second);
+    }
+    while (cat.member_offset.size() < cat.size())
+      cat.member_offset.push_back(cat.members.size());
+  }
+  return cat;
+}
+
+} // namespace caustic

@@ -1,0 +1,144 @@
+#include "pm/analysis/power_spectrum.hpp"
+
+#include "pm/core/profiling.hpp"
+
+#include <Kokkos_ScatterView.hpp>
+#include <cmath>
+
+namespace caustic {
+
+template <class T> PowerSpectrum binPower(const Field<T>& delta_k) {
+  ScopedRegion region("caustic::binPower");
+  const auto& d = delta_k.decomp();
+  const int n = d.n(), ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
+  const int nbins = n / 2 + 1; // bin 0 holds only k = 0 and is dropped
+  const double kf = d.kFundamental();
+  const double volume = d.box() * d.box() * d.box();
+  const double norm = volume / (static_cast<double>(n) * n * n) / (static_cast<double>(n) * n * n);
+  Kokkos::View<double* [3]> acc("caustic::binPower::acc", nbins);
+  if (ny > 0) {
+    auto sv = Kokkos::Experimental::create_scatter_view(acc);
+    auto c = delta_k.complex();
+    Kokkos::parallel_for(
+        "caustic::binPower::accumulate",
+        Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
+        KOKKOS_LAMBDA(const int ly, const int x, const int z) {
+          const int mx = SlabDecomposition::signedIndex(x, n);
+          const int my = SlabDecomposition::signedIndex(y0 + ly, n);
+          const double m = km::sqrt(double(mx * mx + my * my + z * z));
+          const int b = static_cast<int>(km::floor(m + 0.5));
+          if (b == 0 || b >= nbins)
+            return;
+          // Modes with 0 < kz < N/2 stand for their conjugate partner too.
+          const double w = (z == 0 || z == n / 2) ? 1.0 : 2.0;
+          const auto v = c(Field<T>::complexIndex(ly, x, z, n));
+          const double p = (double(v.real()) * v.real() + double(v.imag()) * v.imag()) * norm;
+          auto a = sv.access();
+          a(b, 0) += w * m * kf;
+          a(b, 1) += w * p;
+          a(b, 2) += w;
+        });
+    Kokkos::Experimental::contribute(acc, sv);
+  }
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), acc);
+  std::vector<double> local(3 * nbins), global(3 * nbins);
+  for (int b = 0; b < nbins; ++b)
+    for (int j = 0; j < 3; ++j)
+      local[3 * b + j] = h(b, j);
+  mpiCheck(
+      MPI_Allreduce(local.data(), global.data(), 3 * nbins, MPI_DOUBLE, MPI_SUM, d.comm().get()),
+      "binPower");
+  PowerSpectrum ps;
+  for (int b = 1; b < nbins; ++b) {
+    const double cnt = global[3 * b + 2];
+    if (cnt <= 0)
+      continue;
+    ps.k.push_back(global[3 * b] / cnt);
+    ps.power.push_back(global[3 * b + 1] / cnt);
+    ps.modes.push_back(cnt);
+  }
+  return ps;
+}
+
+template <class T>
+void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft, const Particles& parts,
+                      double total_particles, const PowerOptions& opt) {
+  ScopedRegion region("caustic::densityContrastK");
+  const auto& d = delta_k.decomp();
+  const int n = d.n();
+  const Painter<T> painter(delta_k.decompPtr(), opt.window);
+  auto toContrast = [&](Field<T>& f, double shift) {
+    paintDensityContrast(f, painter, parts, total_particles, shift);
+    fft.forward(f);
+  };
+  toContrast(delta_k, 0.0);
+  if (opt.interlace)
+    toContrast(work, 0.5);
+  const int ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
+  if (ny == 0)
+    return;
+  const int p = windowOrder(opt.window);
+  const bool interlace = opt.interlace;
+  auto a = delta_k.complex();
+  auto b = work.complex();
+  Kokkos::parallel_for(
+      "caustic::densityContrastK::compensate",
+      Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
+      KOKKOS_LAMBDA(const int ly, const int x, const int z) {
+        const int m[3] = {SlabDecomposition::signedIndex(x, n),
+                          SlabDecomposition::signedIndex(y0 + ly, n), z};
+        // k_i H / 2 = pi m_i / N
+        double win = 1.0;
+        double phase = 0.0;
+        for (int c = 0; c < 3; ++c) {
+          const double s = M_PI * m[c] / n;
+          const double sinc = s == 0.0 ? 1.0 : km::sin(s) / s;
+          win *= km::pow(sinc, p);
+          phase += s; // k.(H/2, H/2, H/2)
+        }
+        const std::size_t i = Field<T>::complexIndex(ly, x, z, n);
+        Kokkos::complex<double> v(a(i).real(), a(i).imag());
+        if (interlace) {
+          // The copy painted at x + H/2 is the field translated by +H/2: undo with e^{+ik.s}.
+          const Kokkos::complex<double> e(km::cos(phase), km::sin(phase));
+          const Kokkos::complex<double> vb(b(i).real(), b(i).imag());
+          v = 0.5 * (v + vb * e);
+        }
+        v /= win;
+        a(i) = Kokkos::complex<T>(T(v.real()), T(v.imag()));
+      });
+  Kokkos::fence();
+}
+
+template <class T>
+PowerSpectrum measurePower(const Particles& parts, double total_particles,
+                           std::shared_ptr<const SlabDecomposition> mesh, const FFT<T>& fft,
+                           const PowerOptions& opt) {
+  Field<T> delta(mesh, "caustic::measurePower::delta");
+  Field<T> work(mesh, "caustic::measurePower::work");
+  densityContrastK(delta, work, fft, parts, total_particles, opt);
+  PowerSpectrum ps = binPower(delta);
+  const double L = mesh->box();
+  ps.shot_noise = L * L * L / total_particles;
+  if (opt.subtract_shot_noise) {
+    for (auto& p : ps.power)
+      p -= ps.shot_noise;
+    ps.subtracted = true;
+  }
+  return ps;
+}
+
+template PowerSpectrum binPower<float>(const Field<float>&);
+template PowerSpectrum binPower<double>(const Field<double>&);
+template void densityContrastK<float>(Field<float>&, Field<float>&, const FFT<float>&,
+                                      const Particles&, double, const PowerOptions&);
+template void densityContrastK<double>(Field<double>&, Field<double>&, const FFT<double>&,
+                                       const Particles&, double, const PowerOptions&);
+template PowerSpectrum measurePower<float>(const Particles&, double,
+                                           std::shared_ptr<const SlabDecomposition>,
+                                           const FFT<float>&, const PowerOptions&);
+template PowerSpectrum measurePower<double>(const Particles&, double,
+                                            std::shared_ptr<const SlabDecomposition>,
+                                            const FFT<double>&, const PowerOptions&);
+
+} // namespace caustic

@@ -1,0 +1,47 @@
+#pragma once
+// Power spectrum estimation on the distributed mesh.
+//
+// Convention: P(k) = V |delta(k)|^2 / N^6 with delta(k) the forward DFT of mesh.hpp;
+// k in h/Mpc, P in (Mpc/h)^3. Bins are spherical shells of width k_F = 2 pi / L centred on
+// integer multiples of k_F (bin b holds the modes with b - 1/2 <= |m| < b + 1/2), b = 1..N/2.
+// Each bin reports the mode-weighted mean |k|, the mean power and the number of modes counted
+// over the full k-space (both members of a +-k pair).
+#include "pm/mesh/mesh.hpp"
+#include "pm/force/painter.hpp"
+#include "pm/particles/particles.hpp"
+
+#include <vector>
+
+namespace caustic {
+
+struct PowerSpectrum {
+  std::vector<double> k;     // mean |k| of the modes in the bin [h/Mpc]
+  std::vector<double> power; // mean power [(Mpc/h)^3]
+  std::vector<double> modes; // number of modes
+  double shot_noise = 0.0;   // V / N_particles [(Mpc/h)^3], subtracted if `subtracted`
+  bool subtracted = false;
+};
+
+struct PowerOptions {
+  Window window = Window::CIC;
+  bool interlace = true;            // second copy shifted by half a cell (Sefusatti et al. 2016)
+  bool subtract_shot_noise = false; // for Poisson-like samples; a lattice has no shot noise
+};
+
+// Bins the power of delta_k (Fourier space, DFT convention). Collective.
+template <class T> PowerSpectrum binPower(const Field<T>& delta_k);
+
+// Density contrast of the particles in Fourier space, deconvolved by the window and, if asked,
+// interlaced; `total_particles` is the global particle count. `work` is overwritten; `delta_k`
+// receives the result. Collective.
+template <class T>
+void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft, const Particles& parts,
+                      double total_particles, const PowerOptions& opt);
+
+// Convenience: density contrast, binned power and optional shot-noise subtraction.
+template <class T>
+PowerSpectrum measurePower(const Particles& parts, double total_particles,
+                           std::shared_ptr<const SlabDecomposition> mesh, const FFT<T>& fft,
+                           const PowerOptions& opt);
+
+} // namespace caustic

@@ -1,0 +1,163 @@
+#include "pm/force/gravity.hpp"
+
+#include "pm/core/profiling.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace caustic {
+
+GravityKernel gravityKernelFromName(const std::string& name) {
+  if (name == "exact")
+    return GravityKernel::Exact;
+  if (name == "finite_difference")
+    return GravityKernel::FiniteDifference;
+  throw std::invalid_argument("gravity kernel \"" + name +
+                              "\" is not one of \"exact\", \"finite_difference\"");
+}
+
+template <class T>
+Gravity<T>::Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_m,
+                    const GravityOptions& opt, unsigned fft_flags)
+    : _mesh(mesh), _omega_m(Omega_m), _opt(opt), _fft(mesh, fft_flags), _painter(mesh, opt.window),
+      _phi(mesh, "caustic::Gravity::phi") {
+  // The finite-difference gradient is taken in real space during the readout: one mesh buffer
+  // and one inverse FFT. The spectral gradient needs a second buffer and three inverse FFTs.
+  if (opt.kernel == GravityKernel::Exact)
+    _work = std::make_unique<Field<T>>(mesh, "caustic::Gravity::work");
+  const int n = mesh->n();
+  const double kf = mesh->kFundamental(), H = mesh->cell();
+  const bool fd = opt.kernel == GravityKernel::FiniteDifference;
+  const int p = windowOrder(opt.window);
+  _lap = Kokkos::View<double*>("caustic::Gravity::lap", n);
+  _grad = Kokkos::View<double*>("caustic::Gravity::grad", n);
+  _win = Kokkos::View<double*>("caustic::Gravity::win", n);
+  auto hl = Kokkos::create_mirror_view(_lap);
+  auto hg = Kokkos::create_mirror_view(_grad);
+  auto hw = Kokkos::create_mirror_view(_win);
+  for (int i = 0; i < n; ++i) {
+    const int m = SlabDecomposition::signedIndex(i, n);
+    const double k = kf * m;
+    if (fd) {
+      const double s = 2.0 / H * std::sin(0.5 * k * H);
+      hl(i) = s * s;
+      hg(i) = (8.0 * std::sin(k * H) - std::sin(2.0 * k * H)) / (6.0 * H);
+    } else {
+      hl(i) = k * k;
+      hg(i) = 2 * m == n ? 0.0 : k; // the Nyquist gradient of a real field is zero
+    }
+    const double h = M_PI * m / n;
+    hw(i) = h == 0.0 ? 1.0 : std::pow(std::sin(h) / h, p);
+  }
+  Kokkos::deep_copy(_lap, hl);
+  Kokkos::deep_copy(_grad, hg);
+  Kokkos::deep_copy(_win, hw);
+}
+
+template <class T> void Gravity<T>::applyPotential(Field<T>& f, double a, bool filter) const {
+  const auto& d = *_mesh;
+  const int n = d.n(), ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
+  const double n3 = double(n) * n * n;
+  // phi(k) = -3/2 Omega_m G(k) delta(k) / N^3: the 1/N^3 of the three inverse transforms is
+  // folded in here, once.
+  const double pref = -1.5 * _omega_m / n3;
+  const bool deconv = _opt.deconvolve;
+  auto lap = _lap, win = _win;
+  auto phi = f.complex();
+  if (ny > 0)
+    Kokkos::parallel_for(
+        "caustic::Gravity::potential",
+        Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
+        KOKKOS_LAMBDA(const int ly, const int x, const int z) {
+          const std::size_t i = Field<T>::complexIndex(ly, x, z, n);
+          const int y = y0 + ly;
+          const double k2 = lap(x) + lap(y) + lap(z);
+          double g = k2 > 0.0 ? pref / k2 : 0.0;
+          if (deconv) {
+            const double w = win(x) * win(y) * win(z);
+            g /= w * w;
+          }
+          phi(i) *= T(g);
+        });
+  Kokkos::fence();
+  if (filter && _filter)
+    _filter->apply(f, a);
+}
+
+template <class T>
+template <class Acc>
+void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nsources,
+                       double total_sources, const Kokkos::View<double* [3]>& probes,
+                       std::size_t nprobes, const Acc& acc, double a, double scale,
+                       bool accumulate) {
+  ScopedRegion region("caustic::Gravity::force");
+  const auto& d = *_mesh;
+  const int n = d.n();
+  const double n3 = double(n) * n * n;
+  {
+    // Mass per particle n^3 / N: the painted field is 1 + delta (the DC mode is dropped below).
+    ScopedPhase t(_times, "paint");
+    _painter.paint(_phi, sources, nsources, n3 / total_sources);
+  }
+  {
+    ScopedPhase t(_times, "fft_forward");
+    _fft.forward(_phi);
+  }
+  {
+    ScopedPhase t(_times, "kernels");
+    applyPotential(_phi, a, true);
+  }
+  const int ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
+  if (!_work) {
+    {
+      ScopedPhase t(_times, "fft_inverse");
+      _fft.backward(_phi, false);
+    }
+    ScopedPhase t(_times, "readout");
+    _painter.readoutGradient(_phi, probes, nprobes, acc, scale, accumulate);
+    return;
+  }
+  for (int c = 0; c < 3; ++c) {
+    {
+      ScopedPhase t(_times, "kernels");
+      auto grad = _grad;
+      auto phi = _phi.complex();
+      auto out = _work->complex();
+      if (ny > 0)
+        Kokkos::parallel_for(
+            "caustic::Gravity::gradient",
+            Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
+            KOKKOS_LAMBDA(const int ly, const int x, const int z) {
+              const std::size_t i = Field<T>::complexIndex(ly, x, z, n);
+              const int idx[3] = {x, y0 + ly, z};
+              const T dk = T(grad(idx[c]));
+              // F = -grad phi: F(k) = -i D phi(k)
+              const auto v = phi(i);
+              out(i) = Kokkos::complex<T>(dk * v.imag(), -dk * v.real());
+            });
+      Kokkos::fence();
+    }
+    {
+      ScopedPhase t(_times, "fft_inverse");
+      _fft.backward(*_work, false);
+    }
+    {
+      ScopedPhase t(_times, "readout");
+      _painter.readout(*_work, probes, nprobes, acc, c, scale, accumulate);
+    }
+  }
+}
+
+template class Gravity<float>;
+template class Gravity<double>;
+template void Gravity<float>::force(const Kokkos::View<double* [3]>&, std::size_t, double,
+                                    const Kokkos::View<double* [3]>&, std::size_t,
+                                    const Kokkos::View<float* [3]>&, double, double, bool);
+template void Gravity<float>::force(const Kokkos::View<double* [3]>&, std::size_t, double,
+                                    const Kokkos::View<double* [3]>&, std::size_t,
+                                    const Kokkos::View<double* [3]>&, double, double, bool);
+template void Gravity<double>::force(const Kokkos::View<double* [3]>&, std::size_t, double,
+                                     const Kokkos::View<double* [3]>&, std::size_t,
+                                     const Kokkos::View<double* [3]>&, double, double, bool);
+
+} // namespace caustic

@@ -1,0 +1,95 @@
+#pragma once
+// PM gravity: paint -> r2c FFT -> potential (Green's function, optional window deconvolution,
+// optional learned filter) -> per axis: gradient kernel, c2r FFT, readout.
+//
+// Units: the force is F = -grad phi with lap phi = 3/2 Omega_m delta (comoving, H0 = 1, lengths
+// in Mpc/h), so that dp/da = F / (a^2 E(a)) for p = a^2 dx/dt [H0 Mpc/h] (FastPM's convention).
+// Kernels (k_i = 2 pi m_i / L, H the cell size):
+//   exact:             phi(k) = -3/2 Omega_m delta(k) / k^2,           D_i = i k_i
+//   finite_difference: 1/k^2 -> 1/sum_i (2/H sin(k_i H/2))^2 (the 7-point Laplacian),
+//                      D_i = i (8 sin(k_i H) - sin(2 k_i H)) / (6 H) (4-point gradient)
+// The DC mode and the Nyquist planes of the exact gradient are zero. With `deconvolve`, delta is
+// divided by the paint and readout windows W(k)^2.
+#include "pm/mesh/mesh.hpp"
+#include "pm/force/painter.hpp"
+#include "pm/core/timers.hpp"
+
+#include <memory>
+
+namespace caustic {
+
+enum class GravityKernel { Exact, FiniteDifference };
+GravityKernel gravityKernelFromName(const std::string& name); // "exact" | "finite_difference"
+
+// Multiplies the potential phi(k) (Fourier space, DFT convention, local modes) at scale factor a.
+// The one place where a learned force correction acts on the PM force.
+template <class T> class PotentialFilter {
+public:
+  virtual ~PotentialFilter() = default;
+  virtual void apply(Field<T>& phi_k, double a) const = 0;
+};
+
+// Defaults as FastPM: CIC and finite-difference kernels. On a mesh finer than the particle
+// lattice (B = 2), the spectral kernels amplify the lattice-scale aliasing of the painted density
+// (sidebands of the mesh Nyquist mode): the linear growth of the largest modes comes out 5-10%
+// too fast in 10 steps, where the finite-difference kernels, which vanish at the Nyquist
+// frequency, give it to better than 0.5% (tests/test_pm_mpi.cpp).
+struct GravityOptions {
+  Window window = Window::CIC;
+  GravityKernel kernel = GravityKernel::FiniteDifference;
+  bool deconvolve = false;
+};
+
+template <class T> class Gravity {
+public:
+  // Collective: plans FFTs (planner `fft_flags`) and allocates the two mesh buffers it needs.
+  Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_m, const GravityOptions& opt,
+          unsigned fft_flags = FFTW_ESTIMATE);
+
+  // acc(i, :) <- scale * F at the first `nprobes` probe positions (acc(i, :) += ... if
+  // `accumulate`: with acc = the momenta and scale = a kick factor this is the kick, fused with
+  // the readout). The first `nsources` sources are particles of equal mass, `total_sources` of
+  // them over all ranks. Sources and probes must be on their owning ranks. Collective. `Acc` is
+  // a View<T*[3]> or View<double*[3]>.
+  template <class Acc>
+  void force(const Kokkos::View<double* [3]>& sources, std::size_t nsources, double total_sources,
+             const Kokkos::View<double* [3]>& probes, std::size_t nprobes, const Acc& acc, double a,
+             double scale = 1.0, bool accumulate = false);
+
+  // f(k) <- phi(k) / N^3 from the painted density f(k) (Fourier space, local modes): the
+  // Green's function with its prefactor, the window deconvolution if asked, and the filter if
+  // `filter`. A real, even kernel: the operator is its own adjoint.
+  void applyPotential(Field<T>& f, double a, bool filter = true) const;
+
+  void setFilter(std::shared_ptr<const PotentialFilter<T>> filter) { _filter = std::move(filter); }
+  const std::shared_ptr<const PotentialFilter<T>>& filter() const { return _filter; }
+  double omegaM() const { return _omega_m; }
+  const GravityOptions& options() const { return _opt; }
+  const SlabDecomposition& decomp() const { return *_mesh; }
+  const FFT<T>& fft() const { return _fft; }
+  // The mesh buffer, free between force() calls: observers borrow it (power spectra, density
+  // fields) instead of allocating a mesh of their own. After force() it holds the potential:
+  // in real space (finite-difference kernel) or as phi(k) / N^3 (spectral kernel).
+  Field<T>& scratch() { return _phi; }
+  const Painter<T>& painter() const { return _painter; }
+  PhaseTimes& times() { return _times; }
+
+private:
+  std::shared_ptr<const SlabDecomposition> _mesh;
+  double _omega_m;
+  GravityOptions _opt;
+  FFT<T> _fft;
+  Painter<T> _painter;
+  Field<T> _phi;
+  std::unique_ptr<Field<T>> _work; // spectral kernel only
+  std::shared_ptr<const PotentialFilter<T>> _filter;
+  PhaseTimes _times;
+  // Per-axis kernel tables over the integer wavenumber index i in [0, N): k_eff^2 term, gradient
+  // D(k) [h/Mpc] and window sinc^p; built once.
+  Kokkos::View<double*> _lap, _grad, _win;
+};
+
+extern template class Gravity<float>;
+extern template class Gravity<double>;
+
+} // namespace caustic

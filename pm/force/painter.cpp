@@ -1,0 +1,596 @@
+#include "pm/force/painter.hpp"
+
+#include "pm/core/profiling.hpp"
+
+#include <Kokkos_ScatterView.hpp>
+#include <stdexcept>
+
+namespace caustic {
+
+Window windowFromName(const std::string& name) {
+  if (name == "cic")
+    return Window::CIC;
+  if (name == "tsc")
+    return Window::TSC;
+  throw std::invalid_argument("window \"" + name + "\" is not one of \"cic\", \"tsc\"");
+}
+
+std::string windowName(Window w) {
+  return w == Window::CIC ? "cic" : "tsc";
+}
+
+namespace {
+// Planes on each side of the slab. An owned particle has u = x / H in [x0, x0 + nx] (the upper
+// end when x / H rounds up to the slab edge); TSC with a half-cell shift then reaches plane
+// x0 + nx + 2, and x0 - 1 without shift.
+// The finite-difference gradient readout reaches two planes further.
+constexpr int kGhost = 3;
+constexpr int kGhostGradient = 5;
+
+// x / H clamped to [0, n] (NaN to 0, so that a corrupt particle never addresses outside the
+// buffers; the run loop reports it after the step). Compares instead of fmin/fmax, which
+// Kokkos 3.4 forwards to libm calls that are not inlined.
+KOKKOS_INLINE_FUNCTION double clampToBox(double u, int n) {
+  return u > 0.0 ? (u < double(n) ? u : double(n)) : 0.0;
+}
+
+// Window of one particle: first buffer plane / y / z index and the weights per axis.
+struct Stencil {
+  int i0[3];
+  double w[3][3];
+};
+
+KOKKOS_INLINE_FUNCTION Stencil stencil(Window win, const double x[3], double inv_cell, double shift,
+                                       int n, int x0) {
+  Stencil s;
+  for (int c = 0; c < 3; ++c) {
+    // Same expression as the owner computation in migrate(), clamped to the box.
+    const double u = clampToBox(x[c] * inv_cell, n);
+    windowWeights(win, u + shift, s.i0[c], s.w[c]);
+  }
+  s.i0[0] += kGhost - x0;
+  return s;
+}
+
+KOKKOS_INLINE_FUNCTION int wrap(int i, int n) {
+  i %= n;
+  return i < 0 ? i + n : i;
+}
+} // namespace
+
+template <class T>
+Painter<T>::Painter(std::shared_ptr<const SlabDecomposition> decomp, Window win)
+    : _decomp(std::move(decomp)), _win(win), _ghosts(_decomp, kGhost),
+      _wide(_decomp, kGhostGradient) {
+  _buf = _ghosts.makeBuffer<T>("caustic::Painter::ghosts");
+}
+
+namespace {
+// Plane b of the window (buffer numbering, b = global plane - x0 + kGhost) lies in the field
+// (interior) or in ghost g.
+KOKKOS_INLINE_FUNCTION bool interior(int b, int nx) {
+  return b >= kGhost && b < kGhost + nx;
+}
+KOKKOS_INLINE_FUNCTION int ghostIndex(int b, int nx) {
+  return b < kGhost ? b : b - nx;
+}
+} // namespace
+
+namespace {
+// The deposit with the window order a compile-time constant (unrolled loops).
+// Particle weights: one mass for all, or scale * w(p, comp) per particle.
+struct ConstantWeight {
+  double mass;
+  KOKKOS_INLINE_FUNCTION double operator()(std::size_t) const { return mass; }
+};
+struct ComponentWeight {
+  Kokkos::View<double* [3]> w;
+  int comp;
+  double scale;
+  KOKKOS_INLINE_FUNCTION double operator()(std::size_t p) const { return scale * w(p, comp); }
+};
+
+template <int ORDER, class T, class Weight>
+void depositKernel(Field<T>& rho, const Kokkos::View<T***>& ghosts,
+                   const Kokkos::View<double* [3]>& X, std::size_t count, Weight weight,
+                   double shift, int n, int x0, int nx, double inv_cell) {
+  const Window win = ORDER == 2 ? Window::CIC : Window::TSC;
+  auto field = rho.real();
+  // Flat aliases: the deposit computes flat offsets, with plane and row resolved once.
+  Kokkos::View<T*, Kokkos::MemoryUnmanaged> gflat(ghosts.data(), ghosts.size());
+  auto sf = Kokkos::Experimental::create_scatter_view(field);
+  auto sg = Kokkos::Experimental::create_scatter_view(gflat);
+  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1)),
+                    gplane = std::size_t(n) * n;
+  const int fstride = 2 * (n / 2 + 1);
+  Kokkos::parallel_for(
+      "caustic::Painter::deposit", Kokkos::RangePolicy<>(0, count),
+      KOKKOS_LAMBDA(const std::size_t p) {
+        auto af = sf.access();
+        auto ag = sg.access();
+        const double x[3] = {X(p, 0), X(p, 1), X(p, 2)};
+        const Stencil s = stencil(win, x, inv_cell, shift, n, x0);
+        const double mass = weight(p);
+        // Same sums in the same order whatever the addressing (both paths give the same bits).
+        auto deposit = [&](auto add) {
+          for (int a = 0; a < ORDER; ++a)
+            for (int bb = 0; bb < ORDER; ++bb) {
+              const double wab = mass * s.w[0][a] * s.w[1][bb];
+              for (int c = 0; c < ORDER; ++c)
+                add(a, bb, c, T(wab * s.w[2][c]));
+            }
+        };
+        const int b0 = s.i0[0], y0 = s.i0[1], z0 = s.i0[2];
+        if (interior(b0, nx) && interior(b0 + ORDER - 1, nx) && y0 >= 0 && y0 + ORDER <= n &&
+            z0 >= 0 && z0 + ORDER <= n) {
+          // The usual case: the window lies in this rank's planes and wraps in neither y nor z,
+          // so every point is at a constant offset from one index.
+          const std::size_t base = (b0 - kGhost) * fplane + std::size_t(y0) * fstride + z0;
+          deposit(
+              [&](int a, int bb, int c, T w) { af(base + a * fplane + bb * fstride + c) += w; });
+          return;
+        }
+        // Near slab edges and the periodic faces: plane offsets with their row stride, wrapped
+        // row and column offsets, each resolved once.
+        bool in[ORDER];
+        std::size_t base[ORDER], stride[ORDER], row[ORDER], col[ORDER];
+        for (int j = 0; j < ORDER; ++j) {
+          in[j] = interior(b0 + j, nx);
+          base[j] = in[j] ? (b0 + j - kGhost) * fplane : ghostIndex(b0 + j, nx) * gplane;
+          stride[j] = in[j] ? fstride : n;
+          row[j] = static_cast<std::size_t>(wrap(y0 + j, n));
+          col[j] = static_cast<std::size_t>(wrap(z0 + j, n));
+        }
+        deposit([&](int a, int bb, int c, T w) {
+          const std::size_t i = base[a] + row[bb] * stride[a] + col[c];
+          if (in[a])
+            af(i) += w;
+          else
+            ag(i) += w;
+        });
+      });
+  Kokkos::Experimental::contribute(field, sf);
+  Kokkos::Experimental::contribute(gflat, sg);
+}
+} // namespace
+
+template <class T>
+void Painter<T>::paint(Field<T>& rho, const Kokkos::View<double* [3]>& X, std::size_t count,
+                       double mass, double shift) const {
+  ScopedRegion region("caustic::Painter::paint");
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
+  const double inv_cell = 1.0 / _decomp->cell();
+  const Window win = _win;
+  auto ghosts = _buf;
+  rho.setZero();
+  Kokkos::deep_copy(ghosts, T(0));
+  if (count > 0) {
+    if (win == Window::CIC)
+      depositKernel<2>(rho, ghosts, X, count, ConstantWeight{mass}, shift, n, x0, nx, inv_cell);
+    else
+      depositKernel<3>(rho, ghosts, X, count, ConstantWeight{mass}, shift, n, x0, nx, inv_cell);
+  }
+  _ghosts.scatterAdd(ghosts, rho);
+}
+
+template <class T>
+void Painter<T>::paintWeighted(Field<T>& rho, const Kokkos::View<double* [3]>& X, std::size_t count,
+                               const Kokkos::View<double* [3]>& w, int comp, double scale,
+                               double shift) const {
+  ScopedRegion region("caustic::Painter::paintWeighted");
+  if (comp < 0 || comp > 2)
+    throw std::invalid_argument("Painter::paintWeighted: component " + std::to_string(comp) +
+                                " is not 0, 1 or 2");
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
+  const double inv_cell = 1.0 / _decomp->cell();
+  auto ghosts = _buf;
+  rho.setZero();
+  Kokkos::deep_copy(ghosts, T(0));
+  const ComponentWeight weight{w, comp, scale};
+  if (count > 0) {
+    if (_win == Window::CIC)
+      depositKernel<2>(rho, ghosts, X, count, weight, shift, n, x0, nx, inv_cell);
+    else
+      depositKernel<3>(rho, ghosts, X, count, weight, shift, n, x0, nx, inv_cell);
+  }
+  _ghosts.scatterAdd(ghosts, rho);
+}
+
+template <class T>
+template <class Out>
+void Painter<T>::readout(const Field<T>& f, const Kokkos::View<double* [3]>& X, std::size_t count,
+                         const Out& out, int comp, double scale, bool accumulate) const {
+  ScopedRegion region("caustic::Painter::readout");
+  auto ghosts = _buf;
+  _ghosts.gather(f, ghosts);
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
+  const double inv_cell = 1.0 / _decomp->cell();
+  const int order = windowOrder(_win);
+  const Window win = _win;
+  auto field = f.real();
+  Kokkos::parallel_for(
+      "caustic::Painter::readout", Kokkos::RangePolicy<>(0, count),
+      KOKKOS_LAMBDA(const std::size_t p) {
+        const double x[3] = {X(p, 0), X(p, 1), X(p, 2)};
+        const Stencil s = stencil(win, x, inv_cell, 0.0, n, x0);
+        double v = 0.0;
+        for (int a = 0; a < order; ++a) {
+          const int b = s.i0[0] + a;
+          const bool in = interior(b, nx);
+          for (int bb = 0; bb < order; ++bb) {
+            const int y = wrap(s.i0[1] + bb, n);
+            for (int c = 0; c < order; ++c) {
+              const int z = wrap(s.i0[2] + c, n);
+              const double fv = in ? double(field(Field<T>::realIndex(b - kGhost, y, z, n)))
+                                   : double(ghosts(ghostIndex(b, nx), y, z));
+              v += s.w[0][a] * s.w[1][bb] * s.w[2][c] * fv;
+            }
+          }
+        }
+        using V = typename Out::non_const_value_type;
+        if (accumulate)
+          out(p, comp) += V(scale * v);
+        else
+          out(p, comp) = V(scale * v);
+      });
+  Kokkos::fence();
+}
+
+namespace {
+// The gradient readout with the window order a compile-time constant (unrolled loops).
+template <int ORDER, class T, class Out>
+void gradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count, const Out& out,
+                    double scale, bool accumulate, const T* fbase, const T* gbase, int n, int x0,
+                    int nx, double inv_cell) {
+  const Window win = ORDER == 2 ? Window::CIC : Window::TSC;
+  const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
+  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1)),
+                    gplane = std::size_t(n) * n;
+  const int fstride = 2 * (n / 2 + 1);
+  constexpr int W = kGhostGradient;
+  constexpr int span = ORDER + 4;
+  Kokkos::parallel_for(
+      "caustic::Painter::readoutGradient", Kokkos::RangePolicy<>(0, count),
+      KOKKOS_LAMBDA(const std::size_t p) {
+        int i0[3];
+        double w[3][3];
+        for (int c = 0; c < 3; ++c) {
+          const double u = clampToBox(X(p, c) * inv_cell, n);
+          windowWeights(win, u, i0[c], w[c]);
+        }
+        // Arithmetic in the mesh precision T; the differences of each order summed apart, in
+        // the same order whatever the addressing below (so both paths give the same bits).
+        T d1[3] = {0, 0, 0}, d2[3] = {0, 0, 0};
+        auto accumulate_at = [&](auto at) {
+          for (int a = 0; a < ORDER; ++a) {
+            const int jx = a + 2;
+            for (int bb = 0; bb < ORDER; ++bb) {
+              const int jy = bb + 2;
+              const T wab = T(w[0][a] * w[1][bb]);
+              for (int cc = 0; cc < ORDER; ++cc) {
+                const int jz = cc + 2;
+                const T wt = wab * T(w[2][cc]);
+                d1[0] += wt * (at(jx + 1, jy, jz) - at(jx - 1, jy, jz));
+                d2[0] += wt * (at(jx + 2, jy, jz) - at(jx - 2, jy, jz));
+                d1[1] += wt * (at(jx, jy + 1, jz) - at(jx, jy - 1, jz));
+                d2[1] += wt * (at(jx, jy + 2, jz) - at(jx, jy - 2, jz));
+                d1[2] += wt * (at(jx, jy, jz + 1) - at(jx, jy, jz - 1));
+                d2[2] += wt * (at(jx, jy, jz + 2) - at(jx, jy, jz - 2));
+              }
+            }
+          }
+        };
+        // The stencil reaches 2 points beyond the window on each axis. Plane j of the span is
+        // global plane i0x - 2 + j: in the field, or in a ghost plane (wide-ghost numbering).
+        const int b0 = i0[0] - x0 + W - 2, y0 = i0[1] - 2, z0 = i0[2] - 2;
+        const bool planes_in = b0 >= W && b0 + span <= W + nx;
+        if (planes_in && y0 >= 0 && y0 + span <= n && z0 >= 0 && z0 + span <= n) {
+          // The usual case: the span lies in this rank's planes and wraps in neither y nor z,
+          // so every value is at a constant offset from one pointer.
+          const T* base = fbase + (b0 - W) * fplane + std::size_t(y0) * fstride + z0;
+          accumulate_at(
+              [&](int jx, int jy, int jz) -> T { return base[jx * fplane + jy * fstride + jz]; });
+        } else {
+          // Near slab edges and the periodic faces: plane pointers with their row stride,
+          // wrapped row and column offsets, each resolved once.
+          const T* plane[span];
+          int stride[span];
+          std::size_t row[span], col[span];
+          for (int j = 0; j < span; ++j) {
+            const int b = b0 + j;
+            const bool in = b >= W && b < W + nx;
+            plane[j] = in ? fbase + (b - W) * fplane : gbase + (b < W ? b : b - nx) * gplane;
+            stride[j] = in ? fstride : n;
+            row[j] = static_cast<std::size_t>(wrap(y0 + j, n));
+            col[j] = static_cast<std::size_t>(wrap(z0 + j, n));
+          }
+          accumulate_at([&](int jx, int jy, int jz) -> T {
+            return plane[jx][row[jy] * stride[jx] + col[jz]];
+          });
+        }
+        double g[3];
+        for (int c = 0; c < 3; ++c)
+          g[c] = c1 * double(d1[c]) - c2 * double(d2[c]);
+        using V = typename Out::non_const_value_type;
+        for (int c = 0; c < 3; ++c) {
+          if (accumulate)
+            out(p, c) += V(-scale * g[c]);
+          else
+            out(p, c) = V(-scale * g[c]);
+        }
+      });
+  Kokkos::fence();
+}
+} // namespace
+
+template <class T>
+template <class Out>
+void Painter<T>::readoutGradient(const Field<T>& phi, const Kokkos::View<double* [3]>& X,
+                                 std::size_t count, const Out& out, double scale,
+                                 bool accumulate) const {
+  ScopedRegion region("caustic::Painter::readoutGradient");
+  _wide.gather(phi, wideBuffer());
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
+  const double inv_cell = 1.0 / _decomp->cell();
+  if (_win == Window::CIC)
+    gradientKernel<2>(X, count, out, scale, accumulate, phi.real().data(), _wideBuf.data(), n, x0,
+                      nx, inv_cell);
+  else
+    gradientKernel<3>(X, count, out, scale, accumulate, phi.real().data(), _wideBuf.data(), n, x0,
+                      nx, inv_cell);
+}
+
+template <class T> const Kokkos::View<T***>& Painter<T>::wideBuffer() const {
+  if (_wideBuf.extent(0) != static_cast<std::size_t>(_wide.ghostPlanes()))
+    _wideBuf = _wide.makeBuffer<T>("caustic::Painter::gradientGhosts");
+  return _wideBuf;
+}
+
+namespace {
+// Window weights, their derivatives (in 1/cell) and first indices of one particle.
+struct WindowDerivs {
+  int i0[3];
+  double w[3][3], dw[3][3];
+};
+KOKKOS_INLINE_FUNCTION WindowDerivs windowDerivs(Window win, const Kokkos::View<double* [3]>& X,
+                                                 std::size_t p, double inv_cell, int n) {
+  WindowDerivs s;
+  for (int c = 0; c < 3; ++c) {
+    const double u = clampToBox(X(p, c) * inv_cell, n);
+    windowWeightDerivatives(win, u, s.i0[c], s.w[c], s.dw[c]);
+  }
+  return s;
+}
+
+// Addressing of the wide-ghost buffer (kGhostGradient planes each side) around a particle whose
+// window starts at global plane i0x: entry j stands for plane i0x - 2 + j, row/column i0 - 2 + j.
+template <class T> struct WideSpan {
+  static constexpr int span = 3 + 4;
+  std::size_t plane[span]; // offset of the plane (field or ghost buffer)
+  bool in[span];
+  int stride[span];
+  std::size_t row[span], col[span];
+  KOKKOS_INLINE_FUNCTION WideSpan(const int i0[3], int order, int n, int x0, int nx) {
+    const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1)),
+                      gplane = std::size_t(n) * n;
+    constexpr int W = kGhostGradient;
+    for (int j = 0; j < order + 4; ++j) {
+      const int b = i0[0] - x0 + W - 2 + j;
+      in[j] = b >= W && b < W + nx;
+      plane[j] = in[j] ? (b - W) * fplane : (b < W ? b : b - nx) * gplane;
+      stride[j] = in[j] ? 2 * (n / 2 + 1) : n;
+      row[j] = static_cast<std::size_t>(wrap(i0[1] - 2 + j, n));
+      col[j] = static_cast<std::size_t>(wrap(i0[2] - 2 + j, n));
+    }
+  }
+  KOKKOS_INLINE_FUNCTION std::size_t offset(int jx, int jy, int jz) const {
+    return plane[jx] + row[jy] * stride[jx] + col[jz];
+  }
+};
+} // namespace
+
+template <class T>
+void Painter<T>::readoutWindowGradient(const Field<T>& f, const Kokkos::View<double* [3]>& X,
+                                       std::size_t count, const Kokkos::View<double* [3]>& xbar,
+                                       double scale, const Kokkos::View<double* [3]>& weights,
+                                       int comp) const {
+  ScopedRegion region("caustic::Painter::readoutWindowGradient");
+  auto ghosts = _buf;
+  _ghosts.gather(f, ghosts);
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
+  const double inv_cell = 1.0 / _decomp->cell();
+  const int order = windowOrder(_win);
+  const Window win = _win;
+  const bool weighted = weights.extent(0) > 0;
+  auto field = f.real();
+  Kokkos::parallel_for(
+      "caustic::Painter::readoutWindowGradient", Kokkos::RangePolicy<>(0, count),
+      KOKKOS_LAMBDA(const std::size_t p) {
+        const WindowDerivs s = windowDerivs(win, X, p, inv_cell, n);
+        double g[3] = {0.0, 0.0, 0.0};
+        for (int a = 0; a < order; ++a) {
+          const int b = s.i0[0] - x0 + kGhost + a;
+          const bool in = interior(b, nx);
+          for (int bb = 0; bb < order; ++bb) {
+            const int y = wrap(s.i0[1] + bb, n);
+            for (int c = 0; c < order; ++c) {
+              const int z = wrap(s.i0[2] + c, n);
+              const double fv = in ? double(field(Field<T>::realIndex(b - kGhost, y, z, n)))
+                                   : double(ghosts(ghostIndex(b, nx), y, z));
+              g[0] += s.dw[0][a] * s.w[1][bb] * s.w[2][c] * fv;
+              g[1] += s.w[0][a] * s.dw[1][bb] * s.w[2][c] * fv;
+              g[2] += s.w[0][a] * s.w[1][bb] * s.dw[2][c] * fv;
+            }
+          }
+        }
+        const double k = scale * inv_cell * (weighted ? weights(p, comp) : 1.0);
+        for (int d = 0; d < 3; ++d)
+          xbar(p, d) += k * g[d];
+      });
+  Kokkos::fence();
+}
+
+template <class T>
+void Painter<T>::readoutGradientAdjoint(Field<T>& phibar, const Kokkos::View<double* [3]>& X,
+                                        std::size_t count, const Kokkos::View<double* [3]>& Z,
+                                        double scale) const {
+  ScopedRegion region("caustic::Painter::readoutGradientAdjoint");
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
+  const double inv_cell = 1.0 / _decomp->cell();
+  const int order = windowOrder(_win);
+  const Window win = _win;
+  auto ghosts = wideBuffer();
+  phibar.setZero();
+  Kokkos::deep_copy(ghosts, T(0));
+  auto field = phibar.real();
+  Kokkos::View<T*, Kokkos::MemoryUnmanaged> gflat(ghosts.data(), ghosts.size());
+  auto sf = Kokkos::Experimental::create_scatter_view(field);
+  auto sg = Kokkos::Experimental::create_scatter_view(gflat);
+  // readoutGradient: F_c = -sum W [c1 (phi(+e_c) - phi(-e_c)) - c2 (phi(+2e_c) - phi(-2e_c))].
+  const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
+  Kokkos::parallel_for(
+      "caustic::Painter::readoutGradientAdjoint", Kokkos::RangePolicy<>(0, count),
+      KOKKOS_LAMBDA(const std::size_t p) {
+        auto af = sf.access();
+        auto ag = sg.access();
+        const WindowDerivs s = windowDerivs(win, X, p, inv_cell, n);
+        const WideSpan<T> ws(s.i0, order, n, x0, nx);
+        const double z[3] = {scale * Z(p, 0), scale * Z(p, 1), scale * Z(p, 2)};
+        auto add = [&](int jx, int jy, int jz, double v) {
+          const std::size_t o = ws.offset(jx, jy, jz);
+          if (ws.in[jx])
+            af(o) += T(v);
+          else
+            ag(o) += T(v);
+        };
+        for (int a = 0; a < order; ++a)
+          for (int bb = 0; bb < order; ++bb)
+            for (int c = 0; c < order; ++c) {
+              const double wt = s.w[0][a] * s.w[1][bb] * s.w[2][c];
+              const int j[3] = {a + 2, bb + 2, c + 2};
+              for (int e = 0; e < 3; ++e) {
+                const double v1 = wt * z[e] * c1, v2 = wt * z[e] * c2;
+                for (int sgn = -1; sgn <= 1; sgn += 2)
+                  for (int step = 1; step <= 2; ++step) {
+                    int jj[3] = {j[0], j[1], j[2]};
+                    jj[e] += sgn * step;
+                    add(jj[0], jj[1], jj[2], step == 1 ? -sgn * v1 : sgn * v2);
+                  }
+              }
+            }
+      });
+  Kokkos::Experimental::contribute(field, sf);
+  Kokkos::Experimental::contribute(gflat, sg);
+  _wide.scatterAdd(ghosts, phibar);
+}
+
+template <class T>
+void Painter<T>::readoutGradientJacobianT(const Field<T>& phi, const Kokkos::View<double* [3]>& X,
+                                          std::size_t count, const Kokkos::View<double* [3]>& Z,
+                                          const Kokkos::View<double* [3]>& xbar,
+                                          double scale) const {
+  ScopedRegion region("caustic::Painter::readoutGradientJacobianT");
+  auto ghosts = wideBuffer();
+  _wide.gather(phi, ghosts);
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
+  const double inv_cell = 1.0 / _decomp->cell();
+  const int order = windowOrder(_win);
+  const Window win = _win;
+  const T* fbase = phi.real().data();
+  const T* gbase = ghosts.data();
+  const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
+  Kokkos::parallel_for(
+      "caustic::Painter::readoutGradientJacobianT", Kokkos::RangePolicy<>(0, count),
+      KOKKOS_LAMBDA(const std::size_t p) {
+        const WindowDerivs s = windowDerivs(win, X, p, inv_cell, n);
+        const WideSpan<T> ws(s.i0, order, n, x0, nx);
+        auto at = [&](int jx, int jy, int jz) -> double {
+          const std::size_t o = ws.offset(jx, jy, jz);
+          return double(ws.in[jx] ? fbase[o] : gbase[o]);
+        };
+        double jac[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}}; // d(grad_c phi)/dx_d
+        for (int a = 0; a < order; ++a)
+          for (int bb = 0; bb < order; ++bb)
+            for (int c = 0; c < order; ++c) {
+              const int j[3] = {a + 2, bb + 2, c + 2};
+              double g[3];
+              for (int e = 0; e < 3; ++e) {
+                int p1[3] = {j[0], j[1], j[2]}, m1[3] = {j[0], j[1], j[2]};
+                int p2[3] = {j[0], j[1], j[2]}, m2[3] = {j[0], j[1], j[2]};
+                p1[e] += 1;
+                m1[e] -= 1;
+                p2[e] += 2;
+                m2[e] -= 2;
+                g[e] = c1 * (at(p1[0], p1[1], p1[2]) - at(m1[0], m1[1], m1[2])) -
+                       c2 * (at(p2[0], p2[1], p2[2]) - at(m2[0], m2[1], m2[2]));
+              }
+              const double dW[3] = {s.dw[0][a] * s.w[1][bb] * s.w[2][c],
+                                    s.w[0][a] * s.dw[1][bb] * s.w[2][c],
+                                    s.w[0][a] * s.w[1][bb] * s.dw[2][c]};
+              for (int e = 0; e < 3; ++e)
+                for (int d = 0; d < 3; ++d)
+                  jac[e][d] += g[e] * dW[d];
+            }
+        // F = -grad phi: xbar_d += scale sum_c z_c (-jac[c][d]) / cell.
+        for (int d = 0; d < 3; ++d) {
+          double v = 0.0;
+          for (int c = 0; c < 3; ++c)
+            v += Z(p, c) * jac[c][d];
+          xbar(p, d) -= scale * inv_cell * v;
+        }
+      });
+  Kokkos::fence();
+}
+
+template <class T>
+void paint(Field<T>& rho, const Particles& parts, Window win, double mass, double shift) {
+  Painter<T>(rho.decompPtr(), win).paint(rho, parts.x, parts.size(), mass, shift);
+}
+
+template <class T>
+void paintDensityContrast(Field<T>& delta, const Painter<T>& painter, const Particles& parts,
+                          double total_particles, double shift) {
+  const auto& d = delta.decomp();
+  const int n = d.n(), nx = d.localNx();
+  // Mass n^3 / N per particle: the painted field is rho / mean.
+  painter.paint(delta, parts.x, parts.size(), double(n) * n * n / total_particles, shift);
+  auto r = delta.real();
+  if (nx > 0)
+    Kokkos::parallel_for(
+        "caustic::paintDensityContrast",
+        Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {nx, n, n}),
+        KOKKOS_LAMBDA(const int lx, const int y, const int z) {
+          r(Field<T>::realIndex(lx, y, z, n)) -= T(1);
+        });
+  Kokkos::fence();
+}
+
+template void paintDensityContrast<float>(Field<float>&, const Painter<float>&, const Particles&,
+                                          double, double);
+template void paintDensityContrast<double>(Field<double>&, const Painter<double>&, const Particles&,
+                                           double, double);
+template class Painter<float>;
+template class Painter<double>;
+template void Painter<float>::readout(const Field<float>&, const Kokkos::View<double* [3]>&,
+                                      std::size_t, const Kokkos::View<float* [3]>&, int, double,
+                                      bool) const;
+template void Painter<double>::readout(const Field<double>&, const Kokkos::View<double* [3]>&,
+                                       std::size_t, const Kokkos::View<double* [3]>&, int, double,
+                                       bool) const;
+template void Painter<float>::readout(const Field<float>&, const Kokkos::View<double* [3]>&,
+                                      std::size_t, const Kokkos::View<double* [3]>&, int, double,
+                                      bool) const;
+template void Painter<float>::readoutGradient(const Field<float>&, const Kokkos::View<double* [3]>&,
+                                              std::size_t, const Kokkos::View<double* [3]>&, double,
+                                              bool) const;
+template void Painter<float>::readoutGradient(const Field<float>&, const Kokkos::View<double* [3]>&,
+                                              std::size_t, const Kokkos::View<float* [3]>&, double,
+                                              bool) const;
+template void Painter<double>::readoutGradient(const Field<double>&,
+                                               const Kokkos::View<double* [3]>&, std::size_t,
+                                               const Kokkos::View<double* [3]>&, double,
+                                               bool) const;
+template void paint<float>(Field<float>&, const Particles&, Window, double, double);
+template void paint<double>(Field<double>&, const Particles&, Window, double, double);
+
+} // namespace caustic

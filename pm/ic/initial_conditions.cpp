@@ -1,0 +1,27 @@
+#include "pm/ic/initial_conditions.hpp"
+
+#include "pm/core/profiling.hpp"
+
+namespace caustic {
+
+template <class T>
+Particles makeInitialConditions(std::shared_ptr<const SlabDecomposition> lattice,
+                                const Cosmology& cosmo, const LinearPower& power,
+                                const ICOptions& opt) {
+  ScopedRegion region("caustic::makeInitialConditions");
+  FFT<T> fft(lattice);
+  Field<T> delta(lattice, "caustic::ic::delta");
+  fillWhiteNoise(delta, opt.noise);
+  applyLinearPower(delta, power);
+  const LptFields<T> lpt = lptDisplacements(delta, fft, opt.lpt_order);
+  return lptParticles(lpt, cosmo, opt.a_start, opt.lattice_offset);
+}
+
+template Particles makeInitialConditions<float>(std::shared_ptr<const SlabDecomposition>,
+                                                const Cosmology&, const LinearPower&,
+                                                const ICOptions&);
+template Particles makeInitialConditions<double>(std::shared_ptr<const SlabDecomposition>,
+                                                 const Cosmology&, const LinearPower&,
+                                                 const ICOptions&);
+
+} // namespace caustic

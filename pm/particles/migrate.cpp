@@ -1,0 +1,336 @@
+#include "pm/particles/migrate.hpp"
+
+#include "pm/core/profiling.hpp"
+
+#include <numeric>
+#include <stdexcept>
+
+namespace caustic {
+
+namespace {
+KOKKOS_INLINE_FUNCTION int planeOf(double x, double inv_cell, int n) {
+  int i = static_cast<int>(km::floor(x * inv_cell));
+  if (i < 0)
+    i = 0;
+  if (i >= n)
+    i = n - 1;
+  return i;
+}
+} // namespace
+
+int ownerOfPosition(double x, const SlabDecomposition& decomp) {
+  return decomp.ownerOfPlane(planeOf(x, 1.0 / decomp.cell(), decomp.n()));
+}
+
+namespace {
+// The companion's entries take the IDs of their particles.
+void shareIds(const Particles& parts, Particles& companion) {
+  const auto n = std::make_pair<std::size_t, std::size_t>(0, parts.size());
+  Kokkos::deep_copy(Kokkos::subview(companion.id, n), Kokkos::subview(parts.id, n));
+}
+} // namespace
+
+Migrator::Migrator(std::shared_ptr<const SlabDecomposition> decomp) : _decomp(std::move(decomp)) {
+  const int n = _decomp->n();
+  _owner = Kokkos::View<int*>("caustic::Migrator::owner", n);
+  auto h = Kokkos::create_mirror_view(_owner);
+  for (int i = 0; i < n; ++i)
+    h(i) = _decomp->ownerOfPlane(i);
+  Kokkos::deep_copy(_owner, h);
+}
+
+const Kokkos::View<int*>& Migrator::destinations(std::size_t capacity) {
+  if (_dest.extent(0) < capacity)
+    _dest = Kokkos::View<int*>(
+        Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::Migrator::dest"), capacity);
+  return _dest;
+}
+
+std::size_t Migrator::operator()(Particles& parts, Particles* companion) {
+  ScopedRegion region("caustic::migrate");
+  const int me = _decomp->comm().rank(), n = _decomp->n();
+  const double inv_cell = 1.0 / _decomp->cell();
+  const std::size_t np = parts.size();
+  if (_decomp->comm().size() == 1) { // nowhere to go: skip the scan
+    if (companion)
+      shareIds(parts, *companion);
+    return 0;
+  }
+  if (_planned_x == parts.x.data() && _planned_n == np) { // planned by drift()
+    _planned_x = nullptr;
+    return exchange(parts, companion, _planned_leaving);
+  }
+  _planned_x = nullptr;
+  auto dest = destinations(parts.capacity());
+  auto owner = _owner;
+  auto X = parts.x;
+  long leaving = 0;
+  Kokkos::parallel_reduce(
+      "caustic::migrate::plan", Kokkos::RangePolicy<>(0, np),
+      KOKKOS_LAMBDA(const std::size_t i, long& acc) {
+        dest(i) = owner(planeOf(X(i, 0), inv_cell, n));
+        if (dest(i) != me)
+          ++acc;
+      },
+      leaving);
+  return exchange(parts, companion, leaving);
+}
+
+void Migrator::drift(Particles& parts, double factor, double box) {
+  ScopedRegion region("caustic::Migrator::drift");
+  const std::size_t np = parts.size();
+  auto x = parts.x;
+  auto p = parts.p;
+  _planned_x = nullptr;
+  if (_decomp->comm().size() == 1) { // nothing to plan
+    Kokkos::parallel_for(
+        "caustic::drift", Kokkos::RangePolicy<>(0, np),
+        KOKKOS_LAMBDA(const std::size_t i) { driftParticle(x, p, i, factor, box); });
+    Kokkos::fence();
+    return;
+  }
+  const int me = _decomp->comm().rank(), n = _decomp->n();
+  const double inv_cell = 1.0 / _decomp->cell();
+  auto dest = destinations(parts.capacity());
+  auto owner = _owner;
+  long leaving = 0;
+  Kokkos::parallel_reduce(
+      "caustic::driftAndPlan", Kokkos::RangePolicy<>(0, np),
+      KOKKOS_LAMBDA(const std::size_t i, long& acc) {
+        driftParticle(x, p, i, factor, box);
+        dest(i) = owner(planeOf(x(i, 0), inv_cell, n));
+        if (dest(i) != me)
+          ++acc;
+      },
+      leaving);
+  _planned_x = parts.x.data();
+  _planned_n = np;
+  _planned_leaving = leaving;
+}
+
+std::size_t Migrator::toLattice(Particles& parts, Particles* companion) {
+  ScopedRegion region("caustic::migrate::toLattice");
+  _planned_x = nullptr;
+  const int me = _decomp->comm().rank();
+  const std::uint64_t n = static_cast<std::uint64_t>(_decomp->n());
+  const std::size_t np = parts.size();
+  auto dest = destinations(parts.capacity());
+  auto owner = _owner;
+  auto ID = parts.id;
+  long leaving = 0;
+  Kokkos::parallel_reduce(
+      "caustic::migrate::planLattice", Kokkos::RangePolicy<>(0, np),
+      KOKKOS_LAMBDA(const std::size_t i, long& acc) {
+        const std::uint64_t plane = ID(i) / (n * n);
+        dest(i) = plane < n ? owner(static_cast<int>(plane)) : me;
+        if (dest(i) != me)
+          ++acc;
+      },
+      leaving);
+  const std::size_t sent = exchange(parts, companion, leaving);
+  // Lattice order: particle (i, j, k) at local index ((i - x0) N + j) N + k.
+  const std::size_t expect = static_cast<std::size_t>(_decomp->localNx()) * n * n;
+  long bad = parts.size() == expect ? 0 : 1;
+  const std::uint64_t first = static_cast<std::uint64_t>(_decomp->xStart()) * n * n;
+  Kokkos::View<std::size_t*> slot("caustic::migrate::latticeSlot", parts.size());
+  Kokkos::View<int*> seen("caustic::migrate::latticeSeen", expect);
+  if (!bad) {
+    ID = parts.id;
+    Kokkos::parallel_reduce(
+        "caustic::migrate::latticeSlots", Kokkos::RangePolicy<>(0, parts.size()),
+        KOKKOS_LAMBDA(const std::size_t i, long& acc) {
+          const std::uint64_t s = ID(i) - first;
+          if (ID(i) < first || s >= expect) {
+            ++acc;
+            return;
+          }
+          slot(i) = static_cast<std::size_t>(s);
+          if (Kokkos::atomic_fetch_add(&seen(slot(i)), 1) != 0)
+            ++acc;
+        },
+        bad);
+  }
+  long any = 0;
+  mpiCheck(MPI_Allreduce(&bad, &any, 1, MPI_LONG, MPI_SUM, _decomp->comm().get()),
+           "migrate::toLattice");
+  if (any)
+    throw std::runtime_error("Migrator::toLattice: the particles do not cover the " +
+                             std::to_string(n) + "^3 lattice exactly once");
+  auto permute = [&](Particles& ps) {
+    Particles out(expect, ps.capacity());
+    auto x = ps.x, p = ps.p, ox = out.x, op = out.p;
+    auto id = ps.id, oid = out.id;
+    Kokkos::parallel_for(
+        "caustic::migrate::latticeOrder", Kokkos::RangePolicy<>(0, expect),
+        KOKKOS_LAMBDA(const std::size_t i) {
+          const std::size_t s = slot(i);
+          for (int c = 0; c < 3; ++c) {
+            ox(s, c) = x(i, c);
+            op(s, c) = p(i, c);
+          }
+          oid(s) = id(i);
+        });
+    Kokkos::fence();
+    ps = std::move(out);
+  };
+  permute(parts);
+  if (companion)
+    permute(*companion);
+  return sent;
+}
+
+std::size_t Migrator::exchange(Particles& parts, Particles* companion, long leaving) {
+  const auto& comm = _decomp->comm();
+  const int size = comm.size(), me = comm.rank();
+  const std::size_t np = parts.size();
+  if (companion && companion->size() != np)
+    throw std::logic_error("Migrator: the companion holds " + std::to_string(companion->size()) +
+                           " entries for " + std::to_string(np) + " particles");
+  auto dest = _dest;
+  long total_leaving = 0;
+  mpiCheck(MPI_Allreduce(&leaving, &total_leaving, 1, MPI_LONG, MPI_SUM, comm.get()), "migrate");
+  if (total_leaving == 0) {
+    if (companion)
+      shareIds(parts, *companion);
+    return 0;
+  }
+
+  // Pack the leavers by destination (host side; O(leavers) beyond the scan).
+  auto hdest = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), dest);
+  auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
+  auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
+  auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+  // The companion's x and p (e.g. adjoints) travel with their particles.
+  Kokkos::View<double*[3]>::HostMirror hcx, hcp;
+  if (companion) {
+    hcx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), companion->x);
+    hcp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), companion->p);
+  }
+  const int W = companion ? 12 : 6;
+  auto& leavers = _leavers;
+  leavers.clear();
+  leavers.reserve(static_cast<std::size_t>(leaving));
+  std::vector<int> send_counts(size, 0), recv_counts(size, 0);
+  for (std::size_t i = 0; i < np; ++i)
+    if (hdest(i) != me) {
+      leavers.push_back(i);
+      ++send_counts[hdest(i)];
+    }
+  mpiCheck(MPI_Alltoall(send_counts.data(), 1, MPI_INT, recv_counts.data(), 1, MPI_INT, comm.get()),
+           "migrate");
+  std::vector<int> sdispl(size, 0), rdispl(size, 0);
+  for (int r = 1; r < size; ++r) {
+    sdispl[r] = sdispl[r - 1] + send_counts[r - 1];
+    rdispl[r] = rdispl[r - 1] + recv_counts[r - 1];
+  }
+  const std::size_t nsend = leavers.size();
+  const std::size_t nrecv = std::accumulate(recv_counts.begin(), recv_counts.end(), std::size_t(0));
+  // Kept between calls (resize within the capacity does not allocate): the step allocates
+  // only when more particles move than ever before.
+  auto &sbuf = _sbuf, &rbuf = _rbuf;
+  auto &sid = _sid, &rid = _rid;
+  sbuf.resize(W * nsend);
+  rbuf.resize(W * nrecv);
+  sid.resize(nsend);
+  rid.resize(nrecv);
+  {
+    std::vector<int> cursor(sdispl);
+    for (std::size_t i : leavers) {
+      const std::size_t j = static_cast<std::size_t>(cursor[hdest(i)]++);
+      for (int c = 0; c < 3; ++c) {
+        sbuf[W * j + c] = hx(i, c);
+        sbuf[W * j + 3 + c] = hp(i, c);
+        if (companion) {
+          sbuf[W * j + 6 + c] = hcx(i, c);
+          sbuf[W * j + 9 + c] = hcp(i, c);
+        }
+      }
+      sid[j] = hid(i);
+    }
+  }
+  std::vector<int> sc6(size), sd6(size), rc6(size), rd6(size);
+  for (int r = 0; r < size; ++r) {
+    sc6[r] = W * send_counts[r];
+    sd6[r] = W * sdispl[r];
+    rc6[r] = W * recv_counts[r];
+    rd6[r] = W * rdispl[r];
+  }
+  mpiCheck(MPI_Alltoallv(sbuf.data(), sc6.data(), sd6.data(), MPI_DOUBLE, rbuf.data(), rc6.data(),
+                         rd6.data(), MPI_DOUBLE, comm.get()),
+           "migrate");
+  mpiCheck(MPI_Alltoallv(sid.data(), send_counts.data(), sdispl.data(), MPI_UINT64_T, rid.data(),
+                         recv_counts.data(), rdispl.data(), MPI_UINT64_T, comm.get()),
+           "migrate");
+
+  // Fill the holes below the new end with the staying particles above it.
+  const std::size_t kept = np - nsend;
+  {
+    std::size_t tail = np;
+    for (std::size_t hole : leavers) {
+      if (hole >= kept)
+        break;
+      do {
+        --tail;
+      } while (hdest(tail) != me);
+      for (int c = 0; c < 3; ++c) {
+        hx(hole, c) = hx(tail, c);
+        hp(hole, c) = hp(tail, c);
+        if (companion) {
+          hcx(hole, c) = hcx(tail, c);
+          hcp(hole, c) = hcp(tail, c);
+        }
+      }
+      hid(hole) = hid(tail);
+    }
+  }
+  if (kept + nrecv > parts.capacity()) {
+    Kokkos::deep_copy(parts.x, hx);
+    Kokkos::deep_copy(parts.p, hp);
+    Kokkos::deep_copy(parts.id, hid);
+    parts.setSize(kept);
+    parts.reserve(static_cast<std::size_t>(1.1 * double(kept + nrecv)) + 16);
+    hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
+    hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
+    hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+    if (companion) {
+      Kokkos::deep_copy(companion->x, hcx);
+      Kokkos::deep_copy(companion->p, hcp);
+      companion->setSize(kept);
+      companion->reserve(parts.capacity());
+      hcx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), companion->x);
+      hcp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), companion->p);
+    }
+  } else if (companion && kept + nrecv > companion->capacity()) {
+    throw std::logic_error("Migrator: the companion's capacity is below the particles'");
+  }
+  for (std::size_t j = 0; j < nrecv; ++j) {
+    for (int c = 0; c < 3; ++c) {
+      hx(kept + j, c) = rbuf[W * j + c];
+      hp(kept + j, c) = rbuf[W * j + 3 + c];
+      if (companion) {
+        hcx(kept + j, c) = rbuf[W * j + 6 + c];
+        hcp(kept + j, c) = rbuf[W * j + 9 + c];
+      }
+    }
+    hid(kept + j) = rid[j];
+  }
+  Kokkos::deep_copy(parts.x, hx);
+  Kokkos::deep_copy(parts.p, hp);
+  Kokkos::deep_copy(parts.id, hid);
+  parts.setSize(kept + nrecv);
+  if (companion) {
+    Kokkos::deep_copy(companion->x, hcx);
+    Kokkos::deep_copy(companion->p, hcp);
+    companion->setSize(kept + nrecv);
+    shareIds(parts, *companion);
+  }
+  return nsend;
+}
+
+std::size_t migrate(Particles& parts, const SlabDecomposition& decomp) {
+  // The decomposition outlives this call; a non-owning shared_ptr hands it to the Migrator.
+  Migrator m(std::shared_ptr<const SlabDecomposition>(&decomp, [](const SlabDecomposition*) {}));
+  return m(parts);
+}
+
+} // namespace caustic

@@ -1,0 +1,56 @@
+#pragma once
+// Particle migration: after it, every rank holds exactly the particles whose x lies in its
+// real-space slab of `decomp`. Plans first (destination counts), skips the exchange when no
+// particle crosses a boundary, then moves only the leaving particles with MPI_Alltoallv: their
+// places are filled by particles from the end of the arrays, and arrivals are appended (the
+// Lagrangian, spatially coherent order of the rest is kept). Spare capacity absorbs arrivals;
+// the arrays grow by 10% more than needed only when it runs out.
+#include "pm/mesh/mesh.hpp"
+#include "pm/particles/particles.hpp"
+
+#include <cstdint>
+#include <vector>
+
+namespace caustic {
+
+class Migrator {
+public:
+  explicit Migrator(std::shared_ptr<const SlabDecomposition> decomp);
+  // Returns the number of particles that left this rank. A `companion` (same size, e.g. the
+  // adjoints of x and p) has its x and p moved along with the particles, and takes their IDs.
+  // Collective.
+  std::size_t operator()(Particles& parts, Particles* companion = nullptr);
+  // With `decomp` the particle lattice: sends every particle to the rank owning its Lagrangian
+  // plane (from its id) and puts it in lattice order, local index ((i - x0) N + j) N + k.
+  // Throws std::runtime_error unless the particles cover the lattice once. Collective.
+  std::size_t toLattice(Particles& parts, Particles* companion = nullptr);
+  // x <- x + factor p (periodic, box [Mpc/h]), planning the migration of the new positions in
+  // the same pass: the next operator() on these particles uses that plan instead of scanning
+  // them again, so nothing may change x in between (NBody drifts, then migrates at once).
+  void drift(Particles& parts, double factor, double box);
+
+private:
+  // The per-particle destination array, grown to `capacity` when needed.
+  const Kokkos::View<int*>& destinations(std::size_t capacity);
+  // Moves the particles whose destination (planned into _dest) is another rank.
+  std::size_t exchange(Particles& parts, Particles* companion, long leaving);
+  std::shared_ptr<const SlabDecomposition> _decomp;
+  Kokkos::View<int*> _owner; // owner rank of each x-plane
+  Kokkos::View<int*> _dest;  // per particle, reused
+  // The plan made by drift(): for the particles at _planned_x (count _planned_n), or none.
+  const void* _planned_x = nullptr;
+  std::size_t _planned_n = 0;
+  long _planned_leaving = 0;
+  // Exchange buffers, reused: leaving indices, packed x|p (|companion), IDs.
+  std::vector<std::size_t> _leavers;
+  std::vector<double> _sbuf, _rbuf;
+  std::vector<std::uint64_t> _sid, _rid;
+};
+
+// Convenience: a one-off Migrator.
+std::size_t migrate(Particles& parts, const SlabDecomposition& decomp);
+
+// Owning rank of position x [Mpc/h] (wrapped into [0, L) already).
+int ownerOfPosition(double x, const SlabDecomposition& decomp);
+
+} // namespace caustic

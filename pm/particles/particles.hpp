@@ -1,0 +1,71 @@
+#pragma once
+// Particles as structure-of-arrays Kokkos Views, with spare capacity so that migration does not
+// reallocate in the time step.
+//
+// x: comoving position [Mpc/h] in [0, L); p: FastPM momentum p = a^2 dx/dt [H0 Mpc/h = 100 km/s];
+// id: Lagrangian lattice index (i N + j) N + k of the particle's initial lattice site.
+// Entries [0, size()) are particles; [size(), capacity()) is spare room.
+#include "pm/core/kmath.hpp"
+#include "pm/core/memory.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace caustic {
+
+struct Particles {
+  Kokkos::View<double* [3]> x;
+  Kokkos::View<double* [3]> p;
+  Kokkos::View<std::uint64_t*> id;
+
+  Particles() = default;
+  // Huge pages for the arrays: paint and readout read them alongside scattered mesh accesses.
+  explicit Particles(std::size_t n, std::size_t capacity = 0)
+      : x(zeroedHugePageView<decltype(x)>("caustic::Particles::x", capacity > n ? capacity : n)),
+        p(zeroedHugePageView<decltype(p)>("caustic::Particles::p", capacity > n ? capacity : n)),
+        id(zeroedHugePageView<decltype(id)>("caustic::Particles::id", capacity > n ? capacity : n)),
+        _count(n) {}
+  std::size_t size() const { return _count; }
+  std::size_t capacity() const { return id.extent(0); }
+  void setSize(std::size_t n) {
+    if (n > capacity())
+      throw std::logic_error("Particles::setSize: " + std::to_string(n) + " exceeds the capacity " +
+                             std::to_string(capacity()));
+    _count = n;
+  }
+  // Grows the capacity to at least `cap`, keeping the particles.
+  void reserve(std::size_t cap) {
+    if (cap <= capacity())
+      return;
+    Kokkos::resize(x, cap);
+    Kokkos::resize(p, cap);
+    Kokkos::resize(id, cap);
+  }
+
+private:
+  std::size_t _count = 0;
+};
+
+// Wraps a coordinate into [0, L) (also when x + L rounds to L).
+KOKKOS_INLINE_FUNCTION double periodicWrap(double x, double L) {
+  if (x >= 0 && x < L) // the usual case (the formula below returns x unchanged for it)
+    return x;
+  x = x - L * km::floor(x / L);
+  if (x >= L)
+    x -= L;
+  if (x < 0)
+    x = 0;
+  return x;
+}
+
+// The drift of particle i: x <- x + factor p, wrapped into the box [0, L) (L in Mpc/h).
+KOKKOS_INLINE_FUNCTION void driftParticle(const Kokkos::View<double* [3]>& x,
+                                          const Kokkos::View<double* [3]>& p, std::size_t i,
+                                          double factor, double L) {
+  for (int c = 0; c < 3; ++c)
+    x(i, c) = periodicWrap(x(i, c) + factor * p(i, c), L);
+}
+
+} // namespace caustic

@@ -1,0 +1,169 @@
+#include "pm/stepping/stepping.hpp"
+
+#include "pm/particles/migrate.hpp"
+#include "pm/core/profiling.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace caustic {
+
+std::vector<double> timeSteps(double a_start, double a_end, int steps, Spacing spacing,
+                              const std::vector<double>& outputs) {
+  if (!(a_start > 0 && a_end > a_start && steps >= 1))
+    throw std::invalid_argument("timeSteps: need 0 < a_start < a_end and steps >= 1");
+  // Stepping variable t = a or ln a; the outputs split [a_start, a_end] into segments.
+  auto t = [spacing](double a) { return spacing == Spacing::Linear ? a : std::log(a); };
+  auto inv = [spacing](double x) { return spacing == Spacing::Linear ? x : std::exp(x); };
+  std::vector<double> knots = {a_start};
+  std::vector<double> sorted(outputs);
+  std::sort(sorted.begin(), sorted.end());
+  for (double o : sorted) {
+    if (o < a_start || o > a_end)
+      throw std::invalid_argument("timeSteps: output a = " + std::to_string(o) +
+                                  " outside the run");
+    if (o > knots.back() * (1 + 1e-12) && o < a_end * (1 - 1e-12))
+      knots.push_back(o);
+  }
+  knots.push_back(a_end);
+  // Steps per segment proportional to its length in t (at least one; largest remainders).
+  const std::size_t nseg = knots.size() - 1;
+  const double total = t(a_end) - t(a_start);
+  std::vector<int> per(nseg, 1);
+  const int budget = std::max<int>(steps, static_cast<int>(nseg));
+  std::vector<double> want(nseg);
+  int used = 0;
+  for (std::size_t i = 0; i < nseg; ++i) {
+    want[i] = budget * (t(knots[i + 1]) - t(knots[i])) / total;
+    per[i] = std::max(1, static_cast<int>(std::floor(want[i])));
+    used += per[i];
+  }
+  while (used < budget) {
+    std::size_t best = 0;
+    double gap = -1e300;
+    for (std::size_t i = 0; i < nseg; ++i)
+      if (want[i] - per[i] > gap) {
+        gap = want[i] - per[i];
+        best = i;
+      }
+    ++per[best];
+    ++used;
+  }
+  while (used > budget) {    // the minimum of one step per segment overshot: take back the most
+    std::size_t best = nseg; // over-served segment that has more than one step
+    for (std::size_t i = 0; i < nseg; ++i)
+      if (per[i] > 1 && (best == nseg || per[i] - want[i] > per[best] - want[best]))
+        best = i;
+    if (best == nseg)
+      break;
+    --per[best];
+    --used;
+  }
+  std::vector<double> a = {a_start};
+  for (std::size_t i = 0; i < nseg; ++i) {
+    const double t0 = t(knots[i]), t1 = t(knots[i + 1]);
+    for (int j = 1; j < per[i]; ++j)
+      a.push_back(inv(t0 + (t1 - t0) * j / per[i]));
+    a.push_back(knots[i + 1]); // exact knot value
+  }
+  return a;
+}
+
+double midpoint(double ai, double af, Spacing spacing) {
+  return spacing == Spacing::Linear ? 0.5 * (ai + af) : std::sqrt(ai * af);
+}
+
+void drift(Particles& parts, double factor, double box) {
+  auto x = parts.x;
+  auto p = parts.p;
+  Kokkos::parallel_for(
+      "caustic::drift", Kokkos::RangePolicy<>(0, parts.size()),
+      KOKKOS_LAMBDA(const std::size_t i) { driftParticle(x, p, i, factor, box); });
+  Kokkos::fence();
+}
+
+template <class T>
+NBody<T>::NBody(std::shared_ptr<const SlabDecomposition> mesh, const Cosmology& cosmo,
+                const GravityOptions& opt, double total_particles, unsigned fft_flags)
+    : _mesh(mesh), _cosmo(cosmo), _factors(cosmo),
+      _gravity(mesh, cosmo.params().Omega_m, opt, fft_flags), _total(total_particles),
+      _migrator(mesh) {}
+
+template <class T> void NBody<T>::forceKick(Particles& parts, double a, double factor) {
+  {
+    ScopedPhase t(times(), "migrate");
+    _migrated += _migrator(parts);
+  }
+  _gravity.force(parts.x, parts.size(), _total, parts.x, parts.size(), parts.p, a, factor, true);
+  ++_forces;
+}
+
+template <class T> void NBody<T>::start(Particles& parts, double a) {
+  ScopedRegion region("caustic::NBody::start");
+  ScopedPhase t(times(), "migrate");
+  _migrated += _migrator(parts);
+  _a = a;
+  _ahead = 0.0;
+  _next = 0.0;
+}
+
+template <class T> void NBody<T>::restore(Particles& parts, const StepperState& s) {
+  ScopedRegion region("caustic::NBody::restore");
+  {
+    ScopedPhase t(times(), "migrate");
+    _migrated += _migrator(parts);
+  }
+  _a = s.a;
+  _ahead = s.ahead;
+  _next = s.next;
+  _spacing = static_cast<Spacing>(s.spacing);
+}
+
+template <class T>
+void NBody<T>::step(Particles& parts, double af, Spacing spacing, double a_next) {
+  ScopedRegion region("caustic::NBody::step");
+  if (!synchronised() && std::abs(af - _next) > 1e-12 * af)
+    throw std::logic_error("NBody::step: the previous step prepared a step to a = " +
+                           std::to_string(_next) + ", not to a = " + std::to_string(af));
+  const double ai = _a, ah = midpoint(ai, af, spacing);
+  if (synchronised())
+    forceKick(parts, ai, _factors.kick(ai, ah, ai));
+  {
+    // The drift plans the migration that forceKick() then carries out.
+    ScopedPhase t(times(), "drift");
+    _migrator.drift(parts, _factors.drift(ai, af, ah), _mesh->box());
+  }
+  const double close = _factors.kick(ah, af, af);
+  if (a_next > af) {
+    const double open = _factors.kick(af, midpoint(af, a_next, spacing), af);
+    forceKick(parts, af, close + open);
+    _ahead = open;
+    _next = a_next;
+  } else {
+    forceKick(parts, af, close);
+    _ahead = 0.0;
+    _next = 0.0;
+  }
+  _spacing = spacing;
+  _a = af;
+}
+
+template <class T> void NBody<T>::synchronise(Particles& parts) {
+  if (synchronised())
+    return;
+  forceKick(parts, _a, -_ahead);
+  _ahead = 0.0;
+  _next = 0.0;
+}
+
+template <class T>
+void NBody<T>::run(Particles& parts, const std::vector<double>& boundaries, Spacing spacing) {
+  for (std::size_t s = 1; s < boundaries.size(); ++s)
+    step(parts, boundaries[s], spacing, s + 1 < boundaries.size() ? boundaries[s + 1] : 0.0);
+}
+
+template class NBody<float>;
+template class NBody<double>;
+
+} // namespace caustic
