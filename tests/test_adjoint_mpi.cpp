@@ -222,7 +222,6 @@ struct ModelSetup {
   DiffConfig cfg;
   DiffParams params;
   explicit ModelSetup(Window w = Window::CIC, int steps = 5) {
-    cfg.cosmology = test::planck();
     cfg.lattice = lattice;
     cfg.mesh = mesh;
     cfg.a_start = 0.1;
@@ -231,17 +230,18 @@ struct ModelSetup {
     cfg.lpt_order = 2;
     cfg.window = w;
     cfg.lattice_offset = 0.5 * mesh->cell();
-    cfg.filter_nodes = {0.1, 0.3, 0.6};
-    params.Omega_m = 0.3089;
-    params.sigma8 = 0.8159;
-    params.filter = {0.1, -0.2, 0.15};
+    cfg.potential_correction = hatFilterCorrection({0.1, 0.3, 0.6});
+    params.cosmology = test::planck();
+    params.cosmology.Omega_m = 0.3089;
+    params.cosmology.sigma8 = 0.8159;
+    params.correction = {0.1, -0.2, 0.15};
   }
   DiffParams with(double dOm, double ds8, int fi = -1, double dth = 0.0) const {
     DiffParams p = params;
-    p.Omega_m += dOm;
-    p.sigma8 += ds8;
+    p.cosmology.Omega_m += dOm;
+    p.cosmology.sigma8 += ds8;
     if (fi >= 0)
-      p.filter[fi] += dth;
+      p.correction[fi] += dth;
     return p;
   }
   Field<double> noise(std::uint64_t seed) const {
@@ -370,18 +370,18 @@ TEST(Adjoint, GravityAgainstFiniteDifferences) {
     Trajectory traj(s.cfg, s.params, total);
     Particles adj(parts.size(), parts.capacity());
     Kokkos::deep_copy(adj.id, parts.id);
-    ParamGrad g;
+    ParameterGradient g = ParameterGradient::zeros(s.params);
     traj.forceVJP(parts, z, 1.0, adj.x, f, g, 0.5);
     g.allreduce(s.mesh->comm());
     const char* tag = w == Window::CIC ? "(CIC)" : "(TSC)";
     expectClose(
         centred([&](double t) { return value(perturbed(parts, t, 24, 0), s.params); }, 1e-6),
         directional(adj, 24, 0), (std::string("gravity d/dx ") + tag).c_str());
-    expectClose(centred([&](double t) { return value(parts, s.with(t, 0)); }, 1e-4), g.Omega_m,
-                (std::string("gravity d/dOmega_m ") + tag).c_str());
+    expectClose(centred([&](double t) { return value(parts, s.with(t, 0)); }, 1e-4),
+                g[CosmoParam::Omega_m], (std::string("gravity d/dOmega_m ") + tag).c_str());
     for (int i = 0; i < 3; ++i)
       expectClose(centred([&](double t) { return value(parts, s.with(0, 0, i, t)); }, 1e-4),
-                  g.filter[i],
+                  g.correction[i],
                   (std::string("gravity d/dtheta_") + std::to_string(i) + " " + tag).c_str());
   }
 }
@@ -389,10 +389,11 @@ TEST(Adjoint, GravityAgainstFiniteDifferences) {
 namespace {
 // Checks a map of the particles (kick, drift, step) through its reverse: the loss of the mapped
 // state along random directions of x, p and Omega_m.
-void checkMap(const ModelSetup& s, const char* name, const Particles& start, double total,
-              const std::function<void(Trajectory&, Particles&)>& fwd,
-              const std::function<void(Trajectory&, Particles&, Particles&, ParamGrad&)>& rev,
-              bool params_too = true) {
+void checkMap(
+    const ModelSetup& s, const char* name, const Particles& start, double total,
+    const std::function<void(Trajectory&, Particles&)>& fwd,
+    const std::function<void(Trajectory&, Particles&, Particles&, ParameterGradient&)>& rev,
+    bool params_too = true) {
   const ParticleLoss loss;
   auto value = [&](const Particles& q0, const DiffParams& p) {
     Trajectory traj(s.cfg, p, total);
@@ -404,7 +405,7 @@ void checkMap(const ModelSetup& s, const char* name, const Particles& start, dou
   Particles q = copyParticles(start);
   fwd(traj, q);
   Particles adj = loss.cotangent(q);
-  ParamGrad g;
+  ParameterGradient g = ParameterGradient::zeros(s.params);
   rev(traj, q, adj, g);
   g.allreduce(s.mesh->comm());
   // The reverse restores the start (up to rounding): compare by ID.
@@ -441,10 +442,10 @@ void checkMap(const ModelSetup& s, const char* name, const Particles& start, dou
   if (!params_too)
     return;
   // Parameter steps small enough that no particle crosses a kink of the CIC window.
-  expectClose(centred([&](double t) { return value(start, s.with(t, 0)); }, 1e-6), g.Omega_m,
-              (n + " d/dOmega_m").c_str());
+  expectClose(centred([&](double t) { return value(start, s.with(t, 0)); }, 1e-6),
+              g[CosmoParam::Omega_m], (n + " d/dOmega_m").c_str());
   expectClose(centred([&](double t) { return value(start, s.with(0, 0, 1, t)); }, 1e-6),
-              g.filter[1], (n + " d/dtheta_1").c_str());
+              g.correction[1], (n + " d/dtheta_1").c_str());
 }
 } // namespace
 
@@ -453,9 +454,9 @@ TEST(Adjoint, KickAgainstFiniteDifferences) {
   ModelSetup s;
   Particles parts = randomParticles(800, s.mesh, 15);
   checkMap(
-      s, "kick", parts, 800, [](Trajectory& t, Particles& q) { t.kick(q, 2); },
-      [](Trajectory& t, Particles& q, Particles& adj, ParamGrad& g) {
-        t.kickReverse(q, adj, 2, g);
+      s, "kick", parts, 800, [](Trajectory& t, Particles& q) { t.apply(q, t.kickAt(2)); },
+      [](Trajectory& t, Particles& q, Particles& adj, ParameterGradient& g) {
+        t.applyReverse(q, adj, t.kickAt(2), g);
       });
 }
 
@@ -466,28 +467,28 @@ TEST(Adjoint, DriftAgainstFiniteDifferences) {
   // Drift has no filter dependence: only x, p and Omega_m.
   const ParticleLoss loss;
   checkMap(
-      s, "drift", parts, 800, [](Trajectory& t, Particles& q) { t.drift(q, 3); },
-      [](Trajectory& t, Particles& q, Particles& adj, ParamGrad& g) {
+      s, "drift", parts, 800, [](Trajectory& t, Particles& q) { t.apply(q, t.driftOf(3)); },
+      [](Trajectory& t, Particles& q, Particles& adj, ParameterGradient& g) {
         adj.reserve(q.capacity());
-        t.driftReverse(q, adj, 3, g);
+        t.applyReverse(q, adj, t.driftOf(3), g);
       },
       false);
   // Omega_m alone (the filter derivative is zero).
   auto value = [&](const DiffParams& p) {
     Trajectory traj(s.cfg, p, 800);
     Particles q = copyParticles(parts);
-    traj.drift(q, 3);
+    traj.apply(q, traj.driftOf(3));
     return loss(q);
   };
   Trajectory traj(s.cfg, s.params, 800);
   Particles q = copyParticles(parts);
-  traj.drift(q, 3);
+  traj.apply(q, traj.driftOf(3));
   Particles adj = loss.cotangent(q);
   adj.reserve(q.capacity());
-  ParamGrad g;
-  traj.driftReverse(q, adj, 3, g);
+  ParameterGradient g = ParameterGradient::zeros(s.params);
+  traj.applyReverse(q, adj, traj.driftOf(3), g);
   g.allreduce(s.mesh->comm());
-  expectClose(centred([&](double t) { return value(s.with(t, 0)); }, 1e-4), g.Omega_m,
+  expectClose(centred([&](double t) { return value(s.with(t, 0)); }, 1e-4), g[CosmoParam::Omega_m],
               "drift d/dOmega_m");
 }
 
@@ -499,7 +500,9 @@ TEST(Adjoint, OneStepAgainstFiniteDifferences) {
   Particles parts = randomParticles(800, s.mesh, 17);
   checkMap(
       s, "step", parts, 800, [](Trajectory& t, Particles& q) { t.forward(q); },
-      [](Trajectory& t, Particles& q, Particles& adj, ParamGrad& g) { t.reverse(q, adj, g); });
+      [](Trajectory& t, Particles& q, Particles& adj, ParameterGradient& g) {
+        t.reverse(q, adj, g);
+      });
 }
 
 TEST(Adjoint, LptAgainstFiniteDifferences) {
@@ -517,7 +520,7 @@ TEST(Adjoint, LptAgainstFiniteDifferences) {
     const LptModel lpt(s.cfg, s.params);
     const Particles parts = lpt.forward(w);
     const Particles adj = loss.cotangent(parts);
-    ParamGrad g;
+    ParameterGradient g = ParameterGradient::zeros(s.params);
     lpt.adjoint(w, adj, wbar, g);
     g.allreduce(s.lattice->comm());
     const std::string n = "LPT order " + std::to_string(order);
@@ -528,10 +531,10 @@ TEST(Adjoint, LptAgainstFiniteDifferences) {
                     },
                     1e-5),
                 fieldDot(wbar, v), (n + " d/dnoise").c_str());
-    expectClose(centred([&](double t) { return value(w, s.with(t, 0)); }, 1e-4), g.Omega_m,
-                (n + " d/dOmega_m").c_str());
-    expectClose(centred([&](double t) { return value(w, s.with(0, t)); }, 1e-4), g.sigma8,
-                (n + " d/dsigma8").c_str());
+    expectClose(centred([&](double t) { return value(w, s.with(t, 0)); }, 1e-4),
+                g[CosmoParam::Omega_m], (n + " d/dOmega_m").c_str());
+    expectClose(centred([&](double t) { return value(w, s.with(0, t)); }, 1e-4),
+                g[CosmoParam::sigma8], (n + " d/dsigma8").c_str());
   }
 }
 
@@ -595,13 +598,13 @@ TEST(Adjoint, ChainOfFiveStepsAgainstFiniteDifferences) {
                     },
                     1e-5),
                 fieldDot(*g.noise, v), (n + " d/dnoise").c_str());
-    expectClose(centred([&](double t) { return value(w, s.with(t, 0)); }, 1e-6), g.Omega_m,
-                (n + " d/dOmega_m").c_str());
-    expectClose(centred([&](double t) { return value(w, s.with(0, t)); }, 1e-6), g.sigma8,
-                (n + " d/dsigma8").c_str());
+    expectClose(centred([&](double t) { return value(w, s.with(t, 0)); }, 1e-6),
+                g.params[CosmoParam::Omega_m], (n + " d/dOmega_m").c_str());
+    expectClose(centred([&](double t) { return value(w, s.with(0, t)); }, 1e-6),
+                g.params[CosmoParam::sigma8], (n + " d/dsigma8").c_str());
     for (int i = 0; i < 3; ++i)
       expectClose(centred([&](double t) { return value(w, s.with(0, 0, i, t)); }, 1e-6),
-                  g.filter[i], (n + " d/dtheta_" + std::to_string(i)).c_str());
+                  g.params.correction[i], (n + " d/dtheta_" + std::to_string(i)).c_str());
   }
 }
 
@@ -609,17 +612,12 @@ TEST(Adjoint, ChainOfFiveStepsAgainstFiniteDifferences) {
 // makeInitialConditions + NBody from the same white noise (filter off).
 TEST(Adjoint, ForwardEqualsProductionRun) {
   ModelSetup s;
-  s.cfg.filter_nodes.clear();
-  s.params.filter.clear();
+  s.cfg.potential_correction = nullptr;
+  s.params.correction.clear();
   DiffPM model(s.cfg);
   const Particles& st = model.forward(s.noise(7), s.params);
 
-  const Cosmology cosmo([&] {
-    CosmologyParams c = s.cfg.cosmology;
-    c.Omega_m = s.params.Omega_m;
-    c.sigma8 = s.params.sigma8;
-    return c;
-  }());
+  const Cosmology cosmo(s.params.cosmology);
   const LinearPower power = LinearPower::eisensteinHu(cosmo.params());
   ICOptions ic;
   ic.noise.seed = 7;
@@ -677,4 +675,136 @@ TEST(Adjoint, ToLatticeOrdersByIdAndCarriesTheCompanion) {
   // A set that does not cover the lattice is refused on every rank.
   Particles half(mine.size() / 2);
   EXPECT_THROW(Migrator(s.lattice).toLattice(half), std::runtime_error);
+}
+
+// ---- the named parameter vector and the correction interfaces -----------------------------------
+
+namespace {
+// A toy particle correction with an analytic Jacobian: C_c(x) = t0 sin(2 pi x_c / L) +
+// t1 cos(2 pi x_c / L) on each axis c.
+class WaveCorrection : public ParticleCorrection {
+public:
+  explicit WaveCorrection(std::vector<double> theta) : _t(std::move(theta)) {}
+  std::string name() const override { return "wave"; }
+  std::vector<double> parameters() const override { return _t; }
+  void apply(const Vectors& x, std::size_t n, const Vectors& acc, double,
+             double scale) const override {
+    const double t0 = _t[0], t1 = _t[1], k = 2 * M_PI / kBox;
+    Kokkos::parallel_for(
+        "test::wave", n, KOKKOS_LAMBDA(std::size_t i) {
+          for (int c = 0; c < 3; ++c)
+            acc(i, c) += scale * (t0 * std::sin(k * x(i, c)) + t1 * std::cos(k * x(i, c)));
+        });
+    Kokkos::fence();
+  }
+  void vjp(const Vectors& x, std::size_t n, const Vectors& z, double scale, const Vectors& xbar,
+           double, std::vector<double>& grad) const override {
+    const double t0 = _t[0], t1 = _t[1], k = 2 * M_PI / kBox;
+    double g0 = 0.0, g1 = 0.0;
+    Kokkos::parallel_reduce(
+        "test::waveVJP", n,
+        KOKKOS_LAMBDA(std::size_t i, double& a0, double& a1) {
+          for (int c = 0; c < 3; ++c) {
+            const double s = std::sin(k * x(i, c)), co = std::cos(k * x(i, c));
+            xbar(i, c) += scale * z(i, c) * k * (t0 * co - t1 * s);
+            a0 += scale * z(i, c) * s;
+            a1 += scale * z(i, c) * co;
+          }
+        },
+        g0, g1);
+    grad[0] += g0;
+    grad[1] += g1;
+  }
+
+private:
+  std::vector<double> _t;
+};
+
+DiffParams shiftedParams(const DiffParams& p, CosmoParam which, double t) {
+  DiffParams q = p;
+  cosmoParam(q.cosmology, which) += t;
+  return q;
+}
+
+// A table of the Eisenstein-Hu spectrum of `c`, written by rank 0 and read by every rank.
+LinearPower tableOf(const CosmologyParams& c, const std::string& path) {
+  if (test::worldRank() == 0) {
+    const LinearPower eh = LinearPower::eisensteinHu(c);
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    for (int i = 0; i <= 400; ++i) {
+      const double k = std::pow(10.0, -4.0 + 6.0 * i / 400);
+      std::fprintf(f, "%.17g %.17g\n", k, eh(k));
+    }
+    std::fclose(f);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  return LinearPower::fromTable(path, c, true);
+}
+} // namespace
+
+TEST(Adjoint, LptNamedParametersAgainstFiniteDifferences) {
+  header("LPT: n_s, h, Omega_b; Eisenstein-Hu and tabulated power");
+  for (bool table : {false, true}) {
+    ModelSetup s;
+    if (table)
+      s.cfg.power = PowerModel::table(tableOf(s.params.cosmology, "/tmp/caustic_test_pk.txt"),
+                                      s.params.cosmology, true);
+    const Field<double> w = s.noise(7);
+    Field<double> wbar(s.lattice, "wbar");
+    const ParticleLoss loss;
+    auto value = [&](const DiffParams& p) { return loss(LptModel(s.cfg, p).forward(w)); };
+    const LptModel lpt(s.cfg, s.params);
+    const Particles adj = loss.cotangent(lpt.forward(w));
+    ParameterGradient g = ParameterGradient::zeros(s.params);
+    lpt.adjoint(w, adj, wbar, g);
+    g.allreduce(s.lattice->comm());
+    const std::string tag = table ? " (table)" : " (Eisenstein-Hu)";
+    for (CosmoParam p : {CosmoParam::n_s, CosmoParam::sigma8, CosmoParam::h, CosmoParam::Omega_b}) {
+      const double fd =
+          centred([&](double t) { return value(shiftedParams(s.params, p, t)); }, 1e-4);
+      const std::string what = std::string("LPT d/d") + cosmoParamName(p) + tag;
+      if (table && (p == CosmoParam::h || p == CosmoParam::Omega_b)) {
+        // A table's transfer function is fixed: no dependence, and the gradient says so.
+        EXPECT_EQ(fd, 0.0) << what;
+        EXPECT_EQ(g[p], 0.0) << what;
+      } else {
+        expectClose(fd, g[p], what.c_str());
+      }
+    }
+  }
+}
+
+TEST(Adjoint, ChainWithTabulatedPowerAndBothCorrectionKinds) {
+  header("whole chain, 3 steps: n_s with a table, potential and particle corrections");
+  ModelSetup s(Window::CIC, 3);
+  s.cfg.power = PowerModel::table(tableOf(s.params.cosmology, "/tmp/caustic_test_pk2.txt"),
+                                  s.params.cosmology, true);
+  s.cfg.particle_correction = [](const std::vector<double>& t) {
+    return std::make_shared<const WaveCorrection>(t);
+  };
+  s.params.particle_correction = {0.02, -0.01};
+  const Field<double> w = s.noise(7);
+  const ParticleLoss loss;
+  auto value = [&](const DiffParams& p) {
+    DiffPM m(s.cfg);
+    return loss(m.forward(w, p));
+  };
+  DiffPM model(s.cfg);
+  const Particles cot = loss.cotangent(model.forward(w, s.params));
+  const DiffGradient g = model.gradient(cot);
+  for (CosmoParam p : {CosmoParam::Omega_m, CosmoParam::sigma8, CosmoParam::n_s})
+    expectClose(centred([&](double t) { return value(shiftedParams(s.params, p, t)); }, 1e-6),
+                g.params[p], (std::string("chain d/d") + cosmoParamName(p)).c_str());
+  EXPECT_EQ(g.params[CosmoParam::h], 0.0);
+  for (int i = 0; i < 2; ++i) {
+    auto shiftedCorrection = [&](double t) {
+      DiffParams q = s.params;
+      q.particle_correction[i] += t;
+      return value(q);
+    };
+    expectClose(centred(shiftedCorrection, 1e-6), g.params.particle_correction[i],
+                ("chain d/dparticle_theta_" + std::to_string(i)).c_str());
+  }
+  expectClose(centred([&](double t) { return value(s.with(0, 0, 1, t)); }, 1e-6),
+              g.params.correction[1], "chain d/dtheta_1 (potential correction)");
 }

@@ -1,9 +1,9 @@
 // The PM solver: readout, point-mass force, momentum conservation, linear growth, the
 // Zel'dovich pancake, rank independence, and the power-spectrum estimator.
 #include "helpers.hpp"
+#include "pm/analysis/power_spectrum.hpp"
 #include "pm/ic/initial_conditions.hpp"
 #include "pm/particles/migrate.hpp"
-#include "pm/analysis/power_spectrum.hpp"
 #include "pm/stepping/stepping.hpp"
 
 #include <gtest/gtest.h>
@@ -341,29 +341,24 @@ TEST(PowerSpectrum, PoissonRandomsGiveTheAliasedShotNoise) {
   EXPECT_NEAR(meas / ref, 1.0, 0.01);
 }
 
-TEST(Gravity, PotentialFilterActsOnTheForce) {
-  // A filter multiplying phi(k) by s(|k|) = 1 + k^2 R^2 changes the force of every mode k by
+TEST(Gravity, PotentialCorrectionActsOnTheForce) {
+  // A correction multiplying phi(k) by s(|k|) = 1 + k^2 R^2 changes the force of every mode k by
   // that factor; for the pancake's single mode k it scales the force by s(k) exactly.
-  struct Scale : PotentialFilter<double> {
+  struct Scale : PotentialCorrection<double> {
     double R2;
     explicit Scale(double r2) : R2(r2) {}
+    std::string name() const override { return "scale"; }
+    std::vector<double> parameters() const override { return {}; }
     void apply(Field<double>& phi, double) const override {
-      const auto& d = phi.decomp();
-      const int n = d.n(), y0 = d.yStart();
-      const double kf = d.kFundamental(), r2 = R2;
+      const double kf = phi.decomp().kFundamental(), r2 = R2;
       auto c = phi.complex();
-      if (d.localNy() > 0)
-        Kokkos::parallel_for(
-            "test::filter",
-            Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {d.localNy(), n, d.nzComplex()}),
-            KOKKOS_LAMBDA(int ly, int x, int z) {
-              const int mx = SlabDecomposition::signedIndex(x, n),
-                        my = SlabDecomposition::signedIndex(y0 + ly, n);
-              const double k2 = kf * kf * (mx * mx + my * my + z * z);
-              c(Field<double>::complexIndex(ly, x, z, n)) *= 1.0 + k2 * r2;
-            });
-      Kokkos::fence();
+      phi.decomp().forEachMode(
+          "test::correction",
+          KOKKOS_LAMBDA(const MeshMode& m) { c(m.index) *= 1.0 + kf * kf * m.m2() * r2; });
     }
+    void vjpPotential(Field<double>& phibar, double a) const override { apply(phibar, a); }
+    void vjpParameters(const Field<double>&, const Field<double>&, double,
+                       std::vector<double>&) const override {}
   };
   const int n = 16;
   const double L = 64.0, R2 = 9.0, k = 2 * M_PI / L;
@@ -378,7 +373,7 @@ TEST(Gravity, PotentialFilterActsOnTheForce) {
       lptParticles(lptDisplacements(delta, fft, 1), Cosmology(planck()), 1.0, 0.5 * L / n);
   migrate(parts, *d);
   Gravity<double> plain(d, 0.3, GravityOptions{}), filtered(d, 0.3, GravityOptions{});
-  filtered.setFilter(std::make_shared<Scale>(R2));
+  filtered.setPotentialCorrection(std::make_shared<Scale>(R2));
   Kokkos::View<double*[3]> a0("a0", parts.size()), a1("a1", parts.size());
   const double ntot = double(n) * n * n;
   plain.force(parts.x, parts.size(), ntot, parts.x, parts.size(), a0, 1.0);

@@ -152,7 +152,24 @@ double LinearPower::shape(double k) const {
   if (i >= _lnk.size())
     i = _lnk.size() - 1;
   const double t = (lk - _lnk[i - 1]) / (_lnk[i] - _lnk[i - 1]);
-  return std::exp(_lnp[i - 1] + t * (_lnp[i] - _lnp[i - 1]));
+  const double v = std::exp(_lnp[i - 1] + t * (_lnp[i] - _lnp[i - 1]));
+  return _tilt == 0.0 ? v : v * std::pow(k / _pivot, _tilt);
+}
+
+LinearPower LinearPower::tilted(double dn, double pivot, bool normalize, double sigma8) const {
+  if (!tabulated())
+    throw std::logic_error("LinearPower::tilted: only a tabulated spectrum is tilted");
+  if (!(pivot > 0.0))
+    throw std::invalid_argument("LinearPower::tilted: pivot = " + fmt(pivot) + " (allowed: > 0)");
+  LinearPower lp = *this;
+  lp._tilt = dn; // of the table itself, whatever tilt this copy had
+  lp._pivot = pivot;
+  if (normalize) {
+    lp._amplitude = 1.0;
+    const double s = lp.sigma(8.0);
+    lp._amplitude = (sigma8 / s) * (sigma8 / s);
+  }
+  return lp;
 }
 
 double LinearPower::operator()(double k) const {

@@ -35,6 +35,12 @@ public:
   static LinearPower fromTable(const std::string& path, const CosmologyParams& p, bool normalize,
                                const std::string& key = "power.file");
 
+  // A table's spectrum tilted by (k / pivot)^dn [pivot in h/Mpc] (a change of the primordial
+  // index with the table's transfer function), renormalised to sigma(8 Mpc/h) = sigma8 if
+  // `normalize`, otherwise with the table's amplitude. Throws std::logic_error for
+  // Eisenstein-Hu, which takes n_s itself.
+  LinearPower tilted(double dn, double pivot, bool normalize, double sigma8) const;
+
   // P(k) at a = 1; throws std::domain_error outside a table's k range.
   double operator()(double k) const;
   // rms of the linear density in top-hat spheres of radius R [Mpc/h] at a = 1.
@@ -57,6 +63,7 @@ private:
   double _ns = 1.0;
   // table (ln k, ln P), ascending in k
   std::vector<double> _lnk, _lnp;
+  double _tilt = 0.0, _pivot = 1.0; // (k / pivot)^tilt on a table
   std::string _source;
 };
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <type_traits>
 
 namespace caustic {
 
@@ -54,7 +55,7 @@ Gravity<T>::Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_
   Kokkos::deep_copy(_win, hw);
 }
 
-template <class T> void Gravity<T>::applyPotential(Field<T>& f, double a, bool filter) const {
+template <class T> void Gravity<T>::applyPotential(Field<T>& f, double a, bool correct) const {
   const auto& d = *_mesh;
   const int n = d.n(), ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
   const double n3 = double(n) * n * n;
@@ -80,8 +81,8 @@ template <class T> void Gravity<T>::applyPotential(Field<T>& f, double a, bool f
           phi(i) *= T(g);
         });
   Kokkos::fence();
-  if (filter && _filter)
-    _filter->apply(f, a);
+  if (correct && _potential_correction)
+    _potential_correction->apply(f, a);
 }
 
 template <class T>
@@ -113,8 +114,11 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nso
       ScopedPhase t(_times, "fft_inverse");
       _fft.backward(_phi, false);
     }
-    ScopedPhase t(_times, "readout");
-    _painter.readoutGradient(_phi, probes, nprobes, acc, scale, accumulate);
+    {
+      ScopedPhase t(_times, "readout");
+      _painter.readoutGradient(_phi, probes, nprobes, acc, scale, accumulate);
+    }
+    addParticleCorrection(probes, nprobes, acc, a, scale);
     return;
   }
   for (int c = 0; c < 3; ++c) {
@@ -145,6 +149,22 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nso
       ScopedPhase t(_times, "readout");
       _painter.readout(*_work, probes, nprobes, acc, c, scale, accumulate);
     }
+  }
+  addParticleCorrection(probes, nprobes, acc, a, scale);
+}
+
+template <class T>
+template <class Acc>
+void Gravity<T>::addParticleCorrection(const Kokkos::View<double* [3]>& probes, std::size_t n,
+                                       const Acc& acc, double a, double scale) {
+  if (!_particle_correction)
+    return;
+  if constexpr (std::is_same_v<Acc, Kokkos::View<double* [3]>>) {
+    ScopedPhase t(_times, "particle_correction");
+    _particle_correction->apply(probes, n, acc, a, scale);
+  } else {
+    throw std::logic_error("Gravity::force: a particle correction needs double-precision "
+                           "accelerations");
   }
 }
 

@@ -1,6 +1,8 @@
 #pragma once
 // PM gravity: paint -> r2c FFT -> potential (Green's function, optional window deconvolution,
-// optional learned filter) -> per axis: gradient kernel, c2r FFT, readout.
+// optional potential correction) -> finite-difference kernel: one c2r FFT of the potential and
+// the gradient taken during the readout; exact kernel: per axis a gradient kernel, c2r FFT and
+// readout -> optional particle correction added at the probes.
 //
 // Units: the force is F = -grad phi with lap phi = 3/2 Omega_m delta (comoving, H0 = 1, lengths
 // in Mpc/h), so that dp/da = F / (a^2 E(a)) for p = a^2 dx/dt [H0 Mpc/h] (FastPM's convention).
@@ -10,9 +12,10 @@
 //                      D_i = i (8 sin(k_i H) - sin(2 k_i H)) / (6 H) (4-point gradient)
 // The DC mode and the Nyquist planes of the exact gradient are zero. With `deconvolve`, delta is
 // divided by the paint and readout windows W(k)^2.
-#include "pm/mesh/mesh.hpp"
-#include "pm/force/painter.hpp"
 #include "pm/core/timers.hpp"
+#include "pm/force/force_correction.hpp"
+#include "pm/force/painter.hpp"
+#include "pm/mesh/mesh.hpp"
 
 #include <memory>
 
@@ -20,14 +23,6 @@ namespace caustic {
 
 enum class GravityKernel { Exact, FiniteDifference };
 GravityKernel gravityKernelFromName(const std::string& name); // "exact" | "finite_difference"
-
-// Multiplies the potential phi(k) (Fourier space, DFT convention, local modes) at scale factor a.
-// The one place where a learned force correction acts on the PM force.
-template <class T> class PotentialFilter {
-public:
-  virtual ~PotentialFilter() = default;
-  virtual void apply(Field<T>& phi_k, double a) const = 0;
-};
 
 // Defaults as FastPM: CIC and finite-difference kernels. On a mesh finer than the particle
 // lattice (B = 2), the spectral kernels amplify the lattice-scale aliasing of the painted density
@@ -57,12 +52,23 @@ public:
              double scale = 1.0, bool accumulate = false);
 
   // f(k) <- phi(k) / N^3 from the painted density f(k) (Fourier space, local modes): the
-  // Green's function with its prefactor, the window deconvolution if asked, and the filter if
-  // `filter`. A real, even kernel: the operator is its own adjoint.
-  void applyPotential(Field<T>& f, double a, bool filter = true) const;
+  // Green's function with its prefactor, the window deconvolution if asked, and the potential
+  // correction if `correct`. Without the correction a real, even kernel: its own adjoint.
+  void applyPotential(Field<T>& f, double a, bool correct = true) const;
 
-  void setFilter(std::shared_ptr<const PotentialFilter<T>> filter) { _filter = std::move(filter); }
-  const std::shared_ptr<const PotentialFilter<T>>& filter() const { return _filter; }
+  // The force corrections (none by default); force() applies both.
+  void setPotentialCorrection(std::shared_ptr<const PotentialCorrection<T>> c) {
+    _potential_correction = std::move(c);
+  }
+  void setParticleCorrection(std::shared_ptr<const ParticleCorrection> c) {
+    _particle_correction = std::move(c);
+  }
+  const std::shared_ptr<const PotentialCorrection<T>>& potentialCorrection() const {
+    return _potential_correction;
+  }
+  const std::shared_ptr<const ParticleCorrection>& particleCorrection() const {
+    return _particle_correction;
+  }
   double omegaM() const { return _omega_m; }
   const GravityOptions& options() const { return _opt; }
   const SlabDecomposition& decomp() const { return *_mesh; }
@@ -75,6 +81,11 @@ public:
   PhaseTimes& times() { return _times; }
 
 private:
+  // acc += scale C(probes) when a particle correction is set (double accelerations only).
+  template <class Acc>
+  void addParticleCorrection(const Kokkos::View<double* [3]>& probes, std::size_t n, const Acc& acc,
+                             double a, double scale);
+
   std::shared_ptr<const SlabDecomposition> _mesh;
   double _omega_m;
   GravityOptions _opt;
@@ -82,7 +93,8 @@ private:
   Painter<T> _painter;
   Field<T> _phi;
   std::unique_ptr<Field<T>> _work; // spectral kernel only
-  std::shared_ptr<const PotentialFilter<T>> _filter;
+  std::shared_ptr<const PotentialCorrection<T>> _potential_correction;
+  std::shared_ptr<const ParticleCorrection> _particle_correction;
   PhaseTimes _times;
   // Per-axis kernel tables over the integer wavenumber index i in [0, N): k_eff^2 term, gradient
   // D(k) [h/Mpc] and window sinc^p; built once.

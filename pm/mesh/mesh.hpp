@@ -33,9 +33,7 @@ struct IndexBox {
   int lo[3] = {0, 0, 0};
   int hi[3] = {0, 0, 0};
   long extent(int axis) const { return hi[axis] - lo[axis]; }
-  std::size_t size() const {
-    return static_cast<std::size_t>(extent(0)) * extent(1) * extent(2);
-  }
+  std::size_t size() const { return static_cast<std::size_t>(extent(0)) * extent(1) * extent(2); }
 };
 
 // One local real-space point of a forEachPoint loop.
@@ -91,9 +89,7 @@ public:
   // This rank's boxes of global indices: real space (x-slab), Fourier space (y-slab of the
   // transposed half-complex array, z in [0, N/2]).
   IndexBox realBox() const { return {{_xStart, 0, 0}, {_xStart + _localNx, _n, _n}}; }
-  IndexBox fourierBox() const {
-    return {{0, _yStart, 0}, {_n, _yStart + _localNy, _n / 2 + 1}};
-  }
+  IndexBox fourierBox() const { return {{0, _yStart, 0}, {_n, _yStart + _localNy, _n / 2 + 1}}; }
   // Owner of a position x [Mpc/h] along the decomposed axis (any value: wrapped periodically).
   int ownerOfPosition(double x) const;
 
@@ -166,8 +162,8 @@ template <class F> void SlabDecomposition::forEachPoint(const char* label, const
   Kokkos::fence();
 }
 
-template <class F> void SlabDecomposition::reducePoints(const char* label, const F& f,
-                                                        double& sum) const {
+template <class F>
+void SlabDecomposition::reducePoints(const char* label, const F& f, double& sum) const {
   const int n = _n, nx = _localNx, x0 = _xStart, npad = nzPad();
   sum = 0.0;
   if (nx == 0)
@@ -208,8 +204,8 @@ template <class F> void SlabDecomposition::forEachMode(const char* label, const 
   Kokkos::fence();
 }
 
-template <class F> void SlabDecomposition::reduceModes(const char* label, const F& f,
-                                                       double& sum) const {
+template <class F>
+void SlabDecomposition::reduceModes(const char* label, const F& f, double& sum) const {
   const int n = _n, ny = _localNy, y0 = _yStart, nzc = nzComplex();
   sum = 0.0;
   if (ny == 0)

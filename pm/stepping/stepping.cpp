@@ -1,7 +1,8 @@
 #include "pm/stepping/stepping.hpp"
 
-#include "pm/particles/migrate.hpp"
 #include "pm/core/profiling.hpp"
+#include "pm/particles/migrate.hpp"
+#include "pm/stepping/schedule.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -96,7 +97,6 @@ template <class T> void NBody<T>::forceKick(Particles& parts, double a, double f
     _migrated += _migrator(parts);
   }
   _gravity.force(parts.x, parts.size(), _total, parts.x, parts.size(), parts.p, a, factor, true);
-  ++_forces;
 }
 
 template <class T> void NBody<T>::start(Particles& parts, double a) {
@@ -122,31 +122,33 @@ template <class T> void NBody<T>::restore(Particles& parts, const StepperState& 
 
 template <class T>
 void NBody<T>::step(Particles& parts, double af, Spacing spacing, double a_next) {
+  step(parts, Schedule::step(_factors, _a, af, spacing, synchronised(), a_next));
+}
+
+template <class T> void NBody<T>::step(Particles& parts, const ScheduledStep& st) {
   ScopedRegion region("caustic::NBody::step");
-  if (!synchronised() && std::abs(af - _next) > 1e-12 * af)
+  if (std::abs(st.ai - _a) > 1e-12 * _a)
+    throw std::logic_error("NBody::step: the step starts at a = " + std::to_string(st.ai) +
+                           ", the particles are at a = " + std::to_string(_a));
+  if (st.open != synchronised())
+    throw std::logic_error(std::string("NBody::step: a step ") + (st.open ? "with" : "without") +
+                           " an opening kick, but p is " +
+                           (synchronised() ? "synchronised" : "ahead of x"));
+  if (!synchronised() && std::abs(st.af - _next) > 1e-12 * st.af)
     throw std::logic_error("NBody::step: the previous step prepared a step to a = " +
-                           std::to_string(_next) + ", not to a = " + std::to_string(af));
-  const double ai = _a, ah = midpoint(ai, af, spacing);
-  if (synchronised())
-    forceKick(parts, ai, _factors.kick(ai, ah, ai));
+                           std::to_string(_next) + ", not to a = " + std::to_string(st.af));
+  if (st.open)
+    forceKick(parts, st.ai, st.open_factor);
   {
     // The drift plans the migration that forceKick() then carries out.
     ScopedPhase t(times(), "drift");
-    _migrator.drift(parts, _factors.drift(ai, af, ah), _mesh->box());
+    _migrator.drift(parts, st.drift_factor, _mesh->box());
   }
-  const double close = _factors.kick(ah, af, af);
-  if (a_next > af) {
-    const double open = _factors.kick(af, midpoint(af, a_next, spacing), af);
-    forceKick(parts, af, close + open);
-    _ahead = open;
-    _next = a_next;
-  } else {
-    forceKick(parts, af, close);
-    _ahead = 0.0;
-    _next = 0.0;
-  }
-  _spacing = spacing;
-  _a = af;
+  forceKick(parts, st.af, st.close_factor);
+  _ahead = st.ahead;
+  _next = st.ahead != 0.0 ? st.next : 0.0;
+  _spacing = st.spacing;
+  _a = st.af;
 }
 
 template <class T> void NBody<T>::synchronise(Particles& parts) {
@@ -159,8 +161,9 @@ template <class T> void NBody<T>::synchronise(Particles& parts) {
 
 template <class T>
 void NBody<T>::run(Particles& parts, const std::vector<double>& boundaries, Spacing spacing) {
-  for (std::size_t s = 1; s < boundaries.size(); ++s)
-    step(parts, boundaries[s], spacing, s + 1 < boundaries.size() ? boundaries[s + 1] : 0.0);
+  const Schedule schedule(_factors, boundaries, spacing);
+  for (const ScheduledStep& st : schedule.steps())
+    step(parts, st);
 }
 
 template class NBody<float>;

@@ -9,11 +9,11 @@
 //   kick   p += F(a_c) [G_p(a_f) - G_p(a_i)] / G_f(a_c)
 // A step a_i -> a_f: kick a_i -> a_h with F(a_i), drift a_i -> a_f with p(a_h), force at a_f,
 // kick a_h -> a_f with F(a_f); a_h is the midpoint in the stepping variable (a or ln a).
+#include "pm/core/timers.hpp"
 #include "pm/cosmology/cosmology.hpp"
 #include "pm/force/gravity.hpp"
 #include "pm/particles/migrate.hpp"
 #include "pm/particles/particles.hpp"
-#include "pm/core/timers.hpp"
 
 #include <vector>
 
@@ -58,6 +58,8 @@ struct StepperState {
   int spacing = 0;    // Spacing of that step
 };
 
+struct ScheduledStep;
+
 template <class T> class NBody {
 public:
   NBody(std::shared_ptr<const SlabDecomposition> mesh, const Cosmology& cosmo,
@@ -65,9 +67,13 @@ public:
 
   // Particles synchronised at a (x and p at a); migrates them to their slabs. Collective.
   void start(Particles& parts, double a);
-  // One KDK step from a() to af (midpoint by `spacing`). With a_next > af, the step after this one
-  // will end at a_next and p is left half a step ahead; otherwise p ends synchronised at af.
-  // Collective.
+  // One KDK step of a schedule (schedule.hpp), from a() = step.ai. Throws std::logic_error if
+  // the step does not continue from the integrator's state (its start, whether p is
+  // synchronised, the end the previous step prepared for). Collective.
+  void step(Particles& parts, const ScheduledStep& step);
+  // The same for a step built here: from a() to af (midpoint by `spacing`); with a_next > af,
+  // the step after this one will end at a_next and p is left half a step ahead; otherwise p ends
+  // synchronised at af. Collective.
   void step(Particles& parts, double af, Spacing spacing, double a_next = 0.0);
   // Takes p back to a() if it is ahead (one force computation). Collective.
   void synchronise(Particles& parts);
@@ -82,9 +88,9 @@ public:
   double a() const { return _a; }
   bool synchronised() const { return _ahead == 0.0; }
   Gravity<T>& gravity() { return _gravity; }
+  const FastPMFactors& factors() const { return _factors; }
   PhaseTimes& times() { return _gravity.times(); }
   std::size_t migrated() const { return _migrated; }
-  std::size_t forceEvaluations() const { return _forces; }
 
 private:
   // Migrates, then p += factor F(a).
@@ -100,7 +106,7 @@ private:
   double _ahead = 0.0; // kick factor applied beyond a() (0: synchronised)
   double _next = 0.0;  // end of the next step promised by the last step
   Spacing _spacing = Spacing::Linear;
-  std::size_t _migrated = 0, _forces = 0;
+  std::size_t _migrated = 0;
 };
 
 extern template class NBody<float>;

@@ -1,0 +1,56 @@
+#pragma once
+// The differentiable PM forward model (double precision), the same code as a run:
+//   white noise omega -> LPT particles at a_start (lpt_model.hpp) -> FastPM steps with fused
+//   kicks and optional force corrections (trajectory.hpp) -> particles synchronised at a_end,
+// and its reverse-mode gradient with respect to the noise and the named parameters
+// (parameters.hpp) by the adjoint method.
+#include "pm/grad/diff_config.hpp"
+#include "pm/grad/parameters.hpp"
+#include "pm/particles/particles.hpp"
+
+#include <memory>
+
+namespace caustic {
+
+// Gradient of a loss: `noise` on the particle lattice, real space; the parameters by name.
+struct DiffGradient {
+  std::unique_ptr<Field<double>> noise;
+  ParameterGradient params;
+};
+
+// forward(noise, params) -> state; gradient(cotangent) -> (d noise, d params).
+class DiffPM {
+public:
+  explicit DiffPM(DiffConfig cfg);
+  // Runs the model; returns the final particles in lattice order. Collective.
+  const Particles& forward(const Field<double>& noise, const DiffParams& params);
+  const Particles& state() const { return _state; }
+  // The initial particles (a_start, lattice order) of the last forward run.
+  const Particles& initial() const { return _initial; }
+  // Gradient of a loss whose cotangent with respect to the final state is `cot` (x: dL/dx,
+  // p: dL/dp, lattice order as state()). Collective.
+  DiffGradient gradient(const Particles& cot);
+
+  // After gradient(): largest difference between the reconstructed and the true initial
+  // positions [Mpc/h] and momenta, and the rms displacement |x - q| at a_start [Mpc/h].
+  struct Reconstruction {
+    double max_dx = 0.0, max_dp = 0.0, rms_displacement = 0.0, rms_momentum = 0.0;
+  };
+  const Reconstruction& reconstruction() const { return _rec; }
+  const DiffConfig& config() const { return _cfg; }
+  double totalParticles() const;
+
+private:
+  void measureReconstruction(const Particles& parts);
+
+  DiffConfig _cfg;
+  DiffParams _params;
+  std::unique_ptr<Field<double>> _noise;
+  Particles _state, _initial;
+  Reconstruction _rec;
+};
+
+// A deep copy of the particles (size and capacity).
+Particles copyParticles(const Particles& p);
+
+} // namespace caustic
