@@ -5,8 +5,8 @@
 //   single
 // jobs/bench.sh runs the standard set at 1 and 2 ranks. Particles start from 2LPT at a = 0.5 (a
 // clustered, mid-run distribution) and take --steps FastPM steps; times are max over ranks.
-#include "pm/ic/initial_conditions.hpp"
 #include "pm/core/memory.hpp"
+#include "pm/ic/initial_conditions.hpp"
 #include "pm/particles/migrate.hpp"
 #include "pm/stepping/stepping.hpp"
 
@@ -98,7 +98,8 @@ template <class T> void run(const Config& cfg) {
 
   // Four FFTs of the same mesh (1 forward, 3 inverse) with the solver's own plans and buffer.
   auto& fft = nbody.gravity().fft();
-  Field<T>& f = nbody.gravity().scratch();
+  const auto lease = nbody.gravity().workspace().lease("bench");
+  Field<T>& f = *lease;
   f.setZero();
   MPI_Barrier(comm);
   const auto tf = std::chrono::steady_clock::now();

@@ -30,10 +30,10 @@ void SnapshotWriter::observe(Event, const SimulationState& s) {
 }
 
 template <class T>
-PowerSpectrumWriter<T>::PowerSpectrumWriter(const Params& params, Gravity<T>& gravity,
+PowerSpectrumWriter<T>::PowerSpectrumWriter(const Params& params, Workspace<T>& workspace,
                                             std::function<double(double)> linear_power,
                                             OutputCallback cb)
-    : _params(params), _gravity(gravity), _plin(std::move(linear_power)), _cb(std::move(cb)) {}
+    : _params(params), _ws(workspace), _plin(std::move(linear_power)), _cb(std::move(cb)) {}
 
 template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationState& s) {
   const auto& out = _params.output;
@@ -41,10 +41,11 @@ template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationS
   po.window = windowFromName(out.window);
   po.interlace = out.interlace;
   po.subtract_shot_noise = out.subtract_shot_noise;
-  // The interlaced copy needs a second mesh for the duration of this call.
-  Field<T> work(s.mesh, "caustic::PowerSpectrumWriter::work");
-  densityContrastK(_gravity.scratch(), work, _gravity.fft(), *s.particles, s.total_particles, po);
-  PowerSpectrum ps = binPower(_gravity.scratch());
+  // The interlaced copy needs a second mesh.
+  const auto delta = _ws.lease("delta");
+  const auto work = _ws.lease("interlaced");
+  densityContrastK(*delta, *work, _ws.fft(), *s.particles, s.total_particles, po);
+  PowerSpectrum ps = binPower(*delta);
   const double L = s.mesh->box();
   ps.shot_noise = L * L * L / s.total_particles;
   if (po.subtract_shot_noise) {
@@ -72,7 +73,8 @@ template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationS
 }
 
 template <class T> void DensityWriter<T>::observe(Event, const SimulationState& s) {
-  Field<T>& rho = _gravity.scratch();
+  const auto lease = _ws.lease("density");
+  Field<T>& rho = *lease;
   paintDensityContrast(rho, Painter<T>(s.mesh, windowFromName(_params.output.window)), *s.particles,
                        s.total_particles);
   const std::string path = outputName(_params.output.directory, "density", s.a, ".hdf5");

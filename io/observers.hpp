@@ -3,9 +3,9 @@
 // density fields. File names carry the scale factor: snapshot_a0.5000.hdf5, power_a0.5000.txt,
 // density_a0.5000.hdf5 (and *_ic.* at a_start for the initial conditions).
 #include "io/params.hpp"
-#include "pm/force/gravity.hpp"
-#include "pm/stepping/observer.hpp"
 #include "pm/analysis/power_spectrum.hpp"
+#include "pm/mesh/workspace.hpp"
+#include "pm/stepping/observer.hpp"
 
 #include <functional>
 #include <memory>
@@ -31,35 +31,35 @@ private:
   OutputCallback _cb;
 };
 
-// Power spectrum of the particles on the PM mesh, with linear theory D1(a)^2 P_lin(k). Borrows
-// the gravity solver's mesh buffer and FFT plans (free between steps); an interlaced estimate
-// allocates a second mesh for the duration of the call.
+// Power spectrum of the particles on the PM mesh, with linear theory D1(a)^2 P_lin(k). Meshes
+// and FFT plans are leased from the run's workspace (shared with the gravity solver, whose
+// buffer is free between steps); an interlaced estimate leases a second mesh.
 template <class T> class PowerSpectrumWriter : public Observer {
 public:
-  PowerSpectrumWriter(const Params& params, Gravity<T>& gravity,
+  PowerSpectrumWriter(const Params& params, Workspace<T>& workspace,
                       std::function<double(double)> linear_power, OutputCallback cb);
   std::string name() const override { return "power_spectrum"; }
   void observe(Event e, const SimulationState& s) override;
 
 private:
   const Params& _params;
-  Gravity<T>& _gravity;
+  Workspace<T>& _ws;
   std::function<double(double)> _plin;
   OutputCallback _cb;
 };
 
 // Density contrast delta = rho / mean - 1 painted on the PM mesh (window of [output]), in a
-// borrowed gravity buffer.
+// mesh leased from the run's workspace.
 template <class T> class DensityWriter : public Observer {
 public:
-  DensityWriter(const Params& params, Gravity<T>& gravity, OutputCallback cb)
-      : _params(params), _gravity(gravity), _cb(std::move(cb)) {}
+  DensityWriter(const Params& params, Workspace<T>& workspace, OutputCallback cb)
+      : _params(params), _ws(workspace), _cb(std::move(cb)) {}
   std::string name() const override { return "density"; }
   void observe(Event e, const SimulationState& s) override;
 
 private:
   const Params& _params;
-  Gravity<T>& _gravity;
+  Workspace<T>& _ws;
   OutputCallback _cb;
 };
 

@@ -7,6 +7,7 @@
 #include "io/observers.hpp"
 #include "io/snapshot.hpp"
 #include "pm/ic/initial_conditions.hpp"
+#include "pm/stepping/run_handlers.hpp"
 #include "pm/stepping/simulation.hpp"
 #ifdef CAUSTIC_WITH_TORCH
 #include "emulators/hooks/hooks.hpp"
@@ -166,11 +167,15 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
     importWisdom<T>(shared_wisdom, comm);
   if (opt.resume)
     importWisdom<T>(own_wisdom, comm);
+  std::shared_ptr<Workspace<T>> workspace;
   std::unique_ptr<NBody<T>> solver;
   {
     PhaseTimer t(ctx, "fft_planning");
     const auto t0 = std::chrono::steady_clock::now();
-    solver = std::make_unique<NBody<T>>(mesh, cosmo, go, ntot, fftPlannerFlags(params.fft.plan));
+    // The run's meshes and FFT plans: the solver and the observers lease from it.
+    workspace = std::make_shared<Workspace<T>>(mesh, fftPlannerFlags(params.fft.plan),
+                                               go.kernel == GravityKernel::Exact ? 2 : 1);
+    solver = std::make_unique<NBody<T>>(workspace, cosmo, go, ntot);
     ctx.log("FFT plans (" + params.fft.plan + "): " +
             format("%.2f",
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()) +
@@ -191,8 +196,8 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
 
   SnapshotWriter snapshots(params, record);
   PowerSpectrumWriter<T> spectra(
-      params, nbody.gravity(), [&power](double k) { return power(k); }, record);
-  DensityWriter<T> density(params, nbody.gravity(), record);
+      params, *workspace, [&power](double k) { return power(k); }, record);
+  DensityWriter<T> density(params, *workspace, record);
   HaloFinder halos(params, record);
   std::vector<Observer*> observers;
   if (out.snapshots)
@@ -242,23 +247,34 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
   const char* fault = std::getenv("CAUSTIC_FAULT_NAN_AFTER_STEP");
   const int nan_step = fault ? std::atoi(fault) : -1;
   ResumePoint rp{resumed.step, resumed.state};
+  // The run loop and what the command attaches to it: observers at events; handlers for stop
+  // signals, the NaN check, step timing, checkpoints and the step line (in this order: the
+  // step's time does not include the checkpoint; the line reports after it).
+  RunLoop<T> loop(nbody, parts, boundaries, out.a, spacing, base);
+  for (Observer* o : observers)
+    loop.observe(o);
+  StopRequest stop(stopRequested);
+  NonFiniteCheck finite;
+  StepTimer timer;
+  CheckpointWriter checkpoints(ckpt);
+  StepReporter reporter(timer, [&](const StepReport& r) {
+    if (r.step == nan_step && ctx.root() && parts.size() > 0) {
+      auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
+      h(0, 0) = std::numeric_limits<double>::quiet_NaN();
+      Kokkos::deep_copy(parts.p, h);
+    }
+    char line[160];
+    std::snprintf(line, sizeof line, "step %4d/%d  a = %.4f  z = %7.3f  %7.2f s  ETA %7.1f s",
+                  r.step, r.steps_total, r.a, 1.0 / r.a - 1.0, r.seconds, r.eta_seconds);
+    ctx.log(line);
+  });
+  for (RunHandler* h :
+       std::initializer_list<RunHandler*>{&stop, &finite, &timer, &checkpoints, &reporter})
+    loop.attach(h);
   RunResult result;
   try {
     PhaseTimer t(ctx, "time_stepping_total");
-    result = runSimulation(
-        nbody, parts, boundaries, out.a, spacing, base, observers,
-        [&](const StepReport& r) {
-          if (r.step == nan_step && ctx.root() && parts.size() > 0) {
-            auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
-            h(0, 0) = std::numeric_limits<double>::quiet_NaN();
-            Kokkos::deep_copy(parts.p, h);
-          }
-          char line[160];
-          std::snprintf(line, sizeof line, "step %4d/%d  a = %.4f  z = %7.3f  %7.2f s  ETA %7.1f s",
-                        r.step, r.steps_total, r.a, 1.0 / r.a - 1.0, r.seconds, r.eta_seconds);
-          ctx.log(line);
-        },
-        stopRequested, ckpt, opt.resume ? &rp : nullptr);
+    result = loop.run(opt.resume ? &rp : nullptr);
   } catch (const NonFiniteState& e) {
     // Met on every rank alike: nothing more is written from this state.
     if (ctx.root())
@@ -273,7 +289,7 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
   summary["steps_total"] = static_cast<int>(boundaries.size()) - 1;
   summary["a_reached"] = result.a_reached;
   summary["interrupted"] = result.interrupted;
-  summary["checkpoints_written"] = result.checkpoints;
+  summary["checkpoints_written"] = checkpoints.written();
   if (!last_checkpoint.empty())
     summary["last_checkpoint"] = last_checkpoint;
   if (opt.resume) {

@@ -1,10 +1,12 @@
 // Time-step schedule and FastPM factors.
+#include "pm/stepping/schedule.hpp"
 #include "pm/stepping/stepping.hpp"
 
 #include "helpers.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 
@@ -60,4 +62,50 @@ TEST(FastPMFactors, ReduceToTheLeapfrogIntegralsForSmallSteps) {
     const double dGp = (f.Gp(a + h) - f.Gp(a - h)) / (2 * h);
     EXPECT_NEAR(a * a * c.E(a) * dGp / f.Gf(a), 1.0, 1e-7) << "a = " << a;
   }
+}
+
+TEST(Schedule, FusedKicksAndSynchronisedBoundaries) {
+  const Cosmology c(planck());
+  const FastPMFactors f(c);
+  const auto a = timeSteps(0.1, 1.0, 4, Spacing::Linear); // 0.1, 0.325, 0.55, 0.775, 1
+  // Step 2 ends synchronised (an output there), the others fuse their half-kicks.
+  const Schedule sched(f, a, Spacing::Linear, {false, false, true, false, false});
+  ASSERT_EQ(sched.size(), 4);
+  using K = Operation::Kind;
+  const auto& ops = sched.operations();
+  // kick drift kick | drift kick(sync) | kick drift kick | drift kick(end)
+  const std::vector<K> kinds = {K::Kick, K::Drift, K::Kick, K::Drift, K::Kick,
+                                K::Kick, K::Drift, K::Kick, K::Drift, K::Kick};
+  ASSERT_EQ(ops.size(), kinds.size());
+  for (std::size_t i = 0; i < ops.size(); ++i)
+    EXPECT_EQ(ops[i].kind, kinds[i]) << "operation " << i;
+  auto mid = [](double x, double y) { return 0.5 * (x + y); };
+  // The first kick: a_0 -> midpoint of step 1, force at a_0.
+  EXPECT_DOUBLE_EQ(ops[0].factor, f.kick(a[0], mid(a[0], a[1]), a[0]));
+  EXPECT_EQ(ops[0].a, a[0]);
+  // A fused kick at a_1: closing half of step 1 plus opening half of step 2.
+  EXPECT_DOUBLE_EQ(ops[2].factor,
+                   f.kick(mid(a[0], a[1]), a[1], a[1]) + f.kick(a[1], mid(a[1], a[2]), a[1]));
+  // Synchronised at a_2: the closing half alone, then step 3 opens with its own kick at a_2.
+  EXPECT_DOUBLE_EQ(ops[4].factor, f.kick(mid(a[1], a[2]), a[2], a[2]));
+  EXPECT_EQ(ops[5].a, a[2]);
+  EXPECT_DOUBLE_EQ(ops[5].factor, f.kick(a[2], mid(a[2], a[3]), a[2]));
+  EXPECT_TRUE(sched.at(3).open);
+  EXPECT_FALSE(sched.at(2).open);
+  EXPECT_EQ(sched.at(2).ahead, 0.0);
+  EXPECT_GT(sched.at(1).ahead, 0.0);
+  // Drifts: D1 difference over G_p at the midpoint.
+  EXPECT_DOUBLE_EQ(ops[1].factor, f.drift(a[0], a[1], mid(a[0], a[1])));
+  // The sum of all kick factors equals the kick over the whole run for a constant force only
+  // approximately, but the kicks of one step's two halves add up to that step's factor pair.
+  double total = 0.0;
+  for (const auto& op : ops)
+    if (op.kind == K::Kick)
+      total += op.factor;
+  double halves = 0.0;
+  for (int s = 1; s <= 4; ++s)
+    halves +=
+        f.kick(a[s - 1], mid(a[s - 1], a[s]), a[s - 1]) + f.kick(mid(a[s - 1], a[s]), a[s], a[s]);
+  EXPECT_NEAR(total, halves, 1e-12 * std::abs(halves));
+  EXPECT_THROW(Schedule(f, {0.5}, Spacing::Linear), std::invalid_argument);
 }

@@ -20,12 +20,16 @@ GravityKernel gravityKernelFromName(const std::string& name) {
 template <class T>
 Gravity<T>::Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_m,
                     const GravityOptions& opt, unsigned fft_flags)
-    : _mesh(mesh), _omega_m(Omega_m), _opt(opt), _fft(mesh, fft_flags), _painter(mesh, opt.window),
-      _phi(mesh, "caustic::Gravity::phi") {
-  // The finite-difference gradient is taken in real space during the readout: one mesh buffer
-  // and one inverse FFT. The spectral gradient needs a second buffer and three inverse FFTs.
-  if (opt.kernel == GravityKernel::Exact)
-    _work = std::make_unique<Field<T>>(mesh, "caustic::Gravity::work");
+    : Gravity(std::make_shared<Workspace<T>>(mesh, fft_flags,
+                                             opt.kernel == GravityKernel::Exact ? 2 : 1),
+              Omega_m, opt) {}
+
+template <class T>
+Gravity<T>::Gravity(std::shared_ptr<Workspace<T>> workspace, double Omega_m,
+                    const GravityOptions& opt)
+    : _mesh(workspace->decompPtr()), _omega_m(Omega_m), _opt(opt), _ws(std::move(workspace)),
+      _painter(_mesh, opt.window) {
+  const auto& mesh = _mesh;
   const int n = mesh->n();
   const double kf = mesh->kFundamental(), H = mesh->cell();
   const bool fd = opt.kernel == GravityKernel::FiniteDifference;
@@ -92,41 +96,48 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nso
                        std::size_t nprobes, const Acc& acc, double a, double scale,
                        bool accumulate) {
   ScopedRegion region("caustic::Gravity::force");
+  // The finite-difference gradient is taken in real space during the readout: one mesh buffer
+  // and one inverse FFT. The spectral gradient needs a second buffer and three inverse FFTs.
+  const auto phi_lease = _ws->lease("phi");
+  Field<T>& phi_field = *phi_lease;
+  const FFT<T>& fft = _ws->fft();
   const auto& d = *_mesh;
   const int n = d.n();
   const double n3 = double(n) * n * n;
   {
     // Mass per particle n^3 / N: the painted field is 1 + delta (the DC mode is dropped below).
     ScopedPhase t(_times, "paint");
-    _painter.paint(_phi, sources, nsources, n3 / total_sources);
+    _painter.paint(phi_field, sources, nsources, n3 / total_sources);
   }
   {
     ScopedPhase t(_times, "fft_forward");
-    _fft.forward(_phi);
+    fft.forward(phi_field);
   }
   {
     ScopedPhase t(_times, "kernels");
-    applyPotential(_phi, a, true);
+    applyPotential(phi_field, a, true);
   }
   const int ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
-  if (!_work) {
+  if (_opt.kernel != GravityKernel::Exact) {
     {
       ScopedPhase t(_times, "fft_inverse");
-      _fft.backward(_phi, false);
+      fft.backward(phi_field, false);
     }
     {
       ScopedPhase t(_times, "readout");
-      _painter.readoutGradient(_phi, probes, nprobes, acc, scale, accumulate);
+      _painter.readoutGradient(phi_field, probes, nprobes, acc, scale, accumulate);
     }
     addParticleCorrection(probes, nprobes, acc, a, scale);
     return;
   }
+  const auto work_lease = _ws->lease("work");
+  Field<T>& work = *work_lease;
   for (int c = 0; c < 3; ++c) {
     {
       ScopedPhase t(_times, "kernels");
       auto grad = _grad;
-      auto phi = _phi.complex();
-      auto out = _work->complex();
+      auto phi = phi_field.complex();
+      auto out = work.complex();
       if (ny > 0)
         Kokkos::parallel_for(
             "caustic::Gravity::gradient",
@@ -143,11 +154,11 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nso
     }
     {
       ScopedPhase t(_times, "fft_inverse");
-      _fft.backward(*_work, false);
+      fft.backward(work, false);
     }
     {
       ScopedPhase t(_times, "readout");
-      _painter.readout(*_work, probes, nprobes, acc, c, scale, accumulate);
+      _painter.readout(work, probes, nprobes, acc, c, scale, accumulate);
     }
   }
   addParticleCorrection(probes, nprobes, acc, a, scale);

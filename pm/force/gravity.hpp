@@ -16,6 +16,7 @@
 #include "pm/force/force_correction.hpp"
 #include "pm/force/painter.hpp"
 #include "pm/mesh/mesh.hpp"
+#include "pm/mesh/workspace.hpp"
 
 #include <memory>
 
@@ -37,7 +38,10 @@ struct GravityOptions {
 
 template <class T> class Gravity {
 public:
-  // Collective: plans FFTs (planner `fft_flags`) and allocates the two mesh buffers it needs.
+  // Meshes and FFT plans from `workspace` (leased during force(): the finite-difference kernel
+  // needs one buffer, the exact kernel two).
+  Gravity(std::shared_ptr<Workspace<T>> workspace, double Omega_m, const GravityOptions& opt);
+  // Collective: a workspace of its own (FFTs planned with `fft_flags`).
   Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_m, const GravityOptions& opt,
           unsigned fft_flags = FFTW_ESTIMATE);
 
@@ -72,11 +76,9 @@ public:
   double omegaM() const { return _omega_m; }
   const GravityOptions& options() const { return _opt; }
   const SlabDecomposition& decomp() const { return *_mesh; }
-  const FFT<T>& fft() const { return _fft; }
-  // The mesh buffer, free between force() calls: observers borrow it (power spectra, density
-  // fields) instead of allocating a mesh of their own. After force() it holds the potential:
-  // in real space (finite-difference kernel) or as phi(k) / N^3 (spectral kernel).
-  Field<T>& scratch() { return _phi; }
+  const FFT<T>& fft() const { return _ws->fft(); }
+  Workspace<T>& workspace() { return *_ws; }
+  const std::shared_ptr<Workspace<T>>& workspacePtr() const { return _ws; }
   const Painter<T>& painter() const { return _painter; }
   PhaseTimes& times() { return _times; }
 
@@ -89,10 +91,8 @@ private:
   std::shared_ptr<const SlabDecomposition> _mesh;
   double _omega_m;
   GravityOptions _opt;
-  FFT<T> _fft;
+  std::shared_ptr<Workspace<T>> _ws;
   Painter<T> _painter;
-  Field<T> _phi;
-  std::unique_ptr<Field<T>> _work; // spectral kernel only
   std::shared_ptr<const PotentialCorrection<T>> _potential_correction;
   std::shared_ptr<const ParticleCorrection> _particle_correction;
   PhaseTimes _times;

@@ -50,7 +50,6 @@ Trajectory::Trajectory(const DiffConfig& cfg, const DiffParams& params, double t
     _particle_correction = cfg.particle_correction(params.particle_correction);
     _nbody->gravity().setParticleCorrection(_particle_correction);
   }
-  _adjField = std::make_unique<Field<double>>(cfg.mesh, "caustic::Trajectory::adjoint");
 }
 
 int Trajectory::kickAt(int s) const {
@@ -107,8 +106,10 @@ void Trajectory::forceVJP(const Particles& parts, const Kokkos::View<double* [3]
   auto& grav = _nbody->gravity();
   const auto& painter = grav.painter();
   const auto& fft = grav.fft();
-  Field<double>& A = grav.scratch(); // density -> potential
-  Field<double>& B = *_adjField;     // potential cotangent -> density cotangent
+  const auto lease_a = grav.workspace().lease("density");
+  const auto lease_b = grav.workspace().lease("cotangent");
+  Field<double>& A = *lease_a; // density -> potential
+  Field<double>& B = *lease_b; // potential cotangent -> density cotangent
   const std::size_t np = parts.size();
   const int n = _cfg.mesh->n();
   const double mass = double(n) * n * n / _total;

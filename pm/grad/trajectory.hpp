@@ -66,8 +66,7 @@ private:
   std::shared_ptr<const PotentialCorrection<double>> _potential_correction;
   std::shared_ptr<const ParticleCorrection> _particle_correction;
   std::unique_ptr<NBody<double>> _nbody;
-  std::unique_ptr<Field<double>> _adjField; // the second mesh buffer of the reverse pass
-  Kokkos::View<double* [3]> _f;             // the force at the particles, reused
+  Kokkos::View<double* [3]> _f; // the force at the particles, reused
   Migrator _migrator;
 };
 

@@ -17,7 +17,9 @@ namespace caustic {
 enum class Event {
   InitialConditions, // particles at a_start, before the first step
   Step,              // after every step
-  Output             // at each output scale factor (after InitialConditions or Step)
+  Output,            // at each output scale factor (after InitialConditions or Step)
+  BeforeForce,       // before each force computation (particles migrated; state.a: the force's a)
+  AfterForce         // after it (the kick fused with the readout is applied already)
 };
 
 struct SimulationState {

@@ -2,7 +2,6 @@
 
 #include "pm/core/profiling.hpp"
 
-#include <chrono>
 #include <cmath>
 
 namespace caustic {
@@ -14,141 +13,120 @@ bool isOutputScaleFactor(double a, const std::vector<double>& outputs) {
   return false;
 }
 
-namespace {
-
 template <class T>
-void notify(NBody<T>& nbody, const std::vector<Observer*>& observers, Event e,
-            const SimulationState& s) {
-  for (Observer* o : observers) {
+RunLoop<T>::RunLoop(NBody<T>& nbody, Particles& parts, std::vector<double> boundaries,
+                    std::vector<double> outputs, Spacing spacing, SimulationState base)
+    : _nbody(nbody), _parts(parts), _boundaries(std::move(boundaries)),
+      _outputs(std::move(outputs)), _spacing(spacing), _base(std::move(base)) {}
+
+template <class T> SimulationState RunLoop<T>::state(int step) const {
+  SimulationState s = _base;
+  s.a = _nbody.a();
+  s.step = step;
+  s.steps_total = static_cast<int>(_boundaries.size()) - 1;
+  s.particles = &_parts;
+  return s;
+}
+
+template <class T> StepInfo RunLoop<T>::info(int step, int first) const {
+  StepInfo i;
+  i.step = step;
+  i.steps_total = static_cast<int>(_boundaries.size()) - 1;
+  i.first = first;
+  i.a = _nbody.a();
+  i.state = _nbody.state();
+  i.particles = &_parts;
+  i.comm = _base.mesh->comm().get();
+  return i;
+}
+
+template <class T> void RunLoop<T>::notify(Event e, int step) {
+  const SimulationState s = state(step);
+  for (Observer* o : _observers) {
     if (!o->wants(e))
       continue;
-    ScopedPhase t(nbody.times(), "observer:" + o->name());
+    ScopedPhase t(_nbody.times(), "observer:" + o->name());
     o->observe(e, s);
   }
 }
 
-// Number of particles with a non-finite coordinate or momentum on this rank.
-std::size_t countNonFinite(const Particles& parts) {
-  auto x = parts.x;
-  auto p = parts.p;
-  std::size_t bad = 0;
-  Kokkos::parallel_reduce(
-      "caustic::runSimulation::finiteCheck", Kokkos::RangePolicy<>(0, parts.size()),
-      KOKKOS_LAMBDA(const std::size_t i, std::size_t& b) {
-        bool ok = true;
-        for (int c = 0; c < 3; ++c)
-          ok = ok && km::isfinite(x(i, c)) && km::isfinite(p(i, c));
-        b += ok ? 0 : 1;
-      },
-      bad);
-  return bad;
-}
-
-} // namespace
-
-template <class T>
-RunResult runSimulation(NBody<T>& nbody, Particles& parts, const std::vector<double>& boundaries,
-                        const std::vector<double>& outputs, Spacing spacing, SimulationState base,
-                        const std::vector<Observer*>& observers,
-                        const std::function<void(const StepReport&)>& report,
-                        const std::function<bool()>& stop_requested,
-                        const Checkpointing& checkpointing, const ResumePoint* resume) {
-  ScopedRegion region("caustic::runSimulation");
-  const MPI_Comm comm = base.mesh->comm().get();
-  const int steps = static_cast<int>(boundaries.size()) - 1;
+template <class T> RunResult RunLoop<T>::run(const ResumePoint* resume) {
+  ScopedRegion region("caustic::RunLoop::run");
+  const MPI_Comm comm = _base.mesh->comm().get();
+  const int steps = static_cast<int>(_boundaries.size()) - 1;
   RunResult result;
   int first = 1;
   if (resume) {
-    nbody.restore(parts, resume->state);
+    _nbody.restore(_parts, resume->state);
     first = resume->step + 1;
   } else {
-    nbody.start(parts, boundaries.front());
+    _nbody.start(_parts, _boundaries.front());
   }
-  auto state = [&](int step) {
-    SimulationState s = base;
-    s.a = nbody.a();
-    s.step = step;
-    s.steps_total = steps;
-    s.particles = &parts;
-    return s;
-  };
-  if (!resume) {
-    notify(nbody, observers, Event::InitialConditions, state(0));
-    if (isOutputScaleFactor(nbody.a(), outputs))
-      notify(nbody, observers, Event::Output, state(0));
-  }
-  result.a_reached = nbody.a();
-  double spent = 0.0;
-  bool every_step = false;
-  for (Observer* o : observers)
+  // The schedule, built once: steps end synchronised where observers look; elsewhere the
+  // half-kicks of two steps are fused.
+  bool every_step = false, force_events = false;
+  for (Observer* o : _observers) {
     every_step = every_step || o->wants(Event::Step);
-  auto last_checkpoint = std::chrono::steady_clock::now();
-  auto write_checkpoint = [&](int s) {
-    checkpointing.write(s, nbody.state());
-    ++result.checkpoints;
-    last_checkpoint = std::chrono::steady_clock::now();
-  };
+    force_events = force_events || o->wants(Event::BeforeForce) || o->wants(Event::AfterForce);
+  }
+  std::vector<bool> sync(_boundaries.size(), every_step);
+  for (std::size_t s = 1; s < _boundaries.size(); ++s)
+    sync[s] = every_step || isOutputScaleFactor(_boundaries[s], _outputs);
+  const Schedule schedule(_nbody.factors(), _boundaries, _spacing, sync);
+  if (force_events)
+    _nbody.setForceHook([this](bool after, double a) {
+      SimulationState s = state(_step);
+      s.a = a;
+      const Event e = after ? Event::AfterForce : Event::BeforeForce;
+      for (Observer* o : _observers)
+        if (o->wants(e)) {
+          ScopedPhase t(_nbody.times(), "observer:" + o->name());
+          o->observe(e, s);
+        }
+    });
+  _step = first - 1;
+  if (!resume) {
+    notify(Event::InitialConditions, 0);
+    if (isOutputScaleFactor(_nbody.a(), _outputs))
+      notify(Event::Output, 0);
+  }
+  result.a_reached = _nbody.a();
   result.steps_done = first - 1;
   for (int s = first; s <= steps; ++s) {
-    int local = stop_requested && stop_requested() ? 1 : 0, any = 0;
-    mpiCheck(MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_MAX, comm), "runSimulation");
+    int local = 0, any = 0;
+    for (RunHandler* h : _handlers)
+      local = h->stopBefore(s) ? 1 : local;
+    mpiCheck(MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_MAX, comm), "RunLoop::run");
     if (any) {
-      // Stopped: the checkpoint keeps the state as it is (p possibly ahead), so that a resume
-      // repeats the uninterrupted run; without one, leave the particles synchronised.
-      if (checkpointing.on_stop && checkpointing.write && s > first)
-        write_checkpoint(s - 1);
-      else
-        nbody.synchronise(parts);
+      bool kept = false;
+      const StepInfo stop = info(s - 1, first);
+      for (RunHandler* h : _handlers)
+        kept = h->onStop(stop) || kept;
+      if (!kept)
+        _nbody.synchronise(_parts);
       result.interrupted = true;
       break;
     }
-    const auto t0 = std::chrono::steady_clock::now();
-    // End synchronised where observers look; elsewhere fuse the half-kicks of two steps.
-    const bool sync = every_step || s == steps || isOutputScaleFactor(boundaries[s], outputs);
-    nbody.step(parts, boundaries[s], spacing, sync ? 0.0 : boundaries[s + 1]);
-    std::size_t bad = countNonFinite(parts), anybad = 0;
-    mpiCheck(MPI_Allreduce(&bad, &anybad, 1, MPI_UINT64_T, MPI_SUM, comm), "runSimulation");
-    if (anybad)
-      throw NonFiniteState(std::to_string(anybad) +
-                           " particle(s) with a non-finite position or momentum after step " +
-                           std::to_string(s) + " (a = " + std::to_string(nbody.a()) + ")");
-    notify(nbody, observers, Event::Step, state(s));
-    if (isOutputScaleFactor(nbody.a(), outputs))
-      notify(nbody, observers, Event::Output, state(s));
-    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-           dtmax = 0;
-    mpiCheck(MPI_Allreduce(&dt, &dtmax, 1, MPI_DOUBLE, MPI_MAX, comm), "runSimulation");
-    spent += dtmax;
+    for (RunHandler* h : _handlers)
+      h->beforeStep(s);
+    _nbody.step(_parts, schedule.at(s));
+    _step = s;
+    const StepInfo done = info(s, first);
+    for (RunHandler* h : _handlers)
+      h->afterStep(done);
+    notify(Event::Step, s);
+    if (isOutputScaleFactor(_nbody.a(), _outputs))
+      notify(Event::Output, s);
     result.steps_done = s;
-    result.a_reached = nbody.a();
-    if (checkpointing.write && s < steps) {
-      int due = checkpointing.every_steps > 0 && s % checkpointing.every_steps == 0;
-      if (checkpointing.every_seconds > 0 &&
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint)
-                  .count() >= checkpointing.every_seconds)
-        due = 1;
-      int anydue = 0; // clocks differ between ranks: one decision for all
-      mpiCheck(MPI_Allreduce(&due, &anydue, 1, MPI_INT, MPI_MAX, comm), "runSimulation");
-      if (anydue)
-        write_checkpoint(s);
-    }
-    if (report)
-      report({s, steps, nbody.a(), dtmax, spent / (s - first + 1) * (steps - s)});
+    result.a_reached = _nbody.a();
+    for (RunHandler* h : _handlers)
+      h->endOfStep(done);
   }
+  _nbody.setForceHook(nullptr);
   return result;
 }
 
-template RunResult runSimulation<float>(NBody<float>&, Particles&, const std::vector<double>&,
-                                        const std::vector<double>&, Spacing, SimulationState,
-                                        const std::vector<Observer*>&,
-                                        const std::function<void(const StepReport&)>&,
-                                        const std::function<bool()>&, const Checkpointing&,
-                                        const ResumePoint*);
-template RunResult runSimulation<double>(NBody<double>&, Particles&, const std::vector<double>&,
-                                         const std::vector<double>&, Spacing, SimulationState,
-                                         const std::vector<Observer*>&,
-                                         const std::function<void(const StepReport&)>&,
-                                         const std::function<bool()>&, const Checkpointing&,
-                                         const ResumePoint*);
+template class RunLoop<float>;
+template class RunLoop<double>;
 
 } // namespace caustic

@@ -1,11 +1,20 @@
 #pragma once
-// The PM run loop: steps through the boundaries, calls observers at events, stops cleanly at a
-// step boundary when asked (signals), and reports one line per step.
+// The PM run loop, FastPM-style: it walks the schedule (schedule.hpp) and emits events; what
+// happens at them is attached by the command. Observers (observer.hpp) look at the state at
+// InitialConditions, BeforeForce/AfterForce, Step and Output events; run handlers
+// (run_handlers.hpp: stop signals, the NaN check, step timing and reports, checkpoints) are
+// called at fixed points of every step:
+//   for each step s:  stopBefore(s) [any rank, any handler: stop here] -> beforeStep(s) ->
+//                     the step -> afterStep(s) -> Step/Output observers -> endOfStep(s)
+//   on a stop:        onStop(steps done) [a handler may keep the state as it is, e.g. in a
+//                     checkpoint; otherwise the loop synchronises the particles]
 #include "pm/stepping/observer.hpp"
+#include "pm/stepping/schedule.hpp"
 #include "pm/stepping/stepping.hpp"
 
 #include <functional>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace caustic {
@@ -14,27 +23,10 @@ namespace caustic {
 // boundaries computed from them).
 bool isOutputScaleFactor(double a, const std::vector<double>& outputs);
 
-struct StepReport {
-  int step = 0, steps_total = 0;
-  double a = 0.0;
-  double seconds = 0.0;     // wall time of this step (max over ranks)
-  double eta_seconds = 0.0; // estimate for the remaining steps
-};
-
 struct RunResult {
   int steps_done = 0;
   double a_reached = 0.0;
   bool interrupted = false;
-  int checkpoints = 0; // written by this run
-};
-
-// When to write checkpoints; `write` (collective) gets the steps done and the integrator state
-// (p may be half a step ahead: the state says so, and a resume continues exactly).
-struct Checkpointing {
-  int every_steps = 0;        // 0: never
-  double every_seconds = 0.0; // wall time between checkpoints; 0: never
-  bool on_stop = false;       // when stopped (signal), before returning
-  std::function<void(int step, const StepperState& state)> write;
 };
 
 // Where a resumed run starts: `step` steps done, the integrator state (particles restored by the
@@ -44,25 +36,68 @@ struct ResumePoint {
   StepperState state;
 };
 
-// Particles with a non-finite position or momentum: the run stops before any observer sees them.
-class NonFiniteState : public std::runtime_error {
-public:
-  using std::runtime_error::runtime_error;
+// What a handler sees after a step.
+struct StepInfo {
+  int step = 0, steps_total = 0;
+  int first = 1;      // the first step of this run (after a resume: the one after it)
+  double a = 0.0;     // the particles' scale factor
+  StepperState state; // the integrator (p may be ahead of x)
+  const Particles* particles = nullptr;
+  MPI_Comm comm = MPI_COMM_NULL;
 };
 
-// `boundaries`: step boundaries (timeSteps()); `outputs`: output scale factors (each one a
-// boundary). `stop_requested` is polled on every rank at each boundary; the run stops if any
-// rank asks. Observers are timed into nbody.times() as "observer:<name>". After every step the
-// particles are checked for NaN/Inf (NonFiniteState, on every rank). With `resume`, the run
-// continues after resume->step from the restored state (no InitialConditions event).
-// Collective.
-template <class T>
-RunResult runSimulation(NBody<T>& nbody, Particles& parts, const std::vector<double>& boundaries,
-                        const std::vector<double>& outputs, Spacing spacing, SimulationState base,
-                        const std::vector<Observer*>& observers,
-                        const std::function<void(const StepReport&)>& report,
-                        const std::function<bool()>& stop_requested,
-                        const Checkpointing& checkpointing = {},
-                        const ResumePoint* resume = nullptr);
+class RunHandler {
+public:
+  virtual ~RunHandler() = default;
+  virtual std::string name() const = 0;
+  // Before step s: true asks the run to stop at this boundary (the loop stops if any rank's
+  // handler asks). Every rank is called.
+  virtual bool stopBefore(int s) {
+    (void)s;
+    return false;
+  }
+  virtual void beforeStep(int s) { (void)s; }
+  // Right after the step, before the observers; may throw to end the run.
+  virtual void afterStep(const StepInfo& info) { (void)info; }
+  // After the observers of the step.
+  virtual void endOfStep(const StepInfo& info) { (void)info; }
+  // The run stops with `info.step` steps done. Returns true if the handler kept the state as it
+  // is (p possibly ahead); if none does, the loop leaves the particles synchronised.
+  virtual bool onStop(const StepInfo& info) {
+    (void)info;
+    return false;
+  }
+};
+
+template <class T> class RunLoop {
+public:
+  // `boundaries`: step boundaries (timeSteps()); `outputs`: output scale factors (each one a
+  // boundary); `base`: the state handed to observers (mesh, cosmology, particle set facts).
+  RunLoop(NBody<T>& nbody, Particles& parts, std::vector<double> boundaries,
+          std::vector<double> outputs, Spacing spacing, SimulationState base);
+  void observe(Observer* o) { _observers.push_back(o); }
+  void attach(RunHandler* h) { _handlers.push_back(h); }
+  // Runs to the end or to a stop; with `resume`, continues after resume->step from the restored
+  // state (no InitialConditions event). Observers are timed into nbody.times() as
+  // "observer:<name>". Collective.
+  RunResult run(const ResumePoint* resume = nullptr);
+
+private:
+  void notify(Event e, int step);
+  SimulationState state(int step) const;
+  StepInfo info(int step, int first) const;
+
+  NBody<T>& _nbody;
+  Particles& _parts;
+  std::vector<double> _boundaries, _outputs;
+  Spacing _spacing;
+  SimulationState _base;
+  std::vector<Observer*> _observers;
+  std::vector<RunHandler*> _handlers;
+  int _step = 0; // steps done, for the force events
+};
+
+extern template class RunLoop<float>;
+extern template class RunLoop<double>;
 
 } // namespace caustic

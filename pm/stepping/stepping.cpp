@@ -91,12 +91,22 @@ NBody<T>::NBody(std::shared_ptr<const SlabDecomposition> mesh, const Cosmology& 
       _gravity(mesh, cosmo.params().Omega_m, opt, fft_flags), _total(total_particles),
       _migrator(mesh) {}
 
+template <class T>
+NBody<T>::NBody(std::shared_ptr<Workspace<T>> workspace, const Cosmology& cosmo,
+                const GravityOptions& opt, double total_particles)
+    : _mesh(workspace->decompPtr()), _cosmo(cosmo), _factors(cosmo),
+      _gravity(workspace, cosmo.params().Omega_m, opt), _total(total_particles), _migrator(_mesh) {}
+
 template <class T> void NBody<T>::forceKick(Particles& parts, double a, double factor) {
   {
     ScopedPhase t(times(), "migrate");
     _migrated += _migrator(parts);
   }
+  if (_force_hook)
+    _force_hook(false, a);
   _gravity.force(parts.x, parts.size(), _total, parts.x, parts.size(), parts.p, a, factor, true);
+  if (_force_hook)
+    _force_hook(true, a);
 }
 
 template <class T> void NBody<T>::start(Particles& parts, double a) {

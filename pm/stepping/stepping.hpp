@@ -15,6 +15,7 @@
 #include "pm/particles/migrate.hpp"
 #include "pm/particles/particles.hpp"
 
+#include <functional>
 #include <vector>
 
 namespace caustic {
@@ -64,6 +65,9 @@ template <class T> class NBody {
 public:
   NBody(std::shared_ptr<const SlabDecomposition> mesh, const Cosmology& cosmo,
         const GravityOptions& opt, double total_particles, unsigned fft_flags = FFTW_ESTIMATE);
+  // With the meshes and FFT plans of a workspace shared with the run's observers.
+  NBody(std::shared_ptr<Workspace<T>> workspace, const Cosmology& cosmo, const GravityOptions& opt,
+        double total_particles);
 
   // Particles synchronised at a (x and p at a); migrates them to their slabs. Collective.
   void start(Particles& parts, double a);
@@ -87,6 +91,11 @@ public:
 
   double a() const { return _a; }
   bool synchronised() const { return _ahead == 0.0; }
+  // Called before (after = false) and after (true) every force computation with its scale
+  // factor; the particles are on their slabs. The run loop turns it into observer events.
+  void setForceHook(std::function<void(bool after, double a)> hook) {
+    _force_hook = std::move(hook);
+  }
   Gravity<T>& gravity() { return _gravity; }
   const FastPMFactors& factors() const { return _factors; }
   PhaseTimes& times() { return _gravity.times(); }
@@ -107,6 +116,7 @@ private:
   double _next = 0.0;  // end of the next step promised by the last step
   Spacing _spacing = Spacing::Linear;
   std::size_t _migrated = 0;
+  std::function<void(bool, double)> _force_hook;
 };
 
 extern template class NBody<float>;
