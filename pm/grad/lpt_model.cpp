@@ -112,55 +112,76 @@ void LptModel::growthGradient(const Field<double>& delta, const Particles& adj,
   }
 }
 
+namespace {
+// acc(k) += conj(K) F(work) with K = kernel(mx, my, mz) (complex, incl. 1/N^3); work is
+// transformed in place.
+template <class K>
+void pullBack(const FFT<double>& fft, Field<double>& work, Field<double>& acc, K kernel) {
+  auto cacc = acc.complex();
+  auto cwork = work.complex();
+  fft.forward(work);
+  work.decomp().forEachMode(
+      "caustic::LptModel::pullBack", KOKKOS_LAMBDA(const MeshMode& m) {
+        cacc(m.index) += Kokkos::conj(kernel(m.mx, m.my, m.mz)) * cwork(m.index);
+      });
+}
+
+// work <- the cotangent of displacement component c on the lattice: xbar D + pbar v.
+void psiCotangent(Field<double>& work, const Particles& adj, int c, double D, double v) {
+  auto w = work.real();
+  auto xb = adj.x, pb = adj.p;
+  work.decomp().forEachPoint(
+      "caustic::LptModel::psiCotangent", KOKKOS_LAMBDA(const MeshPoint& q) {
+        w(q.index) = D * xb(q.compact, c) + v * pb(q.compact, c);
+      });
+}
+
+// k_a k_b / k^2 times `scale` (1 with a normalised inverse transform, 1/N^3 as a pull-back).
+KOKKOS_INLINE_FUNCTION Kokkos::complex<double> hessianKernel(int a, int b, double scale, int mx,
+                                                             int my, int mz) {
+  const int m[3] = {mx, my, mz};
+  const int m2 = mx * mx + my * my + mz * mz;
+  return Kokkos::complex<double>(m2 == 0 ? 0.0 : scale * double(m[a] * m[b]) / m2, 0.0);
+}
+} // namespace
+
 void LptModel::deltaCotangent(const Field<double>& delta, const Particles& adj,
                               Field<double>& acc) const {
+  const auto& d = *_cfg.lattice;
+  const int n = d.n();
+  const double kf = d.kFundamental(), n3 = double(n) * n * n;
+  // acc(k) = sum over the pieces of conj(K) F(cotangent).
+  Field<double> work(_cfg.lattice, "caustic::LptModel::work");
+  acc.setZero();
+  for (int c = 0; c < 3; ++c) {
+    psiCotangent(work, adj, c, _growth[0], _growth[2]);
+    // psi1_c = F^H (i k_c / k^2 / N^3) delta
+    pullBack(
+        *_fft, work, acc, KOKKOS_LAMBDA(int mx, int my, int mz) {
+          const int m2 = mx * mx + my * my + mz * mz;
+          const int mc = c == 0 ? mx : (c == 1 ? my : mz);
+          if (m2 == 0)
+            return Kokkos::complex<double>(0.0, 0.0);
+          return Kokkos::complex<double>(0.0, double(mc) / (kf * m2 * n3));
+        });
+  }
+  if (_cfg.lpt_order >= 2)
+    secondOrderCotangent(delta, adj, work, acc);
+}
+
+void LptModel::secondOrderCotangent(const Field<double>& delta, const Particles& adj,
+                                    Field<double>& work, Field<double>& acc) const {
   const auto dp = _cfg.lattice;
   const auto& d = *dp;
   const int n = d.n();
-  const bool second = _cfg.lpt_order >= 2;
   const double kf = d.kFundamental(), n3 = double(n) * n * n;
-  auto xb = adj.x, pb = adj.p;
-  const double d1 = _growth[0], d2 = _growth[1], v1 = _growth[2], v2 = _growth[3];
-  // acc(k) = sum over the pieces of conj(K) F(cotangent).
-  Field<double> work(dp, "caustic::LptModel::work");
-  acc.setZero();
-  auto cacc = acc.complex();
   auto cwork = work.complex();
-  // Adds conj(K) F(work) with K = kernel(mode) (complex, incl. 1/N^3).
-  auto pullBack = [&](auto kernel) {
-    _fft->forward(work);
-    d.forEachMode(
-        "caustic::LptModel::pullBack", KOKKOS_LAMBDA(const MeshMode& m) {
-          cacc(m.index) += Kokkos::conj(kernel(m.mx, m.my, m.mz)) * cwork(m.index);
-        });
-  };
-  // Cotangents of psi1 and psi2 on the lattice: xbar D + pbar v.
-  auto cotangentOf = [&](int c, double D, double v) {
-    auto w = work.real();
-    d.forEachPoint(
-        "caustic::LptModel::psiCotangent", KOKKOS_LAMBDA(const MeshPoint& q) {
-          w(q.index) = D * xb(q.compact, c) + v * pb(q.compact, c);
-        });
-  };
-  for (int c = 0; c < 3; ++c) {
-    cotangentOf(c, d1, v1);
-    // psi1_c = F^H (i k_c / k^2 / N^3) delta
-    pullBack(KOKKOS_LAMBDA(int mx, int my, int mz) {
-      const int m2 = mx * mx + my * my + mz * mz;
-      const int mc = c == 0 ? mx : (c == 1 ? my : mz);
-      if (m2 == 0)
-        return Kokkos::complex<double>(0.0, 0.0);
-      return Kokkos::complex<double>(0.0, double(mc) / (kf * m2 * n3));
-    });
-  }
-  if (!second)
-    return;
   // S2bar = sum_c F^H conj(K2_c) F psi2bar_c, K2_c = -i k_c / k^2 / N^3 (Nyquist zeroed).
   Field<double> sbar(dp, "caustic::LptModel::S2bar");
   sbar.setZero();
   auto csb = sbar.complex();
   for (int c = 0; c < 3; ++c) {
-    cotangentOf(c, d2, v2);
+    psiCotangent(work, adj, c, _growth[1], _growth[3]);
     _fft->forward(work);
     d.forEachMode(
         "caustic::LptModel::S2pullBack", KOKKOS_LAMBDA(const MeshMode& m) {
@@ -173,24 +194,21 @@ void LptModel::deltaCotangent(const Field<double>& delta, const Particles& adj,
         });
   }
   _fft->backward(sbar, false);
-  // Hessians h_ab = F^H (k_a k_b / k^2 / N^3) delta, recomputed; the kernel k_a k_b / k^2 times
-  // `scale` (1 with a normalised inverse transform, 1/N^3 as a pull-back).
-  auto hessianKernel = [](int a, int b, double scale) {
-    return KOKKOS_LAMBDA(int mx, int my, int mz) {
-      const int m[3] = {mx, my, mz};
-      const int m2 = mx * mx + my * my + mz * mz;
-      return Kokkos::complex<double>(m2 == 0 ? 0.0 : scale * double(m[a] * m[b]) / m2, 0.0);
-    };
-  };
+  // Hessians h_ab = F^H (k_a k_b / k^2 / N^3) delta, recomputed.
   auto hessian = [&](Field<double>& out, int a, int b) {
-    auto kern = hessianKernel(a, b, 1.0);
     auto cin = delta.complex();
     auto cout = out.complex();
     d.forEachMode(
         "caustic::LptModel::hessian", KOKKOS_LAMBDA(const MeshMode& m) {
-          cout(m.index) = kern(m.mx, m.my, m.mz) * cin(m.index);
+          cout(m.index) = hessianKernel(a, b, 1.0, m.mx, m.my, m.mz) * cin(m.index);
         });
     _fft->backward(out);
+  };
+  auto pullBackHessian = [&](int a, int b) {
+    pullBack(
+        *_fft, work, acc, KOKKOS_LAMBDA(int mx, int my, int mz) {
+          return hessianKernel(a, b, 1.0 / n3, mx, my, mz);
+        });
   };
   std::array<std::unique_ptr<Field<double>>, 3> h;
   for (int c = 0; c < 3; ++c) {
@@ -198,25 +216,24 @@ void LptModel::deltaCotangent(const Field<double>& delta, const Particles& adj,
     hessian(*h[c], c, c);
   }
   auto sb = sbar.real();
+  auto w = work.real();
   // S2 = h00 h11 + h00 h22 + h11 h22 - h01^2 - h02^2 - h12^2.
   for (int c = 0; c < 3; ++c) {
     auto ha = h[(c + 1) % 3]->real(), hb = h[(c + 2) % 3]->real();
-    auto w = work.real();
     d.forEachPoint(
         "caustic::LptModel::diagonalCotangent", KOKKOS_LAMBDA(const MeshPoint& q) {
           w(q.index) = sb(q.index) * (ha(q.index) + hb(q.index));
         });
-    pullBack(hessianKernel(c, c, 1.0 / n3));
+    pullBackHessian(c, c);
   }
   const int pairs[3][2] = {{0, 1}, {0, 2}, {1, 2}};
   for (auto& pr : pairs) {
     hessian(*h[0], pr[0], pr[1]);
     auto hab = h[0]->real();
-    auto w = work.real();
     d.forEachPoint(
         "caustic::LptModel::offDiagonalCotangent",
         KOKKOS_LAMBDA(const MeshPoint& q) { w(q.index) = -2.0 * sb(q.index) * hab(q.index); });
-    pullBack(hessianKernel(pr[0], pr[1], 1.0 / n3));
+    pullBackHessian(pr[0], pr[1]);
   }
 }
 

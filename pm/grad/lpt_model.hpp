@@ -33,6 +33,9 @@ private:
   void growthGradient(const Field<double>& delta, const Particles& adj, ParameterGradient& g) const;
   // acc(k) = the pull-back of adj to delta_L(k) (Fourier space).
   void deltaCotangent(const Field<double>& delta, const Particles& adj, Field<double>& acc) const;
+  // acc(k) += the pull-back through the 2LPT displacement (work: a scratch lattice field).
+  void secondOrderCotangent(const Field<double>& delta, const Particles& adj, Field<double>& work,
+                            Field<double>& acc) const;
 
   DiffConfig _cfg;
   DiffParams _params;
