@@ -5,8 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 np=${1:-1}
-bash scripts/build.sh release >/dev/null
+# CAUSTIC_BENCH_DIR: the bench/ folder of another build (e.g. of an older commit, to compare);
+# without it this checkout is built and its build/bench used.
+bench_dir=${CAUSTIC_BENCH_DIR:-}
+if [ -z "$bench_dir" ]; then
+  bash scripts/build.sh release >/dev/null
+  bench_dir=build/bench
+fi
 for steps in 5 20; do
-  bash jobs/mpirun.sh "$np" build/bench/caustic-adjoint-bench --particles 64 --mesh 128 --box 128 \
+  bash jobs/mpirun.sh "$np" "$bench_dir"/caustic-adjoint-bench --particles 64 --mesh 128 --box 128 \
     --steps "$steps"
 done

@@ -9,10 +9,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pairs=${1:-8}
 prec=${2:-single}
-bash scripts/build.sh release >/dev/null
+# CAUSTIC_BENCH_DIR: the bench/ folder of another build (e.g. of an older commit, to compare);
+# without it this checkout is built and its build/bench used.
+bench_dir=${CAUSTIC_BENCH_DIR:-}
+if [ -z "$bench_dir" ]; then
+  bash scripts/build.sh release >/dev/null
+  bench_dir=build/bench
+fi
 mkdir -p output/bench
 bench() {
-  bash jobs/mpirun.sh "$1" build/bench/caustic-bench --particles 128 --mesh 256 --box 256 \
+  bash jobs/mpirun.sh "$1" "$bench_dir"/caustic-bench --particles 128 --mesh 256 --box 256 \
     --precision "$prec" --steps 8 --plan measure --wisdom output/bench/fftw.wisdom
 }
 field() { awk -v k="$1" -v n="$2" '$0 ~ k {print $n; exit}'; }

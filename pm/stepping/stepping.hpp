@@ -45,11 +45,6 @@ private:
 // x <- x + f p (periodic). (Kicks are fused with the force readout: Gravity::force.)
 void drift(Particles& parts, double factor, double box);
 
-// The PM solver state between steps. The force is read out straight into the momenta (the kick
-// is fused with the readout: no force array is stored). Between two steps the closing half-kick
-// of one and the opening half-kick of the next are applied together, so p runs half a step
-// ahead of x (synchronised() is false) until a step is asked to end synchronised, e.g. at an
-// output; the step after such a boundary computes the force at its start again.
 // Everything of the integrator besides the particles: with p half a step ahead between fused
 // steps, a checkpoint must record how far (FastPM kick factor) and the step it was prepared for.
 struct StepperState {
@@ -61,6 +56,12 @@ struct StepperState {
 
 struct ScheduledStep;
 
+// The PM solver state between steps. The force is read out straight into the momenta (the kick
+// is fused with the readout: no force array is stored). Between two steps the closing half-kick
+// of one and the opening half-kick of the next are applied together, so p runs half a step
+// ahead of x (synchronised() is false) until a step is asked to end synchronised, e.g. at an
+// output; the step after such a boundary computes the force at its start again. Which steps
+// do what comes from a Schedule (schedule.hpp).
 template <class T> class NBody {
 public:
   NBody(std::shared_ptr<const SlabDecomposition> mesh, const Cosmology& cosmo,
