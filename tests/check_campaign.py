@@ -15,14 +15,9 @@ import time
 import h5py
 import numpy as np
 
-BASE = """
-[cosmology]
-Omega_m = 0.3
-Omega_b = 0.05
-h = 0.7
-n_s = 0.96
-sigma8 = 0.8
+from e2e import COSMOLOGY, Checks
 
+BASE = COSMOLOGY + """
 [simulation]
 box = 64.0
 particles = 16
@@ -56,14 +51,8 @@ time = "00:05:00"
 "cosmology.sigma8" = [0.75, 0.85]
 """
 
-failures = []
-
-
-def check(cond, msg):
-    if not cond:
-        failures.append(msg)
-        print("FAIL: " + msg)
-    return cond
+check = Checks()
+failures = check.failures
 
 
 def wait_queue_empty(env, timeout=600):

@@ -27,14 +27,9 @@ import time
 import h5py
 import numpy as np
 
-PARAMS = """
-[cosmology]
-Omega_m = 0.3
-Omega_b = 0.05
-h = 0.7
-n_s = 0.96
-sigma8 = 0.8
+from e2e import COSMOLOGY, Checks
 
+PARAMS = COSMOLOGY + """
 [simulation]
 box = 128.0
 particles = {particles}
@@ -59,14 +54,8 @@ keep = 3
 wisdom = "{wisdom}"
 """
 
-failures = []
-
-
-def check(cond, msg):
-    if not cond:
-        failures.append(msg)
-        print("FAIL: " + msg)
-    return cond
+check = Checks()
+failures = check.failures
 
 
 def write_params(path, out, particles=64, mesh=128, steps=40, every=4):

@@ -11,20 +11,14 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 
 import h5py
 import numpy as np
 
-PARAMS = """
-[cosmology]
-Omega_m = 0.3
-Omega_b = 0.05
-h = 0.7
-n_s = 0.96
-sigma8 = 0.8
+from e2e import COSMOLOGY, Checks, run
 
+PARAMS = COSMOLOGY + """
 [simulation]
 box = 64.0
 particles = 16
@@ -35,11 +29,6 @@ seed = 3
 [output]
 directory = "{out}"
 """
-
-
-def run(cmd):
-    print("$", " ".join(cmd), flush=True)
-    return subprocess.run(cmd, capture_output=True, text=True)
 
 
 def main():
@@ -53,12 +42,8 @@ def main():
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
     launcher = shlex.split(args.mpiexec) + ["-n", str(args.np), args.caustic, "ic"]
-    failures = []
-
-    def check(cond, msg):
-        if not cond:
-            failures.append(msg)
-            print("FAIL:", msg)
+    check = Checks()
+    failures = check.failures
 
     # 1. Bad input: clear error, non-zero exit, no output directory.
     bad_out = os.path.join(args.work, "bad")

@@ -23,14 +23,9 @@ import time
 import h5py
 import numpy as np
 
-PARAMS = """
-[cosmology]
-Omega_m = 0.3
-Omega_b = 0.05
-h = 0.7
-n_s = 0.96
-sigma8 = 0.8
+from e2e import COSMOLOGY, Checks
 
+PARAMS = COSMOLOGY + """
 [simulation]
 box = 64.0
 particles = 16
@@ -53,13 +48,8 @@ min_particles = 8
 a = [1.0]
 """
 
-failures = []
-
-
-def check(cond, msg):
-    if not cond:
-        failures.append(msg)
-        print("FAIL:", msg, flush=True)
+check = Checks()
+failures = check.failures
 
 
 def finish():

@@ -17,14 +17,9 @@ import sys
 import h5py
 import numpy as np
 
-RUN = """
-[cosmology]
-Omega_m = 0.3
-Omega_b = 0.05
-h = 0.7
-n_s = 0.96
-sigma8 = 0.8
+from e2e import COSMOLOGY, Checks
 
+RUN = COSMOLOGY + """
 [simulation]
 box = 64.0
 particles = {particles}
@@ -71,13 +66,8 @@ seed = 3
 directory = "{out}"
 """
 
-failures = []
-
-
-def check(cond, msg):
-    if not cond:
-        failures.append(msg)
-        print("FAIL: " + msg)
+check = Checks()
+failures = check.failures
 
 
 def run(cmd):
