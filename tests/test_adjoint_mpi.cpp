@@ -215,13 +215,12 @@ void axpy(Field<double>& out, const Field<double>& f, double t, const Field<doub
 // ---- configuration ----------------------------------------------------------------------------
 
 struct ModelSetup {
-  std::shared_ptr<const SlabDecomposition> lattice =
-      std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, kLattice, kBox);
-  std::shared_ptr<const SlabDecomposition> mesh =
-      std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, kMesh, kBox);
+  std::shared_ptr<const SlabDecomposition> lattice, mesh;
   DiffConfig cfg;
   DiffParams params;
-  explicit ModelSetup(Window w = Window::CIC, int steps = 5) {
+  explicit ModelSetup(Window w = Window::CIC, int steps = 5, MPI_Comm comm = MPI_COMM_WORLD)
+      : lattice(std::make_shared<SlabDecomposition>(comm, kLattice, kBox)),
+        mesh(std::make_shared<SlabDecomposition>(comm, kMesh, kBox)) {
     cfg.lattice = lattice;
     cfg.mesh = mesh;
     cfg.a_start = 0.1;
@@ -810,4 +809,41 @@ TEST(Adjoint, ChainWithTabulatedPowerAndBothCorrectionKinds) {
   }
   expectClose(centred([&](double t) { return value(s.with(0, 0, 1, t)); }, 1e-6),
               g.params.correction[1], "chain d/dtheta_1 (potential correction)");
+}
+
+// The distributed gradient against a serial reference: every rank also runs the whole model on
+// MPI_COMM_SELF and compares its piece of the noise gradient and the parameter gradients.
+TEST(Adjoint, DistributedGradientEqualsSerialReference) {
+  header("gradient: distributed against MPI_COMM_SELF");
+  auto gradientOf = [](ModelSetup& s) {
+    const Field<double> w = s.noise(7);
+    const ParticleLoss loss;
+    DiffPM model(s.cfg);
+    const Particles cot = loss.cotangent(model.forward(w, s.params));
+    return model.gradient(cot);
+  };
+  ModelSetup dist(Window::TSC, 3), self(Window::TSC, 3, MPI_COMM_SELF);
+  const DiffGradient gd = gradientOf(dist), gs = gradientOf(self);
+  for (const auto& [name, value] : gd.params.named()) {
+    double ref = 0.0;
+    for (const auto& [n2, v2] : gs.params.named())
+      if (n2 == name)
+        ref = v2;
+    EXPECT_NEAR(value, ref, 1e-9 * (std::abs(ref) + 1e-3)) << name;
+  }
+  // This rank's planes of the noise gradient against the same planes of the serial one.
+  const auto box = dist.lattice->realBox();
+  auto a = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), gd.noise->real());
+  auto b = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), gs.noise->real());
+  double worst = 0.0, scale = 0.0;
+  for (int x = box.lo[0]; x < box.hi[0]; ++x)
+    for (int y = 0; y < kLattice; ++y)
+      for (int z = 0; z < kLattice; ++z) {
+        const double va = a(Field<double>::realIndex(x - box.lo[0], y, z, kLattice));
+        const double vb = b(Field<double>::realIndex(x, y, z, kLattice));
+        worst = std::max(worst, std::abs(va - vb));
+        scale = std::max(scale, std::abs(vb));
+      }
+  EXPECT_GT(scale, 0.0);
+  EXPECT_LT(worst, 1e-9 * scale);
 }
