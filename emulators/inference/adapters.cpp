@@ -94,44 +94,21 @@ LagrangianExchange::LagrangianExchange(std::shared_ptr<const SlabDecomposition> 
     : _lattice(std::move(lattice)), _count(parts.size()) {
   ScopedRegion region("caustic::LagrangianExchange");
   const auto& d = *_lattice;
-  const int nranks = d.comm().size();
   const std::uint64_t n = static_cast<std::uint64_t>(d.n());
   auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
-  // Plan: destination of every particle (owner of its lattice plane i), counting sort.
-  std::vector<int> dest(_count);
-  _sendCounts.assign(nranks, 0);
+  // Every particle goes to the owner of its lattice plane i (its own rank included).
+  Kokkos::View<int*, Kokkos::HostSpace> dest("caustic::LagrangianExchange::dest", _count);
   for (std::size_t i = 0; i < _count; ++i) {
     if (id(i) >= n * n * n)
       throw std::runtime_error("LagrangianExchange: particle ID " + std::to_string(id(i)) +
                                " is outside the " + std::to_string(n) + "^3 lattice");
-    dest[i] = d.ownerOfPlane(static_cast<long>(id(i) / (n * n)));
-    ++_sendCounts[dest[i]];
-  }
-  _sendDispl.assign(nranks, 0);
-  for (int r = 1; r < nranks; ++r)
-    _sendDispl[r] = _sendDispl[r - 1] + _sendCounts[r - 1];
-  _order.resize(_count);
-  std::vector<std::uint64_t> sid(_count);
-  {
-    std::vector<int> fill = _sendDispl;
-    for (std::size_t i = 0; i < _count; ++i) {
-      const int slot = fill[dest[i]]++;
-      _order[slot] = i;
-      sid[slot] = id(i);
-    }
+    dest(i) = d.ownerOfPlane(static_cast<long>(id(i) / (n * n)));
   }
   const MPI_Comm comm = d.comm().get();
-  _recvCounts.assign(nranks, 0);
-  mpiCheck(MPI_Alltoall(_sendCounts.data(), 1, MPI_INT, _recvCounts.data(), 1, MPI_INT, comm),
-           "LagrangianExchange: counts");
-  _recvDispl.assign(nranks, 0);
-  for (int r = 1; r < nranks; ++r)
-    _recvDispl[r] = _recvDispl[r - 1] + _recvCounts[r - 1];
-  const std::size_t nrecv = _recvDispl[nranks - 1] + _recvCounts[nranks - 1];
+  _plan.plan(comm, dest, _count, Distributor::Local::Send);
+  const std::size_t nrecv = _plan.imported();
   std::vector<std::uint64_t> rid(nrecv);
-  mpiCheck(MPI_Alltoallv(sid.data(), _sendCounts.data(), _sendDispl.data(), MPI_UINT64_T,
-                         rid.data(), _recvCounts.data(), _recvDispl.data(), MPI_UINT64_T, comm),
-           "LagrangianExchange: IDs");
+  _plan.forward({Distributor::column(id)}, {Distributor::column(rid)});
   // Every local lattice site exactly once.
   const std::size_t sites = static_cast<std::size_t>(d.localNx()) * n * n;
   std::vector<char> seen(sites, 0);
@@ -161,29 +138,20 @@ void LagrangianExchange::toLattice(const std::vector<std::vector<double>>& value
   for (const auto& v : values)
     if (v.size() != _count)
       throw std::invalid_argument("LagrangianExchange::toLattice: one value per particle needed");
-  const int nranks = _lattice->comm().size();
-  std::vector<double> sbuf(_count * C);
-  Kokkos::parallel_for("caustic::LagrangianExchange::pack", HostRange(0, _count),
-                       [&](std::size_t s) {
-                         for (int c = 0; c < C; ++c)
-                           sbuf[s * C + c] = values[c][_order[s]];
-                       });
-  std::vector<int> sc(nranks), sd(nranks), rc(nranks), rd(nranks);
-  for (int r = 0; r < nranks; ++r) {
-    sc[r] = _sendCounts[r] * C;
-    sd[r] = _sendDispl[r] * C;
-    rc[r] = _recvCounts[r] * C;
-    rd[r] = _recvDispl[r] * C;
+  // All channels in one transfer: the values of a particle travel as one row.
+  std::vector<std::vector<double>> received(C, std::vector<double>(_recvSite.size()));
+  Distributor::Columns from, to;
+  for (int c = 0; c < C; ++c) {
+    from.push_back(Distributor::column(values[c]));
+    to.push_back(Distributor::column(received[c]));
   }
-  std::vector<double> rbuf(_recvSite.size() * C);
-  mpiCheck(MPI_Alltoallv(sbuf.data(), sc.data(), sd.data(), MPI_DOUBLE, rbuf.data(), rc.data(),
-                         rd.data(), MPI_DOUBLE, _lattice->comm().get()),
-           "LagrangianExchange::toLattice");
+  _plan.forward(from, to);
   for (int c = 0; c < C; ++c) {
     auto h = Kokkos::create_mirror_view(fields[c]->real());
     Kokkos::deep_copy(h, 0.0f);
+    const auto& r = received[c];
     Kokkos::parallel_for("caustic::LagrangianExchange::scatter", HostRange(0, _recvSite.size()),
-                         [&](std::size_t s) { h(_recvSite[s]) = float(rbuf[s * C + c]); });
+                         [&](std::size_t s) { h(_recvSite[s]) = float(r[s]); });
     Kokkos::deep_copy(fields[c]->real(), h);
   }
 }
@@ -192,31 +160,21 @@ std::vector<std::vector<double>>
 LagrangianExchange::fromLattice(const std::vector<const Field<float>*>& fields) const {
   ScopedRegion region("caustic::LagrangianExchange::fromLattice");
   const int C = static_cast<int>(fields.size());
-  const int nranks = _lattice->comm().size();
-  std::vector<double> sbuf(_recvSite.size() * C);
+  std::vector<std::vector<double>> sites(C, std::vector<double>(_recvSite.size()));
   for (int c = 0; c < C; ++c) {
     auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), fields[c]->real());
+    auto& v = sites[c];
     Kokkos::parallel_for("caustic::LagrangianExchange::gather", HostRange(0, _recvSite.size()),
-                         [&](std::size_t s) { sbuf[s * C + c] = h(_recvSite[s]); });
+                         [&](std::size_t s) { v[s] = h(_recvSite[s]); });
   }
-  // The reverse of toLattice: what was received is sent back.
-  std::vector<int> sc(nranks), sd(nranks), rc(nranks), rd(nranks);
-  for (int r = 0; r < nranks; ++r) {
-    sc[r] = _recvCounts[r] * C;
-    sd[r] = _recvDispl[r] * C;
-    rc[r] = _sendCounts[r] * C;
-    rd[r] = _sendDispl[r] * C;
-  }
-  std::vector<double> rbuf(_count * C);
-  mpiCheck(MPI_Alltoallv(sbuf.data(), sc.data(), sd.data(), MPI_DOUBLE, rbuf.data(), rc.data(),
-                         rd.data(), MPI_DOUBLE, _lattice->comm().get()),
-           "LagrangianExchange::fromLattice");
+  // The reverse of toLattice: every value goes back to its particle.
   std::vector<std::vector<double>> values(C, std::vector<double>(_count));
-  Kokkos::parallel_for("caustic::LagrangianExchange::unpack", HostRange(0, _count),
-                       [&](std::size_t s) {
-                         for (int c = 0; c < C; ++c)
-                           values[c][_order[s]] = rbuf[s * C + c];
-                       });
+  Distributor::Columns from, to;
+  for (int c = 0; c < C; ++c) {
+    from.push_back(Distributor::column(sites[c]));
+    to.push_back(Distributor::column(values[c]));
+  }
+  _plan.reverse(from, to);
   return values;
 }
 

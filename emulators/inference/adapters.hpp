@@ -11,8 +11,9 @@
 //   momentum_x|y|z             p [H0 Mpc/h]
 // Lagrangian fields are slab-decomposed like any mesh field; the particles are sent by ID to
 // the rank owning their lattice plane, and model outputs are sent back the same way.
-#include "pm/mesh/mesh.hpp"
 #include "pm/force/painter.hpp"
+#include "pm/mesh/mesh.hpp"
+#include "pm/particles/distributor.hpp"
 #include "pm/particles/particles.hpp"
 
 #include <memory>
@@ -59,8 +60,9 @@ public:
 private:
   std::shared_ptr<const SlabDecomposition> _lattice;
   std::size_t _count = 0;
-  std::vector<std::size_t> _order; // send slot -> particle index
-  std::vector<int> _sendCounts, _sendDispl, _recvCounts, _recvDispl;
+  // Particles -> lattice owners (all of them, own rank included); reverse() brings values back.
+  // Mutable: transfers reuse its buffers.
+  mutable Distributor _plan;
   std::vector<std::size_t> _recvSite; // received slot -> flat real index in the local lattice slab
 };
 

@@ -1,6 +1,7 @@
 #include "pm/analysis/fof.hpp"
 
 #include "pm/core/profiling.hpp"
+#include "pm/particles/distributor.hpp"
 
 #include <algorithm>
 #include <array>
@@ -40,43 +41,10 @@ struct UnionFind {
   }
 };
 
+using HostInts = Kokkos::View<const int*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>;
+
 double minImage(double d, double L) {
   return d - L * std::round(d / L);
-}
-
-template <class V>
-void alltoallv(const std::vector<std::vector<V>>& out, std::vector<V>& in,
-               std::vector<int>& rcounts, MPI_Datatype type, int width, MPI_Comm comm) {
-  const int size = static_cast<int>(out.size());
-  std::vector<int> sc(size), sd(size), rc(size), rd(size);
-  std::vector<V> flat;
-  for (int r = 0; r < size; ++r) {
-    sd[r] = static_cast<int>(flat.size());
-    sc[r] = static_cast<int>(out[r].size());
-    flat.insert(flat.end(), out[r].begin(), out[r].end());
-  }
-  mpiCheck(MPI_Alltoall(sc.data(), 1, MPI_INT, rc.data(), 1, MPI_INT, comm), "fof");
-  int total = 0;
-  for (int r = 0; r < size; ++r) {
-    rd[r] = total;
-    total += rc[r];
-  }
-  in.resize(total);
-  std::vector<int> sc2(size), sd2(size), rc2(size), rd2(size);
-  for (int r = 0; r < size; ++r) {
-    sc2[r] = sc[r] / width;
-    sd2[r] = sd[r] / width;
-    rc2[r] = rc[r] / width;
-    rd2[r] = rd[r] / width;
-  }
-  MPI_Datatype block;
-  MPI_Type_contiguous(width, type, &block);
-  MPI_Type_commit(&block);
-  mpiCheck(MPI_Alltoallv(flat.data(), sc2.data(), sd2.data(), block, in.data(), rc2.data(),
-                         rd2.data(), block, comm),
-           "fof");
-  MPI_Type_free(&block);
-  rcounts = rc;
 }
 
 // Local particles plus ghosts, linked; labels agreed across ranks.
@@ -101,30 +69,36 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
   auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
   auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
 
-  // Ghosts: each local particle within ell (periodically) of another rank's slab goes there.
-  std::vector<std::vector<double>> gout(size);
-  std::vector<std::vector<std::uint64_t>> gidout(size);
-  std::vector<std::vector<std::uint32_t>> sent(size); // local indices sent to each rank
+  // Ghosts: each local particle within ell (periodically) of another rank's slab goes there
+  // (to several ranks if slabs are thin). Item k of the ghost plan is the copy of local
+  // particle sent[k] for rank dests[k], ordered by rank, then particle.
+  std::vector<std::uint32_t> sent;
+  std::vector<int> dests;
   for (int r = 0; r < size; ++r) {
     if (r == me || decomp.localNxOf(r) == 0)
       continue;
     const double lo = decomp.xStartOf(r) * H, hi = (decomp.xStartOf(r) + decomp.localNxOf(r)) * H;
     const double centre = 0.5 * (lo + hi), half = 0.5 * (hi - lo) + ell;
-    for (std::size_t i = 0; i < nloc; ++i) {
+    for (std::size_t i = 0; i < nloc; ++i)
       if (std::abs(minImage(hx(i, 0) - centre, L)) < half) {
-        for (int c = 0; c < 3; ++c)
-          gout[r].push_back(hx(i, c));
-        gidout[r].push_back(hid(i));
-        sent[r].push_back(static_cast<std::uint32_t>(i));
+        sent.push_back(static_cast<std::uint32_t>(i));
+        dests.push_back(r);
       }
-    }
   }
-  std::vector<double> gpos;
-  std::vector<std::uint64_t> gid;
-  std::vector<int> rc3, rc1;
-  alltoallv(gout, gpos, rc3, MPI_DOUBLE, 3, comm.get());
-  alltoallv(gidout, gid, rc1, MPI_UINT64_T, 1, comm.get());
-  const std::size_t nghost = gid.size();
+  const std::size_t nsent = sent.size();
+  std::vector<double> gxout(3 * nsent);
+  std::vector<std::uint64_t> gidout(nsent);
+  for (std::size_t k = 0; k < nsent; ++k) {
+    for (int c = 0; c < 3; ++c)
+      gxout[3 * k + c] = hx(sent[k], c);
+    gidout[k] = hid(sent[k]);
+  }
+  Distributor ghosts(comm.get(), HostInts(dests.data(), nsent), nsent);
+  const std::size_t nghost = ghosts.imported();
+  std::vector<double> gpos(3 * nghost);
+  std::vector<std::uint64_t> gid(nghost);
+  ghosts.forward({Distributor::column(gxout, 3), Distributor::column(gidout)},
+                 {Distributor::column(gpos, 3), Distributor::column(gid)});
   const std::size_t ntot = nloc + nghost;
   auto pos = [&](std::size_t i, int c) { return i < nloc ? hx(i, c) : gpos[3 * (i - nloc) + c]; };
   auto idOf = [&](std::size_t i) { return i < nloc ? hid(i) : gid[i - nloc]; };
@@ -247,43 +221,28 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
     if (iter > 4 * size + 8)
       throw std::logic_error("fofLabels: labels did not converge");
     int changed = 0;
-    // ghosts -> owners (aligned with the owners' `sent` lists)
-    std::vector<std::vector<std::uint64_t>> up(size);
-    {
-      std::size_t k = nloc;
-      for (int r = 0; r < size; ++r)
-        for (int j = 0; j < rc1[r]; ++j, ++k)
-          up[r].push_back(lab[root(k)]);
+    // ghosts -> owners: the ghost plan in reverse, onto the items of `sent`
+    std::vector<std::uint64_t> up(nghost), got(nsent);
+    for (std::size_t k = 0; k < nghost; ++k)
+      up[k] = lab[root(nloc + k)];
+    ghosts.reverse({Distributor::column(up)}, {Distributor::column(got)});
+    for (std::size_t k = 0; k < nsent; ++k) {
+      auto& l = lab[root(sent[k])];
+      if (got[k] < l) {
+        l = got[k];
+        changed = 1;
+      }
     }
-    std::vector<std::uint64_t> got;
-    std::vector<int> cnt;
-    alltoallv(up, got, cnt, MPI_UINT64_T, 1, comm.get());
-    {
-      std::size_t k = 0;
-      for (int r = 0; r < size; ++r)
-        for (std::uint32_t i : sent[r]) {
-          auto& l = lab[root(i)];
-          if (got[k] < l) {
-            l = got[k];
-            changed = 1;
-          }
-          ++k;
-        }
-    }
-    // owners -> ghost holders
-    std::vector<std::vector<std::uint64_t>> down(size);
-    for (int r = 0; r < size; ++r)
-      for (std::uint32_t i : sent[r])
-        down[r].push_back(lab[root(i)]);
-    alltoallv(down, got, cnt, MPI_UINT64_T, 1, comm.get());
-    {
-      std::size_t k = nloc;
-      for (std::size_t j = 0; j < got.size(); ++j, ++k) {
-        auto& l = lab[root(k)];
-        if (got[j] < l) {
-          l = got[j];
-          changed = 1;
-        }
+    // owners -> ghost holders: forward again
+    std::vector<std::uint64_t> down(nsent), back(nghost);
+    for (std::size_t k = 0; k < nsent; ++k)
+      down[k] = lab[root(sent[k])];
+    ghosts.forward({Distributor::column(down)}, {Distributor::column(back)});
+    for (std::size_t k = 0; k < nghost; ++k) {
+      auto& l = lab[root(nloc + k)];
+      if (back[k] < l) {
+        l = back[k];
+        changed = 1;
       }
     }
     int any = 0;
@@ -298,9 +257,8 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
     std::vector<char> boundary(ntot, 0);
     for (std::size_t k = nloc; k < ntot; ++k)
       boundary[root(k)] = 1;
-    for (int r = 0; r < size; ++r)
-      for (std::uint32_t i : sent[r])
-        boundary[root(i)] = 1;
+    for (std::uint32_t i : sent)
+      boundary[root(i)] = 1;
     keep->assign(nloc, 0);
     for (std::size_t i = 0; i < nloc; ++i) {
       const auto r = root(i);
@@ -343,7 +301,8 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
       idx.push_back(static_cast<std::uint32_t>(i));
   std::sort(idx.begin(), idx.end(),
             [&](std::uint32_t a, std::uint32_t b) { return labels[a] < labels[b]; });
-  std::vector<std::vector<double>> out(size);
+  std::vector<double> out; // W per partial, for rank dests[k]
+  std::vector<int> dests;
   for (std::size_t s0 = 0; s0 < idx.size();) {
     const std::uint64_t label = labels[idx[s0]];
     Acc a;
@@ -362,15 +321,16 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
       }
     }
     s0 = e;
-    auto& o = out[label % size];
+    dests.push_back(static_cast<int>(label % size));
     double lbits;
     std::memcpy(&lbits, &label, sizeof lbits);
-    o.insert(o.end(), {lbits, a.n, a.ref[0], a.ref[1], a.ref[2], a.sdx[0], a.sdx[1], a.sdx[2],
-                       a.sdx2, a.sv[0], a.sv[1], a.sv[2], a.sv2, 0.0});
+    out.insert(out.end(), {lbits, a.n, a.ref[0], a.ref[1], a.ref[2], a.sdx[0], a.sdx[1], a.sdx[2],
+                           a.sdx2, a.sv[0], a.sv[1], a.sv[2], a.sv2, 0.0});
   }
-  std::vector<double> in;
-  std::vector<int> cnt;
-  alltoallv(out, in, cnt, MPI_DOUBLE, W, comm.get());
+  // Partials arrive by source rank, then in label order.
+  Distributor toHome(comm.get(), HostInts(dests.data(), dests.size()), dests.size());
+  std::vector<double> in(W * toHome.imported());
+  toHome.forward({Distributor::column(out, W)}, {Distributor::column(in, W)});
   // Merge on the home rank, in a fixed order (by source rank, then label).
   struct Group {
     double n = 0, ref[3], sx[3] = {0, 0, 0}, sx2 = 0, sv[3] = {0, 0, 0}, sv2 = 0;

@@ -2,7 +2,6 @@
 
 #include "pm/core/profiling.hpp"
 
-#include <numeric>
 #include <stdexcept>
 
 namespace caustic {
@@ -23,6 +22,13 @@ int ownerOfPosition(double x, const SlabDecomposition& decomp) {
 }
 
 namespace {
+// x, p and id of `parts`, as distributor columns (capacity() rows each).
+void addColumns(Distributor::Columns& cols, const Particles& parts) {
+  cols.push_back(Distributor::column(parts.x));
+  cols.push_back(Distributor::column(parts.p));
+  cols.push_back(Distributor::column(parts.id));
+}
+
 // The companion's entries take the IDs of their particles.
 void shareIds(const Particles& parts, Particles& companion) {
   const auto n = std::make_pair<std::size_t, std::size_t>(0, parts.size());
@@ -180,151 +186,39 @@ std::size_t Migrator::toLattice(Particles& parts, Particles* companion) {
 }
 
 std::size_t Migrator::exchange(Particles& parts, Particles* companion, long leaving) {
-  const auto& comm = _decomp->comm();
-  const int size = comm.size(), me = comm.rank();
   const std::size_t np = parts.size();
   if (companion && companion->size() != np)
     throw std::logic_error("Migrator: the companion holds " + std::to_string(companion->size()) +
                            " entries for " + std::to_string(np) + " particles");
-  auto dest = _dest;
-  long total_leaving = 0;
-  mpiCheck(MPI_Allreduce(&leaving, &total_leaving, 1, MPI_LONG, MPI_SUM, comm.get()), "migrate");
-  if (total_leaving == 0) {
+  _plan.plan(_decomp->comm().get(), _dest, np, Distributor::Local::Stay, leaving);
+  if (_plan.totalExported() == 0) {
     if (companion)
       shareIds(parts, *companion);
     return 0;
   }
-
-  // Pack the leavers by destination (host side; O(leavers) beyond the scan).
-  auto hdest = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), dest);
-  auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
-  auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
-  auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
-  // The companion's x and p (e.g. adjoints) travel with their particles.
-  Kokkos::View<double*[3]>::HostMirror hcx, hcp;
-  if (companion) {
-    hcx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), companion->x);
-    hcp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), companion->p);
-  }
-  const int W = companion ? 12 : 6;
-  auto& leavers = _leavers;
-  leavers.clear();
-  leavers.reserve(static_cast<std::size_t>(leaving));
-  std::vector<int> send_counts(size, 0), recv_counts(size, 0);
-  for (std::size_t i = 0; i < np; ++i)
-    if (hdest(i) != me) {
-      leavers.push_back(i);
-      ++send_counts[hdest(i)];
-    }
-  mpiCheck(MPI_Alltoall(send_counts.data(), 1, MPI_INT, recv_counts.data(), 1, MPI_INT, comm.get()),
-           "migrate");
-  std::vector<int> sdispl(size, 0), rdispl(size, 0);
-  for (int r = 1; r < size; ++r) {
-    sdispl[r] = sdispl[r - 1] + send_counts[r - 1];
-    rdispl[r] = rdispl[r - 1] + recv_counts[r - 1];
-  }
-  const std::size_t nsend = leavers.size();
-  const std::size_t nrecv = std::accumulate(recv_counts.begin(), recv_counts.end(), std::size_t(0));
-  // Kept between calls (resize within the capacity does not allocate): the step allocates
-  // only when more particles move than ever before.
-  auto &sbuf = _sbuf, &rbuf = _rbuf;
-  auto &sid = _sid, &rid = _rid;
-  sbuf.resize(W * nsend);
-  rbuf.resize(W * nrecv);
-  sid.resize(nsend);
-  rid.resize(nrecv);
-  {
-    std::vector<int> cursor(sdispl);
-    for (std::size_t i : leavers) {
-      const std::size_t j = static_cast<std::size_t>(cursor[hdest(i)]++);
-      for (int c = 0; c < 3; ++c) {
-        sbuf[W * j + c] = hx(i, c);
-        sbuf[W * j + 3 + c] = hp(i, c);
-        if (companion) {
-          sbuf[W * j + 6 + c] = hcx(i, c);
-          sbuf[W * j + 9 + c] = hcp(i, c);
-        }
-      }
-      sid[j] = hid(i);
-    }
-  }
-  std::vector<int> sc6(size), sd6(size), rc6(size), rd6(size);
-  for (int r = 0; r < size; ++r) {
-    sc6[r] = W * send_counts[r];
-    sd6[r] = W * sdispl[r];
-    rc6[r] = W * recv_counts[r];
-    rd6[r] = W * rdispl[r];
-  }
-  mpiCheck(MPI_Alltoallv(sbuf.data(), sc6.data(), sd6.data(), MPI_DOUBLE, rbuf.data(), rc6.data(),
-                         rd6.data(), MPI_DOUBLE, comm.get()),
-           "migrate");
-  mpiCheck(MPI_Alltoallv(sid.data(), send_counts.data(), sdispl.data(), MPI_UINT64_T, rid.data(),
-                         recv_counts.data(), rdispl.data(), MPI_UINT64_T, comm.get()),
-           "migrate");
-
-  // Fill the holes below the new end with the staying particles above it.
-  const std::size_t kept = np - nsend;
-  {
-    std::size_t tail = np;
-    for (std::size_t hole : leavers) {
-      if (hole >= kept)
-        break;
-      do {
-        --tail;
-      } while (hdest(tail) != me);
-      for (int c = 0; c < 3; ++c) {
-        hx(hole, c) = hx(tail, c);
-        hp(hole, c) = hp(tail, c);
-        if (companion) {
-          hcx(hole, c) = hcx(tail, c);
-          hcp(hole, c) = hcp(tail, c);
-        }
-      }
-      hid(hole) = hid(tail);
-    }
-  }
-  if (kept + nrecv > parts.capacity()) {
-    Kokkos::deep_copy(parts.x, hx);
-    Kokkos::deep_copy(parts.p, hp);
-    Kokkos::deep_copy(parts.id, hid);
-    parts.setSize(kept);
-    parts.reserve(static_cast<std::size_t>(1.1 * double(kept + nrecv)) + 16);
-    hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
-    hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
-    hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
-    if (companion) {
-      Kokkos::deep_copy(companion->x, hcx);
-      Kokkos::deep_copy(companion->p, hcp);
-      companion->setSize(kept);
+  const std::size_t size = _plan.kept() + _plan.imported();
+  if (size > parts.capacity()) {
+    parts.reserve(static_cast<std::size_t>(1.1 * double(size)) + 16);
+    if (companion)
       companion->reserve(parts.capacity());
-      hcx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), companion->x);
-      hcp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), companion->p);
-    }
-  } else if (companion && kept + nrecv > companion->capacity()) {
+  } else if (companion && size > companion->capacity()) {
     throw std::logic_error("Migrator: the companion's capacity is below the particles'");
   }
-  for (std::size_t j = 0; j < nrecv; ++j) {
-    for (int c = 0; c < 3; ++c) {
-      hx(kept + j, c) = rbuf[W * j + c];
-      hp(kept + j, c) = rbuf[W * j + 3 + c];
-      if (companion) {
-        hcx(kept + j, c) = rbuf[W * j + 6 + c];
-        hcp(kept + j, c) = rbuf[W * j + 9 + c];
-      }
-    }
-    hid(kept + j) = rid[j];
+  // After any growth: the columns are the arrays as they are now.
+  auto& cols = _columns;
+  cols.clear();
+  addColumns(cols, parts);
+  if (companion) { // its x and p (e.g. adjoints) travel with their particles
+    cols.push_back(Distributor::column(companion->x));
+    cols.push_back(Distributor::column(companion->p));
   }
-  Kokkos::deep_copy(parts.x, hx);
-  Kokkos::deep_copy(parts.p, hp);
-  Kokkos::deep_copy(parts.id, hid);
-  parts.setSize(kept + nrecv);
+  _plan.migrate(cols);
+  parts.setSize(size);
   if (companion) {
-    Kokkos::deep_copy(companion->x, hcx);
-    Kokkos::deep_copy(companion->p, hcp);
-    companion->setSize(kept + nrecv);
+    companion->setSize(size);
     shareIds(parts, *companion);
   }
-  return nsend;
+  return _plan.exported();
 }
 
 std::size_t migrate(Particles& parts, const SlabDecomposition& decomp) {

@@ -1,11 +1,13 @@
 #pragma once
 // Particle migration: after it, every rank holds exactly the particles whose x lies in its
-// real-space slab of `decomp`. Plans first (destination counts), skips the exchange when no
-// particle crosses a boundary, then moves only the leaving particles with MPI_Alltoallv: their
-// places are filled by particles from the end of the arrays, and arrivals are appended (the
-// Lagrangian, spatially coherent order of the rest is kept). Spare capacity absorbs arrivals;
-// the arrays grow by 10% more than needed only when it runs out.
+// real-space slab of `decomp`. Plans first (destination ranks), skips the exchange when no
+// particle crosses a boundary, then moves only the leaving particles (a Distributor plan with
+// Local::Stay): their places are filled by particles from the end of the arrays, and arrivals
+// are appended in rank order (the Lagrangian, spatially coherent order of the rest is kept).
+// x, p and id travel together in one MPI_Alltoallv. Spare capacity absorbs
+// arrivals; the arrays grow by 10% more than needed only when it runs out.
 #include "pm/mesh/mesh.hpp"
+#include "pm/particles/distributor.hpp"
 #include "pm/particles/particles.hpp"
 
 #include <cstdint>
@@ -17,8 +19,8 @@ class Migrator {
 public:
   explicit Migrator(std::shared_ptr<const SlabDecomposition> decomp);
   // Returns the number of particles that left this rank. A `companion` (same size, e.g. the
-  // adjoints of x and p) has its x and p moved along with the particles, and takes their IDs.
-  // Collective.
+  // adjoints of x and p) has its x and p moved along with the particles (as extra columns),
+  // and takes their IDs. Collective.
   std::size_t operator()(Particles& parts, Particles* companion = nullptr);
   // With `decomp` the particle lattice: sends every particle to the rank owning its Lagrangian
   // plane (from its id) and puts it in lattice order, local index ((i - x0) N + j) N + k.
@@ -41,10 +43,9 @@ private:
   const void* _planned_x = nullptr;
   std::size_t _planned_n = 0;
   long _planned_leaving = 0;
-  // Exchange buffers, reused: leaving indices, packed x|p (|companion), IDs.
-  std::vector<std::size_t> _leavers;
-  std::vector<double> _sbuf, _rbuf;
-  std::vector<std::uint64_t> _sid, _rid;
+  // The plan and its buffers, and the list of columns, reused from call to call.
+  Distributor _plan;
+  Distributor::Columns _columns;
 };
 
 // Convenience: a one-off Migrator.
