@@ -2,6 +2,7 @@
 
 #include "pm/core/profiling.hpp"
 
+#include <cstring>
 #include <stdexcept>
 
 namespace caustic {
@@ -22,11 +23,13 @@ int ownerOfPosition(double x, const SlabDecomposition& decomp) {
 }
 
 namespace {
-// x, p and id of `parts`, as distributor columns (capacity() rows each).
+// x, p, id and the attributes of `parts`, as distributor columns (capacity() rows each).
 void addColumns(Distributor::Columns& cols, const Particles& parts) {
   cols.push_back(Distributor::column(parts.x));
   cols.push_back(Distributor::column(parts.p));
   cols.push_back(Distributor::column(parts.id));
+  for (const auto& a : parts.attributes())
+    cols.push_back(Distributor::Column{a.bytes(), a.rowBytes(), a.capacity()});
 }
 
 // The companion's entries take the IDs of their particles.
@@ -163,7 +166,7 @@ std::size_t Migrator::toLattice(Particles& parts, Particles* companion) {
     throw std::runtime_error("Migrator::toLattice: the particles do not cover the " +
                              std::to_string(n) + "^3 lattice exactly once");
   auto permute = [&](Particles& ps) {
-    Particles out(expect, ps.capacity());
+    Particles out = ps.withSameAttributes(expect, ps.capacity());
     auto x = ps.x, p = ps.p, ox = out.x, op = out.p;
     auto id = ps.id, oid = out.id;
     Kokkos::parallel_for(
@@ -176,6 +179,16 @@ std::size_t Migrator::toLattice(Particles& parts, Particles* companion) {
           }
           oid(s) = id(i);
         });
+    for (std::size_t k = 0; k < ps.attributes().size(); ++k) {
+      const auto& from = ps.attributes()[k];
+      const std::size_t w = from.rowBytes();
+      const std::byte* src = from.bytes();
+      std::byte* dst = out.attributes()[k].bytes();
+      Kokkos::parallel_for(
+          "caustic::migrate::latticeOrderAttribute",
+          Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>(0, expect),
+          [=](const std::size_t i) { std::memcpy(dst + slot(i) * w, src + i * w, w); });
+    }
     Kokkos::fence();
     ps = std::move(out);
   };

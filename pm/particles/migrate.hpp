@@ -4,7 +4,7 @@
 // particle crosses a boundary, then moves only the leaving particles (a Distributor plan with
 // Local::Stay): their places are filled by particles from the end of the arrays, and arrivals
 // are appended in rank order (the Lagrangian, spatially coherent order of the rest is kept).
-// x, p and id travel together in one MPI_Alltoallv. Spare capacity absorbs
+// x, p, id and every attribute travel together in one MPI_Alltoallv. Spare capacity absorbs
 // arrivals; the arrays grow by 10% more than needed only when it runs out.
 #include "pm/mesh/mesh.hpp"
 #include "pm/particles/distributor.hpp"

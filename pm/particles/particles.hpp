@@ -5,13 +5,20 @@
 // x: comoving position [Mpc/h] in [0, L); p: FastPM momentum p = a^2 dx/dt [H0 Mpc/h = 100 km/s];
 // id: Lagrangian lattice index (i N + j) N + k of the particle's initial lattice site.
 // Entries [0, size()) are particles; [size(), capacity()) is spare room.
+//
+// Named attributes (particle_attribute.hpp) add columns: species, mass per particle, halo ID,
+// model outputs. Migration (Migrator, also toLattice and growth) carries them, checkpoints save
+// and restore them, snapshots write them as /PartType1/<name>. Copies of a Particles share the
+// arrays, but an attribute added to one copy is not in the others.
 #include "pm/core/kmath.hpp"
 #include "pm/core/memory.hpp"
+#include "pm/particles/particle_attribute.hpp"
 
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace caustic {
 
@@ -35,17 +42,38 @@ struct Particles {
                              std::to_string(capacity()));
     _count = n;
   }
-  // Grows the capacity to at least `cap`, keeping the particles.
-  void reserve(std::size_t cap) {
-    if (cap <= capacity())
-      return;
-    Kokkos::resize(x, cap);
-    Kokkos::resize(p, cap);
-    Kokkos::resize(id, cap);
+  // Grows the capacity to at least `cap`, keeping the particles and their attributes.
+  void reserve(std::size_t cap);
+
+  // A new zero-filled attribute with capacity() rows. Throws std::invalid_argument naming it if
+  // the name is taken, reserved (Coordinates, Velocities, ParticleIDs, Momenta, RankCounts: the
+  // datasets of snapshots and checkpoints) or not a word (ParticleAttribute).
+  ParticleAttribute& addAttribute(const std::string& name, AttributeType type, int components = 1,
+                                  const std::string& units = "");
+  template <class T>
+  AttributeView<T> addAttribute(const std::string& name, int components = 1,
+                                const std::string& units = "") {
+    return addAttribute(name, AttributeTypeOf<T>::value, components, units).template view<T>();
   }
+  // The values of attribute `name`; throws std::invalid_argument if there is none of type T.
+  // (Growth replaces the arrays: look them up again after a migration.)
+  template <class T> AttributeView<T> attribute(const std::string& name) const {
+    const ParticleAttribute* a = findAttribute(name);
+    if (!a)
+      throw std::invalid_argument("Particles::attribute: no attribute \"" + name + "\"");
+    return a->view<T>();
+  }
+  const ParticleAttribute* findAttribute(const std::string& name) const; // or nullptr
+  bool hasAttribute(const std::string& name) const { return findAttribute(name) != nullptr; }
+  void removeAttribute(const std::string& name);
+  // Sorted by name.
+  const std::vector<ParticleAttribute>& attributes() const { return _attributes; }
+  // n particles with room for `capacity`, zero-filled, with attributes like these.
+  Particles withSameAttributes(std::size_t n, std::size_t capacity = 0) const;
 
 private:
   std::size_t _count = 0;
+  std::vector<ParticleAttribute> _attributes;
 };
 
 // Wraps a coordinate into [0, L) (also when x + L rounds to L).

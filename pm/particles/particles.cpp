@@ -1,0 +1,59 @@
+#include "pm/particles/particles.hpp"
+
+#include <algorithm>
+
+namespace caustic {
+
+namespace {
+bool reserved(const std::string& name) {
+  for (const char* r : {"Coordinates", "Velocities", "ParticleIDs", "Momenta", "RankCounts"})
+    if (name == r)
+      return true;
+  return false;
+}
+} // namespace
+
+void Particles::reserve(std::size_t cap) {
+  if (cap <= capacity())
+    return;
+  Kokkos::resize(x, cap);
+  Kokkos::resize(p, cap);
+  Kokkos::resize(id, cap);
+  for (auto& a : _attributes)
+    a.reserve(cap);
+}
+
+ParticleAttribute& Particles::addAttribute(const std::string& name, AttributeType type,
+                                           int components, const std::string& units) {
+  if (reserved(name))
+    throw std::invalid_argument("Particles::addAttribute: \"" + name +
+                                "\" is reserved (a dataset of snapshots or checkpoints)");
+  auto at = std::lower_bound(
+      _attributes.begin(), _attributes.end(), name,
+      [](const ParticleAttribute& a, const std::string& n) { return a.name() < n; });
+  if (at != _attributes.end() && at->name() == name)
+    throw std::invalid_argument("Particles::addAttribute: attribute \"" + name + "\" exists");
+  return *_attributes.insert(at, ParticleAttribute(name, type, components, capacity(), units));
+}
+
+const ParticleAttribute* Particles::findAttribute(const std::string& name) const {
+  for (const auto& a : _attributes)
+    if (a.name() == name)
+      return &a;
+  return nullptr;
+}
+
+void Particles::removeAttribute(const std::string& name) {
+  _attributes.erase(std::remove_if(_attributes.begin(), _attributes.end(),
+                                   [&](const ParticleAttribute& a) { return a.name() == name; }),
+                    _attributes.end());
+}
+
+Particles Particles::withSameAttributes(std::size_t n, std::size_t cap) const {
+  Particles out(n, cap);
+  for (const auto& a : _attributes)
+    out._attributes.push_back(a.emptyCopy(out.capacity()));
+  return out;
+}
+
+} // namespace caustic
