@@ -1,6 +1,7 @@
 #include "io/checkpoint.hpp"
 
 #include "io/hdf5_util.hpp"
+#include "io/particle_attributes.hpp"
 #include "io/snapshot.hpp"
 #include "pm/core/profiling.hpp"
 
@@ -14,6 +15,9 @@ namespace caustic {
 
 namespace {
 constexpr const char* kFormat = "caustic-checkpoint-1";
+// With particle attributes (/Particles/Attributes, in the checksum): readers of format 1 would
+// not see them, and so refuse the file instead of taking its checksum for corruption.
+constexpr const char* kFormatWithAttributes = "caustic-checkpoint-2";
 
 KOKKOS_INLINE_FUNCTION std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
   // splitmix64 finaliser of h ^ v
@@ -29,26 +33,6 @@ KOKKOS_INLINE_FUNCTION std::uint64_t bits(double d) {
   return u;
 }
 
-std::string readStringAttr(hid_t obj, const char* name, const std::string& ctx) {
-  if (H5Aexists(obj, name) <= 0)
-    throw std::runtime_error(ctx + ": attribute " + name + " missing");
-  h5::Handle a(h5::check(H5Aopen(obj, name, H5P_DEFAULT), ctx + ": open " + name), H5Aclose);
-  h5::Handle t(H5Aget_type(a), H5Tclose);
-  if (H5Tget_class(t) != H5T_STRING)
-    throw std::runtime_error(ctx + ": attribute " + name + " is not a string");
-  if (H5Tis_variable_str(t) > 0)
-    throw std::runtime_error(ctx + ": attribute " + name + " is a variable-length string");
-  const std::size_t size = H5Tget_size(t);
-  std::string v(size + 1, '\0');
-  h5::Handle mt(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(mt, size);
-  H5Tset_strpad(mt, H5T_STR_NULLPAD);
-  if (H5Aread(a, mt, v.data()) < 0)
-    throw std::runtime_error(ctx + ": cannot read attribute " + name);
-  v.resize(std::strlen(v.c_str()));
-  return v;
-}
-
 std::uint64_t readU64Attr(hid_t obj, const char* name, const std::string& ctx) {
   if (H5Aexists(obj, name) <= 0)
     throw std::runtime_error(ctx + ": attribute " + name + " missing");
@@ -60,18 +44,47 @@ std::uint64_t readU64Attr(hid_t obj, const char* name, const std::string& ctx) {
 }
 } // namespace
 
+namespace {
+KOKKOS_INLINE_FUNCTION std::uint64_t particleHash(const Kokkos::View<double* [3]>& x,
+                                                  const Kokkos::View<double* [3]>& p,
+                                                  const Kokkos::View<std::uint64_t*>& id,
+                                                  std::size_t i) {
+  std::uint64_t h = mix(0x636175737469630ULL, id(i));
+  for (int c = 0; c < 3; ++c) {
+    h = mix(h, bits(x(i, c)));
+    h = mix(h, bits(p(i, c)));
+  }
+  return h;
+}
+} // namespace
+
 std::uint64_t particleChecksum(const Particles& parts) {
   auto x = parts.x;
   auto p = parts.p;
   auto id = parts.id;
   std::uint64_t sum = 0;
+  if (parts.attributes().empty()) {
+    Kokkos::parallel_reduce(
+        "caustic::particleChecksum", Kokkos::RangePolicy<>(0, parts.size()),
+        KOKKOS_LAMBDA(const std::size_t i, std::uint64_t& s) { s += particleHash(x, p, id, i); },
+        sum);
+    return sum;
+  }
+  // The attributes' bytes (by name, in 8-byte words, the last one zero-padded) join the hash.
+  const auto& attrs = parts.attributes();
   Kokkos::parallel_reduce(
-      "caustic::particleChecksum", Kokkos::RangePolicy<>(0, parts.size()),
-      KOKKOS_LAMBDA(const std::size_t i, std::uint64_t& s) {
-        std::uint64_t h = mix(0x636175737469630ULL, id(i));
-        for (int c = 0; c < 3; ++c) {
-          h = mix(h, bits(x(i, c)));
-          h = mix(h, bits(p(i, c)));
+      "caustic::particleChecksumWithAttributes",
+      Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>(0, parts.size()),
+      [&](const std::size_t i, std::uint64_t& s) {
+        std::uint64_t h = particleHash(x, p, id, i);
+        for (const auto& a : attrs) {
+          const std::size_t w = a.rowBytes();
+          const std::byte* row = a.bytes() + i * w;
+          for (std::size_t b = 0; b < w; b += 8) {
+            std::uint64_t word = 0;
+            std::memcpy(&word, row + b, std::min<std::size_t>(8, w - b));
+            h = mix(h, word);
+          }
         }
         s += h;
       },
@@ -141,7 +154,8 @@ std::string writeCheckpoint(const std::string& dir, const Comm& comm, const Part
       [&](hid_t file) {
         {
           h5::Handle hdr = h5::createGroup(file, "Header", ctx);
-          h5::attr(hdr, "Format", std::string(kFormat), ctx);
+          h5::attr(hdr, "Format",
+                   std::string(parts.attributes().empty() ? kFormat : kFormatWithAttributes), ctx);
           h5::attr(hdr, "Step", std::int64_t(step), ctx);
           h5::attr(hdr, "StepsTotal", std::int64_t(steps_total), ctx);
           h5::attr(hdr, "Time", state.a, ctx);
@@ -169,8 +183,12 @@ std::string writeCheckpoint(const std::string& dir, const Comm& comm, const Part
         const hsize_t gr[1] = {hsize_t(nranks)}, sr[1] = {hsize_t(rank)}, lr[1] = {1};
         h5::writeBlock(g, "RankCounts", H5T_NATIVE_UINT64, H5T_STD_U64LE, &counts[rank], 1, gr, sr,
                        lr, "", ctx);
+        if (!parts.attributes().empty()) {
+          h5::Handle ag = h5::createGroup(g, "Attributes", ctx);
+          writeParticleAttributes(ag, parts, total, offset, ctx);
+        }
       },
-      total * 56 + 8 * nranks);
+      total * (56 + attributeBytesPerParticle(parts)) + 8 * nranks);
   // Keep the newest `keep` (this one included).
   if (rank == 0 && keep > 0) {
     const auto all = listCheckpoints(dir);
@@ -188,8 +206,10 @@ Particles readCheckpoint(const std::string& path, const Comm& comm, CheckpointIn
   if (H5Lexists(file, "Header", H5P_DEFAULT) <= 0)
     throw std::runtime_error(ctx + ": no /Header (not a checkpoint)");
   h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx), H5Gclose);
-  if (readStringAttr(hdr, "Format", ctx) != kFormat)
-    throw std::runtime_error(ctx + ": unknown format (expected " + std::string(kFormat) + ")");
+  const std::string format = h5::readStringAttr(hdr, "Format", ctx);
+  if (format != kFormat && format != kFormatWithAttributes)
+    throw std::runtime_error(ctx + ": unknown format " + format + " (expected " +
+                             std::string(kFormat) + " or " + kFormatWithAttributes + ")");
   info.path = path;
   info.step = static_cast<int>(h5::readAttr(hdr, "Step", ctx));
   info.steps_total = static_cast<int>(h5::readAttr(hdr, "StepsTotal", ctx));
@@ -197,7 +217,7 @@ Particles readCheckpoint(const std::string& path, const Comm& comm, CheckpointIn
   info.state.ahead = h5::readAttr(hdr, "KickAhead", ctx);
   info.state.next = h5::readAttr(hdr, "NextTime", ctx);
   info.state.spacing = static_cast<int>(h5::readAttr(hdr, "Spacing", ctx));
-  info.parameter_hash = readStringAttr(hdr, "ParameterHash", ctx);
+  info.parameter_hash = h5::readStringAttr(hdr, "ParameterHash", ctx);
   info.nranks = static_cast<int>(h5::readAttr(hdr, "NumRanks", ctx));
   info.total_particles = readU64Attr(hdr, "NumPart_Total", ctx);
   const std::uint64_t checksum = readU64Attr(hdr, "Checksum", ctx);
@@ -225,6 +245,7 @@ Particles readCheckpoint(const std::string& path, const Comm& comm, CheckpointIn
   }
   std::vector<double> vx(3 * count), vp(3 * count);
   std::vector<std::uint64_t> vid(count);
+  Particles parts(count, count + count / 8 + 64);
   // Every rank reads its own rows; a failure on some ranks only must not leave the others
   // waiting in the checksum reduction: agree first, then all throw.
   std::string err;
@@ -234,6 +255,12 @@ Particles readCheckpoint(const std::string& path, const Comm& comm, CheckpointIn
     h5::readRows(file, "Particles/Momenta", H5T_NATIVE_DOUBLE, vp.data(), start, count, 3, N, ctx);
     h5::readRows(file, "Particles/ParticleIDs", H5T_NATIVE_UINT64, vid.data(), start, count, 1, N,
                  ctx);
+    if (format == kFormatWithAttributes) {
+      h5::Handle ag(h5::check(H5Gopen2(file, "Particles/Attributes", H5P_DEFAULT),
+                              ctx + ": open /Particles/Attributes"),
+                    H5Gclose);
+      readParticleAttributes(ag, parts, start, N, ctx);
+    }
   } catch (const std::exception& e) {
     err = e.what();
   }
@@ -242,7 +269,6 @@ Particles readCheckpoint(const std::string& path, const Comm& comm, CheckpointIn
   if (anybad)
     throw std::runtime_error(
         err.empty() ? ctx + ": the particle data are unreadable on another rank" : err);
-  Particles parts(count, count + count / 8 + 64);
   auto hx = Kokkos::create_mirror_view(parts.x);
   auto hp = Kokkos::create_mirror_view(parts.p);
   auto hid = Kokkos::create_mirror_view(parts.id);

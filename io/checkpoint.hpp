@@ -8,10 +8,13 @@
 // /Particles/Coordinates (N, 3) float64 [Mpc/h], /Particles/Momenta (N, 3) float64 [FastPM p],
 // /Particles/ParticleIDs (N) uint64, /Particles/RankCounts (NumRanks) uint64: each rank's
 // particles in memory order, so that a resume on the same number of ranks restores the very
-// same arrays and repeats the uninterrupted run bit for bit.
+// same arrays and repeats the uninterrupted run bit for bit. Particles with attributes
+// (particles.hpp) add /Particles/Attributes/<name> (particle_attributes.hpp) and Format
+// "caustic-checkpoint-2"; files without them are as before.
 //
-// Checksum: the sum modulo 2^64 of a 64-bit hash of every particle's (ID, x, p) bit patterns;
-// independent of the order and of the number of ranks, verified on every read.
+// Checksum: the sum modulo 2^64 of a 64-bit hash of every particle's (ID, x, p) bit patterns
+// (then its attributes' bytes, by name); independent of the order and of the number of ranks,
+// verified on every read.
 #include "io/params.hpp"
 #include "pm/core/comm.hpp"
 #include "pm/particles/particles.hpp"

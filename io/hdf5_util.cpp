@@ -4,6 +4,7 @@
 #include <sys/statvfs.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "io/atomic_file.hpp"
@@ -162,6 +163,26 @@ double readAttr(hid_t obj, const char* name, const std::string& ctx) {
   if (H5Aread(a, H5T_NATIVE_DOUBLE, v.data()) < 0)
     throw std::runtime_error(ctx + ": cannot read attribute " + name);
   return n > 1 ? v[1] : v[0]; // arrays of 6: particle type 1
+}
+
+std::string readStringAttr(hid_t obj, const char* name, const std::string& ctx) {
+  if (H5Aexists(obj, name) <= 0)
+    throw std::runtime_error(ctx + ": attribute " + name + " missing");
+  h5::Handle a(h5::check(H5Aopen(obj, name, H5P_DEFAULT), ctx + ": open " + name), H5Aclose);
+  h5::Handle t(H5Aget_type(a), H5Tclose);
+  if (H5Tget_class(t) != H5T_STRING)
+    throw std::runtime_error(ctx + ": attribute " + name + " is not a string");
+  if (H5Tis_variable_str(t) > 0)
+    throw std::runtime_error(ctx + ": attribute " + name + " is a variable-length string");
+  const std::size_t size = H5Tget_size(t);
+  std::string v(size + 1, '\0');
+  h5::Handle mt(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(mt, size);
+  H5Tset_strpad(mt, H5T_STR_NULLPAD);
+  if (H5Aread(a, mt, v.data()) < 0)
+    throw std::runtime_error(ctx + ": cannot read attribute " + name);
+  v.resize(std::strlen(v.c_str()));
+  return v;
 }
 
 void readRows(hid_t file, const char* name, hid_t memtype, void* out, std::uint64_t start,

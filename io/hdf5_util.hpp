@@ -89,6 +89,8 @@ Handle openParallelFile(const std::string& path, MPI_Comm comm, const std::strin
 
 // A scalar attribute, or element 1 (particle type 1) of an array attribute, as double.
 double readAttr(hid_t obj, const char* name, const std::string& ctx);
+// A fixed-length string attribute; throws naming `ctx` if it is missing or of another kind.
+std::string readStringAttr(hid_t obj, const char* name, const std::string& ctx);
 // Rows [start, start + count) of an (total, ncomp) dataset, read collectively; checks the shape.
 void readRows(hid_t file, const char* name, hid_t memtype, void* out, std::uint64_t start,
               std::uint64_t count, int ncomp, std::uint64_t total, const std::string& ctx);

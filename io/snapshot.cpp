@@ -2,6 +2,7 @@
 
 #include "io/atomic_file.hpp"
 #include "io/hdf5_util.hpp"
+#include "io/particle_attributes.hpp"
 #include "pm/core/profiling.hpp"
 
 #include <toml++/toml.h>
@@ -145,8 +146,9 @@ void writeSnapshot(const std::string& path, const Comm& comm, const Particles& p
                   "km/s (peculiar velocity / sqrt(a), Gadget convention)", ctx);
         writeRows(pt, "ParticleIDs", H5T_NATIVE_UINT64, H5T_STD_U64LE, hid.data(), n_total, n_local,
                   offset, 1, "Lagrangian lattice index (i*N + j)*N + k", ctx);
+        writeParticleAttributes(pt, parts, n_total, offset, ctx);
       },
-      n_total * (params.output.double_precision ? 56 : 32));
+      n_total * ((params.output.double_precision ? 56 : 32) + attributeBytesPerParticle(parts)));
 }
 
 } // namespace caustic

@@ -6,7 +6,8 @@
 //                NumFilesPerSnapshot, Omega0, OmegaLambda, OmegaBaryon, HubbleParam, unit system
 //   /Parameters  every run parameter as an attribute "section.key", plus the TOML text
 //   /PartType1   Coordinates [Mpc/h] (N,3), Velocities [km/s, v_pec / sqrt(a)] (N,3),
-//                ParticleIDs (uint64, Lagrangian lattice index)
+//                ParticleIDs (uint64, Lagrangian lattice index), and one dataset per particle
+//                attribute, named after it (particle_attributes.hpp; none without attributes)
 // Each dataset carries a "units" attribute. The file is written under a temporary name and
 // renamed when complete.
 #include "io/params.hpp"

@@ -1,8 +1,12 @@
 // Checkpoints at 1, 2 and 3 ranks: a round trip restores every rank's particles in order with
 // the integrator state; a checkpoint read by another number of ranks (here one) holds the same
-// particles; the checksum sees a single flipped bit; old checkpoints are pruned.
+// particles; the checksum sees a single flipped bit; old checkpoints are pruned. Particle
+// attributes: saved and restored (format 2, in the checksum), written into snapshots; files
+// without attributes are as before.
 #include "helpers.hpp"
 #include "io/checkpoint.hpp"
+#include "io/hdf5_util.hpp"
+#include "io/snapshot.hpp"
 #include "pm/particles/migrate.hpp"
 #include "small_params.hpp"
 
@@ -135,4 +139,171 @@ TEST(Checkpoint, ChecksumSeesOneFlippedBit) {
   if (any) {
     EXPECT_NE(total(), before);
   }
+}
+
+namespace {
+// Attributes of several types, from the IDs.
+void addAttributes(Particles& parts) {
+  auto s = parts.addAttribute<std::int32_t>("Species");
+  auto m = parts.addAttribute<double>("Masses", 1, "1e10 Msun/h");
+  auto o = parts.addAttribute<float>("Outputs", 2);
+  auto h = parts.addAttribute<std::uint64_t>("HaloID");
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const std::uint64_t id = parts.id(i);
+    s(i, 0) = static_cast<std::int32_t>(id % 5) - 2;
+    m(i, 0) = 1.0 / (1.0 + double(id));
+    o(i, 0) = 0.25f * float(id);
+    o(i, 1) = -float(id);
+    h(i, 0) = id * 1000003u;
+  }
+}
+
+std::string formatOf(const std::string& path) {
+  h5::Handle f = h5::openParallelFile(path, MPI_COMM_SELF, "test");
+  h5::Handle hdr(H5Gopen2(f, "Header", H5P_DEFAULT), H5Gclose);
+  return h5::readStringAttr(hdr, "Format", "test");
+}
+
+// The names in a group of a file (opened by this rank alone).
+std::vector<std::string> linksOf(const std::string& path, const char* group) {
+  h5::Handle f = h5::openParallelFile(path, MPI_COMM_SELF, "test");
+  std::vector<std::string> names;
+  if (H5Lexists(f, group, H5P_DEFAULT) <= 0)
+    return names;
+  h5::Handle g(H5Gopen2(f, group, H5P_DEFAULT), H5Gclose);
+  H5G_info_t info;
+  H5Gget_info(g, &info);
+  for (hsize_t k = 0; k < info.nlinks; ++k) {
+    char name[256];
+    H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, k, name, sizeof name, H5P_DEFAULT);
+    names.emplace_back(name);
+  }
+  return names;
+}
+} // namespace
+
+TEST(Checkpoint, AttributesRoundTripAndJoinTheChecksum) {
+  const Params params = parseParams(smallParamsToml(20.0, 8, 8, 9), {}, 1);
+  SlabDecomposition d(MPI_COMM_WORLD, 8, 20.0);
+  Particles parts = someParticles(d);
+  const std::string dir = tempDir();
+  const StepperState st{0.5, 0.125, 0.6, 1};
+  // Without attributes: format 1 and no attribute group, as before attributes existed.
+  const std::string plain = writeCheckpoint(dir, d.comm(), parts, 1, 9, st, params, 5);
+  EXPECT_EQ(formatOf(plain), "caustic-checkpoint-1");
+  EXPECT_EQ(linksOf(plain, "Particles"),
+            (std::vector<std::string>{"Coordinates", "Momenta", "ParticleIDs", "RankCounts"}));
+
+  auto sum = [&](const Particles& ps) {
+    std::uint64_t s = particleChecksum(ps), all = 0;
+    MPI_Allreduce(&s, &all, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    return all;
+  };
+  const std::uint64_t without = sum(parts);
+  addAttributes(parts);
+  EXPECT_NE(sum(parts), without); // the attributes are in the checksum
+  const std::string path = writeCheckpoint(dir, d.comm(), parts, 2, 9, st, params, 5);
+  EXPECT_EQ(formatOf(path), "caustic-checkpoint-2");
+  EXPECT_EQ(linksOf(path, "Particles/Attributes"),
+            (std::vector<std::string>{"HaloID", "Masses", "Outputs", "Species"}));
+
+  CheckpointInfo info;
+  Particles back = readCheckpoint(path, d.comm(), info);
+  ASSERT_EQ(back.size(), parts.size());
+  ASSERT_EQ(back.attributes().size(), 4u);
+  int mismatches = 0;
+  for (std::size_t k = 0; k < parts.attributes().size(); ++k) {
+    const auto& a = parts.attributes()[k];
+    const auto& b = back.attributes()[k];
+    EXPECT_EQ(b.name(), a.name());
+    EXPECT_EQ(b.type(), a.type());
+    EXPECT_EQ(b.components(), a.components());
+    EXPECT_EQ(b.units(), a.units());
+    mismatches += std::memcmp(a.bytes(), b.bytes(), parts.size() * a.rowBytes()) != 0;
+  }
+  EXPECT_EQ(mismatches, 0); // in the same order, bit for bit
+  EXPECT_EQ(sum(back), sum(parts));
+
+  // One bit of one attribute of one particle: the checksum sees it.
+  if (d.comm().rank() == 0 && back.size() > 0)
+    back.attribute<std::int32_t>("Species")(0, 0) ^= 1;
+  int changed = d.comm().rank() == 0 && back.size() > 0, any = 0;
+  MPI_Allreduce(&changed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  if (any) {
+    EXPECT_NE(sum(back), sum(parts));
+  }
+
+  // Read by one rank: every particle with its attributes.
+  int rank;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm one;
+  MPI_Comm_split(MPI_COMM_WORLD, rank == 0 ? 0 : MPI_UNDEFINED, 0, &one);
+  if (rank == 0) {
+    {
+      Comm c(one);
+      CheckpointInfo i1;
+      Particles all = readCheckpoint(path, c, i1);
+      ASSERT_EQ(all.size(), 2000u);
+      auto m = all.attribute<double>("Masses");
+      auto o = all.attribute<float>("Outputs");
+      auto s = all.attribute<std::int32_t>("Species");
+      auto h = all.attribute<std::uint64_t>("HaloID");
+      int wrong = 0;
+      for (std::size_t i = 0; i < all.size(); ++i) {
+        const std::uint64_t id = all.id(i);
+        wrong += m(i, 0) != 1.0 / (1.0 + double(id)) || o(i, 0) != 0.25f * float(id) ||
+                 o(i, 1) != -float(id) || s(i, 0) != static_cast<std::int32_t>(id % 5) - 2 ||
+                 h(i, 0) != id * 1000003u;
+      }
+      EXPECT_EQ(wrong, 0);
+    }
+    MPI_Comm_free(&one);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+TEST(Snapshot, AttributesAreDatasetsOfPartType1) {
+  const Params params = parseParams(smallParamsToml(20.0, 8, 8, 9), {}, 1);
+  SlabDecomposition d(MPI_COMM_WORLD, 8, 20.0);
+  Particles parts = someParticles(d);
+  const std::string dir = tempDir();
+  SnapshotInfo info;
+  info.a = 0.5;
+  info.particle_mass = 1.0;
+  info.total_particles = 2000;
+  writeSnapshot(dir + "/plain.hdf5", d.comm(), parts, info, params);
+  EXPECT_EQ(linksOf(dir + "/plain.hdf5", "PartType1"),
+            (std::vector<std::string>{"Coordinates", "ParticleIDs", "Velocities"}));
+  addAttributes(parts);
+  const std::string path = dir + "/with_attributes.hdf5";
+  writeSnapshot(path, d.comm(), parts, info, params);
+  EXPECT_EQ(linksOf(path, "PartType1"),
+            (std::vector<std::string>{"Coordinates", "HaloID", "Masses", "Outputs", "ParticleIDs",
+                                      "Species", "Velocities"}));
+  // Every rank reads the whole file: the values belong to the IDs of their rows.
+  h5::Handle f = h5::openParallelFile(path, MPI_COMM_SELF, "test");
+  std::vector<std::uint64_t> ids(2000), halo(2000);
+  std::vector<double> masses(2000);
+  std::vector<float> outputs(4000);
+  std::vector<std::int32_t> species(2000);
+  h5::readRows(f, "PartType1/ParticleIDs", H5T_NATIVE_UINT64, ids.data(), 0, 2000, 1, 2000, "t");
+  h5::readRows(f, "PartType1/Masses", H5T_NATIVE_DOUBLE, masses.data(), 0, 2000, 1, 2000, "t");
+  h5::readRows(f, "PartType1/Outputs", H5T_NATIVE_FLOAT, outputs.data(), 0, 2000, 2, 2000, "t");
+  h5::readRows(f, "PartType1/Species", H5T_NATIVE_INT32, species.data(), 0, 2000, 1, 2000, "t");
+  h5::readRows(f, "PartType1/HaloID", H5T_NATIVE_UINT64, halo.data(), 0, 2000, 1, 2000, "t");
+  int wrong = 0;
+  for (std::size_t i = 0; i < 2000; ++i) {
+    const std::uint64_t id = ids[i];
+    wrong += masses[i] != 1.0 / (1.0 + double(id)) || outputs[2 * i] != 0.25f * float(id) ||
+             outputs[2 * i + 1] != -float(id) ||
+             species[i] != static_cast<std::int32_t>(id % 5) - 2 || halo[i] != id * 1000003u;
+  }
+  EXPECT_EQ(wrong, 0);
+  h5::Handle m(H5Dopen2(f, "PartType1/Masses", H5P_DEFAULT), H5Dclose);
+  EXPECT_EQ(h5::readStringAttr(m, "units", "t"), "1e10 Msun/h");
+  h5::Handle t(H5Dget_type(m), H5Tclose);
+  EXPECT_GT(H5Tequal(t, H5T_IEEE_F64LE), 0);
+  h5::Handle o(H5Dopen2(f, "PartType1/Outputs", H5P_DEFAULT), H5Dclose);
+  h5::Handle os(H5Dget_space(o), H5Sclose);
+  EXPECT_EQ(H5Sget_simple_extent_ndims(os), 2);
 }
