@@ -45,7 +45,7 @@ void Distributor::planItems(MPI_Comm comm, const int* dest, std::size_t n, Local
   _recv_displ.assign(_ranks, 0);
   _exports.clear();
   _slot_row.clear();
-  _fills.clear();
+  _fill_from.clear();
 
   // With a known number of exports, nothing is scanned when nothing moves anywhere.
   const bool known = exporting >= 0;
@@ -116,7 +116,7 @@ void Distributor::planItems(MPI_Comm comm, const int* dest, std::size_t n, Local
         --e;
         --tail;
       }
-      _fills.emplace_back(tail, _exports[k]);
+      _fill_from.push_back(tail); // into the hole _exports[k]
     }
   }
 }
@@ -266,10 +266,9 @@ void Distributor::migrate(const Columns& columns) {
   exchange(width, false);
   // Holes (below kept()) and staying rows (at or above it) are distinct: no row is both read
   // and written.
-  const auto* fills = _fills.data();
-  Kokkos::parallel_for(
-      "caustic::Distributor::fillHoles", HostRange(0, _fills.size()),
-      [&](const std::size_t k) { copyRow(columns, fills[k].first, fills[k].second); });
+  const std::size_t *from = _fill_from.data(), *hole = _exports.data();
+  Kokkos::parallel_for("caustic::Distributor::fillHoles", HostRange(0, _fill_from.size()),
+                       [&](const std::size_t k) { copyRow(columns, from[k], hole[k]); });
   unpack(columns, nullptr, kept(), _nrecv, width);
 }
 
@@ -282,10 +281,9 @@ void Distributor::unmigrate(const Columns& columns) {
   // The arrivals first: putting the staying rows back overwrites them.
   pack(columns, nullptr, kept(), _nrecv, width);
   exchange(width, true);
-  const auto* fills = _fills.data();
-  Kokkos::parallel_for(
-      "caustic::Distributor::unfillHoles", HostRange(0, _fills.size()),
-      [&](const std::size_t k) { copyRow(columns, fills[k].second, fills[k].first); });
+  const std::size_t *from = _fill_from.data(), *hole = _exports.data();
+  Kokkos::parallel_for("caustic::Distributor::unfillHoles", HostRange(0, _fill_from.size()),
+                       [&](const std::size_t k) { copyRow(columns, hole[k], from[k]); });
   unpack(columns, _slot_row.data(), 0, _nsend, width);
 }
 

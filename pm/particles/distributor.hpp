@@ -32,7 +32,6 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
-#include <utility>
 #include <vector>
 
 namespace caustic {
@@ -61,10 +60,10 @@ public:
     plan(comm, dest, n, local);
   }
 
-  // Plans the transfer of items [0, n) to the ranks dest(i) of `comm` (which must outlive the
-  // plan's use). `exporting`, if known (>= 0), is the number of items this rank exports: when
-  // no rank exports any, the destinations are not even scanned. A destination outside the
-  // communicator (or a wrong `exporting`) throws CollectiveError on every rank. Collective.
+  // Plans the transfer of items [0, n) (n <= INT_MAX) to the ranks dest(i) of `comm` (which
+  // must outlive the plan's use). `exporting`, if known (>= 0), is the number of items this rank
+  // exports: when no rank exports any, the destinations are not even scanned. A destination outside
+  // the communicator (or a wrong `exporting`) throws CollectiveError on every rank. Collective.
   template <class DestView>
   void plan(MPI_Comm comm, const DestView& dest, std::size_t n, Local local = Local::Send,
             long exporting = -1) {
@@ -131,10 +130,10 @@ private:
   std::size_t _n = 0, _nsend = 0, _nrecv = 0;
   unsigned long long _total = 0;
   std::vector<int> _send_counts, _send_displ, _recv_counts, _recv_displ, _cursor;
-  std::vector<std::size_t> _exports;  // exported rows, ascending
-  std::vector<std::size_t> _slot_row; // send slot (by destination rank, then row) -> row
-  std::vector<std::pair<std::size_t, std::size_t>> _fills; // migrate: staying row -> hole
-  std::vector<std::byte> _sbuf, _rbuf;                     // grown, never shrunk
+  std::vector<std::size_t> _exports;   // exported rows, ascending
+  std::vector<std::size_t> _slot_row;  // send slot (by destination rank, then row) -> row
+  std::vector<std::size_t> _fill_from; // migrate: the staying row that fills hole _exports[k]
+  std::vector<std::byte> _sbuf, _rbuf; // grown, never shrunk
   RowType _row;
 };
 
