@@ -256,3 +256,25 @@ TEST(Migrator, CompanionTravelsWithItsParticles) {
   }
   EXPECT_EQ(wrong, 0);
 }
+
+TEST(ParticleAttributes, CopyParticlesIsDeepAndCarriesThem) {
+  Particles a = sharedParticles(50, 9);
+  auto m = a.addAttribute<double>("Mass");
+  for (std::size_t i = 0; i < a.size(); ++i)
+    m(i, 0) = mass(a.id(i));
+  Particles b = copyParticles(a);
+  ASSERT_EQ(b.size(), a.size());
+  ASSERT_TRUE(b.hasAttribute("Mass"));
+  auto mb = b.attribute<double>("Mass");
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    EXPECT_EQ(mb(i, 0), mass(b.id(i)));
+    EXPECT_EQ(b.x(i, 0), a.x(i, 0));
+  }
+  // Deep: changing the copy leaves the original alone.
+  if (b.size() > 0) {
+    mb(0, 0) = -1.0;
+    b.x(0, 0) = -1.0;
+    EXPECT_EQ(m(0, 0), mass(a.id(0)));
+    EXPECT_NE(a.x(0, 0), -1.0);
+  }
+}

@@ -11,14 +11,6 @@
 
 namespace caustic {
 
-Particles copyParticles(const Particles& p) {
-  Particles out(p.size(), p.capacity());
-  Kokkos::deep_copy(out.x, p.x);
-  Kokkos::deep_copy(out.p, p.p);
-  Kokkos::deep_copy(out.id, p.id);
-  return out;
-}
-
 DiffPM::DiffPM(DiffConfig cfg) : _cfg(std::move(cfg)) {
   if (!_cfg.lattice || !_cfg.mesh)
     throw std::invalid_argument("DiffConfig: the lattice and the mesh decompositions are required");

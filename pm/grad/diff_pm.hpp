@@ -50,7 +50,4 @@ private:
   Reconstruction _rec;
 };
 
-// A deep copy of the particles (size and capacity).
-Particles copyParticles(const Particles& p);
-
 } // namespace caustic

@@ -1,6 +1,7 @@
 #include "pm/particles/particles.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace caustic {
 
@@ -53,6 +54,19 @@ Particles Particles::withSameAttributes(std::size_t n, std::size_t cap) const {
   Particles out(n, cap);
   for (const auto& a : _attributes)
     out._attributes.push_back(a.emptyCopy(out.capacity()));
+  return out;
+}
+
+Particles copyParticles(const Particles& p) {
+  Particles out = p.withSameAttributes(p.size(), p.capacity());
+  Kokkos::deep_copy(out.x, p.x);
+  Kokkos::deep_copy(out.p, p.p);
+  Kokkos::deep_copy(out.id, p.id);
+  for (const auto& a : p.attributes()) {
+    const ParticleAttribute* b = out.findAttribute(a.name());
+    // Attribute storage is host memory (as the distributor's).
+    std::memcpy(b->bytes(), a.bytes(), a.capacity() * a.rowBytes());
+  }
   return out;
 }
 

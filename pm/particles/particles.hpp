@@ -76,6 +76,9 @@ private:
   std::vector<ParticleAttribute> _attributes;
 };
 
+// A deep copy of the particles (size, capacity and attributes).
+Particles copyParticles(const Particles& p);
+
 // Wraps a coordinate into [0, L) (also when x + L rounds to L).
 KOKKOS_INLINE_FUNCTION double periodicWrap(double x, double L) {
   if (x >= 0 && x < L) // the usual case (the formula below returns x unchanged for it)
