@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <stdexcept>
 #include <unordered_map>
@@ -47,32 +48,29 @@ double minImage(double d, double L) {
   return d - L * std::round(d / L);
 }
 
-// Local particles plus ghosts, linked; labels agreed across ranks.
-struct Linked {
-  std::vector<std::uint64_t> label_of_local; // per local particle
-};
-
 } // namespace
 
 namespace {
-// Labels of the local particles; with `keep`, also whether each may belong to a group of at
-// least `min_size` (its local component is that large, or reaches another rank).
-std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomposition& decomp,
-                                        double ell, std::size_t min_size, std::vector<char>* keep) {
+using HostPositions = Kokkos::View<double* [3]>::HostMirror;
+using HostIds = Kokkos::View<std::uint64_t*>::HostMirror;
+
+// Copies of the local particles within ell (periodically) of another rank's slab, sent there
+// (to several ranks if slabs are thin). Item k of the plan is the copy of local particle sent[k],
+// ordered by rank, then particle; the received copies are the ghosts.
+struct Ghosts {
+  std::vector<std::uint32_t> sent;
+  std::unique_ptr<Distributor> plan;
+  std::vector<double> pos; // 3 per ghost
+  std::vector<std::uint64_t> id;
+  std::size_t count() const { return id.size(); }
+};
+
+Ghosts exchangeGhosts(const HostPositions& hx, const HostIds& hid, std::size_t nloc,
+                      const SlabDecomposition& decomp, double ell) {
   const auto& comm = decomp.comm();
   const int size = comm.size(), me = comm.rank();
   const double L = decomp.box(), H = decomp.cell();
-  if (!(ell > 0 && ell < L / 2))
-    throw std::invalid_argument("fofLabels: linking length " + std::to_string(ell) +
-                                " Mpc/h outside (0, L/2)");
-  const std::size_t nloc = parts.size();
-  auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
-  auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
-
-  // Ghosts: each local particle within ell (periodically) of another rank's slab goes there
-  // (to several ranks if slabs are thin). Item k of the ghost plan is the copy of local
-  // particle sent[k] for rank dests[k], ordered by rank, then particle.
-  std::vector<std::uint32_t> sent;
+  Ghosts g;
   std::vector<int> dests;
   for (int r = 0; r < size; ++r) {
     if (r == me || decomp.localNxOf(r) == 0)
@@ -81,51 +79,40 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
     const double centre = 0.5 * (lo + hi), half = 0.5 * (hi - lo) + ell;
     for (std::size_t i = 0; i < nloc; ++i)
       if (std::abs(minImage(hx(i, 0) - centre, L)) < half) {
-        sent.push_back(static_cast<std::uint32_t>(i));
+        g.sent.push_back(static_cast<std::uint32_t>(i));
         dests.push_back(r);
       }
   }
-  const std::size_t nsent = sent.size();
+  const std::size_t nsent = g.sent.size();
   std::vector<double> gxout(3 * nsent);
   std::vector<std::uint64_t> gidout(nsent);
   for (std::size_t k = 0; k < nsent; ++k) {
     for (int c = 0; c < 3; ++c)
-      gxout[3 * k + c] = hx(sent[k], c);
-    gidout[k] = hid(sent[k]);
+      gxout[3 * k + c] = hx(g.sent[k], c);
+    gidout[k] = hid(g.sent[k]);
   }
-  Distributor ghosts(comm.get(), HostInts(dests.data(), nsent), nsent);
-  const std::size_t nghost = ghosts.imported();
-  std::vector<double> gpos(3 * nghost);
-  std::vector<std::uint64_t> gid(nghost);
-  ghosts.forward({Distributor::column(gxout, 3), Distributor::column(gidout)},
-                 {Distributor::column(gpos, 3), Distributor::column(gid)});
-  const std::size_t ntot = nloc + nghost;
-  auto pos = [&](std::size_t i, int c) { return i < nloc ? hx(i, c) : gpos[3 * (i - nloc) + c]; };
-  auto idOf = [&](std::size_t i) { return i < nloc ? hid(i) : gid[i - nloc]; };
+  g.plan = std::make_unique<Distributor>(comm.get(), HostInts(dests.data(), nsent), nsent);
+  const std::size_t nghost = g.plan->imported();
+  g.pos.resize(3 * nghost);
+  g.id.resize(nghost);
+  g.plan->forward({Distributor::column(gxout, 3), Distributor::column(gidout)},
+                  {Distributor::column(g.pos, 3), Distributor::column(g.id)});
+  return g;
+}
 
-  // Cells of side at most ell / sqrt(3): all points of a cell are friends, so each cell is
-  // linked internally at once, and two cells need only one linking pair (the search stops
-  // there, and is skipped when they are already joined). Friends lie at most 2 cells apart.
-  // Points are sorted by cell; cells by (cx, cy, cz), so a column (cx, cy) is contiguous.
-  const int nc = std::max(1, static_cast<int>(std::ceil(L * std::sqrt(3.0) / ell * (1 + 1e-9))));
-  const double inv = nc / L;
-  auto cellCoord = [&](double x) {
-    return std::min(nc - 1, std::max(0, static_cast<int>(x * inv)));
-  };
+// Friends-of-friends links among the points `sx` (3 per point, sorted so that each cell's points
+// are contiguous; keys[s] the cell key of sorted point s) in a periodic box L.
+//
+// Cells of side at most ell / sqrt(3): all points of a cell are friends, so each cell is linked
+// internally at once, and two cells need only one linking pair (the search stops there, and is
+// skipped when they are already joined). Friends lie at most 2 cells apart. Cells are ordered
+// by (cx, cy, cz), so a column (cx, cy) is contiguous.
+void linkSortedPoints(const std::vector<double>& sx, const std::vector<std::uint64_t>& keys, int nc,
+                      double L, double ell, UnionFind& uf) {
+  const std::size_t ntot = keys.size();
   auto columnKey = [nc](int a, int b) {
     return static_cast<std::uint64_t>(a) * nc + static_cast<std::uint64_t>(b);
   };
-  std::vector<std::uint64_t> keys(ntot);
-  for (std::size_t i = 0; i < ntot; ++i)
-    keys[i] = columnKey(cellCoord(pos(i, 0)), cellCoord(pos(i, 1))) * nc + cellCoord(pos(i, 2));
-  std::vector<std::uint32_t> order(ntot);
-  std::iota(order.begin(), order.end(), 0u);
-  std::sort(order.begin(), order.end(),
-            [&](std::uint32_t a, std::uint32_t b) { return keys[a] < keys[b]; });
-  std::vector<double> sx(3 * ntot); // sorted positions: contiguous per cell
-  for (std::size_t s = 0; s < ntot; ++s)
-    for (int c = 0; c < 3; ++c)
-      sx[3 * s + c] = pos(order[s], c);
   struct Cell {
     int cz;
     std::uint32_t start, end;
@@ -135,11 +122,10 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
       columns; // -> cell range
   std::vector<std::uint64_t> columnOrder;
   std::vector<std::uint32_t> columnStart;
-  UnionFind uf(ntot);
   for (std::size_t s = 0; s < ntot;) {
     std::size_t e = s;
-    const std::uint64_t k = keys[order[s]];
-    while (e < ntot && keys[order[e]] == k)
+    const std::uint64_t k = keys[s];
+    while (e < ntot && keys[e] == k)
       ++e;
     for (std::size_t t = s + 1; t < e; ++t)
       uf.unite(static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(t));
@@ -204,30 +190,26 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
         }
       }
   }
-  // Back to point order: the root of point p is the root of its sorted index.
-  std::vector<std::uint32_t> sortedOf(ntot);
-  for (std::size_t s = 0; s < ntot; ++s)
-    sortedOf[order[s]] = static_cast<std::uint32_t>(s);
-  // Local component labels: the smallest member ID (ghosts included).
-  std::vector<std::uint64_t> lab(ntot, ~std::uint64_t(0));
-  auto root = [&](std::size_t i) { return uf.find(sortedOf[i]); };
-  for (std::size_t i = 0; i < ntot; ++i) {
-    const auto r = root(i);
-    lab[r] = std::min(lab[r], idOf(i));
-  }
+}
 
-  // Agree across ranks: ghost holders tell owners their label, owners answer with theirs.
+// Labels agreed across ranks: ghost holders tell owners their label, owners answer with theirs,
+// until nothing changes. lab is indexed by union-find root; root(i) of point i (local points
+// first, then ghosts).
+template <class Root>
+void agreeLabels(const Ghosts& g, std::size_t nloc, const Root& root,
+                 std::vector<std::uint64_t>& lab, const Comm& comm) {
+  const std::size_t nghost = g.count(), nsent = g.sent.size();
   for (int iter = 0;; ++iter) {
-    if (iter > 4 * size + 8)
+    if (iter > 4 * comm.size() + 8)
       throw std::logic_error("fofLabels: labels did not converge");
     int changed = 0;
     // ghosts -> owners: the ghost plan in reverse, onto the items of `sent`
     std::vector<std::uint64_t> up(nghost), got(nsent);
     for (std::size_t k = 0; k < nghost; ++k)
       up[k] = lab[root(nloc + k)];
-    ghosts.reverse({Distributor::column(up)}, {Distributor::column(got)});
+    g.plan->reverse({Distributor::column(up)}, {Distributor::column(got)});
     for (std::size_t k = 0; k < nsent; ++k) {
-      auto& l = lab[root(sent[k])];
+      auto& l = lab[root(g.sent[k])];
       if (got[k] < l) {
         l = got[k];
         changed = 1;
@@ -236,8 +218,8 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
     // owners -> ghost holders: forward again
     std::vector<std::uint64_t> down(nsent), back(nghost);
     for (std::size_t k = 0; k < nsent; ++k)
-      down[k] = lab[root(sent[k])];
-    ghosts.forward({Distributor::column(down)}, {Distributor::column(back)});
+      down[k] = lab[root(g.sent[k])];
+    g.plan->forward({Distributor::column(down)}, {Distributor::column(back)});
     for (std::size_t k = 0; k < nghost; ++k) {
       auto& l = lab[root(nloc + k)];
       if (back[k] < l) {
@@ -250,6 +232,61 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
     if (!any)
       break;
   }
+}
+
+// Labels of the local particles; with `keep`, also whether each may belong to a group of at
+// least `min_size` (its local component is that large, or reaches another rank).
+std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomposition& decomp,
+                                        double ell, std::size_t min_size, std::vector<char>* keep) {
+  const double L = decomp.box();
+  if (!(ell > 0 && ell < L / 2))
+    throw std::invalid_argument("fofLabels: linking length " + std::to_string(ell) +
+                                " Mpc/h outside (0, L/2)");
+  const std::size_t nloc = parts.size();
+  auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
+  auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+  const Ghosts g = exchangeGhosts(hx, hid, nloc, decomp, ell);
+  const std::size_t nghost = g.count(), ntot = nloc + nghost;
+  auto pos = [&](std::size_t i, int c) { return i < nloc ? hx(i, c) : g.pos[3 * (i - nloc) + c]; };
+  auto idOf = [&](std::size_t i) { return i < nloc ? hid(i) : g.id[i - nloc]; };
+
+  // Points sorted by cell (cells of side <= ell / sqrt(3), keys by (cx, cy, cz)).
+  const int nc = std::max(1, static_cast<int>(std::ceil(L * std::sqrt(3.0) / ell * (1 + 1e-9))));
+  const double inv = nc / L;
+  auto cellCoord = [&](double x) {
+    return std::min(nc - 1, std::max(0, static_cast<int>(x * inv)));
+  };
+  std::vector<std::uint64_t> keys(ntot);
+  for (std::size_t i = 0; i < ntot; ++i)
+    keys[i] = (static_cast<std::uint64_t>(cellCoord(pos(i, 0))) * nc + cellCoord(pos(i, 1))) * nc +
+              cellCoord(pos(i, 2));
+  std::vector<std::uint32_t> order(ntot);
+  std::iota(order.begin(), order.end(), 0u);
+  std::sort(order.begin(), order.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return keys[a] < keys[b]; });
+  std::vector<double> sx(3 * ntot); // sorted positions: contiguous per cell
+  std::vector<std::uint64_t> sorted_keys(ntot);
+  for (std::size_t s = 0; s < ntot; ++s) {
+    for (int c = 0; c < 3; ++c)
+      sx[3 * s + c] = pos(order[s], c);
+    sorted_keys[s] = keys[order[s]];
+  }
+  UnionFind uf(ntot);
+  linkSortedPoints(sx, sorted_keys, nc, L, ell, uf);
+
+  // Back to point order: the root of point p is the root of its sorted index.
+  std::vector<std::uint32_t> sortedOf(ntot);
+  for (std::size_t s = 0; s < ntot; ++s)
+    sortedOf[order[s]] = static_cast<std::uint32_t>(s);
+  // Local component labels: the smallest member ID (ghosts included).
+  std::vector<std::uint64_t> lab(ntot, ~std::uint64_t(0));
+  auto root = [&](std::size_t i) { return uf.find(sortedOf[i]); };
+  for (std::size_t i = 0; i < ntot; ++i) {
+    const auto r = root(i);
+    lab[r] = std::min(lab[r], idOf(i));
+  }
+  agreeLabels(g, nloc, root, lab, decomp.comm());
+
   std::vector<std::uint64_t> out(nloc);
   for (std::size_t i = 0; i < nloc; ++i)
     out[i] = lab[root(i)];
@@ -257,7 +294,7 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
     std::vector<char> boundary(ntot, 0);
     for (std::size_t k = nloc; k < ntot; ++k)
       boundary[root(k)] = 1;
-    for (std::uint32_t i : sent)
+    for (std::uint32_t i : g.sent)
       boundary[root(i)] = 1;
     keep->assign(nloc, 0);
     for (std::size_t i = 0; i < nloc; ++i) {
@@ -275,79 +312,76 @@ std::vector<std::uint64_t> fofLabels(const Particles& parts, const SlabDecomposi
   return linkAndLabel(parts, decomp, ell, 0, nullptr);
 }
 
-HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
-                        double mean_separation, const FofOptions& opt) {
-  ScopedRegion region("caustic::findHalos");
-  const auto& comm = decomp.comm();
-  const int size = comm.size();
-  const double L = decomp.box();
-  const double ell = opt.b * mean_separation;
-  std::vector<char> keep;
-  const auto labels =
-      linkAndLabel(parts, decomp, ell, static_cast<std::size_t>(opt.min_particles), &keep);
+namespace {
+constexpr int kPartialWidth = 14; // label bits, n, ref[3], sdx[3], sdx2, sv[3], sv2, pad
+constexpr int kRowWidth = 10;     // label bits, n, pos[3], vel[3], sigma, radius
+
+double labelBits(std::uint64_t label) {
+  double b;
+  std::memcpy(&b, &label, sizeof b);
+  return b;
+}
+std::uint64_t labelOf(const double* bits) {
+  std::uint64_t l;
+  std::memcpy(&l, bits, sizeof l);
+  return l;
+}
+
+// Partial sums per label of the particles that may belong to a kept group, relative to a local
+// reference member, in label order; dests: the label's home rank (label mod ranks).
+void partialSums(const Particles& parts, const std::vector<std::uint64_t>& labels,
+                 const std::vector<char>& keep, double L, int ranks, std::vector<double>& out,
+                 std::vector<int>& dests) {
   auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
   auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
-  auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
-
-  // Partial sums per label on this rank, relative to a local reference member.
-  constexpr int W = 14; // label, n, ref[3], sdx[3], sdx2, sv[3], sv2  (as doubles; label bits)
-  struct Acc {
-    double n = 0, ref[3] = {0, 0, 0}, sdx[3] = {0, 0, 0}, sdx2 = 0, sv[3] = {0, 0, 0}, sv2 = 0;
-  };
-  // Particles that may belong to a kept group, in label order: partial sums run by label.
   std::vector<std::uint32_t> idx;
   for (std::size_t i = 0; i < parts.size(); ++i)
     if (keep[i])
       idx.push_back(static_cast<std::uint32_t>(i));
   std::sort(idx.begin(), idx.end(),
             [&](std::uint32_t a, std::uint32_t b) { return labels[a] < labels[b]; });
-  std::vector<double> out; // W per partial, for rank dests[k]
-  std::vector<int> dests;
   for (std::size_t s0 = 0; s0 < idx.size();) {
     const std::uint64_t label = labels[idx[s0]];
-    Acc a;
+    double n = 0, ref[3], sdx[3] = {0, 0, 0}, sdx2 = 0, sv[3] = {0, 0, 0}, sv2 = 0;
     for (int c = 0; c < 3; ++c)
-      a.ref[c] = hx(idx[s0], c);
+      ref[c] = hx(idx[s0], c);
     std::size_t e = s0;
     for (; e < idx.size() && labels[idx[e]] == label; ++e) {
       const std::uint32_t i = idx[e];
-      a.n += 1;
+      n += 1;
       for (int c = 0; c < 3; ++c) {
-        const double d = minImage(hx(i, c) - a.ref[c], L);
-        a.sdx[c] += d;
-        a.sdx2 += d * d;
-        a.sv[c] += hp(i, c);
-        a.sv2 += hp(i, c) * hp(i, c);
+        const double d = minImage(hx(i, c) - ref[c], L);
+        sdx[c] += d;
+        sdx2 += d * d;
+        sv[c] += hp(i, c);
+        sv2 += hp(i, c) * hp(i, c);
       }
     }
     s0 = e;
-    dests.push_back(static_cast<int>(label % size));
-    double lbits;
-    std::memcpy(&lbits, &label, sizeof lbits);
-    out.insert(out.end(), {lbits, a.n, a.ref[0], a.ref[1], a.ref[2], a.sdx[0], a.sdx[1], a.sdx[2],
-                           a.sdx2, a.sv[0], a.sv[1], a.sv[2], a.sv2, 0.0});
+    dests.push_back(static_cast<int>(label % ranks));
+    out.insert(out.end(), {labelBits(label), n, ref[0], ref[1], ref[2], sdx[0], sdx[1], sdx[2],
+                           sdx2, sv[0], sv[1], sv[2], sv2, 0.0});
   }
-  // Partials arrive by source rank, then in label order.
-  Distributor toHome(comm.get(), HostInts(dests.data(), dests.size()), dests.size());
-  std::vector<double> in(W * toHome.imported());
-  toHome.forward({Distributor::column(out, W)}, {Distributor::column(in, W)});
-  // Merge on the home rank, in a fixed order (by source rank, then label).
-  struct Group {
-    double n = 0, ref[3], sx[3] = {0, 0, 0}, sx2 = 0, sv[3] = {0, 0, 0}, sv2 = 0;
-    bool init = false;
-  };
-  std::map<std::uint64_t, Group> home;
-  for (std::size_t r = 0; r < in.size() / W; ++r) {
-    const double* v = &in[W * r];
-    std::uint64_t label;
-    std::memcpy(&label, &v[0], sizeof label);
-    Group& g = home[label];
+}
+
+struct GroupSums {
+  double n = 0, ref[3], sx[3] = {0, 0, 0}, sx2 = 0, sv[3] = {0, 0, 0}, sv2 = 0;
+  bool init = false;
+};
+
+// The partials of each label merged on its home rank, in a fixed order (by source rank, then
+// label): each partial shifted to the group's reference, x = ref_g + s + dx with
+// s = minimg(ref_p - ref_g).
+std::map<std::uint64_t, GroupSums> mergePartials(const std::vector<double>& in, double L) {
+  std::map<std::uint64_t, GroupSums> home;
+  for (std::size_t r = 0; r < in.size() / kPartialWidth; ++r) {
+    const double* v = &in[kPartialWidth * r];
+    GroupSums& g = home[labelOf(&v[0])];
     if (!g.init) {
       for (int c = 0; c < 3; ++c)
         g.ref[c] = v[2 + c];
       g.init = true;
     }
-    // Shift this partial to the group's reference: x = ref_g + s + dx, s = minimg(ref_p - ref_g).
     double s[3], sdot = 0, s2 = 0;
     for (int c = 0; c < 3; ++c) {
       s[c] = minImage(v[2 + c] - g.ref[c], L);
@@ -362,13 +396,16 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
     g.sx2 += v[8] + 2 * sdot + v[1] * s2;
     g.sv2 += v[12];
   }
-  std::vector<double> rows; // label bits, n, pos[3], vel[3], sigma, radius
-  constexpr int R = 10;
+  return home;
+}
+
+// Catalogue rows of the groups with at least min_particles members.
+std::vector<double> groupRows(const std::map<std::uint64_t, GroupSums>& home, int min_particles,
+                              double L) {
+  std::vector<double> rows;
   for (const auto& [label, g] : home) {
-    if (g.n < opt.min_particles)
+    if (g.n < min_particles)
       continue;
-    double lbits;
-    std::memcpy(&lbits, &label, sizeof lbits);
     double com[3], c2 = 0, v2 = 0;
     for (int c = 0; c < 3; ++c) {
       com[c] = g.sx[c] / g.n;
@@ -378,33 +415,41 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
     const double r2 = std::max(0.0, g.sx2 / g.n - c2);
     const double sig2 = std::max(0.0, (g.sv2 / g.n - v2) / 3.0);
     rows.insert(rows.end(),
-                {lbits, g.n, periodicWrap(g.ref[0] + com[0], L), periodicWrap(g.ref[1] + com[1], L),
-                 periodicWrap(g.ref[2] + com[2], L), g.sv[0] / g.n, g.sv[1] / g.n, g.sv[2] / g.n,
-                 std::sqrt(sig2), std::sqrt(r2)});
+                {labelBits(label), g.n, periodicWrap(g.ref[0] + com[0], L),
+                 periodicWrap(g.ref[1] + com[1], L), periodicWrap(g.ref[2] + com[2], L),
+                 g.sv[0] / g.n, g.sv[1] / g.n, g.sv[2] / g.n, std::sqrt(sig2), std::sqrt(r2)});
   }
-  // Everything to every rank, sorted by label.
-  int mine = static_cast<int>(rows.size());
+  return rows;
+}
+
+// Every rank's `mine`, concatenated in rank order, on every rank.
+template <class T>
+std::vector<T> allGathered(const std::vector<T>& mine, MPI_Datatype type, const Comm& comm) {
+  const int size = comm.size();
+  int n = static_cast<int>(mine.size());
   std::vector<int> counts(size), displ(size, 0);
-  MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, comm.get());
+  mpiCheck(MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, comm.get()), "findHalos");
   for (int r = 1; r < size; ++r)
     displ[r] = displ[r - 1] + counts[r - 1];
-  std::vector<double> all(displ[size - 1] + counts[size - 1]);
-  MPI_Allgatherv(rows.data(), mine, MPI_DOUBLE, all.data(), counts.data(), displ.data(), MPI_DOUBLE,
-                 comm.get());
-  const std::size_t ng = all.size() / R;
+  std::vector<T> all(static_cast<std::size_t>(displ[size - 1] + counts[size - 1]));
+  mpiCheck(MPI_Allgatherv(mine.data(), n, type, all.data(), counts.data(), displ.data(), type,
+                          comm.get()),
+           "findHalos");
+  return all;
+}
+
+// The catalogue from every rank's rows, sorted by label.
+HaloCatalogue catalogueOf(const std::vector<double>& all, double ell) {
+  const std::size_t ng = all.size() / kRowWidth;
   std::vector<std::size_t> sorted(ng);
   std::iota(sorted.begin(), sorted.end(), 0);
-  auto labelAt = [&](std::size_t g) {
-    std::uint64_t l;
-    std::memcpy(&l, &all[R * g], sizeof l);
-    return l;
-  };
+  auto labelAt = [&](std::size_t g) { return labelOf(&all[kRowWidth * g]); };
   std::sort(sorted.begin(), sorted.end(),
             [&](std::size_t a, std::size_t b) { return labelAt(a) < labelAt(b); });
   HaloCatalogue cat;
   cat.linking_length = ell;
   for (std::size_t g : sorted) {
-    const double* v = &all[R * g];
+    const double* v = &all[kRowWidth * g];
     cat.label.push_back(labelAt(g));
     cat.count.push_back(static_cast<std::uint64_t>(v[1]));
     cat.pos.insert(cat.pos.end(), {v[2], v[3], v[4]});
@@ -412,36 +457,58 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
     cat.sigma_v.push_back(v[8]);
     cat.radius.push_back(v[9]);
   }
-  if (opt.member_ids) {
-    // (label, id) of members of kept groups, gathered and sorted.
-    std::vector<std::uint64_t> pairs;
-    for (std::size_t i = 0; i < parts.size(); ++i)
-      if (std::binary_search(cat.label.begin(), cat.label.end(), labels[i]))
-        pairs.insert(pairs.end(), {labels[i], hid(i)});
-    int np = static_cast<int>(pairs.size());
-    MPI_Allgather(&np, 1, MPI_INT, counts.data(), 1, MPI_INT, comm.get());
-    for (int r = 1; r < size; ++r)
-      displ[r] = displ[r - 1] + counts[r - 1];
-    std::vector<std::uint64_t> allp(displ[size - 1] + counts[size - 1]);
-    MPI_Allgatherv(pairs.data(), np, MPI_UINT64_T, allp.data(), counts.data(), displ.data(),
-                   MPI_UINT64_T, comm.get());
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> pp(allp.size() / 2);
-    for (std::size_t k = 0; k < pp.size(); ++k)
-      pp[k] = {allp[2 * k], allp[2 * k + 1]};
-    std::sort(pp.begin(), pp.end());
-    std::size_t g = 0;
-    for (std::size_t k = 0; k < pp.size(); ++k) {
-      while (cat.label[g] != pp[k].first) {
-        cat.member_offset.push_back(cat.members.size());
-        ++g;
-      }
-      if (cat.member_offset.size() == g)
-        cat.member_offset.push_back(cat.members.size());
-      cat.members.push_back(pp[k].second);
-    }
-    while (cat.member_offset.size() < cat.size())
+  return cat;
+}
+
+// The member IDs of the catalogue's groups: (label, id) pairs gathered and sorted.
+void addMembers(HaloCatalogue& cat, const Particles& parts,
+                const std::vector<std::uint64_t>& labels, const Comm& comm) {
+  auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+  std::vector<std::uint64_t> pairs;
+  for (std::size_t i = 0; i < parts.size(); ++i)
+    if (std::binary_search(cat.label.begin(), cat.label.end(), labels[i]))
+      pairs.insert(pairs.end(), {labels[i], hid(i)});
+  const std::vector<std::uint64_t> allp = allGathered(pairs, MPI_UINT64_T, comm);
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> pp(allp.size() / 2);
+  for (std::size_t k = 0; k < pp.size(); ++k)
+    pp[k] = {allp[2 * k], allp[2 * k + 1]};
+  std::sort(pp.begin(), pp.end());
+  std::size_t g = 0;
+  for (std::size_t k = 0; k < pp.size(); ++k) {
+    while (cat.label[g] != pp[k].first) {
       cat.member_offset.push_back(cat.members.size());
+      ++g;
+    }
+    if (cat.member_offset.size() == g)
+      cat.member_offset.push_back(cat.members.size());
+    cat.members.push_back(pp[k].second);
   }
+  while (cat.member_offset.size() < cat.size())
+    cat.member_offset.push_back(cat.members.size());
+}
+} // namespace
+
+HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
+                        double mean_separation, const FofOptions& opt) {
+  ScopedRegion region("caustic::findHalos");
+  const auto& comm = decomp.comm();
+  const double L = decomp.box();
+  const double ell = opt.b * mean_separation;
+  std::vector<char> keep;
+  const auto labels =
+      linkAndLabel(parts, decomp, ell, static_cast<std::size_t>(opt.min_particles), &keep);
+  // Partial sums per label, to the label's home rank (arriving by source rank, then label).
+  std::vector<double> out;
+  std::vector<int> dests;
+  partialSums(parts, labels, keep, L, comm.size(), out, dests);
+  Distributor toHome(comm.get(), HostInts(dests.data(), dests.size()), dests.size());
+  std::vector<double> in(kPartialWidth * toHome.imported());
+  toHome.forward({Distributor::column(out, kPartialWidth)},
+                 {Distributor::column(in, kPartialWidth)});
+  const auto rows = groupRows(mergePartials(in, L), opt.min_particles, L);
+  HaloCatalogue cat = catalogueOf(allGathered(rows, MPI_DOUBLE, comm), ell);
+  if (opt.member_ids)
+    addMembers(cat, parts, labels, comm);
   return cat;
 }
 
