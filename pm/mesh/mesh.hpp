@@ -44,6 +44,13 @@ struct MeshPoint {
   int x, y, z;         // global indices in [0, N)
 };
 
+// One local real-space row of a forEachRow loop: the N points (x, y, z = 0..N-1), contiguous.
+struct MeshRow {
+  std::size_t index;   // flat index of (x, y, 0) into Field::real(); point z is at index + z
+  std::size_t compact; // ((x - x0) N + y) N: the unpadded index of (x, y, 0)
+  int x, y;            // global indices in [0, N)
+};
+
 // One local Fourier mode of a forEachMode loop.
 struct MeshMode {
   std::size_t index; // flat index into Field::complex()
@@ -98,9 +105,14 @@ public:
   template <class F> void forEachPoint(const char* label, const F& f) const;
   // f(MeshMode) over the local Fourier modes, as one labelled Kokkos kernel.
   template <class F> void forEachMode(const char* label, const F& f) const;
-  // sum <- sum over the local points / modes of f(point, acc) (f adds to acc). Local only: the
-  // caller reduces over ranks.
+  // f(MeshRow) over the local real-space rows, as one labelled Kokkos kernel: for memory-bound
+  // loops, whose inner loop over z (in f) the compiler vectorises where forEachPoint's
+  // per-point calls are 2-5 times slower.
+  template <class F> void forEachRow(const char* label, const F& f) const;
+  // sum <- sum over the local points / rows / modes of f(point, acc) (f adds to acc). Local
+  // only: the caller reduces over ranks.
   template <class F> void reducePoints(const char* label, const F& f, double& sum) const;
+  template <class F> void reduceRows(const char* label, const F& f, double& sum) const;
   template <class F> void reduceModes(const char* label, const F& f, double& sum) const;
 
   // Signed integer wavenumber of index i in [0, N): i for i <= N/2, i - N otherwise.
@@ -149,32 +161,61 @@ private:
 // The decomposition every user names; SlabDecomposition is its only implementation today.
 using Decomposition = SlabDecomposition;
 
+// The loops below guard the kernel with `if (local extent > 0) { ... }` rather than returning
+// early: with an early return GCC 12 spills the loop counters of the inner loop (a 40% slower
+// Green's function kernel), with the guard it keeps them in registers.
 template <class F> void SlabDecomposition::forEachPoint(const char* label, const F& f) const {
   const int n = _n, nx = _localNx, x0 = _xStart, npad = nzPad();
-  if (nx == 0)
-    return;
-  Kokkos::parallel_for(
-      label, Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {nx, n, n}),
-      KOKKOS_LAMBDA(const int lx, const int y, const int z) {
-        const std::size_t row = static_cast<std::size_t>(lx) * n + y;
-        f(MeshPoint{row * npad + z, row * n + z, x0 + lx, y, z});
-      });
-  Kokkos::fence();
+  if (nx > 0) {
+    Kokkos::parallel_for(
+        label, Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {nx, n, n}),
+        KOKKOS_LAMBDA(const int lx, const int y, const int z) {
+          const std::size_t row = static_cast<std::size_t>(lx) * n + y;
+          f(MeshPoint{row * npad + z, row * n + z, x0 + lx, y, z});
+        });
+    Kokkos::fence();
+  }
 }
 
 template <class F>
 void SlabDecomposition::reducePoints(const char* label, const F& f, double& sum) const {
   const int n = _n, nx = _localNx, x0 = _xStart, npad = nzPad();
   sum = 0.0;
-  if (nx == 0)
-    return;
-  Kokkos::parallel_reduce(
-      label, Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {nx, n, n}),
-      KOKKOS_LAMBDA(const int lx, const int y, const int z, double& acc) {
-        const std::size_t row = static_cast<std::size_t>(lx) * n + y;
-        f(MeshPoint{row * npad + z, row * n + z, x0 + lx, y, z}, acc);
-      },
-      sum);
+  if (nx > 0)
+    Kokkos::parallel_reduce(
+        label, Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {nx, n, n}),
+        KOKKOS_LAMBDA(const int lx, const int y, const int z, double& acc) {
+          const std::size_t row = static_cast<std::size_t>(lx) * n + y;
+          f(MeshPoint{row * npad + z, row * n + z, x0 + lx, y, z}, acc);
+        },
+        sum);
+}
+
+template <class F> void SlabDecomposition::forEachRow(const char* label, const F& f) const {
+  const int n = _n, nx = _localNx, x0 = _xStart, npad = nzPad();
+  if (nx > 0) {
+    Kokkos::parallel_for(
+        label, Kokkos::RangePolicy<>(0, static_cast<std::size_t>(nx) * n),
+        KOKKOS_LAMBDA(const std::size_t row) {
+          f(MeshRow{row * npad, row * n, x0 + static_cast<int>(row / n),
+                    static_cast<int>(row % n)});
+        });
+    Kokkos::fence();
+  }
+}
+
+template <class F>
+void SlabDecomposition::reduceRows(const char* label, const F& f, double& sum) const {
+  const int n = _n, nx = _localNx, x0 = _xStart, npad = nzPad();
+  sum = 0.0;
+  if (nx > 0)
+    Kokkos::parallel_reduce(
+        label, Kokkos::RangePolicy<>(0, static_cast<std::size_t>(nx) * n),
+        KOKKOS_LAMBDA(const std::size_t row, double& acc) {
+          f(MeshRow{row * npad, row * n, x0 + static_cast<int>(row / n), static_cast<int>(row % n)},
+            acc);
+        },
+        sum);
 }
 
 namespace detail {
@@ -194,28 +235,27 @@ KOKKOS_INLINE_FUNCTION MeshMode slabMode(int ly, int x, int z, int n, int y0) {
 
 template <class F> void SlabDecomposition::forEachMode(const char* label, const F& f) const {
   const int n = _n, ny = _localNy, y0 = _yStart, nzc = nzComplex();
-  if (ny == 0)
-    return;
-  Kokkos::parallel_for(
-      label, Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
-      KOKKOS_LAMBDA(const int ly, const int x, const int z) {
-        f(detail::slabMode(ly, x, z, n, y0));
-      });
-  Kokkos::fence();
+  if (ny > 0) {
+    Kokkos::parallel_for(
+        label, Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
+        KOKKOS_LAMBDA(const int ly, const int x, const int z) {
+          f(detail::slabMode(ly, x, z, n, y0));
+        });
+    Kokkos::fence();
+  }
 }
 
 template <class F>
 void SlabDecomposition::reduceModes(const char* label, const F& f, double& sum) const {
   const int n = _n, ny = _localNy, y0 = _yStart, nzc = nzComplex();
   sum = 0.0;
-  if (ny == 0)
-    return;
-  Kokkos::parallel_reduce(
-      label, Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
-      KOKKOS_LAMBDA(const int ly, const int x, const int z, double& acc) {
-        f(detail::slabMode(ly, x, z, n, y0), acc);
-      },
-      sum);
+  if (ny > 0)
+    Kokkos::parallel_reduce(
+        label, Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
+        KOKKOS_LAMBDA(const int ly, const int x, const int z, double& acc) {
+          f(detail::slabMode(ly, x, z, n, y0), acc);
+        },
+        sum);
 }
 
 // FFTW-MPI plans for the fields of one decomposition (precision T = float or double).
