@@ -34,20 +34,22 @@ void writeFields(const std::string& path, const std::vector<const Field<T>*>& fi
   if (fieldv.empty() || fieldv.size() != names.size())
     throw std::invalid_argument(ctx + ": one name per field needed");
   const auto& d = fieldv.front()->decomp();
-  const int n = d.n(), nx = d.localNx();
+  const int n = d.n();
+  const IndexBox box = d.realBox();
   // A field with NaN or Inf is not written (checked by all ranks together, before the file).
   for (std::size_t c = 0; c < fieldv.size(); ++c) {
     auto f = fieldv[c]->real();
-    std::size_t bad = 0;
-    Kokkos::parallel_reduce(
-        "caustic::writeFields::finiteCheck", Kokkos::RangePolicy<>(0, std::size_t(nx) * n),
-        KOKKOS_LAMBDA(const std::size_t r, std::size_t& b) {
-          const int lx = static_cast<int>(r / n), y = static_cast<int>(r % n);
+    double bad = 0; // a count, exact in double
+    d.reduceRows(
+        "caustic::writeFields::finiteCheck",
+        KOKKOS_LAMBDA(const MeshRow& r, double& acc) {
+          int b = 0;
           for (int z = 0; z < n; ++z)
-            b += km::isfinite(double(f(Field<T>::realIndex(lx, y, z, n)))) ? 0 : 1;
+            b += km::isfinite(double(f(r.index + z))) ? 0 : 1;
+          acc += b;
         },
         bad);
-    unsigned long long lb = bad, all = 0;
+    unsigned long long lb = static_cast<unsigned long long>(bad), all = 0;
     mpiCheck(MPI_Allreduce(&lb, &all, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, d.comm().get()),
              ctx.c_str());
     if (all > 0)
@@ -71,19 +73,21 @@ void writeFields(const std::string& path, const std::vector<const Field<T>*>& fi
         h5::Handle fields = h5::createGroup(file, "Fields", ctx);
         for (const auto& [k, v] : attributes)
           h5::attr(fields, k, v, ctx);
-        std::vector<float> local(static_cast<std::size_t>(nx) * n * n);
+        // Unpadded float32 copy of the local planes, in (x, y, z) order.
+        Kokkos::View<float*> packed("caustic::writeFields::packed", box.size());
+        const hsize_t gdims[3] = {hsize_t(n), hsize_t(n), hsize_t(n)};
+        const hsize_t start[3] = {hsize_t(box.lo[0]), hsize_t(box.lo[1]), hsize_t(box.lo[2])};
+        const hsize_t ldims[3] = {hsize_t(box.extent(0)), hsize_t(box.extent(1)),
+                                  hsize_t(box.extent(2))};
         for (std::size_t c = 0; c < fieldv.size(); ++c) {
-          // Unpadded float32 copy of the local planes.
-          auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), fieldv[c]->real());
-          for (int lx = 0; lx < nx; ++lx)
-            for (int y = 0; y < n; ++y)
-              for (int z = 0; z < n; ++z)
-                local[(static_cast<std::size_t>(lx) * n + y) * n + z] =
-                    static_cast<float>(h(Field<T>::realIndex(lx, y, z, n)));
-          const hsize_t gdims[3] = {hsize_t(n), hsize_t(n), hsize_t(n)};
-          const hsize_t start[3] = {hsize_t(d.xStart()), 0, 0};
-          const hsize_t ldims[3] = {hsize_t(nx), hsize_t(n), hsize_t(n)};
-          h5::writeBlock(fields, names[c], H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, local.data(), 3, gdims,
+          auto f = fieldv[c]->real();
+          d.forEachRow(
+              "caustic::writeFields::pack", KOKKOS_LAMBDA(const MeshRow& r) {
+                for (int z = 0; z < n; ++z)
+                  packed(r.compact + z) = static_cast<float>(f(r.index + z));
+              });
+          auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), packed);
+          h5::writeBlock(fields, names[c], H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, h.data(), 3, gdims,
                          start, ldims, units, ctx);
         }
       },

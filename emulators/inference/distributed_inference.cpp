@@ -14,7 +14,8 @@ void applyDistributed(const Model& model, const std::vector<const Field<float>*>
     throw std::invalid_argument("applyDistributed: no input or output field");
   const auto decomp = inputs.front()->decompPtr();
   const auto& d = *decomp;
-  const int n = d.n(), nx = d.localNx(), S = model.metadata().stride;
+  const IndexBox slab = d.realBox();
+  const int n = d.n(), nx = static_cast<int>(slab.extent(0)), S = model.metadata().stride;
   if (n % S != 0)
     throw std::invalid_argument("applyDistributed: the mesh side " + std::to_string(n) +
                                 " is not a multiple of the model's stride " + std::to_string(S));
@@ -63,7 +64,7 @@ void applyDistributed(const Model& model, const std::vector<const Field<float>*>
     const int tn = std::min(opt.tile_planes, nx - t0);
     // Tile planes [t0 - left, t0 + tn + right): at least R each side, starting on a global
     // multiple of the stride, a multiple of the stride long.
-    const int gx = d.xStart() + t0;
+    const int gx = slab.lo[0] + t0;
     const int left = R + gx % S;
     const int right = R + (S - (left + tn + R) % S) % S;
     const int len = left + tn + right;

@@ -10,36 +10,30 @@ namespace caustic {
 template <class T> PowerSpectrum binPower(const Field<T>& delta_k) {
   ScopedRegion region("caustic::binPower");
   const auto& d = delta_k.decomp();
-  const int n = d.n(), ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
+  const int n = d.n();
   const int nbins = n / 2 + 1; // bin 0 holds only k = 0 and is dropped
   const double kf = d.kFundamental();
   const double volume = d.box() * d.box() * d.box();
   const double norm = volume / (static_cast<double>(n) * n * n) / (static_cast<double>(n) * n * n);
   Kokkos::View<double* [3]> acc("caustic::binPower::acc", nbins);
-  if (ny > 0) {
-    auto sv = Kokkos::Experimental::create_scatter_view(acc);
-    auto c = delta_k.complex();
-    Kokkos::parallel_for(
-        "caustic::binPower::accumulate",
-        Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
-        KOKKOS_LAMBDA(const int ly, const int x, const int z) {
-          const int mx = SlabDecomposition::signedIndex(x, n);
-          const int my = SlabDecomposition::signedIndex(y0 + ly, n);
-          const double m = km::sqrt(double(mx * mx + my * my + z * z));
-          const int b = static_cast<int>(km::floor(m + 0.5));
-          if (b == 0 || b >= nbins)
-            return;
-          // Modes with 0 < kz < N/2 stand for their conjugate partner too.
-          const double w = (z == 0 || z == n / 2) ? 1.0 : 2.0;
-          const auto v = c(Field<T>::complexIndex(ly, x, z, n));
-          const double p = (double(v.real()) * v.real() + double(v.imag()) * v.imag()) * norm;
-          auto a = sv.access();
-          a(b, 0) += w * m * kf;
-          a(b, 1) += w * p;
-          a(b, 2) += w;
-        });
-    Kokkos::Experimental::contribute(acc, sv);
-  }
+  auto sv = Kokkos::Experimental::create_scatter_view(acc);
+  auto c = delta_k.complex();
+  d.forEachMode(
+      "caustic::binPower::accumulate", KOKKOS_LAMBDA(const MeshMode& mode) {
+        const double m = km::sqrt(double(mode.m2()));
+        const int b = static_cast<int>(km::floor(m + 0.5));
+        if (b == 0 || b >= nbins)
+          return;
+        // Modes with 0 < kz < N/2 stand for their conjugate partner too (mode.weight = 2).
+        const double w = mode.weight;
+        const auto v = c(mode.index);
+        const double p = (double(v.real()) * v.real() + double(v.imag()) * v.imag()) * norm;
+        auto a = sv.access();
+        a(b, 0) += w * m * kf;
+        a(b, 1) += w * p;
+        a(b, 2) += w;
+      });
+  Kokkos::Experimental::contribute(acc, sv);
   auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), acc);
   std::vector<double> local(3 * nbins), global(3 * nbins);
   for (int b = 0; b < nbins; ++b)
@@ -74,19 +68,13 @@ void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft, cons
   toContrast(delta_k, 0.0);
   if (opt.interlace)
     toContrast(work, 0.5);
-  const int ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
-  if (ny == 0)
-    return;
   const int p = windowOrder(opt.window);
   const bool interlace = opt.interlace;
   auto a = delta_k.complex();
   auto b = work.complex();
-  Kokkos::parallel_for(
-      "caustic::densityContrastK::compensate",
-      Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
-      KOKKOS_LAMBDA(const int ly, const int x, const int z) {
-        const int m[3] = {SlabDecomposition::signedIndex(x, n),
-                          SlabDecomposition::signedIndex(y0 + ly, n), z};
+  d.forEachMode(
+      "caustic::densityContrastK::compensate", KOKKOS_LAMBDA(const MeshMode& mode) {
+        const int m[3] = {mode.mx, mode.my, mode.mz};
         // k_i H / 2 = pi m_i / N
         double win = 1.0;
         double phase = 0.0;
@@ -96,7 +84,7 @@ void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft, cons
           win *= km::pow(sinc, p);
           phase += s; // k.(H/2, H/2, H/2)
         }
-        const std::size_t i = Field<T>::complexIndex(ly, x, z, n);
+        const std::size_t i = mode.index;
         Kokkos::complex<double> v(a(i).real(), a(i).imag());
         if (interlace) {
           // The copy painted at x + H/2 is the field translated by +H/2: undo with e^{+ik.s}.
@@ -107,7 +95,6 @@ void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft, cons
         v /= win;
         a(i) = Kokkos::complex<T>(T(v.real()), T(v.imag()));
       });
-  Kokkos::fence();
 }
 
 template <class T>

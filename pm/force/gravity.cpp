@@ -32,24 +32,26 @@ Gravity<T>::Gravity(std::shared_ptr<Workspace<T>> workspace, double Omega_m,
   const auto& mesh = _mesh;
   const int n = mesh->n();
   const double kf = mesh->kFundamental(), H = mesh->cell();
-  const bool fd = opt.kernel == GravityKernel::FiniteDifference;
+  // The finite-difference gradient is taken during the readout: only the exact kernel uses the
+  // gradient table (left empty otherwise).
+  const bool exact = opt.kernel == GravityKernel::Exact;
   const int p = windowOrder(opt.window);
   _lap = Kokkos::View<double*>("caustic::Gravity::lap", n);
-  _grad = Kokkos::View<double*>("caustic::Gravity::grad", n);
   _win = Kokkos::View<double*>("caustic::Gravity::win", n);
+  if (exact)
+    _grad = Kokkos::View<double*>("caustic::Gravity::grad", n);
   auto hl = Kokkos::create_mirror_view(_lap);
   auto hg = Kokkos::create_mirror_view(_grad);
   auto hw = Kokkos::create_mirror_view(_win);
   for (int i = 0; i < n; ++i) {
     const int m = SlabDecomposition::signedIndex(i, n);
     const double k = kf * m;
-    if (fd) {
-      const double s = 2.0 / H * std::sin(0.5 * k * H);
-      hl(i) = s * s;
-      hg(i) = (8.0 * std::sin(k * H) - std::sin(2.0 * k * H)) / (6.0 * H);
-    } else {
+    if (exact) {
       hl(i) = k * k;
       hg(i) = 2 * m == n ? 0.0 : k; // the Nyquist gradient of a real field is zero
+    } else {
+      const double s = 2.0 / H * std::sin(0.5 * k * H);
+      hl(i) = s * s;
     }
     const double h = M_PI * m / n;
     hw(i) = h == 0.0 ? 1.0 : std::pow(std::sin(h) / h, p);
@@ -60,31 +62,24 @@ Gravity<T>::Gravity(std::shared_ptr<Workspace<T>> workspace, double Omega_m,
 }
 
 template <class T> void Gravity<T>::applyPotential(Field<T>& f, double a, bool correct) const {
-  const auto& d = *_mesh;
-  const int n = d.n(), ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
+  const int n = _mesh->n();
   const double n3 = double(n) * n * n;
-  // phi(k) = -3/2 Omega_m G(k) delta(k) / N^3: the 1/N^3 of the three inverse transforms is
-  // folded in here, once.
+  // phi(k) = -3/2 Omega_m G(k) delta(k) / N^3: the 1/N^3 of the inverse transforms is folded in
+  // here, once.
   const double pref = -1.5 * _omega_m / n3;
   const bool deconv = _opt.deconvolve;
   auto lap = _lap, win = _win;
   auto phi = f.complex();
-  if (ny > 0)
-    Kokkos::parallel_for(
-        "caustic::Gravity::potential",
-        Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
-        KOKKOS_LAMBDA(const int ly, const int x, const int z) {
-          const std::size_t i = Field<T>::complexIndex(ly, x, z, n);
-          const int y = y0 + ly;
-          const double k2 = lap(x) + lap(y) + lap(z);
-          double g = k2 > 0.0 ? pref / k2 : 0.0;
-          if (deconv) {
-            const double w = win(x) * win(y) * win(z);
-            g /= w * w;
-          }
-          phi(i) *= T(g);
-        });
-  Kokkos::fence();
+  _mesh->forEachMode(
+      "caustic::Gravity::potential", KOKKOS_LAMBDA(const MeshMode& m) {
+        const double k2 = lap(m.ix) + lap(m.iy) + lap(m.iz);
+        double g = k2 > 0.0 ? pref / k2 : 0.0;
+        if (deconv) {
+          const double w = win(m.ix) * win(m.iy) * win(m.iz);
+          g /= w * w;
+        }
+        phi(m.index) *= T(g);
+      });
   if (correct && _potential_correction)
     _potential_correction->apply(f, a);
 }
@@ -117,7 +112,6 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nso
     ScopedPhase t(_times, "kernels");
     applyPotential(phi_field, a, true);
   }
-  const int ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
   if (_opt.kernel != GravityKernel::Exact) {
     {
       ScopedPhase t(_times, "fft_inverse");
@@ -138,19 +132,14 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nso
       auto grad = _grad;
       auto phi = phi_field.complex();
       auto out = work.complex();
-      if (ny > 0)
-        Kokkos::parallel_for(
-            "caustic::Gravity::gradient",
-            Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
-            KOKKOS_LAMBDA(const int ly, const int x, const int z) {
-              const std::size_t i = Field<T>::complexIndex(ly, x, z, n);
-              const int idx[3] = {x, y0 + ly, z};
-              const T dk = T(grad(idx[c]));
-              // F = -grad phi: F(k) = -i D phi(k)
-              const auto v = phi(i);
-              out(i) = Kokkos::complex<T>(dk * v.imag(), -dk * v.real());
-            });
-      Kokkos::fence();
+      d.forEachMode(
+          "caustic::Gravity::gradient", KOKKOS_LAMBDA(const MeshMode& m) {
+            const int idx[3] = {m.ix, m.iy, m.iz};
+            const T dk = T(grad(idx[c]));
+            // F = -grad phi: F(k) = -i D phi(k)
+            const auto v = phi(m.index);
+            out(m.index) = Kokkos::complex<T>(dk * v.imag(), -dk * v.real());
+          });
     }
     {
       ScopedPhase t(_times, "fft_inverse");

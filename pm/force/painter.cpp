@@ -551,18 +551,12 @@ template <class T>
 void paintDensityContrast(Field<T>& delta, const Painter<T>& painter, const Particles& parts,
                           double total_particles, double shift) {
   const auto& d = delta.decomp();
-  const int n = d.n(), nx = d.localNx();
+  const int n = d.n();
   // Mass n^3 / N per particle: the painted field is rho / mean.
   painter.paint(delta, parts.x, parts.size(), double(n) * n * n / total_particles, shift);
   auto r = delta.real();
-  if (nx > 0)
-    Kokkos::parallel_for(
-        "caustic::paintDensityContrast",
-        Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {nx, n, n}),
-        KOKKOS_LAMBDA(const int lx, const int y, const int z) {
-          r(Field<T>::realIndex(lx, y, z, n)) -= T(1);
-        });
-  Kokkos::fence();
+  d.forEachPoint(
+      "caustic::paintDensityContrast", KOKKOS_LAMBDA(const MeshPoint& p) { r(p.index) -= T(1); });
 }
 
 template void paintDensityContrast<float>(Field<float>&, const Painter<float>&, const Particles&,

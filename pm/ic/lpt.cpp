@@ -8,37 +8,13 @@ namespace caustic {
 
 namespace {
 
-// Replaces out(k) by op(mx, my, mz) * in(k), over the local modes.
+// Replaces out(k) by op(mode) * in(k), over the local modes.
 template <class T, class Op> void multiplyModes(Field<T>& out, const Field<T>& in, Op op) {
-  const auto& d = in.decomp();
-  const int n = d.n(), ny = d.localNy(), y0 = d.yStart(), nzc = d.nzComplex();
-  if (ny == 0)
-    return;
   auto cin = in.complex();
   auto cout = out.complex();
-  Kokkos::parallel_for(
+  in.decomp().forEachMode(
       "caustic::lpt::multiplyModes",
-      Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {ny, n, nzc}),
-      KOKKOS_LAMBDA(const int ly, const int x, const int z) {
-        const std::size_t i = Field<T>::complexIndex(ly, x, z, n);
-        const int mx = SlabDecomposition::signedIndex(x, n);
-        const int my = SlabDecomposition::signedIndex(y0 + ly, n);
-        cout(i) = op(mx, my, z) * cin(i);
-      });
-  Kokkos::fence();
-}
-
-// Applies f(i) over the local real-space points (lx, y, z < N) by flat index.
-template <class T, class F> void forRealPoints(const SlabDecomposition& d, const char* label, F f) {
-  const int n = d.n(), nx = d.localNx();
-  if (nx == 0)
-    return;
-  Kokkos::parallel_for(
-      label, Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {nx, n, n}),
-      KOKKOS_LAMBDA(const int lx, const int y, const int z) {
-        f(Field<T>::realIndex(lx, y, z, n));
-      });
-  Kokkos::fence();
+      KOKKOS_LAMBDA(const MeshMode& m) { cout(m.index) = op(m) * cin(m.index); });
 }
 
 } // namespace
@@ -59,9 +35,8 @@ template <class T> void applyLinearPower(Field<T>& noise, const LinearPower& pow
     h(m2) = n3 * std::sqrt(power(kf * std::sqrt(double(m2))) / volume);
   Kokkos::deep_copy(amp, h);
   multiplyModes(
-      noise, noise, KOKKOS_LAMBDA(int mx, int my, int mz) {
-        return Kokkos::complex<T>(T(amp(mx * mx + my * my + mz * mz)), T(0));
-      });
+      noise, noise,
+      KOKKOS_LAMBDA(const MeshMode& m) { return Kokkos::complex<T>(T(amp(m.m2())), T(0)); });
 }
 
 template <class T>
@@ -76,9 +51,9 @@ LptFields<T> lptDisplacements(const Field<T>& delta_k, const FFT<T>& fft, int or
   for (int c = 0; c < 3; ++c) {
     out.psi1[c] = std::make_unique<Field<T>>(dp, "caustic::lpt::psi1");
     multiplyModes(
-        *out.psi1[c], delta_k, KOKKOS_LAMBDA(int mx, int my, int mz) {
-          const int m2 = mx * mx + my * my + mz * mz;
-          const int mc = c == 0 ? mx : (c == 1 ? my : mz);
+        *out.psi1[c], delta_k, KOKKOS_LAMBDA(const MeshMode& m) {
+          const int m2 = m.m2();
+          const int mc = c == 0 ? m.mx : (c == 1 ? m.my : m.mz);
           if (m2 == 0)
             return Kokkos::complex<T>(0, 0);
           return Kokkos::complex<T>(T(0), T(mc) / (kf * T(m2)));
@@ -91,12 +66,12 @@ LptFields<T> lptDisplacements(const Field<T>& delta_k, const FFT<T>& fft, int or
   // phi1_ij(k) = k_i k_j / k^2 delta(k): second derivatives of the potential in real space.
   auto hessian = [&](Field<T>& f, int a, int b) {
     multiplyModes(
-        f, delta_k, KOKKOS_LAMBDA(int mx, int my, int mz) {
-          const int m[3] = {mx, my, mz};
-          const int m2 = mx * mx + my * my + mz * mz;
+        f, delta_k, KOKKOS_LAMBDA(const MeshMode& m) {
+          const int mi[3] = {m.mx, m.my, m.mz};
+          const int m2 = m.m2();
           if (m2 == 0)
             return Kokkos::complex<T>(0, 0);
-          return Kokkos::complex<T>(T(m[a] * m[b]) / T(m2), T(0));
+          return Kokkos::complex<T>(T(mi[a] * mi[b]) / T(m2), T(0));
         });
     fft.backward(f);
   };
@@ -109,29 +84,31 @@ LptFields<T> lptDisplacements(const Field<T>& delta_k, const FFT<T>& fft, int or
   {
     auto s = src.real();
     auto xx = h[0]->real(), yy = h[1]->real(), zz = h[2]->real();
-    forRealPoints<T>(
-        *dp, "caustic::lpt::S2diag",
-        KOKKOS_LAMBDA(std::size_t i) { s(i) = xx(i) * yy(i) + xx(i) * zz(i) + yy(i) * zz(i); });
+    dp->forEachPoint(
+        "caustic::lpt::S2diag", KOKKOS_LAMBDA(const MeshPoint& p) {
+          const std::size_t i = p.index;
+          s(i) = xx(i) * yy(i) + xx(i) * zz(i) + yy(i) * zz(i);
+        });
   }
   const int pairs[3][2] = {{0, 1}, {0, 2}, {1, 2}};
   for (auto& pr : pairs) {
     hessian(*h[0], pr[0], pr[1]);
     auto s = src.real();
     auto od = h[0]->real();
-    forRealPoints<T>(
-        *dp, "caustic::lpt::S2offdiag", KOKKOS_LAMBDA(std::size_t i) { s(i) -= od(i) * od(i); });
+    dp->forEachPoint(
+        "caustic::lpt::S2offdiag",
+        KOKKOS_LAMBDA(const MeshPoint& p) { s(p.index) -= od(p.index) * od(p.index); });
   }
   fft.forward(src);
   // psi2_i(k) = -i k_i / k^2 S2(k), Nyquist planes zeroed.
   for (int c = 0; c < 3; ++c) {
     out.psi2[c] = std::make_unique<Field<T>>(dp, "caustic::lpt::psi2");
     multiplyModes(
-        *out.psi2[c], src, KOKKOS_LAMBDA(int mx, int my, int mz) {
-          const int m2 = mx * mx + my * my + mz * mz;
-          const int hn = n / 2;
-          if (m2 == 0 || mx == hn || my == hn || mz == hn)
+        *out.psi2[c], src, KOKKOS_LAMBDA(const MeshMode& m) {
+          const int m2 = m.m2();
+          if (m2 == 0 || m.nyquist(n))
             return Kokkos::complex<T>(0, 0);
-          const int mc = c == 0 ? mx : (c == 1 ? my : mz);
+          const int mc = c == 0 ? m.mx : (c == 1 ? m.my : m.mz);
           return Kokkos::complex<T>(T(0), -T(mc) / (kf * T(m2)));
         });
     fft.backward(*out.psi2[c]);
@@ -143,12 +120,13 @@ template <class T>
 Particles lptParticles(const LptFields<T>& lpt, const Cosmology& cosmo, double a, double offset) {
   ScopedRegion region("caustic::lptParticles");
   const auto& d = lpt.psi1[0]->decomp();
-  const int n = d.n(), nx = d.localNx(), x0 = d.xStart();
+  const int n = d.n();
   const double L = d.box(), cell = d.cell();
-  // 5% spare capacity: migration fills it without reallocating.
-  const std::size_t np = static_cast<std::size_t>(nx) * n * n;
+  // One particle per local lattice point; 5% spare capacity: migration fills it without
+  // reallocating.
+  const std::size_t np = d.realBox().size();
   Particles parts(np, np + np / 20 + 16);
-  if (nx == 0)
+  if (np == 0)
     return parts;
   const double d1 = cosmo.D1(a);
   const double v1 = a * a * cosmo.E(a) * d1 * cosmo.f1(a);
@@ -161,22 +139,20 @@ Particles lptParticles(const LptFields<T>& lpt, const Cosmology& cosmo, double a
   auto p2z = second ? lpt.psi2[2]->real() : p1z;
   auto X = parts.x, P = parts.p;
   auto ID = parts.id;
-  Kokkos::parallel_for(
-      "caustic::lpt::particles", Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {nx, n, n}),
-      KOKKOS_LAMBDA(const int lx, const int y, const int z) {
-        const std::size_t f = Field<T>::realIndex(lx, y, z, n);
-        const std::size_t i = (static_cast<std::size_t>(lx) * n + y) * n + z;
+  // Particle i of the rank is lattice point p.compact (lattice order).
+  d.forEachPoint(
+      "caustic::lpt::particles", KOKKOS_LAMBDA(const MeshPoint& pt) {
+        const std::size_t f = pt.index, i = pt.compact;
         const double s1[3] = {double(p1x(f)), double(p1y(f)), double(p1z(f))};
         const double s2[3] = {second ? double(p2x(f)) : 0.0, second ? double(p2y(f)) : 0.0,
                               second ? double(p2z(f)) : 0.0};
-        const int q[3] = {x0 + lx, y, z};
+        const int q[3] = {pt.x, pt.y, pt.z};
         for (int c = 0; c < 3; ++c) {
           X(i, c) = periodicWrap(q[c] * cell + offset + d1 * s1[c] + d2 * s2[c], L);
           P(i, c) = v1 * s1[c] + v2 * s2[c];
         }
-        ID(i) = (static_cast<std::uint64_t>(x0 + lx) * n + y) * n + z;
+        ID(i) = (static_cast<std::uint64_t>(pt.x) * n + pt.y) * n + pt.z;
       });
-  Kokkos::fence();
   return parts;
 }
 
