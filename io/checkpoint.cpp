@@ -195,7 +195,7 @@ std::string writeCheckpoint(const std::string& dir, const Comm& comm, const Part
     for (std::size_t i = keep; i < all.size(); ++i)
       std::filesystem::remove(all[i]);
   }
-  MPI_Barrier(comm.get());
+  comm.barrier();
   return path;
 }
 

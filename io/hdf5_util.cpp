@@ -74,7 +74,7 @@ void writeParallelFile(const std::string& path, MPI_Comm comm,
       if (statvfs(dir.empty() ? "." : dir.c_str(), &st) == 0)
         avail = double(st.f_bavail) * double(st.f_frsize);
     }
-    MPI_Bcast(&avail, 1, MPI_DOUBLE, 0, comm);
+    mpiCheck(MPI_Bcast(&avail, 1, MPI_DOUBLE, 0, comm), (ctx + ": free space").c_str());
     const double need = 1.02 * double(bytes) + 65536.0; // + HDF5 metadata
     if (avail >= 0 && avail < need) {
       char msg[160];
@@ -101,7 +101,7 @@ void writeParallelFile(const std::string& path, MPI_Comm comm,
     error = e.what();
   }
   int all_ok = 0;
-  MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm);
+  mpiCheck(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm), ctx.c_str());
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   if (!all_ok) {
@@ -120,7 +120,7 @@ void writeParallelFile(const std::string& path, MPI_Comm comm,
       std::remove(tmp.c_str());
     }
   }
-  MPI_Bcast(&committed, 1, MPI_INT, 0, comm);
+  mpiCheck(MPI_Bcast(&committed, 1, MPI_INT, 0, comm), (ctx + ": commit").c_str());
   if (!committed)
     throw CollectiveError(rank == 0 ? error : ctx + ": the rename failed on rank 0");
 }

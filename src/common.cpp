@@ -35,9 +35,9 @@ void prepareOutput(const RunContext& ctx, const std::string& dir) {
     }
   }
   int len = static_cast<int>(err.size());
-  MPI_Bcast(&len, 1, MPI_INT, 0, ctx.comm().get());
+  mpiCheck(MPI_Bcast(&len, 1, MPI_INT, 0, ctx.comm().get()), "prepareOutput");
   err.resize(len);
-  MPI_Bcast(err.data(), len, MPI_CHAR, 0, ctx.comm().get());
+  mpiCheck(MPI_Bcast(err.data(), len, MPI_CHAR, 0, ctx.comm().get()), "prepareOutput");
   if (!err.empty())
     throw ParamError(err); // the same on every rank: exit code 2 with the message
 }

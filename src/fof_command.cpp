@@ -39,7 +39,7 @@ void runFofCommand(RunContext& ctx, const FofCommandOptions& opt) {
   }
   double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
          dtmax = 0;
-  MPI_Allreduce(&dt, &dtmax, 1, MPI_DOUBLE, MPI_MAX, ctx.comm().get());
+  mpiCheck(MPI_Allreduce(&dt, &dtmax, 1, MPI_DOUBLE, MPI_MAX, ctx.comm().get()), "fof: timing");
   ctx.log("friends-of-friends (b = " + format("%g", opt.b) + "): " + std::to_string(cat.size()) +
           " groups of at least " + std::to_string(opt.min_particles) + " particles in " +
           format("%.3f", dtmax) + " s");

@@ -101,7 +101,7 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
   // Nothing of an earlier run is overwritten unless asked (or resumed).
   if (!opt.resume && !opt.overwrite) {
     int found = ctx.root() ? hasRunOutputs(out.directory) : 0;
-    MPI_Bcast(&found, 1, MPI_INT, 0, comm);
+    mpiCheck(MPI_Bcast(&found, 1, MPI_INT, 0, comm), "run: output check");
     if (found)
       throw ParamError("output.directory = \"" + out.directory +
                        "\" holds the outputs of an earlier run; pass --overwrite to replace "
@@ -237,7 +237,7 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
     PhaseTimer t(ctx, "checkpoints");
     if (ctx.root())
       makeDirectories(params.checkpoint.directory);
-    MPI_Barrier(comm);
+    mpiCheck(MPI_Barrier(comm), "run: checkpoint directory");
     last_checkpoint = writeCheckpoint(params.checkpoint.directory, ctx.comm(), parts, step,
                                       steps_total, st, params, params.checkpoint.keep);
     ctx.log("wrote " + last_checkpoint);

@@ -44,13 +44,14 @@ nlohmann::json RunContext::summary(const std::string& command,
   nlohmann::json t;
   for (const auto& [phase, s] : _times) {
     double mx = 0;
-    MPI_Allreduce(&s, &mx, 1, MPI_DOUBLE, MPI_MAX, _comm.get());
+    mpiCheck(MPI_Allreduce(&s, &mx, 1, MPI_DOUBLE, MPI_MAX, _comm.get()), "RunContext::summary");
     t[phase] = mx;
   }
   j["timings_seconds_max_over_ranks"] = t;
   const double mem = peakMemoryBytes();
   std::vector<double> all(_comm.size());
-  MPI_Allgather(&mem, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, _comm.get());
+  mpiCheck(MPI_Allgather(&mem, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, _comm.get()),
+           "RunContext::summary");
   j["peak_memory_bytes_per_rank"] = all;
   j["wall_seconds"] = elapsed();
   nlohmann::json outs = nlohmann::json::array();

@@ -408,7 +408,7 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
   const std::int64_t hash = configHash(cfg);
   if (rank == 0)
     makeDirectories(dir);
-  MPI_Barrier(comm);
+  mpiCheck(MPI_Barrier(comm), "training: output directory");
   if (cfg.resume) {
     if (!std::filesystem::exists(ckpt))
       throw std::invalid_argument("training --resume: no checkpoint " + ckpt);
@@ -472,7 +472,7 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
       commitFile(tmp, ckpt);
       writeCurve(dir, result.curve);
     }
-    MPI_Barrier(comm);
+    mpiCheck(MPI_Barrier(comm), "training: checkpoint");
   };
 
   // Validation: fixed crops (the whole field when the crop is the field), split over ranks.
@@ -608,7 +608,7 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
     commitFile(tmp, result.model_path);
     writeCurve(dir, result.curve);
   }
-  MPI_Barrier(comm);
+  mpiCheck(MPI_Barrier(comm), "training: model");
   result.finished = true;
   return result;
 }

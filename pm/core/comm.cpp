@@ -11,9 +11,13 @@ void mpiCheck(int err, const char* where) {
   throw std::runtime_error(std::string(where) + ": MPI error: " + std::string(msg, len));
 }
 
-Comm::Comm(MPI_Comm comm) {
+Comm::Comm(MPI_Comm comm, Errors errors) {
   auto* dup = new MPI_Comm;
-  mpiCheck(MPI_Comm_dup(comm, dup), "Comm::Comm");
+  const int err = MPI_Comm_dup(comm, dup);
+  if (err != MPI_SUCCESS) {
+    delete dup;
+    mpiCheck(err, "Comm::Comm (MPI_Comm_dup)");
+  }
   _comm = std::shared_ptr<MPI_Comm>(dup, [](MPI_Comm* c) {
     int finalized = 0;
     MPI_Finalized(&finalized);
@@ -21,8 +25,11 @@ Comm::Comm(MPI_Comm comm) {
       MPI_Comm_free(c);
     delete c;
   });
-  MPI_Comm_rank(*_comm, &_rank);
-  MPI_Comm_size(*_comm, &_size);
+  mpiCheck(MPI_Comm_set_errhandler(*_comm, errors == Errors::Return ? MPI_ERRORS_RETURN
+                                                                    : MPI_ERRORS_ARE_FATAL),
+           "Comm::Comm (MPI_Comm_set_errhandler)");
+  mpiCheck(MPI_Comm_rank(*_comm, &_rank), "Comm::Comm (MPI_Comm_rank)");
+  mpiCheck(MPI_Comm_size(*_comm, &_size), "Comm::Comm (MPI_Comm_size)");
 }
 
 void Comm::barrier() const {

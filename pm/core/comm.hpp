@@ -1,5 +1,8 @@
 #pragma once
-// MPI communicator owned by the objects that use it (duplicated, freed on destruction).
+// MPI communicator owned by the objects that use it (duplicated, freed on destruction). Its MPI
+// errors come back as return codes (MPI_ERRORS_RETURN): every call on it goes through
+// mpiCheck, which throws naming the call. Libraries that ignore return codes (FFTW-MPI) get a
+// duplicate whose errors abort the job instead (Comm::Errors::Fatal).
 #include <mpi.h>
 
 #include <memory>
@@ -20,8 +23,11 @@ public:
 
 class Comm {
 public:
-  // Duplicates `comm`; the duplicate is freed when the last copy of this object goes away.
-  explicit Comm(MPI_Comm comm);
+  enum class Errors { Return, Fatal };
+  // Duplicates `comm` with the error handler MPI_ERRORS_RETURN (Errors::Return) or
+  // MPI_ERRORS_ARE_FATAL (Errors::Fatal); the duplicate is freed when the last copy of this
+  // object goes away. Collective.
+  explicit Comm(MPI_Comm comm, Errors errors = Errors::Return);
   MPI_Comm get() const { return *_comm; }
   int rank() const { return _rank; }
   int size() const { return _size; }

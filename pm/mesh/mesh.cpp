@@ -119,18 +119,16 @@ unsigned fftPlannerFlags(const std::string& name) {
 
 template <class T> void importWisdom(const std::string& path, MPI_Comm comm) {
   initFFTW();
-  int rank;
-  MPI_Comm_rank(comm, &rank);
-  if (rank == 0)
+  const Comm fftw(comm, Comm::Errors::Fatal); // FFTW ignores MPI return codes
+  if (fftw.rank() == 0)
     Fftw<T>::importWisdomFile(path.c_str()); // a missing or unreadable file: no wisdom yet
-  Fftw<T>::broadcastWisdom(comm);
+  Fftw<T>::broadcastWisdom(fftw.get());
 }
 
 template <class T> void exportWisdom(const std::string& path, MPI_Comm comm) {
-  Fftw<T>::gatherWisdom(comm);
-  int rank;
-  MPI_Comm_rank(comm, &rank);
-  if (rank != 0)
+  const Comm fftw(comm, Comm::Errors::Fatal);
+  Fftw<T>::gatherWisdom(fftw.get());
+  if (fftw.rank() != 0)
     return;
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   if (!Fftw<T>::exportWisdomFile(tmp.c_str()) || std::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -186,7 +184,10 @@ template <class T>
 FFT<T>::FFT(std::shared_ptr<const SlabDecomposition> decomp, unsigned flags)
     : _decomp(std::move(decomp)) {
   Field<T> scratch(_decomp, "caustic::FFT::scratch");
-  const MPI_Comm c = _decomp->comm().get();
+  // FFTW ignores MPI return codes: its plans communicate on (duplicates of) a communicator
+  // whose errors abort the job.
+  const Comm fftw(_decomp->comm().get(), Comm::Errors::Fatal);
+  const MPI_Comm c = fftw.get();
   _r2c = Fftw<T>::r2c(_decomp->n(), scratch.real().data(), c, flags);
   _c2r = Fftw<T>::c2r(_decomp->n(), scratch.real().data(), c, flags);
   if (!(flags & FFTW_ESTIMATE) && _r2c && _c2r) {
@@ -197,7 +198,7 @@ FFT<T>::FFT(std::shared_ptr<const SlabDecomposition> decomp, unsigned flags)
     Fftw<T>::destroy(_r2c);
     Fftw<T>::destroy(_c2r);
     Fftw<T>::gatherWisdom(c);
-    if (_decomp->comm().rank() != 0)
+    if (fftw.rank() != 0)
       Fftw<T>::forgetWisdom();
     Fftw<T>::broadcastWisdom(c);
     _r2c = Fftw<T>::r2c(_decomp->n(), scratch.real().data(), c, flags);
