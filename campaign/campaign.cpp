@@ -1,6 +1,8 @@
 #include "campaign/campaign.hpp"
 
 #include "io/atomic_file.hpp"
+#include "io/format.hpp"
+#include "io/text_file.hpp"
 #include "io/toml_section.hpp"
 
 #include <nlohmann/json.hpp>
@@ -15,25 +17,14 @@ namespace caustic {
 
 using namespace tomlsec;
 
-namespace {
-std::string readFile(const std::string& path, const std::string& what) {
-  std::ifstream in(path);
-  if (!in)
-    throw ParamError(what + " \"" + path + "\": cannot be opened");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+namespace {} // namespace
 
-std::string memberName(int i) {
-  char b[16];
-  std::snprintf(b, sizeof b, "%04d", i);
-  return b;
+std::string memberName(int index) {
+  return format("%04d", index);
 }
-} // namespace
 
 CampaignConfig loadCampaignConfig(const std::string& path) {
-  const std::string text = readFile(path, "campaign file");
+  const std::string text = readTextFile(path, "campaign file");
   toml::table root = parseTomlText(text, path);
   for (auto&& [k, v] : root) {
     const std::string ks(k.str());
@@ -193,7 +184,7 @@ std::string makeCampaign(const CampaignConfig& cfg, const std::string& caustic_b
   const int dims = static_cast<int>(cfg.parameters.size());
   const auto unit = cfg.design == "sobol" ? sobolPoints(cfg.members, dims)
                                           : latinHypercube(cfg.members, dims, cfg.seed);
-  const std::string base_text = readFile(cfg.base_file, "campaign.base");
+  const std::string base_text = readTextFile(cfg.base_file, "campaign.base");
   const Params base = parseParams(base_text, {}, cfg.ranks,
                                   fs::path(cfg.base_file).parent_path().string(), cfg.base_file);
   nlohmann::json man;
@@ -212,10 +203,9 @@ std::string makeCampaign(const CampaignConfig& cfg, const std::string& caustic_b
     for (int d = 0; d < dims; ++d) {
       const auto& [key, r] = cfg.parameters[d];
       const double v = r.first + unit[i][d] * (r.second - r.first);
-      char b[64];
-      std::snprintf(b, sizeof b, "%.10g", v);
-      ov.push_back(key + "=" + b);
-      values[key] = std::stod(b);
+      const std::string text = formatNumber(v); // the manifest holds the value as written
+      ov.push_back(key + "=" + text);
+      values[key] = std::stod(text);
     }
     if (cfg.vary_seed)
       ov.push_back("simulation.seed=" + std::to_string(base.simulation.seed + i));

@@ -48,6 +48,9 @@ std::vector<std::vector<double>> sobolPoints(int n, int dims);
 // Refuses an existing manifest. Returns the manifest path.
 std::string makeCampaign(const CampaignConfig& cfg, const std::string& caustic_binary);
 
+// The directory name of member `index` under <directory>/members: NNNN (0001, 0002, ...).
+std::string memberName(int index);
+
 enum class MemberState { NotStarted, Running, Done, Failed };
 struct MemberStatus {
   int index = 0;

@@ -1,5 +1,6 @@
 #include "io/checkpoint.hpp"
 
+#include "io/format.hpp"
 #include "io/hdf5_util.hpp"
 #include "io/particle_attributes.hpp"
 #include "io/snapshot.hpp"
@@ -116,9 +117,7 @@ std::string writeCheckpoint(const std::string& dir, const Comm& comm, const Part
                             int step, int steps_total, const StepperState& state,
                             const Params& params, int keep) {
   ScopedRegion region("caustic::writeCheckpoint");
-  char name[64];
-  std::snprintf(name, sizeof name, "checkpoint_step%05d.h5", step);
-  const std::string path = dir + "/" + name;
+  const std::string path = dir + "/" + format("checkpoint_step%05d.h5", step);
   const std::string ctx = "writing checkpoint " + path;
   const int nranks = comm.size(), rank = comm.rank();
   unsigned long long local = parts.size(), offset = 0, total = 0;

@@ -1,6 +1,7 @@
 #include "io/halos.hpp"
 
 #include "io/atomic_file.hpp"
+#include "io/format.hpp"
 #include "io/hdf5_util.hpp"
 #include "io/snapshot.hpp"
 
@@ -108,12 +109,10 @@ void writeMassFunction(const std::string& path, const HaloCatalogue& cat, const 
       << "# bins of " << dlog10 << " dex from " << mmin << " Msun/h; error: Poisson\n"
       << "# columns: M_center [Msun/h]  M_mean [Msun/h]  dn/dlnM [(h/Mpc)^3]  error [(h/Mpc)^3]  "
          "groups\n";
-  char line[200];
   for (std::size_t b = 0; b < n.size(); ++b) {
     const double mc = mmin * std::pow(10.0, (b + 0.5) * dlog10);
-    std::snprintf(line, sizeof line, "%.6e %.6e %.6e %.6e %.0f\n", mc,
-                  n[b] > 0 ? msum[b] / n[b] : mc, n[b] / V / dln, std::sqrt(n[b]) / V / dln, n[b]);
-    out << line;
+    out << format("%.6e %.6e %.6e %.6e %.0f\n", mc, n[b] > 0 ? msum[b] / n[b] : mc, n[b] / V / dln,
+                  std::sqrt(n[b]) / V / dln, n[b]);
   }
   writeTextFile(path, out.str());
 }

@@ -1,4 +1,5 @@
 #include "io/hdf5_util.hpp"
+#include "io/format.hpp"
 #include "pm/core/comm.hpp"
 
 #include <sys/statvfs.h>
@@ -77,11 +78,9 @@ void writeParallelFile(const std::string& path, MPI_Comm comm,
     mpiCheck(MPI_Bcast(&avail, 1, MPI_DOUBLE, 0, comm), (ctx + ": free space").c_str());
     const double need = 1.02 * double(bytes) + 65536.0; // + HDF5 metadata
     if (avail >= 0 && avail < need) {
-      char msg[160];
-      std::snprintf(msg, sizeof msg,
-                    ": no space left on the file system (needs about %.1f MB, %.1f MB free)",
-                    need / 1e6, avail / 1e6);
-      throw CollectiveError(ctx + msg);
+      throw CollectiveError(
+          ctx + format(": no space left on the file system (needs about %.1f MB, %.1f MB free)",
+                       need / 1e6, avail / 1e6));
     }
   }
   int ok = 1;

@@ -1,6 +1,7 @@
 #include "io/observers.hpp"
 
 #include "io/fields.hpp"
+#include "io/format.hpp"
 #include "io/halos.hpp"
 #include "io/snapshot.hpp"
 #include "io/tables.hpp"
@@ -16,9 +17,7 @@ namespace caustic {
 
 std::string outputName(const std::string& dir, const std::string& stem, double a,
                        const std::string& ext) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%s_a%.4f%s", stem.c_str(), a, ext.c_str());
-  return (std::filesystem::path(dir) / buf).string();
+  return (std::filesystem::path(dir) / format("%s_a%.4f%s", stem.c_str(), a, ext.c_str())).string();
 }
 
 void SnapshotWriter::observe(Event, const SimulationState& s) {

@@ -1,4 +1,6 @@
 #include "io/params.hpp"
+#include "io/format.hpp"
+#include "io/text_file.hpp"
 #include "io/toml_section.hpp"
 
 #include "pm/cosmology/linear_power.hpp"
@@ -9,7 +11,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
@@ -38,7 +39,7 @@ void requireOutputScaleFactors(const std::vector<double>& as, const std::vector<
                                const std::string& key) {
   for (double a : as)
     if (!isOutputScaleFactor(a, outputs))
-      throw ParamError(key + " = " + fmt(a) +
+      throw ParamError(key + " = " + formatNumber(a) +
                        ": not an output scale factor; allowed: values of output.a");
 }
 } // namespace
@@ -49,19 +50,13 @@ std::string Params::hash() const {
     h ^= c;
     h *= 1099511628211ull;
   }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  return format("%016llx", static_cast<unsigned long long>(h));
 }
 
 Params loadParams(const std::string& path, const std::vector<std::string>& overrides, int nranks) {
-  std::ifstream in(path);
-  if (!in)
-    throw ParamError("parameter file \"" + path + "\": cannot be opened");
-  std::stringstream ss;
-  ss << in.rdbuf();
+  const std::string text = readTextFile(path, "parameter file");
   const auto base = std::filesystem::path(path).parent_path().string();
-  return parseParams(ss.str(), overrides, nranks, base.empty() ? "." : base, path);
+  return parseParams(text, overrides, nranks, base.empty() ? "." : base, path);
 }
 
 Params parseParams(const std::string& text, const std::vector<std::string>& overrides, int nranks,
@@ -90,7 +85,7 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     requireRange(c.Omega_m > 0 && c.Omega_m <= 1, s.key("Omega_m"), c.Omega_m, "(0, 1]");
     c.Omega_b = s.number("Omega_b", std::nullopt, "a number in (0, Omega_m)");
     requireRange(c.Omega_b > 0 && c.Omega_b < c.Omega_m, s.key("Omega_b"), c.Omega_b,
-                 "(0, Omega_m = " + fmt(c.Omega_m) + ")");
+                 "(0, Omega_m = " + formatNumber(c.Omega_m) + ")");
     c.h = s.number("h", std::nullopt, "a number in (0, 2]");
     requireRange(c.h > 0 && c.h <= 2, s.key("h"), c.h, "(0, 2]");
     c.n_s = s.number("n_s", std::nullopt, "a number in (0.5, 1.5)");
@@ -139,8 +134,9 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     requireRange(m.a_start >= 1e-3 && m.a_start < 1, s.key("a_start"), m.a_start, "[1e-3, 1)");
     m.a_end = s.number("a_end", 1.0, "a scale factor in (a_start, 2]");
     if (!(m.a_end > m.a_start && m.a_end <= 2))
-      throw ParamError(s.key("a_end") + " = " + fmt(m.a_end) + ": not allowed; expected a_start (" +
-                       fmt(m.a_start) + ") < a_end <= 2");
+      throw ParamError(s.key("a_end") + " = " + formatNumber(m.a_end) +
+                       ": not allowed; expected a_start (" + formatNumber(m.a_start) +
+                       ") < a_end <= 2");
     const auto st = s.integer("steps", 10, "an integer in [1, 100000]");
     if (st < 1 || st > 100000)
       throw ParamError(s.key("steps") + " = " + std::to_string(st) +
@@ -229,12 +225,13 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     o.a = a ? *a : std::vector<double>{p.simulation.a_end};
     for (std::size_t i = 0; i < o.a.size(); ++i) {
       if (!(o.a[i] >= p.simulation.a_start && o.a[i] <= p.simulation.a_end))
-        throw ParamError("output.a = " + fmt(o.a[i]) +
+        throw ParamError("output.a = " + formatNumber(o.a[i]) +
                          ": outside the run; allowed: [a_start, a_end] = [" +
-                         fmt(p.simulation.a_start) + ", " + fmt(p.simulation.a_end) + "]");
+                         formatNumber(p.simulation.a_start) + ", " +
+                         formatNumber(p.simulation.a_end) + "]");
       if (i > 0 && !(o.a[i] > o.a[i - 1]))
-        throw ParamError("output.a = " + fmt(o.a[i]) + ": not after " + fmt(o.a[i - 1]) +
-                         "; the list must be strictly ascending");
+        throw ParamError("output.a = " + formatNumber(o.a[i]) + ": not after " +
+                         formatNumber(o.a[i - 1]) + "; the list must be strictly ascending");
     }
     o.initial_conditions = s.boolean("initial_conditions", true);
     o.snapshots = s.boolean("snapshots", true);

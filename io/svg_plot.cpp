@@ -1,10 +1,10 @@
 #include "io/svg_plot.hpp"
 
 #include "io/atomic_file.hpp"
+#include "io/format.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <limits>
 #include <sstream>
 
@@ -18,9 +18,7 @@ std::string escape(const std::string& s) {
   return o;
 }
 std::string num(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.4g", v);
-  return b;
+  return formatNumber(v, 4);
 }
 } // namespace
 

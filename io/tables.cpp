@@ -1,6 +1,7 @@
 #include "io/tables.hpp"
 
 #include "io/atomic_file.hpp"
+#include "io/format.hpp"
 
 #include <cstdio>
 #include <sstream>
@@ -19,14 +20,11 @@ void writePowerTable(const std::string& path, const PowerSpectrum& ps,
       << (ps.subtracted ? "subtracted" : "not subtracted") << "\n";
   out << "# columns: k [h/Mpc]  P(k) [(Mpc/h)^3]  modes" << (linear ? "  P_lin(k) [(Mpc/h)^3]" : "")
       << "\n";
-  char line[160];
   for (std::size_t i = 0; i < ps.k.size(); ++i) {
     if (linear)
-      std::snprintf(line, sizeof line, "%.8e %.8e %.0f %.8e\n", ps.k[i], ps.power[i], ps.modes[i],
-                    linear(ps.k[i]));
+      out << format("%.8e %.8e %.0f %.8e\n", ps.k[i], ps.power[i], ps.modes[i], linear(ps.k[i]));
     else
-      std::snprintf(line, sizeof line, "%.8e %.8e %.0f\n", ps.k[i], ps.power[i], ps.modes[i]);
-    out << line;
+      out << format("%.8e %.8e %.0f\n", ps.k[i], ps.power[i], ps.modes[i]);
   }
   writeTextFile(path, out.str());
 }

@@ -1,6 +1,7 @@
 #pragma once
 // Validated reading of TOML sections, shared by the run parameters and the training
 // configuration: every error names the key, the value and what is allowed.
+#include "io/format.hpp"
 #include "io/params.hpp"
 
 #include <toml++/toml.h>
@@ -52,13 +53,6 @@ inline std::string typeName(const toml::node& n) {
   default:
     return "date/time";
   }
-}
-
-inline std::string fmt(double v) {
-  std::ostringstream s;
-  s.precision(10);
-  s << v;
-  return s.str();
 }
 
 // Reads the keys of one section, remembering which were used so that unknown keys (typos)
@@ -219,7 +213,7 @@ private:
 
 inline void requireRange(bool ok, const std::string& key, double v, const std::string& allowed) {
   if (!ok)
-    throw ParamError(key + " = " + fmt(v) + ": out of range; allowed: " + allowed);
+    throw ParamError(key + " = " + formatNumber(v) + ": out of range; allowed: " + allowed);
 }
 
 // Parses TOML text; a syntax error becomes a ParamError with file, line and column.

@@ -1,6 +1,7 @@
 #include "commands.hpp"
 
 #include "campaign/campaign.hpp"
+#include "io/text_file.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -38,7 +39,8 @@ int runCampaignCommand(RunContext& ctx, const CampaignCommandOptions& opt) {
     int counts[4] = {0, 0, 0, 0};
     for (const auto& s : status) {
       ++counts[static_cast<int>(s.state)];
-      std::printf("%04d  %-11s %s\n", s.index, stateName(s.state).c_str(), s.detail.c_str());
+      std::printf("%s  %-11s %s\n", memberName(s.index).c_str(), stateName(s.state).c_str(),
+                  s.detail.c_str());
     }
     std::printf("done %d, running %d, failed %d, not started %d (of %zu)\n", counts[2], counts[1],
                 counts[3], counts[0], status.size());
@@ -59,17 +61,17 @@ int runCampaignCommand(RunContext& ctx, const CampaignCommandOptions& opt) {
   const std::string script = (std::filesystem::path(opt.target) / "campaign.sbatch").string();
   int max_parallel = 0; // array tasks at once (campaign.slurm.max_parallel)
   {
-    std::ifstream in(std::filesystem::path(opt.target) / "manifest.json");
-    max_parallel = nlohmann::json::parse(in, nullptr, false).value("max_parallel", 0);
+    const std::string manifest = (std::filesystem::path(opt.target) / "manifest.json").string();
+    const auto man =
+        nlohmann::json::parse(readTextFile(manifest, "campaign manifest"), nullptr, false);
+    max_parallel = man.is_object() ? man.value("max_parallel", 0) : 0;
   }
   const std::string cmd = "sbatch --parsable --array=" + list +
                           (max_parallel > 0 ? "%" + std::to_string(max_parallel) : "") + " " +
                           script + " 2>&1";
-  for (int i : chosen) {
-    char b[16];
-    std::snprintf(b, sizeof b, "%04d", i);
-    std::ofstream(std::filesystem::path(opt.target) / "members" / b / "status") << "queued\n";
-  }
+  for (int i : chosen)
+    std::ofstream(std::filesystem::path(opt.target) / "members" / memberName(i) / "status")
+        << "queued\n";
   std::FILE* p = popen(cmd.c_str(), "r");
   if (!p)
     throw ParamError("campaign submit: cannot run sbatch");
@@ -79,11 +81,9 @@ int runCampaignCommand(RunContext& ctx, const CampaignCommandOptions& opt) {
     out += buf;
   const int rc = pclose(p);
   if (rc != 0) {
-    for (int i : chosen) { // not queued after all
-      char b[16];
-      std::snprintf(b, sizeof b, "%04d", i);
-      std::filesystem::remove(std::filesystem::path(opt.target) / "members" / b / "status");
-    }
+    for (int i : chosen) // not queued after all
+      std::filesystem::remove(std::filesystem::path(opt.target) / "members" / memberName(i) /
+                              "status");
     throw ParamError("campaign submit: `" + cmd + "` failed: " + out);
   }
   std::printf("submitted members %s as array job %s", list.c_str(), out.c_str());

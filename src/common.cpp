@@ -42,12 +42,6 @@ void prepareOutput(const RunContext& ctx, const std::string& dir) {
     throw ParamError(err); // the same on every rank: exit code 2 with the message
 }
 
-std::string format(const char* fmt, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, fmt, v);
-  return b;
-}
-
 template <class T>
 Particles makeRunInitialConditions(RunContext& ctx, const Params& params, const Cosmology& cosmo,
                                    const LinearPower& power) {

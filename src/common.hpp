@@ -1,5 +1,6 @@
 #pragma once
 // Pieces shared by the commands.
+#include "io/format.hpp"
 #include "io/params.hpp"
 #include "pm/cosmology/cosmology.hpp"
 #include "pm/cosmology/linear_power.hpp"
@@ -13,7 +14,6 @@ namespace caustic {
 LinearPower makeLinearPower(const Params& params);
 // Creates the output directory on rank 0; every rank learns whether that worked (throws).
 void prepareOutput(const RunContext& ctx, const std::string& dir);
-std::string format(const char* fmt, double v);
 // The run's initial conditions (timed as "initial_conditions"): the particle lattice half a PM
 // cell off the mesh points, at a_start. Collective.
 template <class T>

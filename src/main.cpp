@@ -13,6 +13,14 @@
 
 namespace {
 
+// An error every rank met alike (invalid input, or one decided collectively): rank 0 reports
+// it once, every rank returns the exit code.
+int reportOnce(int rank, const std::exception& e, int code) {
+  if (rank == 0)
+    std::fprintf(stderr, "caustic: error: %s\n", e.what());
+  return code;
+}
+
 int runCommand(int argc, char** argv) {
   using namespace caustic;
   int rank = 0, size = 1;
@@ -82,9 +90,7 @@ int runCommand(int argc, char** argv) {
       runFofCommand(ctx, fof_opt);
     } catch (const std::runtime_error& e) {
       // Input errors (missing or malformed snapshot) are met on every rank alike.
-      if (rank == 0)
-        std::fprintf(stderr, "caustic: error: %s\n", e.what());
-      return 2;
+      return reportOnce(rank, e, 2);
     }
     return 0;
   }
@@ -93,9 +99,7 @@ int runCommand(int argc, char** argv) {
     try {
       return runCampaignCommand(ctx, camp_opt);
     } catch (const ParamError& e) {
-      if (rank == 0)
-        std::fprintf(stderr, "caustic: error: %s\n", e.what());
-      return 2;
+      return reportOnce(rank, e, 2);
     }
   }
 #ifdef CAUSTIC_WITH_TORCH
@@ -103,9 +107,7 @@ int runCommand(int argc, char** argv) {
     try {
       return runTrainCommand(ctx, train_opt);
     } catch (const ParamError& e) {
-      if (rank == 0)
-        std::fprintf(stderr, "caustic: error: %s\n", e.what());
-      return 2;
+      return reportOnce(rank, e, 2);
     }
   }
 #endif
@@ -114,9 +116,7 @@ int runCommand(int argc, char** argv) {
     params = loadParams(file, sets, size);
   } catch (const ParamError& e) {
     // Every rank read the same input and fails the same way.
-    if (rank == 0)
-      std::fprintf(stderr, "caustic: error: %s\n", e.what());
-    return 2;
+    return reportOnce(rank, e, 2);
   }
   try {
     if (*ic) {
@@ -127,9 +127,7 @@ int runCommand(int argc, char** argv) {
   } catch (const ParamError& e) {
     // Input errors found after parsing (e.g. an emulator refused by its validity guard) are
     // met on every rank alike and before anything is written.
-    if (rank == 0)
-      std::fprintf(stderr, "caustic: error: %s\n", e.what());
-    return 2;
+    return reportOnce(rank, e, 2);
   }
 }
 
@@ -148,9 +146,7 @@ int main(int argc, char** argv) {
       // Met by every rank alike (e.g. a full disk seen before writing): report once, exit.
       int rank = 0;
       MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-      if (rank == 0)
-        std::fprintf(stderr, "caustic: error: %s\n", e.what());
-      rc = 1;
+      rc = reportOnce(rank, e, 1);
     } catch (const std::exception& e) {
       // A failure that may concern this rank only: stop all ranks rather than hang.
       std::fprintf(stderr, "caustic: error: %s\n", e.what());

@@ -134,9 +134,7 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
                  hi = power.tabulated() ? power.kMax() : 1e2;
     for (int i = 0; i <= 600; ++i) {
       const double k = lo * std::pow(hi / lo, i / 600.0);
-      char line[64];
-      std::snprintf(line, sizeof line, "%.8e %.8e\n", k, power(std::min(std::max(k, lo), hi)));
-      t << line;
+      t << format("%.8e %.8e\n", k, power(std::min(std::max(k, lo), hi)));
     }
     writeTextFile(path, t.str());
     record("linear_power", path);
@@ -263,10 +261,8 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
       h(0, 0) = std::numeric_limits<double>::quiet_NaN();
       Kokkos::deep_copy(parts.p, h);
     }
-    char line[160];
-    std::snprintf(line, sizeof line, "step %4d/%d  a = %.4f  z = %7.3f  %7.2f s  ETA %7.1f s",
-                  r.step, r.steps_total, r.a, 1.0 / r.a - 1.0, r.seconds, r.eta_seconds);
-    ctx.log(line);
+    ctx.log(format("step %4d/%d  a = %.4f  z = %7.3f  %7.2f s  ETA %7.1f s", r.step, r.steps_total,
+                   r.a, 1.0 / r.a - 1.0, r.seconds, r.eta_seconds));
   });
   for (RunHandler* h :
        std::initializer_list<RunHandler*>{&stop, &finite, &timer, &checkpoints, &reporter})

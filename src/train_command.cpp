@@ -1,6 +1,7 @@
 #include "commands.hpp"
 
 #include "emulators/training/training_config.hpp"
+#include "io/format.hpp"
 #include "pm/core/memory.hpp"
 
 #include <cmath>
@@ -49,10 +50,8 @@ int runTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
   }
   ctx.log("wrote " + r.model_path + " and its metadata " + cfg.directory + "/model.json");
   ctx.log("loss curve: " + cfg.directory + "/loss.csv, " + cfg.directory + "/loss.svg");
-  char line[160];
-  std::snprintf(line, sizeof line, "held-out loss %.4e at step 0, %.4e at step %d",
-                r.curve.front().validation, r.curve.back().validation, r.curve.back().step);
-  ctx.log(line);
+  ctx.log(format("held-out loss %.4e at step 0, %.4e at step %d", r.curve.front().validation,
+                 r.curve.back().validation, r.curve.back().step));
   return 0;
 }
 

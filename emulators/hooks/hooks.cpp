@@ -1,6 +1,7 @@
 #include "emulators/hooks/hooks.hpp"
 
 #include "io/fields.hpp"
+#include "io/format.hpp"
 #include "pm/force/painter.hpp"
 #include "pm/stepping/simulation.hpp"
 
@@ -105,10 +106,9 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
   std::vector<std::string> names;
   for (const auto& c : meta.outputs)
     names.push_back(c.name);
-  char stem[256];
-  std::snprintf(stem, sizeof stem, "%s_step%04d", _hook.name.c_str(), s.step);
-  const std::string path = outputName(
-      _params.output.directory, e == Event::Step ? std::string(stem) : _hook.name, s.a, ".hdf5");
+  const std::string stem =
+      e == Event::Step ? format("%s_step%04d", _hook.name.c_str(), s.step) : _hook.name;
+  const std::string path = outputName(_params.output.directory, stem, s.a, ".hdf5");
   if (_space == FieldSpace::Eulerian) {
     writeFields<float>(path, coutp, names, "emulator output (" + meta.kind + ")", s.a, _params,
                        attrs);

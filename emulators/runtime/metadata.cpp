@@ -1,19 +1,18 @@
 #include "emulators/runtime/metadata.hpp"
 
+#include "io/format.hpp"
+
 #include <cmath>
 #include <fstream>
 #include <set>
-#include <sstream>
 
 namespace caustic {
 
 namespace {
 
+// Numbers in the metadata and validity messages: six significant digits.
 std::string fmt(double v) {
-  std::ostringstream s;
-  s.precision(6);
-  s << v;
-  return s.str();
+  return formatNumber(v, 6);
 }
 
 double cosmoValue(const CosmologyParams& c, const std::string& name, bool& known) {

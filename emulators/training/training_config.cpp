@@ -1,9 +1,9 @@
 #include "emulators/training/training_config.hpp"
 
+#include "io/text_file.hpp"
 #include "io/toml_section.hpp"
 
 #include <filesystem>
-#include <fstream>
 
 namespace caustic {
 
@@ -149,13 +149,9 @@ TrainingConfig parseTrainingConfig(const std::string& text,
 
 TrainingConfig loadTrainingConfig(const std::string& path,
                                   const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
-  if (!in)
-    throw ParamError("training configuration \"" + path + "\": cannot be opened");
-  std::stringstream ss;
-  ss << in.rdbuf();
+  const std::string text = readTextFile(path, "training configuration");
   const auto base = std::filesystem::path(path).parent_path().string();
-  return parseTrainingConfig(ss.str(), overrides, base.empty() ? "." : base, path);
+  return parseTrainingConfig(text, overrides, base.empty() ? "." : base, path);
 }
 
 } // namespace caustic

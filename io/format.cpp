@@ -1,0 +1,30 @@
+#include "io/format.hpp"
+
+#include <cstdarg>
+#include <cstdio>
+#include <vector>
+
+namespace caustic {
+
+std::string format(const char* spec, ...) {
+  va_list args;
+  va_start(args, spec);
+  va_list again;
+  va_copy(again, args);
+  const int len = std::vsnprintf(nullptr, 0, spec, args);
+  va_end(args);
+  std::string out;
+  if (len > 0) {
+    std::vector<char> buf(static_cast<std::size_t>(len) + 1);
+    std::vsnprintf(buf.data(), buf.size(), spec, again);
+    out.assign(buf.data(), static_cast<std::size_t>(len));
+  }
+  va_end(again);
+  return out;
+}
+
+std::string formatNumber(double v, int digits) {
+  return format("%.*g", digits, v);
+}
+
+} // namespace caustic
