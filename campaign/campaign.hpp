@@ -3,15 +3,23 @@
 //
 // Campaign file (TOML):
 //   [campaign]
-//   base = "default.toml"          # parameter file of every member (relative to this file)
+//   base = "default.toml"        # parameter file of every member (relative to this file)
 //   members = 16
-//   design = "lhs"                 # lhs (Latin hypercube, seeded) | sobol (unscrambled, <= 10
-//   dims) seed = 1                       # design seed (lhs) vary_seed = true               #
-//   simulation.seed = base seed + member index directory = "output/campaign"  # relative to the
-//   working directory ranks = 2                      # MPI ranks per member checkpoint_every = 5 #
-//   steps (0: only on signals) [campaign.slurm]               # the array job script time =
-//   "00:30:00", partition = "", account = "", max_parallel = 0 [parameters]                   #
-//   ranges of any numeric parameters "cosmology.Omega_m" = [0.25, 0.35]
+//   design = "lhs"               # lhs (Latin hypercube, seeded) | sobol (unscrambled, <= 10 dims)
+//   seed = 1                     # design seed (lhs)
+//   vary_seed = true             # simulation.seed = base seed + member index
+//   directory = "output/campaign" # relative to the working directory
+//   ranks = 2                    # MPI ranks per member
+//   checkpoint_every = 5         # steps (0: only on signals)
+//
+//   [campaign.slurm]             # the array job script
+//   time = "00:30:00"
+//   partition = ""
+//   account = ""
+//   max_parallel = 0             # members running at once (0: no limit)
+//
+//   [parameters]                 # ranges of any numeric parameters
+//   "cosmology.Omega_m" = [0.25, 0.35]
 //
 // `caustic campaign make` writes <directory>/members/NNNN/params.toml (each validated as a run
 // would), manifest.json (the design: every member's values, parameter file, output directory)

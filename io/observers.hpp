@@ -1,7 +1,9 @@
 #pragma once
-// Observers that write a run's outputs at output scale factors: snapshots, power spectra and
-// density fields. File names carry the scale factor: snapshot_a0.5000.hdf5, power_a0.5000.txt,
-// density_a0.5000.hdf5 (and *_ic.* at a_start for the initial conditions).
+// Observers that write a run's outputs at output scale factors: snapshots, power spectra,
+// density fields and FoF halos. File names carry the scale factor (outputName): e.g.
+// snapshot_a0.5000.hdf5, power_a0.5000.txt, density_a0.5000.hdf5, halos_a0.5000.hdf5 and
+// mass_function_a0.5000.txt. The initial conditions (ic.hdf5, power_ic.txt) are written by the
+// commands, not by these observers.
 #include "io/params.hpp"
 #include "pm/analysis/power_spectrum.hpp"
 #include "pm/mesh/workspace.hpp"
@@ -33,7 +35,7 @@ private:
 
 // Power spectrum of the particles on the PM mesh, with linear theory D1(a)^2 P_lin(k). Meshes
 // and FFT plans are leased from the run's workspace (shared with the gravity solver, whose
-// buffer is free between steps); an interlaced estimate leases a second mesh.
+// buffer is free between steps): two meshes, the second for the interlaced copy.
 template <class T> class PowerSpectrumWriter : public Observer {
 public:
   PowerSpectrumWriter(const Params& params, Workspace<T>& workspace,

@@ -123,19 +123,5 @@ double Cosmology::f2(double a) const {
   check(a, "f2");
   return interp(3, std::log(a)) / interp(2, std::log(a));
 }
-double Cosmology::d2D1_dlna2(double a) const {
-  check(a, "d2D1_dlna2");
-  const double y[4] = {D1(a), interp(1, std::log(a)), D2(a), interp(3, std::log(a))};
-  double dy[4];
-  rhs(std::log(a), y, dy);
-  return dy[1];
-}
-double Cosmology::d2D2_dlna2(double a) const {
-  check(a, "d2D2_dlna2");
-  const double y[4] = {D1(a), interp(1, std::log(a)), D2(a), interp(3, std::log(a))};
-  double dy[4];
-  rhs(std::log(a), y, dy);
-  return dy[3];
-}
 
 } // namespace caustic

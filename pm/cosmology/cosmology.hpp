@@ -43,9 +43,6 @@ public:
   double D2(double a) const;
   double f1(double a) const;
   double f2(double a) const;
-  // Second logarithmic derivatives d^2 D / dlna^2 (FastPM's kick factor needs them).
-  double d2D1_dlna2(double a) const;
-  double d2D2_dlna2(double a) const;
 
   static constexpr double aMin() { return 1e-4; }
   static constexpr double aMax() { return 4.0; }
