@@ -123,18 +123,17 @@ inline std::map<std::uint64_t, std::array<double, 6>> gatherById(const Particles
 // Adds delta(m) for both members of +-m present in the half-complex layout, so that the field
 // gains amplitude cos(2 pi m.x / N) in real space.
 inline void addCosine(Field<double>& f, int mx, int my, int mz, double amplitude) {
-  const auto& d = f.decomp();
-  const int n = d.n();
-  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), f.complex());
+  const int n = f.decomp().n();
   const double v = amplitude * double(n) * n * n / 2;
-  for (int sgn : {1, -1}) {
-    const int x = ((sgn * mx) % n + n) % n, y = ((sgn * my) % n + n) % n, z = sgn * mz;
-    if (z < 0)
-      continue;
-    if (y >= d.yStart() && y < d.yStart() + d.localNy())
-      h(Field<double>::complexIndex(y - d.yStart(), x, z, n)) += Kokkos::complex<double>(v, 0);
-  }
-  Kokkos::deep_copy(f.complex(), h);
+  auto c = f.complex();
+  f.decomp().forEachMode(
+      "test::addCosine", KOKKOS_LAMBDA(const MeshMode& m) {
+        for (int sgn = 1; sgn >= -1; sgn -= 2) {
+          const int x = ((sgn * mx) % n + n) % n, y = ((sgn * my) % n + n) % n, z = sgn * mz;
+          if (m.ix == x && m.iy == y && m.iz == z)
+            c(m.index) += Kokkos::complex<double>(v, 0);
+        }
+      });
 }
 
 // Minimum-image difference a - b in a periodic box of side L.

@@ -41,18 +41,12 @@ def forward(self, x):
 }
 
 void fill(Field<float>& f, int channel) {
-  const auto& d = f.decomp();
-  const int n = d.n();
-  auto h = Kokkos::create_mirror_view(f.real());
-  for (int lx = 0; lx < d.localNx(); ++lx)
-    for (int y = 0; y < n; ++y)
-      for (int z = 0; z < n; ++z) {
-        const int x = d.xStart() + lx;
-        h(Field<float>::realIndex(lx, y, z, n)) =
-            float(std::sin(0.7 * x + 1.3 * y * (channel + 1)) + std::cos(0.4 * z - 0.9 * x * y) +
-                  channel);
-      }
-  Kokkos::deep_copy(f.real(), h);
+  auto r = f.real();
+  f.decomp().forEachPoint(
+      "test::fill", KOKKOS_LAMBDA(const MeshPoint& p) {
+        r(p.index) = float(km::sin(0.7 * p.x + 1.3 * p.y * (channel + 1)) +
+                           km::cos(0.4 * p.z - 0.9 * p.x * p.y) + channel);
+      });
 }
 
 // Applies the model with `comm` and returns the field on the planes of `ref` (all planes).

@@ -12,15 +12,12 @@ namespace {
 
 // f(x) = sin(2 pi (a x + b y + c z) / N) on local planes.
 template <class T> void fillSine(Field<T>& f, int a, int b, int c) {
-  const auto& d = f.decomp();
-  const int n = d.n();
-  auto h = Kokkos::create_mirror_view(f.real());
-  for (int lx = 0; lx < d.localNx(); ++lx)
-    for (int y = 0; y < n; ++y)
-      for (int z = 0; z < n; ++z)
-        h(Field<T>::realIndex(lx, y, z, n)) =
-            T(std::sin(2 * M_PI * (a * (d.xStart() + lx) + b * y + c * z) / n));
-  Kokkos::deep_copy(f.real(), h);
+  const int n = f.decomp().n();
+  auto r = f.real();
+  f.decomp().forEachPoint(
+      "test::fillSine", KOKKOS_LAMBDA(const MeshPoint& p) {
+        r(p.index) = T(km::sin(2 * M_PI * (a * p.x + b * p.y + c * p.z) / n));
+      });
 }
 
 } // namespace
@@ -89,16 +86,12 @@ TEST(Mesh, DistributedTransformEqualsSerial) {
   FFT<double> fw(dw), fs(ds);
   Field<double> w(dw, "w"), s(ds, "s");
   // A field with all modes populated: a smooth but non-separable function.
-  auto fill = [n](Field<double>& f) {
-    const auto& d = f.decomp();
-    auto h = Kokkos::create_mirror_view(f.real());
-    for (int lx = 0; lx < d.localNx(); ++lx)
-      for (int y = 0; y < n; ++y)
-        for (int z = 0; z < n; ++z) {
-          const int x = d.xStart() + lx;
-          h(Field<double>::realIndex(lx, y, z, n)) = std::cos(0.3 * x * y + 0.7 * z) + 0.01 * x * z;
-        }
-    Kokkos::deep_copy(f.real(), h);
+  auto fill = [](Field<double>& f) {
+    auto r = f.real();
+    f.decomp().forEachPoint(
+        "test::fill", KOKKOS_LAMBDA(const MeshPoint& p) {
+          r(p.index) = km::cos(0.3 * p.x * p.y + 0.7 * p.z) + 0.01 * p.x * p.z;
+        });
   };
   fill(w);
   fill(s);

@@ -1,8 +1,8 @@
 // Painting and migration: mass conservation, distributed against serial painting of the same
 // particles, a uniform lattice paints a uniform field, migration delivers each particle.
 #include "helpers.hpp"
-#include "pm/particles/migrate.hpp"
 #include "pm/force/painter.hpp"
+#include "pm/particles/migrate.hpp"
 
 #include <gtest/gtest.h>
 
@@ -29,14 +29,10 @@ Particles randomParticles(std::size_t count, double L, unsigned seed) {
 }
 
 double localSum(const Field<double>& f) {
-  const auto& d = f.decomp();
-  const int n = d.n();
-  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), f.real());
+  auto r = f.real();
   double s = 0;
-  for (int lx = 0; lx < d.localNx(); ++lx)
-    for (int y = 0; y < n; ++y)
-      for (int z = 0; z < n; ++z)
-        s += h(Field<double>::realIndex(lx, y, z, n));
+  f.decomp().reducePoints(
+      "test::localSum", KOKKOS_LAMBDA(const MeshPoint& p, double& acc) { acc += r(p.index); }, s);
   return s;
 }
 
@@ -97,16 +93,18 @@ TEST(Paint, DistributedEqualsSerialAndConservesMass) {
         double total = 0, local = localSum(w);
         MPI_Allreduce(&local, &total, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
         EXPECT_NEAR(total, 2000 * mass, 1e-10) << windowName(win) << " n=" << n;
-        auto hw = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), w.real());
-        auto hs = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), s.real());
-        double maxdiff = 0;
-        for (int lx = 0; lx < dw->localNx(); ++lx)
-          for (int y = 0; y < n; ++y)
-            for (int z = 0; z < n; ++z)
-              maxdiff = std::max(
-                  maxdiff, std::abs(hw(Field<double>::realIndex(lx, y, z, n)) -
-                                    hs(Field<double>::realIndex(dw->xStart() + lx, y, z, n))));
-        EXPECT_LT(maxdiff, 1e-12) << windowName(win) << " shift " << shift << " n=" << n;
+        // Each rank's points against the same global points of the single-rank field.
+        auto rw = w.real(), rs = s.real();
+        double off = 0;
+        dw->reducePoints(
+            "test::compare",
+            KOKKOS_LAMBDA(const MeshPoint& p, double& acc) {
+              const double d = rw(p.index) - rs(Field<double>::realIndex(p.x, p.y, p.z, n));
+              acc += km::fabs(d) < 1e-12 ? 0.0 : 1.0;
+            },
+            off);
+        EXPECT_EQ(off, 0.0) << windowName(win) << " shift " << shift << " n=" << n
+                            << ": points differing by 1e-12 or more";
       }
   }
 }
@@ -132,11 +130,15 @@ TEST(Paint, UniformLatticePaintsUniformField) {
   for (Window win : {Window::CIC, Window::TSC}) {
     Field<double> f(d, "f");
     paint(f, mine, win, 1.0);
-    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), f.real());
-    for (int lx = 0; lx < d->localNx(); ++lx)
-      for (int y = 0; y < np; ++y)
-        for (int z = 0; z < np; ++z)
-          EXPECT_NEAR(h(Field<double>::realIndex(lx, y, z, np)), 1.0, 1e-12);
+    auto r = f.real();
+    double off = 0;
+    d->reducePoints(
+        "test::uniform",
+        KOKKOS_LAMBDA(const MeshPoint& p, double& acc) {
+          acc += km::fabs(r(p.index) - 1.0) < 1e-12 ? 0.0 : 1.0;
+        },
+        off);
+    EXPECT_EQ(off, 0.0) << windowName(win) << ": cells differing from 1 by 1e-12 or more";
   }
 }
 
@@ -154,16 +156,14 @@ TEST(Paint, GradientReadoutEqualsDirectStencilSum) {
   auto d = std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, n, L);
   Field<double> f(d, "phi");
   {
-    auto h = Kokkos::create_mirror_view(f.real());
-    for (int lx = 0; lx < d->localNx(); ++lx)
-      for (int y = 0; y < n; ++y)
-        for (int z = 0; z < n; ++z)
-          h(Field<double>::realIndex(lx, y, z, n)) = phi(d->xStart() + lx, y, z);
-    Kokkos::deep_copy(f.real(), h);
+    auto r = f.real();
+    d->forEachPoint(
+        "test::phi", KOKKOS_LAMBDA(const MeshPoint& p) { r(p.index) = phi(p.x, p.y, p.z); });
   }
   Particles probes = share(randomParticles(600, L, 23), test::worldRank(), test::worldSize());
   migrate(probes, *d);
   auto x = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), probes.x);
+  const IndexBox slab = d->realBox();
   for (Window win : {Window::CIC, Window::TSC}) {
     const int order = windowOrder(win);
     Kokkos::View<double* [3]> out("out", probes.size());
@@ -175,8 +175,7 @@ TEST(Paint, GradientReadoutEqualsDirectStencilSum) {
       double w[3][3];
       for (int c = 0; c < 3; ++c)
         windowWeights(win, std::min(std::max(x(p, c) / H, 0.0), double(n)), i0[c], w[c]);
-      const bool in_slab =
-          i0[0] - 2 >= d->xStart() && i0[0] + order + 2 <= d->xStart() + d->localNx();
+      const bool in_slab = i0[0] - 2 >= slab.lo[0] && i0[0] + order + 2 <= slab.hi[0];
       const bool no_wrap =
           i0[1] >= 2 && i0[1] + order + 2 <= n && i0[2] >= 2 && i0[2] + order + 2 <= n;
       ++(in_slab && no_wrap ? fast : general);

@@ -75,14 +75,11 @@ TEST(Readout, PaintedUniformLatticeReadsUniformAndMatchesSerial) {
   auto ds = std::make_shared<SlabDecomposition>(MPI_COMM_SELF, np, L);
   Field<double> fw(d, "fw"), fs(ds, "fs");
   for (auto* f : {&fw, &fs}) {
-    auto h = Kokkos::create_mirror_view(f->real());
-    const auto& dd = f->decomp();
-    for (int lx = 0; lx < dd.localNx(); ++lx)
-      for (int y = 0; y < np; ++y)
-        for (int z = 0; z < np; ++z)
-          h(Field<double>::realIndex(lx, y, z, np)) =
-              std::sin(dd.xStart() + lx + 0.3 * y) * std::cos(0.7 * z);
-    Kokkos::deep_copy(f->real(), h);
+    auto r = f->real();
+    f->decomp().forEachPoint(
+        "test::fill", KOKKOS_LAMBDA(const MeshPoint& p) {
+          r(p.index) = km::sin(p.x + 0.3 * p.y) * km::cos(0.7 * p.z);
+        });
   }
   Kokkos::View<double*[3]> ow("ow", probes.size()), os("os", probes_all.size());
   Painter<double>(d, Window::TSC).readout(fw, probes.x, probes.size(), ow, 0, 1.0, false);
