@@ -106,7 +106,9 @@ Ghosts exchangeGhosts(const HostPositions& hx, const HostIds& hid, std::size_t n
 // Cells of side at most ell / sqrt(3): all points of a cell are friends, so each cell is linked
 // internally at once, and two cells need only one linking pair (the search stops there, and is
 // skipped when they are already joined). Friends lie at most 2 cells apart. Cells are ordered
-// by (cx, cy, cz), so a column (cx, cy) is contiguous.
+// by (cx, cy, cz), so a column (cx, cy) is contiguous. (Just over 80 lines: the cell table, the
+// column index and the linking loop share their arrays; issue 21 replaces it with a Kokkos
+// kernel.)
 void linkSortedPoints(const std::vector<double>& sx, const std::vector<std::uint64_t>& keys, int nc,
                       double L, double ell, UnionFind& uf) {
   const std::size_t ntot = keys.size();

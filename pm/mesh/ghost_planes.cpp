@@ -61,6 +61,8 @@ private:
 };
 } // namespace
 
+// (Over 80 lines: the per-rank datatype offsets of both directions are built and used in one
+// place, so that the gather and the scatter-add cannot disagree on them.)
 template <class T>
 void GhostPlanes::exchange(const Kokkos::View<T***>& ghosts, Field<T>& f, bool gather) const {
   // gather: owners send field planes, ghosts receive.  scatterAdd: ghosts send, owners add.

@@ -26,6 +26,8 @@ void copyRow(const Distributor::Columns& cols, std::size_t from, std::size_t to)
 }
 } // namespace
 
+// (Over 80 lines: counting, the collective checks that keep every rank agreeing, and the slot
+// maps of both modes share their arrays; split, each piece would take half a dozen of them.)
 void Distributor::planItems(MPI_Comm comm, const int* dest, std::size_t n, Local local,
                             long exporting) {
   ScopedRegion region("caustic::Distributor::plan");
