@@ -76,19 +76,17 @@ double FieldChi2Loss::operator()(const Particles& state, Particles& cot) const {
   auto mask = masked ? _mask->real() : r;
   const int n = _mesh->n();
   double chi2 = 0.0;
-  if (_mesh->localNx() > 0)
-    Kokkos::parallel_reduce(
-        "caustic::FieldChi2Loss::chi2",
-        Kokkos::MDRangePolicy<Kokkos::Rank<3>>({0, 0, 0}, {_mesh->localNx(), n, n}),
-        KOKKOS_LAMBDA(const int lx, const int y, const int z, double& acc) {
-          const std::size_t f = Field<double>::realIndex(lx, y, z, n);
-          const double m = masked ? mask(f) : 1.0;
-          const double res = r(f) - obs(f);
-          const double iv = 1.0 / (sig(f) * sig(f));
-          acc += m * res * res * iv;
-          r(f) = 2.0 * m * res * iv; // dchi2/ddelta
-        },
-        chi2);
+  _mesh->reducePoints(
+      "caustic::FieldChi2Loss::chi2",
+      KOKKOS_LAMBDA(const MeshPoint& q, double& acc) {
+        const std::size_t f = q.index;
+        const double m = masked ? mask(f) : 1.0;
+        const double res = r(f) - obs(f);
+        const double iv = 1.0 / (sig(f) * sig(f));
+        acc += m * res * res * iv;
+        r(f) = 2.0 * m * res * iv; // dchi2/ddelta
+      },
+      chi2);
   mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &chi2, 1, MPI_DOUBLE, MPI_SUM, _mesh->comm().get()),
            "FieldChi2Loss");
   // delta = m sum W(x - g) - 1 with m = n^3 / N.
