@@ -41,7 +41,16 @@ LptModel::LptModel(const DiffConfig& cfg, const DiffParams& params)
   _fft = std::make_unique<FFT<double>>(cfg.lattice);
   _amp = toDeviceView(amplitudes(cfg.power.at(params.cosmology), d), "caustic::LptModel::T");
   _growth = growthFactors(_cosmo, cfg.a_start, cfg.lpt_order);
-  // Centred differences of T and of the growth factors in every parameter they depend on.
+}
+
+// Centred differences of T and of the growth factors in every parameter they depend on: only the
+// adjoint needs them, so the forward model does not pay for them.
+void LptModel::ensureDerivatives() const {
+  if (_derivatives)
+    return;
+  const auto& cfg = _cfg;
+  const auto& params = _params;
+  const auto& d = *cfg.lattice;
   for (CosmoParam p : kAllCosmoParams) {
     const std::size_t ip = static_cast<std::size_t>(p);
     const double h = differenceStep(params.cosmology, p);
@@ -61,6 +70,7 @@ LptModel::LptModel(const DiffConfig& cfg, const DiffParams& params)
         _dgrowth[ip][j] = (gp[j] - gm[j]) / (2 * h);
     }
   }
+  _derivatives = true;
 }
 
 void LptModel::transfer(const Field<double>& omega, Field<double>& f) const {
@@ -247,6 +257,7 @@ void LptModel::adjoint(const Field<double>& omega, const Particles& adj, Field<d
   if (adj.size() != local)
     throw std::logic_error("LptModel::adjoint: " + std::to_string(adj.size()) + " cotangents for " +
                            std::to_string(local) + " lattice sites");
+  ensureDerivatives();
   Field<double> delta(dp, "caustic::LptModel::delta");
   transfer(omega, delta);
   growthGradient(delta, adj, g);

@@ -42,11 +42,15 @@ private:
   Cosmology _cosmo;
   std::unique_ptr<FFT<double>> _fft;
   Kokkos::View<double*> _amp; // T per integer |m|^2
+  // The parameter derivatives below, computed on the first adjoint() (the forward model does
+  // not need them).
+  void ensureDerivatives() const;
+  mutable bool _derivatives = false;
   // dT/dtheta per |m|^2 for the parameters the power model depends on (empty otherwise).
-  std::array<Kokkos::View<double*>, kCosmoParams> _damp;
+  mutable std::array<Kokkos::View<double*>, kCosmoParams> _damp;
   // D1, D2 and the velocity factors a^2 E D f at a_start, and their parameter derivatives.
   std::array<double, 4> _growth{};
-  std::array<std::array<double, 4>, kCosmoParams> _dgrowth{};
+  mutable std::array<std::array<double, 4>, kCosmoParams> _dgrowth{};
 };
 
 // omega(q) with r2c(omega) = N^{3/2} xi: the real-space form of the white noise of `opt`
