@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <unistd.h>
 
 using namespace caustic;
 
@@ -726,7 +727,12 @@ DiffParams shiftedParams(const DiffParams& p, CosmoParam which, double t) {
 }
 
 // A table of the Eisenstein-Hu spectrum of `c`, written by rank 0 and read by every rank.
-LinearPower tableOf(const CosmologyParams& c, const std::string& path) {
+// The file name carries rank 0's process ID: test runs at several rank counts at once (ctest -j)
+// must not share it.
+LinearPower tableOf(const CosmologyParams& c, const std::string& name) {
+  long pid = static_cast<long>(getpid());
+  MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+  const std::string path = ::testing::TempDir() + name + "." + std::to_string(pid);
   if (test::worldRank() == 0) {
     const LinearPower eh = LinearPower::eisensteinHu(c);
     std::FILE* f = std::fopen(path.c_str(), "w");
@@ -737,7 +743,11 @@ LinearPower tableOf(const CosmologyParams& c, const std::string& path) {
     std::fclose(f);
   }
   MPI_Barrier(MPI_COMM_WORLD);
-  return LinearPower::fromTable(path, c, true);
+  LinearPower table = LinearPower::fromTable(path, c, true);
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (test::worldRank() == 0)
+    std::remove(path.c_str());
+  return table;
 }
 } // namespace
 
@@ -746,7 +756,7 @@ TEST(Adjoint, LptNamedParametersAgainstFiniteDifferences) {
   for (bool table : {false, true}) {
     ModelSetup s;
     if (table)
-      s.cfg.power = PowerModel::table(tableOf(s.params.cosmology, "/tmp/caustic_test_pk.txt"),
+      s.cfg.power = PowerModel::table(tableOf(s.params.cosmology, "caustic_test_pk.txt"),
                                       s.params.cosmology, true);
     const Field<double> w = s.noise(7);
     Field<double> wbar(s.lattice, "wbar");
@@ -779,7 +789,7 @@ TEST(Adjoint, LptNamedParametersAgainstFiniteDifferences) {
 TEST(Adjoint, ChainWithTabulatedPowerAndBothCorrectionKinds) {
   header("whole chain, 3 steps: n_s with a table, potential and particle corrections");
   ModelSetup s(Window::CIC, 3);
-  s.cfg.power = PowerModel::table(tableOf(s.params.cosmology, "/tmp/caustic_test_pk2.txt"),
+  s.cfg.power = PowerModel::table(tableOf(s.params.cosmology, "caustic_test_pk2.txt"),
                                   s.params.cosmology, true);
   s.cfg.particle_correction = [](const std::vector<double>& t) {
     return std::make_shared<const WaveCorrection>(t);
