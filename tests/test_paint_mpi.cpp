@@ -51,7 +51,7 @@ TEST(Migrate, EveryParticleEndsOnItsOwner) {
   auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), p.id);
   auto ax = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.x);
   for (std::size_t i = 0; i < p.size(); ++i) {
-    EXPECT_EQ(ownerOfPosition(x(i, 0), *d), rank);
+    EXPECT_EQ(d->ownerOfPosition(x(i, 0)), rank);
     for (int c = 0; c < 3; ++c)
       EXPECT_EQ(x(i, c), ax(id(i), c)); // data travelled with its id
   }

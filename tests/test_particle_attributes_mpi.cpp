@@ -146,7 +146,7 @@ TEST(ParticleAttributes, SurviveMigrationAndGrowthWithoutChangingTheOrder) {
   EXPECT_EQ(wrongAttributes(parts), 0);
   int off = 0;
   for (std::size_t i = 0; i < parts.size(); ++i)
-    off += ownerOfPosition(parts.x(i, 0), *d) != d->comm().rank();
+    off += d->ownerOfPosition(parts.x(i, 0)) != d->comm().rank();
   EXPECT_EQ(off, 0);
   unsigned long long n = parts.size(), total = 0;
   MPI_Allreduce(&n, &total, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
@@ -181,7 +181,7 @@ TEST(Migrator, OrderIsHolesFilledFromTheEndThenArrivalsByRank) {
         xs = mine;
       MPI_Bcast(xs.data(), static_cast<int>(xs.size()), MPI_DOUBLE, r, MPI_COMM_WORLD);
       for (double v : xs)
-        dest[r].push_back(ownerOfPosition(v, *d));
+        dest[r].push_back(d->ownerOfPosition(v));
     }
   }
   std::size_t kept = 0;

@@ -161,17 +161,9 @@ int SlabDecomposition::ownerOfPlane(long ix) const {
 }
 
 int SlabDecomposition::ownerOfPosition(double x) const {
-  // The plane as the migration computes it (x * (1 / H), floored and clamped), so that the
-  // two agree on the boundary planes to the last bit.
   if (!(x >= 0 && x < _box))
     x = x - _box * std::floor(x / _box);
-  const double inv_cell = 1.0 / cell();
-  int i = static_cast<int>(std::floor(x * inv_cell));
-  if (i < 0)
-    i = 0;
-  if (i >= _n)
-    i = _n - 1;
-  return _planeOwner[static_cast<std::size_t>(i)];
+  return _planeOwner[static_cast<std::size_t>(planeOfPosition(x, 1.0 / cell(), _n))];
 }
 
 template <class T>

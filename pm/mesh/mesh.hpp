@@ -99,6 +99,12 @@ public:
   IndexBox fourierBox() const { return {{0, _yStart, 0}, {_n, _yStart + _localNy, _n / 2 + 1}}; }
   // Owner of a position x [Mpc/h] along the decomposed axis (any value: wrapped periodically).
   int ownerOfPosition(double x) const;
+  // The x plane of a position x in [0, L): floor(x / H) (as x * inv_cell), clamped to [0, N).
+  // Migration and ownerOfPosition both use it, so that they agree on boundary planes to the bit.
+  KOKKOS_INLINE_FUNCTION static int planeOfPosition(double x, double inv_cell, int n) {
+    int i = static_cast<int>(km::floor(x * inv_cell));
+    return i < 0 ? 0 : (i >= n ? n - 1 : i);
+  }
 
   // f(MeshPoint) over the local real-space points, as one labelled Kokkos kernel (the points are
   // independent: f must not write to another point's data).

@@ -8,21 +8,6 @@
 namespace caustic {
 
 namespace {
-KOKKOS_INLINE_FUNCTION int planeOf(double x, double inv_cell, int n) {
-  int i = static_cast<int>(km::floor(x * inv_cell));
-  if (i < 0)
-    i = 0;
-  if (i >= n)
-    i = n - 1;
-  return i;
-}
-} // namespace
-
-int ownerOfPosition(double x, const SlabDecomposition& decomp) {
-  return decomp.ownerOfPlane(planeOf(x, 1.0 / decomp.cell(), decomp.n()));
-}
-
-namespace {
 // x, p, id and the attributes of `parts`, as distributor columns (capacity() rows each).
 void addColumns(Distributor::Columns& cols, const Particles& parts) {
   cols.push_back(Distributor::column(parts.x));
@@ -77,7 +62,7 @@ std::size_t Migrator::operator()(Particles& parts, Particles* companion) {
   Kokkos::parallel_reduce(
       "caustic::migrate::plan", Kokkos::RangePolicy<>(0, np),
       KOKKOS_LAMBDA(const std::size_t i, long& acc) {
-        dest(i) = owner(planeOf(X(i, 0), inv_cell, n));
+        dest(i) = owner(SlabDecomposition::planeOfPosition(X(i, 0), inv_cell, n));
         if (dest(i) != me)
           ++acc;
       },
@@ -107,7 +92,7 @@ void Migrator::drift(Particles& parts, double factor, double box) {
       "caustic::driftAndPlan", Kokkos::RangePolicy<>(0, np),
       KOKKOS_LAMBDA(const std::size_t i, long& acc) {
         driftParticle(x, p, i, factor, box);
-        dest(i) = owner(planeOf(x(i, 0), inv_cell, n));
+        dest(i) = owner(SlabDecomposition::planeOfPosition(x(i, 0), inv_cell, n));
         if (dest(i) != me)
           ++acc;
       },

@@ -51,7 +51,4 @@ private:
 // Convenience: a one-off Migrator.
 std::size_t migrate(Particles& parts, const SlabDecomposition& decomp);
 
-// Owning rank of position x [Mpc/h] (wrapped into [0, L) already).
-int ownerOfPosition(double x, const SlabDecomposition& decomp);
-
 } // namespace caustic
