@@ -40,8 +40,7 @@ template <class T> StepInfo RunLoop<T>::info(int step, int first) const {
   return i;
 }
 
-template <class T> void RunLoop<T>::notify(Event e, int step) {
-  const SimulationState s = state(step);
+template <class T> void RunLoop<T>::notify(Event e, const SimulationState& s) {
   for (Observer* o : _observers) {
     if (!o->wants(e))
       continue;
@@ -77,18 +76,13 @@ template <class T> RunResult RunLoop<T>::run(const ResumePoint* resume) {
     _nbody.setForceHook([this](bool after, double a) {
       SimulationState s = state(_step);
       s.a = a;
-      const Event e = after ? Event::AfterForce : Event::BeforeForce;
-      for (Observer* o : _observers)
-        if (o->wants(e)) {
-          ScopedPhase t(_nbody.times(), "observer:" + o->name());
-          o->observe(e, s);
-        }
+      notify(after ? Event::AfterForce : Event::BeforeForce, s);
     });
   _step = first - 1;
   if (!resume) {
-    notify(Event::InitialConditions, 0);
+    notify(Event::InitialConditions, state(0));
     if (isOutputScaleFactor(_nbody.a(), _outputs))
-      notify(Event::Output, 0);
+      notify(Event::Output, state(0));
   }
   result.a_reached = _nbody.a();
   result.steps_done = first - 1;
@@ -114,9 +108,9 @@ template <class T> RunResult RunLoop<T>::run(const ResumePoint* resume) {
     const StepInfo done = info(s, first);
     for (RunHandler* h : _handlers)
       h->afterStep(done);
-    notify(Event::Step, s);
+    notify(Event::Step, state(s));
     if (isOutputScaleFactor(_nbody.a(), _outputs))
-      notify(Event::Output, s);
+      notify(Event::Output, state(s));
     result.steps_done = s;
     result.a_reached = _nbody.a();
     for (RunHandler* h : _handlers)

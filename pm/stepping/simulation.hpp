@@ -83,7 +83,7 @@ public:
   RunResult run(const ResumePoint* resume = nullptr);
 
 private:
-  void notify(Event e, int step);
+  void notify(Event e, const SimulationState& s);
   SimulationState state(int step) const;
   StepInfo info(int step, int first) const;
 
