@@ -172,7 +172,7 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
     const auto t0 = std::chrono::steady_clock::now();
     // The run's meshes and FFT plans: the solver and the observers lease from it.
     workspace = std::make_shared<Workspace<T>>(mesh, fftPlannerFlags(params.fft.plan),
-                                               go.kernel == GravityKernel::Exact ? 2 : 1);
+                                               Gravity<T>::meshBuffers(go));
     solver = std::make_unique<NBody<T>>(workspace, cosmo, go, ntot);
     ctx.log("FFT plans (" + params.fft.plan + "): " +
             format("%.2f",

@@ -20,9 +20,7 @@ GravityKernel gravityKernelFromName(const std::string& name) {
 template <class T>
 Gravity<T>::Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_m,
                     const GravityOptions& opt, unsigned fft_flags)
-    : Gravity(std::make_shared<Workspace<T>>(mesh, fft_flags,
-                                             opt.kernel == GravityKernel::Exact ? 2 : 1),
-              Omega_m, opt) {}
+    : Gravity(std::make_shared<Workspace<T>>(mesh, fft_flags, meshBuffers(opt)), Omega_m, opt) {}
 
 template <class T>
 Gravity<T>::Gravity(std::shared_ptr<Workspace<T>> workspace, double Omega_m,

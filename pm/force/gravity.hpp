@@ -38,8 +38,11 @@ struct GravityOptions {
 
 template <class T> class Gravity {
 public:
-  // Meshes and FFT plans from `workspace` (leased during force(): the finite-difference kernel
-  // needs one buffer, the exact kernel two).
+  // Mesh buffers force() leases: the finite-difference kernel one, the exact kernel two.
+  static int meshBuffers(const GravityOptions& opt) {
+    return opt.kernel == GravityKernel::Exact ? 2 : 1;
+  }
+  // Meshes and FFT plans from `workspace` (leased during force()).
   Gravity(std::shared_ptr<Workspace<T>> workspace, double Omega_m, const GravityOptions& opt);
   // Collective: a workspace of its own (FFTs planned with `fft_flags`).
   Gravity(std::shared_ptr<const SlabDecomposition> mesh, double Omega_m, const GravityOptions& opt,
