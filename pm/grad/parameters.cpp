@@ -23,24 +23,30 @@ const char* cosmoParamName(CosmoParam p) {
   throw std::invalid_argument("cosmoParamName: unknown parameter");
 }
 
-double& cosmoParam(CosmologyParams& c, CosmoParam p) {
+namespace {
+double CosmologyParams::*memberOf(CosmoParam p) {
   switch (p) {
   case CosmoParam::Omega_m:
-    return c.Omega_m;
+    return &CosmologyParams::Omega_m;
   case CosmoParam::sigma8:
-    return c.sigma8;
+    return &CosmologyParams::sigma8;
   case CosmoParam::n_s:
-    return c.n_s;
+    return &CosmologyParams::n_s;
   case CosmoParam::h:
-    return c.h;
+    return &CosmologyParams::h;
   case CosmoParam::Omega_b:
-    return c.Omega_b;
+    return &CosmologyParams::Omega_b;
   }
   throw std::invalid_argument("cosmoParam: unknown parameter");
 }
+} // namespace
+
+double& cosmoParam(CosmologyParams& c, CosmoParam p) {
+  return c.*memberOf(p);
+}
 
 double cosmoParam(const CosmologyParams& c, CosmoParam p) {
-  return cosmoParam(const_cast<CosmologyParams&>(c), p);
+  return c.*memberOf(p);
 }
 
 bool entersBackground(CosmoParam p) {
