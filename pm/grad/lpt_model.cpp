@@ -76,6 +76,10 @@ void LptModel::ensureDerivatives() const {
 void LptModel::transfer(const Field<double>& omega, Field<double>& f) const {
   Kokkos::deep_copy(f.real(), omega.real());
   _fft->forward(f);
+  multiplyByT(f);
+}
+
+void LptModel::multiplyByT(Field<double>& f) const {
   const int n = f.decomp().n();
   auto amp = _amp;
   auto c = f.complex();
@@ -258,16 +262,18 @@ void LptModel::adjoint(const Field<double>& omega, const Particles& adj, Field<d
     throw std::logic_error("LptModel::adjoint: " + std::to_string(adj.size()) + " cotangents for " +
                            std::to_string(local) + " lattice sites");
   ensureDerivatives();
+  // omega(k) once: delta_L = T omega(k), and the parameters' sums below need omega(k) itself.
+  Field<double> wk(dp, "caustic::LptModel::omegaK");
+  Kokkos::deep_copy(wk.real(), omega.real());
+  _fft->forward(wk);
   Field<double> delta(dp, "caustic::LptModel::delta");
-  transfer(omega, delta);
+  Kokkos::deep_copy(delta.real(), wk.real());
+  multiplyByT(delta);
   growthGradient(delta, adj, g);
   Field<double> acc(dp, "caustic::LptModel::acc");
   deltaCotangent(delta, adj, acc);
   // The parameters through T: sum conj(acc) dT/dtheta omega(k) (Nyquist planes zero).
   {
-    Field<double> wk(dp, "caustic::LptModel::omegaK");
-    Kokkos::deep_copy(wk.real(), omega.real());
-    _fft->forward(wk);
     auto ca = acc.complex(), cw = wk.complex();
     for (CosmoParam p : kAllCosmoParams) {
       auto damp = _damp[static_cast<std::size_t>(p)];

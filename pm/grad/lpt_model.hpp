@@ -29,6 +29,8 @@ public:
 private:
   // f <- delta_L(k) = T(k) omega(k) (Fourier space).
   void transfer(const Field<double>& omega, Field<double>& f) const;
+  // f(k) <- T(k) f(k), zero on the Nyquist planes (f in Fourier space).
+  void multiplyByT(Field<double>& f) const;
   // g += the parameters' cotangents through the growth and velocity factors.
   void growthGradient(const Field<double>& delta, const Particles& adj, ParameterGradient& g) const;
   // acc(k) = the pull-back of adj to delta_L(k) (Fourier space).
