@@ -9,6 +9,8 @@
 #include "pm/grad/adjoint.hpp"
 #include "pm/ic/initial_conditions.hpp"
 #include "pm/ic/lpt.hpp"
+#include "pm/force/pgd.hpp"
+#include "pm/force/radial_correction.hpp"
 
 #include <gtest/gtest.h>
 
@@ -856,4 +858,178 @@ TEST(Adjoint, DistributedGradientEqualsSerialReference) {
       }
   EXPECT_GT(scale, 0.0);
   EXPECT_LT(worst, 1e-9 * scale);
+}
+
+// ---- force corrections of the hybrid PM (pm/force/radial_correction.hpp, pm/force/pgd.hpp) -----
+
+namespace {
+PotentialCorrectionFactory hatKFactory() {
+  return [](const std::vector<double>& t) {
+    return std::make_shared<const HatKCorrection<double>>(std::vector<double>{0.2, 0.5, 0.8},
+                                                          std::vector<double>{0.3, 0.7}, t);
+  };
+}
+} // namespace
+
+TEST(Adjoint, HatKCorrectionPinnedAndTabulated) {
+  // K(0) = 1 whatever theta; between nodes the table interpolates bilinearly.
+  const HatKCorrection<double> c({0.2, 0.5, 0.8}, {0.3, 0.7}, {1, 2, 3, 4, 5, 6});
+  std::vector<double> K(3 * 8 * 8 + 1);
+  c.table(0.5, 16, 64.0, K);
+  EXPECT_DOUBLE_EQ(K[0], 1.0);
+  // m2 = 16: x = 4/8 = 0.5 exactly on node 1: K = 1 + (theta_10 + theta_11) / 2 at a = 0.5.
+  EXPECT_NEAR(K[16], 1.0 + 0.5 * (3 + 4), 1e-12);
+  // m2 = 1: x = 1/8 on the ramp from 0 to node 0 (0.2): weight 0.625.
+  EXPECT_NEAR(K[1], 1.0 + 0.625 * 0.5 * (1 + 2), 1e-12);
+  // Beyond the last node the last hat is 1; a above the last a node is clamped.
+  c.table(0.9, 16, 64.0, K);
+  EXPECT_NEAR(K[3 * 64], 1.0 + 6, 1e-12);
+  EXPECT_THROW(HatKCorrection<double>({0.5, 0.2}, {0.5}, {0, 0}), std::invalid_argument);
+  EXPECT_THROW(HatKCorrection<double>({0.2}, {0.5}, {0, 0}), std::invalid_argument);
+  // A runaway table stops the run with the correction's name.
+  const HatKCorrection<double> bad({0.5}, {0.5}, {-3.0});
+  Field<double> f(std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, 16, 64.0), "f");
+  try {
+    bad.apply(f, 0.5);
+    ADD_FAILURE() << "a correction with K < 0 was applied";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("hat_ka"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Adjoint, HatKCorrectionGravityAgainstFiniteDifferences) {
+  header("gravity with the (k, a) hat correction");
+  ModelSetup s(Window::CIC);
+  s.cfg.potential_correction = hatKFactory();
+  s.params.correction = {0.1, -0.05, 0.2, 0.1, -0.1, 0.3};
+  Particles parts = randomParticles(800, s.mesh, 13);
+  const double total = 800, a = 0.45;
+  Kokkos::View<double* [3]> f("f", parts.capacity());
+  const auto z = idWeights(parts, 14);
+  auto value = [&](const Particles& q, const DiffParams& p) {
+    Trajectory traj(s.cfg, p, total);
+    traj.force(q, f, a);
+    return dot3(z, f, q.size());
+  };
+  Trajectory traj(s.cfg, s.params, total);
+  Particles adj(parts.size(), parts.capacity());
+  Kokkos::deep_copy(adj.id, parts.id);
+  ParameterGradient g = ParameterGradient::zeros(s.params);
+  traj.forceVJP(parts, z, 1.0, adj.x, f, g, a);
+  g.allreduce(s.mesh->comm());
+  expectClose(centred([&](double t) { return value(perturbed(parts, t, 24, 0), s.params); }, 1e-6),
+              directional(adj, 24, 0), "hat(k,a) gravity d/dx");
+  for (int i = 0; i < 6; ++i)
+    expectClose(centred([&](double t) { return value(parts, s.with(0, 0, i, t)); }, 1e-4),
+                g.correction[i], ("hat(k,a) gravity d/dtheta_" + std::to_string(i)).c_str());
+}
+
+TEST(Adjoint, PgdDisplacementAgainstFiniteDifferences) {
+  header("PGD displacement");
+  ModelSetup s(Window::CIC);
+  Particles parts = randomParticles(800, s.mesh, 15);
+  const double total = 800, a = 0.8;
+  auto ws = std::make_shared<Workspace<double>>(s.mesh);
+  GravityOptions go;
+  PgdDisplacement<double> pgd(ws, s.params.cosmology.Omega_m, go);
+  const PgdTheta theta = {0.3, 0.4, 1.5};
+  Kokkos::View<double* [3]> S("S", parts.capacity());
+  const auto z = idWeights(parts, 16);
+  auto value = [&](const PgdTheta& t) {
+    pgd.displacement(parts.x, parts.size(), total, a, t, S);
+    return allSum(dot3(z, S, parts.size()));
+  };
+  std::array<double, 3> g{};
+  pgd.vjpParameters(parts.x, parts.size(), total, a, theta, z, g);
+  for (int i = 0; i < 3; ++i)
+    g[i] = allSum(g[i]);
+  const char* names[3] = {"PGD d/dalpha", "PGD d/dk_l", "PGD d/dk_s"};
+  for (int i = 0; i < 3; ++i)
+    expectClose(centred(
+                    [&](double t) {
+                      PgdTheta q = theta;
+                      q[i] += t;
+                      return value(q);
+                    },
+                    1e-5),
+                g[i], names[i]);
+  // S is linear in alpha, and points the way gravity does (towards overdensities): the same
+  // direction as the PM force with the same filter switched off (positive overlap).
+  Kokkos::View<double* [3]> F("F", parts.capacity());
+  Gravity<double> grav(ws, s.params.cosmology.Omega_m, go);
+  grav.force(parts.x, parts.size(), total, parts.x, parts.size(), F, a);
+  pgd.displacement(parts.x, parts.size(), total, a, {1.0, 0.0, 100.0}, S);
+  EXPECT_GT(allSum(dot3(S, F, parts.size())), 0.0);
+  EXPECT_THROW(PgdFilter<double>(0.3, {-1.0, 0.1, 1.0}), std::invalid_argument);
+  EXPECT_THROW(PgdFilter<double>(0.3, {1.0, 0.1, 0.0}), std::invalid_argument);
+}
+
+TEST(Adjoint, ShellPowerAgainstFiniteDifferences) {
+  header("shell power spectrum");
+  ModelSetup s(Window::CIC);
+  Particles parts = randomParticles(800, s.mesh, 17);
+  const ShellPower P(s.mesh, Window::CIC, 800, 6);
+  std::vector<double> gP(6);
+  for (int j = 0; j < 6; ++j)
+    gP[j] = hashUniform(j, 5);
+  auto value = [&](const Particles& q) {
+    Particles m = copyParticles(q);
+    Migrator(s.mesh)(m);
+    const auto p = P(m);
+    double v = 0.0;
+    for (int j = 0; j < 6; ++j)
+      v += gP[j] * p[j];
+    return v;
+  };
+  Particles adj(parts.size(), parts.capacity());
+  Kokkos::deep_copy(adj.id, parts.id);
+  P.vjp(parts, gP, adj.x);
+  expectClose(centred([&](double t) { return value(perturbed(parts, t, 26, 0)); }, 1e-6),
+              directional(adj, 26, 0), "shell power d/dx");
+}
+
+// The whole training loss (several snapshots, positions and power) through the adjoint, against
+// finite differences in the correction's parameters and Omega_m.
+TEST(Adjoint, TrajectoryLossAgainstFiniteDifferences) {
+  header("trajectory loss, 4 steps, 2 snapshots");
+  ModelSetup s(Window::CIC, 4);
+  s.cfg.potential_correction = hatKFactory();
+  s.params.correction = {0.05, 0.0, 0.1, -0.05, 0.0, 0.1};
+  const Field<double> w = s.noise(3);
+  TrajectorySample sample;
+  {
+    const LptModel lpt(s.cfg, s.params);
+    sample.initial = lpt.forward(w);
+  }
+  // Targets: the uncorrected model's states, moved by a smooth field (a stand-in reference).
+  DiffParams plain = s.params;
+  plain.correction.assign(6, 0.0);
+  TrajectoryLossOptions opt;
+  opt.power_weight = 0.5;
+  const TrajectoryLoss loss(s.cfg, opt);
+  {
+    TrajectorySample probe;
+    probe.initial = copyParticles(sample.initial);
+    probe.targets.resize(2);
+    probe.targets[0].boundary = 2;
+    probe.targets[1].boundary = 4;
+    const auto st = loss.states(probe, plain);
+    for (int t = 0; t < 2; ++t) {
+      TrajectorySample::Target tg;
+      tg.boundary = probe.targets[t].boundary;
+      tg.particles = perturbed(st[t], 0.3, 41 + t, 0);
+      sample.targets.push_back(std::move(tg));
+    }
+  }
+  loss.prepare(sample);
+  ParameterGradient g = ParameterGradient::zeros(s.params);
+  const auto v = loss(sample, s.params, &g);
+  EXPECT_GT(v.position, 0.0);
+  EXPECT_GT(v.power, 0.0);
+  auto value = [&](const DiffParams& p) { return loss(sample, p, nullptr).total; };
+  for (int i : {0, 2, 5})
+    expectClose(centred([&](double t) { return value(s.with(0, 0, i, t)); }, 1e-6),
+                g.correction[i], ("trajectory loss d/dtheta_" + std::to_string(i)).c_str());
+  expectClose(centred([&](double t) { return value(s.with(t, 0)); }, 1e-6), g[CosmoParam::Omega_m],
+              "trajectory loss d/dOmega_m");
 }

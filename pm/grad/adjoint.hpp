@@ -16,3 +16,4 @@
 #include "pm/grad/parameters.hpp"
 #include "pm/grad/power_model.hpp"
 #include "pm/grad/trajectory.hpp"
+#include "pm/grad/trajectory_loss.hpp"
