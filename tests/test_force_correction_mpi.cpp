@@ -1,0 +1,152 @@
+// The neural force correction (emulators/force/neural_correction.hpp): the cubic B-spline against
+// its analytic properties, the network's pinning, bounds and parameter layout, and its VJP inside
+// the PM force against finite differences (1, 2 and 3 ranks).
+#include "emulators/force/neural_correction.hpp"
+#include "helpers.hpp"
+#include "pm/grad/adjoint.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+using namespace caustic;
+
+namespace {
+
+double allSum(double v) {
+  MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  return v;
+}
+
+std::vector<double> randomTheta(const NeuralSplineConfig& cfg, double scale, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> g(0.0, scale);
+  std::vector<double> t(NeuralSplineCorrection<double>::parameterCount(cfg));
+  for (auto& v : t)
+    v = g(rng);
+  return t;
+}
+
+} // namespace
+
+TEST(NeuralCorrection, SplineIsAPartitionOfUnityAndExactOnLines) {
+  const auto dd = torch::TensorOptions().dtype(torch::kFloat64);
+  const torch::Tensor inner = torch::tensor({0.0, 0.1, 0.35, 0.4, 0.8, 1.0}, dd);
+  const torch::Tensor u = torch::linspace(0.0, 1.0, 101, dd);
+  const int nb = 5 + 3;
+  // sum_i B_i(u) = 1 on [0, 1].
+  const torch::Tensor one = bsplineCubic(u, inner, torch::ones({nb}, dd));
+  EXPECT_LT((one - 1.0).abs().max().item<double>(), 1e-12);
+  // Linear precision: weights at the Greville abscissae (t_{i+1} + t_{i+2} + t_{i+3}) / 3
+  // reproduce s(u) = u.
+  std::vector<double> t = {0, 0, 0};
+  for (int i = 0; i < 6; ++i)
+    t.push_back(inner[i].item<double>());
+  t.insert(t.end(), {1, 1, 1});
+  std::vector<double> g(nb);
+  for (int i = 0; i < nb; ++i)
+    g[i] = (t[i + 1] + t[i + 2] + t[i + 3]) / 3.0;
+  const torch::Tensor lin = bsplineCubic(u, inner, torch::tensor(g, dd));
+  EXPECT_LT((lin - u).abs().max().item<double>(), 1e-12);
+}
+
+TEST(NeuralCorrection, IdentityAtStartPinnedBoundedAndParametersRoundTrip) {
+  NeuralSplineConfig cfg;
+  cfg.knots = 6;
+  cfg.latent = 8;
+  cfg.bound = 1.0;
+  const NeuralSplineCorrection<double> fresh(cfg, {}, 3);
+  std::vector<double> K(3 * 16 * 16 + 1);
+  fresh.table(0.5, 32, 128.0, K);
+  for (double k : K)
+    ASSERT_DOUBLE_EQ(k, 1.0);
+  EXPECT_EQ(fresh.parameters().size(), NeuralSplineCorrection<double>::parameterCount(cfg));
+  // Large random parameters: K(0) = 1, and e^-B < K < e^B.
+  const auto theta = randomTheta(cfg, 3.0, 5);
+  const NeuralSplineCorrection<double> c(cfg, theta);
+  EXPECT_EQ(c.parameters(), theta);
+  for (double a : {0.1, 0.5, 1.0}) {
+    c.table(a, 32, 128.0, K);
+    EXPECT_NEAR(K[0], 1.0, 1e-14);
+    double lo = 1e30, hi = 0;
+    for (double k : K) {
+      lo = std::min(lo, k);
+      hi = std::max(hi, k);
+    }
+    EXPECT_GE(lo, std::exp(-1.0) * (1 - 1e-12));
+    EXPECT_LE(hi, std::exp(1.0) * (1 + 1e-12));
+    EXPECT_GT(hi - lo, 1e-3) << "the random network should not be flat";
+  }
+  EXPECT_THROW(NeuralSplineCorrection<double>(cfg, std::vector<double>(3, 0.0)),
+               std::invalid_argument);
+  EXPECT_THROW(NeuralSplineConfig::fromJson({{"type", "neural_spline"}, {"knots", 0}}, "test"),
+               std::invalid_argument);
+}
+
+TEST(NeuralCorrection, ForceVjpAgainstFiniteDifferences) {
+  constexpr double kBox = 64.0;
+  auto lattice = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, 8, kBox);
+  auto mesh = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, 16, kBox);
+  NeuralSplineConfig nc;
+  nc.knots = 5;
+  nc.latent = 6;
+  DiffConfig cfg;
+  cfg.lattice = lattice;
+  cfg.mesh = mesh;
+  cfg.potential_correction = [nc](const std::vector<double>& t) {
+    return std::make_shared<const NeuralSplineCorrection<double>>(nc, t);
+  };
+  DiffParams params;
+  params.cosmology = test::planck();
+  params.correction = randomTheta(nc, 0.4, 7);
+  // Particles: the same set on every rank count (rank 0 makes them, migration distributes).
+  Particles parts = test::randomParticles(test::worldRank() == 0 ? 600 : 0, kBox - 2.0, 9);
+  Migrator migrator(mesh);
+  migrator(parts);
+  const double total = 600, a = 0.6;
+  Kokkos::View<double* [3]> f("f", parts.capacity()), z("z", parts.capacity());
+  {
+    auto h = Kokkos::create_mirror_view(z);
+    auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+    for (std::size_t i = 0; i < parts.size(); ++i)
+      for (int c = 0; c < 3; ++c)
+        h(i, c) = std::sin(1.7 * double(id(i)) + c);
+    Kokkos::deep_copy(z, h);
+  }
+  auto value = [&](const DiffParams& p) {
+    Trajectory traj(cfg, p, total);
+    traj.force(parts, f, a);
+    double v = 0.0;
+    auto zz = z, ff = f;
+    Kokkos::parallel_reduce(
+        "test::dot", parts.size(),
+        KOKKOS_LAMBDA(std::size_t i, double& acc) {
+          acc += zz(i, 0) * ff(i, 0) + zz(i, 1) * ff(i, 1) + zz(i, 2) * ff(i, 2);
+        },
+        v);
+    return allSum(v);
+  };
+  Trajectory traj(cfg, params, total);
+  Kokkos::View<double* [3]> xbar("xbar", parts.capacity());
+  ParameterGradient g = ParameterGradient::zeros(params);
+  traj.forceVJP(parts, z, 1.0, xbar, f, g, a);
+  g.allreduce(mesh->comm());
+  // One parameter of every layer: l1.weight[0], l2.weight[3], knots.bias[1], weights.bias[2].
+  const std::size_t L = nc.latent, m = nc.knots;
+  const std::size_t idx[] = {0, 2 * L + 3, 2 * L + L * L + L + L * m + 1,
+                             2 * L + L * L + L + L * m + m + L * (m + 3) + 2};
+  for (std::size_t i : idx) {
+    const double eps = 1e-5;
+    DiffParams up = params, down = params;
+    up.correction[i] += eps;
+    down.correction[i] -= eps;
+    const double fd = (value(up) - value(down)) / (2 * eps);
+    const double rel = std::abs(fd - g.correction[i]) / std::max(std::abs(fd), 1e-12);
+    if (test::worldRank() == 0)
+      std::printf("  neural d/dtheta[%zu]  fd % .10e  vjp % .10e  rel %.2e (%d ranks)\n", i, fd,
+                  g.correction[i], rel, test::worldSize());
+    EXPECT_LT(rel, 1e-4) << "parameter " << i;
+    EXPECT_GT(std::abs(fd), 1e-8) << "parameter " << i << " has no effect on the force";
+  }
+}
