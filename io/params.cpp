@@ -199,6 +199,52 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     p.gravity.window = s.choice("window", "cic", {"cic", "tsc"});
     p.gravity.kernel = s.choice("kernel", "finite_difference", {"finite_difference", "exact"});
     p.gravity.deconvolve = s.boolean("deconvolve", false);
+    if (s.find("correction")) { // [gravity.correction]
+      Section c(root.get("gravity")->as_table(), "correction", true, "gravity.");
+      auto& fc = p.gravity.correction;
+      fc.enabled = true;
+      const std::string kind = c.choice("kind", "model", {"model", "pgd"});
+      fc.force = c.boolean("force", false);
+      if (kind == "model") {
+        const auto model = c.string("model");
+        if (!model || model->empty())
+          throw ParamError("gravity.correction.model: missing; expected the path of a force "
+                           "correction record (model.json written by caustic train), or "
+                           "kind = \"pgd\" with its parameters");
+        std::filesystem::path mp(*model);
+        if (mp.is_relative())
+          mp = std::filesystem::path(base_dir) / mp;
+        if (!std::filesystem::is_regular_file(mp))
+          throw ParamError("gravity.correction.model = \"" + *model +
+                           "\": no such file (looked for " + mp.string() + ")");
+        fc.model = mp.string();
+      } else {
+        auto list = [&](const char* k, bool positive) {
+          const auto v = c.numbers(k, "a number or a list of numbers");
+          if (!v || v->empty())
+            throw ParamError(c.key(k) + ": missing; kind = \"pgd\" needs alpha, k_l and k_s");
+          for (double x : *v)
+            if (positive ? !(x > 0) : !(x >= 0))
+              throw ParamError(c.key(k) + " = " + format("%g", x) +
+                               (positive ? ": allowed: > 0" : ": allowed: >= 0"));
+          return *v;
+        };
+        fc.alpha = list("alpha", false);
+        fc.k_l = list("k_l", false);
+        fc.k_s = list("k_s", true);
+        const auto a = c.numbers("a", "a list of increasing scale factors");
+        fc.a = a ? *a : std::vector<double>{1.0};
+        for (const auto* v : {&fc.alpha, &fc.k_l, &fc.k_s})
+          if (v->size() != fc.a.size())
+            throw ParamError("gravity.correction: alpha, k_l and k_s need one value per entry "
+                             "of a (" + std::to_string(fc.a.size()) + ")");
+        for (std::size_t i = 0; i < fc.a.size(); ++i)
+          if (!(fc.a[i] > 0) || (i > 0 && !(fc.a[i] > fc.a[i - 1])))
+            throw ParamError("gravity.correction.a = " + format("%g", fc.a[i]) +
+                             " (entry " + std::to_string(i) + "): allowed: > 0 and increasing");
+      }
+      c.finish();
+    }
     s.finish();
   }
 

@@ -38,10 +38,21 @@ struct SimulationParams {
   bool double_precision = false; // mesh precision (float by default, as is usual for PM)
 };
 
+// A force correction of the hybrid PM, [gravity.correction]: a trained record (a potential
+// correction applied at every force, or PGD at the outputs) or PGD with parameters given here.
+struct ForceCorrectionParams {
+  bool enabled = false;
+  std::string model;  // JSON record written by `caustic train` (resolved path); "" for inline PGD
+  bool force = false; // apply outside the record's validity domain (recorded in the outputs)
+  // Inline PGD (kind = "pgd"): parameters at scale factors a (one entry: the same at all a).
+  std::vector<double> a, alpha, k_l, k_s;
+};
+
 struct GravityParams {
   std::string window = "cic";               // paint/readout window: cic | tsc
   std::string kernel = "finite_difference"; // finite_difference | exact
   bool deconvolve = false;                  // divide by the paint and readout windows
+  ForceCorrectionParams correction;
 };
 
 struct HalosParams {

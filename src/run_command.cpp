@@ -1,5 +1,6 @@
 #include "commands.hpp"
 #include "common.hpp"
+#include "force_correction.hpp"
 #include "signals.hpp"
 
 #include "io/atomic_file.hpp"
@@ -98,6 +99,15 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
     throw ParamError("[emulators." + params.emulators.front().name +
                      "]: this caustic was built without LibTorch (CAUSTIC_ENABLE_TORCH=OFF)");
 #endif
+  // The force correction is read and checked against its validity domain before anything is
+  // written, like the emulators.
+  const std::optional<RunForceCorrection> correction = loadRunForceCorrection(params);
+  if (correction)
+    ctx.log("force correction: " + correction->record.correction + " from " + correction->source +
+            (correction->pgd ? " (PGD at the outputs)" : " (at every force evaluation)") +
+            (correction->mismatch.empty()
+                 ? std::string()
+                 : "; outside its training domain (forced): " + correction->mismatch));
   // Nothing of an earlier run is overwritten unless asked (or resumed).
   if (!opt.resume && !opt.overwrite) {
     int found = ctx.root() ? hasRunOutputs(out.directory) : 0;
@@ -191,6 +201,8 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
     }
   }
   NBody<T>& nbody = *solver;
+  if (correction && !correction->pgd)
+    nbody.gravity().setPotentialCorrection(makePotentialCorrection<T>(correction->record));
 
   SnapshotWriter snapshots(params, record);
   PowerSpectrumWriter<T> spectra(
@@ -210,6 +222,14 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
   for (auto& h : hooks)
     observers.push_back(h.get());
 #endif
+
+  // PGD displaces a copy of the particles at each output; every output observer sees the copy.
+  std::unique_ptr<PgdOutputs<T>> pgd_outputs;
+  if (correction && correction->pgd) {
+    pgd_outputs = std::make_unique<PgdOutputs<T>>(workspace, params.cosmology.Omega_m, go,
+                                                  *correction->pgd, observers);
+    observers = {pgd_outputs.get()};
+  }
 
   const Spacing spacing =
       sim.spacing == SimulationParams::Spacing::Log ? Spacing::Log : Spacing::Linear;
@@ -280,7 +300,11 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
   }
   for (const auto& [phase, s] : nbody.times().all())
     ctx.addTime("step:" + phase, s);
+  if (pgd_outputs)
+    ctx.addTime("pgd_outputs", pgd_outputs->seconds());
   auto summary = ctx.summary("run", params.hash());
+  if (correction)
+    summary["force_correction"] = correction->summary();
   summary["steps_done"] = result.steps_done;
   summary["steps_total"] = static_cast<int>(boundaries.size()) - 1;
   summary["a_reached"] = result.a_reached;

@@ -108,7 +108,11 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nso
   }
   {
     ScopedPhase t(_times, "kernels");
-    applyPotential(phi_field, a, true);
+    applyPotential(phi_field, a, false);
+  }
+  if (_potential_correction) {
+    ScopedPhase t(_times, "potential_correction");
+    _potential_correction->apply(phi_field, a);
   }
   if (_opt.kernel != GravityKernel::Exact) {
     {
