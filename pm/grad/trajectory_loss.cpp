@@ -140,6 +140,8 @@ void TrajectoryLoss::prepare(TrajectorySample& sample) const {
       throw std::invalid_argument("TrajectoryLoss: target at step boundary " +
                                   std::to_string(t.boundary) + " (allowed: 1.." +
                                   std::to_string(_cfg.steps) + ")");
+    t.a = timeSteps(_cfg.a_start, _cfg.a_end, _cfg.steps, _cfg.spacing)
+              .at(static_cast<std::size_t>(t.boundary));
     Particles p = copyParticles(t.particles);
     Migrator(_cfg.mesh)(p);
     t.power = (*_power)(p);
@@ -245,6 +247,72 @@ TrajectoryLoss::Value TrajectoryLoss::operator()(const TrajectorySample& sample,
     grad->particle_correction.assign(g.particle_correction.size(), 0.0);
   for (std::size_t p = 0; p < g.particle_correction.size(); ++p)
     grad->particle_correction[p] += g.particle_correction[p];
+  return v;
+}
+
+TrajectoryLoss::Value TrajectoryLoss::pgdLoss(const TrajectorySample& sample,
+                                              const std::vector<Particles>& states,
+                                              const std::vector<PgdTheta>& theta, double Omega_m,
+                                              std::vector<std::array<double, 3>>* grad) const {
+  ScopedRegion region("caustic::TrajectoryLoss::pgd");
+  const std::size_t S = sample.targets.size();
+  if (states.size() != S || theta.size() != S)
+    throw std::invalid_argument("TrajectoryLoss::pgdLoss: " + std::to_string(states.size()) +
+                                " states and " + std::to_string(theta.size()) +
+                                " parameter sets for " + std::to_string(S) + " targets");
+  if (!_pgd || _pgd_omega_m != Omega_m) {
+    GravityOptions go;
+    go.window = _cfg.window;
+    _pgd = std::make_unique<PgdDisplacement<double>>(std::make_shared<Workspace<double>>(_cfg.mesh),
+                                                      Omega_m, go);
+    _pgd_omega_m = Omega_m;
+  }
+  const Comm& comm = _cfg.lattice->comm();
+  const double box = _cfg.mesh->box(), N = total();
+  const double B = _power->bins(), lambda = _opt.power_weight;
+  Migrator toMesh(_cfg.mesh), toLattice(_cfg.lattice);
+  if (grad)
+    grad->assign(S, {0.0, 0.0, 0.0});
+  Value v;
+  for (std::size_t t = 0; t < S; ++t) {
+    const auto& target = sample.targets[t];
+    Particles x = copyParticles(states[t]);
+    toMesh(x);
+    // moved = x + S(x); `carry` travels with it: the undisplaced x in its x, the cotangent of the
+    // displaced positions in its p.
+    Particles moved = copyParticles(x);
+    _pgd->displace(moved, N, target.a, theta[t]);
+    Particles carry = copyParticles(x);
+    Kokkos::deep_copy(carry.p, 0.0);
+    toMesh(moved, &carry);
+    if (lambda > 0) {
+      const auto P = (*_power)(moved);
+      std::vector<double> gP(P.size());
+      double s = 0.0;
+      for (std::size_t j = 0; j < P.size(); ++j) {
+        const double r = P[j] / target.power[j] - 1.0;
+        s += r * r / B;
+        gP[j] = lambda / double(S) * 2.0 * r / (B * target.power[j]);
+      }
+      v.power += s / double(S);
+      if (grad)
+        _power->vjp(moved, gP, carry.p);
+    }
+    toLattice.toLattice(moved, &carry);
+    Particles cot;
+    v.position += particleLoss(moved, target.particles, box, 0.0, cot, comm) / (N * double(S));
+    if (!grad)
+      continue;
+    axpyVectors(carry.p, 1.0 / (N * double(S)), cot.x, moved.size(), "caustic::pgdLoss::inject");
+    // Back to the undisplaced positions on their slabs, the cotangent alongside.
+    toMesh(carry);
+    std::array<double, 3> g{0.0, 0.0, 0.0};
+    _pgd->vjpParameters(carry.x, carry.size(), N, target.a, theta[t], carry.p, g);
+    mpiCheck(MPI_Allreduce(MPI_IN_PLACE, g.data(), 3, MPI_DOUBLE, MPI_SUM, comm.get()),
+             "TrajectoryLoss::pgdLoss");
+    (*grad)[t] = g;
+  }
+  v.total = v.position + lambda * v.power;
   return v;
 }
 

@@ -8,6 +8,7 @@
 // in shells of width k_F up to k_max (the reference painted the same way, so the window cancels in
 // the ratio). The reverse pass injects each snapshot's cotangent when it reaches that snapshot's
 // boundary, so nothing of the trajectory is stored.
+#include "pm/force/pgd.hpp"
 #include "pm/grad/diff_config.hpp"
 #include "pm/grad/parameters.hpp"
 #include "pm/mesh/workspace.hpp"
@@ -50,6 +51,7 @@ struct TrajectorySample {
   Particles initial;
   struct Target {
     int boundary = 0;            // step boundary s (1..steps) of the schedule
+    double a = 0.0;              // its scale factor (filled by TrajectoryLoss::prepare)
     Particles particles;         // the reference at that boundary, lattice order
     std::vector<double> power;   // its ShellPower (filled by TrajectoryLoss::prepare)
   };
@@ -76,6 +78,12 @@ public:
   // The model run from the sample (corrected with `params`), its states at the targets'
   // boundaries in lattice order. Collective.
   std::vector<Particles> states(const TrajectorySample& sample, const DiffParams& params) const;
+  // PGD (pm/force/pgd.hpp) applied to fixed PM states (states(), one per target, lattice order)
+  // with parameters theta[t] at target t, scored like the trajectory; with `grad`,
+  // dL/dtheta[t] is added (summed over ranks). Collective.
+  Value pgdLoss(const TrajectorySample& sample, const std::vector<Particles>& states,
+                const std::vector<PgdTheta>& theta, double Omega_m,
+                std::vector<std::array<double, 3>>* grad) const;
   const DiffConfig& config() const { return _cfg; }
   const ShellPower& power() const { return *_power; }
 
@@ -84,6 +92,8 @@ private:
   DiffConfig _cfg;
   TrajectoryLossOptions _opt;
   std::unique_ptr<ShellPower> _power;
+  mutable std::unique_ptr<PgdDisplacement<double>> _pgd;
+  mutable double _pgd_omega_m = -1.0;
 };
 
 } // namespace caustic
