@@ -3,10 +3,20 @@
 #include "io/atomic_file.hpp"
 #include "io/format.hpp"
 #include "io/text_file.hpp"
+#include "pm/stepping/stepping.hpp"
 
 #include <cmath>
 
 namespace caustic {
+
+namespace {
+std::vector<double> runBoundaries(const Params& p) {
+  const auto& s = p.simulation;
+  return timeSteps(s.a_start, s.a_end, s.steps,
+                   s.spacing == SimulationParams::Spacing::Log ? Spacing::Log : Spacing::Linear,
+                   p.output.a);
+}
+} // namespace
 
 nlohmann::json ForceCorrectionRecord::toJson() const {
   nlohmann::json j;
@@ -36,6 +46,7 @@ nlohmann::json ForceCorrectionRecord::toJson() const {
                  {"steps", steps},
                  {"a_start", a_start},
                  {"a_end", a_end},
+                 {"boundaries", boundaries},
                  {"window", window},
                  {"kernel", kernel},
                  {"Omega_m", omega_m},
@@ -81,6 +92,7 @@ ForceCorrectionRecord ForceCorrectionRecord::fromJson(const nlohmann::json& j,
     r.steps = d.at("steps").get<int>();
     r.a_start = d.at("a_start").get<double>();
     r.a_end = d.at("a_end").get<double>();
+    r.boundaries = d.value("boundaries", std::vector<double>{});
     r.window = d.value("window", r.window);
     r.kernel = d.value("kernel", r.kernel);
     r.omega_m = d.at("Omega_m").get<std::array<double, 2>>();
@@ -117,6 +129,7 @@ void ForceCorrectionRecord::setDomain(const Params& p) {
   steps = s.steps;
   a_start = s.a_start;
   a_end = s.a_end;
+  boundaries = runBoundaries(p);
   window = p.gravity.window;
   kernel = p.gravity.kernel;
 }
@@ -134,6 +147,15 @@ std::string ForceCorrectionRecord::domainMismatch(const Params& p) const {
     add(format("%d steps, trained for %d", s.steps, steps));
   if (std::abs(s.a_start - a_start) > 1e-6 * a_start || std::abs(s.a_end - a_end) > 1e-6)
     add(format("a = %.4g -> %.4g, trained for %.4g -> %.4g", s.a_start, s.a_end, a_start, a_end));
+  if (!boundaries.empty() && s.steps == steps) {
+    const auto b = runBoundaries(p);
+    bool same = b.size() == boundaries.size();
+    for (std::size_t i = 0; same && i < b.size(); ++i)
+      same = std::abs(b[i] - boundaries[i]) < 1e-9;
+    if (!same)
+      add("step boundaries differ from the trained ones (an output.a off the trained steps "
+          "moves them)");
+  }
   if (p.gravity.window != window || p.gravity.kernel != kernel)
     add("gravity " + p.gravity.window + "/" + p.gravity.kernel + ", trained with " + window + "/" +
         kernel);

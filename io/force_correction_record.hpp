@@ -11,7 +11,8 @@
 //   "theta": [...],                                    (neural_spline, hat_ka)
 //   "pgd": {"a": [...], "alpha": [...], "k_l": [...], "k_s": [...]},   (pgd)
 //   "domain": {"cell_size": 2.0, "particles_per_cell": 1.0, "steps": 10, "a_start": 0.1,
-//              "a_end": 1.0, "window": "cic", "kernel": "finite_difference",
+//              "a_end": 1.0, "boundaries": [0.1, 0.19, ...], "window": "cic",
+//              "kernel": "finite_difference",
 //              "Omega_m": [0.30, 0.32], "sigma8": [0.80, 0.83]},
 //   "training": {...}                                   (provenance: command, seeds, losses)
 // }
@@ -36,6 +37,7 @@ struct ForceCorrectionRecord {
   double particles_per_cell = 0.0; // (N_p / N_mesh)^3
   int steps = 0;
   double a_start = 0.0, a_end = 0.0;
+  std::vector<double> boundaries; // the step boundaries of the run (outputs move them)
   std::string window = "cic", kernel = "finite_difference";
   std::array<double, 2> omega_m{0.0, 1.0}, sigma8{0.0, 10.0};
   nlohmann::json training = nlohmann::json::object();

@@ -158,6 +158,14 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     m.fixed_amplitude = s.boolean("fixed_amplitude", false);
     m.paired = s.boolean("paired", false);
     m.double_precision = s.choice("precision", "single", {"single", "double"}) == "double";
+    // Default: half a PM cell, so that particles do not start on mesh points. Runs that must
+    // share their particles with a run on another mesh (the references of a force correction)
+    // set it to that run's value.
+    m.lattice_offset = s.number("lattice_offset", 0.5 * m.box / m.mesh,
+                                "a number in [0, box / particles) [Mpc/h]");
+    requireRange(m.lattice_offset >= 0 && m.lattice_offset < m.box / m.particles,
+                 s.key("lattice_offset"), m.lattice_offset,
+                 "[0, box / particles) = [0, " + format("%g", m.box / m.particles) + ")");
     s.finish();
   }
 

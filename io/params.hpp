@@ -36,6 +36,8 @@ struct SimulationParams {
   bool fixed_amplitude = false;
   bool paired = false;
   bool double_precision = false; // mesh precision (float by default, as is usual for PM)
+  double lattice_offset = 0.0;   // [Mpc/h] of the particle lattice on every axis (default: half
+                                 // a PM cell)
 };
 
 // A force correction of the hybrid PM, [gravity.correction]: a trained record (a potential

@@ -66,9 +66,7 @@ double particleMass(const Params& params) {
   return params.cosmology.Omega_m * kRhoCrit * L * L * L / (n * n * n);
 }
 
-double latticeOffset(const Params& params) {
-  return 0.5 * params.simulation.box / params.simulation.mesh;
-}
+double latticeOffset(const Params& params) { return params.simulation.lattice_offset; }
 
 void writeSnapshot(const std::string& path, const Comm& comm, const Particles& parts,
                    const SnapshotInfo& info, const Params& params) {

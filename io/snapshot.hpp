@@ -45,8 +45,9 @@ void writeParameters(std::int64_t group, const Params& params, const std::string
 
 // Mean comoving mass per particle [1e10 Msun/h]: Omega_m rho_crit L^3 / N.
 double particleMass(const Params& params);
-// Offset of the particle lattice from the origin [Mpc/h] on every axis: half a PM cell, so that
-// particles do not start on the mesh points (q = (i, j, k) L / N_p + offset).
+// Offset of the particle lattice from the origin [Mpc/h] on every axis (q = (i, j, k) L / N_p +
+// offset): simulation.lattice_offset, by default half a PM cell so that particles do not start on
+// the mesh points.
 double latticeOffset(const Params& params);
 
 } // namespace caustic

@@ -42,5 +42,8 @@ struct TrainCommandOptions {
 };
 // `caustic train`: trains a U-Net emulator on paired HDF5 fields. Returns the exit code.
 int runTrainCommand(RunContext& ctx, const TrainCommandOptions& opt);
+// `caustic train` with [model] kind = "force_correction": fits a force correction of the hybrid
+// PM to high-resolution references through the adjoint (src/train_force_command.cpp).
+int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt);
 
 } // namespace caustic

@@ -2,6 +2,8 @@
 
 #include "emulators/training/training_config.hpp"
 #include "io/format.hpp"
+#include "io/text_file.hpp"
+#include "io/toml_section.hpp"
 #include "pm/core/memory.hpp"
 
 #include <cmath>
@@ -11,6 +13,14 @@
 namespace caustic {
 
 int runTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
+  { // [model] kind = "force_correction" has its own trainer.
+    toml::table root =
+        tomlsec::parseTomlText(readTextFile(opt.config, "training configuration"), opt.config);
+    for (const auto& ov : opt.sets)
+      tomlsec::applyOverride(root, ov);
+    if (root["model"]["kind"].value_or(std::string()) == "force_correction")
+      return runForceTrainCommand(ctx, opt);
+  }
   TrainingConfig cfg = loadTrainingConfig(opt.config, opt.sets);
   configureAllocatorForReuse();
   cfg.resume = opt.resume;
