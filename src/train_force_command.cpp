@@ -42,6 +42,7 @@ struct ForceTrainConfig {
   int steps = 200;
   double learning_rate = 0.01, lr_min = 0.0;
   double power_weight = 1.0, k_max = 0.0;
+  std::string optimizer = "adam"; // adam | lbfgs (learning_rate: its largest first step)
   int validate_every = 10, checkpoint_every = 10;
   std::string directory = "output/force_correction";
 };
@@ -189,6 +190,7 @@ ForceTrainConfig parseConfig(const std::string& path, const std::vector<std::str
     c.lr_min = s.number("lr_min", 0.05 * c.learning_rate, "a number in [0, learning_rate]");
     requireRange(c.lr_min >= 0 && c.lr_min <= c.learning_rate, s.key("lr_min"), c.lr_min,
                  "[0, learning_rate]");
+    c.optimizer = s.choice("optimizer", "adam", {"adam", "lbfgs"});
     c.power_weight = s.number("power_weight", c.power_weight, "a number >= 0");
     requireRange(c.power_weight >= 0, s.key("power_weight"), c.power_weight, ">= 0");
     c.k_max = s.number("k_max", 0.0, "a number >= 0 (0: the mesh Nyquist frequency)");
@@ -329,6 +331,84 @@ struct Adam {
   }
 };
 
+// L-BFGS (two-loop recursion, 10 pairs) with a backtracking Armijo line search whose first
+// trial moves no parameter by more than `max_step`. Deterministic, so a resumed run that
+// recomputes the loss and gradient at the checkpoint's x continues bit for bit.
+struct Lbfgs {
+  std::size_t memory = 10;
+  std::vector<std::vector<double>> s, y;
+  // From x with loss f and gradient g: one iteration; x, f, g are updated. eval(u, gu) returns
+  // the loss at u and fills its gradient.
+  template <class Eval>
+  void step(std::vector<double>& x, double& f, std::vector<double>& g, double max_step,
+            Eval&& eval) {
+    const std::size_t n = x.size(), k = s.size();
+    auto dot = [n](const std::vector<double>& a, const std::vector<double>& b) {
+      double r = 0.0;
+      for (std::size_t i = 0; i < n; ++i)
+        r += a[i] * b[i];
+      return r;
+    };
+    std::vector<double> d(g), alpha(k);
+    for (std::size_t i = k; i-- > 0;) {
+      alpha[i] = dot(s[i], d) / dot(y[i], s[i]);
+      for (std::size_t j = 0; j < n; ++j)
+        d[j] -= alpha[i] * y[i][j];
+    }
+    if (k > 0) {
+      const double gamma = dot(s[k - 1], y[k - 1]) / dot(y[k - 1], y[k - 1]);
+      for (double& v : d)
+        v *= gamma;
+    }
+    for (std::size_t i = 0; i < k; ++i) {
+      const double beta = dot(y[i], d) / dot(y[i], s[i]);
+      for (std::size_t j = 0; j < n; ++j)
+        d[j] += (alpha[i] - beta) * s[i][j];
+    }
+    for (double& v : d)
+      v = -v;
+    double slope = dot(g, d);
+    if (!(slope < 0)) { // not a descent direction: forget the history, follow the gradient
+      s.clear();
+      y.clear();
+      for (std::size_t j = 0; j < n; ++j)
+        d[j] = -g[j];
+      slope = dot(g, d);
+    }
+    double dmax = 0.0;
+    for (double v : d)
+      dmax = std::max(dmax, std::abs(v));
+    double t = dmax > 0 ? std::min(1.0, max_step / dmax) : 0.0;
+    std::vector<double> u(n), gu;
+    for (int tries = 0; tries < 30; ++tries, t *= 0.5) {
+      for (std::size_t j = 0; j < n; ++j)
+        u[j] = x[j] + t * d[j];
+      const double fu = eval(u, gu);
+      if (std::isfinite(fu) && fu <= f + 1e-4 * t * slope) {
+        std::vector<double> sk(n), yk(n);
+        for (std::size_t j = 0; j < n; ++j) {
+          sk[j] = u[j] - x[j];
+          yk[j] = gu[j] - g[j];
+        }
+        if (dot(sk, yk) > 1e-12 * dot(yk, yk)) {
+          s.push_back(sk);
+          y.push_back(yk);
+          if (s.size() > memory) {
+            s.erase(s.begin());
+            y.erase(y.begin());
+          }
+        }
+        x = u;
+        f = fu;
+        g = gu;
+        return;
+      }
+    }
+    s.clear(); // no decrease found: stay, start the history again
+    y.clear();
+  }
+};
+
 struct CurvePoint {
   int step;
   double train, validation, lr, seconds;
@@ -462,6 +542,9 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
   const std::string dir = c.directory, ckpt = c.directory + "/checkpoint.json";
   const std::string config_hash = hashOf(c.text);
   Adam adam;
+  Lbfgs lbfgs;
+  double f_now = 0.0; // L-BFGS: loss and gradient at x
+  bool have_f = false;
   std::vector<CurvePoint> curve;
   int start = 0;
   double elapsed_before = 0.0;
@@ -480,6 +563,8 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
     adam.m = j.at("adam_m").get<std::vector<double>>();
     adam.v = j.at("adam_v").get<std::vector<double>>();
     adam.t = j.at("adam_t").get<int>();
+    lbfgs.s = j.at("lbfgs_s").get<std::vector<std::vector<double>>>();
+    lbfgs.y = j.at("lbfgs_y").get<std::vector<std::vector<double>>>();
     elapsed_before = j.value("seconds", 0.0);
     // Steps without a held-out evaluation carry null (NaN is not JSON).
     auto number = [](const nlohmann::json& v) {
@@ -505,6 +590,8 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
     j["adam_m"] = adam.m;
     j["adam_v"] = adam.v;
     j["adam_t"] = adam.t;
+    j["lbfgs_s"] = lbfgs.s;
+    j["lbfgs_y"] = lbfgs.y;
     j["seconds"] = seconds();
     j["curve"] = nlohmann::json::array();
     for (const auto& p : curve)
@@ -525,12 +612,26 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
   for (int step = start + 1; step <= last; ++step) {
     const double lr = c.lr_min + 0.5 * (c.learning_rate - c.lr_min) *
                                      (1 + std::cos(M_PI * (step - 1) / std::max(1, c.steps - 1)));
-    const double tr = evaluate(train, train_states, x, &g);
+    double tr;
+    if (c.optimizer == "lbfgs") {
+      if (!have_f) {
+        f_now = evaluate(train, train_states, x, &g);
+        have_f = true;
+      }
+      tr = f_now;
+    } else {
+      tr = evaluate(train, train_states, x, &g);
+    }
     for (double v : g)
       if (!std::isfinite(v))
         throw std::runtime_error("caustic train: non-finite gradient at step " +
                                  std::to_string(step) + " (learning rate too large?)");
-    adam.step(x, g, lr);
+    if (c.optimizer == "lbfgs")
+      lbfgs.step(x, f_now, g, lr, [&](const std::vector<double>& u, std::vector<double>& gu) {
+        return evaluate(train, train_states, u, &gu);
+      });
+    else
+      adam.step(x, g, lr);
     double va = std::nan("");
     if (step % c.validate_every == 0 || step == c.steps)
       va = evaluate(held, held_states, x, nullptr);

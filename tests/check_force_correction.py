@@ -150,6 +150,13 @@ def main():
     prec = json.load(open(os.path.join(w, "pgd", "model.json")))
     check(len(prec["pgd"]["a"]) == 4 and len(prec["pgd"]["alpha"]) == 4, "pgd record")
 
+    # L-BFGS (PGD has few parameters): the training loss falls.
+    train("pgd_lbfgs", "pgd", steps=3, extra=["--set", "training.optimizer=lbfgs"])
+    lrec = json.load(open(os.path.join(w, "pgd_lbfgs", "model.json")))
+    t0, t1 = lrec["training"]["loss_start"]["train"], lrec["training"]["loss_end"]["train"]
+    print("PGD L-BFGS training loss %.5e -> %.5e" % (t0, t1))
+    check(t1 < t0, "L-BFGS did not lower the training loss: %.5e -> %.5e" % (t0, t1))
+
     # Runs apply the records and say so.
     run(mpi + ["run", "prod.toml", "--set", "output.directory=plain"])
     for name in ("hat", "neural", "pgd"):
