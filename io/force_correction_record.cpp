@@ -49,6 +49,8 @@ nlohmann::json ForceCorrectionRecord::toJson() const {
                  {"boundaries", boundaries},
                  {"window", window},
                  {"kernel", kernel},
+                 {"deconvolve", deconvolve},
+                 {"lpt_order", lpt_order},
                  {"Omega_m", omega_m},
                  {"sigma8", sigma8}};
   j["training"] = training;
@@ -95,6 +97,8 @@ ForceCorrectionRecord ForceCorrectionRecord::fromJson(const nlohmann::json& j,
     r.boundaries = d.value("boundaries", std::vector<double>{});
     r.window = d.value("window", r.window);
     r.kernel = d.value("kernel", r.kernel);
+    r.deconvolve = d.value("deconvolve", r.deconvolve);
+    r.lpt_order = d.value("lpt_order", r.lpt_order);
     r.omega_m = d.at("Omega_m").get<std::array<double, 2>>();
     r.sigma8 = d.at("sigma8").get<std::array<double, 2>>();
     if (j.contains("training"))
@@ -132,6 +136,8 @@ void ForceCorrectionRecord::setDomain(const Params& p) {
   boundaries = runBoundaries(p);
   window = p.gravity.window;
   kernel = p.gravity.kernel;
+  deconvolve = p.gravity.deconvolve;
+  lpt_order = s.lpt_order;
 }
 
 std::string ForceCorrectionRecord::domainMismatch(const Params& p) const {
@@ -156,9 +162,13 @@ std::string ForceCorrectionRecord::domainMismatch(const Params& p) const {
       add("step boundaries differ from the trained ones (an output.a off the trained steps "
           "moves them)");
   }
-  if (p.gravity.window != window || p.gravity.kernel != kernel)
-    add("gravity " + p.gravity.window + "/" + p.gravity.kernel + ", trained with " + window + "/" +
-        kernel);
+  if (p.gravity.window != window || p.gravity.kernel != kernel ||
+      p.gravity.deconvolve != deconvolve)
+    add("gravity " + p.gravity.window + "/" + p.gravity.kernel +
+        (p.gravity.deconvolve ? "/deconvolved" : "") + ", trained with " + window + "/" + kernel +
+        (deconvolve ? "/deconvolved" : ""));
+  if (s.lpt_order != lpt_order)
+    add(format("lpt_order %d, trained with %d", s.lpt_order, lpt_order));
   const double om = p.cosmology.Omega_m, s8 = p.cosmology.sigma8;
   if (om < omega_m[0] || om > omega_m[1])
     add(format("Omega_m = %.4g outside the trained range [%.4g, %.4g]", om, omega_m[0],

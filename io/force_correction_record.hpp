@@ -39,6 +39,8 @@ struct ForceCorrectionRecord {
   double a_start = 0.0, a_end = 0.0;
   std::vector<double> boundaries; // the step boundaries of the run (outputs move them)
   std::string window = "cic", kernel = "finite_difference";
+  bool deconvolve = false;
+  int lpt_order = 2;
   std::array<double, 2> omega_m{0.0, 1.0}, sigma8{0.0, 10.0};
   nlohmann::json training = nlohmann::json::object();
 

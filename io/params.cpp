@@ -242,10 +242,13 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
         fc.k_s = list("k_s", true);
         const auto a = c.numbers("a", "a list of increasing scale factors");
         fc.a = a ? *a : std::vector<double>{1.0};
-        for (const auto* v : {&fc.alpha, &fc.k_l, &fc.k_s})
+        for (auto* v : {&fc.alpha, &fc.k_l, &fc.k_s}) {
+          if (v->size() == 1) // one value for every a
+            v->assign(fc.a.size(), v->front());
           if (v->size() != fc.a.size())
-            throw ParamError("gravity.correction: alpha, k_l and k_s need one value per entry "
-                             "of a (" + std::to_string(fc.a.size()) + ")");
+            throw ParamError("gravity.correction: alpha, k_l and k_s need one value, or one per "
+                             "entry of a (" + std::to_string(fc.a.size()) + ")");
+        }
         for (std::size_t i = 0; i < fc.a.size(); ++i)
           if (!(fc.a[i] > 0) || (i > 0 && !(fc.a[i] > fc.a[i - 1])))
             throw ParamError("gravity.correction.a = " + format("%g", fc.a[i]) +

@@ -84,8 +84,14 @@ makePotentialCorrection(const ForceCorrectionRecord& r) {
     }
     if (r.correction == "neural_spline") {
 #ifdef CAUSTIC_WITH_TORCH
-      return std::make_shared<const NeuralSplineCorrection<T>>(
-          NeuralSplineConfig::fromJson(r.architecture, "force correction"), r.theta);
+      torch::set_num_threads(1); // parallelism comes from the MPI ranks
+      const auto cfg = NeuralSplineConfig::fromJson(r.architecture, "force correction");
+      const std::size_t want = NeuralSplineCorrection<T>::parameterCount(cfg);
+      if (r.theta.size() != want) // (an empty theta would otherwise be a fresh network)
+        throw ParamError("gravity.correction: the neural_spline record has " +
+                         std::to_string(r.theta.size()) + " parameters; its architecture needs " +
+                         std::to_string(want));
+      return std::make_shared<const NeuralSplineCorrection<T>>(cfg, r.theta);
 #else
       throw ParamError("gravity.correction: a neural_spline correction needs LibTorch; this "
                        "caustic was built with CAUSTIC_ENABLE_TORCH=OFF");

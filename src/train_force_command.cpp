@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <sstream>
 #include <unistd.h>
 
@@ -168,6 +169,11 @@ ForceTrainConfig parseConfig(const std::string& path, const std::vector<std::str
                            " is also a training seed; held-out seeds must differ");
     const auto a = s.numbers("a", "scale factors of step boundaries of the production run");
     c.a = a ? *a : std::vector<double>(bounds.begin() + 1, bounds.end());
+    for (std::size_t i = 1; i < c.a.size(); ++i)
+      if (!(c.a[i] > c.a[i - 1]))
+        throw ParamError("data.a: " + format("%g", c.a[i]) +
+                         " after " + format("%g", c.a[i - 1]) + "; expected increasing scale "
+                         "factors without repeats");
     for (double x : c.a) {
       bool found = false;
       for (std::size_t i = 1; i < bounds.size(); ++i)
@@ -250,13 +256,23 @@ double maxDistance(const Particles& a, const Particles& b, double L, MPI_Comm co
   return m;
 }
 
+// Whether `path` is a regular file (or directory), as rank 0 sees it: every rank gets the same
+// answer, so no rank leaves a collective read the others enter.
+bool existsOnRoot(const std::string& path, bool directory, const Comm& comm) {
+  int ok = 0;
+  if (comm.rank() == 0)
+    ok = directory ? std::filesystem::is_directory(path) : std::filesystem::is_regular_file(path);
+  mpiCheck(MPI_Bcast(&ok, 1, MPI_INT, 0, comm.get()), "train: file check");
+  return ok != 0;
+}
+
 TrajectorySample loadSample(RunContext& ctx, const ForceTrainConfig& c, const DiffConfig& cfg,
                             std::uint64_t seed) {
   Params p = c.run;
   p.simulation.seed = seed;
   const auto& sim = p.simulation;
   const std::string dir = referenceDir(c, seed);
-  if (!std::filesystem::is_directory(dir))
+  if (!existsOnRoot(dir, true, ctx.comm()))
     throw ParamError("data.references: no reference directory " + dir + " for seed " +
                      std::to_string(seed) + " (make it with validation/hybrid_pm_references.sh)");
   TrajectorySample sample;
@@ -273,7 +289,7 @@ TrajectorySample loadSample(RunContext& ctx, const ForceTrainConfig& c, const Di
   }
   Migrator toLattice(cfg.lattice);
   auto read = [&](const std::string& file, double a) {
-    if (!std::filesystem::is_regular_file(file))
+    if (!existsOnRoot(file, false, ctx.comm()))
       throw ParamError("data.references: " + file + " is missing (the reference for seed " +
                        std::to_string(seed) + " needs a snapshot at a = " + format("%.4f", a) +
                        ")");
@@ -292,7 +308,7 @@ TrajectorySample loadSample(RunContext& ctx, const ForceTrainConfig& c, const Di
   };
   // The reference must start from the same initial conditions (same seed, a_start, LPT).
   const std::string ic = dir + "/ic.hdf5";
-  if (std::filesystem::is_regular_file(ic)) {
+  {
     const Particles q = read(ic, sim.a_start);
     const double d = maxDistance(q, sample.initial, sim.box, cfg.lattice->comm().get());
     if (d > 1e-3 * sim.box / sim.particles)
@@ -339,8 +355,10 @@ struct Lbfgs {
   std::vector<std::vector<double>> s, y;
   // From x with loss f and gradient g: one iteration; x, f, g are updated. eval(u, gu) returns
   // the loss at u and fills its gradient.
+  // Returns false when no decrease was found along the gradient either (converged, or the
+  // loss is not smooth there).
   template <class Eval>
-  void step(std::vector<double>& x, double& f, std::vector<double>& g, double max_step,
+  bool step(std::vector<double>& x, double& f, std::vector<double>& g, double max_step,
             Eval&& eval) {
     const std::size_t n = x.size(), k = s.size();
     auto dot = [n](const std::vector<double>& a, const std::vector<double>& b) {
@@ -401,11 +419,13 @@ struct Lbfgs {
         x = u;
         f = fu;
         g = gu;
-        return;
+        return true;
       }
     }
-    s.clear(); // no decrease found: stay, start the history again
+    const bool had_history = !s.empty();
+    s.clear(); // no decrease found: stay, start the history again from the gradient
     y.clear();
+    return had_history;
   }
 };
 
@@ -426,6 +446,7 @@ std::string hashOf(const std::string& text) {
 int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
   const ForceTrainConfig c = parseConfig(opt.config, opt.sets, ctx.comm().size());
   configureAllocatorForReuse();
+  torch::set_num_threads(1); // parallelism comes from the MPI ranks
   const bool pgd = c.correction == "pgd";
   const bool tty = isatty(fileno(stderr)) != 0;
   DiffConfig cfg = diffConfig(c.run, ctx.comm().get());
@@ -540,7 +561,7 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
   };
 
   const std::string dir = c.directory, ckpt = c.directory + "/checkpoint.json";
-  const std::string config_hash = hashOf(c.text);
+  const std::string config_hash = hashOf(c.text + "\n" + c.run.hash());
   Adam adam;
   Lbfgs lbfgs;
   double f_now = 0.0; // L-BFGS: loss and gradient at x
@@ -550,8 +571,13 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
   double elapsed_before = 0.0;
   if (ctx.root())
     makeDirectories(dir);
-  if (opt.resume) {
-    if (!std::filesystem::is_regular_file(ckpt))
+  const bool have_ckpt = existsOnRoot(ckpt, false, ctx.comm());
+  if (!opt.resume && (have_ckpt || existsOnRoot(dir + "/model.json", false, ctx.comm())))
+    throw ParamError("output.directory = \"" + dir +
+                     "\" holds an earlier training (checkpoint.json or model.json); pass "
+                     "--resume to continue it, or choose or empty another directory");
+  if (opt.resume) try {
+    if (!have_ckpt)
       throw ParamError("--resume: no checkpoint " + ckpt);
     const auto j = nlohmann::json::parse(readTextFile(ckpt, "training checkpoint"));
     if (j.value("config_hash", "") != config_hash)
@@ -574,6 +600,9 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
       curve.push_back({p.at(0).get<int>(), number(p.at(1)), number(p.at(2)), number(p.at(3)),
                        number(p.at(4))});
     ctx.log("resuming at step " + std::to_string(start) + " from " + ckpt);
+  } catch (const nlohmann::json::exception& e) {
+    throw ParamError("--resume: " + ckpt + " is not a readable training checkpoint (" + e.what() +
+                     ")");
   }
   const auto t0 = std::chrono::steady_clock::now();
   auto seconds = [&] {
@@ -626,17 +655,32 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
       if (!std::isfinite(v))
         throw std::runtime_error("caustic train: non-finite gradient at step " +
                                  std::to_string(step) + " (learning rate too large?)");
+    bool converged = false;
     if (c.optimizer == "lbfgs")
-      lbfgs.step(x, f_now, g, lr, [&](const std::vector<double>& u, std::vector<double>& gu) {
-        return evaluate(train, train_states, u, &gu);
+      converged = !lbfgs.step(x, f_now, g, lr, [&](const std::vector<double>& u,
+                                                   std::vector<double>& gu) {
+        try {
+          return evaluate(train, train_states, u, &gu);
+        } catch (const std::runtime_error& e) {
+          // A trial point where the correction leaves its bounds (every rank alike): reject it.
+          ctx.log(std::string("line search: ") + e.what());
+          return std::numeric_limits<double>::infinity();
+        }
       });
     else
       adam.step(x, g, lr);
+    if (converged) {
+      ctx.log("L-BFGS: no decrease along the gradient at step " + std::to_string(step) +
+              "; stopping (converged)");
+      curve.push_back({step, tr, evaluate(held, held_states, x, nullptr), lr, seconds()});
+      writeCheckpoint(step);
+      break;
+    }
     double va = std::nan("");
     if (step % c.validate_every == 0 || step == c.steps)
       va = evaluate(held, held_states, x, nullptr);
     curve.push_back({step, tr, va, lr, seconds()});
-    const double eta = seconds() / (step - start) * (c.steps - step);
+    const double eta = (seconds() - elapsed_before) / (step - start) * (c.steps - step);
     const std::string line =
         format("step %5d/%d  loss %.5e  held-out %s  lr %.2e  ETA %6.0f s", step, c.steps, tr,
                std::isfinite(va) ? format("%.5e", va).c_str() : "     -     ", lr, eta);

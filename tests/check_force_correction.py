@@ -141,8 +141,14 @@ def main():
     check(rec2["theta"] == rec["theta"], "resumed training differs from the uninterrupted one")
 
     # The neural correction and PGD train and write their records.
-    train("neural", "neural_spline", "knots = 4\nlatent = 8", steps=3, lr=0.002)
+    train("neural", "neural_spline", "knots = 4\nlatent = 8", steps=4, lr=0.005)
     nrec = json.load(open(os.path.join(w, "neural", "model.json")))
+    t0, t1 = nrec["training"]["loss_start"]["train"], nrec["training"]["loss_end"]["train"]
+    print("neural training loss %.5e -> %.5e" % (t0, t1))
+    check(t1 < t0, "neural training did not lower the training loss: %.5e -> %.5e" % (t0, t1))
+    # A second training into the same directory is refused without --resume.
+    r = run(mpi + ["train", "neural.toml"], expect=2)
+    check("--resume" in r.stderr, "overwriting a training: " + r.stderr[-300:])
     L, m = 8, 4
     check(len(nrec["theta"]) == 2 * L + L * L + L + L * m + m + L * (m + 3) + m + 3,
           "neural record: %d parameters" % len(nrec["theta"]))
@@ -173,7 +179,7 @@ def main():
             return f["PartType1/Coordinates"][:][np.argsort(ids)]
 
     plain = positions("plain")
-    for name in ("hat", "pgd"):
+    for name in ("hat", "neural", "pgd"):
         dx = np.abs(positions("run_" + name) - plain)
         dx = np.minimum(dx, 64.0 - dx)
         check(dx.max() > 1e-3, "%s run: positions equal the uncorrected run's" % name)
@@ -212,6 +218,14 @@ def main():
                    "gravity.correction.kind=pgd", "--set", "gravity.correction.alpha=0.1"],
             expect=2)
     check("k_l" in r.stderr, "inline PGD without k_l: " + r.stderr[-300:])
+    # A record whose parameters do not fit its architecture.
+    bad = dict(nrec)
+    bad["theta"] = []
+    with open(os.path.join(w, "bad_model.json"), "w") as f:
+        json.dump(bad, f)
+    r = run(mpi + ["run", "prod.toml", "--set", "output.directory=bad2", "--set",
+                   "gravity.correction.model=bad_model.json"], expect=2)
+    check("parameters" in r.stderr, "neural record without parameters: " + r.stderr[-300:])
     check.finish()
 
 

@@ -26,6 +26,7 @@ held=(201 202)
 bash validation/hybrid_pm_references.sh "$out/refs" 101 102 103 104 "${held[@]}"
 if [ $skip_training = 0 ]; then
   for kind in pgd neural; do
+    rm -rf "$out/$kind" # a new training (the trainer refuses to overwrite one)
     bash jobs/mpirun.sh "$np" "$caustic" train "params/train_hybrid_$kind.toml"
   done
 fi

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -61,6 +62,10 @@ public:
   void table(double a, int n, double box, std::vector<double>& K) const override;
   void tableVJP(double a, int n, double box, const std::vector<double>& gK,
                 std::vector<double>& grad) const override;
+  // K = exp(g) with |g| < bound: the table check allows exactly that range.
+  std::pair<double, double> bounds() const override {
+    return {std::exp(-_cfg.bound) * (1 - 1e-9), std::exp(_cfg.bound) * (1 + 1e-9)};
+  }
   // Number of parameters of a network with this configuration.
   static std::size_t parameterCount(const NeuralSplineConfig& cfg);
 
