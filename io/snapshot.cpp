@@ -8,6 +8,7 @@
 #include <toml++/toml.h>
 
 #include <cmath>
+#include <functional>
 #include <cstdio>
 #include <vector>
 
@@ -36,28 +37,32 @@ void writeParameters(hid_t group, const Params& params, const std::string& ctx) 
   h5::attr(group, "toml", params.toml, ctx);
   h5::attr(group, "parameter_hash", params.hash(), ctx);
   const toml::table root = toml::parse(params.toml);
-  for (auto&& [sk, sv] : root) {
-    const auto* sec = sv.as_table();
-    if (!sec)
-      continue;
-    for (auto&& [k, v] : *sec) {
-      const std::string name = std::string(sk.str()) + "." + std::string(k.str());
-      if (auto x = v.as_floating_point())
-        h5::attr(group, name, x->get(), ctx);
-      else if (auto i = v.as_integer())
-        h5::attr(group, name, static_cast<std::int64_t>(i->get()), ctx);
-      else if (auto b = v.as_boolean())
-        h5::attr(group, name, static_cast<std::int64_t>(b->get()), ctx);
-      else if (auto s = v.as_string())
-        h5::attr(group, name, s->get(), ctx);
-      else if (auto a = v.as_array()) {
-        std::vector<double> vals;
-        for (auto& e : *a)
-          vals.push_back(e.value<double>().value_or(NAN));
-        h5::attr(group, name, vals, ctx);
-      }
-    }
-  }
+  // Nested tables ([gravity.correction], [emulators.NAME]) become dotted names too.
+  std::function<void(const toml::table&, const std::string&)> flatten =
+      [&](const toml::table& t, const std::string& prefix) {
+        for (auto&& [k, v] : t) {
+          const std::string name = prefix + std::string(k.str());
+          if (auto sub = v.as_table())
+            flatten(*sub, name + ".");
+          else if (prefix.empty())
+            continue; // top-level keys outside sections do not exist in a parameter file
+          else if (auto x = v.as_floating_point())
+            h5::attr(group, name, x->get(), ctx);
+          else if (auto i = v.as_integer())
+            h5::attr(group, name, static_cast<std::int64_t>(i->get()), ctx);
+          else if (auto b = v.as_boolean())
+            h5::attr(group, name, static_cast<std::int64_t>(b->get()), ctx);
+          else if (auto s = v.as_string())
+            h5::attr(group, name, s->get(), ctx);
+          else if (auto a = v.as_array()) {
+            std::vector<double> vals;
+            for (auto& e : *a)
+              vals.push_back(e.value<double>().value_or(NAN));
+            h5::attr(group, name, vals, ctx);
+          }
+        }
+      };
+  flatten(root, "");
 }
 
 double particleMass(const Params& params) {

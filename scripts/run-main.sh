@@ -5,9 +5,13 @@
 #  2. the default simulation (params/default.toml) on 2 MPI ranks with its in-situ analysis
 #     (power spectra, FoF halos) and the emulator applied in-situ at z = 0;
 #  3. plots: the z = 0 power spectrum against linear theory, a projected density slice, and the
-#     emulator against the high-resolution truth of the same seed.
+#     emulator against the high-resolution truth of the same seed;
+#  4. the hybrid PM: the production configuration params/hybrid_pm.toml (64^3 particles, 64^3
+#     mesh, 10 steps) for a held-out seed, uncorrected and with the committed force corrections
+#     (models/hybrid_pm/: PGD and the neural correction), against its 4x-mesh reference
+#     (validation/hybrid_pm.py: P(k) ratios, r(k), table and plot). CAUSTIC_HYBRID=0 skips it.
 # Environment: CAUSTIC_NP (ranks, default 2), CAUSTIC_PARAMS (parameter file),
-# CAUSTIC_EMULATOR=0 (skip the emulator).
+# CAUSTIC_EMULATOR=0 (skip the emulator), CAUSTIC_HYBRID=0 (skip the hybrid PM).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -29,5 +33,18 @@ out=$(/usr/bin/python3 -c "import sys, tomllib; print(tomllib.load(open(sys.argv
 if [ "$emulate" = 1 ]; then
   /usr/bin/python3 validation/plot_superres.py "$out/density_a1.0000.hdf5" "$out/superres_a1.0000.hdf5" \
     output/emulators/pairs/s42_p128/density_a1.0000.hdf5 -o "$out/superres_z0.png"
+fi
+if [ "${CAUSTIC_HYBRID:-1}" = 1 ]; then
+  hy=output/hybrid_pm_main
+  bash validation/hybrid_pm_references.sh "$hy/refs" 201
+  for c in plain pgd neural_spline; do
+    corr=()
+    [ "$c" = plain ] || corr=(--set "gravity.correction.model=../models/hybrid_pm/$c.json")
+    bash jobs/mpirun.sh "$np" build/src/caustic run params/hybrid_pm.toml --overwrite \
+      --set simulation.seed=201 --set "output.directory=$hy/$c" "${corr[@]}"
+  done
+  /usr/bin/python3 validation/hybrid_pm.py --reference "$hy/refs/seed_201" --run "PM=$hy/plain" \
+    --run "PGD=$hy/pgd" --run "neural=$hy/neural_spline" -o "$hy/hybrid_pm_z0"
+  echo "hybrid PM outputs in $hy (hybrid_pm_z0.png, hybrid_pm_z0.md)"
 fi
 echo "outputs in $out"

@@ -178,6 +178,12 @@ def main():
             ids = f["PartType1/ParticleIDs"][:]
             return f["PartType1/Coordinates"][:][np.argsort(ids)]
 
+    with h5py.File(os.path.join(w, "run_hat", "snapshot_a1.0000.hdf5"), "r") as f:
+        groups = [g for g in f if "gravity.correction.model" in f[g].attrs]
+        check(groups and f[groups[0]].attrs["gravity.correction.model"] in
+              (b"hat/model.json", "hat/model.json"),
+              "the snapshot does not record gravity.correction.model")
+
     plain = positions("plain")
     for name in ("hat", "neural", "pgd"):
         dx = np.abs(positions("run_" + name) - plain)

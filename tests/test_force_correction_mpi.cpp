@@ -51,6 +51,37 @@ TEST(NeuralCorrection, SplineIsAPartitionOfUnityAndExactOnLines) {
   EXPECT_LT((lin - u).abs().max().item<double>(), 1e-12);
 }
 
+TEST(NeuralCorrection, HostTableEqualsTheAutogradNetwork) {
+  // The run's table (host spline) and the network's differentiable forward() agree.
+  NeuralSplineConfig cfg;
+  cfg.knots = 7;
+  cfg.latent = 12;
+  const auto theta = randomTheta(cfg, 0.8, 11);
+  const NeuralSplineCorrection<double> c(cfg, theta);
+  NeuralSplineNet net(cfg);
+  {
+    torch::NoGradGuard no_grad;
+    std::size_t o = 0;
+    for (auto& p : net->parameters()) {
+      auto flat = p.view({-1});
+      for (int64_t j = 0; j < flat.size(0); ++j)
+        flat[j] = theta[o++];
+    }
+  }
+  const int n = 24;
+  std::vector<double> K(3 * 12 * 12 + 1);
+  const auto x = radialTableX(n);
+  for (double a : {0.15, 0.6, 1.0}) {
+    c.table(a, n, 100.0, K);
+    torch::NoGradGuard no_grad;
+    const auto ref = torch::exp(net->forward(torch::tensor(x, torch::kFloat64), a));
+    double worst = 0.0;
+    for (std::size_t j = 0; j < K.size(); ++j)
+      worst = std::max(worst, std::abs(K[j] / ref[j].item<double>() - 1.0));
+    EXPECT_LT(worst, 1e-12) << "a = " << a;
+  }
+}
+
 TEST(NeuralCorrection, IdentityAtStartPinnedBoundedAndParametersRoundTrip) {
   NeuralSplineConfig cfg;
   cfg.knots = 6;

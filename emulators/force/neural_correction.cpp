@@ -66,7 +66,37 @@ torch::Tensor bsplineCubic(const torch::Tensor& u_in, const torch::Tensor& inner
   return torch::matmul(B, w);
 }
 
-torch::Tensor NeuralSplineNetImpl::forward(const torch::Tensor& x, double a) {
+std::vector<double> bsplineCubicHost(const std::vector<double>& u_in,
+                                     const std::vector<double>& inner,
+                                     const std::vector<double>& w) {
+  // The clamped knot vector and the Cox-de Boor recursion of bsplineCubic, point by point.
+  std::vector<double> t(3, inner.front());
+  t.insert(t.end(), inner.begin(), inner.end());
+  t.insert(t.end(), 3, inner.back());
+  const std::size_t nt = t.size();
+  auto ratio = [](double num, double den) { return den > 0 ? num / den : 0.0; };
+  std::vector<double> out(u_in.size()), B(nt - 1), next(nt - 1);
+  for (std::size_t q = 0; q < u_in.size(); ++q) {
+    const double u = std::min(std::max(u_in[q], 0.0), 1.0 - 1e-12);
+    for (std::size_t i = 0; i + 1 < nt; ++i)
+      B[i] = (u >= t[i] && u < t[i + 1]) ? 1.0 : 0.0;
+    std::size_t nb = nt - 1;
+    for (std::size_t p = 1; p <= 3; ++p) {
+      --nb;
+      for (std::size_t i = 0; i < nb; ++i)
+        next[i] = ratio(u - t[i], t[i + p] - t[i]) * B[i] +
+                  ratio(t[i + p + 1] - u, t[i + p + 1] - t[i + 1]) * B[i + 1];
+      std::swap(B, next);
+    }
+    double s = 0.0;
+    for (std::size_t i = 0; i < nb; ++i)
+      s += B[i] * w[i];
+    out[q] = s;
+  }
+  return out;
+}
+
+std::pair<torch::Tensor, torch::Tensor> NeuralSplineNetImpl::spline(double a) {
   const auto dd = torch::TensorOptions().dtype(torch::kFloat64);
   torch::Tensor h = torch::tanh(_l1->forward(torch::full({1, 1}, a, dd)));
   h = torch::tanh(_l2->forward(h));
@@ -75,7 +105,12 @@ torch::Tensor NeuralSplineNetImpl::forward(const torch::Tensor& x, double a) {
   // m + 1 knots from 0 to exactly 1.
   const torch::Tensor inner = torch::cat(
       {torch::zeros({1}, dd), torch::cumsum(frac, 0).slice(0, 0, m - 1), torch::ones({1}, dd)});
-  const torch::Tensor w = _weights->forward(h).squeeze(0);
+  return {inner, _weights->forward(h).squeeze(0)};
+}
+
+torch::Tensor NeuralSplineNetImpl::forward(const torch::Tensor& x, double a) {
+  const auto dd = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto [inner, w] = spline(a);
   const torch::Tensor u = x / std::sqrt(3.0);
   const torch::Tensor s = bsplineCubic(u, inner, w) - bsplineCubic(torch::zeros({1}, dd), inner, w);
   return _cfg.bound * torch::tanh(s / _cfg.bound);
@@ -128,15 +163,25 @@ template <class T> std::vector<double> NeuralSplineCorrection<T>::parameters() c
 
 template <class T>
 void NeuralSplineCorrection<T>::table(double a, int n, double, std::vector<double>& K) const {
+  // The network gives the spline's knots and weights (a few small tensor operations); the
+  // spline itself is evaluated on the host (the same arithmetic as forward(), which autograd
+  // differentiates in tableVJP).
   torch::NoGradGuard no_grad;
-  const auto x = radialTableX(n);
-  const torch::Tensor xt =
-      torch::from_blob(const_cast<double*>(x.data()), {static_cast<int64_t>(x.size())},
-                       torch::kFloat64);
-  const torch::Tensor k = torch::exp(_net->forward(xt, a)).contiguous();
-  if (static_cast<std::size_t>(k.size(0)) != K.size())
+  const auto [inner_t, w_t] = _net->spline(a);
+  const auto toVector = [](const torch::Tensor& t) {
+    const auto c = t.contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  };
+  const std::vector<double> inner = toVector(inner_t), w = toVector(w_t);
+  auto u = radialTableX(n);
+  if (u.size() != K.size())
     throw std::logic_error("NeuralSplineCorrection::table: table size mismatch");
-  std::copy(k.data_ptr<double>(), k.data_ptr<double>() + k.size(0), K.begin());
+  for (double& v : u)
+    v /= std::sqrt(3.0);
+  const std::vector<double> s = bsplineCubicHost(u, inner, w);
+  const double s0 = bsplineCubicHost({0.0}, inner, w)[0], B = _cfg.bound;
+  for (std::size_t j = 0; j < K.size(); ++j)
+    K[j] = std::exp(B * std::tanh((s[j] - s0) / B));
 }
 
 template <class T>

@@ -38,6 +38,8 @@ public:
   explicit NeuralSplineNetImpl(const NeuralSplineConfig& cfg);
   // ln K on the table x = |k| / k_Nyquist (1-D, double) at scale factor a.
   torch::Tensor forward(const torch::Tensor& x, double a);
+  // The spline at a: its m + 1 inner knots (0 .. 1) and m + 3 weights.
+  std::pair<torch::Tensor, torch::Tensor> spline(double a);
   const NeuralSplineConfig& config() const { return _cfg; }
 
 private:
@@ -50,6 +52,10 @@ TORCH_MODULE(NeuralSplineNet);
 // knots from 0 to 1), for every u in [0, 1]; differentiable in the knots and weights.
 torch::Tensor bsplineCubic(const torch::Tensor& u, const torch::Tensor& inner,
                            const torch::Tensor& w);
+// The same spline evaluated on the host without autograd (the run's tables: no per-operation
+// LibTorch overhead), at every u of `u`.
+std::vector<double> bsplineCubicHost(const std::vector<double>& u, const std::vector<double>& inner,
+                                     const std::vector<double>& w);
 
 template <class T> class NeuralSplineCorrection : public RadialCorrection<T> {
 public:
