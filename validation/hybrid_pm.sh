@@ -7,7 +7,8 @@
 #   3. held-out production runs (params/hybrid_pm.toml): uncorrected, PGD, neural
 #   4. robustness: seed 201 with Omega_m = 0.2589 and 0.3589, and in a 64 Mpc/h box (cell 1 Mpc/h
 #      instead of 2), each against its own reference, the correction applied with force = true
-#   5. validation/hybrid_pm.py: P/P_ref - 1, r(k), rms position error: tables and plots
+#   5. validation/hybrid_pm.py: P/P_ref - 1, r(k), rms position error: tables and plots;
+#      validation/plot_force_correction.py: the trained K(k, a) and PGD filters
 # Usage: bash validation/hybrid_pm.sh [--skip-training]   (NP=2 ranks by default)
 # Outputs under output/hybrid_pm/: refs/, pgd/ and neural/ (model.json, loss.csv, loss.svg),
 # runs/, and validation/*.md|csv|png; the summary table is validation/summary.md.
@@ -70,6 +71,10 @@ for c in om_minus om_plus res2x; do
   $py validation/hybrid_pm.py --reference "$out/refs_$c/seed_$s" --run "PM=$out/runs/plain_${c}_$s" \
     --run "PGD=$out/runs/pgd_${c}_$s" --run "neural=$out/runs/neural_${c}_$s" \
     -o "$out/validation/robust_${c}_$s" > /dev/null
+done
+
+for kind in pgd neural; do
+  $py validation/plot_force_correction.py "$out/$kind/model.json" -o "$out/validation/correction_$kind.png"
 done
 
 {
