@@ -3,7 +3,6 @@
 #include "io/atomic_file.hpp"
 #include "io/format.hpp"
 #include "io/text_file.hpp"
-#include "pm/stepping/stepping.hpp"
 
 #include <cmath>
 
@@ -12,9 +11,7 @@ namespace caustic {
 namespace {
 std::vector<double> runBoundaries(const Params& p) {
   const auto& s = p.simulation;
-  return timeSteps(s.a_start, s.a_end, s.steps,
-                   s.spacing == SimulationParams::Spacing::Log ? Spacing::Log : Spacing::Linear,
-                   p.output.a);
+  return timeSteps(s.a_start, s.a_end, s.steps, stepSpacing(s), p.output.a);
 }
 } // namespace
 

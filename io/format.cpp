@@ -1,6 +1,7 @@
 #include "io/format.hpp"
 
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <vector>
 
@@ -25,6 +26,15 @@ std::string format(const char* spec, ...) {
 
 std::string formatNumber(double v, int digits) {
   return format("%.*g", digits, v);
+}
+
+std::string fnv1aHex(const std::string& text) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return format("%016llx", static_cast<unsigned long long>(h));
 }
 
 } // namespace caustic

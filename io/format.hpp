@@ -10,5 +10,7 @@ std::string format(const char* spec, ...) __attribute__((format(printf, 1, 2)));
 // A number with at most `digits` significant digits, as printf's %g: 0.3, 1e-05, 2.5e+10
 // (values in messages and in the campaign's member files).
 std::string formatNumber(double v, int digits = 10);
+// The FNV-1a 64-bit hash of `text` as 16 hex digits (parameter and configuration hashes).
+std::string fnv1aHex(const std::string& text);
 
 } // namespace caustic

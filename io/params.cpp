@@ -44,14 +44,7 @@ void requireOutputScaleFactors(const std::vector<double>& as, const std::vector<
 }
 } // namespace
 
-std::string Params::hash() const {
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : toml) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return format("%016llx", static_cast<unsigned long long>(h));
-}
+std::string Params::hash() const { return fnv1aHex(toml); }
 
 Params loadParams(const std::string& path, const std::vector<std::string>& overrides, int nranks) {
   const std::string text = readTextFile(path, "parameter file");

@@ -2,6 +2,7 @@
 // Run parameters: one immutable, validated struct built from a TOML file plus command-line
 // overrides. Every defect raises ParamError naming the key, the value and what is allowed.
 #include "pm/cosmology/cosmology.hpp"
+#include "pm/stepping/stepping.hpp"
 
 #include <cstdint>
 #include <stdexcept>
@@ -49,6 +50,11 @@ struct ForceCorrectionParams {
   // Inline PGD (kind = "pgd"): parameters at scale factors a (one entry: the same at all a).
   std::vector<double> a, alpha, k_l, k_s;
 };
+
+// The engine's step spacing of these parameters.
+inline Spacing stepSpacing(const SimulationParams& s) {
+  return s.spacing == SimulationParams::Spacing::Log ? Spacing::Log : Spacing::Linear;
+}
 
 struct GravityParams {
   std::string window = "cic";               // paint/readout window: cic | tsc

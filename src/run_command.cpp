@@ -231,8 +231,7 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
     observers = {pgd_outputs.get()};
   }
 
-  const Spacing spacing =
-      sim.spacing == SimulationParams::Spacing::Log ? Spacing::Log : Spacing::Linear;
+  const Spacing spacing = stepSpacing(sim);
   const auto boundaries = timeSteps(sim.a_start, sim.a_end, sim.steps, spacing, out.a);
   SimulationState base;
   base.mesh = mesh;

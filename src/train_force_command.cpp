@@ -5,6 +5,7 @@
 #include "force_correction.hpp"
 
 #include "emulators/force/neural_correction.hpp"
+#include "emulators/training/training.hpp"
 #include "io/atomic_file.hpp"
 #include "io/format.hpp"
 #include "io/snapshot.hpp"
@@ -13,7 +14,6 @@
 #include "io/toml_section.hpp"
 #include "pm/core/memory.hpp"
 #include "pm/grad/adjoint.hpp"
-#include "pm/ic/initial_conditions.hpp"
 #include "pm/particles/migrate.hpp"
 
 #include <chrono>
@@ -137,8 +137,7 @@ ForceTrainConfig parseConfig(const std::string& path, const std::vector<std::str
     s.finish();
   }
   const auto& sim = c.run.simulation;
-  const Spacing spacing =
-      sim.spacing == SimulationParams::Spacing::Log ? Spacing::Log : Spacing::Linear;
+  const Spacing spacing = stepSpacing(sim);
   const auto bounds = timeSteps(sim.a_start, sim.a_end, sim.steps, spacing);
   {
     // The differentiable model steps on the plain grid; outputs off it would move the run's steps.
@@ -231,7 +230,7 @@ DiffConfig diffConfig(const Params& p, MPI_Comm comm) {
   cfg.a_start = sim.a_start;
   cfg.a_end = sim.a_end;
   cfg.steps = sim.steps;
-  cfg.spacing = sim.spacing == SimulationParams::Spacing::Log ? Spacing::Log : Spacing::Linear;
+  cfg.spacing = stepSpacing(sim);
   cfg.lpt_order = sim.lpt_order;
   cfg.window = windowFromName(p.gravity.window);
   cfg.lattice_offset = latticeOffset(p);
@@ -276,17 +275,10 @@ TrajectorySample loadSample(RunContext& ctx, const ForceTrainConfig& c, const Di
     throw ParamError("data.references: no reference directory " + dir + " for seed " +
                      std::to_string(seed) + " (make it with validation/hybrid_pm_references.sh)");
   TrajectorySample sample;
-  {
-    Cosmology cosmo(p.cosmology);
-    const LinearPower power = makeLinearPower(p);
-    ICOptions ico;
-    ico.noise = {sim.seed, sim.fixed_amplitude, sim.paired};
-    ico.lpt_order = sim.lpt_order;
-    ico.a_start = sim.a_start;
-    ico.lattice_offset = latticeOffset(p);
-    sample.initial = makeInitialConditions<double>(cfg.lattice, cosmo, power, ico);
-    Migrator(cfg.lattice).toLattice(sample.initial);
-  }
+  // The production run's own initial conditions (in double precision), in lattice order.
+  sample.initial = makeRunInitialConditions<double>(ctx, p, Cosmology(p.cosmology),
+                                                    makeLinearPower(p));
+  Migrator(cfg.lattice).toLattice(sample.initial);
   Migrator toLattice(cfg.lattice);
   auto read = [&](const std::string& file, double a) {
     if (!existsOnRoot(file, false, ctx.comm()))
@@ -429,17 +421,6 @@ struct Lbfgs {
   }
 };
 
-struct CurvePoint {
-  int step;
-  double train, validation, lr, seconds;
-};
-
-std::string hashOf(const std::string& text) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : text)
-    h = (h ^ ch) * 1099511628211ull;
-  return format("%016llx", static_cast<unsigned long long>(h));
-}
 
 } // namespace
 
@@ -561,12 +542,12 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
   };
 
   const std::string dir = c.directory, ckpt = c.directory + "/checkpoint.json";
-  const std::string config_hash = hashOf(c.text + "\n" + c.run.hash());
+  const std::string config_hash = fnv1aHex(c.text + "\n" + c.run.hash());
   Adam adam;
   Lbfgs lbfgs;
   double f_now = 0.0; // L-BFGS: loss and gradient at x
   bool have_f = false;
-  std::vector<CurvePoint> curve;
+  std::vector<LossRecord> curve;
   int start = 0;
   double elapsed_before = 0.0;
   if (ctx.root())
@@ -733,26 +714,10 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
                 {"ranks", ctx.comm().size()}};
   if (ctx.root()) {
     r.write(dir + "/model.json");
-    std::ostringstream o;
-    o << "# caustic train (force correction " << c.correction
-      << "): loss = position MSE [(Mpc/h)^2] + power_weight * power term\n"
-      << "step,train_loss,validation_loss,learning_rate,seconds\n";
-    o.precision(9);
-    for (const auto& p : curve) {
-      o << p.step << "," << p.train << ",";
-      if (std::isfinite(p.validation))
-        o << p.validation;
-      o << "," << p.lr << "," << p.seconds << "\n";
-    }
-    writeTextFile(dir + "/loss.csv", o.str());
-    PlotSeries tr{"training", "#1f77b4", {}}, va{"held-out", "#d62728", {}};
-    for (const auto& p : curve) {
-      tr.points.emplace_back(p.step, p.train);
-      if (std::isfinite(p.validation))
-        va.points.emplace_back(p.step, p.validation);
-    }
-    writeSvgPlot(dir + "/loss.svg", "caustic train: force correction " + c.correction, "step",
-                 "loss", {tr, va}, true);
+    writeLossCurve(dir, curve,
+                   "caustic train (force correction " + c.correction +
+                       "): loss = position MSE [(Mpc/h)^2] + power_weight * power term",
+                   "caustic train: force correction " + c.correction, "loss", "held-out");
   }
   ctx.log("wrote " + dir + "/model.json, " + dir + "/loss.csv, " + dir + "/loss.svg");
   ctx.log(format("held-out loss %.5e at the start, %.5e after %d steps (position %.5e (Mpc/h)^2, "

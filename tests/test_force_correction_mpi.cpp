@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <random>
 
 using namespace caustic;
@@ -27,6 +28,26 @@ std::vector<double> randomTheta(const NeuralSplineConfig& cfg, double scale, uns
   for (auto& v : t)
     v = g(rng);
   return t;
+}
+
+// Centred differences of value() in the correction parameters `which` (step eps) against the
+// gradient `grad` (relative 1e-4); each parameter must move the value by more than min_effect.
+void expectGradients(const DiffParams& params, const std::vector<double>& grad,
+                     const std::vector<std::size_t>& which,
+                     const std::function<double(const DiffParams&)>& value, double eps,
+                     double min_effect, const char* what) {
+  for (std::size_t i : which) {
+    DiffParams up = params, down = params;
+    up.correction[i] += eps;
+    down.correction[i] -= eps;
+    const double fd = (value(up) - value(down)) / (2 * eps);
+    const double rel = std::abs(fd - grad[i]) / std::max(std::abs(fd), 1e-12);
+    if (test::worldRank() == 0)
+      std::printf("  %s d/dtheta[%zu]  fd % .10e  adjoint % .10e  rel %.2e (%d ranks)\n", what, i,
+                  fd, grad[i], rel, test::worldSize());
+    EXPECT_LT(rel, 1e-4) << what << ": parameter " << i;
+    EXPECT_GT(std::abs(fd), min_effect) << what << ": parameter " << i << " has no effect";
+  }
 }
 
 } // namespace
@@ -168,19 +189,7 @@ TEST(NeuralCorrection, ForceVjpAgainstFiniteDifferences) {
   const std::size_t L = nc.latent, m = nc.knots;
   const std::size_t idx[] = {0, 2 * L + 3, 2 * L + L * L + L + L * m + 1,
                              2 * L + L * L + L + L * m + m + L * (m + 3) + 2};
-  for (std::size_t i : idx) {
-    const double eps = 1e-5;
-    DiffParams up = params, down = params;
-    up.correction[i] += eps;
-    down.correction[i] -= eps;
-    const double fd = (value(up) - value(down)) / (2 * eps);
-    const double rel = std::abs(fd - g.correction[i]) / std::max(std::abs(fd), 1e-12);
-    if (test::worldRank() == 0)
-      std::printf("  neural d/dtheta[%zu]  fd % .10e  vjp % .10e  rel %.2e (%d ranks)\n", i, fd,
-                  g.correction[i], rel, test::worldSize());
-    EXPECT_LT(rel, 1e-4) << "parameter " << i;
-    EXPECT_GT(std::abs(fd), 1e-8) << "parameter " << i << " has no effect on the force";
-  }
+  expectGradients(params, g.correction, {idx, idx + 4}, value, 1e-5, 1e-8, "neural force");
 }
 
 // The whole training loss through the adjoint with the neural correction (3 steps, 2 snapshots,
@@ -238,18 +247,8 @@ TEST(NeuralCorrection, TrajectoryLossAgainstFiniteDifferences) {
   const std::size_t L = nc.latent, m = nc.knots;
   const std::size_t idx[] = {1, 2 * L + 7, 2 * L + L * L + L + L * m + 2,
                              2 * L + L * L + L + L * m + m + L * (m + 3) + 1};
-  for (std::size_t i : idx) {
-    const double eps = 1e-6;
-    DiffParams up = params, down = params;
-    up.correction[i] += eps;
-    down.correction[i] -= eps;
-    const double fd =
-        (loss(sample, up, nullptr).total - loss(sample, down, nullptr).total) / (2 * eps);
-    const double rel = std::abs(fd - g.correction[i]) / std::max(std::abs(fd), 1e-12);
-    if (test::worldRank() == 0)
-      std::printf("  neural trajectory loss d/dtheta[%zu]  fd % .10e  adjoint % .10e  rel %.2e\n", i,
-                  fd, g.correction[i], rel);
-    EXPECT_LT(rel, 1e-4) << "parameter " << i;
-    EXPECT_GT(std::abs(fd), 1e-10) << "parameter " << i << " has no effect on the loss";
-  }
+  expectGradients(
+      params, g.correction, {idx, idx + 4},
+      [&](const DiffParams& p) { return loss(sample, p, nullptr).total; }, 1e-6, 1e-10,
+      "neural trajectory loss");
 }

@@ -238,28 +238,8 @@ std::int64_t configHash(const TrainingConfig& c) {
 }
 
 void writeCurve(const std::string& dir, const std::vector<LossRecord>& curve) {
-  std::ostringstream o;
-  o << "# caustic train: mean squared error of the normalised outputs\n"
-    << "step,train_loss,validation_loss,learning_rate,seconds\n";
-  o.precision(9);
-  for (const auto& r : curve) {
-    o << r.step << ",";
-    if (std::isfinite(r.train))
-      o << r.train;
-    o << ",";
-    if (std::isfinite(r.validation))
-      o << r.validation;
-    o << "," << r.lr << "," << r.seconds << "\n";
-  }
-  writeTextFile(dir + "/loss.csv", o.str());
-  PlotSeries tr{"training", "#1f77b4", {}}, va{"validation", "#d62728", {}};
-  for (const auto& r : curve) {
-    tr.points.emplace_back(r.step, r.train);
-    if (std::isfinite(r.validation))
-      va.points.emplace_back(r.step, r.validation);
-  }
-  writeSvgPlot(dir + "/loss.svg", "caustic train: loss", "step", "MSE (normalised)", {tr, va},
-               true);
+  writeLossCurve(dir, curve, "caustic train: mean squared error of the normalised outputs",
+                 "caustic train: loss", "MSE (normalised)", "validation");
 }
 
 void checkConfig(const TrainingConfig& c) {
@@ -314,6 +294,32 @@ void checkConfig(const TrainingConfig& c) {
 }
 
 } // namespace
+
+void writeLossCurve(const std::string& dir, const std::vector<LossRecord>& curve,
+                    const std::string& description, const std::string& title,
+                    const std::string& ylabel, const std::string& validation_label) {
+  std::ostringstream o;
+  o << "# " << description << "\n"
+    << "step,train_loss,validation_loss,learning_rate,seconds\n";
+  o.precision(9);
+  for (const auto& r : curve) {
+    o << r.step << ",";
+    if (std::isfinite(r.train))
+      o << r.train;
+    o << ",";
+    if (std::isfinite(r.validation))
+      o << r.validation;
+    o << "," << r.lr << "," << r.seconds << "\n";
+  }
+  writeTextFile(dir + "/loss.csv", o.str());
+  PlotSeries tr{"training", "#1f77b4", {}}, va{validation_label, "#d62728", {}};
+  for (const auto& r : curve) {
+    tr.points.emplace_back(r.step, r.train);
+    if (std::isfinite(r.validation))
+      va.points.emplace_back(r.step, r.validation);
+  }
+  writeSvgPlot(dir + "/loss.svg", title, "step", ylabel, {tr, va}, true);
+}
 
 TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
                           const std::function<void(const TrainingProgress&)>& progress) {

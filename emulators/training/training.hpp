@@ -60,6 +60,13 @@ struct LossRecord {
   double lr = 0.0, seconds = 0.0;
 };
 
+// Writes dir/loss.csv (step, training and validation loss, learning rate, seconds; an empty
+// field where a loss was not evaluated) under the comment line `description`, and dir/loss.svg
+// (log y axis) with `title`, `ylabel` and the validation series labelled `validation_label`.
+void writeLossCurve(const std::string& dir, const std::vector<LossRecord>& curve,
+                    const std::string& description, const std::string& title,
+                    const std::string& ylabel, const std::string& validation_label);
+
 struct TrainingResult {
   std::vector<LossRecord> curve; // the whole curve, including the part before a resume
   int steps_done = 0;

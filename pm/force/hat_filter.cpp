@@ -7,34 +7,6 @@
 
 namespace caustic {
 
-namespace {
-// The hat basis at |k|: up to two (node, weight) pairs.
-KOKKOS_INLINE_FUNCTION int hats(const Kokkos::View<double*>& nodes, double k, int idx[2],
-                                double w[2]) {
-  const int m = static_cast<int>(nodes.extent(0));
-  if (k <= nodes(0)) {
-    idx[0] = 0;
-    w[0] = 1.0;
-    return 1;
-  }
-  if (k >= nodes(m - 1)) {
-    idx[0] = m - 1;
-    w[0] = 1.0;
-    return 1;
-  }
-  int i = 0;
-  while (i + 1 < m - 1 && k >= nodes(i + 1))
-    ++i;
-  const double t = (k - nodes(i)) / (nodes(i + 1) - nodes(i));
-  idx[0] = i;
-  w[0] = 1.0 - t;
-  idx[1] = i + 1;
-  w[1] = t;
-  return 2;
-}
-
-} // namespace
-
 HatFilter::HatFilter(std::vector<double> nodes, std::vector<double> theta)
     : _nodes(std::move(nodes)), _theta(std::move(theta)) {
   if (_nodes.empty() || _theta.size() != _nodes.size())
@@ -56,7 +28,8 @@ void HatFilter::apply(Field<double>& phi_k, double) const {
       "caustic::HatFilter::apply", KOKKOS_LAMBDA(const MeshMode& m) {
         int idx[2];
         double w[2];
-        const int nh = hats(nodes, kf * km::sqrt(double(m.m2())), idx, w);
+        const int nh = clampedHats(nodes.data(), static_cast<int>(nodes.extent(0)),
+                                  kf * km::sqrt(double(m.m2())), idx, w);
         double k = 1.0;
         for (int j = 0; j < nh; ++j)
           k += theta(idx[j]) * w[j];
@@ -80,7 +53,8 @@ void HatFilter::vjpParameters(const Field<double>& phibar_k, const Field<double>
         auto s = sacc.access();
         int idx[2];
         double w[2];
-        const int nh = hats(nodes, kf * km::sqrt(double(m.m2())), idx, w);
+        const int nh = clampedHats(nodes.data(), static_cast<int>(nodes.extent(0)),
+                                  kf * km::sqrt(double(m.m2())), idx, w);
         const std::size_t i = m.index;
         const double v = m.weight * (a(i).real() * b(i).real() + a(i).imag() * b(i).imag());
         for (int j = 0; j < nh; ++j)

@@ -8,6 +8,31 @@
 
 namespace caustic {
 
+// Piecewise-linear hats on m increasing nodes, clamped at both ends (the first is 1 below the
+// first node, the last 1 above the last): the (up to) two nonzero (index, weight) pairs at v.
+KOKKOS_INLINE_FUNCTION int clampedHats(const double* nodes, int m, double v, int idx[2],
+                                       double w[2]) {
+  if (v <= nodes[0]) {
+    idx[0] = 0;
+    w[0] = 1.0;
+    return 1;
+  }
+  if (v >= nodes[m - 1]) {
+    idx[0] = m - 1;
+    w[0] = 1.0;
+    return 1;
+  }
+  int i = 0;
+  while (i + 1 < m - 1 && v >= nodes[i + 1])
+    ++i;
+  const double t = (v - nodes[i]) / (nodes[i + 1] - nodes[i]);
+  idx[0] = i;
+  w[0] = 1.0 - t;
+  idx[1] = i + 1;
+  w[1] = t;
+  return 2;
+}
+
 class HatFilter : public PotentialCorrection<double> {
 public:
   // Throws std::invalid_argument unless there is one theta per node (at least one) and the

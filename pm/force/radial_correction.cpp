@@ -1,5 +1,7 @@
 #include "pm/force/radial_correction.hpp"
 
+#include "pm/force/hat_filter.hpp"
+
 #include "pm/core/device_copy.hpp"
 #include "pm/core/profiling.hpp"
 
@@ -14,30 +16,6 @@ namespace caustic {
 namespace {
 
 std::size_t tableSize(int n) { return 3 * std::size_t(n / 2) * std::size_t(n / 2) + 1; }
-
-// Hats on increasing nodes, clamped at both ends: up to two (index, weight) pairs.
-int clampedHats(const std::vector<double>& nodes, double v, int idx[2], double w[2]) {
-  const int m = static_cast<int>(nodes.size());
-  if (v <= nodes.front()) {
-    idx[0] = 0;
-    w[0] = 1.0;
-    return 1;
-  }
-  if (v >= nodes.back()) {
-    idx[0] = m - 1;
-    w[0] = 1.0;
-    return 1;
-  }
-  int i = 0;
-  while (i + 1 < m - 1 && v >= nodes[static_cast<std::size_t>(i + 1)])
-    ++i;
-  const double t = (v - nodes[i]) / (nodes[i + 1] - nodes[i]);
-  idx[0] = i;
-  w[0] = 1.0 - t;
-  idx[1] = i + 1;
-  w[1] = t;
-  return 2;
-}
 
 void requireIncreasing(const std::vector<double>& v, const char* what, double lowest_exclusive) {
   if (v.empty())
@@ -134,11 +112,11 @@ template <class T> int HatKCorrection<T>::kHats(double x, int idx[2], double w[2
     w[0] = x / _x.front();
     return 1;
   }
-  return clampedHats(_x, x, idx, w);
+  return clampedHats(_x.data(), static_cast<int>(_x.size()), x, idx, w);
 }
 
 template <class T> int HatKCorrection<T>::aHats(double a, int idx[2], double w[2]) const {
-  return clampedHats(_a, a, idx, w);
+  return clampedHats(_a.data(), static_cast<int>(_a.size()), a, idx, w);
 }
 
 template <class T>

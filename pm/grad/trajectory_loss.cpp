@@ -130,6 +130,20 @@ TrajectoryLoss::TrajectoryLoss(DiffConfig cfg, TrajectoryLossOptions opt)
   _power = std::make_unique<ShellPower>(_cfg.mesh, _cfg.window, total(), bins);
 }
 
+double TrajectoryLoss::powerTerm(const Particles& parts, const std::vector<double>& ref, double S,
+                                 std::vector<double>* gP) const {
+  const auto P = (*_power)(parts);
+  const double B = _power->bins(), lambda = _opt.power_weight;
+  double s = 0.0;
+  for (std::size_t j = 0; j < P.size(); ++j) {
+    const double r = P[j] / ref[j] - 1.0;
+    s += r * r / B;
+    if (gP)
+      (*gP)[j] = lambda / S * 2.0 * r / (B * ref[j]);
+  }
+  return s;
+}
+
 double TrajectoryLoss::total() const { return std::pow(double(_cfg.lattice->n()), 3); }
 
 void TrajectoryLoss::prepare(TrajectorySample& sample) const {
@@ -177,7 +191,7 @@ TrajectoryLoss::Value TrajectoryLoss::operator()(const TrajectorySample& sample,
   const Comm& comm = _cfg.lattice->comm();
   const double box = _cfg.mesh->box(), N = total();
   const double S = static_cast<double>(sample.targets.size());
-  const double B = _power->bins(), lambda = _opt.power_weight;
+  const double lambda = _opt.power_weight;
   Trajectory traj(_cfg, params, N);
   Migrator toMesh(_cfg.mesh), toLattice(_cfg.lattice);
   Particles parts = copyParticles(sample.initial);
@@ -187,18 +201,6 @@ TrajectoryLoss::Value TrajectoryLoss::operator()(const TrajectorySample& sample,
     at[traj.driftOf(sample.targets[t].boundary)] = t;
   const int nops = static_cast<int>(traj.schedule().operations().size());
   Value v;
-  auto powerTerm = [&](const Particles& p, const std::vector<double>& ref,
-                       std::vector<double>* gP) {
-    const auto P = (*_power)(p);
-    double s = 0.0;
-    for (std::size_t j = 0; j < P.size(); ++j) {
-      const double r = P[j] / ref[j] - 1.0;
-      s += r * r / B;
-      if (gP)
-        (*gP)[j] = lambda / S * 2.0 * r / (B * ref[j]);
-    }
-    return s;
-  };
   for (int i = 0; i < nops; ++i) {
     traj.apply(parts, i);
     const auto it = at.find(i);
@@ -206,7 +208,7 @@ TrajectoryLoss::Value TrajectoryLoss::operator()(const TrajectorySample& sample,
       continue;
     const auto& target = sample.targets[it->second];
     if (lambda > 0)
-      v.power += powerTerm(parts, target.power, nullptr) / S;
+      v.power += powerTerm(parts, target.power, S, nullptr) / S;
     Particles c = copyParticles(parts), cot;
     toLattice.toLattice(c);
     v.position += particleLoss(c, target.particles, box, 0.0, cot, comm) / (N * S);
@@ -225,7 +227,7 @@ TrajectoryLoss::Value TrajectoryLoss::operator()(const TrajectorySample& sample,
       const auto& target = sample.targets[it->second];
       if (lambda > 0) {
         std::vector<double> gP(static_cast<std::size_t>(_power->bins()));
-        powerTerm(parts, target.power, &gP);
+        powerTerm(parts, target.power, S, &gP);
         _power->vjp(parts, gP, adj.x);
       }
       toLattice.toLattice(parts, &adj);
@@ -269,7 +271,7 @@ TrajectoryLoss::Value TrajectoryLoss::pgdLoss(const TrajectorySample& sample,
   }
   const Comm& comm = _cfg.lattice->comm();
   const double box = _cfg.mesh->box(), N = total();
-  const double B = _power->bins(), lambda = _opt.power_weight;
+  const double lambda = _opt.power_weight;
   Migrator toMesh(_cfg.mesh), toLattice(_cfg.lattice);
   if (grad)
     grad->assign(S, {0.0, 0.0, 0.0});
@@ -286,15 +288,8 @@ TrajectoryLoss::Value TrajectoryLoss::pgdLoss(const TrajectorySample& sample,
     Kokkos::deep_copy(carry.p, 0.0);
     toMesh(moved, &carry);
     if (lambda > 0) {
-      const auto P = (*_power)(moved);
-      std::vector<double> gP(P.size());
-      double s = 0.0;
-      for (std::size_t j = 0; j < P.size(); ++j) {
-        const double r = P[j] / target.power[j] - 1.0;
-        s += r * r / B;
-        gP[j] = lambda / double(S) * 2.0 * r / (B * target.power[j]);
-      }
-      v.power += s / double(S);
+      std::vector<double> gP(static_cast<std::size_t>(_power->bins()));
+      v.power += powerTerm(moved, target.power, double(S), grad ? &gP : nullptr) / double(S);
       if (grad)
         _power->vjp(moved, gP, carry.p);
     }

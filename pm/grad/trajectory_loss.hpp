@@ -89,6 +89,10 @@ public:
 
 private:
   double total() const;
+  // 1/B sum_b (P_b/ref_b - 1)^2 of particles on their mesh ranks; with gP, its cotangent in P
+  // scaled by lambda / S (a term of a loss over S snapshots). Collective.
+  double powerTerm(const Particles& parts, const std::vector<double>& ref, double S,
+                   std::vector<double>* gP) const;
   DiffConfig _cfg;
   TrajectoryLossOptions _opt;
   std::unique_ptr<ShellPower> _power;
