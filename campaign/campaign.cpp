@@ -174,13 +174,24 @@ std::vector<std::vector<double>> sobolPoints(int n, int dims) {
   return pts;
 }
 
-std::string makeCampaign(const CampaignConfig& cfg, const std::string& caustic_binary) {
+std::string makeCampaign(const CampaignConfig& cfg, const std::string& caustic_binary,
+                         const std::string& launcher) {
   namespace fs = std::filesystem;
   const fs::path dir(cfg.directory);
   const std::string manifest = (dir / "manifest.json").string();
   if (fs::exists(manifest))
     throw ParamError("campaign.directory = \"" + cfg.directory +
                      "\" already holds a campaign (manifest.json); choose another directory");
+  // The job script runs these two by absolute path: both must exist before anything is written.
+  const auto require = [](const char* what, const std::string& file) {
+    if (!fs::is_regular_file(file))
+      throw ParamError(std::string("campaign: the ") + what + " " + file +
+                       " does not exist (build the project, or install it with cmake --install)");
+  };
+  require("caustic binary", caustic_binary);
+  require("MPI launcher", launcher);
+  const std::string binary_path = fs::canonical(caustic_binary).string();
+  const std::string launcher_path = fs::canonical(launcher).string();
   const int dims = static_cast<int>(cfg.parameters.size());
   const auto unit = cfg.design == "sobol" ? sobolPoints(cfg.members, dims)
                                           : latinHypercube(cfg.members, dims, cfg.seed);
@@ -236,8 +247,6 @@ std::string makeCampaign(const CampaignConfig& cfg, const std::string& caustic_b
   }
   makeDirectories((dir / "logs").string());
   // The array job.
-  const std::string repo =
-      fs::canonical(fs::path(caustic_binary)).parent_path().parent_path().parent_path().string();
   std::ostringstream sb;
   sb << "#!/bin/bash\n"
      << "# Caustic campaign array job, written by `caustic campaign make` from " << cfg.source
@@ -259,8 +268,8 @@ std::string makeCampaign(const CampaignConfig& cfg, const std::string& caustic_b
      << "# Continue from the member's checkpoint if it has one; otherwise start afresh.\n"
      << "if ls checkpoints/checkpoint_step*.h5 > /dev/null 2>&1; then mode=--resume; else "
         "mode=--overwrite; fi\n"
-     << "bash \"" << repo << "/jobs/mpirun.sh\" " << cfg.ranks << " \""
-     << fs::canonical(fs::path(caustic_binary)).string() << "\" run params.toml $mode\n"
+     << "bash \"" << launcher_path << "\" " << cfg.ranks << " \"" << binary_path
+     << "\" run params.toml $mode\n"
      << "rc=$?\n"
      << "if [ $rc -eq 0 ]; then echo done > status; else echo \"failed $rc\" > status; fi\n"
      << "exit $rc\n";

@@ -52,9 +52,12 @@ std::vector<std::vector<double>> latinHypercube(int n, int dims, std::uint64_t s
 // Sobol points 0..n-1 (Joe & Kuo direction numbers), dims <= 10.
 std::vector<std::vector<double>> sobolPoints(int n, int dims);
 
-// Writes the member parameter files, the manifest and the sbatch script (single process).
-// Refuses an existing manifest. Returns the manifest path.
-std::string makeCampaign(const CampaignConfig& cfg, const std::string& caustic_binary);
+// Writes the member parameter files, the manifest and the sbatch script (single process). The
+// script runs `launcher NP caustic_binary run params.toml` (absolute paths of the tree in use:
+// build or install prefix). Refuses an existing manifest or a missing binary or launcher.
+// Returns the manifest path.
+std::string makeCampaign(const CampaignConfig& cfg, const std::string& caustic_binary,
+                         const std::string& launcher);
 
 // The directory name of member `index` under <directory>/members: NNNN (0001, 0002, ...).
 std::string memberName(int index);

@@ -20,6 +20,12 @@ std::string selfPath() {
   const auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
   return ec ? std::string("caustic") : p.string();
 }
+
+// The MPI launcher of the tree this binary belongs to (build tree or install prefix; the
+// relative path is fixed at configure time, see the top-level CMakeLists.txt).
+std::string launcherPath(const std::string& self) {
+  return (std::filesystem::path(self).parent_path() / CAUSTIC_LAUNCHER_RELATIVE).lexically_normal().string();
+}
 } // namespace
 
 int runCampaignCommand(RunContext& ctx, const CampaignCommandOptions& opt) {
@@ -27,7 +33,7 @@ int runCampaignCommand(RunContext& ctx, const CampaignCommandOptions& opt) {
     return 0; // campaign bookkeeping is serial
   if (opt.action == "make") {
     const CampaignConfig cfg = loadCampaignConfig(opt.target);
-    const std::string manifest = makeCampaign(cfg, selfPath());
+    const std::string manifest = makeCampaign(cfg, selfPath(), launcherPath(selfPath()));
     std::printf("campaign: %d members (%s design over %zu parameter(s)) in %s\n", cfg.members,
                 cfg.design.c_str(), cfg.parameters.size(), cfg.directory.c_str());
     std::printf("wrote %s, members/NNNN/params.toml, campaign.sbatch\n", manifest.c_str());

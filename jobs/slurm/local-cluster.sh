@@ -10,6 +10,8 @@ conf=$state/slurm.conf
 host=$(hostname -s)
 cpus=$(nproc)
 mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
+# alive PIDFILE: the process recorded in PIDFILE is running.
+alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2> /dev/null; }
 case "$action" in
 start)
   if [ "$(id -u)" -ne 0 ]; then echo "$0: needs root" >&2; exit 2; fi
@@ -47,8 +49,10 @@ NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=local Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
   export SLURM_CONF=$conf
-  pgrep -x slurmctld > /dev/null || slurmctld -f "$conf"
-  pgrep -x slurmd > /dev/null || slurmd -f "$conf"
+  # This cluster's daemons only (their PID files under STATE_DIR): another cluster on the
+  # machine is left alone.
+  alive "$state/slurmctld.pid" || slurmctld -f "$conf"
+  alive "$state/slurmd.pid" || slurmd -f "$conf"
   for i in $(seq 1 60); do
     if sinfo -h -o %T 2> /dev/null | grep -q "idle\|mixed\|alloc"; then break; fi
     sleep 0.5
@@ -57,10 +61,12 @@ CONF
   echo "export SLURM_CONF=$conf"
   ;;
 stop)
-  pkill -x slurmd || true
-  pkill -x slurmctld || true
+  # Stops the daemons this script started for STATE_DIR (their PID files), not every slurmd.
+  for d in slurmd slurmctld; do
+    if alive "$state/$d.pid"; then kill "$(cat "$state/$d.pid")" 2> /dev/null || true; fi
+  done
   for i in $(seq 1 40); do
-    pgrep -x slurmd > /dev/null || pgrep -x slurmctld > /dev/null || break
+    alive "$state/slurmd.pid" || alive "$state/slurmctld.pid" || break
     sleep 0.25
   done
   ;;
