@@ -11,6 +11,14 @@
 
 namespace caustic {
 
+std::string haloCatalogueName(const std::string& stem) {
+  std::string s = stem;
+  for (char& c : s)
+    if (c == '.')
+      c = 'p';
+  return s + ".0.hdf5";
+}
+
 void writeHaloCatalogue(const std::string& path, MPI_Comm comm, const HaloCatalogue& cat,
                         const HaloMeta& meta, const Params* params) {
   int rank = 0;
@@ -50,6 +58,18 @@ void writeHaloCatalogue(const std::string& path, MPI_Comm comm, const HaloCatalo
       h5::attr(hdr, "LinkingLengthParameter", meta.b, ctx);
       h5::attr(hdr, "MinGroupSize", std::int64_t(meta.min_particles), ctx);
       h5::attr(hdr, "ParticleMass", meta.particle_mass, ctx);
+      // Gadget group-file conventions read by yt's Gadget FoF reader: the cosmology and the
+      // (absent) subhaloes, with Gadget-3 (Nsubgroups) and Gadget-4 (Nsubhalos) names.
+      if (meta.hubble > 0) {
+        h5::attr(hdr, "Omega0", meta.omega_m, ctx);
+        h5::attr(hdr, "OmegaLambda", meta.omega_lambda, ctx);
+        h5::attr(hdr, "HubbleParam", meta.hubble, ctx);
+      }
+      h5::attr(hdr, "Nsubgroups_ThisFile", std::int64_t(0), ctx);
+      h5::attr(hdr, "Nsubgroups_Total", std::int64_t(0), ctx);
+      h5::attr(hdr, "Nsubhalos_ThisFile", std::int64_t(0), ctx);
+      h5::attr(hdr, "Nsubhalos_Total", std::int64_t(0), ctx);
+      writeUnitAttributes(hdr, ctx);
     }
     if (params) {
       h5::Handle par = h5::createGroup(file, "Parameters", ctx);
@@ -72,6 +92,8 @@ void writeHaloCatalogue(const std::string& path, MPI_Comm comm, const HaloCatalo
                    l1, "Mpc/h (rms distance of members from the centre)", ctx);
     h5::writeBlock(grp, "GroupMinID", H5T_NATIVE_UINT64, H5T_STD_U64LE, cat.label.data(), 1, g1, s0,
                    l1, "smallest member ParticleID (the group label)", ctx);
+    // No subhaloes; the group is what marks a Gadget group file (with Group and Header).
+    h5::createGroup(file, "Subhalo", ctx);
     if (!cat.member_offset.empty()) {
       h5::writeBlock(grp, "GroupOffset", H5T_NATIVE_UINT64, H5T_STD_U64LE, offset.data(), 1, g1, s0,
                      l1, "index of the first member in /IDs/ID", ctx);

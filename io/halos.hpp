@@ -2,11 +2,25 @@
 // Halo catalogues in the Gadget-4 group layout and halo mass functions.
 //
 //   /Header   BoxSize [Mpc/h], Time, Redshift, Ngroups_ThisFile, Ngroups_Total, Nids_ThisFile,
-//             Nids_Total, NumFiles, LinkingLength [Mpc/h], LinkingLengthParameter b, MinGroupSize
+//             Nids_Total, NumFiles, LinkingLength [Mpc/h], LinkingLengthParameter b, MinGroupSize,
+//             ParticleMass [1e10 Msun/h], Omega0, OmegaLambda, HubbleParam, Nsubgroups_ThisFile,
+//             Nsubgroups_Total, Nsubhalos_ThisFile, Nsubhalos_Total (0: no subhaloes), the unit
+//             system (UnitLength_in_cm, UnitMass_in_g, UnitVelocity_in_cm_per_s)
 //   /Group    GroupLen, GroupMass [1e10 Msun/h], GroupPos [Mpc/h], GroupVel [km/s, v_pec/sqrt(a)],
 //             GroupVelDisp [km/s, 1D peculiar], GroupRadius [Mpc/h, rms], GroupMinID (the label),
 //             GroupOffset (into /IDs/ID when member IDs are written)
 //   /IDs/ID   member IDs, group by group, ascending within a group (optional)
+//   /Subhalo  empty (FoF finds no subhaloes)
+//   /Parameters  the run parameters (in-situ catalogues only)
+//
+// yt 4.1.4 (yt/frontends/gadget_fof) recognises the file by its groups Group, Header and
+// Subhalo (and no FOF) and needs the Header's BoxSize, Redshift, Omega0, OmegaLambda,
+// HubbleParam, NumFiles, Ngroups_ThisFile, Nsubgroups_ThisFile and Nids_ThisFile; its units
+// (Mpc/h comoving, 1e10 Msun/h, km/s sqrt(a)) are its defaults, which are Caustic's. The Header
+// must not have a Code attribute: yt's Gadget snapshot reader accepts any file with one that is
+// not "SWIFT", and the file would match two readers. yt reads the data from
+// "<name up to its first dot>.0.hdf5" (Gadget's group files are NAME.0.hdf5, NAME.1.hdf5, ...),
+// so catalogues are named that way: halos_a1p0000.0.hdf5 (haloCatalogueName).
 #include "io/params.hpp"
 #include "pm/analysis/fof.hpp"
 
@@ -20,9 +34,15 @@ struct HaloMeta {
   double particle_mass = 0.0; // [1e10 Msun/h]
   double b = 0.2;
   int min_particles = 20;
+  // Cosmology for the Header (Omega0, OmegaLambda, HubbleParam); not written when hubble = 0.
+  double omega_m = 0.0, omega_lambda = 0.0, hubble = 0.0;
 };
 
 // Collective over `comm`; rank 0 writes (the catalogue is the same on every rank).
+// The catalogue's file name in the Gadget group-file form yt reads: <stem>.0.hdf5 with every
+// '.' of the stem written as 'p' (halos_a1.0000 -> halos_a1p0000.0.hdf5).
+std::string haloCatalogueName(const std::string& stem);
+
 void writeHaloCatalogue(const std::string& path, MPI_Comm comm, const HaloCatalogue& cat,
                         const HaloMeta& meta, const Params* params);
 

@@ -93,7 +93,12 @@ void HaloFinder::observe(Event, const SimulationState& s) {
   const double sep = _params.simulation.box / _params.simulation.particles;
   const HaloCatalogue cat = findHalos(*s.particles, *s.mesh, sep, opt);
   HaloMeta meta{s.a, _params.simulation.box, s.particle_mass, h.b, h.min_particles};
-  const std::string path = outputName(_params.output.directory, "halos", s.a, ".hdf5");
+  meta.omega_m = _params.cosmology.Omega_m;
+  meta.omega_lambda = 1.0 - _params.cosmology.Omega_m;
+  meta.hubble = _params.cosmology.h;
+  const std::string path =
+      (std::filesystem::path(_params.output.directory) / haloCatalogueName(format("halos_a%.4f", s.a)))
+          .string();
   writeHaloCatalogue(path, s.mesh->comm().get(), cat, meta, &_params);
   if (s.mesh->comm().rank() == 0) {
     const std::string mf = outputName(_params.output.directory, "mass_function", s.a, ".txt");

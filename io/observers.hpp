@@ -1,7 +1,7 @@
 #pragma once
 // Observers that write a run's outputs at output scale factors: snapshots, power spectra,
 // density fields and FoF halos. File names carry the scale factor (outputName): e.g.
-// snapshot_a0.5000.hdf5, power_a0.5000.txt, density_a0.5000.hdf5, halos_a0.5000.hdf5 and
+// snapshot_a0.5000.hdf5, power_a0.5000.txt, density_a0.5000.hdf5, halos_a0p5000.0.hdf5 (the group-file name yt reads) and
 // mass_function_a0.5000.txt. The initial conditions (ic.hdf5, power_ic.txt) are written by the
 // commands, not by these observers.
 #include "io/params.hpp"

@@ -107,9 +107,12 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
                        ": not allowed; expected an even integer in [4, 8192] (particles per side)");
     m.particles = static_cast<int>(np);
     const auto nm = s.integer("mesh", 2 * np, "an even integer >= simulation.particles");
-    if (nm % 2 || nm > 16384)
+    // The force's gradient readout reaches 5 planes beyond a slab (kGhostGradient in
+    // pm/force/painter.cpp); a mesh must have at least that many planes beyond one.
+    if (nm % 2 || nm < 8 || nm > 16384)
       throw ParamError(s.key("mesh") + " = " + std::to_string(nm) +
-                       ": not allowed; expected an even integer <= 16384 (mesh cells per side)");
+                       ": not allowed; expected an even integer in [8, 16384] (mesh cells per "
+                       "side)");
     if (nm < np)
       throw ParamError(s.key("mesh") + " = " + std::to_string(nm) +
                        ": smaller than the particle grid (simulation.particles = " +
@@ -272,6 +275,9 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
       o.directory = *d;
     }
     const auto a = s.numbers("a", "a list of scale factors in [a_start, a_end]");
+    if (a && a->empty())
+      throw ParamError("output.a = []: expected at least one scale factor in [a_start, a_end] "
+                       "(leave the key out for a_end only)");
     o.a = a ? *a : std::vector<double>{p.simulation.a_end};
     for (std::size_t i = 0; i < o.a.size(); ++i) {
       if (!(o.a[i] >= p.simulation.a_start && o.a[i] <= p.simulation.a_end))

@@ -30,7 +30,36 @@ void writeRows(hid_t file, const std::string& name, hid_t mem_type, hid_t file_t
                  units, ctx);
 }
 
+// One year [s]: the Julian year, as the yr of yt/unyt and astropy.
+constexpr double kSecondsPerYear = 3.15576e7;
+
 } // namespace
+
+void writeUnitAttributes(hid_t obj, const std::string& ctx) {
+  h5::attr(obj, "UnitLength_in_cm", kUnitLengthInCm, ctx);
+  h5::attr(obj, "UnitMass_in_g", kUnitMassInG, ctx);
+  h5::attr(obj, "UnitVelocity_in_cm_per_s", kUnitVelocityInCmPerS, ctx);
+}
+
+double cosmicTimeGyr(const CosmologyParams& c, double a) {
+  // t = 1/H0 int_0^a da' / (a' E(a')); with a' = x^2 the integrand 2 x^2 / sqrt(a'^3 E^2) is
+  // smooth at 0. Simpson's rule.
+  auto f = [&](double x) {
+    const double a1 = x * x;
+    // a^3 E^2 = Omega_m + a^3 Omega_de(a)
+    const double de3 =
+        (1.0 - c.Omega_m) * std::pow(a1, -3.0 * (c.w0 + c.wa)) * std::exp(-3.0 * c.wa * (1.0 - a1));
+    return 2.0 * x * x / std::sqrt(c.Omega_m + de3);
+  };
+  const int n = 2000;
+  const double xa = std::sqrt(a), dx = xa / n;
+  double sum = f(0.0) + f(xa);
+  for (int i = 1; i < n; ++i)
+    sum += (i % 2 ? 4.0 : 2.0) * f(i * dx);
+  const double hubble_time_gyr = kUnitLengthInCm / (100.0 * kUnitVelocityInCmPerS) / c.h /
+                                 (1e9 * kSecondsPerYear); // 1/H0 [Gyr]
+  return hubble_time_gyr * sum * dx / 3.0;
+}
 
 // Every run parameter as an attribute "section.key" of `group`.
 void writeParameters(hid_t group, const Params& params, const std::string& ctx) {
@@ -112,14 +141,34 @@ void writeSnapshot(const std::string& path, const Comm& comm, const Particles& p
           h5::attr(hdr, "OmegaBaryon", c.Omega_b, ctx);
           h5::attr(hdr, "HubbleParam", c.h, ctx);
           h5::attr(hdr, "Flag_DoublePrecision", std::int64_t(params.output.double_precision), ctx);
-          h5::attr(hdr, "UnitLength_in_cm", 3.085678e24, ctx);
-          h5::attr(hdr, "UnitMass_in_g", 1.989e43, ctx);
-          h5::attr(hdr, "UnitVelocity_in_cm_per_s", 1e5, ctx);
+          writeUnitAttributes(hdr, ctx);
           h5::attr(hdr, "Code", std::string("Caustic"), ctx);
+          // OWLS/EAGLE: the cosmic time; yt's OWLS reader takes its current_time from it.
+          h5::attr(hdr, "Time_GYR", cosmicTimeGyr(c, info.a), ctx);
         }
         {
           Handle par = h5::createGroup(file, "Parameters", ctx);
           writeParameters(par, params, ctx);
+        }
+        {
+          // The unit system as OWLS/EAGLE snapshots carry it. yt 4.1.4 reads units from a file
+          // only here (its Gadget HDF5 reader assumes kpc/h and 1e10 Msun/h whatever the file
+          // says); with /Constants it recognises the layout (yt/frontends/owls).
+          Handle units = h5::createGroup(file, "Units", ctx);
+          const double t = kUnitLengthInCm / kUnitVelocityInCmPerS;
+          writeUnitAttributes(units, ctx);
+          h5::attr(units, "UnitTime_in_s", t, ctx);
+          h5::attr(units, "UnitDensity_in_cgs",
+                   kUnitMassInG / (kUnitLengthInCm * kUnitLengthInCm * kUnitLengthInCm), ctx);
+          h5::attr(units, "UnitEnergy_in_cgs",
+                   kUnitMassInG * kUnitVelocityInCmPerS * kUnitVelocityInCmPerS, ctx);
+          h5::attr(units, "UnitPressure_in_cgs", kUnitMassInG / (kUnitLengthInCm * t * t), ctx);
+          Handle consts = h5::createGroup(file, "Constants", ctx);
+          h5::attr(consts, "CM_PER_MPC", kUnitLengthInCm, ctx);
+          h5::attr(consts, "SOLAR_MASS", kSolarMassInG, ctx);
+          h5::attr(consts, "SEC_PER_YEAR", kSecondsPerYear, ctx);
+          h5::attr(consts, "SEC_PER_MEGAYEAR", 1e6 * kSecondsPerYear, ctx);
+          h5::attr(consts, "HUBBLE", 100.0 * kUnitVelocityInCmPerS / kUnitLengthInCm, ctx);
         }
         Handle pt = h5::createGroup(file, "PartType1", ctx);
         auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
@@ -172,6 +221,8 @@ Particles readSnapshot(const std::string& path, const Comm& comm, SnapshotHeader
   header.a = readAttr(hdr, "Time", ctx);
   header.particle_mass = readAttr(hdr, "MassTable", ctx);
   header.omega_m = H5Aexists(hdr, "Omega0") > 0 ? readAttr(hdr, "Omega0", ctx) : 0.0;
+  header.omega_lambda = H5Aexists(hdr, "OmegaLambda") > 0 ? readAttr(hdr, "OmegaLambda", ctx) : 0.0;
+  header.hubble = H5Aexists(hdr, "HubbleParam") > 0 ? readAttr(hdr, "HubbleParam", ctx) : 0.0;
   header.total_particles = static_cast<std::uint64_t>(readAttr(hdr, "NumPart_Total", ctx));
   if (!(header.box > 0) || !(header.a > 0) || header.total_particles == 0)
     throw std::runtime_error(ctx + ": header has BoxSize = " + std::to_string(header.box) +

@@ -256,9 +256,15 @@ inline void applyOverride(toml::table& root, const std::string& ov) {
   toml::table parsed;
   try {
     parsed = toml::parse("v = " + value);
-  } catch (const toml::parse_error&) {
+  } catch (const toml::parse_error& e) {
+    // A bare word is a string; something that starts like a number but is not a TOML number
+    // (out of range: 2^64, 1e400; malformed: 1.2.3) is an error, not a string.
+    const char c0 = value.empty() ? '\0' : value[0];
+    if ((c0 >= '0' && c0 <= '9') || c0 == '+' || c0 == '-' || c0 == '.')
+      throw ParamError("--set " + ov + ": " + value + " is not a number TOML can hold (" +
+                       std::string(e.description()) + ")");
     parsed = toml::table{};
-    parsed.insert("v", value); // a bare word is a string
+    parsed.insert("v", value);
   }
   t->insert_or_assign(parts.back(), *parsed.get("v"));
 }

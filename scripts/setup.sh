@@ -17,6 +17,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libbenchmark-dev
   python3 python3-numpy python3-h5py python3-matplotlib
+  python3-yt      # the snapshot and halo-catalogue reader test (tests/check_yt.py)
+  python3-torch   # models built and scripted in PyTorch run in Caustic (tests/check_pytorch_model.py)
   slurm-wlm munge   # the campaign test runs a single-node SLURM cluster (jobs/slurm/local-cluster.sh)
 )
 

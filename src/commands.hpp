@@ -5,7 +5,9 @@
 namespace caustic {
 
 // `caustic ic`: initial conditions, their snapshot and power spectrum.
-void runInitialConditions(RunContext& ctx, const Params& params);
+// `caustic ic`: refuses a directory with outputs of an earlier run or ic unless `overwrite`.
+// Returns the exit code (0; 128 + signal if stopped during the initial conditions).
+int runInitialConditions(RunContext& ctx, const Params& params, bool overwrite);
 struct RunOptions {
   bool resume = false;    // continue from the newest readable checkpoint
   bool overwrite = false; // replace the outputs of an earlier run in output.directory
@@ -21,8 +23,11 @@ struct FofCommandOptions {
   int min_particles = 20;
   bool member_ids = false;
   std::string output; // catalogue path (default: halos_<snapshot name>.hdf5 beside it)
+  bool overwrite = false; // replace an existing catalogue / mass function
 };
-// `caustic fof`: friends-of-friends on a snapshot: catalogue and mass function.
+// `caustic fof`: friends-of-friends on a snapshot: catalogue and mass function. Refuses to
+// write over its input, over existing files (unless overwrite) and snapshots whose particle
+// IDs are not unique (ParamError, before anything is written).
 void runFofCommand(RunContext& ctx, const FofCommandOptions& opt);
 
 struct CampaignCommandOptions {

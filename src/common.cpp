@@ -4,12 +4,29 @@
 #include "io/snapshot.hpp"
 #include "pm/ic/initial_conditions.hpp"
 
+#include "pm/core/memory.hpp"
+
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 namespace caustic {
+
+namespace {
+// Rank 0's error message (empty: none) on every rank, as a ParamError.
+void shareError(const RunContext& ctx, std::string err, const char* where) {
+  int len = static_cast<int>(err.size());
+  mpiCheck(MPI_Bcast(&len, 1, MPI_INT, 0, ctx.comm().get()), where);
+  err.resize(len);
+  mpiCheck(MPI_Bcast(err.data(), len, MPI_CHAR, 0, ctx.comm().get()), where);
+  if (!err.empty())
+    throw ParamError(err);
+}
+} // namespace
 
 LinearPower makeLinearPower(const Params& params) {
   if (params.power.type == PowerParams::Type::Tabulated)
@@ -23,7 +40,7 @@ void prepareOutput(const RunContext& ctx, const std::string& dir) {
     try {
       makeDirectories(dir);
       // A read-only directory shows now, not after the first hours of a run.
-      const std::string probe = dir + "/.caustic_write_test";
+      const std::string probe = temporaryName(dir + "/.caustic_write_test");
       std::FILE* f = std::fopen(probe.c_str(), "w");
       if (!f)
         throw std::runtime_error("output directory " + dir + ": cannot write (" +
@@ -34,12 +51,7 @@ void prepareOutput(const RunContext& ctx, const std::string& dir) {
       err = e.what();
     }
   }
-  int len = static_cast<int>(err.size());
-  mpiCheck(MPI_Bcast(&len, 1, MPI_INT, 0, ctx.comm().get()), "prepareOutput");
-  err.resize(len);
-  mpiCheck(MPI_Bcast(err.data(), len, MPI_CHAR, 0, ctx.comm().get()), "prepareOutput");
-  if (!err.empty())
-    throw ParamError(err); // the same on every rank: exit code 2 with the message
+  shareError(ctx, err, "prepareOutput");
 }
 
 template <class T>
@@ -61,5 +73,138 @@ template Particles makeRunInitialConditions<float>(RunContext&, const Params&, c
                                                    const LinearPower&);
 template Particles makeRunInitialConditions<double>(RunContext&, const Params&, const Cosmology&,
                                                     const LinearPower&);
+
+bool hasRunOutputs(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    return false;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n == "run_summary.json" || n == "ic_summary.json" || n == "ic.hdf5" ||
+        n == "linear_power.txt" || n == "power_ic.txt" || n.rfind("snapshot_a", 0) == 0 ||
+        n.rfind("power_a", 0) == 0)
+      return true;
+  }
+  return false;
+}
+
+
+void checkOutputPaths(const RunContext& ctx, const Params& params) {
+  std::string err;
+  if (ctx.root()) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    for (const auto& [key, dir] :
+         {std::pair<std::string, std::string>{"output.directory", params.output.directory},
+          {"checkpoint.directory", params.checkpoint.directory}}) {
+      // The directory, or the first of its parents that exists, must be a directory.
+      fs::path p(dir);
+      while (!p.empty() && !fs::exists(p, ec) && p.has_parent_path() && p.parent_path() != p)
+        p = p.parent_path();
+      if (!p.empty() && fs::exists(p, ec) && !fs::is_directory(p, ec)) {
+        err = key + " = \"" + dir + "\": " + p.string() +
+              " exists and is not a directory; allowed: a directory path";
+        break;
+      }
+    }
+  }
+  shareError(ctx, err, "checkOutputPaths");
+}
+
+MemoryEstimate estimateMemory(const Params& params, int nranks, double base_bytes) {
+  // Peak resident memory of `caustic run` measured on this code (1 rank; single precision:
+  // 82 B per particle and 5.6 B per mesh cell above the process's start; double: 101 and 12),
+  // with a margin of about 10% for migration buffers and outputs.
+  const auto& sim = params.simulation;
+  const bool dbl = sim.double_precision;
+  const double per_particle = dbl ? 110.0 : 90.0, per_cell = dbl ? 14.0 : 6.5;
+  // The fullest slab: the decomposition gives some ranks one plane more.
+  const double pp = std::ceil(double(sim.particles) / nranks) * double(sim.particles) * sim.particles;
+  const double mp = std::ceil(double(sim.mesh) / nranks) * double(sim.mesh) * sim.mesh;
+  return {base_bytes, per_particle * pp, per_cell * mp};
+}
+
+double checkMemory(const RunContext& ctx, const Params& params) {
+  MPI_Comm world = ctx.comm().get();
+  const MemoryEstimate est = estimateMemory(params, ctx.comm().size(), residentBytes());
+  // The ranks sharing a node share its memory.
+  MPI_Comm node = MPI_COMM_NULL;
+  mpiCheck(MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
+           "checkMemory: node communicator");
+  double mine = est.perRank(), on_node = 0.0;
+  int node_ranks = 1, node_rank = 0;
+  MPI_Comm_size(node, &node_ranks);
+  MPI_Comm_rank(node, &node_rank);
+  mpiCheck(MPI_Allreduce(&mine, &on_node, 1, MPI_DOUBLE, MPI_SUM, node), "checkMemory");
+  double available = -1.0;
+  if (node_rank == 0) {
+    std::ifstream in("/proc/meminfo");
+    std::string key;
+    double kb = 0;
+    std::string unit;
+    while (in >> key >> kb >> unit)
+      if (key == "MemAvailable:") {
+        available = kb * 1024.0;
+        break;
+      }
+  }
+  MPI_Comm_free(&node);
+  // The worst node decides: the largest shortfall (need - available) over the nodes.
+  double shortfall = (available >= 0.0) ? on_node - available : -1e300, worst = 0.0;
+  mpiCheck(MPI_Allreduce(&shortfall, &worst, 1, MPI_DOUBLE, MPI_MAX, world), "checkMemory");
+  double info[3] = {on_node, available, double(node_ranks)};
+  // Rank 0 reports its own node (and the worst shortfall).
+  ctx.log(format("memory estimate: %.2f GB per rank (%.2f GB for the %d rank(s) on this node; "
+                 "%.1f GB available)",
+                 est.perRank() / 1e9, info[0] / 1e9, node_ranks, info[1] / 1e9));
+  if (worst > 0.0) {
+    const auto& sim = params.simulation;
+    throw ParamError(format(
+        "simulation.particles = %d, simulation.mesh = %d: needs about %.1f GB per rank "
+        "(%.1f GB for the particles, %.1f GB for the mesh, %.2f GB the program itself), "
+        "%.1f GB more than a node has available; use more nodes (ranks spread over them), "
+        "precision = \"single\", or a smaller mesh or particle grid",
+        sim.particles, sim.mesh, est.perRank() / 1e9, est.particles / 1e9, est.mesh / 1e9,
+        est.base / 1e9, worst / 1e9));
+  }
+  return est.perRank();
+}
+
+OutputClaim::~OutputClaim() {
+  if (!lock.held())
+    return;
+  lock.release();
+  std::error_code ec;
+  if (created && std::filesystem::is_empty(directory, ec))
+    std::filesystem::remove(directory, ec);
+}
+
+OutputClaim claimOutputDirectory(const RunContext& ctx, const std::string& dir,
+                                 const std::string& command) {
+  OutputClaim claim;
+  claim.directory = dir;
+  std::string err, note;
+  if (ctx.root()) {
+    try {
+      std::error_code ec;
+      claim.created = !std::filesystem::exists(dir, ec);
+      claim.lock = DirectoryLock::acquire(dir, command, &note);
+      // A read-only directory shows now, not after the first hours of a run.
+      const std::string probe = temporaryName(dir + "/.caustic_write_test");
+      std::FILE* f = std::fopen(probe.c_str(), "w");
+      if (!f)
+        throw std::runtime_error("output directory " + dir + ": cannot write (" +
+                                 std::strerror(errno) + ")");
+      std::fclose(f);
+      std::remove(probe.c_str());
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+  }
+  if (!note.empty())
+    ctx.log("warning: " + dir + ": " + note);
+  shareError(ctx, err, "claimOutputDirectory");
+  return claim;
+}
 
 } // namespace caustic

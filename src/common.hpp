@@ -2,6 +2,7 @@
 // Pieces shared by the commands.
 #include "io/format.hpp"
 #include "io/params.hpp"
+#include "io/run_lock.hpp"
 #include "pm/cosmology/cosmology.hpp"
 #include "pm/cosmology/linear_power.hpp"
 #include "pm/particles/particles.hpp"
@@ -19,5 +20,44 @@ void prepareOutput(const RunContext& ctx, const std::string& dir);
 template <class T>
 Particles makeRunInitialConditions(RunContext& ctx, const Params& params, const Cosmology& cosmo,
                                    const LinearPower& power);
+
+} // namespace caustic
+
+namespace caustic {
+
+// Outputs of an earlier run or `caustic ic` in `dir` (what --overwrite is for).
+bool hasRunOutputs(const std::string& dir);
+
+// Paths the command will write to that exist but are not directories (output.directory,
+// checkpoint.directory): ParamError naming the setting. Collective (rank 0 looks).
+void checkOutputPaths(const RunContext& ctx, const Params& params);
+
+// Memory a run needs per rank, from the sizes (calibrated on peak RSS of runs on this code:
+// see README "Memory"): the process as it is now plus bytes per particle and per mesh cell.
+struct MemoryEstimate {
+  double base = 0.0, particles = 0.0, mesh = 0.0;
+  double perRank() const { return base + particles + mesh; }
+};
+MemoryEstimate estimateMemory(const Params& params, int nranks, double base_bytes);
+// Logs the estimate; ParamError (on every rank) if the ranks on a node need more than the
+// node's available memory, with the estimate and what to change. Returns the per-rank estimate.
+double checkMemory(const RunContext& ctx, const Params& params);
+
+// The output directory claimed for a command: its lock (rank 0 holds it), released at the end;
+// the directory is removed again if the command created it and left it empty.
+class OutputClaim {
+public:
+  OutputClaim() = default;
+  OutputClaim(OutputClaim&&) = default;
+  OutputClaim& operator=(OutputClaim&&) = default;
+  ~OutputClaim();
+  DirectoryLock lock;
+  std::string directory;
+  bool created = false;
+};
+// Collective: creates and locks `dir` (ParamError on every rank if another live command holds
+// it or it cannot be written).
+OutputClaim claimOutputDirectory(const RunContext& ctx, const std::string& dir,
+                                 const std::string& command);
 
 } // namespace caustic

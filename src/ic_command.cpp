@@ -1,5 +1,6 @@
 #include "commands.hpp"
 #include "common.hpp"
+#include "signals.hpp"
 
 #include "io/atomic_file.hpp"
 #include "io/snapshot.hpp"
@@ -16,7 +17,7 @@ namespace caustic {
 
 namespace {
 
-template <class T> void runIC(RunContext& ctx, const Params& params) {
+template <class T> int runIC(RunContext& ctx, const Params& params, bool overwrite) {
   const auto& sim = params.simulation;
   const auto& out = params.output;
   MPI_Comm comm = ctx.comm().get();
@@ -26,12 +27,27 @@ template <class T> void runIC(RunContext& ctx, const Params& params) {
           ", sigma8 = " + format("%.4f", power.sigma(8.0)) +
           ", D1(a_start) = " + format("%.6f", cosmo.D1(sim.a_start)));
 
+  checkOutputPaths(ctx, params);
+  checkMemory(ctx, params);
+  OutputClaim claim = claimOutputDirectory(ctx, out.directory, "caustic ic");
+  {
+    int found = ctx.root() ? hasRunOutputs(out.directory) : 0;
+    mpiCheck(MPI_Bcast(&found, 1, MPI_INT, 0, comm), "ic: output check");
+    if (found && !overwrite)
+      throw ParamError("output.directory = \"" + out.directory +
+                       "\" holds the outputs of an earlier run or initial conditions; pass "
+                       "--overwrite to replace them, or choose another directory");
+  }
   Particles parts = makeRunInitialConditions<T>(ctx, params, cosmo, power);
+  if (const int sig = agreedStopSignal(comm)) {
+    ctx.log("stopped by signal " + std::to_string(sig) +
+            " during the initial conditions; nothing was written");
+    return 128 + sig;
+  }
   const double ntot = static_cast<double>(sim.particles) * sim.particles * sim.particles;
   ctx.log("initial conditions: " + std::to_string(sim.particles) + "^3 particles, " +
           (sim.lpt_order == 2 ? "2LPT" : "Zel'dovich") + " at a = " + format("%.4f", sim.a_start));
 
-  prepareOutput(ctx, out.directory);
   const std::filesystem::path dir(out.directory);
   if (out.initial_conditions) {
     PhaseTimer t(ctx, "write_snapshot");
@@ -77,15 +93,14 @@ template <class T> void runIC(RunContext& ctx, const Params& params) {
     writeTextFile(path, summary.dump(2) + "\n");
     ctx.log("wrote " + path);
   }
+  return 0;
 }
 
 } // namespace
 
-void runInitialConditions(RunContext& ctx, const Params& params) {
-  if (params.simulation.double_precision)
-    runIC<double>(ctx, params);
-  else
-    runIC<float>(ctx, params);
+int runInitialConditions(RunContext& ctx, const Params& params, bool overwrite) {
+  return params.simulation.double_precision ? runIC<double>(ctx, params, overwrite)
+                                            : runIC<float>(ctx, params, overwrite);
 }
 
 } // namespace caustic

@@ -1,5 +1,6 @@
 // The `caustic` command: parses the command line, sets up MPI and Kokkos, runs a subcommand.
 #include "commands.hpp"
+#include "signals.hpp"
 #include "pm/core/comm.hpp"
 #include "pm/core/memory.hpp"
 
@@ -10,8 +11,27 @@
 
 #include <cstdio>
 #include <iostream>
+#include <string>
+#include <vector>
 
 namespace {
+
+// A stream that discards (the ranks other than 0 do not repeat command-line messages).
+std::ostream& devnull() {
+  static std::ostream null(nullptr);
+  return null;
+}
+
+// The arguments Kokkos sees: the program name and --kokkos-* options only. Kokkos 3.4 also
+// answers --help with its own 40-line help, which is not this command's.
+std::vector<char*> kokkosArguments(int argc, char** argv) {
+  std::vector<char*> args{argv[0]};
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]).rfind("--kokkos-", 0) == 0)
+      args.push_back(argv[i]);
+  args.push_back(nullptr);
+  return args;
+}
 
 // An error every rank met alike (invalid input, or one decided collectively): rank 0 reports
 // it once, every rank returns the exit code.
@@ -34,13 +54,17 @@ int runCommand(int argc, char** argv) {
   auto* ic = app.add_subcommand("ic", "Generate initial conditions: snapshot and power spectrum");
   ic->add_option("params", file, "TOML parameter file")->required();
   ic->add_option("--set", sets, "Override a parameter: section.key=value (repeatable)");
+  bool ic_overwrite = false;
+  ic->add_flag("--overwrite", ic_overwrite, "Replace the outputs of an earlier run or ic");
   auto* run = app.add_subcommand("run", "Run a simulation: initial conditions, PM steps, outputs");
   run->add_option("params", file, "TOML parameter file")->required();
   run->add_option("--set", sets, "Override a parameter: section.key=value (repeatable)");
   RunOptions run_opt;
   run->add_flag("--resume", run_opt.resume,
                 "Continue from the newest checkpoint (same parameters and --set options)");
-  run->add_flag("--overwrite", run_opt.overwrite, "Replace the outputs of an earlier run");
+  auto* overwrite =
+      run->add_flag("--overwrite", run_opt.overwrite, "Replace the outputs of an earlier run");
+  run->get_option("--resume")->excludes(overwrite);
   FofCommandOptions fof_opt;
   auto* fof = app.add_subcommand(
       "fof", "Friends-of-friends halos of a snapshot: catalogue and mass function");
@@ -52,6 +76,8 @@ int runCommand(int argc, char** argv) {
   fof->add_flag("--member-ids", fof_opt.member_ids, "Write the members' IDs");
   fof->add_option("--output,-o", fof_opt.output,
                   "Catalogue path (default: halos_<snapshot>.hdf5 beside it)");
+  fof->add_flag("--overwrite", fof_opt.overwrite,
+                "Replace an existing catalogue and mass function (never the snapshot itself)");
   CampaignCommandOptions camp_opt;
   auto* camp = app.add_subcommand("campaign", "Campaigns of many runs: make, status, submit");
   camp->require_subcommand(1);
@@ -78,9 +104,10 @@ int runCommand(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (rank == 0)
-      return app.exit(e);
-    return e.get_exit_code();
+    // --help and --version exit 0; every command-line error exits 2 (as input errors do),
+    // with CLI11's message and a pointer to --help.
+    const int code = app.exit(e, rank == 0 ? std::cout : devnull(), rank == 0 ? std::cerr : devnull());
+    return code == 0 ? 0 : 2;
   }
 
   Comm comm(MPI_COMM_WORLD);
@@ -111,6 +138,10 @@ int runCommand(int argc, char** argv) {
     }
   }
 #endif
+  // `run` and `ic` take stop requests (SIGINT, SIGTERM, SIGUSR1) from the start: a signal
+  // during the initial conditions stops them cleanly before anything is written, as one during
+  // the steps stops the run at a step boundary. (The other commands keep the default action.)
+  installStopHandlers();
   Params params;
   try {
     params = loadParams(file, sets, size);
@@ -119,10 +150,8 @@ int runCommand(int argc, char** argv) {
     return reportOnce(rank, e, 2);
   }
   try {
-    if (*ic) {
-      runInitialConditions(ctx, params);
-      return 0;
-    }
+    if (*ic)
+      return runInitialConditions(ctx, params, ic_overwrite);
     return runSimulationCommand(ctx, params, run_opt);
   } catch (const ParamError& e) {
     // Input errors found after parsing (e.g. an emulator refused by its validity guard) are
@@ -138,7 +167,9 @@ int main(int argc, char** argv) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); // errors are reported by caustic, with context
   int rc = 0;
   {
-    Kokkos::ScopeGuard kokkos(argc, argv);
+    auto kargs = kokkosArguments(argc, argv);
+    int kargc = static_cast<int>(kargs.size()) - 1;
+    Kokkos::ScopeGuard kokkos(kargc, kargs.data());
     caustic::configureAllocator();
     try {
       rc = runCommand(argc, argv);

@@ -14,8 +14,12 @@
 #include "emulators/hooks/hooks.hpp"
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
+#include <fstream>
+#include <tuple>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -27,18 +31,71 @@ namespace caustic {
 
 namespace {
 
-// Outputs of an earlier run in `dir` (what --overwrite is for).
-bool hasRunOutputs(const std::string& dir) {
+// A resumed run's summary lists the outputs the interrupted part wrote too: the files in the
+// output directory at scale factors up to the resume point (names <kind>_a<a>.<ext>), the
+// initial conditions and the linear spectrum.
+void recordEarlierOutputs(RunContext& ctx, const Params& params, double a_resume) {
+  if (!ctx.root())
+    return;
+  namespace fs = std::filesystem;
+  std::vector<std::tuple<double, std::string, std::string>> found;
   std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec))
-    return false;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+  for (const auto& e : fs::directory_iterator(params.output.directory, ec)) {
     const std::string n = e.path().filename().string();
-    if (n == "run_summary.json" || n == "ic.hdf5" || n == "linear_power.txt" ||
-        n.rfind("snapshot_a", 0) == 0 || n.rfind("power_a", 0) == 0)
-      return true;
+    if (n == "ic.hdf5" || n == "linear_power.txt") {
+      found.emplace_back(-1.0, n == "ic.hdf5" ? "snapshot" : "linear_power", e.path().string());
+      continue;
+    }
+    // <kind>_a1.0000.<ext>, or halos_a1p0000.0.hdf5 (the group-file form)
+    const auto at = n.rfind("_a");
+    if (n[0] == '.' || at == std::string::npos)
+      continue;
+    std::string num = n.substr(at + 2);
+    if (const auto pp = num.find('p'); pp != std::string::npos && pp < num.find('.'))
+      num[pp] = '.';
+    char* end = nullptr;
+    const double a = std::strtod(num.c_str(), &end);
+    if (end == num.c_str() || *end != '.' || a > a_resume + 1e-6)
+      continue;
+    const std::string kind = n.rfind("snapshot_", 0) == 0        ? "snapshot"
+                             : n.rfind("power_", 0) == 0         ? "power_spectrum"
+                             : n.rfind("density_", 0) == 0       ? "density"
+                             : n.rfind("halos_", 0) == 0         ? "halos"
+                             : n.rfind("mass_function_", 0) == 0 ? "mass_function"
+                                                                 : "emulator";
+    found.emplace_back(a, kind, e.path().string());
   }
-  return false;
+  std::sort(found.begin(), found.end());
+  for (const auto& [a, kind, path] : found)
+    ctx.addOutput(kind, path);
+}
+
+// FNV-1a hashes of every input file the run read: the parameter file, the power table,
+// emulator models and records, the force-correction record, the shared FFTW wisdom.
+nlohmann::json inputHashes(const Params& params) {
+  nlohmann::json j = nlohmann::json::object();
+  auto add = [&j](const std::string& path) {
+    if (path.empty() || j.contains(path))
+      return;
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+      return;
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    j[path] = fnv1aHex(text);
+  };
+  add(params.source);
+  if (params.power.type == PowerParams::Type::Tabulated)
+    add(params.power.file);
+  for (const auto& e : params.emulators) {
+    add(e.model);
+    add(e.metadata.empty() ? std::filesystem::path(e.model).replace_extension(".json").string()
+                           : e.metadata);
+  }
+  add(params.gravity.correction.model);
+  if (!params.fft.wisdom.empty())
+    add(params.simulation.double_precision ? wisdomFile<double>(params.fft.wisdom)
+                                           : wisdomFile<float>(params.fft.wisdom));
+  return j;
 }
 
 // The newest readable checkpoint made with these parameters. Collective; ParamError if none.
@@ -108,14 +165,43 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
             (correction->mismatch.empty()
                  ? std::string()
                  : "; outside its training domain (forced): " + correction->mismatch));
-  // Nothing of an earlier run is overwritten unless asked (or resumed).
-  if (!opt.resume && !opt.overwrite) {
-    int found = ctx.root() ? hasRunOutputs(out.directory) : 0;
-    mpiCheck(MPI_Bcast(&found, 1, MPI_INT, 0, comm), "run: output check");
-    if (found)
+  // Every check before the first byte is written: paths, memory; then the directory is
+  // claimed (locked against a second command) and what it holds is looked at.
+  checkOutputPaths(ctx, params);
+  const double memory_estimate = checkMemory(ctx, params);
+  const Spacing spacing = stepSpacing(sim);
+  const auto boundaries = timeSteps(sim.a_start, sim.a_end, sim.steps, spacing, out.a);
+  const int steps_total = static_cast<int>(boundaries.size()) - 1;
+  if (steps_total != sim.steps)
+    ctx.log(format("time steps: %d (simulation.steps = %d; outputs fall on step boundaries, so "
+                   "%d output time(s) between steps add a boundary each)",
+                   steps_total, sim.steps, steps_total - sim.steps));
+  OutputClaim claim = claimOutputDirectory(ctx, out.directory, "caustic run");
+  {
+    // Nothing of an earlier run is overwritten unless asked (or resumed); a complete run is
+    // not resumed.
+    int state = 0; // 1: outputs of an earlier run; 2: a complete run
+    if (ctx.root() && hasRunOutputs(out.directory)) {
+      state = 1;
+      std::ifstream in((std::filesystem::path(out.directory) / "run_summary.json").string());
+      try {
+        nlohmann::json prev;
+        if (in && (in >> prev, true) && prev.value("command", "") == "run" &&
+            !prev.value("interrupted", true) &&
+            prev.value("steps_done", -1) == prev.value("steps_total", -2))
+          state = 2;
+      } catch (const nlohmann::json::exception&) {
+      }
+    }
+    mpiCheck(MPI_Bcast(&state, 1, MPI_INT, 0, comm), "run: output check");
+    if (state > 0 && !opt.resume && !opt.overwrite)
       throw ParamError("output.directory = \"" + out.directory +
                        "\" holds the outputs of an earlier run; pass --overwrite to replace "
                        "them, --resume to continue it, or choose another directory");
+    if (state == 2 && opt.resume)
+      throw ParamError("--resume: output.directory = \"" + out.directory +
+                       "\" holds a complete run (run_summary.json: every step done); nothing "
+                       "to resume (--overwrite runs it again)");
   }
   CheckpointInfo resumed;
   Particles parts = opt.resume ? resumeState<T>(ctx, params, resumed)
@@ -124,8 +210,18 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
     ctx.log("resuming from " + resumed.path + ": step " + std::to_string(resumed.step) + "/" +
             std::to_string(resumed.steps_total) + ", a = " + format("%.4f", resumed.state.a) +
             ", written by " + std::to_string(resumed.nranks) + " rank(s)");
+  if (opt.resume && resumed.steps_total != steps_total)
+    throw ParamError("--resume: the checkpoint has " + std::to_string(resumed.steps_total) +
+                     " steps in all, these parameters " + std::to_string(steps_total));
+  // A stop requested during the initial conditions (or the checkpoint read): nothing written.
+  if (const int sig = agreedStopSignal(comm)) {
+    ctx.log("stopped by signal " + std::to_string(sig) +
+            " before the first step; nothing was written");
+    return 128 + sig;
+  }
   const double ntot = double(sim.particles) * sim.particles * sim.particles;
-  prepareOutput(ctx, out.directory);
+  if (opt.resume)
+    recordEarlierOutputs(ctx, params, resumed.state.a);
   auto record = [&ctx](const std::string& kind, const std::string& path) {
     ctx.addOutput(kind, path);
     ctx.log("wrote " + path);
@@ -171,10 +267,18 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
       wisdomFile<T>((std::filesystem::path(out.directory) / "fftw.wisdom").string());
   const std::string shared_wisdom =
       params.fft.wisdom.empty() ? "" : wisdomFile<T>(params.fft.wisdom);
-  if (!shared_wisdom.empty())
-    importWisdom<T>(shared_wisdom, comm);
-  if (opt.resume)
-    importWisdom<T>(own_wisdom, comm);
+  // A wisdom file that is not FFTW wisdom is neither read nor overwritten (it may be anything).
+  std::vector<std::string> export_wisdom{own_wisdom};
+  if (!shared_wisdom.empty()) {
+    if (importWisdom<T>(shared_wisdom, comm) == WisdomImport::Invalid)
+      ctx.log("warning: fft.wisdom = \"" + params.fft.wisdom + "\": " + shared_wisdom +
+              " is not FFTW wisdom (" + (sim.double_precision ? "double" : "single") +
+              " precision); ignored and left as it is");
+    else
+      export_wisdom.push_back(shared_wisdom);
+  }
+  if (opt.resume && importWisdom<T>(own_wisdom, comm) == WisdomImport::Invalid)
+    ctx.log("warning: " + own_wisdom + " is not FFTW wisdom; planning afresh");
   std::shared_ptr<Workspace<T>> workspace;
   std::unique_ptr<NBody<T>> solver;
   {
@@ -191,9 +295,7 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
   }
   // Wisdom files are an optimisation: a failure to write one is reported, not fatal (rank 0
   // writes, nothing collective follows).
-  for (const std::string& w : {own_wisdom, shared_wisdom}) {
-    if (w.empty())
-      continue;
+  for (const std::string& w : export_wisdom) {
     try {
       exportWisdom<T>(w, comm);
     } catch (const std::runtime_error& e) {
@@ -231,8 +333,6 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
     observers = {pgd_outputs.get()};
   }
 
-  const Spacing spacing = stepSpacing(sim);
-  const auto boundaries = timeSteps(sim.a_start, sim.a_end, sim.steps, spacing, out.a);
   SimulationState base;
   base.mesh = mesh;
   base.cosmology = &cosmo;
@@ -240,11 +340,6 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
   base.particle_mass = particleMass(params);
   base.particle_grid = sim.particles;
   base.lattice_offset = latticeOffset(params);
-  installStopHandlers();
-  const int steps_total = static_cast<int>(boundaries.size()) - 1;
-  if (opt.resume && resumed.steps_total != steps_total)
-    throw ParamError("--resume: the checkpoint has " + std::to_string(resumed.steps_total) +
-                     " steps in all, these parameters " + std::to_string(steps_total));
   Checkpointing ckpt;
   ckpt.every_steps = params.checkpoint.every_steps;
   ckpt.every_seconds = 60.0 * params.checkpoint.every_minutes;
@@ -263,6 +358,10 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
   // after step k.
   const char* fault = std::getenv("CAUSTIC_FAULT_NAN_AFTER_STEP");
   const int nan_step = fault ? std::atoi(fault) : -1;
+  // ... and CAUSTIC_FAULT_STOP_AFTER_STEP=k raises SIGUSR1 on rank 0 after step k (a stop
+  // request at a known step, as SLURM's signal before a time limit makes one).
+  const char* fault_stop = std::getenv("CAUSTIC_FAULT_STOP_AFTER_STEP");
+  const int stop_step = fault_stop ? std::atoi(fault_stop) : -1;
   ResumePoint rp{resumed.step, resumed.state};
   // The run loop and what the command attaches to it: observers at events; handlers for stop
   // signals, the NaN check, step timing, checkpoints and the step line (in this order: the
@@ -280,6 +379,8 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
       h(0, 0) = std::numeric_limits<double>::quiet_NaN();
       Kokkos::deep_copy(parts.p, h);
     }
+    if (r.step == stop_step && ctx.root())
+      std::raise(SIGUSR1);
     ctx.log(format("step %4d/%d  a = %.4f  z = %7.3f  %7.2f s  ETA %7.1f s", r.step, r.steps_total,
                    r.a, 1.0 / r.a - 1.0, r.seconds, r.eta_seconds));
   });
@@ -297,17 +398,22 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
                    last_checkpoint.empty() ? "none" : last_checkpoint.c_str());
     return 3;
   }
+  const int stop_signal = result.interrupted ? agreedStopSignal(comm) : 0;
   for (const auto& [phase, s] : nbody.times().all())
     ctx.addTime("step:" + phase, s);
   if (pgd_outputs)
     ctx.addTime("pgd_outputs", pgd_outputs->seconds());
   auto summary = ctx.summary("run", params.hash());
+  summary["memory_estimate_bytes_per_rank"] = memory_estimate;
+  summary["inputs"] = inputHashes(params);
   if (correction)
     summary["force_correction"] = correction->summary();
   summary["steps_done"] = result.steps_done;
   summary["steps_total"] = static_cast<int>(boundaries.size()) - 1;
   summary["a_reached"] = result.a_reached;
   summary["interrupted"] = result.interrupted;
+  if (result.interrupted)
+    summary["stop_signal"] = stop_signal;
   summary["checkpoints_written"] = checkpoints.written();
   if (!last_checkpoint.empty())
     summary["last_checkpoint"] = last_checkpoint;
@@ -322,12 +428,13 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
     ctx.log("wrote " + path);
   }
   if (result.interrupted) {
-    ctx.log("stopped by signal " + std::to_string(stopSignal()) + " after step " +
+    const int sig = stop_signal;
+    ctx.log("stopped by signal " + std::to_string(sig) + " after step " +
             std::to_string(result.steps_done) + " at a = " + format("%.4f", result.a_reached) +
             "; every file written is complete" +
             (last_checkpoint.empty() ? std::string()
                                      : "; continue with --resume (" + last_checkpoint + ")"));
-    return 128 + stopSignal();
+    return 128 + sig;
   }
   ctx.log("done");
   return 0;

@@ -2,7 +2,14 @@
 
 #include "pm/core/memory.hpp"
 
+#include "git_commit.hpp"
+
 #include <Kokkos_Core.hpp>
+#include <fftw3.h>
+#include <hdf5.h>
+#ifdef CAUSTIC_WITH_TORCH
+#include <torch/version.h>
+#endif
 #include <cstdio>
 
 namespace caustic {
@@ -32,15 +39,40 @@ double peakMemoryBytes() {
   return peakResidentBytes();
 }
 
+nlohmann::json libraryVersions() {
+  char mpi_lib[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+  int len = 0;
+  MPI_Get_library_version(mpi_lib, &len);
+  std::string mpi(mpi_lib, static_cast<std::size_t>(len));
+  mpi = mpi.substr(0, mpi.find_first_of(",\n")); // "Open MPI v4.1.4"
+  unsigned h5_major = 0, h5_minor = 0, h5_release = 0;
+  H5get_libversion(&h5_major, &h5_minor, &h5_release);
+  nlohmann::json v = {
+      {"caustic", CAUSTIC_VERSION},
+      {"git_commit", CAUSTIC_GIT_COMMIT},
+      {"kokkos", std::to_string(KOKKOS_VERSION / 10000) + "." +
+                     std::to_string(KOKKOS_VERSION / 100 % 100) + "." +
+                     std::to_string(KOKKOS_VERSION % 100)},
+      {"mpi_standard", std::to_string(MPI_VERSION) + "." + std::to_string(MPI_SUBVERSION)},
+      {"mpi_library", mpi},
+      {"fftw", std::string(fftw_version)},
+      {"hdf5", std::to_string(h5_major) + "." + std::to_string(h5_minor) + "." +
+                   std::to_string(h5_release)}};
+#ifdef CAUSTIC_WITH_TORCH
+  v["libtorch"] = TORCH_VERSION;
+#else
+  v["libtorch"] = "not built";
+#endif
+  return v;
+}
+
 nlohmann::json RunContext::summary(const std::string& command,
                                    const std::string& params_hash) const {
   nlohmann::json j;
   j["command"] = command;
   j["parameter_hash"] = params_hash;
   j["ranks"] = _comm.size();
-  j["versions"] = {{"caustic", CAUSTIC_VERSION},
-                   {"kokkos", std::to_string(KOKKOS_VERSION)},
-                   {"mpi", std::to_string(MPI_VERSION) + "." + std::to_string(MPI_SUBVERSION)}};
+  j["versions"] = libraryVersions();
   nlohmann::json t;
   for (const auto& [phase, s] : _times) {
     double mx = 0;

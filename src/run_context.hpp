@@ -44,6 +44,10 @@ private:
   std::chrono::steady_clock::time_point _t0;
 };
 
+// Versions of Caustic (with its git commit) and of the libraries it runs with: Kokkos, MPI
+// (standard and library), FFTW, HDF5, LibTorch.
+nlohmann::json libraryVersions();
+
 // Peak resident set size of this process [bytes].
 double peakMemoryBytes();
 

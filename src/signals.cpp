@@ -22,4 +22,10 @@ int stopSignal() {
   return g_signal;
 }
 
+int agreedStopSignal(MPI_Comm comm) {
+  int mine = g_signal, any = 0;
+  MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, comm);
+  return any;
+}
+
 } // namespace caustic

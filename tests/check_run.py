@@ -106,11 +106,11 @@ def run_case(args):
     snap = os.path.join(out, "snapshot_a1.0000.hdf5")
     cat2 = os.path.join(args.work, "standalone_halos.hdf5")
     cmd = shlex.split(args.mpiexec) + ["-n", str(args.np), args.caustic, "fof", snap, "--min-particles", "8",
-                                        "-o", cat2]
+                                        "-o", cat2, "--overwrite"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     print(r.stdout, r.stderr)
     check(r.returncode == 0, "caustic fof failed")
-    with h5py.File(os.path.join(out, "halos_a1.0000.hdf5"), "r") as f1, h5py.File(cat2, "r") as f2:
+    with h5py.File(os.path.join(out, "halos_a1p0000.0.hdf5"), "r") as f1, h5py.File(cat2, "r") as f2:
         n1 = f1["Header"].attrs["Ngroups_Total"]
         check(n1 > 0, "no halos found")
         for k in ("GroupLen", "GroupMinID"):
@@ -183,7 +183,7 @@ def compare_case(args):
               ((1, 2, 3)[i], worst, worst / sep))
         check(worst < 1e-6 * sep, "positions at %d ranks differ by %g Mpc/h" % ((1, 2, 3)[i], worst))
     # Halo catalogues identical (sorted by the smallest member ID).
-    cats = [os.path.join(args.work, "cli_run_np%d" % n, "out", "halos_a1.0000.hdf5") for n in (1, 2, 3)]
+    cats = [os.path.join(args.work, "cli_run_np%d" % n, "out", "halos_a1p0000.0.hdf5") for n in (1, 2, 3)]
     with h5py.File(cats[0], "r") as f0:
         ref = {k: f0["Group/" + k][...] for k in ("GroupLen", "GroupMinID", "GroupPos")}
     for c, nr in zip(cats[1:], (2, 3)):

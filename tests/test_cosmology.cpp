@@ -2,6 +2,8 @@
 #include "pm/cosmology/cosmology.hpp"
 #include "pm/cosmology/linear_power.hpp"
 
+#include "io/snapshot.hpp"
+
 #include "helpers.hpp"
 
 #include <gtest/gtest.h>
@@ -35,6 +37,24 @@ double analyticD1(const Cosmology& c, double a) {
 }
 
 } // namespace
+
+// The cosmic time of snapshots (Header Time_GYR) against the closed forms of Einstein-de Sitter,
+// t = 2/3 a^1.5 / H0, and flat LCDM, t = 2 / (3 H0 sqrt(OL)) asinh(sqrt(OL / Om) a^1.5);
+// 1/H0 = 9.7779222 Gyr / h (with 1 Mpc = 3.0856776e24 cm; the snapshots' UnitLength_in_cm,
+// 3.085678e24, is 1.4e-7 larger).
+TEST(Cosmology, CosmicTimeMatchesClosedForms) {
+  CosmologyParams p = planck();
+  const double hubble_time = 9.7779222 / p.h;
+  for (double a : {0.02, 0.5, 1.0}) {
+    const double ol = 1.0 - p.Omega_m;
+    const double lcdm =
+        2.0 / (3.0 * std::sqrt(ol)) * std::asinh(std::sqrt(ol / p.Omega_m) * std::pow(a, 1.5));
+    EXPECT_NEAR(cosmicTimeGyr(p, a) / (hubble_time * lcdm), 1.0, 1e-6) << "a = " << a;
+  }
+  EXPECT_NEAR(cosmicTimeGyr(p, 1.0), 13.80, 0.01); // Planck 2015 (without radiation)
+  p.Omega_m = 1.0;
+  EXPECT_NEAR(cosmicTimeGyr(p, 0.5) / (hubble_time * 2.0 / 3.0 * std::pow(0.5, 1.5)), 1.0, 1e-6);
+}
 
 TEST(Cosmology, EofAIsOneToday) {
   Cosmology c(planck());

@@ -1,9 +1,11 @@
-// Emulator runtime: metadata parsing, the validity guard, TorchScript models through Model.
+// Emulator runtime: metadata parsing, the validity guard, TorchScript and native models through
+// Model.
 #include "emulators/runtime/model.hpp"
 
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sstream>
 
 using namespace caustic;
 
@@ -143,4 +145,89 @@ def forward(self, x):
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("missing.json"), std::string::npos);
   }
+}
+
+namespace {
+// A native U-Net saved as `caustic train` saves it (weights with torch::save, the record from the
+// wrapping Model's metadata: architecture, stride) in the test's temporary directory; returns
+// the model path. `wrapped` receives the in-memory model.
+std::string saveNativeUNet(const std::string& stem, const UNetConfig& cfg,
+                           std::unique_ptr<Model>* wrapped = nullptr) {
+  torch::manual_seed(5);
+  UNet3d net(cfg);
+  ModelMetadata meta = ModelMetadata::fromJson(baseMeta(), "test");
+  meta.receptive_field = cfg.receptiveField();
+  auto model = std::make_unique<Model>(net, meta);
+  const std::string dir = ::testing::TempDir();
+  const std::string path = dir + stem + ".pt";
+  torch::save(net, path);
+  std::ofstream(dir + stem + ".json") << model->metadata().toJson().dump(2) << "\n";
+  if (wrapped)
+    *wrapped = std::move(model);
+  return path;
+}
+
+nlohmann::json readJson(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+UNetConfig smallUNet() {
+  UNetConfig cfg;
+  cfg.depth = 2;
+  cfg.width = 4;
+  return cfg;
+}
+} // namespace
+
+TEST(Model, NativeUNetLoadsWithItsRecord) {
+  std::unique_ptr<Model> original;
+  const std::string path = saveNativeUNet("caustic_unet_ok", smallUNet(), &original);
+  const Model loaded = Model::load(path);
+  EXPECT_EQ(loaded.metadata().architecture, smallUNet().toJson());
+  EXPECT_EQ(loaded.metadata().stride, 4);
+  torch::manual_seed(7);
+  const auto x = torch::randn({1, 1, 8, 8, 8}, torch::kFloat32);
+  const auto y = loaded.forward(x), y0 = original->forward(x);
+  EXPECT_EQ(y.sizes(), x.sizes());
+  EXPECT_TRUE(torch::equal(y, y0)) << (y - y0).abs().max().item<double>();
+}
+
+TEST(Model, ArchitectureDisagreeingWithWeightsIsRefused) {
+  // torch::load alone accepts these records: it replaces every parameter with the saved tensor
+  // whatever its shape (a wrong width runs with the weights' width and is recorded with the
+  // record's) and ignores saved levels the module lacks (a smaller depth drops them).
+  const std::string path = saveNativeUNet("caustic_unet_bad", smallUNet());
+  const std::string json = ::testing::TempDir() + "caustic_unet_bad.json";
+  const nlohmann::json good = readJson(json);
+  struct Case {
+    std::string key;
+    int value;
+    std::vector<std::string> expected;
+  };
+  const std::string saved = "down0.0.weight has shape [4, 1, 3, 3, 3] (width 4)";
+  const std::vector<Case> cases = {
+      {"width", 8, {"\"architecture\".width = 8", saved}},
+      {"width", 2, {"\"architecture\".width = 2", saved}},
+      {"depth", 1, {"\"architecture\".depth = 1", "down0..down2 (depth 2)"}},
+      {"depth", 3, {"\"architecture\".depth = 3", "(depth 2)"}},
+  };
+  for (const auto& c : cases) {
+    nlohmann::json j = good;
+    j["architecture"][c.key] = c.value;
+    std::ofstream(json) << j.dump(2) << "\n";
+    try {
+      Model::load(path);
+      ADD_FAILURE() << "architecture." << c.key << " = " << c.value << " accepted";
+    } catch (const std::runtime_error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("model metadata " + json), std::string::npos) << msg;
+      EXPECT_NE(msg.find("disagrees with the weights in " + path), std::string::npos) << msg;
+      for (const auto& s : c.expected)
+        EXPECT_NE(msg.find(s), std::string::npos) << "expected '" << s << "' in: " << msg;
+    }
+  }
+  // The record restored: loads again.
+  std::ofstream(json) << good.dump(2) << "\n";
+  EXPECT_NO_THROW(Model::load(path));
 }

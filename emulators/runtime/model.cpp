@@ -1,6 +1,8 @@
 #include "emulators/runtime/model.hpp"
 
 #include <filesystem>
+#include <map>
+#include <sstream>
 
 namespace caustic {
 
@@ -12,6 +14,73 @@ torch::Tensor channelVector(const std::vector<Channel>& ch, bool mean, int64_t n
   std::vector<int64_t> shape(ndim, 1);
   shape[1] = static_cast<int64_t>(v.size());
   return torch::tensor(v, torch::kFloat64).view(shape);
+}
+
+std::string shapeText(c10::IntArrayRef sizes) {
+  std::ostringstream o;
+  o << "[";
+  for (std::size_t i = 0; i < sizes.size(); ++i)
+    o << (i ? ", " : "") << sizes[i];
+  o << "]";
+  return o.str();
+}
+
+// The saved tensor `module_path`.`name` of a weights archive (module_path dot-separated, e.g.
+// "down0.0"); undefined if absent.
+torch::Tensor savedTensor(torch::serialize::InputArchive& ar, const std::string& module_path,
+                          const std::string& name) {
+  torch::serialize::InputArchive cur, next;
+  torch::serialize::InputArchive* at = &ar;
+  std::istringstream parts(module_path);
+  for (std::string key; std::getline(parts, key, '.');) {
+    if (!at->try_read(key, next))
+      return {};
+    cur = std::move(next);
+    at = &cur;
+  }
+  torch::Tensor t;
+  if (!at->try_read(name, t))
+    return {};
+  return t;
+}
+
+// Refuses weights that the U-Net of the record's "architecture" cannot hold. torch::load does
+// not compare shapes: it replaces each parameter of the module with the saved tensor of the same
+// name (InputArchive::read uses Tensor::set_, which takes the saved sizes) and ignores saved
+// tensors the module does not have. A record whose width (or channel counts) disagree with the
+// weights would load, run with the weights' width and be recorded with the record's; a record
+// with a smaller depth would load a truncated network. The settings are read from the weights
+// (down0.0.weight: [width, in_channels, 3, 3, 3]; head.weight: [out_channels, width, 1, 1, 1];
+// the number of down<l> levels: depth + 1) and each one is compared with the record.
+void checkArchitecture(const UNetConfig& cfg, torch::serialize::InputArchive& ar,
+                       const std::string& meta, const std::string& path) {
+  const std::string pre = "model metadata " + meta + ": \"architecture\".";
+  auto refuse = [&](const std::string& key, int value, const std::string& found) {
+    throw std::runtime_error(pre + key + " = " + std::to_string(value) +
+                             " disagrees with the weights in " + path + ": " + found);
+  };
+  const torch::Tensor first = savedTensor(ar, "down0.0", "weight");
+  if (first.defined() && first.dim() == 5) {
+    const std::string found = "down0.0.weight has shape " + shapeText(first.sizes());
+    if (first.size(0) != cfg.width)
+      refuse("width", cfg.width, found + " (width " + std::to_string(first.size(0)) + ")");
+    if (first.size(1) != cfg.in_channels)
+      refuse("in_channels", cfg.in_channels,
+             found + " (" + std::to_string(first.size(1)) + " input channels)");
+  }
+  const torch::Tensor head = savedTensor(ar, "head", "weight");
+  if (head.defined() && head.dim() == 5 && head.size(0) != cfg.out_channels)
+    refuse("out_channels", cfg.out_channels,
+           "head.weight has shape " + shapeText(head.sizes()) + " (" +
+               std::to_string(head.size(0)) + " output channels)");
+  int levels = 0;
+  for (torch::serialize::InputArchive sub; levels <= 64; ++levels)
+    if (!ar.try_read("down" + std::to_string(levels), sub))
+      break;
+  if (levels > 0 && levels != cfg.depth + 1)
+    refuse("depth", cfg.depth,
+           "they hold the levels down0..down" + std::to_string(levels - 1) + " (depth " +
+               std::to_string(levels - 1) + ")");
 }
 } // namespace
 
@@ -42,12 +111,39 @@ Model Model::load(const std::string& path, const std::string& metadata_path) {
       throw std::runtime_error("model metadata " + meta +
                                ": the architecture's channel counts differ from inputs/outputs");
     UNet3d net(cfg);
+    std::map<std::string, std::vector<int64_t>> expected; // the record's shapes
+    for (const auto& p : net->named_parameters())
+      expected[p.key()] = p.value().sizes().vec();
+    for (const auto& b : net->named_buffers())
+      expected[b.key()] = b.value().sizes().vec();
+    torch::serialize::InputArchive archive;
     try {
-      torch::load(net, path);
+      archive.load_from(path);
     } catch (const c10::Error& e) {
       throw std::runtime_error("model " + path + ": cannot load the weights of a " +
                                md.architecture.dump() + ": " + e.what_without_backtrace());
     }
+    checkArchitecture(cfg, archive, meta, path);
+    try {
+      net->load(archive); // what torch::load(net, path) does
+    } catch (const c10::Error& e) {
+      throw std::runtime_error("model " + path + ": cannot load the weights of a " +
+                               md.architecture.dump() + ": " + e.what_without_backtrace());
+    }
+    // Any other disagreement: the loaded tensors must have the shapes the record gives.
+    auto compare = [&](const std::string& name, const torch::Tensor& t) {
+      const auto it = expected.find(name);
+      if (it == expected.end() || t.sizes().vec() != it->second)
+        throw std::runtime_error(
+            "model metadata " + meta + ": \"architecture\" = " + md.architecture.dump() +
+            " disagrees with the weights in " + path + ": " + name + " has shape " +
+            shapeText(t.sizes()) + ", the architecture gives " +
+            (it == expected.end() ? "none" : shapeText(it->second)));
+    };
+    for (const auto& p : net->named_parameters())
+      compare(p.key(), p.value());
+    for (const auto& b : net->named_buffers())
+      compare(b.key(), b.value());
     return Model(net, std::move(md));
   }
   try {

@@ -21,7 +21,8 @@ public:
   // Loads the model file `path` and its metadata, by default `path` with its extension replaced
   // by ".json". A record with an "architecture" names a native module (weights saved with
   // torch::save); otherwise the file is TorchScript. Throws std::runtime_error naming the file
-  // on failure.
+  // on failure, and naming the record, the setting and the saved shape when the architecture
+  // disagrees with the weights (torch::load alone would take the saved shapes silently).
   static Model load(const std::string& path, const std::string& metadata_path = "");
   // Wraps an in-memory TorchScript module (tests, models built in C++).
   Model(torch::jit::Module module, ModelMetadata meta);

@@ -3,6 +3,7 @@
 #include "pm/core/memory.hpp"
 #include "pm/core/profiling.hpp"
 
+#include <fstream>
 #include <cmath>
 #include <cstdio>
 #include <mutex>
@@ -44,7 +45,7 @@ template <> struct Fftw<double> {
     fftw_mpi_execute_dft_c2r(static_cast<plan>(p), reinterpret_cast<fftw_complex*>(d), d);
   }
   static void destroy(void* p) { fftw_destroy_plan(static_cast<plan>(p)); }
-  static void importWisdomFile(const char* f) { fftw_import_wisdom_from_filename(f); }
+  static int importWisdomFile(const char* f) { return fftw_import_wisdom_from_filename(f); }
   static int exportWisdomFile(const char* f) { return fftw_export_wisdom_to_filename(f); }
   static void broadcastWisdom(MPI_Comm c) { fftw_mpi_broadcast_wisdom(c); }
   static void gatherWisdom(MPI_Comm c) { fftw_mpi_gather_wisdom(c); }
@@ -67,7 +68,7 @@ template <> struct Fftw<float> {
     fftwf_mpi_execute_dft_c2r(static_cast<plan>(p), reinterpret_cast<fftwf_complex*>(d), d);
   }
   static void destroy(void* p) { fftwf_destroy_plan(static_cast<plan>(p)); }
-  static void importWisdomFile(const char* f) { fftwf_import_wisdom_from_filename(f); }
+  static int importWisdomFile(const char* f) { return fftwf_import_wisdom_from_filename(f); }
   static int exportWisdomFile(const char* f) { return fftwf_export_wisdom_to_filename(f); }
   static void broadcastWisdom(MPI_Comm c) { fftwf_mpi_broadcast_wisdom(c); }
   static void gatherWisdom(MPI_Comm c) { fftwf_mpi_gather_wisdom(c); }
@@ -117,12 +118,16 @@ unsigned fftPlannerFlags(const std::string& name) {
                               "\" is not one of \"estimate\", \"measure\", \"patient\"");
 }
 
-template <class T> void importWisdom(const std::string& path, MPI_Comm comm) {
+template <class T> WisdomImport importWisdom(const std::string& path, MPI_Comm comm) {
   initFFTW();
   const Comm fftw(comm, Comm::Errors::Fatal); // FFTW ignores MPI return codes
-  if (fftw.rank() == 0)
-    Fftw<T>::importWisdomFile(path.c_str()); // a missing or unreadable file: no wisdom yet
+  int result = static_cast<int>(WisdomImport::NoFile);
+  if (fftw.rank() == 0 && std::ifstream(path).good())
+    result = static_cast<int>(Fftw<T>::importWisdomFile(path.c_str()) ? WisdomImport::Imported
+                                                                        : WisdomImport::Invalid);
+  MPI_Bcast(&result, 1, MPI_INT, 0, fftw.get());
   Fftw<T>::broadcastWisdom(fftw.get());
+  return static_cast<WisdomImport>(result);
 }
 
 template <class T> void exportWisdom(const std::string& path, MPI_Comm comm) {
@@ -144,8 +149,8 @@ template <> std::string wisdomFile<float>(const std::string& base) {
   return base + ".f";
 }
 
-template void importWisdom<float>(const std::string&, MPI_Comm);
-template void importWisdom<double>(const std::string&, MPI_Comm);
+template WisdomImport importWisdom<float>(const std::string&, MPI_Comm);
+template WisdomImport importWisdom<double>(const std::string&, MPI_Comm);
 template void exportWisdom<float>(const std::string&, MPI_Comm);
 template void exportWisdom<double>(const std::string&, MPI_Comm);
 

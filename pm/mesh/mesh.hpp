@@ -293,9 +293,12 @@ unsigned fftPlannerFlags(const std::string& name);
 
 // FFTW wisdom of precision T (plans measured once, reused): rank 0 reads/writes `path`, the
 // others receive it. With the same wisdom the planner makes the same plans, so results repeat
-// bit for bit. importWisdom() is a no-op if the file does not exist; exportWisdom() writes a
-// temporary file and renames it (runs sharing one file never see half of one). Collective.
-template <class T> void importWisdom(const std::string& path, MPI_Comm comm);
+// bit for bit. importWisdom() is a no-op if the file does not exist and returns whether it
+// was read (Invalid: the file exists but is not FFTW wisdom of precision T; nothing imported);
+// exportWisdom() writes a temporary file and renames it (runs sharing one file never see half
+// of one). Collective; the result is rank 0's, on every rank.
+enum class WisdomImport { NoFile, Imported, Invalid };
+template <class T> WisdomImport importWisdom(const std::string& path, MPI_Comm comm);
 template <class T> void exportWisdom(const std::string& path, MPI_Comm comm);
 // The file of precision T under a wisdom base path: `base` for double, `base.f` for float.
 template <class T> std::string wisdomFile(const std::string& base);
