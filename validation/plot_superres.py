@@ -54,16 +54,18 @@ def main():
     args = ap.parse_args()
     (a, L), (e, _), (t, _) = load(args.input), load(args.emulated), load(args.truth)
     n = a.shape[0]
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4.6))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.6), constrained_layout=True)
     th = max(1, n // 16)
     vmin, vmax = None, None
     for ax, f, title in zip(axes[:3], (a, e, t), ("run (input)", "emulated", "high-resolution truth")):
         img = np.log10(np.clip(1.0 + f[:, :, :th].mean(axis=2), 1e-2, None))
         if vmin is None:
             vmin, vmax = np.percentile(img, [1, 99.8])
-        ax.imshow(img.T, origin="lower", extent=[0, L, 0, L], cmap="magma", vmin=vmin, vmax=vmax)
+        im = ax.imshow(img.T, origin="lower", extent=[0, L, 0, L], cmap="magma", vmin=vmin, vmax=vmax)
         ax.set_title(title)
         ax.set_xlabel(r"$x$ [$h^{-1}$Mpc]")
+    # One colour scale for the three slices.
+    fig.colorbar(im, ax=list(axes[:3]), label=r"$\log_{10}(1 + \delta)$, slab mean", shrink=0.9, pad=0.01)
     ax = axes[3]
     kt, pt = power(t, L)
     print("# k [h/Mpc]  P_input/P_truth  P_emulated/P_truth")
@@ -83,7 +85,6 @@ def main():
     r_em = np.corrcoef(e.ravel(), t.ravel())[0, 1]
     print("cell correlation with the truth: input %.4f, emulated %.4f" % (r_in, r_em))
     ax.set_title("correlation with truth: %.3f -> %.3f" % (r_in, r_em))
-    fig.tight_layout()
     fig.savefig(args.output, dpi=110)
     print("wrote " + args.output)
 
