@@ -1,4 +1,5 @@
 #include "commands.hpp"
+#include "common.hpp"
 
 #include "emulators/training/training_config.hpp"
 #include "io/format.hpp"
@@ -32,6 +33,8 @@ int runTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
           std::to_string(cfg.steps) + " steps of " + std::to_string(cfg.batch) + " x " +
           std::to_string(ctx.comm().size()) + " crops of " + std::to_string(cfg.crop) + "^3 -> " +
           cfg.directory + (cfg.resume ? " (resuming)" : ""));
+  // Locked against a second command writing into the same directory.
+  const OutputClaim claim = claimOutputDirectory(ctx, cfg.directory, "caustic train");
   const int every = std::max(1, cfg.steps / 100);
   TrainingResult r;
   try {

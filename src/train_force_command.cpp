@@ -550,8 +550,8 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
   std::vector<LossRecord> curve;
   int start = 0;
   double elapsed_before = 0.0;
-  if (ctx.root())
-    makeDirectories(dir);
+  // Locked against a second command writing into the same directory.
+  const OutputClaim claim = claimOutputDirectory(ctx, dir, "caustic train");
   const bool have_ckpt = existsOnRoot(ckpt, false, ctx.comm());
   if (!opt.resume && (have_ckpt || existsOnRoot(dir + "/model.json", false, ctx.comm())))
     throw ParamError("output.directory = \"" + dir +

@@ -231,6 +231,28 @@ def stale_and_foreign_locks():
                  r"in use by pid 4242 on host elsewhere-node17.*remove .*\.caustic\.lock", d, before)
 
 
+def live_lock_every_command():
+    # A live holder (a process whose command line names caustic) locks the directory: run and ic
+    # are refused, with or without --overwrite, naming it, and leave the directory as it was.
+    # (The trainers take the same lock: src/train_command.cpp, src/train_force_command.cpp.)
+    d = case_dir("live_lock")
+    out = os.path.join(d, "out")
+    os.makedirs(out)
+    holder = subprocess.Popen(["bash", "-c", "exec -a caustic-holder sleep 60"])
+    try:
+        with open(os.path.join(out, ".caustic.lock"), "w") as f:
+            f.write("host=%s\npid=%d\ncommand=caustic run\nsince=2026-01-01T00:00:00Z\n" %
+                    (os.uname().nodename, holder.pid))
+        p = params(os.path.join(d, "run.toml"), out)
+        before = snapshot_of_dir(d)
+        for args in (["run", p], ["run", p, "--overwrite"], ["ic", p], ["ic", p, "--overwrite"]):
+            expect_error("caustic %s into a locked directory" % args[0], caustic(args),
+                         r"is in use by pid %d on host" % holder.pid, d, before)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def ic_over_finished_run():
     fx = fixture()
     before = snapshot_of_dir(fx["dir"])
@@ -449,6 +471,7 @@ CASES = [
     ("fof on duplicate particle IDs", fof_duplicate_ids),
     ("two runs into one directory", concurrent_runs),
     ("stale and foreign locks", stale_and_foreign_locks),
+    ("a live lock refuses every command", live_lock_every_command),
     ("caustic ic over a finished run", ic_over_finished_run),
     ("particles = 4, mesh = 4", tiny_grid),
     ("SIGINT/SIGTERM during the initial conditions", signal_during_ic),
