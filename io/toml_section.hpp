@@ -257,10 +257,13 @@ inline void applyOverride(toml::table& root, const std::string& ov) {
   try {
     parsed = toml::parse("v = " + value);
   } catch (const toml::parse_error& e) {
-    // A bare word is a string; something that starts like a number but is not a TOML number
+    // A bare word (a name, a path such as ../x.json) is a string; something made of digits,
+    // signs, points and exponents that is not a TOML number
     // (out of range: 2^64, 1e400; malformed: 1.2.3) is an error, not a string.
-    const char c0 = value.empty() ? '\0' : value[0];
-    if ((c0 >= '0' && c0 <= '9') || c0 == '+' || c0 == '-' || c0 == '.')
+    const bool numeric =
+        !value.empty() && value.find_first_not_of("0123456789+-._eE") == std::string::npos &&
+        value.find_first_of("0123456789") != std::string::npos;
+    if (numeric)
       throw ParamError("--set " + ov + ": " + value + " is not a number TOML can hold (" +
                        std::string(e.description()) + ")");
     parsed = toml::table{};

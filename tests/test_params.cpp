@@ -75,6 +75,9 @@ TEST(Params, OverridesApplyWithTomlTypes) {
   EXPECT_TRUE(p.simulation.double_precision);
   // The effective parameters change the hash.
   EXPECT_NE(p.hash(), parseParams(kValid, {}, 1).hash());
+  // A bare word, also a relative path, is a string.
+  const Params q = parseParams(kValid, {"output.directory=../out/run_1.5"}, 1);
+  EXPECT_EQ(q.output.directory, "../out/run_1.5");
 }
 
 TEST(Params, TabulatedPowerFileResolvesRelativeToParameterFile) {
@@ -208,6 +211,17 @@ TEST(Params, BadInputsAreRefusedWithClearMessages) {
       {"output a not ascending", "", {"output.a=[0.5, 0.3]"}, 1, "output.a = 0.3: not after 0.5"},
       {"TOML syntax error", "[cosmology]\nOmega_m = = 0.3\n", {}, 1, "TOML syntax error"},
       {"override without section", "", {"steps=3"}, 1, "--set steps=3: expected section.key=value"},
+      {"override beyond 64 bits",
+       "",
+       {"simulation.seed=18446744073709551616"},
+       1,
+       "--set simulation.seed=18446744073709551616: 18446744073709551616 is not a number TOML can "
+       "hold"},
+      {"override beyond double", "", {"simulation.box=1e400"}, 1, "1e400 is not a number TOML can hold"},
+      {"malformed number", "", {"cosmology.h=0.6.7"}, 1, "0.6.7 is not a number TOML can hold"},
+      {"empty output list", "", {"output.a=[]"}, 1, "output.a = []: expected at least one scale factor"},
+      {"mesh below the stencil", "", {"simulation.particles=4", "simulation.mesh=4"}, 1,
+       "simulation.mesh = 4: not allowed; expected an even integer in [8, 16384]"},
       {"unknown gravity kernel",
        "",
        {"gravity.kernel=spectral"},
