@@ -260,9 +260,11 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     p.fft.plan = s.choice("plan", "measure", {"estimate", "measure", "patient"});
     if (auto w = s.string("wisdom")) {
       if (w->empty())
-        throw ParamError("fft.wisdom = \"\": expected a file path (leave the key out for none)");
+        throw ParamError("fft.wisdom = \"\": expected a file path (leave the key out for the "
+                         "per-user cache, or set fft.cache = false for none)");
       p.fft.wisdom = *w;
     }
+    p.fft.cache = s.boolean("cache", true);
     s.finish();
   }
 

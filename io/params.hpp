@@ -75,6 +75,10 @@ struct HalosParams {
 struct FftParams {
   std::string plan = "measure"; // FFTW planner: estimate | measure | patient
   std::string wisdom;           // wisdom file shared between runs (read, then updated); "": none
+  // Without `wisdom`: keep the plans in the per-user cache (wisdomCachePath in src/common), one
+  // file per mesh, rank count and precision, so that only the first run of a configuration
+  // measures.
+  bool cache = true;
 };
 
 // Checkpoints, [checkpoint].

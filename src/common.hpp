@@ -43,6 +43,12 @@ MemoryEstimate estimateMemory(const Params& params, int nranks, double base_byte
 // node's available memory, with the estimate and what to change. Returns the per-rank estimate.
 double checkMemory(const RunContext& ctx, const Params& params);
 
+// The per-user FFTW wisdom cache file for this run's mesh, rank count and precision:
+// $CAUSTIC_CACHE_DIR, else $XDG_CACHE_HOME/caustic, else $HOME/.cache/caustic, then
+// fftw/n<mesh>_r<ranks>_<single|double>.wisdom. Collective; "" (and a log line) when no cache
+// directory can be made.
+std::string wisdomCachePath(const RunContext& ctx, const Params& params);
+
 // The output directory claimed for a command: its lock (rank 0 holds it), released at the end;
 // the directory is removed again if the command created it and left it empty.
 class OutputClaim {

@@ -265,15 +265,19 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
   // members on one machine measure once).
   const std::string own_wisdom =
       wisdomFile<T>((std::filesystem::path(out.directory) / "fftw.wisdom").string());
-  const std::string shared_wisdom =
-      params.fft.wisdom.empty() ? "" : wisdomFile<T>(params.fft.wisdom);
+  // Shared wisdom: fft.wisdom if given, else the per-user cache (one file per mesh, rank count
+  // and precision), unless fft.cache = false.
+  const std::string shared_wisdom = !params.fft.wisdom.empty() ? wisdomFile<T>(params.fft.wisdom)
+                                    : params.fft.cache          ? wisdomCachePath(ctx, params)
+                                                                : "";
+  const std::string wisdom_name = params.fft.wisdom.empty() ? "the wisdom cache " + shared_wisdom
+                                                            : "fft.wisdom = \"" + params.fft.wisdom + "\"";
   // A wisdom file that is not FFTW wisdom is neither read nor overwritten (it may be anything).
   std::vector<std::string> export_wisdom{own_wisdom};
   if (!shared_wisdom.empty()) {
     if (importWisdom<T>(shared_wisdom, comm) == WisdomImport::Invalid)
-      ctx.log("warning: fft.wisdom = \"" + params.fft.wisdom + "\": " + shared_wisdom +
-              " is not FFTW wisdom (" + (sim.double_precision ? "double" : "single") +
-              " precision); ignored and left as it is");
+      ctx.log("warning: " + wisdom_name + ": " + shared_wisdom + " is not FFTW wisdom (" +
+              (sim.double_precision ? "double" : "single") + " precision); ignored and left as it is");
     else
       export_wisdom.push_back(shared_wisdom);
   }
@@ -284,14 +288,22 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
   {
     PhaseTimer t(ctx, "fft_planning");
     const auto t0 = std::chrono::steady_clock::now();
+    // Plans came from wisdom when planning taught FFTW nothing new (rank 0's view).
+    const std::string wisdom_before = ctx.root() ? wisdomText<T>() : std::string();
     // The run's meshes and FFT plans: the solver and the observers lease from it.
     workspace = std::make_shared<Workspace<T>>(mesh, fftPlannerFlags(params.fft.plan),
                                                Gravity<T>::meshBuffers(go));
     solver = std::make_unique<NBody<T>>(workspace, cosmo, go, ntot);
+    const bool from_wisdom =
+        ctx.root() && !wisdom_before.empty() && wisdomText<T>() == wisdom_before;
     ctx.log("FFT plans (" + params.fft.plan + "): " +
             format("%.2f",
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()) +
-            " s");
+            " s" +
+            (from_wisdom ? ", from wisdom (" +
+                               (shared_wisdom.empty() ? std::string("the run's own") : wisdom_name) + ")"
+             : params.fft.plan == "estimate" ? std::string()
+                                              : std::string(", measured")));
   }
   // Wisdom files are an optimisation: a failure to write one is reported, not fatal (rank 0
   // writes, nothing collective follows).

@@ -437,6 +437,30 @@ def garbage_wisdom():
     check(os.path.join(d, "run.toml") in s.get("inputs", {}), "the summary has no hash of the parameter file")
 
 
+def wisdom_cache():
+    # Without fft.wisdom, plans are kept in the per-user cache ($CAUSTIC_CACHE_DIR here): the
+    # first run measures, the second plans from the cache and says so; fft.cache = false keeps
+    # none.
+    d = case_dir("wisdom_cache")
+    cache = os.path.join(d, "cache")
+    p = params(os.path.join(d, "run.toml"), os.path.join(d, "out"), particles=16, mesh=32, steps=2, a="[1.0]",
+               extra='[fft]\nplan = "measure"\n')
+    env = {"CAUSTIC_CACHE_DIR": cache}
+    r1 = caustic(["run", p], env=env)
+    r2 = caustic(["run", p, "--overwrite"], env=env)
+    wisdom = os.path.join(cache, "fftw", "n32_r1_single.wisdom")
+    if check(r1 is not None and r2 is not None and r1.returncode == 0 and r2.returncode == 0, "the cache runs failed"):
+        check(re.search(r"FFT plans \(measure\): [0-9.]+ s, measured", r1.stdout) is not None,
+              "the first run did not measure: %s" % r1.stdout[-300:])
+        check(re.search(r"FFT plans \(measure\): [0-9.]+ s, from wisdom \(the wisdom cache .*n32_r1_single\.wisdom\)",
+                        r2.stdout) is not None, "the second run did not plan from the cache: %s" % r2.stdout[-300:])
+        check(os.path.getsize(wisdom) > 0, "no wisdom in the cache")
+    other = os.path.join(d, "cache_off")
+    r = caustic(["run", p, "--overwrite", "--set", "fft.cache=false"], env={"CAUSTIC_CACHE_DIR": other})
+    check(r is not None and r.returncode == 0 and not os.path.exists(other) and ", measured" in r.stdout,
+          "fft.cache = false still used a cache")
+
+
 def numbers_and_command_line():
     d = case_dir("command_line")
     p = params(os.path.join(d, "run.toml"), os.path.join(d, "out"))
@@ -481,6 +505,7 @@ CASES = [
     ("SIGTERM to one rank", signal_to_one_rank),
     ("steps and output times", steps_and_outputs),
     ("garbage FFTW wisdom", garbage_wisdom),
+    ("the FFT wisdom cache", wisdom_cache),
     ("numbers and the command line", numbers_and_command_line),
 ]
 

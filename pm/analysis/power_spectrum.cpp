@@ -18,10 +18,21 @@ template <class T> PowerSpectrum binPower(const Field<T>& delta_k) {
   Kokkos::View<double* [3]> acc("caustic::binPower::acc", nbins);
   auto sv = Kokkos::Experimental::create_scatter_view(acc);
   auto c = delta_k.complex();
+  // |m| and its bin per integer |m|^2 (at most 3 (N/2)^2): no square root per mode.
+  const int m2max = 3 * (n / 2) * (n / 2);
+  Kokkos::View<double*> mag("caustic::binPower::magnitude", m2max + 1);
+  Kokkos::View<int*> bin("caustic::binPower::bin", m2max + 1);
+  Kokkos::parallel_for(
+      "caustic::binPower::tables", Kokkos::RangePolicy<>(0, m2max + 1), KOKKOS_LAMBDA(int q) {
+        const double m = km::sqrt(double(q));
+        mag(q) = m;
+        bin(q) = static_cast<int>(km::floor(m + 0.5));
+      });
   d.forEachMode(
       "caustic::binPower::accumulate", KOKKOS_LAMBDA(const MeshMode& mode) {
-        const double m = km::sqrt(double(mode.m2()));
-        const int b = static_cast<int>(km::floor(m + 0.5));
+        const int q = mode.m2();
+        const double m = mag(q);
+        const int b = bin(q);
         if (b == 0 || b >= nbins)
           return;
         // Modes with 0 < kz < N/2 stand for their conjugate partner too (mode.weight = 2).
@@ -70,25 +81,34 @@ void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft, cons
     toContrast(work, 0.5);
   const int p = windowOrder(opt.window);
   const bool interlace = opt.interlace;
+  // Per-axis tables over m in [-N/2, N/2] (index m + N/2): the window sinc(pi m / N)^p and the
+  // interlacing phase e^{i pi m / N}; a mode's values are products over its three axes, so the
+  // loop over modes evaluates no transcendental function.
+  Kokkos::View<double*> win1("caustic::densityContrastK::window", n + 1),
+      cos1("caustic::densityContrastK::cos", n + 1), sin1("caustic::densityContrastK::sin", n + 1);
+  Kokkos::parallel_for(
+      "caustic::densityContrastK::tables", Kokkos::RangePolicy<>(0, n + 1), KOKKOS_LAMBDA(int j) {
+        const double s = M_PI * (j - n / 2) / n; // k_i H / 2 = pi m_i / N
+        const double sinc = s == 0.0 ? 1.0 : km::sin(s) / s;
+        win1(j) = km::pow(sinc, p);
+        cos1(j) = km::cos(s);
+        sin1(j) = km::sin(s);
+      });
   auto a = delta_k.complex();
   auto b = work.complex();
+  const int h = n / 2;
   d.forEachMode(
       "caustic::densityContrastK::compensate", KOKKOS_LAMBDA(const MeshMode& mode) {
-        const int m[3] = {mode.mx, mode.my, mode.mz};
-        // k_i H / 2 = pi m_i / N
-        double win = 1.0;
-        double phase = 0.0;
-        for (int c = 0; c < 3; ++c) {
-          const double s = M_PI * m[c] / n;
-          const double sinc = s == 0.0 ? 1.0 : km::sin(s) / s;
-          win *= km::pow(sinc, p);
-          phase += s; // k.(H/2, H/2, H/2)
-        }
+        const int jx = mode.mx + h, jy = mode.my + h, jz = mode.mz + h;
+        const double win = win1(jx) * win1(jy) * win1(jz);
         const std::size_t i = mode.index;
         Kokkos::complex<double> v(a(i).real(), a(i).imag());
         if (interlace) {
-          // The copy painted at x + H/2 is the field translated by +H/2: undo with e^{+ik.s}.
-          const Kokkos::complex<double> e(km::cos(phase), km::sin(phase));
+          // The copy painted at x + H/2 is the field translated by +H/2: undo with
+          // e^{+ik.s} = product over the axes of e^{i pi m_i / N}.
+          const Kokkos::complex<double> e =
+              Kokkos::complex<double>(cos1(jx), sin1(jx)) *
+              Kokkos::complex<double>(cos1(jy), sin1(jy)) * Kokkos::complex<double>(cos1(jz), sin1(jz));
           const Kokkos::complex<double> vb(b(i).real(), b(i).imag());
           v = 0.5 * (v + vb * e);
         }

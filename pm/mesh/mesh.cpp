@@ -50,6 +50,8 @@ template <> struct Fftw<double> {
   static void broadcastWisdom(MPI_Comm c) { fftw_mpi_broadcast_wisdom(c); }
   static void gatherWisdom(MPI_Comm c) { fftw_mpi_gather_wisdom(c); }
   static void forgetWisdom() { fftw_forget_wisdom(); }
+  static char* wisdomString() { return fftw_export_wisdom_to_string(); }
+  static void freeString(char* p) { fftw_free(p); }
 };
 template <> struct Fftw<float> {
   using plan = fftwf_plan;
@@ -73,6 +75,8 @@ template <> struct Fftw<float> {
   static void broadcastWisdom(MPI_Comm c) { fftwf_mpi_broadcast_wisdom(c); }
   static void gatherWisdom(MPI_Comm c) { fftwf_mpi_gather_wisdom(c); }
   static void forgetWisdom() { fftwf_forget_wisdom(); }
+  static char* wisdomString() { return fftwf_export_wisdom_to_string(); }
+  static void freeString(char* p) { fftwf_free(p); }
 };
 
 } // namespace
@@ -149,6 +153,18 @@ template <> std::string wisdomFile<float>(const std::string& base) {
   return base + ".f";
 }
 
+template <class T> std::string wisdomText() {
+  initFFTW();
+  char* p = Fftw<T>::wisdomString();
+  if (!p)
+    return {};
+  std::string text(p);
+  Fftw<T>::freeString(p);
+  return text;
+}
+
+template std::string wisdomText<float>();
+template std::string wisdomText<double>();
 template WisdomImport importWisdom<float>(const std::string&, MPI_Comm);
 template WisdomImport importWisdom<double>(const std::string&, MPI_Comm);
 template void exportWisdom<float>(const std::string&, MPI_Comm);

@@ -300,6 +300,9 @@ unsigned fftPlannerFlags(const std::string& name);
 enum class WisdomImport { NoFile, Imported, Invalid };
 template <class T> WisdomImport importWisdom(const std::string& path, MPI_Comm comm);
 template <class T> void exportWisdom(const std::string& path, MPI_Comm comm);
+// This process's current wisdom of precision T as text (not collective): comparing it before
+// and after planning tells whether the plans came from wisdom (nothing new was learnt).
+template <class T> std::string wisdomText();
 // The file of precision T under a wisdom base path: `base` for double, `base.f` for float.
 template <class T> std::string wisdomFile(const std::string& base);
 
