@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 namespace caustic {
@@ -52,7 +54,7 @@ Holder readHolder(const std::string& path) {
   return h;
 }
 
-// Whether process `pid` on this host is alive and is a caustic.
+// Whether process `pid` on this host is alive and is a caustic (its command line names it).
 bool aliveCaustic(long pid) {
   if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
     return false;
@@ -128,8 +130,43 @@ DirectoryLock DirectoryLock::acquire(const std::string& dir, const std::string& 
       throw ParamError("output directory " + dir + ": cannot create the lock " + path + " (" +
                        std::strerror(err) + ")");
     }
-    const Holder h = readHolder(path);
-    const bool stale = h.parsed && h.host == host && !aliveCaustic(h.pid);
+    Holder h = readHolder(path);
+    // A holder on this host that is gone, or whose pid is ours (a killed run's pid reused by
+    // this process: we do not hold the lock yet), is stale.
+    auto isStale = [&](const Holder& x) {
+      return x.parsed && x.host == host && (x.pid == pid || !aliveCaustic(x.pid));
+    };
+    bool stale = isStale(h);
+    // Taking over is serialised between the processes of this host (stale locks are only taken
+    // over on their own host) by an flock on the directory, and the holder is read again under
+    // it: of two commands that found the same stale lock, the second then finds the first's
+    // live one and is refused, instead of removing it.
+    int dirfd = -1;
+    if (stale) {
+      dirfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+      if (dirfd >= 0 && ::flock(dirfd, LOCK_EX) == 0) {
+        h = readHolder(path);
+        stale = isStale(h) || !std::filesystem::exists(path);
+      }
+    }
+    struct DirUnlock {
+      int fd;
+      ~DirUnlock() {
+        if (fd >= 0)
+          ::close(fd); // releases the flock
+      }
+    } dir_unlock{dirfd};
+    if (stale && !std::filesystem::exists(path)) {
+      // Released meanwhile: try again from the start.
+      if (::link(tmp.c_str(), path.c_str()) == 0) {
+        std::remove(tmp.c_str());
+        DirectoryLock lock;
+        lock._path = path;
+        return lock;
+      }
+      h = readHolder(path);
+      stale = false;
+    }
     if (!stale || attempt == 1) {
       std::remove(tmp.c_str());
       if (!h.parsed)
@@ -144,6 +181,12 @@ DirectoryLock DirectoryLock::acquire(const std::string& dir, const std::string& 
     if (note)
       *note = "took over the stale lock of " + describe(h) + " (no such process)";
     std::remove(path.c_str());
+    if (::link(tmp.c_str(), path.c_str()) == 0) { // still under the directory's flock
+      std::remove(tmp.c_str());
+      DirectoryLock lock;
+      lock._path = path;
+      return lock;
+    }
   }
   std::remove(tmp.c_str());
   throw ParamError("output directory " + dir + ": cannot take its lock " + path);

@@ -7,6 +7,7 @@
 #include "pm/core/memory.hpp"
 
 #include <cerrno>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -134,7 +135,9 @@ double checkMemory(const RunContext& ctx, const Params& params) {
   MPI_Comm node = MPI_COMM_NULL;
   mpiCheck(MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
            "checkMemory: node communicator");
-  double mine = est.perRank(), on_node = 0.0;
+  // MemAvailable already leaves out what the ranks hold now (est.base): the node must find
+  // room for the rest.
+  double mine = est.particles + est.mesh, on_node = 0.0;
   int node_ranks = 1, node_rank = 0;
   MPI_Comm_size(node, &node_ranks);
   MPI_Comm_rank(node, &node_rank);
@@ -150,6 +153,15 @@ double checkMemory(const RunContext& ctx, const Params& params) {
         available = kb * 1024.0;
         break;
       }
+    // A cgroup v2 limit (SLURM's cgroup plugin, containers) below that: its room left.
+    std::ifstream mx("/sys/fs/cgroup/memory.max"), cur("/sys/fs/cgroup/memory.current");
+    std::string max_text;
+    double used = 0;
+    if (mx >> max_text && max_text != "max" && cur >> used) {
+      const double room = std::atof(max_text.c_str()) - used;
+      if (available < 0 || room < available)
+        available = std::max(room, 0.0);
+    }
   }
   MPI_Comm_free(&node);
   // The worst node decides: the largest shortfall (need - available) over the nodes.
@@ -157,8 +169,8 @@ double checkMemory(const RunContext& ctx, const Params& params) {
   mpiCheck(MPI_Allreduce(&shortfall, &worst, 1, MPI_DOUBLE, MPI_MAX, world), "checkMemory");
   double info[3] = {on_node, available, double(node_ranks)};
   // Rank 0 reports its own node (and the worst shortfall).
-  ctx.log(format("memory estimate: %.2f GB per rank (%.2f GB for the %d rank(s) on this node; "
-                 "%.1f GB available)",
+  ctx.log(format("memory estimate: %.2f GB per rank (%.2f GB more for the %d rank(s) on this "
+                 "node; %.1f GB available)",
                  est.perRank() / 1e9, info[0] / 1e9, node_ranks, info[1] / 1e9));
   if (worst > 0.0) {
     const auto& sim = params.simulation;

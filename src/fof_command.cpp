@@ -87,17 +87,31 @@ void runFofCommand(RunContext& ctx, const FofCommandOptions& opt) {
                          : opt.output;
   const std::string mf =
       (std::filesystem::path(out).parent_path() / ("mass_function_" + stem + ".txt")).string();
-  for (const std::string& o : {out, mf}) {
-    if (sameFile(o, opt.snapshot))
-      throw ParamError((o == out ? "--output = " : "the mass function ") + o +
-                       ": the snapshot itself (" + opt.snapshot +
-                       "); a catalogue never replaces its input");
+  // Rank 0 looks (file systems may differ in what each node sees a moment apart); every rank
+  // gets its verdict, so all leave here together.
+  std::string err;
+  if (ctx.root()) {
     std::error_code ec;
-    if (std::filesystem::is_directory(o, ec))
-      throw ParamError("--output = " + o + ": a directory; expected a file path");
-    if (!opt.overwrite && std::filesystem::exists(o, ec))
-      throw ParamError(o + " exists; pass --overwrite to replace it, or --output another path");
+    if (sameFile(out, mf))
+      err = "--output = " + out + ": the name of the mass function beside it; choose another";
+    for (const std::string& o : {out, mf}) {
+      if (!err.empty())
+        break;
+      if (sameFile(o, opt.snapshot))
+        err = (o == out ? "--output = " : "the mass function ") + o + ": the snapshot itself (" +
+              opt.snapshot + "); a catalogue never replaces its input";
+      else if (std::filesystem::is_directory(o, ec))
+        err = "--output = " + o + ": a directory; expected a file path";
+      else if (!opt.overwrite && std::filesystem::exists(o, ec))
+        err = o + " exists; pass --overwrite to replace it, or --output another path";
+    }
   }
+  int len = static_cast<int>(err.size());
+  mpiCheck(MPI_Bcast(&len, 1, MPI_INT, 0, ctx.comm().get()), "fof: output check");
+  err.resize(len);
+  mpiCheck(MPI_Bcast(err.data(), len, MPI_CHAR, 0, ctx.comm().get()), "fof: output check");
+  if (!err.empty())
+    throw ParamError(err);
   SnapshotHeader h;
   Particles parts;
   {

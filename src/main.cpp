@@ -48,6 +48,7 @@ int runCommand(int argc, char** argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &size);
 
   CLI::App app{"Caustic: distributed particle-mesh N-body simulations with in-situ emulators"};
+  app.name("caustic");
   app.require_subcommand(1);
   std::string file;
   std::vector<std::string> sets;
@@ -101,8 +102,13 @@ int runCommand(int argc, char** argv) {
       ->check(CLI::Range(1, 1000000000));
 #endif
   app.set_version_flag("--version", CAUSTIC_VERSION);
+  // --kokkos-* options are Kokkos's (kokkosArguments), not the command's.
+  std::vector<std::string> args;
+  for (int i = argc - 1; i >= 1; --i)
+    if (std::string(argv[i]).rfind("--kokkos-", 0) != 0)
+      args.emplace_back(argv[i]); // CLI11 takes them in reverse order
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     // --help and --version exit 0; every command-line error exits 2 (as input errors do),
     // with CLI11's message and a pointer to --help.

@@ -5,6 +5,7 @@
 
 #include "io/atomic_file.hpp"
 #include "io/checkpoint.hpp"
+#include "io/halos.hpp"
 #include "io/observers.hpp"
 #include "io/snapshot.hpp"
 #include "pm/ic/initial_conditions.hpp"
@@ -31,47 +32,45 @@ namespace caustic {
 
 namespace {
 
-// A resumed run's summary lists the outputs the interrupted part wrote too: the files in the
-// output directory at scale factors up to the resume point (names <kind>_a<a>.<ext>), the
-// initial conditions and the linear spectrum.
+// A resumed run's summary lists the outputs the interrupted part wrote too: the files this
+// run's parameters name at the output scale factors up to the resume point (and the initial
+// conditions and linear spectrum), where they exist. Emulator outputs at every step are not
+// listed again.
 void recordEarlierOutputs(RunContext& ctx, const Params& params, double a_resume) {
   if (!ctx.root())
     return;
   namespace fs = std::filesystem;
-  std::vector<std::tuple<double, std::string, std::string>> found;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(params.output.directory, ec)) {
-    const std::string n = e.path().filename().string();
-    if (n == "ic.hdf5" || n == "linear_power.txt") {
-      found.emplace_back(-1.0, n == "ic.hdf5" ? "snapshot" : "linear_power", e.path().string());
+  const auto& out = params.output;
+  auto add = [&](const std::string& kind, const std::string& path) {
+    std::error_code ec;
+    if (fs::is_regular_file(path, ec))
+      ctx.addOutput(kind, path);
+  };
+  if (out.initial_conditions)
+    add("snapshot", (fs::path(out.directory) / "ic.hdf5").string());
+  add("linear_power", (fs::path(out.directory) / "linear_power.txt").string());
+  for (double a : out.a) {
+    if (a > a_resume * (1.0 + 1e-12))
       continue;
+    if (out.snapshots)
+      add("snapshot", outputName(out.directory, "snapshot", a, ".hdf5"));
+    if (out.power_spectrum)
+      add("power_spectrum", outputName(out.directory, "power", a, ".txt"));
+    if (out.density)
+      add("density", outputName(out.directory, "density", a, ".hdf5"));
+    if (params.halos.enabled && isOutputScaleFactor(a, params.halos.a)) {
+      add("halos", (fs::path(out.directory) / haloCatalogueName(format("halos_a%.4f", a))).string());
+      add("mass_function", outputName(out.directory, "mass_function", a, ".txt"));
     }
-    // <kind>_a1.0000.<ext>, or halos_a1p0000.0.hdf5 (the group-file form)
-    const auto at = n.rfind("_a");
-    if (n[0] == '.' || at == std::string::npos)
-      continue;
-    std::string num = n.substr(at + 2);
-    if (const auto pp = num.find('p'); pp != std::string::npos && pp < num.find('.'))
-      num[pp] = '.';
-    char* end = nullptr;
-    const double a = std::strtod(num.c_str(), &end);
-    if (end == num.c_str() || *end != '.' || a > a_resume + 1e-6)
-      continue;
-    const std::string kind = n.rfind("snapshot_", 0) == 0        ? "snapshot"
-                             : n.rfind("power_", 0) == 0         ? "power_spectrum"
-                             : n.rfind("density_", 0) == 0       ? "density"
-                             : n.rfind("halos_", 0) == 0         ? "halos"
-                             : n.rfind("mass_function_", 0) == 0 ? "mass_function"
-                                                                 : "emulator";
-    found.emplace_back(a, kind, e.path().string());
+    for (const auto& e : params.emulators)
+      if (isOutputScaleFactor(a, e.a))
+        add("emulator", outputName(out.directory, e.name, a, ".hdf5"));
   }
-  std::sort(found.begin(), found.end());
-  for (const auto& [a, kind, path] : found)
-    ctx.addOutput(kind, path);
 }
 
-// FNV-1a hashes of every input file the run read: the parameter file, the power table,
-// emulator models and records, the force-correction record, the shared FFTW wisdom.
+// FNV-1a hashes of every input file the run reads: the parameter file, the power table,
+// emulator models and records, the force-correction record, the shared FFTW wisdom (rank 0,
+// before the run; not collective).
 nlohmann::json inputHashes(const Params& params) {
   nlohmann::json j = nlohmann::json::object();
   auto add = [&j](const std::string& path) {
@@ -177,6 +176,8 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
                    "%d output time(s) between steps add a boundary each)",
                    steps_total, sim.steps, steps_total - sim.steps));
   OutputClaim claim = claimOutputDirectory(ctx, out.directory, "caustic run");
+  // The inputs as they are read (rank 0; before this run rewrites a shared wisdom file).
+  const nlohmann::json input_hashes = ctx.root() ? inputHashes(params) : nlohmann::json::object();
   {
     // Nothing of an earlier run is overwritten unless asked (or resumed); a complete run is
     // not resumed.
@@ -417,7 +418,7 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
     ctx.addTime("pgd_outputs", pgd_outputs->seconds());
   auto summary = ctx.summary("run", params.hash());
   summary["memory_estimate_bytes_per_rank"] = memory_estimate;
-  summary["inputs"] = inputHashes(params);
+  summary["inputs"] = input_hashes;
   if (correction)
     summary["force_correction"] = correction->summary();
   summary["steps_done"] = result.steps_done;

@@ -129,6 +129,9 @@ def fof_output_is_input():
     for o in (fx["snap"], os.path.join(fx["out"], ".", "snapshot_a1.0000.hdf5")):
         r = caustic(["fof", fx["snap"], "-o", o])
         expect_error("fof -o <its input>", r, r"the snapshot itself", fx["dir"], before)
+    mf = os.path.join(fx["out"], "mass_function_snapshot_a1.0000.txt")
+    r = caustic(["fof", fx["snap"], "-o", mf, "--overwrite"])
+    expect_error("fof -o <the name of its own mass function>", r, r"the name of the mass function", fx["dir"], before)
     link = os.path.join(fx["dir"], "link.hdf5")
     os.symlink(fx["snap"], link)
     before = snapshot_of_dir(fx["dir"])
@@ -358,6 +361,9 @@ def resume_cases():
     r = caustic(["run", p], env={"CAUSTIC_FAULT_STOP_AFTER_STEP": "5"})
     check(r is not None and r.returncode == 128 + signal.SIGUSR1 and "stopped by signal 10" in r.stdout,
           "the stop after step 5: %s" % str(r and (r.returncode, r.stdout[-300:], r.stderr[-300:])))
+    # A file this run never wrote (another run's output time) is not listed.
+    with open(os.path.join(out, "snapshot_a0.3000.hdf5"), "wb") as f:
+        f.write(b"not this run's")
     r = caustic(["run", p, "--resume"])
     check(r is not None and r.returncode == 0, "the resume failed: %s" % (r and r.stderr[-300:]))
     with open(os.path.join(out, "run_summary.json")) as f:
@@ -365,6 +371,8 @@ def resume_cases():
     names = [os.path.basename(o["path"]) for o in s["outputs"]]
     check(all(n in names for n in ("ic.hdf5", "linear_power.txt", "snapshot_a0.5000.hdf5", "snapshot_a1.0000.hdf5")),
           "the resumed run's summary does not list every output: %s" % names)
+    check("snapshot_a0.3000.hdf5" not in names and len(names) == len(set(names)),
+          "the resumed run's summary lists files it did not write, or twice: %s" % names)
 
 
 def signal_to_one_rank():
@@ -482,7 +490,7 @@ def numbers_and_command_line():
         f.write(text.replace("seed = 5", "seed = 18446744073709551616"))
     before = snapshot_of_dir(d)
     expect_error("seed = 2^64 in the file", caustic(["run", p]), r"run\.toml:\d+:\d+: TOML syntax error", d, before)
-    for args in (["--help"], ["run", "--help"], ["--version"]):
+    for args in (["--help"], ["run", "--help"], ["--version"], ["--kokkos-num-threads=1", "--version"]):
         r = caustic(args)
         if check(r is not None, "caustic %s: hang" % args):
             check(r.returncode == 0 and "Kokkos" not in r.stdout + r.stderr and r.stdout.strip(),

@@ -18,21 +18,26 @@ template <class T> PowerSpectrum binPower(const Field<T>& delta_k) {
   Kokkos::View<double* [3]> acc("caustic::binPower::acc", nbins);
   auto sv = Kokkos::Experimental::create_scatter_view(acc);
   auto c = delta_k.complex();
-  // |m| and its bin per integer |m|^2 (at most 3 (N/2)^2): no square root per mode.
-  const int m2max = 3 * (n / 2) * (n / 2);
-  Kokkos::View<double*> mag("caustic::binPower::magnitude", m2max + 1);
-  Kokkos::View<int*> bin("caustic::binPower::bin", m2max + 1);
+  // |m| and its bin per integer |m|^2 (at most 3 (N/2)^2): no square root per mode. The tables
+  // (12 B per entry) are used up to 2^22 entries (N <= 2364, 50 MB); larger meshes take the
+  // square root per mode rather than gigabytes of table.
+  const long m2max = 3L * (n / 2) * (n / 2);
+  const bool tabulate = m2max < (1L << 22);
+  const long entries = tabulate ? m2max + 1 : 1;
+  Kokkos::View<double*> mag("caustic::binPower::magnitude", entries);
+  Kokkos::View<int*> bin("caustic::binPower::bin", entries);
   Kokkos::parallel_for(
-      "caustic::binPower::tables", Kokkos::RangePolicy<>(0, m2max + 1), KOKKOS_LAMBDA(int q) {
+      "caustic::binPower::tables", Kokkos::RangePolicy<>(0, entries), KOKKOS_LAMBDA(long q) {
         const double m = km::sqrt(double(q));
         mag(q) = m;
         bin(q) = static_cast<int>(km::floor(m + 0.5));
       });
   d.forEachMode(
       "caustic::binPower::accumulate", KOKKOS_LAMBDA(const MeshMode& mode) {
-        const int q = mode.m2();
-        const double m = mag(q);
-        const int b = bin(q);
+        const long q = static_cast<long>(mode.mx) * mode.mx + static_cast<long>(mode.my) * mode.my +
+                       static_cast<long>(mode.mz) * mode.mz;
+        const double m = tabulate ? mag(q) : km::sqrt(double(q));
+        const int b = tabulate ? bin(q) : static_cast<int>(km::floor(m + 0.5));
         if (b == 0 || b >= nbins)
           return;
         // Modes with 0 < kz < N/2 stand for their conjugate partner too (mode.weight = 2).

@@ -139,7 +139,11 @@ template <class T> void exportWisdom(const std::string& path, MPI_Comm comm) {
   Fftw<T>::gatherWisdom(fftw.get());
   if (fftw.rank() != 0)
     return;
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  // Unique to this process on any host (a shared cache directory may be written from several).
+  char host[128] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0)
+    std::snprintf(host, sizeof(host), "host");
+  const std::string tmp = path + "." + host + "-" + std::to_string(::getpid()) + ".tmp";
   if (!Fftw<T>::exportWisdomFile(tmp.c_str()) || std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
     throw std::runtime_error("exportWisdom: cannot write FFTW wisdom to " + path);
