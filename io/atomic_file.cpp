@@ -10,14 +10,18 @@
 
 namespace caustic {
 
+std::string hostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0)
+    return "unknown-host";
+  return buf;
+}
+
 std::string temporaryName(const std::string& path) {
   // Unique per process (host and process id): two commands writing into one directory never
   // share a temporary, and a leftover names the process that left it.
-  char host[128] = {};
-  if (gethostname(host, sizeof(host) - 1) != 0)
-    std::snprintf(host, sizeof(host), "host");
   const std::filesystem::path p(path);
-  return (p.parent_path() / ("." + p.filename().string() + "." + host + "-" +
+  return (p.parent_path() / ("." + p.filename().string() + "." + hostName() + "-" +
                              std::to_string(static_cast<long>(getpid())) + ".tmp"))
       .string();
 }

@@ -19,13 +19,6 @@ namespace caustic {
 
 namespace {
 
-std::string hostName() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof(buf) - 1) != 0)
-    return "unknown-host";
-  return buf;
-}
-
 struct Holder {
   std::string host, command, since;
   long pid = -1;

@@ -19,42 +19,24 @@
 
 namespace caustic {
 
-namespace {
-// Rank 0's error message (empty: none) on every rank, as a ParamError.
-void shareError(const RunContext& ctx, std::string err, const char* where) {
-  int len = static_cast<int>(err.size());
+std::string broadcastFromRoot(const RunContext& ctx, std::string text, const char* where) {
+  int len = static_cast<int>(text.size());
   mpiCheck(MPI_Bcast(&len, 1, MPI_INT, 0, ctx.comm().get()), where);
-  err.resize(len);
-  mpiCheck(MPI_Bcast(err.data(), len, MPI_CHAR, 0, ctx.comm().get()), where);
-  if (!err.empty())
-    throw ParamError(err);
+  text.resize(len);
+  mpiCheck(MPI_Bcast(text.data(), len, MPI_CHAR, 0, ctx.comm().get()), where);
+  return text;
 }
-} // namespace
+
+void shareError(const RunContext& ctx, const std::string& err, const char* where) {
+  const std::string e = broadcastFromRoot(ctx, err, where);
+  if (!e.empty())
+    throw ParamError(e);
+}
 
 LinearPower makeLinearPower(const Params& params) {
   if (params.power.type == PowerParams::Type::Tabulated)
     return LinearPower::fromTable(params.power.file, params.cosmology, params.power.normalize);
   return LinearPower::eisensteinHu(params.cosmology);
-}
-
-void prepareOutput(const RunContext& ctx, const std::string& dir) {
-  std::string err;
-  if (ctx.root()) {
-    try {
-      makeDirectories(dir);
-      // A read-only directory shows now, not after the first hours of a run.
-      const std::string probe = temporaryName(dir + "/.caustic_write_test");
-      std::FILE* f = std::fopen(probe.c_str(), "w");
-      if (!f)
-        throw std::runtime_error("output directory " + dir + ": cannot write (" +
-                                 std::strerror(errno) + ")");
-      std::fclose(f);
-      std::remove(probe.c_str());
-    } catch (const std::exception& e) {
-      err = e.what();
-    }
-  }
-  shareError(ctx, err, "prepareOutput");
 }
 
 template <class T>
@@ -210,10 +192,7 @@ std::string wisdomCachePath(const RunContext& ctx, const Params& params) {
                    .string();
     }
   }
-  int len = static_cast<int>(path.size());
-  mpiCheck(MPI_Bcast(&len, 1, MPI_INT, 0, ctx.comm().get()), "wisdomCachePath");
-  path.resize(len);
-  mpiCheck(MPI_Bcast(path.data(), len, MPI_CHAR, 0, ctx.comm().get()), "wisdomCachePath");
+  path = broadcastFromRoot(ctx, path, "wisdomCachePath");
   if (path.empty())
     ctx.log("FFT wisdom cache: none (" + why + "); plans are measured afresh");
   return path;

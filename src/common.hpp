@@ -13,8 +13,11 @@
 namespace caustic {
 
 LinearPower makeLinearPower(const Params& params);
-// Creates the output directory on rank 0; every rank learns whether that worked (throws).
-void prepareOutput(const RunContext& ctx, const std::string& dir);
+// Rank 0's `text` on every rank (collective).
+std::string broadcastFromRoot(const RunContext& ctx, std::string text, const char* where);
+// Rank 0's error message, if it has one (`err` non-empty there), thrown as a ParamError on every
+// rank: checks made by rank 0 alone end every rank together (collective).
+void shareError(const RunContext& ctx, const std::string& err, const char* where);
 // The run's initial conditions (timed as "initial_conditions"): the particle lattice half a PM
 // cell off the mesh points, at a_start. Collective.
 template <class T>

@@ -106,12 +106,7 @@ void runFofCommand(RunContext& ctx, const FofCommandOptions& opt) {
         err = o + " exists; pass --overwrite to replace it, or --output another path";
     }
   }
-  int len = static_cast<int>(err.size());
-  mpiCheck(MPI_Bcast(&len, 1, MPI_INT, 0, ctx.comm().get()), "fof: output check");
-  err.resize(len);
-  mpiCheck(MPI_Bcast(err.data(), len, MPI_CHAR, 0, ctx.comm().get()), "fof: output check");
-  if (!err.empty())
-    throw ParamError(err);
+  shareError(ctx, err, "fof: output check");
   SnapshotHeader h;
   Particles parts;
   {
