@@ -189,7 +189,14 @@ def concurrent_runs():
     with open(lock) as f:
         text = f.read()
     check("pid=%d" % a.pid in text and "host=" in text, "the lock does not name run A: %s" % text)
-    r = caustic(["run", pb, "--overwrite"])
+    # A is frozen while B tries, so A cannot finish first on a fast machine (a stopped process
+    # is alive: its lock is live). Without this the case raced: B then legitimately ran.
+    os.kill(a.pid, signal.SIGSTOP)
+    try:
+        r = caustic(["run", pb, "--overwrite"])
+        check(a.poll() is None, "run A ended before run B was checked")
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
     if check(r is not None, "run B hung"):
         check(r.returncode == 2 and re.search(r"is in use by pid %d on host" % a.pid, r.stderr),
               "run B was not refused while A runs: %d %s" % (r.returncode, r.stderr[-300:]))
