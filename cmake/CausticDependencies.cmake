@@ -27,6 +27,20 @@ if(NOT HDF5_IS_PARALLEL)
   message(FATAL_ERROR "Caustic needs parallel HDF5 (Debian package libhdf5-openmpi-dev)")
 endif()
 
+# Trilinos ROL (libtrilinos-rol-dev), the optimiser of `caustic infer`, and the Teuchos
+# libraries its headers use. Its ROLConfig.cmake lists every Trilinos package; only these are
+# needed.
+find_path(ROL_INCLUDE_DIR ROL_TypeU_LineSearchAlgorithm.hpp PATH_SUFFIXES trilinos REQUIRED)
+set(_caustic_rol_libs)
+foreach(lib trilinos_rol trilinos_teuchosnumerics trilinos_teuchosparameterlist
+            trilinos_teuchosparser trilinos_teuchoscore)
+  find_library(CAUSTIC_LIB_${lib} NAMES ${lib} REQUIRED)
+  list(APPEND _caustic_rol_libs ${CAUSTIC_LIB_${lib}})
+endforeach()
+add_library(caustic_rol INTERFACE)
+target_include_directories(caustic_rol SYSTEM INTERFACE ${ROL_INCLUDE_DIR})
+target_link_libraries(caustic_rol INTERFACE ${_caustic_rol_libs})
+
 find_package(tomlplusplus REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(CLI11 REQUIRED)

@@ -9,6 +9,7 @@ PACKAGES=(
   libfftw3-dev libfftw3-mpi-dev
   libhdf5-openmpi-dev hdf5-tools
   libtrilinos-kokkos-dev
+  libtrilinos-rol-dev libtrilinos-teuchos-dev   # the optimiser of `caustic infer` (ROL) and its Teuchos
   libtorch-dev
   librandom123-dev
   libtomlplusplus-dev

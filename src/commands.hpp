@@ -1,4 +1,5 @@
 #pragma once
+#include "io/infer_params.hpp"
 #include "io/params.hpp"
 #include "run_context.hpp"
 
@@ -50,5 +51,13 @@ int runTrainCommand(RunContext& ctx, const TrainCommandOptions& opt);
 // `caustic train` with [model] kind = "force_correction": fits a force correction of the hybrid
 // PM to high-resolution references through the adjoint (src/train_force_command.cpp).
 int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt);
+
+struct InferOptions {
+  bool overwrite = false; // replace an earlier inference in output.directory
+};
+// `caustic infer`: the MAP of the initial white noise (and of the parameters in inference.fit)
+// given an observed field or a mock (src/infer_command.cpp). Returns the exit code (0; 128 +
+// signal when stopped, after writing the iterate reached).
+int runInferCommand(RunContext& ctx, const InferParams& params, const InferOptions& opt);
 
 } // namespace caustic

@@ -3,6 +3,7 @@
 #include "io/atomic_file.hpp"
 #include "io/snapshot.hpp"
 #include "pm/ic/initial_conditions.hpp"
+#include "pm/force/painter.hpp"
 
 #include "pm/core/memory.hpp"
 
@@ -37,6 +38,23 @@ LinearPower makeLinearPower(const Params& params) {
   if (params.power.type == PowerParams::Type::Tabulated)
     return LinearPower::fromTable(params.power.file, params.cosmology, params.power.normalize);
   return LinearPower::eisensteinHu(params.cosmology);
+}
+
+DiffConfig diffConfig(const Params& p, MPI_Comm comm) {
+  const auto& sim = p.simulation;
+  DiffConfig cfg;
+  cfg.lattice = std::make_shared<const SlabDecomposition>(comm, sim.particles, sim.box);
+  cfg.mesh = std::make_shared<const SlabDecomposition>(comm, sim.mesh, sim.box);
+  cfg.a_start = sim.a_start;
+  cfg.a_end = sim.a_end;
+  cfg.steps = sim.steps;
+  cfg.spacing = stepSpacing(sim);
+  cfg.lpt_order = sim.lpt_order;
+  cfg.window = windowFromName(p.gravity.window);
+  cfg.lattice_offset = latticeOffset(p);
+  if (p.power.type == PowerParams::Type::Tabulated)
+    cfg.power = PowerModel::table(makeLinearPower(p), p.cosmology, p.power.normalize);
+  return cfg;
 }
 
 template <class T>

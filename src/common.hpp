@@ -5,6 +5,7 @@
 #include "io/run_lock.hpp"
 #include "pm/cosmology/cosmology.hpp"
 #include "pm/cosmology/linear_power.hpp"
+#include "pm/grad/diff_config.hpp"
 #include "pm/particles/particles.hpp"
 #include "run_context.hpp"
 
@@ -13,6 +14,9 @@
 namespace caustic {
 
 LinearPower makeLinearPower(const Params& params);
+// The differentiable model of a run's parameters (the same lattice, mesh, steps, window, LPT
+// order and linear spectrum as `caustic run`) on `comm`.
+DiffConfig diffConfig(const Params& params, MPI_Comm comm);
 // Rank 0's `text` on every rank (collective).
 std::string broadcastFromRoot(const RunContext& ctx, std::string text, const char* where);
 // Rank 0's error message, if it has one (`err` non-empty there), thrown as a ParamError on every

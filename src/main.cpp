@@ -90,6 +90,12 @@ int runCommand(int argc, char** argv) {
   auto* csubmit = camp->add_subcommand("submit", "sbatch the members that are not done");
   csubmit->add_option("directory", camp_opt.target, "Campaign directory")->required();
   csubmit->add_flag("--all", camp_opt.all, "Also members marked queued or running");
+  InferOptions infer_opt;
+  auto* infer = app.add_subcommand(
+      "infer", "Field-level inference: the initial conditions (and cosmology) behind a field");
+  infer->add_option("params", file, "TOML parameter file with an [inference] section")->required();
+  infer->add_option("--set", sets, "Override a parameter: section.key=value (repeatable)");
+  infer->add_flag("--overwrite", infer_opt.overwrite, "Replace an earlier inference's outputs");
 #ifdef CAUSTIC_WITH_TORCH
   TrainCommandOptions train_opt;
   auto* train = app.add_subcommand("train", "Train a U-Net emulator on paired HDF5 fields");
@@ -148,6 +154,14 @@ int runCommand(int argc, char** argv) {
   // during the initial conditions stops them cleanly before anything is written, as one during
   // the steps stops the run at a step boundary. (The other commands keep the default action.)
   installStopHandlers();
+  if (*infer) {
+    try {
+      const InferParams ip = loadInferParams(file, sets, size);
+      return runInferCommand(ctx, ip, infer_opt);
+    } catch (const ParamError& e) {
+      return reportOnce(rank, e, 2);
+    }
+  }
   Params params;
   try {
     params = loadParams(file, sets, size);

@@ -222,20 +222,6 @@ std::string referenceDir(const ForceTrainConfig& c, std::uint64_t seed) {
   return d;
 }
 
-DiffConfig diffConfig(const Params& p, MPI_Comm comm) {
-  const auto& sim = p.simulation;
-  DiffConfig cfg;
-  cfg.lattice = std::make_shared<const SlabDecomposition>(comm, sim.particles, sim.box);
-  cfg.mesh = std::make_shared<const SlabDecomposition>(comm, sim.mesh, sim.box);
-  cfg.a_start = sim.a_start;
-  cfg.a_end = sim.a_end;
-  cfg.steps = sim.steps;
-  cfg.spacing = stepSpacing(sim);
-  cfg.lpt_order = sim.lpt_order;
-  cfg.window = windowFromName(p.gravity.window);
-  cfg.lattice_offset = latticeOffset(p);
-  return cfg;
-}
 
 // Max periodic distance between two particle sets in lattice order. Collective.
 double maxDistance(const Particles& a, const Particles& b, double L, MPI_Comm comm) {

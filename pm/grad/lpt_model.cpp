@@ -79,6 +79,11 @@ void LptModel::transfer(const Field<double>& omega, Field<double>& f) const {
   multiplyByT(f);
 }
 
+void LptModel::linearDensity(const Field<double>& omega, Field<double>& delta) const {
+  transfer(omega, delta);
+  _fft->backward(delta);
+}
+
 void LptModel::multiplyByT(Field<double>& f) const {
   const int n = f.decomp().n();
   auto amp = _amp;

@@ -25,6 +25,9 @@ public:
   // cotangents added to g. Collective.
   void adjoint(const Field<double>& omega, const Particles& adj, Field<double>& omegabar,
                ParameterGradient& g) const;
+  // delta <- the linear density contrast today (a = 1, real space, on the lattice) of omega:
+  // the inverse transform of T omega(k). Collective.
+  void linearDensity(const Field<double>& omega, Field<double>& delta) const;
 
 private:
   // f <- delta_L(k) = T(k) omega(k) (Fourier space).

@@ -1,0 +1,179 @@
+#include "io/infer_params.hpp"
+
+#include "io/format.hpp"
+#include "io/text_file.hpp"
+#include "io/toml_section.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+namespace caustic {
+
+using namespace tomlsec;
+
+double InferParams::cellVariance() const {
+  if (variance > 0.0)
+    return variance;
+  const double cell = run.simulation.box / run.simulation.mesh;
+  return 1.0 / (number_density * cell * cell * cell);
+}
+
+std::string InferParams::hash() const { return fnv1aHex(toml); }
+
+InferParams loadInferParams(const std::string& path, const std::vector<std::string>& overrides,
+                            int nranks) {
+  const std::string text = readTextFile(path, "parameter file");
+  const auto base = std::filesystem::path(path).parent_path().string();
+  return parseInferParams(text, overrides, nranks, base.empty() ? "." : base, path);
+}
+
+InferParams parseInferParams(const std::string& text, const std::vector<std::string>& overrides,
+                             int nranks, const std::string& base_dir, const std::string& source) {
+  toml::table root = parseTomlText(text, source);
+  for (const auto& ov : overrides)
+    applyOverride(root, ov);
+  InferParams p;
+  {
+    std::ostringstream all;
+    all << root;
+    p.toml = all.str();
+  }
+  toml::node* node = root.get("inference");
+  if (!node)
+    throw ParamError("[inference]: missing section; `caustic infer` needs the data (or "
+                     "[inference.mock]) and its noise");
+  if (!node->is_table())
+    throw ParamError("[inference]: expected a table (section), found a " + typeName(*node));
+  toml::table inference = *node->as_table();
+  root.erase("inference");
+  {
+    // The forward model is a run's: the same validation, the same meaning of every key.
+    std::ostringstream rest;
+    rest << root;
+    p.run = parseParams(rest.str(), {}, nranks, base_dir, source);
+  }
+  const auto& sim = p.run.simulation;
+  toml::table holder;
+  holder.insert("inference", inference);
+  Section s(&holder, "inference");
+
+  p.mock = s.find("mock") != nullptr; // (marks the key as known)
+  if (p.mock) {
+    Section m(&inference, "mock", true, "inference.");
+    auto& t = p.truth;
+    const auto seed = m.integer("seed", static_cast<std::int64_t>(sim.seed),
+                                "an integer >= 0 (the truth's white noise)");
+    if (seed < 0)
+      throw ParamError(m.key("seed") + " = " + std::to_string(seed) +
+                       ": not allowed; expected an integer >= 0");
+    t.seed = static_cast<std::uint64_t>(seed);
+    const auto ns = m.integer("noise_seed", 1, "an integer >= 0 (the data's noise)");
+    if (ns < 0)
+      throw ParamError(m.key("noise_seed") + " = " + std::to_string(ns) +
+                       ": not allowed; expected an integer >= 0");
+    t.noise_seed = static_cast<std::uint64_t>(ns);
+    t.Omega_m = m.number("Omega_m", p.run.cosmology.Omega_m, "a number in (0.05, 0.95)");
+    requireRange(t.Omega_m > 0.05 && t.Omega_m < 0.95, m.key("Omega_m"), t.Omega_m,
+                 "(0.05, 0.95)");
+    t.sigma8 = m.number("sigma8", p.run.cosmology.sigma8, "a number in (0.1, 3)");
+    requireRange(t.sigma8 > 0.1 && t.sigma8 < 3, m.key("sigma8"), t.sigma8, "(0.1, 3)");
+    t.bias = m.number("bias", 1.0, "a number in (0.05, 20)");
+    requireRange(t.bias > 0.05 && t.bias < 20, m.key("bias"), t.bias, "(0.05, 20)");
+    m.finish();
+  }
+
+  if (auto d = s.string("data")) {
+    if (p.mock)
+      throw ParamError("inference.data = \"" + *d +
+                       "\": not allowed with [inference.mock] (a mock makes its own data); "
+                       "remove one of them");
+    std::filesystem::path dp(*d);
+    if (dp.is_relative())
+      dp = std::filesystem::path(base_dir) / dp;
+    p.data = dp.string();
+  } else if (!p.mock) {
+    throw ParamError("inference.data: missing; expected an HDF5 field file (or an "
+                     "[inference.mock] section)");
+  }
+  p.dataset = s.string("dataset").value_or("delta");
+  p.mask = s.string("mask").value_or("");
+  if (p.mock && !p.mask.empty())
+    throw ParamError("inference.mask = \"" + p.mask + "\": a mock has no mask dataset");
+
+  const bool has_var = s.find("variance") != nullptr;
+  const bool has_n = s.find("number_density") != nullptr;
+  if (has_var == has_n)
+    throw ParamError(std::string("inference.variance / inference.number_density: ") +
+                     (has_var ? "both given; expected one" : "missing; expected one") +
+                     " (the noise variance per cell, or a tracer density in (h/Mpc)^3)");
+  if (has_var) {
+    p.variance = s.number("variance", std::nullopt, "a number > 0");
+    requireRange(p.variance > 0, s.key("variance"), p.variance, "> 0");
+  } else {
+    p.number_density = s.number("number_density", std::nullopt, "a number > 0 (h/Mpc)^3");
+    requireRange(p.number_density > 0, s.key("number_density"), p.number_density,
+                 "> 0 (h/Mpc)^3");
+  }
+
+  p.fit = s.strings("fit").value_or(std::vector<std::string>{});
+  for (std::size_t i = 0; i < p.fit.size(); ++i) {
+    const auto& f = p.fit[i];
+    if (f != "Omega_m" && f != "sigma8" && f != "bias")
+      throw ParamError("inference.fit = \"" + f + "\": unknown parameter; allowed: Omega_m, "
+                                                  "sigma8, bias");
+    if (std::find(p.fit.begin(), p.fit.begin() + i, f) != p.fit.begin() + i)
+      throw ParamError("inference.fit: \"" + f + "\" twice");
+  }
+  p.bias = s.number("bias", 1.0, "a number in (0.05, 20)");
+  requireRange(p.bias > 0.05 && p.bias < 20, s.key("bias"), p.bias, "(0.05, 20)");
+
+  const double cell = sim.box / sim.mesh;
+  p.smoothing = s.numbers("smoothing", "a list of scales >= 0 in Mpc/h, descending")
+                    .value_or(std::vector<double>{4 * cell, 2 * cell, cell, 0.0});
+  if (p.smoothing.empty() || p.smoothing.size() > 20)
+    throw ParamError("inference.smoothing: " + std::to_string(p.smoothing.size()) +
+                     " stages; allowed: 1 to 20 scales");
+  for (std::size_t i = 0; i < p.smoothing.size(); ++i) {
+    requireRange(p.smoothing[i] >= 0 && p.smoothing[i] <= sim.box, s.key("smoothing"),
+                 p.smoothing[i], "[0, simulation.box] Mpc/h");
+    if (i > 0 && p.smoothing[i] > p.smoothing[i - 1])
+      throw ParamError("inference.smoothing = " + formatNumber(p.smoothing[i]) + ": after " +
+                       formatNumber(p.smoothing[i - 1]) +
+                       "; the scales anneal from large to small (descending)");
+  }
+  const auto it = s.numbers("iterations", "an integer >= 1, or one per smoothing scale");
+  std::vector<double> its = it.value_or(std::vector<double>{50.0});
+  if (its.size() == 1)
+    its.assign(p.smoothing.size(), its[0]);
+  if (its.size() != p.smoothing.size())
+    throw ParamError("inference.iterations: " + std::to_string(its.size()) + " values for " +
+                     std::to_string(p.smoothing.size()) +
+                     " smoothing scales; expected one integer, or one per scale");
+  for (double v : its) {
+    if (!(v >= 1 && v <= 1e6 && std::floor(v) == v))
+      throw ParamError("inference.iterations = " + formatNumber(v) +
+                       ": not allowed; expected an integer in [1, 1000000]");
+    p.iterations.push_back(static_cast<int>(v));
+  }
+  const auto ffs = s.integer("fit_from_stage", p.smoothing.size() > 1 ? 1 : 0,
+                             "a stage index in [0, number of smoothing scales)");
+  if (ffs < 0 || ffs >= static_cast<std::int64_t>(p.smoothing.size()))
+    throw ParamError("inference.fit_from_stage = " + std::to_string(ffs) +
+                     ": not allowed; expected a stage index in [0, " +
+                     std::to_string(p.smoothing.size()) + ")");
+  p.fit_from_stage = static_cast<int>(ffs);
+  const auto mem = s.integer("memory", 10, "an integer in [1, 100] (L-BFGS pairs)");
+  if (mem < 1 || mem > 100)
+    throw ParamError("inference.memory = " + std::to_string(mem) +
+                     ": not allowed; expected an integer in [1, 100] (L-BFGS pairs)");
+  p.memory = static_cast<int>(mem);
+  p.gradient_tolerance = s.number("gradient_tolerance", 1e-5, "a number in (0, 1)");
+  requireRange(p.gradient_tolerance > 0 && p.gradient_tolerance < 1, s.key("gradient_tolerance"),
+               p.gradient_tolerance, "(0, 1)");
+  s.finish();
+  return p;
+}
+
+} // namespace caustic

@@ -1,0 +1,52 @@
+#pragma once
+// Parameters of `caustic infer`: a run's parameter file (the forward model: [cosmology] is the
+// starting point, [simulation] the model, [output] the directory) plus an [inference] section
+// (the data, its noise, the unknowns, the annealing schedule) and, for mocks, [inference.mock].
+#include "io/params.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace caustic {
+
+struct InferMockParams {
+  std::uint64_t seed = 0;       // white noise of the truth (default: simulation.seed)
+  std::uint64_t noise_seed = 1; // the data's noise
+  double Omega_m = 0.0;         // the truth (default: [cosmology])
+  double sigma8 = 0.0;
+  double bias = 1.0;
+};
+
+struct InferParams {
+  Params run;                     // everything but [inference]
+  std::string data;               // HDF5 field file (io/fields.hpp layout); "" with a mock
+  std::string dataset = "delta";  // /Fields/<dataset>
+  std::string mask;               // dataset of weights in the data file ("" = none)
+  double variance = 0.0;          // noise variance per cell, or
+  double number_density = 0.0;    // a tracer density [(h/Mpc)^3]: variance 1 / (n V_cell)
+  std::vector<std::string> fit;   // free parameters: Omega_m, sigma8, bias
+  double bias = 1.0;              // b (its start when fitted)
+  std::vector<double> smoothing;  // the annealing stages' R [Mpc/h], descending
+  std::vector<int> iterations;    // L-BFGS iterations per stage
+  int fit_from_stage = 0;         // the first stage that moves the parameters
+  int memory = 10;
+  double gradient_tolerance = 1e-5;
+  bool mock = false;              // [inference.mock] present
+  InferMockParams truth;
+  std::string toml;               // the effective text, [inference] included
+
+  // Noise variance per cell of the mesh.
+  double cellVariance() const;
+  std::string hash() const;
+};
+
+// Reads `path` with "section.key=value" overrides (any section, [inference] included) and
+// validates everything; ParamError names the setting, its value and what is allowed.
+InferParams loadInferParams(const std::string& path, const std::vector<std::string>& overrides,
+                            int nranks);
+InferParams parseInferParams(const std::string& text, const std::vector<std::string>& overrides,
+                             int nranks, const std::string& base_dir = ".",
+                             const std::string& source = "<string>");
+
+} // namespace caustic

@@ -1,0 +1,384 @@
+// `caustic infer`: the initial white noise (and, if asked, Omega_m, sigma8, bias) behind an
+// observed late-time field, as the MAP of the field-level posterior (pm/grad/field_posterior,
+// infer/map_optimizer), with the outputs a user checks a reconstruction with.
+#include "commands.hpp"
+#include "common.hpp"
+#include "signals.hpp"
+
+#include "infer/map_optimizer.hpp"
+#include "io/atomic_file.hpp"
+#include "io/fields.hpp"
+#include "io/format.hpp"
+#include "io/svg_plot.hpp"
+#include "pm/analysis/power_spectrum.hpp"
+#include "pm/grad/lpt_model.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace caustic {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A whole-cube dataset of a field file copied into this rank's slab of `f`.
+void readSlab(const std::string& path, const std::string& dataset, const InferParams& ip,
+              Field<double>& f, const std::string& setting) {
+  FieldData d;
+  try {
+    d = readFieldData(path, "Fields/" + dataset);
+  } catch (const std::exception& e) {
+    throw ParamError(setting + ": " + e.what());
+  }
+  const auto& sim = ip.run.simulation;
+  if (d.n != sim.mesh)
+    throw ParamError(setting + ": " + path + " /Fields/" + dataset + " has " + std::to_string(d.n) +
+                     "^3 cells; the model's mesh (simulation.mesh) is " +
+                     std::to_string(sim.mesh) + "^3");
+  if (d.box > 0 && std::abs(d.box - sim.box) > 1e-6 * sim.box)
+    throw ParamError(setting + ": " + path + " has BoxSize " + formatNumber(d.box) +
+                     " Mpc/h; simulation.box is " + formatNumber(sim.box));
+  if (d.a > 0 && std::abs(d.a - sim.a_end) > 1e-6)
+    throw ParamError(setting + ": " + path + " is at a = " + formatNumber(d.a) +
+                     "; the model ends at simulation.a_end = " + formatNumber(sim.a_end));
+  const auto& dec = f.decomp();
+  const int n = dec.n(), x0 = dec.xStart(), nx = dec.localNx();
+  auto host = Kokkos::create_mirror_view(f.real());
+  for (int lx = 0; lx < nx; ++lx)
+    for (int y = 0; y < n; ++y)
+      for (int z = 0; z < n; ++z)
+        host(Field<double>::realIndex(lx, y, z, n)) =
+            d.values[(std::size_t(x0 + lx) * n + y) * n + z];
+  Kokkos::deep_copy(f.real(), host);
+}
+
+// Cross and auto power of a and b (real space, same decomposition): P_ab = (P_{a+b} - P_a -
+// P_b) / 2 from three binnings. Collective.
+struct CrossPower {
+  PowerSpectrum a, b;
+  std::vector<double> ab;
+};
+CrossPower crossPower(const Field<double>& a, const Field<double>& b) {
+  auto dec = a.decompPtr();
+  FFT<double> fft(dec);
+  Field<double> fa(dec, "caustic::infer::fa"), fb(dec, "caustic::infer::fb"),
+      fs_(dec, "caustic::infer::fsum");
+  Kokkos::deep_copy(fa.real(), a.real());
+  Kokkos::deep_copy(fb.real(), b.real());
+  fft.forward(fa);
+  fft.forward(fb);
+  auto ra = fa.real(), rb = fb.real(), rs = fs_.real();
+  Kokkos::parallel_for(
+      "caustic::infer::sum", Kokkos::RangePolicy<>(0, rs.extent(0)),
+      KOKKOS_LAMBDA(std::size_t i) { rs(i) = ra(i) + rb(i); });
+  Kokkos::fence();
+  CrossPower c;
+  c.a = binPower(fa);
+  c.b = binPower(fb);
+  const PowerSpectrum s = binPower(fs_);
+  c.ab.resize(s.power.size());
+  for (std::size_t i = 0; i < s.power.size(); ++i)
+    c.ab[i] = 0.5 * (s.power[i] - c.a.power[i] - c.b.power[i]);
+  return c;
+}
+
+nlohmann::json termsJson(const FieldPosterior::Terms& t) {
+  return {{"minus_log_posterior", t.total()},
+          {"likelihood", t.likelihood},
+          {"noise_prior", t.noise_prior},
+          {"parameter_prior", t.parameter_prior}};
+}
+
+std::string etaText(double seconds) {
+  char b[32];
+  if (seconds >= 3600)
+    std::snprintf(b, sizeof b, "%.1f h", seconds / 3600);
+  else if (seconds >= 60)
+    std::snprintf(b, sizeof b, "%.1f min", seconds / 60);
+  else
+    std::snprintf(b, sizeof b, "%.0f s", seconds);
+  return b;
+}
+
+} // namespace
+
+int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& opt) {
+  const Params& params = ip.run;
+  const auto& sim = params.simulation;
+  const std::string dir = params.output.directory;
+  checkOutputPaths(ctx, params);
+  OutputClaim claim = claimOutputDirectory(ctx, dir, "caustic infer");
+  {
+    const bool earlier =
+        ctx.root() && fs::exists(fs::path(dir) / "inference_summary.json") && !opt.overwrite;
+    shareError(ctx,
+               earlier ? "output.directory = \"" + dir +
+                             "\" holds an earlier inference (inference_summary.json); use "
+                             "--overwrite to replace it, or choose another directory"
+                       : "",
+               "infer");
+  }
+  if (!ip.data.empty()) {
+    std::string err;
+    if (ctx.root() && !fs::is_regular_file(ip.data))
+      err = "inference.data = \"" + ip.data + "\": no such file";
+    shareError(ctx, err, "infer");
+  }
+  MPI_Comm comm = ctx.comm().get();
+  const DiffConfig cfg = diffConfig(params, comm);
+  const double variance = ip.cellVariance();
+  ctx.log("infer: " + std::to_string(sim.particles) + "^3 noise modes, mesh " +
+          std::to_string(sim.mesh) + "^3, " + std::to_string(sim.steps) +
+          " steps to a = " + formatNumber(sim.a_end) + "; noise variance per cell " +
+          formatNumber(variance, 4));
+
+  DiffParams base;
+  base.cosmology = params.cosmology;
+  auto data = std::make_shared<Field<double>>(cfg.mesh, "caustic::infer::data");
+  auto var = std::make_shared<Field<double>>(cfg.mesh, "caustic::infer::variance");
+  Kokkos::deep_copy(var->real(), variance);
+  std::shared_ptr<Field<double>> mask;
+  std::unique_ptr<Field<double>> omega_true, truth_model;
+  DiffParams truth = base;
+  if (ip.mock) {
+    PhaseTimer t(ctx, "mock");
+    truth.cosmology.Omega_m = ip.truth.Omega_m;
+    truth.cosmology.sigma8 = ip.truth.sigma8;
+    omega_true = std::make_unique<Field<double>>(cfg.lattice, "caustic::infer::omegaTrue");
+    {
+      FFT<double> fft(cfg.lattice);
+      NoiseOptions no;
+      no.seed = ip.truth.seed;
+      whiteNoiseRealSpace(*omega_true, fft, no);
+    }
+    FieldPosterior p(cfg, truth, {data, var, nullptr}, {}, ip.truth.bias);
+    p.value(*omega_true, {});
+    truth_model = std::make_unique<Field<double>>(cfg.mesh, "caustic::infer::truthModel");
+    Kokkos::deep_copy(truth_model->real(), p.model().real());
+    // data = b delta + sqrt(variance) x unit white noise (rank-independent, per mesh mode).
+    Field<double> eps(cfg.mesh, "caustic::infer::eps");
+    {
+      FFT<double> fft(cfg.mesh);
+      NoiseOptions no;
+      no.seed = ip.truth.noise_seed;
+      whiteNoiseRealSpace(eps, fft, no);
+    }
+    auto d = data->real(), m = truth_model->real(), e = eps.real();
+    const double b = ip.truth.bias, s = std::sqrt(variance);
+    Kokkos::parallel_for(
+        "caustic::infer::mockData", Kokkos::RangePolicy<>(0, d.extent(0)),
+        KOKKOS_LAMBDA(std::size_t i) { d(i) = b * m(i) + s * e(i); });
+    Kokkos::fence();
+    ctx.log("infer: mock data from seed " + std::to_string(ip.truth.seed) + ", Omega_m " +
+            formatNumber(ip.truth.Omega_m) + ", sigma8 " + formatNumber(ip.truth.sigma8) +
+            ", bias " + formatNumber(ip.truth.bias) + ", noise seed " +
+            std::to_string(ip.truth.noise_seed));
+  } else {
+    readSlab(ip.data, ip.dataset, ip, *data, "inference.data");
+    if (!ip.mask.empty()) {
+      mask = std::make_shared<Field<double>>(cfg.mesh, "caustic::infer::mask");
+      readSlab(ip.data, ip.mask, ip, *mask, "inference.mask");
+    }
+  }
+
+  std::vector<PosteriorParameter> free;
+  std::vector<double> theta;
+  for (const auto& name : ip.fit) {
+    free.push_back(posteriorParameter(name));
+    theta.push_back(name == "Omega_m"  ? params.cosmology.Omega_m
+                    : name == "sigma8" ? params.cosmology.sigma8
+                                       : ip.bias);
+  }
+  FieldPosterior post(cfg, base, {data, var, mask}, free, ip.bias);
+  MapSettings ms;
+  for (std::size_t i = 0; i < ip.smoothing.size(); ++i)
+    ms.stages.push_back({ip.smoothing[i], ip.iterations[i], int(i) >= ip.fit_from_stage});
+  ms.memory = ip.memory;
+  ms.gradient_tolerance = ip.gradient_tolerance;
+  MapOptimizer opt_map(post, ms);
+
+  // Progress: one line per iteration, the loss table, a stop on SIGINT/SIGTERM/SIGUSR1.
+  std::ostringstream csv;
+  csv << "# stage,iteration,total,smoothing_mpc_h,minus_log_posterior,likelihood,noise_prior,"
+         "parameter_prior,gradient_norm";
+  for (const auto& f : free)
+    csv << "," << f.name;
+  csv << ",evaluations,gradients,seconds\n";
+  std::vector<PlotSeries> curves(ms.stages.size());
+  int max_total = 0;
+  for (const auto& st : ms.stages)
+    max_total += st.max_iterations;
+  int stop_signal = 0;
+  MapIteration last;
+  Field<double> omega(cfg.lattice, "caustic::infer::omega");
+  {
+    PhaseTimer t(ctx, "map");
+    opt_map.run(omega, theta, [&](const MapIteration& it) {
+      last = it;
+      csv << it.stage << "," << it.iteration << "," << it.total << ","
+          << formatNumber(it.smoothing) << "," << formatNumber(it.terms.total(), 12) << ","
+          << formatNumber(it.terms.likelihood, 12) << "," << formatNumber(it.terms.noise_prior, 12)
+          << "," << formatNumber(it.terms.parameter_prior, 12) << ","
+          << formatNumber(it.gradient_norm, 8);
+      for (double v : it.theta)
+        csv << "," << formatNumber(v, 10);
+      csv << "," << it.evaluations << "," << it.gradients << "," << formatNumber(it.seconds, 6)
+          << "\n";
+      curves[it.stage].points.emplace_back(it.total, it.terms.total());
+      const double per = it.total > 0 ? it.seconds / it.total : 0.0;
+      std::string th;
+      for (std::size_t i = 0; i < it.theta.size(); ++i)
+        th += " " + free[i].name + " " + formatNumber(it.theta[i], 5);
+      ctx.log("infer: stage " + std::to_string(it.stage) + " (R " + formatNumber(it.smoothing, 4) +
+              " Mpc/h) iteration " + std::to_string(it.iteration) + ": -log P " +
+              formatNumber(it.terms.total(), 8) + " (chi2/2 " +
+              formatNumber(it.terms.likelihood, 6) + ", |omega|^2/2 " +
+              formatNumber(it.terms.noise_prior, 6) + ")" + th + ", |g| " +
+              formatNumber(it.gradient_norm, 3) + "; " + std::to_string(it.evaluations) +
+              " evaluations; ETA <= " + etaText(per * (max_total - it.total)));
+      stop_signal = agreedStopSignal(comm);
+      return stop_signal == 0;
+    });
+  }
+  const bool stopped = stop_signal != 0;
+
+  // The MAP's fields and the posterior terms there.
+  const FieldPosterior::Terms at_map = post.value(omega, theta);
+  Field<double> model(cfg.mesh, "caustic::infer::model");
+  {
+    const double b = post.biasAt(theta);
+    auto m = model.real(), d = post.model().real();
+    Kokkos::parallel_for(
+        "caustic::infer::biased", Kokkos::RangePolicy<>(0, m.extent(0)),
+        KOKKOS_LAMBDA(std::size_t i) { m(i) = b * d(i); });
+    Kokkos::fence();
+  }
+  const DiffParams map_params = post.paramsAt(theta);
+  Field<double> lin(cfg.lattice, "caustic::infer::linear");
+  LptModel(cfg, map_params).linearDensity(omega, lin);
+
+  nlohmann::json summary = ctx.summary("caustic infer", ip.hash());
+  nlohmann::json j;
+  j["stopped_by_signal"] = stop_signal;
+  j["complete"] = !stopped;
+  j["stages"] = nlohmann::json::array();
+  for (const auto& st : ms.stages)
+    j["stages"].push_back({{"smoothing_mpc_h", st.smoothing},
+                           {"max_iterations", st.max_iterations},
+                           {"fit_parameters", st.fit_parameters && !free.empty()}});
+  j["iterations"] = last.total;
+  j["evaluations"] = last.evaluations;
+  j["gradients"] = last.gradients;
+  j["noise_variance_per_cell"] = variance;
+  j["map"] = termsJson(at_map);
+  for (std::size_t i = 0; i < free.size(); ++i) {
+    j["map"]["parameters"][free[i].name] = theta[i];
+    if (!opt_map.parameterScales().empty())
+      j["parameter_scales"][free[i].name] = opt_map.parameterScales()[i];
+  }
+  j["parameters_fixed"] = {{"Omega_m", map_params.cosmology.Omega_m},
+                           {"sigma8", map_params.cosmology.sigma8},
+                           {"bias", post.biasAt(theta)}};
+
+  std::vector<std::string> lattice_names = {"noise", "linear_density"};
+  std::vector<const Field<double>*> lattice_fields = {&omega, &lin};
+  std::vector<std::string> mesh_names = {"data", "model"};
+  std::vector<const Field<double>*> mesh_fields = {data.get(), &model};
+  std::unique_ptr<Field<double>> lin_true;
+  std::ostringstream rk;
+  if (ip.mock) {
+    // The truth's terms and the reconstruction against it.
+    FieldPosterior at(cfg, base, {data, var, mask}, free, ip.bias);
+    std::vector<double> th_true;
+    for (const auto& f : free)
+      th_true.push_back(f.name == "Omega_m"  ? ip.truth.Omega_m
+                        : f.name == "sigma8" ? ip.truth.sigma8
+                                             : ip.truth.bias);
+    const auto t_true = at.value(*omega_true, th_true);
+    j["truth"] = termsJson(t_true);
+    j["truth"]["parameters"] = {{"Omega_m", ip.truth.Omega_m},
+                                {"sigma8", ip.truth.sigma8},
+                                {"bias", ip.truth.bias},
+                                {"seed", ip.truth.seed},
+                                {"noise_seed", ip.truth.noise_seed}};
+    j["map_over_truth_minus_log_posterior"] = at_map.total() / t_true.total();
+    lin_true = std::make_unique<Field<double>>(cfg.lattice, "caustic::infer::linearTrue");
+    LptModel(cfg, truth).linearDensity(*omega_true, *lin_true);
+    lattice_names.push_back("noise_truth");
+    lattice_fields.push_back(omega_true.get());
+    lattice_names.push_back("linear_density_truth");
+    lattice_fields.push_back(lin_true.get());
+    mesh_names.push_back("truth");
+    mesh_fields.push_back(truth_model.get());
+    const CrossPower lc = crossPower(lin, *lin_true);
+    const CrossPower fc = crossPower(model, *truth_model);
+    rk << "# Reconstruction against the truth: linear density today (lattice) and the final "
+          "matter field b delta (mesh)\n# k_h_mpc P_rec P_true r T modes | final: P_rec P_true r T\n";
+    nlohmann::json table = nlohmann::json::array();
+    PlotSeries r_lin{"r(k) linear", "#1f77b4", {}}, t_lin{"T(k) linear", "#ff7f0e", {}},
+        r_fin{"r(k) final", "#2ca02c", {}};
+    for (std::size_t i = 0; i < lc.ab.size(); ++i) {
+      if (lc.a.modes[i] <= 0)
+        continue;
+      const double r = lc.ab[i] / std::sqrt(lc.a.power[i] * lc.b.power[i]);
+      const double T = std::sqrt(lc.a.power[i] / lc.b.power[i]);
+      double rf = NAN, Tf = NAN, pa = NAN, pb = NAN;
+      // The mesh has more bins; the same bin index is the same k (both in units of k_F).
+      if (i < fc.ab.size() && fc.a.modes[i] > 0) {
+        pa = fc.a.power[i];
+        pb = fc.b.power[i];
+        rf = fc.ab[i] / std::sqrt(pa * pb);
+        Tf = std::sqrt(pa / pb);
+      }
+      rk << formatNumber(lc.a.k[i], 6) << " " << formatNumber(lc.a.power[i], 6) << " "
+         << formatNumber(lc.b.power[i], 6) << " " << formatNumber(r, 6) << " "
+         << formatNumber(T, 6) << " " << formatNumber(lc.a.modes[i], 8) << " "
+         << formatNumber(pa, 6) << " " << formatNumber(pb, 6) << " " << formatNumber(rf, 6)
+         << " " << formatNumber(Tf, 6) << "\n";
+      table.push_back({{"k", lc.a.k[i]}, {"r", r}, {"T", T}, {"r_final", rf}, {"T_final", Tf}});
+      r_lin.points.emplace_back(lc.a.k[i], r);
+      t_lin.points.emplace_back(lc.a.k[i], T);
+      r_fin.points.emplace_back(lc.a.k[i], rf);
+    }
+    j["reconstruction"] = table;
+    if (ctx.root()) {
+      writeTextFile((fs::path(dir) / "inference_reconstruction.txt").string(), rk.str());
+      writeSvgPlot((fs::path(dir) / "inference_reconstruction.svg").string(),
+                   "Reconstruction against the truth", "k [h/Mpc]", "r(k), T(k)",
+                   {r_lin, t_lin, r_fin}, false);
+    }
+  }
+  {
+    PhaseTimer t(ctx, "write");
+    writeFields((fs::path(dir) / "inference_map_lattice.hdf5").string(), lattice_fields,
+                lattice_names, "dimensionless", 1.0, params);
+    writeFields((fs::path(dir) / "inference_map_mesh.hdf5").string(), mesh_fields, mesh_names,
+                "dimensionless", sim.a_end, params);
+  }
+  if (ctx.root()) {
+    writeTextFile((fs::path(dir) / "inference_loss.csv").string(), csv.str());
+    const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"};
+    for (std::size_t i = 0; i < curves.size(); ++i) {
+      curves[i].label = "R = " + formatNumber(ms.stages[i].smoothing, 4) + " Mpc/h";
+      curves[i].color = colors[i % 6];
+    }
+    writeSvgPlot((fs::path(dir) / "inference_loss.svg").string(),
+                 "caustic infer: -log posterior", "iteration", "-log P", curves, true);
+    summary["inference"] = j;
+    summary["parameter_toml"] = ip.toml;
+    writeTextFile((fs::path(dir) / "inference_summary.json").string(), summary.dump(2) + "\n");
+  }
+  ctx.log("infer: MAP -log P " + formatNumber(at_map.total(), 8) +
+          (ip.mock ? " (truth " + formatNumber(j["truth"]["minus_log_posterior"].get<double>(), 8) +
+                         ")"
+                   : std::string()) +
+          "; outputs in " + dir);
+  MPI_Barrier(comm);
+  return stopped ? 128 + stop_signal : 0;
+}
+
+} // namespace caustic
