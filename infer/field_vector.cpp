@@ -11,6 +11,13 @@ FieldVector::FieldVector(std::shared_ptr<const SlabDecomposition> lattice, std::
       _noise(std::make_unique<Field<double>>(_lattice, "caustic::FieldVector::noise")),
       _params(nparams, 0.0) {}
 
+FieldVector::FieldVector(const FieldVector& o)
+    : ROL::Vector<double>(), _lattice(o._lattice),
+      _noise(std::make_unique<Field<double>>(_lattice, "caustic::FieldVector::noise")),
+      _params(o._params) {
+  Kokkos::deep_copy(_noise->real(), o._noise->real());
+}
+
 const FieldVector& FieldVector::cast(const ROL::Vector<double>& x) {
   const auto* v = dynamic_cast<const FieldVector*>(&x);
   if (!v)

@@ -16,6 +16,10 @@ class FieldVector : public ROL::Vector<double> {
 public:
   // Zero noise on `lattice` and `nparams` zero parameters.
   FieldVector(std::shared_ptr<const SlabDecomposition> lattice, std::size_t nparams);
+  // A deep copy.
+  FieldVector(const FieldVector& o);
+  FieldVector(FieldVector&&) = default;
+  FieldVector& operator=(const FieldVector&) = delete;
 
   Field<double>& noise() { return *_noise; }
   const Field<double>& noise() const { return *_noise; }

@@ -1,187 +1,15 @@
 #include "infer/map_optimizer.hpp"
 
+#include "infer/posterior_objective.hpp"
 #include "pm/core/profiling.hpp"
-
-#include <ROL_StatusTest.hpp>
-#include <ROL_TypeU_LineSearchAlgorithm.hpp>
-#include <ROL_lBFGS.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <sstream>
 #include <stdexcept>
+#include <string>
 
 namespace caustic {
-
-namespace {
-
-// Penalty per unit squared distance outside a parameter's domain (theta units).
-constexpr double kPenalty = 1e8;
-
-const FieldVector& asField(const ROL::Vector<double>& x) {
-  return dynamic_cast<const FieldVector&>(x);
-}
-
-// Whether a and b hold bitwise the same point (on every rank). Collective.
-bool samePoint(const FieldVector& a, const FieldVector& b) {
-  if (a.params() != b.params())
-    return false;
-  auto x = a.noise().real(), y = b.noise().real();
-  double differ = 0.0;
-  a.noise().decomp().reducePoints(
-      "caustic::MapOptimizer::samePoint",
-      KOKKOS_LAMBDA(const MeshPoint& q, double& acc) {
-        if (!(x(q.index) == y(q.index)))
-          acc += 1.0;
-      },
-      differ);
-  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &differ, 1, MPI_DOUBLE, MPI_SUM,
-                         a.noise().decomp().comm().get()),
-           "MapOptimizer::samePoint");
-  return differ == 0.0;
-}
-
-struct Counters {
-  long values = 0, gradients = 0;
-};
-
-// -log posterior as a function of x = (omega, u), theta = theta0 + s u (or theta0 held).
-class PosteriorObjective : public ROL::Objective<double> {
-public:
-  PosteriorObjective(FieldPosterior& post, std::vector<double> theta0, std::vector<double> scales,
-                     bool fit, Counters& counters)
-      : _post(post), _theta0(std::move(theta0)), _scales(std::move(scales)), _fit(fit),
-        _counters(counters), _x(post.config().lattice, fit ? _theta0.size() : 0),
-        _g(post.config().lattice, fit ? _theta0.size() : 0) {}
-
-  std::vector<double> thetaAt(const FieldVector& x) const {
-    std::vector<double> t = _theta0;
-    if (_fit)
-      for (std::size_t i = 0; i < t.size(); ++i)
-        t[i] += _scales[i] * x.params()[i];
-    return t;
-  }
-
-  double value(const ROL::Vector<double>& xv, double&) override {
-    evaluate(asField(xv));
-    return _value;
-  }
-
-  void gradient(ROL::Vector<double>& gv, const ROL::Vector<double>& xv, double&) override {
-    const FieldVector& x = asField(xv);
-    evaluate(x);
-    if (!_has_gradient) {
-      std::vector<double> gt;
-      _post.gradient(_g.noise(), gt);
-      ++_counters.gradients;
-      if (_fit)
-        for (std::size_t i = 0; i < gt.size(); ++i) {
-          const double d = _theta[i] - _clamped[i];
-          _g.params()[i] = _scales[i] * (d != 0.0 ? 2.0 * kPenalty * d : gt[i]);
-        }
-      _has_gradient = true;
-    }
-    dynamic_cast<FieldVector&>(gv).set(_g);
-  }
-
-  const FieldPosterior::Terms& terms() const { return _terms; }
-  const std::vector<double>& theta() const { return _clamped; }
-
-private:
-  void evaluate(const FieldVector& x) {
-    if (_has_value && samePoint(x, _x))
-      return;
-    _x.set(x);
-    _theta = thetaAt(x);
-    _clamped = _theta;
-    double penalty = 0.0;
-    const auto& free = _post.freeParameters();
-    for (std::size_t i = 0; i < _clamped.size(); ++i) {
-      const double margin = 1e-3 * (free[i].upper - free[i].lower);
-      _clamped[i] = std::clamp(_theta[i], free[i].lower + margin, free[i].upper - margin);
-      const double d = _theta[i] - _clamped[i];
-      penalty += kPenalty * d * d;
-    }
-    _terms = _post.value(x.noise(), _clamped);
-    ++_counters.values;
-    _value = _terms.total() + penalty;
-    _has_value = true;
-    _has_gradient = false;
-  }
-
-  FieldPosterior& _post;
-  std::vector<double> _theta0, _scales;
-  bool _fit;
-  Counters& _counters;
-  FieldVector _x, _g; // the cached point and its gradient
-  std::vector<double> _theta, _clamped;
-  FieldPosterior::Terms _terms;
-  double _value = 0.0;
-  bool _has_value = false, _has_gradient = false;
-};
-
-// Reports every accepted iterate and decides when a stage ends: relative gradient tolerance,
-// step tolerance, iteration limit, a non-finite state, or the caller's progress callback.
-class StageTest : public ROL::StatusTest<double> {
-public:
-  StageTest(const MapSettings& s, const MapStage& stage, int stage_index,
-            const PosteriorObjective& obj, const MapOptimizer::Progress& progress,
-            MapIteration& last, int& total, const Counters& counters,
-            std::chrono::steady_clock::time_point t0)
-      : _s(s), _stage(stage), _index(stage_index), _obj(obj), _progress(progress), _last(last),
-        _total(total), _counters(counters), _t0(t0) {}
-
-  bool check(ROL::AlgorithmState<double>& state) override {
-    if (state.iter == 0)
-      _g0 = state.gnorm;
-    else
-      ++_total;
-    MapIteration it;
-    it.stage = _index;
-    it.iteration = state.iter;
-    it.total = _total;
-    it.smoothing = _stage.smoothing;
-    it.terms = _obj.terms();
-    it.gradient_norm = state.gnorm;
-    it.theta = _obj.theta();
-    it.evaluations = _counters.values;
-    it.gradients = _counters.gradients;
-    it.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - _t0).count();
-    _last = it;
-    if (_progress && !_progress(it)) {
-      stopped = true;
-      return false;
-    }
-    if (!std::isfinite(state.value) || !std::isfinite(state.gnorm))
-      throw std::runtime_error("MAP: the posterior or its gradient is not finite at iteration " +
-                               std::to_string(state.iter) + " of stage " +
-                               std::to_string(_index));
-    if (state.iter >= _stage.max_iterations)
-      return false;
-    if (state.gnorm <= _s.gradient_tolerance * _g0)
-      return false;
-    if (state.iter > 0 && state.snorm <= _s.step_tolerance)
-      return false;
-    return true;
-  }
-
-  bool stopped = false;
-
-private:
-  const MapSettings& _s;
-  const MapStage& _stage;
-  int _index;
-  const PosteriorObjective& _obj;
-  const MapOptimizer::Progress& _progress;
-  MapIteration& _last;
-  int& _total;
-  const Counters& _counters;
-  std::chrono::steady_clock::time_point _t0;
-  double _g0 = 0.0;
-};
-
-} // namespace
 
 void requireMapSettings(const MapSettings& s) {
   if (s.stages.empty())
@@ -285,7 +113,7 @@ bool MapOptimizer::run(Field<double>& omega, std::vector<double>& theta, const P
                                 " parameter values for " +
                                 std::to_string(_post.freeParameters().size()) + " free parameters");
   const auto t0 = std::chrono::steady_clock::now();
-  Counters counters;
+  long values = 0, gradients = 0;
   int total = 0;
   for (std::size_t si = 0; si < _settings.stages.size(); ++si) {
     const MapStage& stage = _settings.stages[si];
@@ -293,33 +121,37 @@ bool MapOptimizer::run(Field<double>& omega, std::vector<double>& theta, const P
     const bool fit = stage.fit_parameters && !theta.empty();
     if (fit && _scales.empty())
       _scales = measureScales(omega, theta);
-
-    ROL::ParameterList list;
-    list.sublist("General").set("Output Level", 0);
-    list.sublist("General").sublist("Secant").set("Type", "Limited-Memory BFGS");
-    list.sublist("General").sublist("Secant").set("Maximum Storage", _settings.memory);
-    auto& ls = list.sublist("Step").sublist("Line Search");
-    ls.set("Function Evaluation Limit", _settings.line_search_evaluations);
-    ls.set("Sufficient Decrease Tolerance", 1e-4);
-    ls.set("Initial Step Size", 1.0);
-    ls.sublist("Descent Method").set("Type", "Quasi-Newton Method");
-    ls.sublist("Line-Search Method").set("Type", "Cubic Interpolation");
-    ls.sublist("Curvature Condition").set("Type", "Strong Wolfe Conditions");
-
-    PosteriorObjective obj(_post, theta, _scales, fit, counters);
-    FieldVector x(_post.config().lattice, fit ? theta.size() : 0);
+    PosteriorObjective obj(_post, theta, _scales, fit);
+    FieldVector x = obj.makeVector();
     Kokkos::deep_copy(x.noise().real(), omega.real());
-    MapIteration last;
-    auto test = ROL::makePtr<StageTest>(_settings, stage, static_cast<int>(si), obj, progress, last,
-                                        total, counters, t0);
-    ROL::TypeU::LineSearchAlgorithm<double> algo(list);
-    algo.setStatusTest(test, false);
-    std::ostringstream rolLog;
-    const auto gradientShape = x.clone();
-    algo.run(x, *gradientShape, obj, rolLog);
+    LbfgsSettings ls;
+    ls.max_iterations = stage.max_iterations;
+    ls.memory = _settings.memory;
+    ls.gradient_tolerance = _settings.gradient_tolerance;
+    ls.step_tolerance = _settings.step_tolerance;
+    ls.line_search_evaluations = _settings.line_search_evaluations;
+    const bool done = minimizeLbfgs(obj, x, ls, [&](const LbfgsState& st) {
+      if (st.iteration > 0)
+        ++total;
+      MapIteration it;
+      it.stage = static_cast<int>(si);
+      it.iteration = st.iteration;
+      it.total = total;
+      it.smoothing = stage.smoothing;
+      it.terms = obj.terms();
+      it.gradient_norm = st.gradient_norm;
+      it.theta = obj.theta();
+      it.evaluations = values + obj.values();
+      it.gradients = gradients + obj.gradients();
+      it.seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      return !progress || progress(it);
+    });
+    values += obj.values();
+    gradients += obj.gradients();
     Kokkos::deep_copy(omega.real(), x.noise().real());
     theta = obj.thetaAt(x);
-    if (test->stopped)
+    if (!done)
       return false;
   }
   return true;

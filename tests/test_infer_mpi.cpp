@@ -4,7 +4,9 @@
 #include "field_helpers.hpp"
 #include "helpers.hpp"
 #include "infer/field_vector.hpp"
+#include "infer/laplace.hpp"
 #include "infer/map_optimizer.hpp"
+#include "infer/posterior_objective.hpp"
 #include "pm/grad/lpt_model.hpp"
 
 #include <gtest/gtest.h>
@@ -87,7 +89,125 @@ Trace runMap(const Mock& m, int iterations, Field<double>& omega, std::vector<do
   return t;
 }
 
+// A linear-Gaussian toy on the lattice with two parameters u (flat prior):
+//   L = 1/2 sum_q (d_q - b_q omega_q - c_q . u)^2 / s2 + 1/2 sum_q omega_q^2,
+// whose marginal posterior of u is Gaussian with F = sum_q c_q c_q^T / (s2 + b_q^2),
+// covariance F^{-1} and mean F^{-1} sum_q c_q d_q / (s2 + b_q^2) (omega integrated out).
+class ToyObjective : public ROL::Objective<double> {
+public:
+  explicit ToyObjective(std::shared_ptr<const SlabDecomposition> lattice)
+      : _lattice(std::move(lattice)), _b(_lattice, "b"), _c0(_lattice, "c0"), _c1(_lattice, "c1"),
+        _d(_lattice, "d") {
+    test::randomField(_b, 41, 1.0, 0.8);
+    test::randomField(_c0, 42, 0.3, 1.0);
+    test::randomField(_c1, 43, -0.2, 1.0);
+    test::randomField(_d, 44, 0.5, 2.0);
+  }
+  double value(const ROL::Vector<double>& xv, double&) override {
+    const auto& x = dynamic_cast<const FieldVector&>(xv);
+    auto b = _b.real(), c0 = _c0.real(), c1 = _c1.real(), d = _d.real(), w = x.noise().real();
+    const double u0 = x.params()[0], u1 = x.params()[1], s2 = kS2;
+    double v = 0.0;
+    _lattice->reducePoints(
+        "test::toy::value",
+        KOKKOS_LAMBDA(const MeshPoint& q, double& acc) {
+          const std::size_t i = q.index;
+          const double r = d(i) - b(i) * w(i) - c0(i) * u0 - c1(i) * u1;
+          acc += 0.5 * r * r / s2 + 0.5 * w(i) * w(i);
+        },
+        v);
+    return test::allSum(v);
+  }
+  void gradient(ROL::Vector<double>& gv, const ROL::Vector<double>& xv, double&) override {
+    const auto& x = dynamic_cast<const FieldVector&>(xv);
+    auto& g = dynamic_cast<FieldVector&>(gv);
+    auto b = _b.real(), c0 = _c0.real(), c1 = _c1.real(), d = _d.real(), w = x.noise().real(),
+         gw = g.noise().real();
+    const double u0 = x.params()[0], u1 = x.params()[1], s2 = kS2;
+    double g0 = 0.0, g1 = 0.0;
+    _lattice->forEachPoint("test::toy::gradient", KOKKOS_LAMBDA(const MeshPoint& q) {
+      const std::size_t i = q.index;
+      const double r = d(i) - b(i) * w(i) - c0(i) * u0 - c1(i) * u1;
+      gw(i) = -b(i) * r / s2 + w(i);
+    });
+    _lattice->reducePoints(
+        "test::toy::g0",
+        KOKKOS_LAMBDA(const MeshPoint& q, double& acc) {
+          const std::size_t i = q.index;
+          acc -= c0(i) * (d(i) - b(i) * w(i) - c0(i) * u0 - c1(i) * u1) / s2;
+        },
+        g0);
+    _lattice->reducePoints(
+        "test::toy::g1",
+        KOKKOS_LAMBDA(const MeshPoint& q, double& acc) {
+          const std::size_t i = q.index;
+          acc -= c1(i) * (d(i) - b(i) * w(i) - c0(i) * u0 - c1(i) * u1) / s2;
+        },
+        g1);
+    g.params() = {test::allSum(g0), test::allSum(g1)};
+  }
+  // The analytic marginal posterior of u: mean and covariance.
+  void analytic(std::vector<double>& mean, std::vector<std::vector<double>>& cov) const {
+    auto b = _b.real(), c0 = _c0.real(), c1 = _c1.real(), d = _d.real();
+    const double s2 = kS2;
+    double f[5] = {0, 0, 0, 0, 0}; // F00, F01, F11, h0, h1
+    for (int k = 0; k < 5; ++k) {
+      double v = 0.0;
+      _lattice->reducePoints(
+          "test::toy::fisher",
+          KOKKOS_LAMBDA(const MeshPoint& q, double& acc) {
+            const std::size_t i = q.index;
+            const double wq = 1.0 / (s2 + b(i) * b(i));
+            acc += wq * (k == 0   ? c0(i) * c0(i)
+                         : k == 1 ? c0(i) * c1(i)
+                         : k == 2 ? c1(i) * c1(i)
+                         : k == 3 ? c0(i) * d(i)
+                                  : c1(i) * d(i));
+          },
+          v);
+      f[k] = test::allSum(v);
+    }
+    cov = invertSpd({{f[0], f[1]}, {f[1], f[2]}});
+    mean = {cov[0][0] * f[3] + cov[0][1] * f[4], cov[1][0] * f[3] + cov[1][1] * f[4]};
+  }
+  std::shared_ptr<const SlabDecomposition> lattice() const { return _lattice; }
+
+private:
+  static constexpr double kS2 = 0.3;
+  std::shared_ptr<const SlabDecomposition> _lattice;
+  Field<double> _b, _c0, _c1, _d;
+};
+
 } // namespace
+
+// The MAP of the toy by minimizeLbfgs is the analytic mean of u, and the Laplace covariance
+// (finite-difference Hessian products, CG on the noise block, Schur complement) is the analytic
+// marginal covariance: exact for a Gaussian posterior.
+TEST(Laplace, LinearGaussianToyEqualsAnalyticPosterior) {
+  ToyObjective toy(std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, kLattice, kBox));
+  FieldVector x(toy.lattice(), 2);
+  LbfgsSettings ls;
+  ls.max_iterations = 500;
+  ls.gradient_tolerance = 1e-11;
+  minimizeLbfgs(toy, x, ls, {});
+  std::vector<double> mean;
+  std::vector<std::vector<double>> cov;
+  toy.analytic(mean, cov);
+  for (int i = 0; i < 2; ++i)
+    EXPECT_NEAR(x.params()[i], mean[i], 1e-7 * std::abs(mean[i])) << "MAP u_" << i;
+  const LaplaceResult r = laplaceCovariance(toy, x);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j)
+      EXPECT_NEAR(r.covariance[i][j], cov[i][j], 1e-6 * std::sqrt(cov[i][i] * cov[j][j]))
+          << "covariance " << i << j;
+  if (test::worldRank() == 0)
+    std::printf("  MAP u = (%.8f, %.8f), analytic (%.8f, %.8f); Laplace covariance "
+                "[[%.6e, %.6e], [%.6e, %.6e]], analytic [[%.6e, %.6e], [., %.6e]]; CG "
+                "iterations %d, %d; %ld gradients\n",
+                x.params()[0], x.params()[1], mean[0], mean[1], r.covariance[0][0],
+                r.covariance[0][1], r.covariance[1][0], r.covariance[1][1], cov[0][0], cov[0][1],
+                cov[1][1], r.cg_iterations[0], r.cg_iterations[1], r.gradients);
+}
 
 // The distributed optimiser follows the serial one: rank 0 runs alone on MPI_COMM_SELF, then
 // all ranks together; 20 iterations agree to rounding (the reductions differ in order only).

@@ -1,0 +1,71 @@
+#pragma once
+// The field posterior as a ROL objective of x = (omega, u), theta = theta0 + s u (the free
+// parameters scaled by s; held at theta0 when the vector carries no parameters), and the
+// generic L-BFGS minimiser every optimisation of infer/ runs.
+#include "infer/field_vector.hpp"
+#include "pm/grad/field_posterior.hpp"
+
+#include <ROL_Objective.hpp>
+#include <ROL_Secant.hpp>
+
+#include <functional>
+#include <vector>
+
+namespace caustic {
+
+class PosteriorObjective : public ROL::Objective<double> {
+public:
+  // fit: x carries the parameters (theta0.size() of them) scaled by `scales`.
+  PosteriorObjective(FieldPosterior& post, std::vector<double> theta0, std::vector<double> scales,
+                     bool fit);
+
+  double value(const ROL::Vector<double>& x, double& tol) override;
+  void gradient(ROL::Vector<double>& g, const ROL::Vector<double>& x, double& tol) override;
+
+  // theta at x (unclamped).
+  std::vector<double> thetaAt(const FieldVector& x) const;
+  // The posterior's terms and theta (clamped into the domain) at the last evaluated point.
+  const FieldPosterior::Terms& terms() const { return _terms; }
+  const std::vector<double>& theta() const { return _clamped; }
+  const std::vector<double>& scales() const { return _scales; }
+  long values() const { return _values; }
+  long gradients() const { return _gradients; }
+  // A vector shaped like this objective's x (zero).
+  FieldVector makeVector() const;
+
+private:
+  void evaluate(const FieldVector& x);
+
+  FieldPosterior& _post;
+  std::vector<double> _theta0, _scales;
+  bool _fit;
+  FieldVector _x, _g; // the cached point and its gradient
+  std::vector<double> _theta, _clamped;
+  FieldPosterior::Terms _terms;
+  double _value = 0.0;
+  bool _has_value = false, _has_gradient = false;
+  long _values = 0, _gradients = 0;
+};
+
+struct LbfgsSettings {
+  int max_iterations = 50;
+  int memory = 10;                  // pairs kept
+  double gradient_tolerance = 1e-5; // stop when |g| < tol |g_0|
+  double step_tolerance = 1e-12;    // ... or when |step| < tol
+  int line_search_evaluations = 20; // function evaluations per line search at most
+};
+
+struct LbfgsState {
+  int iteration = 0; // accepted steps; 0 at the start
+  double value = 0.0, gradient_norm = 0.0, step_norm = 0.0;
+};
+
+// Minimises obj from x (which receives the result) with ROL's type-U line-search algorithm
+// (quasi-Newton direction from a limited-memory BFGS secant, cubic-interpolation backtracking
+// with the sufficient-decrease condition). `check` sees every accepted iterate (x then holds it)
+// and returns false to stop there. Returns false if `check` stopped it. Throws
+// std::runtime_error on a non-finite value or gradient. Collective.
+bool minimizeLbfgs(ROL::Objective<double>& obj, FieldVector& x, const LbfgsSettings& s,
+                   const std::function<bool(const LbfgsState&)>& check);
+
+} // namespace caustic
