@@ -4,6 +4,7 @@
 #include "field_helpers.hpp"
 #include "helpers.hpp"
 #include "infer/field_vector.hpp"
+#include "infer/hmc.hpp"
 #include "infer/laplace.hpp"
 #include "infer/map_optimizer.hpp"
 #include "infer/posterior_objective.hpp"
@@ -207,6 +208,56 @@ TEST(Laplace, LinearGaussianToyEqualsAnalyticPosterior) {
                 x.params()[0], x.params()[1], mean[0], mean[1], r.covariance[0][0],
                 r.covariance[0][1], r.covariance[1][0], r.covariance[1][1], cov[0][0], cov[0][1],
                 cov[1][1], r.cg_iterations[0], r.cg_iterations[1], r.gradients);
+}
+
+// HMC on the toy recovers the analytic marginal mean and covariance of u (within the Monte Carlo
+// error of the chain: the batch-means error of the mean, 25% on the variances).
+TEST(Hmc, LinearGaussianToyRecoversAnalyticPosterior) {
+  ToyObjective toy(std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, kLattice, kBox));
+  std::vector<double> mean;
+  std::vector<std::vector<double>> cov;
+  toy.analytic(mean, cov);
+  FieldVector x(toy.lattice(), 2);
+  LbfgsSettings ls;
+  ls.max_iterations = 300;
+  minimizeLbfgs(toy, x, ls, {});
+  const LaplaceResult lap = laplaceCovariance(toy, x);
+  HmcSettings hs;
+  hs.samples = 3000;
+  hs.burn_in = 100;
+  hs.leapfrog_steps = 10;
+  hs.step_size = 0.2;
+  hs.parameter_mass = {lap.hessian[0][0], lap.hessian[1][1]};
+  hs.seed = 77;
+  const HmcResult r = hmcSample(toy, x, hs);
+  const std::size_t ns = r.samples.size();
+  ASSERT_EQ(ns, 3000u);
+  double m[2] = {0, 0}, c[2][2] = {{0, 0}, {0, 0}};
+  for (const auto& smp : r.samples)
+    for (int i = 0; i < 2; ++i)
+      m[i] += smp.params[i] / ns;
+  for (const auto& smp : r.samples)
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j)
+        c[i][j] += (smp.params[i] - m[i]) * (smp.params[j] - m[j]) / (ns - 1);
+  // Batch means (30 batches of 100) for the error of the mean.
+  for (int i = 0; i < 2; ++i) {
+    double bm[30] = {}, v = 0.0;
+    for (int b = 0; b < 30; ++b) {
+      for (int k = 0; k < 100; ++k)
+        bm[b] += r.samples[b * 100 + k].params[i] / 100;
+      v += (bm[b] - m[i]) * (bm[b] - m[i]) / 29;
+    }
+    const double err = std::sqrt(v / 30);
+    EXPECT_LT(std::abs(m[i] - mean[i]), 4 * err + 1e-12) << "mean of u_" << i;
+    EXPECT_NEAR(c[i][i], cov[i][i], 0.25 * cov[i][i]) << "variance of u_" << i;
+    if (test::worldRank() == 0)
+      std::printf("  u_%d: HMC mean %.5f +- %.5f (analytic %.5f), variance %.4e (analytic %.4e)\n",
+                  i, m[i], err, mean[i], c[i][i], cov[i][i]);
+  }
+  EXPECT_GT(r.acceptance, 0.5);
+  if (test::worldRank() == 0)
+    std::printf("  acceptance %.3f, %ld gradients\n", r.acceptance, r.gradients);
 }
 
 // The distributed optimiser follows the serial one: rank 0 runs alone on MPI_COMM_SELF, then
