@@ -76,6 +76,14 @@ std::vector<std::vector<double>> invertSpd(const std::vector<std::vector<double>
 
 LaplaceResult laplaceCovariance(ROL::Objective<double>& obj, const FieldVector& x,
                                 const LaplaceSettings& s) {
+  const HessianProduct fd = [&](const FieldVector& v, FieldVector& hv, long* gradients) {
+    hessianVector(obj, x, v, hv, s.step, gradients);
+  };
+  return laplaceCovariance(fd, fd, x, s);
+}
+
+LaplaceResult laplaceCovariance(const HessianProduct& columns, const HessianProduct& noise_block,
+                                const FieldVector& x, const LaplaceSettings& s) {
   ScopedRegion region("caustic::laplaceCovariance");
   const std::size_t np = x.params().size();
   if (np == 0)
@@ -87,7 +95,7 @@ LaplaceResult laplaceCovariance(ROL::Objective<double>& obj, const FieldVector& 
   for (std::size_t j = 0; j < np; ++j) {
     e.zero();
     e.params()[j] = 1.0;
-    hessianVector(obj, x, e, he, s.step, &r.gradients);
+    columns(e, he, &r.gradients);
     for (std::size_t i = 0; i < np; ++i)
       r.hessian[i][j] = he.params()[i];
     FieldVector c(x);
@@ -98,7 +106,7 @@ LaplaceResult laplaceCovariance(ROL::Objective<double>& obj, const FieldVector& 
   }
   // The noise block: v -> the noise part of H (v, 0).
   auto applyNoiseBlock = [&](const FieldVector& v, FieldVector& out) {
-    hessianVector(obj, x, v, out, s.step, &r.gradients);
+    noise_block(v, out, &r.gradients);
     for (double& p : out.params())
       p = 0.0;
   };

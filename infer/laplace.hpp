@@ -11,6 +11,7 @@
 
 #include <ROL_Objective.hpp>
 
+#include <functional>
 #include <vector>
 
 namespace caustic {
@@ -34,10 +35,21 @@ struct LaplaceResult {
 void hessianVector(ROL::Objective<double>& obj, const FieldVector& x, const FieldVector& v,
                    FieldVector& hv, double step, long* gradients = nullptr);
 
-// The Laplace covariance of the parameters carried by x (x.params().size() > 0). Collective.
-// Throws std::runtime_error if S is not positive definite (x is not a mode).
+// hv <- H v at the mode (a Hessian or its Gauss-Newton approximation); adds the gradients it
+// spent to *gradients.
+using HessianProduct = std::function<void(const FieldVector& v, FieldVector& hv, long* gradients)>;
+
+// The Laplace covariance of the parameters carried by x (x.params().size() > 0), H by
+// differences of obj's gradient. Collective. Throws std::runtime_error if S is not positive
+// definite (x is not a mode).
 LaplaceResult laplaceCovariance(ROL::Objective<double>& obj, const FieldVector& x,
                                 const LaplaceSettings& s = {});
+// The same with given Hessian products: `columns` for the parameters' columns (H e_j) and
+// `noise_block` for the CG solves with H_omega,omega (it may be an approximation, e.g.
+// PosteriorObjective::gaussNewtonVector, positive definite where differences of the gradient
+// are not).
+LaplaceResult laplaceCovariance(const HessianProduct& columns, const HessianProduct& noise_block,
+                                const FieldVector& x, const LaplaceSettings& s = {});
 
 // The inverse of a small symmetric positive-definite matrix (Cholesky); throws
 // std::runtime_error if it is not positive definite.

@@ -111,6 +111,12 @@ void PosteriorObjective::gradient(ROL::Vector<double>& gv, const ROL::Vector<dou
   const FieldVector& x = asField(xv);
   evaluate(x);
   if (!_has_gradient) {
+    // The posterior's gradient is that of its last value(): x's, unless someone evaluated the
+    // posterior elsewhere since.
+    if (_post.evaluations() != _post_evaluation) {
+      _has_value = false;
+      evaluate(x);
+    }
     std::vector<double> gt;
     _post.gradient(_g.noise(), gt);
     ++_gradients;
@@ -122,6 +128,25 @@ void PosteriorObjective::gradient(ROL::Vector<double>& gv, const ROL::Vector<dou
     _has_gradient = true;
   }
   dynamic_cast<FieldVector&>(gv).set(_g);
+}
+
+void PosteriorObjective::gaussNewtonVector(const FieldVector& x, const FieldVector& v,
+                                           FieldVector& hv, long* gradients) {
+  // The posterior must hold x's state: evaluate x unless it is this objective's last point and
+  // nobody has evaluated the posterior since.
+  if (_post.evaluations() != _post_evaluation)
+    _has_value = false;
+  evaluate(x);
+  std::vector<double> vt(_theta0.size(), 0.0), ht;
+  if (_fit)
+    for (std::size_t i = 0; i < vt.size(); ++i)
+      vt[i] = _scales[i] * v.params()[i];
+  _post.gaussNewtonProduct(v.noise(), vt, hv.noise(), ht);
+  if (_fit)
+    for (std::size_t i = 0; i < ht.size(); ++i)
+      hv.params()[i] = _scales[i] * ht[i];
+  if (gradients)
+    ++*gradients;
 }
 
 void PosteriorObjective::evaluate(const FieldVector& x) {
@@ -139,6 +164,7 @@ void PosteriorObjective::evaluate(const FieldVector& x) {
     penalty += kPenalty * d * d;
   }
   _terms = _post.value(x.noise(), _clamped);
+  _post_evaluation = _post.evaluations();
   ++_values;
   _value = _terms.total() + penalty;
   _has_value = true;

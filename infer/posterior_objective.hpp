@@ -22,6 +22,12 @@ public:
   double value(const ROL::Vector<double>& x, double& tol) override;
   void gradient(ROL::Vector<double>& g, const ROL::Vector<double>& x, double& tol) override;
 
+  // hv <- the Gauss-Newton Hessian at x applied to v (FieldPosterior::gaussNewtonProduct in the
+  // scaled variables: H_u = diag(s) H_theta diag(s)); counts one gradient per product.
+  // Collective.
+  void gaussNewtonVector(const FieldVector& x, const FieldVector& v, FieldVector& hv,
+                         long* gradients = nullptr);
+
   // theta at x (unclamped).
   std::vector<double> thetaAt(const FieldVector& x) const;
   // The posterior's terms and theta (clamped into the domain) at the last evaluated point.
@@ -45,6 +51,7 @@ private:
   double _value = 0.0;
   bool _has_value = false, _has_gradient = false;
   long _values = 0, _gradients = 0;
+  long _post_evaluation = -1; // the posterior's evaluation count after our last value()
 };
 
 struct LbfgsSettings {

@@ -172,6 +172,39 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
   p.gradient_tolerance = s.number("gradient_tolerance", 1e-5, "a number in (0, 1)");
   requireRange(p.gradient_tolerance > 0 && p.gradient_tolerance < 1, s.key("gradient_tolerance"),
                p.gradient_tolerance, "(0, 1)");
+  p.centred_prior = s.choice("prior", "centred", {"centred", "white"}) == "centred";
+  p.laplace = s.boolean("laplace", !p.fit.empty());
+  if (p.laplace && p.fit.empty())
+    throw ParamError("inference.laplace = true: no parameter to fit (inference.fit is empty); "
+                     "the Laplace covariance is that of the fitted parameters");
+  p.hmc.enabled = s.find("hmc") != nullptr;
+  if (p.hmc.enabled) {
+    Section h(&inference, "hmc", true, "inference.");
+    auto& c = p.hmc;
+    const auto ns = h.integer("samples", 200, "an integer in [1, 1000000]");
+    const auto nb = h.integer("burn_in", 50, "an integer in [0, 1000000]");
+    const auto nl = h.integer("leapfrog_steps", 10, "an integer in [1, 10000]");
+    if (ns < 1 || ns > 1000000)
+      throw ParamError(h.key("samples") + " = " + std::to_string(ns) +
+                       ": not allowed; expected an integer in [1, 1000000]");
+    if (nb < 0 || nb > 1000000)
+      throw ParamError(h.key("burn_in") + " = " + std::to_string(nb) +
+                       ": not allowed; expected an integer in [0, 1000000]");
+    if (nl < 1 || nl > 10000)
+      throw ParamError(h.key("leapfrog_steps") + " = " + std::to_string(nl) +
+                       ": not allowed; expected an integer in [1, 10000]");
+    c.samples = static_cast<int>(ns);
+    c.burn_in = static_cast<int>(nb);
+    c.leapfrog_steps = static_cast<int>(nl);
+    c.step_size = h.number("step_size", 0.05, "a number in (0, 10]");
+    requireRange(c.step_size > 0 && c.step_size <= 10, h.key("step_size"), c.step_size, "(0, 10]");
+    const auto seed = h.integer("seed", 1, "an integer >= 0");
+    if (seed < 0)
+      throw ParamError(h.key("seed") + " = " + std::to_string(seed) +
+                       ": not allowed; expected an integer >= 0");
+    c.seed = static_cast<std::uint64_t>(seed);
+    h.finish();
+  }
   s.finish();
   return p;
 }

@@ -18,6 +18,15 @@ struct InferMockParams {
   double bias = 1.0;
 };
 
+struct InferHmcParams {
+  bool enabled = false;   // [inference.hmc] present
+  int samples = 200;
+  int burn_in = 50;
+  int leapfrog_steps = 10;
+  double step_size = 0.05;
+  std::uint64_t seed = 1;
+};
+
 struct InferParams {
   Params run;                     // everything but [inference]
   std::string data;               // HDF5 field file (io/fields.hpp layout); "" with a mock
@@ -32,6 +41,9 @@ struct InferParams {
   int fit_from_stage = 0;         // the first stage that moves the parameters
   int memory = 10;
   double gradient_tolerance = 1e-5;
+  bool laplace = true;            // the Laplace covariance of the fitted parameters
+  bool centred_prior = true;      // prior = "centred" (1/2 log det S(theta) included) or "white"
+  InferHmcParams hmc;
   bool mock = false;              // [inference.mock] present
   InferMockParams truth;
   std::string toml;               // the effective text, [inference] included

@@ -5,7 +5,10 @@
 #include "common.hpp"
 #include "signals.hpp"
 
+#include "infer/hmc.hpp"
+#include "infer/laplace.hpp"
 #include "infer/map_optimizer.hpp"
+#include "infer/posterior_objective.hpp"
 #include "io/atomic_file.hpp"
 #include "io/fields.hpp"
 #include "io/format.hpp"
@@ -194,6 +197,7 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
                                        : ip.bias);
   }
   FieldPosterior post(cfg, base, {data, var, mask}, free, ip.bias);
+  post.setCentredPrior(ip.centred_prior);
   MapSettings ms;
   for (std::size_t i = 0; i < ip.smoothing.size(); ++i)
     ms.stages.push_back({ip.smoothing[i], ip.iterations[i], int(i) >= ip.fit_from_stage});
@@ -244,7 +248,7 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
       return stop_signal == 0;
     });
   }
-  const bool stopped = stop_signal != 0;
+  bool stopped = stop_signal != 0;
 
   // The MAP's fields and the posterior terms there.
   const FieldPosterior::Terms at_map = post.value(omega, theta);
@@ -261,10 +265,137 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
   Field<double> lin(cfg.lattice, "caustic::infer::linear");
   LptModel(cfg, map_params).linearDensity(omega, lin);
 
+  // Laplace and HMC around the MAP, on the last stage's posterior (its smoothing), in the
+  // optimiser's variables u = (theta - theta_MAP) / s.
+  std::vector<double> scales = opt_map.parameterScales();
+  if (scales.empty() && !free.empty())
+    scales = opt_map.measureScales(omega, theta);
+  PosteriorObjective around(post, theta, scales, !free.empty());
+  FieldVector xmap = around.makeVector();
+  Kokkos::deep_copy(xmap.noise().real(), omega.real());
+  nlohmann::json laplace_json, hmc_json;
+  std::vector<std::vector<double>> laplace_cov;
+  std::vector<double> hmc_mass;
+  if (ip.laplace && !stopped) {
+    PhaseTimer t(ctx, "laplace");
+    const auto t0 = ctx.elapsed();
+    LaplaceResult lr;
+    bool ok = true;
+    try {
+      // The parameters' columns by differences of the gradient (they hold the bilinear
+      // coupling of an amplitude and the noise, which Gauss-Newton drops); the noise block by
+      // Gauss-Newton, positive definite (differences of the gradient jump where particles
+      // cross the kinks of the CIC window).
+      lr = laplaceCovariance(
+          [&](const FieldVector& v, FieldVector& hv, long* gradients) {
+            hessianVector(around, xmap, v, hv, 1e-4, gradients);
+          },
+          [&](const FieldVector& v, FieldVector& hv, long* gradients) {
+            around.gaussNewtonVector(xmap, v, hv, gradients);
+          },
+          xmap);
+    } catch (const std::runtime_error& e) {
+      // Not a mode (an optimisation that ran out of iterations, or a parameter at the edge of
+      // its domain): the MAP and its outputs still stand; the summary says why there is no
+      // covariance. (Every rank meets the same reduced values, so all throw together.)
+      ok = false;
+      laplace_json["error"] = e.what();
+      ctx.log(std::string("infer: no Laplace covariance: ") + e.what());
+    }
+    const std::size_t np = ok ? free.size() : 0;
+    laplace_cov.assign(np, std::vector<double>(np, 0.0));
+    for (std::size_t i = 0; i < np; ++i) {
+      hmc_mass.push_back(lr.hessian[i][i]);
+      for (std::size_t k = 0; k < np; ++k)
+        laplace_cov[i][k] = scales[i] * scales[k] * lr.covariance[i][k];
+    }
+    if (ok)
+      laplace_json["covariance"] = laplace_cov;
+    for (std::size_t i = 0; i < np; ++i) {
+      laplace_json["sigma"][free[i].name] = std::sqrt(laplace_cov[i][i]);
+      for (std::size_t k = i + 1; k < np; ++k)
+        laplace_json["correlation"][free[i].name + "," + free[k].name] =
+            laplace_cov[i][k] / std::sqrt(laplace_cov[i][i] * laplace_cov[k][k]);
+    }
+    laplace_json["order"] = ip.fit;
+    laplace_json["cg_iterations"] = lr.cg_iterations;
+    laplace_json["cg_relative_residuals"] = lr.cg_residuals;
+    laplace_json["gradients"] = lr.gradients;
+    laplace_json["seconds"] = ctx.elapsed() - t0;
+    std::string txt;
+    for (std::size_t i = 0; i < np; ++i)
+      txt += " " + free[i].name + " " + formatNumber(theta[i], 5) + " +- " +
+             formatNumber(std::sqrt(laplace_cov[i][i]), 3);
+    if (ok)
+      ctx.log("infer: Laplace at the MAP:" + txt + " (" + std::to_string(lr.gradients) +
+              " gradients, CG iterations " + formatNumber(lr.cg_iterations.front()) + ")");
+  }
+  std::ostringstream hmc_csv;
+  if (ip.hmc.enabled && !stopped) {
+    PhaseTimer t(ctx, "hmc");
+    const auto t0 = ctx.elapsed();
+    HmcSettings hs;
+    hs.samples = ip.hmc.samples;
+    hs.burn_in = ip.hmc.burn_in;
+    hs.leapfrog_steps = ip.hmc.leapfrog_steps;
+    hs.step_size = ip.hmc.step_size;
+    hs.seed = ip.hmc.seed;
+    hs.parameter_mass = hmc_mass; // the Laplace Hessian's diagonal (unit masses without it)
+    FieldVector x(xmap);
+    hmc_csv << "# trajectory,accepted,energy_error,minus_log_posterior";
+    for (const auto& f : free)
+      hmc_csv << "," << f.name;
+    hmc_csv << "\n";
+    auto thetaOf = [&](const std::vector<double>& u) {
+      std::vector<double> th = theta;
+      for (std::size_t i = 0; i < th.size(); ++i)
+        th[i] += scales[i] * u[i];
+      return th;
+    };
+    const HmcResult hr = hmcSample(around, x, hs, [&](const HmcSample& smp) {
+      hmc_csv << smp.trajectory << "," << (smp.accepted ? 1 : 0) << ","
+              << formatNumber(smp.energy_error, 8) << ","
+              << formatNumber(smp.minus_log_posterior, 12);
+      for (double v : thetaOf(smp.params))
+        hmc_csv << "," << formatNumber(v, 10);
+      hmc_csv << "\n";
+      if ((smp.trajectory + 1) % 10 == 0)
+        ctx.log("infer: HMC trajectory " + std::to_string(smp.trajectory + 1) + " of " +
+                std::to_string(hs.burn_in + hs.samples) + ", -log P " +
+                formatNumber(smp.minus_log_posterior, 8) + ", energy error " +
+                formatNumber(smp.energy_error, 3));
+      stop_signal = agreedStopSignal(comm);
+      return stop_signal == 0;
+    });
+    const std::size_t np = free.size(), ns = hr.samples.size();
+    std::vector<double> mean(np, 0.0);
+    std::vector<std::vector<double>> cov(np, std::vector<double>(np, 0.0));
+    for (const auto& smp : hr.samples) {
+      const auto th = thetaOf(smp.params);
+      for (std::size_t i = 0; i < np; ++i)
+        mean[i] += th[i] / ns;
+    }
+    for (const auto& smp : hr.samples) {
+      const auto th = thetaOf(smp.params);
+      for (std::size_t i = 0; i < np; ++i)
+        for (std::size_t k = 0; k < np; ++k)
+          cov[i][k] += (th[i] - mean[i]) * (th[k] - mean[k]) / std::max<double>(1, ns - 1);
+    }
+    hmc_json["acceptance"] = hr.acceptance;
+    hmc_json["samples"] = ns;
+    hmc_json["mean"] = mean;
+    hmc_json["covariance"] = cov;
+    hmc_json["order"] = ip.fit;
+    hmc_json["gradients"] = hr.gradients;
+    hmc_json["seconds"] = ctx.elapsed() - t0;
+    ctx.log("infer: HMC: " + std::to_string(ns) + " samples, acceptance " +
+            formatNumber(hr.acceptance, 3));
+  }
+
   nlohmann::json summary = ctx.summary("caustic infer", ip.hash());
   nlohmann::json j;
   j["stopped_by_signal"] = stop_signal;
-  j["complete"] = !stopped;
+  j["complete"] = stop_signal == 0;
   j["stages"] = nlohmann::json::array();
   for (const auto& st : ms.stages)
     j["stages"].push_back({{"smoothing_mpc_h", st.smoothing},
@@ -280,6 +411,10 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
     if (!opt_map.parameterScales().empty())
       j["parameter_scales"][free[i].name] = opt_map.parameterScales()[i];
   }
+  if (!laplace_json.is_null())
+    j["laplace"] = laplace_json;
+  if (!hmc_json.is_null())
+    j["hmc"] = hmc_json;
   j["parameters_fixed"] = {{"Omega_m", map_params.cosmology.Omega_m},
                            {"sigma8", map_params.cosmology.sigma8},
                            {"bias", post.biasAt(theta)}};
@@ -293,6 +428,8 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
   if (ip.mock) {
     // The truth's terms and the reconstruction against it.
     FieldPosterior at(cfg, base, {data, var, mask}, free, ip.bias);
+    at.setCentredPrior(ip.centred_prior);
+    at.setSmoothing(ms.stages.back().smoothing);
     std::vector<double> th_true;
     for (const auto& f : free)
       th_true.push_back(f.name == "Omega_m"  ? ip.truth.Omega_m
@@ -361,6 +498,8 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
   }
   if (ctx.root()) {
     writeTextFile((fs::path(dir) / "inference_loss.csv").string(), csv.str());
+    if (ip.hmc.enabled && !hmc_json.is_null())
+      writeTextFile((fs::path(dir) / "inference_hmc.csv").string(), hmc_csv.str());
     const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"};
     for (std::size_t i = 0; i < curves.size(); ++i) {
       curves[i].label = "R = " + formatNumber(ms.stages[i].smoothing, 4) + " Mpc/h";
@@ -368,6 +507,43 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
     }
     writeSvgPlot((fs::path(dir) / "inference_loss.svg").string(),
                  "caustic infer: -log posterior", "iteration", "-log P", curves, true);
+    if (laplace_cov.size() == 2) {
+      // The Laplace 1 and 2 sigma ellipses of the two parameters, the MAP and the truth.
+      std::vector<PlotSeries> ell;
+      const double a = laplace_cov[0][0], b = laplace_cov[0][1], c = laplace_cov[1][1];
+      const double tr = 0.5 * (a + c), det = a * c - b * b;
+      const double l1 = tr + std::sqrt(std::max(0.0, tr * tr - det)),
+                   l2 = tr - std::sqrt(std::max(0.0, tr * tr - det));
+      const double ang = 0.5 * std::atan2(2 * b, a - c);
+      for (double nsig : {1.0, 2.0}) {
+        // 68% and 95% regions of a 2D Gaussian: chi^2_2 = 2.30, 6.18.
+        const double q = nsig == 1.0 ? std::sqrt(2.30) : std::sqrt(6.18);
+        PlotSeries e{nsig == 1.0 ? "Laplace 68%" : "Laplace 95%", nsig == 1.0 ? "#1f77b4" : "#aec7e8",
+                     {}};
+        for (int k = 0; k <= 100; ++k) {
+          const double t = 2 * M_PI * k / 100;
+          const double u = q * std::sqrt(std::max(l1, 0.0)) * std::cos(t),
+                       v = q * std::sqrt(std::max(l2, 0.0)) * std::sin(t);
+          e.points.emplace_back(theta[0] + u * std::cos(ang) - v * std::sin(ang),
+                                theta[1] + u * std::sin(ang) + v * std::cos(ang));
+        }
+        ell.push_back(e);
+      }
+      auto cross = [&](const std::string& label, const std::string& color, double x0, double y0) {
+        const double dx = 0.15 * std::sqrt(a), dy = 0.15 * std::sqrt(c);
+        return PlotSeries{label, color, {{x0 - dx, y0}, {x0 + dx, y0}, {x0, y0}, {x0, y0 - dy},
+                                         {x0, y0 + dy}}};
+      };
+      ell.push_back(cross("MAP", "#1f77b4", theta[0], theta[1]));
+      if (ip.mock) {
+        auto val = [&](const std::string& n) {
+          return n == "Omega_m" ? ip.truth.Omega_m : n == "sigma8" ? ip.truth.sigma8 : ip.truth.bias;
+        };
+        ell.push_back(cross("truth", "#d62728", val(free[0].name), val(free[1].name)));
+      }
+      writeSvgPlot((fs::path(dir) / "inference_parameters.svg").string(),
+                   "Laplace posterior at the MAP", free[0].name, free[1].name, ell, false);
+    }
     summary["inference"] = j;
     summary["parameter_toml"] = ip.toml;
     writeTextFile((fs::path(dir) / "inference_summary.json").string(), summary.dump(2) + "\n");
@@ -378,6 +554,7 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
                    : std::string()) +
           "; outputs in " + dir);
   MPI_Barrier(comm);
+  stopped = stop_signal != 0;
   return stopped ? 128 + stop_signal : 0;
 }
 

@@ -41,6 +41,7 @@ number_density = 0.005
 smoothing = [16.0, 0.0]
 iterations = [15, 80]
 fit = ["sigma8"]
+laplace = false
 {extra}
 """
 

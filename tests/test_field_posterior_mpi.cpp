@@ -100,8 +100,10 @@ TEST(FieldPosterior, GradientAgainstFiniteDifferences) {
   test::randomField(v, 31);
   for (double R : {0.0, 6.0}) {
     post.setSmoothing(R);
+    post.setCentredPrior(R > 0); // the second pass with the log det S term
     if (test::worldRank() == 0)
-      std::printf("smoothing R = %.1f Mpc/h (%d ranks)\n", R, test::worldSize());
+      std::printf("smoothing R = %.1f Mpc/h, centred prior %s (%d ranks)\n", R,
+                  R > 0 ? "on" : "off", test::worldSize());
     const auto t0 = post.value(*w, theta);
     EXPECT_GT(t0.likelihood, 0.0);
     EXPECT_GT(t0.parameter_prior, 0.0);
@@ -129,6 +131,83 @@ TEST(FieldPosterior, GradientAgainstFiniteDifferences) {
                       1e-6),
                   gt[i], names[i]);
   }
+}
+
+// The Gauss-Newton product: symmetric (the forward differences of J and the adjoint J^T agree),
+// and equal to differences of the gradient where the residual vanishes (data = the model at the
+// point), where the Hessian is J^T W J plus the priors.
+TEST(FieldPosterior, GaussNewtonProductSymmetricAndExactAtZeroResidual) {
+  Model s;
+  auto w = s.noise(13);
+  const std::vector<double> theta = {0.31, 0.79, 1.1};
+  FieldObservation obs = observation(s, true);
+  {
+    // Noise-free data at (w, theta).
+    FieldPosterior truth(s.cfg, s.params, obs, {posteriorParameter("Omega_m"),
+                                                posteriorParameter("sigma8"),
+                                                posteriorParameter("bias")});
+    truth.value(*w, theta);
+    auto d = std::const_pointer_cast<Field<double>>(obs.data);
+    auto m = truth.model().real(), dd = d->real();
+    const double b = theta[2];
+    Kokkos::parallel_for(
+        "test::exactData", dd.extent(0), KOKKOS_LAMBDA(std::size_t i) { dd(i) = b * m(i); });
+    Kokkos::fence();
+  }
+  std::vector<PosteriorParameter> free = {posteriorParameter("Omega_m"),
+                                          posteriorParameter("sigma8"),
+                                          posteriorParameter("bias")};
+  FieldPosterior post(s.cfg, s.params, obs, free);
+  post.setSmoothing(5.0);
+  post.setCentredPrior(true);
+  post.value(*w, theta);
+  Field<double> u(s.lattice, "u"), v(s.lattice, "v"), hu(s.lattice, "hu"), hv(s.lattice, "hv");
+  test::randomField(u, 61);
+  test::randomField(v, 62);
+  const std::vector<double> ut = {0.3, -0.2, 0.5}, vt = {-0.1, 0.4, 0.2};
+  std::vector<double> hut, hvt;
+  post.gaussNewtonProduct(u, ut, hu, hut);
+  post.gaussNewtonProduct(v, vt, hv, hvt);
+  double uhv = test::fieldDot(u, hv), vhu = test::fieldDot(v, hu);
+  for (int i = 0; i < 3; ++i) {
+    uhv += ut[i] * hvt[i];
+    vhu += vt[i] * hut[i];
+  }
+  expectClose(uhv, vhu, "u.Hv against v.Hu", 1e-5);
+  // Differences of the gradient along v at the zero-residual point.
+  Field<double> gp(s.lattice, "gp"), gm(s.lattice, "gm"), wt(s.lattice, "wt");
+  std::vector<double> gpt, gmt;
+  const double h = 1e-4;
+  for (int side = 0; side < 2; ++side) {
+    const double t = side ? -h : h;
+    test::fieldAxpy(wt, *w, t, v);
+    std::vector<double> th = theta;
+    for (int i = 0; i < 3; ++i)
+      th[i] += t * vt[i];
+    post.value(wt, th);
+    post.gradient(side ? gm : gp, side ? gmt : gpt);
+  }
+  Field<double> fd(s.lattice, "fd");
+  test::fieldAxpy(fd, gp, -1.0, gm);
+  double ufd = test::fieldDot(u, fd) / (2 * h);
+  for (int i = 0; i < 3; ++i)
+    ufd += ut[i] * (gpt[i] - gmt[i]) / (2 * h);
+  expectClose(ufd, uhv, "u.Hv against differences of the gradient", 1e-4);
+}
+
+// The log det S term against an independent sum over every lattice mode (sigma8 enters P as
+// sigma8^2, so its derivative is the number of non-null modes / sigma8).
+TEST(FieldPosterior, LogDetTermCountsEveryNonNullMode) {
+  Model s;
+  FieldPosterior post(s.cfg, s.params, observation(s, false),
+                      {posteriorParameter("sigma8"), posteriorParameter("Omega_m")});
+  std::vector<double> g;
+  const double v1 = post.logDetTerm({0.8, 0.3}, &g);
+  const double v2 = post.logDetTerm({0.9, 0.3});
+  const double modes = std::pow(kLattice - 1, 3) - 1; // no DC, no Nyquist planes
+  EXPECT_NEAR(v2 - v1, modes * std::log(0.9 / 0.8), 1e-8 * modes);
+  EXPECT_NEAR(g[0], modes / 0.8, 1e-6 * modes);
+  EXPECT_NE(g[1], 0.0);
 }
 
 // Without smoothing, mask or bias, L = chi^2 / 2 (FieldChi2Loss, an independent code path) +

@@ -11,6 +11,15 @@
 // Gaussian prior. The free parameters theta are any of Omega_m, sigma8 and bias, with a flat
 // prior inside their domain or a Gaussian prior (P = 1/2 sum ((theta - mean) / width)^2).
 //
+// With the centred prior (setCentredPrior), P(theta) also holds 1/2 log det S(theta) =
+// sum_k log T(k; theta) over the lattice's modes (T = 0 on the DC mode and the Nyquist planes,
+// which are left out): the joint posterior of (delta_L, theta) instead of (omega, theta). Both
+// have the same marginal posterior of theta, but their joint maxima differ: in omega the joint
+// MAP of an amplitude is degenerate (shrinking omega and raising sigma8 lowers |omega|^2 at a
+// fixed field; measured: Omega_m and sigma8 run to the edge of their domains), while in delta_L
+// the determinant pins it (Seljak et al. 2017's formulation; its MAP is still biased low where
+// the noise dominates).
+//
 // Smoothing the residual anneals the likelihood from large to small scales (Seljak et al. 2017):
 // at large R only the large-scale modes are fitted, where the posterior is close to Gaussian.
 // Every term is an exact adjoint (tests/test_field_posterior_mpi.cpp checks them against
@@ -52,6 +61,11 @@ public:
 
   // The Gaussian smoothing scale R [Mpc/h] of the residual (0: none).
   void setSmoothing(double R) { _smoothing = R; }
+  // Adds 1/2 log det S(theta) to P(theta) (see above).
+  void setCentredPrior(bool on) { _centred = on; }
+  bool centredPrior() const { return _centred; }
+  // 1/2 log det S(theta) up to a constant, and its derivatives in theta.
+  double logDetTerm(const std::vector<double>& theta, std::vector<double>* grad = nullptr) const;
   double smoothing() const { return _smoothing; }
   const std::vector<PosteriorParameter>& freeParameters() const { return _free; }
 
@@ -69,6 +83,17 @@ public:
   // dL/domega and dL/dtheta at the point of the last value() call. Collective.
   void gradient(Field<double>& gomega, std::vector<double>& gtheta);
 
+  // The Gauss-Newton Hessian of L at the point of the last value() call applied to (vo, vt):
+  // J^T W J for the likelihood (J the Jacobian of b delta in (omega, theta), applied by a
+  // centred difference of the forward model with an rms step `step` per component (small: at
+  // 1e-4 the particles that cross a kink of the CIC window break the symmetry by 1e-3);
+  // W = S mask S / sigma^2; J^T by the adjoint), plus the priors' Hessians (1 for the noise; the
+  // Gaussian priors; the log det S term by a centred difference of its gradient). Positive
+  // semi-definite, unlike differences of the gradient, which jump where a particle crosses a
+  // cell boundary of the CIC/TSC window. The point of value() is kept. Collective.
+  void gaussNewtonProduct(const Field<double>& vo, const std::vector<double>& vt,
+                          Field<double>& ho, std::vector<double>& ht, double step = 1e-6);
+
   // The model's matter density contrast delta at the last value() call (on the mesh,
   // unsmoothed, without the bias).
   const Field<double>& model() const { return *_model; }
@@ -77,10 +102,16 @@ public:
   double biasAt(const std::vector<double>& theta) const;
   const DiffConfig& config() const { return _cfg; }
   const FieldObservation& observation() const { return _obs; }
+  // Number of value() calls so far (whoever made them): tells a caller whether the point it
+  // evaluated last is still the posterior's.
+  long evaluations() const { return _evaluations; }
 
 private:
   // f <- S_R f (real space in and out).
   void smooth(Field<double>& f) const;
+  // w = dL/d(b delta) (consumed) pulled back to the noise (go) and the free parameters (gt) at
+  // the point of the last value(), likelihood only.
+  void pullBack(Field<double>& w, Field<double>& go, std::vector<double>& gt);
 
   DiffConfig _cfg;
   DiffParams _base;
@@ -88,14 +119,19 @@ private:
   std::vector<PosteriorParameter> _free;
   double _bias;
   double _smoothing = 0.0;
+  bool _centred = false;
+  std::vector<double> _shell_m2, _shell_count; // the lattice's non-null modes per |m|^2
   DiffPM _model_pm;
+  std::unique_ptr<DiffPM> _probe_pm; // forward runs of the Gauss-Newton products
   std::unique_ptr<FFT<double>> _fft;
   Painter<double> _painter;
   std::unique_ptr<Field<double>> _model;    // delta
   std::unique_ptr<Field<double>> _residual; // mask S_R r / sigma^2 after value()
   std::unique_ptr<Field<double>> _omega;    // omega of the last value()
   std::vector<double> _theta;
-  bool _evaluated = false;
+  bool _evaluated = false; // the residual is fresh (gradient() consumes it)
+  bool _has_state = false; // value() ran: the point, its state and model are kept
+  long _evaluations = 0;
 };
 
 } // namespace caustic
