@@ -39,8 +39,29 @@ MapOptimizer::MapOptimizer(FieldPosterior& post, MapSettings settings)
   requireMapSettings(_settings);
 }
 
+std::shared_ptr<FourierPreconditioner>
+MapOptimizer::measurePreconditioner(const Field<double>& omega, const std::vector<double>& theta,
+                                    std::uint64_t seed) {
+  auto pre = std::make_shared<FourierPreconditioner>(_post.config().lattice);
+  _post.value(omega, theta);
+  pre->estimate(
+      [&](const Field<double>& v, Field<double>& hv) {
+        std::vector<double> zt(theta.size(), 0.0), ht;
+        _post.gaussNewtonProduct(v, zt, hv, ht);
+        // The likelihood's part: without the unit prior of the noise.
+        auto h = hv.real(), vv = v.real();
+        Kokkos::parallel_for(
+            "caustic::MapOptimizer::likelihoodPart", Kokkos::RangePolicy<>(0, h.extent(0)),
+            KOKKOS_LAMBDA(std::size_t i) { h(i) -= vv(i); });
+        Kokkos::fence();
+      },
+      _settings.preconditioner_probes, seed);
+  return pre;
+}
+
 std::vector<double> MapOptimizer::measureScales(const Field<double>& omega,
-                                                const std::vector<double>& theta) {
+                                                const std::vector<double>& theta,
+                                                bool preconditioned) {
   ScopedRegion region("caustic::MapOptimizer::measureScales");
   const auto& free = _post.freeParameters();
   const auto& lattice = _post.config().lattice;
@@ -59,7 +80,7 @@ std::vector<double> MapOptimizer::measureScales(const Field<double>& omega,
   _post.gradient(v, gt);
   const double gnorm = norm(v);
   double noise_curvature = 1.0;
-  if (gnorm > 0.0) {
+  if (gnorm > 0.0 && !preconditioned) {
     const double h = 1e-3;
     auto vv = v.real();
     Kokkos::parallel_for(
@@ -119,11 +140,16 @@ bool MapOptimizer::run(Field<double>& omega, std::vector<double>& theta, const P
     const MapStage& stage = _settings.stages[si];
     _post.setSmoothing(stage.smoothing);
     const bool fit = stage.fit_parameters && !theta.empty();
+    const bool pre = _settings.preconditioner_probes > 0;
     if (fit && _scales.empty())
-      _scales = measureScales(omega, theta);
-    PosteriorObjective obj(_post, theta, _scales, fit);
+      _scales = measureScales(omega, theta, pre);
+    std::shared_ptr<FourierPreconditioner> precond;
+    if (pre)
+      precond = measurePreconditioner(omega, theta, 1000 + 10 * si);
+    _precond = precond;
+    PosteriorObjective obj(_post, theta, _scales, fit, precond);
     FieldVector x = obj.makeVector();
-    Kokkos::deep_copy(x.noise().real(), omega.real());
+    obj.fromNoise(omega, x);
     LbfgsSettings ls;
     ls.max_iterations = stage.max_iterations;
     ls.memory = _settings.memory;
@@ -149,7 +175,7 @@ bool MapOptimizer::run(Field<double>& omega, std::vector<double>& theta, const P
     });
     values += obj.values();
     gradients += obj.gradients();
-    Kokkos::deep_copy(omega.real(), x.noise().real());
+    obj.noiseAt(x, omega);
     theta = obj.thetaAt(x);
     if (!done)
       return false;

@@ -12,6 +12,7 @@
 // nearest point inside plus a quadratic penalty, so the line search backs off smoothly; the
 // MAP itself lies inside, where the penalty vanishes.
 #include "infer/field_vector.hpp"
+#include "infer/preconditioner.hpp"
 #include "pm/grad/field_posterior.hpp"
 
 #include <functional>
@@ -32,6 +33,10 @@ struct MapSettings {
   double gradient_tolerance = 1e-5; // a stage ends when |g| < tol |g_start|
   double step_tolerance = 1e-12;    // ... or when |step| < tol |x|
   int line_search_evaluations = 20; // function evaluations per line search at most
+  // Optimise z with omega = P z, P from the Gauss-Newton curvature per shell measured at the
+  // start of each stage (infer/preconditioner.hpp), with this many probes (0: no
+  // preconditioning).
+  int preconditioner_probes = 2;
 };
 
 // One accepted iterate (iteration 0: the start of a stage).
@@ -62,14 +67,24 @@ public:
   // The scales s of the free parameters (empty before they are measured), and c.
   const std::vector<double>& parameterScales() const { return _scales; }
   double noiseCurvature() const { return _noise_curvature; }
-  // Measures s at (omega, theta). Collective.
-  std::vector<double> measureScales(const Field<double>& omega, const std::vector<double>& theta);
+  // Measures s at (omega, theta); with `preconditioned` the noise block's curvature is taken
+  // as 1 (what the preconditioner makes it). Collective.
+  std::vector<double> measureScales(const Field<double>& omega, const std::vector<double>& theta,
+                                    bool preconditioned = false);
+  // The preconditioner of the last stage (null without preconditioning).
+  std::shared_ptr<const FourierPreconditioner> preconditioner() const { return _precond; }
+  // A preconditioner measured at (omega, theta) with the posterior's current smoothing.
+  // Collective.
+  std::shared_ptr<FourierPreconditioner> measurePreconditioner(const Field<double>& omega,
+                                                               const std::vector<double>& theta,
+                                                               std::uint64_t seed);
 
 private:
   FieldPosterior& _post;
   MapSettings _settings;
   std::vector<double> _scales;
   double _noise_curvature = 0.0;
+  std::shared_ptr<const FourierPreconditioner> _precond;
 };
 
 // Throws std::invalid_argument naming the setting unless `s` is usable.

@@ -81,13 +81,28 @@ private:
 } // namespace
 
 PosteriorObjective::PosteriorObjective(FieldPosterior& post, std::vector<double> theta0,
-                                       std::vector<double> scales, bool fit)
+                                       std::vector<double> scales, bool fit,
+                                       std::shared_ptr<const FourierPreconditioner> precond)
     : _post(post), _theta0(std::move(theta0)), _scales(std::move(scales)), _fit(fit),
-      _x(post.config().lattice, fit ? _theta0.size() : 0),
-      _g(post.config().lattice, fit ? _theta0.size() : 0) {
+      _precond(std::move(precond)), _x(post.config().lattice, fit ? _theta0.size() : 0),
+      _g(post.config().lattice, fit ? _theta0.size() : 0),
+      _omega(std::make_unique<Field<double>>(post.config().lattice,
+                                             "caustic::PosteriorObjective::omega")) {
   if (_fit && _scales.size() != _theta0.size())
     throw std::invalid_argument("PosteriorObjective: " + std::to_string(_scales.size()) +
                                 " scales for " + std::to_string(_theta0.size()) + " parameters");
+}
+
+void PosteriorObjective::noiseAt(const FieldVector& x, Field<double>& omega) const {
+  Kokkos::deep_copy(omega.real(), x.noise().real());
+  if (_precond)
+    _precond->apply(omega);
+}
+
+void PosteriorObjective::fromNoise(const Field<double>& omega, FieldVector& x) const {
+  Kokkos::deep_copy(x.noise().real(), omega.real());
+  if (_precond)
+    _precond->applyInverse(x.noise());
 }
 
 FieldVector PosteriorObjective::makeVector() const {
@@ -119,6 +134,8 @@ void PosteriorObjective::gradient(ROL::Vector<double>& gv, const ROL::Vector<dou
     }
     std::vector<double> gt;
     _post.gradient(_g.noise(), gt);
+    if (_precond)
+      _precond->apply(_g.noise()); // dL/dz = P dL/domega
     ++_gradients;
     if (_fit)
       for (std::size_t i = 0; i < gt.size(); ++i) {
@@ -141,7 +158,15 @@ void PosteriorObjective::gaussNewtonVector(const FieldVector& x, const FieldVect
   if (_fit)
     for (std::size_t i = 0; i < vt.size(); ++i)
       vt[i] = _scales[i] * v.params()[i];
-  _post.gaussNewtonProduct(v.noise(), vt, hv.noise(), ht);
+  if (_precond) {
+    Field<double> vo(_post.config().lattice, "caustic::PosteriorObjective::direction");
+    Kokkos::deep_copy(vo.real(), v.noise().real());
+    _precond->apply(vo);
+    _post.gaussNewtonProduct(vo, vt, hv.noise(), ht);
+    _precond->apply(hv.noise());
+  } else {
+    _post.gaussNewtonProduct(v.noise(), vt, hv.noise(), ht);
+  }
   if (_fit)
     for (std::size_t i = 0; i < ht.size(); ++i)
       hv.params()[i] = _scales[i] * ht[i];
@@ -163,7 +188,8 @@ void PosteriorObjective::evaluate(const FieldVector& x) {
     const double d = _theta[i] - _clamped[i];
     penalty += kPenalty * d * d;
   }
-  _terms = _post.value(x.noise(), _clamped);
+  noiseAt(x, *_omega);
+  _terms = _post.value(*_omega, _clamped);
   _post_evaluation = _post.evaluations();
   ++_values;
   _value = _terms.total() + penalty;

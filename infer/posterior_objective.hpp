@@ -3,6 +3,7 @@
 // parameters scaled by s; held at theta0 when the vector carries no parameters), and the
 // generic L-BFGS minimiser every optimisation of infer/ runs.
 #include "infer/field_vector.hpp"
+#include "infer/preconditioner.hpp"
 #include "pm/grad/field_posterior.hpp"
 
 #include <ROL_Objective.hpp>
@@ -15,9 +16,10 @@ namespace caustic {
 
 class PosteriorObjective : public ROL::Objective<double> {
 public:
-  // fit: x carries the parameters (theta0.size() of them) scaled by `scales`.
+  // fit: x carries the parameters (theta0.size() of them) scaled by `scales`. With a
+  // preconditioner, x's noise part is z and omega = P z.
   PosteriorObjective(FieldPosterior& post, std::vector<double> theta0, std::vector<double> scales,
-                     bool fit);
+                     bool fit, std::shared_ptr<const FourierPreconditioner> precond = nullptr);
 
   double value(const ROL::Vector<double>& x, double& tol) override;
   void gradient(ROL::Vector<double>& g, const ROL::Vector<double>& x, double& tol) override;
@@ -27,6 +29,11 @@ public:
   // Collective.
   void gaussNewtonVector(const FieldVector& x, const FieldVector& v, FieldVector& hv,
                          long* gradients = nullptr);
+
+  // omega of x (P z with a preconditioner). Collective.
+  void noiseAt(const FieldVector& x, Field<double>& omega) const;
+  // The z of omega (P^{-1} omega with a preconditioner). Collective.
+  void fromNoise(const Field<double>& omega, FieldVector& x) const;
 
   // theta at x (unclamped).
   std::vector<double> thetaAt(const FieldVector& x) const;
@@ -45,7 +52,9 @@ private:
   FieldPosterior& _post;
   std::vector<double> _theta0, _scales;
   bool _fit;
+  std::shared_ptr<const FourierPreconditioner> _precond;
   FieldVector _x, _g; // the cached point and its gradient
+  std::unique_ptr<Field<double>> _omega;
   std::vector<double> _theta, _clamped;
   FieldPosterior::Terms _terms;
   double _value = 0.0;

@@ -172,6 +172,12 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
   p.gradient_tolerance = s.number("gradient_tolerance", 1e-5, "a number in (0, 1)");
   requireRange(p.gradient_tolerance > 0 && p.gradient_tolerance < 1, s.key("gradient_tolerance"),
                p.gradient_tolerance, "(0, 1)");
+  const auto probes =
+      s.integer("preconditioner_probes", 2, "an integer in [0, 64] (0: no preconditioner)");
+  if (probes < 0 || probes > 64)
+    throw ParamError("inference.preconditioner_probes = " + std::to_string(probes) +
+                     ": not allowed; expected an integer in [0, 64] (0: no preconditioner)");
+  p.preconditioner_probes = static_cast<int>(probes);
   p.centred_prior = s.choice("prior", "centred", {"centred", "white"}) == "centred";
   p.laplace = s.boolean("laplace", !p.fit.empty());
   if (p.laplace && p.fit.empty())

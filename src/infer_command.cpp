@@ -203,6 +203,7 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
     ms.stages.push_back({ip.smoothing[i], ip.iterations[i], int(i) >= ip.fit_from_stage});
   ms.memory = ip.memory;
   ms.gradient_tolerance = ip.gradient_tolerance;
+  ms.preconditioner_probes = ip.preconditioner_probes;
   MapOptimizer opt_map(post, ms);
 
   // Progress: one line per iteration, the loss table, a stop on SIGINT/SIGTERM/SIGUSR1.
@@ -270,9 +271,9 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
   std::vector<double> scales = opt_map.parameterScales();
   if (scales.empty() && !free.empty())
     scales = opt_map.measureScales(omega, theta);
-  PosteriorObjective around(post, theta, scales, !free.empty());
+  PosteriorObjective around(post, theta, scales, !free.empty(), opt_map.preconditioner());
   FieldVector xmap = around.makeVector();
-  Kokkos::deep_copy(xmap.noise().real(), omega.real());
+  around.fromNoise(omega, xmap);
   nlohmann::json laplace_json, hmc_json;
   std::vector<std::vector<double>> laplace_cov;
   std::vector<double> hmc_mass;

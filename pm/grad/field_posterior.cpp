@@ -189,8 +189,8 @@ FieldPosterior::Terms FieldPosterior::value(const Field<double>& omega,
       const double z = (theta[i] - _free[i].prior_mean) / _free[i].prior_width;
       t.parameter_prior += 0.5 * z * z;
     }
-  if (_centred)
-    t.parameter_prior += logDetTerm(theta);
+  if (_centred && !_free.empty())
+    t.parameter_prior += logDetTerm(theta); // (a constant without free parameters: left out)
   _evaluated = true;
   _has_state = true;
   ++_evaluations;
