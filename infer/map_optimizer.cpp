@@ -127,52 +127,95 @@ std::vector<double> MapOptimizer::measureScales(const Field<double>& omega,
   return scales;
 }
 
-bool MapOptimizer::run(Field<double>& omega, std::vector<double>& theta, const Progress& progress) {
+bool MapOptimizer::run(Field<double>& omega, std::vector<double>& theta, const Progress& progress,
+                       const MapCheckpoint* resume) {
   ScopedRegion region("caustic::MapOptimizer::run");
   if (theta.size() != _post.freeParameters().size())
     throw std::invalid_argument("MapOptimizer: " + std::to_string(theta.size()) +
                                 " parameter values for " +
                                 std::to_string(_post.freeParameters().size()) + " free parameters");
+  if (resume && (resume->stage < 0 || resume->stage >= int(_settings.stages.size()) || !resume->x))
+    throw std::invalid_argument("MapOptimizer: the checkpoint's stage " +
+                                std::to_string(resume ? resume->stage : -1) + " is not one of the " +
+                                std::to_string(_settings.stages.size()) + " stages");
   const auto t0 = std::chrono::steady_clock::now();
-  long values = 0, gradients = 0;
-  int total = 0;
-  for (std::size_t si = 0; si < _settings.stages.size(); ++si) {
+  long values = resume ? resume->evaluations : 0, gradients = resume ? resume->gradients : 0;
+  int total = resume ? resume->total : 0;
+  if (resume) {
+    _scales = resume->scales;
+    _noise_curvature = resume->noise_curvature;
+  }
+  for (std::size_t si = resume ? resume->stage : 0; si < _settings.stages.size(); ++si) {
+    const bool resuming = resume && int(si) == resume->stage;
     const MapStage& stage = _settings.stages[si];
     _post.setSmoothing(stage.smoothing);
     const bool fit = stage.fit_parameters && !theta.empty();
     const bool pre = _settings.preconditioner_probes > 0;
-    if (fit && _scales.empty())
-      _scales = measureScales(omega, theta, pre);
     std::shared_ptr<FourierPreconditioner> precond;
-    if (pre)
-      precond = measurePreconditioner(omega, theta, 1000 + 10 * si);
+    std::vector<double> theta0 = theta;
+    if (resuming) {
+      theta0 = resume->theta_stage;
+      if (!resume->preconditioner_curvature.empty()) {
+        precond = std::make_shared<FourierPreconditioner>(_post.config().lattice);
+        precond->setCurvature(resume->preconditioner_curvature);
+      }
+    } else {
+      if (fit && _scales.empty())
+        _scales = measureScales(omega, theta, pre);
+      if (pre)
+        precond = measurePreconditioner(omega, theta, 1000 + 10 * si);
+    }
     _precond = precond;
-    PosteriorObjective obj(_post, theta, _scales, fit, precond);
+    PosteriorObjective obj(_post, theta0, _scales, fit, precond);
     FieldVector x = obj.makeVector();
-    obj.fromNoise(omega, x);
+    if (resuming)
+      x.set(*resume->x);
+    else
+      obj.fromNoise(omega, x);
     LbfgsSettings ls;
     ls.max_iterations = stage.max_iterations;
     ls.memory = _settings.memory;
     ls.gradient_tolerance = _settings.gradient_tolerance;
     ls.step_tolerance = _settings.step_tolerance;
     ls.line_search_evaluations = _settings.line_search_evaluations;
-    const bool done = minimizeLbfgs(obj, x, ls, [&](const LbfgsState& st) {
-      if (st.iteration > 0)
-        ++total;
-      MapIteration it;
-      it.stage = static_cast<int>(si);
-      it.iteration = st.iteration;
-      it.total = total;
-      it.smoothing = stage.smoothing;
-      it.terms = obj.terms();
-      it.gradient_norm = st.gradient_norm;
-      it.theta = obj.theta();
-      it.evaluations = values + obj.values();
-      it.gradients = gradients + obj.gradients();
-      it.seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      return !progress || progress(it);
-    });
+    bool first = true;
+    const bool done = minimizeLbfgs(
+        obj, x, ls,
+        [&](const LbfgsState& st) {
+          // The resumed run's first check is the checkpoint's iterate, already counted.
+          if (st.iteration > 0 && !(resuming && first))
+            ++total;
+          first = false;
+          MapIteration it;
+          it.stage = static_cast<int>(si);
+          it.iteration = st.iteration;
+          it.total = total;
+          it.smoothing = stage.smoothing;
+          it.terms = obj.terms();
+          it.gradient_norm = st.gradient_norm;
+          it.theta = obj.theta();
+          it.evaluations = values + obj.values();
+          it.gradients = gradients + obj.gradients();
+          it.seconds =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          it.checkpoint = [&, st, it]() {
+            MapCheckpoint c;
+            c.stage = it.stage;
+            c.total = it.total;
+            c.evaluations = it.evaluations;
+            c.gradients = it.gradients;
+            c.theta_stage = theta0;
+            c.scales = _scales;
+            c.noise_curvature = _noise_curvature;
+            if (precond)
+              c.preconditioner_curvature = precond->curvature();
+            c.x = std::make_unique<FieldVector>(x);
+            c.memory = st.memory();
+            return c;
+          };
+          return !progress || progress(it);
+        },
+        resuming ? &resume->memory : nullptr);
     values += obj.values();
     gradients += obj.gradients();
     obj.noiseAt(x, omega);

@@ -12,6 +12,7 @@
 // nearest point inside plus a quadratic penalty, so the line search backs off smoothly; the
 // MAP itself lies inside, where the penalty vanishes.
 #include "infer/field_vector.hpp"
+#include "infer/posterior_objective.hpp"
 #include "infer/preconditioner.hpp"
 #include "pm/grad/field_posterior.hpp"
 
@@ -39,6 +40,20 @@ struct MapSettings {
   int preconditioner_probes = 2;
 };
 
+// Where a MAP run stands after an accepted iterate: what a checkpoint keeps so that the resumed
+// run continues bit for bit (on the same number of ranks).
+struct MapCheckpoint {
+  int stage = 0;
+  int total = 0;
+  long evaluations = 0, gradients = 0;
+  std::vector<double> theta_stage;              // theta0 of the stage's objective
+  std::vector<double> scales;                   // the parameters' scales (empty: not measured)
+  double noise_curvature = 0.0;
+  std::vector<double> preconditioner_curvature; // c per |m|^2 (empty: no preconditioner)
+  std::unique_ptr<FieldVector> x;               // the iterate (z, u)
+  LbfgsMemory memory;
+};
+
 // One accepted iterate (iteration 0: the start of a stage).
 struct MapIteration {
   int stage = 0;
@@ -51,6 +66,8 @@ struct MapIteration {
   long evaluations = 0; // posterior values so far (all stages)
   long gradients = 0;   // posterior gradients so far
   double seconds = 0.0; // since run() started
+  // The state at this iterate, for a checkpoint.
+  std::function<MapCheckpoint()> checkpoint;
 };
 
 class MapOptimizer {
@@ -62,7 +79,9 @@ public:
   using Progress = std::function<bool(const MapIteration&)>;
   // Minimises from (omega, theta), which receive the result. Returns false if `progress`
   // stopped it. Collective.
-  bool run(Field<double>& omega, std::vector<double>& theta, const Progress& progress);
+  // `resume`: continue from a checkpoint (omega and theta are then set from it).
+  bool run(Field<double>& omega, std::vector<double>& theta, const Progress& progress,
+           const MapCheckpoint* resume = nullptr);
 
   // The scales s of the free parameters (empty before they are measured), and c.
   const std::vector<double>& parameterScales() const { return _scales; }

@@ -2,8 +2,10 @@
 
 #include "pm/core/profiling.hpp"
 
+#include <ROL_QuasiNewton_U.hpp>
 #include <ROL_StatusTest.hpp>
 #include <ROL_TypeU_LineSearchAlgorithm.hpp>
+#include <ROL_lBFGS.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -44,11 +46,21 @@ bool samePoint(const FieldVector& a, const FieldVector& b) {
 // Ends the run at the caller's word or at a non-finite state; the caller decides convergence.
 class CallbackTest : public ROL::StatusTest<double> {
 public:
-  CallbackTest(const LbfgsSettings& s, const std::function<bool(const LbfgsState&)>& check)
-      : _s(s), _check(check) {}
+  CallbackTest(const LbfgsSettings& s, const std::function<bool(const LbfgsState&)>& check,
+               const ROL::Ptr<ROL::lBFGS<double>>& secant, const LbfgsMemory* resume)
+      : _s(s), _check(check), _secant(secant), _resume(resume) {}
   bool check(ROL::AlgorithmState<double>& state) override {
-    if (state.iter == 0)
-      _g0 = state.gnorm;
+    if (state.iter == 0) {
+      if (_resume && !_resumed) {
+        // A resumed run counts on from the checkpoint: ROL hands the count to the secant,
+        // whose initial scaling depends on it.
+        state.iter = _resume->iteration;
+        _g0 = _resume->initial_gradient_norm;
+        _resumed = true;
+      } else {
+        _g0 = state.gnorm;
+      }
+    }
     if (!std::isfinite(state.value) || !std::isfinite(state.gnorm))
       throw std::runtime_error("L-BFGS: the objective or its gradient is not finite at "
                                "iteration " +
@@ -57,7 +69,23 @@ public:
     st.iteration = state.iter;
     st.value = state.value;
     st.gradient_norm = state.gnorm;
-    st.step_norm = state.iter > 0 ? state.snorm : 0.0;
+    st.step_norm = state.iter > 0 && !(_resume && state.iter == _resume->iteration) ? state.snorm : 0.0;
+    const double g0 = _g0;
+    const int iter = state.iter;
+    ROL::lBFGS<double>* secant = _secant.get(); // alive while the run is (the callback's time)
+    st.memory = [secant, g0, iter]() {
+      LbfgsMemory m;
+      // (ROL 13.2's non-const get_state() does not compile: its state_ member is const.)
+      const auto& ss = static_cast<const ROL::lBFGS<double>*>(secant)->get_state();
+      for (int i = 0; i <= ss->current; ++i) {
+        m.s.emplace_back(dynamic_cast<const FieldVector&>(*ss->iterDiff[i]));
+        m.y.emplace_back(dynamic_cast<const FieldVector&>(*ss->gradDiff[i]));
+        m.sy.push_back(ss->product[i]);
+      }
+      m.iteration = iter;
+      m.initial_gradient_norm = g0;
+      return m;
+    };
     if (_check && !_check(st)) {
       stopped = true;
       return false;
@@ -75,6 +103,9 @@ public:
 private:
   const LbfgsSettings& _s;
   const std::function<bool(const LbfgsState&)>& _check;
+  ROL::Ptr<ROL::lBFGS<double>> _secant;
+  const LbfgsMemory* _resume;
+  bool _resumed = false;
   double _g0 = 0.0;
 };
 
@@ -198,7 +229,8 @@ void PosteriorObjective::evaluate(const FieldVector& x) {
 }
 
 bool minimizeLbfgs(ROL::Objective<double>& obj, FieldVector& x, const LbfgsSettings& s,
-                   const std::function<bool(const LbfgsState&)>& check) {
+                   const std::function<bool(const LbfgsState&)>& check,
+                   const LbfgsMemory* resume) {
   ScopedRegion region("caustic::minimizeLbfgs");
   ROL::ParameterList list;
   list.sublist("General").set("Output Level", 0);
@@ -211,8 +243,24 @@ bool minimizeLbfgs(ROL::Objective<double>& obj, FieldVector& x, const LbfgsSetti
   ls.sublist("Descent Method").set("Type", "Quasi-Newton Method");
   ls.sublist("Line-Search Method").set("Type", "Cubic Interpolation");
   ls.sublist("Curvature Condition").set("Type", "Strong Wolfe Conditions");
-  auto test = ROL::makePtr<CallbackTest>(s, check);
-  ROL::TypeU::LineSearchAlgorithm<double> algo(list);
+  auto secant = ROL::makePtr<ROL::lBFGS<double>>(s.memory);
+  if (resume) {
+    if (resume->s.size() != resume->y.size() || resume->s.size() != resume->sy.size() ||
+        static_cast<int>(resume->s.size()) > s.memory)
+      throw std::invalid_argument("minimizeLbfgs: a memory of " + std::to_string(resume->s.size()) +
+                                  " pairs does not fit " + std::to_string(s.memory));
+    const auto& st = static_cast<const ROL::lBFGS<double>&>(*secant).get_state();
+    for (std::size_t i = 0; i < resume->s.size(); ++i) {
+      st->iterDiff.push_back(ROL::makePtr<FieldVector>(resume->s[i]));
+      st->gradDiff.push_back(ROL::makePtr<FieldVector>(resume->y[i]));
+      st->product.push_back(resume->sy[i]);
+    }
+    st->current = static_cast<int>(resume->s.size()) - 1;
+    st->iter = resume->iteration;
+  }
+  auto descent = ROL::makePtr<ROL::QuasiNewton_U<double>>(list, secant);
+  auto test = ROL::makePtr<CallbackTest>(s, check, secant, resume);
+  ROL::TypeU::LineSearchAlgorithm<double> algo(list, descent);
   algo.setStatusTest(test, false);
   std::ostringstream rolLog;
   const auto gradientShape = x.clone();

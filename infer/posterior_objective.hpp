@@ -71,9 +71,20 @@ struct LbfgsSettings {
   int line_search_evaluations = 20; // function evaluations per line search at most
 };
 
+// The L-BFGS memory (ROL's limited-memory BFGS secant state) and where a run stands: what a
+// checkpoint keeps so that a resumed run continues bit for bit.
+struct LbfgsMemory {
+  std::vector<FieldVector> s, y;      // the pairs, oldest first: steps and gradient changes
+  std::vector<double> sy;             // s . y per pair
+  int iteration = 0;                  // accepted steps so far
+  double initial_gradient_norm = 0.0; // |g| at the run's start (the relative tolerance's)
+};
+
 struct LbfgsState {
   int iteration = 0; // accepted steps; 0 at the start
   double value = 0.0, gradient_norm = 0.0, step_norm = 0.0;
+  // A copy of the memory as it stands at this iterate (for checkpoints).
+  std::function<LbfgsMemory()> memory;
 };
 
 // Minimises obj from x (which receives the result) with ROL's type-U line-search algorithm
@@ -81,7 +92,10 @@ struct LbfgsState {
 // with the sufficient-decrease condition). `check` sees every accepted iterate (x then holds it)
 // and returns false to stop there. Returns false if `check` stopped it. Throws
 // std::runtime_error on a non-finite value or gradient. Collective.
+// `resume`: continue a run whose iterate is x and whose memory this is (from
+// LbfgsState::memory); the continuation is the same, bit for bit, as the uninterrupted run.
 bool minimizeLbfgs(ROL::Objective<double>& obj, FieldVector& x, const LbfgsSettings& s,
-                   const std::function<bool(const LbfgsState&)>& check);
+                   const std::function<bool(const LbfgsState&)>& check,
+                   const LbfgsMemory* resume = nullptr);
 
 } // namespace caustic

@@ -210,6 +210,48 @@ TEST(Laplace, LinearGaussianToyEqualsAnalyticPosterior) {
                 cov[1][1], r.cg_iterations[0], r.cg_iterations[1], r.gradients);
 }
 
+// An L-BFGS run stopped at iteration 12 and resumed from its iterate and memory continues bit for
+// bit as the uninterrupted run (a memory of 5 pairs, so the resumed run's memory has wrapped).
+TEST(Lbfgs, ResumedRunContinuesBitForBit) {
+  ToyObjective toy(std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, kLattice, kBox));
+  LbfgsSettings ls;
+  ls.max_iterations = 30;
+  ls.memory = 5;
+  ls.gradient_tolerance = 1e-300;
+  ls.step_tolerance = 0.0;
+  std::vector<double> full, resumed;
+  FieldVector x(toy.lattice(), 2);
+  minimizeLbfgs(toy, x, ls, [&](const LbfgsState& st) {
+    full.push_back(st.value);
+    return true;
+  });
+  FieldVector y(toy.lattice(), 2);
+  LbfgsMemory memory;
+  minimizeLbfgs(toy, y, ls, [&](const LbfgsState& st) {
+    if (st.iteration < 12)
+      return true;
+    memory = st.memory();
+    return false;
+  });
+  ASSERT_EQ(memory.iteration, 12);
+  ASSERT_EQ(memory.s.size(), 5u);
+  FieldVector z(y); // the iterate, as a checkpoint would restore it
+  minimizeLbfgs(
+      toy, z, ls,
+      [&](const LbfgsState& st) {
+        resumed.push_back(st.value);
+        return true;
+      },
+      &memory);
+  ASSERT_EQ(full.size(), 31u);
+  ASSERT_EQ(resumed.size(), 19u); // iterations 12 .. 30
+  for (std::size_t i = 0; i < resumed.size(); ++i)
+    EXPECT_EQ(resumed[i], full[12 + i]) << "iteration " << 12 + i;
+  FieldVector d(x);
+  d.axpy(-1.0, z);
+  EXPECT_EQ(d.norm(), 0.0) << "the final iterates differ";
+}
+
 // HMC on the toy recovers the analytic marginal mean and covariance of u (within the Monte Carlo
 // error of the chain: the batch-means error of the mean, 25% on the variances).
 TEST(Hmc, LinearGaussianToyRecoversAnalyticPosterior) {
@@ -292,6 +334,61 @@ TEST(MapOptimizer, IteratesAgreeAcrossRankCounts) {
                 "rank %.2e\n",
                 dist.loss.size(), test::worldSize(), dist.loss.front(), dist.loss.back(), worst);
   }
+}
+
+// A MAP run stopped in its second (fitting, preconditioned) stage and resumed from the checkpoint
+// continues bit for bit as the uninterrupted run.
+TEST(MapOptimizer, ResumedRunContinuesBitForBit) {
+  Mock m(MPI_COMM_WORLD);
+  const MapSettings s = settings(16);
+  std::vector<double> full, resumed;
+  Field<double> omega(m.lattice, "omega"), omega2(m.lattice, "omega2");
+  std::vector<double> theta = {0.25, 0.9}, theta2 = theta;
+  {
+    FieldPosterior post(m.cfg, m.truth, m.obs, m.free());
+    MapOptimizer opt(post, s);
+    opt.run(omega, theta, [&](const MapIteration& it) {
+      full.push_back(it.terms.total());
+      return true;
+    });
+  }
+  MapCheckpoint cp;
+  {
+    Field<double> w(m.lattice, "w");
+    std::vector<double> th = {0.25, 0.9};
+    FieldPosterior post(m.cfg, m.truth, m.obs, m.free());
+    MapOptimizer opt(post, s);
+    opt.run(w, th, [&](const MapIteration& it) {
+      if (it.total < 11)
+        return true;
+      cp = it.checkpoint();
+      return false;
+    });
+  }
+  ASSERT_EQ(cp.stage, 1);
+  ASSERT_FALSE(cp.preconditioner_curvature.empty());
+  {
+    FieldPosterior post(m.cfg, m.truth, m.obs, m.free());
+    MapOptimizer opt(post, s);
+    bool first = true;
+    opt.run(
+        omega2, theta2,
+        [&](const MapIteration& it) {
+          if (!first) // the first call repeats the checkpoint's iterate
+            resumed.push_back(it.terms.total());
+          first = false;
+          return true;
+        },
+        &cp);
+  }
+  // full: 9 iterates of stage 0 (0..8), then stage 1's; the checkpoint is total 11.
+  ASSERT_EQ(full.size(), resumed.size() + 13);
+  for (std::size_t i = 0; i < resumed.size(); ++i)
+    EXPECT_EQ(resumed[i], full[13 + i]) << "iterate " << 13 + i;
+  EXPECT_EQ(theta2, theta);
+  Field<double> d(m.lattice, "d");
+  test::fieldAxpy(d, omega, -1.0, omega2);
+  EXPECT_EQ(test::fieldDot(d, d), 0.0);
 }
 
 // From zero noise and a wrong cosmology the posterior only decreases, and the MAP is at least as
