@@ -178,6 +178,13 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
     throw ParamError("inference.preconditioner_probes = " + std::to_string(probes) +
                      ": not allowed; expected an integer in [0, 64] (0: no preconditioner)");
   p.preconditioner_probes = static_cast<int>(probes);
+  const auto every = s.integer("checkpoint_every", 20,
+                               "an integer >= 0 (MAP iterations between checkpoints; 0: only "
+                               "when stopped by a signal)");
+  if (every < 0 || every > 1000000)
+    throw ParamError("inference.checkpoint_every = " + std::to_string(every) +
+                     ": not allowed; expected an integer in [0, 1000000]");
+  p.checkpoint_every = static_cast<int>(every);
   p.centred_prior = s.choice("prior", "centred", {"centred", "white"}) == "centred";
   p.laplace = s.boolean("laplace", !p.fit.empty());
   if (p.laplace && p.fit.empty())

@@ -54,6 +54,7 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt);
 
 struct InferOptions {
   bool overwrite = false; // replace an earlier inference in output.directory
+  bool resume = false;    // continue from the checkpoint in output.directory
 };
 // `caustic infer`: the MAP of the initial white noise (and of the parameters in inference.fit)
 // given an observed field or a mock (src/infer_command.cpp). Returns the exit code (0; 128 +

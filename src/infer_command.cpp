@@ -96,6 +96,164 @@ nlohmann::json termsJson(const FieldPosterior::Terms& t) {
           {"parameter_prior", t.parameter_prior}};
 }
 
+// ---- checkpoints of the MAP ----------------------------------------------------------------
+// <output.directory>/.infer_checkpoint/: state.json (rank 0: scalars, parameters, the loss
+// table so far, the generation) and rank<r>_g<generation>.bin per rank (the raw doubles of its
+// slab of the iterate and of the L-BFGS pairs). A generation's files are complete before
+// state.json names it; the previous generation is removed after. Resuming needs the same
+// parameters and the same number of ranks.
+const char* kCheckpointDir = ".infer_checkpoint";
+
+std::string rankFile(const fs::path& dir, int rank, long gen) {
+  return (dir / ("rank" + std::to_string(rank) + "_g" + std::to_string(gen) + ".bin")).string();
+}
+
+void writeMapCheckpoint(RunContext& ctx, const std::string& out, const MapCheckpoint& c,
+                        const std::string& csv, const std::string& hash, long& generation) {
+  PhaseTimer t(ctx, "checkpoint");
+  const fs::path dir = fs::path(out) / kCheckpointDir;
+  if (ctx.root())
+    makeDirectories(dir.string());
+  MPI_Barrier(ctx.comm().get());
+  const long gen = generation + 1;
+  const int rank = ctx.comm().rank();
+  {
+    const std::string path = rankFile(dir, rank, gen);
+    const std::string tmp = path + ".tmp";
+    std::ofstream f(tmp, std::ios::binary);
+    auto put = [&](const FieldVector& v) {
+      auto host = Kokkos::create_mirror_view(v.noise().real());
+      Kokkos::deep_copy(host, v.noise().real());
+      f.write(reinterpret_cast<const char*>(host.data()),
+              static_cast<std::streamsize>(host.extent(0) * sizeof(double)));
+    };
+    put(*c.x);
+    for (std::size_t i = 0; i < c.memory.s.size(); ++i) {
+      put(c.memory.s[i]);
+      put(c.memory.y[i]);
+    }
+    f.close();
+    std::string err;
+    if (!f)
+      err = "cannot write the inference checkpoint " + tmp;
+    else
+      commitFile(tmp, path);
+    int bad = err.empty() ? 0 : 1;
+    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, ctx.comm().get());
+    if (bad)
+      throw std::runtime_error(err.empty() ? "another rank could not write its inference checkpoint"
+                                           : err);
+  }
+  MPI_Barrier(ctx.comm().get());
+  if (ctx.root()) {
+    nlohmann::json j;
+    j["generation"] = gen;
+    j["ranks"] = ctx.comm().size();
+    j["parameter_hash"] = hash;
+    j["stage"] = c.stage;
+    j["total"] = c.total;
+    j["evaluations"] = c.evaluations;
+    j["gradients"] = c.gradients;
+    j["theta_stage"] = c.theta_stage;
+    j["scales"] = c.scales;
+    j["noise_curvature"] = c.noise_curvature;
+    j["preconditioner_curvature"] = c.preconditioner_curvature;
+    j["x_params"] = c.x->params();
+    j["memory_iteration"] = c.memory.iteration;
+    j["initial_gradient_norm"] = c.memory.initial_gradient_norm;
+    j["sy"] = c.memory.sy;
+    nlohmann::json sp = nlohmann::json::array(), yp = nlohmann::json::array();
+    for (std::size_t i = 0; i < c.memory.s.size(); ++i) {
+      sp.push_back(c.memory.s[i].params());
+      yp.push_back(c.memory.y[i].params());
+    }
+    j["s_params"] = sp;
+    j["y_params"] = yp;
+    j["loss_csv"] = csv;
+    writeTextFile((dir / "state.json").string(), j.dump() + "\n");
+  }
+  MPI_Barrier(ctx.comm().get());
+  std::error_code ec;
+  fs::remove(rankFile(dir, rank, generation), ec);
+  generation = gen;
+}
+
+// Reads the checkpoint into c (on the lattice of `like`); false if there is none. ParamError if
+// it belongs to other parameters or another rank count, or is incomplete.
+bool readMapCheckpoint(RunContext& ctx, const std::string& out, const std::string& hash,
+                       const FieldVector& like, MapCheckpoint& c, std::string& csv,
+                       long& generation) {
+  const fs::path dir = fs::path(out) / kCheckpointDir;
+  std::string text;
+  if (ctx.root() && fs::exists(dir / "state.json")) {
+    std::ifstream f(dir / "state.json");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    text = ss.str();
+  }
+  text = broadcastFromRoot(ctx, text, "infer checkpoint");
+  if (text.empty())
+    return false;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    throw ParamError("--resume: " + (dir / "state.json").string() + " is unreadable: " + e.what());
+  }
+  if (j.value("parameter_hash", std::string()) != hash)
+    throw ParamError("--resume: the checkpoint in " + dir.string() +
+                     " belongs to other parameters (hash " + j.value("parameter_hash", std::string()) +
+                     ", these " + hash + "); resume with the same file and --set options");
+  if (j.value("ranks", -1) != ctx.comm().size())
+    throw ParamError("--resume: the checkpoint in " + dir.string() + " was written by " +
+                     std::to_string(j.value("ranks", -1)) + " ranks; resume on the same number (" +
+                     std::to_string(ctx.comm().size()) + " now)");
+  generation = j["generation"].get<long>();
+  c.stage = j["stage"];
+  c.total = j["total"];
+  c.evaluations = j["evaluations"];
+  c.gradients = j["gradients"];
+  c.theta_stage = j["theta_stage"].get<std::vector<double>>();
+  c.scales = j["scales"].get<std::vector<double>>();
+  c.noise_curvature = j["noise_curvature"];
+  c.preconditioner_curvature = j["preconditioner_curvature"].get<std::vector<double>>();
+  c.memory.iteration = j["memory_iteration"];
+  c.memory.initial_gradient_norm = j["initial_gradient_norm"];
+  c.memory.sy = j["sy"].get<std::vector<double>>();
+  csv = j["loss_csv"].get<std::string>();
+  const auto xp = j["x_params"].get<std::vector<double>>();
+  const auto sp = j["s_params"].get<std::vector<std::vector<double>>>();
+  const auto yp = j["y_params"].get<std::vector<std::vector<double>>>();
+  const std::size_t pairs = c.memory.sy.size();
+  const std::string path = rankFile(dir, ctx.comm().rank(), generation);
+  std::ifstream f(path, std::ios::binary);
+  auto get = [&](FieldVector& v) {
+    auto host = Kokkos::create_mirror_view(v.noise().real());
+    f.read(reinterpret_cast<char*>(host.data()),
+           static_cast<std::streamsize>(host.extent(0) * sizeof(double)));
+    Kokkos::deep_copy(v.noise().real(), host);
+  };
+  auto make = [&](const std::vector<double>& params) {
+    FieldVector v(like);
+    v.params() = params;
+    return v;
+  };
+  c.x = std::make_unique<FieldVector>(make(xp));
+  get(*c.x);
+  for (std::size_t i = 0; i < pairs; ++i) {
+    c.memory.s.push_back(make(sp.at(i)));
+    get(c.memory.s.back());
+    c.memory.y.push_back(make(yp.at(i)));
+    get(c.memory.y.back());
+  }
+  int bad = f ? 0 : 1;
+  MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, ctx.comm().get());
+  if (bad)
+    throw ParamError("--resume: the checkpoint in " + dir.string() + " is incomplete (" + path +
+                     " or another rank's file is missing or short)");
+  return true;
+}
+
 std::string etaText(double seconds) {
   char b[32];
   if (seconds >= 3600)
@@ -116,14 +274,26 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
   checkOutputPaths(ctx, params);
   OutputClaim claim = claimOutputDirectory(ctx, dir, "caustic infer");
   {
-    const bool earlier =
-        ctx.root() && fs::exists(fs::path(dir) / "inference_summary.json") && !opt.overwrite;
-    shareError(ctx,
-               earlier ? "output.directory = \"" + dir +
-                             "\" holds an earlier inference (inference_summary.json); use "
-                             "--overwrite to replace it, or choose another directory"
-                       : "",
-               "infer");
+    std::string err;
+    if (ctx.root()) {
+      const bool summary = fs::exists(fs::path(dir) / "inference_summary.json");
+      const bool checkpoint = fs::exists(fs::path(dir) / kCheckpointDir / "state.json");
+      if (opt.resume && !checkpoint)
+        err = "--resume: no inference checkpoint in output.directory = \"" + dir +
+              "\"" + (summary ? " (its inference is complete): nothing to resume" : "");
+      else if (!opt.resume && !opt.overwrite && (summary || checkpoint))
+        err = "output.directory = \"" + dir + "\" holds an earlier inference (" +
+              (summary ? "inference_summary.json" : std::string("an interrupted one: ") +
+                                                       kCheckpointDir) +
+              "); use --overwrite to replace it" + (checkpoint ? ", --resume to continue it" : "") +
+              ", or choose another directory";
+    }
+    shareError(ctx, err, "infer");
+    if (opt.overwrite && ctx.root()) {
+      std::error_code ec;
+      fs::remove_all(fs::path(dir) / kCheckpointDir, ec);
+    }
+    MPI_Barrier(ctx.comm().get());
   }
   if (!ip.data.empty()) {
     std::string err;
@@ -220,10 +390,40 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
   int stop_signal = 0;
   MapIteration last;
   Field<double> omega(cfg.lattice, "caustic::infer::omega");
+  MapCheckpoint resume_from;
+  long generation = 0;
+  bool resuming = false;
+  if (opt.resume) {
+    std::string earlier_csv;
+    FieldVector like(cfg.lattice, 0);
+    resuming = readMapCheckpoint(ctx, dir, ip.hash(), like, resume_from, earlier_csv, generation);
+    csv.str(earlier_csv);
+    csv.seekp(0, std::ios::end);
+    // The plot's curves from the table so far.
+    std::istringstream rows(earlier_csv);
+    for (std::string row; std::getline(rows, row);) {
+      if (row.empty() || row[0] == '#')
+        continue;
+      std::vector<double> v;
+      std::stringstream rs(row);
+      for (std::string cell; std::getline(rs, cell, ',');)
+        v.push_back(std::atof(cell.c_str()));
+      if (v.size() > 4 && v[0] >= 0 && v[0] < curves.size())
+        curves[std::size_t(v[0])].points.emplace_back(v[2], v[4]);
+    }
+    ctx.log("infer: resuming from the checkpoint at stage " + std::to_string(resume_from.stage) +
+            ", iteration " + std::to_string(resume_from.total));
+  }
+  bool skip_first = resuming; // the resumed run's first iterate is the checkpoint's
   {
     PhaseTimer t(ctx, "map");
     opt_map.run(omega, theta, [&](const MapIteration& it) {
       last = it;
+      if (skip_first) {
+        skip_first = false;
+        stop_signal = agreedStopSignal(comm);
+        return stop_signal == 0;
+      }
       csv << it.stage << "," << it.iteration << "," << it.total << ","
           << formatNumber(it.smoothing) << "," << formatNumber(it.terms.total(), 12) << ","
           << formatNumber(it.terms.likelihood, 12) << "," << formatNumber(it.terms.noise_prior, 12)
@@ -246,8 +446,16 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
               formatNumber(it.gradient_norm, 3) + "; " + std::to_string(it.evaluations) +
               " evaluations; ETA <= " + etaText(per * (max_total - it.total)));
       stop_signal = agreedStopSignal(comm);
+      const bool due = ip.checkpoint_every > 0 && it.iteration > 0 &&
+                       it.total % ip.checkpoint_every == 0;
+      if (due || stop_signal != 0) {
+        writeMapCheckpoint(ctx, dir, it.checkpoint(), csv.str(), ip.hash(), generation);
+        if (stop_signal != 0)
+          ctx.log("infer: stopped by signal " + std::to_string(stop_signal) +
+                  "; checkpoint written: continue with --resume");
+      }
       return stop_signal == 0;
-    });
+    }, resuming ? &resume_from : nullptr);
   }
   bool stopped = stop_signal != 0;
 
@@ -556,6 +764,11 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
           "; outputs in " + dir);
   MPI_Barrier(comm);
   stopped = stop_signal != 0;
+  if (!stopped && ctx.root()) {
+    std::error_code ec;
+    fs::remove_all(fs::path(dir) / kCheckpointDir, ec); // complete: nothing to resume
+  }
+  MPI_Barrier(comm);
   return stopped ? 128 + stop_signal : 0;
 }
 

@@ -95,7 +95,12 @@ int runCommand(int argc, char** argv) {
       "infer", "Field-level inference: the initial conditions (and cosmology) behind a field");
   infer->add_option("params", file, "TOML parameter file with an [inference] section")->required();
   infer->add_option("--set", sets, "Override a parameter: section.key=value (repeatable)");
-  infer->add_flag("--overwrite", infer_opt.overwrite, "Replace an earlier inference's outputs");
+  auto* infer_overwrite =
+      infer->add_flag("--overwrite", infer_opt.overwrite, "Replace an earlier inference's outputs");
+  infer->add_flag("--resume", infer_opt.resume,
+                  "Continue an interrupted inference from its checkpoint (same parameters, same "
+                  "number of ranks)")
+      ->excludes(infer_overwrite);
 #ifdef CAUSTIC_WITH_TORCH
   TrainCommandOptions train_opt;
   auto* train = app.add_subcommand("train", "Train a U-Net emulator on paired HDF5 fields");

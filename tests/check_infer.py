@@ -5,6 +5,7 @@
   MAP equals 1/2 sum (model - data)^2 / variance recomputed here from the written fields; the
   MAP is at least as probable as the truth; the reconstruction correlates with the truth on the
   largest scales; the fields have the documented shapes.
+- Stopped by SIGTERM and resumed: the same table and MAP as the uninterrupted run, bit for bit.
 - At 2 ranks: the same loss table to rounding in the first 20 iterations (the optimiser is
   rank-count independent; rounding differences grow with the iterations).
 - Bad input: exit 2, a message naming the setting, nothing written.
@@ -15,6 +16,8 @@ import json
 import os
 import shlex
 import shutil
+import signal
+import subprocess
 
 import h5py
 import numpy as np
@@ -132,6 +135,38 @@ def main():
               "in the first 20 iterations" % max(diffs[:20]))
         print("  2 ranks: relative difference of the loss to 1 rank: %.2e in the first 20 "
               "iterations, %.2e over all %d" % (max(diffs[:20]), max(diffs), len(diffs)))
+
+    # ---- stopped by SIGTERM in the second stage, resumed: the same iterations as the
+    # uninterrupted run, bit for bit (the table's values; its counters and seconds aside)
+    p3 = write("stop.toml", "stop", infer_extra="checkpoint_every = 7")
+    cmd = [a.caustic, "infer", p3]
+    print("$", " ".join(cmd), "# then SIGTERM in stage 1", flush=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if "stage 1 (R 0 Mpc/h) iteration 12:" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=300)
+    check(proc.returncode == 128 + signal.SIGTERM, "stopped inference: exit %d %s" % (proc.returncode, err[-300:]))
+    check(os.path.exists("stop/.infer_checkpoint/state.json"), "no checkpoint after the stop")
+    r = run([a.caustic, "infer", p3])
+    check(r.returncode == 2 and "--resume to continue it" in r.stderr,
+          "a plain run over an interrupted inference: %d %s" % (r.returncode, r.stderr[-300:]))
+    r = run([a.caustic, "infer", p3, "--resume"])
+    if check(r.returncode == 0, "resume failed: " + r.stderr[-500:]):
+        # Without the counters and the seconds: the resumed run evaluates the checkpoint's
+        # iterate once more.
+        strip = lambda rows: [row[:-3] for row in rows]
+        check(strip(table("stop")) == strip(rows),
+              "the resumed run's table differs from the uninterrupted run's")
+        with h5py.File("stop/inference_map_lattice.hdf5", "r") as f1, \
+                h5py.File("one/inference_map_lattice.hdf5", "r") as f2:
+            check(np.array_equal(f1["Fields/noise"][...], f2["Fields/noise"][...]),
+                  "the resumed MAP noise differs from the uninterrupted run's")
+        check(not os.path.exists("stop/.infer_checkpoint"), "the checkpoint was left after completion")
+    r = run([a.caustic, "infer", p3, "--resume"])
+    check(r.returncode == 2 and "nothing to resume" in r.stderr,
+          "resume of a complete inference: %d %s" % (r.returncode, r.stderr[-300:]))
 
     # ---- an earlier inference is not replaced without --overwrite
     r = run([a.caustic, "infer", p1])
