@@ -1,8 +1,7 @@
 #include "infer/hmc.hpp"
 
 #include "pm/core/profiling.hpp"
-
-#include <Random123/philox.h>
+#include "pm/ic/white_noise.hpp"
 
 #include <cmath>
 #include <stdexcept>
@@ -12,31 +11,18 @@ namespace caustic {
 
 namespace {
 
-// Two uniforms in (0, 1) -> one standard normal; Philox keyed on the seed, counter c.
+// A standard normal (Box-Muller) from the Philox uniforms at counter (c0, c1, c2, c3).
 KOKKOS_INLINE_FUNCTION double philoxNormal(std::uint64_t seed, std::uint32_t c0, std::uint32_t c1,
                                            std::uint32_t c2, std::uint32_t c3) {
-  using Philox = r123::Philox4x32;
-  Philox rng;
-  const Philox::key_type key = {{static_cast<std::uint32_t>(seed & 0xffffffffu),
-                                 static_cast<std::uint32_t>(seed >> 32)}};
-  const Philox::ctr_type ctr = {{c0, c1, c2, c3}};
-  const Philox::ctr_type r = rng(ctr, key);
-  const double inv53 = 1.0 / 9007199254740992.0;
-  const std::uint64_t b1 = ((static_cast<std::uint64_t>(r[0]) << 32) | r[1]) >> 11;
-  const std::uint64_t b2 = ((static_cast<std::uint64_t>(r[2]) << 32) | r[3]) >> 11;
-  const double u1 = (static_cast<double>(b1) + 0.5) * inv53;
-  const double u2 = (static_cast<double>(b2) + 0.5) * inv53;
+  double u1, u2;
+  philoxUniforms(seed, c0, c1, c2, c3, u1, u2);
   return km::sqrt(-2.0 * km::log(u1)) * km::cos(2.0 * M_PI * u2);
 }
 
 double philoxUniform(std::uint64_t seed, std::uint32_t c0, std::uint32_t c1) {
-  using Philox = r123::Philox4x32;
-  Philox rng;
-  const Philox::key_type key = {{static_cast<std::uint32_t>(seed & 0xffffffffu),
-                                 static_cast<std::uint32_t>(seed >> 32)}};
-  const Philox::ctr_type r = rng({{c0, c1, 0xfffffffeu, 2u}}, key);
-  const std::uint64_t b = ((static_cast<std::uint64_t>(r[0]) << 32) | r[1]) >> 11;
-  return (static_cast<double>(b) + 0.5) / 9007199254740992.0;
+  double u1, u2;
+  philoxUniforms(seed, c0, c1, 0xfffffffeu, 2u, u1, u2);
+  return u1;
 }
 
 // Kinetic energy 1/2 p^T M^{-1} p. Collective.

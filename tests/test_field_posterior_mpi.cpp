@@ -1,6 +1,7 @@
 // The posterior of field-level inference (pm/grad/field_posterior.hpp): its gradient against
 // centred finite differences in the noise and every free parameter, with smoothing, a mask and a
 // prior; and its value against an independent computation (FieldChi2Loss and the noise norm).
+#include "diff_helpers.hpp"
 #include "field_helpers.hpp"
 #include "helpers.hpp"
 #include "pm/grad/field_posterior.hpp"
@@ -20,31 +21,18 @@ constexpr double kBox = 64.0;
 constexpr int kMesh = 16, kLattice = 8;
 
 struct Model {
-  std::shared_ptr<const SlabDecomposition> lattice, mesh;
   DiffConfig cfg;
+  std::shared_ptr<const SlabDecomposition> lattice, mesh;
   DiffParams params;
   Model()
-      : lattice(std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, kLattice, kBox)),
-        mesh(std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, kMesh, kBox)) {
-    cfg.lattice = lattice;
-    cfg.mesh = mesh;
-    cfg.a_start = 0.1;
-    cfg.a_end = 1.0;
-    cfg.steps = 3;
-    cfg.lpt_order = 2;
-    cfg.window = Window::CIC;
-    cfg.lattice_offset = 0.5 * mesh->cell();
+      : cfg(test::smallDiffConfig(MPI_COMM_WORLD, kLattice, kMesh, kBox, 3)), lattice(cfg.lattice),
+        mesh(cfg.mesh) {
     params.cosmology = test::planck();
     params.cosmology.Omega_m = 0.3;
     params.cosmology.sigma8 = 0.8;
   }
   std::shared_ptr<Field<double>> noise(std::uint64_t seed) const {
-    auto w = std::make_shared<Field<double>>(lattice, "test::noise");
-    FFT<double> fft(lattice);
-    NoiseOptions opt;
-    opt.seed = seed;
-    whiteNoiseRealSpace(*w, fft, opt);
-    return w;
+    return test::runNoise(lattice, seed);
   }
 };
 

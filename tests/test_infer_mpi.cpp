@@ -1,6 +1,7 @@
 // The MAP optimiser of field-level inference (infer/map_optimizer.hpp) on a small mock:
 // the same iterates on every rank count as on one rank alone, a posterior that only decreases,
 // and a MAP at least as probable as the truth that made the data.
+#include "diff_helpers.hpp"
 #include "field_helpers.hpp"
 #include "helpers.hpp"
 #include "infer/field_vector.hpp"
@@ -25,30 +26,16 @@ constexpr int kMesh = 16, kLattice = 8;
 // A mock on `comm`: data = the matter field of seed 5 at the true cosmology + white noise of
 // variance 0.05 per cell.
 struct Mock {
-  std::shared_ptr<const SlabDecomposition> lattice, mesh;
   DiffConfig cfg;
+  std::shared_ptr<const SlabDecomposition> lattice, mesh;
   DiffParams truth;
   FieldObservation obs;
   std::shared_ptr<Field<double>> omega_true;
   explicit Mock(MPI_Comm comm)
-      : lattice(std::make_shared<SlabDecomposition>(comm, kLattice, kBox)),
-        mesh(std::make_shared<SlabDecomposition>(comm, kMesh, kBox)) {
-    cfg.lattice = lattice;
-    cfg.mesh = mesh;
-    cfg.a_start = 0.1;
-    cfg.a_end = 1.0;
-    cfg.steps = 3;
-    cfg.lpt_order = 2;
-    cfg.window = Window::CIC;
-    cfg.lattice_offset = 0.5 * mesh->cell();
+      : cfg(test::smallDiffConfig(comm, kLattice, kMesh, kBox, 3)), lattice(cfg.lattice),
+        mesh(cfg.mesh) {
     truth.cosmology = test::planck();
-    omega_true = std::make_shared<Field<double>>(lattice, "omega_true");
-    {
-      FFT<double> fft(lattice);
-      NoiseOptions opt;
-      opt.seed = 5;
-      whiteNoiseRealSpace(*omega_true, fft, opt);
-    }
+    omega_true = test::runNoise(lattice, 5);
     auto data = std::make_shared<Field<double>>(mesh, "data");
     auto var = std::make_shared<Field<double>>(mesh, "variance");
     Kokkos::deep_copy(var->real(), 0.05);
