@@ -415,6 +415,7 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
             ", iteration " + std::to_string(resume_from.total));
   }
   bool skip_first = resuming; // the resumed run's first iterate is the checkpoint's
+  const int start_total = resuming ? resume_from.total : 0;
   {
     PhaseTimer t(ctx, "map");
     opt_map.run(omega, theta, [&](const MapIteration& it) {
@@ -434,7 +435,7 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
       csv << "," << it.evaluations << "," << it.gradients << "," << formatNumber(it.seconds, 6)
           << "\n";
       curves[it.stage].points.emplace_back(it.total, it.terms.total());
-      const double per = it.total > 0 ? it.seconds / it.total : 0.0;
+      const double per = it.total > start_total ? it.seconds / (it.total - start_total) : 0.0;
       std::string th;
       for (std::size_t i = 0; i < it.theta.size(); ++i)
         th += " " + free[i].name + " " + formatNumber(it.theta[i], 5);
