@@ -15,6 +15,10 @@ for np in 1 3; do
   bash jobs/mpirun.sh "$np" ./build-sanitize/tests/caustic_mpi_tests
   bash jobs/mpirun.sh "$np" ./build-sanitize/tests/caustic_io_mpi_tests
   bash jobs/mpirun.sh "$np" ./build-sanitize/tests/caustic_adjoint_mpi_tests
+  bash jobs/mpirun.sh "$np" ./build-sanitize/tests/caustic_field_posterior_mpi_tests
+  # ROL, the distributed vector, Laplace, HMC and the L-BFGS checkpoints (the MAP runs on the PM
+  # model are in the release ctest run)
+  bash jobs/mpirun.sh "$np" ./build-sanitize/tests/caustic_infer_mpi_tests --gtest_filter='Laplace*:Hmc*:Lbfgs*'
 done
 echo "sanitizer build: unit and MPI tests passed"
 (cd build && ctest --output-on-failure --timeout 900)
