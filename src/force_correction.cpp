@@ -2,12 +2,11 @@
 
 #include "pm/force/radial_correction.hpp"
 #include "pm/particles/migrate.hpp"
-#ifdef CAUSTIC_WITH_TORCH
-#include "emulators/force/neural_correction.hpp"
-#endif
+#include "emulator_runtime.hpp"
 
 #include <chrono>
 #include <stdexcept>
+#include <type_traits>
 
 namespace caustic {
 
@@ -83,19 +82,11 @@ makePotentialCorrection(const ForceCorrectionRecord& r) {
           r.theta);
     }
     if (r.correction == "neural_spline") {
-#ifdef CAUSTIC_WITH_TORCH
-      torch::set_num_threads(1); // parallelism comes from the MPI ranks
-      const auto cfg = NeuralSplineConfig::fromJson(r.architecture, "force correction");
-      const std::size_t want = NeuralSplineCorrection<T>::parameterCount(cfg);
-      if (r.theta.size() != want) // (an empty theta would otherwise be a fresh network)
-        throw ParamError("gravity.correction: the neural_spline record has " +
-                         std::to_string(r.theta.size()) + " parameters; its architecture needs " +
-                         std::to_string(want));
-      return std::make_shared<const NeuralSplineCorrection<T>>(cfg, r.theta);
-#else
-      throw ParamError("gravity.correction: a neural_spline correction needs LibTorch; this "
-                       "caustic was built with CAUSTIC_ENABLE_TORCH=OFF");
-#endif
+      const auto& rt = emulatorRuntime("gravity.correction (a neural_spline correction)");
+      if constexpr (std::is_same_v<T, float>)
+        return rt.neuralSplineFloat(r);
+      else
+        return rt.neuralSplineDouble(r);
     }
   } catch (const nlohmann::json::exception& e) {
     throw ParamError("gravity.correction: malformed architecture (" + std::string(e.what()) + ")");

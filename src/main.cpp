@@ -1,5 +1,6 @@
 // The `caustic` command: parses the command line, sets up MPI and Kokkos, runs a subcommand.
 #include "commands.hpp"
+#include "emulator_runtime.hpp"
 #include "signals.hpp"
 #include "pm/core/comm.hpp"
 #include "pm/core/memory.hpp"
@@ -149,7 +150,7 @@ int runCommand(int argc, char** argv) {
 #ifdef CAUSTIC_WITH_TORCH
   if (*train) {
     try {
-      return runTrainCommand(ctx, train_opt);
+      return emulatorRuntime("caustic train").train(ctx, train_opt);
     } catch (const ParamError& e) {
       return reportOnce(rank, e, 2);
     }

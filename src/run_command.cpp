@@ -11,9 +11,7 @@
 #include "pm/ic/initial_conditions.hpp"
 #include "pm/stepping/run_handlers.hpp"
 #include "pm/stepping/simulation.hpp"
-#ifdef CAUSTIC_WITH_TORCH
-#include "emulators/hooks/hooks.hpp"
-#endif
+#include "emulator_runtime.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -123,6 +121,20 @@ Particles resumeState(RunContext& ctx, const Params& params, CheckpointInfo& inf
   throw ParamError("--resume: no readable checkpoint in " + dir);
 }
 
+// At an output, frees the workspace's mesh buffers that no one holds (the force's, the
+// interlaced power spectrum's), so that the observers after it (FoF) reuse that memory instead
+// of adding to it; the next force evaluation allocates its buffer again (one allocation per
+// output, not per step).
+template <class T> class ReleaseIdleMeshes : public Observer {
+public:
+  explicit ReleaseIdleMeshes(Workspace<T>& ws) : _ws(ws) {}
+  std::string name() const override { return "release_meshes"; }
+  void observe(Event, const SimulationState&) override { _ws.releaseIdle(); }
+
+private:
+  Workspace<T>& _ws;
+};
+
 template <class T> int runSim(RunContext& ctx, const Params& params, const RunOptions& opt) {
   const auto& sim = params.simulation;
   const auto& out = params.output;
@@ -138,23 +150,22 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
           params.gravity.kernel + " kernel" + (params.gravity.deconvolve ? ", deconvolved" : ""));
 
   // Emulator hooks load their models and check their validity domains before anything is written.
-#ifdef CAUSTIC_WITH_TORCH
-  std::vector<std::unique_ptr<EmulatorHook>> hooks;
-  try {
-    for (const auto& e : params.emulators)
-      hooks.push_back(std::make_unique<EmulatorHook>(
-          params, e, [&ctx](const std::string& kind, const std::string& path) {
+  // The emulator runtime (LibTorch) is loaded only when the run configures an emulator.
+  std::vector<std::unique_ptr<Observer>> hooks;
+  for (const auto& e : params.emulators) {
+    const auto& rt = emulatorRuntime("[emulators." + e.name + "]");
+    try {
+      hooks.push_back(
+          rt.makeHook(params, e, [&ctx](const std::string& kind, const std::string& path) {
             ctx.addOutput(kind, path);
             ctx.log("wrote " + path);
           }));
-  } catch (const std::runtime_error& e) {
-    throw ParamError(e.what()); // the same on every rank: an input error
+    } catch (const ParamError&) {
+      throw;
+    } catch (const std::runtime_error& e) {
+      throw ParamError(e.what()); // the same on every rank: an input error
+    }
   }
-#else
-  if (!params.emulators.empty())
-    throw ParamError("[emulators." + params.emulators.front().name +
-                     "]: this caustic was built without LibTorch (CAUSTIC_ENABLE_TORCH=OFF)");
-#endif
   // The force correction is read and checked against its validity domain before anything is
   // written, like the emulators.
   const std::optional<RunForceCorrection> correction = loadRunForceCorrection(params);
@@ -331,12 +342,15 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
     observers.push_back(&spectra);
   if (out.density)
     observers.push_back(&density);
-  if (params.halos.enabled)
+  ReleaseIdleMeshes<T> release_meshes(*workspace);
+  if (params.halos.enabled) {
+    observers.push_back(&release_meshes);
     observers.push_back(&halos);
-#ifdef CAUSTIC_WITH_TORCH
+  }
   for (auto& h : hooks)
     observers.push_back(h.get());
-#endif
+  if (!params.halos.enabled)
+    observers.push_back(&release_meshes);
 
   // PGD displaces a copy of the particles at each output; every output observer sees the copy.
   std::unique_ptr<PgdOutputs<T>> pgd_outputs;

@@ -1,5 +1,6 @@
 #include "run_context.hpp"
 
+#include "emulator_runtime.hpp"
 #include "pm/core/memory.hpp"
 
 #include "git_commit.hpp"
@@ -7,9 +8,6 @@
 #include <Kokkos_Core.hpp>
 #include <fftw3.h>
 #include <hdf5.h>
-#ifdef CAUSTIC_WITH_TORCH
-#include <torch/version.h>
-#endif
 #include <cstdio>
 
 namespace caustic {
@@ -58,8 +56,10 @@ nlohmann::json libraryVersions() {
       {"fftw", std::string(fftw_version)},
       {"hdf5", std::to_string(h5_major) + "." + std::to_string(h5_minor) + "." +
                    std::to_string(h5_release)}};
+  // LibTorch is loaded only by runs that use it (src/emulator_runtime.hpp).
 #ifdef CAUSTIC_WITH_TORCH
-  v["libtorch"] = TORCH_VERSION;
+  v["libtorch"] = emulatorRuntimeLoaded() ? emulatorRuntime("libtorch").libtorchVersion()
+                                          : std::string("not loaded");
 #else
   v["libtorch"] = "not built";
 #endif

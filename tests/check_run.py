@@ -257,6 +257,58 @@ def emulator_case(args):
         warn = a["validity_warnings"].decode() if isinstance(a["validity_warnings"], bytes) else a["validity_warnings"]
         check(forced == "true" and "cell size" in warn, "forced use not recorded: %s / %s" % (forced, warn))
     lagrangian_hook(args, cmd)
+    runtime_loading(args, cmd, pfile, hook, model)
+
+
+def summary_libtorch(out):
+    with open(os.path.join(out, "run_summary.json")) as f:
+        return json.load(f)["versions"]["libtorch"]
+
+
+def runtime_loading(args, cmd, pfile, hook, model):
+    """The emulator runtime (LibTorch) is a module loaded only by runs that configure an emulator:
+    the binary does not link LibTorch, a plain run does not load it, a run with a hook does; a
+    missing or foreign module is an input error naming the setting and the file, and does not
+    concern runs without emulators."""
+    r = subprocess.run(["ldd", args.caustic], capture_output=True, text=True)
+    check(r.returncode == 0 and "libtorch" not in r.stdout,
+          "the caustic binary links LibTorch:\n" + r.stdout)
+    out = os.path.join(args.work, "out")  # the hook run of emulator_case
+    if os.path.exists(os.path.join(out, "run_summary.json")):
+        v = summary_libtorch(out)
+        check(v[0].isdigit(), "a run with an emulator records LibTorch %r" % v)
+    plain = os.path.join(args.work, "out_plain")
+    shutil.rmtree(plain, ignore_errors=True)
+    with open(pfile, "w") as f:
+        f.write(PARAMS.format(out=plain, steps=2))
+    env = dict(os.environ, CAUSTIC_EMULATOR_RUNTIME=os.path.join(args.work, "absent.so"))
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    check(r.returncode == 0, "a run without emulators needs the module: %s" % r.stderr[-800:])
+    if r.returncode == 0:
+        check(summary_libtorch(plain) == "not loaded",
+              "a run without emulators loaded LibTorch: %s" % summary_libtorch(plain))
+    empty = os.path.join(args.work, "empty.so")
+    open(empty, "w").close()
+    libm = ""
+    for line in subprocess.run(["ldd", args.caustic], capture_output=True, text=True).stdout.splitlines():
+        if "libm.so" in line and "=>" in line:
+            libm = line.split("=>")[1].split()[0]
+    cases = [(os.path.join(args.work, "absent.so"), "does not exist"),
+             (empty, "cannot load"), (libm, "not a Caustic emulator runtime")]
+    for path, why in cases:
+        if not path:
+            continue
+        bad = os.path.join(args.work, "out_bad_runtime")
+        shutil.rmtree(bad, ignore_errors=True)
+        with open(pfile, "w") as f:
+            f.write(PARAMS.format(out=bad, steps=2) + hook)
+        r = subprocess.run(cmd, capture_output=True, text=True,
+                           env=dict(os.environ, CAUSTIC_EMULATOR_RUNTIME=path))
+        ok = (r.returncode == 2 and "[emulators.smooth]" in r.stderr and path in r.stderr
+              and why in r.stderr and not os.path.exists(bad))
+        check(ok, "emulator runtime %s (%s): exit %d, output %s, stderr: %s" %
+              (path, why, r.returncode, "exists" if os.path.exists(bad) else "absent",
+               r.stderr[-600:]))
 
 
 def box_filter(f):

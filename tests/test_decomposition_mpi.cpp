@@ -100,4 +100,21 @@ TEST(Workspace, LeasesShareFreeBuffersAndAllocateOnlyWhenAllAreLeased) {
     EXPECT_EQ(moved->real().data(), first);
   }
   EXPECT_EQ(ws.buffers(), 2u);
+  {
+    auto held = ws.lease("held"); // the first slot
+    EXPECT_GT(ws.releaseIdle(), 0u); // frees the second only
+    EXPECT_EQ(ws.buffers(), 1u);
+    EXPECT_EQ(held->real().data(), first);
+    held->real()(0) = 7.0f;
+    auto again = ws.lease("again"); // the released slot, allocated anew
+    EXPECT_EQ(ws.buffers(), 2u);
+    EXPECT_NE(again->real().data(), first);
+    EXPECT_EQ(held->real()(0), 7.0f);
+  }
+  EXPECT_EQ(ws.releaseIdle() > 0, true);
+  EXPECT_EQ(ws.buffers(), 0u);
+  EXPECT_EQ(ws.releaseIdle(), 0u);
+  auto after = ws.lease("after"); // usable again after everything was released
+  EXPECT_EQ(ws.buffers(), 1u);
+  after->real()(0) = 1.0f;
 }

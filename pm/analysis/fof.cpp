@@ -11,7 +11,6 @@
 #include <memory>
 #include <numeric>
 #include <stdexcept>
-#include <unordered_map>
 
 namespace caustic {
 
@@ -109,21 +108,18 @@ Ghosts exchangeGhosts(const HostPositions& hx, const HostIds& hid, std::size_t n
 // by (cx, cy, cz), so a column (cx, cy) is contiguous. (Just over 80 lines: the cell table, the
 // column index and the linking loop share their arrays; issue 21 replaces it with a Kokkos
 // kernel.)
-void linkSortedPoints(const std::vector<double>& sx, const std::vector<std::uint64_t>& keys, int nc,
+void linkSortedPoints(const std::vector<double>& sx, std::vector<std::uint64_t> keys, int nc,
                       double L, double ell, UnionFind& uf) {
   const std::size_t ntot = keys.size();
-  auto columnKey = [nc](int a, int b) {
-    return static_cast<std::uint64_t>(a) * nc + static_cast<std::uint64_t>(b);
-  };
+  if (ntot == 0)
+    return;
   struct Cell {
     int cz;
     std::uint32_t start, end;
   };
   std::vector<Cell> cellv;
-  std::unordered_map<std::uint64_t, std::pair<std::uint32_t, std::uint32_t>>
-      columns; // -> cell range
-  std::vector<std::uint64_t> columnOrder;
-  std::vector<std::uint32_t> columnStart;
+  std::vector<std::uint64_t> columnOrder; // (cx, cy) keys of the occupied columns, ascending
+  std::vector<std::uint32_t> columnStart; // their cell ranges in cellv
   for (std::size_t s = 0; s < ntot;) {
     std::size_t e = s;
     const std::uint64_t k = keys[s];
@@ -141,9 +137,19 @@ void linkSortedPoints(const std::vector<double>& sx, const std::vector<std::uint
     s = e;
   }
   columnStart.push_back(static_cast<std::uint32_t>(cellv.size()));
-  columns.reserve(columnOrder.size());
+  std::vector<std::uint64_t>().swap(keys); // the cells hold what is needed of the keys
+  // Occupied columns by (cx, cy): a dense table over the x-range of columns present (a slab and
+  // its ghosts; 4 B per column), instead of a hash map (about 40 B per occupied column, nearly
+  // one per point with cells of side ell / sqrt(3)).
+  const int cx0 = static_cast<int>(columnOrder.front() / nc);
+  const int cx1 = static_cast<int>(columnOrder.back() / nc);
+  constexpr std::uint32_t kNone = ~std::uint32_t(0);
+  std::vector<std::uint32_t> columnAt(static_cast<std::size_t>(cx1 - cx0 + 1) * nc, kNone);
   for (std::size_t c = 0; c < columnOrder.size(); ++c)
-    columns[columnOrder[c]] = {columnStart[c], columnStart[c + 1]};
+    columnAt[columnOrder[c] - static_cast<std::uint64_t>(cx0) * nc] = static_cast<std::uint32_t>(c);
+  auto findColumn = [&](int cx, int cy) {
+    return cx < cx0 || cx > cx1 ? kNone : columnAt[static_cast<std::size_t>(cx - cx0) * nc + cy];
+  };
   const double ell2 = ell * ell, half = 0.5 * L;
   auto wrapd = [L, half](double d) { return d > half ? d - L : (d < -half ? d + L : d); };
   auto linkCells = [&](const Cell& A, const Cell& B) {
@@ -170,15 +176,15 @@ void linkSortedPoints(const std::vector<double>& sx, const std::vector<std::uint
     int nseen = 0;
     for (int dx = -2; dx <= 2; ++dx)
       for (int dy = -2; dy <= 2; ++dy) {
-        const std::uint64_t ncol =
-            columnKey(((cx + dx) % nc + nc) % nc, ((cy + dy) % nc + nc) % nc);
+        const int ncx = ((cx + dx) % nc + nc) % nc, ncy = ((cy + dy) % nc + nc) % nc;
+        const std::uint64_t ncol = static_cast<std::uint64_t>(ncx) * nc + ncy;
         if (ncol < col || std::find(seen, seen + nseen, ncol) != seen + nseen)
           continue; // each pair of columns once (and no repeats when nc < 5)
         seen[nseen++] = ncol;
-        const auto it = columns.find(ncol);
-        if (it == columns.end())
+        const std::uint32_t nci = findColumn(ncx, ncy);
+        if (nci == kNone)
           continue;
-        const auto [n0, n1] = it->second;
+        const std::uint32_t n0 = columnStart[nci], n1 = columnStart[nci + 1];
         for (std::uint32_t a = c0; a < c1; ++a) {
           const Cell& A = cellv[a];
           for (std::uint32_t b = n0; b < n1; ++b) {
@@ -258,28 +264,36 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
   auto cellCoord = [&](double x) {
     return std::min(nc - 1, std::max(0, static_cast<int>(x * inv)));
   };
-  std::vector<std::uint64_t> keys(ntot);
-  for (std::size_t i = 0; i < ntot; ++i)
-    keys[i] = (static_cast<std::uint64_t>(cellCoord(pos(i, 0))) * nc + cellCoord(pos(i, 1))) * nc +
-              cellCoord(pos(i, 2));
+  // The temporaries are freed as soon as they are done with (std::vector<T>().swap), so that
+  // the peak is that of the linking (sorted positions, order, union-find, cells and columns:
+  // about 60 B per point) rather than the sum of every array (about 110 B per point before).
   std::vector<std::uint32_t> order(ntot);
-  std::iota(order.begin(), order.end(), 0u);
-  std::sort(order.begin(), order.end(),
-            [&](std::uint32_t a, std::uint32_t b) { return keys[a] < keys[b]; });
   std::vector<double> sx(3 * ntot); // sorted positions: contiguous per cell
   std::vector<std::uint64_t> sorted_keys(ntot);
-  for (std::size_t s = 0; s < ntot; ++s) {
-    for (int c = 0; c < 3; ++c)
-      sx[3 * s + c] = pos(order[s], c);
-    sorted_keys[s] = keys[order[s]];
+  {
+    std::vector<std::uint64_t> keys(ntot);
+    for (std::size_t i = 0; i < ntot; ++i)
+      keys[i] = (static_cast<std::uint64_t>(cellCoord(pos(i, 0))) * nc + cellCoord(pos(i, 1))) *
+                    nc +
+                cellCoord(pos(i, 2));
+    std::iota(order.begin(), order.end(), 0u);
+    std::sort(order.begin(), order.end(),
+              [&](std::uint32_t a, std::uint32_t b) { return keys[a] < keys[b]; });
+    for (std::size_t s = 0; s < ntot; ++s) {
+      for (int c = 0; c < 3; ++c)
+        sx[3 * s + c] = pos(order[s], c);
+      sorted_keys[s] = keys[order[s]];
+    }
   }
   UnionFind uf(ntot);
-  linkSortedPoints(sx, sorted_keys, nc, L, ell, uf);
+  linkSortedPoints(sx, std::move(sorted_keys), nc, L, ell, uf);
+  std::vector<double>().swap(sx);
 
   // Back to point order: the root of point p is the root of its sorted index.
   std::vector<std::uint32_t> sortedOf(ntot);
   for (std::size_t s = 0; s < ntot; ++s)
     sortedOf[order[s]] = static_cast<std::uint32_t>(s);
+  std::vector<std::uint32_t>().swap(order);
   // Local component labels: the smallest member ID (ghosts included).
   std::vector<std::uint64_t> lab(ntot, ~std::uint64_t(0));
   auto root = [&](std::size_t i) { return uf.find(sortedOf[i]); };

@@ -45,7 +45,12 @@ public:
   const Decomposition& decomp() const { return *_decomp; }
   std::shared_ptr<const Decomposition> decompPtr() const { return _decomp; }
   const FFT<T>& fft() const { return _fft; }
-  std::size_t buffers() const { return _fields.size(); }
+  // Buffers allocated now (leased or free).
+  std::size_t buffers() const;
+  // Frees the buffers no lease holds; later leases allocate again. Not collective. For phases
+  // between steps that need the memory for something else (FoF at an output), so that their
+  // peak does not add to the meshes'. Returns the bytes freed.
+  std::size_t releaseIdle();
 
 private:
   std::shared_ptr<const Decomposition> _decomp;
