@@ -11,6 +11,7 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -42,11 +43,15 @@ int reportOnce(int rank, const std::exception& e, int code) {
   return code;
 }
 
-int runCommand(int argc, char** argv) {
+// parse_only: before MPI_Init (see main); returns -1 when the command line asks for more than
+// help or the version.
+int runCommand(int argc, char** argv, bool parse_only = false) {
   using namespace caustic;
   int rank = 0, size = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (!parse_only) {
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+  }
 
   CLI::App app{"Caustic: distributed particle-mesh N-body simulations with in-situ emulators"};
   app.name("caustic");
@@ -127,6 +132,8 @@ int runCommand(int argc, char** argv) {
     const int code = app.exit(e, rank == 0 ? std::cout : devnull(), rank == 0 ? std::cerr : devnull());
     return code == 0 ? 0 : 2;
   }
+  if (parse_only)
+    return -1;
 
   Comm comm(MPI_COMM_WORLD);
   RunContext ctx(comm);
@@ -186,9 +193,28 @@ int runCommand(int argc, char** argv) {
   }
 }
 
+// `caustic --help` or `--version` outside an MPI launcher: answered before MPI_Init, whose
+// singleton start-up (it starts Open MPI's runtime daemon) is nearly all of the command's time.
+bool helpOutsideLauncher(int argc, char** argv) {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_STEP_ID"})
+    if (std::getenv(v))
+      return false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h" || a == "--version")
+      return true;
+  }
+  return false;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
+  if (helpOutsideLauncher(argc, argv)) {
+    const int rc = runCommand(argc, argv, true);
+    if (rc >= 0)
+      return rc;
+  }
   MPI_Init(&argc, &argv);
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); // errors are reported by caustic, with context
   int rc = 0;

@@ -502,6 +502,21 @@ def numbers_and_command_line():
         if check(r is not None, "caustic %s: hang" % args):
             check(r.returncode == 0 and "Kokkos" not in r.stdout + r.stderr and r.stdout.strip(),
                   "caustic %s: exit %d, or Kokkos's banner in the output" % (" ".join(args), r.returncode))
+    # Help and the version are answered before MPI_Init outside a launcher (MPI's singleton
+    # start-up was nearly all of their time): they work where MPI_Init cannot (an unknown
+    # point-to-point layer makes it fail), give the same text as through mpiexec, and a command
+    # that needs MPI fails there (the control).
+    broken = {"OMPI_MCA_pml": "nonexistent"}
+    for args in (["--version"], ["run", "--help"], ["--help"]):
+        r = caustic(args, env=broken)
+        ref = caustic(args, np=2)
+        if check(r is not None and ref is not None, "caustic %s: hang" % args):
+            check(r.returncode == 0 and r.stdout.strip() and r.stdout == ref.stdout,
+                  "caustic %s without MPI: exit %d, text %r; through mpiexec %r" %
+                  (" ".join(args), r.returncode, r.stdout[:200], ref.stdout[:200]))
+    r = caustic(["fof", "absent.hdf5"], env=broken)
+    check(r is not None and r.returncode != 0,
+          "the control: a command that needs MPI ran with OMPI_MCA_pml=nonexistent")
 
 
 CASES = [
