@@ -3,6 +3,8 @@
 #include "pm/core/profiling.hpp"
 #include "pm/particles/distributor.hpp"
 
+#include <Kokkos_Core.hpp>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -16,28 +18,45 @@ namespace caustic {
 
 namespace {
 
-// Union-find with path halving and union by size.
-struct UnionFind {
-  std::vector<std::uint32_t> parent, size;
-  explicit UnionFind(std::size_t n) : parent(n), size(n, 1) {
-    std::iota(parent.begin(), parent.end(), 0u);
+// Lock-free union-find over the points sorted by cell, in a View so that the linking runs as a
+// Kokkos kernel on any backend. A root is its own parent. unite hooks the larger root under the
+// smaller with a compare-and-swap, so the trees never form a cycle whatever the order of the
+// unions; find halves the path with relaxed atomic stores, which is safe concurrently: only
+// roots are ever re-hooked (by the compare-and-swap), and a non-root's parent is only ever
+// replaced by one of its ancestors.
+struct AtomicForest {
+  Kokkos::View<std::uint32_t*> parent;
+
+  KOKKOS_INLINE_FUNCTION std::uint32_t load(std::uint32_t i) const {
+    return Kokkos::Impl::atomic_load(&parent(i), Kokkos::Impl::memory_order_relaxed);
   }
-  std::uint32_t find(std::uint32_t i) {
-    while (parent[i] != i) {
-      parent[i] = parent[parent[i]];
-      i = parent[i];
+  KOKKOS_INLINE_FUNCTION std::uint32_t find(std::uint32_t i) const {
+    while (true) {
+      const std::uint32_t p = load(i);
+      if (p == i)
+        return i;
+      const std::uint32_t gp = load(p);
+      if (gp == p)
+        return p;
+      Kokkos::Impl::atomic_store(&parent(i), gp, Kokkos::Impl::memory_order_relaxed);
+      i = gp;
     }
-    return i;
   }
-  void unite(std::uint32_t a, std::uint32_t b) {
-    a = find(a);
-    b = find(b);
-    if (a == b)
-      return;
-    if (size[a] < size[b])
-      std::swap(a, b);
-    parent[b] = a;
-    size[a] += size[b];
+  // Unites the trees of a and b; returns the root of the union.
+  KOKKOS_INLINE_FUNCTION std::uint32_t unite(std::uint32_t a, std::uint32_t b) const {
+    while (true) {
+      a = find(a);
+      b = find(b);
+      if (a == b)
+        return a;
+      if (a < b) {
+        const std::uint32_t t = a;
+        a = b;
+        b = t;
+      }
+      if (Kokkos::atomic_compare_exchange(&parent(a), a, b) == a)
+        return b;
+    }
   }
 };
 
@@ -108,96 +127,190 @@ Ghosts exchangeGhosts(const HostPositions& hx, const HostIds& hid, std::size_t n
 // by (cx, cy, cz), so a column (cx, cy) is contiguous. (Just over 80 lines: the cell table, the
 // column index and the linking loop share their arrays; issue 21 replaces it with a Kokkos
 // kernel.)
-void linkSortedPoints(const std::vector<double>& sx, std::vector<std::uint64_t> keys, int nc,
-                      double L, double ell, UnionFind& uf) {
+// Points ordered by key: sorted_keys ascending and order[s] the point at rank s (equal keys in
+// point order). LSD radix sort in 11-bit digits over the bits kmax needs (3 passes for the cell
+// keys of a 1000^3 cell grid): no comparisons, sequential passes.
+void sortByKey(const std::vector<std::uint64_t>& keys, std::uint64_t kmax,
+               std::vector<std::uint64_t>& sorted_keys, std::vector<std::uint32_t>& order) {
+  const std::size_t n = keys.size();
+  constexpr int kBits = 11;
+  constexpr std::size_t kBuckets = std::size_t(1) << kBits;
+  sorted_keys = keys;
+  order.resize(n);
+  std::iota(order.begin(), order.end(), 0u);
+  std::vector<std::uint64_t> k2(n);
+  std::vector<std::uint32_t> o2(n);
+  std::vector<std::size_t> count(kBuckets);
+  for (int shift = 0; shift < 64 && (kmax >> shift) != 0; shift += kBits) {
+    std::fill(count.begin(), count.end(), 0);
+    for (std::size_t i = 0; i < n; ++i)
+      ++count[(sorted_keys[i] >> shift) & (kBuckets - 1)];
+    std::size_t sum = 0;
+    for (auto& c : count) {
+      const std::size_t t = c;
+      c = sum;
+      sum += t;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t d = count[(sorted_keys[i] >> shift) & (kBuckets - 1)]++;
+      k2[d] = sorted_keys[i];
+      o2[d] = order[i];
+    }
+    sorted_keys.swap(k2);
+    order.swap(o2);
+  }
+}
+
+// Links the points (sorted by cell, cells of side <= ell / sqrt(3), keys by (cx, cy, cz)): the
+// points of a cell are all within ell of each other, and two cells within reach (at most two
+// cells apart on every axis) are linked when any pair of their points is closer than ell.
+// Returns the root of every sorted point and the size of every root's component.
+void linkSortedPoints(const Kokkos::View<double* [3]>& sx, std::vector<std::uint64_t> keys, int nc,
+                      double L, double ell, std::vector<std::uint32_t>& root_out,
+                      std::vector<std::uint32_t>& size_out) {
   const std::size_t ntot = keys.size();
+  root_out.assign(ntot, 0);
+  size_out.assign(ntot, 0);
   if (ntot == 0)
     return;
-  struct Cell {
-    int cz;
-    std::uint32_t start, end;
-  };
-  std::vector<Cell> cellv;
-  std::vector<std::uint64_t> columnOrder; // (cx, cy) keys of the occupied columns, ascending
-  std::vector<std::uint32_t> columnStart; // their cell ranges in cellv
+  // Cells (runs of equal keys) and columns (runs of equal (cx, cy)), on the host: one pass.
+  std::vector<std::uint32_t> cell_start, col_start;
+  std::vector<int> cell_cz;
+  std::vector<std::uint64_t> col_key; // ascending
   for (std::size_t s = 0; s < ntot;) {
     std::size_t e = s;
     const std::uint64_t k = keys[s];
     while (e < ntot && keys[e] == k)
       ++e;
-    for (std::size_t t = s + 1; t < e; ++t)
-      uf.unite(static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(t));
     const std::uint64_t col = k / nc;
-    if (columnOrder.empty() || columnOrder.back() != col) {
-      columnOrder.push_back(col);
-      columnStart.push_back(static_cast<std::uint32_t>(cellv.size()));
+    if (col_key.empty() || col_key.back() != col) {
+      col_key.push_back(col);
+      col_start.push_back(static_cast<std::uint32_t>(cell_start.size()));
     }
-    cellv.push_back(
-        {static_cast<int>(k % nc), static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(e)});
+    cell_start.push_back(static_cast<std::uint32_t>(s));
+    cell_cz.push_back(static_cast<int>(k % nc));
     s = e;
   }
-  columnStart.push_back(static_cast<std::uint32_t>(cellv.size()));
-  std::vector<std::uint64_t>().swap(keys); // the cells hold what is needed of the keys
+  cell_start.push_back(static_cast<std::uint32_t>(ntot));
+  col_start.push_back(static_cast<std::uint32_t>(cell_cz.size()));
+  std::vector<std::uint64_t>().swap(keys);
   // Occupied columns by (cx, cy): a dense table over the x-range of columns present (a slab and
-  // its ghosts; 4 B per column), instead of a hash map (about 40 B per occupied column, nearly
-  // one per point with cells of side ell / sqrt(3)).
-  const int cx0 = static_cast<int>(columnOrder.front() / nc);
-  const int cx1 = static_cast<int>(columnOrder.back() / nc);
+  // its ghosts; 4 B per column) instead of a hash map (about 40 B per occupied column, nearly
+  // one per point with cells this small).
+  const int cx0 = static_cast<int>(col_key.front() / nc);
+  const int cx1 = static_cast<int>(col_key.back() / nc);
   constexpr std::uint32_t kNone = ~std::uint32_t(0);
-  std::vector<std::uint32_t> columnAt(static_cast<std::size_t>(cx1 - cx0 + 1) * nc, kNone);
-  for (std::size_t c = 0; c < columnOrder.size(); ++c)
-    columnAt[columnOrder[c] - static_cast<std::uint64_t>(cx0) * nc] = static_cast<std::uint32_t>(c);
-  auto findColumn = [&](int cx, int cy) {
-    return cx < cx0 || cx > cx1 ? kNone : columnAt[static_cast<std::size_t>(cx - cx0) * nc + cy];
+  std::vector<std::uint32_t> col_at(static_cast<std::size_t>(cx1 - cx0 + 1) * nc, kNone);
+  for (std::size_t c = 0; c < col_key.size(); ++c)
+    col_at[col_key[c] - static_cast<std::uint64_t>(cx0) * nc] = static_cast<std::uint32_t>(c);
+
+  auto toDevice = [](const auto& v, const char* label) {
+    using T = typename std::decay_t<decltype(v)>::value_type;
+    Kokkos::View<T*> d(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label)),
+                       v.size());
+    Kokkos::deep_copy(
+        d, Kokkos::View<const T*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(v.data(), v.size()));
+    return d;
   };
+  const auto cellStart = toDevice(cell_start, "caustic::fof::cell_start");
+  const auto cellCz = toDevice(cell_cz, "caustic::fof::cell_cz");
+  const auto colKey = toDevice(col_key, "caustic::fof::column_key");
+  const auto colStart = toDevice(col_start, "caustic::fof::column_start");
+  const auto colAt = toDevice(col_at, "caustic::fof::column_at");
+  const int ncells = static_cast<int>(cell_cz.size()), ncols = static_cast<int>(col_key.size());
+  std::vector<std::uint32_t>().swap(cell_start);
+  std::vector<int>().swap(cell_cz);
+  std::vector<std::uint64_t>().swap(col_key);
+  std::vector<std::uint32_t>().swap(col_start);
+  std::vector<std::uint32_t>().swap(col_at);
+
+  // The points of a cell hang from its first point.
+  AtomicForest f{Kokkos::View<std::uint32_t*>(
+      Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::fof::parent"), ntot)};
+  Kokkos::parallel_for(
+      "caustic::fof::cells", Kokkos::RangePolicy<>(0, ncells), KOKKOS_LAMBDA(int c) {
+        for (std::uint32_t i = cellStart(c); i < cellStart(c + 1); ++i)
+          f.parent(i) = cellStart(c);
+      });
+  // Column by column (in parallel): the up to 25 neighbouring columns are looked up once; each
+  // pair of columns is visited from the lower key, each pair of cells once.
   const double ell2 = ell * ell, half = 0.5 * L;
-  auto wrapd = [L, half](double d) { return d > half ? d - L : (d < -half ? d + L : d); };
-  auto linkCells = [&](const Cell& A, const Cell& B) {
-    if (uf.find(A.start) == uf.find(B.start))
-      return;
-    for (std::uint32_t i = A.start; i < A.end; ++i) {
-      const double xi = sx[3 * i], yi = sx[3 * i + 1], zi = sx[3 * i + 2];
-      for (std::uint32_t j = B.start; j < B.end; ++j) {
-        const double dx = wrapd(xi - sx[3 * j]), dy = wrapd(yi - sx[3 * j + 1]),
-                     dz = wrapd(zi - sx[3 * j + 2]);
-        if (dx * dx + dy * dy + dz * dz < ell2) {
-          uf.unite(i, j);
-          return;
-        }
-      }
-    }
-  };
-  // Column by column: the 25 neighbouring columns are looked up once per column.
-  for (std::size_t ci = 0; ci < columnOrder.size(); ++ci) {
-    const std::uint64_t col = columnOrder[ci];
-    const int cx = static_cast<int>(col / nc), cy = static_cast<int>(col % nc);
-    const std::uint32_t c0 = columnStart[ci], c1 = columnStart[ci + 1];
-    std::uint64_t seen[25];
-    int nseen = 0;
-    for (int dx = -2; dx <= 2; ++dx)
-      for (int dy = -2; dy <= 2; ++dy) {
-        const int ncx = ((cx + dx) % nc + nc) % nc, ncy = ((cy + dy) % nc + nc) % nc;
-        const std::uint64_t ncol = static_cast<std::uint64_t>(ncx) * nc + ncy;
-        if (ncol < col || std::find(seen, seen + nseen, ncol) != seen + nseen)
-          continue; // each pair of columns once (and no repeats when nc < 5)
-        seen[nseen++] = ncol;
-        const std::uint32_t nci = findColumn(ncx, ncy);
-        if (nci == kNone)
-          continue;
-        const std::uint32_t n0 = columnStart[nci], n1 = columnStart[nci + 1];
-        for (std::uint32_t a = c0; a < c1; ++a) {
-          const Cell& A = cellv[a];
-          for (std::uint32_t b = n0; b < n1; ++b) {
-            const Cell& B = cellv[b];
-            int dz = B.cz - A.cz;
-            dz -= nc * static_cast<int>(std::lround(double(dz) / nc));
-            if (dz < -2 || dz > 2 || (ncol == col && b <= a))
-              continue; // out of reach, or the pair (or the cell itself) seen from the other side
-            linkCells(A, B);
+  Kokkos::parallel_for(
+      "caustic::fof::link", Kokkos::RangePolicy<>(0, ncols), KOKKOS_LAMBDA(int ci) {
+        const std::uint64_t col = colKey(ci);
+        const int cx = static_cast<int>(col / nc), cy = static_cast<int>(col % nc);
+        std::uint32_t n0[25], n1[25];
+        std::uint64_t seen[25];
+        int nn = 0;
+        for (int dx = -2; dx <= 2; ++dx) {
+          const int ncx = cx + dx < 0 ? cx + dx + nc : (cx + dx >= nc ? cx + dx - nc : cx + dx);
+          if (ncx < cx0 || ncx > cx1)
+            continue;
+          for (int dy = -2; dy <= 2; ++dy) {
+            const int ncy = cy + dy < 0 ? cy + dy + nc : (cy + dy >= nc ? cy + dy - nc : cy + dy);
+            const std::uint64_t ncol = static_cast<std::uint64_t>(ncx) * nc + ncy;
+            if (ncol < col)
+              continue;          // each pair of columns once
+            bool repeat = false; // the 25 neighbours repeat when nc < 5
+            for (int q = 0; q < nn && nc < 5; ++q)
+              repeat = repeat || seen[q] == ncol;
+            const std::uint32_t nci = colAt(static_cast<std::size_t>(ncx - cx0) * nc + ncy);
+            if (repeat || nci == kNone)
+              continue;
+            seen[nn] = ncol;
+            n0[nn] = colStart(nci);
+            n1[nn] = colStart(nci + 1);
+            ++nn;
           }
         }
-      }
-  }
+        auto wrapd = [L, half](double d) { return d > half ? d - L : (d < -half ? d + L : d); };
+        for (std::uint32_t a = colStart(ci); a < colStart(ci + 1); ++a) {
+          const int cza = cellCz(a);
+          const std::uint32_t a0 = cellStart(a), a1 = cellStart(a + 1);
+          std::uint32_t ra = f.find(a0);
+          for (int q = 0; q < nn; ++q) {
+            const bool same = seen[q] == col;
+            for (std::uint32_t b = same ? a + 1 : n0[q]; b < n1[q]; ++b) {
+              int dz = cellCz(b) - cza; // periodic: the nearest image
+              if (2 * dz > nc)
+                dz -= nc;
+              else if (2 * dz < -nc)
+                dz += nc;
+              if (dz < -2 || dz > 2)
+                continue;
+              const std::uint32_t b0 = cellStart(b), b1 = cellStart(b + 1);
+              if (f.find(b0) == ra)
+                continue; // already one group
+              bool linked = false;
+              for (std::uint32_t i = a0; i < a1 && !linked; ++i)
+                for (std::uint32_t j = b0; j < b1; ++j) {
+                  const double ddx = wrapd(sx(i, 0) - sx(j, 0)), ddy = wrapd(sx(i, 1) - sx(j, 1)),
+                               ddz = wrapd(sx(i, 2) - sx(j, 2));
+                  if (ddx * ddx + ddy * ddy + ddz * ddz < ell2) {
+                    linked = true;
+                    break;
+                  }
+                }
+              if (linked)
+                ra = f.unite(ra, b0);
+            }
+          }
+        }
+      });
+  // Every point's root, and the components' sizes.
+  Kokkos::View<std::uint32_t*> root("caustic::fof::root", ntot), size("caustic::fof::size", ntot);
+  Kokkos::parallel_for(
+      "caustic::fof::roots", Kokkos::RangePolicy<>(0, ntot), KOKKOS_LAMBDA(std::size_t i) {
+        const std::uint32_t r = f.find(static_cast<std::uint32_t>(i));
+        root(i) = r;
+        Kokkos::atomic_increment(&size(r));
+      });
+  Kokkos::deep_copy(Kokkos::View<std::uint32_t*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(
+                        root_out.data(), ntot),
+                    root);
+  Kokkos::deep_copy(Kokkos::View<std::uint32_t*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(
+                        size_out.data(), ntot),
+                    size);
 }
 
 // Labels agreed across ranks: ghost holders tell owners their label, owners answer with theirs,
@@ -268,26 +381,31 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
   // the peak is that of the linking (sorted positions, order, union-find, cells and columns:
   // about 60 B per point) rather than the sum of every array (about 110 B per point before).
   std::vector<std::uint32_t> order(ntot);
-  std::vector<double> sx(3 * ntot); // sorted positions: contiguous per cell
   std::vector<std::uint64_t> sorted_keys(ntot);
   {
     std::vector<std::uint64_t> keys(ntot);
-    for (std::size_t i = 0; i < ntot; ++i)
-      keys[i] = (static_cast<std::uint64_t>(cellCoord(pos(i, 0))) * nc + cellCoord(pos(i, 1))) *
-                    nc +
-                cellCoord(pos(i, 2));
-    std::iota(order.begin(), order.end(), 0u);
-    std::sort(order.begin(), order.end(),
-              [&](std::uint32_t a, std::uint32_t b) { return keys[a] < keys[b]; });
-    for (std::size_t s = 0; s < ntot; ++s) {
-      for (int c = 0; c < 3; ++c)
-        sx[3 * s + c] = pos(order[s], c);
-      sorted_keys[s] = keys[order[s]];
+    std::uint64_t kmax = 0;
+    for (std::size_t i = 0; i < ntot; ++i) {
+      keys[i] =
+          (static_cast<std::uint64_t>(cellCoord(pos(i, 0))) * nc + cellCoord(pos(i, 1))) * nc +
+          cellCoord(pos(i, 2));
+      kmax = std::max(kmax, keys[i]);
     }
+    sortByKey(keys, kmax, sorted_keys, order);
   }
-  UnionFind uf(ntot);
-  linkSortedPoints(sx, std::move(sorted_keys), nc, L, ell, uf);
-  std::vector<double>().swap(sx);
+  // Sorted positions: contiguous per cell.
+  Kokkos::View<double* [3]> sx(
+      Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::fof::sorted_positions"), ntot);
+  {
+    auto h = Kokkos::create_mirror_view(sx);
+    for (std::size_t s = 0; s < ntot; ++s)
+      for (int c = 0; c < 3; ++c)
+        h(s, c) = pos(order[s], c);
+    Kokkos::deep_copy(sx, h);
+  }
+  std::vector<std::uint32_t> sroot, ssize; // per sorted point: root (sorted index), size
+  linkSortedPoints(sx, std::move(sorted_keys), nc, L, ell, sroot, ssize);
+  sx = Kokkos::View<double* [3]>();
 
   // Back to point order: the root of point p is the root of its sorted index.
   std::vector<std::uint32_t> sortedOf(ntot);
@@ -296,7 +414,7 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
   std::vector<std::uint32_t>().swap(order);
   // Local component labels: the smallest member ID (ghosts included).
   std::vector<std::uint64_t> lab(ntot, ~std::uint64_t(0));
-  auto root = [&](std::size_t i) { return uf.find(sortedOf[i]); };
+  auto root = [&](std::size_t i) { return sroot[sortedOf[i]]; };
   for (std::size_t i = 0; i < ntot; ++i) {
     const auto r = root(i);
     lab[r] = std::min(lab[r], idOf(i));
@@ -315,7 +433,7 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
     keep->assign(nloc, 0);
     for (std::size_t i = 0; i < nloc; ++i) {
       const auto r = root(i);
-      (*keep)[i] = boundary[r] || uf.size[r] >= min_size;
+      (*keep)[i] = boundary[r] || ssize[r] >= min_size;
     }
   }
   return out;
