@@ -175,20 +175,25 @@ void linkSortedPoints(const Kokkos::View<double* [3]>& sx, std::vector<std::uint
     return;
   // Cells (runs of equal keys) and columns (runs of equal (cx, cy)), on the host: one pass.
   std::vector<std::uint32_t> cell_start, col_start;
-  std::vector<int> cell_cz;
-  std::vector<std::uint64_t> col_key; // ascending
+  std::vector<int> cell_cz, col_cx, col_cy;
+  std::vector<std::uint64_t> col_key;   // ascending
+  std::uint64_t col_lo = 0, col_hi = 0; // the current column's keys: [col_lo, col_hi)
   for (std::size_t s = 0; s < ntot;) {
     std::size_t e = s;
     const std::uint64_t k = keys[s];
     while (e < ntot && keys[e] == k)
       ++e;
-    const std::uint64_t col = k / nc;
-    if (col_key.empty() || col_key.back() != col) {
+    if (col_key.empty() || k >= col_hi) { // a new column (one division per column)
+      const std::uint64_t col = k / nc;
+      col_lo = col * nc;
+      col_hi = col_lo + nc;
       col_key.push_back(col);
+      col_cx.push_back(static_cast<int>(col / nc));
+      col_cy.push_back(static_cast<int>(col - static_cast<std::uint64_t>(col_cx.back()) * nc));
       col_start.push_back(static_cast<std::uint32_t>(cell_start.size()));
     }
     cell_start.push_back(static_cast<std::uint32_t>(s));
-    cell_cz.push_back(static_cast<int>(k % nc));
+    cell_cz.push_back(static_cast<int>(k - col_lo));
     s = e;
   }
   cell_start.push_back(static_cast<std::uint32_t>(ntot));
@@ -216,12 +221,16 @@ void linkSortedPoints(const Kokkos::View<double* [3]>& sx, std::vector<std::uint
   const auto cellCz = toDevice(cell_cz, "caustic::fof::cell_cz");
   const auto colKey = toDevice(col_key, "caustic::fof::column_key");
   const auto colStart = toDevice(col_start, "caustic::fof::column_start");
+  const auto colCx = toDevice(col_cx, "caustic::fof::column_cx");
+  const auto colCy = toDevice(col_cy, "caustic::fof::column_cy");
   const auto colAt = toDevice(col_at, "caustic::fof::column_at");
   const int ncells = static_cast<int>(cell_cz.size()), ncols = static_cast<int>(col_key.size());
   std::vector<std::uint32_t>().swap(cell_start);
   std::vector<int>().swap(cell_cz);
   std::vector<std::uint64_t>().swap(col_key);
   std::vector<std::uint32_t>().swap(col_start);
+  std::vector<int>().swap(col_cx);
+  std::vector<int>().swap(col_cy);
   std::vector<std::uint32_t>().swap(col_at);
 
   // The points of a cell hang from its first point.
@@ -238,7 +247,7 @@ void linkSortedPoints(const Kokkos::View<double* [3]>& sx, std::vector<std::uint
   Kokkos::parallel_for(
       "caustic::fof::link", Kokkos::RangePolicy<>(0, ncols), KOKKOS_LAMBDA(int ci) {
         const std::uint64_t col = colKey(ci);
-        const int cx = static_cast<int>(col / nc), cy = static_cast<int>(col % nc);
+        const int cx = colCx(ci), cy = colCy(ci);
         std::uint32_t n0[25], n1[25];
         std::uint64_t seen[25];
         int nn = 0;
@@ -270,30 +279,31 @@ void linkSortedPoints(const Kokkos::View<double* [3]>& sx, std::vector<std::uint
           std::uint32_t ra = f.find(a0);
           for (int q = 0; q < nn; ++q) {
             const bool same = seen[q] == col;
-            for (std::uint32_t b = same ? a + 1 : n0[q]; b < n1[q]; ++b) {
+            const std::uint32_t lo = same ? a + 1 : n0[q], hi = n1[q];
+            // Cell b of the column: linked to a when within reach and not yet one group.
+            auto visit = [&](std::uint32_t b) {
               int dz = cellCz(b) - cza; // periodic: the nearest image
               if (2 * dz > nc)
                 dz -= nc;
               else if (2 * dz < -nc)
                 dz += nc;
               if (dz < -2 || dz > 2)
-                continue;
+                return;
               const std::uint32_t b0 = cellStart(b), b1 = cellStart(b + 1);
               if (f.find(b0) == ra)
-                continue; // already one group
-              bool linked = false;
-              for (std::uint32_t i = a0; i < a1 && !linked; ++i)
+                return; // already one group
+              for (std::uint32_t i = a0; i < a1; ++i)
                 for (std::uint32_t j = b0; j < b1; ++j) {
                   const double ddx = wrapd(sx(i, 0) - sx(j, 0)), ddy = wrapd(sx(i, 1) - sx(j, 1)),
                                ddz = wrapd(sx(i, 2) - sx(j, 2));
                   if (ddx * ddx + ddy * ddy + ddz * ddz < ell2) {
-                    linked = true;
-                    break;
+                    ra = f.unite(ra, b0);
+                    return;
                   }
                 }
-              if (linked)
-                ra = f.unite(ra, b0);
-            }
+            };
+            for (std::uint32_t b = lo; b < hi; ++b)
+              visit(b);
           }
         }
       });
