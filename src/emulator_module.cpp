@@ -1,6 +1,7 @@
 // The emulator runtime module (libcaustic_emulator_runtime.so): the LibTorch side of `caustic`,
 // loaded on demand by src/emulator_runtime.cpp. Its undefined symbols (the engine, the commands'
 // shared code) resolve against the caustic binary that loads it.
+#include "emulator_build_id.hpp"
 #include "emulator_runtime.hpp"
 
 #include "commands.hpp"

@@ -1,4 +1,5 @@
 // Loads the emulator runtime module on demand (see emulator_runtime.hpp).
+#include "emulator_build_id.hpp"
 #include "emulator_runtime.hpp"
 
 #include "commands.hpp"

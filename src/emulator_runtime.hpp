@@ -17,8 +17,6 @@
 #include "pm/force/force_correction.hpp"
 #include "pm/stepping/observer.hpp"
 
-#include "git_commit.hpp"
-
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -51,16 +49,6 @@ public:
   // `caustic train` (both kinds: U-Net emulators and force corrections). Returns the exit code.
   virtual int train(RunContext& ctx, const TrainCommandOptions& opt) const = 0;
 };
-
-// What the binary and the module must share: version, git commit and the layout of what crosses
-// the boundary. `static`: each side computes it from its own compilation (an external function
-// would resolve to the binary's copy in both). Needs CAUSTIC_VERSION and git_commit.hpp.
-static inline std::string emulatorBuildIdOfThisObject(std::size_t train_options_size) {
-  return std::string(CAUSTIC_VERSION) + " " + CAUSTIC_GIT_COMMIT + " interface " +
-         std::to_string(kEmulatorRuntimeInterface) + " layout " + std::to_string(sizeof(Params)) +
-         "/" + std::to_string(sizeof(EmulatorHookParams)) + "/" +
-         std::to_string(sizeof(ForceCorrectionRecord)) + "/" + std::to_string(train_options_size);
-}
 
 // The runtime, loaded on first use. `what` names the setting that needs it (for the error).
 // Throws ParamError when this caustic was built without LibTorch or the module cannot be loaded
