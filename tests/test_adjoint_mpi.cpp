@@ -304,6 +304,19 @@ TEST(Adjoint, GradientReadoutAgainstFiniteDifferences) {
     Kokkos::deep_copy(adj.id, parts.id);
     painter.readoutGradientJacobianT(phi, parts.x, parts.size(), z, adj.x, 1.0);
     expectClose(centred(Lx, 1e-6), directional(adj, 23, 0), "gradient readout d/dx");
+    // The fused readout and Jacobian equal the two calls bit for bit (force and x-bar).
+    Kokkos::View<double* [3]> fused_f("fused_f", parts.capacity());
+    Particles fused(parts.size(), parts.capacity());
+    Kokkos::deep_copy(fused.x, 0.5); // x-bar accumulates onto what is there
+    Kokkos::deep_copy(adj.x, 0.5);
+    painter.readoutGradient(phi, parts.x, parts.size(), out, 1.0, false);
+    painter.readoutGradientJacobianT(phi, parts.x, parts.size(), z, adj.x, 0.75);
+    painter.readoutGradientWithJacobianT(phi, parts.x, parts.size(), fused_f, z, fused.x, 0.75);
+    int differ = 0;
+    for (std::size_t i = 0; i < parts.size(); ++i)
+      for (int c = 0; c < 3; ++c)
+        differ += (fused_f(i, c) != out(i, c)) + (fused.x(i, c) != adj.x(i, c));
+    EXPECT_EQ(differ, 0) << "fused gradient readout and Jacobian";
   }
 }
 

@@ -450,36 +450,54 @@ void Painter<T>::readoutGradientAdjoint(Field<T>& phibar, const Kokkos::View<dou
   auto sg = Kokkos::Experimental::create_scatter_view(gflat);
   // readoutGradient: F_c = -sum W [c1 (phi(+e_c) - phi(-e_c)) - c2 (phi(+2e_c) - phi(-2e_c))].
   const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
+  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1));
+  const std::size_t fstride = 2 * (n / 2 + 1);
   Kokkos::parallel_for(
       "caustic::Painter::readoutGradientAdjoint", Kokkos::RangePolicy<>(0, count),
       KOKKOS_LAMBDA(const std::size_t p) {
         auto af = sf.access();
         auto ag = sg.access();
         const WindowDerivs s = windowDerivs(win, X, p, inv_cell, n);
-        const WideSpan<T> ws(s.i0, order, n, x0, nx);
         const double z[3] = {scale * Z(p, 0), scale * Z(p, 1), scale * Z(p, 2)};
-        auto add = [&](int jx, int jy, int jz, double v) {
-          const std::size_t o = ws.offset(jx, jy, jz);
-          if (ws.in[jx])
-            af(o) += T(v);
-          else
-            ag(o) += T(v);
-        };
-        for (int a = 0; a < order; ++a)
-          for (int bb = 0; bb < order; ++bb)
-            for (int c = 0; c < order; ++c) {
-              const double wt = s.w[0][a] * s.w[1][bb] * s.w[2][c];
-              const int j[3] = {a + 2, bb + 2, c + 2};
-              for (int e = 0; e < 3; ++e) {
-                const double v1 = wt * z[e] * c1, v2 = wt * z[e] * c2;
-                for (int sgn = -1; sgn <= 1; sgn += 2)
-                  for (int step = 1; step <= 2; ++step) {
-                    int jj[3] = {j[0], j[1], j[2]};
-                    jj[e] += sgn * step;
-                    add(jj[0], jj[1], jj[2], step == 1 ? -sgn * v1 : sgn * v2);
-                  }
+        // The same additions in the same order whatever the addressing below.
+        auto scatter = [&](auto add) {
+          for (int a = 0; a < order; ++a)
+            for (int bb = 0; bb < order; ++bb)
+              for (int c = 0; c < order; ++c) {
+                const double wt = s.w[0][a] * s.w[1][bb] * s.w[2][c];
+                const int j[3] = {a + 2, bb + 2, c + 2};
+                for (int e = 0; e < 3; ++e) {
+                  const double v1 = wt * z[e] * c1, v2 = wt * z[e] * c2;
+                  for (int sgn = -1; sgn <= 1; sgn += 2)
+                    for (int step = 1; step <= 2; ++step) {
+                      int jj[3] = {j[0], j[1], j[2]};
+                      jj[e] += sgn * step;
+                      add(jj[0], jj[1], jj[2], step == 1 ? -sgn * v1 : sgn * v2);
+                    }
+                }
               }
-            }
+        };
+        const int b0 = s.i0[0] - x0 + kGhostGradient - 2, y0 = s.i0[1] - 2, z0 = s.i0[2] - 2;
+        const int span = order + 4;
+        if (b0 >= kGhostGradient && b0 + span <= kGhostGradient + nx && y0 >= 0 && y0 + span <= n &&
+            z0 >= 0 && z0 + span <= n) {
+          // The usual case (as in readoutGradient): the stencil lies in this rank's planes and
+          // wraps in neither y nor z: every value at a constant offset from one index.
+          const std::size_t o0 =
+              std::size_t(b0 - kGhostGradient) * fplane + std::size_t(y0) * fstride + z0;
+          scatter([&](int jx, int jy, int jz, double v) {
+            af(o0 + jx * fplane + jy * fstride + jz) += T(v);
+          });
+        } else {
+          const WideSpan<T> ws(s.i0, order, n, x0, nx);
+          scatter([&](int jx, int jy, int jz, double v) {
+            const std::size_t o = ws.offset(jx, jy, jz);
+            if (ws.in[jx])
+              af(o) += T(v);
+            else
+              ag(o) += T(v);
+          });
+        }
       });
   Kokkos::Experimental::contribute(field, sf);
   Kokkos::Experimental::contribute(gflat, sg);
@@ -501,39 +519,141 @@ void Painter<T>::readoutGradientJacobianT(const Field<T>& phi, const Kokkos::Vie
   const T* fbase = phi.real().data();
   const T* gbase = ghosts.data();
   const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
+  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1));
+  const std::size_t fstride = 2 * (n / 2 + 1);
   Kokkos::parallel_for(
       "caustic::Painter::readoutGradientJacobianT", Kokkos::RangePolicy<>(0, count),
       KOKKOS_LAMBDA(const std::size_t p) {
         const WindowDerivs s = windowDerivs(win, X, p, inv_cell, n);
-        const WideSpan<T> ws(s.i0, order, n, x0, nx);
-        auto at = [&](int jx, int jy, int jz) -> double {
-          const std::size_t o = ws.offset(jx, jy, jz);
-          return double(ws.in[jx] ? fbase[o] : gbase[o]);
-        };
         double jac[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}}; // d(grad_c phi)/dx_d
-        for (int a = 0; a < order; ++a)
-          for (int bb = 0; bb < order; ++bb)
-            for (int c = 0; c < order; ++c) {
-              const int j[3] = {a + 2, bb + 2, c + 2};
-              double g[3];
-              for (int e = 0; e < 3; ++e) {
-                int p1[3] = {j[0], j[1], j[2]}, m1[3] = {j[0], j[1], j[2]};
-                int p2[3] = {j[0], j[1], j[2]}, m2[3] = {j[0], j[1], j[2]};
-                p1[e] += 1;
-                m1[e] -= 1;
-                p2[e] += 2;
-                m2[e] -= 2;
-                g[e] = c1 * (at(p1[0], p1[1], p1[2]) - at(m1[0], m1[1], m1[2])) -
-                       c2 * (at(p2[0], p2[1], p2[2]) - at(m2[0], m2[1], m2[2]));
+        // The same arithmetic in the same order whatever the addressing below.
+        auto accumulate = [&](auto at) {
+          for (int a = 0; a < order; ++a)
+            for (int bb = 0; bb < order; ++bb)
+              for (int c = 0; c < order; ++c) {
+                const int j[3] = {a + 2, bb + 2, c + 2};
+                double g[3];
+                for (int e = 0; e < 3; ++e) {
+                  int p1[3] = {j[0], j[1], j[2]}, m1[3] = {j[0], j[1], j[2]};
+                  int p2[3] = {j[0], j[1], j[2]}, m2[3] = {j[0], j[1], j[2]};
+                  p1[e] += 1;
+                  m1[e] -= 1;
+                  p2[e] += 2;
+                  m2[e] -= 2;
+                  g[e] = c1 * (at(p1[0], p1[1], p1[2]) - at(m1[0], m1[1], m1[2])) -
+                         c2 * (at(p2[0], p2[1], p2[2]) - at(m2[0], m2[1], m2[2]));
+                }
+                const double dW[3] = {s.dw[0][a] * s.w[1][bb] * s.w[2][c],
+                                      s.w[0][a] * s.dw[1][bb] * s.w[2][c],
+                                      s.w[0][a] * s.w[1][bb] * s.dw[2][c]};
+                for (int e = 0; e < 3; ++e)
+                  for (int d = 0; d < 3; ++d)
+                    jac[e][d] += g[e] * dW[d];
               }
-              const double dW[3] = {s.dw[0][a] * s.w[1][bb] * s.w[2][c],
-                                    s.w[0][a] * s.dw[1][bb] * s.w[2][c],
-                                    s.w[0][a] * s.w[1][bb] * s.dw[2][c]};
-              for (int e = 0; e < 3; ++e)
-                for (int d = 0; d < 3; ++d)
-                  jac[e][d] += g[e] * dW[d];
-            }
+        };
+        const int b0 = s.i0[0] - x0 + kGhostGradient - 2, y0 = s.i0[1] - 2, z0 = s.i0[2] - 2;
+        const int span = order + 4;
+        if (b0 >= kGhostGradient && b0 + span <= kGhostGradient + nx && y0 >= 0 && y0 + span <= n &&
+            z0 >= 0 && z0 + span <= n) {
+          // The usual case: every value at a constant offset from one pointer.
+          const T* base =
+              fbase + std::size_t(b0 - kGhostGradient) * fplane + std::size_t(y0) * fstride + z0;
+          accumulate([&](int jx, int jy, int jz) -> double {
+            return double(base[jx * fplane + jy * fstride + jz]);
+          });
+        } else {
+          const WideSpan<T> ws(s.i0, order, n, x0, nx);
+          accumulate([&](int jx, int jy, int jz) -> double {
+            const std::size_t o = ws.offset(jx, jy, jz);
+            return double(ws.in[jx] ? fbase[o] : gbase[o]);
+          });
+        }
         // F = -grad phi: xbar_d += scale sum_c z_c (-jac[c][d]) / cell.
+        for (int d = 0; d < 3; ++d) {
+          double v = 0.0;
+          for (int c = 0; c < 3; ++c)
+            v += Z(p, c) * jac[c][d];
+          xbar(p, d) -= scale * inv_cell * v;
+        }
+      });
+  Kokkos::fence();
+}
+
+template <class T>
+void Painter<T>::readoutGradientWithJacobianT(const Field<T>& phi,
+                                              const Kokkos::View<double* [3]>& X, std::size_t count,
+                                              const Kokkos::View<double* [3]>& F,
+                                              const Kokkos::View<double* [3]>& Z,
+                                              const Kokkos::View<double* [3]>& xbar,
+                                              double scale) const {
+  ScopedRegion region("caustic::Painter::readoutGradientWithJacobianT");
+  auto ghosts = wideBuffer();
+  _wide.gather(phi, ghosts);
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
+  const double inv_cell = 1.0 / _decomp->cell();
+  const int order = windowOrder(_win);
+  const Window win = _win;
+  const T* fbase = phi.real().data();
+  const T* gbase = ghosts.data();
+  const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
+  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1));
+  const std::size_t fstride = 2 * (n / 2 + 1);
+  Kokkos::parallel_for(
+      "caustic::Painter::readoutGradientWithJacobianT", Kokkos::RangePolicy<>(0, count),
+      KOKKOS_LAMBDA(const std::size_t p) {
+        const WindowDerivs s = windowDerivs(win, X, p, inv_cell, n);
+        // The force with readoutGradient's arithmetic (sums of differences in T, each order
+        // apart), the Jacobian with readoutGradientJacobianT's (in double), from one read of
+        // every stencil value, in the loop order of both.
+        T d1[3] = {0, 0, 0}, d2[3] = {0, 0, 0};
+        double jac[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
+        auto accumulate = [&](auto at) {
+          for (int a = 0; a < order; ++a)
+            for (int bb = 0; bb < order; ++bb) {
+              const T wab = T(s.w[0][a] * s.w[1][bb]);
+              for (int c = 0; c < order; ++c) {
+                const T wt = wab * T(s.w[2][c]);
+                const int j[3] = {a + 2, bb + 2, c + 2};
+                double g[3];
+                for (int e = 0; e < 3; ++e) {
+                  int p1[3] = {j[0], j[1], j[2]}, m1[3] = {j[0], j[1], j[2]};
+                  int p2[3] = {j[0], j[1], j[2]}, m2[3] = {j[0], j[1], j[2]};
+                  p1[e] += 1;
+                  m1[e] -= 1;
+                  p2[e] += 2;
+                  m2[e] -= 2;
+                  const T vp1 = at(p1[0], p1[1], p1[2]), vm1 = at(m1[0], m1[1], m1[2]);
+                  const T vp2 = at(p2[0], p2[1], p2[2]), vm2 = at(m2[0], m2[1], m2[2]);
+                  d1[e] += wt * (vp1 - vm1);
+                  d2[e] += wt * (vp2 - vm2);
+                  g[e] = c1 * (double(vp1) - double(vm1)) - c2 * (double(vp2) - double(vm2));
+                }
+                const double dW[3] = {s.dw[0][a] * s.w[1][bb] * s.w[2][c],
+                                      s.w[0][a] * s.dw[1][bb] * s.w[2][c],
+                                      s.w[0][a] * s.w[1][bb] * s.dw[2][c]};
+                for (int e = 0; e < 3; ++e)
+                  for (int d = 0; d < 3; ++d)
+                    jac[e][d] += g[e] * dW[d];
+              }
+            }
+        };
+        const int b0 = s.i0[0] - x0 + kGhostGradient - 2, y0 = s.i0[1] - 2, z0 = s.i0[2] - 2;
+        const int span = order + 4;
+        if (b0 >= kGhostGradient && b0 + span <= kGhostGradient + nx && y0 >= 0 && y0 + span <= n &&
+            z0 >= 0 && z0 + span <= n) {
+          const T* base =
+              fbase + std::size_t(b0 - kGhostGradient) * fplane + std::size_t(y0) * fstride + z0;
+          accumulate(
+              [&](int jx, int jy, int jz) -> T { return base[jx * fplane + jy * fstride + jz]; });
+        } else {
+          const WideSpan<T> ws(s.i0, order, n, x0, nx);
+          accumulate([&](int jx, int jy, int jz) -> T {
+            const std::size_t o = ws.offset(jx, jy, jz);
+            return ws.in[jx] ? fbase[o] : gbase[o];
+          });
+        }
+        for (int c = 0; c < 3; ++c)
+          F(p, c) = -1.0 * (c1 * double(d1[c]) - c2 * double(d2[c]));
         for (int d = 0; d < 3; ++d) {
           double v = 0.0;
           for (int c = 0; c < 3; ++c)

@@ -130,8 +130,7 @@ void Trajectory::forceVJP(const Particles& parts, const Kokkos::View<double* [3]
     _potential_correction->vjpPotential(B, a);
   fft.backward(A, false);
   fft.backward(B, false);
-  painter.readoutGradient(A, parts.x, np, f, 1.0, false);
-  painter.readoutGradientJacobianT(A, parts.x, np, z, xbar, scale);
+  painter.readoutGradientWithJacobianT(A, parts.x, np, f, z, xbar, scale);
   painter.readoutWindowGradient(B, parts.x, np, xbar, mass);
   // The PM force is proportional to Omega_m (the Poisson prefactor); the particle correction
   // is added after.
