@@ -391,6 +391,59 @@ template <class T> struct WideSpan {
 };
 } // namespace
 
+namespace {
+// The kernel of readoutWindowGradient with the window order a compile-time constant; a window
+// inside this rank's planes that wraps in neither y nor z is read at constant offsets from one
+// pointer (the same values, summed in the same order, as the general addressing).
+template <int ORDER, class T>
+void windowGradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count,
+                          const Kokkos::View<double* [3]>& xbar, double scale,
+                          const Kokkos::View<double* [3]>& weights, int comp, bool weighted,
+                          const Kokkos::View<T*>& field, const Kokkos::View<T***>& ghosts,
+                          Window win, int n, int x0, int nx, double inv_cell) {
+  constexpr int order = ORDER;
+  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1));
+  const std::size_t fstride = 2 * (n / 2 + 1);
+  const T* fbase = field.data();
+  Kokkos::parallel_for(
+      "caustic::Painter::readoutWindowGradient", Kokkos::RangePolicy<>(0, count),
+      KOKKOS_LAMBDA(const std::size_t p) {
+        const WindowDerivs s = windowDerivs(win, X, p, inv_cell, n);
+        double g[3] = {0.0, 0.0, 0.0};
+        auto accumulate = [&](auto at) {
+          for (int a = 0; a < order; ++a)
+            for (int bb = 0; bb < order; ++bb)
+              for (int c = 0; c < order; ++c) {
+                const double fv = at(a, bb, c);
+                g[0] += s.dw[0][a] * s.w[1][bb] * s.w[2][c] * fv;
+                g[1] += s.w[0][a] * s.dw[1][bb] * s.w[2][c] * fv;
+                g[2] += s.w[0][a] * s.w[1][bb] * s.dw[2][c] * fv;
+              }
+        };
+        const int lx = s.i0[0] - x0;
+        if (lx >= 0 && lx + order <= nx && s.i0[1] >= 0 && s.i0[1] + order <= n && s.i0[2] >= 0 &&
+            s.i0[2] + order <= n) {
+          const T* base =
+              fbase + std::size_t(lx) * fplane + std::size_t(s.i0[1]) * fstride + s.i0[2];
+          accumulate([&](int a, int bb, int c) -> double {
+            return double(base[a * fplane + bb * fstride + c]);
+          });
+        } else {
+          accumulate([&](int a, int bb, int c) -> double {
+            const int b = s.i0[0] - x0 + kGhost + a;
+            const int y = wrap(s.i0[1] + bb, n), z = wrap(s.i0[2] + c, n);
+            return interior(b, nx) ? double(field(Field<T>::realIndex(b - kGhost, y, z, n)))
+                                   : double(ghosts(ghostIndex(b, nx), y, z));
+          });
+        }
+        const double k = scale * inv_cell * (weighted ? weights(p, comp) : 1.0);
+        for (int d = 0; d < 3; ++d)
+          xbar(p, d) += k * g[d];
+      });
+  Kokkos::fence();
+}
+} // namespace
+
 template <class T>
 void Painter<T>::readoutWindowGradient(const Field<T>& f, const Kokkos::View<double* [3]>& X,
                                        std::size_t count, const Kokkos::View<double* [3]>& xbar,
@@ -405,53 +458,24 @@ void Painter<T>::readoutWindowGradient(const Field<T>& f, const Kokkos::View<dou
   const Window win = _win;
   const bool weighted = weights.extent(0) > 0;
   auto field = f.real();
-  Kokkos::parallel_for(
-      "caustic::Painter::readoutWindowGradient", Kokkos::RangePolicy<>(0, count),
-      KOKKOS_LAMBDA(const std::size_t p) {
-        const WindowDerivs s = windowDerivs(win, X, p, inv_cell, n);
-        double g[3] = {0.0, 0.0, 0.0};
-        for (int a = 0; a < order; ++a) {
-          const int b = s.i0[0] - x0 + kGhost + a;
-          const bool in = interior(b, nx);
-          for (int bb = 0; bb < order; ++bb) {
-            const int y = wrap(s.i0[1] + bb, n);
-            for (int c = 0; c < order; ++c) {
-              const int z = wrap(s.i0[2] + c, n);
-              const double fv = in ? double(field(Field<T>::realIndex(b - kGhost, y, z, n)))
-                                   : double(ghosts(ghostIndex(b, nx), y, z));
-              g[0] += s.dw[0][a] * s.w[1][bb] * s.w[2][c] * fv;
-              g[1] += s.w[0][a] * s.dw[1][bb] * s.w[2][c] * fv;
-              g[2] += s.w[0][a] * s.w[1][bb] * s.dw[2][c] * fv;
-            }
-          }
-        }
-        const double k = scale * inv_cell * (weighted ? weights(p, comp) : 1.0);
-        for (int d = 0; d < 3; ++d)
-          xbar(p, d) += k * g[d];
-      });
+  if (order == 2)
+    windowGradientKernel<2, T>(X, count, xbar, scale, weights, comp, weighted, field, ghosts, win,
+                               n, x0, nx, inv_cell);
+  else
+    windowGradientKernel<3, T>(X, count, xbar, scale, weights, comp, weighted, field, ghosts, win,
+                               n, x0, nx, inv_cell);
   Kokkos::fence();
 }
 
-template <class T>
-void Painter<T>::readoutGradientAdjoint(Field<T>& phibar, const Kokkos::View<double* [3]>& X,
-                                        std::size_t count, const Kokkos::View<double* [3]>& Z,
-                                        double scale) const {
-  ScopedRegion region("caustic::Painter::readoutGradientAdjoint");
-  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
-  const double inv_cell = 1.0 / _decomp->cell();
-  const int order = windowOrder(_win);
-  const Window win = _win;
-  auto ghosts = wideBuffer();
-  phibar.setZero();
-  Kokkos::deep_copy(ghosts, T(0));
-  auto field = phibar.real();
-  Kokkos::View<T*, Kokkos::MemoryUnmanaged> gflat(ghosts.data(), ghosts.size());
-  auto sf = Kokkos::Experimental::create_scatter_view(field);
-  auto sg = Kokkos::Experimental::create_scatter_view(gflat);
-  // readoutGradient: F_c = -sum W [c1 (phi(+e_c) - phi(-e_c)) - c2 (phi(+2e_c) - phi(-2e_c))].
-  const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
-  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1));
-  const std::size_t fstride = 2 * (n / 2 + 1);
+namespace {
+// The kernel of readoutGradientAdjoint with the window order a compile-time constant (the loops
+// unroll and every offset of the usual case is a constant, as in gradientKernel).
+template <int ORDER, class T, class SF, class SG>
+void gradientAdjointKernel(const Kokkos::View<double* [3]>& X, std::size_t count,
+                           const Kokkos::View<double* [3]>& Z, double scale, const SF& sf,
+                           const SG& sg, Window win, int n, int x0, int nx, double inv_cell,
+                           double c1, double c2, std::size_t fplane, std::size_t fstride) {
+  constexpr int order = ORDER;
   Kokkos::parallel_for(
       "caustic::Painter::readoutGradientAdjoint", Kokkos::RangePolicy<>(0, count),
       KOKKOS_LAMBDA(const std::size_t p) {
@@ -499,6 +523,35 @@ void Painter<T>::readoutGradientAdjoint(Field<T>& phibar, const Kokkos::View<dou
           });
         }
       });
+}
+} // namespace
+
+template <class T>
+void Painter<T>::readoutGradientAdjoint(Field<T>& phibar, const Kokkos::View<double* [3]>& X,
+                                        std::size_t count, const Kokkos::View<double* [3]>& Z,
+                                        double scale) const {
+  ScopedRegion region("caustic::Painter::readoutGradientAdjoint");
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
+  const double inv_cell = 1.0 / _decomp->cell();
+  const int order = windowOrder(_win);
+  const Window win = _win;
+  auto ghosts = wideBuffer();
+  phibar.setZero();
+  Kokkos::deep_copy(ghosts, T(0));
+  auto field = phibar.real();
+  Kokkos::View<T*, Kokkos::MemoryUnmanaged> gflat(ghosts.data(), ghosts.size());
+  auto sf = Kokkos::Experimental::create_scatter_view(field);
+  auto sg = Kokkos::Experimental::create_scatter_view(gflat);
+  // readoutGradient: F_c = -sum W [c1 (phi(+e_c) - phi(-e_c)) - c2 (phi(+2e_c) - phi(-2e_c))].
+  const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
+  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1));
+  const std::size_t fstride = 2 * (n / 2 + 1);
+  if (order == 2)
+    gradientAdjointKernel<2, T>(X, count, Z, scale, sf, sg, win, n, x0, nx, inv_cell, c1, c2,
+                                fplane, fstride);
+  else
+    gradientAdjointKernel<3, T>(X, count, Z, scale, sf, sg, win, n, x0, nx, inv_cell, c1, c2,
+                                fplane, fstride);
   Kokkos::Experimental::contribute(field, sf);
   Kokkos::Experimental::contribute(gflat, sg);
   _wide.scatterAdd(ghosts, phibar);
@@ -579,25 +632,16 @@ void Painter<T>::readoutGradientJacobianT(const Field<T>& phi, const Kokkos::Vie
   Kokkos::fence();
 }
 
-template <class T>
-void Painter<T>::readoutGradientWithJacobianT(const Field<T>& phi,
-                                              const Kokkos::View<double* [3]>& X, std::size_t count,
-                                              const Kokkos::View<double* [3]>& F,
-                                              const Kokkos::View<double* [3]>& Z,
-                                              const Kokkos::View<double* [3]>& xbar,
-                                              double scale) const {
-  ScopedRegion region("caustic::Painter::readoutGradientWithJacobianT");
-  auto ghosts = wideBuffer();
-  _wide.gather(phi, ghosts);
-  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
-  const double inv_cell = 1.0 / _decomp->cell();
-  const int order = windowOrder(_win);
-  const Window win = _win;
-  const T* fbase = phi.real().data();
-  const T* gbase = ghosts.data();
-  const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
-  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1));
-  const std::size_t fstride = 2 * (n / 2 + 1);
+namespace {
+// The kernel of readoutGradientWithJacobianT with the window order a compile-time constant.
+template <int ORDER, class T>
+void gradientWithJacobianKernel(const Kokkos::View<double* [3]>& X, std::size_t count,
+                                const Kokkos::View<double* [3]>& F,
+                                const Kokkos::View<double* [3]>& Z,
+                                const Kokkos::View<double* [3]>& xbar, double scale, const T* fbase,
+                                const T* gbase, Window win, int n, int x0, int nx, double inv_cell,
+                                double c1, double c2, std::size_t fplane, std::size_t fstride) {
+  constexpr int order = ORDER;
   Kokkos::parallel_for(
       "caustic::Painter::readoutGradientWithJacobianT", Kokkos::RangePolicy<>(0, count),
       KOKKOS_LAMBDA(const std::size_t p) {
@@ -661,6 +705,35 @@ void Painter<T>::readoutGradientWithJacobianT(const Field<T>& phi,
           xbar(p, d) -= scale * inv_cell * v;
         }
       });
+  Kokkos::fence();
+}
+} // namespace
+
+template <class T>
+void Painter<T>::readoutGradientWithJacobianT(const Field<T>& phi,
+                                              const Kokkos::View<double* [3]>& X, std::size_t count,
+                                              const Kokkos::View<double* [3]>& F,
+                                              const Kokkos::View<double* [3]>& Z,
+                                              const Kokkos::View<double* [3]>& xbar,
+                                              double scale) const {
+  ScopedRegion region("caustic::Painter::readoutGradientWithJacobianT");
+  auto ghosts = wideBuffer();
+  _wide.gather(phi, ghosts);
+  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
+  const double inv_cell = 1.0 / _decomp->cell();
+  const int order = windowOrder(_win);
+  const Window win = _win;
+  const T* fbase = phi.real().data();
+  const T* gbase = ghosts.data();
+  const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
+  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1));
+  const std::size_t fstride = 2 * (n / 2 + 1);
+  if (order == 2)
+    gradientWithJacobianKernel<2, T>(X, count, F, Z, xbar, scale, fbase, gbase, win, n, x0, nx,
+                                     inv_cell, c1, c2, fplane, fstride);
+  else
+    gradientWithJacobianKernel<3, T>(X, count, F, Z, xbar, scale, fbase, gbase, win, n, x0, nx,
+                                     inv_cell, c1, c2, fplane, fstride);
   Kokkos::fence();
 }
 
