@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -32,6 +33,21 @@ void shareError(const RunContext& ctx, const std::string& err, const char* where
   const std::string e = broadcastFromRoot(ctx, err, where);
   if (!e.empty())
     throw ParamError(e);
+}
+
+void shareAnyError(const RunContext& ctx, const std::string& err, const char* where) {
+  const int me = ctx.comm().rank();
+  const int mine = err.empty() ? std::numeric_limits<int>::max() : me;
+  int first = 0;
+  mpiCheck(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, ctx.comm().get()), where);
+  if (first == std::numeric_limits<int>::max())
+    return;
+  std::string text = err;
+  int len = static_cast<int>(text.size());
+  mpiCheck(MPI_Bcast(&len, 1, MPI_INT, first, ctx.comm().get()), where);
+  text.resize(len);
+  mpiCheck(MPI_Bcast(text.data(), len, MPI_CHAR, first, ctx.comm().get()), where);
+  throw ParamError(first == 0 ? text : text + " (on rank " + std::to_string(first) + ")");
 }
 
 LinearPower makeLinearPower(const Params& params) {

@@ -22,6 +22,10 @@ std::string broadcastFromRoot(const RunContext& ctx, std::string text, const cha
 // Rank 0's error message, if it has one (`err` non-empty there), thrown as a ParamError on every
 // rank: checks made by rank 0 alone end every rank together (collective).
 void shareError(const RunContext& ctx, const std::string& err, const char* where);
+// The error of the lowest rank that has one (`err` non-empty there), thrown as a ParamError on
+// every rank (collective): for failures that may concern some ranks only (a file one node
+// cannot read), which would otherwise leave the other ranks waiting in the next collective.
+void shareAnyError(const RunContext& ctx, const std::string& err, const char* where);
 // The run's initial conditions (timed as "initial_conditions"): the particle lattice half a PM
 // cell off the mesh points, at a_start. Collective.
 template <class T>

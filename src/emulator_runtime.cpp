@@ -3,6 +3,7 @@
 #include "emulator_runtime.hpp"
 
 #include "commands.hpp"
+#include "common.hpp"
 
 #include <dlfcn.h>
 
@@ -79,6 +80,18 @@ const EmulatorRuntime& emulatorRuntime(const std::string& what) {
 #endif
   }
   return *g_runtime;
+}
+
+const EmulatorRuntime& emulatorRuntimeOnEveryRank(const RunContext& ctx, const std::string& what) {
+  std::string err;
+  const EmulatorRuntime* rt = nullptr;
+  try {
+    rt = &emulatorRuntime(what);
+  } catch (const ParamError& e) {
+    err = e.what();
+  }
+  shareAnyError(ctx, err, "emulator runtime");
+  return *rt;
 }
 
 bool emulatorRuntimeLoaded() {

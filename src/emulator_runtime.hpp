@@ -56,6 +56,10 @@ public:
 // loads it for the same setting.
 const EmulatorRuntime& emulatorRuntime(const std::string& what);
 
+// emulatorRuntime on every rank of ctx's communicator together: when it cannot be loaded on
+// some rank, every rank throws the ParamError of the lowest such rank. Collective.
+const EmulatorRuntime& emulatorRuntimeOnEveryRank(const RunContext& ctx, const std::string& what);
+
 // Whether the runtime was loaded in this process (recorded in the run summary).
 bool emulatorRuntimeLoaded();
 

@@ -157,7 +157,7 @@ int runCommand(int argc, char** argv, bool parse_only = false) {
 #ifdef CAUSTIC_WITH_TORCH
   if (*train) {
     try {
-      return emulatorRuntime("caustic train").train(ctx, train_opt);
+      return emulatorRuntimeOnEveryRank(ctx, "caustic train").train(ctx, train_opt);
     } catch (const ParamError& e) {
       return reportOnce(rank, e, 2);
     }

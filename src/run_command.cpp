@@ -150,25 +150,30 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
           params.gravity.kernel + " kernel" + (params.gravity.deconvolve ? ", deconvolved" : ""));
 
   // Emulator hooks load their models and check their validity domains before anything is written.
-  // The emulator runtime (LibTorch) is loaded only when the run configures an emulator.
+  // The emulator runtime (LibTorch) is loaded only when the run configures an emulator. Models
+  // and records are read by every rank: a failure on some ranks only ends every rank together
+  // with the lowest such rank's message (shareAnyError), not with the others waiting.
   std::vector<std::unique_ptr<Observer>> hooks;
-  for (const auto& e : params.emulators) {
-    const auto& rt = emulatorRuntime("[emulators." + e.name + "]");
+  std::optional<RunForceCorrection> correction;
+  {
+    std::string err;
     try {
-      hooks.push_back(
-          rt.makeHook(params, e, [&ctx](const std::string& kind, const std::string& path) {
-            ctx.addOutput(kind, path);
-            ctx.log("wrote " + path);
-          }));
-    } catch (const ParamError&) {
-      throw;
-    } catch (const std::runtime_error& e) {
-      throw ParamError(e.what()); // the same on every rank: an input error
+      for (const auto& e : params.emulators) {
+        const auto& rt = emulatorRuntime("[emulators." + e.name + "]");
+        hooks.push_back(
+            rt.makeHook(params, e, [&ctx](const std::string& kind, const std::string& path) {
+              ctx.addOutput(kind, path);
+              ctx.log("wrote " + path);
+            }));
+      }
+      // The force correction is read and checked against its validity domain before anything
+      // is written, like the emulators.
+      correction = loadRunForceCorrection(params);
+    } catch (const std::runtime_error& e) { // ParamError, ValidityError, unreadable files
+      err = e.what();
     }
+    shareAnyError(ctx, err, "run: emulators and force correction");
   }
-  // The force correction is read and checked against its validity domain before anything is
-  // written, like the emulators.
-  const std::optional<RunForceCorrection> correction = loadRunForceCorrection(params);
   if (correction)
     ctx.log("force correction: " + correction->record.correction + " from " + correction->source +
             (correction->pgd ? " (PGD at the outputs)" : " (at every force evaluation)") +

@@ -309,6 +309,22 @@ def runtime_loading(args, cmd, pfile, hook, model):
         check(ok, "emulator runtime %s (%s): exit %d, output %s, stderr: %s" %
               (path, why, r.returncode, "exists" if os.path.exists(bad) else "absent",
                r.stderr[-600:]))
+    # The module missing on one rank only: every rank ends (no rank left waiting), with that
+    # rank's message.
+    absent = os.path.join(args.work, "absent_on_rank1.so")
+    bad = os.path.join(args.work, "out_bad_runtime")
+    shutil.rmtree(bad, ignore_errors=True)
+    script = ('if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then export CAUSTIC_EMULATOR_RUNTIME=%s; fi; '
+              'exec "$0" "$@"' % absent)
+    one = shlex.split(args.mpiexec) + ["-n", "2", "sh", "-c", script, args.caustic, "run", pfile]
+    try:
+        r = subprocess.run(one, capture_output=True, text=True, timeout=120)
+        check(r.returncode == 2 and absent in r.stderr and "on rank 1" in r.stderr
+              and not os.path.exists(bad),
+              "module missing on rank 1 only: exit %d, output %s, stderr: %s" %
+              (r.returncode, "exists" if os.path.exists(bad) else "absent", r.stderr[-600:]))
+    except subprocess.TimeoutExpired:
+        check(False, "module missing on rank 1 only: the run hung")
 
 
 def box_filter(f):
