@@ -68,6 +68,18 @@ Painter<T>::Painter(std::shared_ptr<const SlabDecomposition> decomp, Window win)
 namespace {
 // Plane b of the window (buffer numbering, b = global plane - x0 + kGhost) lies in the field
 // (interior) or in ghost g.
+// The field offset of the first value of the wide stencil (the window and two points more on
+// every side, for the 4-point differences) of a particle whose window starts at global point
+// i0, when that stencil lies in this rank's planes and wraps in neither y nor z, as it does for
+// nearly every particle: its values are then at constant offsets from there. -1 otherwise (the
+// ghost planes and wrapped rows are addressed per plane: WideSpan, or gradientKernel's tables).
+KOKKOS_INLINE_FUNCTION long long wideStencilOffset(const int i0[3], int order, int n, int x0,
+                                                   int nx) {
+  const int lx = i0[0] - x0 - 2, y0 = i0[1] - 2, z0 = i0[2] - 2, span = order + 4;
+  if (lx < 0 || lx + span > nx || y0 < 0 || y0 + span > n || z0 < 0 || z0 + span > n)
+    return -1;
+  return (static_cast<long long>(lx) * n + y0) * (2 * (n / 2 + 1)) + z0;
+}
 KOKKOS_INLINE_FUNCTION bool interior(int b, int nx) {
   return b >= kGhost && b < kGhost + nx;
 }
@@ -285,11 +297,10 @@ void gradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count, const
         // The stencil reaches 2 points beyond the window on each axis. Plane j of the span is
         // global plane i0x - 2 + j: in the field, or in a ghost plane (wide-ghost numbering).
         const int b0 = i0[0] - x0 + W - 2, y0 = i0[1] - 2, z0 = i0[2] - 2;
-        const bool planes_in = b0 >= W && b0 + span <= W + nx;
-        if (planes_in && y0 >= 0 && y0 + span <= n && z0 >= 0 && z0 + span <= n) {
+        if (const long long o = wideStencilOffset(i0, ORDER, n, x0, nx); o >= 0) {
           // The usual case: the span lies in this rank's planes and wraps in neither y nor z,
           // so every value is at a constant offset from one pointer.
-          const T* base = fbase + (b0 - W) * fplane + std::size_t(y0) * fstride + z0;
+          const T* base = fbase + o;
           accumulate_at(
               [&](int jx, int jy, int jz) -> T { return base[jx * fplane + jy * fstride + jz]; });
         } else {
@@ -501,14 +512,10 @@ void gradientAdjointKernel(const Kokkos::View<double* [3]>& X, std::size_t count
                 }
               }
         };
-        const int b0 = s.i0[0] - x0 + kGhostGradient - 2, y0 = s.i0[1] - 2, z0 = s.i0[2] - 2;
-        const int span = order + 4;
-        if (b0 >= kGhostGradient && b0 + span <= kGhostGradient + nx && y0 >= 0 && y0 + span <= n &&
-            z0 >= 0 && z0 + span <= n) {
+        if (const long long o = wideStencilOffset(s.i0, order, n, x0, nx); o >= 0) {
           // The usual case (as in readoutGradient): the stencil lies in this rank's planes and
           // wraps in neither y nor z: every value at a constant offset from one index.
-          const std::size_t o0 =
-              std::size_t(b0 - kGhostGradient) * fplane + std::size_t(y0) * fstride + z0;
+          const std::size_t o0 = static_cast<std::size_t>(o);
           scatter([&](int jx, int jy, int jz, double v) {
             af(o0 + jx * fplane + jy * fstride + jz) += T(v);
           });
@@ -562,74 +569,10 @@ void Painter<T>::readoutGradientJacobianT(const Field<T>& phi, const Kokkos::Vie
                                           std::size_t count, const Kokkos::View<double* [3]>& Z,
                                           const Kokkos::View<double* [3]>& xbar,
                                           double scale) const {
-  ScopedRegion region("caustic::Painter::readoutGradientJacobianT");
-  auto ghosts = wideBuffer();
-  _wide.gather(phi, ghosts);
-  const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
-  const double inv_cell = 1.0 / _decomp->cell();
-  const int order = windowOrder(_win);
-  const Window win = _win;
-  const T* fbase = phi.real().data();
-  const T* gbase = ghosts.data();
-  const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
-  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1));
-  const std::size_t fstride = 2 * (n / 2 + 1);
-  Kokkos::parallel_for(
-      "caustic::Painter::readoutGradientJacobianT", Kokkos::RangePolicy<>(0, count),
-      KOKKOS_LAMBDA(const std::size_t p) {
-        const WindowDerivs s = windowDerivs(win, X, p, inv_cell, n);
-        double jac[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}}; // d(grad_c phi)/dx_d
-        // The same arithmetic in the same order whatever the addressing below.
-        auto accumulate = [&](auto at) {
-          for (int a = 0; a < order; ++a)
-            for (int bb = 0; bb < order; ++bb)
-              for (int c = 0; c < order; ++c) {
-                const int j[3] = {a + 2, bb + 2, c + 2};
-                double g[3];
-                for (int e = 0; e < 3; ++e) {
-                  int p1[3] = {j[0], j[1], j[2]}, m1[3] = {j[0], j[1], j[2]};
-                  int p2[3] = {j[0], j[1], j[2]}, m2[3] = {j[0], j[1], j[2]};
-                  p1[e] += 1;
-                  m1[e] -= 1;
-                  p2[e] += 2;
-                  m2[e] -= 2;
-                  g[e] = c1 * (at(p1[0], p1[1], p1[2]) - at(m1[0], m1[1], m1[2])) -
-                         c2 * (at(p2[0], p2[1], p2[2]) - at(m2[0], m2[1], m2[2]));
-                }
-                const double dW[3] = {s.dw[0][a] * s.w[1][bb] * s.w[2][c],
-                                      s.w[0][a] * s.dw[1][bb] * s.w[2][c],
-                                      s.w[0][a] * s.w[1][bb] * s.dw[2][c]};
-                for (int e = 0; e < 3; ++e)
-                  for (int d = 0; d < 3; ++d)
-                    jac[e][d] += g[e] * dW[d];
-              }
-        };
-        const int b0 = s.i0[0] - x0 + kGhostGradient - 2, y0 = s.i0[1] - 2, z0 = s.i0[2] - 2;
-        const int span = order + 4;
-        if (b0 >= kGhostGradient && b0 + span <= kGhostGradient + nx && y0 >= 0 && y0 + span <= n &&
-            z0 >= 0 && z0 + span <= n) {
-          // The usual case: every value at a constant offset from one pointer.
-          const T* base =
-              fbase + std::size_t(b0 - kGhostGradient) * fplane + std::size_t(y0) * fstride + z0;
-          accumulate([&](int jx, int jy, int jz) -> double {
-            return double(base[jx * fplane + jy * fstride + jz]);
-          });
-        } else {
-          const WideSpan<T> ws(s.i0, order, n, x0, nx);
-          accumulate([&](int jx, int jy, int jz) -> double {
-            const std::size_t o = ws.offset(jx, jy, jz);
-            return double(ws.in[jx] ? fbase[o] : gbase[o]);
-          });
-        }
-        // F = -grad phi: xbar_d += scale sum_c z_c (-jac[c][d]) / cell.
-        for (int d = 0; d < 3; ++d) {
-          double v = 0.0;
-          for (int c = 0; c < 3; ++c)
-            v += Z(p, c) * jac[c][d];
-          xbar(p, d) -= scale * inv_cell * v;
-        }
-      });
-  Kokkos::fence();
+  // The fused pass with the force discarded (the reverse pass wants both; tests the Jacobian).
+  const Kokkos::View<double* [3]> force(
+      Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::Painter::discardedForce"), count);
+  readoutGradientWithJacobianT(phi, X, count, force, Z, xbar, scale);
 }
 
 namespace {
@@ -681,12 +624,8 @@ void gradientWithJacobianKernel(const Kokkos::View<double* [3]>& X, std::size_t 
               }
             }
         };
-        const int b0 = s.i0[0] - x0 + kGhostGradient - 2, y0 = s.i0[1] - 2, z0 = s.i0[2] - 2;
-        const int span = order + 4;
-        if (b0 >= kGhostGradient && b0 + span <= kGhostGradient + nx && y0 >= 0 && y0 + span <= n &&
-            z0 >= 0 && z0 + span <= n) {
-          const T* base =
-              fbase + std::size_t(b0 - kGhostGradient) * fplane + std::size_t(y0) * fstride + z0;
+        if (const long long o = wideStencilOffset(s.i0, order, n, x0, nx); o >= 0) {
+          const T* base = fbase + o;
           accumulate(
               [&](int jx, int jy, int jz) -> T { return base[jx * fplane + jy * fstride + jz]; });
         } else {
