@@ -6,6 +6,7 @@
 // jobs/bench_adjoint.sh runs 5 and 20 steps and prints both. The loss is the chi-square of the
 // final density against a field of zeros (sigma 1): sum of delta^2 over the mesh. Times are the
 // maximum over ranks of wall-clock seconds; the forward is timed twice and the faster taken.
+#include "bench_common.hpp"
 #include "pm/core/memory.hpp"
 #include "pm/grad/adjoint.hpp"
 
@@ -17,19 +18,11 @@
 #include <cstdio>
 
 using namespace caustic;
+using caustic::bench::maxOver;
+using caustic::bench::sumOver;
 
 namespace {
 
-double maxOver(double v) {
-  double m;
-  MPI_Allreduce(&v, &m, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  return m;
-}
-double sumOver(double v) {
-  double m;
-  MPI_Allreduce(&v, &m, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-  return m;
-}
 double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -118,30 +111,20 @@ void run(const Config& c) {
 } // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  int rc = 0;
-  {
-    Kokkos::ScopeGuard kokkos(argc, argv);
-    configureAllocator();
-    Config cfg;
-    CLI::App app{"caustic-adjoint-bench: the gradient of the PM model against its forward run"};
-    app.add_option("--particles", cfg.particles, "particles per side")->check(CLI::Range(4, 1024));
-    app.add_option("--mesh", cfg.mesh, "mesh cells per side")->check(CLI::Range(4, 2048));
-    app.add_option("--box", cfg.box, "box side [Mpc/h]")->check(CLI::PositiveNumber);
-    app.add_option("--steps", cfg.steps, "PM steps")->check(CLI::Range(1, 1000));
-    app.add_option("--a-start", cfg.a_start, "initial scale factor")->check(CLI::Range(0.01, 0.9));
-    try {
-      app.parse(argc, argv);
-      run(cfg);
-    } catch (const CLI::ParseError& e) {
-      int r;
-      MPI_Comm_rank(MPI_COMM_WORLD, &r);
-      rc = r == 0 ? app.exit(e) : e.get_exit_code();
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "caustic-adjoint-bench: error: %s\n", e.what());
-      rc = 1;
-    }
-  }
-  MPI_Finalize();
-  return rc;
+  Config cfg;
+  return bench::benchMain(
+      argc, argv, "caustic-adjoint-bench", "the gradient of the PM model against its forward run",
+      [&](CLI::App& app) {
+        app.add_option("--particles", cfg.particles, "particles per side")
+            ->check(CLI::Range(4, 1024));
+        app.add_option("--mesh", cfg.mesh, "mesh cells per side")->check(CLI::Range(4, 2048));
+        app.add_option("--box", cfg.box, "box side [Mpc/h]")->check(CLI::PositiveNumber);
+        app.add_option("--steps", cfg.steps, "PM steps")->check(CLI::Range(1, 1000));
+        app.add_option("--a-start", cfg.a_start, "initial scale factor")
+            ->check(CLI::Range(0.01, 0.9));
+        return [&cfg] {
+          run(cfg);
+          return 0;
+        };
+      });
 }

@@ -5,6 +5,7 @@
 //   single
 // jobs/bench.sh runs the standard set at 1 and 2 ranks. Particles start from 2LPT at a = 0.5 (a
 // clustered, mid-run distribution) and take --steps FastPM steps; times are max over ranks.
+#include "bench_common.hpp"
 #include "pm/core/memory.hpp"
 #include "pm/force/radial_correction.hpp"
 #include "pm/ic/initial_conditions.hpp"
@@ -21,6 +22,8 @@
 #include <string>
 
 using namespace caustic;
+using caustic::bench::maxOver;
+using caustic::bench::sumOver;
 
 namespace {
 
@@ -29,17 +32,6 @@ double rssBytes() {
 }
 double peakRssBytes() {
   return peakResidentBytes();
-}
-
-double maxOver(double v, MPI_Comm c) {
-  double m;
-  MPI_Allreduce(&v, &m, 1, MPI_DOUBLE, MPI_MAX, c);
-  return m;
-}
-double sumOver(double v, MPI_Comm c) {
-  double m;
-  MPI_Allreduce(&v, &m, 1, MPI_DOUBLE, MPI_SUM, c);
-  return m;
 }
 
 struct Config {
@@ -82,9 +74,9 @@ template <class T> void run(const Config& cfg) {
     std::vector<double> theta(15);
     for (std::size_t i = 0; i < theta.size(); ++i)
       theta[i] = 0.01 * double(i % 5);
-    nbody.gravity().setPotentialCorrection(std::make_shared<const HatKCorrection<T>>(
-        std::vector<double>{0.25, 0.5, 0.75, 1.0, 1.25}, std::vector<double>{0.3, 0.6, 1.0},
-        theta));
+    nbody.gravity().setPotentialCorrection(
+        std::make_shared<const HatKCorrection<T>>(std::vector<double>{0.25, 0.5, 0.75, 1.0, 1.25},
+                                                  std::vector<double>{0.3, 0.6, 1.0}, theta));
   }
   const double plan_s =
       maxOver(std::chrono::duration<double>(std::chrono::steady_clock::now() - tp0).count(), comm);
@@ -143,9 +135,8 @@ template <class T> void run(const Config& cfg) {
       cfg.particles, cfg.mesh, cfg.box, cfg.precision.c_str(), size, size > 1 ? "s" : "", cfg.steps,
       cfg.plan.c_str(), cfg.correction.c_str());
   std::printf("  step                   %8.4f s\n", per_step);
-  for (const char* k :
-       {"paint", "fft_forward", "kernels", "potential_correction", "fft_inverse", "readout",
-        "migrate", "drift"}) {
+  for (const char* k : {"paint", "fft_forward", "kernels", "potential_correction", "fft_inverse",
+                        "readout", "migrate", "drift"}) {
     const double v = phases.count(k) ? phases[k] : 0.0;
     if (!phases.count(k) && std::string(k) == "potential_correction")
       continue;
@@ -173,40 +164,28 @@ template <class T> void run(const Config& cfg) {
 } // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  int rc = 0;
-  {
-    Kokkos::ScopeGuard kokkos(argc, argv);
-    configureAllocator();
-    Config cfg;
-    CLI::App app{"caustic-bench: cost of a PM step against its four FFTs"};
-    app.add_option("--particles", cfg.particles, "particles per side")->check(CLI::Range(4, 4096));
-    app.add_option("--mesh", cfg.mesh, "mesh cells per side")->check(CLI::Range(4, 8192));
-    app.add_option("--box", cfg.box, "box side [Mpc/h]")->check(CLI::PositiveNumber);
-    app.add_option("--steps", cfg.steps, "timed steps")->check(CLI::Range(1, 1000));
-    app.add_option("--precision", cfg.precision, "mesh precision")
-        ->check(CLI::IsMember({"single", "double"}));
-    app.add_option("--plan", cfg.plan, "FFTW planner")
-        ->check(CLI::IsMember({"estimate", "measure", "patient"}));
-    app.add_option("--correction", cfg.correction, "potential correction at every force")
-        ->check(CLI::IsMember({"none", "hat_ka"}));
-    app.add_option("--wisdom", cfg.wisdom,
-                   "FFTW wisdom file (read if present, written after planning)");
-    try {
-      app.parse(argc, argv);
-      if (cfg.precision == "double")
-        run<double>(cfg);
-      else
-        run<float>(cfg);
-    } catch (const CLI::ParseError& e) {
-      int r;
-      MPI_Comm_rank(MPI_COMM_WORLD, &r);
-      rc = r == 0 ? app.exit(e) : e.get_exit_code();
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "caustic-bench: error: %s\n", e.what());
-      rc = 1;
-    }
-  }
-  MPI_Finalize();
-  return rc;
+  Config cfg;
+  return bench::benchMain(
+      argc, argv, "caustic-bench", "cost of a PM step against its four FFTs", [&](CLI::App& app) {
+        app.add_option("--particles", cfg.particles, "particles per side")
+            ->check(CLI::Range(4, 4096));
+        app.add_option("--mesh", cfg.mesh, "mesh cells per side")->check(CLI::Range(4, 8192));
+        app.add_option("--box", cfg.box, "box side [Mpc/h]")->check(CLI::PositiveNumber);
+        app.add_option("--steps", cfg.steps, "timed steps")->check(CLI::Range(1, 1000));
+        app.add_option("--precision", cfg.precision, "mesh precision")
+            ->check(CLI::IsMember({"single", "double"}));
+        app.add_option("--plan", cfg.plan, "FFTW planner")
+            ->check(CLI::IsMember({"estimate", "measure", "patient"}));
+        app.add_option("--correction", cfg.correction, "potential correction at every force")
+            ->check(CLI::IsMember({"none", "hat_ka"}));
+        app.add_option("--wisdom", cfg.wisdom,
+                       "FFTW wisdom file (read if present, written after planning)");
+        return [&cfg] {
+          if (cfg.precision == "double")
+            run<double>(cfg);
+          else
+            run<float>(cfg);
+          return 0;
+        };
+      });
 }

@@ -7,6 +7,7 @@
 // takes R PM steps of the same particles on a mesh of M^3 (default: twice the particle grid;
 // single precision, FFTW_MEASURE; one untimed step first) and prints both times (the slowest
 // rank's, minimum and median over the repeats), FoF / step, and the peak memory per rank.
+#include "bench_common.hpp"
 #include "io/snapshot.hpp"
 #include "pm/analysis/fof.hpp"
 #include "pm/core/memory.hpp"
@@ -25,14 +26,9 @@
 #include <vector>
 
 using namespace caustic;
+using caustic::bench::maxOver;
 
 namespace {
-
-double maxOver(double v, MPI_Comm c) {
-  double m;
-  MPI_Allreduce(&v, &m, 1, MPI_DOUBLE, MPI_MAX, c);
-  return m;
-}
 
 template <class F> std::vector<double> timed(int repeats, MPI_Comm comm, F&& f) {
   std::vector<double> t;
@@ -112,29 +108,17 @@ int run(const std::string& path, int mesh_n, int repeats, double b) {
 } // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  int rc = 0;
-  {
-    Kokkos::ScopeGuard kokkos(argc, argv);
-    configureAllocator();
-    CLI::App app{"caustic-fof-bench: friends-of-friends against one PM step"};
-    std::string path;
-    int mesh_n = 0, repeats = 5;
-    double b = 0.2;
-    app.add_option("snapshot", path, "Snapshot (Gadget-4 HDF5 layout)")->required();
-    app.add_option("--mesh", mesh_n, "PM mesh per side (default: twice the particle grid)");
-    app.add_option("--repeats", repeats, "Timed repeats of each")->check(CLI::Range(1, 1000));
-    app.add_option("--b", b, "Linking length in mean separations")->check(CLI::Range(1e-3, 0.999));
-    try {
-      app.parse(argc, argv);
-      rc = run(path, mesh_n, repeats, b);
-    } catch (const CLI::ParseError& e) {
-      rc = app.exit(e);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "caustic-fof-bench: error: %s\n", e.what());
-      rc = 1;
-    }
-  }
-  MPI_Finalize();
-  return rc;
+  std::string path;
+  int mesh_n = 0, repeats = 5;
+  double b = 0.2;
+  return bench::benchMain(
+      argc, argv, "caustic-fof-bench", "friends-of-friends against one PM step",
+      [&](CLI::App& app) {
+        app.add_option("snapshot", path, "Snapshot (Gadget-4 HDF5 layout)")->required();
+        app.add_option("--mesh", mesh_n, "PM mesh per side (default: twice the particle grid)");
+        app.add_option("--repeats", repeats, "Timed repeats of each")->check(CLI::Range(1, 1000));
+        app.add_option("--b", b, "Linking length in mean separations")
+            ->check(CLI::Range(1e-3, 0.999));
+        return [&] { return run(path, mesh_n, repeats, b); };
+      });
 }
