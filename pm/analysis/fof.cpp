@@ -176,18 +176,16 @@ void linkSortedPoints(const Kokkos::View<double* [3]>& sx, std::vector<std::uint
   // Cells (runs of equal keys) and columns (runs of equal (cx, cy)), on the host: one pass.
   std::vector<std::uint32_t> cell_start, col_start;
   std::vector<int> cell_cz, col_cx, col_cy;
-  std::vector<std::uint64_t> col_key;   // ascending
   std::uint64_t col_lo = 0, col_hi = 0; // the current column's keys: [col_lo, col_hi)
   for (std::size_t s = 0; s < ntot;) {
     std::size_t e = s;
     const std::uint64_t k = keys[s];
     while (e < ntot && keys[e] == k)
       ++e;
-    if (col_key.empty() || k >= col_hi) { // a new column (one division per column)
+    if (col_cx.empty() || k >= col_hi) { // a new column (one division per column)
       const std::uint64_t col = k / nc;
       col_lo = col * nc;
       col_hi = col_lo + nc;
-      col_key.push_back(col);
       col_cx.push_back(static_cast<int>(col / nc));
       col_cy.push_back(static_cast<int>(col - static_cast<std::uint64_t>(col_cx.back()) * nc));
       col_start.push_back(static_cast<std::uint32_t>(cell_start.size()));
@@ -202,12 +200,12 @@ void linkSortedPoints(const Kokkos::View<double* [3]>& sx, std::vector<std::uint
   // Occupied columns by (cx, cy): a dense table over the x-range of columns present (a slab and
   // its ghosts; 4 B per column) instead of a hash map (about 40 B per occupied column, nearly
   // one per point with cells this small).
-  const int cx0 = static_cast<int>(col_key.front() / nc);
-  const int cx1 = static_cast<int>(col_key.back() / nc);
+  const int cx0 = col_cx.front(), cx1 = col_cx.back(); // columns ascend in (cx, cy)
   constexpr std::uint32_t kNone = ~std::uint32_t(0);
   std::vector<std::uint32_t> col_at(static_cast<std::size_t>(cx1 - cx0 + 1) * nc, kNone);
-  for (std::size_t c = 0; c < col_key.size(); ++c)
-    col_at[col_key[c] - static_cast<std::uint64_t>(cx0) * nc] = static_cast<std::uint32_t>(c);
+  for (std::size_t c = 0; c < col_cx.size(); ++c)
+    col_at[static_cast<std::size_t>(col_cx[c] - cx0) * nc + col_cy[c]] =
+        static_cast<std::uint32_t>(c);
 
   auto toDevice = [](const auto& v, const char* label) {
     using T = typename std::decay_t<decltype(v)>::value_type;
@@ -219,15 +217,13 @@ void linkSortedPoints(const Kokkos::View<double* [3]>& sx, std::vector<std::uint
   };
   const auto cellStart = toDevice(cell_start, "caustic::fof::cell_start");
   const auto cellCz = toDevice(cell_cz, "caustic::fof::cell_cz");
-  const auto colKey = toDevice(col_key, "caustic::fof::column_key");
   const auto colStart = toDevice(col_start, "caustic::fof::column_start");
   const auto colCx = toDevice(col_cx, "caustic::fof::column_cx");
   const auto colCy = toDevice(col_cy, "caustic::fof::column_cy");
   const auto colAt = toDevice(col_at, "caustic::fof::column_at");
-  const int ncells = static_cast<int>(cell_cz.size()), ncols = static_cast<int>(col_key.size());
+  const int ncells = static_cast<int>(cell_cz.size()), ncols = static_cast<int>(col_cx.size());
   std::vector<std::uint32_t>().swap(cell_start);
   std::vector<int>().swap(cell_cz);
-  std::vector<std::uint64_t>().swap(col_key);
   std::vector<std::uint32_t>().swap(col_start);
   std::vector<int>().swap(col_cx);
   std::vector<int>().swap(col_cy);
@@ -246,8 +242,8 @@ void linkSortedPoints(const Kokkos::View<double* [3]>& sx, std::vector<std::uint
   const double ell2 = ell * ell, half = 0.5 * L;
   Kokkos::parallel_for(
       "caustic::fof::link", Kokkos::RangePolicy<>(0, ncols), KOKKOS_LAMBDA(int ci) {
-        const std::uint64_t col = colKey(ci);
         const int cx = colCx(ci), cy = colCy(ci);
+        const std::uint64_t col = static_cast<std::uint64_t>(cx) * nc + cy;
         std::uint32_t n0[25], n1[25];
         std::uint64_t seen[25];
         int nn = 0;
