@@ -1,4 +1,5 @@
 #include "commands.hpp"
+#include "common.hpp"
 
 #include "campaign/campaign.hpp"
 #include "io/text_file.hpp"
@@ -15,12 +16,6 @@
 namespace caustic {
 
 namespace {
-std::string selfPath() {
-  std::error_code ec;
-  const auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string("caustic") : p.string();
-}
-
 // The MPI launcher of the tree this binary belongs to (build tree or install prefix; the
 // relative path is fixed at configure time, see the top-level CMakeLists.txt).
 std::string launcherPath(const std::string& self) {

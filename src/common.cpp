@@ -21,6 +21,12 @@
 
 namespace caustic {
 
+std::string selfPath() {
+  std::error_code ec;
+  const auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("caustic") : p.string();
+}
+
 std::string broadcastFromRoot(const RunContext& ctx, std::string text, const char* where) {
   int len = static_cast<int>(text.size());
   mpiCheck(MPI_Bcast(&len, 1, MPI_INT, 0, ctx.comm().get()), where);

@@ -17,6 +17,8 @@ LinearPower makeLinearPower(const Params& params);
 // The differentiable model of a run's parameters (the same lattice, mesh, steps, window, LPT
 // order and linear spectrum as `caustic run`) on `comm`.
 DiffConfig diffConfig(const Params& params, MPI_Comm comm);
+// The path of this binary (/proc/self/exe), or "caustic" when it cannot be read.
+std::string selfPath();
 // Rank 0's `text` on every rank (collective).
 std::string broadcastFromRoot(const RunContext& ctx, std::string text, const char* where);
 // Rank 0's error message, if it has one (`err` non-empty there), thrown as a ParamError on every

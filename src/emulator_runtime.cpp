@@ -1,6 +1,6 @@
 // Loads the emulator runtime module on demand (see emulator_runtime.hpp).
-#include "emulator_build_id.hpp"
 #include "emulator_runtime.hpp"
+#include "emulator_build_id.hpp"
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -16,12 +16,6 @@ namespace caustic {
 namespace {
 
 const EmulatorRuntime* g_runtime = nullptr;
-
-[[maybe_unused]] std::string binaryDirectory() {
-  std::error_code ec;
-  const auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string(".") : p.parent_path().string();
-}
 
 #ifdef CAUSTIC_WITH_TORCH
 const EmulatorRuntime* load(const std::string& what) {
@@ -60,7 +54,7 @@ std::string emulatorRuntimePath() {
   if (const char* env = std::getenv("CAUSTIC_EMULATOR_RUNTIME"); env && *env)
     return env;
 #ifdef CAUSTIC_EMULATOR_RUNTIME_RELATIVE
-  return (std::filesystem::path(binaryDirectory()) / CAUSTIC_EMULATOR_RUNTIME_RELATIVE)
+  return (std::filesystem::path(selfPath()).parent_path() / CAUSTIC_EMULATOR_RUNTIME_RELATIVE)
       .lexically_normal()
       .string();
 #else
