@@ -273,6 +273,7 @@ def runtime_loading(args, cmd, pfile, hook, model):
     r = subprocess.run(["ldd", args.caustic], capture_output=True, text=True)
     check(r.returncode == 0 and "libtorch" not in r.stdout,
           "the caustic binary links LibTorch:\n" + r.stdout)
+    linked = r.stdout
     out = os.path.join(args.work, "out")  # the hook run of emulator_case
     if os.path.exists(os.path.join(out, "run_summary.json")):
         v = summary_libtorch(out)
@@ -290,7 +291,7 @@ def runtime_loading(args, cmd, pfile, hook, model):
     empty = os.path.join(args.work, "empty.so")
     open(empty, "w").close()
     libm = ""
-    for line in subprocess.run(["ldd", args.caustic], capture_output=True, text=True).stdout.splitlines():
+    for line in linked.splitlines():
         if "libm.so" in line and "=>" in line:
             libm = line.split("=>")[1].split()[0]
     cases = [(os.path.join(args.work, "absent.so"), "does not exist"),
