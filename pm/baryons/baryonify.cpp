@@ -1,0 +1,383 @@
+#include "pm/baryons/baryonify.hpp"
+
+#include <Kokkos_Core.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace caustic {
+
+namespace {
+
+constexpr int kGrid = BcmHaloProfile::kGrid;
+
+// Periodic minimal image of d in a box of side L.
+KOKKOS_INLINE_FUNCTION double wrapDelta(double d, double L) {
+  if (d > 0.5 * L)
+    return d - L;
+  if (d < -0.5 * L)
+    return d + L;
+  return d;
+}
+
+// The haloes that reach this rank's particles, their tables and a cell list over them.
+struct HaloSet {
+  int nh = 0, ncell = 1;
+  double cell = 1.0;
+  Kokkos::View<double* [3]> pos;
+  Kokkos::View<double*> rmax, r200;
+  Kokkos::View<double**, Kokkos::LayoutRight> table; // nh x (ntab kGrid)
+  Kokkos::View<int*> cell_start, cell_halo;           // CSR: haloes of cell c
+  std::vector<BcmHaloProfile> profiles;
+  std::size_t given = 0;
+};
+
+// The x-range of this rank's particles.
+void particleRange(const Particles& parts, double& lo, double& hi) {
+  auto x = parts.x;
+  double mn = 0, mx = 0;
+  Kokkos::parallel_reduce(
+      "caustic::baryonify::range", Kokkos::RangePolicy<>(0, parts.size()),
+      KOKKOS_LAMBDA(std::size_t i, double& a) {
+        if (x(i, 0) < a)
+          a = x(i, 0);
+      },
+      Kokkos::Min<double>(mn));
+  Kokkos::parallel_reduce(
+      "caustic::baryonify::range", Kokkos::RangePolicy<>(0, parts.size()),
+      KOKKOS_LAMBDA(std::size_t i, double& a) {
+        if (x(i, 0) > a)
+          a = x(i, 0);
+      },
+      Kokkos::Max<double>(mx));
+  lo = mn;
+  hi = mx;
+}
+
+// `fill(profile, row)` writes `ntab` tables of kGrid values into row (ntab * kGrid doubles).
+template <class Fill>
+HaloSet buildHaloSet(const Particles& parts, const std::vector<BcmHalo>& haloes,
+                     const BcmParameters& p, const BcmBackground& bg, double box, int ntab,
+                     Fill fill) {
+  const std::string err = p.check();
+  if (!err.empty())
+    throw std::invalid_argument("baryonification: " + err);
+  HaloSet s;
+  s.given = haloes.size();
+  const std::size_t ng = haloes.size();
+  std::vector<double> rmax(ng);
+  for (std::size_t h = 0; h < ng; ++h) {
+    const BcmHalo& hl = haloes[h];
+    for (int c = 0; c < 3; ++c)
+      if (!(hl.pos[c] >= 0 && hl.pos[c] < box))
+        throw std::invalid_argument("baryonification: halo " + std::to_string(h) +
+                                    " lies outside the box [0, " + std::to_string(box) + ")");
+    if (!(hl.m200c > 0 && std::isfinite(hl.m200c)) || !(hl.c200c > 0 && std::isfinite(hl.c200c)))
+      throw std::invalid_argument("baryonification: halo " + std::to_string(h) +
+                                  " has M200c = " + std::to_string(hl.m200c) +
+                                  " Msun/h and c = " + std::to_string(hl.c200c) +
+                                  "; both must be positive");
+    rmax[h] = p.r_max_factor * r200c(hl.m200c, bg);
+  }
+  // The cell list's geometry from the whole list, so it is the same on every rank: cells about
+  // twice the median r_max, at most 128 per side.
+  if (ng > 0) {
+    std::vector<double> sorted(rmax);
+    std::nth_element(sorted.begin(), sorted.begin() + ng / 2, sorted.end());
+    s.ncell = std::max(1, std::min(128, static_cast<int>(box / (2.0 * sorted[ng / 2]))));
+  }
+  s.cell = box / s.ncell;
+  // This rank's haloes: those within r_max of its particles' x-range (periodic).
+  double xlo = 0, xhi = box;
+  const bool any = parts.size() > 0;
+  if (any)
+    particleRange(parts, xlo, xhi);
+  std::vector<std::size_t> local;
+  for (std::size_t h = 0; h < ng && any; ++h) {
+    const double x = haloes[h].pos[0];
+    double d = 0;
+    if (x < xlo || x > xhi)
+      d = std::min(std::min(std::abs(x - xlo), box - std::abs(x - xlo)),
+                   std::min(std::abs(x - xhi), box - std::abs(x - xhi)));
+    if (d <= rmax[h])
+      local.push_back(h);
+  }
+  s.nh = static_cast<int>(local.size());
+  s.pos = Kokkos::View<double* [3]>("caustic::baryonify::pos", s.nh);
+  s.rmax = Kokkos::View<double*>("caustic::baryonify::rmax", s.nh);
+  s.r200 = Kokkos::View<double*>("caustic::baryonify::r200", s.nh);
+  s.table = Kokkos::View<double**, Kokkos::LayoutRight>(
+      Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::baryonify::table"), s.nh,
+      ntab * kGrid);
+  auto hpos = Kokkos::create_mirror_view(s.pos);
+  auto hrmax = Kokkos::create_mirror_view(s.rmax);
+  auto hr200 = Kokkos::create_mirror_view(s.r200);
+  auto htab = Kokkos::create_mirror_view(s.table);
+  s.profiles.reserve(local.size());
+  for (int l = 0; l < s.nh; ++l) {
+    const BcmHalo& hl = haloes[local[l]];
+    s.profiles.emplace_back(p, bg, hl.m200c, hl.c200c);
+    const BcmHaloProfile& prof = s.profiles.back();
+    for (int c = 0; c < 3; ++c)
+      hpos(l, c) = hl.pos[c];
+    hrmax(l) = prof.rMax();
+    hr200(l) = prof.r200c();
+    fill(prof, &htab(l, 0));
+  }
+  Kokkos::deep_copy(s.pos, hpos);
+  Kokkos::deep_copy(s.rmax, hrmax);
+  Kokkos::deep_copy(s.r200, hr200);
+  Kokkos::deep_copy(s.table, htab);
+  // Cell list: halo l in every cell its cube [x - r_max, x + r_max] touches, in ascending l (so
+  // ascending catalogue order) within a cell.
+  const int nc = s.ncell;
+  const std::size_t ncells = static_cast<std::size_t>(nc) * nc * nc;
+  std::vector<std::vector<int>> cells_of(ncells);
+  for (int l = 0; l < s.nh; ++l) {
+    int lo[3], hi[3];
+    for (int c = 0; c < 3; ++c) {
+      if (2 * hrmax(l) >= box) {
+        lo[c] = 0;
+        hi[c] = nc - 1;
+      } else {
+        lo[c] = static_cast<int>(std::floor((hpos(l, c) - hrmax(l)) / s.cell));
+        hi[c] = static_cast<int>(std::floor((hpos(l, c) + hrmax(l)) / s.cell));
+        if (hi[c] - lo[c] >= nc) {
+          lo[c] = 0;
+          hi[c] = nc - 1;
+        }
+      }
+    }
+    for (int i = lo[0]; i <= hi[0]; ++i)
+      for (int j = lo[1]; j <= hi[1]; ++j)
+        for (int k = lo[2]; k <= hi[2]; ++k) {
+          const int a = ((i % nc) + nc) % nc, b = ((j % nc) + nc) % nc, c = ((k % nc) + nc) % nc;
+          std::vector<int>& v = cells_of[(static_cast<std::size_t>(a) * nc + b) * nc + c];
+          if (v.empty() || v.back() != l)
+            v.push_back(l);
+        }
+  }
+  std::size_t total = 0;
+  for (const auto& v : cells_of)
+    total += v.size();
+  s.cell_start = Kokkos::View<int*>("caustic::baryonify::cell_start", ncells + 1);
+  s.cell_halo = Kokkos::View<int*>("caustic::baryonify::cell_halo", std::max<std::size_t>(1, total));
+  auto hstart = Kokkos::create_mirror_view(s.cell_start);
+  auto hhalo = Kokkos::create_mirror_view(s.cell_halo);
+  std::size_t at = 0;
+  for (std::size_t c = 0; c < ncells; ++c) {
+    hstart(c) = static_cast<int>(at);
+    for (int l : cells_of[c])
+      hhalo(at++) = l;
+  }
+  hstart(ncells) = static_cast<int>(at);
+  Kokkos::deep_copy(s.cell_start, hstart);
+  Kokkos::deep_copy(s.cell_halo, hhalo);
+  return s;
+}
+
+// Position in the grid of ln(r / r200): t = (ln(r / r200) - ln_lo) / dln.
+KOKKOS_INLINE_FUNCTION double gridCoordinate(double r, double r200) {
+  return (Kokkos::Experimental::log(r / r200) - BcmHaloProfile::kLnLo) /
+         ((BcmHaloProfile::kLnHi - BcmHaloProfile::kLnLo) / (kGrid - 1));
+}
+
+} // namespace
+
+double temperatureOfSpecificPressure(double p_over_rho) {
+  const double m_p = 1.67262192e-24, k_b = 1.380649e-16; // [g], [erg/K]
+  return kMeanMolecularWeight * m_p * 1e10 * p_over_rho / k_b;
+}
+
+BaryonifyStats baryonify(Particles& parts, const std::vector<BcmHalo>& haloes,
+                         const BcmParameters& p, const BcmBackground& bg, double box) {
+  HaloSet s = buildHaloSet(parts, haloes, p, bg, box, 1,
+                           [](const BcmHaloProfile& prof, double* row) {
+                             const auto& d = prof.displacementTable();
+                             std::copy(d.begin(), d.end(), row);
+                           });
+  BaryonifyStats st;
+  st.haloes = s.given;
+  st.local_haloes = static_cast<std::size_t>(s.nh);
+  const std::size_t n = parts.size();
+  if (n == 0)
+    return st;
+  auto x = parts.x;
+  auto pos = s.pos;
+  auto rmax = s.rmax;
+  auto r200 = s.r200;
+  auto table = s.table;
+  auto start = s.cell_start;
+  auto list = s.cell_halo;
+  const int nc = s.ncell;
+  const double inv_cell = 1.0 / s.cell, L = box;
+  Kokkos::View<double* [3]> disp(Kokkos::view_alloc(Kokkos::WithoutInitializing,
+                                                    "caustic::baryonify::displacement"),
+                                 n);
+  Kokkos::parallel_for(
+      "caustic::baryonify::displace", Kokkos::RangePolicy<>(0, n), KOKKOS_LAMBDA(std::size_t i) {
+        int cidx[3];
+        for (int c = 0; c < 3; ++c) {
+          int q = static_cast<int>(x(i, c) * inv_cell);
+          cidx[c] = q < 0 ? 0 : (q >= nc ? nc - 1 : q);
+        }
+        const int cell = (cidx[0] * nc + cidx[1]) * nc + cidx[2];
+        double d[3] = {0, 0, 0};
+        for (int e = start(cell); e < start(cell + 1); ++e) {
+          const int h = list(e);
+          const double dx = wrapDelta(x(i, 0) - pos(h, 0), L),
+                       dy = wrapDelta(x(i, 1) - pos(h, 1), L),
+                       dz = wrapDelta(x(i, 2) - pos(h, 2), L);
+          const double r = Kokkos::Experimental::sqrt(dx * dx + dy * dy + dz * dz);
+          if (!(r < rmax(h)) || r == 0)
+            continue;
+          const double t = gridCoordinate(r, r200(h));
+          double dr;
+          if (t <= 0) {
+            dr = table(h, 0) * r / (r200(h) * Kokkos::Experimental::exp(BcmHaloProfile::kLnLo));
+          } else {
+            int j = static_cast<int>(t);
+            if (j > kGrid - 2)
+              j = kGrid - 2;
+            const double w = t - j;
+            dr = table(h, j) + w * (table(h, j + 1) - table(h, j));
+          }
+          const double f = dr / r;
+          d[0] += f * dx;
+          d[1] += f * dy;
+          d[2] += f * dz;
+        }
+        for (int c = 0; c < 3; ++c)
+          disp(i, c) = d[c];
+      });
+  double sum2 = 0, dmax = 0;
+  std::size_t moved = 0;
+  Kokkos::parallel_reduce(
+      "caustic::baryonify::apply", Kokkos::RangePolicy<>(0, n),
+      KOKKOS_LAMBDA(std::size_t i, double& s2) {
+        double a2 = 0;
+        for (int c = 0; c < 3; ++c) {
+          double v = x(i, c) + disp(i, c);
+          v -= L * Kokkos::Experimental::floor(v / L);
+          if (v >= L)
+            v = 0.0; // -tiny wraps to L in floating point
+          x(i, c) = v;
+          a2 += disp(i, c) * disp(i, c);
+        }
+        s2 += a2;
+      },
+      sum2);
+  Kokkos::parallel_reduce(
+      "caustic::baryonify::max", Kokkos::RangePolicy<>(0, n),
+      KOKKOS_LAMBDA(std::size_t i, double& m) {
+        const double a2 = disp(i, 0) * disp(i, 0) + disp(i, 1) * disp(i, 1) + disp(i, 2) * disp(i, 2);
+        if (a2 > m)
+          m = a2;
+      },
+      Kokkos::Max<double>(dmax));
+  Kokkos::parallel_reduce(
+      "caustic::baryonify::moved", Kokkos::RangePolicy<>(0, n),
+      KOKKOS_LAMBDA(std::size_t i, std::size_t& c) {
+        if (disp(i, 0) != 0 || disp(i, 1) != 0 || disp(i, 2) != 0)
+          ++c;
+      },
+      moved);
+  st.displaced = moved;
+  st.max_displacement = std::sqrt(dmax);
+  st.rms_displacement = std::sqrt(sum2 / n);
+  return st;
+}
+
+BaryonComponents baryonComponents(const Particles& parts, const std::vector<BcmHalo>& haloes,
+                                  const BcmParameters& p, const BcmBackground& bg, double box,
+                                  double t_igm) {
+  if (!(t_igm >= 0 && std::isfinite(t_igm)))
+    throw std::invalid_argument("baryonification: T_igm = " + std::to_string(t_igm) +
+                                " K: allowed 0 or above");
+  // Tables: ln rho_bcm, ln rho_gas, ln rho_cga, ln P (floored at 1e-300).
+  HaloSet s = buildHaloSet(parts, haloes, p, bg, box, 4,
+                           [&](const BcmHaloProfile& prof, double* row) {
+                             auto lg = [](double v) { return std::log(std::max(v, 1e-300)); };
+                             for (int j = 0; j < kGrid; ++j) {
+                               const double r = prof.radius(j);
+                               row[j] = lg(prof.densityBcmTable()[j]);
+                               row[kGrid + j] = lg(prof.densityGasTable()[j]);
+                               row[2 * kGrid + j] = lg(prof.densityCga(r));
+                               row[3 * kGrid + j] = lg(prof.pressureTable()[j]);
+                             }
+                           });
+  const std::size_t n = parts.size();
+  BaryonComponents out;
+  out.gas_fraction.resize(n);
+  out.star_fraction.resize(n);
+  out.pressure.resize(n);
+  out.gas_density.resize(n);
+  if (n == 0)
+    return out;
+  auto x = parts.x;
+  auto pos = s.pos;
+  auto rmax = s.rmax;
+  auto r200 = s.r200;
+  auto table = s.table;
+  auto start = s.cell_start;
+  auto list = s.cell_halo;
+  const int nc = s.ncell;
+  const double inv_cell = 1.0 / s.cell, L = box;
+  const double rho_m = bg.rhoMean(), fb = bg.omega_b / bg.omega_m;
+  // The diffuse gas's pressure: n k T with n = rho / (mu m_p), in the tables' units (physical).
+  const double a3 = bg.a * bg.a * bg.a;
+  const double p_over_rho_igm = t_igm / temperatureOfSpecificPressure(1.0);
+  Kokkos::View<double* [4]> res("caustic::baryonify::components", n);
+  Kokkos::parallel_for(
+      "caustic::baryonify::components", Kokkos::RangePolicy<>(0, n), KOKKOS_LAMBDA(std::size_t i) {
+        int cidx[3];
+        for (int c = 0; c < 3; ++c) {
+          int q = static_cast<int>(x(i, c) * inv_cell);
+          cidx[c] = q < 0 ? 0 : (q >= nc ? nc - 1 : q);
+        }
+        const int cell = (cidx[0] * nc + cidx[1]) * nc + cidx[2];
+        double rho = rho_m, gas = fb * rho_m, cga = 0, pr = 0;
+        for (int e = start(cell); e < start(cell + 1); ++e) {
+          const int h = list(e);
+          const double dx = wrapDelta(x(i, 0) - pos(h, 0), L),
+                       dy = wrapDelta(x(i, 1) - pos(h, 1), L),
+                       dz = wrapDelta(x(i, 2) - pos(h, 2), L);
+          const double r = Kokkos::Experimental::sqrt(dx * dx + dy * dy + dz * dz);
+          if (!(r < rmax(h)))
+            continue;
+          double t = gridCoordinate(r > 0 ? r : 1e-300, r200(h));
+          if (t < 0)
+            t = 0; // inside the grid's first radius: the values there
+          int j = static_cast<int>(t);
+          if (j > kGrid - 2)
+            j = kGrid - 2;
+          const double w = t - j;
+          auto at = [&](int k) {
+            const double a = table(h, k * kGrid + j), b = table(h, k * kGrid + j + 1);
+            return Kokkos::Experimental::exp(a + w * (b - a));
+          };
+          rho += at(0);
+          gas += at(1);
+          cga += at(2);
+          pr += at(3);
+        }
+        // The diffuse gas at T_igm, physical density = comoving / a^3.
+        pr += p_over_rho_igm * fb * rho_m / a3;
+        res(i, 0) = gas / rho;
+        res(i, 1) = cga / rho;
+        res(i, 2) = pr;
+        res(i, 3) = gas;
+      });
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), res);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.gas_fraction[i] = h(i, 0);
+    out.star_fraction[i] = h(i, 1);
+    out.pressure[i] = h(i, 2);
+    out.gas_density[i] = h(i, 3);
+  }
+  return out;
+}
+
+} // namespace caustic
