@@ -211,6 +211,46 @@ template void writeField<float>(const std::string&, const Field<float>&, const s
 template void writeField<double>(const std::string&, const Field<double>&, const std::string&,
                                  const std::string&, double, const Params&,
                                  const std::map<std::string, std::string>&);
+void writeProjectedMap(const std::string& path, const SlabDecomposition& d,
+                       const std::vector<double>& local_rows, const std::string& name,
+                       const std::string& units, double a, const Params& params,
+                       const std::map<std::string, std::string>& attributes) {
+  const std::string ctx = "writeProjectedMap(" + path + ")";
+  const int n = d.n();
+  const IndexBox box = d.realBox();
+  if (local_rows.size() != static_cast<std::size_t>(box.extent(0)) * n)
+    throw std::invalid_argument(ctx + ": expected " + std::to_string(box.extent(0) * n) +
+                                " values on this rank, got " + std::to_string(local_rows.size()));
+  double bad = 0;
+  for (double v : local_rows)
+    bad += std::isfinite(v) ? 0 : 1;
+  double all = 0;
+  mpiCheck(MPI_Allreduce(&bad, &all, 1, MPI_DOUBLE, MPI_SUM, d.comm().get()), ctx.c_str());
+  if (all > 0)
+    throw CollectiveError(ctx + ": map " + name + " has " + std::to_string(all) +
+                          " NaN or Inf value(s); not written");
+  h5::writeParallelFile(path, d.comm().get(), [&](hid_t file) {
+    writeHeader(file, d.box(), a, params, ctx);
+    {
+      h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx + ": open /Header"),
+                     H5Gclose);
+      h5::attr(hdr, "MeshSize", std::int64_t(n), ctx);
+      h5::attr(hdr, "CellSize", d.cell(), ctx);
+    }
+    {
+      h5::Handle par = h5::createGroup(file, "Parameters", ctx);
+      writeParameters(par, params, ctx);
+    }
+    h5::Handle maps = h5::createGroup(file, "Maps", ctx);
+    for (const auto& [k, v] : attributes)
+      h5::attr(maps, k, v, ctx);
+    const hsize_t g[2] = {hsize_t(n), hsize_t(n)}, s0[2] = {hsize_t(box.lo[0]), 0},
+                  l[2] = {hsize_t(box.extent(0)), hsize_t(n)};
+    h5::writeBlock(maps, name, H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, local_rows.data(), 2, g, s0, l,
+                   units, ctx);
+  });
+}
+
 template void writeFields<float>(const std::string&, const std::vector<const Field<float>*>&,
                                  const std::vector<std::string>&, const std::string&, double,
                                  const Params&, const std::map<std::string, std::string>&);

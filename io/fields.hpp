@@ -24,6 +24,14 @@ void writeFields(const std::string& path, const std::vector<const Field<T>*>& fi
                  const std::vector<std::string>& names, const std::string& units, double a,
                  const Params& params, const std::map<std::string, std::string>& attributes = {});
 
+// A map projected along z from a field of `decomp` (e.g. the Compton-y map): this rank's rows
+// local_rows[(x - x0) N + y] for its x-planes; written as /Maps/<name> (N, N) float64 [x][y] with
+// /Header (BoxSize, Time, Redshift, MeshSize) and /Parameters. Collective.
+void writeProjectedMap(const std::string& path, const SlabDecomposition& decomp,
+                       const std::vector<double>& local_rows, const std::string& name,
+                       const std::string& units, double a, const Params& params,
+                       const std::map<std::string, std::string>& attributes = {});
+
 // Per-particle values in the snapshot layout: /Header, /Parameters, /PartType1/ParticleIDs and
 // /PartType1/<names[c]> (float64, one value per particle), with `attributes` on /PartType1.
 // Rows of all ranks are concatenated in rank order. Collective over `comm`.

@@ -105,6 +105,46 @@ void writeHaloCatalogue(const std::string& path, MPI_Comm comm, const HaloCatalo
   });
 }
 
+HaloTable readHaloCatalogue(const std::string& path, MPI_Comm comm) {
+  const std::string ctx = "reading halo catalogue " + path;
+  h5::Handle file = h5::openParallelFile(path, comm, ctx);
+  if (H5Lexists(file, "Header", H5P_DEFAULT) <= 0 || H5Lexists(file, "Group", H5P_DEFAULT) <= 0)
+    throw std::runtime_error(ctx + ": no /Header or /Group (not a Gadget-layout group catalogue)");
+  h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx + ": open /Header"),
+                 H5Gclose);
+  HaloTable t;
+  t.box = h5::readAttr(hdr, "BoxSize", ctx);
+  t.a = h5::readAttr(hdr, "Time", ctx);
+  t.particle_mass = H5Aexists(hdr, "ParticleMass") > 0 ? h5::readAttr(hdr, "ParticleMass", ctx) : 0;
+  const double ng = h5::readAttr(hdr, "Ngroups_Total", ctx);
+  if (!(t.box > 0) || !(t.a > 0) || !(ng >= 0))
+    throw std::runtime_error(ctx + ": header has BoxSize = " + std::to_string(t.box) +
+                             ", Time = " + std::to_string(t.a) + ", Ngroups_Total = " +
+                             std::to_string(ng) + "; expected positive, positive, >= 0");
+  const std::uint64_t n = static_cast<std::uint64_t>(ng);
+  t.count.resize(n);
+  t.mass.resize(n);
+  t.pos.resize(3 * n);
+  h5::readRows(file, "Group/GroupLen", H5T_NATIVE_UINT32, t.count.data(), 0, n, 1, n, ctx);
+  h5::readRows(file, "Group/GroupMass", H5T_NATIVE_DOUBLE, t.mass.data(), 0, n, 1, n, ctx);
+  h5::readRows(file, "Group/GroupPos", H5T_NATIVE_DOUBLE, t.pos.data(), 0, n, 3, n, ctx);
+  for (std::uint64_t g = 0; g < n; ++g) {
+    if (!(t.mass[g] > 0) || !std::isfinite(t.mass[g]))
+      throw std::runtime_error(ctx + ": group " + std::to_string(g) + " has GroupMass = " +
+                               std::to_string(t.mass[g]) + "; expected a positive mass");
+    for (int c = 0; c < 3; ++c) {
+      double& x = t.pos[3 * g + c];
+      if (!std::isfinite(x))
+        throw std::runtime_error(ctx + ": group " + std::to_string(g) +
+                                 " has a non-finite GroupPos");
+      x -= t.box * std::floor(x / t.box); // float positions may sit a rounding off the box
+      if (x >= t.box)
+        x = 0.0;
+    }
+  }
+  return t;
+}
+
 void writeMassFunction(const std::string& path, const HaloCatalogue& cat, const HaloMeta& meta) {
   const double unit = 1e10; // catalogue masses in 1e10 Msun/h; the table in Msun/h
   const double V = meta.box * meta.box * meta.box;

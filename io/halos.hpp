@@ -46,6 +46,17 @@ std::string haloCatalogueName(const std::string& stem);
 void writeHaloCatalogue(const std::string& path, MPI_Comm comm, const HaloCatalogue& cat,
                         const HaloMeta& meta, const Params* params);
 
+// A catalogue read back (every rank reads all of it; catalogues hold about 1e-3 of the
+// particles): the header's box, a and particle mass, and per group its length, mass [1e10 Msun/h]
+// and position [Mpc/h]. Throws std::runtime_error naming the file and what is missing or wrong.
+struct HaloTable {
+  double box = 0.0, a = 0.0, particle_mass = 0.0;
+  std::vector<std::uint32_t> count;
+  std::vector<double> mass, pos; // pos: 3 per group
+  std::size_t size() const { return count.size(); }
+};
+HaloTable readHaloCatalogue(const std::string& path, MPI_Comm comm);
+
 // dn/dlnM [(h/Mpc)^3] in bins of 0.2 dex from the smallest group mass, with Poisson errors, as a
 // text table: M_center [Msun/h], M_mean [Msun/h], dn/dlnM, error, groups. Rank 0 only.
 void writeMassFunction(const std::string& path, const HaloCatalogue& cat, const HaloMeta& meta);

@@ -59,13 +59,13 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     applyOverride(root, ov);
 
   const std::set<std::string> sections = {"cosmology", "power", "simulation", "gravity",   "fft",
-                                          "output",    "halos", "emulators",  "checkpoint"};
+                                          "output",    "halos", "emulators",  "checkpoint", "baryons"};
   for (auto&& [k, v] : root) {
     if (!sections.count(std::string(k.str())))
       throw ParamError(
           "[" + std::string(k.str()) +
           "]: unknown section; allowed: [cosmology], [power], [simulation], [gravity], "
-          "[fft], [output], [halos], [checkpoint], [emulators.NAME]");
+          "[fft], [output], [halos], [checkpoint], [baryons], [emulators.NAME]");
   }
 
   Params p;
@@ -319,6 +319,37 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     const auto ha = s.numbers("a", "a list of output scale factors (each in output.a)");
     h.a = ha ? *ha : p.output.a;
     requireOutputScaleFactors(h.a, p.output.a, "halos.a");
+    s.finish();
+  }
+
+  { // [baryons]
+    Section s(&root, "baryons", false);
+    auto& b = p.baryons;
+    BcmParameters& m = b.bcm;
+    m.log10_mc = s.number("log10_mc", m.log10_mc, "a number (log10 M_c [Msun/h])");
+    m.mu = s.number("mu", m.mu, "a number");
+    m.theta_ej = s.number("theta_ej", m.theta_ej, "a number (r_ej / r200c)");
+    m.gamma = s.number("gamma", m.gamma, "a number");
+    m.delta = s.number("delta", m.delta, "a number");
+    m.eta = s.number("eta", m.eta, "a number");
+    m.delta_eta = s.number("delta_eta", m.delta_eta, "a number");
+    m.r_max_factor = s.number("r_max_factor", m.r_max_factor, "a number (r_max / r200c)");
+    m.f_nt = s.number("f_nt", m.f_nt, "a number in [0, 1)");
+    const std::string err = m.check(); // "name = value: allowed ..."
+    if (!err.empty())
+      throw ParamError("baryons." + err);
+    b.t_igm = s.number("t_igm", b.t_igm, "a temperature [K]");
+    requireRange(b.t_igm >= 0 && b.t_igm <= 1e9, s.key("t_igm"), b.t_igm, "[0, 1e9] K");
+    const auto mesh = s.integer("mesh", 0, "an even integer >= 8 (0: twice the particle grid)");
+    if (mesh != 0 && (mesh < 8 || mesh > 8192 || mesh % 2))
+      throw ParamError(s.key("mesh") + " = " + std::to_string(mesh) +
+                       ": allowed 0 (twice the particle grid) or an even integer in [8, 8192]");
+    b.mesh = static_cast<int>(mesh);
+    const auto mp = s.integer("min_particles", 0, "an integer >= 0 (0: every group)");
+    if (mp < 0 || mp > 1000000000)
+      throw ParamError(s.key("min_particles") + " = " + std::to_string(mp) +
+                       ": allowed [0, 1e9] (0: every group of the catalogue)");
+    b.min_particles = static_cast<int>(mp);
     s.finish();
   }
 

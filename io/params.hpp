@@ -1,6 +1,7 @@
 #pragma once
 // Run parameters: one immutable, validated struct built from a TOML file plus command-line
 // overrides. Every defect raises ParamError naming the key, the value and what is allowed.
+#include "pm/baryons/bcm.hpp"
 #include "pm/cosmology/cosmology.hpp"
 #include "pm/stepping/stepping.hpp"
 
@@ -72,6 +73,14 @@ struct HalosParams {
 };
 
 // FFT planning, [fft].
+// [baryons]: the baryon correction model (pm/baryons/bcm.hpp) used by `caustic baryonify`.
+struct BaryonsParams {
+  BcmParameters bcm; // log10_mc, mu, theta_ej, gamma, delta, eta, delta_eta, r_max_factor, f_nt
+  double t_igm = 1e4; // temperature of the gas outside haloes [K]
+  int mesh = 0;       // mesh of the power spectra and fields (0: twice the particle grid)
+  int min_particles = 0; // smallest FoF group baryonified (0: every group of the catalogue)
+};
+
 struct FftParams {
   std::string plan = "measure"; // FFTW planner: estimate | measure | patient
   std::string wisdom;           // wisdom file shared between runs (read, then updated); "": none
@@ -131,6 +140,7 @@ struct Params {
   OutputParams output;
   HalosParams halos;
   CheckpointParams checkpoint;
+  BaryonsParams baryons;
   std::vector<EmulatorHookParams> emulators;
   std::string toml;   // the effective parameters (file plus overrides) as TOML text
   std::string source; // path of the parameter file

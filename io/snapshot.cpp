@@ -223,7 +223,14 @@ Particles readSnapshot(const std::string& path, const Comm& comm, SnapshotHeader
   header.omega_m = H5Aexists(hdr, "Omega0") > 0 ? readAttr(hdr, "Omega0", ctx) : 0.0;
   header.omega_lambda = H5Aexists(hdr, "OmegaLambda") > 0 ? readAttr(hdr, "OmegaLambda", ctx) : 0.0;
   header.hubble = H5Aexists(hdr, "HubbleParam") > 0 ? readAttr(hdr, "HubbleParam", ctx) : 0.0;
+  header.omega_b = H5Aexists(hdr, "OmegaBaryon") > 0 ? readAttr(hdr, "OmegaBaryon", ctx) : 0.0;
   header.total_particles = static_cast<std::uint64_t>(readAttr(hdr, "NumPart_Total", ctx));
+  if (H5Lexists(file, "Parameters", H5P_DEFAULT) > 0) {
+    h5::Handle par(h5::check(H5Gopen2(file, "Parameters", H5P_DEFAULT), ctx + ": open /Parameters"),
+                   H5Gclose);
+    if (H5Aexists(par, "toml") > 0)
+      header.parameters = h5::readStringAttr(par, "toml", ctx);
+  }
   if (!(header.box > 0) || !(header.a > 0) || header.total_particles == 0)
     throw std::runtime_error(ctx + ": header has BoxSize = " + std::to_string(header.box) +
                              ", Time = " + std::to_string(header.a) + ", NumPart_Total[1] = " +

@@ -59,10 +59,13 @@ double cosmicTimeGyr(const CosmologyParams& c, double a);
 struct SnapshotHeader {
   double box = 0.0, a = 1.0, particle_mass = 0.0, omega_m = 0.0;
   double omega_lambda = 0.0, hubble = 0.0; // OmegaLambda, HubbleParam; 0 when absent
+  double omega_b = 0.0;                     // OmegaBaryon; 0 when absent
   std::uint64_t total_particles = 0;
+  std::string parameters; // the run's effective TOML (/Parameters/toml); "" when absent
 };
 
-// Reads a Gadget-4 layout snapshot (PartType1) collectively: rank r gets an even share of the
+// Reads a Gadget-4 layout snapshot (PartType1) collectively (the header too: OmegaBaryon and
+// the /Parameters TOML text when the file has them): rank r gets an even share of the
 // rows; momenta are recovered from the Gadget velocities (p = a^1.5 v / 100). Throws
 // std::runtime_error naming the path and what is wrong (missing file, group, dataset, or
 // inconsistent sizes).

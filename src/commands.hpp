@@ -31,6 +31,16 @@ struct FofCommandOptions {
 // IDs are not unique (ParamError, before anything is written).
 void runFofCommand(RunContext& ctx, const FofCommandOptions& opt);
 
+struct BaryonifyOptions {
+  std::string snapshot, halos;
+  std::string output;            // directory (default: baryons_<snapshot name>/ beside it)
+  std::vector<std::string> sets; // parameter overrides, e.g. baryons.log10_mc=13.5
+  bool overwrite = false;
+};
+// `caustic baryonify`: the baryon correction model on a snapshot and its FoF catalogue
+// (src/baryonify_command.cpp). Returns the exit code.
+int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt);
+
 struct CampaignCommandOptions {
   std::string action; // make | status | submit
   std::string target; // campaign file (make) or campaign directory

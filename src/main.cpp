@@ -85,6 +85,18 @@ int runCommand(int argc, char** argv, bool parse_only = false) {
                   "Catalogue path (default: halos_<snapshot>.hdf5 beside it)");
   fof->add_flag("--overwrite", fof_opt.overwrite,
                 "Replace an existing catalogue and mass function (never the snapshot itself)");
+  BaryonifyOptions bar_opt;
+  auto* bar = app.add_subcommand(
+      "baryonify", "Baryon correction model on a snapshot and its FoF catalogue: baryonified "
+                   "snapshot, S(k), gas/temperature/pressure meshes, Compton-y map");
+  bar->add_option("snapshot", bar_opt.snapshot, "Snapshot (Gadget-4 HDF5 layout)")->required();
+  bar->add_option("halos", bar_opt.halos, "Its FoF catalogue (caustic fof or a run's halos_*)")
+      ->required();
+  bar->add_option("--output,-o", bar_opt.output,
+                  "Output directory (default: baryons_<snapshot name>/ beside the snapshot)");
+  bar->add_option("--set", bar_opt.sets,
+                  "Override a parameter, e.g. baryons.log10_mc=13.5 (repeatable)");
+  bar->add_flag("--overwrite", bar_opt.overwrite, "Replace the outputs of an earlier baryonify");
   CampaignCommandOptions camp_opt;
   auto* camp = app.add_subcommand("campaign", "Campaigns of many runs: make, status, submit");
   camp->require_subcommand(1);
@@ -145,6 +157,14 @@ int runCommand(int argc, char** argv, bool parse_only = false) {
       return reportOnce(rank, e, 2);
     }
     return 0;
+  }
+  if (*bar) {
+    try {
+      return runBaryonifyCommand(ctx, bar_opt);
+    } catch (const std::runtime_error& e) {
+      // Input errors (snapshot, catalogue, parameters) are met on every rank alike.
+      return reportOnce(rank, e, 2);
+    }
   }
   if (*camp) {
     camp_opt.action = *cmake_ ? "make" : *cstatus ? "status" : "submit";

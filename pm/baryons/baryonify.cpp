@@ -1,6 +1,7 @@
 #include "pm/baryons/baryonify.hpp"
 
 #include <Kokkos_Core.hpp>
+#include <mpi.h>
 
 #include <algorithm>
 #include <cmath>
@@ -292,11 +293,12 @@ BaryonifyStats baryonify(Particles& parts, const std::vector<BcmHalo>& haloes,
 
 BaryonComponents baryonComponents(const Particles& parts, const std::vector<BcmHalo>& haloes,
                                   const BcmParameters& p, const BcmBackground& bg, double box,
-                                  double t_igm) {
+                                  MPI_Comm comm, double t_igm) {
+  double diffuse = 0.0;
   if (!(t_igm >= 0 && std::isfinite(t_igm)))
     throw std::invalid_argument("baryonification: T_igm = " + std::to_string(t_igm) +
                                 " K: allowed 0 or above");
-  // Tables: ln rho_bcm, ln rho_gas, ln rho_cga, ln P (floored at 1e-300).
+  // Tables: ln rho_bcm, ln rho_gas, ln rho_star, ln P (floored at 1e-300).
   HaloSet s = buildHaloSet(parts, haloes, p, bg, box, 4,
                            [&](const BcmHaloProfile& prof, double* row) {
                              auto lg = [](double v) { return std::log(std::max(v, 1e-300)); };
@@ -304,7 +306,13 @@ BaryonComponents baryonComponents(const Particles& parts, const std::vector<BcmH
                                const double r = prof.radius(j);
                                row[j] = lg(prof.densityBcmTable()[j]);
                                row[kGrid + j] = lg(prof.densityGasTable()[j]);
-                               row[2 * kGrid + j] = lg(prof.densityCga(r));
+                               // Stars: the central galaxy plus the satellites, which move
+                               // with the relaxed collisionless matter (f_sga / f_clm of it).
+                               const double cga = prof.densityCga(r);
+                               const double clm = std::max(0.0, prof.densityBcmTable()[j] -
+                                                                    prof.densityGasTable()[j] - cga);
+                               const double sga = prof.fStar() - prof.fCga();
+                               row[2 * kGrid + j] = lg(cga + sga / prof.fClm() * clm);
                                row[3 * kGrid + j] = lg(prof.pressureTable()[j]);
                              }
                            });
@@ -314,8 +322,6 @@ BaryonComponents baryonComponents(const Particles& parts, const std::vector<BcmH
   out.star_fraction.resize(n);
   out.pressure.resize(n);
   out.gas_density.resize(n);
-  if (n == 0)
-    return out;
   auto x = parts.x;
   auto pos = s.pos;
   auto rmax = s.rmax;
@@ -338,7 +344,7 @@ BaryonComponents baryonComponents(const Particles& parts, const std::vector<BcmH
           cidx[c] = q < 0 ? 0 : (q >= nc ? nc - 1 : q);
         }
         const int cell = (cidx[0] * nc + cidx[1]) * nc + cidx[2];
-        double rho = rho_m, gas = fb * rho_m, cga = 0, pr = 0;
+        double rho = rho_m, gas = 0, cga = 0, pr = 0;
         for (int e = start(cell); e < start(cell + 1); ++e) {
           const int h = list(e);
           const double dx = wrapDelta(x(i, 0) - pos(h, 0), L),
@@ -363,11 +369,55 @@ BaryonComponents baryonComponents(const Particles& parts, const std::vector<BcmH
           cga += at(2);
           pr += at(3);
         }
-        // The diffuse gas at T_igm, physical density = comoving / a^3.
-        pr += p_over_rho_igm * fb * rho_m / a3;
-        res(i, 0) = gas / rho;
-        res(i, 1) = cga / rho;
+        // The haloes' gas and stars, their pressure and the total density; the diffuse gas
+        // is added below, once its fraction is known.
+        res(i, 0) = gas;
+        res(i, 1) = cga;
         res(i, 2) = pr;
+        res(i, 3) = rho;
+      });
+  // The diffuse gas (the background term rho_m) carries the fraction f_d that makes the baryons
+  // add up to f_b over all particles: sum_i [(gas_i + star_i) + f_d rho_m] / rho_i = f_b N.
+  // The sums are accumulated in fixed point (2^-24 per particle) so that they, and f_d, do not
+  // depend on the number of ranks or the order of the reduction.
+  constexpr double kFix = 16777216.0;
+  std::int64_t sums[3] = {0, 0, 0};
+  {
+    std::int64_t halo_part = 0, diffuse_part = 0;
+    Kokkos::parallel_reduce(
+        "caustic::baryonify::baryon_budget", Kokkos::RangePolicy<>(0, n),
+        KOKKOS_LAMBDA(std::size_t i, std::int64_t& a) {
+          a += static_cast<std::int64_t>(
+              Kokkos::Experimental::floor((res(i, 0) + res(i, 1)) / res(i, 3) * kFix + 0.5));
+        },
+        halo_part);
+    Kokkos::parallel_reduce(
+        "caustic::baryonify::baryon_budget", Kokkos::RangePolicy<>(0, n),
+        KOKKOS_LAMBDA(std::size_t i, std::int64_t& a) {
+          a += static_cast<std::int64_t>(Kokkos::Experimental::floor(rho_m / res(i, 3) * kFix + 0.5));
+        },
+        diffuse_part);
+    sums[0] = halo_part;
+    sums[1] = diffuse_part;
+    sums[2] = static_cast<std::int64_t>(n);
+  }
+  std::int64_t all[3] = {0, 0, 0};
+  MPI_Allreduce(sums, all, 3, MPI_INT64_T, MPI_SUM, comm);
+  const double f_d = all[1] > 0 ? (fb * double(all[2]) - double(all[0]) / kFix) / (double(all[1]) / kFix)
+                                : fb;
+  if (!(f_d >= 0))
+    throw std::runtime_error("baryonification: the haloes' baryons (" +
+                             std::to_string(double(all[0]) / kFix / double(all[2])) +
+                             " of the matter) exceed Omega_b / Omega_m = " + std::to_string(fb) +
+                             "; the catalogue's haloes overlap too much for the model");
+  diffuse = f_d;
+  Kokkos::parallel_for(
+      "caustic::baryonify::diffuse_gas", Kokkos::RangePolicy<>(0, n), KOKKOS_LAMBDA(std::size_t i) {
+        const double rho = res(i, 3), gas = res(i, 0) + f_d * rho_m;
+        // The diffuse gas at T_igm, physical density = comoving / a^3.
+        res(i, 0) = gas / rho;
+        res(i, 1) = res(i, 1) / rho;
+        res(i, 2) += p_over_rho_igm * f_d * rho_m / a3;
         res(i, 3) = gas;
       });
   auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), res);
@@ -377,6 +427,7 @@ BaryonComponents baryonComponents(const Particles& parts, const std::vector<BcmH
     out.pressure[i] = h(i, 2);
     out.gas_density[i] = h(i, 3);
   }
+  out.diffuse_gas_fraction = diffuse;
   return out;
 }
 

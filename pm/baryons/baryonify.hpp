@@ -13,14 +13,21 @@
 // Components at the displaced positions (`components`): for a particle at distances r_h from the
 // haloes that reach it, with rho_h the BCM density of halo h (without the background) and rho_m
 // the mean matter density,
-//   gas fraction   f_gas = [sum_h rho_gas,h(r_h) + f_b rho_m] / [sum_h rho_h(r_h) + rho_m]
-//   star fraction  f_cga = sum_h rho_cga,h(r_h) / [sum_h rho_h(r_h) + rho_m]
+//   gas fraction   f_gas = [sum_h rho_gas,h(r_h) + f_d rho_m] / [sum_h rho_h(r_h) + rho_m]
+//   star fraction  f_star = sum_h [rho_cga,h + (f_sga / f_clm) rho_clm,h](r_h) / [...]: the
+//                  central galaxy and the satellites (f_sga = f_star - f_cga), which move with the
+//                  relaxed collisionless matter
 //   thermal pressure P = sum_h P_h(r_h) (hydrostatic, bcm.hpp) + the pressure of the diffuse gas
 //                  at T_igm (default 1e4 K).
+// The diffuse gas fraction f_d (about f_b = Omega_b / Omega_m) is set so that gas and stars add up
+// to f_b of all particles' mass: the local densities of the model are not the particles' own, so
+// the ratios alone would not conserve the baryons (they miss about 5% in a 64 Mpc/h box).
 // The particle's gas then has the mass f_gas m_p and the specific thermal energy P / rho_gas with
 // rho_gas the same sums' gas density; its temperature is T = mu m_p P / (k_B rho_gas).
 #include "pm/baryons/bcm.hpp"
 #include "pm/particles/particles.hpp"
+
+#include <mpi.h>
 
 #include <cstdint>
 #include <vector>
@@ -48,14 +55,17 @@ BaryonifyStats baryonify(Particles& parts, const std::vector<BcmHalo>& haloes,
                          const BcmParameters& p, const BcmBackground& bg, double box);
 
 // Per-particle baryonic components at the particles' (displaced) positions: gas mass fraction,
-// central-galaxy (star) fraction and thermal gas pressure [(Msun/h) (km/s)^2 / (Mpc/h)^3
+// star fraction (central galaxy and satellites) and thermal gas pressure [(Msun/h) (km/s)^2 / (Mpc/h)^3
 // physical], and the gas density the fractions were taken from [(Msun/h)/(Mpc/h)^3 comoving].
 struct BaryonComponents {
   std::vector<double> gas_fraction, star_fraction, pressure, gas_density;
+  double diffuse_gas_fraction = 0.0; // f_d
 };
+// Collective over `comm` (the baryon budget; every rank passes the same haloes). Throws
+// std::runtime_error if the haloes alone hold more than f_b of the matter.
 BaryonComponents baryonComponents(const Particles& parts, const std::vector<BcmHalo>& haloes,
                                   const BcmParameters& p, const BcmBackground& bg, double box,
-                                  double t_igm = 1e4);
+                                  MPI_Comm comm, double t_igm = 1e4);
 
 // Constants of the gas: primordial hydrogen mass fraction X = 0.76, fully ionised.
 constexpr double kHydrogenFraction = 0.76;

@@ -1,0 +1,367 @@
+// `caustic baryonify SNAPSHOT HALOS`: the baryon correction model applied to a dark-matter-only
+// snapshot and its FoF catalogue (pm/baryons): the baryonified snapshot with per-particle gas,
+// star, temperature and electron-pressure columns, the power spectra before and after and the
+// suppression S(k) = P_bcm / P_dmo (table and SVG plot), gas density, temperature and electron
+// pressure meshes and a Compton-y map, and a summary.
+#include "commands.hpp"
+#include "common.hpp"
+
+#include "io/atomic_file.hpp"
+#include "io/fields.hpp"
+#include "io/format.hpp"
+#include "io/halos.hpp"
+#include "io/snapshot.hpp"
+#include "io/svg_plot.hpp"
+#include "io/tables.hpp"
+#include "io/text_file.hpp"
+#include "pm/analysis/power_spectrum.hpp"
+#include "pm/baryons/baryonify.hpp"
+#include "pm/cosmology/cosmology.hpp"
+#include "pm/force/painter.hpp"
+#include "pm/particles/migrate.hpp"
+
+#include <Kokkos_Core.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+namespace caustic {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Parameters of a snapshot without a /Parameters TOML (another code's): the header's box,
+// particle count and cosmology.
+std::string parametersFromHeader(const SnapshotHeader& h) {
+  const int n = static_cast<int>(std::lround(std::cbrt(double(h.total_particles))));
+  std::ostringstream t;
+  t.precision(17);
+  t << "[simulation]\nbox = " << h.box << "\nparticles = " << n << "\nmesh = " << 2 * n
+    << "\n[cosmology]\n";
+  if (h.omega_m > 0)
+    t << "Omega_m = " << h.omega_m << "\n";
+  if (h.omega_b > 0)
+    t << "Omega_b = " << h.omega_b << "\n";
+  if (h.hubble > 0)
+    t << "h = " << h.hubble << "\n";
+  return t.str();
+}
+
+PowerSpectrum powerOf(const Particles& parts, double total,
+                      const std::shared_ptr<const SlabDecomposition>& d, const FFT<double>& fft) {
+  PowerOptions po; // CIC, interlaced, no shot-noise subtraction (as run outputs)
+  return measurePower(parts, total, d, fft, po);
+}
+
+} // namespace
+
+int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt) {
+  const Comm& comm = ctx.comm();
+  // Input checks and the parameters before anything is written.
+  SnapshotHeader h;
+  Particles parts;
+  {
+    PhaseTimer t(ctx, "read_snapshot");
+    parts = readSnapshot(opt.snapshot, comm, h);
+  }
+  const int np = static_cast<int>(std::lround(std::cbrt(double(h.total_particles))));
+  if (static_cast<std::uint64_t>(np) * np * np != h.total_particles)
+    throw ParamError("snapshot " + opt.snapshot + ": " + std::to_string(h.total_particles) +
+                     " particles, not a cube; baryonify needs the particle grid (N^3)");
+  const std::string text = h.parameters.empty() ? parametersFromHeader(h) : h.parameters;
+  Params params = parseParams(text, opt.sets, comm.size(), ".",
+                              opt.snapshot + (h.parameters.empty() ? " (header)" : " /Parameters"));
+  const BaryonsParams& bp = params.baryons;
+  if (std::abs(params.simulation.box - h.box) > 1e-9 * h.box)
+    throw ParamError("snapshot " + opt.snapshot + ": /Parameters give simulation.box = " +
+                     format("%g", params.simulation.box) + " but the header's BoxSize is " +
+                     format("%g", h.box));
+  HaloTable halos;
+  {
+    PhaseTimer t(ctx, "read_halos");
+    halos = readHaloCatalogue(opt.halos, comm.get());
+  }
+  if (std::abs(halos.box - h.box) > 1e-6 * h.box || std::abs(halos.a - h.a) > 1e-6 * h.a)
+    throw ParamError("halo catalogue " + opt.halos + " (BoxSize " + format("%g", halos.box) +
+                     ", Time " + format("%.6f", halos.a) + ") is not of snapshot " + opt.snapshot +
+                     " (BoxSize " + format("%g", h.box) + ", Time " + format("%.6f", h.a) + ")");
+  const int mesh = bp.mesh > 0 ? bp.mesh : 2 * np;
+  const std::string stem = fs::path(opt.snapshot).stem().string();
+  const std::string dir =
+      opt.output.empty() ? (fs::path(opt.snapshot).parent_path() / ("baryons_" + stem)).string()
+                         : opt.output;
+  const std::vector<std::string> names = {"snapshot_bcm.hdf5", "power_dmo.txt", "power_bcm.txt",
+                                          "suppression.txt",   "suppression.svg",
+                                          "baryon_fields.hdf5", "compton_y.hdf5",
+                                          "baryonify_summary.json"};
+  {
+    std::string err;
+    if (ctx.root()) {
+      std::error_code ec;
+      if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+        err = "--output = " + dir + ": a file; expected a directory";
+      for (const auto& nm : names) {
+        if (!err.empty())
+          break;
+        const fs::path p = fs::path(dir) / nm;
+        if (!opt.overwrite && fs::exists(p, ec))
+          err = p.string() + " exists; pass --overwrite to replace it, or --output another directory";
+        else if (fs::exists(p, ec) && fs::exists(opt.snapshot, ec) &&
+                 fs::equivalent(p, opt.snapshot, ec))
+          err = p.string() + " is the input snapshot; choose another --output";
+      }
+      if (err.empty()) {
+        fs::create_directories(dir, ec);
+        if (ec)
+          err = "--output = " + dir + ": cannot create the directory (" + ec.message() + ")";
+      }
+    }
+    shareError(ctx, err, "baryonify: output check");
+  }
+
+  // Background at the snapshot's a.
+  const Cosmology cosmo(params.cosmology);
+  BcmBackground bg;
+  bg.omega_m = params.cosmology.Omega_m;
+  bg.omega_b = params.cosmology.Omega_b;
+  bg.a = h.a;
+  bg.e_of_a = cosmo.E(h.a);
+  const double mp = h.particle_mass * 1e10; // [Msun/h]
+  std::vector<BcmHalo> list;
+  double min_m200c = 0, max_m200c = 0;
+  for (std::size_t g = 0; g < halos.size(); ++g) {
+    if (bp.min_particles > 0 && halos.count[g] < static_cast<std::uint32_t>(bp.min_particles))
+      continue;
+    BcmHalo hl;
+    for (int c = 0; c < 3; ++c)
+      hl.pos[c] = halos.pos[3 * g + c];
+    hl.m200c = m200cFromFof(halos.mass[g] * 1e10, bg);
+    hl.c200c = concentrationDuffy(hl.m200c, bg.a);
+    min_m200c = list.empty() ? hl.m200c : std::min(min_m200c, hl.m200c);
+    max_m200c = std::max(max_m200c, hl.m200c);
+    list.push_back(hl);
+  }
+  ctx.log("snapshot " + opt.snapshot + ": " + std::to_string(h.total_particles) + " particles, box " +
+          format("%g", h.box) + " Mpc/h, a = " + format("%.4f", h.a) + "; " +
+          std::to_string(list.size()) + " of " + std::to_string(halos.size()) +
+          " FoF groups baryonified (M200c " + format("%.3g", min_m200c) + " to " +
+          format("%.3g", max_m200c) + " Msun/h)");
+
+  auto decomp = std::make_shared<const SlabDecomposition>(comm.get(), mesh, h.box);
+  migrate(parts, *decomp);
+  const double total = double(h.total_particles);
+  FFT<double> fft(decomp, FFTW_ESTIMATE);
+  PowerSpectrum p_dmo, p_bcm;
+  {
+    PhaseTimer t(ctx, "power_dmo");
+    p_dmo = powerOf(parts, total, decomp, fft);
+  }
+  BaryonifyStats st;
+  {
+    PhaseTimer t(ctx, "baryonify");
+    st = baryonify(parts, list, bp.bcm, bg, h.box);
+  }
+  migrate(parts, *decomp);
+  {
+    PhaseTimer t(ctx, "power_bcm");
+    p_bcm = powerOf(parts, total, decomp, fft);
+  }
+  BaryonComponents comp;
+  {
+    PhaseTimer t(ctx, "components");
+    comp = baryonComponents(parts, list, bp.bcm, bg, h.box, comm.get(), bp.t_igm);
+  }
+  // Statistics over ranks.
+  unsigned long long loc[2] = {st.displaced, st.local_haloes}, glob[2] = {0, 0};
+  mpiCheck(MPI_Allreduce(loc, glob, 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm.get()), "baryonify");
+  double dmax = 0, s2 = st.rms_displacement * st.rms_displacement * parts.size(), s2all = 0;
+  mpiCheck(MPI_Allreduce(&st.max_displacement, &dmax, 1, MPI_DOUBLE, MPI_MAX, comm.get()),
+           "baryonify");
+  mpiCheck(MPI_Allreduce(&s2, &s2all, 1, MPI_DOUBLE, MPI_SUM, comm.get()), "baryonify");
+  double sums[3] = {0, 0, 0}, gsums[3] = {0, 0, 0}; // gas, stars, particles
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    sums[0] += comp.gas_fraction[i];
+    sums[1] += comp.star_fraction[i];
+  }
+  sums[2] = double(parts.size());
+  mpiCheck(MPI_Allreduce(sums, gsums, 3, MPI_DOUBLE, MPI_SUM, comm.get()), "baryonify");
+  if (gsums[2] != total)
+    throw std::logic_error("baryonify: " + format("%.0f", gsums[2]) + " particles after, " +
+                           format("%.0f", total) + " before");
+  ctx.log("displaced " + std::to_string(glob[0]) + " particles (rms " +
+          format("%.4f", std::sqrt(s2all / total)) + " Mpc/h, max " + format("%.3f", dmax) +
+          " Mpc/h); gas fraction " + format("%.4f", gsums[0] / total) + " (Omega_b/Omega_m " +
+          format("%.4f", bg.omega_b / bg.omega_m) + "), stars " +
+          format("%.4f", gsums[1] / total));
+
+  // Per-particle columns and the meshes: gas (mass fraction), T (gas-mass weighted) and the
+  // electron pressure (volume average).
+  const double h2 = params.cosmology.h * params.cosmology.h;
+  // Pressure units of the profiles ((Msun/h) (km/s)^2 / (Mpc/h)^3, physical) in erg/cm^3 and keV/cm^3.
+  const double p_cgs = h2 * kSolarMassInG * 1e10 / std::pow(kUnitLengthInCm, 3);
+  const double kev = 1.602176634e-9;
+  const double pe_frac = kMeanMolecularWeight / kElectronWeight; // n_e / n
+  const double a3 = h.a * h.a * h.a;
+  {
+    PhaseTimer t(ctx, "snapshot");
+    const std::size_t n = parts.size();
+    auto fg = parts.addAttribute<float>("GasFraction", 1, "gas mass / particle mass");
+    auto fs_ = parts.addAttribute<float>("StarFraction", 1, "stellar mass (central galaxy and satellites) / particle mass");
+    auto tt = parts.addAttribute<float>("Temperature", 1, "K (gas)");
+    auto pe = parts.addAttribute<float>("ElectronPressure", 1, "keV/cm^3 (physical)");
+    auto hg = Kokkos::create_mirror_view(fg);
+    auto hs = Kokkos::create_mirror_view(fs_);
+    auto ht = Kokkos::create_mirror_view(tt);
+    auto hp = Kokkos::create_mirror_view(pe);
+    for (std::size_t i = 0; i < n; ++i) {
+      hg(i, 0) = static_cast<float>(comp.gas_fraction[i]);
+      hs(i, 0) = static_cast<float>(comp.star_fraction[i]);
+      const double s = comp.pressure[i] / (comp.gas_density[i] / a3); // (km/s)^2
+      ht(i, 0) = static_cast<float>(temperatureOfSpecificPressure(s));
+      hp(i, 0) = static_cast<float>(comp.pressure[i] * pe_frac * p_cgs / kev);
+    }
+    Kokkos::deep_copy(fg, hg);
+    Kokkos::deep_copy(fs_, hs);
+    Kokkos::deep_copy(tt, ht);
+    Kokkos::deep_copy(pe, hp);
+    writeSnapshot((fs::path(dir) / names[0]).string(), comm, parts,
+                  {h.a, h.particle_mass, h.total_particles}, params);
+  }
+  {
+    // Power spectra and S(k).
+    const std::string d = "box " + format("%g", h.box) + " Mpc/h, " + std::to_string(np) +
+                          "^3 particles, mesh " + std::to_string(mesh) +
+                          "^3, CIC, interlaced, compensated; k_nyquist_particles = " +
+                          format("%.4f", M_PI * np / h.box) + " h/Mpc";
+    if (ctx.root()) {
+      writePowerTable((fs::path(dir) / names[1]).string(), p_dmo,
+                      {"caustic baryonify: dark-matter-only power of " + opt.snapshot, d});
+      writePowerTable((fs::path(dir) / names[2]).string(), p_bcm,
+                      {"caustic baryonify: power after the baryon correction model", d});
+      std::ostringstream s;
+      s << "# caustic baryonify: S(k) = P_bcm / P_dmo at a = " << format("%.4f", h.a)
+        << " (z = " << format("%.4f", 1 / h.a - 1) << ")\n# " << d << "\n"
+        << "# BCM (Schneider et al. 2019): log10_mc = " << bp.bcm.log10_mc << ", mu = " << bp.bcm.mu
+        << ", theta_ej = " << bp.bcm.theta_ej << ", gamma = " << bp.bcm.gamma
+        << ", delta = " << bp.bcm.delta << ", eta = " << bp.bcm.eta
+        << ", delta_eta = " << bp.bcm.delta_eta << "; " << list.size() << " haloes\n"
+        << "# columns: k [h/Mpc]  S(k)  P_dmo [(Mpc/h)^3]  P_bcm [(Mpc/h)^3]  modes\n";
+      std::vector<std::pair<double, double>> pts;
+      for (std::size_t b = 0; b < p_dmo.k.size(); ++b) {
+        if (p_dmo.modes[b] <= 0)
+          continue;
+        const double S = p_bcm.power[b] / p_dmo.power[b];
+        s << format("%.6e %.8f %.6e %.6e %.0f\n", p_dmo.k[b], S, p_dmo.power[b], p_bcm.power[b],
+                    p_dmo.modes[b]);
+        pts.emplace_back(p_dmo.k[b], S);
+      }
+      writeTextFile((fs::path(dir) / names[3]).string(), s.str());
+      // x axis: log10 k (the plot has a linear x axis).
+      std::vector<std::pair<double, double>> lp;
+      for (auto& [k, S] : pts)
+        lp.emplace_back(std::log10(k), S);
+      writeSvgPlot((fs::path(dir) / names[4]).string(),
+                   "Baryonic suppression S(k) = P_bcm / P_dmo, z = " + format("%.2f", 1 / h.a - 1),
+                   "log10 k [h/Mpc]", "S(k)", {{"BCM", "#1f77b4", lp}}, false);
+    }
+  }
+  {
+    PhaseTimer t(ctx, "fields");
+    const std::size_t n = parts.size();
+    Kokkos::View<double* [3]> w("caustic::baryonify::weights", std::max<std::size_t>(1, n));
+    auto hw = Kokkos::create_mirror_view(w);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double s = comp.pressure[i] / (comp.gas_density[i] / a3);
+      hw(i, 0) = comp.gas_fraction[i];
+      hw(i, 1) = comp.gas_fraction[i] * temperatureOfSpecificPressure(s);
+      hw(i, 2) = comp.gas_fraction[i] * s * pe_frac;
+    }
+    Kokkos::deep_copy(w, hw);
+    Painter<double> painter(decomp, Window::CIC);
+    Field<double> gas(decomp, "caustic::baryonify::gas"), temp(decomp, "caustic::baryonify::T"),
+        pres(decomp, "caustic::baryonify::Pe"), matter(decomp, "caustic::baryonify::matter");
+    painter.paintWeighted(gas, parts.x, n, w, 0, 1.0);
+    painter.paintWeighted(temp, parts.x, n, w, 1, 1.0);
+    painter.paintWeighted(pres, parts.x, n, w, 2, 1.0);
+    painter.paint(matter, parts.x, n, 1.0);
+    const double per_cell = total / (double(mesh) * mesh * mesh);
+    const double fb = bg.omega_b / bg.omega_m;
+    const double cell_phys = h.a * h.box / mesh; // [Mpc/h]
+    // P_e [keV/cm^3] = sum f_gas s' m_p / V_cell (physical), m_p in Msun/h.
+    const double pe_unit = mp / (cell_phys * cell_phys * cell_phys) * p_cgs / kev;
+    const double t_igm = bp.t_igm;
+    auto g = gas.real(), tv = temp.real(), pv = pres.real(), mv = matter.real();
+    const int nm = mesh;
+    decomp->forEachRow(
+        "caustic::baryonify::normalise", KOKKOS_LAMBDA(const MeshRow& r) {
+          for (int z = 0; z < nm; ++z) {
+            const std::size_t i = r.index + z;
+            tv(i) = g(i) > 0 ? tv(i) / g(i) : t_igm;
+            pv(i) *= pe_unit;
+            g(i) /= fb * per_cell;
+            mv(i) /= per_cell;
+          }
+        });
+    const std::string units =
+        "gas_density: rho_gas / mean baryon density; gas_temperature: K (gas-mass weighted); "
+        "electron_pressure: keV/cm^3 (physical, volume average); matter_density: rho / mean";
+    writeFields<double>((fs::path(dir) / names[5]).string(), {&gas, &temp, &pres, &matter},
+                        {"gas_density", "gas_temperature", "electron_pressure", "matter_density"},
+                        units, h.a, params,
+                        {{"model", "Schneider et al. 2019 baryon correction model"}});
+    // Compton-y along z: y = sigma_T / (m_e c^2) sum_z P_e dl (physical), per map pixel.
+    const double sigma_t = 6.6524587321e-25, me_c2 = 8.1871057769e-7; // [cm^2], [erg]
+    const double dl_cm = cell_phys / params.cosmology.h * kUnitLengthInCm;
+    const double yfac = sigma_t / me_c2 * kev * dl_cm;
+    const IndexBox rb = decomp->realBox();
+    Kokkos::View<double*> rows("caustic::baryonify::y", std::max<std::size_t>(1, rb.extent(0) * nm));
+    decomp->forEachRow(
+        "caustic::baryonify::project", KOKKOS_LAMBDA(const MeshRow& r) {
+          double acc = 0;
+          for (int z = 0; z < nm; ++z)
+            acc += pv(r.index + z);
+          rows(r.compact / nm) = yfac * acc;
+        });
+    auto hr = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), rows);
+    std::vector<double> local(static_cast<std::size_t>(rb.extent(0)) * nm);
+    for (std::size_t i = 0; i < local.size(); ++i)
+      local[i] = hr(i);
+    writeProjectedMap((fs::path(dir) / names[6]).string(), *decomp, local, "compton_y",
+                      "dimensionless (projected along z through the box)", h.a, params);
+  }
+  auto summary = ctx.summary("baryonify", params.hash()); // collective
+  if (ctx.root()) {
+    summary["snapshot"] = opt.snapshot;
+    summary["halos"] = opt.halos;
+    summary["a"] = h.a;
+    summary["mesh"] = mesh;
+    summary["haloes_baryonified"] = list.size();
+    summary["haloes_in_catalogue"] = halos.size();
+    summary["particles_displaced"] = glob[0];
+    summary["displacement_rms_mpc_h"] = std::sqrt(s2all / total);
+    summary["displacement_max_mpc_h"] = dmax;
+    summary["gas_fraction"] = gsums[0] / total;
+    summary["star_fraction"] = gsums[1] / total;
+    summary["cosmic_baryon_fraction"] = bg.omega_b / bg.omega_m;
+    nlohmann::json pj;
+    pj["log10_mc"] = bp.bcm.log10_mc;
+    pj["mu"] = bp.bcm.mu;
+    pj["theta_ej"] = bp.bcm.theta_ej;
+    pj["gamma"] = bp.bcm.gamma;
+    pj["delta"] = bp.bcm.delta;
+    pj["eta"] = bp.bcm.eta;
+    pj["delta_eta"] = bp.bcm.delta_eta;
+    pj["r_max_factor"] = bp.bcm.r_max_factor;
+    pj["f_nt"] = bp.bcm.f_nt;
+    pj["t_igm"] = bp.t_igm;
+    summary["bcm"] = pj;
+    writeTextFile((fs::path(dir) / names[7]).string(), summary.dump(2) + "\n");
+    ctx.log("wrote " + dir + ": snapshot_bcm.hdf5, suppression.txt/.svg, baryon_fields.hdf5, "
+            "compton_y.hdf5, power_dmo.txt, power_bcm.txt");
+  }
+  return 0;
+}
+
+} // namespace caustic
