@@ -345,6 +345,11 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
       throw ParamError(s.key("mesh") + " = " + std::to_string(mesh) +
                        ": allowed 0 (twice the particle grid) or an even integer in [8, 8192]");
     b.mesh = static_cast<int>(mesh);
+    const auto fmesh = s.integer("field_mesh", 0, "an even integer >= 8 (0: the particle grid)");
+    if (fmesh != 0 && (fmesh < 8 || fmesh > 8192 || fmesh % 2))
+      throw ParamError(s.key("field_mesh") + " = " + std::to_string(fmesh) +
+                       ": allowed 0 (the particle grid) or an even integer in [8, 8192]");
+    b.field_mesh = static_cast<int>(fmesh);
     const auto mp = s.integer("min_particles", 0, "an integer >= 0 (0: every group)");
     if (mp < 0 || mp > 1000000000)
       throw ParamError(s.key("min_particles") + " = " + std::to_string(mp) +

@@ -77,7 +77,8 @@ struct HalosParams {
 struct BaryonsParams {
   BcmParameters bcm; // log10_mc, mu, theta_ej, gamma, delta, eta, delta_eta, r_max_factor, f_nt
   double t_igm = 1e4; // temperature of the gas outside haloes [K]
-  int mesh = 0;       // mesh of the power spectra and fields (0: twice the particle grid)
+  int mesh = 0;       // mesh of the power spectra (0: twice the particle grid)
+  int field_mesh = 0; // mesh of the gas, temperature and pressure fields (0: the particle grid)
   int min_particles = 0; // smallest FoF group baryonified (0: every group of the catalogue)
 };
 

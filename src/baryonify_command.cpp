@@ -88,6 +88,7 @@ int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt) {
                      ", Time " + format("%.6f", halos.a) + ") is not of snapshot " + opt.snapshot +
                      " (BoxSize " + format("%g", h.box) + ", Time " + format("%.6f", h.a) + ")");
   const int mesh = bp.mesh > 0 ? bp.mesh : 2 * np;
+  const int field_mesh = bp.field_mesh > 0 ? bp.field_mesh : np;
   const std::string stem = fs::path(opt.snapshot).stem().string();
   const std::string dir =
       opt.output.empty() ? (fs::path(opt.snapshot).parent_path() / ("baryons_" + stem)).string()
@@ -158,10 +159,18 @@ int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt) {
     PhaseTimer t(ctx, "power_dmo");
     p_dmo = powerOf(parts, total, decomp, fft);
   }
+  // The model of this rank's slab, tabulated once for the displacement and the components.
+  const IndexBox slab = decomp->realBox();
+  std::unique_ptr<BaryonModel> model;
+  {
+    PhaseTimer t(ctx, "profiles");
+    model = std::make_unique<BaryonModel>(list, bp.bcm, bg, h.box, slab.lo[0] * decomp->cell(),
+                                          slab.hi[0] * decomp->cell());
+  }
   BaryonifyStats st;
   {
     PhaseTimer t(ctx, "baryonify");
-    st = baryonify(parts, list, bp.bcm, bg, h.box);
+    st = model->displace(parts);
   }
   migrate(parts, *decomp);
   {
@@ -171,10 +180,11 @@ int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt) {
   BaryonComponents comp;
   {
     PhaseTimer t(ctx, "components");
-    comp = baryonComponents(parts, list, bp.bcm, bg, h.box, comm.get(), bp.t_igm);
+    comp = model->components(parts, comm.get(), bp.t_igm);
   }
   // Statistics over ranks.
-  unsigned long long loc[2] = {st.displaced, st.local_haloes}, glob[2] = {0, 0};
+  unsigned long long loc[2] = {st.displaced, model->localHaloes()}, glob[2] = {0, 0};
+  model.reset();
   mpiCheck(MPI_Allreduce(loc, glob, 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm.get()), "baryonify");
   double dmax = 0, s2 = st.rms_displacement * st.rms_displacement * parts.size(), s2all = 0;
   mpiCheck(MPI_Allreduce(&st.max_displacement, &dmax, 1, MPI_DOUBLE, MPI_MAX, comm.get()),
@@ -228,6 +238,7 @@ int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt) {
     Kokkos::deep_copy(pe, hp);
     writeSnapshot((fs::path(dir) / names[0]).string(), comm, parts,
                   {h.a, h.particle_mass, h.total_particles}, params);
+    comp = BaryonComponents(); // the columns hold them now
   }
   {
     // Power spectra and S(k).
@@ -269,32 +280,43 @@ int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt) {
   }
   {
     PhaseTimer t(ctx, "fields");
+    // The meshes' decomposition (baryons.field_mesh); the particles carry their columns along.
+    auto fdecomp = field_mesh == mesh
+                       ? decomp
+                       : std::make_shared<const SlabDecomposition>(comm.get(), field_mesh, h.box);
+    if (fdecomp != decomp)
+      migrate(parts, *fdecomp);
     const std::size_t n = parts.size();
+    // Weights per particle from its float columns: f_gas, f_gas T and f_gas s n_e/n with the
+    // specific pressure s = P / rho_gas = T k_B / (mu m_p).
     Kokkos::View<double* [3]> w("caustic::baryonify::weights", std::max<std::size_t>(1, n));
-    auto hw = Kokkos::create_mirror_view(w);
-    for (std::size_t i = 0; i < n; ++i) {
-      const double s = comp.pressure[i] / (comp.gas_density[i] / a3);
-      hw(i, 0) = comp.gas_fraction[i];
-      hw(i, 1) = comp.gas_fraction[i] * temperatureOfSpecificPressure(s);
-      hw(i, 2) = comp.gas_fraction[i] * s * pe_frac;
+    {
+      auto fg = parts.attribute<float>("GasFraction");
+      auto tt = parts.attribute<float>("Temperature");
+      const double s_of_t = 1.0 / temperatureOfSpecificPressure(1.0);
+      Kokkos::parallel_for(
+          "caustic::baryonify::weights", Kokkos::RangePolicy<>(0, n), KOKKOS_LAMBDA(std::size_t i) {
+            w(i, 0) = fg(i, 0);
+            w(i, 1) = double(fg(i, 0)) * tt(i, 0);
+            w(i, 2) = double(fg(i, 0)) * tt(i, 0) * s_of_t * pe_frac;
+          });
     }
-    Kokkos::deep_copy(w, hw);
-    Painter<double> painter(decomp, Window::CIC);
-    Field<double> gas(decomp, "caustic::baryonify::gas"), temp(decomp, "caustic::baryonify::T"),
-        pres(decomp, "caustic::baryonify::Pe"), matter(decomp, "caustic::baryonify::matter");
+    Painter<double> painter(fdecomp, Window::CIC);
+    Field<double> gas(fdecomp, "caustic::baryonify::gas"), temp(fdecomp, "caustic::baryonify::T"),
+        pres(fdecomp, "caustic::baryonify::Pe"), matter(fdecomp, "caustic::baryonify::matter");
     painter.paintWeighted(gas, parts.x, n, w, 0, 1.0);
     painter.paintWeighted(temp, parts.x, n, w, 1, 1.0);
     painter.paintWeighted(pres, parts.x, n, w, 2, 1.0);
     painter.paint(matter, parts.x, n, 1.0);
-    const double per_cell = total / (double(mesh) * mesh * mesh);
+    const double per_cell = total / (double(field_mesh) * field_mesh * field_mesh);
     const double fb = bg.omega_b / bg.omega_m;
-    const double cell_phys = h.a * h.box / mesh; // [Mpc/h]
+    const double cell_phys = h.a * h.box / field_mesh; // [Mpc/h]
     // P_e [keV/cm^3] = sum f_gas s' m_p / V_cell (physical), m_p in Msun/h.
     const double pe_unit = mp / (cell_phys * cell_phys * cell_phys) * p_cgs / kev;
     const double t_igm = bp.t_igm;
     auto g = gas.real(), tv = temp.real(), pv = pres.real(), mv = matter.real();
-    const int nm = mesh;
-    decomp->forEachRow(
+    const int nm = field_mesh;
+    fdecomp->forEachRow(
         "caustic::baryonify::normalise", KOKKOS_LAMBDA(const MeshRow& r) {
           for (int z = 0; z < nm; ++z) {
             const std::size_t i = r.index + z;
@@ -315,9 +337,9 @@ int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt) {
     const double sigma_t = 6.6524587321e-25, me_c2 = 8.1871057769e-7; // [cm^2], [erg]
     const double dl_cm = cell_phys / params.cosmology.h * kUnitLengthInCm;
     const double yfac = sigma_t / me_c2 * kev * dl_cm;
-    const IndexBox rb = decomp->realBox();
+    const IndexBox rb = fdecomp->realBox();
     Kokkos::View<double*> rows("caustic::baryonify::y", std::max<std::size_t>(1, rb.extent(0) * nm));
-    decomp->forEachRow(
+    fdecomp->forEachRow(
         "caustic::baryonify::project", KOKKOS_LAMBDA(const MeshRow& r) {
           double acc = 0;
           for (int z = 0; z < nm; ++z)
@@ -328,7 +350,7 @@ int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt) {
     std::vector<double> local(static_cast<std::size_t>(rb.extent(0)) * nm);
     for (std::size_t i = 0; i < local.size(); ++i)
       local[i] = hr(i);
-    writeProjectedMap((fs::path(dir) / names[6]).string(), *decomp, local, "compton_y",
+    writeProjectedMap((fs::path(dir) / names[6]).string(), *fdecomp, local, "compton_y",
                       "dimensionless (projected along z through the box)", h.a, params);
   }
   auto summary = ctx.summary("baryonify", params.hash()); // collective
@@ -337,6 +359,7 @@ int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt) {
     summary["halos"] = opt.halos;
     summary["a"] = h.a;
     summary["mesh"] = mesh;
+    summary["field_mesh"] = field_mesh;
     summary["haloes_baryonified"] = list.size();
     summary["haloes_in_catalogue"] = halos.size();
     summary["particles_displaced"] = glob[0];

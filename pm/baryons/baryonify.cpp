@@ -13,6 +13,10 @@ namespace caustic {
 namespace {
 
 constexpr int kGrid = BcmHaloProfile::kGrid;
+// The kernels' tables: every second point of the profile's grid.
+constexpr int kStride = 2;
+constexpr int kTab = (kGrid - 1) / kStride + 1;
+constexpr int kTables = 5; // displacement, ln rho_bcm, ln rho_gas, ln rho_star, ln P
 
 // Periodic minimal image of d in a box of side L.
 KOKKOS_INLINE_FUNCTION double wrapDelta(double d, double L) {
@@ -22,18 +26,6 @@ KOKKOS_INLINE_FUNCTION double wrapDelta(double d, double L) {
     return d + L;
   return d;
 }
-
-// The haloes that reach this rank's particles, their tables and a cell list over them.
-struct HaloSet {
-  int nh = 0, ncell = 1;
-  double cell = 1.0;
-  Kokkos::View<double* [3]> pos;
-  Kokkos::View<double*> rmax, r200;
-  Kokkos::View<double**, Kokkos::LayoutRight> table; // nh x (ntab kGrid)
-  Kokkos::View<int*> cell_start, cell_halo;           // CSR: haloes of cell c
-  std::vector<BcmHaloProfile> profiles;
-  std::size_t given = 0;
-};
 
 // The x-range of this rank's particles.
 void particleRange(const Particles& parts, double& lo, double& hi) {
@@ -57,15 +49,46 @@ void particleRange(const Particles& parts, double& lo, double& hi) {
   hi = mx;
 }
 
-// `fill(profile, row)` writes `ntab` tables of kGrid values into row (ntab * kGrid doubles).
-template <class Fill>
-HaloSet buildHaloSet(const Particles& parts, const std::vector<BcmHalo>& haloes,
-                     const BcmParameters& p, const BcmBackground& bg, double box, int ntab,
-                     Fill fill) {
+} // namespace
+
+struct BaryonModel::Impl {
+  BcmParameters p;
+  BcmBackground bg;
+  double box = 0, x_lo = 0, x_hi = 0;
+  std::size_t given = 0;
+  int nh = 0, ncell = 1;
+  double cell = 1.0;
+  Kokkos::View<double* [3]> pos;
+  Kokkos::View<double*> rmax, r200;
+  Kokkos::View<float**, Kokkos::LayoutRight> table; // nh x (kTables kTab)
+  Kokkos::View<int*> cell_start, cell_halo;          // CSR: haloes of cell c
+
+  // Particles outside [x_lo, x_hi] would miss haloes: refused.
+  void checkRange(const Particles& parts, const char* what) const {
+    if (parts.size() == 0 || x_hi - x_lo >= box)
+      return;
+    double lo = 0, hi = 0;
+    particleRange(parts, lo, hi);
+    if (lo < x_lo || hi > x_hi)
+      throw std::invalid_argument(std::string("baryonification (") + what + "): particles at x in [" +
+                                  std::to_string(lo) + ", " + std::to_string(hi) +
+                                  "] outside the model's range [" + std::to_string(x_lo) + ", " +
+                                  std::to_string(x_hi) + "]");
+  }
+};
+
+BaryonModel::BaryonModel(const std::vector<BcmHalo>& haloes, const BcmParameters& p,
+                         const BcmBackground& bg, double box, double x_lo, double x_hi)
+    : _impl(std::make_unique<Impl>()) {
   const std::string err = p.check();
   if (!err.empty())
     throw std::invalid_argument("baryonification: " + err);
-  HaloSet s;
+  Impl& s = *_impl;
+  s.p = p;
+  s.bg = bg;
+  s.box = box;
+  s.x_lo = x_lo;
+  s.x_hi = x_hi;
   s.given = haloes.size();
   const std::size_t ng = haloes.size();
   std::vector<double> rmax(ng);
@@ -90,18 +113,15 @@ HaloSet buildHaloSet(const Particles& parts, const std::vector<BcmHalo>& haloes,
     s.ncell = std::max(1, std::min(128, static_cast<int>(box / (2.0 * sorted[ng / 2]))));
   }
   s.cell = box / s.ncell;
-  // This rank's haloes: those within r_max of its particles' x-range (periodic).
-  double xlo = 0, xhi = box;
-  const bool any = parts.size() > 0;
-  if (any)
-    particleRange(parts, xlo, xhi);
+  // This rank's haloes: those within r_max of [x_lo, x_hi] (periodic).
   std::vector<std::size_t> local;
-  for (std::size_t h = 0; h < ng && any; ++h) {
+  const bool whole = x_hi - x_lo >= box;
+  for (std::size_t h = 0; h < ng; ++h) {
     const double x = haloes[h].pos[0];
     double d = 0;
-    if (x < xlo || x > xhi)
-      d = std::min(std::min(std::abs(x - xlo), box - std::abs(x - xlo)),
-                   std::min(std::abs(x - xhi), box - std::abs(x - xhi)));
+    if (!whole && (x < x_lo || x > x_hi))
+      d = std::min(std::min(std::abs(x - x_lo), box - std::abs(x - x_lo)),
+                   std::min(std::abs(x - x_hi), box - std::abs(x - x_hi)));
     if (d <= rmax[h])
       local.push_back(h);
   }
@@ -109,23 +129,36 @@ HaloSet buildHaloSet(const Particles& parts, const std::vector<BcmHalo>& haloes,
   s.pos = Kokkos::View<double* [3]>("caustic::baryonify::pos", s.nh);
   s.rmax = Kokkos::View<double*>("caustic::baryonify::rmax", s.nh);
   s.r200 = Kokkos::View<double*>("caustic::baryonify::r200", s.nh);
-  s.table = Kokkos::View<double**, Kokkos::LayoutRight>(
+  s.table = Kokkos::View<float**, Kokkos::LayoutRight>(
       Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::baryonify::table"), s.nh,
-      ntab * kGrid);
+      kTables * kTab);
   auto hpos = Kokkos::create_mirror_view(s.pos);
   auto hrmax = Kokkos::create_mirror_view(s.rmax);
   auto hr200 = Kokkos::create_mirror_view(s.r200);
   auto htab = Kokkos::create_mirror_view(s.table);
-  s.profiles.reserve(local.size());
+  auto lg = [](double v) { return static_cast<float>(std::log(std::max(v, 1e-300))); };
   for (int l = 0; l < s.nh; ++l) {
     const BcmHalo& hl = haloes[local[l]];
-    s.profiles.emplace_back(p, bg, hl.m200c, hl.c200c);
-    const BcmHaloProfile& prof = s.profiles.back();
+    const BcmHaloProfile prof(p, bg, hl.m200c, hl.c200c);
     for (int c = 0; c < 3; ++c)
       hpos(l, c) = hl.pos[c];
     hrmax(l) = prof.rMax();
     hr200(l) = prof.r200c();
-    fill(prof, &htab(l, 0));
+    const double sga = prof.fStar() - prof.fCga();
+    for (int t = 0; t < kTab; ++t) {
+      const int j = t * kStride;
+      const double r = prof.radius(j);
+      // Stars: the central galaxy plus the satellites, which move with the relaxed
+      // collisionless matter (f_sga / f_clm of it).
+      const double cga = prof.densityCga(r);
+      const double clm =
+          std::max(0.0, prof.densityBcmTable()[j] - prof.densityGasTable()[j] - cga);
+      htab(l, t) = static_cast<float>(prof.displacementTable()[j]);
+      htab(l, kTab + t) = lg(prof.densityBcmTable()[j]);
+      htab(l, 2 * kTab + t) = lg(prof.densityGasTable()[j]);
+      htab(l, 3 * kTab + t) = lg(cga + sga / prof.fClm() * clm);
+      htab(l, 4 * kTab + t) = lg(prof.pressureTable()[j]);
+    }
   }
   Kokkos::deep_copy(s.pos, hpos);
   Kokkos::deep_copy(s.rmax, hrmax);
@@ -139,16 +172,11 @@ HaloSet buildHaloSet(const Particles& parts, const std::vector<BcmHalo>& haloes,
   for (int l = 0; l < s.nh; ++l) {
     int lo[3], hi[3];
     for (int c = 0; c < 3; ++c) {
-      if (2 * hrmax(l) >= box) {
+      lo[c] = static_cast<int>(std::floor((hpos(l, c) - hrmax(l)) / s.cell));
+      hi[c] = static_cast<int>(std::floor((hpos(l, c) + hrmax(l)) / s.cell));
+      if (2 * hrmax(l) >= box || hi[c] - lo[c] >= nc) {
         lo[c] = 0;
         hi[c] = nc - 1;
-      } else {
-        lo[c] = static_cast<int>(std::floor((hpos(l, c) - hrmax(l)) / s.cell));
-        hi[c] = static_cast<int>(std::floor((hpos(l, c) + hrmax(l)) / s.cell));
-        if (hi[c] - lo[c] >= nc) {
-          lo[c] = 0;
-          hi[c] = nc - 1;
-        }
       }
     }
     for (int i = lo[0]; i <= hi[0]; ++i)
@@ -176,13 +204,20 @@ HaloSet buildHaloSet(const Particles& parts, const std::vector<BcmHalo>& haloes,
   hstart(ncells) = static_cast<int>(at);
   Kokkos::deep_copy(s.cell_start, hstart);
   Kokkos::deep_copy(s.cell_halo, hhalo);
-  return s;
 }
 
-// Position in the grid of ln(r / r200): t = (ln(r / r200) - ln_lo) / dln.
+BaryonModel::~BaryonModel() = default;
+BaryonModel::BaryonModel(BaryonModel&&) noexcept = default;
+BaryonModel& BaryonModel::operator=(BaryonModel&&) noexcept = default;
+std::size_t BaryonModel::haloes() const { return _impl->given; }
+std::size_t BaryonModel::localHaloes() const { return static_cast<std::size_t>(_impl->nh); }
+
+namespace {
+
+// Position in the tables' grid of ln(r / r200): t = (ln(r / r200) - ln_lo) / dln.
 KOKKOS_INLINE_FUNCTION double gridCoordinate(double r, double r200) {
   return (Kokkos::Experimental::log(r / r200) - BcmHaloProfile::kLnLo) /
-         ((BcmHaloProfile::kLnHi - BcmHaloProfile::kLnLo) / (kGrid - 1));
+         ((BcmHaloProfile::kLnHi - BcmHaloProfile::kLnLo) / (kTab - 1));
 }
 
 } // namespace
@@ -192,13 +227,10 @@ double temperatureOfSpecificPressure(double p_over_rho) {
   return kMeanMolecularWeight * m_p * 1e10 * p_over_rho / k_b;
 }
 
-BaryonifyStats baryonify(Particles& parts, const std::vector<BcmHalo>& haloes,
-                         const BcmParameters& p, const BcmBackground& bg, double box) {
-  HaloSet s = buildHaloSet(parts, haloes, p, bg, box, 1,
-                           [](const BcmHaloProfile& prof, double* row) {
-                             const auto& d = prof.displacementTable();
-                             std::copy(d.begin(), d.end(), row);
-                           });
+BaryonifyStats BaryonModel::displace(Particles& parts) const {
+  const Impl& s = *_impl;
+  s.checkRange(parts, "displace");
+  const double box = s.box;
   BaryonifyStats st;
   st.haloes = s.given;
   st.local_haloes = static_cast<std::size_t>(s.nh);
@@ -240,10 +272,10 @@ BaryonifyStats baryonify(Particles& parts, const std::vector<BcmHalo>& haloes,
             dr = table(h, 0) * r / (r200(h) * Kokkos::Experimental::exp(BcmHaloProfile::kLnLo));
           } else {
             int j = static_cast<int>(t);
-            if (j > kGrid - 2)
-              j = kGrid - 2;
+            if (j > kTab - 2)
+              j = kTab - 2;
             const double w = t - j;
-            dr = table(h, j) + w * (table(h, j + 1) - table(h, j));
+            dr = table(h, j) + w * (double(table(h, j + 1)) - table(h, j));
           }
           const double f = dr / r;
           d[0] += f * dx;
@@ -291,31 +323,16 @@ BaryonifyStats baryonify(Particles& parts, const std::vector<BcmHalo>& haloes,
   return st;
 }
 
-BaryonComponents baryonComponents(const Particles& parts, const std::vector<BcmHalo>& haloes,
-                                  const BcmParameters& p, const BcmBackground& bg, double box,
-                                  MPI_Comm comm, double t_igm) {
+BaryonComponents BaryonModel::components(const Particles& parts, MPI_Comm comm,
+                                         double t_igm) const {
+  const Impl& s = *_impl;
+  s.checkRange(parts, "components");
+  const double box = s.box;
+  const BcmBackground& bg = s.bg;
   double diffuse = 0.0;
   if (!(t_igm >= 0 && std::isfinite(t_igm)))
     throw std::invalid_argument("baryonification: T_igm = " + std::to_string(t_igm) +
                                 " K: allowed 0 or above");
-  // Tables: ln rho_bcm, ln rho_gas, ln rho_star, ln P (floored at 1e-300).
-  HaloSet s = buildHaloSet(parts, haloes, p, bg, box, 4,
-                           [&](const BcmHaloProfile& prof, double* row) {
-                             auto lg = [](double v) { return std::log(std::max(v, 1e-300)); };
-                             for (int j = 0; j < kGrid; ++j) {
-                               const double r = prof.radius(j);
-                               row[j] = lg(prof.densityBcmTable()[j]);
-                               row[kGrid + j] = lg(prof.densityGasTable()[j]);
-                               // Stars: the central galaxy plus the satellites, which move
-                               // with the relaxed collisionless matter (f_sga / f_clm of it).
-                               const double cga = prof.densityCga(r);
-                               const double clm = std::max(0.0, prof.densityBcmTable()[j] -
-                                                                    prof.densityGasTable()[j] - cga);
-                               const double sga = prof.fStar() - prof.fCga();
-                               row[2 * kGrid + j] = lg(cga + sga / prof.fClm() * clm);
-                               row[3 * kGrid + j] = lg(prof.pressureTable()[j]);
-                             }
-                           });
   const std::size_t n = parts.size();
   BaryonComponents out;
   out.gas_fraction.resize(n);
@@ -357,11 +374,11 @@ BaryonComponents baryonComponents(const Particles& parts, const std::vector<BcmH
           if (t < 0)
             t = 0; // inside the grid's first radius: the values there
           int j = static_cast<int>(t);
-          if (j > kGrid - 2)
-            j = kGrid - 2;
+          if (j > kTab - 2)
+            j = kTab - 2;
           const double w = t - j;
-          auto at = [&](int k) {
-            const double a = table(h, k * kGrid + j), b = table(h, k * kGrid + j + 1);
+          auto at = [&](int k) { // ln-tables 1..4
+            const double a = table(h, (k + 1) * kTab + j), b = table(h, (k + 1) * kTab + j + 1);
             return Kokkos::Experimental::exp(a + w * (b - a));
           };
           rho += at(0);
@@ -429,6 +446,23 @@ BaryonComponents baryonComponents(const Particles& parts, const std::vector<BcmH
   }
   out.diffuse_gas_fraction = diffuse;
   return out;
+}
+
+BaryonifyStats baryonify(Particles& parts, const std::vector<BcmHalo>& haloes,
+                         const BcmParameters& p, const BcmBackground& bg, double box) {
+  double lo = 0, hi = box;
+  if (parts.size() > 0)
+    particleRange(parts, lo, hi);
+  return BaryonModel(haloes, p, bg, box, lo, hi).displace(parts);
+}
+
+BaryonComponents baryonComponents(const Particles& parts, const std::vector<BcmHalo>& haloes,
+                                  const BcmParameters& p, const BcmBackground& bg, double box,
+                                  MPI_Comm comm, double t_igm) {
+  double lo = 0, hi = box;
+  if (parts.size() > 0)
+    particleRange(parts, lo, hi);
+  return BaryonModel(haloes, p, bg, box, lo, hi).components(parts, comm, t_igm);
 }
 
 } // namespace caustic

@@ -30,6 +30,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace caustic {
@@ -48,21 +49,46 @@ struct BaryonifyStats {
   double rms_displacement = 0.0; // [Mpc/h] over this rank's particles
 };
 
-// Moves the particles (positions wrapped into [0, L)). Collective-free (each rank alone), but
-// every rank must pass the same halo list. Throws std::invalid_argument for invalid parameters or
-// haloes (naming the halo).
-BaryonifyStats baryonify(Particles& parts, const std::vector<BcmHalo>& haloes,
-                         const BcmParameters& p, const BcmBackground& bg, double box);
-
 // Per-particle baryonic components at the particles' (displaced) positions: gas mass fraction,
-// star fraction (central galaxy and satellites) and thermal gas pressure [(Msun/h) (km/s)^2 / (Mpc/h)^3
-// physical], and the gas density the fractions were taken from [(Msun/h)/(Mpc/h)^3 comoving].
+// star fraction (central galaxy and satellites) and thermal gas pressure [(Msun/h) (km/s)^2 /
+// (Mpc/h)^3 physical], and the gas density the fractions were taken from [(Msun/h)/(Mpc/h)^3
+// comoving].
 struct BaryonComponents {
   std::vector<double> gas_fraction, star_fraction, pressure, gas_density;
   double diffuse_gas_fraction = 0.0; // f_d
 };
-// Collective over `comm` (the baryon budget; every rank passes the same haloes). Throws
-// std::runtime_error if the haloes alone hold more than f_b of the matter.
+
+// The model of one rank: the profiles of the haloes whose r_max reaches the x-range [x_lo, x_hi]
+// (periodic), tabulated once (float tables of 260 points in ln r: displacement, BCM, gas and star
+// densities, pressure; about 5 kB per halo) and a cell list over them. Every rank passes the same
+// halo list. Throws std::invalid_argument for invalid parameters or haloes (naming the halo).
+class BaryonModel {
+public:
+  BaryonModel(const std::vector<BcmHalo>& haloes, const BcmParameters& p, const BcmBackground& bg,
+              double box, double x_lo, double x_hi);
+  ~BaryonModel();
+  BaryonModel(BaryonModel&&) noexcept;
+  BaryonModel& operator=(BaryonModel&&) noexcept;
+
+  std::size_t haloes() const;      // haloes given
+  std::size_t localHaloes() const; // haloes this rank tabulated
+
+  // Moves the particles (positions wrapped into [0, L)); each rank alone. Particles must lie in
+  // [x_lo, x_hi] (std::invalid_argument otherwise).
+  BaryonifyStats displace(Particles& parts) const;
+  // The components at the particles' positions (which must lie in [x_lo, x_hi]). Collective over
+  // `comm` (the baryon budget). Throws std::runtime_error if the haloes alone hold more than f_b
+  // of the matter.
+  BaryonComponents components(const Particles& parts, MPI_Comm comm, double t_igm = 1e4) const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> _impl;
+};
+
+// Conveniences over the x-range of `parts`.
+BaryonifyStats baryonify(Particles& parts, const std::vector<BcmHalo>& haloes,
+                         const BcmParameters& p, const BcmBackground& bg, double box);
 BaryonComponents baryonComponents(const Particles& parts, const std::vector<BcmHalo>& haloes,
                                   const BcmParameters& p, const BcmBackground& bg, double box,
                                   MPI_Comm comm, double t_igm = 1e4);

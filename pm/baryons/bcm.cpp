@@ -215,11 +215,22 @@ BcmHaloProfile::BcmHaloProfile(const BcmParameters& p, const BcmBackground& bg, 
   const double inner_nfw = 4 * kPi * _rs * _rs * _rs * nfwShape(r0 / _rs);
   std::vector<double> m_nfw = cumulative(nfw_integrand, _r200c, inner_nfw);
   {
-    // M(< r200c): r200c is on the grid's ln r = 0, between two points: interpolate in ln M.
-    const double t = -kLnLo / h;
-    const int j = static_cast<int>(std::floor(t));
-    const double w = t - j;
-    const double m_at = std::exp((1 - w) * std::log(m_nfw[j]) + w * std::log(m_nfw[j + 1]));
+    // M(< r200c): the grid point below ln(r / r200c) = 0 plus Simpson's rule from there (r200c is
+    // a grid point when (kGrid - 1) ln 1e4 / ln 1e7 is an integer, as for 519 points).
+    const int j = static_cast<int>(std::floor(-kLnLo / h + 1e-9));
+    const double l0 = kLnLo + j * h, span = -l0;
+    double m_at = m_nfw[j];
+    if (span > 1e-12) {
+      const int sub = 8;
+      const double hs = span / sub;
+      double acc = 0;
+      for (int k = 0; k < sub; ++k) {
+        const double a = l0 + k * hs;
+        acc += hs / 6.0 * (nfw_integrand(_r200c * std::exp(a)) + 4.0 * nfw_integrand(_r200c * std::exp(a + 0.5 * hs)) +
+                           nfw_integrand(_r200c * std::exp(a + hs)));
+      }
+      m_at += acc;
+    }
     _rho0 = m200c / m_at;
     for (double& m : m_nfw)
       m *= _rho0;

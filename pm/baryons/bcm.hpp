@@ -92,7 +92,7 @@ double m200cFromFof(double m_fof, const BcmBackground& bg);
 // j dln), j = 0 .. kGrid - 1; enclosed masses [Msun/h] of each component without the background.
 class BcmHaloProfile {
 public:
-  static constexpr int kGrid = 512;
+  static constexpr int kGrid = 519; // r200c on the grid: 518 ln(1e4) / ln(1e7) = 296
   static constexpr double kLnLo = -9.210340371976184; // ln 1e-4
   static constexpr double kLnHi = 6.907755278982137;  // ln 1e3
   static double dln() { return (kLnHi - kLnLo) / (kGrid - 1); }

@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""`caustic baryonify` end to end: a small run with FoF, baryonified at 1, 2 and 3 ranks.
+
+- Rank independence: the baryonified particles and their columns are identical at every rank
+  count; S(k), the meshes and the Compton-y map agree to round-off.
+- Against independent computations (numpy): S(k) from the two snapshots painted here; the rms and
+  largest displacement; the baryon budget (gas + stars = Omega_b / Omega_m of the mass); the
+  meshes' totals against the particles' columns; the Compton-y map against the electron-pressure
+  mesh with the physical constants written out here.
+- Bad input exits 2 naming the setting or file, before anything is written.
+"""
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+
+from e2e import COSMOLOGY, Checks
+
+check = Checks()
+ARGS = None
+
+PARAMS = COSMOLOGY + """
+[simulation]
+box = 32.0
+particles = 32
+mesh = 64
+a_start = 0.05
+a_end = 1.0
+steps = 12
+seed = 11
+
+[output]
+directory = "{out}"
+a = [0.5, 1.0]
+power_spectrum = false
+
+[halos]
+enabled = true
+min_particles = 20
+a = [0.5, 1.0]
+"""
+
+
+def caustic(args, np_=1):
+    cmd = ([ARGS.caustic] if np_ == 1 else shlex.split(ARGS.mpiexec) + ["-n", str(np_), ARGS.caustic]) + args
+    print("$", " ".join(cmd), flush=True)
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def read_snapshot(path):
+    with h5py.File(path, "r") as f:
+        ids = f["PartType1/ParticleIDs"][...]
+        order = np.argsort(ids)
+        out = {"ids": ids[order], "x": f["PartType1/Coordinates"][...][order].astype(np.float64)}
+        for name in ("GasFraction", "StarFraction", "Temperature", "ElectronPressure"):
+            if name in f["PartType1"]:
+                out[name] = f["PartType1/" + name][...][order].astype(np.float64).reshape(-1)
+        out["box"] = float(f["Header"].attrs["BoxSize"])
+    return out
+
+
+def cic_power(x, box, n):
+    """P(k) of particles painted with CIC on an n^3 mesh (no window correction: the ratio of two
+    such spectra is what is compared), in shells of width 2 pi / L."""
+    u = x / box * n
+    i0 = np.floor(u).astype(np.int64)
+    d = u - i0
+    rho = np.zeros((n, n, n))
+    for dx in (0, 1):
+        wx = d[:, 0] if dx else 1 - d[:, 0]
+        for dy in (0, 1):
+            wy = d[:, 1] if dy else 1 - d[:, 1]
+            for dz in (0, 1):
+                wz = d[:, 2] if dz else 1 - d[:, 2]
+                np.add.at(rho, ((i0[:, 0] + dx) % n, (i0[:, 1] + dy) % n, (i0[:, 2] + dz) % n), wx * wy * wz)
+    delta = rho / rho.mean() - 1
+    dk = np.fft.rfftn(delta)
+    p = np.abs(dk) ** 2
+    m = np.fft.fftfreq(n) * n
+    mz = np.fft.rfftfreq(n) * n
+    kk = np.sqrt(m[:, None, None] ** 2 + m[None, :, None] ** 2 + mz[None, None, :] ** 2)
+    b = np.rint(kk).astype(int)
+    w = np.ones_like(p)
+    w[:, :, 1:-1] = 2  # both halves of the z axis
+    num = np.bincount(b.ravel(), (p * w).ravel())
+    den = np.bincount(b.ravel(), w.ravel())
+    return num, den
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--caustic", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--mpiexec", required=True)
+    ARGS = ap.parse_args()
+    work = ARGS.work
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    run_dir = os.path.join(work, "run")
+    with open(os.path.join(work, "p.toml"), "w") as f:
+        f.write(PARAMS.format(out=run_dir))
+    r = caustic(["run", os.path.join(work, "p.toml")], 2)
+    if not check(r is not None and r.returncode == 0, "the run: " + ("timeout" if r is None else r.stderr[-2000:])):
+        check.finish()
+    snap = os.path.join(run_dir, "snapshot_a1.0000.hdf5")
+    halos = os.path.join(run_dir, "halos_a1p0000.0.hdf5")
+    with h5py.File(halos, "r") as f:
+        ngroups = int(f["Header"].attrs["Ngroups_Total"])
+    check(ngroups >= 5, f"the run has {ngroups} FoF groups; expected at least 5 for the test")
+
+    outs = {}
+    for np_ in (1, 2, 3):
+        d = os.path.join(work, f"bcm_np{np_}")
+        r = caustic(["baryonify", snap, halos, "-o", d], np_)
+        ok = check(r is not None and r.returncode == 0,
+                   f"baryonify at {np_} rank(s): " + ("timeout" if r is None else r.stderr[-2000:]))
+        if ok:
+            outs[np_] = d
+    if 1 not in outs:
+        check.finish()
+    d1 = outs[1]
+    with open(os.path.join(d1, "baryonify_summary.json")) as f:
+        sm = json.load(f)
+    check(sm["haloes_baryonified"] == ngroups, f"summary: {sm['haloes_baryonified']} haloes, catalogue {ngroups}")
+
+    dmo = read_snapshot(snap)
+    bcm = read_snapshot(os.path.join(d1, "snapshot_bcm.hdf5"))
+    L = dmo["box"]
+    n = len(dmo["ids"])
+    check(np.array_equal(dmo["ids"], bcm["ids"]), "the baryonified snapshot holds the same particle IDs")
+    check(bool(np.all((bcm["x"] >= 0) & (bcm["x"] < L))), "baryonified positions in [0, L)")
+    dx = bcm["x"] - dmo["x"]
+    dx -= L * np.rint(dx / L)
+    disp = np.sqrt((dx ** 2).sum(axis=1))
+    rms = np.sqrt((disp ** 2).mean())
+    # Coordinates are stored in float32: 1e-5 Mpc/h of rounding per particle.
+    check(abs(rms - sm["displacement_rms_mpc_h"]) < 1e-3 * sm["displacement_rms_mpc_h"] + 1e-5,
+          f"rms displacement from the snapshots {rms:.6f} vs summary {sm['displacement_rms_mpc_h']:.6f}")
+    check(abs(disp.max() - sm["displacement_max_mpc_h"]) < 1e-4,
+          f"largest displacement {disp.max():.6f} vs summary {sm['displacement_max_mpc_h']:.6f}")
+    check(rms > 1e-3, f"particles were displaced (rms {rms:.5f} Mpc/h)")
+
+    # Baryon budget.
+    fb = sm["cosmic_baryon_fraction"]
+    budget = (bcm["GasFraction"] + bcm["StarFraction"]).mean()
+    check(abs(budget - fb) < 1e-5, f"gas + stars = {budget:.7f} of the mass, Omega_b/Omega_m = {fb:.7f}")
+    check(bool(np.all(bcm["GasFraction"] > 0)) and bool(np.all(bcm["StarFraction"] >= 0)),
+          "fractions are non-negative")
+    check(bool(np.all(bcm["Temperature"] >= 0.99e4)), "gas temperatures at least T_igm")
+
+    # S(k) against numpy's painting of the two snapshots (k below half the particle Nyquist).
+    table = np.loadtxt(os.path.join(d1, "suppression.txt"))
+    nm = 64
+    pd, cnt = cic_power(dmo["x"], L, nm)
+    pb, _ = cic_power(bcm["x"], L, nm)
+    worst = 0.0
+    for row in table:
+        b = int(round(row[0] / (2 * np.pi / L)))
+        if b < 1 or b > 8:
+            continue
+        s_np = pb[b] / pd[b]
+        worst = max(worst, abs(s_np - row[1]))
+    check(worst < 2e-3, f"S(k) of caustic vs numpy's CIC spectra, k <= 8 k_F: largest difference {worst:.2e}")
+
+    # Meshes against the particle columns.
+    with h5py.File(os.path.join(d1, "baryon_fields.hdf5"), "r") as f:
+        gas = f["Fields/gas_density"][...].astype(np.float64)
+        temp = f["Fields/gas_temperature"][...].astype(np.float64)
+        pe = f["Fields/electron_pressure"][...].astype(np.float64)
+        nmesh = int(f["Header"].attrs["MeshSize"])
+        a = float(f["Header"].attrs["Time"])
+        h = float(f["Parameters"].attrs["cosmology.h"])
+    check(abs(gas.mean() - bcm["GasFraction"].mean() / fb) < 1e-5,
+          f"mean gas density {gas.mean():.7f} vs the particles' {bcm['GasFraction'].mean() / fb:.7f}")
+    tm = (gas * temp).sum() / gas.sum()
+    tp = (bcm["GasFraction"] * bcm["Temperature"]).sum() / bcm["GasFraction"].sum()
+    check(abs(tm / tp - 1) < 1e-4, f"gas-mass-weighted T of the mesh {tm:.5e} K vs the particles' {tp:.5e} K")
+    # Electron pressure: sum over cells x cell volume = sum over particles of P_e x (gas volume):
+    # the particle column is P_e in keV/cm^3 at its position; its gas volume is m_gas / rho_gas.
+    # Checked instead through the y-map: y = sigma_T / (m_e c^2) sum_z P_e dl.
+    with h5py.File(os.path.join(d1, "compton_y.hdf5"), "r") as f:
+        y = f["Maps/compton_y"][...]
+    sigma_t = 6.6524587321e-25  # cm^2
+    me_c2 = 9.1093837015e-28 * 2.99792458e10 ** 2  # erg
+    kev = 1.602176634e-9  # erg
+    mpc_cm = 3.085678e24
+    dl = a * L / nmesh / h * mpc_cm
+    y_np = sigma_t / me_c2 * kev * dl * pe.sum(axis=2)
+    check(np.allclose(y, y_np, rtol=1e-5, atol=0), "Compton-y map = sigma_T/(m_e c^2) sum_z P_e dl")
+    check(y.max() > 1e-7 and y.min() > 0, f"y between {y.min():.3e} and {y.max():.3e}")
+
+    # Rank independence.
+    for np_, d in outs.items():
+        if np_ == 1:
+            continue
+        other = read_snapshot(os.path.join(d, "snapshot_bcm.hdf5"))
+        same = np.array_equal(other["x"], bcm["x"]) and all(
+            np.array_equal(other[c], bcm[c]) for c in ("GasFraction", "StarFraction", "Temperature", "ElectronPressure"))
+        check(same, f"{np_} ranks: baryonified particles and columns identical to 1 rank")
+        t2 = np.loadtxt(os.path.join(d, "suppression.txt"))
+        check(np.allclose(t2[:, 1], table[:, 1], rtol=1e-9, atol=0), f"{np_} ranks: S(k) equal to 1 rank")
+        with h5py.File(os.path.join(d, "compton_y.hdf5"), "r") as f:
+            check(np.allclose(f["Maps/compton_y"][...], y, rtol=1e-9, atol=0), f"{np_} ranks: y-map equal to 1 rank")
+        with h5py.File(os.path.join(d, "baryon_fields.hdf5"), "r") as f:
+            check(np.allclose(f["Fields/gas_density"][...], gas, rtol=1e-5, atol=1e-6),
+                  f"{np_} ranks: gas mesh equal to 1 rank (float32)")
+
+    # Bad input: exit 2, the setting named, nothing written.
+    def refused(args, needle, what, np_=2):
+        d = os.path.join(work, "refused")
+        shutil.rmtree(d, ignore_errors=True)
+        r = caustic(args + ["-o", d], np_)
+        check(r is not None and r.returncode == 2 and needle in r.stderr,
+              f"{what}: exit 2 naming '{needle}' (got " + ("timeout" if r is None else f"{r.returncode}: {r.stderr[-400:]}") + ")")
+        check(not os.path.exists(d), f"{what}: nothing written")
+
+    refused(["baryonify", snap, halos, "--set", "baryons.delta=2.5"], "baryons.delta = 2.5", "delta below 3")
+    refused(["baryonify", snap, halos, "--set", "baryons.log10_mc=abc"], "baryons.log10_mc", "non-number")
+    refused(["baryonify", snap, halos, "--set", "baryons.nonsense=1"], "nonsense", "unknown key")
+    refused(["baryonify", snap, os.path.join(run_dir, "halos_a0p5000.0.hdf5")], "is not of snapshot",
+            "catalogue of another time")
+    refused(["baryonify", snap, os.path.join(run_dir, "missing.hdf5")], "missing.hdf5", "missing catalogue")
+    r = caustic(["baryonify", snap, halos, "-o", d1], 1)
+    check(r is not None and r.returncode == 2 and "--overwrite" in r.stderr,
+          "existing outputs refused without --overwrite")
+    check.finish()
+
+
+if __name__ == "__main__":
+    main()
