@@ -1,5 +1,7 @@
 #include "io/observers.hpp"
 
+#include "io/atomic_file.hpp"
+#include "io/baryon_outputs.hpp"
 #include "io/fields.hpp"
 #include "io/format.hpp"
 #include "io/halos.hpp"
@@ -91,7 +93,9 @@ void HaloFinder::observe(Event, const SimulationState& s) {
   opt.min_particles = h.min_particles;
   opt.member_ids = h.member_ids;
   const double sep = _params.simulation.box / _params.simulation.particles;
-  const HaloCatalogue cat = findHalos(*s.particles, *s.mesh, sep, opt);
+  _last = findHalos(*s.particles, *s.mesh, sep, opt);
+  _last_a = s.a;
+  const HaloCatalogue& cat = _last;
   HaloMeta meta{s.a, _params.simulation.box, s.particle_mass, h.b, h.min_particles};
   meta.omega_m = _params.cosmology.Omega_m;
   meta.omega_lambda = 1.0 - _params.cosmology.Omega_m;
@@ -108,6 +112,52 @@ void HaloFinder::observe(Event, const SimulationState& s) {
       _cb("mass_function", mf);
     }
   }
+}
+
+const HaloCatalogue* HaloFinder::catalogue(double a) const {
+  return _last_a >= 0 && std::abs(_last_a - a) <= 1e-9 * a ? &_last : nullptr;
+}
+
+void BaryonWriter::observe(Event, const SimulationState& s) {
+  const auto& b = _params.baryons;
+  if (!isOutputScaleFactor(s.a, b.a))
+    return;
+  const HaloCatalogue* cat = _halos.catalogue(s.a);
+  if (!cat)
+    throw std::logic_error("baryons at a = " + format("%.4f", s.a) +
+                           ": no FoF catalogue of this output (the halo finder must run first)");
+  BaryonInput in;
+  in.source = format("run output a = %.4f", s.a);
+  in.a = s.a;
+  in.box = _params.simulation.box;
+  in.particle_mass = s.particle_mass;
+  in.total_particles = static_cast<std::uint64_t>(s.total_particles);
+  in.np = s.particle_grid;
+  in.count = cat->count;
+  in.mass.resize(cat->size());
+  for (std::size_t g = 0; g < cat->size(); ++g)
+    in.mass[g] = cat->count[g] * s.particle_mass;
+  in.pos = cat->pos;
+  // A copy of the positions (momenta and IDs for the snapshot); the run's particles are untouched.
+  const std::size_t n = s.particles->size();
+  Particles copy(n, n + n / 20 + 16);
+  Kokkos::deep_copy(Kokkos::subview(copy.x, std::make_pair(std::size_t(0), n), Kokkos::ALL),
+                    Kokkos::subview(s.particles->x, std::make_pair(std::size_t(0), n), Kokkos::ALL));
+  Kokkos::deep_copy(Kokkos::subview(copy.p, std::make_pair(std::size_t(0), n), Kokkos::ALL),
+                    Kokkos::subview(s.particles->p, std::make_pair(std::size_t(0), n), Kokkos::ALL));
+  Kokkos::deep_copy(Kokkos::subview(copy.id, std::make_pair(std::size_t(0), n)),
+                    Kokkos::subview(s.particles->id, std::make_pair(std::size_t(0), n)));
+  const std::string dir = (std::filesystem::path(_params.output.directory) /
+                           format("baryons_a%.4f", s.a))
+                              .string();
+  if (s.mesh->comm().rank() == 0)
+    std::filesystem::create_directories(dir);
+  MPI_Barrier(s.mesh->comm().get());
+  const nlohmann::json figures =
+      writeBaryonOutputs(s.mesh->comm(), copy, in, _params, dir, _timer, _log, _cb);
+  if (s.mesh->comm().rank() == 0)
+    writeTextFile((std::filesystem::path(dir) / "baryons_summary.json").string(),
+                  figures.dump(2) + "\n");
 }
 
 template class PowerSpectrumWriter<float>;

@@ -5,6 +5,7 @@
 // mass_function_a0.5000.txt. The initial conditions (ic.hdf5, power_ic.txt) are written by the
 // commands, not by these observers.
 #include "io/params.hpp"
+#include "pm/analysis/fof.hpp"
 #include "pm/analysis/power_spectrum.hpp"
 #include "pm/mesh/workspace.hpp"
 #include "pm/stepping/observer.hpp"
@@ -65,16 +66,43 @@ private:
   OutputCallback _cb;
 };
 
-// In-situ friends-of-friends at the [halos] scale factors: catalogue and mass function.
+// In-situ friends-of-friends at the [halos] scale factors: catalogue and mass function. The last
+// catalogue is kept for the observers after it (the baryons) until the next output.
 class HaloFinder : public Observer {
 public:
   HaloFinder(const Params& params, OutputCallback cb) : _params(params), _cb(std::move(cb)) {}
   std::string name() const override { return "fof"; }
   void observe(Event e, const SimulationState& s) override;
+  // The catalogue found at scale factor a, or nullptr if the last one is of another a.
+  const HaloCatalogue* catalogue(double a) const;
 
 private:
   const Params& _params;
   OutputCallback _cb;
+  HaloCatalogue _last;
+  double _last_a = -1.0;
+};
+
+// In-situ baryonification ([baryons] enabled) at its scale factors, from the catalogue of the
+// HaloFinder observed before it: a copy of the particles is baryonified and its outputs
+// (io/baryon_outputs.hpp) written to <output.directory>/baryons_a<a>/. The run's particles are
+// not changed.
+class BaryonWriter : public Observer {
+public:
+  BaryonWriter(const Params& params, const HaloFinder& halos, OutputCallback cb,
+               std::function<void(const std::string&, double)> timer,
+               std::function<void(const std::string&)> log)
+      : _params(params), _halos(halos), _cb(std::move(cb)), _timer(std::move(timer)),
+        _log(std::move(log)) {}
+  std::string name() const override { return "baryons"; }
+  void observe(Event e, const SimulationState& s) override;
+
+private:
+  const Params& _params;
+  const HaloFinder& _halos;
+  OutputCallback _cb;
+  std::function<void(const std::string&, double)> _timer;
+  std::function<void(const std::string&)> _log;
 };
 
 } // namespace caustic

@@ -355,6 +355,19 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
       throw ParamError(s.key("min_particles") + " = " + std::to_string(mp) +
                        ": allowed [0, 1e9] (0: every group of the catalogue)");
     b.min_particles = static_cast<int>(mp);
+    // In-situ: at these output scale factors (default: the [halos] ones), from the FoF catalogue.
+    b.enabled = s.boolean("enabled", false);
+    const auto ba = s.numbers("a", "a list of scale factors (each in halos.a)");
+    b.a = ba ? *ba : p.halos.a;
+    if (b.enabled) {
+      if (!p.halos.enabled)
+        throw ParamError(s.key("enabled") +
+                         " = true: the model needs the FoF catalogue; set halos.enabled = true");
+      for (double a : b.a)
+        if (!isOutputScaleFactor(a, p.halos.a))
+          throw ParamError(s.key("a") + " = " + formatNumber(a) +
+                           ": no FoF catalogue at this scale factor; allowed: values of halos.a");
+    }
     s.finish();
   }
 

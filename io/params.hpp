@@ -80,6 +80,8 @@ struct BaryonsParams {
   int mesh = 0;       // mesh of the power spectra (0: twice the particle grid)
   int field_mesh = 0; // mesh of the gas, temperature and pressure fields (0: the particle grid)
   int min_particles = 0; // smallest FoF group baryonified (0: every group of the catalogue)
+  bool enabled = false;  // `caustic run`: baryonify at the scale factors a (in-situ)
+  std::vector<double> a; // default: halos.a; each must be one of halos.a
 };
 
 struct FftParams {

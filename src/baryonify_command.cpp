@@ -7,6 +7,7 @@
 #include "common.hpp"
 
 #include "io/atomic_file.hpp"
+#include "io/baryon_outputs.hpp"
 #include "io/fields.hpp"
 #include "io/format.hpp"
 #include "io/halos.hpp"
@@ -49,12 +50,6 @@ std::string parametersFromHeader(const SnapshotHeader& h) {
   return t.str();
 }
 
-PowerSpectrum powerOf(const Particles& parts, double total,
-                      const std::shared_ptr<const SlabDecomposition>& d, const FFT<double>& fft) {
-  PowerOptions po; // CIC, interlaced, no shot-noise subtraction (as run outputs)
-  return measurePower(parts, total, d, fft, po);
-}
-
 } // namespace
 
 int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt) {
@@ -73,7 +68,6 @@ int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt) {
   const std::string text = h.parameters.empty() ? parametersFromHeader(h) : h.parameters;
   Params params = parseParams(text, opt.sets, comm.size(), ".",
                               opt.snapshot + (h.parameters.empty() ? " (header)" : " /Parameters"));
-  const BaryonsParams& bp = params.baryons;
   if (std::abs(params.simulation.box - h.box) > 1e-9 * h.box)
     throw ParamError("snapshot " + opt.snapshot + ": /Parameters give simulation.box = " +
                      format("%g", params.simulation.box) + " but the header's BoxSize is " +
@@ -87,16 +81,12 @@ int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt) {
     throw ParamError("halo catalogue " + opt.halos + " (BoxSize " + format("%g", halos.box) +
                      ", Time " + format("%.6f", halos.a) + ") is not of snapshot " + opt.snapshot +
                      " (BoxSize " + format("%g", h.box) + ", Time " + format("%.6f", h.a) + ")");
-  const int mesh = bp.mesh > 0 ? bp.mesh : 2 * np;
-  const int field_mesh = bp.field_mesh > 0 ? bp.field_mesh : np;
   const std::string stem = fs::path(opt.snapshot).stem().string();
   const std::string dir =
       opt.output.empty() ? (fs::path(opt.snapshot).parent_path() / ("baryons_" + stem)).string()
                          : opt.output;
-  const std::vector<std::string> names = {"snapshot_bcm.hdf5", "power_dmo.txt", "power_bcm.txt",
-                                          "suppression.txt",   "suppression.svg",
-                                          "baryon_fields.hdf5", "compton_y.hdf5",
-                                          "baryonify_summary.json"};
+  std::vector<std::string> names = baryonOutputNames();
+  names.push_back("baryonify_summary.json");
   {
     std::string err;
     if (ctx.root()) {
@@ -122,265 +112,26 @@ int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt) {
     shareError(ctx, err, "baryonify: output check");
   }
 
-  // Background at the snapshot's a.
-  const Cosmology cosmo(params.cosmology);
-  BcmBackground bg;
-  bg.omega_m = params.cosmology.Omega_m;
-  bg.omega_b = params.cosmology.Omega_b;
-  bg.a = h.a;
-  bg.e_of_a = cosmo.E(h.a);
-  const double mp = h.particle_mass * 1e10; // [Msun/h]
-  std::vector<BcmHalo> list;
-  double min_m200c = 0, max_m200c = 0;
-  for (std::size_t g = 0; g < halos.size(); ++g) {
-    if (bp.min_particles > 0 && halos.count[g] < static_cast<std::uint32_t>(bp.min_particles))
-      continue;
-    BcmHalo hl;
-    for (int c = 0; c < 3; ++c)
-      hl.pos[c] = halos.pos[3 * g + c];
-    hl.m200c = m200cFromFof(halos.mass[g] * 1e10, bg);
-    hl.c200c = concentrationDuffy(hl.m200c, bg.a);
-    min_m200c = list.empty() ? hl.m200c : std::min(min_m200c, hl.m200c);
-    max_m200c = std::max(max_m200c, hl.m200c);
-    list.push_back(hl);
-  }
-  ctx.log("snapshot " + opt.snapshot + ": " + std::to_string(h.total_particles) + " particles, box " +
-          format("%g", h.box) + " Mpc/h, a = " + format("%.4f", h.a) + "; " +
-          std::to_string(list.size()) + " of " + std::to_string(halos.size()) +
-          " FoF groups baryonified (M200c " + format("%.3g", min_m200c) + " to " +
-          format("%.3g", max_m200c) + " Msun/h)");
-
-  auto decomp = std::make_shared<const SlabDecomposition>(comm.get(), mesh, h.box);
-  migrate(parts, *decomp);
-  const double total = double(h.total_particles);
-  FFT<double> fft(decomp, FFTW_ESTIMATE);
-  PowerSpectrum p_dmo, p_bcm;
-  {
-    PhaseTimer t(ctx, "power_dmo");
-    p_dmo = powerOf(parts, total, decomp, fft);
-  }
-  // The model of this rank's slab, tabulated once for the displacement and the components.
-  const IndexBox slab = decomp->realBox();
-  std::unique_ptr<BaryonModel> model;
-  {
-    PhaseTimer t(ctx, "profiles");
-    model = std::make_unique<BaryonModel>(list, bp.bcm, bg, h.box, slab.lo[0] * decomp->cell(),
-                                          slab.hi[0] * decomp->cell());
-  }
-  BaryonifyStats st;
-  {
-    PhaseTimer t(ctx, "baryonify");
-    st = model->displace(parts);
-  }
-  migrate(parts, *decomp);
-  {
-    PhaseTimer t(ctx, "power_bcm");
-    p_bcm = powerOf(parts, total, decomp, fft);
-  }
-  BaryonComponents comp;
-  {
-    PhaseTimer t(ctx, "components");
-    comp = model->components(parts, comm.get(), bp.t_igm);
-  }
-  // Statistics over ranks.
-  unsigned long long loc[2] = {st.displaced, model->localHaloes()}, glob[2] = {0, 0};
-  model.reset();
-  mpiCheck(MPI_Allreduce(loc, glob, 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm.get()), "baryonify");
-  double dmax = 0, s2 = st.rms_displacement * st.rms_displacement * parts.size(), s2all = 0;
-  mpiCheck(MPI_Allreduce(&st.max_displacement, &dmax, 1, MPI_DOUBLE, MPI_MAX, comm.get()),
-           "baryonify");
-  mpiCheck(MPI_Allreduce(&s2, &s2all, 1, MPI_DOUBLE, MPI_SUM, comm.get()), "baryonify");
-  double sums[3] = {0, 0, 0}, gsums[3] = {0, 0, 0}; // gas, stars, particles
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    sums[0] += comp.gas_fraction[i];
-    sums[1] += comp.star_fraction[i];
-  }
-  sums[2] = double(parts.size());
-  mpiCheck(MPI_Allreduce(sums, gsums, 3, MPI_DOUBLE, MPI_SUM, comm.get()), "baryonify");
-  if (gsums[2] != total)
-    throw std::logic_error("baryonify: " + format("%.0f", gsums[2]) + " particles after, " +
-                           format("%.0f", total) + " before");
-  ctx.log("displaced " + std::to_string(glob[0]) + " particles (rms " +
-          format("%.4f", std::sqrt(s2all / total)) + " Mpc/h, max " + format("%.3f", dmax) +
-          " Mpc/h); gas fraction " + format("%.4f", gsums[0] / total) + " (Omega_b/Omega_m " +
-          format("%.4f", bg.omega_b / bg.omega_m) + "), stars " +
-          format("%.4f", gsums[1] / total));
-
-  // Per-particle columns and the meshes: gas (mass fraction), T (gas-mass weighted) and the
-  // electron pressure (volume average).
-  const double h2 = params.cosmology.h * params.cosmology.h;
-  // Pressure units of the profiles ((Msun/h) (km/s)^2 / (Mpc/h)^3, physical) in erg/cm^3 and keV/cm^3.
-  const double p_cgs = h2 * kSolarMassInG * 1e10 / std::pow(kUnitLengthInCm, 3);
-  const double kev = 1.602176634e-9;
-  const double pe_frac = kMeanMolecularWeight / kElectronWeight; // n_e / n
-  const double a3 = h.a * h.a * h.a;
-  {
-    PhaseTimer t(ctx, "snapshot");
-    const std::size_t n = parts.size();
-    auto fg = parts.addAttribute<float>("GasFraction", 1, "gas mass / particle mass");
-    auto fs_ = parts.addAttribute<float>("StarFraction", 1, "stellar mass (central galaxy and satellites) / particle mass");
-    auto tt = parts.addAttribute<float>("Temperature", 1, "K (gas)");
-    auto pe = parts.addAttribute<float>("ElectronPressure", 1, "keV/cm^3 (physical)");
-    auto hg = Kokkos::create_mirror_view(fg);
-    auto hs = Kokkos::create_mirror_view(fs_);
-    auto ht = Kokkos::create_mirror_view(tt);
-    auto hp = Kokkos::create_mirror_view(pe);
-    for (std::size_t i = 0; i < n; ++i) {
-      hg(i, 0) = static_cast<float>(comp.gas_fraction[i]);
-      hs(i, 0) = static_cast<float>(comp.star_fraction[i]);
-      const double s = comp.pressure[i] / (comp.gas_density[i] / a3); // (km/s)^2
-      ht(i, 0) = static_cast<float>(temperatureOfSpecificPressure(s));
-      hp(i, 0) = static_cast<float>(comp.pressure[i] * pe_frac * p_cgs / kev);
-    }
-    Kokkos::deep_copy(fg, hg);
-    Kokkos::deep_copy(fs_, hs);
-    Kokkos::deep_copy(tt, ht);
-    Kokkos::deep_copy(pe, hp);
-    writeSnapshot((fs::path(dir) / names[0]).string(), comm, parts,
-                  {h.a, h.particle_mass, h.total_particles}, params);
-    comp = BaryonComponents(); // the columns hold them now
-  }
-  {
-    // Power spectra and S(k).
-    const std::string d = "box " + format("%g", h.box) + " Mpc/h, " + std::to_string(np) +
-                          "^3 particles, mesh " + std::to_string(mesh) +
-                          "^3, CIC, interlaced, compensated; k_nyquist_particles = " +
-                          format("%.4f", M_PI * np / h.box) + " h/Mpc";
-    if (ctx.root()) {
-      writePowerTable((fs::path(dir) / names[1]).string(), p_dmo,
-                      {"caustic baryonify: dark-matter-only power of " + opt.snapshot, d});
-      writePowerTable((fs::path(dir) / names[2]).string(), p_bcm,
-                      {"caustic baryonify: power after the baryon correction model", d});
-      std::ostringstream s;
-      s << "# caustic baryonify: S(k) = P_bcm / P_dmo at a = " << format("%.4f", h.a)
-        << " (z = " << format("%.4f", 1 / h.a - 1) << ")\n# " << d << "\n"
-        << "# BCM (Schneider et al. 2019): log10_mc = " << bp.bcm.log10_mc << ", mu = " << bp.bcm.mu
-        << ", theta_ej = " << bp.bcm.theta_ej << ", gamma = " << bp.bcm.gamma
-        << ", delta = " << bp.bcm.delta << ", eta = " << bp.bcm.eta
-        << ", delta_eta = " << bp.bcm.delta_eta << "; " << list.size() << " haloes\n"
-        << "# columns: k [h/Mpc]  S(k)  P_dmo [(Mpc/h)^3]  P_bcm [(Mpc/h)^3]  modes\n";
-      std::vector<std::pair<double, double>> pts;
-      for (std::size_t b = 0; b < p_dmo.k.size(); ++b) {
-        if (p_dmo.modes[b] <= 0)
-          continue;
-        const double S = p_bcm.power[b] / p_dmo.power[b];
-        s << format("%.6e %.8f %.6e %.6e %.0f\n", p_dmo.k[b], S, p_dmo.power[b], p_bcm.power[b],
-                    p_dmo.modes[b]);
-        pts.emplace_back(p_dmo.k[b], S);
-      }
-      writeTextFile((fs::path(dir) / names[3]).string(), s.str());
-      // x axis: log10 k (the plot has a linear x axis).
-      std::vector<std::pair<double, double>> lp;
-      for (auto& [k, S] : pts)
-        lp.emplace_back(std::log10(k), S);
-      writeSvgPlot((fs::path(dir) / names[4]).string(),
-                   "Baryonic suppression S(k) = P_bcm / P_dmo, z = " + format("%.2f", 1 / h.a - 1),
-                   "log10 k [h/Mpc]", "S(k)", {{"BCM", "#1f77b4", lp}}, false);
-    }
-  }
-  {
-    PhaseTimer t(ctx, "fields");
-    // The meshes' decomposition (baryons.field_mesh); the particles carry their columns along.
-    auto fdecomp = field_mesh == mesh
-                       ? decomp
-                       : std::make_shared<const SlabDecomposition>(comm.get(), field_mesh, h.box);
-    if (fdecomp != decomp)
-      migrate(parts, *fdecomp);
-    const std::size_t n = parts.size();
-    // Weights per particle from its float columns: f_gas, f_gas T and f_gas s n_e/n with the
-    // specific pressure s = P / rho_gas = T k_B / (mu m_p).
-    Kokkos::View<double* [3]> w("caustic::baryonify::weights", std::max<std::size_t>(1, n));
-    {
-      auto fg = parts.attribute<float>("GasFraction");
-      auto tt = parts.attribute<float>("Temperature");
-      const double s_of_t = 1.0 / temperatureOfSpecificPressure(1.0);
-      Kokkos::parallel_for(
-          "caustic::baryonify::weights", Kokkos::RangePolicy<>(0, n), KOKKOS_LAMBDA(std::size_t i) {
-            w(i, 0) = fg(i, 0);
-            w(i, 1) = double(fg(i, 0)) * tt(i, 0);
-            w(i, 2) = double(fg(i, 0)) * tt(i, 0) * s_of_t * pe_frac;
-          });
-    }
-    Painter<double> painter(fdecomp, Window::CIC);
-    Field<double> gas(fdecomp, "caustic::baryonify::gas"), temp(fdecomp, "caustic::baryonify::T"),
-        pres(fdecomp, "caustic::baryonify::Pe"), matter(fdecomp, "caustic::baryonify::matter");
-    painter.paintWeighted(gas, parts.x, n, w, 0, 1.0);
-    painter.paintWeighted(temp, parts.x, n, w, 1, 1.0);
-    painter.paintWeighted(pres, parts.x, n, w, 2, 1.0);
-    painter.paint(matter, parts.x, n, 1.0);
-    const double per_cell = total / (double(field_mesh) * field_mesh * field_mesh);
-    const double fb = bg.omega_b / bg.omega_m;
-    const double cell_phys = h.a * h.box / field_mesh; // [Mpc/h]
-    // P_e [keV/cm^3] = sum f_gas s' m_p / V_cell (physical), m_p in Msun/h.
-    const double pe_unit = mp / (cell_phys * cell_phys * cell_phys) * p_cgs / kev;
-    const double t_igm = bp.t_igm;
-    auto g = gas.real(), tv = temp.real(), pv = pres.real(), mv = matter.real();
-    const int nm = field_mesh;
-    fdecomp->forEachRow(
-        "caustic::baryonify::normalise", KOKKOS_LAMBDA(const MeshRow& r) {
-          for (int z = 0; z < nm; ++z) {
-            const std::size_t i = r.index + z;
-            tv(i) = g(i) > 0 ? tv(i) / g(i) : t_igm;
-            pv(i) *= pe_unit;
-            g(i) /= fb * per_cell;
-            mv(i) /= per_cell;
-          }
-        });
-    const std::string units =
-        "gas_density: rho_gas / mean baryon density; gas_temperature: K (gas-mass weighted); "
-        "electron_pressure: keV/cm^3 (physical, volume average); matter_density: rho / mean";
-    writeFields<double>((fs::path(dir) / names[5]).string(), {&gas, &temp, &pres, &matter},
-                        {"gas_density", "gas_temperature", "electron_pressure", "matter_density"},
-                        units, h.a, params,
-                        {{"model", "Schneider et al. 2019 baryon correction model"}});
-    // Compton-y along z: y = sigma_T / (m_e c^2) sum_z P_e dl (physical), per map pixel.
-    const double sigma_t = 6.6524587321e-25, me_c2 = 8.1871057769e-7; // [cm^2], [erg]
-    const double dl_cm = cell_phys / params.cosmology.h * kUnitLengthInCm;
-    const double yfac = sigma_t / me_c2 * kev * dl_cm;
-    const IndexBox rb = fdecomp->realBox();
-    Kokkos::View<double*> rows("caustic::baryonify::y", std::max<std::size_t>(1, rb.extent(0) * nm));
-    fdecomp->forEachRow(
-        "caustic::baryonify::project", KOKKOS_LAMBDA(const MeshRow& r) {
-          double acc = 0;
-          for (int z = 0; z < nm; ++z)
-            acc += pv(r.index + z);
-          rows(r.compact / nm) = yfac * acc;
-        });
-    auto hr = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), rows);
-    std::vector<double> local(static_cast<std::size_t>(rb.extent(0)) * nm);
-    for (std::size_t i = 0; i < local.size(); ++i)
-      local[i] = hr(i);
-    writeProjectedMap((fs::path(dir) / names[6]).string(), *fdecomp, local, "compton_y",
-                      "dimensionless (projected along z through the box)", h.a, params);
-  }
+  BaryonInput in;
+  in.source = "snapshot " + opt.snapshot;
+  in.a = h.a;
+  in.box = h.box;
+  in.particle_mass = h.particle_mass;
+  in.total_particles = h.total_particles;
+  in.np = np;
+  in.count.assign(halos.count.begin(), halos.count.end());
+  in.mass = halos.mass;
+  in.pos = halos.pos;
+  const nlohmann::json figures = writeBaryonOutputs(
+      ctx.comm(), parts, in, params, dir, [&](const std::string& ph, double s) { ctx.addTime(ph, s); },
+      [&](const std::string& m) { ctx.log(m); }, nullptr);
   auto summary = ctx.summary("baryonify", params.hash()); // collective
   if (ctx.root()) {
     summary["snapshot"] = opt.snapshot;
     summary["halos"] = opt.halos;
-    summary["a"] = h.a;
-    summary["mesh"] = mesh;
-    summary["field_mesh"] = field_mesh;
-    summary["haloes_baryonified"] = list.size();
-    summary["haloes_in_catalogue"] = halos.size();
-    summary["particles_displaced"] = glob[0];
-    summary["displacement_rms_mpc_h"] = std::sqrt(s2all / total);
-    summary["displacement_max_mpc_h"] = dmax;
-    summary["gas_fraction"] = gsums[0] / total;
-    summary["star_fraction"] = gsums[1] / total;
-    summary["cosmic_baryon_fraction"] = bg.omega_b / bg.omega_m;
-    nlohmann::json pj;
-    pj["log10_mc"] = bp.bcm.log10_mc;
-    pj["mu"] = bp.bcm.mu;
-    pj["theta_ej"] = bp.bcm.theta_ej;
-    pj["gamma"] = bp.bcm.gamma;
-    pj["delta"] = bp.bcm.delta;
-    pj["eta"] = bp.bcm.eta;
-    pj["delta_eta"] = bp.bcm.delta_eta;
-    pj["r_max_factor"] = bp.bcm.r_max_factor;
-    pj["f_nt"] = bp.bcm.f_nt;
-    pj["t_igm"] = bp.t_igm;
-    summary["bcm"] = pj;
-    writeTextFile((fs::path(dir) / names[7]).string(), summary.dump(2) + "\n");
+    for (auto it = figures.begin(); it != figures.end(); ++it)
+      summary[it.key()] = it.value();
+    writeTextFile((fs::path(dir) / names.back()).string(), summary.dump(2) + "\n");
     ctx.log("wrote " + dir + ": snapshot_bcm.hdf5, suppression.txt/.svg, baryon_fields.hdf5, "
             "compton_y.hdf5, power_dmo.txt, power_bcm.txt");
   }

@@ -340,6 +340,10 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
       params, *workspace, [&power](double k) { return power(k); }, record);
   DensityWriter<T> density(params, *workspace, record);
   HaloFinder halos(params, record);
+  BaryonWriter baryons(
+      params, halos, record,
+      [&ctx](const std::string& phase, double sec) { ctx.addTime("baryons_" + phase, sec); },
+      [&ctx](const std::string& m) { ctx.log("baryons: " + m); });
   std::vector<Observer*> observers;
   if (out.snapshots)
     observers.push_back(&snapshots);
@@ -351,6 +355,8 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
   if (params.halos.enabled) {
     observers.push_back(&release_meshes);
     observers.push_back(&halos);
+    if (params.baryons.enabled)
+      observers.push_back(&baryons);
   }
   for (auto& h : hooks)
     observers.push_back(h.get());

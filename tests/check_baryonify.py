@@ -44,6 +44,10 @@ power_spectrum = false
 enabled = true
 min_particles = 20
 a = [0.5, 1.0]
+
+[baryons]
+enabled = {baryons}
+a = [1.0]
 """
 
 
@@ -108,7 +112,7 @@ def main():
     os.makedirs(work)
     run_dir = os.path.join(work, "run")
     with open(os.path.join(work, "p.toml"), "w") as f:
-        f.write(PARAMS.format(out=run_dir))
+        f.write(PARAMS.format(out=run_dir, baryons="true"))
     r = caustic(["run", os.path.join(work, "p.toml")], 2)
     if not check(r is not None and r.returncode == 0, "the run: " + ("timeout" if r is None else r.stderr[-2000:])):
         check.finish()
@@ -215,6 +219,29 @@ def main():
             check(np.allclose(f["Fields/gas_density"][...], gas, rtol=1e-5, atol=1e-6),
                   f"{np_} ranks: gas mesh equal to 1 rank (float32)")
 
+    # In-situ ([baryons] enabled in the run) against the command on the run's outputs: the run
+    # holds double positions and catalogue, the files float32.
+    insitu = os.path.join(run_dir, "baryons_a1.0000")
+    ok = check(os.path.isfile(os.path.join(insitu, "suppression.txt")), "in-situ baryons written by the run")
+    if ok:
+        ti = np.loadtxt(os.path.join(insitu, "suppression.txt"))
+        check(np.allclose(ti[:, 1], table[:, 1], rtol=0, atol=1e-5),
+              f"in-situ S(k) = baryonify of the run's files (largest difference {abs(ti[:, 1] - table[:, 1]).max():.2e})")
+        with open(os.path.join(insitu, "baryons_summary.json")) as f:
+            si = json.load(f)
+        check(si["haloes_baryonified"] == sm["haloes_baryonified"], "in-situ: the same haloes")
+        snap_i = read_snapshot(os.path.join(insitu, "snapshot_bcm.hdf5"))
+        check(np.abs(snap_i["x"] - bcm["x"]).max() < 1e-3 and np.array_equal(snap_i["ids"], bcm["ids"]),
+              "in-situ baryonified particles = baryonify's (1e-3 Mpc/h)")
+    # The run's own particles are not changed by the in-situ model: same snapshot as without it.
+    plain = os.path.join(work, "plain")
+    with open(os.path.join(work, "plain.toml"), "w") as f:
+        f.write(PARAMS.format(out=plain, baryons="false"))
+    r = caustic(["run", os.path.join(work, "plain.toml")], 2)
+    if check(r is not None and r.returncode == 0, "the run without baryons"):
+        check(np.array_equal(read_snapshot(os.path.join(plain, "snapshot_a1.0000.hdf5"))["x"], dmo["x"]),
+              "the run's z = 0 snapshot is the same with and without in-situ baryons")
+
     # Bad input: exit 2, the setting named, nothing written.
     def refused(args, needle, what, np_=2):
         d = os.path.join(work, "refused")
@@ -230,6 +257,19 @@ def main():
     refused(["baryonify", snap, os.path.join(run_dir, "halos_a0p5000.0.hdf5")], "is not of snapshot",
             "catalogue of another time")
     refused(["baryonify", snap, os.path.join(run_dir, "missing.hdf5")], "missing.hdf5", "missing catalogue")
+    for name, text, needle in [
+            ("no halos", PARAMS.replace("[halos]\nenabled = true", "[halos]\nenabled = false"), "halos.enabled"),
+            ("a without FoF", PARAMS.replace("[baryons]\nenabled = {baryons}\na = [1.0]",
+                                             "[baryons]\nenabled = {baryons}\na = [0.75]"), "baryons.a = 0.75")]:
+        d = os.path.join(work, "bad_run")
+        shutil.rmtree(d, ignore_errors=True)
+        with open(os.path.join(work, "bad.toml"), "w") as f:
+            f.write(text.format(out=d, baryons="true"))
+        r = caustic(["run", os.path.join(work, "bad.toml")], 1)
+        check(r is not None and r.returncode == 2 and needle in r.stderr,
+              f"run with [baryons] and {name}: exit 2 naming '{needle}' (got " +
+              ("timeout" if r is None else f"{r.returncode}: {r.stderr[-300:]}") + ")")
+        check(not os.path.exists(d), f"run with [baryons] and {name}: nothing written")
     r = caustic(["baryonify", snap, halos, "-o", d1], 1)
     check(r is not None and r.returncode == 2 and "--overwrite" in r.stderr,
           "existing outputs refused without --overwrite")

@@ -278,7 +278,8 @@ BcmHaloProfile::BcmHaloProfile(const BcmParameters& p, const BcmBackground& bg, 
     auto g = [&](double xi) {
       const double rf = xi * ri;
       const double mf = _f_clm * mi + massCga(rf) + gasMass(rf);
-      return xi - 1.0 - p.a_relax * (std::pow(mi / mf, p.n_relax) - 1.0);
+      const double q = mi / mf;
+      return xi - 1.0 - p.a_relax * ((p.n_relax == 2.0 ? q * q : std::pow(q, p.n_relax)) - 1.0);
     };
     // Illinois (regula falsi) within the bracket [1 - a, 1 + a (f_clm^-n - 1)].
     double lo = 1.0 - p.a_relax, hi = 1.0 + p.a_relax * (std::pow(_f_clm, -p.n_relax) - 1.0);
@@ -289,7 +290,7 @@ BcmHaloProfile::BcmHaloProfile(const BcmParameters& p, const BcmBackground& bg, 
       if (!(xi > lo && xi < hi))
         xi = 0.5 * (lo + hi);
       const double gx = g(xi);
-      if (gx == 0 || hi - lo < 1e-14 * hi)
+      if (gx == 0 || hi - lo < 1e-12 * hi)
         break;
       if (gx > 0) {
         hi = xi;
@@ -304,7 +305,7 @@ BcmHaloProfile::BcmHaloProfile(const BcmParameters& p, const BcmBackground& bg, 
           ghi *= 0.5;
         side = -1;
       }
-      if (std::abs(gx) < 1e-15)
+      if (std::abs(gx) < 1e-13)
         break;
     }
     ln_rf[j] = std::log(xi * ri);
