@@ -129,6 +129,7 @@ nlohmann::json writeBaryonOutputs(const Comm& comm, Particles& parts, const Bary
     Timer t(timer, "components");
     comp = model->components(parts, comm.get(), bp.t_igm);
   }
+  const double diffuse = comp.diffuse_gas_fraction;
   // Statistics over ranks.
   unsigned long long loc[2] = {st.displaced, model->localHaloes()}, glob[2] = {0, 0};
   model.reset();
@@ -313,6 +314,7 @@ nlohmann::json writeBaryonOutputs(const Comm& comm, Particles& parts, const Bary
   j["displacement_rms_mpc_h"] = std::sqrt(s2all / total);
   j["displacement_max_mpc_h"] = dmax;
   j["gas_fraction"] = gsums[0] / total;
+  j["diffuse_gas_fraction"] = diffuse;
   j["star_fraction"] = gsums[1] / total;
   j["cosmic_baryon_fraction"] = bg.omega_b / bg.omega_m;
   nlohmann::json pj;

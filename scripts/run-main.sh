@@ -3,9 +3,11 @@
 #  1. the super-resolution emulator: paired runs (64^3 / 128^3 particles, same white noise) and
 #     `caustic train` (validation/superres_emulator.sh, about 2 minutes on 2 cores);
 #  2. the default simulation (params/default.toml) on 2 MPI ranks with its in-situ analysis
-#     (power spectra, FoF halos) and the emulator applied in-situ at z = 0;
-#  3. plots: the z = 0 power spectrum against linear theory, a projected density slice, and the
-#     emulator against the high-resolution truth of the same seed;
+#     (power spectra, FoF halos, baryonification) and the emulator applied in-situ at z = 0;
+#  3. plots: the z = 0 power spectrum against linear theory, a projected density slice, the
+#     emulator against the high-resolution truth of the same seed, and the in-situ baryon
+#     correction model (S(k) against published hydro runs, gas/temperature/pressure slices,
+#     Compton-y map);
 #  4. the hybrid PM: the production configuration params/hybrid_pm.toml (64^3 particles, 64^3
 #     mesh, 10 steps) for a held-out seed, uncorrected and with the committed force corrections
 #     (models/hybrid_pm/: PGD and the neural correction), against its 4x-mesh reference
@@ -30,6 +32,10 @@ bash jobs/mpirun.sh "$np" build/src/caustic run "$params" --overwrite "${extra[@
 out=$(/usr/bin/python3 -c "import sys, tomllib; print(tomllib.load(open(sys.argv[1], 'rb'))['output']['directory'])" "$params")
 /usr/bin/python3 validation/plot_power.py "$out/power_a1.0000.txt" -o "$out/power_z0.png"
 /usr/bin/python3 validation/plot_slice.py "$out/snapshot_a1.0000.hdf5" -o "$out/slice_z0.png"
+if [ -f "$out/baryons_a1.0000/suppression.txt" ]; then
+  /usr/bin/python3 validation/plot_baryons.py --case "in-situ BCM, default parameters=$out/baryons_a1.0000" \
+    --fields "$out/baryons_a1.0000" -o "$out/baryons_a1.0000" > /dev/null
+fi
 if [ "$emulate" = 1 ]; then
   /usr/bin/python3 validation/plot_superres.py "$out/density_a1.0000.hdf5" "$out/superres_a1.0000.hdf5" \
     output/emulators/pairs/s42_p128/density_a1.0000.hdf5 -o "$out/superres_z0.png"
