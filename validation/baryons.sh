@@ -24,5 +24,5 @@ bash jobs/mpirun.sh "$np" build/src/caustic baryonify $out/snapshot_a0.6667.hdf5
 /usr/bin/python3 validation/plot_baryons.py \
   --case "default (BCemu 7-parameter example)=$out/bcm_default" \
   --case "BCemu 3-parameter BAHAMAS fit=$out/bcm_bahamas_fit" \
-  --fields $out/bcm_default -o $out | tee $out/baryons_validation.txt
+  --fields $out/bcm_default --halos "$halos" -o $out | tee $out/baryons_validation.txt
 echo "z = 0.5 (defaults): $out/bcm_default_z0.5/suppression.txt"

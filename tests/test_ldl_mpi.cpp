@@ -1,0 +1,157 @@
+// Lagrangian Deep Learning painter (pm/baryons/ldl): the gradient of <Fbar, F> in every parameter
+// against centred finite differences, the result independent of the number of ranks and of how
+// the particles are spread over them, and the filter against its formula.
+#include "helpers.hpp"
+#include "pm/baryons/ldl.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+using namespace caustic;
+using namespace caustic::test;
+
+namespace {
+
+constexpr double kL = 32.0;
+constexpr int kMesh = 16, kSide = 16;
+
+// A perturbed lattice (clumped: a sum of three Gaussian blobs' displacements), every rank alike.
+Particles clumpyLattice() {
+  Particles p(kSide * kSide * kSide);
+  auto x = Kokkos::create_mirror_view(p.x);
+  auto id = Kokkos::create_mirror_view(p.id);
+  const double c[3][3] = {{8, 8, 8}, {20, 24, 12}, {4, 28, 26}};
+  for (int i = 0; i < kSide; ++i)
+    for (int j = 0; j < kSide; ++j)
+      for (int k = 0; k < kSide; ++k) {
+        const std::size_t q = (static_cast<std::size_t>(i) * kSide + j) * kSide + k;
+        double pos[3] = {(i + 0.37) * kL / kSide, (j + 0.61) * kL / kSide, (k + 0.23) * kL / kSide};
+        double d[3] = {0, 0, 0};
+        for (const auto& cc : c) {
+          double r2 = 0, dv[3];
+          for (int a = 0; a < 3; ++a) {
+            dv[a] = periodicDiff(pos[a], cc[a], kL);
+            r2 += dv[a] * dv[a];
+          }
+          for (int a = 0; a < 3; ++a)
+            d[a] -= 0.8 * dv[a] * std::exp(-r2 / 18.0);
+        }
+        for (int a = 0; a < 3; ++a)
+          x(q, a) = periodicWrap(pos[a] + d[a], kL);
+        id(q) = q;
+      }
+  Kokkos::deep_copy(p.x, x);
+  Kokkos::deep_copy(p.id, id);
+  return p;
+}
+
+// A fixed cotangent field by global index, and <fbar, F>.
+void cotangent(Field<double>& fbar) {
+  auto f = fbar.real();
+  const int n = kMesh;
+  fbar.decomp().forEachPoint("test::ldl::cotangent", KOKKOS_LAMBDA(const MeshPoint& p) {
+    const double v = std::sin(0.7 * p.x + 1.3 * p.y + 0.4 * p.z + 0.1) + 0.3 * std::cos(2.1 * p.x * p.z / n);
+    f(p.index) = v;
+  });
+}
+double dot(const Field<double>& a, const Field<double>& b) {
+  auto u = a.real(), v = b.real();
+  const int n = kMesh;
+  double s = 0, all = 0;
+  a.decomp().reduceRows(
+      "test::ldl::dot",
+      KOKKOS_LAMBDA(const MeshRow& r, double& acc) {
+        for (int z = 0; z < n; ++z)
+          acc += u(r.index + z) * v(r.index + z);
+      },
+      s);
+  MPI_Allreduce(&s, &all, 1, MPI_DOUBLE, MPI_SUM, a.decomp().comm().get());
+  return all;
+}
+
+const std::vector<double> kParams = {3.0,  0.8, 0.3, 2.0, 0.5,  // layer 1: alpha gamma k_l k_h n
+                                     -2.0, 1.2, 0.2, 3.0, -0.5, // layer 2
+                                     1.3,  2.0, -0.1};          // mu b1 b0 (b0 < 0: ReLU smooth)
+
+} // namespace
+
+TEST(Ldl, FilterFormula) {
+  EXPECT_EQ(LdlPainter::filter(0.0, 0.3, 2.0, 0.5), 0.0);
+  const double k = 1.7;
+  EXPECT_NEAR(LdlPainter::filter(k, 0.3, 2.0, 0.5),
+              std::exp(-k * k / 4.0) * std::exp(-0.09 / (k * k)) * std::pow(k, 0.5), 1e-15);
+}
+
+TEST(Ldl, GradientMatchesFiniteDifferences) {
+  auto decomp = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL);
+  LdlPainter ldl(decomp, 2);
+  Particles all = clumpyLattice();
+  Particles parts = share(all, worldRank(), worldSize()); // not on their slabs: LDL takes any
+  Field<double> out(decomp, "test::ldl::out"), fbar(decomp, "test::ldl::fbar");
+  cotangent(fbar);
+  ldl.forward(parts.x, parts.size(), kParams, out);
+  const double j0 = dot(fbar, out);
+  EXPECT_TRUE(std::isfinite(j0));
+  const std::vector<double> g = ldl.gradient(fbar);
+  ASSERT_EQ(g.size(), kParams.size());
+  // The displacements are a sizeable fraction of a cell (the test would not see them otherwise).
+  {
+    auto x0 = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
+    auto x1 = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), ldl.displaced());
+    double dmax = 0;
+    for (std::size_t i = 0; i < parts.size(); ++i)
+      for (int a = 0; a < 3; ++a)
+        dmax = std::max(dmax, std::abs(periodicDiff(x1(i, a), x0(i, a), kL)));
+    MPI_Allreduce(MPI_IN_PLACE, &dmax, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    EXPECT_GT(dmax, 0.1 * kL / kMesh);
+    EXPECT_LT(dmax, 2.0 * kL / kMesh);
+  }
+  for (std::size_t p = 0; p < kParams.size(); ++p) {
+    const double h = 1e-5 * std::max(1.0, std::abs(kParams[p]));
+    std::vector<double> up = kParams, dn = kParams;
+    up[p] += h;
+    dn[p] -= h;
+    ldl.forward(parts.x, parts.size(), up, out);
+    const double jp = dot(fbar, out);
+    ldl.forward(parts.x, parts.size(), dn, out);
+    const double jm = dot(fbar, out);
+    const double fd = (jp - jm) / (2 * h);
+    SCOPED_TRACE("parameter " + std::to_string(p));
+    EXPECT_NEAR(g[p], fd, 2e-5 * std::max(1.0, std::abs(fd)));
+  }
+}
+
+// The same <Fbar, F> and gradient on one rank (MPI_COMM_SELF) with all particles.
+TEST(Ldl, RankIndependent) {
+  Particles all = clumpyLattice();
+  auto self = std::make_shared<const SlabDecomposition>(MPI_COMM_SELF, kMesh, kL);
+  LdlPainter serial(self, 2);
+  Field<double> so(self, "test::ldl::so"), sb(self, "test::ldl::sb");
+  cotangent(sb);
+  serial.forward(all.x, all.size(), kParams, so);
+  const double js = dot(sb, so);
+  const std::vector<double> gs = serial.gradient(sb);
+
+  auto decomp = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL);
+  LdlPainter ldl(decomp, 2);
+  Particles parts = share(all, worldRank(), worldSize());
+  Field<double> out(decomp, "test::ldl::out"), fbar(decomp, "test::ldl::fbar");
+  cotangent(fbar);
+  ldl.forward(parts.x, parts.size(), kParams, out);
+  EXPECT_NEAR(dot(fbar, out), js, 1e-12 * std::abs(js));
+  const std::vector<double> g = ldl.gradient(fbar);
+  for (std::size_t p = 0; p < g.size(); ++p)
+    EXPECT_NEAR(g[p], gs[p], 1e-10 * std::max(1.0, std::abs(gs[p]))) << "parameter " << p;
+}
+
+TEST(Ldl, RejectsBadParameters) {
+  auto decomp = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL);
+  LdlPainter ldl(decomp, 1);
+  Particles all = clumpyLattice();
+  Field<double> out(decomp, "test::ldl::out");
+  EXPECT_THROW(ldl.forward(all.x, all.size(), {0.1, 1, 0.1, 1, 0}, out), std::invalid_argument);
+  EXPECT_THROW(ldl.forward(all.x, all.size(), {0.1, 1, -0.1, 1, 0, 1, 1, 0}, out),
+               std::invalid_argument);
+}
