@@ -66,8 +66,18 @@ int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt) {
     throw ParamError("snapshot " + opt.snapshot + ": " + std::to_string(h.total_particles) +
                      " particles, not a cube; baryonify needs the particle grid (N^3)");
   const std::string text = h.parameters.empty() ? parametersFromHeader(h) : h.parameters;
-  Params params = parseParams(text, opt.sets, comm.size(), ".",
-                              opt.snapshot + (h.parameters.empty() ? " (header)" : " /Parameters"));
+  Params params;
+  try {
+    params = parseParams(text, opt.sets, comm.size(), ".",
+                         opt.snapshot + (h.parameters.empty() ? " (header)" : " /Parameters"));
+  } catch (const ParamError& e) {
+    if (!h.parameters.empty())
+      throw;
+    throw ParamError(std::string(e.what()) + " (snapshot " + opt.snapshot +
+                     " has no /Parameters: give what its header lacks with --set, e.g. --set "
+                     "cosmology.Omega_b=0.049 --set cosmology.n_s=0.965 --set cosmology.sigma8=0.81; "
+                     "n_s and sigma8 are recorded in the outputs, not used)");
+  }
   if (std::abs(params.simulation.box - h.box) > 1e-9 * h.box)
     throw ParamError("snapshot " + opt.snapshot + ": /Parameters give simulation.box = " +
                      format("%g", params.simulation.box) + " but the header's BoxSize is " +

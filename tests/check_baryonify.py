@@ -270,6 +270,21 @@ def main():
               f"run with [baryons] and {name}: exit 2 naming '{needle}' (got " +
               ("timeout" if r is None else f"{r.returncode}: {r.stderr[-300:]}") + ")")
         check(not os.path.exists(d), f"run with [baryons] and {name}: nothing written")
+    # A snapshot of another code: no /Parameters, no OmegaBaryon.
+    foreign = os.path.join(work, "foreign.hdf5")
+    shutil.copy(snap, foreign)
+    with h5py.File(foreign, "a") as f:
+        del f["Parameters"]
+        del f["Header"].attrs["OmegaBaryon"]
+    refused(["baryonify", foreign, halos], "cosmology.Omega_b", "foreign snapshot without Omega_b")
+    d = os.path.join(work, "foreign_out")
+    r = caustic(["baryonify", foreign, halos, "-o", d, "--set", "cosmology.Omega_b=0.049", "--set",
+                 "cosmology.n_s=0.96", "--set", "cosmology.sigma8=0.8"], 2)
+    ok = check(r is not None and r.returncode == 0, "foreign snapshot with --set cosmology: " +
+               ("timeout" if r is None else r.stderr[-400:]))
+    if ok:
+        tf = np.loadtxt(os.path.join(d, "suppression.txt"))
+        check(np.abs(tf[:, 1] - 1).max() > 1e-3, "foreign snapshot baryonified")
     r = caustic(["baryonify", snap, halos, "-o", d1], 1)
     check(r is not None and r.returncode == 2 and "--overwrite" in r.stderr,
           "existing outputs refused without --overwrite")

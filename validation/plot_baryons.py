@@ -71,18 +71,20 @@ def r200c(m, a, e2):
 
 def m200c_from_fof(mfof, om, a, e2):
     """FoF mass taken as M200m, converted with NFW + Duffy et al. 2008 (docs/baryons.md),
-    written independently of pm/baryons/bcm.cpp."""
-    m = mfof
-    for _ in range(60):
+    written independently of pm/baryons/bcm.cpp; vectorised over haloes."""
+    mfof = np.asarray(mfof, dtype=np.float64)
+    m = mfof.copy()
+    for _ in range(40):
         c = duffy(m, a)
         rs = r200c(m, a, e2) / c
         # radius where the mean enclosed density is 200 Omega_m rho_crit0 (comoving)
         lo, hi = 1e-3 * c, 1e3 * c
-        for _ in range(100):
+        for _ in range(80):
             x = 0.5 * (lo + hi)
             mean = m * nfw_shape(x) / nfw_shape(c) / (4 / 3 * np.pi * (x * rs) ** 3)
-            lo, hi = (x, hi) if mean > 200 * om * RHO_CRIT0 else (lo, x)
-        m = m * mfof / (m * nfw_shape(0.5 * (lo + hi)) / nfw_shape(c))
+            above = mean > 200 * om * RHO_CRIT0
+            lo, hi = np.where(above, x, lo), np.where(above, hi, x)
+        m = mfof / (nfw_shape(0.5 * (lo + hi)) / nfw_shape(c))
     return m
 
 
@@ -137,7 +139,7 @@ def stacked_profiles(snap_path, halos_path, summary, out_dir, max_per_bin=60):
     e2 = om / a ** 3 + ol + (1 - om - ol) / a ** 2
     fb = summary["cosmic_baryon_fraction"]
     p = summary["bcm"]
-    m200 = np.array([m200c_from_fof(m, om, a, e2) for m in mass])
+    m200 = m200c_from_fof(mass, om, a, e2)
     # cell list of the particles
     nc = max(1, int(L / 4.0))
     cell = np.floor(x / L * nc).astype(np.int64) % nc
