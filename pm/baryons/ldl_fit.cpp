@@ -1,0 +1,224 @@
+#include "pm/baryons/ldl_fit.hpp"
+
+#include "pm/core/comm.hpp"
+#include "pm/core/kmath.hpp"
+
+#include <cmath>
+#include <deque>
+#include <stdexcept>
+
+namespace caustic {
+
+namespace {
+
+// Indices of the parameters kept as logarithms (k_l, k_h of every layer).
+bool isLog(std::size_t i, int layers) {
+  return i < static_cast<std::size_t>(5 * layers) && (i % 5 == 2 || i % 5 == 3);
+}
+
+std::vector<double> toU(const std::vector<double>& p, int layers) {
+  std::vector<double> u(p);
+  for (std::size_t i = 0; i < u.size(); ++i)
+    if (isLog(i, layers))
+      u[i] = std::log(p[i]);
+  return u;
+}
+std::vector<double> fromU(const std::vector<double>& u, int layers) {
+  std::vector<double> p(u);
+  for (std::size_t i = 0; i < p.size(); ++i)
+    if (isLog(i, layers))
+      p[i] = std::exp(u[i]);
+  return p;
+}
+
+double dotv(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    s += a[i] * b[i];
+  return s;
+}
+
+} // namespace
+
+std::vector<double> ldlInitialParameters(int layers, double target_mean) {
+  std::vector<double> p;
+  for (int l = 0; l < layers; ++l)
+    p.insert(p.end(), {0.01, 0.5, 0.2, 5.0, 0.0});
+  p.insert(p.end(), {1.0, target_mean, 0.0});
+  return p;
+}
+
+double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
+               const std::vector<double>& params, double weight_n, std::vector<double>* grad) {
+  if (pairs.empty())
+    throw std::invalid_argument("ldlLoss: no pairs");
+  const auto& d = pairs.front().target->decomp();
+  auto decomp = pairs.front().target->decompPtr();
+  FFT<double> fft(decomp);
+  Field<double> out(decomp, "caustic::ldl_fit::out"), res(decomp, "caustic::ldl_fit::res"),
+      tw(decomp, "caustic::ldl_fit::target");
+  const int n = d.n();
+  const double inv_n3 = 1.0 / (double(n) * n * n);
+  MPI_Comm comm = d.comm().get();
+  double total = 0;
+  if (grad)
+    grad->assign(params.size(), 0.0);
+  for (const LdlPair& pr : pairs) {
+    painter.forward(pr.x, pr.n, params, out);
+    auto o = out.real(), t = pr.target->real(), r = res.real(), w = tw.real();
+    d.forEachPoint("caustic::ldl_fit::residual", KOKKOS_LAMBDA(const MeshPoint& pt) {
+      r(pt.index) = o(pt.index) - t(pt.index);
+      w(pt.index) = t(pt.index);
+    });
+    fft.forward(res);
+    fft.forward(tw);
+    auto rc = res.complex(), wc = tw.complex();
+    const double wn = weight_n;
+    double num = 0, den = 0;
+    d.reduceModes(
+        "caustic::ldl_fit::loss",
+        KOKKOS_LAMBDA(const MeshMode& md, double& acc) {
+          const double m = km::sqrt(double(md.m2()));
+          const double wk = m > 0 ? 1.0 + km::pow(m, -wn) : 1.0;
+          acc += md.weight * wk * wk * (rc(md.index).real() * rc(md.index).real() +
+                                        rc(md.index).imag() * rc(md.index).imag());
+        },
+        num);
+    d.reduceModes(
+        "caustic::ldl_fit::norm",
+        KOKKOS_LAMBDA(const MeshMode& md, double& acc) {
+          const double m = km::sqrt(double(md.m2()));
+          const double wk = m > 0 ? 1.0 + km::pow(m, -wn) : 1.0;
+          acc += md.weight * wk * wk * (wc(md.index).real() * wc(md.index).real() +
+                                        wc(md.index).imag() * wc(md.index).imag());
+        },
+        den);
+    double sums[2] = {num * inv_n3, den * inv_n3}, all[2] = {0, 0};
+    mpiCheck(MPI_Allreduce(sums, all, 2, MPI_DOUBLE, MPI_SUM, comm), "ldlLoss");
+    if (!(all[1] > 0))
+      throw std::invalid_argument("ldlLoss: a target field is zero everywhere");
+    total += all[0] / all[1];
+    if (grad) {
+      // dJ/dF = 2 / den W^2 * (F - T).
+      const double scale = 2.0 / all[1];
+      d.forEachMode("caustic::ldl_fit::cotangent", KOKKOS_LAMBDA(const MeshMode& md) {
+        const double m = km::sqrt(double(md.m2()));
+        const double wk = m > 0 ? 1.0 + km::pow(m, -wn) : 1.0;
+        rc(md.index) *= scale * wk * wk;
+      });
+      fft.backward(res);
+      const std::vector<double> g = painter.gradient(res);
+      for (std::size_t i = 0; i < g.size(); ++i)
+        (*grad)[i] += g[i] / pairs.size();
+    }
+  }
+  return total / pairs.size();
+}
+
+LdlFitResult fitLdl(LdlPainter& painter, const std::vector<LdlPair>& pairs,
+                    const std::vector<double>& initial, const LdlFitOptions& opt) {
+  const int layers = painter.layers();
+  LdlFitResult res;
+  std::vector<double> u = toU(initial, layers), gp;
+  auto eval = [&](const std::vector<double>& uu, std::vector<double>* gu) {
+    const std::vector<double> p = fromU(uu, layers);
+    std::vector<double> g;
+    double j = ldlLoss(painter, pairs, p, opt.weight_n, gu ? &g : nullptr);
+    if (gu) {
+      *gu = g;
+      for (std::size_t i = 0; i < g.size(); ++i)
+        if (isLog(i, layers))
+          (*gu)[i] = g[i] * p[i];
+    }
+    return j;
+  };
+  std::vector<double> g;
+  double j = eval(u, &g);
+  res.loss.push_back(j);
+  std::deque<std::pair<std::vector<double>, std::vector<double>>> mem; // (s, y)
+  res.stop = "iteration limit";
+  for (int it = 0; it < opt.iterations; ++it) {
+    // Two-loop recursion: d = -H g.
+    std::vector<double> q = g;
+    std::vector<double> alpha(mem.size());
+    for (int k = static_cast<int>(mem.size()) - 1; k >= 0; --k) {
+      alpha[k] = dotv(mem[k].first, q) / dotv(mem[k].second, mem[k].first);
+      for (std::size_t i = 0; i < q.size(); ++i)
+        q[i] -= alpha[k] * mem[k].second[i];
+    }
+    double gamma = 1.0;
+    if (!mem.empty())
+      gamma = dotv(mem.back().first, mem.back().second) / dotv(mem.back().second, mem.back().second);
+    else
+      gamma = 1e-2 / std::max(1e-300, std::sqrt(dotv(g, g))); // a first step of 0.01 in u
+    for (double& v : q)
+      v *= gamma;
+    for (std::size_t k = 0; k < mem.size(); ++k) {
+      const double b = dotv(mem[k].second, q) / dotv(mem[k].second, mem[k].first);
+      for (std::size_t i = 0; i < q.size(); ++i)
+        q[i] += (alpha[k] - b) * mem[k].first[i];
+    }
+    std::vector<double> dir(q.size());
+    for (std::size_t i = 0; i < q.size(); ++i)
+      dir[i] = -q[i];
+    double slope = dotv(dir, g);
+    if (!(slope < 0)) { // not a descent direction: restart from the gradient
+      mem.clear();
+      const double s = 1e-2 / std::max(1e-300, std::sqrt(dotv(g, g)));
+      for (std::size_t i = 0; i < dir.size(); ++i)
+        dir[i] = -s * g[i];
+      slope = dotv(dir, g);
+    }
+    // Backtracking Armijo.
+    double step = 1.0, jn = 0;
+    std::vector<double> un(u.size()), gn;
+    bool accepted = false;
+    for (int ls = 0; ls < 40; ++ls) {
+      for (std::size_t i = 0; i < u.size(); ++i)
+        un[i] = u[i] + step * dir[i];
+      bool finite = true;
+      for (double v : un)
+        finite = finite && std::isfinite(v);
+      if (finite) {
+        jn = eval(un, &gn);
+        if (std::isfinite(jn) && jn <= j + 1e-4 * step * slope) {
+          accepted = true;
+          break;
+        }
+      }
+      step *= 0.5;
+    }
+    if (!accepted) {
+      res.stop = "line search failed";
+      break;
+    }
+    std::vector<double> s(u.size()), y(u.size());
+    for (std::size_t i = 0; i < u.size(); ++i) {
+      s[i] = un[i] - u[i];
+      y[i] = gn[i] - g[i];
+    }
+    if (dotv(s, y) > 1e-16 * std::sqrt(dotv(s, s) * dotv(y, y))) {
+      mem.emplace_back(s, y);
+      if (mem.size() > 10)
+        mem.pop_front();
+    }
+    const double rel = (j - jn) / std::max(1e-300, std::abs(j));
+    u = un;
+    g = gn;
+    j = jn;
+    res.loss.push_back(j);
+    res.iterations = it + 1;
+    if (opt.progress && !opt.progress(it + 1, j, fromU(u, layers))) {
+      res.stop = "stopped";
+      break;
+    }
+    if (rel < opt.tolerance) {
+      res.stop = "converged (relative decrease below tolerance)";
+      break;
+    }
+  }
+  res.params = fromU(u, layers);
+  return res;
+}
+
+} // namespace caustic

@@ -1,0 +1,50 @@
+#pragma once
+// Fitting an LDL painter (ldl.hpp) to target fields through its adjoint.
+//
+// Loss of one pair (particles, target field T on the painter's mesh):
+//   J = sum_x [W * (F - T)]^2 / sum_x [W * T]^2,   W(k) = 1 + (k / k_F)^-n_w (W(0) = 1)
+// (the authors' Fourier weight, with k in units of the fundamental mode so that it does not
+// depend on the box; squared rather than their L1 so that the quasi-Newton method sees a smooth
+// loss), averaged over the pairs. The optimiser is limited-memory BFGS (10 pairs) with a
+// backtracking Armijo line search on the parameters with k_l and k_h as logarithms, the same
+// on every rank (gradients are reduced over the ranks).
+#include "pm/baryons/ldl.hpp"
+
+#include <functional>
+#include <vector>
+
+namespace caustic {
+
+struct LdlPair {
+  Kokkos::View<double* [3]> x; // this rank's particles
+  std::size_t n = 0;
+  const Field<double>* target = nullptr; // on the painter's decomposition
+};
+
+struct LdlFitOptions {
+  int iterations = 100;
+  double weight_n = 1.0;      // n_w of the Fourier weight
+  double tolerance = 1e-7;    // stop when the relative loss decrease of an iteration is below
+  // Called after every iteration with (iteration, loss, parameters); return false to stop.
+  std::function<bool(int, double, const std::vector<double>&)> progress;
+};
+
+struct LdlFitResult {
+  std::vector<double> params;
+  std::vector<double> loss; // loss[0] at the initial parameters, then after each iteration
+  int iterations = 0;
+  std::string stop; // why it stopped
+};
+
+// The loss of `params` over the pairs and, if `grad` is given, its gradient. Collective.
+double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
+               const std::vector<double>& params, double weight_n, std::vector<double>* grad);
+
+LdlFitResult fitLdl(LdlPainter& painter, const std::vector<LdlPair>& pairs,
+                    const std::vector<double>& initial, const LdlFitOptions& opt);
+
+// The authors' starting point (alpha, gamma, k_l, k_h, n) = (0.01, 0.5, 0.2, 5, 0) per layer and
+// an output layer (mu, b_1, b_0) = (1, mean target / mean density, 0).
+std::vector<double> ldlInitialParameters(int layers, double target_mean);
+
+} // namespace caustic
