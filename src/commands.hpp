@@ -41,6 +41,19 @@ struct BaryonifyOptions {
 // (src/baryonify_command.cpp). Returns the exit code.
 int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt);
 
+struct LdlFitCommandOptions {
+  std::vector<std::string> train, test; // SNAPSHOT=FIELDS pairs
+  std::string field = "gas_density";    // dataset under /Fields of the FIELDS files
+  int layers = 2;
+  int iterations = 100;
+  double weight_n = 1.0;
+  std::string output = "output/ldl";
+  bool overwrite = false;
+};
+// `caustic ldl-fit`: fits an LDL painter to target fields and measures it on held-out pairs
+// (src/ldl_command.cpp). Returns the exit code.
+int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt);
+
 struct CampaignCommandOptions {
   std::string action; // make | status | submit
   std::string target; // campaign file (make) or campaign directory

@@ -97,6 +97,17 @@ int runCommand(int argc, char** argv, bool parse_only = false) {
   bar->add_option("--set", bar_opt.sets,
                   "Override a parameter, e.g. baryons.log10_mc=13.5 (repeatable)");
   bar->add_flag("--overwrite", bar_opt.overwrite, "Replace the outputs of an earlier baryonify");
+  LdlFitCommandOptions ldl_opt;
+  auto* ldl = app.add_subcommand(
+      "ldl-fit", "Fit a Lagrangian Deep Learning baryon painter to target fields (e.g. baryonify's)");
+  ldl->add_option("--train", ldl_opt.train, "SNAPSHOT=FIELDS training pair (repeatable)")->required();
+  ldl->add_option("--test", ldl_opt.test, "SNAPSHOT=FIELDS held-out pair (repeatable)");
+  ldl->add_option("--field", ldl_opt.field, "Target dataset under /Fields (default gas_density)");
+  ldl->add_option("--layers", ldl_opt.layers, "Displacement layers (default 2)");
+  ldl->add_option("--iterations", ldl_opt.iterations, "L-BFGS iterations (default 100)");
+  ldl->add_option("--weight-n", ldl_opt.weight_n, "Fourier weight 1 + (k/k_F)^-n of the loss (default 1)");
+  ldl->add_option("--output,-o", ldl_opt.output, "Output directory (default output/ldl)");
+  ldl->add_flag("--overwrite", ldl_opt.overwrite, "Replace an earlier fit's outputs");
   CampaignCommandOptions camp_opt;
   auto* camp = app.add_subcommand("campaign", "Campaigns of many runs: make, status, submit");
   camp->require_subcommand(1);
@@ -157,6 +168,13 @@ int runCommand(int argc, char** argv, bool parse_only = false) {
       return reportOnce(rank, e, 2);
     }
     return 0;
+  }
+  if (*ldl) {
+    try {
+      return runLdlFitCommand(ctx, ldl_opt);
+    } catch (const std::runtime_error& e) {
+      return reportOnce(rank, e, 2);
+    }
   }
   if (*bar) {
     try {

@@ -242,6 +242,48 @@ def main():
         check(np.array_equal(read_snapshot(os.path.join(plain, "snapshot_a1.0000.hdf5"))["x"], dmo["x"]),
               "the run's z = 0 snapshot is the same with and without in-situ baryons")
 
+    # LDL painter fitted to the in-situ gas density: a second seed for the held-out pair.
+    run2 = os.path.join(work, "run2")
+    with open(os.path.join(work, "p2.toml"), "w") as f:
+        f.write(PARAMS.format(out=run2, baryons="true").replace("seed = 11", "seed = 12"))
+    r = caustic(["run", os.path.join(work, "p2.toml")], 2)
+    if check(r is not None and r.returncode == 0, "second run for LDL"):
+        tr = snap + "=" + os.path.join(insitu, "baryon_fields.hdf5")
+        te = (os.path.join(run2, "snapshot_a1.0000.hdf5") + "=" +
+              os.path.join(run2, "baryons_a1.0000", "baryon_fields.hdf5"))
+        fits = {}
+        for np_ in (1, 2):
+            d = os.path.join(work, f"ldl_np{np_}")
+            r = caustic(["ldl-fit", "--train", tr, "--test", te, "--iterations", "6", "-o", d], np_)
+            if check(r is not None and r.returncode == 0, f"ldl-fit at {np_} rank(s): " +
+                     ("timeout" if r is None else r.stderr[-600:])):
+                with open(os.path.join(d, "ldl.json")) as f:
+                    fits[np_] = json.load(f)
+        if 1 in fits:
+            j = fits[1]
+            check(j["loss_final"] < 0.9 * j["loss_initial"],
+                  f"ldl-fit lowers the loss: {j['loss_initial']:.4f} -> {j['loss_final']:.4f}")
+            check(len(j["parameters"]) == 13 and len(j["test"]) == 1, "ldl.json: 13 parameters, 1 held-out pair")
+            tkr = np.array(j["test"][0]["k_T_r"])
+            check(bool(np.all(np.isfinite(tkr))) and tkr[0, 2] > 0.5,
+                  f"held-out T(k), r(k) finite, r at the first k {tkr[0, 2]:.3f}")
+        if 1 in fits and 2 in fits:
+            p1, p2 = np.array(fits[1]["parameters"]), np.array(fits[2]["parameters"])
+            check(np.allclose(p1, p2, rtol=1e-6, atol=1e-9), f"ldl-fit at 2 ranks = 1 rank (largest difference {np.abs(p1 - p2).max():.2e})")
+        d = os.path.join(work, "ldl_bad")
+        for args, needle, what in [
+                (["--train", tr, "--test", tr], "held-out pairs must differ", "test pair = training pair"),
+                (["--train", tr, "--field", "nonsense"], "Fields/nonsense", "missing field"),
+                (["--train", os.path.join(run_dir, "snapshot_a0.5000.hdf5") + "=" + os.path.join(insitu, "baryon_fields.hdf5")],
+                 "is not of snapshot", "field of another snapshot"),
+                (["--train", tr, "--layers", "9"], "--layers = 9", "too many layers")]:
+            shutil.rmtree(d, ignore_errors=True)
+            r = caustic(["ldl-fit"] + args + ["-o", d], 2)
+            check(r is not None and r.returncode == 2 and needle in r.stderr,
+                  f"ldl-fit with {what}: exit 2 naming '{needle}' (got " +
+                  ("timeout" if r is None else f"{r.returncode}: {r.stderr[-300:]}") + ")")
+            check(not os.path.exists(os.path.join(d, "ldl.json")), f"ldl-fit with {what}: nothing written")
+
     # Bad input: exit 2, the setting named, nothing written.
     def refused(args, needle, what, np_=2):
         d = os.path.join(work, "refused")

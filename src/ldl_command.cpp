@@ -1,0 +1,270 @@
+// `caustic ldl-fit`: fits a Lagrangian Deep Learning painter (pm/baryons/ldl) to target fields
+// (e.g. `caustic baryonify`'s gas density or electron pressure) from dark-matter snapshots, and
+// measures it on held-out pairs: T(k) = sqrt(P_LDL / P_target) and r(k).
+#include "commands.hpp"
+#include "common.hpp"
+#include "signals.hpp"
+
+#include "io/atomic_file.hpp"
+#include "io/fields.hpp"
+#include "io/format.hpp"
+#include "io/snapshot.hpp"
+#include "io/svg_plot.hpp"
+#include "pm/baryons/ldl_fit.hpp"
+
+#include <Kokkos_Core.hpp>
+#include <Kokkos_ScatterView.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+namespace caustic {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct LoadedPair {
+  std::string snapshot, target;
+  Particles parts;
+  std::unique_ptr<Field<double>> field;
+  double a = 0, box = 0, mean = 0;
+};
+
+// "SNAPSHOT=FIELDS" -> the particles and /Fields/<name> on `decomp` (made from the first pair).
+LoadedPair loadPair(const RunContext& ctx, const std::string& spec, const std::string& name,
+                    std::shared_ptr<const SlabDecomposition>& decomp) {
+  const auto eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+    throw ParamError("--train/--test " + spec + ": expected SNAPSHOT=FIELDS (a snapshot and the "
+                     "HDF5 file of its target field, e.g. baryon_fields.hdf5)");
+  LoadedPair p;
+  p.snapshot = spec.substr(0, eq);
+  p.target = spec.substr(eq + 1);
+  SnapshotHeader h;
+  p.parts = readSnapshot(p.snapshot, ctx.comm(), h);
+  p.a = h.a;
+  p.box = h.box;
+  const FieldData fd = readFieldData(p.target, "Fields/" + name);
+  if (std::abs(fd.box - h.box) > 1e-6 * h.box || std::abs(fd.a - h.a) > 1e-4 * h.a)
+    throw ParamError(p.target + " (BoxSize " + format("%g", fd.box) + ", Time " +
+                     format("%.4f", fd.a) + ") is not of snapshot " + p.snapshot + " (BoxSize " +
+                     format("%g", h.box) + ", Time " + format("%.4f", h.a) + ")");
+  if (!decomp)
+    decomp = std::make_shared<const SlabDecomposition>(ctx.comm().get(), fd.n, fd.box);
+  if (fd.n != decomp->n() || std::abs(fd.box - decomp->box()) > 1e-6 * fd.box)
+    throw ParamError(p.target + ": a " + std::to_string(fd.n) + "^3 field of box " +
+                     format("%g", fd.box) + "; the first pair's is " +
+                     std::to_string(decomp->n()) + "^3 of box " + format("%g", decomp->box()) +
+                     " (all pairs share one mesh)");
+  p.field = std::make_unique<Field<double>>(decomp, "caustic::ldl::target");
+  auto hv = Kokkos::create_mirror_view(p.field->real());
+  const IndexBox rb = decomp->realBox();
+  const int n = fd.n;
+  const std::size_t npad = 2 * (n / 2 + 1);
+  double sum = 0;
+  for (int x = rb.lo[0]; x < rb.hi[0]; ++x)
+    for (int y = 0; y < n; ++y)
+      for (int z = 0; z < n; ++z) {
+        const double v = fd.values[(static_cast<std::size_t>(x) * n + y) * n + z];
+        hv((static_cast<std::size_t>(x - rb.lo[0]) * n + y) * npad + z) = v;
+        sum += v;
+      }
+  Kokkos::deep_copy(p.field->real(), hv);
+  double all = 0;
+  mpiCheck(MPI_Allreduce(&sum, &all, 1, MPI_DOUBLE, MPI_SUM, ctx.comm().get()), "ldl-fit");
+  p.mean = all / (double(n) * n * n);
+  return p;
+}
+
+// P_aa, P_bb and P_ab in shells of |m| (as binPower), summed over the ranks.
+struct Cross {
+  std::vector<double> k, paa, pbb, pab;
+};
+Cross crossSpectra(Field<double>& a, Field<double>& b, const FFT<double>& fft) {
+  const auto& d = a.decomp();
+  const int n = d.n(), nbins = n / 2 + 1;
+  fft.forward(a);
+  fft.forward(b);
+  Kokkos::View<double* [5]> acc("caustic::ldl::cross", nbins);
+  auto sv = Kokkos::Experimental::create_scatter_view(acc);
+  auto ca = a.complex(), cb = b.complex();
+  d.forEachMode("caustic::ldl::cross", KOKKOS_LAMBDA(const MeshMode& md) {
+    const double m = Kokkos::Experimental::sqrt(double(md.m2()));
+    const int bn = static_cast<int>(Kokkos::Experimental::floor(m + 0.5));
+    if (bn == 0 || bn >= nbins)
+      return;
+    const auto u = ca(md.index), v = cb(md.index);
+    auto s = sv.access();
+    s(bn, 0) += md.weight * m;
+    s(bn, 1) += md.weight * (u.real() * u.real() + u.imag() * u.imag());
+    s(bn, 2) += md.weight * (v.real() * v.real() + v.imag() * v.imag());
+    s(bn, 3) += md.weight * (u.real() * v.real() + u.imag() * v.imag());
+    s(bn, 4) += md.weight;
+  });
+  Kokkos::Experimental::contribute(acc, sv);
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), acc);
+  std::vector<double> loc(5 * nbins), all(5 * nbins);
+  for (int i = 0; i < nbins; ++i)
+    for (int c = 0; c < 5; ++c)
+      loc[5 * i + c] = h(i, c);
+  mpiCheck(MPI_Allreduce(loc.data(), all.data(), 5 * nbins, MPI_DOUBLE, MPI_SUM, d.comm().get()),
+           "ldl-fit: spectra");
+  Cross out;
+  for (int i = 1; i < nbins; ++i) {
+    const double w = all[5 * i + 4];
+    if (w <= 0)
+      continue;
+    out.k.push_back(all[5 * i] / w * d.kFundamental());
+    out.paa.push_back(all[5 * i + 1] / w);
+    out.pbb.push_back(all[5 * i + 2] / w);
+    out.pab.push_back(all[5 * i + 3] / w);
+  }
+  return out;
+}
+
+} // namespace
+
+int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
+  if (opt.train.empty())
+    throw ParamError("--train: at least one SNAPSHOT=FIELDS pair is needed");
+  if (opt.layers < 0 || opt.layers > 8)
+    throw ParamError("--layers = " + std::to_string(opt.layers) + ": allowed 0 to 8");
+  if (!(opt.iterations >= 0 && opt.iterations <= 100000))
+    throw ParamError("--iterations = " + std::to_string(opt.iterations) + ": allowed 0 to 100000");
+  if (!(opt.weight_n >= 0 && opt.weight_n <= 4))
+    throw ParamError("--weight-n = " + format("%g", opt.weight_n) + ": allowed 0 to 4");
+  for (const auto& s : opt.train)
+    for (const auto& t : opt.test)
+      if (s == t)
+        throw ParamError("--test " + t + " is also a training pair; held-out pairs must differ");
+  const std::vector<std::string> names = {"ldl.json", "loss.csv", "loss.svg", "ldl_test.txt"};
+  {
+    std::string err;
+    if (ctx.root()) {
+      std::error_code ec;
+      for (const auto& nm : names) {
+        const fs::path p = fs::path(opt.output) / nm;
+        if (!opt.overwrite && fs::exists(p, ec)) {
+          err = p.string() + " exists; pass --overwrite to replace it, or --output another directory";
+          break;
+        }
+      }
+    }
+    shareError(ctx, err, "ldl-fit: output check");
+  }
+  std::shared_ptr<const SlabDecomposition> decomp;
+  std::vector<LoadedPair> train, test;
+  {
+    PhaseTimer t(ctx, "read");
+    for (const auto& s : opt.train)
+      train.push_back(loadPair(ctx, s, opt.field, decomp));
+    for (const auto& s : opt.test)
+      test.push_back(loadPair(ctx, s, opt.field, decomp));
+  }
+  if (ctx.root()) {
+    std::error_code ec;
+    fs::create_directories(opt.output, ec);
+  }
+  MPI_Barrier(ctx.comm().get());
+  LdlPainter painter(decomp, opt.layers);
+  std::vector<LdlPair> pairs;
+  double mean = 0;
+  for (auto& p : train) {
+    pairs.push_back({p.parts.x, p.parts.size(), p.field.get()});
+    mean += p.mean / train.size();
+  }
+  ctx.log("LDL: " + std::to_string(opt.layers) + " displacement layers on a " +
+          std::to_string(decomp->n()) + "^3 mesh, target /Fields/" + opt.field + ", " +
+          std::to_string(train.size()) + " training and " + std::to_string(test.size()) +
+          " held-out pairs");
+  LdlFitOptions fo;
+  fo.iterations = opt.iterations;
+  fo.weight_n = opt.weight_n;
+  std::ostringstream csv;
+  csv << "iteration,loss\n";
+  fo.progress = [&](int it, double loss, const std::vector<double>&) {
+    if (it % 10 == 0 || it == opt.iterations)
+      ctx.log("iteration " + std::to_string(it) + ": loss " + format("%.6e", loss));
+    int mine = stopRequested() ? 1 : 0, any = 0; // every rank stops at the same iteration
+    mpiCheck(MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, ctx.comm().get()), "ldl-fit");
+    return any == 0;
+  };
+  LdlFitResult r;
+  {
+    PhaseTimer t(ctx, "fit");
+    r = fitLdl(painter, pairs, ldlInitialParameters(opt.layers, mean), fo);
+  }
+  ctx.log("stopped after " + std::to_string(r.iterations) + " iterations (" + r.stop +
+          "): loss " + format("%.6e", r.loss.front()) + " -> " + format("%.6e", r.loss.back()));
+  std::vector<std::pair<double, double>> curve;
+  for (std::size_t i = 0; i < r.loss.size(); ++i) {
+    csv << i << "," << format("%.10e", r.loss[i]) << "\n";
+    curve.emplace_back(double(i), r.loss[i]);
+  }
+  // Held-out pairs: loss and spectra.
+  nlohmann::json tests = nlohmann::json::array();
+  std::ostringstream tab;
+  tab << "# caustic ldl-fit: held-out pairs, /Fields/" << opt.field
+      << "\n# columns: pair  k [h/Mpc]  T(k) = sqrt(P_LDL / P_target)  r(k) = P_x / sqrt(P_LDL "
+         "P_target)\n";
+  FFT<double> fft(decomp);
+  for (std::size_t i = 0; i < test.size(); ++i) {
+    std::vector<LdlPair> one{{test[i].parts.x, test[i].parts.size(), test[i].field.get()}};
+    const double loss = ldlLoss(painter, one, r.params, opt.weight_n, nullptr);
+    Field<double> out(decomp, "caustic::ldl::out"), tgt(decomp, "caustic::ldl::tgt");
+    painter.forward(test[i].parts.x, test[i].parts.size(), r.params, out);
+    Kokkos::deep_copy(tgt.real(), test[i].field->real());
+    const Cross c = crossSpectra(out, tgt, fft);
+    nlohmann::json tj;
+    tj["snapshot"] = test[i].snapshot;
+    tj["target"] = test[i].target;
+    tj["loss"] = loss;
+    nlohmann::json rows = nlohmann::json::array();
+    for (std::size_t b = 0; b < c.k.size(); ++b) {
+      const double tk = std::sqrt(c.paa[b] / c.pbb[b]), rk = c.pab[b] / std::sqrt(c.paa[b] * c.pbb[b]);
+      tab << i << " " << format("%.5e", c.k[b]) << " " << format("%.6f", tk) << " "
+          << format("%.6f", rk) << "\n";
+      rows.push_back({c.k[b], tk, rk});
+    }
+    tj["k_T_r"] = rows;
+    tests.push_back(tj);
+    ctx.log("held-out " + test[i].snapshot + ": loss " + format("%.6e", loss));
+  }
+  if (ctx.root()) {
+    nlohmann::json j;
+    j["kind"] = "ldl";
+    j["reference"] = "Dai & Seljak 2021 (PNAS 118, e2020324118); pm/baryons/ldl.hpp";
+    j["field"] = opt.field;
+    j["layers"] = opt.layers;
+    j["mesh"] = decomp->n();
+    j["box"] = decomp->box();
+    j["a"] = train.front().a;
+    j["parameters"] = r.params;
+    j["parameter_names"] = nlohmann::json::array();
+    for (int l = 0; l < opt.layers; ++l)
+      for (const char* nm : {"alpha", "gamma", "k_l", "k_h", "n"})
+        j["parameter_names"].push_back("layer" + std::to_string(l) + "." + nm);
+    for (const char* nm : {"mu", "b_1", "b_0"})
+      j["parameter_names"].push_back(std::string("output.") + nm);
+    j["weight_n"] = opt.weight_n;
+    j["iterations"] = r.iterations;
+    j["stop"] = r.stop;
+    j["loss_initial"] = r.loss.front();
+    j["loss_final"] = r.loss.back();
+    j["train"] = opt.train;
+    j["test"] = tests;
+    const fs::path dir(opt.output);
+    writeTextFile((dir / names[0]).string(), j.dump(2) + "\n");
+    writeTextFile((dir / names[1]).string(), csv.str());
+    writeSvgPlot((dir / names[2]).string(), "LDL fit: training loss", "iteration", "loss",
+                 {{"training", "#1f77b4", curve}}, true);
+    writeTextFile((dir / names[3]).string(), tab.str());
+    ctx.log("wrote " + opt.output + ": ldl.json, loss.csv, loss.svg, ldl_test.txt");
+  }
+  return 0;
+}
+
+} // namespace caustic

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# LDL painter validation (not a CI test): five 128^3-particle, 64 Mpc/h runs (40 steps, 256^3
+# mesh) baryonified in-situ at z = 0 (params/validation_ldl.toml), then `caustic ldl-fit` of a
+# two-layer LDL painter to the BCM gas density and electron pressure on seeds 301-303 (50 L-BFGS iterations), measured
+# on the held-out seeds 401-402 (T(k), r(k), loss). Usage: bash validation/ldl_painter.sh [NP]
+# (about 15 minutes on 2 cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+np=${1:-2}
+out=output/validation_ldl
+bash scripts/build.sh release >/dev/null
+for s in 301 302 303 401 402; do
+  if [ ! -f "$out/seed_$s/baryons_a1.0000/baryon_fields.hdf5" ]; then
+    bash jobs/mpirun.sh "$np" build/src/caustic run params/validation_ldl.toml --overwrite \
+      --set simulation.seed=$s --set "output.directory=\"$out/seed_$s\""
+  fi
+done
+pair() { echo "$out/seed_$1/snapshot_a1.0000.hdf5=$out/seed_$1/baryons_a1.0000/baryon_fields.hdf5"; }
+for field in gas_density electron_pressure; do
+  bash jobs/mpirun.sh "$np" build/src/caustic ldl-fit --field $field --layers 2 --iterations 50 \
+    --train "$(pair 301)" --train "$(pair 302)" --train "$(pair 303)" \
+    --test "$(pair 401)" --test "$(pair 402)" -o "$out/ldl_$field" --overwrite
+done
+/usr/bin/python3 validation/plot_ldl.py "$out/ldl_gas_density" "$out/ldl_electron_pressure" -o "$out" \
+  | tee "$out/ldl_validation.txt"

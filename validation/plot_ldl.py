@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""LDL painter validation: held-out T(k) = sqrt(P_LDL / P_target) and r(k) of `caustic ldl-fit`
+outputs (ldl.json), as a table (stdout) and a plot (OUTDIR/ldl_painter.png).
+
+Usage: plot_ldl.py FIT_DIR [FIT_DIR ...] -o OUTDIR
+"""
+import argparse
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+K_TABLE = [0.3, 0.5, 1.0, 2.0, 3.0, 5.0]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("fits", nargs="+")
+    ap.add_argument("-o", "--output", required=True)
+    a = ap.parse_args()
+    fig, axs = plt.subplots(1, 2, figsize=(11, 4.3))
+    lines = ["| field | quantity | " + " | ".join(f"k = {k:g}" for k in K_TABLE) + " |",
+             "|---|---|" + "---|" * len(K_TABLE)]
+    notes = []
+    for i, d in enumerate(a.fits):
+        path = os.path.join(d, "ldl.json")
+        if not os.path.isfile(path):
+            sys.exit(f"{path} missing (run caustic ldl-fit first)")
+        with open(path) as f:
+            j = json.load(f)
+        if not j["test"]:
+            sys.exit(f"{path}: no held-out pairs")
+        rows = [np.array(t["k_T_r"]) for t in j["test"]]
+        k = rows[0][:, 0]
+        tk = np.mean([r[:, 1] for r in rows], axis=0)
+        rk = np.mean([r[:, 2] for r in rows], axis=0)
+        interp = lambda y: [np.interp(np.log(q), np.log(k), y) if k[0] <= q <= k[-1] else np.nan for q in K_TABLE]
+        lines.append(f"| {j['field']} | T(k) | " + " | ".join(f"{v:.3f}" for v in interp(tk)) + " |")
+        lines.append(f"| {j['field']} | P_LDL/P_target | " + " | ".join(f"{v * v:.3f}" for v in interp(tk)) + " |")
+        lines.append(f"| {j['field']} | r(k) | " + " | ".join(f"{v:.3f}" for v in interp(rk)) + " |")
+        notes.append(f"- {j['field']}: {j['layers']} layers on a {j['mesh']}^3 mesh (box {j['box']:g} Mpc/h), "
+                     f"{j['iterations']} iterations ({j['stop']}), training loss {j['loss_initial']:.4f} -> "
+                     f"{j['loss_final']:.4f}, held-out loss " +
+                     ", ".join(f"{t['loss']:.4f}" for t in j["test"]) +
+                     "; parameters " + ", ".join(f"{n}={v:.4g}" for n, v in zip(j["parameter_names"], j["parameters"])))
+        c = f"C{i}"
+        axs[0].semilogx(k, tk, color=c, label=j["field"])
+        axs[1].semilogx(k, rk, color=c, label=j["field"])
+    for ax, lab in zip(axs, ["T(k) = sqrt(P_LDL / P_BCM)", "r(k)"]):
+        ax.axhline(1, color="k", lw=0.5)
+        ax.set_xlabel("k [h/Mpc]")
+        ax.set_ylabel(lab)
+        ax.legend(fontsize=8)
+    axs[0].set_ylim(0.5, 1.5)
+    axs[1].set_ylim(0, 1.05)
+    fig.suptitle("LDL painter on held-out seeds against the BCM truth (z = 0)")
+    fig.tight_layout()
+    os.makedirs(a.output, exist_ok=True)
+    fig.savefig(os.path.join(a.output, "ldl_painter.png"), dpi=120)
+    print("\n".join(lines) + "\n\n" + "\n".join(notes))
+
+
+if __name__ == "__main__":
+    main()
