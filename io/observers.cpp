@@ -2,6 +2,8 @@
 
 #include "io/atomic_file.hpp"
 #include "io/baryon_outputs.hpp"
+#include "io/ldl_record.hpp"
+#include "pm/baryons/ldl.hpp"
 #include "io/fields.hpp"
 #include "io/format.hpp"
 #include "io/halos.hpp"
@@ -111,6 +113,71 @@ void HaloFinder::observe(Event, const SimulationState& s) {
       _cb("halos", path);
       _cb("mass_function", mf);
     }
+  }
+}
+
+struct LdlHook::State {
+  LdlRecord record;
+  std::string warnings;
+  std::shared_ptr<const SlabDecomposition> decomp;
+  std::unique_ptr<LdlPainter> painter;
+};
+
+LdlHook::LdlHook(const Params& params, const EmulatorHookParams& hook, OutputCallback cb)
+    : _params(params), _hook(hook), _cb(std::move(cb)), _state(std::make_unique<State>()) {
+  _state->record = readLdlRecord(hook.model);
+  const LdlRecord& r = _state->record;
+  const std::string key = "emulators." + hook.name;
+  std::vector<std::string> bad;
+  const double box = params.simulation.box;
+  if (std::abs(r.box - box) > 1e-6 * box)
+    bad.push_back("box " + format("%g", box) + " Mpc/h, record " + format("%g", r.box) +
+                  " (the painter's scales are in h/Mpc on a " + std::to_string(r.mesh) +
+                  "^3 mesh of that box)");
+  std::vector<double> as = hook.a;
+  if (hook.every_step) {
+    as.push_back(params.simulation.a_start);
+    as.push_back(params.simulation.a_end);
+  }
+  for (double a : as)
+    if (std::abs(a - r.a) > 0.05)
+      bad.push_back("a = " + format("%.4f", a) + ", fitted at a = " + format("%.4f", r.a));
+  for (const auto& b : bad)
+    _state->warnings += (_state->warnings.empty() ? "" : "; ") + b;
+  if (!bad.empty() && !hook.force)
+    throw ParamError(key + ".model = " + hook.model + ": outside the painter's domain: " +
+                     _state->warnings + "; set " + key + ".force = true to apply it anyway");
+}
+
+LdlHook::~LdlHook() = default;
+
+void LdlHook::observe(Event e, const SimulationState& s) {
+  if (e == Event::Output && !isOutputScaleFactor(s.a, _hook.a))
+    return;
+  State& st = *_state;
+  if (!st.painter) {
+    st.decomp = std::make_shared<const SlabDecomposition>(s.mesh->comm().get(), st.record.mesh,
+                                                          _params.simulation.box);
+    st.painter = std::make_unique<LdlPainter>(st.decomp, st.record.layers);
+  }
+  Field<double> out(st.decomp, "caustic::ldl_hook::out");
+  st.painter->forward(s.particles->x, s.particles->size(), st.record.parameters, out);
+  const std::string stem =
+      e == Event::Step ? format("%s_step%04d", _hook.name.c_str(), s.step) : _hook.name;
+  const std::string path = outputName(_params.output.directory, stem, s.a, ".hdf5");
+  std::map<std::string, std::string> attrs = {{"model", _hook.model},
+                                              {"kind", "ldl"},
+                                              {"forced", st.warnings.empty() ? "false" : "true"},
+                                              {"validity_warnings", st.warnings}};
+  writeField<double>(path, out, st.record.field,
+                     "LDL painter (" + st.record.field + ", units of its training target)", s.a,
+                     _params, attrs);
+  if (s.mesh->comm().rank() == 0) {
+    if (!st.warnings.empty())
+      std::fprintf(stderr, "caustic: warning: emulator %s applied outside its domain (force = true): %s\n",
+                   _hook.name.c_str(), st.warnings.c_str());
+    if (_cb)
+      _cb("emulator", path);
   }
 }
 

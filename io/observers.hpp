@@ -83,6 +83,30 @@ private:
   double _last_a = -1.0;
 };
 
+// An LDL baryon painter ([emulators.NAME] kind = "ldl", model = an ldl.json of `caustic
+// ldl-fit`): at its scale factors (and after every step with every_step) it paints the particles
+// onto the record's mesh and writes NAME_a<a>.hdf5 (/Fields/<the record's field>, double). The
+// record's box must be the run's and its scale factor within 0.05 of every a it runs at (the
+// painter is fitted at one redshift), unless force = true (then a warning, recorded in the file).
+// Checked at construction, before anything is written.
+class LdlHook : public Observer {
+public:
+  LdlHook(const Params& params, const EmulatorHookParams& hook, OutputCallback cb);
+  ~LdlHook() override;
+  std::string name() const override { return "emulator:" + _hook.name; }
+  bool wants(Event e) const override {
+    return e == Event::Output || (_hook.every_step && e == Event::Step);
+  }
+  void observe(Event e, const SimulationState& s) override;
+
+private:
+  const Params& _params;
+  const EmulatorHookParams& _hook;
+  OutputCallback _cb;
+  struct State;
+  std::unique_ptr<State> _state;
+};
+
 // In-situ baryonification ([baryons] enabled) at its scale factors, from the catalogue of the
 // HaloFinder observed before it: a copy of the particles is baryonified and its outputs
 // (io/baryon_outputs.hpp) written to <output.directory>/baryons_a<a>/. The run's particles are

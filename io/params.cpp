@@ -403,10 +403,12 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
       Section s(en->as_table(), nm, true, "emulators.");
       EmulatorHookParams e;
       e.name = nm;
+      e.kind = s.choice("kind", "torch", {"torch", "ldl"});
       const auto model = s.string("model");
       if (!model || model->empty())
-        throw ParamError("emulators." + nm +
-                         ".model: missing; expected the path of a TorchScript model file");
+        throw ParamError("emulators." + nm + ".model: missing; expected the path of a " +
+                         (e.kind == "ldl" ? "ldl.json record (caustic ldl-fit)"
+                                          : "TorchScript model file"));
       std::filesystem::path mp(*model);
       if (mp.is_relative())
         mp = std::filesystem::path(base_dir) / mp;
@@ -422,7 +424,12 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
       }
       e.space = s.choice("space", "eulerian", {"eulerian", "lagrangian"});
       const auto& allowed = hookChannels(e.space);
-      e.inputs = s.strings("inputs").value_or(std::vector<std::string>{allowed.front()});
+      const auto inputs = s.strings("inputs");
+      if (e.kind == "ldl" && (inputs || e.space != "eulerian"))
+        throw ParamError("emulators." + nm + (inputs ? ".inputs" : ".space = \"" + e.space + "\"") +
+                         ": not used by kind = \"ldl\" (it paints the particles onto the mesh of "
+                         "its record; remove the key)");
+      e.inputs = inputs.value_or(std::vector<std::string>{allowed.front()});
       if (e.inputs.empty())
         throw ParamError("emulators." + nm + ".inputs = []: expected at least one channel");
       for (const auto& c : e.inputs)

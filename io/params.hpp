@@ -105,7 +105,10 @@ struct CheckpointParams {
 // An in-situ emulator hook, [emulators.NAME].
 struct EmulatorHookParams {
   std::string name;
-  std::string model;               // TorchScript file (resolved path)
+  // "torch": a TorchScript or native model run by the emulator runtime (LibTorch); "ldl": an LDL
+  // baryon painter record of `caustic ldl-fit` (ldl.json), run without LibTorch on the particles.
+  std::string kind = "torch";
+  std::string model;               // TorchScript file or LDL record (resolved path)
   std::string metadata;            // its JSON record (default: model path with .json)
   std::string space = "eulerian";  // eulerian (PM mesh) | lagrangian (particle lattice)
   std::vector<std::string> inputs; // channels given to the model (see hookChannels)

@@ -159,6 +159,14 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
     std::string err;
     try {
       for (const auto& e : params.emulators) {
+        if (e.kind == "ldl") { // no LibTorch: an LDL painter record
+          hooks.push_back(std::make_unique<LdlHook>(
+              params, e, [&ctx](const std::string& kind, const std::string& path) {
+                ctx.addOutput(kind, path);
+                ctx.log("wrote " + path);
+              }));
+          continue;
+        }
         const auto& rt = emulatorRuntime("[emulators." + e.name + "]");
         hooks.push_back(
             rt.makeHook(params, e, [&ctx](const std::string& kind, const std::string& path) {

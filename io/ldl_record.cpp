@@ -1,0 +1,49 @@
+#include "io/ldl_record.hpp"
+
+#include "io/text_file.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <stdexcept>
+
+namespace caustic {
+
+LdlRecord readLdlRecord(const std::string& path) {
+  const std::string text = readTextFile(path, "LDL record");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(path + ": not a JSON record (" + e.what() + ")");
+  }
+  auto need = [&](const char* k) -> const nlohmann::json& {
+    if (!j.contains(k))
+      throw std::runtime_error(path + ": key " + k + " missing (not an ldl.json of caustic ldl-fit)");
+    return j.at(k);
+  };
+  if (!j.contains("kind") || j.at("kind") != "ldl")
+    throw std::runtime_error(path + ": kind is not \"ldl\" (not an ldl.json of caustic ldl-fit)");
+  LdlRecord r;
+  try {
+    r.field = need("field").get<std::string>();
+    r.layers = need("layers").get<int>();
+    r.mesh = need("mesh").get<int>();
+    r.box = need("box").get<double>();
+    r.a = need("a").get<double>();
+    r.parameters = need("parameters").get<std::vector<double>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(path + ": a key has the wrong type (" + e.what() + ")");
+  }
+  if (r.layers < 0 || r.layers > 16 || r.mesh < 2 || r.mesh % 2 || !(r.box > 0) || !(r.a > 0) ||
+      r.parameters.size() != static_cast<std::size_t>(5 * r.layers + 3))
+    throw std::runtime_error(path + ": layers = " + std::to_string(r.layers) + ", mesh = " +
+                             std::to_string(r.mesh) + ", " + std::to_string(r.parameters.size()) +
+                             " parameters: inconsistent (5 per layer + 3, an even mesh)");
+  for (double v : r.parameters)
+    if (!std::isfinite(v))
+      throw std::runtime_error(path + ": a parameter is not finite");
+  return r;
+}
+
+} // namespace caustic
