@@ -172,9 +172,20 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
   LdlPainter painter(decomp, opt.layers);
   std::vector<LdlPair> pairs;
   double mean = 0;
-  for (auto& p : train) {
-    pairs.push_back({p.parts.x, p.parts.size(), p.field.get()});
+  for (auto& p : train)
     mean += p.mean / train.size();
+  if (!(mean > 0))
+    throw ParamError("/Fields/" + opt.field + ": the training targets' mean is " +
+                     format("%g", mean) + "; LDL paints a non-negative field with a positive mean");
+  // The fit sees the targets over their mean (parameters of order one for any units, e.g. a
+  // pressure of 1e-6 keV/cm^3); b_1 and b_0 are scaled back at the end (ReLU is homogeneous).
+  for (auto& p : train) {
+    auto v = p.field->real();
+    const double inv = 1.0 / mean;
+    decomp->forEachPoint("caustic::ldl::normalise", KOKKOS_LAMBDA(const MeshPoint& pt) {
+      v(pt.index) *= inv;
+    });
+    pairs.push_back({p.parts.x, p.parts.size(), p.field.get()});
   }
   ctx.log("LDL: " + std::to_string(opt.layers) + " displacement layers on a " +
           std::to_string(decomp->n()) + "^3 mesh, target /Fields/" + opt.field + ", " +
@@ -195,8 +206,10 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
   LdlFitResult r;
   {
     PhaseTimer t(ctx, "fit");
-    r = fitLdl(painter, pairs, ldlInitialParameters(opt.layers, mean), fo);
+    r = fitLdl(painter, pairs, ldlInitialParameters(opt.layers, 1.0), fo);
   }
+  r.params[5 * opt.layers + 1] *= mean;
+  r.params[5 * opt.layers + 2] *= mean;
   ctx.log("stopped after " + std::to_string(r.iterations) + " iterations (" + r.stop +
           "): loss " + format("%.6e", r.loss.front()) + " -> " + format("%.6e", r.loss.back()));
   std::vector<std::pair<double, double>> curve;
