@@ -23,6 +23,20 @@ void writeHeader(hid_t file, double box, double a, const Params& params, const s
   h5::attr(hdr, "OmegaLambda", 1.0 - params.cosmology.Omega_m, ctx);
   h5::attr(hdr, "HubbleParam", params.cosmology.h, ctx);
 }
+
+// /Header with the mesh's size and cell, and /Parameters: the start of every mesh file.
+void writeMeshHeader(hid_t file, const SlabDecomposition& d, double a, const Params& params,
+                     const std::string& ctx) {
+  writeHeader(file, d.box(), a, params, ctx);
+  {
+    h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx + ": open /Header"),
+                   H5Gclose);
+    h5::attr(hdr, "MeshSize", std::int64_t(d.n()), ctx);
+    h5::attr(hdr, "CellSize", d.cell(), ctx);
+  }
+  h5::Handle par = h5::createGroup(file, "Parameters", ctx);
+  writeParameters(par, params, ctx);
+}
 } // namespace
 
 template <class T>
@@ -59,17 +73,7 @@ void writeFields(const std::string& path, const std::vector<const Field<T>*>& fi
   h5::writeParallelFile(
       path, d.comm().get(),
       [&](hid_t file) {
-        writeHeader(file, d.box(), a, params, ctx);
-        {
-          h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx + ": open /Header"),
-                         H5Gclose);
-          h5::attr(hdr, "MeshSize", std::int64_t(n), ctx);
-          h5::attr(hdr, "CellSize", d.cell(), ctx);
-        }
-        {
-          h5::Handle par = h5::createGroup(file, "Parameters", ctx);
-          writeParameters(par, params, ctx);
-        }
+        writeMeshHeader(file, d, a, params, ctx);
         h5::Handle fields = h5::createGroup(file, "Fields", ctx);
         for (const auto& [k, v] : attributes)
           h5::attr(fields, k, v, ctx);
@@ -230,17 +234,7 @@ void writeProjectedMap(const std::string& path, const SlabDecomposition& d,
     throw CollectiveError(ctx + ": map " + name + " has " + std::to_string(all) +
                           " NaN or Inf value(s); not written");
   h5::writeParallelFile(path, d.comm().get(), [&](hid_t file) {
-    writeHeader(file, d.box(), a, params, ctx);
-    {
-      h5::Handle hdr(h5::check(H5Gopen2(file, "Header", H5P_DEFAULT), ctx + ": open /Header"),
-                     H5Gclose);
-      h5::attr(hdr, "MeshSize", std::int64_t(n), ctx);
-      h5::attr(hdr, "CellSize", d.cell(), ctx);
-    }
-    {
-      h5::Handle par = h5::createGroup(file, "Parameters", ctx);
-      writeParameters(par, params, ctx);
-    }
+    writeMeshHeader(file, d, a, params, ctx);
     h5::Handle maps = h5::createGroup(file, "Maps", ctx);
     for (const auto& [k, v] : attributes)
       h5::attr(maps, k, v, ctx);

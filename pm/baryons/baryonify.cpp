@@ -49,6 +49,37 @@ void particleRange(const Particles& parts, double& lo, double& hi) {
   hi = mx;
 }
 
+// The haloes that reach a point, found through the cell list (device-copyable views):
+// f(h, dx, dy, dz, r) for every halo h (in catalogue order) with r = |x - x_h| < r_max(h), the
+// separation the periodic minimal image.
+struct HaloLookup {
+  Kokkos::View<double* [3]> pos;
+  Kokkos::View<double*> rmax, r200;
+  Kokkos::View<float**, Kokkos::LayoutRight> table;
+  Kokkos::View<int*> start, list;
+  int nc = 1;
+  double inv_cell = 1.0, box = 1.0;
+
+  template <class F>
+  KOKKOS_INLINE_FUNCTION void forEachHalo(double px, double py, double pz, const F& f) const {
+    const double p[3] = {px, py, pz};
+    int cidx[3];
+    for (int c = 0; c < 3; ++c) {
+      const int q = static_cast<int>(p[c] * inv_cell);
+      cidx[c] = q < 0 ? 0 : (q >= nc ? nc - 1 : q);
+    }
+    const int cell = (cidx[0] * nc + cidx[1]) * nc + cidx[2];
+    for (int e = start(cell); e < start(cell + 1); ++e) {
+      const int h = list(e);
+      const double dx = wrapDelta(px - pos(h, 0), box), dy = wrapDelta(py - pos(h, 1), box),
+                   dz = wrapDelta(pz - pos(h, 2), box);
+      const double r = Kokkos::Experimental::sqrt(dx * dx + dy * dy + dz * dz);
+      if (r < rmax(h))
+        f(h, dx, dy, dz, r);
+    }
+  }
+};
+
 } // namespace
 
 struct BaryonModel::Impl {
@@ -63,6 +94,19 @@ struct BaryonModel::Impl {
   Kokkos::View<float**, Kokkos::LayoutRight> table; // nh x (kTables kTab)
   Kokkos::View<int*> cell_start, cell_halo;          // CSR: haloes of cell c
 
+  HaloLookup lookup() const {
+    HaloLookup l;
+    l.pos = pos;
+    l.rmax = rmax;
+    l.r200 = r200;
+    l.table = table;
+    l.start = cell_start;
+    l.list = cell_halo;
+    l.nc = ncell;
+    l.inv_cell = 1.0 / cell;
+    l.box = box;
+    return l;
+  }
   // Particles outside [x_lo, x_hi] would miss haloes: refused.
   void checkRange(const Particles& parts, const char* what) const {
     if (parts.size() == 0 || x_hi - x_lo >= box)
@@ -238,50 +282,37 @@ BaryonifyStats BaryonModel::displace(Particles& parts) const {
   if (n == 0)
     return st;
   auto x = parts.x;
-  auto pos = s.pos;
-  auto rmax = s.rmax;
+  const HaloLookup look = _impl->lookup();
   auto r200 = s.r200;
   auto table = s.table;
-  auto start = s.cell_start;
-  auto list = s.cell_halo;
-  const int nc = s.ncell;
-  const double inv_cell = 1.0 / s.cell, L = box;
+  const double L = box;
   Kokkos::View<double* [3]> disp(Kokkos::view_alloc(Kokkos::WithoutInitializing,
                                                     "caustic::baryonify::displacement"),
                                  n);
   Kokkos::parallel_for(
       "caustic::baryonify::displace", Kokkos::RangePolicy<>(0, n), KOKKOS_LAMBDA(std::size_t i) {
-        int cidx[3];
-        for (int c = 0; c < 3; ++c) {
-          int q = static_cast<int>(x(i, c) * inv_cell);
-          cidx[c] = q < 0 ? 0 : (q >= nc ? nc - 1 : q);
-        }
-        const int cell = (cidx[0] * nc + cidx[1]) * nc + cidx[2];
         double d[3] = {0, 0, 0};
-        for (int e = start(cell); e < start(cell + 1); ++e) {
-          const int h = list(e);
-          const double dx = wrapDelta(x(i, 0) - pos(h, 0), L),
-                       dy = wrapDelta(x(i, 1) - pos(h, 1), L),
-                       dz = wrapDelta(x(i, 2) - pos(h, 2), L);
-          const double r = Kokkos::Experimental::sqrt(dx * dx + dy * dy + dz * dz);
-          if (!(r < rmax(h)) || r == 0)
-            continue;
-          const double t = gridCoordinate(r, r200(h));
-          double dr;
-          if (t <= 0) {
-            dr = table(h, 0) * r / (r200(h) * Kokkos::Experimental::exp(BcmHaloProfile::kLnLo));
-          } else {
-            int j = static_cast<int>(t);
-            if (j > kTab - 2)
-              j = kTab - 2;
-            const double w = t - j;
-            dr = table(h, j) + w * (double(table(h, j + 1)) - table(h, j));
-          }
-          const double f = dr / r;
-          d[0] += f * dx;
-          d[1] += f * dy;
-          d[2] += f * dz;
-        }
+        look.forEachHalo(x(i, 0), x(i, 1), x(i, 2),
+                         [&](int h, double dx, double dy, double dz, double r) {
+                           if (r == 0)
+                             return;
+                           const double t = gridCoordinate(r, r200(h));
+                           double dr;
+                           if (t <= 0) {
+                             dr = table(h, 0) * r /
+                                  (r200(h) * Kokkos::Experimental::exp(BcmHaloProfile::kLnLo));
+                           } else {
+                             int j = static_cast<int>(t);
+                             if (j > kTab - 2)
+                               j = kTab - 2;
+                             const double w = t - j;
+                             dr = table(h, j) + w * (double(table(h, j + 1)) - table(h, j));
+                           }
+                           const double f = dr / r;
+                           d[0] += f * dx;
+                           d[1] += f * dy;
+                           d[2] += f * dz;
+                         });
         for (int c = 0; c < 3; ++c)
           disp(i, c) = d[c];
       });
@@ -327,7 +358,6 @@ BaryonComponents BaryonModel::components(const Particles& parts, MPI_Comm comm,
                                          double t_igm) const {
   const Impl& s = *_impl;
   s.checkRange(parts, "components");
-  const double box = s.box;
   const BcmBackground& bg = s.bg;
   double diffuse = 0.0;
   if (!(t_igm >= 0 && std::isfinite(t_igm)))
@@ -340,14 +370,9 @@ BaryonComponents BaryonModel::components(const Particles& parts, MPI_Comm comm,
   out.pressure.resize(n);
   out.gas_density.resize(n);
   auto x = parts.x;
-  auto pos = s.pos;
-  auto rmax = s.rmax;
+  const HaloLookup look = _impl->lookup();
   auto r200 = s.r200;
   auto table = s.table;
-  auto start = s.cell_start;
-  auto list = s.cell_halo;
-  const int nc = s.ncell;
-  const double inv_cell = 1.0 / s.cell, L = box;
   const double rho_m = bg.rhoMean(), fb = bg.omega_b / bg.omega_m;
   // The diffuse gas's pressure: n k T with n = rho / (mu m_p), in the tables' units (physical).
   const double a3 = bg.a * bg.a * bg.a;
@@ -355,21 +380,8 @@ BaryonComponents BaryonModel::components(const Particles& parts, MPI_Comm comm,
   Kokkos::View<double* [4]> res("caustic::baryonify::components", n);
   Kokkos::parallel_for(
       "caustic::baryonify::components", Kokkos::RangePolicy<>(0, n), KOKKOS_LAMBDA(std::size_t i) {
-        int cidx[3];
-        for (int c = 0; c < 3; ++c) {
-          int q = static_cast<int>(x(i, c) * inv_cell);
-          cidx[c] = q < 0 ? 0 : (q >= nc ? nc - 1 : q);
-        }
-        const int cell = (cidx[0] * nc + cidx[1]) * nc + cidx[2];
         double rho = rho_m, gas = 0, cga = 0, pr = 0;
-        for (int e = start(cell); e < start(cell + 1); ++e) {
-          const int h = list(e);
-          const double dx = wrapDelta(x(i, 0) - pos(h, 0), L),
-                       dy = wrapDelta(x(i, 1) - pos(h, 1), L),
-                       dz = wrapDelta(x(i, 2) - pos(h, 2), L);
-          const double r = Kokkos::Experimental::sqrt(dx * dx + dy * dy + dz * dz);
-          if (!(r < rmax(h)))
-            continue;
+        look.forEachHalo(x(i, 0), x(i, 1), x(i, 2), [&](int h, double, double, double, double r) {
           double t = gridCoordinate(r > 0 ? r : 1e-300, r200(h));
           if (t < 0)
             t = 0; // inside the grid's first radius: the values there
@@ -385,7 +397,7 @@ BaryonComponents BaryonModel::components(const Particles& parts, MPI_Comm comm,
           gas += at(1);
           cga += at(2);
           pr += at(3);
-        }
+        });
         // The haloes' gas and stars, their pressure and the total density; the diffuse gas
         // is added below, once its fraction is known.
         res(i, 0) = gas;

@@ -74,25 +74,21 @@ double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
     fft.forward(tw);
     auto rc = res.complex(), wc = tw.complex();
     const double wn = weight_n;
-    double num = 0, den = 0;
-    d.reduceModes(
-        "caustic::ldl_fit::loss",
-        KOKKOS_LAMBDA(const MeshMode& md, double& acc) {
-          const double m = km::sqrt(double(md.m2()));
-          const double wk = m > 0 ? 1.0 + km::pow(m, -wn) : 1.0;
-          acc += md.weight * wk * wk * (rc(md.index).real() * rc(md.index).real() +
-                                        rc(md.index).imag() * rc(md.index).imag());
-        },
-        num);
-    d.reduceModes(
-        "caustic::ldl_fit::norm",
-        KOKKOS_LAMBDA(const MeshMode& md, double& acc) {
-          const double m = km::sqrt(double(md.m2()));
-          const double wk = m > 0 ? 1.0 + km::pow(m, -wn) : 1.0;
-          acc += md.weight * wk * wk * (wc(md.index).real() * wc(md.index).real() +
-                                        wc(md.index).imag() * wc(md.index).imag());
-        },
-        den);
+    // sum_k W(k)^2 |c(k)|^2 over the full k space (the stored half, weighted).
+    auto weighted = [&](const Field<double>::complex_view& c) {
+      double acc_all = 0;
+      d.reduceModes(
+          "caustic::ldl_fit::weighted_norm",
+          KOKKOS_LAMBDA(const MeshMode& md, double& acc) {
+            const double m = km::sqrt(double(md.m2()));
+            const double wk = m > 0 ? 1.0 + km::pow(m, -wn) : 1.0;
+            acc += md.weight * wk * wk *
+                   (c(md.index).real() * c(md.index).real() + c(md.index).imag() * c(md.index).imag());
+          },
+          acc_all);
+      return acc_all;
+    };
+    const double num = weighted(rc), den = weighted(wc);
     double sums[2] = {num * inv_n3, den * inv_n3}, all[2] = {0, 0};
     mpiCheck(MPI_Allreduce(sums, all, 2, MPI_DOUBLE, MPI_SUM, comm), "ldlLoss");
     if (!(all[1] > 0))
