@@ -154,7 +154,14 @@ void writeBlock(hid_t parent, const std::string& name, hid_t mem_type, hid_t fil
   }
   Handle xfer(check(H5Pcreate(H5P_DATASET_XFER), ctx), H5Pclose);
   H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
-  if (H5Dwrite(dset, mem_type, mspace, fspace, xfer, data) < 0)
+  // An empty dataset (a catalogue without groups) is created and not written: HDF5 refuses a
+  // write of nothing. The global shape is the same on every rank, so they all skip together; a
+  // rank with no rows of a non-empty dataset still takes part, with a non-null buffer.
+  hsize_t total = 1;
+  for (int i = 0; i < rank; ++i)
+    total *= gdims[i];
+  static const double none = 0.0;
+  if (total > 0 && H5Dwrite(dset, mem_type, mspace, fspace, xfer, data ? data : &none) < 0)
     throw std::runtime_error(ctx + ": writing dataset " + name + " failed");
   attr(dset, "units", units, ctx);
 }
@@ -211,9 +218,12 @@ void readRows(hid_t file, const char* name, hid_t memtype, void* out, std::uint6
     H5Sselect_none(fs);
     H5Sselect_none(ms);
   }
+  if (total == 0)
+    return; // an empty dataset: nothing to read (every rank alike)
   Handle xfer(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
   H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
-  if (H5Dread(d, memtype, ms, fs, xfer, out) < 0)
+  static double none = 0.0;
+  if (H5Dread(d, memtype, ms, fs, xfer, out ? out : &none) < 0)
     throw std::runtime_error(ctx + ": cannot read " + name + " (truncated or corrupted file?)");
 }
 

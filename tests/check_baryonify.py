@@ -356,6 +356,22 @@ def main():
               f"run with [baryons] and {name}: exit 2 naming '{needle}' (got " +
               ("timeout" if r is None else f"{r.returncode}: {r.stderr[-300:]}") + ")")
         check(not os.path.exists(d), f"run with [baryons] and {name}: nothing written")
+    # A catalogue without groups (FoF finds none above the threshold): written and read, and the
+    # snapshot baryonified unchanged (S = 1 exactly).
+    empty = os.path.join(work, "empty_halos.0.hdf5")
+    r = caustic(["fof", snap, "--min-particles", "1000000", "-o", empty], 2)
+    if check(r is not None and r.returncode == 0, "fof writes a catalogue without groups: " +
+             ("timeout" if r is None else r.stderr[-300:])):
+        with h5py.File(empty, "r") as f:
+            check(int(f["Header"].attrs["Ngroups_Total"]) == 0 and f["Group/GroupLen"].shape == (0,),
+                  "the empty catalogue has Ngroups_Total = 0 and empty datasets")
+        d = os.path.join(work, "bcm_empty")
+        r = caustic(["baryonify", snap, empty, "-o", d], 2)
+        if check(r is not None and r.returncode == 0, "baryonify with no haloes: " +
+                 ("timeout" if r is None else r.stderr[-300:])):
+            te = np.loadtxt(os.path.join(d, "suppression.txt"))
+            check(np.all(te[:, 1] == 1.0), "no haloes: S(k) = 1 exactly")
+
     # A snapshot of another code: no /Parameters, no OmegaBaryon.
     foreign = os.path.join(work, "foreign.hdf5")
     shutil.copy(snap, foreign)
