@@ -114,6 +114,20 @@ nlohmann::json writeBaryonOutputs(const Comm& comm, Particles& parts, const Bary
     model = std::make_unique<BaryonModel>(list, bp.bcm, bg, in.box, slab.lo[0] * decomp->cell(),
                                           slab.hi[0] * decomp->cell());
   }
+  // The dark-matter-only density on the field mesh, before any displacement: the input side of
+  // the painters' training pairs.
+  auto fdecomp = field_mesh == mesh
+                     ? decomp
+                     : std::make_shared<const SlabDecomposition>(comm.get(), field_mesh, in.box);
+  Field<double> dmo(fdecomp, "caustic::baryonify::dmo");
+  {
+    Timer t(timer, "dmo_density");
+    if (fdecomp != decomp)
+      migrate(parts, *fdecomp);
+    Painter<double>(fdecomp, Window::CIC).paint(dmo, parts.x, parts.size(), 1.0);
+    if (fdecomp != decomp)
+      migrate(parts, *decomp);
+  }
   BaryonifyStats st;
   {
     Timer t(timer, "baryonify");
@@ -229,9 +243,6 @@ nlohmann::json writeBaryonOutputs(const Comm& comm, Particles& parts, const Bary
   {
     Timer t(timer, "fields");
     // The meshes' decomposition (baryons.field_mesh); the particles carry their columns along.
-    auto fdecomp = field_mesh == mesh
-                       ? decomp
-                       : std::make_shared<const SlabDecomposition>(comm.get(), field_mesh, in.box);
     if (fdecomp != decomp)
       migrate(parts, *fdecomp);
     const std::size_t n = parts.size();
@@ -262,7 +273,7 @@ nlohmann::json writeBaryonOutputs(const Comm& comm, Particles& parts, const Bary
     // P_e [keV/cm^3] = sum f_gas s' m_p / V_cell (physical), m_p in Msun/h.
     const double pe_unit = mp / (cell_phys * cell_phys * cell_phys) * p_cgs / kev;
     const double t_igm = bp.t_igm;
-    auto g = gas.real(), tv = temp.real(), pv = pres.real(), mv = matter.real();
+    auto g = gas.real(), tv = temp.real(), pv = pres.real(), mv = matter.real(), dv = dmo.real();
     const int nm = field_mesh;
     fdecomp->forEachRow(
         "caustic::baryonify::normalise", KOKKOS_LAMBDA(const MeshRow& r) {
@@ -272,13 +283,17 @@ nlohmann::json writeBaryonOutputs(const Comm& comm, Particles& parts, const Bary
             pv(i) *= pe_unit;
             g(i) /= fb * per_cell;
             mv(i) /= per_cell;
+            dv(i) = dv(i) / per_cell - 1.0;
           }
         });
     const std::string units =
         "gas_density: rho_gas / mean baryon density; gas_temperature: K (gas-mass weighted); "
-        "electron_pressure: keV/cm^3 (physical, volume average); matter_density: rho / mean";
-    writeFields<double>((fs::path(dir) / names[5]).string(), {&gas, &temp, &pres, &matter},
-                        {"gas_density", "gas_temperature", "electron_pressure", "matter_density"},
+        "electron_pressure: keV/cm^3 (physical, volume average); matter_density: rho / mean "
+        "(all matter after the BCM); dmo_density_contrast: rho / mean - 1 of the "
+        "dark-matter-only particles";
+    writeFields<double>((fs::path(dir) / names[5]).string(), {&gas, &temp, &pres, &matter, &dmo},
+                        {"gas_density", "gas_temperature", "electron_pressure", "matter_density",
+                         "dmo_density_contrast"},
                         units, in.a, params,
                         {{"model", "Schneider et al. 2019 baryon correction model"}});
     // Compton-y along z: y = sigma_T / (m_e c^2) sum_z P_e dl (physical), per map pixel.

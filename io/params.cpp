@@ -456,6 +456,14 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
                          ": out of range; allowed: >= 1");
       e.tile_planes = static_cast<int>(tp);
       e.force = s.boolean("force", false);
+      const auto em = s.integer("mesh", 0, "an integer >= 8 (0: the PM mesh)");
+      if (em != 0 && (em < 8 || em > 65536))
+        throw ParamError("emulators." + nm + ".mesh = " + std::to_string(em) +
+                         ": out of range; allowed: 0 (the PM mesh) or [8, 65536]");
+      if (em != 0 && (e.space != "eulerian" || e.kind != "torch"))
+        throw ParamError("emulators." + nm + ".mesh = " + std::to_string(em) +
+                         ": only for space = \"eulerian\" models of kind = \"torch\"");
+      e.mesh = static_cast<int>(em);
       s.finish();
       p.emulators.push_back(e);
     }
@@ -465,6 +473,37 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
   t << root;
   p.toml = t.str();
   return p;
+}
+
+namespace {
+const std::vector<std::string>& numericSettingList() {
+  static const std::vector<std::string> names = {
+      "baryons.log10_mc",   "baryons.mu",        "baryons.theta_ej",  "baryons.gamma",
+      "baryons.delta",      "baryons.eta",       "baryons.delta_eta", "baryons.f_nt",
+      "baryons.t_igm",      "cosmology.Omega_m", "cosmology.Omega_b", "cosmology.h",
+      "cosmology.n_s",      "cosmology.sigma8",  "cosmology.w0",      "cosmology.wa"};
+  return names;
+}
+} // namespace
+
+std::optional<double> numericSetting(const Params& p, const std::string& name) {
+  const auto& b = p.baryons.bcm;
+  const auto& c = p.cosmology;
+  const double values[] = {b.log10_mc, b.mu,       b.theta_ej, b.gamma,   b.delta,   b.eta,
+                           b.delta_eta, b.f_nt,    p.baryons.t_igm, c.Omega_m, c.Omega_b, c.h,
+                           c.n_s,      c.sigma8,   c.w0,       c.wa};
+  const auto& names = numericSettingList();
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (names[i] == name)
+      return values[i];
+  return std::nullopt;
+}
+
+std::string numericSettingNames() {
+  std::string out;
+  for (const auto& n : numericSettingList())
+    out += (out.empty() ? "" : ", ") + n;
+  return out;
 }
 
 } // namespace caustic

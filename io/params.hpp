@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <stdexcept>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -116,6 +117,7 @@ struct EmulatorHookParams {
   bool every_step = false;         // also run after every step
   int radius = -1;                 // ghost planes per side (default: the model's receptive field)
   int tile_planes = 32;            // x-planes evaluated at once
+  int mesh = 0; // eulerian: the mesh the input channels are painted on (0: the PM mesh)
   bool force = false; // apply outside the model's validity domain (recorded in the output)
 };
 
@@ -154,6 +156,13 @@ struct Params {
   // FNV-1a 64-bit hash of the effective TOML text, as 16 hex digits.
   std::string hash() const;
 };
+
+// The value of a numeric setting by its dotted name, for models conditioned on settings:
+// baryons.{log10_mc, mu, theta_ej, gamma, delta, eta, delta_eta, f_nt, t_igm} and
+// cosmology.{Omega_m, Omega_b, h, n_s, sigma8, w0, wa}; nullopt for any other name.
+std::optional<double> numericSetting(const Params& p, const std::string& name);
+// The names numericSetting knows, comma separated (for error messages).
+std::string numericSettingNames();
 
 // Parses `path` with "section.key=value" overrides (values in TOML syntax; bare words are
 // strings) and validates everything, including that `nranks` MPI ranks fit the mesh.

@@ -16,6 +16,13 @@
    The output records the model path and the record (provenance).
 4. Not vacuous: the same comparison against a module with other weights, and against the right
    module without the record's normalisation, differs by far more than the tolerance.
+5. A conditioned painter (a baryon painter's form): a PyTorch module of two channels, the
+   log-transformed density contrast and a constant conditioning channel for baryons.log10_mc
+   (read from the run's [baryons]), whose output is a logarithmic residual of the input, run with
+   its own 16^3 mesh (mesh = 16, the PM mesh is 32^3). Its output equals numpy's CIC of the
+   snapshot on 16^3 pushed through the module as the record says; another log10_mc gives
+   another field; a value outside the record's range, and a setting a run does not have, are
+   refused with messages that name them.
 """
 import argparse
 import json
@@ -68,7 +75,18 @@ tile_planes = {tiles}
 
 [emulators.identity]
 model = "torch_identity.pt"
+
+[emulators.painter]
+model = "torch_painter.pt"
+mesh = {cmesh}
+
+[baryons]
+log10_mc = {mc}
 """
+CMESH = 16
+COND = dict(name="baryons.log10_mc", mean=13.5, std=0.5, range=[13.0, 14.0])
+P_IN = dict(mean=-0.4, std=1.3, floor=1e-3)
+P_OUT = dict(mean=0.05, std=0.8)
 
 check = Checks()
 
@@ -90,6 +108,49 @@ class SmallNet(torch.nn.Module):
 class Identity(torch.nn.Module):
     def forward(self, x):
         return x * 1.0
+
+
+class PainterNet(torch.nn.Module):
+    """Two channels in (the transformed density and the conditioning constant), one out."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv3d(2, 4, 3, padding=1)
+        self.conv2 = torch.nn.Conv3d(4, 1, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv2(torch.tanh(self.conv1(x)))
+
+
+def make_painter():
+    torch.manual_seed(3)
+    net = PainterNet().float().eval()
+    with torch.no_grad():
+        net.conv1.weight.mul_(3.0)
+    return net
+
+
+def painter_record():
+    rec = record("baryon_painter_test", "rho_painted", "tests/check_pytorch_model.py: PainterNet")
+    rec["cell_size"] = {"value": BOX / CMESH, "rtol": 0.01}
+    rec["inputs"] = [dict(name="density", transform="log1p", **P_IN)]
+    rec["outputs"] = [dict(name="rho_painted", transform="log", floor=1e-3, residual_of="density",
+                           **P_OUT)]
+    rec["conditioning"] = [COND]
+    return rec
+
+
+def apply_painter(module, delta, mc):
+    """What Model::forward does for the painter record: ln(max(1 + delta, floor)), normalised,
+    the conditioning channel, the module, de-normalised plus the transformed input, exp."""
+    t = np.log(np.maximum(1.0 + delta.astype(np.float64), P_IN["floor"]))
+    xn = ((t - P_IN["mean"]) / P_IN["std"]).astype(np.float32)
+    c = np.full_like(xn, (mc - COND["mean"]) / COND["std"])
+    x = np.pad(np.stack([xn, c]), ((0, 0),) + ((RADIUS, RADIUS),) * 3, mode="wrap")
+    with torch.no_grad():
+        y = module(torch.from_numpy(x)[None]).numpy()[0, 0].astype(np.float64)
+    y = y[RADIUS:-RADIUS, RADIUS:-RADIUS, RADIUS:-RADIUS]
+    return np.exp(y * P_OUT["std"] + P_OUT["mean"] + t)
 
 
 def make_net(seed):
@@ -131,6 +192,9 @@ def save_models(work):
         "torch_identity": record("identity", "delta_identity", "tests/check_pytorch_model.py: identity",
                                  IN_MEAN, IN_STD),
     }
+    torch.jit.save(torch.jit.script(make_painter()), os.path.join(work, "torch_painter.pt"))
+    with open(os.path.join(work, "torch_painter.json"), "w") as f:
+        json.dump(painter_record(), f, indent=2)
     for stem, rec in recs.items():
         with open(os.path.join(work, stem + ".json"), "w") as f:
             json.dump(rec, f, indent=2)
@@ -190,7 +254,8 @@ def check_run(args, work, nranks, net, other_net, recs):
     shutil.rmtree(out, ignore_errors=True)
     pfile = os.path.join(work, "run_np%d.toml" % nranks)
     with open(pfile, "w") as f:
-        f.write(PARAMS.format(box=BOX, np_=NP, mesh=MESH, out=out, tiles=5 if nranks > 1 else 32))
+        f.write(PARAMS.format(box=BOX, np_=NP, mesh=MESH, out=out, tiles=5 if nranks > 1 else 32,
+                              cmesh=CMESH, mc=13.2))
     t0 = time.time()
     r = run(shlex.split(args.mpiexec) + ["-n", str(nranks), args.caustic, "run", pfile])
     print("(%.1f s)" % (time.time() - t0))
@@ -240,6 +305,21 @@ def check_run(args, work, nranks, net, other_net, recs):
         check(attrs.get("forced") == "false" and attrs.get("inputs") == "density" and
               attrs.get("space") == "eulerian", "%s: %s attributes %s" % (tag, hook, attrs))
 
+    # The conditioned painter on its own mesh.
+    painter = make_painter()
+    got_p, attrs_p = read_hook(os.path.join(out, "painter_a1.0000.hdf5"), "rho_painted")
+    d16 = cic_delta(pos, BOX, CMESH)
+    ref_p = apply_painter(painter, d16, 13.2)
+    e_p = np.abs(np.log(got_p.astype(np.float64)) - np.log(ref_p)).max()
+    e_mc = np.abs(np.log(apply_painter(painter, d16, 13.7)) - np.log(ref_p)).max()
+    print("%s: conditioned painter (16^3 mesh, log10_mc = 13.2) vs PyTorch on numpy's CIC: "
+          "max |d ln rho| = %.2e; the same at log10_mc = 13.7 differs by %.2e" % (tag, e_p, e_mc))
+    check(got_p.shape == (CMESH,) * 3, "%s: painter output shape %s" % (tag, got_p.shape))
+    check(e_p < 2e-4, "%s: conditioned painter differs from PyTorch by %.3g in ln rho" % (tag, e_p))
+    check(e_mc > 100 * 2e-4, "%s: the conditioning value hardly changes the output (%g)" % (tag, e_mc))
+    check(attrs_p.get("conditioning") == "baryons.log10_mc = 13.2",
+          "%s: painter output's conditioning attribute %r" % (tag, attrs_p.get("conditioning")))
+
     # The comparison can fail: other weights, or the right weights without the normalisation.
     got, _ = read_hook(os.path.join(out, "torchmodel_a1.0000.hdf5"), "delta_torch")
     e_other = rel(got, apply_like_caustic(other_net, delta))
@@ -271,6 +351,31 @@ def main():
     outputs = {}
     for nranks in (1, 2):
         outputs[nranks] = check_run(args, work, nranks, net, other_net, recs)
+    # Refusals: a conditioning value outside the record's range, a setting no run has.
+    for case, mc, expect in (
+            ("range", 14.5, "conditioning baryons.log10_mc = 14.5 outside the trained range [13, 14]"),
+            ("unknown", 13.2, "is conditioned on \"baryons.feedback\", which is not a numeric setting")):
+        cwork = os.path.join(work, "refuse_" + case)
+        os.makedirs(cwork, exist_ok=True)
+        rec = painter_record()
+        if case == "unknown":
+            rec["conditioning"][0]["name"] = "baryons.feedback"
+        shutil.copy(os.path.join(work, "torch_painter.pt"), cwork)
+        for stem in ("torch_model", "torch_traced", "torch_identity"):
+            shutil.copy(os.path.join(work, stem + ".pt"), cwork)
+            shutil.copy(os.path.join(work, stem + ".json"), cwork)
+        with open(os.path.join(cwork, "torch_painter.json"), "w") as f:
+            json.dump(rec, f)
+        pfile = os.path.join(cwork, "run.toml")
+        with open(pfile, "w") as f:
+            f.write(PARAMS.format(box=BOX, np_=NP, mesh=MESH, out=os.path.join(cwork, "out"), tiles=32,
+                                  cmesh=CMESH, mc=mc))
+        r = run([args.caustic, "run", pfile])
+        print("refused (%s): %s" % (case, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""))
+        check(r.returncode != 0 and expect in r.stderr,
+              "%s: not refused as expected (%d): %s" % (case, r.returncode, r.stderr[-800:]))
+        check(not os.path.exists(os.path.join(cwork, "out", "snapshot_a1.0000.hdf5")),
+              "%s: a refused run wrote outputs" % case)
     if outputs[1] is not None and outputs[2] is not None:
         print("hook output at 2 ranks vs 1 rank: max |diff| / rms = %.2e" % rel(outputs[2], outputs[1]))
     check.finish()

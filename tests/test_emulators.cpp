@@ -231,3 +231,113 @@ TEST(Model, ArchitectureDisagreeingWithWeightsIsRefused) {
   std::ofstream(json) << good.dump(2) << "\n";
   EXPECT_NO_THROW(Model::load(path));
 }
+
+namespace {
+// A model with a log1p input, a logarithmic residual output, a logarithmic output and one
+// conditioning scalar.
+nlohmann::json conditionedMeta() {
+  auto j = baseMeta();
+  j["inputs"] = nlohmann::json::parse(
+      R"([{"name": "density", "mean": 0.2, "std": 1.5, "transform": "log1p", "floor": 0.001}])");
+  j["outputs"] = nlohmann::json::parse(R"([
+    {"name": "matter_density", "mean": 0.1, "std": 2.0, "transform": "log", "floor": 0.001,
+     "residual_of": "density"},
+    {"name": "gas_density", "mean": -0.3, "std": 0.7, "transform": "log", "floor": 0.001}])");
+  j["conditioning"] = nlohmann::json::parse(
+      R"([{"name": "baryons.log10_mc", "mean": 13.5, "std": 0.5, "range": [13.0, 14.0]}])");
+  return j;
+}
+} // namespace
+
+TEST(Metadata, TransformsResidualsAndConditioningRoundTrip) {
+  const auto m = ModelMetadata::fromJson(conditionedMeta(), "test");
+  const auto m2 = ModelMetadata::fromJson(m.toJson(), "round trip");
+  EXPECT_EQ(m2.inputs[0].transform, "log1p");
+  EXPECT_DOUBLE_EQ(m2.inputs[0].floor, 1e-3);
+  EXPECT_EQ(m2.outputs[0].residual_of, "density");
+  EXPECT_EQ(m2.outputs[1].transform, "log");
+  EXPECT_TRUE(m2.outputs[1].residual_of.empty());
+  ASSERT_EQ(m2.conditioning.size(), 1u);
+  EXPECT_EQ(m2.conditioning[0].name, "baryons.log10_mc");
+  EXPECT_DOUBLE_EQ(m2.conditioning[0].std, 0.5);
+  EXPECT_DOUBLE_EQ(m2.conditioning[0].hi, 14.0);
+
+  const std::vector<std::pair<std::function<void(nlohmann::json&)>, std::string>> cases = {
+      {[](nlohmann::json& j) { j["inputs"][0]["transform"] = "sqrt"; }, "allowed: none, log"},
+      {[](nlohmann::json& j) { j["outputs"][0]["residual_of"] = "rho"; },
+       "residual_of = \"rho\" is not an input channel"},
+      {[](nlohmann::json& j) { j["outputs"][0]["transform"] = "none"; },
+       "both or neither must be logarithmic"},
+      {[](nlohmann::json& j) { j["inputs"][0]["residual_of"] = "density"; },
+       "residual_of is for outputs only"},
+      {[](nlohmann::json& j) { j["inputs"][0]["floor"] = 0.0; }, "floor = 0 must be > 0"},
+      {[](nlohmann::json& j) { j["conditioning"][0]["std"] = 0.0; }, "must be > 0"},
+      {[](nlohmann::json& j) { j["conditioning"][0].erase("range"); }, "needs \"name\" and"},
+  };
+  for (const auto& [mutate, expected] : cases) {
+    auto j = conditionedMeta();
+    mutate(j);
+    try {
+      ModelMetadata::fromJson(j, "case");
+      ADD_FAILURE() << "accepted; expected: " << expected;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(ValidityGuard, ConditioningOutsideItsRangeOrUnsetIsRefused) {
+  const auto meta = ModelMetadata::fromJson(conditionedMeta(), "test");
+  auto d = validDomain();
+  d.input_channels = {"density"};
+  d.conditioning = {{"baryons.log10_mc", 13.2}};
+  EXPECT_TRUE(validityViolations(meta, d).empty());
+  d.conditioning = {{"baryons.log10_mc", 14.5}};
+  auto v = validityViolations(meta, d);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_NE(v[0].find("conditioning baryons.log10_mc = 14.5 outside the trained range [13, 14]"),
+            std::string::npos)
+      << v[0];
+  d.conditioning.clear();
+  v = validityViolations(meta, d);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_NE(v[0].find("is not set by the run"), std::string::npos) << v[0];
+}
+
+TEST(Model, TransformsResidualAndConditioningMatchDirectComputation) {
+  // Two input channels reach the module (the field and the constant conditioning channel):
+  // out0 = w x0 + v x1, out1 = x0.
+  torch::jit::Module m("Conditioned");
+  m.register_parameter("w", torch::tensor({1.5}), false);
+  m.register_parameter("v", torch::tensor({-0.75}), false);
+  m.define(R"(
+def forward(self, x):
+    a = x[:, 0:1] * self.w + x[:, 1:2] * self.v
+    return torch.cat([a, x[:, 0:1]], 1)
+)");
+  Model model(m, ModelMetadata::fromJson(conditionedMeta(), "test"));
+  torch::manual_seed(11);
+  // Densities with some empty cells (1 + delta = 0 -> the floor) and negative excursions.
+  auto x = torch::rand({2, 1, 4, 4, 4}, torch::kFloat32) * 3.0 - 1.0;
+  x.index_put_({0, 0, 0, 0, 0}, -1.0f);
+  x.index_put_({1, 0, 1, 2, 3}, -1.5f);
+  EXPECT_THROW(model.forward(x), std::runtime_error); // conditioning not set
+  EXPECT_THROW(model.setConditioning({13.0, 1.0}), std::runtime_error);
+  model.setConditioning({13.2});
+  const auto y = model.forward(x).to(torch::kFloat64);
+  const auto xd = x.to(torch::kFloat64);
+  const auto t = torch::log(torch::clamp_min(xd + 1.0, 1e-3));
+  const auto xn = (t - 0.2) / 1.5;
+  const double c = (13.2 - 13.5) / 0.5;
+  const auto direct0 = torch::exp((xn * 1.5 + c * -0.75) * 2.0 + 0.1 + t);
+  const auto direct1 = torch::exp(xn * 0.7 - 0.3);
+  EXPECT_LT(((y.select(1, 0) - direct0.select(1, 0)) / direct0.select(1, 0)).abs().max().item<double>(),
+            1e-5);
+  EXPECT_LT(((y.select(1, 1) - direct1.select(1, 0)) / direct1.select(1, 0)).abs().max().item<double>(),
+            1e-5);
+  // The conditioning value changes the output as the module says: d ln(out0) / d value.
+  model.setConditioning({13.7});
+  const auto y2 = model.forward(x).to(torch::kFloat64);
+  const double ratio = (torch::log(y2.select(1, 0)) - torch::log(y.select(1, 0))).mean().item<double>();
+  EXPECT_NEAR(ratio, (0.5 / 0.5) * -0.75 * 2.0, 1e-4);
+}

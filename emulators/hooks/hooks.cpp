@@ -3,6 +3,7 @@
 #include "io/fields.hpp"
 #include "io/format.hpp"
 #include "pm/force/painter.hpp"
+#include "pm/particles/migrate.hpp"
 #include "pm/stepping/simulation.hpp"
 
 #include <cmath>
@@ -13,7 +14,10 @@ namespace caustic {
 ApplicationDomain EmulatorHook::domainAt(double a) const {
   const auto& sim = _params.simulation;
   ApplicationDomain dom;
-  dom.cell_size = sim.box / (_space == FieldSpace::Eulerian ? sim.mesh : sim.particles);
+  dom.cell_size =
+      sim.box / (_space == FieldSpace::Eulerian ? (_hook.mesh > 0 ? _hook.mesh : sim.mesh)
+                                                : sim.particles);
+  dom.conditioning = _conditioning;
   dom.box = sim.box;
   dom.redshift = 1.0 / a - 1.0;
   dom.cosmology = _params.cosmology;
@@ -25,6 +29,21 @@ EmulatorHook::EmulatorHook(const Params& params, const EmulatorHookParams& hook,
     : _params(params), _hook(hook), _space(fieldSpaceFromName(hook.space)),
       _model(Model::load(hook.model, hook.metadata)), _cb(std::move(cb)) {
   checkChannels(_space, _hook.inputs, "emulators." + _hook.name + ".inputs");
+  // The settings the model is conditioned on come from the run's parameters (e.g. a baryon
+  // painter's BCM parameters from [baryons]); a name the run cannot supply is an error even
+  // when forced.
+  std::vector<double> values;
+  for (const auto& k : _model.metadata().conditioning) {
+    const auto v = numericSetting(params, k.name);
+    if (!v)
+      throw std::runtime_error("emulators." + _hook.name + ": the model " + _hook.model +
+                               " is conditioned on \"" + k.name +
+                               "\", which is not a numeric setting of a run; known: " +
+                               numericSettingNames());
+    _conditioning.emplace_back(k.name, *v);
+    values.push_back(*v);
+  }
+  _model.setConditioning(values);
   // Refuse at start-up, before anything is written, rather than at the first output. An
   // every-step hook runs from a_start to a_end.
   std::vector<double> as = _hook.a;
@@ -56,6 +75,23 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
   // Inputs on the PM mesh or on the particle lattice.
   std::shared_ptr<const SlabDecomposition> decomp = s.mesh;
   std::unique_ptr<LagrangianExchange> exchange;
+  // An Eulerian hook with its own mesh paints a copy of the particles, migrated to its slabs.
+  std::unique_ptr<Particles> copy;
+  if (_space == FieldSpace::Eulerian && _hook.mesh > 0 && _hook.mesh != s.mesh->n()) {
+    if (!_fieldMesh)
+      _fieldMesh =
+          std::make_shared<SlabDecomposition>(s.mesh->comm().get(), _hook.mesh, s.mesh->box());
+    decomp = _fieldMesh;
+    const std::size_t n = s.particles->size();
+    copy = std::make_unique<Particles>(n, n + n / 20 + 16);
+    const auto all = std::make_pair(std::size_t(0), n);
+    Kokkos::deep_copy(Kokkos::subview(copy->x, all, Kokkos::ALL),
+                      Kokkos::subview(s.particles->x, all, Kokkos::ALL));
+    Kokkos::deep_copy(Kokkos::subview(copy->p, all, Kokkos::ALL),
+                      Kokkos::subview(s.particles->p, all, Kokkos::ALL));
+    Kokkos::deep_copy(Kokkos::subview(copy->id, all), Kokkos::subview(s.particles->id, all));
+    migrate(*copy, *_fieldMesh);
+  }
   if (_space == FieldSpace::Lagrangian) {
     if (!_lattice)
       _lattice =
@@ -76,9 +112,10 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
   const std::vector<const Field<float>*> cinp(inp.begin(), inp.end()),
       coutp(outp.begin(), outp.end());
   if (_space == FieldSpace::Eulerian) {
-    const Painter<float> painter(s.mesh, Window::CIC);
+    const Painter<float> painter(decomp, Window::CIC);
     for (int c = 0; c < cin; ++c)
-      paintEulerian(_hook.inputs[c], in[c], painter, *s.particles, s.total_particles);
+      paintEulerian(_hook.inputs[c], in[c], painter, copy ? *copy : *s.particles,
+                    s.total_particles);
   } else {
     std::vector<std::vector<double>> values;
     for (const auto& ch : _hook.inputs)
@@ -92,7 +129,12 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
   io.tile_planes = _hook.tile_planes;
   applyDistributed(_model, cinp, outp, io);
 
+  copy.reset();
+  std::string cond;
+  for (const auto& [k, v] : _conditioning)
+    cond += (cond.empty() ? "" : ", ") + k + " = " + format("%.10g", v);
   std::map<std::string, std::string> attrs = {{"model", _hook.model},
+                                              {"conditioning", cond},
                                               {"model_metadata", meta.toJson().dump()},
                                               {"space", _hook.space},
                                               {"forced", warnings.empty() ? "false" : "true"}};

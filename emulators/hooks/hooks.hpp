@@ -34,6 +34,8 @@ private:
   Model _model;
   OutputCallback _cb;
   std::shared_ptr<const SlabDecomposition> _lattice; // Lagrangian hooks, made on first use
+  std::shared_ptr<const SlabDecomposition> _fieldMesh; // Eulerian hooks with their own mesh
+  std::vector<std::pair<std::string, double>> _conditioning; // the run's conditioning values
 };
 
 } // namespace caustic

@@ -2,7 +2,9 @@
 
 #include "io/format.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <fstream>
 #include <set>
 
@@ -57,6 +59,18 @@ std::vector<Channel> channels(const nlohmann::json& j, const std::string& key,
     ch.name = c["name"].get<std::string>();
     ch.mean = c.value("mean", 0.0);
     ch.std = c.value("std", 1.0);
+    ch.transform = c.value("transform", std::string("none"));
+    if (ch.transform != "none" && ch.transform != "log" && ch.transform != "log1p")
+      throw std::runtime_error(where + ": channel \"" + ch.name + "\": transform = \"" +
+                               ch.transform + "\"; allowed: none, log, log1p");
+    ch.floor = c.value("floor", 1e-3);
+    if (!(ch.floor > 0))
+      throw std::runtime_error(where + ": channel \"" + ch.name + "\": floor = " +
+                               fmt(ch.floor) + " must be > 0");
+    ch.residual_of = c.value("residual_of", std::string());
+    if (!ch.residual_of.empty() && key != "outputs")
+      throw std::runtime_error(where + ": input channel \"" + ch.name +
+                               "\": residual_of is for outputs only");
     if (!(ch.std > 0) || !std::isfinite(ch.mean))
       throw std::runtime_error(where + ": channel \"" + ch.name + "\": std = " + fmt(ch.std) +
                                " must be > 0 and mean finite");
@@ -70,7 +84,8 @@ std::vector<Channel> channels(const nlohmann::json& j, const std::string& key,
 ModelMetadata ModelMetadata::fromJson(const nlohmann::json& j, const std::string& where) {
   static const std::set<std::string> known = {
       "kind", "version",  "inputs",    "outputs",    "receptive_field", "cell_size",
-      "box",  "redshift", "cosmology", "provenance", "stride",          "architecture"};
+      "box",  "redshift", "cosmology", "provenance", "stride",          "architecture",
+      "conditioning"};
   if (!j.is_object())
     throw std::runtime_error(where + ": model metadata must be a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it)
@@ -112,6 +127,38 @@ ModelMetadata ModelMetadata::fromJson(const nlohmann::json& j, const std::string
       m.cosmology.emplace_back(it.key(), range(it.value(), "cosmology." + it.key(), where));
     }
   }
+  for (const auto& o : m.outputs)
+    if (!o.residual_of.empty()) {
+      const auto it = std::find_if(m.inputs.begin(), m.inputs.end(),
+                                   [&](const Channel& c) { return c.name == o.residual_of; });
+      if (it == m.inputs.end())
+        throw std::runtime_error(where + ": output \"" + o.name + "\": residual_of = \"" +
+                                 o.residual_of + "\" is not an input channel");
+      if ((it->transform == "none") != (o.transform == "none"))
+        throw std::runtime_error(where + ": output \"" + o.name + "\" (transform " + o.transform +
+                                 ") is a residual of input \"" + it->name + "\" (transform " +
+                                 it->transform + "): both or neither must be logarithmic");
+    }
+  if (j.contains("conditioning")) {
+    if (!j["conditioning"].is_array())
+      throw std::runtime_error(where + ": \"conditioning\": expected a list of {\"name\", "
+                                       "\"mean\", \"std\", \"range\"}");
+    for (const auto& c : j["conditioning"]) {
+      if (!c.is_object() || !c.contains("name") || !c["name"].is_string() ||
+          !c.contains("range"))
+        throw std::runtime_error(where + ": \"conditioning\" entry " + c.dump() +
+                                 ": needs \"name\" and \"range\"");
+      Conditioning k;
+      k.name = c["name"].get<std::string>();
+      k.mean = c.value("mean", 0.0);
+      k.std = c.value("std", 1.0);
+      if (!(k.std > 0) || !std::isfinite(k.mean))
+        throw std::runtime_error(where + ": conditioning \"" + k.name + "\": std = " +
+                                 fmt(k.std) + " must be > 0 and mean finite");
+      std::tie(k.lo, k.hi) = range(c["range"], "conditioning." + k.name + ".range", where);
+      m.conditioning.push_back(k);
+    }
+  }
   m.provenance = j.value("provenance", std::string());
   m.stride = j.value("stride", 1);
   if (m.stride < 1 || m.stride > 1024)
@@ -144,8 +191,16 @@ nlohmann::json ModelMetadata::toJson() const {
   j["version"] = version;
   for (const auto* list : {&inputs, &outputs}) {
     nlohmann::json a = nlohmann::json::array();
-    for (const auto& c : *list)
-      a.push_back({{"name", c.name}, {"mean", c.mean}, {"std", c.std}});
+    for (const auto& c : *list) {
+      nlohmann::json e = {{"name", c.name}, {"mean", c.mean}, {"std", c.std}};
+      if (c.transform != "none") {
+        e["transform"] = c.transform;
+        e["floor"] = c.floor;
+      }
+      if (!c.residual_of.empty())
+        e["residual_of"] = c.residual_of;
+      a.push_back(e);
+    }
     j[list == &inputs ? "inputs" : "outputs"] = a;
   }
   j["receptive_field"] = receptive_field;
@@ -159,6 +214,12 @@ nlohmann::json ModelMetadata::toJson() const {
     for (const auto& [name, r] : cosmology)
       c[name] = {r.first, r.second};
     j["cosmology"] = c;
+  }
+  if (!conditioning.empty()) {
+    nlohmann::json c = nlohmann::json::array();
+    for (const auto& k : conditioning)
+      c.push_back({{"name", k.name}, {"mean", k.mean}, {"std", k.std}, {"range", {k.lo, k.hi}}});
+    j["conditioning"] = c;
   }
   j["provenance"] = provenance;
   if (stride != 1)
@@ -186,6 +247,15 @@ std::vector<std::string> validityViolations(const ModelMetadata& meta, const App
     if (x < r.first || x > r.second)
       v.push_back("cosmology " + name + " = " + fmt(x) + " outside the trained range [" +
                   fmt(r.first) + ", " + fmt(r.second) + "]");
+  }
+  for (const auto& k : meta.conditioning) {
+    const auto it = std::find_if(d.conditioning.begin(), d.conditioning.end(),
+                                 [&](const auto& p) { return p.first == k.name; });
+    if (it == d.conditioning.end())
+      v.push_back("conditioning " + k.name + " is not set by the run (the model needs it)");
+    else if (!(it->second >= k.lo && it->second <= k.hi))
+      v.push_back("conditioning " + k.name + " = " + fmt(it->second) +
+                  " outside the trained range [" + fmt(k.lo) + ", " + fmt(k.hi) + "]");
   }
   std::vector<std::string> expected;
   for (const auto& c : meta.inputs)

@@ -14,6 +14,8 @@
 //   "cosmology": {"Omega_m": [0.25, 0.35], "sigma8": [0.7, 0.9]},  // parameter ranges (optional)
 //   "provenance": "caustic train, 64 paired runs ...",
 //   "stride": 4,                           // equivariant for shifts by multiples of this (opt.)
+//   "conditioning": [{"name": "baryons.log10_mc", "mean": 13.5, "std": 0.6,
+//                     "range": [12.5, 14.5]}],  // scalar settings fed as constant channels (opt.)
 //   "architecture": {"type": "unet3d", ...} // native models only: the module to rebuild
 // }
 #include "pm/cosmology/cosmology.hpp"
@@ -33,10 +35,28 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+// A field channel. The model sees (transform(x) - mean) / std. Transforms: "none"; "log":
+// ln(max(x, floor)); "log1p": ln(max(1 + x, floor)) (for a density contrast). An output with
+// `residual_of` = an input channel's name is the model's value plus that input's transformed
+// value, before the inverse transform (e.g. ln(rho_out) = ln(rho_in) + net).
 struct Channel {
+  Channel() = default;
+  Channel(std::string n, double m = 0.0, double s = 1.0) : name(std::move(n)), mean(m), std(s) {}
   std::string name;
   double mean = 0.0;
   double std = 1.0; // > 0
+  std::string transform = "none";
+  double floor = 1e-3; // > 0; argument floor of the log transforms
+  std::string residual_of;
+};
+
+// A scalar the model is conditioned on (a setting of the run such as "baryons.log10_mc", read
+// from the run's parameters), fed as a constant channel (value - mean) / std after the field
+// channels; the model is valid for values in [lo, hi] (the training design's range).
+struct Conditioning {
+  std::string name;
+  double mean = 0.0, std = 1.0;
+  double lo = 0.0, hi = 0.0;
 };
 
 struct ModelMetadata {
@@ -52,6 +72,7 @@ struct ModelMetadata {
   // Translation equivariance holds for shifts that are multiples of `stride` cells (2^depth for
   // a U-Net); fields and tiles must be aligned to it.
   int stride = 1;
+  std::vector<Conditioning> conditioning;
   // Native models saved by `caustic train`: how to rebuild the module before loading its
   // weights ({"type": "unet3d", ...}); null for TorchScript models.
   nlohmann::json architecture;
@@ -69,6 +90,8 @@ struct ApplicationDomain {
   double redshift = 0.0;
   CosmologyParams cosmology;
   std::vector<std::string> input_channels;
+  // Values of the settings the model is conditioned on, by name (absent: not set by the run).
+  std::vector<std::pair<std::string, double>> conditioning;
 };
 
 // Every way in which `domain` lies outside the model's declared domain (empty: valid).

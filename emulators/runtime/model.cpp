@@ -7,15 +7,6 @@
 namespace caustic {
 
 namespace {
-torch::Tensor channelVector(const std::vector<Channel>& ch, bool mean, int64_t ndim) {
-  std::vector<double> v;
-  for (const auto& c : ch)
-    v.push_back(mean ? c.mean : c.std);
-  std::vector<int64_t> shape(ndim, 1);
-  shape[1] = static_cast<int64_t>(v.size());
-  return torch::tensor(v, torch::kFloat64).view(shape);
-}
-
 std::string shapeText(c10::IntArrayRef sizes) {
   std::ostringstream o;
   o << "[";
@@ -106,10 +97,11 @@ Model Model::load(const std::string& path, const std::string& metadata_path) {
   ModelMetadata md = ModelMetadata::fromFile(meta);
   if (!md.architecture.is_null()) {
     const UNetConfig cfg = UNetConfig::fromJson(md.architecture, "model metadata " + meta);
-    if (cfg.in_channels != static_cast<int>(md.inputs.size()) ||
+    if (cfg.in_channels != static_cast<int>(md.inputs.size() + md.conditioning.size()) ||
         cfg.out_channels != static_cast<int>(md.outputs.size()))
       throw std::runtime_error("model metadata " + meta +
-                               ": the architecture's channel counts differ from inputs/outputs");
+                               ": the architecture's channel counts differ from inputs (plus "
+                               "conditioning) / outputs");
     UNet3d net(cfg);
     std::map<std::string, std::vector<int64_t>> expected; // the record's shapes
     for (const auto& p : net->named_parameters())
@@ -154,24 +146,68 @@ Model Model::load(const std::string& path, const std::string& metadata_path) {
   }
 }
 
+torch::Tensor transformChannel(const Channel& c, const torch::Tensor& x) {
+  if (c.transform == "log")
+    return torch::log(torch::clamp_min(x, c.floor));
+  if (c.transform == "log1p")
+    return torch::log(torch::clamp_min(x + 1.0, c.floor));
+  return x;
+}
+
+torch::Tensor untransformChannel(const Channel& c, const torch::Tensor& t) {
+  if (c.transform == "log")
+    return torch::exp(t);
+  if (c.transform == "log1p")
+    return torch::exp(t) - 1.0;
+  return t;
+}
+
+void Model::setConditioning(const std::vector<double>& values) {
+  if (values.size() != _meta.conditioning.size())
+    throw std::runtime_error("Model::setConditioning: " + std::to_string(values.size()) +
+                             " values for " + std::to_string(_meta.conditioning.size()) +
+                             " conditioning scalars of the model (" + _meta.kind + ")");
+  _conditioning.clear();
+  for (std::size_t i = 0; i < values.size(); ++i)
+    _conditioning.push_back((values[i] - _meta.conditioning[i].mean) / _meta.conditioning[i].std);
+}
+
 torch::Tensor Model::forward(const torch::Tensor& x) const {
   if (x.dim() < 2 || x.size(1) != static_cast<int64_t>(_meta.inputs.size()))
     throw std::runtime_error(
         "Model::forward: input has shape " + std::to_string(x.dim() < 2 ? -1 : x.size(1)) +
         " channels; the model (" + _meta.kind + ") takes " + std::to_string(_meta.inputs.size()));
+  if (_conditioning.size() != _meta.conditioning.size())
+    throw std::runtime_error("Model::forward: the model (" + _meta.kind + ") is conditioned on " +
+                             std::to_string(_meta.conditioning.size()) +
+                             " scalars whose values were not set");
   torch::NoGradGuard no_grad;
   const auto dtype = x.scalar_type();
-  const auto xn = ((x.to(torch::kFloat64) - channelVector(_meta.inputs, true, x.dim())) /
-                   channelVector(_meta.inputs, false, x.dim()))
-                      .to(dtype);
-  torch::Tensor y = _run(xn);
+  const int cin = static_cast<int>(_meta.inputs.size());
+  std::vector<torch::Tensor> tin; // transformed inputs (float64), kept for residual outputs
+  for (int c = 0; c < cin; ++c)
+    tin.push_back(transformChannel(_meta.inputs[c], x.select(1, c).to(torch::kFloat64)));
+  std::vector<torch::Tensor> parts;
+  for (int c = 0; c < cin; ++c)
+    parts.push_back(((tin[c] - _meta.inputs[c].mean) / _meta.inputs[c].std).to(dtype));
+  for (double v : _conditioning)
+    parts.push_back(torch::full_like(parts.front(), v));
+  torch::Tensor y = _run(torch::stack(parts, 1));
   if (y.dim() < 2 || y.size(1) != static_cast<int64_t>(_meta.outputs.size()))
     throw std::runtime_error(
         "Model::forward: the module returned " + std::to_string(y.dim() < 2 ? -1 : y.size(1)) +
         " channels; the metadata declares " + std::to_string(_meta.outputs.size()));
-  return (y.to(torch::kFloat64) * channelVector(_meta.outputs, false, y.dim()) +
-          channelVector(_meta.outputs, true, y.dim()))
-      .to(y.scalar_type());
+  std::vector<torch::Tensor> out;
+  for (std::size_t c = 0; c < _meta.outputs.size(); ++c) {
+    const Channel& o = _meta.outputs[c];
+    torch::Tensor t = y.select(1, static_cast<int64_t>(c)).to(torch::kFloat64) * o.std + o.mean;
+    if (!o.residual_of.empty())
+      for (int i = 0; i < cin; ++i)
+        if (_meta.inputs[i].name == o.residual_of)
+          t = t + tin[i];
+    out.push_back(untransformChannel(o, t).to(y.scalar_type()));
+  }
+  return torch::stack(out, 1);
 }
 
 } // namespace caustic

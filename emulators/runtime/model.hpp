@@ -2,9 +2,10 @@
 // An emulator model: a TorchScript module or a native LibTorch module (a U-Net saved by
 // `caustic train`) plus its metadata record, behind one interface.
 //
-// forward() takes fields in physical units, shape (batch, C_in, nx, ny, nz), normalises each
-// input channel c as (x - mean_c) / std_c, runs the module, and maps each output channel back
-// as y std_c + mean_c (means and stds from the metadata).
+// forward() takes fields in physical units, shape (batch, C_in, nx, ny, nz), transforms and
+// normalises each input channel c as (t_c(x) - mean_c) / std_c, appends one constant channel per
+// conditioning value, runs the module, and maps each output channel back as
+// t_c^-1(y std_c + mean_c [+ t_r(x_r) for a residual of input r]) (metadata.hpp).
 #include "emulators/runtime/metadata.hpp"
 #include "emulators/runtime/unet.hpp"
 
@@ -31,12 +32,20 @@ public:
   Model(UNet3d net, ModelMetadata meta);
 
   const ModelMetadata& metadata() const { return _meta; }
+  // The values of the metadata's conditioning scalars, in its order (physical units); forward()
+  // of a conditioned model throws until they are set.
+  void setConditioning(const std::vector<double>& values);
   torch::Tensor forward(const torch::Tensor& x) const;
 
 private:
   std::function<torch::Tensor(const torch::Tensor&)> _run; // normalised in, normalised out
   std::shared_ptr<void> _holder;                           // keeps the module alive
   ModelMetadata _meta;
+  std::vector<double> _conditioning; // normalised
 };
+
+// The channel transform of metadata.hpp and its inverse, elementwise (any shape).
+torch::Tensor transformChannel(const Channel& c, const torch::Tensor& x);
+torch::Tensor untransformChannel(const Channel& c, const torch::Tensor& t);
 
 } // namespace caustic

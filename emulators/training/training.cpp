@@ -23,7 +23,18 @@ namespace {
 struct Sample {
   torch::Tensor x, y; // (C, n, n, n) float32, normalised
   int n = 0;
+  std::vector<float> cond; // normalised conditioning values (constant channels after x's)
 };
+
+// x (C, c, c, c) with one constant channel per conditioning value appended.
+torch::Tensor withConditioning(const torch::Tensor& x, const std::vector<float>& cond) {
+  if (cond.empty())
+    return x;
+  std::vector<torch::Tensor> parts = {x};
+  for (float v : cond)
+    parts.push_back(torch::full({1, x.size(1), x.size(2), x.size(3)}, v, x.options()));
+  return torch::cat(parts, 0);
+}
 
 // Component 0/1/2 of a vector channel "<base>_x|y|z", or -1 for a scalar.
 int componentOf(const std::string& name) {
@@ -229,11 +240,23 @@ std::int64_t configHash(const TrainingConfig& c) {
         s << x << ";";
       for (const auto& x : p.targets)
         s << x << ";";
+      for (double v : p.conditioning)
+        s << v << ";";
       s << "|";
     }
   s << c.depth << "," << c.width << "," << c.batch << "," << c.crop << "," << c.learning_rate << ","
     << c.lr_min << "," << c.schedule << "," << c.warmup << "," << c.seed << "," << c.augment << ","
     << c.loss_margin << "," << c.validate_every << "," << c.validation_crops;
+  for (const auto& [k, v] : c.transforms)
+    s << "t:" << k << "=" << v << ";";
+  for (const auto& [k, v] : c.residual_of)
+    s << "r:" << k << "=" << v << ";";
+  for (const auto& k : c.conditioning)
+    s << "c:" << k << ";";
+  if (!c.transforms.empty())
+    s << "floor:" << c.floor;
+  for (const auto& [k, v] : c.floors)
+    s << "f:" << k << "=" << v << ";";
   return static_cast<std::int64_t>(std::hash<std::string>()(s.str()) & 0x7fffffffffffffffULL);
 }
 
@@ -291,6 +314,44 @@ void checkConfig(const TrainingConfig& c) {
   if (!c.output_names.empty() && c.output_names.size() != cout)
     throw std::invalid_argument("model.outputs: " + std::to_string(c.output_names.size()) +
                                 " names for " + std::to_string(cout) + " target channels");
+  for (const auto* set : {&c.train, &c.validation})
+    for (std::size_t i = 0; i < set->size(); ++i)
+      if ((*set)[i].conditioning.size() != c.conditioning.size())
+        throw std::invalid_argument(
+            std::string("data.") + (set == &c.train ? "train" : "validation") + "[" +
+            std::to_string(i) + "].conditioning: " +
+            std::to_string((*set)[i].conditioning.size()) + " value(s); model.conditioning names " +
+            std::to_string(c.conditioning.size()));
+}
+
+// The channels' transforms and residuals from the configuration (means and stds come later).
+std::vector<Channel> channelTemplates(const TrainingConfig& cfg,
+                                      const std::vector<std::string>& names, bool outputs,
+                                      const std::vector<std::string>& in_names) {
+  std::vector<Channel> out;
+  for (const auto& n : names) {
+    Channel c;
+    c.name = n;
+    c.floor = cfg.floor;
+    const auto f = cfg.floors.find(n);
+    if (f != cfg.floors.end())
+      c.floor = f->second;
+    const auto t = cfg.transforms.find(n);
+    if (t != cfg.transforms.end())
+      c.transform = t->second;
+    const auto r = cfg.residual_of.find(n);
+    if (r != cfg.residual_of.end()) {
+      if (!outputs)
+        throw std::invalid_argument("model.residual." + n + ": \"" + n +
+                                    "\" is an input channel; residuals are for outputs");
+      if (std::find(in_names.begin(), in_names.end(), r->second) == in_names.end())
+        throw std::invalid_argument("model.residual." + n + " = \"" + r->second +
+                                    "\": not an input channel");
+      c.residual_of = r->second;
+    }
+    out.push_back(c);
+  }
+  return out;
 }
 
 } // namespace
@@ -339,6 +400,32 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
   if (out_names.empty())
     for (const auto& s : cfg.train.front().targets)
       out_names.push_back(datasetBase(s));
+  for (const auto& [k, v] : cfg.transforms)
+    if (std::find(in_names.begin(), in_names.end(), k) == in_names.end() &&
+        std::find(out_names.begin(), out_names.end(), k) == out_names.end())
+      throw std::invalid_argument("model.transforms." + k + " = \"" + v +
+                                  "\": no input or output channel of that name");
+  for (const auto& [k, v] : cfg.floors)
+    if (!(v > 0) || (std::find(in_names.begin(), in_names.end(), k) == in_names.end() &&
+                     std::find(out_names.begin(), out_names.end(), k) == out_names.end()))
+      throw std::invalid_argument("model.floors." + k + " = " + std::to_string(v) +
+                                  ": expected a number > 0 for an input or output channel");
+  for (const auto& [k, v] : cfg.residual_of)
+    if (std::find(out_names.begin(), out_names.end(), k) == out_names.end())
+      throw std::invalid_argument("model.residual." + k + " = \"" + v +
+                                  "\": no output channel of that name");
+  const auto tin = channelTemplates(cfg, in_names, false, in_names),
+             tout = channelTemplates(cfg, out_names, true, in_names);
+  for (const auto& o : tout)
+    if (!o.residual_of.empty()) {
+      const auto& i = tin[std::find(in_names.begin(), in_names.end(), o.residual_of) -
+                          in_names.begin()];
+      if ((i.transform == "none") != (o.transform == "none"))
+        throw std::invalid_argument("model.residual." + o.name + " = \"" + i.name +
+                                    "\": the output's transform (" + o.transform +
+                                    ") and the input's (" + i.transform +
+                                    ") must both or neither be logarithmic");
+    }
   const ChannelLayout lin(in_names, cfg.augment, "input"), lout(out_names, cfg.augment, "target");
 
   // Data (every rank reads the whole, small, training set).
@@ -371,19 +458,71 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
     throw std::invalid_argument("training.crop = " + std::to_string(cfg.crop) +
                                 ": larger than the smallest field (" + std::to_string(nmin) +
                                 "^3 cells)");
-  const auto norm_in = normalisation(raw_x, in_names), norm_out = normalisation(raw_y, out_names);
+  // Transforms, then residuals (in transformed units), then the normalisation of what the network
+  // sees and predicts.
+  auto transform = [&](std::vector<torch::Tensor>& xs, std::vector<torch::Tensor>& ys) {
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      for (std::size_t c = 0; c < tin.size(); ++c)
+        xs[i][c].copy_(transformChannel(tin[c], xs[i][c]));
+      for (std::size_t c = 0; c < tout.size(); ++c) {
+        ys[i][c].copy_(transformChannel(tout[c], ys[i][c]));
+        if (!tout[c].residual_of.empty())
+          ys[i][c].sub_(xs[i][std::find(in_names.begin(), in_names.end(), tout[c].residual_of) -
+                              in_names.begin()]);
+      }
+    }
+  };
+  transform(raw_x, raw_y);
+  transform(val_x, val_y);
+  auto norm_in = normalisation(raw_x, in_names), norm_out = normalisation(raw_y, out_names);
+  for (std::size_t c = 0; c < tin.size(); ++c) {
+    norm_in[c].transform = tin[c].transform;
+    norm_in[c].floor = tin[c].floor;
+  }
+  for (std::size_t c = 0; c < tout.size(); ++c) {
+    norm_out[c].transform = tout[c].transform;
+    norm_out[c].floor = tout[c].floor;
+    norm_out[c].residual_of = tout[c].residual_of;
+  }
+  // Conditioning: normalised by the training design's mean and spread; valid over its range.
+  std::vector<Conditioning> cond(cfg.conditioning.size());
+  for (std::size_t k = 0; k < cond.size(); ++k) {
+    double s1 = 0, s2 = 0, lo = 1e300, hi = -1e300;
+    for (const auto& p : cfg.train) {
+      const double v = p.conditioning[k];
+      s1 += v;
+      s2 += v * v;
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+    const double n = static_cast<double>(cfg.train.size());
+    cond[k].name = cfg.conditioning[k];
+    cond[k].mean = s1 / n;
+    const double sd = std::sqrt(std::max(0.0, s2 / n - cond[k].mean * cond[k].mean));
+    cond[k].std = sd > 1e-12 * std::max(1.0, std::abs(cond[k].mean)) ? sd : 1.0;
+    cond[k].lo = lo;
+    cond[k].hi = hi;
+  }
+  auto condValues = [&](const TrainingPair& p) {
+    std::vector<float> v;
+    for (std::size_t k = 0; k < cond.size(); ++k)
+      v.push_back(static_cast<float>((p.conditioning[k] - cond[k].mean) / cond[k].std));
+    return v;
+  };
   std::vector<Sample> train, val;
   for (std::size_t i = 0; i < raw_x.size(); ++i)
-    train.push_back({normalise(raw_x[i], norm_in), normalise(raw_y[i], norm_out), sizes[i]});
+    train.push_back({normalise(raw_x[i], norm_in), normalise(raw_y[i], norm_out), sizes[i],
+                     condValues(cfg.train[i])});
   for (std::size_t i = 0; i < val_x.size(); ++i)
-    val.push_back({normalise(val_x[i], norm_in), normalise(val_y[i], norm_out), val_sizes[i]});
+    val.push_back({normalise(val_x[i], norm_in), normalise(val_y[i], norm_out), val_sizes[i],
+                   condValues(cfg.validation[i])});
   raw_x.clear();
   raw_y.clear();
   val_x.clear();
   val_y.clear();
 
   UNetConfig ucfg;
-  ucfg.in_channels = static_cast<int>(in_names.size());
+  ucfg.in_channels = static_cast<int>(in_names.size() + cond.size());
   ucfg.out_channels = static_cast<int>(out_names.size());
   ucfg.depth = cfg.depth;
   ucfg.width = cfg.width;
@@ -498,7 +637,9 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
           std::uniform_int_distribution<int> u(0, val[v].n - 1);
           o = {u(rng), u(rng), u(rng)};
         }
-        const auto x = periodicCrop(val[v].x, cfg.crop, o, val[v].n).unsqueeze(0);
+        const auto x =
+            withConditioning(periodicCrop(val[v].x, cfg.crop, o, val[v].n), val[v].cond)
+                .unsqueeze(0);
         const auto y = periodicCrop(val[v].y, cfg.crop, o, val[v].n).unsqueeze(0);
         sum += loss_of(net->forward(x), y).item<double>();
         count += 1;
@@ -531,7 +672,8 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
       std::uniform_int_distribution<int> u(0, s.n - 1), sym(0, 47);
       const std::array<int, 3> o = {u(rng), u(rng), u(rng)};
       const int k = cfg.augment ? sym(rng) : 0;
-      xs.push_back(applySymmetry(periodicCrop(s.x, cfg.crop, o, s.n), k, lin));
+      xs.push_back(
+          withConditioning(applySymmetry(periodicCrop(s.x, cfg.crop, o, s.n), k, lin), s.cond));
       ys.push_back(applySymmetry(periodicCrop(s.y, cfg.crop, o, s.n), k, lout));
     }
     const auto x = torch::stack(xs), y = torch::stack(ys);
@@ -590,6 +732,7 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
   meta.version = "1";
   meta.inputs = norm_in;
   meta.outputs = norm_out;
+  meta.conditioning = cond;
   meta.receptive_field = ucfg.receptiveField();
   meta.cell_size = info.cell;
   meta.cell_size_rtol = 0.02;

@@ -21,19 +21,33 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 namespace caustic {
 
 struct TrainingPair {
+  TrainingPair() = default;
+  TrainingPair(std::vector<std::string> in, std::vector<std::string> out,
+               std::vector<double> cond = {})
+      : inputs(std::move(in)), targets(std::move(out)), conditioning(std::move(cond)) {}
   std::vector<std::string> inputs, targets; // "file.hdf5:Fields/name", one per channel
+  std::vector<double> conditioning;         // one value per TrainingConfig::conditioning name
 };
 
 struct TrainingConfig {
   std::vector<TrainingPair> train, validation;
   std::vector<std::string> input_names, output_names; // default: the datasets' base names
   std::string kind = "emulator";
+  // Channel transforms by channel name ("log", "log1p"; others "none"), with one argument floor;
+  // residual outputs by output name -> input name (metadata.hpp).
+  std::map<std::string, std::string> transforms, residual_of;
+  double floor = 1e-3;                   // default argument floor
+  std::map<std::string, double> floors; // per channel (e.g. a pressure in keV/cm^3: 1e-14)
+  // Scalar settings the model is conditioned on (e.g. "baryons.log10_mc"): every pair gives
+  // their values; they enter as constant channels after the field channels.
+  std::vector<std::string> conditioning;
   int depth = 2, width = 16; // U-Net
   int steps = 1000;
   int batch = 4; // crops per rank and step

@@ -29,8 +29,18 @@ std::vector<TrainingPair> pairs(toml::table& data, const std::string& key,
     TrainingPair p;
     for (auto&& [k, v] : *e.as_table()) {
       const std::string ks(k.str());
-      if (ks != "inputs" && ks != "targets")
-        throw ParamError(w + "." + ks + ": unknown key; allowed: inputs, targets");
+      if (ks != "inputs" && ks != "targets" && ks != "conditioning")
+        throw ParamError(w + "." + ks + ": unknown key; allowed: inputs, targets, conditioning");
+    }
+    if (toml::node* cn = e.as_table()->get("conditioning")) {
+      if (!cn->is_array())
+        throw ParamError(w + ".conditioning = " + show(*cn) +
+                         ": expected a list of numbers (one per model.conditioning name)");
+      for (auto& v : *cn->as_array()) {
+        if (!v.is_number())
+          throw ParamError(w + ".conditioning: element " + show(v) + " is not a number");
+        p.conditioning.push_back(v.value<double>().value());
+      }
     }
     for (const char* side : {"inputs", "targets"}) {
       toml::node* s = e.as_table()->get(side);
@@ -100,6 +110,45 @@ TrainingConfig parseTrainingConfig(const std::string& text,
     requireRange(c.width >= 1 && c.width <= 256, s.key("width"), c.width, "[1, 256]");
     c.input_names = s.strings("inputs").value_or(std::vector<std::string>{});
     c.output_names = s.strings("outputs").value_or(std::vector<std::string>{});
+    c.conditioning = s.strings("conditioning").value_or(std::vector<std::string>{});
+    c.floor = s.number("floor", 1e-3, "a number > 0 (argument floor of the log transforms)");
+    requireRange(c.floor > 0, s.key("floor"), c.floor, "> 0");
+    if (const toml::node* t = s.find("floors")) {
+      if (!t->is_table())
+        throw ParamError("model.floors = " + show(*t) + ": expected a table {channel = number}");
+      for (auto&& [k, v] : *t->as_table()) {
+        const std::string key = "model.floors." + std::string(k.str());
+        if (!(v.is_integer() || v.is_floating_point()))
+          throw ParamError(key + " = " + show(v) + ": expected a number > 0");
+        const double f = v.value<double>().value();
+        requireRange(f > 0, key, f, "> 0");
+        c.floors[std::string(k.str())] = f;
+      }
+    }
+    // Tables {channel = "value"}.
+    for (const char* key : {"transforms", "residual"}) {
+      const toml::node* t = s.find(key);
+      if (!t)
+        continue;
+      const std::string where = std::string("model.") + key;
+      if (!t->is_table())
+        throw ParamError(where + " = " + show(*t) + ": expected a table {channel = \"" +
+                         (key[0] == 't' ? "log" : "input channel") + "\", ...}");
+      for (auto&& [k, v] : *t->as_table()) {
+        if (!v.is_string())
+          throw ParamError(where + "." + std::string(k.str()) + " = " + show(v) +
+                           ": expected a string");
+        const std::string val = v.as_string()->get();
+        if (key[0] == 't') {
+          if (val != "none" && val != "log" && val != "log1p")
+            throw ParamError(where + "." + std::string(k.str()) + " = \"" + val +
+                             "\": allowed: none, log, log1p");
+          c.transforms[std::string(k.str())] = val;
+        } else {
+          c.residual_of[std::string(k.str())] = val;
+        }
+      }
+    }
     s.finish();
   }
   {
