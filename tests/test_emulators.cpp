@@ -36,6 +36,22 @@ ApplicationDomain validDomain() {
   return d;
 }
 
+using JsonCases = std::vector<std::pair<std::function<void(nlohmann::json&)>, std::string>>;
+
+// Each case's mutation of `base` is refused by ModelMetadata::fromJson with its message.
+void expectRefused(const nlohmann::json& base, const JsonCases& cases) {
+  for (const auto& [mutate, expected] : cases) {
+    auto j = base;
+    mutate(j);
+    try {
+      ModelMetadata::fromJson(j, "case");
+      ADD_FAILURE() << "accepted; expected: " << expected;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  }
+}
+
 } // namespace
 
 TEST(Metadata, RoundTripsThroughJson) {
@@ -51,7 +67,7 @@ TEST(Metadata, RoundTripsThroughJson) {
 }
 
 TEST(Metadata, MalformedRecordsAreRefused) {
-  const std::vector<std::pair<std::function<void(nlohmann::json&)>, std::string>> cases = {
+  const JsonCases cases = {
       {[](nlohmann::json& j) { j.erase("kind"); }, "\"kind\": missing"},
       {[](nlohmann::json& j) { j["inputs"] = nlohmann::json::array(); },
        "\"inputs\": expected a non-empty"},
@@ -67,16 +83,7 @@ TEST(Metadata, MalformedRecordsAreRefused) {
       {[](nlohmann::json& j) { j["cell_sise"] = 1; }, "unknown metadata key \"cell_sise\""},
       {[](nlohmann::json& j) { j.erase("cell_size"); }, "\"cell_size\": missing"},
   };
-  for (const auto& [mutate, expected] : cases) {
-    auto j = baseMeta();
-    mutate(j);
-    try {
-      ModelMetadata::fromJson(j, "case");
-      ADD_FAILURE() << "accepted; expected: " << expected;
-    } catch (const std::runtime_error& e) {
-      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
-    }
-  }
+  expectRefused(baseMeta(), cases);
 }
 
 TEST(ValidityGuard, RefusesEachOutOfDomainCase) {
@@ -262,7 +269,7 @@ TEST(Metadata, TransformsResidualsAndConditioningRoundTrip) {
   EXPECT_DOUBLE_EQ(m2.conditioning[0].std, 0.5);
   EXPECT_DOUBLE_EQ(m2.conditioning[0].hi, 14.0);
 
-  const std::vector<std::pair<std::function<void(nlohmann::json&)>, std::string>> cases = {
+  const JsonCases cases = {
       {[](nlohmann::json& j) { j["inputs"][0]["transform"] = "sqrt"; }, "allowed: none, log"},
       {[](nlohmann::json& j) { j["outputs"][0]["residual_of"] = "rho"; },
        "residual_of = \"rho\" is not an input channel"},
@@ -274,16 +281,7 @@ TEST(Metadata, TransformsResidualsAndConditioningRoundTrip) {
       {[](nlohmann::json& j) { j["conditioning"][0]["std"] = 0.0; }, "must be > 0"},
       {[](nlohmann::json& j) { j["conditioning"][0].erase("range"); }, "needs \"name\" and"},
   };
-  for (const auto& [mutate, expected] : cases) {
-    auto j = conditionedMeta();
-    mutate(j);
-    try {
-      ModelMetadata::fromJson(j, "case");
-      ADD_FAILURE() << "accepted; expected: " << expected;
-    } catch (const std::runtime_error& e) {
-      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
-    }
-  }
+  expectRefused(conditionedMeta(), cases);
 }
 
 TEST(ValidityGuard, ConditioningOutsideItsRangeOrUnsetIsRefused) {

@@ -24,6 +24,21 @@ int rankOf() {
   return r;
 }
 
+// Writes the n^3 values ([x][y][z] order) as the field `name` of a 32 Mpc/h box at a = 1.
+void writeFieldFile(const std::string& path, const std::string& name,
+                    const std::vector<double>& values, int n) {
+  const Params params = parseParams(caustic::test::smallParamsToml(32.0, 8, 16, 4), {}, 1);
+  auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_SELF, n, 32.0);
+  Field<float> f(d, "field");
+  auto h = Kokkos::create_mirror_view(f.real());
+  for (int x = 0; x < n; ++x)
+    for (int y = 0; y < n; ++y)
+      for (int z = 0; z < n; ++z)
+        h(Field<float>::realIndex(x, y, z, n)) = float(values[(std::size_t(x) * n + y) * n + z]);
+  Kokkos::deep_copy(f.real(), h);
+  writeField(path, f, name, "", 1.0, params);
+}
+
 // Input: white noise smoothed by a periodic 3x3x3 box filter; target: the square of its box
 // filter. Written by rank 0 as "<dir>/pair<k>_in.hdf5:Fields/delta" and "..._out...:Fields/y".
 void makePair(const std::string& dir, int k, int n) {
@@ -52,20 +67,9 @@ void makePair(const std::string& dir, int k, int n) {
     auto out = box(in);
     for (auto& v : out)
       v = 27.0 * v * v; // O(1) values
-    const Params params = parseParams(caustic::test::smallParamsToml(32.0, 8, 16, 4), {}, 1);
-    auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_SELF, n, 32.0);
-    Field<float> fi(d, "in"), fo(d, "out");
-    auto hi = Kokkos::create_mirror_view(fi.real()), ho = Kokkos::create_mirror_view(fo.real());
-    for (int x = 0; x < n; ++x)
-      for (int y = 0; y < n; ++y)
-        for (int z = 0; z < n; ++z) {
-          hi(Field<float>::realIndex(x, y, z, n)) = float(in[(std::size_t(x) * n + y) * n + z]);
-          ho(Field<float>::realIndex(x, y, z, n)) = float(out[(std::size_t(x) * n + y) * n + z]);
-        }
-    Kokkos::deep_copy(fi.real(), hi);
-    Kokkos::deep_copy(fo.real(), ho);
-    writeField(dir + "/pair" + std::to_string(k) + "_in.hdf5", fi, "delta", "", 1.0, params);
-    writeField(dir + "/pair" + std::to_string(k) + "_out.hdf5", fo, "y", "", 1.0, params);
+    const std::string stem = dir + "/pair" + std::to_string(k);
+    writeFieldFile(stem + "_in.hdf5", "delta", in, n);
+    writeFieldFile(stem + "_out.hdf5", "y", out, n);
   }
   MPI_Barrier(MPI_COMM_WORLD);
 }
@@ -229,22 +233,14 @@ void makeScaledPair(const std::string& dir, int k, double s) {
   makePair(dir, 100 + k, n);
   if (rankOf() == 0) {
     const std::string stem = dir + "/pair" + std::to_string(100 + k);
-    auto in = readFieldData(stem + "_in.hdf5", "Fields/delta");
-    const Params params = parseParams(caustic::test::smallParamsToml(32.0, 8, 16, 4), {}, 1);
-    auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_SELF, n, 32.0);
-    Field<float> fi(d, "in"), fo(d, "out");
-    auto hi = Kokkos::create_mirror_view(fi.real()), ho = Kokkos::create_mirror_view(fo.real());
-    for (int x = 0; x < n; ++x)
-      for (int y = 0; y < n; ++y)
-        for (int z = 0; z < n; ++z) {
-          const double delta = 0.5 * in.values[(std::size_t(x) * n + y) * n + z];
-          hi(Field<float>::realIndex(x, y, z, n)) = float(delta);
-          ho(Field<float>::realIndex(x, y, z, n)) = float((1.0 + delta) * std::exp(s));
-        }
-    Kokkos::deep_copy(fi.real(), hi);
-    Kokkos::deep_copy(fo.real(), ho);
-    writeField(stem + "_cin.hdf5", fi, "density", "", 1.0, params);
-    writeField(stem + "_cout.hdf5", fo, "rho", "", 1.0, params);
+    const auto in = readFieldData(stem + "_in.hdf5", "Fields/delta");
+    std::vector<double> delta(in.values.size()), rho(in.values.size());
+    for (std::size_t i = 0; i < delta.size(); ++i) {
+      delta[i] = 0.5 * in.values[i];
+      rho[i] = (1.0 + delta[i]) * std::exp(s);
+    }
+    writeFieldFile(stem + "_cin.hdf5", "density", delta, n);
+    writeFieldFile(stem + "_cout.hdf5", "rho", rho, n);
   }
   MPI_Barrier(MPI_COMM_WORLD);
 }
