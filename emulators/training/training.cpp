@@ -255,6 +255,8 @@ std::int64_t configHash(const TrainingConfig& c) {
     s << "c:" << k << ";";
   if (!c.transforms.empty())
     s << "floor:" << c.floor;
+  if (!c.weight.empty())
+    s << "w:" << c.weight;
   for (const auto& [k, v] : c.floors)
     s << "f:" << k << "=" << v << ";";
   return static_cast<std::int64_t>(std::hash<std::string>()(s.str()) & 0x7fffffffffffffffULL);
@@ -534,12 +536,28 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
   if (2 * margin >= cfg.crop)
     throw std::invalid_argument("training.loss_margin = " + std::to_string(margin) +
                                 ": leaves nothing of a crop of " + std::to_string(cfg.crop));
-  auto loss_of = [&](const torch::Tensor& out, const torch::Tensor& y) {
+  // The loss: mean squared error of the normalised outputs, or with `weight` each voxel's
+  // squared error times that input channel's physical value (e.g. 1 + delta: mass weighting).
+  int weight_channel = -1;
+  if (!cfg.weight.empty()) {
+    const auto it = std::find(in_names.begin(), in_names.end(), cfg.weight);
+    if (it == in_names.end() || tin[it - in_names.begin()].transform == "none")
+      throw std::invalid_argument("training.weight = \"" + cfg.weight +
+                                  "\": must name an input channel with a log or log1p transform "
+                                  "(its physical value, e.g. 1 + delta, weighs each voxel)");
+    weight_channel = static_cast<int>(it - in_names.begin());
+  }
+  auto loss_of = [&](const torch::Tensor& out, const torch::Tensor& y, const torch::Tensor& x) {
     const int64_t len = cfg.crop - 2 * margin;
     auto c = [&](const torch::Tensor& t) {
       return t.narrow(2, margin, len).narrow(3, margin, len).narrow(4, margin, len);
     };
-    return torch::mse_loss(c(out), c(y));
+    if (weight_channel < 0)
+      return torch::mse_loss(c(out), c(y));
+    const Channel& wc = norm_in[weight_channel];
+    // exp of the transformed value: x for "log", 1 + x for "log1p" (floored as the input).
+    const auto w = torch::exp(x.narrow(1, weight_channel, 1) * wc.std + wc.mean);
+    return (c(w) * (c(out) - c(y)).pow(2)).mean();
   };
 
   torch::manual_seed(cfg.seed); // the same initial weights on every rank
@@ -641,7 +659,7 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
             withConditioning(periodicCrop(val[v].x, cfg.crop, o, val[v].n), val[v].cond)
                 .unsqueeze(0);
         const auto y = periodicCrop(val[v].y, cfg.crop, o, val[v].n).unsqueeze(0);
-        sum += loss_of(net->forward(x), y).item<double>();
+        sum += loss_of(net->forward(x), y, x).item<double>();
         count += 1;
       }
     }
@@ -678,7 +696,7 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
     }
     const auto x = torch::stack(xs), y = torch::stack(ys);
     opt.zero_grad();
-    auto loss = loss_of(net->forward(x), y);
+    auto loss = loss_of(net->forward(x), y, x);
     loss.backward();
     // Data parallel: average the gradients over ranks.
     if (nranks > 1)
@@ -745,7 +763,8 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
     p << "caustic train" << (cfg.source.empty() ? "" : " " + cfg.source) << ": " << cfg.train.size()
       << " training and " << cfg.validation.size() << " validation pairs, " << cfg.steps
       << " steps of " << cfg.batch << " x " << nranks << " crops of " << cfg.crop << "^3, seed "
-      << cfg.seed << ", final validation loss " << result.curve.back().validation;
+      << cfg.seed << (cfg.weight.empty() ? "" : ", loss weighted by " + cfg.weight)
+      << ", final validation loss " << result.curve.back().validation;
     meta.provenance = p.str();
   }
   Model wrapped(net, meta); // sets architecture and stride

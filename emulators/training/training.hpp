@@ -48,6 +48,9 @@ struct TrainingConfig {
   // Scalar settings the model is conditioned on (e.g. "baryons.log10_mc"): every pair gives
   // their values; they enter as constant channels after the field channels.
   std::vector<std::string> conditioning;
+  // Loss weighting: "" (plain MSE of the normalised outputs) or an input channel with a log or
+  // log1p transform whose physical value weighs each voxel (1 + delta: mass weighting).
+  std::string weight;
   int depth = 2, width = 16; // U-Net
   int steps = 1000;
   int batch = 4; // crops per rank and step

@@ -181,6 +181,7 @@ TrainingConfig parseTrainingConfig(const std::string& text,
     requireRange(c.validate_every >= 1, s.key("validate_every"), c.validate_every, ">= 1");
     c.checkpoint_every = static_cast<int>(s.integer("checkpoint_every", 100, "an integer >= 1"));
     requireRange(c.checkpoint_every >= 1, s.key("checkpoint_every"), c.checkpoint_every, ">= 1");
+    c.weight = s.string("weight").value_or("");
     c.validation_crops = static_cast<int>(s.integer("validation_crops", 4, "an integer >= 1"));
     requireRange(c.validation_crops >= 1, s.key("validation_crops"), c.validation_crops, ">= 1");
     s.finish();
