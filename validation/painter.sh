@@ -9,9 +9,10 @@
 #      design over log10_mc in [12.8, 14.2] and theta_ej in [3.0, 5.5] (the other five BCM
 #      parameters at their defaults), and of the held-out seeds at 3 parameter points that are
 #      in no training design (the truth);
-#   3. `caustic train` (params/train_painter.toml written here): a U-Net from the dark-matter
-#      density contrast to ln(rho_matter) (a residual of ln(1 + delta_dm)), ln gas density,
-#      ln temperature, ln electron pressure on the 128^3 field mesh (0.5 Mpc/h cells);
+#   3. `caustic train` (train_painter.toml written here): a U-Net from the dark-matter density
+#      contrast to ln(rho_matter) (a residual of ln(1 + delta_dm)), ln gas density, ln
+#      temperature, ln electron pressure on the 128^3 field mesh (0.5 Mpc/h cells), with a
+#      mass-weighted loss (training.weight = "density");
 #   4. the held-out runs again with the painter in-situ ([emulators.painter] kind = "torch",
 #      mesh = 128, [baryons] holding the held-out parameters), and LDL painters (gas density,
 #      electron pressure; no conditioning) fitted on training seeds baryonified at one of the
@@ -108,6 +109,7 @@ warmup = 50
 validate_every = 100
 checkpoint_every = 200
 validation_crops = 4
+weight = "density"
 """)
 print("[output]")
 print(f'directory = "{out}/unet"')
