@@ -206,14 +206,7 @@ void BaryonWriter::observe(Event, const SimulationState& s) {
     in.mass[g] = cat->count[g] * s.particle_mass;
   in.pos = cat->pos;
   // A copy of the positions (momenta and IDs for the snapshot); the run's particles are untouched.
-  const std::size_t n = s.particles->size();
-  Particles copy(n, n + n / 20 + 16);
-  Kokkos::deep_copy(Kokkos::subview(copy.x, std::make_pair(std::size_t(0), n), Kokkos::ALL),
-                    Kokkos::subview(s.particles->x, std::make_pair(std::size_t(0), n), Kokkos::ALL));
-  Kokkos::deep_copy(Kokkos::subview(copy.p, std::make_pair(std::size_t(0), n), Kokkos::ALL),
-                    Kokkos::subview(s.particles->p, std::make_pair(std::size_t(0), n), Kokkos::ALL));
-  Kokkos::deep_copy(Kokkos::subview(copy.id, std::make_pair(std::size_t(0), n)),
-                    Kokkos::subview(s.particles->id, std::make_pair(std::size_t(0), n)));
+  Particles copy = copyWithoutAttributes(*s.particles);
   const std::string dir = (std::filesystem::path(_params.output.directory) /
                            format("baryons_a%.4f", s.a))
                               .string();

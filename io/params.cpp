@@ -476,33 +476,42 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
 }
 
 namespace {
-const std::vector<std::string>& numericSettingList() {
-  static const std::vector<std::string> names = {
-      "baryons.log10_mc",   "baryons.mu",        "baryons.theta_ej",  "baryons.gamma",
-      "baryons.delta",      "baryons.eta",       "baryons.delta_eta", "baryons.f_nt",
-      "baryons.t_igm",      "cosmology.Omega_m", "cosmology.Omega_b", "cosmology.h",
-      "cosmology.n_s",      "cosmology.sigma8",  "cosmology.w0",      "cosmology.wa"};
-  return names;
-}
+// The numeric settings a model may be conditioned on: name and where a run keeps its value.
+struct NumericSetting {
+  const char* name;
+  double (*value)(const Params&);
+};
+const NumericSetting kNumericSettings[] = {
+    {"baryons.log10_mc", [](const Params& p) { return p.baryons.bcm.log10_mc; }},
+    {"baryons.mu", [](const Params& p) { return p.baryons.bcm.mu; }},
+    {"baryons.theta_ej", [](const Params& p) { return p.baryons.bcm.theta_ej; }},
+    {"baryons.gamma", [](const Params& p) { return p.baryons.bcm.gamma; }},
+    {"baryons.delta", [](const Params& p) { return p.baryons.bcm.delta; }},
+    {"baryons.eta", [](const Params& p) { return p.baryons.bcm.eta; }},
+    {"baryons.delta_eta", [](const Params& p) { return p.baryons.bcm.delta_eta; }},
+    {"baryons.f_nt", [](const Params& p) { return p.baryons.bcm.f_nt; }},
+    {"baryons.t_igm", [](const Params& p) { return p.baryons.t_igm; }},
+    {"cosmology.Omega_m", [](const Params& p) { return p.cosmology.Omega_m; }},
+    {"cosmology.Omega_b", [](const Params& p) { return p.cosmology.Omega_b; }},
+    {"cosmology.h", [](const Params& p) { return p.cosmology.h; }},
+    {"cosmology.n_s", [](const Params& p) { return p.cosmology.n_s; }},
+    {"cosmology.sigma8", [](const Params& p) { return p.cosmology.sigma8; }},
+    {"cosmology.w0", [](const Params& p) { return p.cosmology.w0; }},
+    {"cosmology.wa", [](const Params& p) { return p.cosmology.wa; }},
+};
 } // namespace
 
 std::optional<double> numericSetting(const Params& p, const std::string& name) {
-  const auto& b = p.baryons.bcm;
-  const auto& c = p.cosmology;
-  const double values[] = {b.log10_mc, b.mu,       b.theta_ej, b.gamma,   b.delta,   b.eta,
-                           b.delta_eta, b.f_nt,    p.baryons.t_igm, c.Omega_m, c.Omega_b, c.h,
-                           c.n_s,      c.sigma8,   c.w0,       c.wa};
-  const auto& names = numericSettingList();
-  for (std::size_t i = 0; i < names.size(); ++i)
-    if (names[i] == name)
-      return values[i];
+  for (const auto& s : kNumericSettings)
+    if (name == s.name)
+      return s.value(p);
   return std::nullopt;
 }
 
 std::string numericSettingNames() {
   std::string out;
-  for (const auto& n : numericSettingList())
-    out += (out.empty() ? "" : ", ") + n;
+  for (const auto& s : kNumericSettings)
+    out += (out.empty() ? "" : ", ") + std::string(s.name);
   return out;
 }
 

@@ -82,14 +82,7 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
       _fieldMesh =
           std::make_shared<SlabDecomposition>(s.mesh->comm().get(), _hook.mesh, s.mesh->box());
     decomp = _fieldMesh;
-    const std::size_t n = s.particles->size();
-    copy = std::make_unique<Particles>(n, n + n / 20 + 16);
-    const auto all = std::make_pair(std::size_t(0), n);
-    Kokkos::deep_copy(Kokkos::subview(copy->x, all, Kokkos::ALL),
-                      Kokkos::subview(s.particles->x, all, Kokkos::ALL));
-    Kokkos::deep_copy(Kokkos::subview(copy->p, all, Kokkos::ALL),
-                      Kokkos::subview(s.particles->p, all, Kokkos::ALL));
-    Kokkos::deep_copy(Kokkos::subview(copy->id, all), Kokkos::subview(s.particles->id, all));
+    copy = std::make_unique<Particles>(copyWithoutAttributes(*s.particles));
     migrate(*copy, *_fieldMesh);
   }
   if (_space == FieldSpace::Lagrangian) {

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <tuple>
 #include <fstream>
 #include <set>
+#include <tuple>
 
 namespace caustic {
 
@@ -60,9 +60,9 @@ std::vector<Channel> channels(const nlohmann::json& j, const std::string& key,
     ch.mean = c.value("mean", 0.0);
     ch.std = c.value("std", 1.0);
     ch.transform = c.value("transform", std::string("none"));
-    if (ch.transform != "none" && ch.transform != "log" && ch.transform != "log1p")
+    if (!isChannelTransform(ch.transform))
       throw std::runtime_error(where + ": channel \"" + ch.name + "\": transform = \"" +
-                               ch.transform + "\"; allowed: none, log, log1p");
+                               ch.transform + "\"; allowed: " + kChannelTransforms);
     ch.floor = c.value("floor", 1e-3);
     if (!(ch.floor > 0))
       throw std::runtime_error(where + ": channel \"" + ch.name + "\": floor = " +
@@ -80,6 +80,10 @@ std::vector<Channel> channels(const nlohmann::json& j, const std::string& key,
 }
 
 } // namespace
+
+bool isChannelTransform(const std::string& t) {
+  return t == "none" || t == "log" || t == "log1p";
+}
 
 ModelMetadata ModelMetadata::fromJson(const nlohmann::json& j, const std::string& where) {
   static const std::set<std::string> known = {

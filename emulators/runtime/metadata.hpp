@@ -50,6 +50,10 @@ struct Channel {
   std::string residual_of;
 };
 
+// Whether `t` names a channel transform; kChannelTransforms lists them for messages.
+bool isChannelTransform(const std::string& t);
+inline constexpr const char* kChannelTransforms = "none, log, log1p";
+
 // A scalar the model is conditioned on (a setting of the run such as "baryons.log10_mc", read
 // from the run's parameters), fed as a constant channel (value - mean) / std after the field
 // channels; the model is valid for values in [lo, hi] (the training design's range).

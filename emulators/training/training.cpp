@@ -326,6 +326,12 @@ void checkConfig(const TrainingConfig& c) {
             std::to_string(c.conditioning.size()));
 }
 
+// Position of `name` in `names`, -1 if absent.
+int indexOf(const std::vector<std::string>& names, const std::string& name) {
+  const auto it = std::find(names.begin(), names.end(), name);
+  return it == names.end() ? -1 : static_cast<int>(it - names.begin());
+}
+
 // The channels' transforms and residuals from the configuration (means and stds come later).
 std::vector<Channel> channelTemplates(const TrainingConfig& cfg,
                                       const std::vector<std::string>& names, bool outputs,
@@ -346,7 +352,7 @@ std::vector<Channel> channelTemplates(const TrainingConfig& cfg,
       if (!outputs)
         throw std::invalid_argument("model.residual." + n + ": \"" + n +
                                     "\" is an input channel; residuals are for outputs");
-      if (std::find(in_names.begin(), in_names.end(), r->second) == in_names.end())
+      if (indexOf(in_names, r->second) < 0)
         throw std::invalid_argument("model.residual." + n + " = \"" + r->second +
                                     "\": not an input channel");
       c.residual_of = r->second;
@@ -403,25 +409,22 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
     for (const auto& s : cfg.train.front().targets)
       out_names.push_back(datasetBase(s));
   for (const auto& [k, v] : cfg.transforms)
-    if (std::find(in_names.begin(), in_names.end(), k) == in_names.end() &&
-        std::find(out_names.begin(), out_names.end(), k) == out_names.end())
+    if (indexOf(in_names, k) < 0 && indexOf(out_names, k) < 0)
       throw std::invalid_argument("model.transforms." + k + " = \"" + v +
                                   "\": no input or output channel of that name");
   for (const auto& [k, v] : cfg.floors)
-    if (!(v > 0) || (std::find(in_names.begin(), in_names.end(), k) == in_names.end() &&
-                     std::find(out_names.begin(), out_names.end(), k) == out_names.end()))
+    if (!(v > 0) || (indexOf(in_names, k) < 0 && indexOf(out_names, k) < 0))
       throw std::invalid_argument("model.floors." + k + " = " + std::to_string(v) +
                                   ": expected a number > 0 for an input or output channel");
   for (const auto& [k, v] : cfg.residual_of)
-    if (std::find(out_names.begin(), out_names.end(), k) == out_names.end())
+    if (indexOf(out_names, k) < 0)
       throw std::invalid_argument("model.residual." + k + " = \"" + v +
                                   "\": no output channel of that name");
   const auto tin = channelTemplates(cfg, in_names, false, in_names),
              tout = channelTemplates(cfg, out_names, true, in_names);
   for (const auto& o : tout)
     if (!o.residual_of.empty()) {
-      const auto& i = tin[std::find(in_names.begin(), in_names.end(), o.residual_of) -
-                          in_names.begin()];
+      const auto& i = tin[indexOf(in_names, o.residual_of)];
       if ((i.transform == "none") != (o.transform == "none"))
         throw std::invalid_argument("model.residual." + o.name + " = \"" + i.name +
                                     "\": the output's transform (" + o.transform +
@@ -469,8 +472,7 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
       for (std::size_t c = 0; c < tout.size(); ++c) {
         ys[i][c].copy_(transformChannel(tout[c], ys[i][c]));
         if (!tout[c].residual_of.empty())
-          ys[i][c].sub_(xs[i][std::find(in_names.begin(), in_names.end(), tout[c].residual_of) -
-                              in_names.begin()]);
+          ys[i][c].sub_(xs[i][indexOf(in_names, tout[c].residual_of)]);
       }
     }
   };
@@ -540,12 +542,11 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
   // squared error times that input channel's physical value (e.g. 1 + delta: mass weighting).
   int weight_channel = -1;
   if (!cfg.weight.empty()) {
-    const auto it = std::find(in_names.begin(), in_names.end(), cfg.weight);
-    if (it == in_names.end() || tin[it - in_names.begin()].transform == "none")
+    weight_channel = indexOf(in_names, cfg.weight);
+    if (weight_channel < 0 || tin[weight_channel].transform == "none")
       throw std::invalid_argument("training.weight = \"" + cfg.weight +
                                   "\": must name an input channel with a log or log1p transform "
                                   "(its physical value, e.g. 1 + delta, weighs each voxel)");
-    weight_channel = static_cast<int>(it - in_names.begin());
   }
   auto loss_of = [&](const torch::Tensor& out, const torch::Tensor& y, const torch::Tensor& x) {
     const int64_t len = cfg.crop - 2 * margin;

@@ -1,5 +1,6 @@
 #include "emulators/training/training_config.hpp"
 
+#include "emulators/runtime/metadata.hpp"
 #include "io/text_file.hpp"
 #include "io/toml_section.hpp"
 
@@ -140,9 +141,9 @@ TrainingConfig parseTrainingConfig(const std::string& text,
                            ": expected a string");
         const std::string val = v.as_string()->get();
         if (key[0] == 't') {
-          if (val != "none" && val != "log" && val != "log1p")
+          if (!isChannelTransform(val))
             throw ParamError(where + "." + std::string(k.str()) + " = \"" + val +
-                             "\": allowed: none, log, log1p");
+                             "\": allowed: " + kChannelTransforms);
           c.transforms[std::string(k.str())] = val;
         } else {
           c.residual_of[std::string(k.str())] = val;

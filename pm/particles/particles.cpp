@@ -70,4 +70,14 @@ Particles copyParticles(const Particles& p) {
   return out;
 }
 
+Particles copyWithoutAttributes(const Particles& p) {
+  const std::size_t n = p.size();
+  Particles out(n, n + n / 20 + 16);
+  const auto live = std::make_pair(std::size_t(0), n);
+  Kokkos::deep_copy(Kokkos::subview(out.x, live, Kokkos::ALL), Kokkos::subview(p.x, live, Kokkos::ALL));
+  Kokkos::deep_copy(Kokkos::subview(out.p, live, Kokkos::ALL), Kokkos::subview(p.p, live, Kokkos::ALL));
+  Kokkos::deep_copy(Kokkos::subview(out.id, live), Kokkos::subview(p.id, live));
+  return out;
+}
+
 } // namespace caustic

@@ -78,6 +78,9 @@ private:
 
 // A deep copy of the particles (size, capacity and attributes).
 Particles copyParticles(const Particles& p);
+// Positions, momenta and IDs of the live particles without their attributes, with room for a
+// migration (capacity size + 5% + 16): a scratch copy that an output may displace or migrate.
+Particles copyWithoutAttributes(const Particles& p);
 
 // Wraps a coordinate into [0, L) (also when x + L rounds to L).
 KOKKOS_INLINE_FUNCTION double periodicWrap(double x, double L) {
