@@ -10,6 +10,7 @@
 #include "io/snapshot.hpp"
 #include "io/tables.hpp"
 #include "pm/force/painter.hpp"
+#include "pm/particles/migrate.hpp"
 #include "pm/stepping/simulation.hpp"
 
 #include <cmath>
@@ -76,12 +77,27 @@ template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationS
 }
 
 template <class T> void DensityWriter<T>::observe(Event, const SimulationState& s) {
-  const auto lease = _ws.lease("density");
-  Field<T>& rho = *lease;
-  paintDensityContrast(rho, Painter<T>(s.mesh, windowFromName(_params.output.window)), *s.particles,
-                       s.total_particles);
   const std::string path = outputName(_params.output.directory, "density", s.a, ".hdf5");
-  writeField(path, rho, "density", "density contrast rho/mean - 1 (dimensionless)", s.a, _params);
+  const std::string what = "density contrast rho/mean - 1 (dimensionless)";
+  const int n = _params.output.density_mesh;
+  if (n > 0 && n != s.mesh->n()) {
+    if (!_own)
+      _own = std::make_shared<SlabDecomposition>(s.mesh->comm().get(), n, s.mesh->box());
+    Field<T> rho(_own, "caustic::DensityWriter::rho");
+    {
+      Particles copy = copyWithoutAttributes(*s.particles);
+      migrate(copy, *_own);
+      paintDensityContrast(rho, Painter<T>(_own, windowFromName(_params.output.window)), copy,
+                           s.total_particles);
+    }
+    writeField(path, rho, "density", what, s.a, _params);
+  } else {
+    const auto lease = _ws.lease("density");
+    Field<T>& rho = *lease;
+    paintDensityContrast(rho, Painter<T>(s.mesh, windowFromName(_params.output.window)),
+                         *s.particles, s.total_particles);
+    writeField(path, rho, "density", what, s.a, _params);
+  }
   if (s.mesh->comm().rank() == 0 && _cb)
     _cb("density", path);
 }

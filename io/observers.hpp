@@ -52,7 +52,8 @@ private:
 };
 
 // Density contrast delta = rho / mean - 1 painted on the PM mesh (window of [output]), in a
-// mesh leased from the run's workspace.
+// mesh leased from the run's workspace; with output.density_mesh set to another size, on that
+// mesh, from a copy of the particles migrated to its slabs (the emulator hooks' `mesh`).
 template <class T> class DensityWriter : public Observer {
 public:
   DensityWriter(const Params& params, Workspace<T>& workspace, OutputCallback cb)
@@ -64,6 +65,7 @@ private:
   const Params& _params;
   Workspace<T>& _ws;
   OutputCallback _cb;
+  std::shared_ptr<const SlabDecomposition> _own; // output.density_mesh, made on first use
 };
 
 // In-situ friends-of-friends at the [halos] scale factors: catalogue and mass function. The last

@@ -295,6 +295,11 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     o.snapshots = s.boolean("snapshots", true);
     o.power_spectrum = s.boolean("power_spectrum", true);
     o.density = s.boolean("density", false);
+    const auto dm = s.integer("density_mesh", 0, "an integer >= 0 (0: the PM mesh)");
+    if (dm < 0 || dm > 16384)
+      throw ParamError(s.key("density_mesh") + " = " + std::to_string(dm) +
+                       ": out of range; allowed: 0 (the PM mesh) or [1, 16384] cells per side");
+    o.density_mesh = static_cast<int>(dm);
     o.double_precision = s.choice("snapshot_precision", "single", {"single", "double"}) == "double";
     o.window = s.choice("window", "cic", {"cic", "tsc"});
     o.interlace = s.boolean("interlace", true);
@@ -464,6 +469,14 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
         throw ParamError("emulators." + nm + ".mesh = " + std::to_string(em) +
                          ": only for space = \"eulerian\" models of kind = \"torch\"");
       e.mesh = static_cast<int>(em);
+      if (s.find("seed")) {
+        const auto sd = s.integer("seed", 0, "an integer >= 0");
+        if (sd < 0 || e.kind != "torch")
+          throw ParamError("emulators." + nm + ".seed = " + std::to_string(sd) +
+                           (sd < 0 ? ": allowed: an integer >= 0"
+                                   : ": only for halo surrogates (kind = \"torch\")"));
+        e.seed = static_cast<std::uint64_t>(sd);
+      }
       s.finish();
       p.emulators.push_back(e);
     }

@@ -119,6 +119,9 @@ struct EmulatorHookParams {
   int tile_planes = 32;            // x-planes evaluated at once
   int mesh = 0; // eulerian: the mesh the input channels are painted on (0: the PM mesh)
   bool force = false; // apply outside the model's validity domain (recorded in the output)
+  // Halo surrogates: the seed of the catalogue sampler (default: simulation.seed); an error for
+  // other models.
+  std::optional<std::uint64_t> seed;
 };
 
 // Channels an emulator hook can give a model, per field space ("eulerian": density,
@@ -133,6 +136,8 @@ struct OutputParams {
   bool snapshots = true;          // write snapshots at output a
   bool power_spectrum = true;     // write power spectrum tables
   bool density = false;           // write the painted density field
+  int density_mesh = 0;           // its mesh per side (0: the PM mesh); another mesh is painted
+                                  // from a copy of the particles migrated to its slabs
   bool double_precision = false;  // snapshot Coordinates/Velocities as float64
   std::string window = "cic";     // power-spectrum window: cic | tsc
   bool interlace = true;

@@ -158,6 +158,14 @@ MemoryEstimate estimateMemory(const Params& params, int nranks, double base_byte
     extra_particles = 190.0 * pp;
     extra_cells = 16.0 * std::ceil(m / nranks) * m * m + 40.0 * std::ceil(f / nranks) * f * f;
   }
+  const auto& out = params.output;
+  if (out.density && out.density_mesh > 0 && out.density_mesh != sim.mesh) {
+    // The density on its own mesh: a scratch copy of the particles (60 B per particle with its
+    // migration room) and the mesh, not at the same time as the baryons' copy.
+    const double d = out.density_mesh;
+    extra_particles = std::max(extra_particles, 60.0 * pp);
+    extra_cells += (dbl ? 8.0 : 4.0) * std::ceil(d / nranks) * d * d;
+  }
   return {base_bytes, per_particle * pp + extra_particles, per_cell * mp + extra_cells};
 }
 

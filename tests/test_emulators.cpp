@@ -339,3 +339,80 @@ def forward(self, x):
   const double ratio = (torch::log(y2.select(1, 0)) - torch::log(y.select(1, 0))).mean().item<double>();
   EXPECT_NEAR(ratio, (0.5 / 0.5) * -0.75 * 2.0, 1e-4);
 }
+
+namespace {
+// A halo surrogate's record: a logit presence (Platt mean/std) and a log mass.
+nlohmann::json haloMeta() {
+  auto j = baseMeta();
+  j["kind"] = "halo_surrogate";
+  j["inputs"] = nlohmann::json::parse(
+      R"([{"name": "density", "mean": 0.0, "std": 1.0, "transform": "log1p", "floor": 0.001}])");
+  j["outputs"] = nlohmann::json::parse(R"([
+    {"name": "halo_presence", "mean": -1.5, "std": 2.0, "transform": "logit", "floor": 1e-6},
+    {"name": "halo_mass", "mean": 30.0, "std": 0.5, "transform": "log", "floor": 1.0}])");
+  j["halo"] = nlohmann::json::parse(R"({"presence": "halo_presence", "mass": "halo_mass",
+      "log_mass_scatter": 0.4, "min_mass": 5e12, "linking_length": 0.2,
+      "number_density": 0.001})");
+  return j;
+}
+} // namespace
+
+TEST(Metadata, HaloSurrogateRecordRoundTripsAndMalformedOnesAreRefused) {
+  const auto m = ModelMetadata::fromJson(haloMeta(), "test");
+  const auto m2 = ModelMetadata::fromJson(m.toJson(), "round trip");
+  ASSERT_TRUE(m2.halo.has_value());
+  EXPECT_EQ(m2.halo->presence, "halo_presence");
+  EXPECT_EQ(m2.halo->mass, "halo_mass");
+  EXPECT_DOUBLE_EQ(m2.halo->log_mass_scatter, 0.4);
+  EXPECT_DOUBLE_EQ(m2.halo->min_mass, 5e12);
+  EXPECT_DOUBLE_EQ(m2.halo->number_density, 1e-3);
+  EXPECT_EQ(m2.outputs[0].transform, "logit");
+  EXPECT_EQ(m2.outputIndex("halo_mass"), 1);
+  EXPECT_EQ(m2.outputIndex("nothing"), -1);
+  EXPECT_FALSE(ModelMetadata::fromJson(baseMeta(), "test").halo.has_value());
+  const JsonCases cases = {
+      {[](nlohmann::json& j) { j["halo"]["presence"] = "halo_mass"; },
+       "presence must name an output channel with transform logit"},
+      {[](nlohmann::json& j) { j["halo"]["mass"] = "halo_presence"; },
+       "mass must name an output channel with transform log"},
+      {[](nlohmann::json& j) { j["halo"]["min_mass"] = -1.0; }, "min_mass must be > 0"},
+      {[](nlohmann::json& j) { j["halo"].erase("min_mass"); }, "expected {\"presence\""},
+      {[](nlohmann::json& j) { j["halo"]["log_mass_scatter"] = -0.1; }, "must be >= 0"},
+      {[](nlohmann::json& j) { j["halo"]["linking_length"] = 1.5; }, "must be in (0, 1)"},
+      {[](nlohmann::json& j) { j["outputs"][0]["floor"] = 0.5; }, "must be < 0.5 for a logit"},
+      {[](nlohmann::json& j) {
+         j["outputs"][1]["transform"] = "logit";
+         j["outputs"][1]["floor"] = 0.1;
+         j["outputs"][1]["residual_of"] = "density";
+       },
+       "neither a logit"},
+  };
+  expectRefused(haloMeta(), cases);
+}
+
+TEST(Model, LogitOutputIsTheCalibratedSigmoid) {
+  // An identity module on two channels: presence = sigmoid(-1.5 + 2 y), mass = exp(30 + 0.5 y).
+  torch::jit::Module m("Two");
+  m.define(R"(
+def forward(self, x):
+    return torch.cat([x, 2.0 * x], 1)
+)");
+  Model model(m, ModelMetadata::fromJson(haloMeta(), "test"));
+  auto x = torch::rand({1, 1, 4, 4, 4}, torch::kFloat32) * 4.0 - 0.9;
+  const auto y = model.forward(x).to(torch::kFloat64);
+  const auto t = torch::log(torch::clamp_min(x.to(torch::kFloat64) + 1.0, 1e-3));
+  const auto p = 1.0 / (1.0 + torch::exp(-(-1.5 + 2.0 * t)));
+  const auto mass = torch::exp(30.0 + 0.5 * 2.0 * t);
+  EXPECT_LT((y.select(1, 0) - p.select(1, 0)).abs().max().item<double>(), 1e-6);
+  EXPECT_LT(((y.select(1, 1) - mass.select(1, 0)) / mass.select(1, 0)).abs().max().item<double>(),
+            1e-5);
+  // The transform and its inverse: logit of a probability clamped to [floor, 1 - floor].
+  Channel c("p");
+  c.transform = "logit";
+  c.floor = 1e-3;
+  const auto q = torch::tensor({0.0, 0.25, 0.5, 1.0}, torch::kFloat64);
+  const auto tq = transformChannel(c, q);
+  EXPECT_NEAR(tq[1].item<double>(), std::log(0.25 / 0.75), 1e-12);
+  EXPECT_NEAR(tq[0].item<double>(), std::log(1e-3 / (1 - 1e-3)), 1e-9);
+  EXPECT_NEAR(untransformChannel(c, tq)[1].item<double>(), 0.25, 1e-12);
+}

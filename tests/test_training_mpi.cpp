@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -359,4 +360,141 @@ TEST(Training, ConditioningCarriesAPerPairScalar) {
   // The same initial weights unweighted (the conditioned run above, step 0) differ by far more
   // than the tolerance (1 + delta stays near 1 in these fields: ~0.4%).
   EXPECT_GT(std::abs(reported / with.curve.front().validation - 1.0), 10e-4);
+}
+
+namespace {
+// A halo-surrogate pair: input delta = 0.8 x the box-filtered noise of makePair; halos in the
+// voxels with delta above the 96th percentile (two where above the 99th), each of mass
+// 1e12 exp(8 delta) Msun/h. Writes "<dir>/pair<200+k>_hin/_hnum/_hmass.hdf5".
+void makeHaloPair(const std::string& dir, int k) {
+  const int n = 16;
+  makePair(dir, 200 + k, n);
+  if (rankOf() == 0) {
+    const std::string stem = dir + "/pair" + std::to_string(200 + k);
+    const auto in = readFieldData(stem + "_in.hdf5", "Fields/delta");
+    std::vector<double> delta(in.values.size()), number(delta.size()), mass(delta.size());
+    for (std::size_t i = 0; i < delta.size(); ++i)
+      delta[i] = 0.8 * in.values[i];
+    auto sorted = delta;
+    std::sort(sorted.begin(), sorted.end());
+    const double q96 = sorted[std::size_t(0.96 * sorted.size())],
+                 q99 = sorted[std::size_t(0.99 * sorted.size())];
+    for (std::size_t i = 0; i < delta.size(); ++i) {
+      number[i] = delta[i] >= q99 ? 2.0 : delta[i] >= q96 ? 1.0 : 0.0;
+      mass[i] = number[i] * 1e12 * std::exp(8.0 * delta[i]);
+    }
+    writeFieldFile(stem + "_hin.hdf5", "density", delta, n);
+    writeFieldFile(stem + "_hnum.hdf5", "halo_number", number, n);
+    writeFieldFile(stem + "_hmass.hdf5", "halo_mass", mass, n);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+} // namespace
+
+TEST(Training, HaloLossLearnsPresenceAndMassWithCalibratedProbabilities) {
+  const std::string data = tempDir("halo_data");
+  auto pair = [&](int k) {
+    makeHaloPair(data, k);
+    const std::string stem = data + "/pair" + std::to_string(200 + k);
+    return TrainingPair({stem + "_hin.hdf5:Fields/density"},
+                        {stem + "_hnum.hdf5:Fields/halo_number",
+                         stem + "_hmass.hdf5:Fields/halo_mass"});
+  };
+  TrainingConfig c;
+  for (int k = 0; k < 6; ++k)
+    c.train.push_back(pair(k));
+  c.validation.push_back(pair(10));
+  c.loss = "halo";
+  c.transforms = {{"density", "log1p"}};
+  c.depth = 1;
+  c.width = 8;
+  c.steps = 1000;
+  c.batch = 2;
+  c.crop = 16;
+  c.learning_rate = 2e-3;
+  c.lr_min = 1e-4;
+  c.warmup = 10;
+  c.validate_every = 50;
+  c.checkpoint_every = 1000;
+  c.seed = 5;
+  c.directory = tempDir("halo_out");
+  const auto r = trainModel(c, MPI_COMM_WORLD);
+  ASSERT_TRUE(r.finished);
+  EXPECT_LT(r.curve.back().validation, 0.5 * r.curve.front().validation);
+
+  Model m = Model::load(r.model_path);
+  const auto& meta = m.metadata();
+  EXPECT_EQ(meta.kind, "halo_surrogate");
+  ASSERT_TRUE(meta.halo.has_value());
+  EXPECT_EQ(meta.outputs[0].name, "halo_presence");
+  EXPECT_EQ(meta.outputs[0].transform, "logit");
+  EXPECT_EQ(meta.outputs[1].transform, "log");
+  // The record's number density and smallest halo mass, from the training targets directly.
+  double count = 0, min_mass = 1e300;
+  for (const auto& p : c.train) {
+    const auto nf = readFieldData(p.targets[0].substr(0, p.targets[0].rfind(':')),
+                                  "Fields/halo_number");
+    const auto mf = readFieldData(p.targets[1].substr(0, p.targets[1].rfind(':')),
+                                  "Fields/halo_mass");
+    for (std::size_t i = 0; i < nf.values.size(); ++i) {
+      count += nf.values[i];
+      if (nf.values[i] > 0.5)
+        min_mass = std::min(min_mass, double(mf.values[i]) / nf.values[i]);
+    }
+  }
+  EXPECT_NEAR(meta.halo->number_density / (count / (6 * 32.0 * 32.0 * 32.0)), 1.0, 1e-9);
+  EXPECT_NEAR(meta.halo->min_mass / min_mass, 1.0, 1e-6);
+
+  // On the validation pair: the Platt calibration makes the summed probability the number of
+  // occupied voxels; occupied voxels are far more probable than empty ones; the recorded scatter
+  // is the rms ln M error on the occupied voxels (the bias folded into the channel's mean).
+  const std::string vstem = data + "/pair210";
+  const auto in = readFieldData(vstem + "_hin.hdf5", "Fields/density");
+  const auto num = readFieldData(vstem + "_hnum.hdf5", "Fields/halo_number");
+  const auto mass = readFieldData(vstem + "_hmass.hdf5", "Fields/halo_mass");
+  const auto x = torch::from_blob(const_cast<float*>(in.values.data()), {1, 1, 16, 16, 16},
+                                  torch::kFloat32)
+                     .clone();
+  const auto y = m.forward(x).to(torch::kFloat64);
+  const auto p = y[0][0].flatten(), lnm = torch::log(y[0][1].flatten());
+  double occupied = 0, p_occ = 0, p_empty = 0, s1 = 0, s2 = 0, spread = 0, spread1 = 0;
+  for (std::size_t i = 0; i < num.values.size(); ++i) {
+    const double pi = p[int64_t(i)].item<double>();
+    if (num.values[i] > 0.5) {
+      occupied += 1;
+      p_occ += pi;
+      const double truth = std::log(double(mass.values[i]) / num.values[i]);
+      const double e = lnm[int64_t(i)].item<double>() - truth;
+      s1 += e;
+      s2 += e * e;
+      spread += truth * truth;
+      spread1 += truth;
+    } else {
+      p_empty += pi;
+    }
+  }
+  const double n_empty = double(num.values.size()) - occupied;
+  EXPECT_NEAR(p.sum().item<double>() / occupied, 1.0, 2e-3);
+  EXPECT_GT(p_occ / occupied, 10.0 * p_empty / n_empty);
+  const double bias = s1 / occupied, rms = std::sqrt(s2 / occupied - bias * bias);
+  EXPECT_NEAR(bias, 0.0, 1e-3);
+  // torch's std is the unbiased estimate: n / (n - 1) in the variance.
+  EXPECT_NEAR(meta.halo->log_mass_scatter, rms * std::sqrt(occupied / (occupied - 1)), 1e-3 * rms);
+  const double truth_sd = std::sqrt(spread / occupied - std::pow(spread1 / occupied, 2));
+  if (rankOf() == 0)
+    std::printf("halo surrogate: occupied %.0f, sum p %.2f, mean p occupied %.3g / empty %.3g, "
+                "ln M rms error %.3f (truth spread %.3f)\n",
+                occupied, p.sum().item<double>(), p_occ / occupied, p_empty / n_empty, rms,
+                truth_sd);
+  EXPECT_LT(rms, 0.5 * truth_sd);
+
+  // Refused: one target, or a weighted loss.
+  auto one = c;
+  for (auto* set : {&one.train, &one.validation})
+    for (auto& q : *set)
+      q.targets.pop_back();
+  EXPECT_THROW(trainModel(one, MPI_COMM_WORLD), std::invalid_argument);
+  auto w = c;
+  w.weight = "density";
+  EXPECT_THROW(trainModel(w, MPI_COMM_WORLD), std::invalid_argument);
 }

@@ -2,12 +2,15 @@
 
 #include "io/fields.hpp"
 #include "io/format.hpp"
+#include "io/halos.hpp"
+#include "pm/analysis/halo_sampler.hpp"
 #include "pm/force/painter.hpp"
 #include "pm/particles/migrate.hpp"
 #include "pm/stepping/simulation.hpp"
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 namespace caustic {
 
@@ -53,6 +56,15 @@ EmulatorHook::EmulatorHook(const Params& params, const EmulatorHookParams& hook,
   }
   for (double a : as)
     enforceValidity(_model.metadata(), domainAt(a), _hook.force, _hook.name);
+  const auto& meta = _model.metadata();
+  if (_hook.seed && !meta.halo)
+    throw std::runtime_error("emulators." + _hook.name + ".seed = " + std::to_string(*_hook.seed) +
+                             ": the model " + _hook.model + " (" + meta.kind +
+                             ") is not a halo surrogate; only halo surrogates sample");
+  if (meta.halo && _space != FieldSpace::Eulerian)
+    throw std::runtime_error("emulators." + _hook.name + ".space = \"" + _hook.space +
+                             "\": the model " + _hook.model +
+                             " is a halo surrogate, whose fields are Eulerian");
   if (_hook.radius >= 0 && _hook.radius < _model.metadata().receptive_field)
     throw std::runtime_error("emulators." + _hook.name +
                              ".radius = " + std::to_string(_hook.radius) +
@@ -102,8 +114,8 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
     inp.push_back(&f);
   for (auto& f : out)
     outp.push_back(&f);
-  const std::vector<const Field<float>*> cinp(inp.begin(), inp.end()),
-      coutp(outp.begin(), outp.end());
+  const std::vector<const Field<float>*> cinp(inp.begin(), inp.end());
+  std::vector<const Field<float>*> coutp(outp.begin(), outp.end());
   if (_space == FieldSpace::Eulerian) {
     const Painter<float> painter(decomp, Window::CIC);
     for (int c = 0; c < cin; ++c)
@@ -122,6 +134,20 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
   io.tile_planes = _hook.tile_planes;
   applyDistributed(_model, cinp, outp, io);
 
+  std::vector<std::string> names;
+  for (const auto& c : meta.outputs)
+    names.push_back(c.name);
+  // A halo surrogate: the expected halo-mass field, and a catalogue sampled from the fields.
+  std::unique_ptr<Field<float>> expected;
+  std::string catalogue_path, mass_function_path;
+  if (meta.halo) {
+    const Particles& parts = copy ? *copy : *s.particles;
+    expected = sampleHaloSurrogate(decomp, out[meta.outputIndex(meta.halo->presence)],
+                                   out[meta.outputIndex(meta.halo->mass)], parts, s,
+                                   catalogue_path, mass_function_path);
+    coutp.push_back(expected.get());
+    names.push_back("halo_mass_density");
+  }
   copy.reset();
   std::string cond;
   for (const auto& [k, v] : _conditioning)
@@ -138,9 +164,6 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
     inputs += (inputs.empty() ? "" : ",") + x;
   attrs["validity_warnings"] = w;
   attrs["inputs"] = inputs;
-  std::vector<std::string> names;
-  for (const auto& c : meta.outputs)
-    names.push_back(c.name);
   const std::string stem =
       e == Event::Step ? format("%s_step%04d", _hook.name.c_str(), s.step) : _hook.name;
   const std::string path = outputName(_params.output.directory, stem, s.a, ".hdf5");
@@ -157,9 +180,69 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
           stderr,
           "caustic: warning: emulator %s applied outside its validity domain (force = true): %s\n",
           _hook.name.c_str(), w.c_str());
-    if (_cb)
+    if (_cb) {
       _cb("emulator", path);
+      if (!catalogue_path.empty()) {
+        _cb("halos", catalogue_path);
+        _cb("mass_function", mass_function_path);
+      }
+    }
   }
+}
+
+std::unique_ptr<Field<float>>
+EmulatorHook::sampleHaloSurrogate(const std::shared_ptr<const SlabDecomposition>& decomp,
+                                  const Field<float>& presence, const Field<float>& mass,
+                                  const Particles& parts, const SimulationState& s,
+                                  std::string& catalogue_path, std::string& mass_function_path) {
+  const HaloSurrogateInfo& h = *_model.metadata().halo;
+  // The matter velocity per voxel: the CIC momentum over the CIC density, p = (1 + delta) p /
+  // (1 + delta) (0 where the voxel holds no mass).
+  const Painter<float> painter(decomp, Window::CIC);
+  Field<float> rho(decomp, "caustic::EmulatorHook::rho");
+  paintEulerian("density", rho, painter, parts, s.total_particles);
+  std::array<std::unique_ptr<Field<float>>, 3> mom;
+  const char* comp[3] = {"momentum_x", "momentum_y", "momentum_z"};
+  for (int a = 0; a < 3; ++a) {
+    mom[a] = std::make_unique<Field<float>>(decomp, "caustic::EmulatorHook::momentum");
+    paintEulerian(comp[a], *mom[a], painter, parts, s.total_particles);
+    const auto m = mom[a]->real(), r = rho.real();
+    decomp->forEachPoint("caustic::EmulatorHook::velocity", KOKKOS_LAMBDA(const MeshPoint& q) {
+      const float w = 1.0f + r(q.index);
+      m(q.index) = w > 1e-3f ? m(q.index) / w : 0.0f;
+    });
+  }
+  HaloSamplerOptions opt;
+  opt.seed = _hook.seed ? *_hook.seed : static_cast<std::uint64_t>(_params.simulation.seed);
+  opt.output = static_cast<std::uint32_t>(std::lround(s.a * 1e4));
+  opt.log_mass_scatter = h.log_mass_scatter;
+  opt.min_mass = h.min_mass;
+  opt.particle_mass = s.particle_mass * 1e10;
+  const HaloCatalogue cat = sampleHalos(presence, mass, {mom[0].get(), mom[1].get(), mom[2].get()},
+                                        opt);
+  HaloMeta hm{s.a, _params.simulation.box, s.particle_mass, h.linking_length,
+              static_cast<int>(std::max(1L, std::lround(h.min_mass / opt.particle_mass)))};
+  hm.omega_m = _params.cosmology.Omega_m;
+  hm.omega_lambda = 1.0 - _params.cosmology.Omega_m;
+  hm.hubble = _params.cosmology.h;
+  catalogue_path = (std::filesystem::path(_params.output.directory) /
+                    haloCatalogueName(format("%s_a%.4f", _hook.name.c_str(), s.a)))
+                       .string();
+  writeHaloCatalogue(catalogue_path, s.mesh->comm().get(), cat, hm, &_params);
+  mass_function_path =
+      outputName(_params.output.directory, _hook.name + "_mass_function", s.a, ".txt");
+  if (s.mesh->comm().rank() == 0)
+    writeMassFunction(mass_function_path, cat, hm);
+  // The expected halo mass per voxel: presence x E[M], E[M] = M exp(sigma^2 / 2) for the
+  // lognormal draw (the truncation at min_mass neglected).
+  auto expected = std::make_unique<Field<float>>(decomp, "caustic::EmulatorHook::halo_mass");
+  const auto e = expected->real(), p = presence.real(), m = mass.real();
+  const float boost = static_cast<float>(std::exp(0.5 * h.log_mass_scatter * h.log_mass_scatter));
+  decomp->forEachPoint("caustic::EmulatorHook::expected_halo_mass",
+                       KOKKOS_LAMBDA(const MeshPoint& q) {
+                         e(q.index) = p(q.index) * m(q.index) * boost;
+                       });
+  return expected;
 }
 
 } // namespace caustic

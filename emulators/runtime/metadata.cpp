@@ -67,6 +67,9 @@ std::vector<Channel> channels(const nlohmann::json& j, const std::string& key,
     if (!(ch.floor > 0))
       throw std::runtime_error(where + ": channel \"" + ch.name + "\": floor = " +
                                fmt(ch.floor) + " must be > 0");
+    if (ch.transform == "logit" && !(ch.floor < 0.5))
+      throw std::runtime_error(where + ": channel \"" + ch.name + "\": floor = " +
+                               fmt(ch.floor) + " must be < 0.5 for a logit");
     ch.residual_of = c.value("residual_of", std::string());
     if (!ch.residual_of.empty() && key != "outputs")
       throw std::runtime_error(where + ": input channel \"" + ch.name +
@@ -82,14 +85,14 @@ std::vector<Channel> channels(const nlohmann::json& j, const std::string& key,
 } // namespace
 
 bool isChannelTransform(const std::string& t) {
-  return t == "none" || t == "log" || t == "log1p";
+  return t == "none" || t == "log" || t == "log1p" || t == "logit";
 }
 
 ModelMetadata ModelMetadata::fromJson(const nlohmann::json& j, const std::string& where) {
   static const std::set<std::string> known = {
       "kind", "version",  "inputs",    "outputs",    "receptive_field", "cell_size",
       "box",  "redshift", "cosmology", "provenance", "stride",          "architecture",
-      "conditioning"};
+      "conditioning", "halo"};
   if (!j.is_object())
     throw std::runtime_error(where + ": model metadata must be a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it)
@@ -138,10 +141,14 @@ ModelMetadata ModelMetadata::fromJson(const nlohmann::json& j, const std::string
       if (it == m.inputs.end())
         throw std::runtime_error(where + ": output \"" + o.name + "\": residual_of = \"" +
                                  o.residual_of + "\" is not an input channel");
-      if ((it->transform == "none") != (o.transform == "none"))
+      const auto logarithmic = [](const std::string& t) { return t == "log" || t == "log1p"; };
+      if (o.transform == "logit" || it->transform == "logit" ||
+          logarithmic(it->transform) != logarithmic(o.transform))
         throw std::runtime_error(where + ": output \"" + o.name + "\" (transform " + o.transform +
                                  ") is a residual of input \"" + it->name + "\" (transform " +
-                                 it->transform + "): both or neither must be logarithmic");
+                                 it->transform +
+                                 "): both or neither must be logarithmic (log, log1p), and "
+                                 "neither a logit");
     }
   if (j.contains("conditioning")) {
     if (!j["conditioning"].is_array())
@@ -162,6 +169,34 @@ ModelMetadata ModelMetadata::fromJson(const nlohmann::json& j, const std::string
       std::tie(k.lo, k.hi) = range(c["range"], "conditioning." + k.name + ".range", where);
       m.conditioning.push_back(k);
     }
+  }
+  if (j.contains("halo")) {
+    const auto& h = j["halo"];
+    auto need = [&](bool ok, const std::string& what) {
+      if (!ok)
+        throw std::runtime_error(where + ": \"halo\" = " + h.dump() + ": " + what);
+    };
+    need(h.is_object() && h.contains("presence") && h["presence"].is_string() &&
+             h.contains("mass") && h["mass"].is_string() && h.contains("min_mass") &&
+             h["min_mass"].is_number(),
+         "expected {\"presence\": output, \"mass\": output, \"min_mass\": Msun/h, ...}");
+    HaloSurrogateInfo info;
+    info.presence = h["presence"].get<std::string>();
+    info.mass = h["mass"].get<std::string>();
+    info.min_mass = h["min_mass"].get<double>();
+    info.log_mass_scatter = h.value("log_mass_scatter", 0.0);
+    info.linking_length = h.value("linking_length", 0.2);
+    info.number_density = h.value("number_density", 0.0);
+    m.halo = info; // checked below, once the outputs are known
+    const int pi = m.outputIndex(info.presence), mi = m.outputIndex(info.mass);
+    need(pi >= 0 && m.outputs[pi].transform == "logit",
+         "presence must name an output channel with transform logit");
+    need(mi >= 0 && m.outputs[mi].transform == "log",
+         "mass must name an output channel with transform log");
+    need(info.min_mass > 0 && std::isfinite(info.min_mass), "min_mass must be > 0");
+    need(info.log_mass_scatter >= 0 && std::isfinite(info.log_mass_scatter),
+         "log_mass_scatter must be >= 0");
+    need(info.linking_length > 0 && info.linking_length < 1, "linking_length must be in (0, 1)");
   }
   m.provenance = j.value("provenance", std::string());
   m.stride = j.value("stride", 1);
@@ -230,7 +265,21 @@ nlohmann::json ModelMetadata::toJson() const {
     j["stride"] = stride;
   if (!architecture.is_null())
     j["architecture"] = architecture;
+  if (halo)
+    j["halo"] = {{"presence", halo->presence},
+                 {"mass", halo->mass},
+                 {"log_mass_scatter", halo->log_mass_scatter},
+                 {"min_mass", halo->min_mass},
+                 {"linking_length", halo->linking_length},
+                 {"number_density", halo->number_density}};
   return j;
+}
+
+int ModelMetadata::outputIndex(const std::string& name) const {
+  for (std::size_t i = 0; i < outputs.size(); ++i)
+    if (outputs[i].name == name)
+      return static_cast<int>(i);
+  return -1;
 }
 
 std::vector<std::string> validityViolations(const ModelMetadata& meta, const ApplicationDomain& d) {

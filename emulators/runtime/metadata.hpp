@@ -36,7 +36,9 @@ public:
 };
 
 // A field channel. The model sees (transform(x) - mean) / std. Transforms: "none"; "log":
-// ln(max(x, floor)); "log1p": ln(max(1 + x, floor)) (for a density contrast). An output with
+// ln(max(x, floor)); "log1p": ln(max(1 + x, floor)) (for a density contrast); "logit":
+// ln(x / (1 - x)) with x clamped to [floor, 1 - floor] (a probability: the output is
+// sigmoid(mean + std y), so mean and std of a logit output are a Platt calibration). An output with
 // `residual_of` = an input channel's name is the model's value plus that input's transformed
 // value, before the inverse transform (e.g. ln(rho_out) = ln(rho_in) + net).
 struct Channel {
@@ -52,7 +54,7 @@ struct Channel {
 
 // Whether `t` names a channel transform; kChannelTransforms lists them for messages.
 bool isChannelTransform(const std::string& t);
-inline constexpr const char* kChannelTransforms = "none, log, log1p";
+inline constexpr const char* kChannelTransforms = "none, log, log1p, logit";
 
 // A scalar the model is conditioned on (a setting of the run such as "baryons.log10_mc", read
 // from the run's parameters), fed as a constant channel (value - mean) / std after the field
@@ -61,6 +63,21 @@ struct Conditioning {
   std::string name;
   double mean = 0.0, std = 1.0;
   double lo = 0.0, hi = 0.0;
+};
+
+// A halo surrogate (kind "halo_surrogate"): which outputs are the per-voxel probability that a
+// halo of at least `min_mass` sits in the voxel (a logit channel) and the mass of that halo
+// (a log channel: exp of the conditional mean of ln M), the rms scatter of ln M about that mean
+// on the validation pairs (the sampler draws ln M from a normal of that width, truncated at
+// ln min_mass), and the halo definition of the truth (FoF linking length b).
+//   "halo": {"presence": "halo_presence", "mass": "halo_mass", "log_mass_scatter": 0.3,
+//            "min_mass": 4.6e12, "linking_length": 0.2, "number_density": 1e-3}
+struct HaloSurrogateInfo {
+  std::string presence, mass;
+  double log_mass_scatter = 0.0; // >= 0, in ln M
+  double min_mass = 0.0;         // > 0 [Msun/h]
+  double linking_length = 0.2;
+  double number_density = 0.0; // of the training truth [(h/Mpc)^3], for the record
 };
 
 struct ModelMetadata {
@@ -80,6 +97,10 @@ struct ModelMetadata {
   // Native models saved by `caustic train`: how to rebuild the module before loading its
   // weights ({"type": "unet3d", ...}); null for TorchScript models.
   nlohmann::json architecture;
+  std::optional<HaloSurrogateInfo> halo; // halo surrogates only
+
+  // Index of the output channel `name`, -1 if none.
+  int outputIndex(const std::string& name) const;
 
   // Parses and checks the record; `where` names its source in error messages.
   static ModelMetadata fromJson(const nlohmann::json& j, const std::string& where);

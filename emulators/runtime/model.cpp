@@ -151,6 +151,8 @@ torch::Tensor transformChannel(const Channel& c, const torch::Tensor& x) {
     return torch::log(torch::clamp_min(x, c.floor));
   if (c.transform == "log1p")
     return torch::log(torch::clamp_min(x + 1.0, c.floor));
+  if (c.transform == "logit")
+    return torch::logit(torch::clamp(x, c.floor, 1.0 - c.floor));
   return x;
 }
 
@@ -159,6 +161,8 @@ torch::Tensor untransformChannel(const Channel& c, const torch::Tensor& t) {
     return torch::exp(t);
   if (c.transform == "log1p")
     return torch::exp(t) - 1.0;
+  if (c.transform == "logit")
+    return torch::sigmoid(t);
   return t;
 }
 

@@ -257,14 +257,21 @@ std::int64_t configHash(const TrainingConfig& c) {
     s << "floor:" << c.floor;
   if (!c.weight.empty())
     s << "w:" << c.weight;
+  if (c.loss != "mse")
+    s << "loss:" << c.loss << "," << c.focal_gamma << "," << c.focal_alpha << "," << c.mass_weight;
   for (const auto& [k, v] : c.floors)
     s << "f:" << k << "=" << v << ";";
   return static_cast<std::int64_t>(std::hash<std::string>()(s.str()) & 0x7fffffffffffffffULL);
 }
 
-void writeCurve(const std::string& dir, const std::vector<LossRecord>& curve) {
-  writeLossCurve(dir, curve, "caustic train: mean squared error of the normalised outputs",
-                 "caustic train: loss", "MSE (normalised)", "validation");
+void writeCurve(const std::string& dir, const std::vector<LossRecord>& curve, bool halo) {
+  if (halo)
+    writeLossCurve(dir, curve,
+                   "caustic train: halo loss (focal + ln M squared error, per occupied voxel)",
+                   "caustic train: loss", "halo loss", "validation");
+  else
+    writeLossCurve(dir, curve, "caustic train: mean squared error of the normalised outputs",
+                   "caustic train: loss", "MSE (normalised)", "validation");
 }
 
 void checkConfig(const TrainingConfig& c) {
@@ -310,6 +317,19 @@ void checkConfig(const TrainingConfig& c) {
       if (p.inputs.size() != cin || p.targets.size() != cout)
         throw std::invalid_argument("data: every pair needs " + std::to_string(cin) +
                                     " input(s) and " + std::to_string(cout) + " target(s)");
+  if (c.loss != "mse" && c.loss != "halo")
+    bad("loss", "\"" + c.loss + "\"", "allowed: mse, halo");
+  if (c.loss == "halo") {
+    if (cout != 2)
+      throw std::invalid_argument("training.loss = \"halo\": the pairs need two targets, the "
+                                  "number of halos and their total mass [Msun/h] per voxel; they "
+                                  "have " +
+                                  std::to_string(cout));
+    if (!c.weight.empty())
+      throw std::invalid_argument("training.weight = \"" + c.weight +
+                                  "\": not with training.loss = \"halo\" (the focal loss "
+                                  "weighs the voxels)");
+  }
   if (!c.input_names.empty() && c.input_names.size() != cin)
     throw std::invalid_argument("model.inputs: " + std::to_string(c.input_names.size()) +
                                 " names for " + std::to_string(cin) + " input channels");
@@ -362,6 +382,45 @@ std::vector<Channel> channelTemplates(const TrainingConfig& cfg,
   return out;
 }
 
+// The halo surrogate's loss on (B, 2, n, n, n) outputs (presence logit, normalised ln M) and
+// targets (occupation 0/1, normalised ln M): the focal loss summed over voxels plus mass_weight
+// times the squared ln M error summed over occupied voxels, both divided by the number of
+// occupied voxels (at least 1).
+torch::Tensor haloLoss(const torch::Tensor& out, const torch::Tensor& y, double gamma,
+                       double alpha, double mass_weight) {
+  const auto z = out.select(1, 0), t = y.select(1, 0);
+  const auto bce = torch::binary_cross_entropy_with_logits(z, t, {}, {}, at::Reduction::None);
+  const auto p = torch::sigmoid(z);
+  const auto pt = t * p + (1 - t) * (1 - p);
+  const auto at = t * alpha + (1 - t) * (1 - alpha);
+  const auto focal = (at * torch::pow(1 - pt, gamma) * bce).sum();
+  const auto mass = (t * (out.select(1, 1) - y.select(1, 1)).pow(2)).sum();
+  return (focal + mass_weight * mass) / torch::clamp_min(t.sum(), 1.0);
+}
+
+// Platt scaling: (a, b) minimising the cross entropy of sigmoid(a z + b) against the labels t
+// (Newton's method on the two parameters; a starts at 1, b at 0).
+std::pair<double, double> plattCalibration(const torch::Tensor& z_in, const torch::Tensor& t_in) {
+  const auto z = z_in.to(torch::kFloat64).flatten(), t = t_in.to(torch::kFloat64).flatten();
+  double a = 1.0, b = 0.0;
+  for (int it = 0; it < 50; ++it) {
+    const auto p = torch::sigmoid(a * z + b);
+    const auto r = p - t, w = p * (1 - p);
+    const double ga = (r * z).sum().item<double>(), gb = r.sum().item<double>();
+    const double haa = (w * z * z).sum().item<double>() + 1e-9,
+                 hab = (w * z).sum().item<double>(), hbb = w.sum().item<double>() + 1e-9;
+    const double det = haa * hbb - hab * hab;
+    if (!(det > 0))
+      break;
+    const double da = (hbb * ga - hab * gb) / det, db = (haa * gb - hab * ga) / det;
+    a -= da;
+    b -= db;
+    if (std::abs(da) + std::abs(db) < 1e-10)
+      break;
+  }
+  return {a, b};
+}
+
 } // namespace
 
 void writeLossCurve(const std::string& dir, const std::vector<LossRecord>& curve,
@@ -405,6 +464,9 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
   if (in_names.empty())
     for (const auto& s : cfg.train.front().inputs)
       in_names.push_back(datasetBase(s));
+  const bool halo = cfg.loss == "halo";
+  if (out_names.empty() && halo)
+    out_names = {"halo_presence", "halo_mass"};
   if (out_names.empty())
     for (const auto& s : cfg.train.front().targets)
       out_names.push_back(datasetBase(s));
@@ -420,16 +482,31 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
     if (indexOf(out_names, k) < 0)
       throw std::invalid_argument("model.residual." + k + " = \"" + v +
                                   "\": no output channel of that name");
-  const auto tin = channelTemplates(cfg, in_names, false, in_names),
-             tout = channelTemplates(cfg, out_names, true, in_names);
+  if (halo)
+    for (const auto& n : out_names)
+      if (cfg.transforms.count(n) || cfg.residual_of.count(n) || cfg.floors.count(n))
+        throw std::invalid_argument("model.transforms/residual/floors." + n +
+                                    ": the outputs of a halo surrogate have fixed transforms "
+                                    "(logit presence, log mass)");
+  const auto tin = channelTemplates(cfg, in_names, false, in_names);
+  auto tout = channelTemplates(cfg, out_names, true, in_names);
+  if (halo) {
+    tout[0].transform = "logit";
+    tout[0].floor = 1e-6;
+    tout[1].transform = "log";
+    tout[1].floor = 1.0; // [Msun/h]
+  }
   for (const auto& o : tout)
     if (!o.residual_of.empty()) {
       const auto& i = tin[indexOf(in_names, o.residual_of)];
-      if ((i.transform == "none") != (o.transform == "none"))
+      const auto logarithmic = [](const std::string& t) { return t == "log" || t == "log1p"; };
+      if (o.transform == "logit" || i.transform == "logit" ||
+          logarithmic(i.transform) != logarithmic(o.transform))
         throw std::invalid_argument("model.residual." + o.name + " = \"" + i.name +
                                     "\": the output's transform (" + o.transform +
                                     ") and the input's (" + i.transform +
-                                    ") must both or neither be logarithmic");
+                                    ") must both or neither be logarithmic (log, log1p), and "
+                                    "neither a logit");
     }
   const ChannelLayout lin(in_names, cfg.augment, "input"), lout(out_names, cfg.augment, "target");
 
@@ -465,10 +542,28 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
                                 "^3 cells)");
   // Transforms, then residuals (in transformed units), then the normalisation of what the network
   // sees and predicts.
+  // A halo surrogate's targets become the occupation (0/1) and ln of the mean mass of the
+  // voxel's halos (0 where empty; masked out of the loss).
+  double halo_count = 0, halo_min_mass = 1e300, halo_volume = 0;
   auto transform = [&](std::vector<torch::Tensor>& xs, std::vector<torch::Tensor>& ys) {
     for (std::size_t i = 0; i < xs.size(); ++i) {
       for (std::size_t c = 0; c < tin.size(); ++c)
         xs[i][c].copy_(transformChannel(tin[c], xs[i][c]));
+      if (halo) {
+        const auto number = ys[i][0].clone(), mass = ys[i][1].clone();
+        const auto occ = number > 0.5;
+        if (occ.any().item<bool>())
+          halo_min_mass = std::min(
+              halo_min_mass,
+              (mass.masked_select(occ) / number.masked_select(occ)).min().item<double>());
+        halo_count += number.sum().item<double>();
+        halo_volume += std::pow(info.cell * number.size(0), 3);
+        ys[i][0].copy_(occ.to(torch::kFloat32));
+        ys[i][1].copy_(torch::where(occ, torch::log(torch::clamp_min(mass, 1.0) /
+                                                    torch::clamp_min(number, 1.0)),
+                                    torch::zeros_like(mass)));
+        continue;
+      }
       for (std::size_t c = 0; c < tout.size(); ++c) {
         ys[i][c].copy_(transformChannel(tout[c], ys[i][c]));
         if (!tout[c].residual_of.empty())
@@ -477,8 +572,30 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
     }
   };
   transform(raw_x, raw_y);
+  const double train_halo_count = halo_count, train_halo_volume = halo_volume,
+               train_min_mass = halo_min_mass;
   transform(val_x, val_y);
+  if (halo && !(train_halo_count > 0))
+    throw std::invalid_argument("training.loss = \"halo\": the training targets hold no halo "
+                                "(the first target must count halos per voxel)");
   auto norm_in = normalisation(raw_x, in_names), norm_out = normalisation(raw_y, out_names);
+  if (halo) {
+    // Presence: logits as they come (calibrated after training); mass: mean and std of ln M over
+    // the occupied training voxels.
+    norm_out[0].mean = 0.0;
+    norm_out[0].std = 1.0;
+    double s1 = 0, s2 = 0, cnt = 0;
+    for (const auto& y : raw_y) {
+      const auto occ = y[0] > 0.5;
+      const auto v = y[1].masked_select(occ).to(torch::kFloat64);
+      s1 += v.sum().item<double>();
+      s2 += (v * v).sum().item<double>();
+      cnt += static_cast<double>(v.numel());
+    }
+    norm_out[1].mean = s1 / cnt;
+    const double var = s2 / cnt - norm_out[1].mean * norm_out[1].mean;
+    norm_out[1].std = var > 1e-12 ? std::sqrt(var) : 1.0;
+  }
   for (std::size_t c = 0; c < tin.size(); ++c) {
     norm_in[c].transform = tin[c].transform;
     norm_in[c].floor = tin[c].floor;
@@ -549,10 +666,12 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
                                   "(its physical value, e.g. 1 + delta, weighs each voxel)");
   }
   auto loss_of = [&](const torch::Tensor& out, const torch::Tensor& y, const torch::Tensor& x) {
-    const int64_t len = cfg.crop - 2 * margin;
+    const int64_t len = out.size(2) - 2 * margin;
     auto c = [&](const torch::Tensor& t) {
       return t.narrow(2, margin, len).narrow(3, margin, len).narrow(4, margin, len);
     };
+    if (halo)
+      return haloLoss(c(out), c(y), cfg.focal_gamma, cfg.focal_alpha, cfg.mass_weight);
     if (weight_channel < 0)
       return torch::mse_loss(c(out), c(y));
     const Channel& wc = norm_in[weight_channel];
@@ -563,6 +682,20 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
 
   torch::manual_seed(cfg.seed); // the same initial weights on every rank
   UNet3d net(ucfg);
+  if (halo) {
+    // Start from the prior occupation pi (RetinaNet's initialisation: bias -ln((1 - pi) / pi)),
+    // so the focal loss does not begin dominated by the empty voxels.
+    double occupied = 0, voxels = 0;
+    for (const auto& t : train) {
+      occupied += t.y[0].sum().item<double>();
+      voxels += static_cast<double>(t.y[0].numel());
+    }
+    const double pi = std::clamp(occupied / voxels, 1e-6, 0.5);
+    torch::NoGradGuard ng;
+    for (auto& p : net->named_parameters())
+      if (p.key() == "head.bias")
+        p.value()[0].fill_(-std::log((1 - pi) / pi));
+  }
   torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(cfg.learning_rate));
 
   const std::string dir = cfg.directory;
@@ -634,7 +767,7 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
       const std::string tmp = temporaryName(ckpt);
       ar.save_to(tmp);
       commitFile(tmp, ckpt);
-      writeCurve(dir, result.curve);
+      writeCurve(dir, result.curve, halo);
     }
     mpiCheck(MPI_Barrier(comm), "training: checkpoint");
   };
@@ -747,7 +880,36 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
 
   // The model and its metadata record.
   ModelMetadata meta;
-  meta.kind = cfg.kind;
+  meta.kind = !cfg.kind.empty() ? cfg.kind : halo ? "halo_surrogate" : "emulator";
+  if (halo) {
+    // Calibration on the validation pairs, whole fields (the same on every rank).
+    torch::NoGradGuard ng;
+    net->eval();
+    std::vector<torch::Tensor> zs, ts, rs;
+    for (const auto& v : val) {
+      const auto out = net->forward(withConditioning(v.x, v.cond).unsqueeze(0))[0];
+      zs.push_back(out[0].flatten());
+      ts.push_back(v.y[0].flatten());
+      const auto occ = v.y[0] > 0.5;
+      rs.push_back((out[1] - v.y[1]).masked_select(occ));
+    }
+    const auto [a, b] = plattCalibration(torch::cat(zs), torch::cat(ts));
+    norm_out[0].mean = b;
+    norm_out[0].std = a;
+    const auto r = torch::cat(rs).to(torch::kFloat64);
+    HaloSurrogateInfo h;
+    h.presence = out_names[0];
+    h.mass = out_names[1];
+    if (r.numel() > 1) {
+      const double bias = r.mean().item<double>();
+      norm_out[1].mean -= bias * norm_out[1].std;
+      h.log_mass_scatter = r.std().item<double>() * norm_out[1].std;
+    }
+    h.min_mass = train_min_mass;
+    h.linking_length = cfg.linking_length;
+    h.number_density = train_halo_count / train_halo_volume;
+    meta.halo = h;
+  }
   meta.version = "1";
   meta.inputs = norm_in;
   meta.outputs = norm_out;
@@ -775,7 +937,7 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
     torch::save(net, tmp);
     writeTextFile(dir + "/model.json", wrapped.metadata().toJson().dump(2) + "\n");
     commitFile(tmp, result.model_path);
-    writeCurve(dir, result.curve);
+    writeCurve(dir, result.curve, halo);
   }
   mpiCheck(MPI_Barrier(comm), "training: model");
   result.finished = true;

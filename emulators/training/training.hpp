@@ -39,7 +39,7 @@ struct TrainingPair {
 struct TrainingConfig {
   std::vector<TrainingPair> train, validation;
   std::vector<std::string> input_names, output_names; // default: the datasets' base names
-  std::string kind = "emulator";
+  std::string kind; // default: "halo_surrogate" with the halo loss, else "emulator"
   // Channel transforms by channel name ("log", "log1p"; others "none"), with one argument floor;
   // residual outputs by output name -> input name (metadata.hpp).
   std::map<std::string, std::string> transforms, residual_of;
@@ -51,6 +51,16 @@ struct TrainingConfig {
   // Loss weighting: "" (plain MSE of the normalised outputs) or an input channel with a log or
   // log1p transform whose physical value weighs each voxel (1 + delta: mass weighting).
   std::string weight;
+  // "mse", or "halo" (a halo surrogate: the two targets are the number of halos and their total
+  // mass [Msun/h] per voxel; the outputs are the presence probability, trained with a focal loss
+  // (Lin et al. 2017: alpha_t (1 - p_t)^gamma BCE, summed and divided by the number of occupied
+  // voxels), and ln of the halo mass on the occupied voxels (squared error, times mass_weight).
+  // After training, a Platt calibration of the presence (sigmoid(a z + b), fitted on the
+  // validation pairs) becomes that channel's std and mean, and the rms scatter of ln M there the
+  // record's log_mass_scatter.
+  std::string loss = "mse";
+  double focal_gamma = 2.0, focal_alpha = 0.5, mass_weight = 1.0;
+  double linking_length = 0.2; // the truth's FoF b, for the record (halo loss)
   int depth = 2, width = 16; // U-Net
   int steps = 1000;
   int batch = 4; // crops per rank and step

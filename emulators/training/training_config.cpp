@@ -104,7 +104,11 @@ TrainingConfig parseTrainingConfig(const std::string& text,
   }
   {
     Section s(&root, "model", false);
-    c.kind = s.string("kind").value_or("emulator");
+    c.kind = s.string("kind").value_or("");
+    c.linking_length = s.number("linking_length", 0.2,
+                                "a number in (0, 1) (the truth's FoF b, halo surrogates)");
+    requireRange(c.linking_length > 0 && c.linking_length < 1, s.key("linking_length"),
+                 c.linking_length, "(0, 1)");
     c.depth = static_cast<int>(s.integer("depth", 2, "an integer in [0, 5]"));
     requireRange(c.depth >= 0 && c.depth <= 5, s.key("depth"), c.depth, "[0, 5]");
     c.width = static_cast<int>(s.integer("width", 16, "an integer in [1, 256]"));
@@ -183,6 +187,15 @@ TrainingConfig parseTrainingConfig(const std::string& text,
     c.checkpoint_every = static_cast<int>(s.integer("checkpoint_every", 100, "an integer >= 1"));
     requireRange(c.checkpoint_every >= 1, s.key("checkpoint_every"), c.checkpoint_every, ">= 1");
     c.weight = s.string("weight").value_or("");
+    c.loss = s.choice("loss", "mse", {"mse", "halo"});
+    c.focal_gamma = s.number("focal_gamma", 2.0, "a number in [0, 10]");
+    requireRange(c.focal_gamma >= 0 && c.focal_gamma <= 10, s.key("focal_gamma"), c.focal_gamma,
+                 "[0, 10]");
+    c.focal_alpha = s.number("focal_alpha", 0.5, "a number in (0, 1)");
+    requireRange(c.focal_alpha > 0 && c.focal_alpha < 1, s.key("focal_alpha"), c.focal_alpha,
+                 "(0, 1)");
+    c.mass_weight = s.number("mass_weight", 1.0, "a number >= 0");
+    requireRange(c.mass_weight >= 0, s.key("mass_weight"), c.mass_weight, ">= 0");
     c.validation_crops = static_cast<int>(s.integer("validation_crops", 4, "an integer >= 1"));
     requireRange(c.validation_crops >= 1, s.key("validation_crops"), c.validation_crops, ">= 1");
     s.finish();

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Halo-surrogate validation (not a CI test): U-Nets from the cheap run's density to halo presence
+# and mass, trained on the engine's own high-force-resolution FoF halos, measured on held-out
+# seeds at z = 1 and z = 0 against that truth, side by side with FoF on the cheap run itself.
+#   1. per seed, the truth (params/validation_halos.toml: 128^3 particles, 128 Mpc/h, 512^3 mesh,
+#      40 steps from a = 0.02, FoF b = 0.2 at a = 0.5 and 1) and the cheap production run of the
+#      same white noise (256^3 mesh, 10 steps from a = 0.1, FoF, the density on the surrogate's
+#      64^3 mesh: 2 Mpc/h voxels);
+#      training seeds 501-506, validation seed 507, held-out seeds 601-603;
+#   2. the truth's halos above the mass where n = 1e-3 (h/Mpc)^3 (the median over the training
+#      seeds of the 2097th largest group: 38 particles at z = 1, 58 at z = 0; written to
+#      thresholds.txt) as halo-number and halo-mass fields on the 64^3 mesh (halo_fields.py);
+#   3. `caustic train` with training.loss = "halo", one model per redshift (train_a*.toml);
+#   4. the held-out cheap runs again with both surrogates in-situ ([emulators.halos_z1],
+#      [emulators.halos_z0], mesh = 64), without P(k) outputs, for the cost;
+#   5. validation/plot_halos.py: r(k) and error power of the halo-mass field, mass functions,
+#      halo P(k), cost; halo_validation.txt and halo_*.png in output/validation_halos.
+# Usage: bash validation/halos.sh [NP] [STEPS]   (NP ranks, STEPS training steps, default 1500)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+np=${1:-2}
+steps=${2:-1500}
+out=output/validation_halos
+py=/usr/bin/python3
+hmesh=64 # the surrogate's mesh
+bash scripts/build.sh release >/dev/null
+caustic=build/src/caustic
+mkdir -p $out
+run() { bash jobs/mpirun.sh "$np" $caustic run "$@" --overwrite < /dev/null; }
+
+# 1. Truth and cheap runs.
+for s in 501 502 503 504 505 506 507 601 602 603; do
+  [ -f $out/truth_$s/halos_a1p0000.0.hdf5 ] ||
+    run params/validation_halos.toml --set simulation.seed=$s --set "output.directory=\"$out/truth_$s\"" > $out/truth_$s.log
+  [ -f $out/cheap_$s/halos_a1p0000.0.hdf5 ] &&
+    $py -c "import h5py,sys; sys.exit(h5py.File('$out/cheap_$s/density_a1.0000.hdf5')['Header'].attrs['MeshSize'] != $hmesh)" ||
+    run params/validation_halos.toml --set simulation.seed=$s --set simulation.mesh=256 \
+      --set simulation.steps=10 --set simulation.a_start=0.1 --set output.density=true \
+      --set output.density_mesh=$hmesh --set "output.directory=\"$out/cheap_$s\"" > $out/cheap_$s.log
+done
+
+# 2. Thresholds (n = 1e-3 on the training truth) and the truth's halo fields.
+$py - $out > $out/thresholds.txt <<'PY'
+import sys, h5py, numpy as np
+out = sys.argv[1]
+print("# a min_particles (median over training seeds of the group length at n = 1e-3 (h/Mpc)^3)")
+for a in ("0.5000", "1.0000"):
+    ks = []
+    for s in range(501, 507):
+        with h5py.File(f"{out}/truth_{s}/halos_a{a.replace('.', 'p')}.0.hdf5", "r") as f:
+            L = np.sort(f["Group/GroupLen"][:])[::-1]
+            V = f["Header"].attrs["BoxSize"] ** 3
+        ks.append(L[int(round(1e-3 * V)) - 1])
+    print(a, int(np.median(ks)))
+PY
+while read -r a nmin; do
+  [ "$a" = "#" ] && continue
+  for s in 501 502 503 504 505 506 507 601 602 603; do
+    $py validation/halo_fields.py $out/truth_$s/halos_a${a/./p}.0.hdf5 \
+      $out/truth_$s/halo_fields_a$a.hdf5 --mesh $hmesh --min-particles "$nmin" > /dev/null
+  done
+done < $out/thresholds.txt
+
+# 3. Training, one model per redshift.
+for a in 1.0000 0.5000; do
+  {
+    echo "# Halo surrogate at a = $a (written by validation/halos.sh)"
+    echo "[data]"
+    echo "train = ["
+    for s in 501 502 503 504 505 506; do
+      echo "  {inputs = [\"cheap_$s/density_a$a.hdf5:Fields/density\"], targets = [\"truth_$s/halo_fields_a$a.hdf5:Fields/halo_number\", \"truth_$s/halo_fields_a$a.hdf5:Fields/halo_mass\"]},"
+    done
+    echo "]"
+    echo "validation = [{inputs = [\"cheap_507/density_a$a.hdf5:Fields/density\"], targets = [\"truth_507/halo_fields_a$a.hdf5:Fields/halo_number\", \"truth_507/halo_fields_a$a.hdf5:Fields/halo_mass\"]}]"
+    cat <<TOML
+[model]
+kind = "halo_surrogate"
+depth = 2
+width = 16
+transforms = {density = "log1p"}
+linking_length = 0.2
+[training]
+loss = "halo"
+steps = $steps
+batch = 4
+crop = 32
+learning_rate = 1e-3
+warmup = 50
+validate_every = 100
+checkpoint_every = 500
+[output]
+directory = "$out/model_a$a"
+TOML
+  } > $out/train_a$a.toml
+  if [ ! -f $out/model_a$a/model.pt ]; then
+    rm -rf $out/model_a$a
+    bash jobs/mpirun.sh "$np" $caustic train $out/train_a$a.toml < /dev/null > $out/train_a$a.log
+  fi
+done
+
+# 4. Held-out cheap runs with the surrogates in-situ (no P(k): the cost of what users run).
+cat params/validation_halos.toml - > $out/heldout.toml <<TOML
+
+[emulators.halos_z1]
+model = "model_a0.5000/model.pt"
+a = [0.5]
+mesh = $hmesh
+
+[emulators.halos_z0]
+model = "model_a1.0000/model.pt"
+a = [1.0]
+mesh = $hmesh
+TOML
+for s in 601 602 603; do
+  run $out/heldout.toml --set simulation.seed=$s --set simulation.mesh=256 \
+    --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
+    --set "output.directory=\"$out/heldout_$s\"" > $out/heldout_$s.log
+done
+
+# 5. Figures and the table.
+$py validation/plot_halos.py $out $hmesh 601 602 603

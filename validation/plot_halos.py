@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Halo-surrogate validation figures and table (validation/halos.sh).
+
+    plot_halos.py OUT MESH SEED [SEED ...]
+
+For every held-out seed and both redshifts, against the truth's halos above the n = 1e-3 mass
+(halo_fields_a*.hdf5 of truth_SEED) and side by side with FoF on the cheap run itself (its most
+massive groups, as many as the truth has: abundance matching):
+  - the halo-mass field (mass per cell on the surrogate's MESH^3): cross-correlation r(k) with the truth's, and the
+    error power P_err = P_tt (1 - r^2) (the truth's power not explained by the prediction after
+    the best scaling) in units of the Poisson 1/n; for the surrogate both its expected field
+    (presence x mass, from the in-situ output) and its sampled catalogue;
+  - the mass function above 100 particles (0.2 dex bins, summed over seeds);
+  - the halo P(k) of the catalogues (number density, shot noise subtracted) relative to the truth;
+  - the cost: wall time of the cheap run + surrogate against the truth run (FoF included, the
+    power-spectrum outputs excluded) from the run summaries.
+Writes OUT/halo_validation.txt, OUT/halo_rk.png, OUT/halo_mf.png, OUT/halo_pk.png.
+"""
+import json
+import sys
+
+import h5py
+import numpy as np
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+N = 64  # set from the command line
+
+
+def catalogue(path):
+    with h5py.File(path, "r") as f:
+        h = dict(f["Header"].attrs)
+        return (f["Group/GroupPos"][:], f["Group/GroupMass"][:] * 1e10, f["Group/GroupLen"][:],
+                float(h["BoxSize"]), float(h["ParticleMass"]) * 1e10)
+
+
+def ngp(pos, weight, box):
+    idx = np.rint(pos / (box / N)).astype(np.int64) % N
+    flat = (idx[:, 0] * N + idx[:, 1]) * N + idx[:, 2]
+    return np.bincount(flat, weights=weight, minlength=N**3).reshape(N, N, N)
+
+
+def spectra(a, b, box):
+    """Auto and cross power of the overdensities of a and b in shells of the fundamental."""
+    fa = np.fft.rfftn(a / a.mean() - 1.0)
+    fb = np.fft.rfftn(b / b.mean() - 1.0)
+    kf = 2 * np.pi / box
+    kx = np.fft.fftfreq(N, 1.0 / N)
+    kz = np.fft.rfftfreq(N, 1.0 / N)
+    kk = np.sqrt(kx[:, None, None] ** 2 + kx[None, :, None] ** 2 + kz[None, None, :] ** 2)
+    w = np.full(kk.shape, 2.0)
+    w[..., 0] = 1.0
+    w[..., -1] = 1.0
+    shell = np.rint(kk).astype(int)
+    nb = N // 2
+    def bin_(x):
+        return np.bincount(shell.ravel(), weights=(w * x).ravel(), minlength=nb + 1)[1:nb]
+    cnt = bin_(np.ones_like(kk))
+    vol = box**3
+    paa = bin_(np.abs(fa) ** 2) / cnt * vol / N**6
+    pbb = bin_(np.abs(fb) ** 2) / cnt * vol / N**6
+    pab = bin_((fa * np.conj(fb)).real) / cnt * vol / N**6
+    k = kf * bin_(kk) / cnt
+    return k, paa, pbb, pab
+
+
+def main():
+    global N
+    out = sys.argv[1]
+    N = int(sys.argv[2])
+    seeds = [int(s) for s in sys.argv[3:]]
+    thresholds = {}
+    for line in open(f"{out}/thresholds.txt"):
+        if not line.startswith("#"):
+            a, n = line.split()
+            thresholds[a] = int(n)
+    hooks = {"0.5000": "halos_z1", "1.0000": "halos_z0"}
+    lines = ["# Halo surrogate, held-out seeds " + " ".join(map(str, seeds)) +
+             " (128^3 particles, 128 Mpc/h; truth: 512^3 mesh, 40 steps; cheap: 256^3, 10 steps)"]
+    fig_r, ax_r = plt.subplots(2, 2, figsize=(11, 8), sharex=True)
+    fig_m, ax_m = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig_p, ax_p = plt.subplots(1, 2, figsize=(11, 4.5))
+    for col, (a, hook) in enumerate(hooks.items()):
+        z = 1.0 / float(a) - 1.0
+        acc = {}
+        mf = {"truth": [], "surrogate": [], "cheap FoF": []}
+        for s in seeds:
+            tp, tm, tl, box, mp = catalogue(f"{out}/truth_{s}/halos_a{a.replace('.', 'p')}.0.hdf5")
+            keep = tl >= thresholds[a]
+            tp, tm = tp[keep], tm[keep]
+            nt = len(tm)
+            sp, sm, _, _, _ = catalogue(f"{out}/heldout_{s}/{hook}_a{a.replace('.', 'p')}.0.hdf5")
+            cp, cm, _, _, _ = catalogue(f"{out}/heldout_{s}/halos_a{a.replace('.', 'p')}.0.hdf5")
+            top = np.argsort(cm)[::-1][:nt]
+            cp, cm = cp[top], cm[top]
+            with h5py.File(f"{out}/heldout_{s}/{hook}_a{a}.hdf5", "r") as f:
+                expected = f["Fields/halo_mass_density"][:].astype(np.float64)
+            truth_m = ngp(tp, tm, box)
+            preds = {"surrogate (expected field)": (expected, None),
+                     "surrogate (sampled)": (ngp(sp, sm, box), ngp(sp, np.ones(len(sm)), box)),
+                     "cheap FoF": (ngp(cp, cm, box), ngp(cp, np.ones(len(cm)), box))}
+            truth_n = ngp(tp, np.ones(nt), box)
+            n = nt / box**3
+            for name, (fm, fn) in preds.items():
+                k, ptt, ppp, ptp = spectra(truth_m, fm, box)
+                r = ptp / np.sqrt(ptt * ppp)
+                e = acc.setdefault(name, {"r": [], "err": [], "pk": [], "n": []})
+                e["r"].append(r)
+                e["err"].append(ptt * (1 - r**2) * n)
+                if fn is not None:
+                    _, pt_n, pp_n, _ = spectra(truth_n, fn, box)
+                    npred = fn.sum() / box**3
+                    e["pk"].append((pp_n - 1 / npred) / (pt_n - 1 / n))
+                    e["n"].append(npred / n)
+            mf["truth"].append(tm)
+            mf["surrogate"].append(sm)
+            mf["cheap FoF"].append(cm)
+        kk = k
+        lines.append(f"\n## z = {z:.1f} (a = {a}): truth halos >= {thresholds[a]} particles "
+                     f"(n = 1e-3 (h/Mpc)^3), mean over seeds")
+        lines.append("| prediction | r(k<=0.5) min | r(0.7) | P_err n, k<=0.3 max | halo P(k<=0.5)/truth - 1, worst | n/n_truth |")
+        lines.append("|---|---|---|---|---|---|")
+        for name, e in acc.items():
+            r = np.mean(e["r"], axis=0)
+            err = np.mean(e["err"], axis=0)
+            i07 = np.argmin(np.abs(kk - 0.7))
+            row = f"| {name} | {r[kk <= 0.5].min():.3f} | {r[i07]:.3f} | {err[kk <= 0.3].max():.2f} |"
+            if e["pk"]:
+                pk = np.mean(e["pk"], axis=0)
+                row += f" {np.max(np.abs(pk[kk <= 0.5] - 1)) * 100:.1f}% | {np.mean(e['n']):.3f} |"
+                ax_p[col].plot(kk, pk, label=name)
+            else:
+                row += " | |"
+            lines.append(row)
+            ax_r[0][col].plot(kk, r, label=name)
+            ax_r[1][col].plot(kk, err, label=name)
+        # Mass function above 100 particles.
+        edges = np.log10(100 * mp) + 0.2 * np.arange(12)
+        h = {name: np.histogram(np.log10(np.concatenate(v)), bins=edges)[0] for name, v in mf.items()}
+        lines.append("\n| log10 M [Msun/h] | truth groups | surrogate/truth | cheap FoF/truth |")
+        lines.append("|---|---|---|---|")
+        worst = {"surrogate": 0.0, "cheap FoF": 0.0}
+        for i in range(len(edges) - 1):
+            if h["truth"][i] < 20:
+                continue
+            rs = h["surrogate"][i] / h["truth"][i]
+            rc = h["cheap FoF"][i] / h["truth"][i]
+            worst["surrogate"] = max(worst["surrogate"], abs(rs - 1))
+            worst["cheap FoF"] = max(worst["cheap FoF"], abs(rc - 1))
+            lines.append(f"| {edges[i]:.1f}-{edges[i + 1]:.1f} | {h['truth'][i]} | {rs:.3f} | {rc:.3f} |")
+        lines.append(f"worst bin (>= 20 truth groups): surrogate {worst['surrogate'] * 100:.1f}%, "
+                     f"cheap FoF {worst['cheap FoF'] * 100:.1f}%")
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        for name in mf:
+            ax_m[col].step(centres, np.maximum(h[name], 0.5), where="mid", label=name)
+        ax_m[col].set_yscale("log")
+        ax_m[col].set_xlabel("log10 M [Msun/h]")
+        ax_m[col].set_title(f"z = {z:.0f}: groups above 100 particles ({len(seeds)} seeds)")
+        ax_m[col].legend()
+        ax_r[0][col].set_title(f"halo-mass field, z = {z:.0f}")
+        ax_r[0][col].set_ylabel("r(k)")
+        ax_r[0][col].axhline(0.95, color="gray", ls=":")
+        ax_r[1][col].set_ylabel("P_err n")
+        ax_r[1][col].axhline(1.0, color="gray", ls=":")
+        ax_r[1][col].set_yscale("log")
+        ax_r[1][col].set_xlabel("k [h/Mpc]")
+        ax_r[0][col].legend(fontsize=8)
+        ax_p[col].axhline(1.0, color="gray", ls=":")
+        ax_p[col].fill_between([0, 0.5], 0.9, 1.1, color="gray", alpha=0.2)
+        ax_p[col].set_xscale("log")
+        ax_p[col].set_ylim(0, 2)
+        ax_p[col].set_xlabel("k [h/Mpc]")
+        ax_p[col].set_ylabel("P_halo / P_halo,truth (shot noise subtracted)")
+        ax_p[col].set_title(f"z = {z:.0f}")
+        ax_p[col].legend(fontsize=8)
+    # Cost.
+    lines.append("\n## Cost (2 ranks, wall seconds from run_summary.json)")
+    lines.append("| seed | truth run (FoF, no P(k)) | cheap run + surrogates (no FoF) | surrogates | speed-up |")
+    lines.append("|---|---|---|---|---|")
+    for s in seeds:
+        t = json.load(open(f"{out}/truth_{s}/run_summary.json"))
+        c = json.load(open(f"{out}/heldout_{s}/run_summary.json"))
+        tt = t["wall_seconds"] - t["timings_seconds_max_over_ranks"].get("step:observer:power_spectrum", 0)
+        ct = c["timings_seconds_max_over_ranks"]
+        hook = sum(v for k2, v in ct.items() if k2.startswith("step:observer:emulator"))
+        cc = c["wall_seconds"] - ct.get("step:observer:fof", 0)
+        lines.append(f"| {s} | {tt:.1f} | {cc:.1f} | {hook:.1f} | {tt / cc:.1f}x |")
+    text = "\n".join(lines) + "\n"
+    open(f"{out}/halo_validation.txt", "w").write(text)
+    print(text)
+    fig_r.tight_layout()
+    fig_r.savefig(f"{out}/halo_rk.png", dpi=110)
+    fig_m.tight_layout()
+    fig_m.savefig(f"{out}/halo_mf.png", dpi=110)
+    fig_p.tight_layout()
+    fig_p.savefig(f"{out}/halo_pk.png", dpi=110)
+
+
+if __name__ == "__main__":
+    main()
