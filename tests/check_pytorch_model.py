@@ -23,6 +23,12 @@
    snapshot on 16^3 pushed through the module as the record says; another log10_mc gives
    another field; a value outside the record's range, and a setting a run does not have, are
    refused with messages that name them.
+6. A halo surrogate (a record with a "halo" section): a PyTorch 1x1x1 convolution from the
+   log-transformed density to a presence logit and ln M, on the 16^3 mesh, at 1, 2 and 3 ranks.
+   Its presence, mass and expected halo-mass fields equal numpy's computation from the CIC of
+   the snapshot; its sampled catalogue (Gadget-4 group layout) is the same at every rank count,
+   holds as many halos as the summed presence within 5 binomial sigma, every halo within half a
+   cell of its voxel (GroupMinID) and at least the record's min_mass.
 """
 import argparse
 import json
@@ -79,6 +85,11 @@ model = "torch_identity.pt"
 [emulators.painter]
 model = "torch_painter.pt"
 mesh = {cmesh}
+
+[emulators.halos]
+model = "torch_halos.pt"
+mesh = {cmesh}
+seed = 11
 
 [baryons]
 log10_mc = {mc}
@@ -153,6 +164,44 @@ def apply_painter(module, delta, mc):
     return np.exp(y * P_OUT["std"] + P_OUT["mean"] + t)
 
 
+H_IN = dict(mean=-0.3, std=1.1, floor=1e-3)
+H_PRES = dict(mean=-1.0, std=1.5)  # a Platt calibration
+H_MASS = dict(mean=32.0, std=0.4)
+H_SCATTER, H_MINMASS = 0.3, 3e13
+HALO_CATALOGUES = {}
+
+
+def make_halo_net():
+    torch.manual_seed(5)
+    net = torch.nn.Conv3d(1, 2, 1).float().eval()
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([1.5, 0.8]).view(2, 1, 1, 1, 1))
+        net.bias.copy_(torch.tensor([-1.0, 0.2]))
+    return net
+
+
+def halo_record():
+    rec = record("halo_surrogate", "halo_presence", "tests/check_pytorch_model.py: halo net")
+    rec["cell_size"] = {"value": BOX / CMESH, "rtol": 0.01}
+    rec["receptive_field"] = 0
+    rec["inputs"] = [dict(name="density", transform="log1p", **H_IN)]
+    rec["outputs"] = [dict(name="halo_presence", transform="logit", floor=1e-6, **H_PRES),
+                      dict(name="halo_mass", transform="log", floor=1.0, **H_MASS)]
+    rec["halo"] = dict(presence="halo_presence", mass="halo_mass", log_mass_scatter=H_SCATTER,
+                       min_mass=H_MINMASS, linking_length=0.2, number_density=1e-3)
+    return rec
+
+
+def apply_halo_net(net, delta):
+    """Model::forward for the halo record: presence sigmoid(mean + std y0), mass exp(mean + std y1)."""
+    t = np.log(np.maximum(1.0 + delta.astype(np.float64), H_IN["floor"]))
+    xn = ((t - H_IN["mean"]) / H_IN["std"]).astype(np.float32)
+    with torch.no_grad():
+        y = net(torch.from_numpy(xn)[None, None]).numpy()[0].astype(np.float64)
+    p = 1.0 / (1.0 + np.exp(-(y[0] * H_PRES["std"] + H_PRES["mean"])))
+    return p, np.exp(y[1] * H_MASS["std"] + H_MASS["mean"])
+
+
 def make_net(seed):
     torch.manual_seed(seed)
     net = SmallNet().float().eval()
@@ -192,6 +241,9 @@ def save_models(work):
         "torch_identity": record("identity", "delta_identity", "tests/check_pytorch_model.py: identity",
                                  IN_MEAN, IN_STD),
     }
+    torch.jit.save(torch.jit.script(make_halo_net()), os.path.join(work, "torch_halos.pt"))
+    with open(os.path.join(work, "torch_halos.json"), "w") as f:
+        json.dump(halo_record(), f, indent=2)
     torch.jit.save(torch.jit.script(make_painter()), os.path.join(work, "torch_painter.pt"))
     with open(os.path.join(work, "torch_painter.json"), "w") as f:
         json.dump(painter_record(), f, indent=2)
@@ -320,6 +372,41 @@ def check_run(args, work, nranks, net, other_net, recs):
     check(attrs_p.get("conditioning") == "baryons.log10_mc = 13.2",
           "%s: painter output's conditioning attribute %r" % (tag, attrs_p.get("conditioning")))
 
+    # The halo surrogate: fields from numpy's CIC, and the sampled catalogue.
+    p_ref, m_ref = apply_halo_net(make_halo_net(), d16)
+    with h5py.File(os.path.join(out, "halos_a1.0000.hdf5"), "r") as f:
+        p_got = f["Fields/halo_presence"][...].astype(np.float64)
+        m_got = f["Fields/halo_mass"][...].astype(np.float64)
+        e_got = f["Fields/halo_mass_density"][...].astype(np.float64)
+    e_pres = np.abs(p_got - p_ref).max()
+    e_mass = np.abs(np.log(m_got) - np.log(m_ref)).max()
+    e_exp = np.abs(e_got / (p_got * m_got * np.exp(0.5 * H_SCATTER ** 2)) - 1).max()
+    print("%s: halo surrogate vs numpy: presence %.2e, ln mass %.2e, expected field %.2e" %
+          (tag, e_pres, e_mass, e_exp))
+    check(e_pres < 1e-5 and e_mass < 1e-5 and e_exp < 1e-5,
+          "%s: halo surrogate fields differ: %g %g %g" % (tag, e_pres, e_mass, e_exp))
+    cat_path = os.path.join(out, "halos_a1p0000.0.hdf5")
+    with h5py.File(cat_path, "r") as f:
+        ids = f["Group/GroupMinID"][...]
+        pos_h = f["Group/GroupPos"][...].astype(np.float64)
+        glen = f["Group/GroupLen"][...]
+        mp = f["Header"].attrs["ParticleMass"] * 1e10
+    HALO_CATALOGUES[nranks] = (ids, pos_h, glen)
+    n_exp = p_got.sum()
+    sd = np.sqrt((p_got * (1 - p_got)).sum())
+    vox = np.stack([ids // CMESH ** 2, ids // CMESH % CMESH, ids % CMESH], axis=1)
+    dx = pos_h - vox * (BOX / CMESH)
+    dx -= BOX * np.round(dx / BOX)
+    print("%s: halo catalogue: %d halos (summed presence %.1f +- %.1f), largest offset from the "
+          "voxel %.3f cells, smallest mass %.3g (min_mass %.3g)" %
+          (tag, len(ids), n_exp, sd, np.abs(dx).max() / (BOX / CMESH), glen.min() * mp, H_MINMASS))
+    check(abs(len(ids) - n_exp) < 5 * sd and len(ids) > 20, "%s: %d halos for a summed presence of "
+          "%.1f" % (tag, len(ids), n_exp))
+    check(np.abs(dx).max() <= 0.5 * BOX / CMESH + 1e-9, "%s: a halo outside its voxel" % tag)
+    check((glen * mp >= H_MINMASS - 0.5 * mp).all(), "%s: a halo below min_mass" % tag)
+    check(os.path.exists(os.path.join(out, "halos_mass_function_a1.0000.txt")),
+          "%s: no halo-surrogate mass function" % tag)
+
     # The comparison can fail: other weights, or the right weights without the normalisation.
     got, _ = read_hook(os.path.join(out, "torchmodel_a1.0000.hdf5"), "delta_torch")
     e_other = rel(got, apply_like_caustic(other_net, delta))
@@ -349,8 +436,20 @@ def main():
         same = torch.equal(torch.jit.load(os.path.join(work, "torch_model.pt"))(x), net(x))
     check(same, "torch.jit.load of the saved model differs from the module")
     outputs = {}
-    for nranks in (1, 2):
+    for nranks in (1, 2, 3):
         outputs[nranks] = check_run(args, work, nranks, net, other_net, recs)
+    # The halo catalogue is the same at every rank count (a float32 rounding of the presence could
+    # flip a voxel whose draw lies within 1e-7 of it: allow one such halo).
+    if all(n in HALO_CATALOGUES for n in (1, 2, 3)):
+        ids1, pos1, len1 = HALO_CATALOGUES[1]
+        for n in (2, 3):
+            ids_n, pos_n, len_n = HALO_CATALOGUES[n]
+            common, i1, i_n = np.intersect1d(ids1, ids_n, return_indices=True)
+            extra = len(ids1) + len(ids_n) - 2 * len(common)
+            same = np.array_equal(pos1[i1], pos_n[i_n]) and np.array_equal(len1[i1], len_n[i_n])
+            print("halo catalogue at %d ranks vs 1 rank: %d halos in one only; common ones %s" %
+                  (n, extra, "identical" if same else "DIFFER"))
+            check(extra <= 1 and same, "halo catalogue at %d ranks differs from 1 rank" % n)
     # Refusals: a conditioning value outside the record's range, a setting no run has.
     for case, mc, expect in (
             ("range", 14.5, "conditioning baryons.log10_mc = 14.5 outside the trained range [13, 14]"),
@@ -361,7 +460,7 @@ def main():
         if case == "unknown":
             rec["conditioning"][0]["name"] = "baryons.feedback"
         shutil.copy(os.path.join(work, "torch_painter.pt"), cwork)
-        for stem in ("torch_model", "torch_traced", "torch_identity"):
+        for stem in ("torch_model", "torch_traced", "torch_identity", "torch_halos"):
             shutil.copy(os.path.join(work, stem + ".pt"), cwork)
             shutil.copy(os.path.join(work, stem + ".json"), cwork)
         with open(os.path.join(cwork, "torch_painter.json"), "w") as f:
