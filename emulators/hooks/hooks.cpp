@@ -2,6 +2,7 @@
 
 #include "io/fields.hpp"
 #include "io/format.hpp"
+#include "emulators/inference/halo_field.hpp"
 #include "io/halos.hpp"
 #include "pm/analysis/halo_sampler.hpp"
 #include "pm/force/painter.hpp"
@@ -236,12 +237,7 @@ EmulatorHook::sampleHaloSurrogate(const std::shared_ptr<const SlabDecomposition>
   // The expected halo mass per voxel: presence x E[M], E[M] = M exp(sigma^2 / 2) for the
   // lognormal draw (the truncation at min_mass neglected).
   auto expected = std::make_unique<Field<float>>(decomp, "caustic::EmulatorHook::halo_mass");
-  const auto e = expected->real(), p = presence.real(), m = mass.real();
-  const float boost = static_cast<float>(std::exp(0.5 * h.log_mass_scatter * h.log_mass_scatter));
-  decomp->forEachPoint("caustic::EmulatorHook::expected_halo_mass",
-                       KOKKOS_LAMBDA(const MeshPoint& q) {
-                         e(q.index) = p(q.index) * m(q.index) * boost;
-                       });
+  expectedHaloMass(presence, mass, h.log_mass_scatter, *expected);
   return expected;
 }
 

@@ -26,4 +26,14 @@ struct InferenceOptions {
 void applyDistributed(const Model& model, const std::vector<const Field<float>*>& inputs,
                       const std::vector<Field<float>*>& outputs, const InferenceOptions& opt);
 
+// The vector-Jacobian product of applyDistributed: gradients[c](x) <- sum over output channels o
+// and cells y of weights[o](y) d model(inputs)[o](y) / d inputs[c](x), through the model's
+// transforms and normalisation (autograd per tile; the contributions to ghost planes are added to
+// their owners, those to the y/z padding wrapped periodically). Equal to the VJP of the
+// single-rank application. Collective.
+void applyDistributedVjp(const Model& model, const std::vector<const Field<float>*>& inputs,
+                         const std::vector<const Field<float>*>& weights,
+                         const std::vector<Field<float>*>& gradients,
+                         const InferenceOptions& opt);
+
 } // namespace caustic

@@ -177,6 +177,11 @@ void Model::setConditioning(const std::vector<double>& values) {
 }
 
 torch::Tensor Model::forward(const torch::Tensor& x) const {
+  torch::NoGradGuard no_grad;
+  return forwardWithGrad(x);
+}
+
+torch::Tensor Model::forwardWithGrad(const torch::Tensor& x) const {
   if (x.dim() < 2 || x.size(1) != static_cast<int64_t>(_meta.inputs.size()))
     throw std::runtime_error(
         "Model::forward: input has shape " + std::to_string(x.dim() < 2 ? -1 : x.size(1)) +
@@ -185,7 +190,6 @@ torch::Tensor Model::forward(const torch::Tensor& x) const {
     throw std::runtime_error("Model::forward: the model (" + _meta.kind + ") is conditioned on " +
                              std::to_string(_meta.conditioning.size()) +
                              " scalars whose values were not set");
-  torch::NoGradGuard no_grad;
   const auto dtype = x.scalar_type();
   const int cin = static_cast<int>(_meta.inputs.size());
   std::vector<torch::Tensor> tin; // transformed inputs (float64), kept for residual outputs

@@ -36,6 +36,8 @@ public:
   // of a conditioned model throws until they are set.
   void setConditioning(const std::vector<double>& values);
   torch::Tensor forward(const torch::Tensor& x) const;
+  // The same with autograd recording (for vector-Jacobian products with respect to x).
+  torch::Tensor forwardWithGrad(const torch::Tensor& x) const;
 
 private:
   std::function<torch::Tensor(const torch::Tensor&)> _run; // normalised in, normalised out
