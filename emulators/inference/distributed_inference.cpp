@@ -9,10 +9,11 @@ namespace caustic {
 
 namespace {
 
-// The tiles of one rank's slab, each an input tensor (1, C, len, n + 2R, n + 2R) holding the
-// tile's planes plus at least R ghost planes on each side (from the neighbours) and R periodic
-// cells on each side in y and z; see distributed_inference.hpp. Collective construction (the
-// ghost exchange).
+// The tiles of one rank's slab, each an input tensor (1, C, len, n + 2P, n + 2P) holding the
+// tile's planes plus at least R ghost planes on each side (from the neighbours) and P periodic
+// cells on each side in y and z: P = R, or 0 for a model that pads periodically itself (the
+// native U-Net: its whole-extent y and z need no padding, which on a small mesh is most of the
+// tile); see distributed_inference.hpp. Collective construction (the ghost exchange).
 class SlabTiles {
 public:
   SlabTiles(const Model& model, const std::vector<const Field<float>*>& inputs,
@@ -40,7 +41,8 @@ public:
       hg.push_back(Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), g));
       hin.push_back(Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), f->real()));
     }
-    m = n + 2 * R;
+    P = model.periodicPadding() ? 0 : R;
+    m = n + 2 * P;
   }
 
   // Local plane lx in [-R, nx + R) -> (owned, index): the field plane, or the ghost plane that
@@ -64,7 +66,7 @@ public:
           const int lx = t0 + i - left;
           for (int y = 0; y < m; ++y)
             for (int z = 0; z < m; ++z) {
-              const int yy = ((y - R) % n + n) % n, zz = ((z - R) % n + n) % n;
+              const int yy = ((y - P) % n + n) % n, zz = ((z - P) % n + n) % n;
               acc[0][c][i][y][z] = lx >= 0 && lx < nx
                                        ? hin[c](Field<float>::realIndex(lx, yy, zz, n))
                                        : hg[c](ghostOf(lx), yy, zz);
@@ -75,7 +77,7 @@ public:
   }
 
   std::shared_ptr<const SlabDecomposition> decomp;
-  int n, nx, x0, S, tile, R = 0, W = 0, m = 0;
+  int n, nx, x0, S, tile, R = 0, W = 0, P = 0, m = 0;
   std::unique_ptr<GhostPlanes> ghosts;
   std::vector<Kokkos::View<float*, Kokkos::HostSpace>> hin;
   std::vector<Kokkos::View<float***, Kokkos::HostSpace>> hg;
@@ -99,7 +101,7 @@ void applyDistributed(const Model& model, const std::vector<const Field<float>*>
   const SlabTiles tiles(model, inputs, opt, "applyDistributed");
   if (tiles.nx == 0)
     return;
-  const int n = tiles.n, R = tiles.R, cout = static_cast<int>(outputs.size());
+  const int n = tiles.n, P = tiles.P, cout = static_cast<int>(outputs.size());
   std::vector<Kokkos::View<float*, Kokkos::HostSpace>> hout;
   for (auto* f : outputs)
     hout.push_back(Kokkos::create_mirror_view(f->real()));
@@ -112,7 +114,7 @@ void applyDistributed(const Model& model, const std::vector<const Field<float>*>
       for (int i = 0; i < tn; ++i)
         for (int y = 0; y < n; ++y)
           for (int z = 0; z < n; ++z)
-            hout[c](Field<float>::realIndex(t0 + i, y, z, n)) = oacc[0][c][i + left][y + R][z + R];
+            hout[c](Field<float>::realIndex(t0 + i, y, z, n)) = oacc[0][c][i + left][y + P][z + P];
   });
   for (int c = 0; c < cout; ++c)
     Kokkos::deep_copy(outputs[c]->real(), hout[c]);
@@ -127,7 +129,7 @@ void applyDistributedVjp(const Model& model, const std::vector<const Field<float
     throw std::invalid_argument("applyDistributedVjp: needs inputs, one weight field per output "
                                 "and one gradient field per input");
   const SlabTiles tiles(model, inputs, opt, "applyDistributedVjp");
-  const int n = tiles.n, nx = tiles.nx, R = tiles.R, m = tiles.m;
+  const int n = tiles.n, nx = tiles.nx, P = tiles.P, m = tiles.m;
   const int cin = static_cast<int>(inputs.size()), cout = static_cast<int>(weights.size());
   // Gradients of the owned planes and of the ghost planes (added to their owners at the end).
   std::vector<Kokkos::View<float*, Kokkos::HostSpace>> hgrad;
@@ -153,7 +155,7 @@ void applyDistributedVjp(const Model& model, const std::vector<const Field<float
         for (int i = 0; i < tn; ++i)
           for (int y = 0; y < n; ++y)
             for (int z = 0; z < n; ++z)
-              wacc[0][c][i + left][y + R][z + R] = hw[c](Field<float>::realIndex(t0 + i, y, z, n));
+              wacc[0][c][i + left][y + P][z + P] = hw[c](Field<float>::realIndex(t0 + i, y, z, n));
       const auto x = x0.clone().set_requires_grad(true);
       const torch::Tensor yv = model.forwardWithGrad(x);
       checkShape(yv, cout, x);
@@ -166,7 +168,7 @@ void applyDistributedVjp(const Model& model, const std::vector<const Field<float
           const int lx = t0 + i - left;
           for (int y = 0; y < m; ++y)
             for (int z = 0; z < m; ++z) {
-              const int yy = ((y - R) % n + n) % n, zz = ((z - R) % n + n) % n;
+              const int yy = ((y - P) % n + n) % n, zz = ((z - P) % n + n) % n;
               const float v = gacc[0][c][i][y][z];
               if (lx >= 0 && lx < nx)
                 hgrad[c](Field<float>::realIndex(lx, yy, zz, n)) += v;

@@ -3,7 +3,8 @@
 //
 // Each rank gathers `radius` ghost planes of every input channel from its neighbours (several
 // ranks away when a slab is thinner than the radius, periodic), pads y and z periodically by
-// `radius`, evaluates the model on x-tiles of at most `tile_planes` planes (+ 2 radius), and
+// `radius` (not at all for a model that pads periodically itself: Model::periodicPadding, the
+// native U-Net), evaluates the model on x-tiles of at most `tile_planes` planes (+ 2 radius), and
 // keeps the central part. With the model's receptive-field radius <= `radius`, the result does
 // not depend on the decomposition or the tiling: it equals the model applied to the periodic
 // field on one rank. Models with a stride S > 1 (U-Nets: 2^depth) see the padding rounded up to

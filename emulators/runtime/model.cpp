@@ -88,6 +88,7 @@ Model::Model(UNet3d net, ModelMetadata meta) : _meta(std::move(meta)) {
   _meta.stride = net->config().stride();
   _holder = net.ptr();
   _run = [net](const torch::Tensor& x) mutable { return net->forward(x.to(torch::kFloat32)); };
+  _periodic = true;
 }
 
 Model Model::load(const std::string& path, const std::string& metadata_path) {

@@ -32,6 +32,9 @@ public:
   Model(UNet3d net, ModelMetadata meta);
 
   const ModelMetadata& metadata() const { return _meta; }
+  // Whether the module pads periodically itself (the native U-Net): applied to a field whole
+  // along an axis, it needs no padding there.
+  bool periodicPadding() const { return _periodic; }
   // The values of the metadata's conditioning scalars, in its order (physical units); forward()
   // of a conditioned model throws until they are set.
   void setConditioning(const std::vector<double>& values);
@@ -44,6 +47,7 @@ private:
   std::shared_ptr<void> _holder;                           // keeps the module alive
   ModelMetadata _meta;
   std::vector<double> _conditioning; // normalised
+  bool _periodic = false;
 };
 
 // The channel transform of metadata.hpp and its inverse, elementwise (any shape).
