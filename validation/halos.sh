@@ -33,7 +33,7 @@ for s in 501 502 503 504 505 506 507 601 602 603; do
   [ -f $out/truth_$s/halos_a1p0000.0.hdf5 ] ||
     run params/validation_halos.toml --set simulation.seed=$s --set "output.directory=\"$out/truth_$s\"" > $out/truth_$s.log
   [ -f $out/cheap_$s/halos_a1p0000.0.hdf5 ] &&
-    $py -c "import h5py,sys; sys.exit(h5py.File('$out/cheap_$s/density_a1.0000.hdf5')['Header'].attrs['MeshSize'] != $hmesh)" ||
+    $py -c "import h5py,sys; sys.exit(int(h5py.File('$out/cheap_$s/density_a1.0000.hdf5')['Header'].attrs['MeshSize'] != $hmesh))" ||
     run params/validation_halos.toml --set simulation.seed=$s --set simulation.mesh=256 \
       --set simulation.steps=10 --set simulation.a_start=0.1 --set output.density=true \
       --set output.density_mesh=$hmesh --set "output.directory=\"$out/cheap_$s\"" > $out/cheap_$s.log
