@@ -477,6 +477,10 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
                                    : ": only for halo surrogates (kind = \"torch\")"));
         e.seed = static_cast<std::uint64_t>(sd);
       }
+      e.selection = s.choice("selection", "sample", {"sample", "top"});
+      if (e.selection != "sample" && e.kind != "torch")
+        throw ParamError("emulators." + nm + ".selection = \"" + e.selection +
+                         "\": only for halo surrogates (kind = \"torch\")");
       s.finish();
       p.emulators.push_back(e);
     }

@@ -122,6 +122,9 @@ struct EmulatorHookParams {
   // Halo surrogates: the seed of the catalogue sampler (default: simulation.seed); an error for
   // other models.
   std::optional<std::uint64_t> seed;
+  // Halo surrogates: "sample" (a Bernoulli draw per voxel) or "top" (the round(sum of presence)
+  // most probable voxels); see pm/analysis/halo_sampler.hpp.
+  std::string selection = "sample";
 };
 
 // Channels an emulator hook can give a model, per field space ("eulerian": density,

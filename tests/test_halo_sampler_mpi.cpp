@@ -77,8 +77,9 @@ TEST(HaloSampler, OccupationPositionsMomentaAndMassesFollowTheFields) {
   for (std::size_t g = 0; g < cat.size(); ++g) {
     const std::uint64_t lab = cat.label[g];
     const int x = int(lab / (kN * kN)), y = int(lab / kN % kN), z = int(lab % kN);
-    if (g > 0)
+    if (g > 0) {
       EXPECT_LT(cat.label[g - 1], lab) << "sorted by label";
+    }
     (x % 3 == 0 ? n_hi : n_lo) += 1;
     const int idx[3] = {x, y, z};
     for (int a = 0; a < 3; ++a) {
@@ -132,4 +133,47 @@ TEST(HaloSampler, RefusesBadOptions) {
   auto o = options(0.1, 1e12);
   o.particle_mass = 0.0;
   EXPECT_THROW(f.sample(o), std::invalid_argument);
+}
+
+TEST(HaloSampler, TopSelectionTakesTheMostProbableVoxels) {
+  // A presence with distinct values: p = 0.9 (x + N y + N^2 z + 1) / (N^3 + 1) squared, so the
+  // top round(sum p) voxels are the last ones of that order, at every rank count.
+  auto make = [&](MPI_Comm comm) {
+    auto dd = std::make_shared<SlabDecomposition>(comm, kN, kBox);
+    auto p = std::make_unique<Field<float>>(dd, "p");
+    auto m = std::make_unique<Field<float>>(dd, "m");
+    const auto pr = p->real(), mr = m->real();
+    dd->forEachPoint("test::top", KOKKOS_LAMBDA(const MeshPoint& q) {
+      const double u = double(q.x + kN * q.y + kN * kN * q.z + 1) / (kN * kN * kN + 1);
+      pr(q.index) = float(0.9 * u * u);
+      mr(q.index) = 5e12f;
+    });
+    return std::make_pair(std::move(p), std::move(m));
+  };
+  auto o = options(0.2, 1e12);
+  o.top = true;
+  const auto [p, m] = make(MPI_COMM_WORLD);
+  const HaloCatalogue cat = sampleHalos(*p, *m, {nullptr, nullptr, nullptr}, o);
+  const auto [ps, ms] = make(MPI_COMM_SELF);
+  const HaloCatalogue ref = sampleHalos(*ps, *ms, {nullptr, nullptr, nullptr}, o);
+  // sum p = 0.9 sum u^2 over the N^3 voxels, computed here in double.
+  double sum = 0;
+  for (long i = 1; i <= long(kN) * kN * kN; ++i) {
+    const double u = double(i) / (kN * kN * kN + 1);
+    sum += double(float(0.9 * u * u));
+  }
+  const auto expected = static_cast<std::size_t>(std::round(sum));
+  EXPECT_EQ(cat.size(), expected);
+  EXPECT_EQ(cat.label, ref.label);
+  EXPECT_EQ(cat.pos, ref.pos);
+  EXPECT_EQ(cat.count, ref.count);
+  // Every selected voxel's order index x + N y + N^2 z is among the `expected` largest.
+  const long first = long(kN) * kN * kN - long(expected);
+  for (std::uint64_t lab : cat.label) {
+    const long x = long(lab / (kN * kN)), y = long(lab / kN % kN), z = long(lab % kN);
+    EXPECT_GE(x + kN * y + kN * kN * z, first);
+  }
+  // No momentum fields: zero velocities.
+  for (double v : cat.vel)
+    EXPECT_EQ(v, 0.0);
 }

@@ -12,7 +12,8 @@
 #      thresholds.txt) as halo-number and halo-mass fields on the 64^3 mesh (halo_fields.py);
 #   3. `caustic train` with training.loss = "halo", one model per redshift (train_a*.toml);
 #   4. the held-out cheap runs again with both surrogates in-situ ([emulators.halos_z1],
-#      [emulators.halos_z0], mesh = 64), without P(k) outputs, for the cost;
+#      [emulators.halos_z0], mesh = 64), without P(k) outputs, for the cost; once with
+#      selection = "sample" (Bernoulli draws) and once with "top" (the most probable voxels);
 #   5. validation/plot_halos.py: r(k) and error power of the halo-mass field, mass functions,
 #      halo P(k), cost; halo_validation.txt and halo_*.png in output/validation_halos.
 # Usage: bash validation/halos.sh [NP] [STEPS]   (NP ranks, STEPS training steps, default 1500)
@@ -115,6 +116,11 @@ for s in 601 602 603; do
   run $out/heldout.toml --set simulation.seed=$s --set simulation.mesh=256 \
     --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
     --set "output.directory=\"$out/heldout_$s\"" > $out/heldout_$s.log
+  # The same with the most probable voxels instead of Bernoulli draws.
+  run $out/heldout.toml --set simulation.seed=$s --set simulation.mesh=256 \
+    --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
+    --set emulators.halos_z1.selection=\"top\" --set emulators.halos_z0.selection=\"top\" \
+    --set "output.directory=\"$out/heldout_top_$s\"" > $out/heldout_top_$s.log
 done
 
 # 5. Figures and the table.

@@ -58,6 +58,10 @@ EmulatorHook::EmulatorHook(const Params& params, const EmulatorHookParams& hook,
   for (double a : as)
     enforceValidity(_model.metadata(), domainAt(a), _hook.force, _hook.name);
   const auto& meta = _model.metadata();
+  if (_hook.selection != "sample" && !meta.halo)
+    throw std::runtime_error("emulators." + _hook.name + ".selection = \"" + _hook.selection +
+                             "\": the model " + _hook.model + " (" + meta.kind +
+                             ") is not a halo surrogate; only halo surrogates select halos");
   if (_hook.seed && !meta.halo)
     throw std::runtime_error("emulators." + _hook.name + ".seed = " + std::to_string(*_hook.seed) +
                              ": the model " + _hook.model + " (" + meta.kind +
@@ -219,6 +223,7 @@ EmulatorHook::sampleHaloSurrogate(const std::shared_ptr<const SlabDecomposition>
   opt.log_mass_scatter = h.log_mass_scatter;
   opt.min_mass = h.min_mass;
   opt.particle_mass = s.particle_mass * 1e10;
+  opt.top = _hook.selection == "top";
   const HaloCatalogue cat = sampleHalos(presence, mass, {mom[0].get(), mom[1].get(), mom[2].get()},
                                         opt);
   HaloMeta hm{s.a, _params.simulation.box, s.particle_mass, h.linking_length,

@@ -28,14 +28,43 @@ HaloCatalogue sampleHalos(const Field<float>& presence, const Field<float>& mass
   const std::uint64_t seed = opt.seed;
   const std::uint32_t stream = opt.output << 8;
 
-  // 1. Which voxels hold a halo (stream 0).
+  // 1. Which voxels hold a halo: a Bernoulli draw each (stream 0), or those above the presence
+  // threshold that leaves round(sum p) voxels.
   Kokkos::View<int*> flag("caustic::sampleHalos::flag", npts > 0 ? npts : 1);
-  d.forEachPoint("caustic::sampleHalos::presence", KOKKOS_LAMBDA(const MeshPoint& q) {
-    double u0, u1;
-    philoxUniforms(seed, static_cast<std::uint32_t>(q.x), static_cast<std::uint32_t>(q.y),
-                   static_cast<std::uint32_t>(q.z), stream, u0, u1);
-    flag(q.compact) = u0 < static_cast<double>(p(q.index)) ? 1 : 0;
-  });
+  if (opt.top) {
+    const Comm& comm = d.comm();
+    auto global = [&](double local) {
+      double g = 0;
+      mpiCheck(MPI_Allreduce(&local, &g, 1, MPI_DOUBLE, MPI_SUM, comm.get()), "sampleHalos");
+      return g;
+    };
+    double sum = 0;
+    d.reducePoints("caustic::sampleHalos::sum", KOKKOS_LAMBDA(const MeshPoint& q, double& acc) {
+      acc += static_cast<double>(p(q.index));
+    }, sum);
+    const double target = std::round(global(sum));
+    // count(p > t) falls with t: the smallest t (to 2^-50) with count <= target.
+    double lo = -1.0, hi = 1.0;
+    for (int it = 0; it < 52; ++it) {
+      const double t = 0.5 * (lo + hi);
+      double count = 0;
+      d.reducePoints("caustic::sampleHalos::count", KOKKOS_LAMBDA(const MeshPoint& q, double& acc) {
+        acc += static_cast<double>(p(q.index)) > t ? 1.0 : 0.0;
+      }, count);
+      (global(count) <= target ? hi : lo) = t;
+    }
+    const double t = hi;
+    d.forEachPoint("caustic::sampleHalos::top", KOKKOS_LAMBDA(const MeshPoint& q) {
+      flag(q.compact) = static_cast<double>(p(q.index)) > t ? 1 : 0;
+    });
+  } else {
+    d.forEachPoint("caustic::sampleHalos::presence", KOKKOS_LAMBDA(const MeshPoint& q) {
+      double u0, u1;
+      philoxUniforms(seed, static_cast<std::uint32_t>(q.x), static_cast<std::uint32_t>(q.y),
+                     static_cast<std::uint32_t>(q.z), stream, u0, u1);
+      flag(q.compact) = u0 < static_cast<double>(p(q.index)) ? 1 : 0;
+    });
+  }
   // 2. Their slots in this rank's list (in voxel order).
   Kokkos::View<std::size_t*> slot("caustic::sampleHalos::slot", npts > 0 ? npts : 1);
   std::size_t count = 0;

@@ -2,7 +2,10 @@
 // Halo catalogues sampled from a halo surrogate's per-voxel fields.
 //
 // Voxel (i, j, k) of the mesh is the CIC cell of mesh point (i, j, k): the region within half a
-// cell of x = (i, j, k) H. It holds a halo with probability `presence`; a present halo is placed
+// cell of x = (i, j, k) H. It holds a halo with probability `presence` (selection "sample"), or
+// the round(sum of presence) voxels of highest presence hold one (selection "top": the most
+// probable halos, with no sampling noise of their own; the threshold is found by bisection over
+// the global counts, so it does not depend on the decomposition either); a present halo is placed
 // uniformly in that region, its ln M drawn from a normal of mean ln `mass` and width
 // `log_mass_scatter`, truncated below at ln `min_mass` (redrawn up to 64 times, else min_mass),
 // its member count is max(1, round(M / particle_mass)) and its mass that count times the
@@ -24,6 +27,7 @@ struct HaloSamplerOptions {
   double log_mass_scatter = 0.0; // >= 0
   double min_mass = 0.0;         // [Msun/h], > 0
   double particle_mass = 0.0;    // [Msun/h], > 0
+  bool top = false;              // the most probable voxels instead of Bernoulli draws
 };
 
 // Collective over the fields' communicator; the catalogue (sorted by label) on every rank, with
