@@ -177,3 +177,17 @@ TEST(HaloSampler, TopSelectionTakesTheMostProbableVoxels) {
   for (double v : cat.vel)
     EXPECT_EQ(v, 0.0);
 }
+
+TEST(HaloSampler, RefusesNonsenseFields) {
+  // A NaN presence on one rank's plane, then a zero mass: refused on every rank alike.
+  for (int which : {0, 1}) {
+    Fields f(MPI_COMM_WORLD);
+    auto& field = which == 0 ? f.presence : f.mass;
+    const auto r = field.real();
+    f.d->forEachPoint("test::poison", KOKKOS_LAMBDA(const MeshPoint& q) {
+      if (q.x == kN - 1 && q.y == 3 && q.z == 5)
+        r(q.index) = which == 0 ? std::nanf("") : 0.0f;
+    });
+    EXPECT_THROW(f.sample(options(0.1, 1e12)), std::runtime_error) << which;
+  }
+}

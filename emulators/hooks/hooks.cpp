@@ -66,6 +66,10 @@ EmulatorHook::EmulatorHook(const Params& params, const EmulatorHookParams& hook,
     throw std::runtime_error("emulators." + _hook.name + ".seed = " + std::to_string(*_hook.seed) +
                              ": the model " + _hook.model + " (" + meta.kind +
                              ") is not a halo surrogate; only halo surrogates sample");
+  if (meta.halo && _hook.name == "halos" && params.halos.enabled)
+    throw std::runtime_error("[emulators.halos]: a halo surrogate named \"halos\" would write its "
+                             "catalogue over the FoF catalogue (halos_a*.0.hdf5) of [halos]; "
+                             "choose another name");
   if (meta.halo && _space != FieldSpace::Eulerian)
     throw std::runtime_error("emulators." + _hook.name + ".space = \"" + _hook.space +
                              "\": the model " + _hook.model +

@@ -27,6 +27,18 @@ HaloCatalogue sampleHalos(const Field<float>& presence, const Field<float>& mass
   const auto p = presence.real(), m = mass.real();
   const std::uint64_t seed = opt.seed;
   const std::uint32_t stream = opt.output << 8;
+  // A model that returned nonsense is refused before anything is drawn or written.
+  double bad = 0;
+  d.reducePoints("caustic::sampleHalos::check", KOKKOS_LAMBDA(const MeshPoint& q, double& acc) {
+    const float pv = p(q.index), mv = m(q.index);
+    acc += (pv >= 0.0f && pv <= 1.0f && mv > 0.0f && mv < 3e38f) ? 0.0 : 1.0;
+  }, bad);
+  double bad_all = 0;
+  mpiCheck(MPI_Allreduce(&bad, &bad_all, 1, MPI_DOUBLE, MPI_SUM, d.comm().get()), "sampleHalos");
+  if (bad_all > 0)
+    throw std::runtime_error("sampleHalos: " + std::to_string(static_cast<long>(bad_all)) +
+                             " voxels hold a presence outside [0, 1] or a mass that is not a "
+                             "finite positive number; no catalogue written");
 
   // 1. Which voxels hold a halo: a Bernoulli draw each (stream 0), or those above the presence
   // threshold that leaves round(sum p) voxels.

@@ -31,7 +31,8 @@ struct HaloSamplerOptions {
 };
 
 // Collective over the fields' communicator; the catalogue (sorted by label) on every rank, with
-// radius and sigma_v zero. Throws std::invalid_argument for bad options.
+// radius and sigma_v zero. Throws std::invalid_argument for bad options, std::runtime_error
+// (on every rank) for a presence outside [0, 1] or a mass that is not finite and positive.
 HaloCatalogue sampleHalos(const Field<float>& presence, const Field<float>& mass,
                           const std::array<const Field<float>*, 3>& momentum,
                           const HaloSamplerOptions& opt);
