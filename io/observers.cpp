@@ -113,23 +113,32 @@ void HaloFinder::observe(Event, const SimulationState& s) {
   const double sep = _params.simulation.box / _params.simulation.particles;
   _last = findHalos(*s.particles, *s.mesh, sep, opt);
   _last_a = s.a;
-  const HaloCatalogue& cat = _last;
-  HaloMeta meta{s.a, _params.simulation.box, s.particle_mass, h.b, h.min_particles};
-  meta.omega_m = _params.cosmology.Omega_m;
-  meta.omega_lambda = 1.0 - _params.cosmology.Omega_m;
-  meta.hubble = _params.cosmology.h;
-  const std::string path =
-      (std::filesystem::path(_params.output.directory) / haloCatalogueName(format("halos_a%.4f", s.a)))
-          .string();
-  writeHaloCatalogue(path, s.mesh->comm().get(), cat, meta, &_params);
-  if (s.mesh->comm().rank() == 0) {
-    const std::string mf = outputName(_params.output.directory, "mass_function", s.a, ".txt");
-    writeMassFunction(mf, cat, meta);
-    if (_cb) {
-      _cb("halos", path);
-      _cb("mass_function", mf);
-    }
+  const auto paths = writeRunHalos(_params, s.mesh->comm().get(), _last, s.a, s.particle_mass, h.b,
+                                   h.min_particles, "halos", "mass_function");
+  if (s.mesh->comm().rank() == 0 && _cb) {
+    _cb("halos", paths.catalogue);
+    _cb("mass_function", paths.mass_function);
   }
+}
+
+RunHaloPaths writeRunHalos(const Params& params, MPI_Comm comm, const HaloCatalogue& cat, double a,
+                           double particle_mass, double b, int min_particles,
+                           const std::string& stem, const std::string& mf_stem) {
+  HaloMeta meta{a, params.simulation.box, particle_mass, b, min_particles};
+  meta.omega_m = params.cosmology.Omega_m;
+  meta.omega_lambda = 1.0 - params.cosmology.Omega_m;
+  meta.hubble = params.cosmology.h;
+  RunHaloPaths paths;
+  paths.catalogue = (std::filesystem::path(params.output.directory) /
+                     haloCatalogueName(format("%s_a%.4f", stem.c_str(), a)))
+                        .string();
+  writeHaloCatalogue(paths.catalogue, comm, cat, meta, &params);
+  paths.mass_function = outputName(params.output.directory, mf_stem, a, ".txt");
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  if (rank == 0)
+    writeMassFunction(paths.mass_function, cat, meta);
+  return paths;
 }
 
 struct LdlHook::State {

@@ -23,6 +23,16 @@ using OutputCallback = std::function<void(const std::string&, const std::string&
 std::string outputName(const std::string& dir, const std::string& stem, double a,
                        const std::string& ext);
 
+// Writes an in-situ halo catalogue found or made at scale factor a: <dir>/<stem>_a<a> as a
+// Gadget-4 group file (haloCatalogueName) with the run's box and cosmology in its header, and the
+// mass function <dir>/<mf_stem>_a<a>.txt (rank 0); returns their paths. Collective.
+struct RunHaloPaths {
+  std::string catalogue, mass_function;
+};
+RunHaloPaths writeRunHalos(const Params& params, MPI_Comm comm, const HaloCatalogue& cat, double a,
+                           double particle_mass, double b, int min_particles,
+                           const std::string& stem, const std::string& mf_stem);
+
 class SnapshotWriter : public Observer {
 public:
   SnapshotWriter(const Params& params, OutputCallback cb) : _params(params), _cb(std::move(cb)) {}

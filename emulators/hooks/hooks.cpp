@@ -3,15 +3,14 @@
 #include "io/fields.hpp"
 #include "io/format.hpp"
 #include "emulators/inference/halo_field.hpp"
-#include "io/halos.hpp"
 #include "pm/analysis/halo_sampler.hpp"
 #include "pm/force/painter.hpp"
 #include "pm/particles/migrate.hpp"
 #include "pm/stepping/simulation.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 
 namespace caustic {
 
@@ -151,8 +150,13 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
   std::string catalogue_path, mass_function_path;
   if (meta.halo) {
     const Particles& parts = copy ? *copy : *s.particles;
+    // The density input, when the model takes it, is the one the velocities need.
+    const auto d = std::find(_hook.inputs.begin(), _hook.inputs.end(), "density");
+    const Field<float>* density =
+        _space == FieldSpace::Eulerian && d != _hook.inputs.end() ? &in[d - _hook.inputs.begin()]
+                                                                  : nullptr;
     expected = sampleHaloSurrogate(decomp, out[meta.outputIndex(meta.halo->presence)],
-                                   out[meta.outputIndex(meta.halo->mass)], parts, s,
+                                   out[meta.outputIndex(meta.halo->mass)], density, parts, s,
                                    catalogue_path, mass_function_path);
     coutp.push_back(expected.get());
     names.push_back("halo_mass_density");
@@ -202,14 +206,20 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
 std::unique_ptr<Field<float>>
 EmulatorHook::sampleHaloSurrogate(const std::shared_ptr<const SlabDecomposition>& decomp,
                                   const Field<float>& presence, const Field<float>& mass,
-                                  const Particles& parts, const SimulationState& s,
-                                  std::string& catalogue_path, std::string& mass_function_path) {
+                                  const Field<float>* density, const Particles& parts,
+                                  const SimulationState& s, std::string& catalogue_path,
+                                  std::string& mass_function_path) {
   const HaloSurrogateInfo& h = *_model.metadata().halo;
   // The matter velocity per voxel: the CIC momentum over the CIC density, p = (1 + delta) p /
   // (1 + delta) (0 where the voxel holds no mass).
   const Painter<float> painter(decomp, Window::CIC);
-  Field<float> rho(decomp, "caustic::EmulatorHook::rho");
-  paintEulerian("density", rho, painter, parts, s.total_particles);
+  std::unique_ptr<Field<float>> painted;
+  if (!density) {
+    painted = std::make_unique<Field<float>>(decomp, "caustic::EmulatorHook::rho");
+    paintEulerian("density", *painted, painter, parts, s.total_particles);
+    density = painted.get();
+  }
+  const Field<float>& rho = *density;
   std::array<std::unique_ptr<Field<float>>, 3> mom;
   const char* comp[3] = {"momentum_x", "momentum_y", "momentum_z"};
   for (int a = 0; a < 3; ++a) {
@@ -230,19 +240,12 @@ EmulatorHook::sampleHaloSurrogate(const std::shared_ptr<const SlabDecomposition>
   opt.top = _hook.selection == "top";
   const HaloCatalogue cat = sampleHalos(presence, mass, {mom[0].get(), mom[1].get(), mom[2].get()},
                                         opt);
-  HaloMeta hm{s.a, _params.simulation.box, s.particle_mass, h.linking_length,
-              static_cast<int>(std::max(1L, std::lround(h.min_mass / opt.particle_mass)))};
-  hm.omega_m = _params.cosmology.Omega_m;
-  hm.omega_lambda = 1.0 - _params.cosmology.Omega_m;
-  hm.hubble = _params.cosmology.h;
-  catalogue_path = (std::filesystem::path(_params.output.directory) /
-                    haloCatalogueName(format("%s_a%.4f", _hook.name.c_str(), s.a)))
-                       .string();
-  writeHaloCatalogue(catalogue_path, s.mesh->comm().get(), cat, hm, &_params);
-  mass_function_path =
-      outputName(_params.output.directory, _hook.name + "_mass_function", s.a, ".txt");
-  if (s.mesh->comm().rank() == 0)
-    writeMassFunction(mass_function_path, cat, hm);
+  const auto paths = writeRunHalos(
+      _params, s.mesh->comm().get(), cat, s.a, s.particle_mass, h.linking_length,
+      static_cast<int>(std::max(1L, std::lround(h.min_mass / opt.particle_mass))), _hook.name,
+      _hook.name + "_mass_function");
+  catalogue_path = paths.catalogue;
+  mass_function_path = paths.mass_function;
   // The expected halo mass per voxel: presence x E[M], E[M] = M exp(sigma^2 / 2) for the
   // lognormal draw (the truncation at min_mass neglected).
   auto expected = std::make_unique<Field<float>>(decomp, "caustic::EmulatorHook::halo_mass");

@@ -29,12 +29,14 @@ private:
   ApplicationDomain domainAt(double a) const;
   // A halo surrogate's catalogue (written with its mass function; paths returned) sampled from
   // its presence and mass outputs with the particles' velocities, and its expected halo-mass
-  // field (returned). Collective.
+  // field (returned). `density`: the particles' CIC density contrast on `decomp` if already
+  // painted (else painted here). Collective.
   std::unique_ptr<Field<float>>
   sampleHaloSurrogate(const std::shared_ptr<const SlabDecomposition>& decomp,
                       const Field<float>& presence, const Field<float>& mass,
-                      const Particles& parts, const SimulationState& s,
-                      std::string& catalogue_path, std::string& mass_function_path);
+                      const Field<float>* density, const Particles& parts,
+                      const SimulationState& s, std::string& catalogue_path,
+                      std::string& mass_function_path);
 
   const Params& _params;
   EmulatorHookParams _hook;

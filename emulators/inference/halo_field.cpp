@@ -5,10 +5,17 @@
 
 namespace caustic {
 
+namespace {
+// exp(sigma^2 / 2): the mean of a lognormal draw over its median.
+float lognormalBoost(double scatter) {
+  return static_cast<float>(std::exp(0.5 * scatter * scatter));
+}
+} // namespace
+
 void expectedHaloMass(const Field<float>& presence, const Field<float>& mass, double scatter,
                       Field<float>& out) {
   const auto e = out.real(), p = presence.real(), m = mass.real();
-  const float boost = static_cast<float>(std::exp(0.5 * scatter * scatter));
+  const float boost = lognormalBoost(scatter);
   out.decomp().forEachPoint("caustic::expectedHaloMass", KOKKOS_LAMBDA(const MeshPoint& q) {
     e(q.index) = p(q.index) * m(q.index) * boost;
   });
@@ -27,42 +34,40 @@ HaloMassField::HaloMassField(const Model& model, InferenceOptions opt)
   _mass = meta.outputIndex(meta.halo->mass);
 }
 
-void HaloMassField::value(const Field<float>& delta, Field<float>& out) const {
-  const int cout = static_cast<int>(_model.metadata().outputs.size());
+std::vector<Field<float>> HaloMassField::outputs(const Field<float>& delta) const {
   std::vector<Field<float>> y;
   std::vector<Field<float>*> yp;
-  for (int c = 0; c < cout; ++c)
+  for (std::size_t c = 0; c < _model.metadata().outputs.size(); ++c)
     y.emplace_back(delta.decompPtr(), "caustic::HaloMassField::output");
   for (auto& f : y)
     yp.push_back(&f);
   applyDistributed(_model, {&delta}, yp, _opt);
+  return y;
+}
+
+void HaloMassField::value(const Field<float>& delta, Field<float>& out) const {
+  const auto y = outputs(delta);
   expectedHaloMass(y[_presence], y[_mass], _model.metadata().halo->log_mass_scatter, out);
 }
 
 void HaloMassField::vjp(const Field<float>& delta, const Field<float>& w,
                         Field<float>& grad) const {
-  const int cout = static_cast<int>(_model.metadata().outputs.size());
-  std::vector<Field<float>> y, wy;
-  std::vector<Field<float>*> yp;
+  const auto y = outputs(delta);
+  // dE = boost (M dp + p dM): the weights of the two outputs (zero for any other output).
+  std::vector<Field<float>> wy;
   std::vector<const Field<float>*> wp;
-  for (int c = 0; c < cout; ++c) {
-    y.emplace_back(delta.decompPtr(), "caustic::HaloMassField::output");
+  for (std::size_t c = 0; c < y.size(); ++c) {
     wy.emplace_back(delta.decompPtr(), "caustic::HaloMassField::weight");
     wy.back().setZero();
   }
-  for (auto& f : y)
-    yp.push_back(&f);
   for (const auto& f : wy)
     wp.push_back(&f);
-  applyDistributed(_model, {&delta}, yp, _opt);
-  // dE = boost (M dp + p dM): the weights of the two outputs.
-  const float boost =
-      static_cast<float>(std::exp(0.5 * std::pow(_model.metadata().halo->log_mass_scatter, 2)));
+  const float boost = lognormalBoost(_model.metadata().halo->log_mass_scatter);
   const auto p = y[_presence].real(), m = y[_mass].real(), wr = w.real();
-  const auto wp_ = wy[_presence].real(), wm = wy[_mass].real();
+  const auto wpres = wy[_presence].real(), wmass = wy[_mass].real();
   delta.decomp().forEachPoint("caustic::HaloMassField::weights", KOKKOS_LAMBDA(const MeshPoint& q) {
-    wp_(q.index) = wr(q.index) * m(q.index) * boost;
-    wm(q.index) = wr(q.index) * p(q.index) * boost;
+    wpres(q.index) = wr(q.index) * m(q.index) * boost;
+    wmass(q.index) = wr(q.index) * p(q.index) * boost;
   });
   applyDistributedVjp(_model, {&delta}, wp, {&grad}, _opt);
 }

@@ -28,6 +28,9 @@ public:
   void vjp(const Field<float>& delta, const Field<float>& w, Field<float>& grad) const;
 
 private:
+  // The model's output channels at delta. Collective.
+  std::vector<Field<float>> outputs(const Field<float>& delta) const;
+
   const Model& _model;
   InferenceOptions _opt;
   int _presence = 0, _mass = 1;

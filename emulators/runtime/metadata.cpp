@@ -84,6 +84,11 @@ std::vector<Channel> channels(const nlohmann::json& j, const std::string& key,
 
 } // namespace
 
+bool residualTransformsAgree(const std::string& in, const std::string& out) {
+  const auto logarithmic = [](const std::string& t) { return t == "log" || t == "log1p"; };
+  return in != "logit" && out != "logit" && logarithmic(in) == logarithmic(out);
+}
+
 bool isChannelTransform(const std::string& t) {
   return t == "none" || t == "log" || t == "log1p" || t == "logit";
 }
@@ -141,9 +146,7 @@ ModelMetadata ModelMetadata::fromJson(const nlohmann::json& j, const std::string
       if (it == m.inputs.end())
         throw std::runtime_error(where + ": output \"" + o.name + "\": residual_of = \"" +
                                  o.residual_of + "\" is not an input channel");
-      const auto logarithmic = [](const std::string& t) { return t == "log" || t == "log1p"; };
-      if (o.transform == "logit" || it->transform == "logit" ||
-          logarithmic(it->transform) != logarithmic(o.transform))
+      if (!residualTransformsAgree(it->transform, o.transform))
         throw std::runtime_error(where + ": output \"" + o.name + "\" (transform " + o.transform +
                                  ") is a residual of input \"" + it->name + "\" (transform " +
                                  it->transform +

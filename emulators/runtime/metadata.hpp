@@ -52,6 +52,10 @@ struct Channel {
   std::string residual_of;
 };
 
+// Whether an output with transform `out` may be a residual of an input with transform `in`:
+// both or neither logarithmic (log, log1p), and neither a logit.
+bool residualTransformsAgree(const std::string& in, const std::string& out);
+
 // Whether `t` names a channel transform; kChannelTransforms lists them for messages.
 bool isChannelTransform(const std::string& t);
 inline constexpr const char* kChannelTransforms = "none, log, log1p, logit";

@@ -499,9 +499,7 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
   for (const auto& o : tout)
     if (!o.residual_of.empty()) {
       const auto& i = tin[indexOf(in_names, o.residual_of)];
-      const auto logarithmic = [](const std::string& t) { return t == "log" || t == "log1p"; };
-      if (o.transform == "logit" || i.transform == "logit" ||
-          logarithmic(i.transform) != logarithmic(o.transform))
+      if (!residualTransformsAgree(i.transform, o.transform))
         throw std::invalid_argument("model.residual." + o.name + " = \"" + i.name +
                                     "\": the output's transform (" + o.transform +
                                     ") and the input's (" + i.transform +

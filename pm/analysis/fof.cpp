@@ -562,22 +562,6 @@ std::vector<double> groupRows(const std::map<std::uint64_t, GroupSums>& home, in
   return rows;
 }
 
-// Every rank's `mine`, concatenated in rank order, on every rank.
-template <class T>
-std::vector<T> allGathered(const std::vector<T>& mine, MPI_Datatype type, const Comm& comm) {
-  const int size = comm.size();
-  int n = static_cast<int>(mine.size());
-  std::vector<int> counts(size), displ(size, 0);
-  mpiCheck(MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, comm.get()), "findHalos");
-  for (int r = 1; r < size; ++r)
-    displ[r] = displ[r - 1] + counts[r - 1];
-  std::vector<T> all(static_cast<std::size_t>(displ[size - 1] + counts[size - 1]));
-  mpiCheck(MPI_Allgatherv(mine.data(), n, type, all.data(), counts.data(), displ.data(), type,
-                          comm.get()),
-           "findHalos");
-  return all;
-}
-
 // The catalogue from every rank's rows, sorted by label.
 HaloCatalogue catalogueOf(const std::vector<double>& all, double ell) {
   const std::size_t ng = all.size() / kRowWidth;
@@ -608,7 +592,7 @@ void addMembers(HaloCatalogue& cat, const Particles& parts,
   for (std::size_t i = 0; i < parts.size(); ++i)
     if (std::binary_search(cat.label.begin(), cat.label.end(), labels[i]))
       pairs.insert(pairs.end(), {labels[i], hid(i)});
-  const std::vector<std::uint64_t> allp = allGathered(pairs, MPI_UINT64_T, comm);
+  const std::vector<std::uint64_t> allp = allGathered(pairs, comm, "findHalos");
   std::vector<std::pair<std::uint64_t, std::uint64_t>> pp(allp.size() / 2);
   for (std::size_t k = 0; k < pp.size(); ++k)
     pp[k] = {allp[2 * k], allp[2 * k + 1]};
@@ -646,7 +630,7 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
   toHome.forward({Distributor::column(out, kPartialWidth)},
                  {Distributor::column(in, kPartialWidth)});
   const auto rows = groupRows(mergePartials(in, L), opt.min_particles, L);
-  HaloCatalogue cat = catalogueOf(allGathered(rows, MPI_DOUBLE, comm), ell);
+  HaloCatalogue cat = catalogueOf(allGathered(rows, comm, "findHalos"), ell);
   if (opt.member_ids)
     addMembers(cat, parts, labels, comm);
   return cat;

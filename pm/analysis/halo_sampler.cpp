@@ -136,17 +136,8 @@ HaloCatalogue sampleHalos(const Field<float>& presence, const Field<float>& mass
   auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), rows);
 
   // 4. Every rank's halos in rank order: x-slabs in order, so the list is sorted by label.
-  const Comm& comm = d.comm();
-  int mine = static_cast<int>(kRow * count);
-  std::vector<int> counts(comm.size()), displ(comm.size(), 0);
-  mpiCheck(MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, comm.get()),
-           "sampleHalos");
-  for (int r = 1; r < comm.size(); ++r)
-    displ[r] = displ[r - 1] + counts[r - 1];
-  std::vector<double> all(static_cast<std::size_t>(displ.back() + counts.back()));
-  mpiCheck(MPI_Allgatherv(host.data(), mine, MPI_DOUBLE, all.data(), counts.data(), displ.data(),
-                          MPI_DOUBLE, comm.get()),
-           "sampleHalos");
+  const std::vector<double> all = allGathered(
+      std::vector<double>(host.data(), host.data() + kRow * count), d.comm(), "sampleHalos");
   HaloCatalogue cat;
   const std::size_t ng = all.size() / kRow;
   for (std::size_t g = 0; g < ng; ++g) {

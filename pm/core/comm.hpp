@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace caustic {
 
@@ -61,6 +62,23 @@ template <> inline MPI_Datatype mpiType<long>() {
 }
 template <> inline MPI_Datatype mpiType<int>() {
   return MPI_INT;
+}
+
+// Every rank's `mine`, concatenated in rank order, on every rank (`where` names the caller in
+// errors). Collective.
+template <class T>
+std::vector<T> allGathered(const std::vector<T>& mine, const Comm& comm, const char* where) {
+  const int size = comm.size();
+  int n = static_cast<int>(mine.size());
+  std::vector<int> counts(size), displ(size, 0);
+  mpiCheck(MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, comm.get()), where);
+  for (int r = 1; r < size; ++r)
+    displ[r] = displ[r - 1] + counts[r - 1];
+  std::vector<T> all(static_cast<std::size_t>(displ[size - 1] + counts[size - 1]));
+  mpiCheck(MPI_Allgatherv(mine.data(), n, mpiType<T>(), all.data(), counts.data(), displ.data(),
+                          mpiType<T>(), comm.get()),
+           where);
+  return all;
 }
 
 } // namespace caustic
