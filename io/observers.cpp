@@ -39,24 +39,66 @@ PowerSpectrumWriter<T>::PowerSpectrumWriter(const Params& params, Workspace<T>& 
                                             OutputCallback cb)
     : _params(params), _ws(workspace), _plin(std::move(linear_power)), _cb(std::move(cb)) {}
 
-template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationState& s) {
+template <class T> PowerSpectrumWriter<T>::~PowerSpectrumWriter() {
+  if (_gravity)
+    _gravity->setDensityTap("", nullptr);
+}
+
+template <class T> PowerOptions PowerSpectrumWriter<T>::options() const {
   const auto& out = _params.output;
   PowerOptions po;
   po.window = windowFromName(out.window);
   po.interlace = out.interlace;
   po.subtract_shot_noise = out.subtract_shot_noise;
-  // The interlaced copy needs a second mesh.
-  const auto delta = _ws.lease("delta");
-  const auto work = _ws.lease("interlaced");
-  densityContrastK(*delta, *work, _ws.fft(), *s.particles, s.total_particles, po);
-  PowerSpectrum ps = binPower(*delta);
-  const double L = s.mesh->box();
-  ps.shot_noise = L * L * L / s.total_particles;
-  if (po.subtract_shot_noise) {
-    for (auto& p : ps.power)
-      p -= ps.shot_noise;
-    ps.subtracted = true;
+  return po;
+}
+
+template <class T> bool PowerSpectrumWriter<T>::measureAtForces(Gravity<T>& gravity, double a_start) {
+  const PowerOptions po = options();
+  if (gravity.painter().window() != po.window || &gravity.workspace() != &_ws)
+    return false;
+  _gravity = &gravity;
+  _measured_a = a_start;
+  const std::vector<double> outputs = _params.output.a;
+  gravity.setDensityTap(
+      "observer:" + name(),
+      [this, po, outputs](const Field<T>& rho_k, const Kokkos::View<double* [3]>& x, std::size_t n,
+                          double total, double a) {
+        // Once per output: the opening force of the next step sees the same positions again.
+        if (!isOutputScaleFactor(a, outputs) || isOutputScaleFactor(a, {_measured_a}))
+          return;
+        if (po.interlace) {
+          const auto shifted = _ws.lease("interlaced");
+          const int nm = rho_k.decomp().n();
+          _gravity->painter().paint(*shifted, x, n, double(nm) * nm * nm / total, 0.5);
+          _ws.fft().forward(*shifted);
+          _spectrum = binCompensatedPower(rho_k, &*shifted, po.window);
+        } else {
+          _spectrum = binCompensatedPower<T>(rho_k, nullptr, po.window);
+        }
+        addShotNoise(_spectrum, rho_k.decomp().box(), total, po.subtract_shot_noise);
+        _pending = true;
+        _measured_a = a;
+      });
+  return true;
+}
+
+template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationState& s) {
+  const auto& out = _params.output;
+  const PowerOptions po = options();
+  PowerSpectrum ps;
+  if (_pending && isOutputScaleFactor(s.a, {_measured_a})) {
+    ps = std::move(_spectrum); // measured at the force at these positions
+  } else {
+    // The interlaced copy needs a second mesh.
+    const auto delta = _ws.lease("delta");
+    const auto work = _ws.lease("interlaced");
+    densityContrastK(*delta, *work, _ws.fft(), *s.particles, s.total_particles, po);
+    ps = binPower(*delta);
+    addShotNoise(ps, s.mesh->box(), s.total_particles, po.subtract_shot_noise);
   }
+  _pending = false;
+  _measured_a = s.a;
   if (s.mesh->comm().rank() != 0)
     return;
   const auto& sim = _params.simulation;

@@ -7,6 +7,7 @@
 #include "io/params.hpp"
 #include "pm/analysis/fof.hpp"
 #include "pm/analysis/power_spectrum.hpp"
+#include "pm/force/gravity.hpp"
 #include "pm/mesh/workspace.hpp"
 #include "pm/stepping/observer.hpp"
 
@@ -51,14 +52,30 @@ template <class T> class PowerSpectrumWriter : public Observer {
 public:
   PowerSpectrumWriter(const Params& params, Workspace<T>& workspace,
                       std::function<double(double)> linear_power, OutputCallback cb);
+  ~PowerSpectrumWriter() override;
+  PowerSpectrumWriter(const PowerSpectrumWriter&) = delete;
+  PowerSpectrumWriter& operator=(const PowerSpectrumWriter&) = delete;
   std::string name() const override { return "power_spectrum"; }
   void observe(Event e, const SimulationState& s) override;
+  // Measures the spectra from `gravity`'s painted density at the force computed at each output's
+  // positions (the closing force of the step that ends there), so that an output adds only the
+  // interlaced copy's paint and FFT and the binning. Not when the gravity paints with another
+  // window than [output] asks for, nor when the outputs see other positions than the forces
+  // (PGD's displaced copy): those keep painting their own. The force at `a_start`, where the run
+  // starts or resumes, is not measured (its output, if any, is made without it). Returns whether
+  // the tap was attached.
+  bool measureAtForces(Gravity<T>& gravity, double a_start);
 
 private:
+  PowerOptions options() const;
   const Params& _params;
   Workspace<T>& _ws;
   std::function<double(double)> _plin;
   OutputCallback _cb;
+  Gravity<T>* _gravity = nullptr; // the tap's owner (detached on destruction)
+  double _measured_a = -1.0;      // a of the last spectrum measured or written
+  bool _pending = false;          // _spectrum was measured at a force and not written yet
+  PowerSpectrum _spectrum;
 };
 
 // Density contrast delta = rho / mean - 1 painted on the PM mesh (window of [output]), in a

@@ -122,9 +122,9 @@ Particles resumeState(RunContext& ctx, const Params& params, CheckpointInfo& inf
 }
 
 // At an output, frees the workspace's mesh buffers that no one holds (the force's, the
-// interlaced power spectrum's), so that the observers after it (FoF) reuse that memory instead
-// of adding to it; the next force evaluation allocates its buffer again (one allocation per
-// output, not per step).
+// interlaced power spectrum's), so that the observers after it (FoF, emulator hooks) reuse that
+// memory instead of adding to it; the next force evaluation allocates its buffer again (one
+// allocation per output, not per step). Runs without such observers do not release.
 template <class T> class ReleaseIdleMeshes : public Observer {
 public:
   explicit ReleaseIdleMeshes(Workspace<T>& ws) : _ws(ws) {}
@@ -368,7 +368,10 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
   }
   for (auto& h : hooks)
     observers.push_back(h.get());
-  if (!params.halos.enabled)
+  // Hooks may lease meshes of their own: give them back after the output. A run with neither
+  // FoF nor hooks keeps its buffers (the power spectrum's interlaced copy), so that an output
+  // does not allocate and touch them again: nothing in it needs the memory.
+  if (!params.halos.enabled && !hooks.empty())
     observers.push_back(&release_meshes);
 
   // PGD displaces a copy of the particles at each output; every output observer sees the copy.
@@ -378,6 +381,11 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
                                                   *correction->pgd, observers);
     observers = {pgd_outputs.get()};
   }
+  // The spectra at outputs come from the closing force's painted density (no paint and FFT of
+  // their own) unless PGD displaces what the outputs see.
+  if (out.power_spectrum && !pgd_outputs &&
+      spectra.measureAtForces(nbody.gravity(), opt.resume ? resumed.state.a : boundaries.front()))
+    ctx.log("power spectra: measured from the force's density at the outputs");
 
   SimulationState base;
   base.mesh = mesh;

@@ -7,9 +7,12 @@
 
 namespace caustic {
 
-template <class T> PowerSpectrum binPower(const Field<T>& delta_k) {
-  ScopedRegion region("caustic::binPower");
-  const auto& d = delta_k.decomp();
+namespace {
+
+// Bins power(mode) (|delta(k)|^2 in DFT units, before the V / N^6 normalisation) over the local
+// modes in spherical shells and reduces over the ranks. Collective.
+template <class PowerOf>
+PowerSpectrum binModes(const Decomposition& d, const char* label, const PowerOf& power) {
   const int n = d.n();
   const int nbins = n / 2 + 1; // bin 0 holds only k = 0 and is dropped
   const double kf = d.kFundamental();
@@ -17,7 +20,6 @@ template <class T> PowerSpectrum binPower(const Field<T>& delta_k) {
   const double norm = volume / (static_cast<double>(n) * n * n) / (static_cast<double>(n) * n * n);
   Kokkos::View<double* [3]> acc("caustic::binPower::acc", nbins);
   auto sv = Kokkos::Experimental::create_scatter_view(acc);
-  auto c = delta_k.complex();
   // |m| and its bin per integer |m|^2 (at most 3 (N/2)^2): no square root per mode. The tables
   // (12 B per entry) are used up to 2^22 entries (N <= 2364, 50 MB); larger meshes take the
   // square root per mode rather than gigabytes of table.
@@ -33,7 +35,7 @@ template <class T> PowerSpectrum binPower(const Field<T>& delta_k) {
         bin(q) = static_cast<int>(km::floor(m + 0.5));
       });
   d.forEachMode(
-      "caustic::binPower::accumulate", KOKKOS_LAMBDA(const MeshMode& mode) {
+      label, KOKKOS_LAMBDA(const MeshMode& mode) {
         const long q = static_cast<long>(mode.mx) * mode.mx + static_cast<long>(mode.my) * mode.my +
                        static_cast<long>(mode.mz) * mode.mz;
         const double m = tabulate ? mag(q) : km::sqrt(double(q));
@@ -42,8 +44,7 @@ template <class T> PowerSpectrum binPower(const Field<T>& delta_k) {
           return;
         // Modes with 0 < kz < N/2 stand for their conjugate partner too (mode.weight = 2).
         const double w = mode.weight;
-        const auto v = c(mode.index);
-        const double p = (double(v.real()) * v.real() + double(v.imag()) * v.imag()) * norm;
+        const double p = power(mode) * norm;
         auto a = sv.access();
         a(b, 0) += w * m * kf;
         a(b, 1) += w * p;
@@ -70,12 +71,84 @@ template <class T> PowerSpectrum binPower(const Field<T>& delta_k) {
   return ps;
 }
 
+// The window compensation and interlacing of a painted density in Fourier space, from per-axis
+// tables over m in [-N/2, N/2] (index m + N/2): the window sinc(pi m / N)^p and the interlacing
+// phase e^{i pi m / N}; a mode's values are products over its three axes, so no transcendental
+// function is evaluated per mode.
+struct Compensation {
+  Kokkos::View<double*> win, phase_cos, phase_sin;
+  int half = 0;
+  bool interlace = false;
+
+  Compensation(int n, Window window, bool interlaced)
+      : win("caustic::densityContrastK::window", n + 1),
+        phase_cos("caustic::densityContrastK::cos", n + 1),
+        phase_sin("caustic::densityContrastK::sin", n + 1), half(n / 2), interlace(interlaced) {
+    const int p = windowOrder(window);
+    auto w = win, c = phase_cos, s1 = phase_sin;
+    Kokkos::parallel_for(
+        "caustic::densityContrastK::tables", Kokkos::RangePolicy<>(0, n + 1), KOKKOS_LAMBDA(int j) {
+          const double s = M_PI * (j - n / 2) / n; // k_i H / 2 = pi m_i / N
+          const double sinc = s == 0.0 ? 1.0 : km::sin(s) / s;
+          w(j) = km::pow(sinc, p);
+          c(j) = km::cos(s);
+          s1(j) = km::sin(s);
+        });
+  }
+
+  // The compensated (and interlaced: b the copy painted at x + H/2) value of a mode, rounded to
+  // T as it is stored in a mesh.
+  template <class T>
+  KOKKOS_INLINE_FUNCTION Kokkos::complex<T> operator()(const MeshMode& mode,
+                                                       const Kokkos::complex<T>& a,
+                                                       const Kokkos::complex<T>& b) const {
+    const int jx = mode.mx + half, jy = mode.my + half, jz = mode.mz + half;
+    const double w = win(jx) * win(jy) * win(jz);
+    Kokkos::complex<double> v(a.real(), a.imag());
+    if (interlace) {
+      // The copy painted at x + H/2 is the field translated by +H/2: undo with
+      // e^{+ik.s} = product over the axes of e^{i pi m_i / N}.
+      const Kokkos::complex<double> e = Kokkos::complex<double>(phase_cos(jx), phase_sin(jx)) *
+                                        Kokkos::complex<double>(phase_cos(jy), phase_sin(jy)) *
+                                        Kokkos::complex<double>(phase_cos(jz), phase_sin(jz));
+      const Kokkos::complex<double> vb(b.real(), b.imag());
+      v = 0.5 * (v + vb * e);
+    }
+    v /= w;
+    return Kokkos::complex<T>(T(v.real()), T(v.imag()));
+  }
+};
+
+} // namespace
+
+template <class T> PowerSpectrum binPower(const Field<T>& delta_k) {
+  ScopedRegion region("caustic::binPower");
+  auto c = delta_k.complex();
+  return binModes(delta_k.decomp(), "caustic::binPower::accumulate",
+                  KOKKOS_LAMBDA(const MeshMode& mode) {
+                    const auto v = c(mode.index);
+                    return double(v.real()) * v.real() + double(v.imag()) * v.imag();
+                  });
+}
+
+template <class T>
+PowerSpectrum binCompensatedPower(const Field<T>& rho_k, const Field<T>* shifted_k, Window window) {
+  ScopedRegion region("caustic::binCompensatedPower");
+  const Compensation comp(rho_k.decomp().n(), window, shifted_k != nullptr);
+  auto a = rho_k.complex();
+  auto b = shifted_k ? shifted_k->complex() : a;
+  return binModes(rho_k.decomp(), "caustic::binCompensatedPower::accumulate",
+                  KOKKOS_LAMBDA(const MeshMode& mode) {
+                    const auto v = comp(mode, a(mode.index), b(mode.index));
+                    return double(v.real()) * v.real() + double(v.imag()) * v.imag();
+                  });
+}
+
 template <class T>
 void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft, const Particles& parts,
                       double total_particles, const PowerOptions& opt) {
   ScopedRegion region("caustic::densityContrastK");
   const auto& d = delta_k.decomp();
-  const int n = d.n();
   const Painter<T> painter(delta_k.decompPtr(), opt.window);
   auto toContrast = [&](Field<T>& f, double shift) {
     paintDensityContrast(f, painter, parts, total_particles, shift);
@@ -84,42 +157,21 @@ void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft, cons
   toContrast(delta_k, 0.0);
   if (opt.interlace)
     toContrast(work, 0.5);
-  const int p = windowOrder(opt.window);
-  const bool interlace = opt.interlace;
-  // Per-axis tables over m in [-N/2, N/2] (index m + N/2): the window sinc(pi m / N)^p and the
-  // interlacing phase e^{i pi m / N}; a mode's values are products over its three axes, so the
-  // loop over modes evaluates no transcendental function.
-  Kokkos::View<double*> win1("caustic::densityContrastK::window", n + 1),
-      cos1("caustic::densityContrastK::cos", n + 1), sin1("caustic::densityContrastK::sin", n + 1);
-  Kokkos::parallel_for(
-      "caustic::densityContrastK::tables", Kokkos::RangePolicy<>(0, n + 1), KOKKOS_LAMBDA(int j) {
-        const double s = M_PI * (j - n / 2) / n; // k_i H / 2 = pi m_i / N
-        const double sinc = s == 0.0 ? 1.0 : km::sin(s) / s;
-        win1(j) = km::pow(sinc, p);
-        cos1(j) = km::cos(s);
-        sin1(j) = km::sin(s);
-      });
+  const Compensation comp(d.n(), opt.window, opt.interlace);
   auto a = delta_k.complex();
   auto b = work.complex();
-  const int h = n / 2;
   d.forEachMode(
-      "caustic::densityContrastK::compensate", KOKKOS_LAMBDA(const MeshMode& mode) {
-        const int jx = mode.mx + h, jy = mode.my + h, jz = mode.mz + h;
-        const double win = win1(jx) * win1(jy) * win1(jz);
-        const std::size_t i = mode.index;
-        Kokkos::complex<double> v(a(i).real(), a(i).imag());
-        if (interlace) {
-          // The copy painted at x + H/2 is the field translated by +H/2: undo with
-          // e^{+ik.s} = product over the axes of e^{i pi m_i / N}.
-          const Kokkos::complex<double> e =
-              Kokkos::complex<double>(cos1(jx), sin1(jx)) *
-              Kokkos::complex<double>(cos1(jy), sin1(jy)) * Kokkos::complex<double>(cos1(jz), sin1(jz));
-          const Kokkos::complex<double> vb(b(i).real(), b(i).imag());
-          v = 0.5 * (v + vb * e);
-        }
-        v /= win;
-        a(i) = Kokkos::complex<T>(T(v.real()), T(v.imag()));
-      });
+      "caustic::densityContrastK::compensate",
+      KOKKOS_LAMBDA(const MeshMode& mode) { a(mode.index) = comp(mode, a(mode.index), b(mode.index)); });
+}
+
+void addShotNoise(PowerSpectrum& ps, double box, double total_particles, bool subtract) {
+  ps.shot_noise = box * box * box / total_particles;
+  if (subtract) {
+    for (auto& p : ps.power)
+      p -= ps.shot_noise;
+    ps.subtracted = true;
+  }
 }
 
 template <class T>
@@ -130,18 +182,15 @@ PowerSpectrum measurePower(const Particles& parts, double total_particles,
   Field<T> work(mesh, "caustic::measurePower::work");
   densityContrastK(delta, work, fft, parts, total_particles, opt);
   PowerSpectrum ps = binPower(delta);
-  const double L = mesh->box();
-  ps.shot_noise = L * L * L / total_particles;
-  if (opt.subtract_shot_noise) {
-    for (auto& p : ps.power)
-      p -= ps.shot_noise;
-    ps.subtracted = true;
-  }
+  addShotNoise(ps, mesh->box(), total_particles, opt.subtract_shot_noise);
   return ps;
 }
 
 template PowerSpectrum binPower<float>(const Field<float>&);
 template PowerSpectrum binPower<double>(const Field<double>&);
+template PowerSpectrum binCompensatedPower<float>(const Field<float>&, const Field<float>*, Window);
+template PowerSpectrum binCompensatedPower<double>(const Field<double>&, const Field<double>*,
+                                                   Window);
 template void densityContrastK<float>(Field<float>&, Field<float>&, const FFT<float>&,
                                       const Particles&, double, const PowerOptions&);
 template void densityContrastK<double>(Field<double>&, Field<double>&, const FFT<double>&,

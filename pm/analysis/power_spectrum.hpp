@@ -31,6 +31,17 @@ struct PowerOptions {
 // Bins the power of delta_k (Fourier space, DFT convention). Collective.
 template <class T> PowerSpectrum binPower(const Field<T>& delta_k);
 
+// The binned power of a painted density in Fourier space (any normalisation whose mean maps to
+// the DC mode, which is not binned: 1 + delta painted with mass N^3 / N_particles, or delta),
+// compensated for `window` and, with `shifted_k` (the same particles painted at x + H/2,
+// transformed), interlaced: equal to densityContrastK then binPower, without writing either
+// field (the force computation's painted density can be measured in passing). Collective.
+template <class T>
+PowerSpectrum binCompensatedPower(const Field<T>& rho_k, const Field<T>* shifted_k, Window window);
+
+// Sets ps.shot_noise = V / N_particles and subtracts it from the power if `subtract`.
+void addShotNoise(PowerSpectrum& ps, double box, double total_particles, bool subtract);
+
 // Density contrast of the particles in Fourier space, deconvolved by the window and, if asked,
 // interlaced; `total_particles` is the global particle count. `work` is overwritten; `delta_k`
 // receives the result. Collective.

@@ -106,6 +106,10 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nso
     ScopedPhase t(_times, "fft_forward");
     fft.forward(phi_field);
   }
+  if (_tap) {
+    ScopedPhase t(_times, _tap_phase);
+    _tap(phi_field, sources, nsources, total_sources, a);
+  }
   {
     ScopedPhase t(_times, "kernels");
     applyPotential(phi_field, a, false);

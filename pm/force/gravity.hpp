@@ -18,7 +18,9 @@
 #include "pm/mesh/mesh.hpp"
 #include "pm/mesh/workspace.hpp"
 
+#include <functional>
 #include <memory>
+#include <string>
 
 namespace caustic {
 
@@ -63,6 +65,19 @@ public:
   // correction if `correct`. Without the correction a real, even kernel: its own adjoint.
   void applyPotential(Field<T>& f, double a, bool correct = true) const;
 
+  // A reader of the painted density: called in every force() after the forward FFT, before the
+  // potential is applied, with the density in Fourier space (mass N^3 / total_sources per
+  // source: 1 + delta, DC mode N^3), the sources and the force's scale factor. It must not write
+  // the field; it may lease the workspace's other buffers. Outputs that need the density at the
+  // positions a force is computed at (a power spectrum at an output time) take it from here
+  // rather than painting and transforming it again. Timed as `phase`; an empty tap removes it.
+  using DensityTap = std::function<void(const Field<T>& rho_k, const Kokkos::View<double* [3]>& sources,
+                                        std::size_t nsources, double total_sources, double a)>;
+  void setDensityTap(std::string phase, DensityTap tap) {
+    _tap_phase = std::move(phase);
+    _tap = std::move(tap);
+  }
+
   // The force corrections (none by default); force() applies both.
   void setPotentialCorrection(std::shared_ptr<const PotentialCorrection<T>> c) {
     _potential_correction = std::move(c);
@@ -99,6 +114,8 @@ private:
   std::shared_ptr<const PotentialCorrection<T>> _potential_correction;
   std::shared_ptr<const ParticleCorrection> _particle_correction;
   PhaseTimes _times;
+  DensityTap _tap;
+  std::string _tap_phase;
   // Per-axis kernel tables over the integer wavenumber index i in [0, N): k_eff^2 term, gradient
   // D(k) [h/Mpc] and window sinc^p; built once.
   Kokkos::View<double*> _lap, _grad, _win;
