@@ -166,6 +166,53 @@ void writeBlock(hid_t parent, const std::string& name, hid_t mem_type, hid_t fil
   attr(dset, "units", units, ctx);
 }
 
+PieceWriter::PieceWriter(hid_t parent, const std::string& name, hid_t file_type, int ncomp,
+                         std::uint64_t n_total, std::uint64_t n_local, std::uint64_t offset,
+                         std::uint64_t piece_rows, MPI_Comm comm, const std::string& ctx)
+    : _ncomp(ncomp), _n_total(n_total), _offset(offset),
+      _piece_rows(std::max<std::uint64_t>(piece_rows, 1)), _name(name), _ctx(ctx) {
+  const int rank = ncomp > 1 ? 2 : 1;
+  const hsize_t gdims[2] = {n_total, static_cast<hsize_t>(ncomp)};
+  Handle fspace(check(H5Screate_simple(rank, gdims, nullptr), ctx + ": dataspace " + name),
+                H5Sclose);
+  _dset = Handle(check(H5Dcreate2(parent, name.c_str(), file_type, fspace, H5P_DEFAULT,
+                                  H5P_DEFAULT, H5P_DEFAULT),
+                       ctx + ": create dataset " + name),
+                 H5Dclose);
+  // An empty dataset is created and not written (HDF5 refuses a write of nothing); the global
+  // shape is the same on every rank, so they all skip together.
+  const std::uint64_t mine = (n_local + _piece_rows - 1) / _piece_rows;
+  std::uint64_t most = 0;
+  if (MPI_Allreduce(&mine, &most, 1, MPI_UINT64_T, MPI_MAX, comm) != MPI_SUCCESS)
+    throw std::runtime_error(ctx + ": agreeing on the pieces of " + name);
+  _pieces = n_total > 0 ? std::max<std::uint64_t>(most, 1) : 0;
+}
+
+void PieceWriter::write(hid_t mem_type, const void* data, std::uint64_t first,
+                        std::uint64_t count) {
+  const int rank = _ncomp > 1 ? 2 : 1;
+  const hsize_t ldims[2] = {count, static_cast<hsize_t>(_ncomp)};
+  const hsize_t start[2] = {_offset + first, 0};
+  Handle fspace(check(H5Dget_space(_dset), _ctx + ": dataspace " + _name), H5Sclose);
+  Handle mspace(check(H5Screate_simple(rank, ldims, nullptr), _ctx + ": memory space " + _name),
+                H5Sclose);
+  if (count > 0) {
+    check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, ldims, nullptr),
+          _ctx + ": select " + _name);
+  } else {
+    H5Sselect_none(fspace);
+    H5Sselect_none(mspace);
+  }
+  Handle xfer(check(H5Pcreate(H5P_DATASET_XFER), _ctx), H5Pclose);
+  H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
+  // A rank with no rows still takes part, with a non-null buffer.
+  static const double none = 0.0;
+  if (H5Dwrite(_dset, mem_type, mspace, fspace, xfer, count > 0 && data ? data : &none) < 0)
+    throw std::runtime_error(_ctx + ": writing dataset " + _name + " failed");
+}
+
+void PieceWriter::finish(const std::string& units) { attr(_dset, "units", units, _ctx); }
+
 double readAttr(hid_t obj, const char* name, const std::string& ctx) {
   if (H5Aexists(obj, name) <= 0)
     throw std::runtime_error(ctx + ": attribute " + name + " missing");

@@ -4,6 +4,7 @@
 #include <hdf5.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <functional>
 
 #include <cstdint>
@@ -82,6 +83,54 @@ void writeParallelFile(const std::string& path, MPI_Comm comm,
 void writeBlock(hid_t parent, const std::string& name, hid_t mem_type, hid_t file_type,
                 const void* data, int rank, const hsize_t* gdims, const hsize_t* start,
                 const hsize_t* ldims, const std::string& units, const std::string& ctx);
+
+// An (n_total x ncomp) dataset (ncomp 1: one-dimensional) written collectively in pieces of at
+// most `piece_rows` of this rank's rows: fill(first, count, buffer) puts the rank's local rows
+// [first, first + count) into `buffer` (count * ncomp values of V); they go to global rows
+// offset + first... Every rank makes the same number of writes (the largest rank's), a rank with
+// nothing left selecting none. The conversion buffer stays bounded (piece_rows * ncomp values)
+// whatever the particle count, instead of a full converted copy of a column.
+template <class V> hid_t nativeType();
+template <> inline hid_t nativeType<float>() { return H5T_NATIVE_FLOAT; }
+template <> inline hid_t nativeType<double>() { return H5T_NATIVE_DOUBLE; }
+template <> inline hid_t nativeType<std::uint64_t>() { return H5T_NATIVE_UINT64; }
+
+class PieceWriter {
+public:
+  // Creates the dataset (collective); the pieces follow with write().
+  PieceWriter(hid_t parent, const std::string& name, hid_t file_type, int ncomp,
+              std::uint64_t n_total, std::uint64_t n_local, std::uint64_t offset,
+              std::uint64_t piece_rows, MPI_Comm comm, const std::string& ctx);
+  std::uint64_t pieces() const { return _pieces; }
+  std::uint64_t pieceRows() const { return _piece_rows; }
+  // Piece p (collective; every rank calls it for p = 0 .. pieces() - 1): `count` rows from
+  // local row `first` in `data`.
+  void write(hid_t mem_type, const void* data, std::uint64_t first, std::uint64_t count);
+  void finish(const std::string& units); // the units attribute
+
+private:
+  Handle _dset;
+  int _ncomp;
+  std::uint64_t _n_total, _offset, _piece_rows, _pieces = 0;
+  std::string _name, _ctx;
+};
+
+template <class V, class Fill>
+void writeRowsInPieces(hid_t parent, const std::string& name, hid_t file_type, int ncomp,
+                       std::uint64_t n_total, std::uint64_t n_local, std::uint64_t offset,
+                       MPI_Comm comm, const Fill& fill, const std::string& units,
+                       const std::string& ctx, std::uint64_t piece_rows = 1u << 18) {
+  PieceWriter w(parent, name, file_type, ncomp, n_total, n_local, offset, piece_rows, comm, ctx);
+  std::vector<V> buffer(static_cast<std::size_t>(std::min(n_local, w.pieceRows()) * ncomp));
+  for (std::uint64_t p = 0; p < w.pieces(); ++p) {
+    const std::uint64_t first = std::min(n_local, p * w.pieceRows());
+    const std::uint64_t count = std::min(n_local - first, w.pieceRows());
+    if (count > 0)
+      fill(first, count, buffer.data());
+    w.write(nativeType<V>(), buffer.data(), first, count);
+  }
+  w.finish(units);
+}
 
 // Opens `path` read-only with the MPI-IO driver (collective); refuses files that are not HDF5
 // or cannot be opened (truncated, corrupted) with `ctx` and the reason.

@@ -177,25 +177,31 @@ void writeSnapshot(const std::string& path, const Comm& comm, const Particles& p
         // Gadget velocity: v_pec / sqrt(a) [km/s], v_pec = a dx/dt = p / a [100 km/s].
         const double vfac = 100.0 / (info.a * std::sqrt(info.a));
         const bool dbl = params.output.double_precision;
-        std::vector<double> xd, vd;
-        std::vector<float> xf, vf;
-        for (std::uint64_t i = 0; i < n_local; ++i)
-          for (int c = 0; c < 3; ++c) {
-            if (dbl) {
-              xd.push_back(hx(i, c));
-              vd.push_back(hp(i, c) * vfac);
-            } else {
-              xf.push_back(static_cast<float>(hx(i, c)));
-              vf.push_back(static_cast<float>(hp(i, c) * vfac));
-            }
-          }
-        const hid_t mt = dbl ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT;
         const hid_t ft = dbl ? H5T_IEEE_F64LE : H5T_IEEE_F32LE;
-        writeRows(pt, "Coordinates", mt, ft, dbl ? (const void*)xd.data() : (const void*)xf.data(),
-                  n_total, n_local, offset, 3, "Mpc/h (comoving)", ctx);
-        writeRows(pt, "Velocities", mt, ft, dbl ? (const void*)vd.data() : (const void*)vf.data(),
-                  n_total, n_local, offset, 3,
-                  "km/s (peculiar velocity / sqrt(a), Gadget convention)", ctx);
+        // Converted in pieces: the buffer is bounded, not a copy of every column.
+        auto columns = [&](auto zero) {
+          using V = decltype(zero);
+          h5::writeRowsInPieces<V>(
+              pt, "Coordinates", ft, 3, n_total, n_local, offset, comm.get(),
+              [&](std::uint64_t first, std::uint64_t count, V* out) {
+                for (std::uint64_t i = 0; i < count; ++i)
+                  for (int c = 0; c < 3; ++c)
+                    out[3 * i + c] = static_cast<V>(hx(first + i, c));
+              },
+              "Mpc/h (comoving)", ctx);
+          h5::writeRowsInPieces<V>(
+              pt, "Velocities", ft, 3, n_total, n_local, offset, comm.get(),
+              [&](std::uint64_t first, std::uint64_t count, V* out) {
+                for (std::uint64_t i = 0; i < count; ++i)
+                  for (int c = 0; c < 3; ++c)
+                    out[3 * i + c] = static_cast<V>(hp(first + i, c) * vfac);
+              },
+              "km/s (peculiar velocity / sqrt(a), Gadget convention)", ctx);
+        };
+        if (dbl)
+          columns(0.0);
+        else
+          columns(0.0f);
         writeRows(pt, "ParticleIDs", H5T_NATIVE_UINT64, H5T_STD_U64LE, hid.data(), n_total, n_local,
                   offset, 1, "Lagrangian lattice index (i*N + j)*N + k", ctx);
         writeParticleAttributes(pt, parts, n_total, offset, ctx);

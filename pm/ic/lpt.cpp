@@ -47,9 +47,69 @@ LptFields<T> lptDisplacements(const Field<T>& delta_k, const FFT<T>& fft, int or
   const T kf = T(dp->kFundamental());
   LptFields<T> out;
   out.order = order;
+  // The second order first, so that its work meshes become the displacement meshes: seven
+  // meshes with delta at most (delta, S2 and the three Hessian meshes, then the six
+  // displacements), each allocated and first touched once. Every multiplyModes writes all of
+  // its output, so a reused mesh starts from nothing of its past.
+  std::unique_ptr<Field<T>> src;
+  if (order >= 2) {
+    // phi1_ij(k) = k_i k_j / k^2 delta(k): second derivatives of the potential in real space.
+    auto hessian = [&](Field<T>& f, int a, int b) {
+      multiplyModes(
+          f, delta_k, KOKKOS_LAMBDA(const MeshMode& m) {
+            const int mi[3] = {m.mx, m.my, m.mz};
+            const int m2 = m.m2();
+            if (m2 == 0)
+              return Kokkos::complex<T>(0, 0);
+            return Kokkos::complex<T>(T(mi[a] * mi[b]) / T(m2), T(0));
+          });
+      fft.backward(f);
+    };
+    src = std::make_unique<Field<T>>(dp, "caustic::lpt::S2");
+    std::array<std::unique_ptr<Field<T>>, 3> h;
+    for (int c = 0; c < 3; ++c) {
+      h[c] = std::make_unique<Field<T>>(dp, "caustic::lpt::hessian");
+      hessian(*h[c], c, c);
+    }
+    {
+      auto s = src->real();
+      auto xx = h[0]->real(), yy = h[1]->real(), zz = h[2]->real();
+      dp->forEachPoint(
+          "caustic::lpt::S2diag", KOKKOS_LAMBDA(const MeshPoint& p) {
+            const std::size_t i = p.index;
+            s(i) = xx(i) * yy(i) + xx(i) * zz(i) + yy(i) * zz(i);
+          });
+    }
+    const int pairs[3][2] = {{0, 1}, {0, 2}, {1, 2}};
+    for (auto& pr : pairs) {
+      hessian(*h[0], pr[0], pr[1]);
+      auto s = src->real();
+      auto od = h[0]->real();
+      dp->forEachPoint(
+          "caustic::lpt::S2offdiag",
+          KOKKOS_LAMBDA(const MeshPoint& p) { s(p.index) -= od(p.index) * od(p.index); });
+    }
+    fft.forward(*src);
+    // psi2_i(k) = -i k_i / k^2 S2(k), Nyquist planes zeroed.
+    for (int c = 0; c < 3; ++c) {
+      out.psi2[c] = std::move(h[c]);
+      multiplyModes(
+          *out.psi2[c], *src, KOKKOS_LAMBDA(const MeshMode& m) {
+            const int m2 = m.m2();
+            if (m2 == 0 || m.nyquist(n))
+              return Kokkos::complex<T>(0, 0);
+            const int mc = c == 0 ? m.mx : (c == 1 ? m.my : m.mz);
+            return Kokkos::complex<T>(T(0), -T(mc) / (kf * T(m2)));
+          });
+      fft.backward(*out.psi2[c]);
+    }
+  }
   // psi1_i(k) = i k_i / k^2 delta(k)
   for (int c = 0; c < 3; ++c) {
-    out.psi1[c] = std::make_unique<Field<T>>(dp, "caustic::lpt::psi1");
+    if (c == 0 && src)
+      out.psi1[c] = std::move(src);
+    else
+      out.psi1[c] = std::make_unique<Field<T>>(dp, "caustic::lpt::psi1");
     multiplyModes(
         *out.psi1[c], delta_k, KOKKOS_LAMBDA(const MeshMode& m) {
           const int m2 = m.m2();
@@ -59,59 +119,6 @@ LptFields<T> lptDisplacements(const Field<T>& delta_k, const FFT<T>& fft, int or
           return Kokkos::complex<T>(T(0), T(mc) / (kf * T(m2)));
         });
     fft.backward(*out.psi1[c]);
-  }
-  if (order < 2)
-    return out;
-
-  // phi1_ij(k) = k_i k_j / k^2 delta(k): second derivatives of the potential in real space.
-  auto hessian = [&](Field<T>& f, int a, int b) {
-    multiplyModes(
-        f, delta_k, KOKKOS_LAMBDA(const MeshMode& m) {
-          const int mi[3] = {m.mx, m.my, m.mz};
-          const int m2 = m.m2();
-          if (m2 == 0)
-            return Kokkos::complex<T>(0, 0);
-          return Kokkos::complex<T>(T(mi[a] * mi[b]) / T(m2), T(0));
-        });
-    fft.backward(f);
-  };
-  Field<T> src(dp, "caustic::lpt::S2");
-  std::array<std::unique_ptr<Field<T>>, 3> h;
-  for (int c = 0; c < 3; ++c) {
-    h[c] = std::make_unique<Field<T>>(dp, "caustic::lpt::hessian");
-    hessian(*h[c], c, c);
-  }
-  {
-    auto s = src.real();
-    auto xx = h[0]->real(), yy = h[1]->real(), zz = h[2]->real();
-    dp->forEachPoint(
-        "caustic::lpt::S2diag", KOKKOS_LAMBDA(const MeshPoint& p) {
-          const std::size_t i = p.index;
-          s(i) = xx(i) * yy(i) + xx(i) * zz(i) + yy(i) * zz(i);
-        });
-  }
-  const int pairs[3][2] = {{0, 1}, {0, 2}, {1, 2}};
-  for (auto& pr : pairs) {
-    hessian(*h[0], pr[0], pr[1]);
-    auto s = src.real();
-    auto od = h[0]->real();
-    dp->forEachPoint(
-        "caustic::lpt::S2offdiag",
-        KOKKOS_LAMBDA(const MeshPoint& p) { s(p.index) -= od(p.index) * od(p.index); });
-  }
-  fft.forward(src);
-  // psi2_i(k) = -i k_i / k^2 S2(k), Nyquist planes zeroed.
-  for (int c = 0; c < 3; ++c) {
-    out.psi2[c] = std::make_unique<Field<T>>(dp, "caustic::lpt::psi2");
-    multiplyModes(
-        *out.psi2[c], src, KOKKOS_LAMBDA(const MeshMode& m) {
-          const int m2 = m.m2();
-          if (m2 == 0 || m.nyquist(n))
-            return Kokkos::complex<T>(0, 0);
-          const int mc = c == 0 ? m.mx : (c == 1 ? m.my : m.mz);
-          return Kokkos::complex<T>(T(0), -T(mc) / (kf * T(m2)));
-        });
-    fft.backward(*out.psi2[c]);
   }
   return out;
 }
