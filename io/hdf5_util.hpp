@@ -119,7 +119,7 @@ template <class V, class Fill>
 void writeRowsInPieces(hid_t parent, const std::string& name, hid_t file_type, int ncomp,
                        std::uint64_t n_total, std::uint64_t n_local, std::uint64_t offset,
                        MPI_Comm comm, const Fill& fill, const std::string& units,
-                       const std::string& ctx, std::uint64_t piece_rows = 1u << 18) {
+                       const std::string& ctx, std::uint64_t piece_rows = 1u << 20) {
   PieceWriter w(parent, name, file_type, ncomp, n_total, n_local, offset, piece_rows, comm, ctx);
   std::vector<V> buffer(static_cast<std::size_t>(std::min(n_local, w.pieceRows()) * ncomp));
   for (std::uint64_t p = 0; p < w.pieces(); ++p) {

@@ -2,7 +2,8 @@
 // the integrator state; a checkpoint read by another number of ranks (here one) holds the same
 // particles; the checksum sees a single flipped bit; old checkpoints are pruned. Particle
 // attributes: saved and restored (format 2, in the checksum), written into snapshots; files
-// without attributes are as before.
+// without attributes are as before. Columns written in collective pieces (uneven rank counts,
+// a rank without rows) land in order.
 #include "helpers.hpp"
 #include "io/checkpoint.hpp"
 #include "io/hdf5_util.hpp"
@@ -306,4 +307,53 @@ TEST(Snapshot, AttributesAreDatasetsOfPartType1) {
   h5::Handle o(H5Dopen2(f, "PartType1/Outputs", H5P_DEFAULT), H5Dclose);
   h5::Handle os(H5Dget_space(o), H5Sclose);
   EXPECT_EQ(H5Sget_simple_extent_ndims(os), 2);
+}
+
+TEST(Hdf5, RowsWrittenInPiecesLandInOrder) {
+  // Ranks hold different row counts (rank 1 none), pieces of 3 rows: every rank makes as many
+  // collective writes as the largest; the file holds each rank's rows after the earlier ranks'.
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  auto rows = [](int r) { return r == 1 ? 0 : 7 + 4 * r; };
+  std::uint64_t offset = 0, total = 0;
+  for (int r = 0; r < size; ++r) {
+    if (r < rank)
+      offset += rows(r);
+    total += rows(r);
+  }
+  const std::uint64_t mine = rows(rank);
+  const std::string path = tempDir() + "/pieces.hdf5";
+  int fills = 0;
+  h5::writeParallelFile(path, MPI_COMM_WORLD, [&](hid_t file) {
+    h5::writeRowsInPieces<float>(
+        file, "vectors", H5T_IEEE_F32LE, 3, total, mine, offset, MPI_COMM_WORLD,
+        [&](std::uint64_t first, std::uint64_t count, float* out) {
+          ++fills;
+          for (std::uint64_t i = 0; i < count; ++i)
+            for (int c = 0; c < 3; ++c)
+              out[3 * i + c] = float(10 * (offset + first + i) + c);
+        },
+        "none", "test", 3);
+    h5::writeRowsInPieces<std::uint64_t>(
+        file, "ids", H5T_STD_U64LE, 1, total, mine, offset, MPI_COMM_WORLD,
+        [&](std::uint64_t first, std::uint64_t count, std::uint64_t* out) {
+          for (std::uint64_t i = 0; i < count; ++i)
+            out[i] = 1000 + offset + first + i;
+        },
+        "none", "test", 3);
+  });
+  EXPECT_EQ(fills, int((mine + 2) / 3)); // only pieces with rows are filled
+  h5::Handle f = h5::openParallelFile(path, MPI_COMM_SELF, "test");
+  std::vector<float> v(3 * total);
+  std::vector<std::uint64_t> ids(total);
+  h5::readRows(f, "vectors", H5T_NATIVE_FLOAT, v.data(), 0, total, 3, total, "t");
+  h5::readRows(f, "ids", H5T_NATIVE_UINT64, ids.data(), 0, total, 1, total, "t");
+  int wrong = 0;
+  for (std::uint64_t i = 0; i < total; ++i) {
+    wrong += ids[i] != 1000 + i;
+    for (int c = 0; c < 3; ++c)
+      wrong += v[3 * i + c] != float(10 * i + c);
+  }
+  EXPECT_EQ(wrong, 0);
 }
