@@ -36,6 +36,9 @@ Particles someParticles(const SlabDecomposition& d) {
 std::string tempDir() {
   int rank;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  // Every rank is done with the previous test's files (a test may end reading them on some
+  // ranks while rank 0 moves on) before rank 0 removes them.
+  MPI_Barrier(MPI_COMM_WORLD);
   const std::string dir = ::testing::TempDir() + "caustic_checkpoint_test";
   if (rank == 0) {
     std::filesystem::remove_all(dir);
