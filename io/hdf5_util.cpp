@@ -131,6 +131,34 @@ void writeParallelFile(const std::string& path, MPI_Comm comm,
     throw CollectiveError(rank == 0 ? error : ctx + ": the rename failed on rank 0");
 }
 
+namespace {
+
+// This rank's block [start, start + ldims) of `dset`, written collectively. A rank with no
+// elements takes part with an empty selection and a non-null buffer.
+void writeSelection(hid_t dset, hid_t mem_type, const void* data, int rank, const hsize_t* start,
+                    const hsize_t* ldims, const std::string& name, const std::string& ctx) {
+  Handle fspace(check(H5Dget_space(dset), ctx + ": dataspace " + name), H5Sclose);
+  Handle mspace(check(H5Screate_simple(rank, ldims, nullptr), ctx + ": memory space " + name),
+                H5Sclose);
+  hsize_t elements = 1;
+  for (int i = 0; i < rank; ++i)
+    elements *= ldims[i];
+  if (elements > 0) {
+    check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, ldims, nullptr),
+          ctx + ": select " + name);
+  } else {
+    H5Sselect_none(fspace);
+    H5Sselect_none(mspace);
+  }
+  Handle xfer(check(H5Pcreate(H5P_DATASET_XFER), ctx), H5Pclose);
+  H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
+  static const double none = 0.0;
+  if (H5Dwrite(dset, mem_type, mspace, fspace, xfer, elements > 0 && data ? data : &none) < 0)
+    throw std::runtime_error(ctx + ": writing dataset " + name + " failed");
+}
+
+} // namespace
+
 void writeBlock(hid_t parent, const std::string& name, hid_t mem_type, hid_t file_type,
                 const void* data, int rank, const hsize_t* gdims, const hsize_t* start,
                 const hsize_t* ldims, const std::string& units, const std::string& ctx) {
@@ -140,29 +168,13 @@ void writeBlock(hid_t parent, const std::string& name, hid_t mem_type, hid_t fil
                                H5P_DEFAULT),
                     ctx + ": create dataset " + name),
               H5Dclose);
-  Handle mspace(check(H5Screate_simple(rank, ldims, nullptr), ctx + ": memory space " + name),
-                H5Sclose);
-  hsize_t rows = 1;
-  for (int i = 0; i < rank; ++i)
-    rows *= ldims[i];
-  if (rows > 0) {
-    check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, ldims, nullptr),
-          ctx + ": select " + name);
-  } else {
-    H5Sselect_none(fspace);
-    H5Sselect_none(mspace);
-  }
-  Handle xfer(check(H5Pcreate(H5P_DATASET_XFER), ctx), H5Pclose);
-  H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
   // An empty dataset (a catalogue without groups) is created and not written: HDF5 refuses a
-  // write of nothing. The global shape is the same on every rank, so they all skip together; a
-  // rank with no rows of a non-empty dataset still takes part, with a non-null buffer.
+  // write of nothing. The global shape is the same on every rank, so they all skip together.
   hsize_t total = 1;
   for (int i = 0; i < rank; ++i)
     total *= gdims[i];
-  static const double none = 0.0;
-  if (total > 0 && H5Dwrite(dset, mem_type, mspace, fspace, xfer, data ? data : &none) < 0)
-    throw std::runtime_error(ctx + ": writing dataset " + name + " failed");
+  if (total > 0)
+    writeSelection(dset, mem_type, data, rank, start, ldims, name, ctx);
   attr(dset, "units", units, ctx);
 }
 
@@ -193,22 +205,7 @@ void PieceWriter::write(hid_t mem_type, const void* data, std::uint64_t first,
   const int rank = _ncomp > 1 ? 2 : 1;
   const hsize_t ldims[2] = {count, static_cast<hsize_t>(_ncomp)};
   const hsize_t start[2] = {_offset + first, 0};
-  Handle fspace(check(H5Dget_space(_dset), _ctx + ": dataspace " + _name), H5Sclose);
-  Handle mspace(check(H5Screate_simple(rank, ldims, nullptr), _ctx + ": memory space " + _name),
-                H5Sclose);
-  if (count > 0) {
-    check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nullptr, ldims, nullptr),
-          _ctx + ": select " + _name);
-  } else {
-    H5Sselect_none(fspace);
-    H5Sselect_none(mspace);
-  }
-  Handle xfer(check(H5Pcreate(H5P_DATASET_XFER), _ctx), H5Pclose);
-  H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
-  // A rank with no rows still takes part, with a non-null buffer.
-  static const double none = 0.0;
-  if (H5Dwrite(_dset, mem_type, mspace, fspace, xfer, count > 0 && data ? data : &none) < 0)
-    throw std::runtime_error(_ctx + ": writing dataset " + _name + " failed");
+  writeSelection(_dset, mem_type, data, rank, start, ldims, _name, _ctx);
 }
 
 void PieceWriter::finish(const std::string& units) { attr(_dset, "units", units, _ctx); }

@@ -358,6 +358,17 @@ TEST(Outputs, AFieldWithNaNIsNotWritten) {
 }
 
 namespace {
+// A (1, 1, n, n, n) tensor holding f(i, j, k) in cell (i, j, k).
+template <class F> torch::Tensor cellTensor(int n, const F& f) {
+  auto t = torch::empty({1, 1, n, n, n});
+  auto acc = t.accessor<float, 5>();
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j)
+      for (int k = 0; k < n; ++k)
+        acc[0][0][i][j][k] = f(i, j, k);
+  return t;
+}
+
 // The weights of the VJP: a smooth pattern, one value per cell.
 float weightAt(int x, int y, int z) {
   return float(std::cos(0.3 * x - 0.5 * y) + 0.25 * std::sin(0.8 * z + 0.1 * x * y));
@@ -391,12 +402,7 @@ std::vector<float> distributedVjp(const Model& model, int n, int tile) {
 // (0 for the U-Net, which pads itself).
 torch::Tensor wholeFieldObjective(const Model& model, const torch::Tensor& x, int pad) {
   const int n = static_cast<int>(x.size(2));
-  auto w = torch::empty({1, 1, n, n, n});
-  auto acc = w.accessor<float, 5>();
-  for (int i = 0; i < n; ++i)
-    for (int y = 0; y < n; ++y)
-      for (int z = 0; z < n; ++z)
-        acc[0][0][i][y][z] = weightAt(i, y, z);
+  const auto w = cellTensor(n, weightAt);
   torch::Tensor xp = x;
   if (pad > 0)
     xp = torch::nn::functional::pad(
@@ -489,23 +495,13 @@ TEST(HaloMassField, ValueAndVjpEqualTheWholeFieldAutograd) {
   const Model model = haloModel();
   const int n = 16;
   // The whole field with torch: E = sigmoid(..) exp(..) exp(s^2/2), sum w E, its gradient.
-  auto x = torch::empty({1, 1, n, n, n});
-  auto xacc = x.accessor<float, 5>();
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j)
-      for (int k = 0; k < n; ++k)
-        xacc[0][0][i][j][k] = densityAt(i, j, k);
+  auto x = cellTensor(n, densityAt);
   x.set_requires_grad(true);
   const auto xp = torch::nn::functional::pad(
       x, torch::nn::functional::PadFuncOptions({1, 1, 1, 1, 1, 1}).mode(torch::kCircular));
   const auto y = model.forwardWithGrad(xp).narrow(2, 1, n).narrow(3, 1, n).narrow(4, 1, n);
   const auto e = y.select(1, 0) * y.select(1, 1) * std::exp(0.5 * 0.35 * 0.35);
-  auto w = torch::empty({1, n, n, n});
-  auto wacc = w.accessor<float, 4>();
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j)
-      for (int k = 0; k < n; ++k)
-        wacc[0][i][j][k] = weightAt(i, j, k);
+  const auto w = cellTensor(n, weightAt).select(1, 0);
   (e * w).sum().backward();
   const auto g = x.grad();
   auto gacc = g.accessor<float, 5>();
