@@ -3,6 +3,11 @@
 #include "io/fields.hpp"
 #include "io/format.hpp"
 #include "emulators/inference/halo_field.hpp"
+#include "emulators/inference/superres.hpp"
+#include "io/snapshot.hpp"
+#include "io/tables.hpp"
+#include "pm/analysis/fof.hpp"
+#include "pm/analysis/power_spectrum.hpp"
 #include "pm/analysis/halo_sampler.hpp"
 #include "pm/force/painter.hpp"
 #include "pm/particles/migrate.hpp"
@@ -73,6 +78,27 @@ EmulatorHook::EmulatorHook(const Params& params, const EmulatorHookParams& hook,
     throw std::runtime_error("emulators." + _hook.name + ".space = \"" + _hook.space +
                              "\": the model " + _hook.model +
                              " is a halo surrogate, whose fields are Eulerian");
+  if (meta.super_resolution) {
+    if (_space != FieldSpace::Lagrangian)
+      throw std::runtime_error("emulators." + _hook.name + ".space = \"" + _hook.space +
+                               "\": the model " + _hook.model +
+                               " makes particles from the Lagrangian lattice; set space = "
+                               "\"lagrangian\"");
+    std::vector<std::string> want;
+    for (const auto& c : meta.inputs)
+      want.push_back(c.name);
+    if (_hook.inputs != want) {
+      std::string list;
+      for (const auto& c : want)
+        list += (list.empty() ? "" : ", ") + c;
+      throw std::runtime_error("emulators." + _hook.name + ".inputs: the super-resolution model " +
+                               _hook.model + " takes [" + list + "] in this order");
+    }
+    if (_hook.every_step)
+      throw std::runtime_error("emulators." + _hook.name +
+                               ".every_step = true: a super-resolution model runs at output "
+                               "scale factors only (it writes a snapshot each time)");
+  }
   if (_hook.radius >= 0 && _hook.radius < _model.metadata().receptive_field)
     throw std::runtime_error("emulators." + _hook.name +
                              ".radius = " + std::to_string(_hook.radius) +
@@ -89,6 +115,10 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
     return;
   const auto& meta = _model.metadata();
   const auto warnings = enforceValidity(meta, domainAt(s.a), _hook.force, _hook.name);
+  if (meta.super_resolution) {
+    observeSuperResolution(e, s, warnings);
+    return;
+  }
   const int cin = static_cast<int>(_hook.inputs.size()),
             cout = static_cast<int>(meta.outputs.size());
 
@@ -198,6 +228,87 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
       if (!catalogue_path.empty()) {
         _cb("halos", catalogue_path);
         _cb("mass_function", mass_function_path);
+      }
+    }
+  }
+}
+
+void EmulatorHook::observeSuperResolution(Event, const SimulationState& s,
+                                          const std::vector<std::string>& warnings) {
+  const auto& meta = _model.metadata();
+  const int f = meta.super_resolution->factor;
+  if (!_lattice)
+    _lattice =
+        std::make_shared<SlabDecomposition>(s.mesh->comm().get(), s.particle_grid, s.mesh->box());
+  InferenceOptions io;
+  io.radius = _hook.radius >= 0 ? _hook.radius : meta.receptive_field;
+  io.tile_planes = _hook.tile_planes;
+  Particles hr = superResolveParticles(_model, *s.particles, _lattice, s.lattice_offset, io);
+  const double total = s.total_particles * f * f * f;
+  const double mass = s.particle_mass / (f * f * f);
+  // On the slabs of the PM mesh or of the hook's own mesh (power spectrum, FoF).
+  const int nm = _hook.mesh > 0 ? _hook.mesh : s.mesh->n();
+  if (!_fieldMesh || _fieldMesh->n() != nm)
+    _fieldMesh = nm == s.mesh->n() ? s.mesh
+                                   : std::make_shared<const SlabDecomposition>(
+                                         s.mesh->comm().get(), nm, s.mesh->box());
+  migrate(hr, *_fieldMesh);
+  const auto& dir = _params.output.directory;
+  const std::string path = outputName(dir, _hook.name, s.a, ".hdf5");
+  SnapshotInfo info;
+  info.a = s.a;
+  info.particle_mass = mass;
+  info.total_particles = static_cast<std::uint64_t>(std::llround(total));
+  writeSnapshot(path, s.mesh->comm(), hr, info, _params);
+
+  PowerOptions po;
+  po.window = windowFromName(_params.output.window);
+  po.interlace = _params.output.interlace;
+  const FFT<float> fft(_fieldMesh);
+  const PowerSpectrum ps = measurePower<float>(hr, total, _fieldMesh, fft, po);
+  const std::string ppath = outputName(dir, _hook.name + "_power", s.a, ".txt");
+  if (s.mesh->comm().rank() == 0) {
+    const int n = s.particle_grid * f;
+    const double L = s.mesh->box();
+    writePowerTable(
+        ppath, ps,
+        {format("caustic power spectrum of the super-resolved particles of [emulators.%s] at a = "
+                "%.6g (z = %.6g)",
+                _hook.name.c_str(), s.a, 1.0 / s.a - 1.0),
+         format("box %g Mpc/h, %d^3 particles (x%d of the run's %d^3), mesh %d^3, window %s%s, "
+                "compensated; model %s",
+                L, n, f, s.particle_grid, nm, _params.output.window.c_str(),
+                _params.output.interlace ? ", interlaced" : "", _hook.model.c_str()),
+         format("k_nyquist_particles = %.6g h/Mpc", M_PI * n / L)});
+  }
+  RunHaloPaths halos;
+  const auto& h = _params.halos;
+  if (h.enabled && isOutputScaleFactor(s.a, h.a)) {
+    FofOptions opt;
+    opt.b = h.b;
+    opt.min_particles = h.min_particles;
+    opt.member_ids = h.member_ids;
+    const HaloCatalogue cat =
+        findHalos(hr, *_fieldMesh, s.mesh->box() / (s.particle_grid * f), opt);
+    halos = writeRunHalos(_params, s.mesh->comm().get(), cat, s.a, mass, h.b, h.min_particles,
+                          _hook.name + "_halos", _hook.name + "_mass_function");
+  }
+  if (s.mesh->comm().rank() == 0) {
+    if (!warnings.empty()) {
+      std::string w;
+      for (const auto& x : warnings)
+        w += (w.empty() ? "" : "; ") + x;
+      std::fprintf(
+          stderr,
+          "caustic: warning: emulator %s applied outside its validity domain (force = true): %s\n",
+          _hook.name.c_str(), w.c_str());
+    }
+    if (_cb) {
+      _cb("emulator", path);
+      _cb("power_spectrum", ppath);
+      if (!halos.catalogue.empty()) {
+        _cb("halos", halos.catalogue);
+        _cb("mass_function", halos.mass_function);
       }
     }
   }

@@ -27,6 +27,11 @@ public:
 
 private:
   ApplicationDomain domainAt(double a) const;
+  // A particle super-resolution model: the high-resolution particles as a snapshot
+  // NAME_a<a>.hdf5, their power spectrum NAME_power_a<a>.txt on the hook's mesh (default: the PM
+  // mesh), and with [halos] at this a their FoF catalogue NAME_halos_a<a> and mass function.
+  void observeSuperResolution(Event e, const SimulationState& s,
+                              const std::vector<std::string>& warnings);
   // A halo surrogate's catalogue (written with its mass function; paths returned) sampled from
   // its presence and mass outputs with the particles' velocities, and its expected halo-mass
   // field (returned). `density`: the particles' CIC density contrast on `decomp` if already

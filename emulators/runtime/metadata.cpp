@@ -97,7 +97,7 @@ ModelMetadata ModelMetadata::fromJson(const nlohmann::json& j, const std::string
   static const std::set<std::string> known = {
       "kind", "version",  "inputs",    "outputs",    "receptive_field", "cell_size",
       "box",  "redshift", "cosmology", "provenance", "stride",          "architecture",
-      "conditioning", "halo"};
+      "conditioning", "halo", "super_resolution"};
   if (!j.is_object())
     throw std::runtime_error(where + ": model metadata must be a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it)
@@ -201,6 +201,30 @@ ModelMetadata ModelMetadata::fromJson(const nlohmann::json& j, const std::string
          "log_mass_scatter must be >= 0");
     need(info.linking_length > 0 && info.linking_length < 1, "linking_length must be in (0, 1)");
   }
+  if (j.contains("super_resolution")) {
+    const auto& r = j["super_resolution"];
+    if (!r.is_object() || !r.contains("factor") || !r["factor"].is_number_integer() ||
+        r["factor"].get<int>() < 2 || r["factor"].get<int>() > 10)
+      throw std::runtime_error(where + ": \"super_resolution\" = " + r.dump() +
+                               ": expected {\"factor\": an integer in [2, 10]}");
+    SuperResolutionInfo info;
+    info.factor = r["factor"].get<int>();
+    for (const auto& c : superResolutionChannels()) {
+      if (m.outputs.empty() || std::none_of(m.inputs.begin(), m.inputs.end(),
+                                            [&](const Channel& i) { return i.name == c; }))
+        throw std::runtime_error(where + ": a super-resolution model takes the input channel \"" +
+                                 c + "\"; the record has none");
+      for (int o = 0; o < info.factor * info.factor * info.factor; ++o) {
+        const int f = info.factor;
+        const std::string name = superResolutionOutput(c, o / (f * f), (o / f) % f, o % f);
+        if (m.outputIndex(name) < 0)
+          throw std::runtime_error(where + ": a super-resolution model of factor " +
+                                   std::to_string(f) + " needs the output \"" + name +
+                                   "\"; the record has none");
+      }
+    }
+    m.super_resolution = info;
+  }
   m.provenance = j.value("provenance", std::string());
   m.stride = j.value("stride", 1);
   if (m.stride < 1 || m.stride > 1024)
@@ -275,7 +299,19 @@ nlohmann::json ModelMetadata::toJson() const {
                  {"min_mass", halo->min_mass},
                  {"linking_length", halo->linking_length},
                  {"number_density", halo->number_density}};
+  if (super_resolution)
+    j["super_resolution"] = {{"factor", super_resolution->factor}};
   return j;
+}
+
+const std::vector<std::string>& superResolutionChannels() {
+  static const std::vector<std::string> c = {"displacement_x", "displacement_y", "displacement_z",
+                                             "momentum_x",     "momentum_y",     "momentum_z"};
+  return c;
+}
+
+std::string superResolutionOutput(const std::string& channel, int ox, int oy, int oz) {
+  return channel + "@" + std::to_string(ox) + std::to_string(oy) + std::to_string(oz);
 }
 
 int ModelMetadata::outputIndex(const std::string& name) const {

@@ -84,6 +84,23 @@ struct HaloSurrogateInfo {
   double number_density = 0.0; // of the training truth [(h/Mpc)^3], for the record
 };
 
+// A particle super-resolution model (kind "particle_super_resolution", issue 16): applied on the
+// N^3 Lagrangian lattice of a run to its displacement and momentum channels, it gives the
+// displacement and momentum of the (factor N)^3 particles of a run with factor^3 times more
+// particles from the same white noise. Its output "<channel>@<o>" (superResolutionOutput) is
+// `channel` (displacement_x|y|z [Mpc/h], momentum_x|y|z [H0 Mpc/h]) of the high-resolution
+// particle at lattice site factor * (i, j, k) + (ox, oy, oz), for every offset o in
+// [0, factor)^3: 6 factor^3 outputs. That particle's Lagrangian position is
+// (factor * (i, j, k) + o) L / (factor N) + the run's lattice offset.
+//   "super_resolution": {"factor": 2}
+struct SuperResolutionInfo {
+  int factor = 2;
+};
+// The names of the six channels a super-resolution model predicts per particle.
+const std::vector<std::string>& superResolutionChannels();
+// "<channel>@<ox><oy><oz>" (offsets as decimal digits, factor <= 10).
+std::string superResolutionOutput(const std::string& channel, int ox, int oy, int oz);
+
 struct ModelMetadata {
   std::string kind;
   std::string version;
@@ -102,6 +119,7 @@ struct ModelMetadata {
   // weights ({"type": "unet3d", ...}); null for TorchScript models.
   nlohmann::json architecture;
   std::optional<HaloSurrogateInfo> halo; // halo surrogates only
+  std::optional<SuperResolutionInfo> super_resolution; // particle super-resolution only
 
   // Index of the output channel `name`, -1 if none.
   int outputIndex(const std::string& name) const;

@@ -34,6 +34,9 @@ struct TrainingPair {
       : inputs(std::move(in)), targets(std::move(out)), conditioning(std::move(cond)) {}
   std::vector<std::string> inputs, targets; // "file.hdf5:Fields/name", one per channel
   std::vector<double> conditioning;         // one value per TrainingConfig::conditioning name
+  // Particle super-resolution (kind "particle_super_resolution"): the low- and high-resolution
+  // snapshots of one white noise (inputs and targets stay empty).
+  std::string lr, hr;
 };
 
 struct TrainingConfig {
@@ -61,6 +64,10 @@ struct TrainingConfig {
   std::string loss = "mse";
   double focal_gamma = 2.0, focal_alpha = 0.5, mass_weight = 1.0;
   double linking_length = 0.2; // the truth's FoF b, for the record (halo loss)
+  // Particle super-resolution (superres_training.hpp): particles per side of the high-resolution
+  // run over the low-resolution one, and the weight of the Eulerian density term of the loss.
+  int factor = 2;
+  double density_weight = 1.0;
   int depth = 2, width = 16; // U-Net
   int steps = 1000;
   int batch = 4; // crops per rank and step

@@ -12,7 +12,7 @@ using namespace tomlsec;
 
 namespace {
 std::vector<TrainingPair> pairs(toml::table& data, const std::string& key,
-                                const std::string& base_dir) {
+                                const std::string& base_dir, bool superres) {
   std::vector<TrainingPair> out;
   toml::node* n = data.get(key);
   if (!n)
@@ -30,8 +30,27 @@ std::vector<TrainingPair> pairs(toml::table& data, const std::string& key,
     TrainingPair p;
     for (auto&& [k, v] : *e.as_table()) {
       const std::string ks(k.str());
-      if (ks != "inputs" && ks != "targets" && ks != "conditioning")
-        throw ParamError(w + "." + ks + ": unknown key; allowed: inputs, targets, conditioning");
+      if (superres ? ks != "lr" && ks != "hr"
+                   : ks != "inputs" && ks != "targets" && ks != "conditioning")
+        throw ParamError(w + "." + ks + ": unknown key; allowed: " +
+                         (superres ? "lr, hr (model.kind = \"particle_super_resolution\")"
+                                   : "inputs, targets, conditioning"));
+    }
+    if (superres) { // two snapshots
+      for (const char* side : {"lr", "hr"}) {
+        toml::node* s = e.as_table()->get(side);
+        if (!s || !s->is_string())
+          throw ParamError(w + "." + side + ": missing; expected the path of a snapshot");
+        std::filesystem::path f(s->as_string()->get());
+        if (f.is_relative())
+          f = std::filesystem::path(base_dir) / f;
+        if (!std::filesystem::is_regular_file(f))
+          throw ParamError(w + "." + side + " = \"" + s->as_string()->get() +
+                           "\": no such file (looked for " + f.string() + ")");
+        (side[0] == 'l' ? p.lr : p.hr) = f.string();
+      }
+      out.push_back(p);
+      continue;
     }
     if (toml::node* cn = e.as_table()->get("conditioning")) {
       if (!cn->is_array())
@@ -95,8 +114,11 @@ TrainingConfig parseTrainingConfig(const std::string& text,
       if (ks != "train" && ks != "validation")
         throw ParamError("data." + ks + ": unknown key; allowed: train, validation");
     }
-    c.train = pairs(*d->as_table(), "train", base_dir);
-    c.validation = pairs(*d->as_table(), "validation", base_dir);
+    // The model's kind decides the form of the pairs.
+    const bool superres =
+        root["model"]["kind"].value_or(std::string()) == "particle_super_resolution";
+    c.train = pairs(*d->as_table(), "train", base_dir, superres);
+    c.validation = pairs(*d->as_table(), "validation", base_dir, superres);
     if (c.train.empty())
       throw ParamError("data.train: missing or empty; expected at least one pair");
     if (c.validation.empty())
@@ -109,6 +131,8 @@ TrainingConfig parseTrainingConfig(const std::string& text,
                                 "a number in (0, 1) (the truth's FoF b, halo surrogates)");
     requireRange(c.linking_length > 0 && c.linking_length < 1, s.key("linking_length"),
                  c.linking_length, "(0, 1)");
+    c.factor = static_cast<int>(s.integer("factor", 2, "an integer in [2, 4]"));
+    requireRange(c.factor >= 2 && c.factor <= 4, s.key("factor"), c.factor, "[2, 4]");
     c.depth = static_cast<int>(s.integer("depth", 2, "an integer in [0, 5]"));
     requireRange(c.depth >= 0 && c.depth <= 5, s.key("depth"), c.depth, "[0, 5]");
     c.width = static_cast<int>(s.integer("width", 16, "an integer in [1, 256]"));
@@ -187,6 +211,9 @@ TrainingConfig parseTrainingConfig(const std::string& text,
     c.checkpoint_every = static_cast<int>(s.integer("checkpoint_every", 100, "an integer >= 1"));
     requireRange(c.checkpoint_every >= 1, s.key("checkpoint_every"), c.checkpoint_every, ">= 1");
     c.weight = s.string("weight").value_or("");
+    c.density_weight = s.number("density_weight", 1.0, "a number >= 0");
+    requireRange(c.density_weight >= 0 && c.density_weight < 1e6, s.key("density_weight"),
+                 c.density_weight, "[0, 1e6)");
     c.loss = s.choice("loss", "mse", {"mse", "halo"});
     c.focal_gamma = s.number("focal_gamma", 2.0, "a number in [0, 10]");
     requireRange(c.focal_gamma >= 0 && c.focal_gamma <= 10, s.key("focal_gamma"), c.focal_gamma,
