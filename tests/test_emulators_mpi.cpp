@@ -4,6 +4,7 @@
 #include "emulators/inference/adapters.hpp"
 #include "emulators/inference/distributed_inference.hpp"
 #include "emulators/inference/halo_field.hpp"
+#include "emulators/inference/superres.hpp"
 #include "helpers.hpp"
 #include "io/fields.hpp"
 #include "pm/particles/migrate.hpp"
@@ -541,4 +542,103 @@ TEST(HaloMassField, ValueAndVjpEqualTheWholeFieldAutograd) {
   }
   // Not a halo surrogate: refused.
   EXPECT_THROW(HaloMassField(convModel(), {2, 4}), std::invalid_argument);
+}
+
+// ---- Particle super-resolution -------------------------------------------------------------
+
+// A factor-2 super-resolution U-Net (random weights, residual outputs) applied in-situ to an
+// n^3 lattice at 1, 2, 3 ranks: every high-resolution particle equals the model applied with
+// torch to the whole periodic lattice on one process, read at its site, and the particle set is
+// the complete (2n)^3 lattice once.
+TEST(SuperResolution, ParticlesEqualTheModelOnTheWholeLattice) {
+  const int n = 16, f = 2, f3 = 8;
+  const double L = 32.0, offset = 0.25;
+  torch::manual_seed(5);
+  UNetConfig cfg;
+  cfg.in_channels = 6;
+  cfg.out_channels = 6 * f3;
+  cfg.depth = 1;
+  cfg.width = 4;
+  ModelMetadata meta;
+  meta.kind = "particle_super_resolution";
+  const auto& names = superResolutionChannels();
+  for (int c = 0; c < 6; ++c)
+    meta.inputs.push_back({names[c], 0.0, c < 3 ? 1.5 : 3.0});
+  for (int c = 0; c < 6; ++c)
+    for (int o = 0; o < f3; ++o) {
+      Channel out(superResolutionOutput(names[c], o / 4, (o / 2) % 2, o % 2), 0.0, 0.3);
+      out.residual_of = names[c];
+      meta.outputs.push_back(out);
+    }
+  meta.receptive_field = cfg.receptiveField();
+  meta.cell_size = L / n;
+  meta.super_resolution = SuperResolutionInfo{f};
+  // Through JSON, as a model file would come: the record is checked there.
+  meta = ModelMetadata::fromJson(meta.toJson(), "test");
+  const Model model(UNet3d(cfg), meta);
+
+  auto mesh = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, 2 * n, L);
+  auto lattice = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, n, L);
+  Particles parts = latticeParticles(n, L, *mesh);
+  const Particles hr =
+      superResolveParticles(model, parts, lattice, offset, {meta.receptive_field, 3});
+
+  // The reference: the analytic fields of latticeParticles on the whole lattice.
+  auto x = torch::zeros({1, 6, n, n, n});
+  auto acc = x.accessor<float, 5>();
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j)
+      for (int k = 0; k < n; ++k) {
+        const std::size_t s = (std::size_t(i) * n + j) * n + k;
+        // latticeParticles puts q at i h + 0.25: the same offset.
+        acc[0][0][i][j][k] = float(1.7 * std::sin(2 * M_PI * j / n));
+        acc[0][1][i][j][k] = float(-0.9 * std::cos(2 * M_PI * i / n));
+        acc[0][2][i][j][k] = float(0.4 * std::sin(2 * M_PI * (i + k) / n));
+        for (int c = 0; c < 3; ++c)
+          acc[0][3 + c][i][j][k] = float((c + 1) * std::cos(0.3 * s) + 0.5);
+      }
+  const auto ref = model.forward(x);
+  auto racc = ref.accessor<float, 5>();
+  auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), hr.x);
+  auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), hr.p);
+  auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), hr.id);
+  const long nh = f * n;
+  const double dq = L / nh;
+  double ex = 0, ep = 0, scale = 0;
+  double id_sum = 0;
+  for (std::size_t m = 0; m < hr.size(); ++m) {
+    const long id = long(hid(m));
+    const long I = id / (nh * nh), J = (id / nh) % nh, K = id % nh;
+    const int o = int((I % f) * 4 + (J % f) * 2 + K % f);
+    const long site[3] = {I, J, K};
+    for (int d = 0; d < 3; ++d) {
+      const int cd = meta.outputIndex(superResolutionOutput(names[d], o / 4, (o / 2) % 2, o % 2));
+      const int cp =
+          meta.outputIndex(superResolutionOutput(names[3 + d], o / 4, (o / 2) % 2, o % 2));
+      const double want = periodicWrap(site[d] * dq + offset + racc[0][cd][I / f][J / f][K / f], L);
+      double dx = hx(m, d) - want;
+      dx -= L * std::round(dx / L);
+      ex = std::max(ex, std::abs(dx));
+      ep = std::max(ep, std::abs(hp(m, d) - racc[0][cp][I / f][J / f][K / f]));
+      scale = std::max(scale, double(std::abs(racc[0][cp][I / f][J / f][K / f])));
+      EXPECT_GE(hx(m, d), 0.0);
+      EXPECT_LT(hx(m, d), L);
+    }
+    id_sum += double(id);
+  }
+  EXPECT_LT(ex, 1e-5 * L);
+  EXPECT_LT(ep, 1e-5 * std::max(1.0, scale));
+  // The whole (2n)^3 lattice, each site once (count and sum of IDs over the ranks).
+  double counts[2] = {double(hr.size()), id_sum}, tot[2];
+  MPI_Allreduce(counts, tot, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  const double N = double(nh) * nh * nh;
+  EXPECT_EQ(tot[0], N);
+  EXPECT_EQ(tot[1], N * (N - 1) / 2);
+  // The residual is not trivially zero: the model moved the particles off their parents'
+  // displacements (else the test would not see the network at all).
+  EXPECT_GT((ref.view({6, f3, n, n, n}) - x.view({6, 1, n, n, n})).abs().max().item<double>(),
+            1e-3);
+  // Not a super-resolution model: refused.
+  EXPECT_THROW(superResolveParticles(convModel(), parts, lattice, offset, {2, 4}),
+               std::invalid_argument);
 }

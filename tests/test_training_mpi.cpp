@@ -3,6 +3,7 @@
 // stopped at a checkpoint and resumed repeats the uninterrupted loss curve; the trained model
 // loads through the runtime and reproduces the training's validation loss; the augmentation
 // maps vector channels consistently.
+#include "emulators/training/superres_training.hpp"
 #include "emulators/training/training.hpp"
 #include "io/fields.hpp"
 #include "io/params.hpp"
@@ -497,4 +498,48 @@ TEST(Training, HaloLossLearnsPresenceAndMassWithCalibratedProbabilities) {
   auto w = c;
   w.weight = "density";
   EXPECT_THROW(trainModel(w, MPI_COMM_WORLD), std::invalid_argument);
+}
+
+// ---- Particle super-resolution training pieces ---------------------------------------------
+
+// Under each of the 48 symmetries, the crop of a pair keeps HR site 2a on LR site a: with LR
+// fields that are the even HR sites of one field, the even sites of every HR crop equal the LR
+// crop exactly (a crop of a flipped axis cut at 2 o instead of 2 o - 1 would fail this).
+TEST(SuperResolution, CropsKeepTheLatticesAlignedUnderEverySymmetry) {
+  const int n = 8, f = 2, c = 4;
+  torch::manual_seed(9);
+  const auto hr = torch::randn({6, f * n, f * n, f * n});
+  const auto lr = hr.index({torch::indexing::Slice(), torch::indexing::Slice(0, torch::indexing::None, f),
+                            torch::indexing::Slice(0, torch::indexing::None, f),
+                            torch::indexing::Slice(0, torch::indexing::None, f)})
+                      .contiguous();
+  const training::ChannelLayout layout(superResolutionChannels(), true, "input");
+  for (int k = 0; k < 48; ++k)
+    for (const std::array<int, 3> o : {std::array<int, 3>{0, 0, 0}, {6, 1, 7}, {3, 5, 2}}) {
+      const auto [lc, hc] = superResolutionCrop(lr, hr, f, c, o, k, layout);
+      ASSERT_EQ(hc.size(1), f * c);
+      const auto even = pixelUnshuffle3d(hc, f).view({6, 8, c, c, c}).select(1, 0);
+      EXPECT_TRUE(torch::equal(even, lc)) << "symmetry " << k;
+    }
+}
+
+TEST(SuperResolution, PixelShuffleAndCicPaint) {
+  // Unshuffle: channel (C f + ox) f^2 + oy f + oz at (a, b, d) is the value at (2a+ox, ...).
+  const auto t = torch::arange(2 * 4 * 4 * 4, torch::kFloat32).view({2, 4, 4, 4});
+  const auto u = pixelUnshuffle3d(t, 2);
+  ASSERT_EQ(u.size(0), 16);
+  EXPECT_EQ(u[8 + 5][1][0][1].item<float>(), t[1][3][0][3].item<float>()); // o = (1, 0, 1)
+  EXPECT_TRUE(torch::equal(pixelShuffle3d(u, 2), t));
+  // CIC: the eight weights of a point, periodic wrap, total mass and the gradient.
+  auto pos = torch::tensor({{1.25f, 2.5f, 3.75f}, {3.5f, 0.0f, 0.0f}}).requires_grad_(true);
+  const auto g = paintCic(pos, 4);
+  EXPECT_NEAR(g.sum().item<double>(), 2.0, 1e-6);
+  auto at = [&](int i, int j, int k) { return g[(i * 4 + j) * 4 + k].item<double>(); };
+  EXPECT_NEAR(at(1, 2, 3), 0.75 * 0.5 * 0.25, 1e-6);
+  EXPECT_NEAR(at(2, 3, 0), 0.25 * 0.5 * 0.75, 1e-6); // z wraps 4 -> 0
+  EXPECT_NEAR(at(3, 0, 0), 0.5, 1e-6);
+  EXPECT_NEAR(at(0, 0, 0), 0.5, 1e-6); // x wraps
+  // d(weight at (1, 2, 3)) / d x0 = -0.5 * 0.25.
+  g[(1 * 4 + 2) * 4 + 3].backward();
+  EXPECT_NEAR(pos.grad()[0][0].item<double>(), -0.5 * 0.25, 1e-6);
 }

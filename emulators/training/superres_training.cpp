@@ -97,6 +97,25 @@ torch::Tensor paintCic(const torch::Tensor& pos, int g) {
   return grid;
 }
 
+std::pair<torch::Tensor, torch::Tensor>
+superResolutionCrop(const torch::Tensor& lr, const torch::Tensor& hr, int f, int c,
+                    const std::array<int, 3>& o, int k, const ChannelLayout& layout) {
+  const int n = static_cast<int>(lr.size(1));
+  const int* P = symmetryPermutation(k);
+  std::array<int, 3> ohr;
+  for (int d = 0; d < 3; ++d) {
+    bool flipped = false;
+    for (int i = 0; i < 3; ++i)
+      if (P[i] == d && symmetryFlips(k, i))
+        flipped = true;
+    // A flip reflects the LR crop about its centre; on the HR lattice that centre lies f - 1
+    // sites before the crop's plain origin f o.
+    ohr[d] = f * o[d] - (flipped ? f - 1 : 0);
+  }
+  return {applySymmetry(periodicCrop(lr, c, o, n), k, layout),
+          applySymmetry(periodicCrop(hr, f * c, ohr, f * n), k, layout)};
+}
+
 namespace {
 
 struct SrSample {
@@ -245,18 +264,9 @@ TrainingResult trainSuperResolution(const TrainingConfig& cfg, MPI_Comm comm,
     torch::Tensor x, target, hr_disp;
   };
   auto makeCrop = [&](const SrSample& s, const std::array<int, 3>& o, int k) {
-    const int* P = symmetryPermutation(k);
-    std::array<int, 3> ohr;
-    for (int d = 0; d < 3; ++d) {
-      bool flipped = false;
-      for (int i = 0; i < 3; ++i)
-        if (P[i] == d && symmetryFlips(k, i))
-          flipped = true;
-      ohr[d] = f * o[d] - (flipped ? f - 1 : 0);
-    }
     Crop r;
-    r.x = applySymmetry(periodicCrop(s.x, c, o, s.n), k, layout);
-    const auto yhr = applySymmetry(periodicCrop(s.y, f * c, ohr, f * s.n), k, layout);
+    torch::Tensor yhr;
+    std::tie(r.x, yhr) = superResolutionCrop(s.x, s.y, f, c, o, k, layout);
     const auto xphys = (r.x * in_std_t).view({6, 1, c, c, c});
     r.target = ((pixelUnshuffle3d(yhr, f).view({6, f3, c, c, c}) - xphys).view({6 * f3, c, c, c}) /
                 out_std_t)

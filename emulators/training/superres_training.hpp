@@ -23,12 +23,15 @@
 // crop is cut so that it maps to the same reflected frame (origin f o - (f - 1) on a flipped
 // axis), then rearranged into the 6 f^3 channels.
 #include "emulators/training/training.hpp"
+#include "emulators/training/training_common.hpp"
 
 #include <torch/torch.h>
 
 #include <mpi.h>
 
+#include <array>
 #include <functional>
+#include <utility>
 #include <string>
 
 namespace caustic {
@@ -48,6 +51,14 @@ LagrangianSnapshot readLagrangianSnapshot(const std::string& path);
 // (f a + ox, f b + oy, f d + oz); and its inverse.
 torch::Tensor pixelUnshuffle3d(const torch::Tensor& t, int f);
 torch::Tensor pixelShuffle3d(const torch::Tensor& t, int f);
+
+// The crop of a pair under symmetry k (training_common.hpp) at LR origin o: the LR fields
+// (C, n, n, n) -> (C, c, c, c), the HR fields (C, f n, ...) -> (C, f c, ...), such that HR site
+// f a of the result is LR site a of the result in any symmetry (the HR crop of a flipped axis
+// starts f - 1 sites earlier).
+std::pair<torch::Tensor, torch::Tensor>
+superResolutionCrop(const torch::Tensor& lr, const torch::Tensor& hr, int f, int c,
+                    const std::array<int, 3>& o, int k, const training::ChannelLayout& layout);
 
 // CIC density (counts per cell) of points at `pos` (N, 3) [cell units] on a periodic grid of side
 // g: differentiable with respect to pos.
