@@ -4,6 +4,8 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
+
 # The [cosmology] section every test run uses (tests/data/cosmology.toml); a test's parameter
 # text is COSMOLOGY + its own sections.
 COSMOLOGY = (pathlib.Path(__file__).resolve().parent / "data" / "cosmology.toml").read_text() + "\n"
@@ -33,3 +35,42 @@ def run(cmd, echo=True, **kw):
     if echo:
         print("$", " ".join(str(c) for c in cmd), flush=True)
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+def interlaced_cic_power(pos, L, n):
+    """The compensated, interlaced CIC power of positions `pos` on an n^3 mesh (points at i L / n,
+    the copy painted at x + H/2, signed wavenumbers in (-n/2, n/2], shells round(|m|) = 1..n/2):
+    rows (mean k, P, modes), as Caustic's tables."""
+    H = L / n
+
+    def paint(shift):
+        g = pos / H + shift
+        i0 = np.floor(g).astype(np.int64)
+        w1 = g - i0
+        rho = np.zeros((n, n, n))
+        for dx in (0, 1):
+            for dy in (0, 1):
+                for dz in (0, 1):
+                    w = ((w1[:, 0] if dx else 1 - w1[:, 0]) * (w1[:, 1] if dy else 1 - w1[:, 1]) *
+                         (w1[:, 2] if dz else 1 - w1[:, 2]))
+                    np.add.at(rho, ((i0[:, 0] + dx) % n, (i0[:, 1] + dy) % n, (i0[:, 2] + dz) % n), w)
+        return np.fft.rfftn(rho * n**3 / len(pos))
+
+    idx = np.arange(n)
+    m = np.where(idx <= n // 2, idx, idx - n).astype(float)
+    mz = np.arange(n // 2 + 1).astype(float)
+    mx, my, mzz = np.meshgrid(m, m, mz, indexing="ij")
+    sinc = lambda q: np.where(q == 0, 1.0, np.sin(np.pi * q / n) / np.where(q == 0, 1.0, np.pi * q / n))
+    window = (sinc(mx) * sinc(my) * sinc(mzz)) ** 2
+    phase = np.exp(1j * np.pi * (mx + my + mzz) / n)
+    v = 0.5 * (paint(0.0) + paint(0.5) * phase) / window
+    power = np.abs(v) ** 2 * L**3 / float(n) ** 6
+    mag = np.sqrt(mx**2 + my**2 + mzz**2)
+    b = np.floor(mag + 0.5).astype(int)
+    w = np.where((mzz > 0) & (mzz < n // 2), 2.0, 1.0)
+    rows = []
+    for k in range(1, n // 2 + 1):
+        sel = b == k
+        cnt = w[sel].sum()
+        rows.append((np.sum(w[sel] * mag[sel]) * 2 * np.pi / L / cnt, np.sum(w[sel] * power[sel]) / cnt, cnt))
+    return np.array(rows)

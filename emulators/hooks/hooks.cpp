@@ -52,6 +52,27 @@ EmulatorHook::EmulatorHook(const Params& params, const EmulatorHookParams& hook,
     values.push_back(*v);
   }
   _model.setConditioning(values);
+  if (_model.metadata().super_resolution) { // before the domain: its cell is the lattice's
+    if (_space != FieldSpace::Lagrangian)
+      throw std::runtime_error("emulators." + _hook.name + ".space = \"" + _hook.space +
+                               "\": the model " + _hook.model +
+                               " makes particles from the Lagrangian lattice; set space = "
+                               "\"lagrangian\"");
+    std::vector<std::string> want;
+    for (const auto& c : _model.metadata().inputs)
+      want.push_back(c.name);
+    if (_hook.inputs != want) {
+      std::string list;
+      for (const auto& c : want)
+        list += (list.empty() ? "" : ", ") + c;
+      throw std::runtime_error("emulators." + _hook.name + ".inputs: the super-resolution model " +
+                               _hook.model + " takes [" + list + "] in this order");
+    }
+    if (_hook.every_step)
+      throw std::runtime_error("emulators." + _hook.name +
+                               ".every_step = true: a super-resolution model runs at output "
+                               "scale factors only (it writes a snapshot each time)");
+  }
   // Refuse at start-up, before anything is written, rather than at the first output. An
   // every-step hook runs from a_start to a_end.
   std::vector<double> as = _hook.a;
@@ -78,27 +99,6 @@ EmulatorHook::EmulatorHook(const Params& params, const EmulatorHookParams& hook,
     throw std::runtime_error("emulators." + _hook.name + ".space = \"" + _hook.space +
                              "\": the model " + _hook.model +
                              " is a halo surrogate, whose fields are Eulerian");
-  if (meta.super_resolution) {
-    if (_space != FieldSpace::Lagrangian)
-      throw std::runtime_error("emulators." + _hook.name + ".space = \"" + _hook.space +
-                               "\": the model " + _hook.model +
-                               " makes particles from the Lagrangian lattice; set space = "
-                               "\"lagrangian\"");
-    std::vector<std::string> want;
-    for (const auto& c : meta.inputs)
-      want.push_back(c.name);
-    if (_hook.inputs != want) {
-      std::string list;
-      for (const auto& c : want)
-        list += (list.empty() ? "" : ", ") + c;
-      throw std::runtime_error("emulators." + _hook.name + ".inputs: the super-resolution model " +
-                               _hook.model + " takes [" + list + "] in this order");
-    }
-    if (_hook.every_step)
-      throw std::runtime_error("emulators." + _hook.name +
-                               ".every_step = true: a super-resolution model runs at output "
-                               "scale factors only (it writes a snapshot each time)");
-  }
   if (_hook.radius >= 0 && _hook.radius < _model.metadata().receptive_field)
     throw std::runtime_error("emulators." + _hook.name +
                              ".radius = " + std::to_string(_hook.radius) +

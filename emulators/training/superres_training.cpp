@@ -277,6 +277,19 @@ TrainingResult trainSuperResolution(const TrainingConfig& cfg, MPI_Comm comm,
   // Lattice coordinates [HR cells] of the interior's HR particles, relative to the painted grid.
   const auto ar = torch::arange(inner, torch::kFloat32) + pad;
   const auto lattice = torch::stack(torch::meshgrid({ar, ar, ar}, "ij"), 0).view({3, -1});
+  // Shell |m| (rounded, in grid units; beyond grid/2 folded into the last) of every rfftn mode
+  // of the painted grid, for the power term.
+  torch::Tensor shell_index;
+  {
+    const auto a = torch::arange(grid, torch::kFloat32);
+    const auto m = torch::where(a <= grid / 2, a, a - grid); // FFT order
+    const auto mz = torch::arange(grid / 2 + 1, torch::kFloat32);
+    const auto g = torch::meshgrid({m, m, mz}, "ij");
+    shell_index = torch::clamp_max(
+                      torch::round(torch::sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2])), grid / 2)
+                      .to(torch::kInt64)
+                      .flatten();
+  }
   auto interior = [&](const torch::Tensor& t) { // (C, f c, ...)^3 -> (C, inner^3)
     const int m = f * margin;
     return t.narrow(1, m, inner).narrow(2, m, inner).narrow(3, m, inner).reshape({t.size(0), -1});
@@ -290,8 +303,8 @@ TrainingResult trainSuperResolution(const TrainingConfig& cfg, MPI_Comm comm,
       return t.narrow(2, margin, len).narrow(3, margin, len).narrow(4, margin, len);
     };
     auto loss = torch::mse_loss(cut(out), cut(target));
-    if (cfg.density_weight > 0) {
-      torch::Tensor eul = torch::zeros({}, out.options());
+    if (cfg.density_weight > 0 || cfg.power_weight > 0) {
+      torch::Tensor eul = torch::zeros({}, out.options()), pk_p, pk_t;
       for (int64_t b = 0; b < out.size(0); ++b) {
         // Predicted HR displacement [HR cells]: LR displacement + residual, rearranged.
         const auto xd = (x[b] * in_std_t).narrow(0, 0, 3).view({3, 1, c, c, c});
@@ -305,8 +318,24 @@ TrainingResult trainSuperResolution(const TrainingConfig& cfg, MPI_Comm comm,
         const auto rho_t = paintCic((lattice + it - shift).t(), grid);
         const auto var = (rho_t - rho_t.mean()).pow(2).sum().clamp_min(1e-6);
         eul = eul + (rho_p - rho_t).pow(2).sum() / var;
+        if (cfg.power_weight > 0) {
+          auto shells = [&](const torch::Tensor& rho) {
+            const auto fk = torch::fft::rfftn(rho.view({grid, grid, grid}) - rho.mean());
+            return torch::zeros({grid / 2 + 1}, rho.options())
+                .index_add(0, shell_index, torch::real(fk * torch::conj(fk)).flatten());
+          };
+          pk_p = pk_p.defined() ? pk_p + shells(rho_p) : shells(rho_p);
+          pk_t = pk_t.defined() ? pk_t + shells(rho_t) : shells(rho_t);
+        }
       }
       loss = loss + cfg.density_weight * eul / static_cast<double>(out.size(0));
+      if (cfg.power_weight > 0) {
+        // Shells 1 .. grid/4 of the batch's summed power: up to the HR particle Nyquist
+        // (grid/4 shells of HR cells); beyond it the truth's power is its own discreteness.
+        const auto lp = torch::log(pk_p.narrow(0, 1, grid / 4) + 1e-6),
+                   lt = torch::log(pk_t.narrow(0, 1, grid / 4) + 1e-6);
+        loss = loss + cfg.power_weight * (lp - lt).pow(2).mean();
+      }
     }
     return loss;
   };
@@ -323,7 +352,8 @@ TrainingResult trainSuperResolution(const TrainingConfig& cfg, MPI_Comm comm,
   torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(cfg.learning_rate));
 
   std::ostringstream h;
-  h << "superres;" << commonConfigText(cfg) << ";" << f << "," << cfg.density_weight;
+  h << "superres;" << commonConfigText(cfg) << ";" << f << "," << cfg.density_weight << ","
+    << cfg.power_weight;
   for (const auto* set : {&cfg.train, &cfg.validation})
     for (const auto& p : *set)
       h << p.lr << ";" << p.hr << "|";
@@ -351,7 +381,8 @@ TrainingResult trainSuperResolution(const TrainingConfig& cfg, MPI_Comm comm,
   auto writeCurve = [&] {
     writeLossCurve(dir, result.curve,
                    "caustic train (particle super-resolution): normalised residual MSE + " +
-                       std::to_string(cfg.density_weight) + " x relative density error",
+                       std::to_string(cfg.density_weight) + " x relative density error + " +
+                       std::to_string(cfg.power_weight) + " x mean squared log power ratio",
                    "caustic train: loss", "loss", "validation");
   };
   auto save = [&](int step) {

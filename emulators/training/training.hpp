@@ -65,9 +65,10 @@ struct TrainingConfig {
   double focal_gamma = 2.0, focal_alpha = 0.5, mass_weight = 1.0;
   double linking_length = 0.2; // the truth's FoF b, for the record (halo loss)
   // Particle super-resolution (superres_training.hpp): particles per side of the high-resolution
-  // run over the low-resolution one, and the weight of the Eulerian density term of the loss.
+  // run over the low-resolution one, the weight of the Eulerian density term of the loss and
+  // that of its power-spectrum term.
   int factor = 2;
-  double density_weight = 1.0;
+  double density_weight = 1.0, power_weight = 1.0;
   int depth = 2, width = 16; // U-Net
   int steps = 1000;
   int batch = 4; // crops per rank and step

@@ -214,6 +214,9 @@ TrainingConfig parseTrainingConfig(const std::string& text,
     c.density_weight = s.number("density_weight", 1.0, "a number >= 0");
     requireRange(c.density_weight >= 0 && c.density_weight < 1e6, s.key("density_weight"),
                  c.density_weight, "[0, 1e6)");
+    c.power_weight = s.number("power_weight", 1.0, "a number >= 0");
+    requireRange(c.power_weight >= 0 && c.power_weight < 1e6, s.key("power_weight"),
+                 c.power_weight, "[0, 1e6)");
     c.loss = s.choice("loss", "mse", {"mse", "halo"});
     c.focal_gamma = s.number("focal_gamma", 2.0, "a number in [0, 10]");
     requireRange(c.focal_gamma >= 0 && c.focal_gamma <= 10, s.key("focal_gamma"), c.focal_gamma,
