@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: install dependencies, build, then
-#  1. the super-resolution emulator: paired runs (64^3 / 128^3 particles, same white noise) and
-#     `caustic train` (validation/superres_emulator.sh, about 2 minutes on 2 cores);
-#  2. the default simulation (params/default.toml) on 2 MPI ranks with its in-situ analysis
-#     (power spectra, FoF halos, baryonification) and the emulator applied in-situ at z = 0;
-#  3. plots: the z = 0 power spectrum against linear theory, a projected density slice, the
-#     emulator against the high-resolution truth of the same seed, and the in-situ baryon
-#     correction model (S(k) against published hydro runs, gas/temperature/pressure slices,
-#     Compton-y map);
+#  1. the default simulation (params/default.toml) on 2 MPI ranks with its in-situ analysis
+#     (power spectra, FoF halos, baryonification) and the particle super-resolution emulator
+#     (models/superres_particles/, committed; trained by validation/superres_particles.sh)
+#     applied in-situ at z = 0: 128^3 particles from the run's 64^3, with their power spectrum
+#     and FoF catalogue;
+#  2. the high-resolution truth of the same seed (128^3 particles, 384^3 mesh, 40 steps) and the
+#     emulator's validation against it (validation/superres_particles.py: T(k), r(k), mass
+#     function, slices);
+#  3. plots: the z = 0 power spectrum against linear theory, a projected density slice and the
+#     in-situ baryon correction model (S(k) against published hydro runs,
+#     gas/temperature/pressure slices, Compton-y map);
 #  4. the hybrid PM: the production configuration params/hybrid_pm.toml (64^3 particles, 64^3
 #     mesh, 10 steps) for a held-out seed, uncorrected and with the committed force corrections
 #     (models/hybrid_pm/: PGD and the neural correction), against its 4x-mesh reference
@@ -23,10 +26,10 @@ params=${CAUSTIC_PARAMS:-params/default.toml}
 emulate=${CAUSTIC_EMULATOR:-1}
 extra=()
 if [ "$emulate" = 1 ]; then
-  bash validation/superres_emulator.sh "$np"
-  extra=(--set output.density=true
-         --set "emulators.superres.model=\"$PWD/output/emulators/superres/model.pt\""
-         --set "emulators.superres.a=[1.0]")
+  extra=(--set "emulators.sr.model=\"$PWD/models/superres_particles/model.pt\""
+         --set 'emulators.sr.space="lagrangian"'
+         --set 'emulators.sr.inputs=["displacement_x","displacement_y","displacement_z","momentum_x","momentum_y","momentum_z"]'
+         --set "emulators.sr.a=[1.0]")
 fi
 bash jobs/mpirun.sh "$np" build/src/caustic run "$params" --overwrite "${extra[@]}" "$@"
 out=$(/usr/bin/python3 -c "import sys, tomllib; print(tomllib.load(open(sys.argv[1], 'rb'))['output']['directory'])" "$params")
@@ -37,8 +40,19 @@ if [ -f "$out/baryons_a1.0000/suppression.txt" ]; then
     --fields "$out/baryons_a1.0000" -o "$out/baryons_a1.0000" > /dev/null
 fi
 if [ "$emulate" = 1 ]; then
-  /usr/bin/python3 validation/plot_superres.py "$out/density_a1.0000.hdf5" "$out/superres_a1.0000.hdf5" \
-    output/emulators/pairs/s42_p128/density_a1.0000.hdf5 -o "$out/superres_z0.png"
+  # The high-resolution truth of the run's seed, as the emulator's training pairs were made.
+  seed=$(/usr/bin/python3 -c "import sys, tomllib; print(tomllib.load(open(sys.argv[1], 'rb'))['simulation']['seed'])" "$params")
+  hr=output/superres/main_hr_s$seed
+  if [ ! -f "$hr/snapshot_a1.0000.hdf5" ]; then
+    bash jobs/mpirun.sh "$np" build/src/caustic run params/superres_pairs.toml --overwrite \
+      --set simulation.seed=$seed --set simulation.particles=128 --set simulation.mesh=384 \
+      --set simulation.steps=40 --set simulation.lattice_offset=0.5 \
+      --set "output.directory=\"$hr\"" --set output.snapshots=true --set output.density=false
+  fi
+  bash jobs/mpirun.sh "$np" build/src/caustic fof "$hr/snapshot_a1.0000.hdf5" -o "$out/hr_halos.hdf5" \
+    --overwrite
+  /usr/bin/python3 validation/superres_particles.py --seeds "$seed" --lr "$out/snapshot_a1.0000.hdf5" \
+    --hr "$hr/snapshot_a1.0000.hdf5" --sr-run "$out" --out "$out/superres"
 fi
 if [ "${CAUSTIC_HYBRID:-1}" = 1 ]; then
   hy=output/hybrid_pm_main

@@ -12,7 +12,11 @@ Li et al. 2021), superres_power.csv, superres_hmf.csv, superres_power.png (T and
 superres_slices.png (LR / SR / HR, one colour bar).
 
 usage: superres_particles.py --pairs DIR --sr DIR --seeds 301 302 ... --out DIR [--mesh 256]
-       [--cost FILE.json]
+       [--cost FILE.json] [--lr PATTERN --hr PATTERN --sr-run PATTERN]
+The file patterns take {seed}: by default the LR and HR snapshots are
+PAIRS/s{seed}_lr|hr/snapshot_a1.0000.hdf5 and the LR run with the emulator SR/s{seed}/ (its
+sr_a1.0000.hdf5, halos_a1p0000.0.hdf5, sr_halos_a1p0000.0.hdf5 and hr_halos.hdf5, the FoF
+catalogue of the HR snapshot).
 """
 import argparse
 import json
@@ -103,8 +107,11 @@ def projected(x, L, n, depth):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--pairs", required=True)
-    ap.add_argument("--sr", required=True)
+    ap.add_argument("--pairs", default="output/superres/pairs")
+    ap.add_argument("--sr", default="output/superres/validation")
+    ap.add_argument("--lr", help="LR snapshot pattern")
+    ap.add_argument("--hr", help="HR snapshot pattern")
+    ap.add_argument("--sr-run", help="directory pattern of the LR run with the emulator")
     ap.add_argument("--seeds", nargs="+", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--mesh", type=int, default=256)
@@ -118,9 +125,12 @@ def main():
     kbins = None
     hr_mass = None
     for seed in a.seeds:
-        lr_x, L = read_positions(f"{a.pairs}/s{seed}_lr/snapshot_a1.0000.hdf5")
-        hr_x, _ = read_positions(f"{a.pairs}/s{seed}_hr/snapshot_a1.0000.hdf5")
-        sr_x, _ = read_positions(f"{a.sr}/s{seed}/sr_a1.0000.hdf5")
+        lr_file = (a.lr or a.pairs + "/s{seed}_lr/snapshot_a1.0000.hdf5").format(seed=seed)
+        hr_file = (a.hr or a.pairs + "/s{seed}_hr/snapshot_a1.0000.hdf5").format(seed=seed)
+        run_dir = (a.sr_run or a.sr + "/s{seed}").format(seed=seed)
+        lr_x, L = read_positions(lr_file)
+        hr_x, _ = read_positions(hr_file)
+        sr_x, _ = read_positions(f"{run_dir}/sr_a1.0000.hdf5")
         dh = delta_k(hr_x, L, n)
         kb, phh = bin_power(dh, dh, L, n, n // 2)
         for name, x in (("LR", lr_x), ("SR", sr_x)):
@@ -133,11 +143,11 @@ def main():
         if seed == a.seeds[0]:
             slices = [projected(x, L, 256, 10.0) for x in (lr_x, sr_x, hr_x)]
         # Mass functions: FoF of the LR run, of the SR particles and of the HR truth.
-        with h5py.File(f"{a.pairs}/s{seed}_hr/snapshot_a1.0000.hdf5", "r") as f:
+        with h5py.File(hr_file, "r") as f:
             hr_mass = f["Header"].attrs["MassTable"][1] * 1e10
-        hmf["LR"].append(group_masses(f"{a.sr}/s{seed}/halos_a1p0000.0.hdf5"))
-        hmf["SR"].append(group_masses(f"{a.sr}/s{seed}/sr_halos_a1p0000.0.hdf5"))
-        hmf["HR"].append(group_masses(f"{a.sr}/s{seed}/hr_halos.hdf5"))
+        hmf["LR"].append(group_masses(f"{run_dir}/halos_a1p0000.0.hdf5"))
+        hmf["SR"].append(group_masses(f"{run_dir}/sr_halos_a1p0000.0.hdf5"))
+        hmf["HR"].append(group_masses(f"{run_dir}/hr_halos.hdf5"))
     k = kbins
     t = {m: np.mean(T[m], axis=0) for m in T}
     r = {m: np.mean(R[m], axis=0) for m in R}

@@ -6,14 +6,16 @@
 # comparison at NP ranks (the HR truth run of seed 301 against the LR run + emulator), and
 # superres_particles.py: output/superres/validation/superres_table.md, superres_power.png,
 # superres_slices.png, superres_power.csv, superres_hmf.csv.
-# Usage: validation/superres_particles.sh [NP]    (about 30 minutes on 2 cores from scratch)
+# Usage: validation/superres_particles.sh [NP] [MODEL]  (about 35 minutes on 2 cores from scratch;
+# with MODEL, that model is validated and nothing is trained)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 np=${1:-2}
+model=${2:-output/superres/model/model.pt}
 caustic=build/src/caustic
 py=/usr/bin/python3
 bash validation/superres_particle_pairs.sh 1
-if [ ! -f output/superres/model/model.pt ]; then
+if [ ! -f "$model" ]; then
   bash jobs/mpirun.sh "$np" "$caustic" train params/train_superres_particles.toml < /dev/null
 fi
 val=output/superres/validation
@@ -21,7 +23,8 @@ seeds=(301 302 303 304)
 for seed in "${seeds[@]}"; do
   out=$val/s$seed
   bash jobs/mpirun.sh "$np" "$caustic" run params/superres_validation.toml --overwrite \
-    --set simulation.seed=$seed --set "output.directory=\"$out\"" < /dev/null > /dev/null
+    --set simulation.seed=$seed --set "output.directory=\"$out\"" \
+    --set "emulators.sr.model=\"$PWD/$model\"" < /dev/null > /dev/null
   bash jobs/mpirun.sh "$np" "$caustic" fof output/superres/pairs/s${seed}_hr/snapshot_a1.0000.hdf5 \
     -o "$out/hr_halos.hdf5" --overwrite < /dev/null > /dev/null
   echo "held-out seed $seed: LR run + SR -> $out"
