@@ -18,13 +18,14 @@ bash validation/superres_particle_pairs.sh 1
 if [ ! -f "$model" ]; then
   bash jobs/mpirun.sh "$np" "$caustic" train params/train_superres_particles.toml < /dev/null
 fi
+case "$model" in /*) ;; *) model=$PWD/$model ;; esac
 val=output/superres/validation
 seeds=(301 302 303 304)
 for seed in "${seeds[@]}"; do
   out=$val/s$seed
   bash jobs/mpirun.sh "$np" "$caustic" run params/superres_validation.toml --overwrite \
     --set simulation.seed=$seed --set "output.directory=\"$out\"" \
-    --set "emulators.sr.model=\"$PWD/$model\"" < /dev/null > /dev/null
+    --set "emulators.sr.model=\"$model\"" < /dev/null > /dev/null
   bash jobs/mpirun.sh "$np" "$caustic" fof output/superres/pairs/s${seed}_hr/snapshot_a1.0000.hdf5 \
     -o "$out/hr_halos.hdf5" --overwrite < /dev/null > /dev/null
   echo "held-out seed $seed: LR run + SR -> $out"

@@ -516,7 +516,7 @@ TrainingResult trainSuperResolution(const TrainingConfig& cfg, MPI_Comm comm,
       << "super-resolution x" << f << ", " << cfg.train.size() << " training and "
       << cfg.validation.size() << " validation pairs, " << cfg.steps << " steps of " << cfg.batch
       << " x " << nranks << " crops of " << c << "^3, density weight " << cfg.density_weight
-      << ", seed " << cfg.seed << ", final validation loss " << result.curve.back().validation;
+      << ", power weight " << cfg.power_weight << ", seed " << cfg.seed << ", final validation loss " << result.curve.back().validation;
     meta.provenance = p.str();
   }
   Model wrapped(net, meta);
