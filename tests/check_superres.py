@@ -117,7 +117,7 @@ def main():
     os.makedirs(args.work)
     mpi = lambda n: shlex.split(args.mpiexec) + ["-n", str(n), args.caustic]  # noqa: E731
 
-    def make_run(name, particles, mesh, seed, extra="", power="false", np_=2):
+    def make_run(name, particles, mesh, seed, extra="", power="false"):
         out = os.path.join(args.work, name)
         p = os.path.join(args.work, name + ".toml")
         with open(p, "w") as f:

@@ -19,6 +19,22 @@
 
 namespace caustic {
 
+namespace {
+std::string joined(const std::vector<std::string>& warnings) {
+  std::string w;
+  for (const auto& x : warnings)
+    w += (w.empty() ? "" : "; ") + x;
+  return w;
+}
+void warnOutsideDomain(const std::string& hook, const std::vector<std::string>& warnings) {
+  if (!warnings.empty())
+    std::fprintf(
+        stderr,
+        "caustic: warning: emulator %s applied outside its validity domain (force = true): %s\n",
+        hook.c_str(), joined(warnings).c_str());
+}
+} // namespace
+
 ApplicationDomain EmulatorHook::domainAt(double a) const {
   const auto& sim = _params.simulation;
   ApplicationDomain dom;
@@ -200,12 +216,10 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
                                               {"model_metadata", meta.toJson().dump()},
                                               {"space", _hook.space},
                                               {"forced", warnings.empty() ? "false" : "true"}};
-  std::string w, inputs;
-  for (const auto& x : warnings)
-    w += (w.empty() ? "" : "; ") + x;
+  std::string inputs;
   for (const auto& x : _hook.inputs)
     inputs += (inputs.empty() ? "" : ",") + x;
-  attrs["validity_warnings"] = w;
+  attrs["validity_warnings"] = joined(warnings);
   attrs["inputs"] = inputs;
   const std::string stem =
       e == Event::Step ? format("%s_step%04d", _hook.name.c_str(), s.step) : _hook.name;
@@ -218,11 +232,7 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
     writeParticleValues(path, s.mesh->comm(), *s.particles, values, names, s.a, _params, attrs);
   }
   if (s.mesh->comm().rank() == 0) {
-    if (!warnings.empty())
-      std::fprintf(
-          stderr,
-          "caustic: warning: emulator %s applied outside its validity domain (force = true): %s\n",
-          _hook.name.c_str(), w.c_str());
+    warnOutsideDomain(_hook.name, warnings);
     if (_cb) {
       _cb("emulator", path);
       if (!catalogue_path.empty()) {
@@ -294,15 +304,7 @@ void EmulatorHook::observeSuperResolution(Event, const SimulationState& s,
                           _hook.name + "_halos", _hook.name + "_mass_function");
   }
   if (s.mesh->comm().rank() == 0) {
-    if (!warnings.empty()) {
-      std::string w;
-      for (const auto& x : warnings)
-        w += (w.empty() ? "" : "; ") + x;
-      std::fprintf(
-          stderr,
-          "caustic: warning: emulator %s applied outside its validity domain (force = true): %s\n",
-          _hook.name.c_str(), w.c_str());
-    }
+    warnOutsideDomain(_hook.name, warnings);
     if (_cb) {
       _cb("emulator", path);
       _cb("power_spectrum", ppath);

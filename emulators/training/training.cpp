@@ -628,76 +628,25 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
   };
 
   // Step 0: the held-out loss of the initial weights, the reference of the curve.
-  if (start == 0)
-    result.curve.push_back({0, NAN, validate(), 0.0, 0.0});
-  const double seconds_before = result.curve.back().seconds;
-  const auto t0 = std::chrono::steady_clock::now();
-  auto params = net->parameters();
-  net->train();
-  int step = start;
-  while (step < cfg.steps) {
-    ++step;
-    const double lr = learningRate(cfg, step);
-    for (auto& g : opt.param_groups())
-      static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
-    std::vector<torch::Tensor> xs, ys;
-    for (int b = 0; b < cfg.batch; ++b) {
-      auto rng = keyedRng(cfg.seed, step, rank, b);
-      std::uniform_int_distribution<int> pick(0, static_cast<int>(train.size()) - 1);
-      const Sample& s = train[pick(rng)];
-      std::uniform_int_distribution<int> u(0, s.n - 1), sym(0, 47);
-      const std::array<int, 3> o = {u(rng), u(rng), u(rng)};
-      const int k = cfg.augment ? sym(rng) : 0;
-      xs.push_back(
-          withConditioning(applySymmetry(periodicCrop(s.x, cfg.crop, o, s.n), k, lin), s.cond));
-      ys.push_back(applySymmetry(periodicCrop(s.y, cfg.crop, o, s.n), k, lout));
-    }
-    const auto x = torch::stack(xs), y = torch::stack(ys);
-    opt.zero_grad();
-    auto loss = loss_of(net->forward(x), y, x);
-    loss.backward();
-    // Data parallel: average the gradients over ranks.
-    if (nranks > 1)
-      for (auto& p : params)
-        if (p.grad().defined()) {
-          auto g = p.grad();
-          mpiCheck(MPI_Allreduce(MPI_IN_PLACE, g.data_ptr<float>(), static_cast<int>(g.numel()),
-                                 MPI_FLOAT, MPI_SUM, comm),
-                   "training: gradients");
-          g.div_(static_cast<double>(nranks));
+  const int step = optimise(
+      cfg, comm, *net, opt, start, result.curve,
+      [&](int step) {
+        std::vector<torch::Tensor> xs, ys;
+        for (int b = 0; b < cfg.batch; ++b) {
+          auto rng = keyedRng(cfg.seed, step, rank, b);
+          std::uniform_int_distribution<int> pick(0, static_cast<int>(train.size()) - 1);
+          const Sample& s = train[pick(rng)];
+          std::uniform_int_distribution<int> u(0, s.n - 1), sym(0, 47);
+          const std::array<int, 3> o = {u(rng), u(rng), u(rng)};
+          const int k = cfg.augment ? sym(rng) : 0;
+          xs.push_back(withConditioning(
+              applySymmetry(periodicCrop(s.x, cfg.crop, o, s.n), k, lin), s.cond));
+          ys.push_back(applySymmetry(periodicCrop(s.y, cfg.crop, o, s.n), k, lout));
         }
-    opt.step();
-    double l = loss.item<double>(), lsum = 0;
-    mpiCheck(MPI_Allreduce(&l, &lsum, 1, MPI_DOUBLE, MPI_SUM, comm), "training: loss");
-    LossRecord rec;
-    rec.step = step;
-    rec.train = lsum / nranks;
-    rec.validation = (step % cfg.validate_every == 0 || step == cfg.steps) ? validate() : NAN;
-    rec.lr = lr;
-    const double elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    rec.seconds = seconds_before + elapsed;
-    result.curve.push_back(rec);
-    if (!std::isfinite(rec.train))
-      throw std::runtime_error("training: the loss became " + std::to_string(rec.train) +
-                               " at step " + std::to_string(step) +
-                               " (lower training.learning_rate?)");
-    if (progress && rank == 0) {
-      double last_val = NAN;
-      for (auto it = result.curve.rbegin(); it != result.curve.rend(); ++it)
-        if (std::isfinite(it->validation)) {
-          last_val = it->validation;
-          break;
-        }
-      progress({step, cfg.steps, rec.train, last_val, lr,
-                elapsed / (step - start) * (cfg.steps - step)});
-    }
-    const bool stop = cfg.stop_after >= 0 && step >= cfg.stop_after;
-    if (step % cfg.checkpoint_every == 0 || step == cfg.steps || stop)
-      save_checkpoint(step);
-    if (stop)
-      break;
-  }
+        const auto x = torch::stack(xs), y = torch::stack(ys);
+        return loss_of(net->forward(x), y, x);
+      },
+      validate, save_checkpoint, progress);
   result.steps_done = step;
   if (step < cfg.steps)
     return result;

@@ -1,7 +1,9 @@
 #include "emulators/training/training_common.hpp"
 
 #include "io/atomic_file.hpp"
+#include "pm/core/comm.hpp"
 
+#include <chrono>
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
@@ -202,6 +204,74 @@ int loadCheckpoint(const std::string& path, torch::nn::Module& net, torch::optim
     throw std::invalid_argument("training --resume: " + path +
                                 " is not a readable checkpoint: " + e.what_without_backtrace());
   }
+}
+
+int optimise(const TrainingConfig& cfg, MPI_Comm comm, torch::nn::Module& net,
+             torch::optim::Adam& opt, int start, std::vector<LossRecord>& curve,
+             const std::function<torch::Tensor(int)>& batchLoss,
+             const std::function<double()>& validate, const std::function<void(int)>& save,
+             const std::function<void(const TrainingProgress&)>& progress) {
+  int rank = 0, nranks = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &nranks);
+  if (start == 0)
+    curve.push_back({0, NAN, validate(), 0.0, 0.0});
+  const double seconds_before = curve.back().seconds;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto params = net.parameters();
+  net.train();
+  int step = start;
+  while (step < cfg.steps) {
+    ++step;
+    const double lr = learningRate(cfg, step);
+    for (auto& g : opt.param_groups())
+      static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
+    opt.zero_grad();
+    auto loss = batchLoss(step);
+    loss.backward();
+    // Data parallel: average the gradients over ranks.
+    if (nranks > 1)
+      for (auto& p : params)
+        if (p.grad().defined()) {
+          auto g = p.grad();
+          mpiCheck(MPI_Allreduce(MPI_IN_PLACE, g.data_ptr<float>(), static_cast<int>(g.numel()),
+                                 MPI_FLOAT, MPI_SUM, comm),
+                   "training: gradients");
+          g.div_(static_cast<double>(nranks));
+        }
+    opt.step();
+    double l = loss.item<double>(), lsum = 0;
+    mpiCheck(MPI_Allreduce(&l, &lsum, 1, MPI_DOUBLE, MPI_SUM, comm), "training: loss");
+    LossRecord rec;
+    rec.step = step;
+    rec.train = lsum / nranks;
+    rec.validation = (step % cfg.validate_every == 0 || step == cfg.steps) ? validate() : NAN;
+    rec.lr = lr;
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rec.seconds = seconds_before + elapsed;
+    curve.push_back(rec);
+    if (!std::isfinite(rec.train))
+      throw std::runtime_error("training: the loss became " + std::to_string(rec.train) +
+                               " at step " + std::to_string(step) +
+                               " (lower training.learning_rate?)");
+    if (progress && rank == 0) {
+      double last_val = NAN;
+      for (auto it = curve.rbegin(); it != curve.rend(); ++it)
+        if (std::isfinite(it->validation)) {
+          last_val = it->validation;
+          break;
+        }
+      progress({step, cfg.steps, rec.train, last_val, lr,
+                elapsed / (step - start) * (cfg.steps - step)});
+    }
+    const bool stop = cfg.stop_after >= 0 && step >= cfg.stop_after;
+    if (step % cfg.checkpoint_every == 0 || step == cfg.steps || stop)
+      save(step);
+    if (stop)
+      break;
+  }
+  return step;
 }
 
 std::string commonConfigText(const TrainingConfig& c) {

@@ -8,8 +8,11 @@
 
 #include <torch/torch.h>
 
+#include <mpi.h>
+
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -63,6 +66,21 @@ void saveCheckpoint(const std::string& path, torch::nn::Module& net, torch::opti
 // file is missing, unreadable or made with another configuration hash.
 int loadCheckpoint(const std::string& path, torch::nn::Module& net, torch::optim::Optimizer& opt,
                    std::int64_t config_hash, std::vector<LossRecord>& curve);
+
+// The optimisation loop of both trainers, from step `start` + 1 to cfg.steps (or to
+// cfg.stop_after): each step sets the learning rate of the schedule, takes batchLoss(step) (this
+// rank's loss on its crops, with autograd), averages the gradients over the ranks, steps the
+// optimiser and appends to `curve` the mean loss over the ranks, the held-out loss of validate()
+// every validate_every steps and at the last, the learning rate and the seconds so far; it
+// reports to `progress` (rank 0) and calls save(step) every checkpoint_every steps, at the last
+// step and when stopping. Starting from step 0 it first records validate() of the initial
+// weights. Returns the last step done. Throws std::runtime_error when the loss is not finite.
+// Collective over `comm`.
+int optimise(const TrainingConfig& cfg, MPI_Comm comm, torch::nn::Module& net,
+             torch::optim::Adam& opt, int start, std::vector<LossRecord>& curve,
+             const std::function<torch::Tensor(int)>& batchLoss,
+             const std::function<double()>& validate, const std::function<void(int)>& save,
+             const std::function<void(const TrainingProgress&)>& progress);
 
 // The settings shared by every trainer, as text for a configuration hash (everything that shapes
 // the loss curve except the data, the model-specific settings and `steps`).
