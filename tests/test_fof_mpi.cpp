@@ -13,6 +13,7 @@
 #include <map>
 #include <numeric>
 #include <random>
+#include <set>
 
 using namespace caustic;
 using namespace caustic::test;
@@ -53,6 +54,24 @@ Particles clumpyParticles(std::size_t n, double L, unsigned seed) {
   Kokkos::deep_copy(p.x, x);
   Kokkos::deep_copy(p.p, v);
   Kokkos::deep_copy(p.id, id);
+  return p;
+}
+
+// n points in one gaussian clump of width sigma across the corner of the box (sparse ids).
+Particles cornerClump(std::size_t n, double L, double sigma, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> g(0.0, 1.0);
+  Particles p(n);
+  auto x = Kokkos::create_mirror_view(p.x);
+  auto id = Kokkos::create_mirror_view(p.id);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (int a = 0; a < 3; ++a)
+      x(i, a) = periodicWrap(sigma * g(rng), L);
+    id(i) = 5 + 3 * i;
+  }
+  Kokkos::deep_copy(p.x, x);
+  Kokkos::deep_copy(p.id, id);
+  Kokkos::deep_copy(p.p, 0.0);
   return p;
 }
 
@@ -114,6 +133,40 @@ TEST(FoF, LabelsEqualBruteForceAtAnyRankCount) {
   for (const auto& [l, s] : sizes)
     big += s >= 100;
   EXPECT_GE(big, 5);
+}
+
+// Linking lengths from 0.001 to 0.49 of the box: the cell grid goes from 1650 cells per side
+// (cell keys beyond 32 bits) to 4 (the grids of 4 and 6 cells per side, whose neighbouring
+// columns and z images repeat). The point counts keep about 1.5 friends per point on average,
+// so the groups are neither all single nor all one; at the shortest length the points are one
+// clump of width 3 ell across the box corner, 3000 of them.
+TEST(FoF, LabelsEqualBruteForceAcrossLinkingLengths) {
+  const double L = 10.0;
+  for (const double ell : {0.0105, 0.9, 2.0, 3.3, 4.9}) {
+    const auto n = static_cast<std::size_t>(1.5 * L * L * L / (4.19 * ell * ell * ell)) + 3;
+    int linked = 0, several = 0; // the setup: points linked, and not all into one group
+    for (unsigned seed = 1; seed <= 6; ++seed) {
+      const auto all = ell < 0.1 ? cornerClump(3000, L, 3 * ell, seed) : clumpyParticles(n, L, seed);
+      const auto ref = bruteForce(all, L, ell);
+      auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, 6, L);
+      Particles mine = share(all, worldRank(), worldSize());
+      migrate(mine, *d);
+      const auto labels = fofLabels(mine, *d, ell);
+      auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), mine.id);
+      int wrong = 0;
+      for (std::size_t i = 0; i < mine.size(); ++i)
+        wrong += labels[i] != ref.at(id(i));
+      EXPECT_EQ(wrong, 0) << "ell " << ell << ", seed " << seed << ", " << all.size() << " points";
+      std::set<std::uint64_t> groups;
+      for (const auto& [pid, l] : ref) {
+        groups.insert(l);
+        linked += l != pid;
+      }
+      several += groups.size() > 1;
+    }
+    EXPECT_GT(linked, 0) << "ell " << ell;
+    EXPECT_GT(several, 0) << "ell " << ell;
+  }
 }
 
 TEST(FoF, CatalogueMatchesDirectComputation) {

@@ -49,7 +49,9 @@ private:
   Model _model;
   OutputCallback _cb;
   std::shared_ptr<const SlabDecomposition> _lattice; // Lagrangian hooks, made on first use
-  std::shared_ptr<const SlabDecomposition> _fieldMesh; // Eulerian hooks with their own mesh
+  // The mesh of Eulerian hooks with their own mesh; for super-resolution, the mesh of the HR
+  // particles' power spectrum and FoF (the PM mesh itself when its size is the one asked for).
+  std::shared_ptr<const SlabDecomposition> _fieldMesh;
   std::vector<std::pair<std::string, double>> _conditioning; // the run's conditioning values
 };
 

@@ -627,7 +627,8 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
     return out[0] / out[1];
   };
 
-  // Step 0: the held-out loss of the initial weights, the reference of the curve.
+  // The optimisation (training::optimise records the held-out loss of the initial weights as
+  // step 0, the reference of the curve).
   const int step = optimise(
       cfg, comm, *net, opt, start, result.curve,
       [&](int step) {

@@ -9,6 +9,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -62,8 +63,12 @@ struct AtomicForest {
 
 using HostInts = Kokkos::View<const int*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>;
 
+// The nearest periodic image of a separation d: d - L round(d / L). Separations of positions in
+// [0, L) take the branches (no division; the same result, ties at +-L/2 included).
 double minImage(double d, double L) {
-  return d - L * std::round(d / L);
+  if (std::abs(d) >= L)
+    return d - L * std::round(d / L);
+  return d >= 0.5 * L ? d - L : (d <= -0.5 * L ? d + L : d);
 }
 
 } // namespace
@@ -118,205 +123,321 @@ Ghosts exchangeGhosts(const HostPositions& hx, const HostIds& hid, std::size_t n
   return g;
 }
 
-// Friends-of-friends links among the points `sx` (3 per point, sorted so that each cell's points
-// are contiguous; keys[s] the cell key of sorted point s) in a periodic box L.
-//
-// Cells of side at most ell / sqrt(3): all points of a cell are friends, so each cell is linked
-// internally at once, and two cells need only one linking pair (the search stops there, and is
-// skipped when they are already joined). Friends lie at most 2 cells apart. Cells are ordered
-// by (cx, cy, cz), so a column (cx, cy) is contiguous. (Just over 80 lines: the cell table, the
-// column index and the linking loop share their arrays; issue 21 replaces it with a Kokkos
-// kernel.)
-// Points ordered by key: sorted_keys ascending and order[s] the point at rank s (equal keys in
-// point order). LSD radix sort in 11-bit digits over the bits kmax needs (3 passes for the cell
-// keys of a 1000^3 cell grid): no comparisons, sequential passes.
-void sortByKey(const std::vector<std::uint64_t>& keys, std::uint64_t kmax,
-               std::vector<std::uint64_t>& sorted_keys, std::vector<std::uint32_t>& order) {
+// The cell grid of the linking: nc cells per side, of side L / nc <= ell / sqrt(3), with nc even
+// so that coarse columns of 2 x 2 cell columns tile the box. Keys order the cells by coarse
+// column (X, Y) = (cx / 2, cy / 2), then cz, then (cx % 2, cy % 2):
+// key = ((X nc/2 + Y) nc + cz) 4 + 2 (cx % 2) + cy % 2, so that a coarse column is a run of keys
+// in which cz ascends.
+struct CellGrid {
+  int nc;
+  double L;
+  double inv; // nc / L
+  CellGrid(double box, double ell)
+      : nc(2 * std::max(1, static_cast<int>(
+                               std::ceil(0.5 * box * std::sqrt(3.0) / ell * (1 + 1e-9))))),
+        L(box), inv(nc / box) {}
+  int coord(double x) const { return std::min(nc - 1, std::max(0, static_cast<int>(x * inv))); }
+  std::uint64_t key(double x, double y, double z) const {
+    const int cx = coord(x), cy = coord(y), cz = coord(z);
+    const std::uint64_t column = static_cast<std::uint64_t>(cx / 2) * (nc / 2) + cy / 2;
+    return (column * nc + cz) * 4 + 2 * (cx % 2) + cy % 2;
+  }
+  std::uint64_t maxKey() const { // the key of cell (nc - 1, nc - 1, nc - 1)
+    return static_cast<std::uint64_t>(nc) * nc * nc - 1;
+  }
+};
+
+// Sorts keys ascending (in place) and returns the order: order[s] is the index the s-th key had
+// (equal keys in index order). LSD radix sort in 11-bit digits over the bits kmax needs (3
+// passes for the cell keys of a 1000^3 cell grid): no comparisons, sequential passes, the
+// histograms of all digits from one read of the keys.
+template <class Key> std::vector<std::uint32_t> sortByKey(std::vector<Key>& keys, Key kmax) {
   const std::size_t n = keys.size();
   constexpr int kBits = 11;
   constexpr std::size_t kBuckets = std::size_t(1) << kBits;
-  sorted_keys = keys;
-  order.resize(n);
-  std::iota(order.begin(), order.end(), 0u);
-  std::vector<std::uint64_t> k2(n);
-  std::vector<std::uint32_t> o2(n);
-  std::vector<std::size_t> count(kBuckets);
-  for (int shift = 0; shift < 64 && (kmax >> shift) != 0; shift += kBits) {
-    std::fill(count.begin(), count.end(), 0);
-    for (std::size_t i = 0; i < n; ++i)
-      ++count[(sorted_keys[i] >> shift) & (kBuckets - 1)];
+  int digits = 0;
+  while (digits * kBits < int(8 * sizeof(Key)) && (kmax >> (digits * kBits)) != 0)
+    ++digits;
+  std::vector<std::size_t> count(digits * kBuckets, 0);
+  for (std::size_t i = 0; i < n; ++i)
+    for (int d = 0; d < digits; ++d)
+      ++count[d * kBuckets + ((keys[i] >> (d * kBits)) & (kBuckets - 1))];
+  std::vector<std::uint32_t> order(n), o2(n);
+  std::vector<Key> k2(n);
+  for (int d = 0; d < digits; ++d) {
+    std::size_t* c = &count[d * kBuckets];
     std::size_t sum = 0;
-    for (auto& c : count) {
-      const std::size_t t = c;
-      c = sum;
+    for (std::size_t b = 0; b < kBuckets; ++b) {
+      const std::size_t t = c[b];
+      c[b] = sum;
       sum += t;
     }
+    const int shift = d * kBits;
     for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t d = count[(sorted_keys[i] >> shift) & (kBuckets - 1)]++;
-      k2[d] = sorted_keys[i];
-      o2[d] = order[i];
+      const std::size_t dst = c[(keys[i] >> shift) & (kBuckets - 1)]++;
+      k2[dst] = keys[i];
+      o2[dst] = d == 0 ? static_cast<std::uint32_t>(i) : order[i];
     }
-    sorted_keys.swap(k2);
+    keys.swap(k2);
     order.swap(o2);
   }
+  if (digits == 0)
+    std::iota(order.begin(), order.end(), 0u);
+  return order;
 }
 
-// Links the points (sorted by cell, cells of side <= ell / sqrt(3), keys by (cx, cy, cz)): the
-// points of a cell are all within ell of each other, and two cells within reach (at most two
-// cells apart on every axis) are linked when any pair of their points is closer than ell.
-// Returns the root of every sorted point and the size of every root's component.
-void linkSortedPoints(const Kokkos::View<double* [3]>& sx, std::vector<std::uint64_t> keys, int nc,
-                      double L, double ell, std::vector<std::uint32_t>& root_out,
-                      std::vector<std::uint32_t>& size_out) {
+// Links the points `sx` (sorted by cell key, see CellGrid) in a periodic box L. Cells have side
+// at most ell / sqrt(3): all points of a cell are friends, so each cell is linked internally at
+// once, and two cells need only one linking pair (the search stops there, and is skipped when
+// they are already joined). Friends lie at most 2 cells apart on every axis, so within one
+// coarse column (2 x 2 cell columns) or its 8 neighbours. Gives the root (a sorted index) of
+// every point in point order (order[s] is the point at sorted index s) and the size of every
+// root's component.
+//
+// The coarse columns are what make this fast: at the density of a z = 0 run most occupied
+// cells hold one point and most of their 124 neighbour cells are empty, so the work is the
+// search of the neighbour columns, not the distance tests. A cell of a coarse column searches 5
+// columns (itself and 4 of its neighbours: each pair of columns once) instead of the 13 of a
+// column of single cells.
+template <class Key>
+void linkSortedPoints(const Kokkos::View<double* [3]>& sx, std::vector<Key> keys,
+                      std::vector<std::uint32_t>& order, const CellGrid& grid, double ell,
+                      std::vector<std::uint32_t>& root_out, std::vector<std::uint32_t>& size_out) {
   const std::size_t ntot = keys.size();
-  root_out.assign(ntot, 0);
-  size_out.assign(ntot, 0);
-  if (ntot == 0)
+  if (ntot == 0) {
+    root_out.clear();
+    size_out.clear();
     return;
-  // Cells (runs of equal keys) and columns (runs of equal (cx, cy)), on the host: one pass.
-  std::vector<std::uint32_t> cell_start, col_start;
-  std::vector<int> cell_cz, col_cx, col_cy;
+  }
+  const int nc = grid.nc, NC = grid.nc / 2;
+  const double L = grid.L;
+  using Memory = Kokkos::DefaultExecutionSpace::memory_space;
+  auto hostArray = [ntot](auto zero, const char* label) {
+    using T = decltype(zero);
+    return Kokkos::View<T*, Kokkos::HostSpace>(
+        Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label)), ntot + 1);
+  };
+  // Cells (runs of equal keys) and coarse columns (runs of equal key / (4 nc)), on the host in
+  // one pass. A cell's key less its column's first key is its zs: 4 cz + its place in the
+  // coarse column (2 (cx % 2) + cy % 2). The cell keys end with a sentinel above every key.
+  auto cell_start = hostArray(std::uint32_t(0), "caustic::fof::cell_start");
+  auto cell_key = hostArray(Key(0), "caustic::fof::cell_key");
+  auto col_start = hostArray(std::uint32_t(0), "caustic::fof::column_start");
+  auto col_x = hostArray(int(0), "caustic::fof::column_x");
+  auto col_y = hostArray(int(0), "caustic::fof::column_y");
+  // Per column, the z bins (64 of them) that hold a cell; per cz, the bins of cz - 2 to cz + 2
+  // (periodically): a column without any of those bins has no cell within reach in z.
+  auto col_zbins = hostArray(std::uint64_t(0), "caustic::fof::column_zbins");
+  auto zbin = [nc](int cz) { return static_cast<int>(static_cast<std::uint64_t>(cz) * 64 / nc); };
+  Kokkos::View<std::uint64_t*, Kokkos::HostSpace> near_zbins(
+      Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::fof::near_zbins"), nc);
+  for (int cz = 0; cz < nc; ++cz) {
+    std::uint64_t m = 0;
+    for (int d = -2; d <= 2; ++d)
+      m |= std::uint64_t(1) << zbin(((cz + d) % nc + nc) % nc);
+    near_zbins(cz) = m;
+  }
+  const std::uint64_t per_col = 4 * static_cast<std::uint64_t>(nc);
+  std::size_t ncells = 0, ncols = 0;
   std::uint64_t col_lo = 0, col_hi = 0; // the current column's keys: [col_lo, col_hi)
   for (std::size_t s = 0; s < ntot;) {
     std::size_t e = s;
     const std::uint64_t k = keys[s];
     while (e < ntot && keys[e] == k)
       ++e;
-    if (col_cx.empty() || k >= col_hi) { // a new column (one division per column)
-      const std::uint64_t col = k / nc;
-      col_lo = col * nc;
-      col_hi = col_lo + nc;
-      col_cx.push_back(static_cast<int>(col / nc));
-      col_cy.push_back(static_cast<int>(col - static_cast<std::uint64_t>(col_cx.back()) * nc));
-      col_start.push_back(static_cast<std::uint32_t>(cell_start.size()));
+    if (ncols == 0 || k >= col_hi) { // a new column (one division per column)
+      const std::uint64_t col = k / per_col;
+      col_lo = col * per_col;
+      col_hi = col_lo + per_col;
+      col_x(ncols) = static_cast<int>(col / NC);
+      col_y(ncols) = static_cast<int>(col - static_cast<std::uint64_t>(col_x(ncols)) * NC);
+      col_zbins(ncols) = 0;
+      col_start(ncols++) = static_cast<std::uint32_t>(ncells);
     }
-    cell_start.push_back(static_cast<std::uint32_t>(s));
-    cell_cz.push_back(static_cast<int>(k - col_lo));
+    col_zbins(ncols - 1) |= std::uint64_t(1) << zbin(static_cast<int>((k - col_lo) >> 2));
+    cell_start(ncells) = static_cast<std::uint32_t>(s);
+    cell_key(ncells++) = static_cast<Key>(k);
     s = e;
   }
-  cell_start.push_back(static_cast<std::uint32_t>(ntot));
-  col_start.push_back(static_cast<std::uint32_t>(cell_cz.size()));
-  std::vector<std::uint64_t>().swap(keys);
-  // Occupied columns by (cx, cy): a dense table over the x-range of columns present (a slab and
-  // its ghosts; 4 B per column) instead of a hash map (about 40 B per occupied column, nearly
-  // one per point with cells this small).
-  const int cx0 = col_cx.front(), cx1 = col_cx.back(); // columns ascend in (cx, cy)
+  cell_start(ncells) = static_cast<std::uint32_t>(ntot);
+  cell_key(ncells) = std::numeric_limits<Key>::max();
+  col_start(ncols) = static_cast<std::uint32_t>(ncells);
+  std::vector<Key>().swap(keys);
+  // Occupied columns by (X, Y): a dense table over the X range present (a slab and its ghosts;
+  // 4 B per coarse column) instead of a hash map.
+  const int X0 = col_x(0), X1 = col_x(ncols - 1); // columns ascend in (X, Y)
   constexpr std::uint32_t kNone = ~std::uint32_t(0);
-  std::vector<std::uint32_t> col_at(static_cast<std::size_t>(cx1 - cx0 + 1) * nc, kNone);
-  for (std::size_t c = 0; c < col_cx.size(); ++c)
-    col_at[static_cast<std::size_t>(col_cx[c] - cx0) * nc + col_cy[c]] =
-        static_cast<std::uint32_t>(c);
-
-  auto toDevice = [](const auto& v, const char* label) {
-    using T = typename std::decay_t<decltype(v)>::value_type;
-    Kokkos::View<T*> d(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label)),
-                       v.size());
-    Kokkos::deep_copy(
-        d, Kokkos::View<const T*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(v.data(), v.size()));
-    return d;
+  Kokkos::View<std::uint32_t*, Kokkos::HostSpace> col_at(
+      Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::fof::column_at"),
+      static_cast<std::size_t>(X1 - X0 + 1) * NC);
+  Kokkos::deep_copy(col_at, kNone);
+  for (std::size_t c = 0; c < ncols; ++c)
+    col_at(static_cast<std::size_t>(col_x(c) - X0) * NC + col_y(c)) = static_cast<std::uint32_t>(c);
+  // On a host backend these are the same arrays, not copies.
+  auto toDevice = [](const auto& h, std::size_t n) {
+    return Kokkos::create_mirror_view_and_copy(Memory(),
+                                               Kokkos::subview(h, std::make_pair(std::size_t(0), n)));
   };
-  const auto cellStart = toDevice(cell_start, "caustic::fof::cell_start");
-  const auto cellCz = toDevice(cell_cz, "caustic::fof::cell_cz");
-  const auto colStart = toDevice(col_start, "caustic::fof::column_start");
-  const auto colCx = toDevice(col_cx, "caustic::fof::column_cx");
-  const auto colCy = toDevice(col_cy, "caustic::fof::column_cy");
-  const auto colAt = toDevice(col_at, "caustic::fof::column_at");
-  const int ncells = static_cast<int>(cell_cz.size()), ncols = static_cast<int>(col_cx.size());
-  std::vector<std::uint32_t>().swap(cell_start);
-  std::vector<int>().swap(cell_cz);
-  std::vector<std::uint32_t>().swap(col_start);
-  std::vector<int>().swap(col_cx);
-  std::vector<int>().swap(col_cy);
-  std::vector<std::uint32_t>().swap(col_at);
+  const auto cellStart = toDevice(cell_start, ncells + 1);
+  const auto cellKey = toDevice(cell_key, ncells + 1);
+  const auto colStart = toDevice(col_start, ncols + 1);
+  const auto colX = toDevice(col_x, ncols);
+  const auto colY = toDevice(col_y, ncols);
+  const auto colAt = Kokkos::create_mirror_view_and_copy(Memory(), col_at);
+  const auto colZbins = toDevice(col_zbins, ncols);
+  const auto nearZbins = Kokkos::create_mirror_view_and_copy(Memory(), near_zbins);
 
   // The points of a cell hang from its first point.
   AtomicForest f{Kokkos::View<std::uint32_t*>(
       Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::fof::parent"), ntot)};
   Kokkos::parallel_for(
-      "caustic::fof::cells", Kokkos::RangePolicy<>(0, ncells), KOKKOS_LAMBDA(int c) {
+      "caustic::fof::cells", Kokkos::RangePolicy<>(0, ncells), KOKKOS_LAMBDA(std::size_t c) {
         for (std::uint32_t i = cellStart(c); i < cellStart(c + 1); ++i)
           f.parent(i) = cellStart(c);
       });
-  // Column by column (in parallel): the up to 25 neighbouring columns are looked up once; each
-  // pair of columns is visited from the lower key, each pair of cells once.
+  // Coarse column by coarse column (in parallel): the up to 9 neighbouring columns are looked up
+  // once; each pair of columns is visited from the lower key, each pair of cells once.
   const double ell2 = ell * ell, half = 0.5 * L;
+  const bool windowed = nc >= 5; // else the z images overlap: every cell of a column is visited
   Kokkos::parallel_for(
-      "caustic::fof::link", Kokkos::RangePolicy<>(0, ncols), KOKKOS_LAMBDA(int ci) {
-        const int cx = colCx(ci), cy = colCy(ci);
-        const std::uint64_t col = static_cast<std::uint64_t>(cx) * nc + cy;
-        std::uint32_t n0[25], n1[25];
-        std::uint64_t seen[25];
+      "caustic::fof::link", Kokkos::RangePolicy<>(0, ncols), KOKKOS_LAMBDA(std::size_t ci) {
+        const int X = colX(ci), Y = colY(ci);
+        const std::uint64_t col = static_cast<std::uint64_t>(X) * NC + Y;
+        std::uint32_t n0[9], n1[9];
+        std::uint64_t zbins[9];
+        std::uint64_t seen[9];
+        int fx[9], fy[9]; // the neighbour's first cell column (x and y)
+        int rx[9], ry[9]; // the same relative to this column's (2 dX, 2 dY; windowed grids)
         int nn = 0;
-        for (int dx = -2; dx <= 2; ++dx) {
-          const int ncx = cx + dx < 0 ? cx + dx + nc : (cx + dx >= nc ? cx + dx - nc : cx + dx);
-          if (ncx < cx0 || ncx > cx1)
+        for (int dX = -1; dX <= 1; ++dX) {
+          const int nX = X + dX < 0 ? X + dX + NC : (X + dX >= NC ? X + dX - NC : X + dX);
+          if (nX < X0 || nX > X1)
             continue;
-          for (int dy = -2; dy <= 2; ++dy) {
-            const int ncy = cy + dy < 0 ? cy + dy + nc : (cy + dy >= nc ? cy + dy - nc : cy + dy);
-            const std::uint64_t ncol = static_cast<std::uint64_t>(ncx) * nc + ncy;
+          for (int dY = -1; dY <= 1; ++dY) {
+            const int nY = Y + dY < 0 ? Y + dY + NC : (Y + dY >= NC ? Y + dY - NC : Y + dY);
+            const std::uint64_t ncol = static_cast<std::uint64_t>(nX) * NC + nY;
             if (ncol < col)
               continue;          // each pair of columns once
-            bool repeat = false; // the 25 neighbours repeat when nc < 5
-            for (int q = 0; q < nn && nc < 5; ++q)
+            bool repeat = false; // the 9 neighbours repeat when NC < 3
+            for (int q = 0; q < nn && NC < 3; ++q)
               repeat = repeat || seen[q] == ncol;
-            const std::uint32_t nci = colAt(static_cast<std::size_t>(ncx - cx0) * nc + ncy);
+            const std::uint32_t nci = colAt(static_cast<std::size_t>(nX - X0) * NC + nY);
             if (repeat || nci == kNone)
               continue;
             seen[nn] = ncol;
             n0[nn] = colStart(nci);
+            zbins[nn] = colZbins(nci);
             n1[nn] = colStart(nci + 1);
+            fx[nn] = 2 * nX;
+            fy[nn] = 2 * nY;
+            rx[nn] = 2 * dX;
+            ry[nn] = 2 * dY;
             ++nn;
           }
         }
         auto wrapd = [L, half](double d) { return d > half ? d - L : (d < -half ? d + L : d); };
-        for (std::uint32_t a = colStart(ci); a < colStart(ci + 1); ++a) {
-          const int cza = cellCz(a);
-          const std::uint32_t a0 = cellStart(a), a1 = cellStart(a + 1);
-          std::uint32_t ra = f.find(a0);
-          for (int q = 0; q < nn; ++q) {
-            const bool same = seen[q] == col;
-            const std::uint32_t lo = same ? a + 1 : n0[q], hi = n1[q];
-            // Cell b of the column: linked to a when within reach and not yet one group.
-            auto visit = [&](std::uint32_t b) {
-              int dz = cellCz(b) - cza; // periodic: the nearest image
-              if (2 * dz > nc)
-                dz -= nc;
-              else if (2 * dz < -nc)
-                dz += nc;
-              if (dz < -2 || dz > 2)
-                return;
-              const std::uint32_t b0 = cellStart(b), b1 = cellStart(b + 1);
-              if (f.find(b0) == ra)
-                return; // already one group
-              for (std::uint32_t i = a0; i < a1; ++i)
-                for (std::uint32_t j = b0; j < b1; ++j) {
-                  const double ddx = wrapd(sx(i, 0) - sx(j, 0)), ddy = wrapd(sx(i, 1) - sx(j, 1)),
-                               ddz = wrapd(sx(i, 2) - sx(j, 2));
-                  if (ddx * ddx + ddy * ddy + ddz * ddz < ell2) {
-                    ra = f.unite(ra, b0);
-                    return;
-                  }
-                }
-            };
-            for (std::uint32_t b = lo; b < hi; ++b)
-              visit(b);
+        auto near = [nc](int d) { // cell offset to its nearest periodic image
+          return 2 * d > nc ? d - nc : (2 * d < -nc ? d + nc : d);
+        };
+        auto close = [&](std::uint32_t i, std::uint32_t j) {
+          const double ddx = wrapd(sx(i, 0) - sx(j, 0)), ddy = wrapd(sx(i, 1) - sx(j, 1)),
+                       ddz = wrapd(sx(i, 2) - sx(j, 2));
+          return ddx * ddx + ddy * ddy + ddz * ddz < ell2;
+        };
+        // Links cell a (points a0 to a1, root ra or kUnknown) with cell b within reach unless
+        // they are one group already; returns a's root (or kUnknown if it was not needed).
+        constexpr std::uint32_t kUnknown = ~std::uint32_t(0);
+        auto link = [&](std::uint32_t a0, std::uint32_t a1, std::uint32_t ra, std::uint32_t b) {
+          const std::uint32_t b0 = cellStart(b), b1 = cellStart(b + 1);
+          if (a1 - a0 == 1 && b1 - b0 == 1) // two single points (most cells): distance first
+            return close(a0, b0) ? f.unite(ra == kUnknown ? a0 : ra, b0) : ra;
+          if (ra == kUnknown)
+            ra = f.find(a0);
+          if (f.find(b0) == ra)
+            return ra; // already one group
+          for (std::uint32_t i = a0; i < a1; ++i)
+            for (std::uint32_t j = b0; j < b1; ++j)
+              if (close(i, j))
+                return f.unite(ra, b0);
+          return ra;
+        };
+        // Whether cells a and b (zs codes, b in column q) are within reach: at most 2 cells
+        // apart on every axis, periodically.
+        auto reach = [&](int q, int zsa, int zsb) {
+          const int dx = near(fx[q] + ((zsb >> 1) & 1) - 2 * X - ((zsa >> 1) & 1)),
+                    dy = near(fy[q] + (zsb & 1) - 2 * Y - (zsa & 1)),
+                    dz = near((zsb >> 2) - (zsa >> 2));
+          return dx >= -2 && dx <= 2 && dy >= -2 && dy <= 2 && dz >= -2 && dz <= 2;
+        };
+        // Column by neighbouring column, both read in order. Each pair of cells once: in a's
+        // own column only the cells after a.
+        const Key abase = static_cast<Key>(col * per_col); // the column's first key
+        for (int q = 0; q < nn; ++q) {
+          const bool same = seen[q] == col;
+          const std::uint32_t lo = n0[q], hi = n1[q];
+          const Key qbase = static_cast<Key>(seen[q] * per_col);
+          const int qx = rx[q], qy = ry[q];
+          std::uint32_t win = lo;
+          for (std::uint32_t a = colStart(ci); a < colStart(ci + 1); ++a) {
+            const int zsa = static_cast<int>(cellKey(a) - abase), cza = zsa >> 2;
+            if (!(zbins[q] & nearZbins(cza)))
+              continue; // nothing in column q within reach in z (most cells of a sparse column)
+            const std::uint32_t a0 = cellStart(a), a1 = cellStart(a + 1);
+            std::uint32_t ra = kUnknown;
+            if (!windowed) {
+              for (std::uint32_t b = same ? a + 1 : lo; b < hi; ++b)
+                if (reach(q, zsa, static_cast<int>(cellKey(b) - qbase)))
+                  ra = link(a0, a1, ra, b);
+              continue;
+            }
+            // The column's cells ascend in key (in cz), so those within reach of a in z form a
+            // window that only moves up as a does: keys in [first, last]. One comparison per
+            // cell ends the window, as the next column's keys (or the sentinel) are above it.
+            // In it, cells 3 apart in x or y are out of reach (in the neighbouring columns); with
+            // nc >= 6 the offsets need no periodic wrap.
+            const Key first = qbase + 4 * static_cast<Key>(cza >= 2 ? cza - 2 : 0);
+            const Key last = qbase + 4 * static_cast<Key>(cza + 2 < nc ? cza + 2 : nc - 1) + 3;
+            while (cellKey(win) < first)
+              ++win;
+            const int ax = qx - ((zsa >> 1) & 1), ay = qy - (zsa & 1);
+            for (std::uint32_t b = same && win <= a ? a + 1 : win; cellKey(b) <= last; ++b) {
+              const int sub = static_cast<int>(cellKey(b) & 3);
+              const int dx = ax + (sub >> 1), dy = ay + (sub & 1);
+              if (dx >= -2 && dx <= 2 && dy >= -2 && dy <= 2)
+                ra = link(a0, a1, ra, b);
+            }
+            // The periodic images across z = 0: the few cells at the other end of the column
+            // (those above z = L, seen from a cell of the same column, come before it and have
+            // visited it already).
+            auto zsOf = [&](std::uint32_t b) { return static_cast<int>(cellKey(b) - qbase); };
+            if (cza < 2)
+              for (std::uint32_t b = hi; b > lo && (zsOf(b - 1) >> 2) >= cza - 2 + nc; --b)
+                if (reach(q, zsa, zsOf(b - 1)))
+                  ra = link(a0, a1, ra, b - 1);
+            if (cza > nc - 3 && !same)
+              for (std::uint32_t b = lo; b < hi && (zsOf(b) >> 2) <= cza + 2 - nc; ++b)
+                if (reach(q, zsa, zsOf(b)))
+                  ra = link(a0, a1, ra, b);
           }
         }
       });
-  // Every point's root, and the components' sizes.
-  Kokkos::View<std::uint32_t*> root("caustic::fof::root", ntot), size("caustic::fof::size", ntot);
+  // Every point's root, in point order (order[s] is the point at sorted index s), and the
+  // components' sizes. On a host backend the kernel writes into the output vectors.
+  root_out.resize(ntot);
+  size_out.assign(ntot, 0);
+  using HostU32 = Kokkos::View<std::uint32_t*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>;
+  const HostU32 hroot(root_out.data(), ntot), hsize(size_out.data(), ntot);
+  const auto pointOf = Kokkos::create_mirror_view_and_copy(Memory(), HostU32(order.data(), ntot));
+  const auto root = Kokkos::create_mirror_view_and_copy(Memory(), hroot);
+  const auto size = Kokkos::create_mirror_view_and_copy(Memory(), hsize);
   Kokkos::parallel_for(
       "caustic::fof::roots", Kokkos::RangePolicy<>(0, ntot), KOKKOS_LAMBDA(std::size_t i) {
         const std::uint32_t r = f.find(static_cast<std::uint32_t>(i));
-        root(i) = r;
+        root(pointOf(i)) = r;
         Kokkos::atomic_increment(&size(r));
       });
-  Kokkos::deep_copy(Kokkos::View<std::uint32_t*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(
-                        root_out.data(), ntot),
-                    root);
-  Kokkos::deep_copy(Kokkos::View<std::uint32_t*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(
-                        size_out.data(), ntot),
-                    size);
+  Kokkos::deep_copy(hroot, root);
+  Kokkos::deep_copy(hsize, size);
 }
 
 // Labels agreed across ranks: ghost holders tell owners their label, owners answer with theirs,
@@ -361,10 +482,36 @@ void agreeLabels(const Ghosts& g, std::size_t nloc, const Root& root,
   }
 }
 
-// Labels of the local particles; with `keep`, also whether each may belong to a group of at
-// least `min_size` (its local component is that large, or reaches another rank).
+// The points pos(i, c), i < ntot, sorted by cell (keys of type Key, which must hold
+// grid.maxKey()) and linked: the root of every point (a sorted index) and the size of every
+// root's component.
+template <class Key, class Pos>
+void sortAndLink(std::size_t ntot, const Pos& pos, const CellGrid& grid, double ell,
+                 std::vector<std::uint32_t>& root, std::vector<std::uint32_t>& size) {
+  std::vector<Key> keys(ntot);
+  Key kmax = 0;
+  for (std::size_t i = 0; i < ntot; ++i) {
+    keys[i] = static_cast<Key>(grid.key(pos(i, 0), pos(i, 1), pos(i, 2)));
+    kmax = std::max(kmax, keys[i]);
+  }
+  std::vector<std::uint32_t> order = sortByKey(keys, kmax);
+  // Sorted positions: contiguous per cell.
+  Kokkos::View<double* [3]> sx(
+      Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::fof::sorted_positions"), ntot);
+  auto h = Kokkos::create_mirror_view(sx);
+  for (std::size_t s = 0; s < ntot; ++s)
+    for (int c = 0; c < 3; ++c)
+      h(s, c) = pos(order[s], c);
+  Kokkos::deep_copy(sx, h);
+  linkSortedPoints(sx, std::move(keys), order, grid, ell, root, size);
+}
+
+// Labels of the local particles. With `group`, also each local particle's local component (a
+// compact index, in order of first appearance) when it may belong to a group of at least
+// `min_size` (its local component is that large, or reaches another rank), else -1.
 std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomposition& decomp,
-                                        double ell, std::size_t min_size, std::vector<char>* keep) {
+                                        double ell, std::size_t min_size,
+                                        std::vector<std::int32_t>* group) {
   const double L = decomp.box();
   if (!(ell > 0 && ell < L / 2))
     throw std::invalid_argument("fofLabels: linking length " + std::to_string(ell) +
@@ -377,50 +524,19 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
   auto pos = [&](std::size_t i, int c) { return i < nloc ? hx(i, c) : g.pos[3 * (i - nloc) + c]; };
   auto idOf = [&](std::size_t i) { return i < nloc ? hid(i) : g.id[i - nloc]; };
 
-  // Points sorted by cell (cells of side <= ell / sqrt(3), keys by (cx, cy, cz)).
-  const int nc = std::max(1, static_cast<int>(std::ceil(L * std::sqrt(3.0) / ell * (1 + 1e-9))));
-  const double inv = nc / L;
-  auto cellCoord = [&](double x) {
-    return std::min(nc - 1, std::max(0, static_cast<int>(x * inv)));
-  };
-  // The temporaries are freed as soon as they are done with (std::vector<T>().swap), so that
-  // the peak is that of the linking (sorted positions, order, union-find, cells and columns:
-  // about 60 B per point) rather than the sum of every array (about 110 B per point before).
-  std::vector<std::uint32_t> order(ntot);
-  std::vector<std::uint64_t> sorted_keys(ntot);
-  {
-    std::vector<std::uint64_t> keys(ntot);
-    std::uint64_t kmax = 0;
-    for (std::size_t i = 0; i < ntot; ++i) {
-      keys[i] =
-          (static_cast<std::uint64_t>(cellCoord(pos(i, 0))) * nc + cellCoord(pos(i, 1))) * nc +
-          cellCoord(pos(i, 2));
-      kmax = std::max(kmax, keys[i]);
-    }
-    sortByKey(keys, kmax, sorted_keys, order);
-  }
-  // Sorted positions: contiguous per cell.
-  Kokkos::View<double* [3]> sx(
-      Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::fof::sorted_positions"), ntot);
-  {
-    auto h = Kokkos::create_mirror_view(sx);
-    for (std::size_t s = 0; s < ntot; ++s)
-      for (int c = 0; c < 3; ++c)
-        h(s, c) = pos(order[s], c);
-    Kokkos::deep_copy(sx, h);
-  }
-  std::vector<std::uint32_t> sroot, ssize; // per sorted point: root (sorted index), size
-  linkSortedPoints(sx, std::move(sorted_keys), nc, L, ell, sroot, ssize);
-  sx = Kokkos::View<double* [3]>();
+  // Points sorted by cell and linked. The temporaries are freed as soon as they are done with,
+  // so that the peak is that of the linking (sorted positions, order, union-find, cells and
+  // columns: about 60 B per point) rather than the sum of every array.
+  const CellGrid grid(L, ell);
+  std::vector<std::uint32_t> proot, ssize; // per point: its root (a sorted index); per root: size
+  if (grid.maxKey() <= std::numeric_limits<std::uint32_t>::max())
+    sortAndLink<std::uint32_t>(ntot, pos, grid, ell, proot, ssize);
+  else
+    sortAndLink<std::uint64_t>(ntot, pos, grid, ell, proot, ssize);
 
-  // Back to point order: the root of point p is the root of its sorted index.
-  std::vector<std::uint32_t> sortedOf(ntot);
-  for (std::size_t s = 0; s < ntot; ++s)
-    sortedOf[order[s]] = static_cast<std::uint32_t>(s);
-  std::vector<std::uint32_t>().swap(order);
   // Local component labels: the smallest member ID (ghosts included).
   std::vector<std::uint64_t> lab(ntot, ~std::uint64_t(0));
-  auto root = [&](std::size_t i) { return sroot[sortedOf[i]]; };
+  auto root = [&](std::size_t i) { return proot[i]; };
   for (std::size_t i = 0; i < ntot; ++i) {
     const auto r = root(i);
     lab[r] = std::min(lab[r], idOf(i));
@@ -430,16 +546,23 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
   std::vector<std::uint64_t> out(nloc);
   for (std::size_t i = 0; i < nloc; ++i)
     out[i] = lab[root(i)];
-  if (keep) {
-    std::vector<char> boundary(ntot, 0);
+  if (group) {
+    // Per root: -1 unless kept, -2 kept (reaches another rank), then its compact index.
+    std::vector<std::int32_t> index(ntot, -1);
     for (std::size_t k = nloc; k < ntot; ++k)
-      boundary[root(k)] = 1;
+      index[root(k)] = -2;
     for (std::uint32_t i : g.sent)
-      boundary[root(i)] = 1;
-    keep->assign(nloc, 0);
+      index[root(i)] = -2;
+    group->assign(nloc, -1);
+    std::int32_t n = 0;
     for (std::size_t i = 0; i < nloc; ++i) {
       const auto r = root(i);
-      (*keep)[i] = boundary[r] || ssize[r] >= min_size;
+      std::int32_t& k = index[r];
+      if (k == -1 && ssize[r] >= min_size)
+        k = -2;
+      if (k == -2)
+        k = n++;
+      (*group)[i] = k;
     }
   }
   return out;
@@ -467,40 +590,45 @@ std::uint64_t labelOf(const double* bits) {
   return l;
 }
 
-// Partial sums per label of the particles that may belong to a kept group, relative to a local
-// reference member, in label order; dests: the label's home rank (label mod ranks).
+// Partial sums of the particles that may belong to a kept group, per local component (see
+// linkAndLabel), relative to its first member, in order of first appearance; dests: the
+// label's home rank (label mod ranks). A label has one local component unless its particles
+// here are joined only through another rank.
 void partialSums(const Particles& parts, const std::vector<std::uint64_t>& labels,
-                 const std::vector<char>& keep, double L, int ranks, std::vector<double>& out,
-                 std::vector<int>& dests) {
+                 const std::vector<std::int32_t>& group, double L, int ranks,
+                 std::vector<double>& out, std::vector<int>& dests) {
   auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
   auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
-  std::vector<std::uint32_t> idx;
-  for (std::size_t i = 0; i < parts.size(); ++i)
-    if (keep[i])
-      idx.push_back(static_cast<std::uint32_t>(i));
-  std::sort(idx.begin(), idx.end(),
-            [&](std::uint32_t a, std::uint32_t b) { return labels[a] < labels[b]; });
-  for (std::size_t s0 = 0; s0 < idx.size();) {
-    const std::uint64_t label = labels[idx[s0]];
+  struct Partial {
+    std::uint64_t label = 0;
     double n = 0, ref[3], sdx[3] = {0, 0, 0}, sdx2 = 0, sv[3] = {0, 0, 0}, sv2 = 0;
-    for (int c = 0; c < 3; ++c)
-      ref[c] = hx(idx[s0], c);
-    std::size_t e = s0;
-    for (; e < idx.size() && labels[idx[e]] == label; ++e) {
-      const std::uint32_t i = idx[e];
-      n += 1;
-      for (int c = 0; c < 3; ++c) {
-        const double d = minImage(hx(i, c) - ref[c], L);
-        sdx[c] += d;
-        sdx2 += d * d;
-        sv[c] += hp(i, c);
-        sv2 += hp(i, c) * hp(i, c);
-      }
+  };
+  std::vector<Partial> part;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const std::int32_t k = group[i];
+    if (k < 0)
+      continue;
+    if (static_cast<std::size_t>(k) == part.size()) { // the component's first member
+      part.emplace_back();
+      part.back().label = labels[i];
+      for (int c = 0; c < 3; ++c)
+        part.back().ref[c] = hx(i, c);
     }
-    s0 = e;
-    dests.push_back(static_cast<int>(label % ranks));
-    out.insert(out.end(), {labelBits(label), n, ref[0], ref[1], ref[2], sdx[0], sdx[1], sdx[2],
-                           sdx2, sv[0], sv[1], sv[2], sv2, 0.0});
+    Partial& p = part[k];
+    p.n += 1;
+    for (int c = 0; c < 3; ++c) {
+      const double d = minImage(hx(i, c) - p.ref[c], L);
+      p.sdx[c] += d;
+      p.sdx2 += d * d;
+      p.sv[c] += hp(i, c);
+      p.sv2 += hp(i, c) * hp(i, c);
+    }
+  }
+  out.reserve(kPartialWidth * part.size());
+  for (const Partial& p : part) {
+    dests.push_back(static_cast<int>(p.label % ranks));
+    out.insert(out.end(), {labelBits(p.label), p.n, p.ref[0], p.ref[1], p.ref[2], p.sdx[0],
+                           p.sdx[1], p.sdx[2], p.sdx2, p.sv[0], p.sv[1], p.sv[2], p.sv2, 0.0});
   }
 }
 
@@ -510,7 +638,7 @@ struct GroupSums {
 };
 
 // The partials of each label merged on its home rank, in a fixed order (by source rank, then
-// label): each partial shifted to the group's reference, x = ref_g + s + dx with
+// in the source's order): each partial shifted to the group's reference, x = ref_g + s + dx with
 // s = minimg(ref_p - ref_g).
 std::map<std::uint64_t, GroupSums> mergePartials(const std::vector<double>& in, double L) {
   std::map<std::uint64_t, GroupSums> home;
@@ -618,13 +746,14 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
   const auto& comm = decomp.comm();
   const double L = decomp.box();
   const double ell = opt.b * mean_separation;
-  std::vector<char> keep;
+  std::vector<std::int32_t> group;
   const auto labels =
-      linkAndLabel(parts, decomp, ell, static_cast<std::size_t>(opt.min_particles), &keep);
-  // Partial sums per label, to the label's home rank (arriving by source rank, then label).
+      linkAndLabel(parts, decomp, ell, static_cast<std::size_t>(opt.min_particles), &group);
+  // Partial sums per local component, to its label's home rank (arriving by source rank, then
+  // in the source's order).
   std::vector<double> out;
   std::vector<int> dests;
-  partialSums(parts, labels, keep, L, comm.size(), out, dests);
+  partialSums(parts, labels, group, L, comm.size(), out, dests);
   Distributor toHome(comm.get(), HostInts(dests.data(), dests.size()), dests.size());
   std::vector<double> in(kPartialWidth * toHome.imported());
   toHome.forward({Distributor::column(out, kPartialWidth)},
