@@ -1,5 +1,6 @@
 #include "pm/grad/trajectory.hpp"
 
+#include "pm/core/comm.hpp"
 #include "pm/core/profiling.hpp"
 #include "pm/grad/vector_ops.hpp"
 
@@ -103,6 +104,25 @@ void Trajectory::forceVJP(const Particles& parts, const Kokkos::View<double* [3]
                           const Kokkos::View<double* [3]>& xbar, const Kokkos::View<double* [3]>& f,
                           ParameterGradient& g, double a) {
   ScopedRegion region("caustic::Trajectory::forceVJP");
+  const std::size_t np = parts.size();
+  // z = 0 on every rank (the last kick of a loss of the positions only, the first reverse
+  // kick): nothing to pull back, only the force for the unkick. Bit for bit what the full pass
+  // gives (it adds zeros), at one force instead of three.
+  {
+    int nonzero = 0;
+    Kokkos::parallel_reduce(
+        "caustic::Trajectory::cotangent_nonzero", Kokkos::RangePolicy<>(0, np),
+        KOKKOS_LAMBDA(const std::size_t i, int& any) {
+          any |= z(i, 0) != 0.0 || z(i, 1) != 0.0 || z(i, 2) != 0.0;
+        },
+        Kokkos::BOr<int>(nonzero));
+    mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &nonzero, 1, MPI_INT, MPI_LOR, _cfg.mesh->comm().get()),
+             "Trajectory::forceVJP");
+    if (!nonzero) {
+      force(parts, f, a);
+      return;
+    }
+  }
   auto& grav = _nbody->gravity();
   const auto& painter = grav.painter();
   const auto& fft = grav.fft();
@@ -110,7 +130,6 @@ void Trajectory::forceVJP(const Particles& parts, const Kokkos::View<double* [3]
   const auto lease_b = grav.workspace().lease("cotangent");
   Field<double>& A = *lease_a; // density -> potential
   Field<double>& B = *lease_b; // potential cotangent -> density cotangent
-  const std::size_t np = parts.size();
   const int n = _cfg.mesh->n();
   const double mass = double(n) * n * n / _total;
   // phibar = R^T (scale z): R the gradient readout at fixed x.
