@@ -106,6 +106,21 @@ std::map<std::uint64_t, std::uint64_t> bruteForce(const Particles& p, double L, 
   return out;
 }
 
+// fofLabels of `all` shared over the ranks (slabs of a mesh of nmesh planes): how many local
+// labels differ from the reference.
+int wrongLabels(const Particles& all, const std::map<std::uint64_t, std::uint64_t>& ref, int nmesh,
+                double L, double ell) {
+  auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, nmesh, L);
+  Particles mine = share(all, worldRank(), worldSize());
+  migrate(mine, *d);
+  const auto labels = fofLabels(mine, *d, ell);
+  auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), mine.id);
+  int wrong = 0;
+  for (std::size_t i = 0; i < mine.size(); ++i)
+    wrong += labels[i] != ref.at(id(i));
+  return wrong;
+}
+
 } // namespace
 
 TEST(FoF, LabelsEqualBruteForceAtAnyRankCount) {
@@ -114,17 +129,8 @@ TEST(FoF, LabelsEqualBruteForceAtAnyRankCount) {
   const auto ref = bruteForce(all, L, ell);
   // Thin slabs (6 planes of 1.67 Mpc/h: at 3 ranks 2 planes each) so that the central clump
   // (sigma 0.9) spans several slabs.
-  for (int nmesh : {6, 16}) {
-    auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, nmesh, L);
-    Particles mine = share(all, worldRank(), worldSize());
-    migrate(mine, *d);
-    const auto labels = fofLabels(mine, *d, ell);
-    auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), mine.id);
-    int wrong = 0;
-    for (std::size_t i = 0; i < mine.size(); ++i)
-      wrong += labels[i] != ref.at(id(i));
-    EXPECT_EQ(wrong, 0) << "mesh " << nmesh;
-  }
+  for (int nmesh : {6, 16})
+    EXPECT_EQ(wrongLabels(all, ref, nmesh, L, ell), 0) << "mesh " << nmesh;
   // Sanity of the setup: a few large groups, one across the periodic corner.
   std::map<std::uint64_t, int> sizes;
   for (const auto& [i, l] : ref)
@@ -146,17 +152,11 @@ TEST(FoF, LabelsEqualBruteForceAcrossLinkingLengths) {
     const auto n = static_cast<std::size_t>(1.5 * L * L * L / (4.19 * ell * ell * ell)) + 3;
     int linked = 0, several = 0; // the setup: points linked, and not all into one group
     for (unsigned seed = 1; seed <= 6; ++seed) {
-      const auto all = ell < 0.1 ? cornerClump(3000, L, 3 * ell, seed) : clumpyParticles(n, L, seed);
+      const auto all =
+          ell < 0.1 ? cornerClump(3000, L, 3 * ell, seed) : clumpyParticles(n, L, seed);
       const auto ref = bruteForce(all, L, ell);
-      auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, 6, L);
-      Particles mine = share(all, worldRank(), worldSize());
-      migrate(mine, *d);
-      const auto labels = fofLabels(mine, *d, ell);
-      auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), mine.id);
-      int wrong = 0;
-      for (std::size_t i = 0; i < mine.size(); ++i)
-        wrong += labels[i] != ref.at(id(i));
-      EXPECT_EQ(wrong, 0) << "ell " << ell << ", seed " << seed << ", " << all.size() << " points";
+      EXPECT_EQ(wrongLabels(all, ref, 6, L, ell), 0)
+          << "ell " << ell << ", seed " << seed << ", " << all.size() << " points";
       std::set<std::uint64_t> groups;
       for (const auto& [pid, l] : ref) {
         groups.insert(l);

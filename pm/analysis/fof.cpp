@@ -133,8 +133,8 @@ struct CellGrid {
   double L;
   double inv; // nc / L
   CellGrid(double box, double ell)
-      : nc(2 * std::max(1, static_cast<int>(
-                               std::ceil(0.5 * box * std::sqrt(3.0) / ell * (1 + 1e-9))))),
+      : nc(2 *
+           std::max(1, static_cast<int>(std::ceil(0.5 * box * std::sqrt(3.0) / ell * (1 + 1e-9))))),
         L(box), inv(nc / box) {}
   int coord(double x) const { return std::min(nc - 1, std::max(0, static_cast<int>(x * inv))); }
   std::uint64_t key(double x, double y, double z) const {
@@ -275,8 +275,8 @@ void linkSortedPoints(const Kokkos::View<double* [3]>& sx, std::vector<Key> keys
     col_at(static_cast<std::size_t>(col_x(c) - X0) * NC + col_y(c)) = static_cast<std::uint32_t>(c);
   // On a host backend these are the same arrays, not copies.
   auto toDevice = [](const auto& h, std::size_t n) {
-    return Kokkos::create_mirror_view_and_copy(Memory(),
-                                               Kokkos::subview(h, std::make_pair(std::size_t(0), n)));
+    return Kokkos::create_mirror_view_and_copy(
+        Memory(), Kokkos::subview(h, std::make_pair(std::size_t(0), n)));
   };
   const auto cellStart = toDevice(cell_start, ncells + 1);
   const auto cellKey = toDevice(cell_key, ncells + 1);
