@@ -306,8 +306,7 @@ void linkSortedPoints(const Kokkos::View<double* [3]>& sx, std::vector<Key> keys
         std::uint32_t n0[9], n1[9];
         std::uint64_t zbins[9];
         std::uint64_t seen[9];
-        int fx[9], fy[9]; // the neighbour's first cell column (x and y)
-        int rx[9], ry[9]; // the same relative to this column's (2 dX, 2 dY; windowed grids)
+        int rx[9], ry[9]; // the neighbour's first cell column less this one's (2 dX, 2 dY)
         int nn = 0;
         for (int dX = -1; dX <= 1; ++dX) {
           const int nX = X + dX < 0 ? X + dX + NC : (X + dX >= NC ? X + dX - NC : X + dX);
@@ -328,8 +327,6 @@ void linkSortedPoints(const Kokkos::View<double* [3]>& sx, std::vector<Key> keys
             n0[nn] = colStart(nci);
             zbins[nn] = colZbins(nci);
             n1[nn] = colStart(nci + 1);
-            fx[nn] = 2 * nX;
-            fy[nn] = 2 * nY;
             rx[nn] = 2 * dX;
             ry[nn] = 2 * dY;
             ++nn;
@@ -362,11 +359,10 @@ void linkSortedPoints(const Kokkos::View<double* [3]>& sx, std::vector<Key> keys
           return ra;
         };
         // Whether cells a and b (zs codes, b in column q) are within reach: at most 2 cells
-        // apart on every axis, periodically.
+        // apart on every axis, periodically (rx, ry are the column offsets up to a period).
         auto reach = [&](int q, int zsa, int zsb) {
-          const int dx = near(fx[q] + ((zsb >> 1) & 1) - 2 * X - ((zsa >> 1) & 1)),
-                    dy = near(fy[q] + (zsb & 1) - 2 * Y - (zsa & 1)),
-                    dz = near((zsb >> 2) - (zsa >> 2));
+          const int dx = near(rx[q] + ((zsb >> 1) & 1) - ((zsa >> 1) & 1)),
+                    dy = near(ry[q] + (zsb & 1) - (zsa & 1)), dz = near((zsb >> 2) - (zsa >> 2));
           return dx >= -2 && dx <= 2 && dy >= -2 && dy <= 2 && dz >= -2 && dz <= 2;
         };
         // Column by neighbouring column, both read in order. Each pair of cells once: in a's

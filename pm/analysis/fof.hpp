@@ -7,10 +7,10 @@
 // its slab (several ranks away if slabs are thin), links its particles and ghosts with a
 // union-find over a cell list (points radix-sorted by cells of side <= ell / sqrt(3), whose
 // points are all friends; cells within two cells of each other linked by a Kokkos kernel over
-// cell columns with a lock-free union-find, so it runs on any backend), then the ranks agree on
-// labels: every group is labelled by the smallest particle ID among its members, by exchanging the
-// labels of ghosts with their owners until nothing changes. The result does not depend on the
-// number of ranks.
+// coarse columns of 2 x 2 cell columns with a lock-free union-find, so it runs on any
+// backend), then the ranks agree on labels: every group is labelled by the smallest particle ID
+// among its members, by exchanging the labels of ghosts with their owners until nothing changes.
+// The result does not depend on the number of ranks.
 //
 // Group properties are reduced on a home rank per group (label modulo ranks), periodic-aware:
 // positions are unwrapped around a member before averaging.
