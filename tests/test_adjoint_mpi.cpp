@@ -8,14 +8,15 @@
 #include "diff_helpers.hpp"
 #include "field_helpers.hpp"
 #include "helpers.hpp"
+#include "pm/force/pgd.hpp"
+#include "pm/force/radial_correction.hpp"
 #include "pm/grad/adjoint.hpp"
 #include "pm/ic/initial_conditions.hpp"
 #include "pm/ic/lpt.hpp"
-#include "pm/force/pgd.hpp"
-#include "pm/force/radial_correction.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -304,19 +305,20 @@ TEST(Adjoint, GradientReadoutAgainstFiniteDifferences) {
     Kokkos::deep_copy(adj.id, parts.id);
     painter.readoutGradientJacobianT(phi, parts.x, parts.size(), z, adj.x, 1.0);
     expectClose(centred(Lx, 1e-6), directional(adj, 23, 0), "gradient readout d/dx");
-    // The fused readout and Jacobian equal the two calls bit for bit (force and x-bar).
+    // The fused pass's force (the stencil summed line by line) against readoutGradient's
+    // difference form, to round-off; its x-bar is readoutGradientJacobianT's, checked above.
     Kokkos::View<double* [3]> fused_f("fused_f", parts.capacity());
     Particles fused(parts.size(), parts.capacity());
-    Kokkos::deep_copy(fused.x, 0.5); // x-bar accumulates onto what is there
-    Kokkos::deep_copy(adj.x, 0.5);
     painter.readoutGradient(phi, parts.x, parts.size(), out, 1.0, false);
-    painter.readoutGradientJacobianT(phi, parts.x, parts.size(), z, adj.x, 0.75);
     painter.readoutGradientWithJacobianT(phi, parts.x, parts.size(), fused_f, z, fused.x, 0.75);
-    int differ = 0;
+    double worst = 0.0, largest = 0.0;
     for (std::size_t i = 0; i < parts.size(); ++i)
-      for (int c = 0; c < 3; ++c)
-        differ += (fused_f(i, c) != out(i, c)) + (fused.x(i, c) != adj.x(i, c));
-    EXPECT_EQ(differ, 0) << "fused gradient readout and Jacobian";
+      for (int c = 0; c < 3; ++c) {
+        worst = std::max(worst, std::abs(fused_f(i, c) - out(i, c)));
+        largest = std::max(largest, std::abs(out(i, c)));
+      }
+    EXPECT_GT(largest, 0.0);
+    EXPECT_LE(worst, 1e-13 * largest) << "fused gradient readout against readoutGradient";
   }
 }
 
@@ -992,8 +994,8 @@ TEST(Adjoint, TrajectoryLossAgainstFiniteDifferences) {
   EXPECT_GT(v.power, 0.0);
   auto value = [&](const DiffParams& p) { return loss(sample, p, nullptr).total; };
   for (int i : {0, 2, 5})
-    expectClose(centred([&](double t) { return value(s.with(0, 0, i, t)); }, 1e-6),
-                g.correction[i], ("trajectory loss d/dtheta_" + std::to_string(i)).c_str());
+    expectClose(centred([&](double t) { return value(s.with(0, 0, i, t)); }, 1e-6), g.correction[i],
+                ("trajectory loss d/dtheta_" + std::to_string(i)).c_str());
   expectClose(centred([&](double t) { return value(s.with(t, 0)); }, 1e-6), g[CosmoParam::Omega_m],
               "trajectory loss d/dOmega_m");
 }
@@ -1028,14 +1030,14 @@ TEST(Adjoint, PgdLossAgainstFiniteDifferences) {
   EXPECT_GT(v.power, 0.0);
   for (int t = 0; t < 2; ++t)
     for (int i = 0; i < 3; ++i)
-      expectClose(centred(
-                      [&](double e) {
-                        auto q = theta;
-                        q[t][i] += e;
-                        return loss.pgdLoss(sample, states, q, Om, nullptr).total;
-                      },
-                      1e-6),
-                  g[t][i],
-                  ("PGD loss d/dtheta[" + std::to_string(t) + "][" + std::to_string(i) + "]")
-                      .c_str());
+      expectClose(
+          centred(
+              [&](double e) {
+                auto q = theta;
+                q[t][i] += e;
+                return loss.pgdLoss(sample, states, q, Om, nullptr).total;
+              },
+              1e-6),
+          g[t][i],
+          ("PGD loss d/dtheta[" + std::to_string(t) + "][" + std::to_string(i) + "]").c_str());
 }

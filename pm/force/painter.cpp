@@ -72,7 +72,7 @@ namespace {
 // every side, for the 4-point differences) of a particle whose window starts at global point
 // i0, when that stencil lies in this rank's planes and wraps in neither y nor z, as it does for
 // nearly every particle: its values are then at constant offsets from there. -1 otherwise (the
-// ghost planes and wrapped rows are addressed per plane: WideSpan, or gradientKernel's tables).
+// ghost planes and wrapped rows are addressed per plane: WideSpan, or StencilPlanes).
 KOKKOS_INLINE_FUNCTION long long wideStencilOffset(const int i0[3], int order, int n, int x0,
                                                    int nx) {
   const int lx = i0[0] - x0 - 2, y0 = i0[1] - 2, z0 = i0[2] - 2, span = order + 4;
@@ -86,6 +86,35 @@ KOKKOS_INLINE_FUNCTION bool interior(int b, int nx) {
 KOKKOS_INLINE_FUNCTION int ghostIndex(int b, int nx) {
   return b < kGhost ? b : b - nx;
 }
+} // namespace
+
+namespace {
+// Plane pointers (into the field or the wide-ghost buffer) with their row strides, and the
+// wrapped row and column offsets, of the wide stencil (S points per axis) of a particle whose
+// window starts at global point i0: value (jx, jy, jz) is that of global point i0 - 2 + j. The
+// addressing of stencils near slab edges and the periodic faces, each resolved once.
+template <class T, int S> struct StencilPlanes {
+  const T* plane[S];
+  std::size_t stride[S], row[S], col[S];
+  KOKKOS_INLINE_FUNCTION StencilPlanes(const int i0[3], const T* fbase, const T* gbase, int n,
+                                       int x0, int nx) {
+    constexpr int W = kGhostGradient;
+    const std::size_t fstride = 2 * (n / 2 + 1), fplane = std::size_t(n) * fstride,
+                      gplane = std::size_t(n) * n;
+    for (int j = 0; j < S; ++j) {
+      const int b = i0[0] - x0 + W - 2 + j;
+      const bool in = b >= W && b < W + nx;
+      plane[j] = in ? fbase + std::size_t(b - W) * fplane
+                    : gbase + std::size_t(b < W ? b : b - nx) * gplane;
+      stride[j] = in ? fstride : std::size_t(n);
+      row[j] = static_cast<std::size_t>(wrap(i0[1] - 2 + j, n));
+      col[j] = static_cast<std::size_t>(wrap(i0[2] - 2 + j, n));
+    }
+  }
+  KOKKOS_INLINE_FUNCTION T operator()(int jx, int jy, int jz) const {
+    return plane[jx][row[jy] * stride[jx] + col[jz]];
+  }
+};
 } // namespace
 
 namespace {
@@ -258,10 +287,8 @@ void gradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count, const
                     int nx, double inv_cell) {
   const Window win = ORDER == 2 ? Window::CIC : Window::TSC;
   const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
-  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1)),
-                    gplane = std::size_t(n) * n;
+  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1));
   const int fstride = 2 * (n / 2 + 1);
-  constexpr int W = kGhostGradient;
   constexpr int span = ORDER + 4;
   Kokkos::parallel_for(
       "caustic::Painter::readoutGradient", Kokkos::RangePolicy<>(0, count),
@@ -294,9 +321,7 @@ void gradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count, const
             }
           }
         };
-        // The stencil reaches 2 points beyond the window on each axis. Plane j of the span is
-        // global plane i0x - 2 + j: in the field, or in a ghost plane (wide-ghost numbering).
-        const int b0 = i0[0] - x0 + W - 2, y0 = i0[1] - 2, z0 = i0[2] - 2;
+        // The stencil reaches 2 points beyond the window on each axis.
         if (const long long o = wideStencilOffset(i0, ORDER, n, x0, nx); o >= 0) {
           // The usual case: the span lies in this rank's planes and wraps in neither y nor z,
           // so every value is at a constant offset from one pointer.
@@ -304,22 +329,9 @@ void gradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count, const
           accumulate_at(
               [&](int jx, int jy, int jz) -> T { return base[jx * fplane + jy * fstride + jz]; });
         } else {
-          // Near slab edges and the periodic faces: plane pointers with their row stride,
-          // wrapped row and column offsets, each resolved once.
-          const T* plane[span];
-          int stride[span];
-          std::size_t row[span], col[span];
-          for (int j = 0; j < span; ++j) {
-            const int b = b0 + j;
-            const bool in = b >= W && b < W + nx;
-            plane[j] = in ? fbase + (b - W) * fplane : gbase + (b < W ? b : b - nx) * gplane;
-            stride[j] = in ? fstride : n;
-            row[j] = static_cast<std::size_t>(wrap(y0 + j, n));
-            col[j] = static_cast<std::size_t>(wrap(z0 + j, n));
-          }
-          accumulate_at([&](int jx, int jy, int jz) -> T {
-            return plane[jx][row[jy] * stride[jx] + col[jz]];
-          });
+          // Near slab edges and the periodic faces: StencilPlanes.
+          const StencilPlanes<T, span> sp(i0, fbase, gbase, n, x0, nx);
+          accumulate_at(sp);
         }
         double g[3];
         for (int c = 0; c < 3; ++c)
@@ -479,40 +491,88 @@ void Painter<T>::readoutWindowGradient(const Field<T>& f, const Kokkos::View<dou
 }
 
 namespace {
-// The kernel of readoutGradientAdjoint with the window order a compile-time constant (the loops
-// unroll and every offset of the usual case is a constant, as in gradientKernel).
+// The 4-point gradient readout in separable form, for the reverse pass. Force component e is
+//   F_e(x) = sum over the lines of the stencil along axis e (the window's ORDER^2 rows of the
+//            other two axes, each ORDER + 4 points long) of W_other * sum_j L_e[j] phi(line, j),
+// L_e[j] = sum_k w_e[k] coef(j - 2 - k), coef(+-1) = -+c1, coef(+-2) = +-c2, the window and the
+// differences of readoutGradient folded into one weight per point of the line. The stencil's
+// (ORDER + 4)^3 box holds ORDER^3 (1 + 12 / ORDER) distinct points (56 for CIC), against the
+// 12 ORDER^3 reads (96) of the difference form; the reverse kernels read and scatter each once.
+template <int ORDER>
+KOKKOS_INLINE_FUNCTION void gradientLine(const double w[3], double c1, double c2,
+                                         double L[ORDER + 4]) {
+  for (int j = 0; j < ORDER + 4; ++j)
+    L[j] = 0.0;
+  for (int k = 0; k < ORDER; ++k) {
+    const int g = k + 2;
+    L[g - 2] -= c2 * w[k];
+    L[g - 1] += c1 * w[k];
+    L[g + 1] -= c1 * w[k];
+    L[g + 2] += c2 * w[k];
+  }
+}
+
+KOKKOS_INLINE_FUNCTION constexpr bool inWindow(int j, int order) {
+  return j >= 2 && j < 2 + order;
+}
+
+// The kernel of readoutGradientAdjoint with the window order a compile-time constant: the
+// transpose of the separable form, one addition per distinct point of the stencil.
 template <int ORDER, class T, class SF, class SG>
 void gradientAdjointKernel(const Kokkos::View<double* [3]>& X, std::size_t count,
                            const Kokkos::View<double* [3]>& Z, double scale, const SF& sf,
                            const SG& sg, Window win, int n, int x0, int nx, double inv_cell,
                            double c1, double c2, std::size_t fplane, std::size_t fstride) {
-  constexpr int order = ORDER;
+  constexpr int S = ORDER + 4;
   Kokkos::parallel_for(
       "caustic::Painter::readoutGradientAdjoint", Kokkos::RangePolicy<>(0, count),
       KOKKOS_LAMBDA(const std::size_t p) {
         auto af = sf.access();
         auto ag = sg.access();
-        const WindowDerivs s = windowDerivs(win, X, p, inv_cell, n);
-        const double z[3] = {scale * Z(p, 0), scale * Z(p, 1), scale * Z(p, 2)};
-        // The same additions in the same order whatever the addressing below.
+        int i0[3];
+        double w[3][3];
+        for (int c = 0; c < 3; ++c)
+          windowWeights(win, clampToBox(X(p, c) * inv_cell, n), i0[c], w[c]);
+        // zl[e][j] = scale z_e L_e[j]: the weight of point j of a line along e, less W_other.
+        double zl[3][S];
+        for (int e = 0; e < 3; ++e) {
+          gradientLine<ORDER>(w[e], c1, c2, zl[e]);
+          const double ze = scale * Z(p, e);
+          for (int j = 0; j < S; ++j)
+            zl[e][j] *= ze;
+        }
+        // Every distinct point once: a point off the window on axis e lies on one line (along
+        // e); a point of the window's own ORDER^3 block lies on one line of each axis.
         auto scatter = [&](auto add) {
-          for (int a = 0; a < order; ++a)
-            for (int bb = 0; bb < order; ++bb)
-              for (int c = 0; c < order; ++c) {
-                const double wt = s.w[0][a] * s.w[1][bb] * s.w[2][c];
-                const int j[3] = {a + 2, bb + 2, c + 2};
-                for (int e = 0; e < 3; ++e) {
-                  const double v1 = wt * z[e] * c1, v2 = wt * z[e] * c2;
-                  for (int sgn = -1; sgn <= 1; sgn += 2)
-                    for (int step = 1; step <= 2; ++step) {
-                      int jj[3] = {j[0], j[1], j[2]};
-                      jj[e] += sgn * step;
-                      add(jj[0], jj[1], jj[2], step == 1 ? -sgn * v1 : sgn * v2);
-                    }
-                }
+          for (int jx = 0; jx < S; ++jx) {
+            if (!inWindow(jx, ORDER)) {
+              for (int b = 0; b < ORDER; ++b)
+                for (int c = 0; c < ORDER; ++c)
+                  add(jx, b + 2, c + 2, zl[0][jx] * w[1][b] * w[2][c]);
+              continue;
+            }
+            const int a = jx - 2;
+            for (int jy = 0; jy < S; ++jy) {
+              if (!inWindow(jy, ORDER)) {
+                for (int c = 0; c < ORDER; ++c)
+                  add(jx, jy, c + 2, zl[1][jy] * w[0][a] * w[2][c]);
+                continue;
               }
+              const int b = jy - 2;
+              for (int jz = 0; jz < S; ++jz) {
+                if (!inWindow(jz, ORDER)) {
+                  add(jx, jy, jz, zl[2][jz] * w[0][a] * w[1][b]);
+                  continue;
+                }
+                const int c = jz - 2;
+                add(jx, jy, jz,
+                    zl[0][jx] * w[1][b] * w[2][c] + zl[1][jy] * w[0][a] * w[2][c] +
+                        zl[2][jz] * w[0][a] * w[1][b]);
+              }
+            }
+          }
         };
-        if (const long long o = wideStencilOffset(s.i0, order, n, x0, nx); o >= 0) {
+        if (const long long o = wideStencilOffset(i0, ORDER, n, x0, nx); o >= 0) {
           // The usual case (as in readoutGradient): the stencil lies in this rank's planes and
           // wraps in neither y nor z: every value at a constant offset from one index.
           const std::size_t o0 = static_cast<std::size_t>(o);
@@ -520,7 +580,7 @@ void gradientAdjointKernel(const Kokkos::View<double* [3]>& X, std::size_t count
             af(o0 + jx * fplane + jy * fstride + jz) += T(v);
           });
         } else {
-          const WideSpan<T> ws(s.i0, order, n, x0, nx);
+          const WideSpan<T> ws(i0, ORDER, n, x0, nx);
           scatter([&](int jx, int jy, int jz, double v) {
             const std::size_t o = ws.offset(jx, jy, jz);
             if (ws.in[jx])
@@ -576,7 +636,10 @@ void Painter<T>::readoutGradientJacobianT(const Field<T>& phi, const Kokkos::Vie
 }
 
 namespace {
-// The kernel of readoutGradientWithJacobianT with the window order a compile-time constant.
+// The kernel of readoutGradientWithJacobianT with the window order a compile-time constant: the
+// separable form (gradientLine), each line summed once with its weights and their derivatives.
+// Values enter as differences from the line's first window point (exact for neighbouring
+// values, so a float mesh keeps the precision of the difference form).
 template <int ORDER, class T>
 void gradientWithJacobianKernel(const Kokkos::View<double* [3]>& X, std::size_t count,
                                 const Kokkos::View<double* [3]>& F,
@@ -584,64 +647,57 @@ void gradientWithJacobianKernel(const Kokkos::View<double* [3]>& X, std::size_t 
                                 const Kokkos::View<double* [3]>& xbar, double scale, const T* fbase,
                                 const T* gbase, Window win, int n, int x0, int nx, double inv_cell,
                                 double c1, double c2, std::size_t fplane, std::size_t fstride) {
-  constexpr int order = ORDER;
+  constexpr int S = ORDER + 4;
   Kokkos::parallel_for(
       "caustic::Painter::readoutGradientWithJacobianT", Kokkos::RangePolicy<>(0, count),
       KOKKOS_LAMBDA(const std::size_t p) {
         const WindowDerivs s = windowDerivs(win, X, p, inv_cell, n);
-        // The force with readoutGradient's arithmetic (sums of differences in T, each order
-        // apart), the Jacobian with readoutGradientJacobianT's (in double), from one read of
-        // every stencil value, in the loop order of both.
-        T d1[3] = {0, 0, 0}, d2[3] = {0, 0, 0};
+        double L[3][S], dL[3][S];
+        for (int e = 0; e < 3; ++e) {
+          gradientLine<ORDER>(s.w[e], c1, c2, L[e]);
+          gradientLine<ORDER>(s.dw[e], c1, c2, dL[e]);
+        }
+        // f[e] = F_e; jac[e][d] = dF_e/du_d (u = x / H).
+        double f[3] = {0, 0, 0};
         double jac[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
         auto accumulate = [&](auto at) {
-          for (int a = 0; a < order; ++a)
-            for (int bb = 0; bb < order; ++bb) {
-              const T wab = T(s.w[0][a] * s.w[1][bb]);
-              for (int c = 0; c < order; ++c) {
-                const T wt = wab * T(s.w[2][c]);
-                const int j[3] = {a + 2, bb + 2, c + 2};
-                double g[3];
-                for (int e = 0; e < 3; ++e) {
-                  int p1[3] = {j[0], j[1], j[2]}, m1[3] = {j[0], j[1], j[2]};
-                  int p2[3] = {j[0], j[1], j[2]}, m2[3] = {j[0], j[1], j[2]};
-                  p1[e] += 1;
-                  m1[e] -= 1;
-                  p2[e] += 2;
-                  m2[e] -= 2;
-                  const T vp1 = at(p1[0], p1[1], p1[2]), vm1 = at(m1[0], m1[1], m1[2]);
-                  const T vp2 = at(p2[0], p2[1], p2[2]), vm2 = at(m2[0], m2[1], m2[2]);
-                  d1[e] += wt * (vp1 - vm1);
-                  d2[e] += wt * (vp2 - vm2);
-                  g[e] = c1 * (double(vp1) - double(vm1)) - c2 * (double(vp2) - double(vm2));
-                }
-                const double dW[3] = {s.dw[0][a] * s.w[1][bb] * s.w[2][c],
-                                      s.w[0][a] * s.dw[1][bb] * s.w[2][c],
-                                      s.w[0][a] * s.w[1][bb] * s.dw[2][c]};
-                for (int e = 0; e < 3; ++e)
-                  for (int d = 0; d < 3; ++d)
-                    jac[e][d] += g[e] * dW[d];
-              }
+          // One line along axis e through window points (i, k) of the other two axes, o1 < o2.
+          auto line = [&](int e, int i, int k, auto value) {
+            const int o1 = e == 0 ? 1 : 0, o2 = e == 2 ? 1 : 2;
+            const T ref = value(2);
+            double sl = 0.0, sd = 0.0;
+            for (int j = 0; j < S; ++j) {
+              const double v = double(value(j) - ref);
+              sl += L[e][j] * v;
+              sd += dL[e][j] * v;
+            }
+            const double wo = s.w[o1][i] * s.w[o2][k];
+            f[e] += wo * sl;
+            jac[e][e] += wo * sd;
+            jac[e][o1] += s.dw[o1][i] * s.w[o2][k] * sl;
+            jac[e][o2] += s.w[o1][i] * s.dw[o2][k] * sl;
+          };
+          for (int i = 0; i < ORDER; ++i)
+            for (int k = 0; k < ORDER; ++k) {
+              line(0, i, k, [&](int j) { return at(j, i + 2, k + 2); });
+              line(1, i, k, [&](int j) { return at(i + 2, j, k + 2); });
+              line(2, i, k, [&](int j) { return at(i + 2, k + 2, j); });
             }
         };
-        if (const long long o = wideStencilOffset(s.i0, order, n, x0, nx); o >= 0) {
+        if (const long long o = wideStencilOffset(s.i0, ORDER, n, x0, nx); o >= 0) {
           const T* base = fbase + o;
           accumulate(
               [&](int jx, int jy, int jz) -> T { return base[jx * fplane + jy * fstride + jz]; });
         } else {
-          const WideSpan<T> ws(s.i0, order, n, x0, nx);
-          accumulate([&](int jx, int jy, int jz) -> T {
-            const std::size_t o = ws.offset(jx, jy, jz);
-            return ws.in[jx] ? fbase[o] : gbase[o];
-          });
+          accumulate(StencilPlanes<T, S>(s.i0, fbase, gbase, n, x0, nx));
         }
-        for (int c = 0; c < 3; ++c)
-          F(p, c) = -1.0 * (c1 * double(d1[c]) - c2 * double(d2[c]));
+        for (int e = 0; e < 3; ++e)
+          F(p, e) = f[e];
         for (int d = 0; d < 3; ++d) {
           double v = 0.0;
-          for (int c = 0; c < 3; ++c)
-            v += Z(p, c) * jac[c][d];
-          xbar(p, d) -= scale * inv_cell * v;
+          for (int e = 0; e < 3; ++e)
+            v += Z(p, e) * jac[e][d];
+          xbar(p, d) += scale * inv_cell * v;
         }
       });
   Kokkos::fence();

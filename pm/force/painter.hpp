@@ -109,9 +109,10 @@ public:
   void readoutGradientJacobianT(const Field<T>& phi, const Kokkos::View<double* [3]>& x,
                                 std::size_t count, const Kokkos::View<double* [3]>& z,
                                 const Kokkos::View<double* [3]>& xbar, double scale) const;
-  // Both of the above in one pass over the stencil (it is read, and its ghosts gathered,
-  // once): f(i, :) <- readoutGradient of phi (scale 1) and xbar as readoutGradientJacobianT,
-  // bit for bit equal to the two calls. Collective.
+  // Both in one pass over the stencil (it is read, and its ghosts gathered, once): f(i, :) <-
+  // readoutGradient of phi (scale 1; the same stencil summed line by line, so equal to
+  // readoutGradient to round-off, not bit for bit) and xbar as readoutGradientJacobianT (this
+  // pass with f discarded). Collective.
   void readoutGradientWithJacobianT(const Field<T>& phi, const Kokkos::View<double* [3]>& x,
                                     std::size_t count, const Kokkos::View<double* [3]>& f,
                                     const Kokkos::View<double* [3]>& z,
