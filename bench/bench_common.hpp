@@ -8,10 +8,12 @@
 #include <Kokkos_Core.hpp>
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace caustic::bench {
 
@@ -25,6 +27,12 @@ inline double sumOver(double v, MPI_Comm c = MPI_COMM_WORLD) {
   double m;
   MPI_Allreduce(&v, &m, 1, MPI_DOUBLE, MPI_SUM, c);
   return m;
+}
+
+// Median of the values (the upper one of an even count).
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
 }
 
 // `setup` adds the program's options to the command line and returns what runs once they are

@@ -29,6 +29,7 @@
 
 using namespace caustic;
 using caustic::bench::maxOver;
+using caustic::bench::median;
 
 namespace {
 
@@ -43,10 +44,6 @@ template <class F> std::vector<double> timed(int repeats, MPI_Comm comm, F&& f) 
   }
   std::sort(t.begin(), t.end());
   return t;
-}
-
-double median(const std::vector<double>& t) {
-  return t[t.size() / 2];
 }
 
 int run(const std::string& path, int mesh_n, int repeats, double b) {

@@ -65,8 +65,7 @@ int run(const std::string& model_path, const std::string& path, int repeats, int
                 n, total_made, f, size, tile, opt.radius);
     std::printf("  time per application: min %.3f s, median %.3f s (%d repeats)\n", t.front(), med,
                 repeats);
-    std::printf("  LR lattice voxels per second per core: %.3g\n",
-                double(n) * n * n / med / size);
+    std::printf("  LR lattice voxels per second per core: %.3g\n", double(n) * n * n / med / size);
     std::printf("  HR particles made per second: %.3g\n", total_made / med);
     std::printf("  peak memory per rank: %.0f MB (%.0f B per HR particle in total)\n",
                 peak / 1048576.0, peak * size / total_made);

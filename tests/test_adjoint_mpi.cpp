@@ -319,6 +319,18 @@ TEST(Adjoint, GradientReadoutAgainstFiniteDifferences) {
       }
     EXPECT_GT(largest, 0.0);
     EXPECT_LE(worst, 1e-13 * largest) << "fused gradient readout against readoutGradient";
+    // With a window field, x-bar bit for bit the pass without it followed by
+    // readoutWindowGradient of that field.
+    Particles twice(parts.size(), parts.capacity()), once(parts.size(), parts.capacity());
+    painter.readoutGradientWithJacobianT(phi, parts.x, parts.size(), fused_f, z, twice.x, 0.75);
+    painter.readoutWindowGradient(v, parts.x, parts.size(), twice.x, 1.5);
+    painter.readoutGradientWithJacobianT(phi, parts.x, parts.size(), fused_f, z, once.x, 0.75, &v,
+                                         1.5);
+    int differ = 0;
+    for (std::size_t i = 0; i < parts.size(); ++i)
+      for (int c = 0; c < 3; ++c)
+        differ += once.x(i, c) != twice.x(i, c);
+    EXPECT_EQ(differ, 0) << "gradient readout, Jacobian and window gradient in one pass";
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <Kokkos_ScatterView.hpp>
 #include <stdexcept>
+#include <type_traits>
 
 namespace caustic {
 
@@ -111,7 +112,7 @@ template <class T, int S> struct StencilPlanes {
       col[j] = static_cast<std::size_t>(wrap(i0[2] - 2 + j, n));
     }
   }
-  KOKKOS_INLINE_FUNCTION T operator()(int jx, int jy, int jz) const {
+  KOKKOS_FORCEINLINE_FUNCTION T operator()(int jx, int jy, int jz) const {
     return plane[jx][row[jy] * stride[jx] + col[jz]];
   }
 };
@@ -415,50 +416,56 @@ template <class T> struct WideSpan {
 } // namespace
 
 namespace {
-// The kernel of readoutWindowGradient with the window order a compile-time constant; a window
-// inside this rank's planes that wraps in neither y nor z is read at constant offsets from one
-// pointer (the same values, summed in the same order, as the general addressing).
+// g <- sum_g dW/du(x - g) f(g) (u = x / H) of one particle, with the window order a compile-time
+// constant; a window inside this rank's planes that wraps in neither y nor z is read at constant
+// offsets from one pointer (the same values, summed in the same order, as the general
+// addressing through the kGhost buffer).
+template <int ORDER, class T>
+KOKKOS_FORCEINLINE_FUNCTION void windowGradientAt(const WindowDerivs& s, const T* fbase,
+                                                  const Kokkos::View<T***>& ghosts, int n, int x0,
+                                                  int nx, double g[3]) {
+  const std::size_t fstride = 2 * (n / 2 + 1), fplane = std::size_t(n) * fstride;
+  g[0] = g[1] = g[2] = 0.0;
+  auto accumulate = [&](auto at) {
+    for (int a = 0; a < ORDER; ++a)
+      for (int bb = 0; bb < ORDER; ++bb)
+        for (int c = 0; c < ORDER; ++c) {
+          const double fv = at(a, bb, c);
+          g[0] += s.dw[0][a] * s.w[1][bb] * s.w[2][c] * fv;
+          g[1] += s.w[0][a] * s.dw[1][bb] * s.w[2][c] * fv;
+          g[2] += s.w[0][a] * s.w[1][bb] * s.dw[2][c] * fv;
+        }
+  };
+  const int lx = s.i0[0] - x0;
+  if (lx >= 0 && lx + ORDER <= nx && s.i0[1] >= 0 && s.i0[1] + ORDER <= n && s.i0[2] >= 0 &&
+      s.i0[2] + ORDER <= n) {
+    const T* base = fbase + std::size_t(lx) * fplane + std::size_t(s.i0[1]) * fstride + s.i0[2];
+    accumulate([&](int a, int bb, int c) -> double {
+      return double(base[a * fplane + bb * fstride + c]);
+    });
+  } else {
+    accumulate([&](int a, int bb, int c) -> double {
+      const int b = s.i0[0] - x0 + kGhost + a;
+      const int y = wrap(s.i0[1] + bb, n), z = wrap(s.i0[2] + c, n);
+      return interior(b, nx) ? double(fbase[Field<T>::realIndex(b - kGhost, y, z, n)])
+                             : double(ghosts(ghostIndex(b, nx), y, z));
+    });
+  }
+}
+
+// The kernel of readoutWindowGradient.
 template <int ORDER, class T>
 void windowGradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count,
                           const Kokkos::View<double* [3]>& xbar, double scale,
                           const Kokkos::View<double* [3]>& weights, int comp, bool weighted,
-                          const Kokkos::View<T*>& field, const Kokkos::View<T***>& ghosts,
-                          Window win, int n, int x0, int nx, double inv_cell) {
-  constexpr int order = ORDER;
-  const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1));
-  const std::size_t fstride = 2 * (n / 2 + 1);
-  const T* fbase = field.data();
+                          const T* fbase, const Kokkos::View<T***>& ghosts, Window win, int n,
+                          int x0, int nx, double inv_cell) {
   Kokkos::parallel_for(
       "caustic::Painter::readoutWindowGradient", Kokkos::RangePolicy<>(0, count),
       KOKKOS_LAMBDA(const std::size_t p) {
         const WindowDerivs s = windowDerivs(win, X, p, inv_cell, n);
-        double g[3] = {0.0, 0.0, 0.0};
-        auto accumulate = [&](auto at) {
-          for (int a = 0; a < order; ++a)
-            for (int bb = 0; bb < order; ++bb)
-              for (int c = 0; c < order; ++c) {
-                const double fv = at(a, bb, c);
-                g[0] += s.dw[0][a] * s.w[1][bb] * s.w[2][c] * fv;
-                g[1] += s.w[0][a] * s.dw[1][bb] * s.w[2][c] * fv;
-                g[2] += s.w[0][a] * s.w[1][bb] * s.dw[2][c] * fv;
-              }
-        };
-        const int lx = s.i0[0] - x0;
-        if (lx >= 0 && lx + order <= nx && s.i0[1] >= 0 && s.i0[1] + order <= n && s.i0[2] >= 0 &&
-            s.i0[2] + order <= n) {
-          const T* base =
-              fbase + std::size_t(lx) * fplane + std::size_t(s.i0[1]) * fstride + s.i0[2];
-          accumulate([&](int a, int bb, int c) -> double {
-            return double(base[a * fplane + bb * fstride + c]);
-          });
-        } else {
-          accumulate([&](int a, int bb, int c) -> double {
-            const int b = s.i0[0] - x0 + kGhost + a;
-            const int y = wrap(s.i0[1] + bb, n), z = wrap(s.i0[2] + c, n);
-            return interior(b, nx) ? double(field(Field<T>::realIndex(b - kGhost, y, z, n)))
-                                   : double(ghosts(ghostIndex(b, nx), y, z));
-          });
-        }
+        double g[3];
+        windowGradientAt<ORDER, T>(s, fbase, ghosts, n, x0, nx, g);
         const double k = scale * inv_cell * (weighted ? weights(p, comp) : 1.0);
         for (int d = 0; d < 3; ++d)
           xbar(p, d) += k * g[d];
@@ -480,12 +487,12 @@ void Painter<T>::readoutWindowGradient(const Field<T>& f, const Kokkos::View<dou
   const int order = windowOrder(_win);
   const Window win = _win;
   const bool weighted = weights.extent(0) > 0;
-  auto field = f.real();
+  const T* fbase = f.real().data();
   if (order == 2)
-    windowGradientKernel<2, T>(X, count, xbar, scale, weights, comp, weighted, field, ghosts, win,
+    windowGradientKernel<2, T>(X, count, xbar, scale, weights, comp, weighted, fbase, ghosts, win,
                                n, x0, nx, inv_cell);
   else
-    windowGradientKernel<3, T>(X, count, xbar, scale, weights, comp, weighted, field, ghosts, win,
+    windowGradientKernel<3, T>(X, count, xbar, scale, weights, comp, weighted, fbase, ghosts, win,
                                n, x0, nx, inv_cell);
   Kokkos::fence();
 }
@@ -636,6 +643,48 @@ void Painter<T>::readoutGradientJacobianT(const Field<T>& phi, const Kokkos::Vie
 }
 
 namespace {
+// The stencil of a particle inside this rank's planes, unwrapped: value (jx, jy, jz) at a
+// constant offset from one pointer.
+template <class T> struct FlatStencil {
+  const T* base;
+  std::size_t plane, row;
+  KOKKOS_FORCEINLINE_FUNCTION T operator()(int jx, int jy, int jz) const {
+    return base[jx * plane + jy * row + jz];
+  }
+};
+
+// The lines along axis E of one particle's stencil (through window points (i, k) of the other
+// two axes O1 < O2): f[E] += F_E and jac[E][d] += dF_E/du_d (u = x / H), from the line weights
+// L and their derivatives dL (gradientLine of the window weights and of their derivatives).
+template <int ORDER, int E, class At>
+KOKKOS_FORCEINLINE_FUNCTION void
+jacobianLines(const At& at, const WindowDerivs& s, const double (&L)[ORDER + 4],
+              const double (&dL)[ORDER + 4], double f[3], double jac[3][3]) {
+  constexpr int O1 = E == 0 ? 1 : 0, O2 = E == 2 ? 1 : 2;
+  for (int i = 0; i < ORDER; ++i)
+    for (int k = 0; k < ORDER; ++k) {
+      auto value = [&](int j) {
+        int idx[3];
+        idx[E] = j;
+        idx[O1] = i + 2;
+        idx[O2] = k + 2;
+        return at(idx[0], idx[1], idx[2]);
+      };
+      const auto ref = value(2);
+      double sl = 0.0, sd = 0.0;
+      for (int j = 0; j < ORDER + 4; ++j) {
+        const double v = double(value(j) - ref);
+        sl += L[j] * v;
+        sd += dL[j] * v;
+      }
+      const double wo = s.w[O1][i] * s.w[O2][k];
+      f[E] += wo * sl;
+      jac[E][E] += wo * sd;
+      jac[E][O1] += s.dw[O1][i] * s.w[O2][k] * sl;
+      jac[E][O2] += s.w[O1][i] * s.dw[O2][k] * sl;
+    }
+}
+
 // The kernel of readoutGradientWithJacobianT with the window order a compile-time constant: the
 // separable form (gradientLine), each line summed once with its weights and their derivatives.
 // Values enter as differences from the line's first window point (exact for neighbouring
@@ -645,7 +694,8 @@ void gradientWithJacobianKernel(const Kokkos::View<double* [3]>& X, std::size_t 
                                 const Kokkos::View<double* [3]>& F,
                                 const Kokkos::View<double* [3]>& Z,
                                 const Kokkos::View<double* [3]>& xbar, double scale, const T* fbase,
-                                const T* gbase, Window win, int n, int x0, int nx, double inv_cell,
+                                const T* gbase, const T* wbase, const Kokkos::View<T***>& wghosts,
+                                double wscale, Window win, int n, int x0, int nx, double inv_cell,
                                 double c1, double c2, std::size_t fplane, std::size_t fstride) {
   constexpr int S = ORDER + 4;
   Kokkos::parallel_for(
@@ -660,36 +710,17 @@ void gradientWithJacobianKernel(const Kokkos::View<double* [3]>& X, std::size_t 
         // f[e] = F_e; jac[e][d] = dF_e/du_d (u = x / H).
         double f[3] = {0, 0, 0};
         double jac[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
-        auto accumulate = [&](auto at) {
-          // One line along axis e through window points (i, k) of the other two axes, o1 < o2.
-          auto line = [&](int e, int i, int k, auto value) {
-            const int o1 = e == 0 ? 1 : 0, o2 = e == 2 ? 1 : 2;
-            const T ref = value(2);
-            double sl = 0.0, sd = 0.0;
-            for (int j = 0; j < S; ++j) {
-              const double v = double(value(j) - ref);
-              sl += L[e][j] * v;
-              sd += dL[e][j] * v;
-            }
-            const double wo = s.w[o1][i] * s.w[o2][k];
-            f[e] += wo * sl;
-            jac[e][e] += wo * sd;
-            jac[e][o1] += s.dw[o1][i] * s.w[o2][k] * sl;
-            jac[e][o2] += s.w[o1][i] * s.dw[o2][k] * sl;
-          };
-          for (int i = 0; i < ORDER; ++i)
-            for (int k = 0; k < ORDER; ++k) {
-              line(0, i, k, [&](int j) { return at(j, i + 2, k + 2); });
-              line(1, i, k, [&](int j) { return at(i + 2, j, k + 2); });
-              line(2, i, k, [&](int j) { return at(i + 2, k + 2, j); });
-            }
-        };
+        // Three calls per addressing, inlined (as a lambda the sums left registers).
         if (const long long o = wideStencilOffset(s.i0, ORDER, n, x0, nx); o >= 0) {
-          const T* base = fbase + o;
-          accumulate(
-              [&](int jx, int jy, int jz) -> T { return base[jx * fplane + jy * fstride + jz]; });
+          const FlatStencil<T> at{fbase + o, fplane, fstride};
+          jacobianLines<ORDER, 0>(at, s, L[0], dL[0], f, jac);
+          jacobianLines<ORDER, 1>(at, s, L[1], dL[1], f, jac);
+          jacobianLines<ORDER, 2>(at, s, L[2], dL[2], f, jac);
         } else {
-          accumulate(StencilPlanes<T, S>(s.i0, fbase, gbase, n, x0, nx));
+          const StencilPlanes<T, S> at(s.i0, fbase, gbase, n, x0, nx);
+          jacobianLines<ORDER, 0>(at, s, L[0], dL[0], f, jac);
+          jacobianLines<ORDER, 1>(at, s, L[1], dL[1], f, jac);
+          jacobianLines<ORDER, 2>(at, s, L[2], dL[2], f, jac);
         }
         for (int e = 0; e < 3; ++e)
           F(p, e) = f[e];
@@ -698,6 +729,14 @@ void gradientWithJacobianKernel(const Kokkos::View<double* [3]>& X, std::size_t 
           for (int e = 0; e < 3; ++e)
             v += Z(p, e) * jac[e][d];
           xbar(p, d) += scale * inv_cell * v;
+        }
+        if (wbase) {
+          // The window-gradient term (readoutWindowGradient's arithmetic, added after).
+          double g[3];
+          windowGradientAt<ORDER, T>(s, wbase, wghosts, n, x0, nx, g);
+          const double k = wscale * inv_cell;
+          for (int d = 0; d < 3; ++d)
+            xbar(p, d) += k * g[d];
         }
       });
   Kokkos::fence();
@@ -709,11 +748,15 @@ void Painter<T>::readoutGradientWithJacobianT(const Field<T>& phi,
                                               const Kokkos::View<double* [3]>& X, std::size_t count,
                                               const Kokkos::View<double* [3]>& F,
                                               const Kokkos::View<double* [3]>& Z,
-                                              const Kokkos::View<double* [3]>& xbar,
-                                              double scale) const {
+                                              const Kokkos::View<double* [3]>& xbar, double scale,
+                                              const Field<T>* window_field,
+                                              double window_scale) const {
   ScopedRegion region("caustic::Painter::readoutGradientWithJacobianT");
   auto ghosts = wideBuffer();
   _wide.gather(phi, ghosts);
+  if (window_field)
+    _ghosts.gather(*window_field, _buf);
+  const T* wbase = window_field ? window_field->real().data() : nullptr;
   const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
   const double inv_cell = 1.0 / _decomp->cell();
   const int order = windowOrder(_win);
@@ -724,11 +767,13 @@ void Painter<T>::readoutGradientWithJacobianT(const Field<T>& phi,
   const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1));
   const std::size_t fstride = 2 * (n / 2 + 1);
   if (order == 2)
-    gradientWithJacobianKernel<2, T>(X, count, F, Z, xbar, scale, fbase, gbase, win, n, x0, nx,
-                                     inv_cell, c1, c2, fplane, fstride);
+    gradientWithJacobianKernel<2, T>(X, count, F, Z, xbar, scale, fbase, gbase, wbase, _buf,
+                                     window_scale, win, n, x0, nx, inv_cell, c1, c2, fplane,
+                                     fstride);
   else
-    gradientWithJacobianKernel<3, T>(X, count, F, Z, xbar, scale, fbase, gbase, win, n, x0, nx,
-                                     inv_cell, c1, c2, fplane, fstride);
+    gradientWithJacobianKernel<3, T>(X, count, F, Z, xbar, scale, fbase, gbase, wbase, _buf,
+                                     window_scale, win, n, x0, nx, inv_cell, c1, c2, fplane,
+                                     fstride);
   Kokkos::fence();
 }
 

@@ -149,8 +149,7 @@ void Trajectory::forceVJP(const Particles& parts, const Kokkos::View<double* [3]
     _potential_correction->vjpPotential(B, a);
   fft.backward(A, false);
   fft.backward(B, false);
-  painter.readoutGradientWithJacobianT(A, parts.x, np, f, z, xbar, scale);
-  painter.readoutWindowGradient(B, parts.x, np, xbar, mass);
+  painter.readoutGradientWithJacobianT(A, parts.x, np, f, z, xbar, scale, &B, mass);
   // The PM force is proportional to Omega_m (the Poisson prefactor); the particle correction
   // is added after.
   g[CosmoParam::Omega_m] += scale * localDot(z, f, np) / _params.cosmology.Omega_m;
