@@ -110,8 +110,7 @@ public:
                                 std::size_t count, const Kokkos::View<double* [3]>& z,
                                 const Kokkos::View<double* [3]>& xbar, double scale) const;
   // Both in one pass over the stencil (it is read, and its ghosts gathered, once): f(i, :) <-
-  // readoutGradient of phi (scale 1; the same stencil summed line by line, so equal to
-  // readoutGradient to round-off, not bit for bit) and xbar as readoutGradientJacobianT (this
+  // readoutGradient of phi (scale 1), bit for bit, and xbar as readoutGradientJacobianT (this
   // pass with f discarded). With `window_field`, xbar then also gets readoutWindowGradient of it
   // with `window_scale` in the same pass, bit for bit what that call after this one adds (the
   // reverse kick's two position terms in one read of the particles). Collective.
