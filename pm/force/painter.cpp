@@ -72,7 +72,7 @@ namespace {
 // every side, for the 4-point differences) of a particle whose window starts at global point
 // i0, when that stencil lies in this rank's planes and wraps in neither y nor z, as it does for
 // nearly every particle: its values are then at constant offsets from there. -1 otherwise (the
-// ghost planes and wrapped rows are addressed per plane: WideSpan, or StencilPlanes).
+// ghost planes and wrapped rows are addressed per plane: WideSpan and StencilPlanes).
 KOKKOS_INLINE_FUNCTION long long wideStencilOffset(const int i0[3], int order, int n, int x0,
                                                    int nx) {
   const int lx = i0[0] - x0 - 2, y0 = i0[1] - 2, z0 = i0[2] - 2, span = order + 4;
@@ -89,30 +89,47 @@ KOKKOS_INLINE_FUNCTION int ghostIndex(int b, int nx) {
 } // namespace
 
 namespace {
-// Plane pointers (into the field or the wide-ghost buffer) with their row strides, and the
-// wrapped row and column offsets, of the wide stencil (S points per axis) of a particle whose
-// window starts at global point i0: value (jx, jy, jz) is that of global point i0 - 2 + j. The
-// addressing of stencils near slab edges and the periodic faces, each resolved once.
-template <class T, int S> struct StencilPlanes {
-  const T* plane[S];
-  std::size_t stride[S], row[S], col[S];
-  KOKKOS_INLINE_FUNCTION StencilPlanes(const int i0[3], const T* fbase, const T* gbase, int n,
-                                       int x0, int nx) {
-    constexpr int W = kGhostGradient;
-    const std::size_t fstride = 2 * (n / 2 + 1), fplane = std::size_t(n) * fstride,
+// Addressing of the wide-ghost buffer (kGhostGradient planes each side) around a particle whose
+// window starts at global plane i0x: entry j stands for plane i0x - 2 + j, row/column i0 - 2 + j.
+// Used where the stencil leaves this rank's planes or wraps: offsets into the field (in[j]) or
+// the ghost buffer, for the scatter (which adds through a view of either).
+struct WideSpan {
+  static constexpr int span = 3 + 4;
+  std::size_t plane[span]; // offset of the plane (field or ghost buffer)
+  bool in[span];
+  int stride[span];
+  std::size_t row[span], col[span];
+  KOKKOS_INLINE_FUNCTION WideSpan(const int i0[3], int order, int n, int x0, int nx) {
+    const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1)),
                       gplane = std::size_t(n) * n;
-    for (int j = 0; j < S; ++j) {
+    constexpr int W = kGhostGradient;
+    for (int j = 0; j < order + 4; ++j) {
       const int b = i0[0] - x0 + W - 2 + j;
-      const bool in = b >= W && b < W + nx;
-      plane[j] = in ? fbase + std::size_t(b - W) * fplane
-                    : gbase + std::size_t(b < W ? b : b - nx) * gplane;
-      stride[j] = in ? fstride : std::size_t(n);
+      in[j] = b >= W && b < W + nx;
+      plane[j] = in[j] ? (b - W) * fplane : (b < W ? b : b - nx) * gplane;
+      stride[j] = in[j] ? 2 * (n / 2 + 1) : n;
       row[j] = static_cast<std::size_t>(wrap(i0[1] - 2 + j, n));
       col[j] = static_cast<std::size_t>(wrap(i0[2] - 2 + j, n));
     }
   }
+  KOKKOS_INLINE_FUNCTION std::size_t offset(int jx, int jy, int jz) const {
+    return plane[jx] + row[jy] * stride[jx] + col[jz];
+  }
+};
+
+// The same addressing for the gathers: each plane's pointer (field or ghost buffer) resolved
+// once, so that no read branches on where its plane lies. S = ORDER + 4 points per axis.
+template <class T, int S> struct StencilPlanes {
+  WideSpan span;
+  const T* plane[S];
+  KOKKOS_INLINE_FUNCTION StencilPlanes(const int i0[3], const T* fbase, const T* gbase, int n,
+                                       int x0, int nx)
+      : span(i0, S - 4, n, x0, nx) {
+    for (int j = 0; j < S; ++j)
+      plane[j] = (span.in[j] ? fbase : gbase) + span.plane[j];
+  }
   KOKKOS_FORCEINLINE_FUNCTION T operator()(int jx, int jy, int jz) const {
-    return plane[jx][row[jy] * stride[jx] + col[jz]];
+    return plane[jx][span.row[jy] * span.stride[jx] + span.col[jz]];
   }
 };
 } // namespace
@@ -387,31 +404,6 @@ KOKKOS_INLINE_FUNCTION WindowDerivs windowDerivs(Window win, const Kokkos::View<
   return s;
 }
 
-// Addressing of the wide-ghost buffer (kGhostGradient planes each side) around a particle whose
-// window starts at global plane i0x: entry j stands for plane i0x - 2 + j, row/column i0 - 2 + j.
-template <class T> struct WideSpan {
-  static constexpr int span = 3 + 4;
-  std::size_t plane[span]; // offset of the plane (field or ghost buffer)
-  bool in[span];
-  int stride[span];
-  std::size_t row[span], col[span];
-  KOKKOS_INLINE_FUNCTION WideSpan(const int i0[3], int order, int n, int x0, int nx) {
-    const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1)),
-                      gplane = std::size_t(n) * n;
-    constexpr int W = kGhostGradient;
-    for (int j = 0; j < order + 4; ++j) {
-      const int b = i0[0] - x0 + W - 2 + j;
-      in[j] = b >= W && b < W + nx;
-      plane[j] = in[j] ? (b - W) * fplane : (b < W ? b : b - nx) * gplane;
-      stride[j] = in[j] ? 2 * (n / 2 + 1) : n;
-      row[j] = static_cast<std::size_t>(wrap(i0[1] - 2 + j, n));
-      col[j] = static_cast<std::size_t>(wrap(i0[2] - 2 + j, n));
-    }
-  }
-  KOKKOS_INLINE_FUNCTION std::size_t offset(int jx, int jy, int jz) const {
-    return plane[jx] + row[jy] * stride[jx] + col[jz];
-  }
-};
 } // namespace
 
 namespace {
@@ -588,7 +580,7 @@ void gradientAdjointKernel(const Kokkos::View<double* [3]>& X, std::size_t count
             af(o0 + jx * fplane + jy * fstride + jz) += T(v);
           });
         } else {
-          const WideSpan<T> ws(i0, ORDER, n, x0, nx);
+          const WideSpan ws(i0, ORDER, n, x0, nx);
           scatter([&](int jx, int jy, int jz, double v) {
             const std::size_t o = ws.offset(jx, jy, jz);
             if (ws.in[jx])
