@@ -73,35 +73,72 @@ TEST(NeuralCorrection, SplineIsAPartitionOfUnityAndExactOnLines) {
   EXPECT_LT((lin - u).abs().max().item<double>(), 1e-12);
 }
 
-TEST(NeuralCorrection, HostTableEqualsTheAutogradNetwork) {
-  // The run's table (host spline) and the network's differentiable forward() agree.
-  NeuralSplineConfig cfg;
-  cfg.knots = 7;
-  cfg.latent = 12;
-  const auto theta = randomTheta(cfg, 0.8, 11);
-  const NeuralSplineCorrection<double> c(cfg, theta);
+namespace {
+// A network with the flat parameters theta (the layout of NeuralSplineCorrection::parameters()).
+NeuralSplineNet networkWith(const NeuralSplineConfig& cfg, const std::vector<double>& theta) {
   NeuralSplineNet net(cfg);
-  {
-    torch::NoGradGuard no_grad;
-    std::size_t o = 0;
-    for (auto& p : net->parameters()) {
-      auto flat = p.view({-1});
-      for (int64_t j = 0; j < flat.size(0); ++j)
-        flat[j] = theta[o++];
+  torch::NoGradGuard no_grad;
+  std::size_t o = 0;
+  for (auto& p : net->parameters()) {
+    auto flat = p.view({-1});
+    for (int64_t j = 0; j < flat.size(0); ++j)
+      flat[j] = theta[o++];
+  }
+  return net;
+}
+} // namespace
+
+TEST(NeuralCorrection, HostTableEqualsTheAutogradNetwork) {
+  // The run's table (host spline) and the network's differentiable forward() agree, with the
+  // spline's origin free and flat.
+  for (bool flat_origin : {false, true}) {
+    NeuralSplineConfig cfg;
+    cfg.knots = 7;
+    cfg.latent = 12;
+    cfg.flat_origin = flat_origin;
+    const auto theta = randomTheta(cfg, 0.8, 11);
+    const NeuralSplineCorrection<double> c(cfg, theta);
+    NeuralSplineNet net = networkWith(cfg, theta);
+    const int n = 24;
+    std::vector<double> K(3 * 12 * 12 + 1);
+    const auto x = radialTableX(n);
+    for (double a : {0.15, 0.6, 1.0}) {
+      c.table(a, n, 100.0, K);
+      torch::NoGradGuard no_grad;
+      const auto ref = torch::exp(net->forward(torch::tensor(x, torch::kFloat64), a));
+      double worst = 0.0;
+      for (std::size_t j = 0; j < K.size(); ++j)
+        worst = std::max(worst, std::abs(K[j] / ref[j].item<double>() - 1.0));
+      EXPECT_LT(worst, 1e-12) << "a = " << a << ", flat_origin " << flat_origin;
     }
   }
-  const int n = 24;
-  std::vector<double> K(3 * 12 * 12 + 1);
-  const auto x = radialTableX(n);
-  for (double a : {0.15, 0.6, 1.0}) {
-    c.table(a, n, 100.0, K);
+}
+
+TEST(NeuralCorrection, FlatOriginMakesLnKQuadraticAtSmallK) {
+  // ln K(2x) / ln K(x) -> 4 as x -> 0 with the origin flat (K - 1 = O(k^2)), and -> 2 without
+  // (the same random parameters, whose spline has a slope at 0).
+  for (bool flat_origin : {false, true}) {
+    NeuralSplineConfig cfg;
+    cfg.knots = 6;
+    cfg.latent = 8;
+    cfg.flat_origin = flat_origin;
+    NeuralSplineNet net = networkWith(cfg, randomTheta(cfg, 0.8, 17));
     torch::NoGradGuard no_grad;
-    const auto ref = torch::exp(net->forward(torch::tensor(x, torch::kFloat64), a));
-    double worst = 0.0;
-    for (std::size_t j = 0; j < K.size(); ++j)
-      worst = std::max(worst, std::abs(K[j] / ref[j].item<double>() - 1.0));
-    EXPECT_LT(worst, 1e-12) << "a = " << a;
+    for (double a : {0.2, 1.0}) {
+      const auto g = net->forward(torch::tensor({1e-4, 2e-4}, torch::kFloat64), a);
+      const double ratio = g[1].item<double>() / g[0].item<double>();
+      EXPECT_NEAR(ratio, flat_origin ? 4.0 : 2.0, 2e-2)
+          << "a = " << a << ", flat_origin " << flat_origin << ", ln K(x) = " << g[0].item<double>();
+    }
   }
+  // The architecture records it and refuses a value that is not a boolean.
+  NeuralSplineConfig cfg;
+  cfg.flat_origin = true;
+  EXPECT_TRUE(NeuralSplineConfig::fromJson(cfg.toJson(), "test").flat_origin);
+  EXPECT_FALSE(NeuralSplineConfig::fromJson({{"type", "neural_spline"}}, "test").flat_origin);
+  EXPECT_THROW(
+      NeuralSplineConfig::fromJson({{"type", "neural_spline"}, {"flat_origin", 1}}, "test"),
+      std::invalid_argument);
 }
 
 TEST(NeuralCorrection, IdentityAtStartPinnedBoundedAndParametersRoundTrip) {

@@ -10,16 +10,25 @@
 #   5. validation/hybrid_pm.py: P/P_ref - 1, r(k), rms position error: tables and plots;
 #      validation/plot_force_correction.py: the trained K(k, a) and PGD filters
 # Usage: bash validation/hybrid_pm.sh [--skip-training]   (NP=2 ranks by default)
+# CONFIG=2x: the same for the production run on twice the particle grid (params/hybrid_pm_2x.toml,
+# 128^3 mesh; references on a 512^3 mesh; params/train_hybrid_2x_*.toml; output/hybrid_pm_2x/).
 # Outputs under output/hybrid_pm/: refs/, pgd/ and neural/ (model.json, loss.csv, loss.svg),
 # runs/, and validation/*.md|csv|png; the summary table is validation/summary.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 np=${NP:-2}
+export CONFIG=${CONFIG:-} # read by hybrid_pm_references.sh too
+case "$CONFIG" in
+  "") mesh=64 ;;
+  2x) mesh=128 ;;
+  *) echo "$0: CONFIG=$CONFIG: expected 2x or nothing" >&2; exit 2 ;;
+esac
+suffix=${CONFIG:+_$CONFIG}
 skip_training=0
 [ "${1:-}" = "--skip-training" ] && skip_training=1
 caustic=build/src/caustic
 [ -x "$caustic" ] || bash scripts/build.sh release >/dev/null
-out=output/hybrid_pm
+out=output/hybrid_pm$suffix
 mkdir -p "$out/runs" "$out/validation"
 py=/usr/bin/python3
 held=(201 202)
@@ -28,14 +37,14 @@ bash validation/hybrid_pm_references.sh "$out/refs" 101 102 103 104 "${held[@]}"
 if [ $skip_training = 0 ]; then
   for kind in pgd neural; do
     rm -rf "$out/$kind" # a new training (the trainer refuses to overwrite one)
-    bash jobs/mpirun.sh "$np" "$caustic" train "params/train_hybrid_$kind.toml"
+    bash jobs/mpirun.sh "$np" "$caustic" train "params/train_hybrid${suffix}_$kind.toml"
   done
 fi
 
 run() { # run LABEL SEED [--set ...]: a production run into $out/runs/LABEL_SEED
   local label=$1 seed=$2
   shift 2
-  bash jobs/mpirun.sh "$np" "$caustic" run params/hybrid_pm.toml --overwrite \
+  bash jobs/mpirun.sh "$np" "$caustic" run "params/hybrid_pm$suffix.toml" --overwrite \
     --set simulation.seed="$seed" --set output.directory="$out/runs/${label}_$seed" "$@" \
     > "$out/runs/${label}_$seed.log" 2>&1 || { cat "$out/runs/${label}_$seed.log"; exit 1; }
 }
@@ -56,7 +65,8 @@ s=${held[0]}
 declare -A cases=(
   [om_minus]="--set cosmology.Omega_m=0.2589"
   [om_plus]="--set cosmology.Omega_m=0.3589"
-  [res2x]="--set simulation.box=64.0 --set simulation.lattice_offset=0.5"
+  # half the cell of the run in a 64 Mpc/h box (32 / mesh), its default lattice offset
+  [res2x]="--set simulation.box=64.0 --set simulation.lattice_offset=$(awk -v m=$mesh 'BEGIN { print 32 / m }')"
 )
 for c in om_minus om_plus res2x; do
   # shellcheck disable=SC2086
@@ -78,7 +88,7 @@ for kind in pgd neural; do
 done
 
 {
-  echo "# Hybrid PM validation (z = 0; 64^3 particles, 64^3 mesh, 128 Mpc/h, 10 steps)"
+  echo "# Hybrid PM validation (z = 0; 64^3 particles, ${mesh}^3 mesh, 128 Mpc/h, 10 steps)"
   for f in "$out"/validation/heldout_*.md "$out"/validation/robust_*.md; do
     echo
     echo "## $(basename "$f" .md)"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Reference ("truth") runs for the hybrid PM force correction (issue 15): one run of
 # params/hybrid_pm_reference.toml (256^3 mesh, 80 steps, snapshots at the production step
-# boundaries) per seed, into WORKDIR/seed_<SEED>. A seed whose run_summary.json exists already
+# boundaries; with CONFIG=2x params/hybrid_pm_2x_reference.toml, a 512^3 mesh) per seed, into
+# WORKDIR/seed_<SEED>. A seed whose run_summary.json exists already
 # is skipped, so the script can be re-run after an interruption. Extra --set options apply to
 # every run (Omega_m-shifted references, other resolutions, shorter test references).
 # Usage: bash validation/hybrid_pm_references.sh WORKDIR SEED... [--set section.key=value ...]
 #   NP=4 bash validation/hybrid_pm_references.sh ...   (MPI ranks, default 2)
+#   CONFIG=2x bash validation/hybrid_pm_references.sh ...   (the references of the 2x mesh)
 # Build first (scripts/build.sh release); this script does not build.
 set -euo pipefail
 usage() {
@@ -47,6 +49,12 @@ done
 [ ${#seeds[@]} -ge 1 ] || usage
 cd "$root"
 np=${NP:-2}
+config=${CONFIG:-}
+case "$config" in
+  "" | 2x) ;;
+  *) echo "$0: CONFIG=$config: expected 2x or nothing" >&2; exit 2 ;;
+esac
+reference=params/hybrid_pm${config:+_$config}_reference.toml
 if [ ! -x build/src/caustic ]; then
   echo "$0: build/src/caustic not found; build first (bash scripts/build.sh release)" >&2
   exit 1
@@ -60,7 +68,7 @@ for seed in "${seeds[@]}"; do
   fi
   echo "seed $seed: reference run into $dir (${np} ranks${extra[*]:+, ${extra[*]}})"
   start=$(date +%s.%N)
-  bash jobs/mpirun.sh "$np" build/src/caustic run params/hybrid_pm_reference.toml \
+  bash jobs/mpirun.sh "$np" build/src/caustic run "$reference" \
     --set "simulation.seed=$seed" --set "output.directory=$dir" --overwrite ${extra[@]+"${extra[@]}"}
   end=$(date +%s.%N)
   awk -v s="$seed" -v a="$start" -v b="$end" 'BEGIN { printf "seed %s: reference took %.1f s wall time\n", s, b - a }'

@@ -7,7 +7,9 @@
 namespace caustic {
 
 nlohmann::json NeuralSplineConfig::toJson() const {
-  return {{"type", "neural_spline"}, {"knots", knots}, {"latent", latent}, {"bound", bound}};
+  return {{"type", "neural_spline"}, {"knots", knots},
+          {"latent", latent},          {"bound", bound},
+          {"flat_origin", flat_origin}};
 }
 
 NeuralSplineConfig NeuralSplineConfig::fromJson(const nlohmann::json& j, const std::string& where) {
@@ -17,6 +19,10 @@ NeuralSplineConfig NeuralSplineConfig::fromJson(const nlohmann::json& j, const s
   c.knots = j.value("knots", c.knots);
   c.latent = j.value("latent", c.latent);
   c.bound = j.value("bound", c.bound);
+  if (j.contains("flat_origin") && !j["flat_origin"].is_boolean())
+    throw std::invalid_argument(where + ": flat_origin = " + j["flat_origin"].dump() +
+                                " (allowed: true or false)");
+  c.flat_origin = j.value("flat_origin", c.flat_origin);
   if (c.knots < 1 || c.knots > 64)
     throw std::invalid_argument(where + ": knots = " + std::to_string(c.knots) +
                                 " (allowed: 1..64)");
@@ -105,7 +111,11 @@ std::pair<torch::Tensor, torch::Tensor> NeuralSplineNetImpl::spline(double a) {
   // m + 1 knots from 0 to exactly 1.
   const torch::Tensor inner = torch::cat(
       {torch::zeros({1}, dd), torch::cumsum(frac, 0).slice(0, 0, m - 1), torch::ones({1}, dd)});
-  return {inner, _weights->forward(h).squeeze(0)};
+  const torch::Tensor w = _weights->forward(h).squeeze(0);
+  if (!_cfg.flat_origin)
+    return {inner, w};
+  // s'(0) = 3 (w_1 - w_0) / inner[1] on the clamped knot vector: zero with w_1 = w_0.
+  return {inner, torch::cat({w.slice(0, 0, 1), w.slice(0, 0, 1), w.slice(0, 2)})};
 }
 
 torch::Tensor NeuralSplineNetImpl::forward(const torch::Tensor& x, double a) {

@@ -6,6 +6,10 @@
 //   a -> Linear(1, L) -> tanh -> Linear(L, L) -> tanh -> { knots: Linear(L, m) -> softmax ->
 //   cumulative sum (m + 1 increasing knots from 0 to 1, clamped with multiplicity 4 at the ends);
 //   weights: Linear(L, m + 3) }.
+// With flat_origin the spline's first two weights are tied (w_1 = w_0), so s'(0) = 0 and
+// K - 1 = O(k^2) near k = 0, the form of the PM force's own deficit there (the cell-scale softening
+// is quadratic in k); without it K - 1 is linear in k, which a fit can let leak into the large
+// scales' growth.
 // K(k -> 0) = 1 exactly (large scales keep linear growth); K > 0 and bounded by e^{+-B}; the
 // table is checked at every application (RadialCorrection). The weight head starts at zero, so
 // an untrained correction is the identity. Double precision throughout; its parameter VJP is
@@ -28,6 +32,7 @@ struct NeuralSplineConfig {
   int knots = 8;      // m: knot intervals of the spline
   int latent = 32;    // L: width of the hidden layers
   double bound = 3.0; // B: |ln K| < B
+  bool flat_origin = false; // w_1 = w_0: K - 1 = O(k^2) at small k (records without it: false)
   nlohmann::json toJson() const;
   // Reads {"type": "neural_spline", ...}; std::invalid_argument naming `where` otherwise.
   static NeuralSplineConfig fromJson(const nlohmann::json& j, const std::string& where);
@@ -38,7 +43,8 @@ public:
   explicit NeuralSplineNetImpl(const NeuralSplineConfig& cfg);
   // ln K on the table x = |k| / k_Nyquist (1-D, double) at scale factor a.
   torch::Tensor forward(const torch::Tensor& x, double a);
-  // The spline at a: its m + 1 inner knots (0 .. 1) and m + 3 weights.
+  // The spline at a: its m + 1 inner knots (0 .. 1) and m + 3 weights (with flat_origin the
+  // second is the first).
   std::pair<torch::Tensor, torch::Tensor> spline(double a);
   const NeuralSplineConfig& config() const { return _cfg; }
 
