@@ -128,7 +128,8 @@ TEST(NeuralCorrection, FlatOriginMakesLnKQuadraticAtSmallK) {
       const auto g = net->forward(torch::tensor({1e-4, 2e-4}, torch::kFloat64), a);
       const double ratio = g[1].item<double>() / g[0].item<double>();
       EXPECT_NEAR(ratio, flat_origin ? 4.0 : 2.0, 2e-2)
-          << "a = " << a << ", flat_origin " << flat_origin << ", ln K(x) = " << g[0].item<double>();
+          << "a = " << a << ", flat_origin " << flat_origin
+          << ", ln K(x) = " << g[0].item<double>();
     }
   }
   // The architecture records it and refuses a value that is not a boolean.

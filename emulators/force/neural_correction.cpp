@@ -7,8 +7,10 @@
 namespace caustic {
 
 nlohmann::json NeuralSplineConfig::toJson() const {
-  return {{"type", "neural_spline"}, {"knots", knots},
-          {"latent", latent},          {"bound", bound},
+  return {{"type", "neural_spline"},
+          {"knots", knots},
+          {"latent", latent},
+          {"bound", bound},
           {"flat_origin", flat_origin}};
 }
 

@@ -29,9 +29,9 @@
 namespace caustic {
 
 struct NeuralSplineConfig {
-  int knots = 8;      // m: knot intervals of the spline
-  int latent = 32;    // L: width of the hidden layers
-  double bound = 3.0; // B: |ln K| < B
+  int knots = 8;            // m: knot intervals of the spline
+  int latent = 32;          // L: width of the hidden layers
+  double bound = 3.0;       // B: |ln K| < B
   bool flat_origin = false; // w_1 = w_0: K - 1 = O(k^2) at small k (records without it: false)
   nlohmann::json toJson() const;
   // Reads {"type": "neural_spline", ...}; std::invalid_argument naming `where` otherwise.
