@@ -2,9 +2,9 @@
 # Reference ("truth") runs for the hybrid PM force correction (issue 15): one run of
 # params/hybrid_pm_reference.toml (256^3 mesh, 80 steps, snapshots at the production step
 # boundaries; with CONFIG=2x params/hybrid_pm_2x_reference.toml, a 512^3 mesh) per seed, into
-# WORKDIR/seed_<SEED>. A seed whose run_summary.json exists already
-# is skipped, so the script can be re-run after an interruption. Extra --set options apply to
-# every run (Omega_m-shifted references, other resolutions, shorter test references).
+# WORKDIR/seed_<SEED>. A seed whose run_summary.json exists already is skipped, so the script can
+# be re-run after an interruption. Extra --set options apply to every run (Omega_m-shifted
+# references, other resolutions, shorter test references).
 # Usage: bash validation/hybrid_pm_references.sh WORKDIR SEED... [--set section.key=value ...]
 #   NP=4 bash validation/hybrid_pm_references.sh ...   (MPI ranks, default 2)
 #   CONFIG=2x bash validation/hybrid_pm_references.sh ...   (the references of the 2x mesh)
