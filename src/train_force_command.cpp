@@ -96,7 +96,7 @@ ForceTrainConfig parseConfig(const std::string& path, const std::vector<std::str
       nc.knots = static_cast<int>(s.integer("knots", nc.knots, "an integer in [1, 64]"));
       nc.latent = static_cast<int>(s.integer("latent", nc.latent, "an integer in [1, 1024]"));
       nc.bound = s.number("bound", nc.bound, "a number in (0, 10]");
-      nc.flat_origin = s.boolean("flat_origin", false);
+      nc.flat_origin = s.boolean("flat_origin", nc.flat_origin);
       try {
         c.architecture = NeuralSplineConfig::fromJson(nc.toJson(), "[model]").toJson();
       } catch (const std::invalid_argument& e) {
