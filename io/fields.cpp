@@ -186,6 +186,8 @@ FieldData readFieldData(const std::string& path, const std::string& dataset) {
     f.box = headerAttr(hdr, "BoxSize", ctx, NAN);
     f.a = headerAttr(hdr, "Time", ctx, NAN);
     f.omega_m = headerAttr(hdr, "Omega0", ctx, 0.0);
+    f.fof_b = headerAttr(hdr, "LinkingLengthParameter", ctx, 0.0);
+    f.fof_min_particles = static_cast<int>(headerAttr(hdr, "MinParticles", ctx, 0.0));
   }
   const std::size_t slash = dataset.find('/', 1);
   if (H5Lexists(file, dataset.substr(0, slash).c_str(), H5P_DEFAULT) <= 0 ||

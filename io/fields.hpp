@@ -45,6 +45,10 @@ void writeParticleValues(const std::string& path, const Comm& comm, const Partic
 struct FieldData {
   int n = 0;
   double box = 0.0, cell = 0.0, a = 0.0, omega_m = 0.0; // [Mpc/h], [Mpc/h]
+  // Fields painted from a FoF catalogue (validation/halo_fields.py): the groups' linking length
+  // b (LinkingLengthParameter) and smallest group (MinParticles); 0 where the header has none.
+  double fof_b = 0.0;
+  int fof_min_particles = 0;
   std::vector<float> values;
 };
 // Throws std::runtime_error naming the file and dataset if it is missing, not a cube, or

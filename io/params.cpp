@@ -20,7 +20,7 @@ namespace caustic {
 
 const std::vector<std::string>& hookChannels(const std::string& space) {
   static const std::vector<std::string> eulerian = {"density", "momentum_x", "momentum_y",
-                                                    "momentum_z"};
+                                                    "momentum_z", "fof_count"};
   static const std::vector<std::string> lagrangian = {"displacement_x", "displacement_y",
                                                       "displacement_z", "momentum_x",
                                                       "momentum_y",     "momentum_z"};

@@ -390,6 +390,34 @@ TEST(Metadata, HaloSurrogateRecordRoundTripsAndMalformedOnesAreRefused) {
   expectRefused(haloMeta(), cases);
 }
 
+TEST(Metadata, FofInputSettingsRoundTripAndMustMatchTheRunsHalos) {
+  // A record trained on fof_count fields of b = 0.2, >= 20 particles: a run whose [halos] has
+  // the same is valid, another b or min_particles is a violation naming both settings; a record
+  // without the keys (density-only models) checks nothing.
+  auto j = haloMeta();
+  j["halo"]["input_fof_b"] = 0.2;
+  j["halo"]["input_fof_min_particles"] = 20;
+  const auto m = ModelMetadata::fromJson(ModelMetadata::fromJson(j, "test").toJson(), "round trip");
+  EXPECT_DOUBLE_EQ(m.halo->input_fof_b, 0.2);
+  EXPECT_EQ(m.halo->input_fof_min_particles, 20);
+  EXPECT_FALSE(ModelMetadata::fromJson(haloMeta(), "test").toJson()["halo"].contains("input_fof_b"));
+  ApplicationDomain d = validDomain();
+  d.input_channels = {"density"};
+  d.fof_b = 0.2;
+  d.fof_min_particles = 20;
+  const auto base = validityViolations(m, d).size();
+  d.fof_min_particles = 30;
+  auto v = validityViolations(m, d);
+  ASSERT_EQ(v.size(), base + 1);
+  EXPECT_NE(v.back().find("min_particles = 30"), std::string::npos) << v.back();
+  d.fof_min_particles = 20;
+  d.fof_b = 0.17;
+  EXPECT_EQ(validityViolations(m, d).size(), base + 1);
+  EXPECT_EQ(validityViolations(ModelMetadata::fromJson(haloMeta(), "test"), d).size(), base);
+  j["halo"]["input_fof_min_particles"] = -3;
+  expectRefused(j, {{[](nlohmann::json&) {}, "must be >= 0"}});
+}
+
 TEST(Model, LogitOutputIsTheCalibratedSigmoid) {
   // An identity module on two channels: presence = sigmoid(-1.5 + 2 y), mass = exp(30 + 0.5 y).
   torch::jit::Module m("Two");

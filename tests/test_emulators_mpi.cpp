@@ -331,6 +331,62 @@ TEST(Adapters, MomentumDensityIsTheMassWeightedMomentum) {
   EXPECT_THROW(paintEulerian("velocity_x", mx, painter, parts, 1.0), std::invalid_argument);
 }
 
+TEST(Adapters, FofCountPaintsTheGroupMembersAtTheNearestMeshPoint) {
+  // Two tight clumps of 30 and 25 particles (the first across the periodic face in z), one of
+  // 12 (below min_particles = 20) and 400 scattered particles: fof_count is 30 and 25 at the
+  // mesh points nearest the clumps' centres and 0 everywhere else, at any rank count.
+  const int n = 16;
+  const double L = 32.0;
+  auto mesh = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, n, L);
+  const double centre[3][3] = {{5.1, 7.9, 31.98}, {17.3, 3.1, 10.8}, {25.0, 25.0, 25.0}};
+  const int members[3] = {30, 25, 12};
+  Particles all = randomParticles(400 + 30 + 25 + 12, L, 29);
+  {
+    auto x = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.x);
+    std::size_t i = 400;
+    for (int g = 0; g < 3; ++g)
+      for (int m = 0; m < members[g]; ++m, ++i)
+        for (int c = 0; c < 3; ++c) { // within 0.05 Mpc/h of the centre, wrapped into the box
+          const double v = centre[g][c] + 0.05 * std::sin(7.0 * m + 3.0 * c + g);
+          x(i, c) = v - L * std::floor(v / L);
+        }
+    Kokkos::deep_copy(all.x, x);
+  }
+  Particles parts = share(all, mesh->comm().rank(), mesh->comm().size());
+  migrate(parts, *mesh);
+  const Painter<float> painter(mesh, Window::CIC);
+  Field<float> f(mesh, "fof_count");
+  FofChannel fof;
+  fof.mean_separation = 2.0; // linking length 0.4 Mpc/h
+  fof.options.min_particles = 20;
+  paintEulerian("fof_count", f, painter, parts, double(all.size()), &fof);
+  const int expect_at[2][3] = {{3, 4, 0}, {9, 2, 5}}; // round(centre / 2) mod 16
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), f.real());
+  double total = 0;
+  int wrong = 0;
+  for (int lx = 0; lx < mesh->localNx(); ++lx)
+    for (int y = 0; y < n; ++y)
+      for (int z = 0; z < n; ++z) {
+        const int gx = mesh->xStart() + lx;
+        float want = 0;
+        for (int g = 0; g < 2; ++g)
+          if (gx == expect_at[g][0] && y == expect_at[g][1] && z == expect_at[g][2])
+            want = float(members[g]);
+        const float got = h(Field<float>::realIndex(lx, y, z, n));
+        wrong += got != want;
+        total += got;
+      }
+  double sum = 0;
+  int bad = 0;
+  MPI_Allreduce(&total, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  MPI_Allreduce(&wrong, &bad, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  EXPECT_EQ(bad, 0);
+  EXPECT_EQ(sum, 55.0);
+  // The channel cannot be painted without the FoF settings.
+  EXPECT_THROW(paintEulerian("fof_count", f, painter, parts, double(all.size())),
+               std::logic_error);
+}
+
 TEST(Outputs, AFieldWithNaNIsNotWritten) {
   const Params params = parseParams(smallParamsToml(16.0, 8, 8, 2), {}, 3);
   auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, 8, 16.0);

@@ -6,6 +6,7 @@
 #include "emulators/training/superres_training.hpp"
 #include "emulators/training/training.hpp"
 #include "io/fields.hpp"
+#include "io/hdf5_util.hpp"
 #include "io/params.hpp"
 #include "small_params.hpp"
 
@@ -498,6 +499,61 @@ TEST(Training, HaloLossLearnsPresenceAndMassWithCalibratedProbabilities) {
   auto w = c;
   w.weight = "density";
   EXPECT_THROW(trainModel(w, MPI_COMM_WORLD), std::invalid_argument);
+}
+
+// A halo surrogate with the fof_count input records the FoF b and smallest group of its training
+// groups (the /Header attributes halo_fields.py writes), which the hook then requires of the
+// run's [halos]; files without them, or disagreeing, are refused.
+TEST(Training, FofCountInputRecordsTheFofSettingsOfItsData) {
+  const std::string data = tempDir("fof_data");
+  auto fofFile = [&](int k, double b, int min_particles) {
+    const std::string stem = data + "/pair" + std::to_string(200 + k);
+    if (rankOf() == 0) {
+      const auto num = readFieldData(stem + "_hnum.hdf5", "Fields/halo_number");
+      std::vector<double> members(num.values.begin(), num.values.end());
+      for (auto& v : members)
+        v *= 30.0;
+      writeFieldFile(stem + "_fof.hdf5", "fof_count", members, num.n);
+      if (b > 0) {
+        h5::Handle f(H5Fopen((stem + "_fof.hdf5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
+        h5::Handle g(H5Gopen2(f, "Header", H5P_DEFAULT), H5Gclose);
+        h5::attr(g, "LinkingLengthParameter", b, "test");
+        h5::attr(g, "MinParticles", std::int64_t(min_particles), "test");
+      }
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    return TrainingPair({stem + "_hin.hdf5:Fields/density", stem + "_fof.hdf5:Fields/fof_count"},
+                        {stem + "_hnum.hdf5:Fields/halo_number",
+                         stem + "_hmass.hdf5:Fields/halo_mass"});
+  };
+  for (int k : {0, 1, 10})
+    makeHaloPair(data, k);
+  TrainingConfig c;
+  c.train = {fofFile(0, 0.2, 20), fofFile(1, 0.2, 20)};
+  c.validation = {fofFile(10, 0.2, 20)};
+  c.loss = "halo";
+  c.transforms = {{"density", "log1p"}, {"fof_count", "log1p"}};
+  c.depth = 1;
+  c.width = 8;
+  c.steps = 100;
+  c.batch = 2;
+  c.crop = 16;
+  c.learning_rate = 2e-3;
+  c.warmup = 10;
+  c.validate_every = 50;
+  c.checkpoint_every = 1000;
+  c.directory = tempDir("fof_out");
+  const auto r = trainModel(c, MPI_COMM_WORLD);
+  ASSERT_TRUE(r.finished);
+  const auto meta = Model::load(r.model_path).metadata();
+  ASSERT_TRUE(meta.halo.has_value());
+  EXPECT_DOUBLE_EQ(meta.halo->input_fof_b, 0.2);
+  EXPECT_EQ(meta.halo->input_fof_min_particles, 20);
+  // Another smallest group in one pair, or no FoF header: refused before training.
+  c.train[1] = fofFile(1, 0.2, 25);
+  EXPECT_THROW(trainModel(c, MPI_COMM_WORLD), std::invalid_argument);
+  c.train[1] = fofFile(1, 0.0, 0);
+  EXPECT_THROW(trainModel(c, MPI_COMM_WORLD), std::invalid_argument);
 }
 
 // ---- Particle super-resolution training pieces ---------------------------------------------

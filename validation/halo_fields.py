@@ -5,9 +5,11 @@
 
 Every group with at least P members (default: all) is assigned to its nearest mesh point
 (i = round(x / H) mod N, the point whose CIC cell holds it, as Caustic paints), giving
-/Fields/halo_number (groups per cell) and /Fields/halo_mass (their total mass [Msun/h]), float32,
+/Fields/halo_number (groups per cell), /Fields/halo_mass (their total mass [Msun/h]) and
+/Fields/fof_count (their member particles per cell: what the `fof_count` input channel of a halo
+surrogate paints in-situ from the run's own FoF, with [halos] min_particles = P), float32,
 indexed [x][y][z], with a /Header (BoxSize, Time, Omega0, MeshSize, CellSize, MinParticles,
-ParticleMass) that `caustic train` reads.
+ParticleMass, and the catalogue's LinkingLengthParameter) that `caustic train` reads.
 """
 import argparse
 
@@ -30,11 +32,14 @@ def main():
         mass = f["Group/GroupMass"][:] * 1e10
         pos = f["Group/GroupPos"][:]
     box, n = float(hdr["BoxSize"]), args.mesh
-    sel = length >= args.min_particles
+    # The catalogue holds only groups of at least MinGroupSize members.
+    min_particles = max(args.min_particles, int(hdr.get("MinGroupSize", 0)))
+    sel = length >= min_particles
     idx = np.rint(pos[sel] / (box / n)).astype(np.int64) % n
     flat = (idx[:, 0] * n + idx[:, 1]) * n + idx[:, 2]
     number = np.bincount(flat, minlength=n**3).astype(np.float32).reshape(n, n, n)
     total = np.bincount(flat, weights=mass[sel], minlength=n**3).astype(np.float32).reshape(n, n, n)
+    members = np.bincount(flat, weights=length[sel], minlength=n**3).astype(np.float32).reshape(n, n, n)
     with h5py.File(args.out + ".tmp", "w") as f:
         h = f.create_group("Header")
         h.attrs["BoxSize"] = box
@@ -43,14 +48,16 @@ def main():
         h.attrs["Omega0"] = float(hdr["Omega0"])
         h.attrs["MeshSize"] = n
         h.attrs["CellSize"] = box / n
-        h.attrs["MinParticles"] = args.min_particles
+        h.attrs["MinParticles"] = min_particles
+        h.attrs["LinkingLengthParameter"] = float(hdr.get("LinkingLengthParameter", 0.0))
         h.attrs["ParticleMass"] = float(hdr["ParticleMass"]) * 1e10
         g = f.create_group("Fields")
         g.create_dataset("halo_number", data=number).attrs["units"] = "groups per cell"
         g.create_dataset("halo_mass", data=total).attrs["units"] = "Msun/h per cell"
+        g.create_dataset("fof_count", data=members).attrs["units"] = "group members per cell"
     import os
     os.replace(args.out + ".tmp", args.out)
-    print(f"{args.out}: {int(sel.sum())} groups of >= {args.min_particles} particles on {n}^3")
+    print(f"{args.out}: {int(sel.sum())} groups of >= {min_particles} particles on {n}^3")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Halo-surrogate validation (not a CI test): U-Nets from the cheap run's density to halo presence
-# and mass, trained on the engine's own high-force-resolution FoF halos, measured on held-out
-# seeds at z = 1 and z = 0 against that truth, side by side with FoF on the cheap run itself.
+# Halo-surrogate validation (not a CI test): U-Nets from the cheap run's density and its own FoF
+# groups (the fof_count channel) to halo presence and mass, trained on the engine's own
+# high-force-resolution FoF halos, measured on held-out seeds at z = 1 and z = 0 against that
+# truth, side by side with FoF on the cheap run itself.
 #   1. per seed, the truth (params/validation_halos.toml: 128^3 particles, 128 Mpc/h, 512^3 mesh,
 #      40 steps from a = 0.02, FoF b = 0.2 at a = 0.5 and 1) and the cheap production run of the
 #      same white noise (256^3 mesh, 10 steps from a = 0.1, FoF, the density on the surrogate's
@@ -9,8 +10,11 @@
 #      training seeds 501-506, validation seed 507, held-out seeds 601-603;
 #   2. the truth's halos above the mass where n = 1e-3 (h/Mpc)^3 (the median over the training
 #      seeds of the 2097th largest group: 38 particles at z = 1, 58 at z = 0; written to
-#      thresholds.txt) as halo-number and halo-mass fields on the 64^3 mesh (halo_fields.py);
-#   3. `caustic train` with training.loss = "halo", one model per redshift (train_a*.toml);
+#      thresholds.txt) as halo-number and halo-mass fields on the 64^3 mesh (halo_fields.py),
+#      and the cheap run's own groups (>= 20 particles, its [halos] min_particles) as the
+#      fof_count input the hook paints in-situ;
+#   3. `caustic train` with training.loss = "halo", one model per redshift (train_a*.toml),
+#      inputs density and fof_count;
 #   4. the held-out cheap runs again with both surrogates in-situ ([emulators.halos_z1],
 #      [emulators.halos_z0], mesh = 64), without P(k) outputs, for the cost; once with
 #      selection = "sample" (Bernoulli draws) and once with "top" (the most probable voxels);
@@ -61,6 +65,13 @@ while read -r a nmin; do
       $out/truth_$s/halo_fields_a$a.hdf5 --mesh $hmesh --min-particles "$nmin" > /dev/null
   done
 done < $out/thresholds.txt
+cheap_min=20 # params/validation_halos.toml [halos] min_particles: what the hook's FoF keeps
+for a in 0.5000 1.0000; do
+  for s in 501 502 503 504 505 506 507 601 602 603; do
+    $py validation/halo_fields.py $out/cheap_$s/halos_a${a/./p}.0.hdf5 \
+      $out/cheap_$s/fof_fields_a$a.hdf5 --mesh $hmesh --min-particles $cheap_min > /dev/null
+  done
+done
 
 # 3. Training, one model per redshift.
 for a in 1.0000 0.5000; do
@@ -69,16 +80,17 @@ for a in 1.0000 0.5000; do
     echo "[data]"
     echo "train = ["
     for s in 501 502 503 504 505 506; do
-      echo "  {inputs = [\"cheap_$s/density_a$a.hdf5:Fields/density\"], targets = [\"truth_$s/halo_fields_a$a.hdf5:Fields/halo_number\", \"truth_$s/halo_fields_a$a.hdf5:Fields/halo_mass\"]},"
+      echo "  {inputs = [\"cheap_$s/density_a$a.hdf5:Fields/density\", \"cheap_$s/fof_fields_a$a.hdf5:Fields/fof_count\"], targets = [\"truth_$s/halo_fields_a$a.hdf5:Fields/halo_number\", \"truth_$s/halo_fields_a$a.hdf5:Fields/halo_mass\"]},"
     done
     echo "]"
-    echo "validation = [{inputs = [\"cheap_507/density_a$a.hdf5:Fields/density\"], targets = [\"truth_507/halo_fields_a$a.hdf5:Fields/halo_number\", \"truth_507/halo_fields_a$a.hdf5:Fields/halo_mass\"]}]"
+    echo "validation = [{inputs = [\"cheap_507/density_a$a.hdf5:Fields/density\", \"cheap_507/fof_fields_a$a.hdf5:Fields/fof_count\"], targets = [\"truth_507/halo_fields_a$a.hdf5:Fields/halo_number\", \"truth_507/halo_fields_a$a.hdf5:Fields/halo_mass\"]}]"
     cat <<TOML
 [model]
 kind = "halo_surrogate"
 depth = 2
 width = 16
-transforms = {density = "log1p"}
+inputs = ["density", "fof_count"]
+transforms = {density = "log1p", fof_count = "log1p"}
 linking_length = 0.2
 [training]
 loss = "halo"
@@ -106,11 +118,13 @@ cat params/validation_halos.toml - > $out/heldout.toml <<TOML
 model = "model_a0.5000/model.pt"
 a = [0.5]
 mesh = $hmesh
+inputs = ["density", "fof_count"]
 
 [emulators.halos_z0]
 model = "model_a1.0000/model.pt"
 a = [1.0]
 mesh = $hmesh
+inputs = ["density", "fof_count"]
 TOML
 for s in 601 602 603; do
   run $out/heldout.toml --set simulation.seed=$s --set simulation.mesh=256 \
@@ -124,4 +138,4 @@ for s in 601 602 603; do
 done
 
 # 5. Figures and the table.
-$py validation/plot_halos.py $out $hmesh 601 602 603
+$py validation/plot_halos.py $out $hmesh 601 602 603 --calibrate-on 501,502,503,504,505,506

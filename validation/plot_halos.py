@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Halo-surrogate validation figures and table (validation/halos.sh).
 
-    plot_halos.py OUT MESH SEED [SEED ...]
+    plot_halos.py OUT MESH SEED [SEED ...] [--calibrate-on SEED,SEED,...]
 
 For every held-out seed and both redshifts, against the truth's halos above the n = 1e-3 mass
 (halo_fields_a*.hdf5 of truth_SEED) and side by side with FoF on the cheap run itself (its most
-massive groups, as many as the truth has: abundance matching):
+massive groups, as many as the truth has: abundance matching) and, with --calibrate-on, with
+the cheap run's FoF groups whose masses are mapped to the truth's by abundance matching on those
+(training) seeds (`calibrated_masses`: the mass a surrogate has to beat without moving a halo):
   - the halo-mass field (mass per cell on the surrogate's MESH^3): cross-correlation r(k) with the truth's, and the
     error power P_err = P_tt (1 - r^2) (the truth's power not explained by the prediction after
     the best scaling) in units of the Poisson 1/n; for the surrogate both its expected field
@@ -67,11 +69,32 @@ def spectra(a, b, box):
     return k, paa, pbb, pab
 
 
+def calibrated_masses(out, a, seeds):
+    """The map ln M_cheap -> ln M_truth that abundance-matches the cheap run's FoF groups to the
+    truth's at scale factor a: the i-th most massive group of each side, ln M averaged over the
+    seeds (the same volume each), interpolated (monotone) in ln M_cheap."""
+    tag = a.replace(".", "p")
+    cheap, truth = [], []
+    for s in seeds:
+        cheap.append(np.sort(catalogue(f"{out}/cheap_{s}/halos_a{tag}.0.hdf5")[1])[::-1])
+        truth.append(np.sort(catalogue(f"{out}/truth_{s}/halos_a{tag}.0.hdf5")[1])[::-1])
+    rank = min(len(x) for x in cheap + truth)
+    lc = np.mean([np.log(x[:rank]) for x in cheap], axis=0)[::-1]
+    lt = np.mean([np.log(x[:rank]) for x in truth], axis=0)[::-1]
+    return lambda m: np.exp(np.interp(np.log(m), lc, lt))
+
+
 def main():
     global N
-    out = sys.argv[1]
-    N = int(sys.argv[2])
-    seeds = [int(s) for s in sys.argv[3:]]
+    args = sys.argv[1:]
+    calibrate = []
+    if "--calibrate-on" in args:
+        i = args.index("--calibrate-on")
+        calibrate = [int(s) for s in args[i + 1].split(",")]
+        del args[i:i + 2]
+    out = args[0]
+    N = int(args[1])
+    seeds = [int(s) for s in args[2:]]
     thresholds = {}
     for line in open(f"{out}/thresholds.txt"):
         if not line.startswith("#"):
@@ -87,6 +110,9 @@ def main():
         z = 1.0 / float(a) - 1.0
         acc = {}
         mf = {"truth": [], "surrogate": [], "surrogate (top)": [], "cheap FoF": []}
+        remap = calibrated_masses(out, a, calibrate) if calibrate else None
+        if remap:
+            mf["cheap FoF, calibrated masses"] = []
         for s in seeds:
             tp, tm, tl, box, mp = catalogue(f"{out}/truth_{s}/halos_a{a.replace('.', 'p')}.0.hdf5")
             keep = tl >= thresholds[a]
@@ -94,6 +120,10 @@ def main():
             nt = len(tm)
             sp, sm, _, _, _ = catalogue(f"{out}/heldout_{s}/{hook}_a{a.replace('.', 'p')}.0.hdf5")
             cp, cm, _, _, _ = catalogue(f"{out}/heldout_{s}/halos_a{a.replace('.', 'p')}.0.hdf5")
+            if remap:  # every group whose calibrated mass reaches the truth's threshold
+                qm = remap(cm)
+                above = qm >= thresholds[a] * mp
+                qp, qm = cp[above], qm[above]
             top = np.argsort(cm)[::-1][:nt]
             cp, cm = cp[top], cm[top]
             with h5py.File(f"{out}/heldout_{s}/{hook}_a{a}.hdf5", "r") as f:
@@ -105,6 +135,10 @@ def main():
                      "surrogate (sampled)": (ngp(sp, sm, box), ngp(sp, np.ones(len(sm)), box)),
                      "surrogate (top)": (ngp(xp, xm, box), ngp(xp, np.ones(len(xm)), box)),
                      "cheap FoF": (ngp(cp, cm, box), ngp(cp, np.ones(len(cm)), box))}
+            if remap:
+                preds["cheap FoF, calibrated masses"] = (ngp(qp, qm, box),
+                                                         ngp(qp, np.ones(len(qm)), box))
+                mf["cheap FoF, calibrated masses"].append(qm)
             truth_n = ngp(tp, np.ones(nt), box)
             n = nt / box**3
             for name, (fm, fn) in preds.items():

@@ -46,6 +46,8 @@ ApplicationDomain EmulatorHook::domainAt(double a) const {
   dom.redshift = 1.0 / a - 1.0;
   dom.cosmology = _params.cosmology;
   dom.input_channels = _hook.inputs;
+  dom.fof_b = _params.halos.b;
+  dom.fof_min_particles = _params.halos.min_particles;
   return dom;
 }
 
@@ -172,9 +174,14 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
   std::vector<const Field<float>*> coutp(outp.begin(), outp.end());
   if (_space == FieldSpace::Eulerian) {
     const Painter<float> painter(decomp, Window::CIC);
+    // fof_count: the run's own FoF with its [halos] settings (the training data's groups).
+    FofChannel fof;
+    fof.mean_separation = s.mesh->box() / s.particle_grid;
+    fof.options.b = _params.halos.b;
+    fof.options.min_particles = _params.halos.min_particles;
     for (int c = 0; c < cin; ++c)
       paintEulerian(_hook.inputs[c], in[c], painter, copy ? *copy : *s.particles,
-                    s.total_particles);
+                    s.total_particles, &fof);
   } else {
     std::vector<std::vector<double>> values;
     for (const auto& ch : _hook.inputs)

@@ -50,11 +50,53 @@ void checkChannels(FieldSpace space, const std::vector<std::string>& channels,
     }
 }
 
+void paintGroupMembers(Field<float>& out, const HaloCatalogue& groups) {
+  ScopedRegion region("caustic::paintGroupMembers");
+  const auto& d = out.decomp();
+  const int n = d.n(), x0 = d.xStart(), nx = d.localNx();
+  const double inv_cell = n / d.box();
+  const std::size_t ng = groups.size();
+  Kokkos::View<double* [3]> pos("caustic::paintGroupMembers::pos", ng);
+  Kokkos::View<double*> count("caustic::paintGroupMembers::count", ng);
+  {
+    auto hp = Kokkos::create_mirror_view(pos);
+    auto hc = Kokkos::create_mirror_view(count);
+    for (std::size_t g = 0; g < ng; ++g) {
+      hc(g) = static_cast<double>(groups.count[g]);
+      for (int c = 0; c < 3; ++c)
+        hp(g, c) = groups.pos[3 * g + c];
+    }
+    Kokkos::deep_copy(pos, hp);
+    Kokkos::deep_copy(count, hc);
+  }
+  out.setZero();
+  const auto f = out.real();
+  // Groups may share a cell: atomic additions.
+  Kokkos::parallel_for(
+      "caustic::paintGroupMembers", Kokkos::RangePolicy<>(0, ng), KOKKOS_LAMBDA(const std::size_t g) {
+        int i[3];
+        for (int c = 0; c < 3; ++c) {
+          const long long k = static_cast<long long>(km::floor(pos(g, c) * inv_cell + 0.5)) % n;
+          i[c] = static_cast<int>(k < 0 ? k + n : k);
+        }
+        if (i[0] >= x0 && i[0] < x0 + nx)
+          Kokkos::atomic_add(&f(Field<float>::realIndex(i[0] - x0, i[1], i[2], n)),
+                             static_cast<float>(count(g)));
+      });
+  Kokkos::fence();
+}
+
 void paintEulerian(const std::string& channel, Field<float>& out, const Painter<float>& painter,
-                   const Particles& parts, double total_particles) {
+                   const Particles& parts, double total_particles, const FofChannel* fof) {
   checkChannels(FieldSpace::Eulerian, {channel}, "paintEulerian");
   if (channel == "density") {
     paintDensityContrast(out, painter, parts, total_particles);
+    return;
+  }
+  if (channel == "fof_count") {
+    if (!fof || !(fof->mean_separation > 0.0))
+      throw std::logic_error("paintEulerian: the fof_count channel needs the run's FoF settings");
+    paintGroupMembers(out, findHalos(parts, painter.decomp(), fof->mean_separation, fof->options));
     return;
   }
   // Mass n^3 / N per particle paints 1 + delta; weighting it with p paints (1 + delta) <p>.

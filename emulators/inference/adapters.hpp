@@ -5,12 +5,16 @@
 //   density                    delta = rho / mean - 1
 //   momentum_x|y|z             (1 + delta) p: mass-weighted momentum per mean density
 //                              [H0 Mpc/h = 100 km/s]
+//   fof_count                  the run's own FoF groups (at least min_particles members) as
+//                              member particles per cell, each group at the mesh point nearest
+//                              its centre of mass (validation/halo_fields.py's fof_count)
 // Lagrangian channels, on the N_p^3 particle lattice (the particle with ID (i N_p + j) N_p + k
 // sits at lattice site (i, j, k)):
 //   displacement_x|y|z         x - q, nearest periodic image [Mpc/h]
 //   momentum_x|y|z             p [H0 Mpc/h]
 // Lagrangian fields are slab-decomposed like any mesh field; the particles are sent by ID to
 // the rank owning their lattice plane, and model outputs are sent back the same way.
+#include "pm/analysis/fof.hpp"
 #include "pm/force/painter.hpp"
 #include "pm/mesh/mesh.hpp"
 #include "pm/particles/distributor.hpp"
@@ -33,9 +37,24 @@ std::string fieldSpaceName(FieldSpace space);
 void checkChannels(FieldSpace space, const std::vector<std::string>& channels,
                    const std::string& where);
 
-// out <- Eulerian channel `channel` of the particles (N_total over all ranks). Collective.
+// The FoF settings of the fof_count channel: the run's mean particle separation [Mpc/h] and
+// its [halos] linking length and smallest group.
+struct FofChannel {
+  double mean_separation = 0.0;
+  FofOptions options;
+};
+
+// out <- Eulerian channel `channel` of the particles (N_total over all ranks), which lie on
+// their owning slabs of the painter's mesh. fof_count needs `fof`; the others ignore it.
+// Collective.
 void paintEulerian(const std::string& channel, Field<float>& out, const Painter<float>& painter,
-                   const Particles& parts, double total_particles);
+                   const Particles& parts, double total_particles,
+                   const FofChannel* fof = nullptr);
+
+// out <- the member particles of the catalogue's groups per cell, each group at the mesh point
+// nearest its centre (i = round(x / H) mod n). Not collective: every rank holds the whole
+// catalogue (FoF's layout) and fills its own planes.
+void paintGroupMembers(Field<float>& out, const HaloCatalogue& groups);
 
 // Per-particle values of a Lagrangian channel, in particle order: the displacement needs the
 // lattice (n_p per side, box [Mpc/h], offset [Mpc/h]).

@@ -190,6 +190,10 @@ ModelMetadata ModelMetadata::fromJson(const nlohmann::json& j, const std::string
     info.log_mass_scatter = h.value("log_mass_scatter", 0.0);
     info.linking_length = h.value("linking_length", 0.2);
     info.number_density = h.value("number_density", 0.0);
+    need(h.value("input_fof_b", 0.0) >= 0 && h.value("input_fof_min_particles", 0) >= 0,
+         "input_fof_b and input_fof_min_particles must be >= 0");
+    info.input_fof_b = h.value("input_fof_b", 0.0);
+    info.input_fof_min_particles = h.value("input_fof_min_particles", 0);
     m.halo = info; // checked below, once the outputs are known
     const int pi = m.outputIndex(info.presence), mi = m.outputIndex(info.mass);
     need(pi >= 0 && m.outputs[pi].transform == "logit",
@@ -299,6 +303,10 @@ nlohmann::json ModelMetadata::toJson() const {
                  {"min_mass", halo->min_mass},
                  {"linking_length", halo->linking_length},
                  {"number_density", halo->number_density}};
+  if (halo && halo->input_fof_min_particles > 0) {
+    j["halo"]["input_fof_b"] = halo->input_fof_b;
+    j["halo"]["input_fof_min_particles"] = halo->input_fof_min_particles;
+  }
   if (super_resolution)
     j["super_resolution"] = {{"factor", super_resolution->factor}};
   return j;
@@ -349,6 +357,14 @@ std::vector<std::string> validityViolations(const ModelMetadata& meta, const App
       v.push_back("conditioning " + k.name + " = " + fmt(it->second) +
                   " outside the trained range [" + fmt(k.lo) + ", " + fmt(k.hi) + "]");
   }
+  if (meta.halo && meta.halo->input_fof_min_particles > 0 &&
+      (std::abs(d.fof_b - meta.halo->input_fof_b) > 1e-9 ||
+       d.fof_min_particles != meta.halo->input_fof_min_particles))
+    v.push_back("its fof_count input was trained on FoF groups of b = " +
+                fmt(meta.halo->input_fof_b) + " and at least " +
+                std::to_string(meta.halo->input_fof_min_particles) +
+                " particles; this run's [halos] has b = " + fmt(d.fof_b) +
+                ", min_particles = " + std::to_string(d.fof_min_particles));
   std::vector<std::string> expected;
   for (const auto& c : meta.inputs)
     expected.push_back(c.name);

@@ -82,6 +82,10 @@ struct HaloSurrogateInfo {
   double min_mass = 0.0;         // > 0 [Msun/h]
   double linking_length = 0.2;
   double number_density = 0.0; // of the training truth [(h/Mpc)^3], for the record
+  // A model taking the fof_count input: the FoF b and smallest group of the training data's
+  // groups, which the run's [halos] b and min_particles must match (0: not recorded).
+  double input_fof_b = 0.0;
+  int input_fof_min_particles = 0;
 };
 
 // A particle super-resolution model (kind "particle_super_resolution", issue 16): applied on the
@@ -139,6 +143,9 @@ struct ApplicationDomain {
   std::vector<std::string> input_channels;
   // Values of the settings the model is conditioned on, by name (absent: not set by the run).
   std::vector<std::pair<std::string, double>> conditioning;
+  // The run's FoF settings ([halos] b and min_particles), which the fof_count input uses.
+  double fof_b = 0.0;
+  int fof_min_particles = 0;
 };
 
 // Every way in which `domain` lies outside the model's declared domain (empty: valid).

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -63,6 +64,31 @@ struct DataInfo {
          om_max = 0;
   std::vector<std::string> files;
 };
+
+// The FoF settings (b, smallest group) of the groups painted into input channel c of every pair
+// (a halo surrogate's fof_count): they must be recorded in the files (validation/halo_fields.py
+// writes them) and agree, since the hook paints the run's groups with one [halos] setting.
+std::pair<double, int> fofInputSettings(const TrainingConfig& cfg, std::size_t c) {
+  std::set<std::pair<double, int>> seen;
+  for (const auto* pairs : {&cfg.train, &cfg.validation})
+    for (const auto& p : *pairs) {
+      const auto [file, ds] = splitSpec(p.inputs.at(c), "data");
+      const FieldData f = readFieldData(file, ds);
+      seen.insert({f.fof_b, f.fof_min_particles});
+    }
+  const auto [b, m] = *seen.begin();
+  if (seen.size() != 1 || !(b > 0) || m < 1) {
+    std::string found;
+    for (const auto& [sb, sm] : seen)
+      found += (found.empty() ? "" : ", ") + ("(b = " + std::to_string(sb) +
+                                              ", MinParticles = " + std::to_string(sm) + ")");
+    throw std::runtime_error(
+        "model.inputs: the fof_count channel's files must record the b "
+        "(/Header/LinkingLengthParameter > 0) and smallest group (/Header/MinParticles >= 1) of "
+        "their FoF groups, the same in every pair; found " + found);
+  }
+  return {b, m};
+}
 
 // Reads the channels of one side of a pair: (C, n, n, n) in physical units.
 torch::Tensor readChannels(const std::vector<std::string>& specs, const std::string& where,
@@ -383,6 +409,7 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
   std::vector<torch::Tensor> raw_x, raw_y, val_x, val_y;
   std::vector<int> sizes, val_sizes;
   DataInfo vinfo;
+  std::pair<double, int> fof_input{0.0, 0}; // a halo surrogate's fof_count: (b, min_particles)
   try { // missing, corrupt or inconsistent data: an input error, met by every rank alike
     for (std::size_t i = 0; i < cfg.train.size(); ++i) {
       const std::string where = "data.train[" + std::to_string(i) + "]";
@@ -399,6 +426,8 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
       val_y.push_back(readChannels(cfg.validation[i].targets, where, vinfo, n));
       val_sizes.push_back(n);
     }
+    if (const int c = indexOf(in_names, "fof_count"); halo && c >= 0)
+      fof_input = fofInputSettings(cfg, static_cast<std::size_t>(c));
   } catch (const std::runtime_error& e) {
     throw std::invalid_argument(e.what());
   }
@@ -682,6 +711,7 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
     h.min_mass = train_min_mass;
     h.linking_length = cfg.linking_length;
     h.number_density = train_halo_count / train_halo_volume;
+    std::tie(h.input_fof_b, h.input_fof_min_particles) = fof_input;
     meta.halo = h;
   }
   meta.version = "1";
