@@ -400,7 +400,8 @@ TEST(Metadata, FofInputSettingsRoundTripAndMustMatchTheRunsHalos) {
   const auto m = ModelMetadata::fromJson(ModelMetadata::fromJson(j, "test").toJson(), "round trip");
   EXPECT_DOUBLE_EQ(m.halo->input_fof_b, 0.2);
   EXPECT_EQ(m.halo->input_fof_min_particles, 20);
-  EXPECT_FALSE(ModelMetadata::fromJson(haloMeta(), "test").toJson()["halo"].contains("input_fof_b"));
+  EXPECT_FALSE(
+      ModelMetadata::fromJson(haloMeta(), "test").toJson()["halo"].contains("input_fof_b"));
   ApplicationDomain d = validDomain();
   d.input_channels = {"density"};
   d.fof_b = 0.2;

@@ -383,8 +383,7 @@ TEST(Adapters, FofCountPaintsTheGroupMembersAtTheNearestMeshPoint) {
   EXPECT_EQ(bad, 0);
   EXPECT_EQ(sum, 55.0);
   // The channel cannot be painted without the FoF settings.
-  EXPECT_THROW(paintEulerian("fof_count", f, painter, parts, double(all.size())),
-               std::logic_error);
+  EXPECT_THROW(paintEulerian("fof_count", f, painter, parts, double(all.size())), std::logic_error);
 }
 
 TEST(Outputs, AFieldWithNaNIsNotWritten) {

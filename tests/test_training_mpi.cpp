@@ -522,9 +522,9 @@ TEST(Training, FofCountInputRecordsTheFofSettingsOfItsData) {
       }
     }
     MPI_Barrier(MPI_COMM_WORLD);
-    return TrainingPair({stem + "_hin.hdf5:Fields/density", stem + "_fof.hdf5:Fields/fof_count"},
-                        {stem + "_hnum.hdf5:Fields/halo_number",
-                         stem + "_hmass.hdf5:Fields/halo_mass"});
+    return TrainingPair(
+        {stem + "_hin.hdf5:Fields/density", stem + "_fof.hdf5:Fields/fof_count"},
+        {stem + "_hnum.hdf5:Fields/halo_number", stem + "_hmass.hdf5:Fields/halo_mass"});
   };
   for (int k : {0, 1, 10})
     makeHaloPair(data, k);

@@ -180,8 +180,8 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
     fof.options.b = _params.halos.b;
     fof.options.min_particles = _params.halos.min_particles;
     for (int c = 0; c < cin; ++c)
-      paintEulerian(_hook.inputs[c], in[c], painter, copy ? *copy : *s.particles,
-                    s.total_particles, &fof);
+      paintEulerian(_hook.inputs[c], in[c], painter, copy ? *copy : *s.particles, s.total_particles,
+                    &fof);
   } else {
     std::vector<std::vector<double>> values;
     for (const auto& ch : _hook.inputs)

@@ -73,7 +73,8 @@ void paintGroupMembers(Field<float>& out, const HaloCatalogue& groups) {
   const auto f = out.real();
   // Groups may share a cell: atomic additions.
   Kokkos::parallel_for(
-      "caustic::paintGroupMembers", Kokkos::RangePolicy<>(0, ng), KOKKOS_LAMBDA(const std::size_t g) {
+      "caustic::paintGroupMembers", Kokkos::RangePolicy<>(0, ng),
+      KOKKOS_LAMBDA(const std::size_t g) {
         int i[3];
         for (int c = 0; c < 3; ++c) {
           const long long k = static_cast<long long>(km::floor(pos(g, c) * inv_cell + 0.5)) % n;

@@ -48,8 +48,7 @@ struct FofChannel {
 // their owning slabs of the painter's mesh. fof_count needs `fof`; the others ignore it.
 // Collective.
 void paintEulerian(const std::string& channel, Field<float>& out, const Painter<float>& painter,
-                   const Particles& parts, double total_particles,
-                   const FofChannel* fof = nullptr);
+                   const Particles& parts, double total_particles, const FofChannel* fof = nullptr);
 
 // out <- the member particles of the catalogue's groups per cell, each group at the mesh point
 // nearest its centre (i = round(x / H) mod n). Not collective: every rank holds the whole

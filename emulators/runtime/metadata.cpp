@@ -360,11 +360,11 @@ std::vector<std::string> validityViolations(const ModelMetadata& meta, const App
   if (meta.halo && meta.halo->input_fof_min_particles > 0 &&
       (std::abs(d.fof_b - meta.halo->input_fof_b) > 1e-9 ||
        d.fof_min_particles != meta.halo->input_fof_min_particles))
-    v.push_back("its fof_count input was trained on FoF groups of b = " +
-                fmt(meta.halo->input_fof_b) + " and at least " +
-                std::to_string(meta.halo->input_fof_min_particles) +
-                " particles; this run's [halos] has b = " + fmt(d.fof_b) +
-                ", min_particles = " + std::to_string(d.fof_min_particles));
+    v.push_back(
+        "its fof_count input was trained on FoF groups of b = " + fmt(meta.halo->input_fof_b) +
+        " and at least " + std::to_string(meta.halo->input_fof_min_particles) +
+        " particles; this run's [halos] has b = " + fmt(d.fof_b) +
+        ", min_particles = " + std::to_string(d.fof_min_particles));
   std::vector<std::string> expected;
   for (const auto& c : meta.inputs)
     expected.push_back(c.name);

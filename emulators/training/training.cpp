@@ -80,12 +80,13 @@ std::pair<double, int> fofInputSettings(const TrainingConfig& cfg, std::size_t c
   if (seen.size() != 1 || !(b > 0) || m < 1) {
     std::string found;
     for (const auto& [sb, sm] : seen)
-      found += (found.empty() ? "" : ", ") + ("(b = " + std::to_string(sb) +
-                                              ", MinParticles = " + std::to_string(sm) + ")");
+      found += (found.empty() ? "" : ", ") +
+               ("(b = " + std::to_string(sb) + ", MinParticles = " + std::to_string(sm) + ")");
     throw std::runtime_error(
         "model.inputs: the fof_count channel's files must record the b "
         "(/Header/LinkingLengthParameter > 0) and smallest group (/Header/MinParticles >= 1) of "
-        "their FoF groups, the same in every pair; found " + found);
+        "their FoF groups, the same in every pair; found " +
+        found);
   }
   return {b, m};
 }
