@@ -20,11 +20,14 @@
 #      selection = "sample" (Bernoulli draws) and once with "top" (the most probable voxels);
 #   5. validation/plot_halos.py: r(k) and error power of the halo-mass field, mass functions,
 #      halo P(k), cost; halo_validation.txt and halo_*.png in output/validation_halos.
-# Usage: bash validation/halos.sh [NP] [STEPS]   (NP ranks, STEPS training steps, default 1500)
+# Usage: bash validation/halos.sh [NP] [STEPS] [WIDTH]
+#   NP ranks, STEPS training steps (default 1500), WIDTH the U-Net's width (default 16); runs
+#   and models already in output/validation_halos are reused (remove model_a* to retrain)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 np=${1:-2}
 steps=${2:-1500}
+width=${3:-16}
 out=output/validation_halos
 py=/usr/bin/python3
 hmesh=64 # the surrogate's mesh
@@ -88,7 +91,7 @@ for a in 1.0000 0.5000; do
 [model]
 kind = "halo_surrogate"
 depth = 2
-width = 16
+width = $width
 inputs = ["density", "fof_count"]
 transforms = {density = "log1p", fof_count = "log1p"}
 linking_length = 0.2
