@@ -45,6 +45,11 @@ def ngp(pos, weight, box):
     return np.bincount(flat, weights=weight, minlength=N**3).reshape(N, N, N)
 
 
+def fields(pos, mass, box):
+    """A catalogue's halo-mass and halo-number fields on the mesh."""
+    return ngp(pos, mass, box), ngp(pos, np.ones(len(mass)), box)
+
+
 def spectra(a, b, box):
     """Auto and cross power of the overdensities of a and b in shells of the fundamental."""
     fa = np.fft.rfftn(a / a.mean() - 1.0)
@@ -132,12 +137,11 @@ def main():
             # The same surrogate with selection = "top" (the most probable voxels).
             xp, xm, _, _, _ = catalogue(f"{out}/heldout_top_{s}/{hook}_a{a.replace('.', 'p')}.0.hdf5")
             preds = {"surrogate (expected field)": (expected, None),
-                     "surrogate (sampled)": (ngp(sp, sm, box), ngp(sp, np.ones(len(sm)), box)),
-                     "surrogate (top)": (ngp(xp, xm, box), ngp(xp, np.ones(len(xm)), box)),
-                     "cheap FoF": (ngp(cp, cm, box), ngp(cp, np.ones(len(cm)), box))}
+                     "surrogate (sampled)": fields(sp, sm, box),
+                     "surrogate (top)": fields(xp, xm, box),
+                     "cheap FoF": fields(cp, cm, box)}
             if remap:
-                preds["cheap FoF, calibrated masses"] = (ngp(qp, qm, box),
-                                                         ngp(qp, np.ones(len(qm)), box))
+                preds["cheap FoF, calibrated masses"] = fields(qp, qm, box)
                 mf["cheap FoF, calibrated masses"].append(qm)
             truth_n = ngp(tp, np.ones(nt), box)
             n = nt / box**3

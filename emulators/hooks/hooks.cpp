@@ -132,7 +132,8 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
   if (e == Event::Step && at_output)
     return;
   const auto& meta = _model.metadata();
-  const auto warnings = enforceValidity(meta, domainAt(s.a), _hook.force, _hook.name);
+  const ApplicationDomain dom = domainAt(s.a);
+  const auto warnings = enforceValidity(meta, dom, _hook.force, _hook.name);
   if (meta.super_resolution) {
     observeSuperResolution(e, s, warnings);
     return;
@@ -174,11 +175,11 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
   std::vector<const Field<float>*> coutp(outp.begin(), outp.end());
   if (_space == FieldSpace::Eulerian) {
     const Painter<float> painter(decomp, Window::CIC);
-    // fof_count: the run's own FoF with its [halos] settings (the training data's groups).
+    // fof_count: the run's own FoF with the [halos] settings the validity guard checked.
     FofChannel fof;
     fof.mean_separation = s.mesh->box() / s.particle_grid;
-    fof.options.b = _params.halos.b;
-    fof.options.min_particles = _params.halos.min_particles;
+    fof.options.b = dom.fof_b;
+    fof.options.min_particles = dom.fof_min_particles;
     for (int c = 0; c < cin; ++c)
       paintEulerian(_hook.inputs[c], in[c], painter, copy ? *copy : *s.particles, s.total_particles,
                     &fof);
