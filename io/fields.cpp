@@ -169,8 +169,14 @@ double headerAttr(hid_t hdr, const char* name, const std::string& ctx, double de
 }
 } // namespace
 
-FieldData readFieldData(const std::string& path, const std::string& dataset) {
-  const std::string ctx = "reading field " + path + ":" + dataset;
+namespace {
+// An open cubic dataset and its header.
+struct OpenCube {
+  h5::Handle file, dataset;
+  FieldData header;
+};
+
+OpenCube openCube(const std::string& path, const std::string& dataset, const std::string& ctx) {
   if (!std::filesystem::is_regular_file(path))
     throw std::runtime_error(ctx + ": no such file");
   if (H5Fis_hdf5(path.c_str()) <= 0)
@@ -202,13 +208,73 @@ FieldData readFieldData(const std::string& path, const std::string& dataset) {
     throw std::runtime_error(ctx + ": expected a cubic 3D dataset (N, N, N)");
   f.n = static_cast<int>(dims[0]);
   f.cell = f.box / f.n;
-  f.values.resize(std::size_t(f.n) * f.n * f.n);
-  if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, f.values.data()) < 0)
-    throw std::runtime_error(ctx + ": cannot read the values (truncated or corrupted file?)");
-  for (float v : f.values)
+  return {std::move(file), std::move(d), f};
+}
+
+// Planes [x0, x0 + nx) of an open cube as float32, index ((x - x0) n + y) n + z; an empty string
+// or what went wrong.
+std::string readPlanes(const OpenCube& c, int x0, int nx, std::vector<float>& out,
+                       const std::string& ctx) {
+  const hsize_t n = static_cast<hsize_t>(c.header.n);
+  out.resize(std::size_t(nx) * n * n);
+  if (nx == 0)
+    return "";
+  h5::Handle file_space(H5Dget_space(c.dataset), H5Sclose);
+  const hsize_t start[3] = {hsize_t(x0), 0, 0}, count[3] = {hsize_t(nx), n, n};
+  h5::Handle mem_space(H5Screate_simple(3, count, nullptr), H5Sclose);
+  if (H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
+      H5Dread(c.dataset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, out.data()) < 0)
+    return ctx + ": cannot read the values (truncated or corrupted file?)";
+  for (float v : out)
     if (!std::isfinite(v))
-      throw std::runtime_error(ctx + ": contains NaN or Inf");
+      return ctx + ": contains NaN or Inf";
+  return "";
+}
+} // namespace
+
+FieldData readFieldHeader(const std::string& path, const std::string& dataset) {
+  return openCube(path, dataset, "reading field " + path + ":" + dataset).header;
+}
+
+FieldData readFieldData(const std::string& path, const std::string& dataset) {
+  const std::string ctx = "reading field " + path + ":" + dataset;
+  const OpenCube c = openCube(path, dataset, ctx);
+  FieldData f = c.header;
+  const std::string err = readPlanes(c, 0, f.n, f.values, ctx);
+  if (!err.empty())
+    throw std::runtime_error(err);
   return f;
+}
+
+FieldData readFieldSlab(const std::string& path, const std::string& dataset, Field<double>& f) {
+  const std::string ctx = "reading field " + path + ":" + dataset;
+  const OpenCube c = openCube(path, dataset, ctx);
+  const auto& d = f.decomp();
+  const int n = d.n();
+  if (c.header.n != n)
+    throw std::runtime_error(ctx + ": a " + std::to_string(c.header.n) + "^3 field; the mesh is " +
+                             std::to_string(n) + "^3");
+  const IndexBox rb = d.realBox();
+  std::vector<float> slab;
+  std::string err = readPlanes(c, rb.lo[0], rb.extent(0), slab, ctx);
+  // The first failing rank's message, thrown on every rank.
+  const std::vector<int> failed = allGathered(std::vector<int>{err.empty() ? 0 : 1}, d.comm(),
+                                              "readFieldSlab");
+  for (std::size_t r = 0; r < failed.size(); ++r)
+    if (failed[r]) {
+      int len = static_cast<int>(err.size());
+      mpiCheck(MPI_Bcast(&len, 1, MPI_INT, int(r), d.comm().get()), "readFieldSlab");
+      err.resize(std::size_t(len));
+      mpiCheck(MPI_Bcast(err.data(), len, MPI_CHAR, int(r), d.comm().get()), "readFieldSlab");
+      throw std::runtime_error(err + " (planes of rank " + std::to_string(r) + ")");
+    }
+  auto host = Kokkos::create_mirror_view(f.real());
+  for (int lx = 0; lx < rb.extent(0); ++lx)
+    for (int y = 0; y < n; ++y)
+      for (int z = 0; z < n; ++z)
+        host(Field<double>::realIndex(lx, y, z, n)) = slab[(std::size_t(lx) * n + y) * n + z];
+  Kokkos::deep_copy(f.real(), host);
+  return c.header;
 }
 
 template void writeField<float>(const std::string&, const Field<float>&, const std::string&,

@@ -28,12 +28,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A whole-cube dataset of a field file copied into this rank's slab of `f`.
+// This rank's planes of a field file's dataset into `f` (each rank reads its own slab), after
+// the header is checked against the model.
 void readSlab(const std::string& path, const std::string& dataset, const InferParams& ip,
               Field<double>& f, const std::string& setting) {
   FieldData d;
   try {
-    d = readFieldData(path, "Fields/" + dataset);
+    d = readFieldHeader(path, "Fields/" + dataset);
   } catch (const std::exception& e) {
     throw ParamError(setting + ": " + e.what());
   }
@@ -48,15 +49,11 @@ void readSlab(const std::string& path, const std::string& dataset, const InferPa
   if (d.a > 0 && std::abs(d.a - sim.a_end) > 1e-6)
     throw ParamError(setting + ": " + path + " is at a = " + formatNumber(d.a) +
                      "; the model ends at simulation.a_end = " + formatNumber(sim.a_end));
-  const auto& dec = f.decomp();
-  const int n = dec.n(), x0 = dec.xStart(), nx = dec.localNx();
-  auto host = Kokkos::create_mirror_view(f.real());
-  for (int lx = 0; lx < nx; ++lx)
-    for (int y = 0; y < n; ++y)
-      for (int z = 0; z < n; ++z)
-        host(Field<double>::realIndex(lx, y, z, n)) =
-            d.values[(std::size_t(x0 + lx) * n + y) * n + z];
-  Kokkos::deep_copy(f.real(), host);
+  try {
+    readFieldSlab(path, "Fields/" + dataset, f);
+  } catch (const std::exception& e) {
+    throw ParamError(setting + ": " + e.what());
+  }
 }
 
 // Cross and auto power of a and b (real space, same decomposition): P_ab = (P_{a+b} - P_a -

@@ -47,7 +47,7 @@ LoadedPair loadPair(const RunContext& ctx, const std::string& spec, const std::s
   p.parts = readSnapshot(p.snapshot, ctx.comm(), h);
   p.a = h.a;
   p.box = h.box;
-  const FieldData fd = readFieldData(p.target, "Fields/" + name);
+  const FieldData fd = readFieldHeader(p.target, "Fields/" + name);
   if (std::abs(fd.box - h.box) > 1e-6 * h.box || std::abs(fd.a - h.a) > 1e-4 * h.a)
     throw ParamError(p.target + " (BoxSize " + format("%g", fd.box) + ", Time " +
                      format("%.4f", fd.a) + ") is not of snapshot " + p.snapshot + " (BoxSize " +
@@ -60,19 +60,13 @@ LoadedPair loadPair(const RunContext& ctx, const std::string& spec, const std::s
                      std::to_string(decomp->n()) + "^3 of box " + format("%g", decomp->box()) +
                      " (all pairs share one mesh)");
   p.field = std::make_unique<Field<double>>(decomp, "caustic::ldl::target");
-  auto hv = Kokkos::create_mirror_view(p.field->real());
-  const IndexBox rb = decomp->realBox();
+  readFieldSlab(p.target, "Fields/" + name, *p.field);
   const int n = fd.n;
-  const std::size_t npad = 2 * (n / 2 + 1);
   double sum = 0;
-  for (int x = rb.lo[0]; x < rb.hi[0]; ++x)
-    for (int y = 0; y < n; ++y)
-      for (int z = 0; z < n; ++z) {
-        const double v = fd.values[(static_cast<std::size_t>(x) * n + y) * n + z];
-        hv((static_cast<std::size_t>(x - rb.lo[0]) * n + y) * npad + z) = v;
-        sum += v;
-      }
-  Kokkos::deep_copy(p.field->real(), hv);
+  auto fv = p.field->real();
+  decomp->reducePoints(
+      "caustic::ldl::targetSum",
+      KOKKOS_LAMBDA(const MeshPoint& q, double& acc) { acc += fv(q.index); }, sum);
   double all = 0;
   mpiCheck(MPI_Allreduce(&sum, &all, 1, MPI_DOUBLE, MPI_SUM, ctx.comm().get()), "ldl-fit");
   p.mean = all / (double(n) * n * n);

@@ -6,6 +6,7 @@
 // a rank without rows) land in order.
 #include "helpers.hpp"
 #include "io/checkpoint.hpp"
+#include "io/fields.hpp"
 #include "io/hdf5_util.hpp"
 #include "io/snapshot.hpp"
 #include "pm/particles/migrate.hpp"
@@ -13,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -359,4 +361,69 @@ TEST(Hdf5, RowsWrittenInPiecesLandInOrder) {
       wrong += v[3 * i + c] != float(10 * i + c);
   }
   EXPECT_EQ(wrong, 0);
+}
+
+// A field written collectively and read back by slab: every rank's planes equal the value
+// written there (an independent formula of the cell), the whole-cube reader agrees, and a NaN in
+// the last plane (one rank's slab) makes every rank throw, naming it.
+TEST(Hdf5, FieldReadBySlabHoldsEachRanksPlanes) {
+  const Params params = parseParams(smallParamsToml(20.0, 8, 8, 9), {}, 1);
+  const int n = 8;
+  auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, n, 20.0);
+  auto value = [n](int x, int y, int z) { return float(0.25 * x - 0.5 * y + z / double(n)); };
+  Field<float> f(d, "written");
+  const IndexBox rb = d->realBox();
+  {
+    auto h = Kokkos::create_mirror_view(f.real());
+    for (int x = rb.lo[0]; x < rb.hi[0]; ++x)
+      for (int y = 0; y < n; ++y)
+        for (int z = 0; z < n; ++z)
+          h(Field<float>::realIndex(x - rb.lo[0], y, z, n)) = value(x, y, z);
+    Kokkos::deep_copy(f.real(), h);
+  }
+  const std::string dir = tempDir();
+  writeField(dir + "/field.hdf5", f, "rho", "", 0.5, params);
+  Field<double> g(d, "read");
+  const FieldData hdr = readFieldSlab(dir + "/field.hdf5", "Fields/rho", g);
+  EXPECT_EQ(hdr.n, n);
+  EXPECT_DOUBLE_EQ(hdr.box, 20.0);
+  EXPECT_DOUBLE_EQ(hdr.a, 0.5);
+  EXPECT_TRUE(hdr.values.empty());
+  const FieldData whole = readFieldData(dir + "/field.hdf5", "Fields/rho");
+  auto h = Kokkos::create_mirror_view(g.real());
+  Kokkos::deep_copy(h, g.real());
+  int wrong = 0;
+  for (int x = rb.lo[0]; x < rb.hi[0]; ++x)
+    for (int y = 0; y < n; ++y)
+      for (int z = 0; z < n; ++z) {
+        const double v = h(Field<double>::realIndex(x - rb.lo[0], y, z, n));
+        wrong += v != double(value(x, y, z));
+        wrong += whole.values[(std::size_t(x) * n + y) * n + z] != value(x, y, z);
+      }
+  EXPECT_EQ(wrong, 0);
+  // A field of another size is refused.
+  auto d4 = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, 4, 20.0);
+  Field<double> small(d4, "small");
+  EXPECT_THROW(readFieldSlab(dir + "/field.hdf5", "Fields/rho", small), std::runtime_error);
+  // A NaN in the last plane (writeField refuses one: written into a copy by HDF5 itself).
+  if (d->comm().rank() == 0) {
+    std::filesystem::copy_file(dir + "/field.hdf5", dir + "/nan.hdf5");
+    h5::Handle file(H5Fopen((dir + "/nan.hdf5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
+    h5::Handle ds(H5Dopen2(file, "Fields/rho", H5P_DEFAULT), H5Dclose);
+    h5::Handle space(H5Dget_space(ds), H5Sclose);
+    const hsize_t at[3] = {hsize_t(n - 1), 2, 5}, one[3] = {1, 1, 1};
+    H5Sselect_hyperslab(space, H5S_SELECT_SET, at, nullptr, one, nullptr);
+    h5::Handle mem(H5Screate_simple(3, one, nullptr), H5Sclose);
+    const float nan = std::nanf("");
+    ASSERT_GE(H5Dwrite(ds, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, &nan), 0);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  // Every rank throws, naming it.
+  std::string what;
+  try {
+    readFieldSlab(dir + "/nan.hdf5", "Fields/rho", g);
+  } catch (const std::runtime_error& e) {
+    what = e.what();
+  }
+  EXPECT_NE(what.find("NaN or Inf"), std::string::npos) << what;
 }
