@@ -258,8 +258,8 @@ FieldData readFieldSlab(const std::string& path, const std::string& dataset, Fie
   std::vector<float> slab;
   std::string err = readPlanes(c, rb.lo[0], rb.extent(0), slab, ctx);
   // The first failing rank's message, thrown on every rank.
-  const std::vector<int> failed = allGathered(std::vector<int>{err.empty() ? 0 : 1}, d.comm(),
-                                              "readFieldSlab");
+  const std::vector<int> failed =
+      allGathered(std::vector<int>{err.empty() ? 0 : 1}, d.comm(), "readFieldSlab");
   for (std::size_t r = 0; r < failed.size(); ++r)
     if (failed[r]) {
       int len = static_cast<int>(err.size());
