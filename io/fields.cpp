@@ -248,15 +248,21 @@ FieldData readFieldData(const std::string& path, const std::string& dataset) {
 
 FieldData readFieldSlab(const std::string& path, const std::string& dataset, Field<double>& f) {
   const std::string ctx = "reading field " + path + ":" + dataset;
-  const OpenCube c = openCube(path, dataset, ctx);
   const auto& d = f.decomp();
   const int n = d.n();
-  if (c.header.n != n)
-    throw std::runtime_error(ctx + ": a " + std::to_string(c.header.n) + "^3 field; the mesh is " +
-                             std::to_string(n) + "^3");
   const IndexBox rb = d.realBox();
+  FieldData header;
   std::vector<float> slab;
-  std::string err = readPlanes(c, rb.lo[0], rb.extent(0), slab, ctx);
+  std::string err;
+  try { // (a file some ranks cannot see must not leave the others waiting)
+    const OpenCube c = openCube(path, dataset, ctx);
+    header = c.header;
+    err = header.n != n ? ctx + ": a " + std::to_string(header.n) + "^3 field; the mesh is " +
+                              std::to_string(n) + "^3"
+                        : readPlanes(c, rb.lo[0], rb.extent(0), slab, ctx);
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
   // The first failing rank's message, thrown on every rank.
   const std::vector<int> failed =
       allGathered(std::vector<int>{err.empty() ? 0 : 1}, d.comm(), "readFieldSlab");
@@ -266,7 +272,7 @@ FieldData readFieldSlab(const std::string& path, const std::string& dataset, Fie
       mpiCheck(MPI_Bcast(&len, 1, MPI_INT, int(r), d.comm().get()), "readFieldSlab");
       err.resize(std::size_t(len));
       mpiCheck(MPI_Bcast(err.data(), len, MPI_CHAR, int(r), d.comm().get()), "readFieldSlab");
-      throw std::runtime_error(err + " (planes of rank " + std::to_string(r) + ")");
+      throw std::runtime_error(failed.size() > 1 ? err + " (rank " + std::to_string(r) + ")" : err);
     }
   auto host = Kokkos::create_mirror_view(f.real());
   for (int lx = 0; lx < rb.extent(0); ++lx)
@@ -274,7 +280,7 @@ FieldData readFieldSlab(const std::string& path, const std::string& dataset, Fie
       for (int z = 0; z < n; ++z)
         host(Field<double>::realIndex(lx, y, z, n)) = slab[(std::size_t(lx) * n + y) * n + z];
   Kokkos::deep_copy(f.real(), host);
-  return c.header;
+  return header;
 }
 
 template void writeField<float>(const std::string&, const Field<float>&, const std::string&,
