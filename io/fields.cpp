@@ -264,16 +264,9 @@ FieldData readFieldSlab(const std::string& path, const std::string& dataset, Fie
     err = e.what();
   }
   // The first failing rank's message, thrown on every rank.
-  const std::vector<int> failed =
-      allGathered(std::vector<int>{err.empty() ? 0 : 1}, d.comm(), "readFieldSlab");
-  for (std::size_t r = 0; r < failed.size(); ++r)
-    if (failed[r]) {
-      int len = static_cast<int>(err.size());
-      mpiCheck(MPI_Bcast(&len, 1, MPI_INT, int(r), d.comm().get()), "readFieldSlab");
-      err.resize(std::size_t(len));
-      mpiCheck(MPI_Bcast(err.data(), len, MPI_CHAR, int(r), d.comm().get()), "readFieldSlab");
-      throw std::runtime_error(failed.size() > 1 ? err + " (rank " + std::to_string(r) + ")" : err);
-    }
+  const auto [first, text] = firstError(d.comm(), err, "readFieldSlab");
+  if (first >= 0)
+    throw CollectiveError(first > 0 ? text + " (on rank " + std::to_string(first) + ")" : text);
   auto host = Kokkos::create_mirror_view(f.real());
   for (int lx = 0; lx < rb.extent(0); ++lx)
     for (int y = 0; y < n; ++y)

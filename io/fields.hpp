@@ -59,7 +59,7 @@ FieldData readFieldHeader(const std::string& path, const std::string& dataset);
 // This rank's x-planes of a cubic field into `f`, whose decomposition must have the file's size:
 // each rank reads its own slab only (no rank holds the whole cube). Returns the header (values
 // empty). Collective: a size mismatch, an unreadable slab or a NaN/Inf on any rank throws
-// std::runtime_error on every rank.
+// CollectiveError (a std::runtime_error) on every rank.
 FieldData readFieldSlab(const std::string& path, const std::string& dataset, Field<double>& f);
 
 } // namespace caustic

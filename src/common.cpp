@@ -42,17 +42,9 @@ void shareError(const RunContext& ctx, const std::string& err, const char* where
 }
 
 void shareAnyError(const RunContext& ctx, const std::string& err, const char* where) {
-  const int me = ctx.comm().rank();
-  const int mine = err.empty() ? std::numeric_limits<int>::max() : me;
-  int first = 0;
-  mpiCheck(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, ctx.comm().get()), where);
-  if (first == std::numeric_limits<int>::max())
+  const auto [first, text] = firstError(ctx.comm(), err, where);
+  if (first < 0)
     return;
-  std::string text = err;
-  int len = static_cast<int>(text.size());
-  mpiCheck(MPI_Bcast(&len, 1, MPI_INT, first, ctx.comm().get()), where);
-  text.resize(len);
-  mpiCheck(MPI_Bcast(text.data(), len, MPI_CHAR, first, ctx.comm().get()), where);
   throw ParamError(first == 0 ? text : text + " (on rank " + std::to_string(first) + ")");
 }
 

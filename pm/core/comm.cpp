@@ -36,4 +36,18 @@ void Comm::barrier() const {
   mpiCheck(MPI_Barrier(*_comm), "Comm::barrier");
 }
 
+std::pair<int, std::string> firstError(const Comm& comm, const std::string& err, const char* where) {
+  const int mine = err.empty() ? comm.size() : comm.rank();
+  int first = 0;
+  mpiCheck(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm.get()), where);
+  if (first == comm.size())
+    return {-1, ""};
+  std::string text = err;
+  int len = static_cast<int>(text.size());
+  mpiCheck(MPI_Bcast(&len, 1, MPI_INT, first, comm.get()), where);
+  text.resize(static_cast<std::size_t>(len));
+  mpiCheck(MPI_Bcast(text.data(), len, MPI_CHAR, first, comm.get()), where);
+  return {first, text};
+}
+
 } // namespace caustic

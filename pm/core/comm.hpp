@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace caustic {
@@ -21,6 +22,13 @@ class CollectiveError : public std::runtime_error {
 public:
   using std::runtime_error::runtime_error;
 };
+
+class Comm;
+
+// The lowest rank whose `err` is not empty and its message, on every rank; {-1, ""} when no
+// rank's is. For a failure met on some ranks only (a file one rank cannot read), so that every
+// rank stops alike. Collective.
+std::pair<int, std::string> firstError(const Comm& comm, const std::string& err, const char* where);
 
 class Comm {
 public:
