@@ -73,7 +73,7 @@ std::pair<double, int> fofInputSettings(const TrainingConfig& cfg, std::size_t c
   for (const auto* pairs : {&cfg.train, &cfg.validation})
     for (const auto& p : *pairs) {
       const auto [file, ds] = splitSpec(p.inputs.at(c), "data");
-      const FieldData f = readFieldData(file, ds);
+      const FieldData f = readFieldHeader(file, ds); // (readChannels reads the values)
       seen.insert({f.fof_b, f.fof_min_particles});
     }
   const auto [b, m] = *seen.begin();
