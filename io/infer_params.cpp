@@ -185,12 +185,60 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
     throw ParamError("inference.checkpoint_every = " + std::to_string(every) +
                      ": not allowed; expected an integer in [0, 1000000]");
   p.checkpoint_every = static_cast<int>(every);
-  p.centred_prior = s.choice("prior", "centred", {"centred", "white"}) == "centred";
-  p.laplace = s.boolean("laplace", !p.fit.empty());
+  p.muse.enabled = s.find("muse") != nullptr;
+  if (p.muse.enabled) {
+    Section u(&inference, "muse", true, "inference.");
+    auto& c = p.muse;
+    if (p.fit.empty())
+      throw ParamError("[inference.muse]: inference.fit is empty; MUSE estimates the fitted "
+                       "parameters (any of Omega_m, sigma8, bias)");
+    const auto ns = u.integer("simulations", 20, "an integer in [2, 100000]");
+    if (ns < 2 || ns > 100000)
+      throw ParamError(u.key("simulations") + " = " + std::to_string(ns) +
+                       ": not allowed; expected an integer in [2, 100000]");
+    const auto ni = u.integer("iterations", 2, "an integer in [1, 100] (Newton steps)");
+    if (ni < 1 || ni > 100)
+      throw ParamError(u.key("iterations") + " = " + std::to_string(ni) +
+                       ": not allowed; expected an integer in [1, 100] (Newton steps)");
+    c.simulations = static_cast<int>(ns);
+    c.iterations = static_cast<int>(ni);
+    c.step = u.number("step", 0.02, "a number in (0, 0.5] (relative to each parameter)");
+    requireRange(c.step > 0 && c.step <= 0.5, u.key("step"), c.step,
+                 "(0, 0.5] (relative to each parameter)");
+    const auto seed = u.integer("seed", 1000000, "an integer in [0, 2^62]");
+    if (seed < 0 || seed > (std::int64_t(1) << 62))
+      throw ParamError(u.key("seed") + " = " + std::to_string(seed) +
+                       ": not allowed; expected an integer in [0, 2^62]");
+    c.seed = static_cast<std::uint64_t>(seed);
+    // The simulations must not repeat the mock's own seeds (a simulation equal to the data).
+    const std::uint64_t end = c.seed + 2 * static_cast<std::uint64_t>(c.simulations);
+    if (p.mock)
+      for (auto [name, v] : {std::pair<const char*, std::uint64_t>{"seed", p.truth.seed},
+                             {"noise_seed", p.truth.noise_seed}})
+        if (v >= c.seed && v < end)
+          throw ParamError(u.key("seed") + " = " + std::to_string(c.seed) +
+                           ": its simulations use the seeds [" + std::to_string(c.seed) + ", " +
+                           std::to_string(end) + "), which hold inference.mock." + name + " = " +
+                           std::to_string(v) + "; choose seeds apart");
+    u.finish();
+  }
+  p.centred_prior =
+      s.choice("prior", p.muse.enabled ? "white" : "centred", {"centred", "white"}) == "centred";
+  if (p.muse.enabled && p.centred_prior)
+    throw ParamError("inference.prior = \"centred\": not allowed with [inference.muse], whose "
+                     "scores are of the joint density of (omega, theta); use \"white\" (its "
+                     "default)");
+  p.laplace = s.boolean("laplace", !p.fit.empty() && !p.muse.enabled);
   if (p.laplace && p.fit.empty())
     throw ParamError("inference.laplace = true: no parameter to fit (inference.fit is empty); "
                      "the Laplace covariance is that of the fitted parameters");
+  if (p.laplace && p.muse.enabled)
+    throw ParamError("inference.laplace = true: not allowed with [inference.muse], which gives "
+                     "the parameters' covariance itself");
   p.hmc.enabled = s.find("hmc") != nullptr;
+  if (p.hmc.enabled && p.muse.enabled)
+    throw ParamError("[inference.hmc]: not allowed with [inference.muse] (HMC samples around "
+                     "the joint MAP, which MUSE does not compute); run them separately");
   if (p.hmc.enabled) {
     Section h(&inference, "hmc", true, "inference.");
     auto& c = p.hmc;

@@ -27,6 +27,16 @@ struct InferHmcParams {
   std::uint64_t seed = 1;
 };
 
+// [inference.muse]: the parameters by MUSE (infer/muse.hpp) instead of the joint MAP. Simulation
+// i draws its white noise from seed + 2 i and its data noise from seed + 2 i + 1.
+struct InferMuseParams {
+  bool enabled = false; // [inference.muse] present
+  int simulations = 20;
+  int iterations = 2;
+  double step = 0.02;
+  std::uint64_t seed = 1000000;
+};
+
 struct InferParams {
   Params run;                     // everything but [inference]
   std::string data;               // HDF5 field file (io/fields.hpp layout); "" with a mock
@@ -46,6 +56,7 @@ struct InferParams {
   bool laplace = true;            // the Laplace covariance of the fitted parameters
   bool centred_prior = true;      // prior = "centred" (1/2 log det S(theta) included) or "white"
   InferHmcParams hmc;
+  InferMuseParams muse;
   bool mock = false;              // [inference.mock] present
   InferMockParams truth;
   std::string toml;               // the effective text, [inference] included

@@ -27,6 +27,17 @@ std::string selfPath() {
   return ec ? std::string("caustic") : p.string();
 }
 
+std::string durationText(double seconds) {
+  char b[32];
+  if (seconds >= 3600)
+    std::snprintf(b, sizeof b, "%.1f h", seconds / 3600);
+  else if (seconds >= 60)
+    std::snprintf(b, sizeof b, "%.1f min", seconds / 60);
+  else
+    std::snprintf(b, sizeof b, "%.0f s", seconds);
+  return b;
+}
+
 std::string broadcastFromRoot(const RunContext& ctx, std::string text, const char* where) {
   int len = static_cast<int>(text.size());
   mpiCheck(MPI_Bcast(&len, 1, MPI_INT, 0, ctx.comm().get()), where);

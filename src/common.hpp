@@ -19,6 +19,8 @@ LinearPower makeLinearPower(const Params& params);
 DiffConfig diffConfig(const Params& params, MPI_Comm comm);
 // The path of this binary (/proc/self/exe), or "caustic" when it cannot be read.
 std::string selfPath();
+// A duration for a log line: "42 s", "3.5 min" or "1.2 h".
+std::string durationText(double seconds);
 // Rank 0's `text` on every rank (collective).
 std::string broadcastFromRoot(const RunContext& ctx, std::string text, const char* where);
 // Rank 0's error message, if it has one (`err` non-empty there), thrown as a ParamError on every

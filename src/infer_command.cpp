@@ -3,11 +3,13 @@
 // infer/map_optimizer), with the outputs a user checks a reconstruction with.
 #include "commands.hpp"
 #include "common.hpp"
+#include "infer_muse.hpp"
 #include "signals.hpp"
 
 #include "infer/hmc.hpp"
 #include "infer/laplace.hpp"
 #include "infer/map_optimizer.hpp"
+#include "infer/mock.hpp"
 #include "infer/posterior_objective.hpp"
 #include "io/atomic_file.hpp"
 #include "io/fields.hpp"
@@ -251,17 +253,6 @@ bool readMapCheckpoint(RunContext& ctx, const std::string& out, const std::strin
   return true;
 }
 
-std::string etaText(double seconds) {
-  char b[32];
-  if (seconds >= 3600)
-    std::snprintf(b, sizeof b, "%.1f h", seconds / 3600);
-  else if (seconds >= 60)
-    std::snprintf(b, sizeof b, "%.1f min", seconds / 60);
-  else
-    std::snprintf(b, sizeof b, "%.0f s", seconds);
-  return b;
-}
-
 } // namespace
 
 int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& opt) {
@@ -274,7 +265,8 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
     std::string err;
     if (ctx.root()) {
       const bool summary = fs::exists(fs::path(dir) / "inference_summary.json");
-      const bool checkpoint = fs::exists(fs::path(dir) / kCheckpointDir / "state.json");
+      const bool checkpoint = fs::exists(fs::path(dir) / kCheckpointDir / "state.json") ||
+                              fs::exists(fs::path(dir) / kCheckpointDir / "muse.json");
       if (opt.resume && !checkpoint)
         err = "--resume: no inference checkpoint in output.directory = \"" + dir +
               "\"" + (summary ? " (its inference is complete): nothing to resume" : "");
@@ -319,30 +311,9 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
     truth.cosmology.Omega_m = ip.truth.Omega_m;
     truth.cosmology.sigma8 = ip.truth.sigma8;
     omega_true = std::make_unique<Field<double>>(cfg.lattice, "caustic::infer::omegaTrue");
-    {
-      FFT<double> fft(cfg.lattice);
-      NoiseOptions no;
-      no.seed = ip.truth.seed;
-      whiteNoiseRealSpace(*omega_true, fft, no);
-    }
-    FieldPosterior p(cfg, truth, {data, var, nullptr}, {}, ip.truth.bias);
-    p.value(*omega_true, {});
     truth_model = std::make_unique<Field<double>>(cfg.mesh, "caustic::infer::truthModel");
-    Kokkos::deep_copy(truth_model->real(), p.model().real());
-    // data = b delta + sqrt(variance) x unit white noise (rank-independent, per mesh mode).
-    Field<double> eps(cfg.mesh, "caustic::infer::eps");
-    {
-      FFT<double> fft(cfg.mesh);
-      NoiseOptions no;
-      no.seed = ip.truth.noise_seed;
-      whiteNoiseRealSpace(eps, fft, no);
-    }
-    auto d = data->real(), m = truth_model->real(), e = eps.real();
-    const double b = ip.truth.bias, s = std::sqrt(variance);
-    Kokkos::parallel_for(
-        "caustic::infer::mockData", Kokkos::RangePolicy<>(0, d.extent(0)),
-        KOKKOS_LAMBDA(std::size_t i) { d(i) = b * m(i) + s * e(i); });
-    Kokkos::fence();
+    makeMockData(cfg, truth, ip.truth.bias, variance, ip.truth.seed, ip.truth.noise_seed, *data,
+                 omega_true.get(), truth_model.get());
     ctx.log("infer: mock data from seed " + std::to_string(ip.truth.seed) + ", Omega_m " +
             formatNumber(ip.truth.Omega_m) + ", sigma8 " + formatNumber(ip.truth.sigma8) +
             ", bias " + formatNumber(ip.truth.bias) + ", noise seed " +
@@ -371,7 +342,28 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
   ms.memory = ip.memory;
   ms.gradient_tolerance = ip.gradient_tolerance;
   ms.preconditioner_probes = ip.preconditioner_probes;
+  if (ip.muse.enabled) // MUSE estimates the parameters; every MAP holds them
+    for (auto& st : ms.stages)
+      st.fit_parameters = false;
   MapOptimizer opt_map(post, ms);
+
+  // MUSE: the parameters, before the MAP of the data at them (the outputs below).
+  nlohmann::json muse_json;
+  std::vector<std::vector<double>> muse_cov;
+  if (ip.muse.enabled) {
+    PhaseTimer t(ctx, "muse");
+    const MuseRun mr = runMuse(ctx, ip, post, *data, variance, ms, theta,
+                               (fs::path(dir) / kCheckpointDir).string(), opt.resume);
+    if (mr.stop_signal != 0) {
+      ctx.log("infer: stopped by signal " + std::to_string(mr.stop_signal) +
+              " during MUSE; the scores computed are kept: continue with --resume");
+      MPI_Barrier(ctx.comm().get());
+      return 128 + mr.stop_signal;
+    }
+    theta = mr.result.theta;
+    muse_json = mr.summary;
+    muse_cov = mr.result.covariance;
+  }
 
   // Progress: one line per iteration, the loss table, a stop on SIGINT/SIGTERM/SIGUSR1.
   std::ostringstream csv;
@@ -442,7 +434,7 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
               formatNumber(it.terms.likelihood, 6) + ", |omega|^2/2 " +
               formatNumber(it.terms.noise_prior, 6) + ")" + th + ", |g| " +
               formatNumber(it.gradient_norm, 3) + "; " + std::to_string(it.evaluations) +
-              " evaluations; ETA <= " + etaText(per * (max_total - it.total)));
+              " evaluations; ETA <= " + durationText(per * (max_total - it.total)));
       stop_signal = agreedStopSignal(comm);
       const bool due = ip.checkpoint_every > 0 && it.iteration > 0 &&
                        it.total % ip.checkpoint_every == 0;
@@ -474,10 +466,12 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
 
   // Laplace and HMC around the MAP, on the last stage's posterior (its smoothing), in the
   // optimiser's variables u = (theta - theta_MAP) / s.
+  // (With MUSE the parameters were held: Laplace and HMC are refused with it.)
+  const bool fitted = !free.empty() && !ip.muse.enabled;
   std::vector<double> scales = opt_map.parameterScales();
-  if (scales.empty() && !free.empty())
+  if (scales.empty() && fitted)
     scales = opt_map.measureScales(omega, theta);
-  PosteriorObjective around(post, theta, scales, !free.empty(), opt_map.preconditioner());
+  PosteriorObjective around(post, theta, scales, fitted, opt_map.preconditioner());
   FieldVector xmap = around.makeVector();
   around.fromNoise(omega, xmap);
   nlohmann::json laplace_json, hmc_json;
@@ -622,6 +616,8 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
     j["laplace"] = laplace_json;
   if (!hmc_json.is_null())
     j["hmc"] = hmc_json;
+  if (!muse_json.is_null())
+    j["muse"] = muse_json;
   j["parameters_fixed"] = {{"Omega_m", map_params.cosmology.Omega_m},
                            {"sigma8", map_params.cosmology.sigma8},
                            {"bias", post.biasAt(theta)}};
@@ -714,10 +710,13 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
     }
     writeSvgPlot((fs::path(dir) / "inference_loss.svg").string(),
                  "caustic infer: -log posterior", "iteration", "-log P", curves, true);
-    if (laplace_cov.size() == 2) {
-      // The Laplace 1 and 2 sigma ellipses of the two parameters, the MAP and the truth.
+    const std::string method = ip.muse.enabled ? "MUSE" : "Laplace";
+    const auto& param_cov = ip.muse.enabled ? muse_cov : laplace_cov;
+    if (param_cov.size() == 2) {
+      // The 1 and 2 sigma ellipses of the two parameters (Laplace at the MAP, or MUSE's), the
+      // estimate and the truth.
       std::vector<PlotSeries> ell;
-      const double a = laplace_cov[0][0], b = laplace_cov[0][1], c = laplace_cov[1][1];
+      const double a = param_cov[0][0], b = param_cov[0][1], c = param_cov[1][1];
       const double tr = 0.5 * (a + c), det = a * c - b * b;
       const double l1 = tr + std::sqrt(std::max(0.0, tr * tr - det)),
                    l2 = tr - std::sqrt(std::max(0.0, tr * tr - det));
@@ -725,7 +724,7 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
       for (double nsig : {1.0, 2.0}) {
         // 68% and 95% regions of a 2D Gaussian: chi^2_2 = 2.30, 6.18.
         const double q = nsig == 1.0 ? std::sqrt(2.30) : std::sqrt(6.18);
-        PlotSeries e{nsig == 1.0 ? "Laplace 68%" : "Laplace 95%", nsig == 1.0 ? "#1f77b4" : "#aec7e8",
+        PlotSeries e{method + (nsig == 1.0 ? " 68%" : " 95%"), nsig == 1.0 ? "#1f77b4" : "#aec7e8",
                      {}};
         for (int k = 0; k <= 100; ++k) {
           const double t = 2 * M_PI * k / 100;
@@ -741,7 +740,7 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
         return PlotSeries{label, color, {{x0 - dx, y0}, {x0 + dx, y0}, {x0, y0}, {x0, y0 - dy},
                                          {x0, y0 + dy}}};
       };
-      ell.push_back(cross("MAP", "#1f77b4", theta[0], theta[1]));
+      ell.push_back(cross(ip.muse.enabled ? "MUSE" : "MAP", "#1f77b4", theta[0], theta[1]));
       if (ip.mock) {
         auto val = [&](const std::string& n) {
           return n == "Omega_m" ? ip.truth.Omega_m : n == "sigma8" ? ip.truth.sigma8 : ip.truth.bias;
@@ -749,7 +748,8 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
         ell.push_back(cross("truth", "#d62728", val(free[0].name), val(free[1].name)));
       }
       writeSvgPlot((fs::path(dir) / "inference_parameters.svg").string(),
-                   "Laplace posterior at the MAP", free[0].name, free[1].name, ell, false);
+                   ip.muse.enabled ? "MUSE estimate and covariance" : "Laplace posterior at the MAP",
+                   free[0].name, free[1].name, ell, false);
     }
     summary["inference"] = j;
     summary["parameter_toml"] = ip.toml;

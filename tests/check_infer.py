@@ -10,6 +10,9 @@
   rank-count independent; rounding differences grow with the iterations).
 - The mock's data file read back as observed data at 2 ranks (by slab): the first iterations as
   the mock's.
+- MUSE (Omega_m, sigma8): the estimate, J, the mean score and the covariance in the summary follow
+  from its own scores and H (recomputed here); stopped by SIGTERM and resumed, it reuses the
+  scores it kept and ends with the uninterrupted run's estimate, bit for bit.
 - Bad input: exit 2, a message naming the setting, nothing written.
 """
 import argparse
@@ -184,6 +187,65 @@ def main():
     check(r.returncode == 2 and "nothing to resume" in r.stderr,
           "resume of a complete inference: %d %s" % (r.returncode, r.stderr[-300:]))
 
+    # ---- MUSE (Omega_m, sigma8): the summary's estimate and covariance follow from its own
+    # scores (recomputed here); a run stopped by SIGTERM and resumed skips the scores it has and
+    # ends with the uninterrupted run's estimate, bit for bit
+    muse_extra = ('fit = ["Omega_m", "sigma8"]\nlaplace = false\n'
+                  '[inference.muse]\nsimulations = 3\niterations = 1\n')
+    muse_text = (PARAMS.format(out="muse", extra="").replace('fit = ["sigma8"]\nlaplace = false\n',
+                                                              muse_extra)
+                 .replace("iterations = [15, 80]", "iterations = [5, 20]") + MOCK)
+    muse_text = muse_text.replace("laplace = false\n[inference.muse]", "[inference.muse]")
+    with open("muse.toml", "w") as f:
+        f.write(muse_text)
+    r = run([a.caustic, "infer", "muse.toml"])
+    if check(r.returncode == 0, "MUSE at 1 rank failed: " + r.stderr[-800:]):
+        inf = json.load(open("muse/inference_summary.json"))["inference"]
+        mu = inf["muse"]
+        order = mu["order"]
+        check(order == ["Omega_m", "sigma8"], "MUSE order %s" % order)
+        check(mu["scores"] == 1 * (3 + 1) + 2 * 3, "MUSE computed %d scores, expected 10" % mu["scores"])
+        S = np.array(mu["simulation_scores"])
+        m = S.mean(axis=0)
+        J = np.cov(S.T, ddof=1)
+        H = np.array(mu["H"])
+        th0 = np.array(mu["history"][0])
+        th = th0 + np.linalg.solve(H, np.array(mu["observed_score"]) - m)
+        Hi = np.linalg.inv(H)
+        cov = (1 + 1.0 / 3) * Hi @ J @ Hi.T
+        check(np.allclose(m, mu["mean_score"], rtol=1e-12, atol=0), "mean score %s vs %s" % (m, mu["mean_score"]))
+        check(np.allclose(J, mu["J"], rtol=1e-10, atol=0), "J %s vs the scores' covariance %s" % (mu["J"], J))
+        est = np.array([mu["theta"][n] for n in order])
+        check(np.allclose(th, est, rtol=1e-12, atol=0), "MUSE estimate %s, recomputed %s" % (est, th))
+        check(np.allclose(cov, mu["covariance"], rtol=1e-10, atol=0),
+              "MUSE covariance %s, recomputed %s" % (mu["covariance"], cov))
+        check(np.all(np.linalg.eigvalsh(np.array(mu["covariance"])) > 0), "MUSE covariance not positive")
+        check(all(inf["map"]["parameters"][n] == mu["theta"][n] for n in order),
+              "the MAP's parameters %s are not the MUSE estimate %s" % (inf["map"]["parameters"], mu["theta"]))
+        check("laplace" not in inf, "a Laplace covariance beside MUSE's")
+        check(os.path.getsize("muse/inference_parameters.svg") > 0, "no parameter plot for MUSE")
+        print("  MUSE: Omega_m %.4f +- %.4f, sigma8 %.4f +- %.4f from %s" %
+              (est[0], np.sqrt(cov[0, 0]), est[1], np.sqrt(cov[1, 1]), th0))
+        cmd = [a.caustic, "infer", "muse.toml", "--overwrite", "--set", 'output.directory="muse_stop"']
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in proc.stdout:
+            if "MUSE score 4 of 10" in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+        out, err = proc.communicate(timeout=300)
+        check(proc.returncode == 128 + signal.SIGTERM, "stopped MUSE: exit %d %s" % (proc.returncode, err[-300:]))
+        kept = json.load(open("muse_stop/.infer_checkpoint/muse.json"))["scores"]
+        check(len(kept) == 4, "%d MUSE scores kept after the stop, expected 4" % len(kept))
+        r = run([a.caustic, "infer", "muse.toml", "--resume", "--set", 'output.directory="muse_stop"'])
+        if check(r.returncode == 0, "MUSE resume failed: " + r.stderr[-500:]):
+            check("MUSE resumes with 4 scores computed" in r.stdout, "the resumed MUSE did not reuse its scores")
+            check(r.stdout.count("MUSE score ") == 6, "the resumed MUSE computed %d scores, expected 6" %
+                  r.stdout.count("MUSE score "))
+            mu2 = json.load(open("muse_stop/inference_summary.json"))["inference"]["muse"]
+            check(mu2["theta"] == mu["theta"] and mu2["covariance"] == mu["covariance"],
+                  "the resumed MUSE estimate %s differs from the uninterrupted %s" % (mu2["theta"], mu["theta"]))
+            check(not os.path.exists("muse_stop/.infer_checkpoint"), "the MUSE checkpoint was left after completion")
+
     # ---- an earlier inference is not replaced without --overwrite
     r = run([a.caustic, "infer", p1])
     check(r.returncode == 2 and "--overwrite" in r.stderr, "rerun into a finished inference: %d %s" %
@@ -205,6 +267,15 @@ def main():
         ("missing data file", None, ("data = \"nothere.hdf5\"", ""), r"inference\.data = .*nothere\.hdf5.*no such file"),
         ("data of another mesh", None, ("data = \"small.hdf5\"", ""), r"inference\.data: .*8\^3 cells.*32\^3"),
     ]
+    muse = "[inference.muse]\nsimulations = 3\n"
+    cases += [
+        ("muse without fit", None, ("", MOCK + muse), r"\[inference\.muse\]: inference\.fit is empty"),
+        ("muse centred", None, ('prior = "centred"', MOCK + muse), r"inference\.prior = \"centred\": not allowed with \[inference\.muse\]"),
+        ("muse laplace", None, ("", MOCK + muse), r"inference\.laplace = true: not allowed with \[inference\.muse\]"),
+        ("muse hmc", None, ("", MOCK + muse + "[inference.hmc]\nsamples = 2\n"), r"\[inference\.hmc\]: not allowed with \[inference\.muse\]"),
+        ("muse one simulation", None, ("", MOCK + "[inference.muse]\nsimulations = 1\n"), r"inference\.muse\.simulations = 1: not allowed; expected an integer in \[2, 100000\]"),
+        ("muse seeds", None, ("", MOCK + "[inference.muse]\nseed = 2\n"), r"inference\.muse\.seed = 2: its simulations use the seeds \[2, 42\), which hold inference\.mock\.seed = 11"),
+    ]
     import re
     texts = []
     for name, text, *rest in cases:
@@ -215,6 +286,12 @@ def main():
         if name == "ascending smoothing":
             text = text.replace("smoothing = [16.0, 0.0]", "smoothing = [0.0, 16.0]")
             pattern = r"inference\.smoothing = 16: after 0; .*descending"
+        if name == "muse without fit":
+            text = text.replace('fit = ["sigma8"]\nlaplace = false\n', "")
+        if name == "muse laplace":
+            text = text.replace("laplace = false", "laplace = true")
+        if name in ("muse centred", "muse hmc", "muse one simulation", "muse seeds"):
+            text = text.replace("laplace = false\n", "")
         if name == "unknown fit":
             text = text.replace('fit = ["sigma8"]', 'fit = ["h"]')
             pattern = r"inference\.fit = \"h\": unknown parameter; allowed: Omega_m, sigma8, bias"

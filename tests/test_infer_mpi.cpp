@@ -8,6 +8,7 @@
 #include "infer/hmc.hpp"
 #include "infer/laplace.hpp"
 #include "infer/map_optimizer.hpp"
+#include "infer/muse.hpp"
 #include "infer/posterior_objective.hpp"
 #include "pm/grad/lpt_model.hpp"
 
@@ -15,6 +16,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <random>
 
 using namespace caustic;
 
@@ -411,4 +413,118 @@ TEST(MapOptimizer, ReachesAPosteriorAtLeastAsHighAsTheTruth) {
                 losses.size(), at_map, at_truth, theta[0], m.truth.cosmology.Omega_m, theta[1],
                 m.truth.cosmology.sigma8);
   EXPECT_LE(at_map, at_truth);
+}
+
+// MUSE on a Gaussian hierarchical toy with two parameters, where it equals the maximum of the
+// marginal likelihood: x_q = z_q + n_q, z_q ~ N(0, v_q), n_q ~ N(0, 1), v_q = t0 + t1 c_q. The
+// joint maximum over z is zhat = x v / (v + 1), the score d/dt log P(x, zhat | t) =
+// sum_q dv_q/dt (zhat^2 / v^2 - 1 / v) / 2, and MUSE's equation s_obs = <s> is the marginal
+// likelihood's sum_q dv_q/dt (x^2 - (v + 1)) / (v + 1)^2 = 0. The test finds that maximum by
+// Fisher scoring; MUSE from another starting point must reach it within the noise of its mean
+// score (the Fisher error / sqrt(N)) and give the inverse Fisher matrix as its covariance.
+TEST(Muse, GaussianToyEqualsTheMarginalMaximumAndItsFisherCovariance) {
+  const int d = 4000, N = 400;
+  std::vector<double> c(d);
+  for (int q = 0; q < d; ++q)
+    c[q] = 0.2 + 1.8 * q / (d - 1.0);
+  auto draw = [&](const std::vector<double>& t, std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<double> g(0.0, 1.0);
+    std::vector<double> x(d);
+    for (int q = 0; q < d; ++q) {
+      const double z = std::sqrt(t[0] + t[1] * c[q]) * g(rng);
+      x[q] = z + g(rng);
+    }
+    return x;
+  };
+  const std::vector<double> truth = {1.0, 2.0};
+  const std::vector<double> xobs = draw(truth, 7);
+  auto scoreOf = [&](const std::vector<double>& t, const std::vector<double>& x) {
+    std::vector<double> s(2, 0.0);
+    for (int q = 0; q < d; ++q) {
+      const double v = t[0] + t[1] * c[q], zh = x[q] * v / (v + 1.0);
+      const double e = 0.5 * (zh * zh / (v * v) - 1.0 / v);
+      s[0] += e;
+      s[1] += c[q] * e;
+    }
+    return s;
+  };
+  // The marginal maximum and its Fisher matrix F_ab = 1/2 sum dv_a dv_b / (v + 1)^2.
+  std::vector<double> ml = {1.2, 1.8};
+  SmallMatrix fisher;
+  for (int it = 0; it < 50; ++it) {
+    std::vector<double> g(2, 0.0);
+    fisher.assign(2, std::vector<double>(2, 0.0));
+    for (int q = 0; q < d; ++q) {
+      const double v1 = ml[0] + ml[1] * c[q] + 1.0, dv[2] = {1.0, c[q]};
+      for (int a = 0; a < 2; ++a) {
+        g[a] += 0.5 * dv[a] * (xobs[q] * xobs[q] - v1) / (v1 * v1);
+        for (int b = 0; b < 2; ++b)
+          fisher[a][b] += 0.5 * dv[a] * dv[b] / (v1 * v1);
+      }
+    }
+    const SmallMatrix fi = invertSmall(fisher);
+    for (int a = 0; a < 2; ++a)
+      ml[a] += fi[a][0] * g[0] + fi[a][1] * g[1];
+  }
+  const SmallMatrix cov_ml = invertSmall(fisher);
+
+  MuseProblem problem;
+  int observed_calls = 0;
+  problem.score = [&](const std::vector<double>& t, const std::vector<double>& t_sim, int sim,
+                      std::vector<double>& s) {
+    if (sim < 0) {
+      ++observed_calls;
+      s = scoreOf(t, xobs);
+    } else {
+      s = scoreOf(t, draw(t_sim, 1000 + static_cast<std::uint64_t>(sim)));
+    }
+    return true;
+  };
+  problem.in_domain = [](const std::vector<double>& t) { return t[0] > 0.0 && t[1] > 0.0; };
+  MuseSettings ms;
+  ms.simulations = N;
+  ms.iterations = 4;
+  const MuseResult r = museEstimate(problem, {0.8, 2.3}, ms);
+  ASSERT_TRUE(r.complete);
+  EXPECT_EQ(observed_calls, 4);
+  EXPECT_EQ(r.scores, 4 * (N + 1) + 2 * N);
+  ASSERT_EQ(r.history.size(), 5u);
+  for (int a = 0; a < 2; ++a) {
+    const double sd = std::sqrt(cov_ml[a][a]);
+    EXPECT_LT(std::abs(r.theta[a] - ml[a]), 4.0 * sd / std::sqrt(double(N)))
+        << "parameter " << a << ": MUSE " << r.theta[a] << ", marginal maximum " << ml[a];
+    EXPECT_NEAR(r.covariance[a][a], cov_ml[a][a], 0.3 * cov_ml[a][a]) << "variance " << a;
+  }
+  const double corr = r.covariance[0][1] / std::sqrt(r.covariance[0][0] * r.covariance[1][1]);
+  const double corr_ml = cov_ml[0][1] / std::sqrt(cov_ml[0][0] * cov_ml[1][1]);
+  EXPECT_NEAR(corr, corr_ml, 0.1);
+  if (test::worldRank() == 0)
+    std::printf("  MUSE %.4f %.4f (from 0.8 2.3), marginal maximum %.4f %.4f, truth 1 2; sigma "
+                "%.4f %.4f (Fisher %.4f %.4f), correlation %.3f (Fisher %.3f)\n",
+                r.theta[0], r.theta[1], ml[0], ml[1], std::sqrt(r.covariance[0][0]),
+                std::sqrt(r.covariance[1][1]), std::sqrt(cov_ml[0][0]), std::sqrt(cov_ml[1][1]),
+                corr, corr_ml);
+  // A stop from the problem ends the run, incomplete.
+  problem.score = [&](const std::vector<double>&, const std::vector<double>&, int sim,
+                      std::vector<double>& s) {
+    s.assign(2, 0.0);
+    return sim < 3;
+  };
+  EXPECT_FALSE(museEstimate(problem, {1.0, 2.0}, ms).complete);
+  ms.simulations = 1;
+  EXPECT_THROW(museEstimate(problem, {1.0, 2.0}, ms), std::invalid_argument);
+}
+
+TEST(Muse, InvertSmallInvertsAndRefusesASingularMatrix) {
+  const SmallMatrix a = {{0.0, 2.0, 1.0}, {1.0, 1.0, 0.0}, {3.0, 0.0, 1.0}};
+  const SmallMatrix inv = invertSmall(a);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {
+      double v = 0.0;
+      for (int k = 0; k < 3; ++k)
+        v += a[i][k] * inv[k][j];
+      EXPECT_NEAR(v, i == j ? 1.0 : 0.0, 1e-14);
+    }
+  EXPECT_THROW(invertSmall({{1.0, 2.0}, {2.0, 4.0}}), std::runtime_error);
 }

@@ -1,0 +1,158 @@
+#include "infer/muse.hpp"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace caustic {
+
+SmallMatrix invertSmall(const SmallMatrix& a) {
+  const std::size_t n = a.size();
+  SmallMatrix m = a, inv(n, std::vector<double>(n, 0.0));
+  double scale = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (m[i].size() != n)
+      throw std::invalid_argument("invertSmall: the matrix is not square");
+    inv[i][i] = 1.0;
+    for (double v : m[i])
+      scale = std::max(scale, std::abs(v));
+  }
+  for (std::size_t c = 0; c < n; ++c) {
+    std::size_t p = c;
+    for (std::size_t r = c + 1; r < n; ++r)
+      if (std::abs(m[r][c]) > std::abs(m[p][c]))
+        p = r;
+    if (!(std::abs(m[p][c]) > 1e-13 * scale))
+      throw std::runtime_error("invertSmall: singular matrix");
+    std::swap(m[p], m[c]);
+    std::swap(inv[p], inv[c]);
+    const double d = m[c][c];
+    for (std::size_t k = 0; k < n; ++k) {
+      m[c][k] /= d;
+      inv[c][k] /= d;
+    }
+    for (std::size_t r = 0; r < n; ++r) {
+      if (r == c)
+        continue;
+      const double f = m[r][c];
+      for (std::size_t k = 0; k < n; ++k) {
+        m[r][k] -= f * m[c][k];
+        inv[r][k] -= f * inv[c][k];
+      }
+    }
+  }
+  return inv;
+}
+
+namespace {
+
+std::vector<double> mean(const std::vector<std::vector<double>>& rows, std::size_t np) {
+  std::vector<double> m(np, 0.0);
+  for (const auto& r : rows)
+    for (std::size_t i = 0; i < np; ++i)
+      m[i] += r[i] / static_cast<double>(rows.size());
+  return m;
+}
+
+} // namespace
+
+MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& theta0,
+                        const MuseSettings& s) {
+  if (s.simulations < 2)
+    throw std::invalid_argument("MUSE: simulations = " + std::to_string(s.simulations) +
+                                "; at least 2 (the scores' covariance)");
+  if (s.iterations < 1)
+    throw std::invalid_argument("MUSE: iterations = " + std::to_string(s.iterations) +
+                                "; at least 1");
+  if (!(s.step > 0.0 && s.step <= 0.5))
+    throw std::invalid_argument("MUSE: step = " + std::to_string(s.step) + "; in (0, 0.5]");
+  const std::size_t np = theta0.size();
+  for (double t : theta0)
+    if (t == 0.0)
+      throw std::invalid_argument("MUSE: a parameter is 0; the difference step is relative");
+  const auto N = static_cast<std::size_t>(s.simulations);
+  MuseResult r;
+  std::vector<double> theta = theta0;
+  SmallMatrix Hinv;
+  auto score = [&](const std::vector<double>& th, const std::vector<double>& th_sim, int sim,
+                   std::vector<double>& out) {
+    if (!problem.score(th, th_sim, sim, out))
+      return false;
+    if (out.size() != np)
+      throw std::logic_error("MUSE: a score has " + std::to_string(out.size()) +
+                             " components; expected " + std::to_string(np));
+    ++r.scores;
+    return true;
+  };
+  for (int it = 0; it < s.iterations; ++it) {
+    r.history.push_back(theta);
+    std::vector<double> obs;
+    if (!score(theta, theta, -1, obs))
+      return r;
+    std::vector<std::vector<double>> sims(N);
+    for (std::size_t i = 0; i < N; ++i)
+      if (!score(theta, theta, static_cast<int>(i), sims[i]))
+        return r;
+    const std::vector<double> m = mean(sims, np);
+    if (it == 0) {
+      // H_ij = d <s_i> / d theta'_j by forward differences with common random numbers.
+      r.H.assign(np, std::vector<double>(np, 0.0));
+      for (std::size_t j = 0; j < np; ++j) {
+        const double h = s.step * std::abs(theta[j]);
+        std::vector<double> shifted = theta;
+        shifted[j] += h;
+        if (problem.in_domain && !problem.in_domain(shifted)) {
+          shifted[j] = theta[j] - h; // at the domain's upper edge: a backward difference
+        }
+        const double dh = shifted[j] - theta[j];
+        for (std::size_t i = 0; i < N; ++i) {
+          std::vector<double> si;
+          if (!score(theta, shifted, static_cast<int>(i), si))
+            return r;
+          for (std::size_t k = 0; k < np; ++k)
+            r.H[k][j] += (si[k] - sims[i][k]) / (dh * static_cast<double>(N));
+        }
+      }
+      Hinv = invertSmall(r.H);
+    }
+    r.J.assign(np, std::vector<double>(np, 0.0));
+    for (const auto& si : sims)
+      for (std::size_t a = 0; a < np; ++a)
+        for (std::size_t b = 0; b < np; ++b)
+          r.J[a][b] += (si[a] - m[a]) * (si[b] - m[b]) / static_cast<double>(N - 1);
+    r.observed_score = obs;
+    r.mean_score = m;
+    r.simulation_scores = sims;
+    // theta <- theta + H^{-1} (s_obs - <s>), halved until it stays in the domain.
+    std::vector<double> step(np, 0.0);
+    for (std::size_t a = 0; a < np; ++a)
+      for (std::size_t b = 0; b < np; ++b)
+        step[a] += Hinv[a][b] * (obs[b] - m[b]);
+    std::vector<double> next = theta;
+    for (int halvings = 0;; ++halvings) {
+      for (std::size_t a = 0; a < np; ++a)
+        next[a] = theta[a] + step[a];
+      if (!problem.in_domain || problem.in_domain(next))
+        break;
+      if (halvings == 30)
+        throw std::runtime_error("MUSE: no step inside the parameters' domain");
+      for (double& v : step)
+        v *= 0.5;
+    }
+    theta = next;
+  }
+  r.theta = theta;
+  r.history.push_back(theta);
+  // Sigma = H^{-1} J H^{-T}; the mean score's own noise (J / N) adds to it.
+  r.covariance.assign(np, std::vector<double>(np, 0.0));
+  const double inflate = 1.0 + 1.0 / static_cast<double>(N);
+  for (std::size_t a = 0; a < np; ++a)
+    for (std::size_t b = 0; b < np; ++b)
+      for (std::size_t c = 0; c < np; ++c)
+        for (std::size_t d = 0; d < np; ++d)
+          r.covariance[a][b] += inflate * Hinv[a][c] * r.J[c][d] * Hinv[b][d];
+  r.complete = true;
+  return r;
+}
+
+} // namespace caustic

@@ -1,0 +1,71 @@
+#pragma once
+// The marginal unbiased score expansion (MUSE; Millea & Seljak 2022, Phys. Rev. D 105, 103531):
+// an estimate of the parameters theta of a hierarchical model with latent variables z (here
+// the white noise) that approximates their marginal posterior without integrating z out and
+// without its log-determinant, from maxima over z and simulations.
+//
+// With zhat(theta, x) = argmax_z log P(x, z | theta) and the score at that maximum
+//   s(theta, x) = d/dtheta log P(x, zhat | theta)   (z held at zhat),
+// the estimate solves s(theta, x_obs) = < s(theta, x) >, x ~ P(x | theta): the observed score
+// against the mean score of simulations made at theta. Its covariance is H^{-1} J H^{-T}, with
+// J = Cov(s(theta, x)) over the simulations and H_ij = d/dtheta'_j < s_i(theta, x) >, x ~
+// P(x | theta'), the response of the mean score to the parameters the simulations are made
+// with. Newton steps theta <- theta + H^{-1} (s_obs - <s>) reach it; H is measured once, at the
+// start, by forward differences over simulations that share their seeds with those at theta.
+//
+// The joint MAP of (z, theta) and the Laplace approximation around it are biased where the
+// noise dominates (the joint maximum shrinks z; see field_posterior.hpp); MUSE's score
+// difference cancels that shrinkage, because the simulations' maxima shrink the same way. It
+// is exact for a Gaussian joint likelihood and unbiased as the number of data modes grows.
+//
+// This file holds the algorithm; what a score is (a MAP of `caustic infer` and the adjoint
+// gradient in theta) is the caller's. No I/O.
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace caustic {
+
+using SmallMatrix = std::vector<std::vector<double>>;
+
+struct MuseSettings {
+  int simulations = 20; // per Newton step (and per parameter for H)
+  int iterations = 2;   // Newton steps
+  double step = 0.02;   // H's forward-difference step, relative to each parameter's value
+};
+
+// What MUSE asks of a problem. `score` returns false when the caller stops the run (a signal);
+// the score is then not used.
+struct MuseProblem {
+  // The score at theta for the observed data (sim < 0) or for simulation `sim` (0-based) made
+  // at theta_sim; simulation `sim` draws the same latent variables and noise at every
+  // theta_sim (common random numbers).
+  std::function<bool(const std::vector<double>& theta, const std::vector<double>& theta_sim,
+                     int sim, std::vector<double>& score)>
+      score;
+  // Whether theta lies in the parameters' domain (a step that leaves it is halved).
+  std::function<bool(const std::vector<double>& theta)> in_domain;
+};
+
+struct MuseResult {
+  bool complete = false;                   // false: stopped by the problem
+  std::vector<double> theta;               // the estimate (after the last Newton step)
+  SmallMatrix covariance;                  // H^{-1} J H^{-T} (1 + 1/N): J and the mean's noise
+  SmallMatrix H, J;                        // H at the first theta, J at the last
+  std::vector<std::vector<double>> history; // theta before each step, then the estimate
+  std::vector<double> observed_score, mean_score; // at the last step's theta
+  std::vector<std::vector<double>> simulation_scores; // at the last step's theta
+  int scores = 0;                          // scores computed (MAPs)
+};
+
+// Runs `s.iterations` Newton steps from theta0. Throws std::invalid_argument for settings out
+// of range (simulations < 2, iterations < 1, step not in (0, 0.5], a zero parameter) and
+// std::runtime_error if H is singular.
+MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& theta0,
+                        const MuseSettings& s);
+
+// The inverse of a small square matrix (Gauss-Jordan with partial pivoting); throws
+// std::runtime_error if it is singular to rounding.
+SmallMatrix invertSmall(const SmallMatrix& a);
+
+} // namespace caustic

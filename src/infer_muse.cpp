@@ -1,0 +1,187 @@
+#include "infer_muse.hpp"
+
+#include "common.hpp"
+#include "signals.hpp"
+
+#include "infer/mock.hpp"
+#include "io/atomic_file.hpp"
+#include "io/format.hpp"
+#include "io/params.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace caustic {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A score's identity: the parameters, those of the data, and which data (-1: the observed).
+// A resumed run recomputes the same parameters bit for bit, so the text names the same score.
+std::string scoreKey(const std::vector<double>& theta, const std::vector<double>& theta_sim,
+                     int sim) {
+  std::ostringstream k;
+  k.precision(17);
+  k << sim << ":";
+  for (double v : theta)
+    k << " " << v;
+  k << " |";
+  for (double v : theta_sim)
+    k << " " << v;
+  return k.str();
+}
+
+} // namespace
+
+MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Field<double>& data,
+                double variance, const MapSettings& map, const std::vector<double>& theta0,
+                const std::string& checkpoint_dir, bool resume) {
+  const fs::path journal_path = fs::path(checkpoint_dir) / "muse.json";
+  std::map<std::string, std::vector<double>> journal;
+  if (resume) {
+    std::string text;
+    if (ctx.root() && fs::exists(journal_path)) {
+      std::ifstream f(journal_path);
+      std::stringstream ss;
+      ss << f.rdbuf();
+      text = ss.str();
+    }
+    text = broadcastFromRoot(ctx, text, "MUSE checkpoint");
+    if (!text.empty()) {
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(text);
+      } catch (const std::exception& e) {
+        throw ParamError("--resume: " + journal_path.string() + " is unreadable: " + e.what());
+      }
+      if (j.value("parameter_hash", std::string()) != ip.hash())
+        throw ParamError("--resume: the MUSE scores in " + journal_path.string() +
+                         " belong to other parameters; resume with the same file and --set "
+                         "options");
+      journal = j["scores"].get<std::map<std::string, std::vector<double>>>();
+      ctx.log("infer: MUSE resumes with " + std::to_string(journal.size()) + " scores computed");
+    }
+  }
+  MPI_Comm comm = ctx.comm().get();
+  const DiffConfig& cfg = post.config();
+  const auto& free = post.freeParameters();
+  const auto& mp = ip.muse;
+  Field<double> observed(cfg.mesh, "caustic::infer::muse::observed");
+  Kokkos::deep_copy(observed.real(), data.real());
+  Field<double> omega(cfg.lattice, "caustic::infer::muse::omega"),
+      gomega(cfg.lattice, "caustic::infer::muse::gradient");
+  const long total = long(mp.iterations) * (mp.simulations + 1) + long(free.size()) * mp.simulations;
+  long reached = 0, computed = 0;
+  double seconds = 0.0;
+  MuseRun run;
+
+  MuseProblem problem;
+  problem.in_domain = [&](const std::vector<double>& th) { return post.inDomain(th); };
+  problem.score = [&](const std::vector<double>& th, const std::vector<double>& th_sim, int sim,
+                      std::vector<double>& score) {
+    ++reached;
+    const std::string key = scoreKey(th, th_sim, sim);
+    if (const auto f = journal.find(key); f != journal.end()) {
+      score = f->second;
+      return true;
+    }
+    const double t0 = ctx.elapsed();
+    if (sim < 0)
+      Kokkos::deep_copy(data.real(), observed.real());
+    else
+      makeMockData(cfg, post.paramsAt(th_sim), post.biasAt(th_sim), variance,
+                   mp.seed + 2 * std::uint64_t(sim), mp.seed + 2 * std::uint64_t(sim) + 1, data);
+    Kokkos::deep_copy(omega.real(), 0.0);
+    std::vector<double> held = th;
+    MapOptimizer opt(post, map);
+    int iterations = 0;
+    const bool finished = opt.run(omega, held, [&](const MapIteration& it) {
+      iterations = it.total;
+      run.stop_signal = agreedStopSignal(comm);
+      return run.stop_signal == 0;
+    });
+    if (!finished)
+      return false;
+    // The score: -dL/dtheta at the MAP, the likelihood of the last stage (the noise's prior
+    // does not depend on theta; the parameters have no prior of their own with MUSE).
+    post.setSmoothing(map.stages.back().smoothing);
+    const FieldPosterior::Terms terms = post.value(omega, th);
+    std::vector<double> g;
+    post.gradient(gomega, g);
+    score.assign(g.size(), 0.0);
+    for (std::size_t i = 0; i < g.size(); ++i)
+      score[i] = -g[i];
+    journal[key] = score;
+    if (ctx.root()) {
+      makeDirectories(checkpoint_dir);
+      nlohmann::json j;
+      j["parameter_hash"] = ip.hash();
+      j["scores"] = journal;
+      writeTextFile(journal_path.string(), j.dump() + "\n");
+    }
+    MPI_Barrier(comm);
+    ++computed;
+    seconds += ctx.elapsed() - t0;
+    std::string which = sim < 0 ? std::string("the data")
+                                : "simulation " + std::to_string(sim + 1) + " of " +
+                                      std::to_string(mp.simulations);
+    for (std::size_t i = 0; i < th.size(); ++i)
+      if (th_sim[i] != th[i])
+        which += " made at " + free[i].name + " " + formatNumber(th_sim[i], 6);
+    std::string sc;
+    for (std::size_t i = 0; i < score.size(); ++i)
+      sc += (i ? ", " : "") + free[i].name + " " + formatNumber(score[i], 5);
+    ctx.log("infer: MUSE score " + std::to_string(reached) + " of " + std::to_string(total) +
+            " (" + which + "): MAP in " + std::to_string(iterations) + " iterations, -log P " +
+            formatNumber(terms.total(), 8) + ", score (" + sc + "); ETA " +
+            durationText(seconds / double(computed) * double(total - reached)));
+    return true;
+  };
+
+  MuseSettings ms;
+  ms.simulations = mp.simulations;
+  ms.iterations = mp.iterations;
+  ms.step = mp.step;
+  const double t_start = ctx.elapsed();
+  run.result = museEstimate(problem, theta0, ms);
+  Kokkos::deep_copy(data.real(), observed.real());
+  if (!run.result.complete)
+    return run;
+  const MuseResult& r = run.result;
+  nlohmann::json& j = run.summary;
+  j["order"] = ip.fit;
+  for (std::size_t i = 0; i < free.size(); ++i) {
+    j["theta"][free[i].name] = r.theta[i];
+    j["sigma"][free[i].name] = std::sqrt(r.covariance[i][i]);
+    for (std::size_t k = i + 1; k < free.size(); ++k)
+      j["correlation"][free[i].name + "," + free[k].name] =
+          r.covariance[i][k] / std::sqrt(r.covariance[i][i] * r.covariance[k][k]);
+  }
+  j["covariance"] = r.covariance;
+  j["H"] = r.H;
+  j["J"] = r.J;
+  j["history"] = r.history;
+  j["observed_score"] = r.observed_score;
+  j["mean_score"] = r.mean_score;
+  j["simulation_scores"] = r.simulation_scores;
+  j["simulations"] = mp.simulations;
+  j["iterations"] = mp.iterations;
+  j["step"] = mp.step;
+  j["seed"] = mp.seed;
+  j["scores"] = r.scores;
+  j["scores_computed_now"] = computed;
+  j["seconds"] = ctx.elapsed() - t_start;
+  std::string txt;
+  for (std::size_t i = 0; i < free.size(); ++i)
+    txt += " " + free[i].name + " " + formatNumber(r.theta[i], 5) + " +- " +
+           formatNumber(std::sqrt(r.covariance[i][i]), 3);
+  ctx.log("infer: MUSE:" + txt + " (" + std::to_string(r.scores) + " scores)");
+  return run;
+}
+
+} // namespace caustic

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Coverage of `caustic infer`'s parameter intervals over mocks of different seeds (issue 19).
+
+  infer_coverage.py [--params params/infer_muse_small.toml] [--mocks 20] [--jobs 2] [--np 1]
+                    [--out output/infer_coverage] [--skip-runs] [--set KEY=VALUE ...]
+
+Runs `caustic infer PARAMS` once per mock (inference.mock.seed = 100 + m, noise_seed = 500 + m,
+m = 1..mocks; `--jobs` runs at once, each on `--np` ranks; a mock whose summary exists is not
+run again unless --overwrite), then reads each inference_summary.json: the estimate and its
+covariance (MUSE's, or the Laplace covariance at the joint MAP) against the mock's truth. It
+counts the mocks whose truth lies inside the 68% and 95% intervals, per parameter (|pull| < 1,
+1.96) and jointly (chi^2 of the two parameters < 2.30, 6.18), and writes
+OUT/coverage.md (table), OUT/coverage.csv (one row per mock) and OUT/coverage.png (estimates
+with their 1-sigma ellipses and the truth; histogram of the pulls against N(0, 1)).
+"""
+import argparse
+import concurrent.futures as cf
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_mock(args, m):
+    out = os.path.join(args.out, "mock_%03d" % m)
+    if os.path.exists(os.path.join(out, "inference_summary.json")) and not args.overwrite:
+        return m, 0.0, "kept"
+    sets = ['output.directory="%s"' % out, "inference.mock.seed=%d" % (100 + m),
+            "inference.mock.noise_seed=%d" % (500 + m)] + args.set
+    cmd = ["bash", os.path.join(ROOT, "jobs/mpirun.sh"), str(args.np),
+           os.path.join(ROOT, "build/src/caustic"), "infer", args.params, "--overwrite"]
+    for s in sets:
+        cmd += ["--set", s]
+    t0 = time.time()
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "mock_%03d.log" % m), "w") as log:
+        r = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return m, time.time() - t0, "exit %d" % r.returncode
+
+
+def estimate(summary):
+    inf = summary["inference"]
+    if "muse" in inf:
+        mu = inf["muse"]
+        order = mu["order"]
+        return "MUSE", order, [mu["theta"][n] for n in order], np.array(mu["covariance"])
+    lap = inf.get("laplace", {})
+    order = lap.get("order", [])
+    if "covariance" not in lap:
+        return "Laplace", order, None, None
+    return "Laplace", order, [inf["map"]["parameters"][n] for n in order], np.array(lap["covariance"])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--params", default=os.path.join(ROOT, "params/infer_muse_small.toml"))
+    ap.add_argument("--mocks", type=int, default=20)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--np", type=int, default=1)
+    ap.add_argument("--out", default=os.path.join(ROOT, "output/infer_coverage"))
+    ap.add_argument("--skip-runs", action="store_true")
+    ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--set", action="append", default=[])
+    args = ap.parse_args()
+    args.params = os.path.abspath(args.params)
+    args.out = os.path.abspath(args.out)
+    if args.mocks < 1 or args.jobs < 1 or args.np < 1:
+        sys.exit("infer_coverage.py: --mocks, --jobs and --np must be >= 1")
+    if not args.skip_runs:
+        with cf.ThreadPoolExecutor(max_workers=args.jobs) as ex:
+            for m, sec, status in ex.map(lambda m: run_mock(args, m), range(1, args.mocks + 1)):
+                print("mock %3d: %s, %.0f s" % (m, status, sec), flush=True)
+
+    rows, method, names = [], None, None
+    for m in range(1, args.mocks + 1):
+        path = os.path.join(args.out, "mock_%03d" % m, "inference_summary.json")
+        if not os.path.exists(path):
+            print("mock %d: no summary (%s)" % (m, path))
+            continue
+        s = json.load(open(path))
+        method, names, theta, cov = estimate(s)
+        truth = s["inference"]["truth"]["parameters"]
+        t = np.array([truth[n] for n in names])
+        if theta is None:
+            rows.append({"mock": m, "ok": False})
+            continue
+        d = np.array(theta) - t
+        chi2 = float(d @ np.linalg.solve(cov, d))
+        sig = np.sqrt(np.diag(cov))
+        rows.append({"mock": m, "ok": True, "theta": theta, "truth": t, "sigma": sig,
+                     "pull": d / sig, "chi2": chi2, "cov": cov,
+                     "seconds": s["inference"].get("muse", {}).get("seconds", float("nan"))})
+    good = [r for r in rows if r["ok"]]
+    if not good:
+        sys.exit("infer_coverage.py: no mock with an estimate and a covariance")
+    n = len(good)
+    pulls = np.array([r["pull"] for r in good])
+    chi2 = np.array([r["chi2"] for r in good])
+    frac = lambda x: 100.0 * np.mean(x)
+    binom = lambda p: 100.0 * np.sqrt(p * (1 - p) / n)
+    lines = ["# Coverage of the %s intervals over %d mocks" % (method, n), "",
+             "Parameters: `%s`; truth %s; %d of %d mocks with an estimate." %
+             (os.path.relpath(args.params, ROOT), ", ".join(
+                 "%s = %g" % (nm, good[0]["truth"][i]) for i, nm in enumerate(names)), n, len(rows)),
+             "", "| interval | expected | " + " | ".join(names) + " | joint (chi^2, 2 dof) |",
+             "|---|---|" + "---|" * len(names) + "---|"]
+    for level, z, c2 in [(68.27, 1.0, 2.30), (95.45, 1.96, 6.18)]:
+        p = level / 100
+        cells = ["%.0f%%" % frac(np.abs(pulls[:, i]) < z) for i in range(len(names))]
+        lines.append("| %.0f%% | %.0f +- %.0f%% (binomial, %d mocks) | %s | %.0f%% |" %
+                     (level, level, binom(p), n, " | ".join(cells), frac(chi2 < c2)))
+    lines += ["", "| parameter | mean pull | rms pull | mean estimate | scatter of the estimates | "
+              "mean sigma |", "|---|---|---|---|---|---|"]
+    for i, nm in enumerate(names):
+        th = np.array([r["theta"][i] for r in good])
+        lines.append("| %s | %+.2f +- %.2f | %.2f | %.4f (truth %.4f) | %.4f | %.4f |" %
+                     (nm, pulls[:, i].mean(), pulls[:, i].std(ddof=1) / np.sqrt(n),
+                      np.sqrt(np.mean(pulls[:, i] ** 2)), th.mean(), good[0]["truth"][i],
+                      th.std(ddof=1), np.mean([r["sigma"][i] for r in good])))
+    secs = [r["seconds"] for r in good if np.isfinite(r["seconds"])]
+    if secs:
+        lines += ["", "Time per mock (the estimate alone): %.0f-%.0f s." % (min(secs), max(secs))]
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(args.out, "coverage.md"), "w") as f:
+        f.write(text)
+    print(text)
+    with open(os.path.join(args.out, "coverage.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["mock"] + ["%s" % nm for nm in names] + ["sigma_" + nm for nm in names] +
+                   ["pull_" + nm for nm in names] + ["chi2"])
+        for r in good:
+            w.writerow([r["mock"]] + list(r["theta"]) + list(r["sigma"]) + list(r["pull"]) +
+                       [r["chi2"]])
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4.6))
+    if len(names) >= 2:
+        for r in good:
+            c = r["cov"][:2, :2]
+            w, v = np.linalg.eigh(c)
+            t = np.linspace(0, 2 * np.pi, 100)
+            e = v @ (np.sqrt(np.maximum(w, 0))[:, None] * np.array([np.cos(t), np.sin(t)]))
+            ax[0].plot(r["theta"][0] + e[0], r["theta"][1] + e[1], color="C0", alpha=0.4, lw=0.8)
+            ax[0].plot(r["theta"][0], r["theta"][1], ".", color="C0")
+        ax[0].plot(good[0]["truth"][0], good[0]["truth"][1], "r*", ms=14, label="truth")
+        ax[0].set_xlabel(names[0])
+        ax[0].set_ylabel(names[1])
+        ax[0].set_title("%s estimates and 1-sigma ellipses (%d mocks)" % (method, n))
+        ax[0].legend()
+    x = np.linspace(-4, 4, 200)
+    bins = np.linspace(-4, 4, 17)
+    for i, nm in enumerate(names):
+        ax[1].hist(np.clip(pulls[:, i], -4, 4), bins=bins, histtype="step", lw=1.5, label=nm)
+    ax[1].plot(x, n * (bins[1] - bins[0]) * np.exp(-x * x / 2) / np.sqrt(2 * np.pi), "k--",
+               label="N(0, 1)")
+    ax[1].set_xlabel("(estimate - truth) / sigma")
+    ax[1].set_ylabel("mocks")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.out, "coverage.png"), dpi=110)
+    print("wrote", os.path.join(args.out, "coverage.md"), "coverage.csv", "coverage.png")
+
+
+if __name__ == "__main__":
+    main()
