@@ -1,6 +1,7 @@
 // `caustic infer`: the initial white noise (and, if asked, Omega_m, sigma8, bias) behind an
 // observed late-time field, as the MAP of the field-level posterior (pm/grad/field_posterior,
-// infer/map_optimizer), with the outputs a user checks a reconstruction with.
+// infer/map_optimizer), the parameters either jointly or by MUSE (infer_muse.hpp), with the
+// outputs a user checks a reconstruction with.
 #include "commands.hpp"
 #include "common.hpp"
 #include "infer_muse.hpp"
