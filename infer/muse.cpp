@@ -66,6 +66,8 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
                                 "; at least 1");
   if (!(s.step > 0.0 && s.step <= 0.5))
     throw std::invalid_argument("MUSE: step = " + std::to_string(s.step) + "; in (0, 0.5]");
+  if (!(s.max_step > 0.0))
+    throw std::invalid_argument("MUSE: max_step = " + std::to_string(s.max_step) + "; > 0");
   const std::size_t np = theta0.size();
   for (double t : theta0)
     if (t == 0.0)
@@ -74,6 +76,7 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
   MuseResult r;
   std::vector<double> theta = theta0;
   SmallMatrix Hinv;
+  std::vector<double> last(np, 0.0);
   auto score = [&](const std::vector<double>& th, const std::vector<double>& th_sim, int sim,
                    std::vector<double>& out) {
     if (!problem.score(th, th_sim, sim, out))
@@ -123,11 +126,18 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
     r.observed_score = obs;
     r.mean_score = m;
     r.simulation_scores = sims;
-    // theta <- theta + H^{-1} (s_obs - <s>), halved until it stays in the domain.
+    // theta <- theta + H^{-1} (s_obs - <s>), scaled to at most max_step of each parameter's
+    // value, then halved until it stays in the domain.
     std::vector<double> step(np, 0.0);
-    for (std::size_t a = 0; a < np; ++a)
+    double largest = 0.0;
+    for (std::size_t a = 0; a < np; ++a) {
       for (std::size_t b = 0; b < np; ++b)
         step[a] += Hinv[a][b] * (obs[b] - m[b]);
+      largest = std::max(largest, std::abs(step[a] / theta[a]));
+    }
+    if (largest > s.max_step)
+      for (double& v : step)
+        v *= s.max_step / largest;
     std::vector<double> next = theta;
     for (int halvings = 0;; ++halvings) {
       for (std::size_t a = 0; a < np; ++a)
@@ -139,6 +149,9 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
       for (double& v : step)
         v *= 0.5;
     }
+    for (std::size_t a = 0; a < np; ++a)
+      step[a] = next[a] - theta[a];
+    last = step;
     theta = next;
   }
   r.theta = theta;
@@ -151,6 +164,9 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
       for (std::size_t c = 0; c < np; ++c)
         for (std::size_t d = 0; d < np; ++d)
           r.covariance[a][b] += inflate * Hinv[a][c] * r.J[c][d] * Hinv[b][d];
+  for (std::size_t a = 0; a < np; ++a)
+    r.last_step_sigmas =
+        std::max(r.last_step_sigmas, std::abs(last[a]) / std::sqrt(r.covariance[a][a]));
   r.complete = true;
   return r;
 }

@@ -10,8 +10,9 @@
 // against the mean score of simulations made at theta. Its covariance is H^{-1} J H^{-T}, with
 // J = Cov(s(theta, x)) over the simulations and H_ij = d/dtheta'_j < s_i(theta, x) >, x ~
 // P(x | theta'), the response of the mean score to the parameters the simulations are made
-// with. Newton steps theta <- theta + H^{-1} (s_obs - <s>) reach it; H is measured once, at the
-// start, by forward differences over simulations that share their seeds with those at theta.
+// with. Newton steps theta <- theta + H^{-1} (s_obs - <s>) reach it (each limited to a fraction
+// of the parameters' values); H is measured once, at the start, by forward differences over
+// simulations that share their seeds with those at theta.
 //
 // The joint MAP of (z, theta) and the Laplace approximation around it are biased where the
 // noise dominates (the joint maximum shrinks z; see field_posterior.hpp); MUSE's score
@@ -32,6 +33,10 @@ struct MuseSettings {
   int simulations = 20; // per Newton step (and per parameter for H)
   int iterations = 2;   // Newton steps
   double step = 0.02;   // H's forward-difference step, relative to each parameter's value
+  // A Newton step changes no parameter by more than this fraction of its value (the step is
+  // scaled down as a whole): far from the estimate the linear expansion of the score does not
+  // hold, and a full step can land at the edge of the domain.
+  double max_step = 0.25;
 };
 
 // What MUSE asks of a problem. `score` returns false when the caller stops the run (a signal);
@@ -53,13 +58,15 @@ struct MuseResult {
   SmallMatrix covariance;                  // H^{-1} J H^{-T} (1 + 1/N): J and the mean's noise
   SmallMatrix H, J;                        // H at the first theta, J at the last
   std::vector<std::vector<double>> history; // theta before each step, then the estimate
+  double last_step_sigmas = 0.0;           // the last step's largest |d theta_i| / sigma_i
   std::vector<double> observed_score, mean_score; // at the last step's theta
   std::vector<std::vector<double>> simulation_scores; // at the last step's theta
   int scores = 0;                          // scores computed (MAPs)
 };
 
 // Runs `s.iterations` Newton steps from theta0. Throws std::invalid_argument for settings out
-// of range (simulations < 2, iterations < 1, step not in (0, 0.5], a zero parameter) and
+// of range (simulations < 2, iterations < 1, step not in (0, 0.5], max_step <= 0, a zero
+// parameter) and
 // std::runtime_error if H is singular.
 MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& theta0,
                         const MuseSettings& s);

@@ -205,6 +205,9 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
     c.step = u.number("step", 0.02, "a number in (0, 0.5] (relative to each parameter)");
     requireRange(c.step > 0 && c.step <= 0.5, u.key("step"), c.step,
                  "(0, 0.5] (relative to each parameter)");
+    c.max_step = u.number("max_step", 0.25, "a number in (0, 10] (relative to each parameter)");
+    requireRange(c.max_step > 0 && c.max_step <= 10, u.key("max_step"), c.max_step,
+                 "(0, 10] (relative to each parameter)");
     const auto seed = u.integer("seed", 1000000, "an integer in [0, 2^62]");
     if (seed < 0 || seed > (std::int64_t(1) << 62))
       throw ParamError(u.key("seed") + " = " + std::to_string(seed) +

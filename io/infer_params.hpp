@@ -34,6 +34,7 @@ struct InferMuseParams {
   int simulations = 20;
   int iterations = 2;
   double step = 0.02;
+  double max_step = 0.25;
   std::uint64_t seed = 1000000;
 };
 

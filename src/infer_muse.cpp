@@ -147,6 +147,7 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   ms.simulations = mp.simulations;
   ms.iterations = mp.iterations;
   ms.step = mp.step;
+  ms.max_step = mp.max_step;
   const double t_start = ctx.elapsed();
   run.result = museEstimate(problem, theta0, ms);
   Kokkos::deep_copy(data.real(), observed.real());
@@ -172,6 +173,8 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   j["simulations"] = mp.simulations;
   j["iterations"] = mp.iterations;
   j["step"] = mp.step;
+  j["max_step"] = mp.max_step;
+  j["last_step_sigmas"] = r.last_step_sigmas;
   j["seed"] = mp.seed;
   j["scores"] = r.scores;
   j["scores_computed_now"] = computed;
@@ -180,7 +183,10 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   for (std::size_t i = 0; i < free.size(); ++i)
     txt += " " + free[i].name + " " + formatNumber(r.theta[i], 5) + " +- " +
            formatNumber(std::sqrt(r.covariance[i][i]), 3);
-  ctx.log("infer: MUSE:" + txt + " (" + std::to_string(r.scores) + " scores)");
+  ctx.log("infer: MUSE:" + txt + " (" + std::to_string(r.scores) + " scores; the last step " +
+          formatNumber(r.last_step_sigmas, 3) + " sigma" +
+          (r.last_step_sigmas > 0.3 ? ": not converged, more inference.muse.iterations" : "") +
+          ")");
   return run;
 }
 

@@ -72,6 +72,18 @@ def table(out):
     return [[float(v) for v in r] for r in rows]
 
 
+def stopped_at(cmd, marker):
+    """Runs cmd, sends SIGTERM when a line of its output holds `marker`; (exit code, stderr)."""
+    print("$", " ".join(cmd), "# then SIGTERM at:", marker, flush=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if marker in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    _, err = proc.communicate(timeout=300)
+    return proc.returncode, err
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--caustic", required=True)
@@ -158,15 +170,8 @@ def main():
     # ---- stopped by SIGTERM in the second stage, resumed: the same iterations as the
     # uninterrupted run, bit for bit (the table's values; its counters and seconds aside)
     p3 = write("stop.toml", "stop", infer_extra="checkpoint_every = 7")
-    cmd = [a.caustic, "infer", p3]
-    print("$", " ".join(cmd), "# then SIGTERM in stage 1", flush=True)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if "stage 1 (R 0 Mpc/h) iteration 12:" in line:
-            proc.send_signal(signal.SIGTERM)
-            break
-    out, err = proc.communicate(timeout=300)
-    check(proc.returncode == 128 + signal.SIGTERM, "stopped inference: exit %d %s" % (proc.returncode, err[-300:]))
+    code, err = stopped_at([a.caustic, "infer", p3], "stage 1 (R 0 Mpc/h) iteration 12:")
+    check(code == 128 + signal.SIGTERM, "stopped inference: exit %d %s" % (code, err[-300:]))
     check(os.path.exists("stop/.infer_checkpoint/state.json"), "no checkpoint after the stop")
     r = run([a.caustic, "infer", p3])
     check(r.returncode == 2 and "--resume to continue it" in r.stderr,
@@ -210,7 +215,8 @@ def main():
         J = np.cov(S.T, ddof=1)
         H = np.array(mu["H"])
         th0 = np.array(mu["history"][0])
-        th = th0 + np.linalg.solve(H, np.array(mu["observed_score"]) - m)
+        step = np.linalg.solve(H, np.array(mu["observed_score"]) - m)
+        th = th0 + step * min(1.0, mu["max_step"] / np.max(np.abs(step / th0)))
         Hi = np.linalg.inv(H)
         cov = (1 + 1.0 / 3) * Hi @ J @ Hi.T
         check(np.allclose(m, mu["mean_score"], rtol=1e-12, atol=0), "mean score %s vs %s" % (m, mu["mean_score"]))
@@ -226,14 +232,9 @@ def main():
         check(os.path.getsize("muse/inference_parameters.svg") > 0, "no parameter plot for MUSE")
         print("  MUSE: Omega_m %.4f +- %.4f, sigma8 %.4f +- %.4f from %s" %
               (est[0], np.sqrt(cov[0, 0]), est[1], np.sqrt(cov[1, 1]), th0))
-        cmd = [a.caustic, "infer", "muse.toml", "--overwrite", "--set", 'output.directory="muse_stop"']
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for line in proc.stdout:
-            if "MUSE score 4 of 10" in line:
-                proc.send_signal(signal.SIGTERM)
-                break
-        out, err = proc.communicate(timeout=300)
-        check(proc.returncode == 128 + signal.SIGTERM, "stopped MUSE: exit %d %s" % (proc.returncode, err[-300:]))
+        code, err = stopped_at([a.caustic, "infer", "muse.toml", "--overwrite", "--set",
+                                'output.directory="muse_stop"'], "MUSE score 4 of 10")
+        check(code == 128 + signal.SIGTERM, "stopped MUSE: exit %d %s" % (code, err[-300:]))
         kept = json.load(open("muse_stop/.infer_checkpoint/muse.json"))["scores"]
         check(len(kept) == 4, "%d MUSE scores kept after the stop, expected 4" % len(kept))
         r = run([a.caustic, "infer", "muse.toml", "--resume", "--set", 'output.directory="muse_stop"'])

@@ -484,12 +484,15 @@ TEST(Muse, GaussianToyEqualsTheMarginalMaximumAndItsFisherCovariance) {
   problem.in_domain = [](const std::vector<double>& t) { return t[0] > 0.0 && t[1] > 0.0; };
   MuseSettings ms;
   ms.simulations = N;
-  ms.iterations = 4;
+  ms.iterations = 6;
+  // The first full step would move t0 by 37%: max_step scales it to 25%.
   const MuseResult r = museEstimate(problem, {0.8, 2.3}, ms);
   ASSERT_TRUE(r.complete);
-  EXPECT_EQ(observed_calls, 4);
-  EXPECT_EQ(r.scores, 4 * (N + 1) + 2 * N);
-  ASSERT_EQ(r.history.size(), 5u);
+  EXPECT_EQ(observed_calls, 6);
+  EXPECT_EQ(r.scores, 6 * (N + 1) + 2 * N);
+  ASSERT_EQ(r.history.size(), 7u);
+  EXPECT_NEAR(std::abs(r.history[1][0] - 0.8) / 0.8, 0.25, 1e-12) << "the first step, limited";
+  EXPECT_LT(r.last_step_sigmas, 0.05) << "not converged";
   for (int a = 0; a < 2; ++a) {
     const double sd = std::sqrt(cov_ml[a][a]);
     EXPECT_LT(std::abs(r.theta[a] - ml[a]), 4.0 * sd / std::sqrt(double(N)))
