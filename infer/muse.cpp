@@ -164,9 +164,14 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
       for (std::size_t c = 0; c < np; ++c)
         for (std::size_t d = 0; d < np; ++d)
           r.covariance[a][b] += inflate * Hinv[a][c] * r.J[c][d] * Hinv[b][d];
+  // The last step in the covariance's metric: per-parameter sigmas hide a step across a narrow
+  // degeneracy (Omega_m and sigma8 correlate by -0.99 on small mocks).
+  const SmallMatrix prec = invertSmall(r.covariance);
+  double q = 0.0;
   for (std::size_t a = 0; a < np; ++a)
-    r.last_step_sigmas =
-        std::max(r.last_step_sigmas, std::abs(last[a]) / std::sqrt(r.covariance[a][a]));
+    for (std::size_t b = 0; b < np; ++b)
+      q += last[a] * prec[a][b] * last[b];
+  r.last_step_sigmas = std::sqrt(std::max(0.0, q));
   r.complete = true;
   return r;
 }

@@ -58,7 +58,8 @@ struct MuseResult {
   SmallMatrix covariance;                  // H^{-1} J H^{-T} (1 + 1/N): J and the mean's noise
   SmallMatrix H, J;                        // H at the first theta, J at the last
   std::vector<std::vector<double>> history; // theta before each step, then the estimate
-  double last_step_sigmas = 0.0;           // the last step's largest |d theta_i| / sigma_i
+  double last_step_sigmas = 0.0;           // the last step's length in the covariance's metric,
+                                           // sqrt(d^T Sigma^-1 d) (a convergence measure)
   std::vector<double> observed_score, mean_score; // at the last step's theta
   std::vector<std::vector<double>> simulation_scores; // at the last step's theta
   int scores = 0;                          // scores computed (MAPs)
