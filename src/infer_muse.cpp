@@ -56,6 +56,7 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
       nlohmann::json j;
       try {
         j = nlohmann::json::parse(text);
+        journal = j.at("scores").get<std::map<std::string, std::vector<double>>>();
       } catch (const std::exception& e) {
         throw ParamError("--resume: " + journal_path.string() + " is unreadable: " + e.what());
       }
@@ -63,7 +64,6 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
         throw ParamError("--resume: the MUSE scores in " + journal_path.string() +
                          " belong to other parameters; resume with the same file and --set "
                          "options");
-      journal = j["scores"].get<std::map<std::string, std::vector<double>>>();
       ctx.log("infer: MUSE resumes with " + std::to_string(journal.size()) + " scores computed");
     }
   }
