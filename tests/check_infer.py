@@ -195,12 +195,10 @@ def main():
     # ---- MUSE (Omega_m, sigma8): the summary's estimate and covariance follow from its own
     # scores (recomputed here); a run stopped by SIGTERM and resumed skips the scores it has and
     # ends with the uninterrupted run's estimate, bit for bit
-    muse_extra = ('fit = ["Omega_m", "sigma8"]\nlaplace = false\n'
-                  '[inference.muse]\nsimulations = 3\niterations = 1\n')
+    muse_extra = 'fit = ["Omega_m", "sigma8"]\n[inference.muse]\nsimulations = 3\niterations = 1\n'
     muse_text = (PARAMS.format(out="muse", extra="").replace('fit = ["sigma8"]\nlaplace = false\n',
                                                               muse_extra)
                  .replace("iterations = [15, 80]", "iterations = [5, 20]") + MOCK)
-    muse_text = muse_text.replace("laplace = false\n[inference.muse]", "[inference.muse]")
     with open("muse.toml", "w") as f:
         f.write(muse_text)
     r = run([a.caustic, "infer", "muse.toml"])
