@@ -2,13 +2,13 @@
 
 #include "io/atomic_file.hpp"
 #include "io/baryon_outputs.hpp"
-#include "io/ldl_record.hpp"
-#include "pm/baryons/ldl.hpp"
 #include "io/fields.hpp"
 #include "io/format.hpp"
 #include "io/halos.hpp"
+#include "io/ldl_record.hpp"
 #include "io/snapshot.hpp"
 #include "io/tables.hpp"
+#include "pm/baryons/ldl.hpp"
 #include "pm/force/painter.hpp"
 #include "pm/particles/migrate.hpp"
 #include "pm/stepping/simulation.hpp"
@@ -53,33 +53,32 @@ template <class T> PowerOptions PowerSpectrumWriter<T>::options() const {
   return po;
 }
 
-template <class T> bool PowerSpectrumWriter<T>::measureAtForces(Gravity<T>& gravity, double a_start) {
+template <class T>
+bool PowerSpectrumWriter<T>::measureAtForces(Gravity<T>& gravity, double a_start) {
   const PowerOptions po = options();
   if (gravity.painter().window() != po.window || &gravity.workspace() != &_ws)
     return false;
   _gravity = &gravity;
   _measured_a = a_start;
   const std::vector<double> outputs = _params.output.a;
-  gravity.setDensityTap(
-      "observer:" + name(),
-      [this, po, outputs](const Field<T>& rho_k, const Kokkos::View<double* [3]>& x, std::size_t n,
-                          double total, double a) {
-        // Once per output: the opening force of the next step sees the same positions again.
-        if (!isOutputScaleFactor(a, outputs) || isOutputScaleFactor(a, {_measured_a}))
-          return;
-        if (po.interlace) {
-          const auto shifted = _ws.lease("interlaced");
-          const int nm = rho_k.decomp().n();
-          _gravity->painter().paint(*shifted, x, n, double(nm) * nm * nm / total, 0.5);
-          _ws.fft().forward(*shifted);
-          _spectrum = binCompensatedPower(rho_k, &*shifted, po.window);
-        } else {
-          _spectrum = binCompensatedPower<T>(rho_k, nullptr, po.window);
-        }
-        addShotNoise(_spectrum, rho_k.decomp().box(), total, po.subtract_shot_noise);
-        _pending = true;
-        _measured_a = a;
-      });
+  gravity.setDensityTap("observer:" + name(), [this, po, outputs](const Field<T>& rho_k,
+                                                                  const Kokkos::View<double* [3]>&,
+                                                                  std::size_t, double total,
+                                                                  double a) {
+    // Once per output: the opening force of the next step sees the same positions again.
+    if (!isOutputScaleFactor(a, outputs) || isOutputScaleFactor(a, {_measured_a}))
+      return;
+    if (po.interlace) {
+      // The interlaced copy is painted in observe(), in the force's mesh once the force is
+      // done with it: meanwhile only the binned modes of this one are kept (0.52 mesh).
+      _unshifted = std::make_unique<BinnedModes<T>>(rho_k);
+    } else {
+      _spectrum = binCompensatedPower<T>(rho_k, nullptr, po.window);
+      addShotNoise(_spectrum, rho_k.decomp().box(), total, po.subtract_shot_noise);
+    }
+    _pending = true;
+    _measured_a = a;
+  });
   return true;
 }
 
@@ -88,15 +87,23 @@ template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationS
   const PowerOptions po = options();
   PowerSpectrum ps;
   if (_pending && isOutputScaleFactor(s.a, {_measured_a})) {
-    ps = std::move(_spectrum); // measured at the force at these positions
+    // Measured at the force at these positions; interlaced: the copy at x + H/2 now.
+    if (_unshifted) {
+      const auto shifted = _ws.lease("interlaced");
+      const int nm = s.mesh->n();
+      _gravity->painter().paint(*shifted, s.particles->x, s.particles->size(),
+                                double(nm) * nm * nm / s.total_particles, 0.5);
+      _ws.fft().forward(*shifted);
+      ps = binCompensatedPower(*_unshifted, &*shifted, po.window);
+      addShotNoise(ps, s.mesh->box(), s.total_particles, po.subtract_shot_noise);
+    } else {
+      ps = std::move(_spectrum);
+    }
   } else {
-    // The interlaced copy needs a second mesh.
-    const auto delta = _ws.lease("delta");
-    const auto work = _ws.lease("interlaced");
-    densityContrastK(*delta, *work, _ws.fft(), *s.particles, s.total_particles, po);
-    ps = binPower(*delta);
-    addShotNoise(ps, s.mesh->box(), s.total_particles, po.subtract_shot_noise);
+    const auto work = _ws.lease("power");
+    ps = measurePower(*work, _ws.fft(), *s.particles, s.total_particles, po);
   }
+  _unshifted.reset();
   _pending = false;
   _measured_a = s.a;
   if (s.mesh->comm().rank() != 0)
@@ -241,7 +248,8 @@ void LdlHook::observe(Event e, const SimulationState& s) {
                      _params, attrs);
   if (s.mesh->comm().rank() == 0) {
     if (!st.warnings.empty())
-      std::fprintf(stderr, "caustic: warning: emulator %s applied outside its domain (force = true): %s\n",
+      std::fprintf(stderr,
+                   "caustic: warning: emulator %s applied outside its domain (force = true): %s\n",
                    _hook.name.c_str(), st.warnings.c_str());
     if (_cb)
       _cb("emulator", path);
@@ -274,9 +282,8 @@ void BaryonWriter::observe(Event, const SimulationState& s) {
   in.pos = cat->pos;
   // A copy of the positions (momenta and IDs for the snapshot); the run's particles are untouched.
   Particles copy = copyWithoutAttributes(*s.particles);
-  const std::string dir = (std::filesystem::path(_params.output.directory) /
-                           format("baryons_a%.4f", s.a))
-                              .string();
+  const std::string dir =
+      (std::filesystem::path(_params.output.directory) / format("baryons_a%.4f", s.a)).string();
   if (s.mesh->comm().rank() == 0)
     std::filesystem::create_directories(dir);
   MPI_Barrier(s.mesh->comm().get());

@@ -1,9 +1,9 @@
 #pragma once
 // Observers that write a run's outputs at output scale factors: snapshots, power spectra,
 // density fields and FoF halos. File names carry the scale factor (outputName): e.g.
-// snapshot_a0.5000.hdf5, power_a0.5000.txt, density_a0.5000.hdf5, halos_a0p5000.0.hdf5 (the group-file name yt reads) and
-// mass_function_a0.5000.txt. The initial conditions (ic.hdf5, power_ic.txt) are written by the
-// commands, not by these observers.
+// snapshot_a0.5000.hdf5, power_a0.5000.txt, density_a0.5000.hdf5, halos_a0p5000.0.hdf5 (the
+// group-file name yt reads) and mass_function_a0.5000.txt. The initial conditions (ic.hdf5,
+// power_ic.txt) are written by the commands, not by these observers.
 #include "io/params.hpp"
 #include "pm/analysis/fof.hpp"
 #include "pm/analysis/power_spectrum.hpp"
@@ -47,7 +47,8 @@ private:
 
 // Power spectrum of the particles on the PM mesh, with linear theory D1(a)^2 P_lin(k). Meshes
 // and FFT plans are leased from the run's workspace (shared with the gravity solver, whose
-// buffer is free between steps): two meshes, the second for the interlaced copy.
+// buffer is free between steps): one mesh, and the binned modes of the unshifted copy while
+// the mesh takes the interlaced one (0.52 mesh).
 template <class T> class PowerSpectrumWriter : public Observer {
 public:
   PowerSpectrumWriter(const Params& params, Workspace<T>& workspace,
@@ -59,11 +60,11 @@ public:
   void observe(Event e, const SimulationState& s) override;
   // Measures the spectra from `gravity`'s painted density at the force computed at each output's
   // positions (the closing force of the step that ends there), so that an output adds only the
-  // interlaced copy's paint and FFT and the binning. Not when the gravity paints with another
-  // window than [output] asks for, nor when the outputs see other positions than the forces
-  // (PGD's displaced copy): those keep painting their own. The force at `a_start`, where the run
-  // starts or resumes, is not measured (its output, if any, is made without it). Returns whether
-  // the tap was attached.
+  // interlaced copy's paint and FFT (in the force's mesh, after the force) and the binning. Not
+  // when the gravity paints with another window than [output] asks for, nor when the outputs see
+  // other positions than the forces (PGD's displaced copy): those keep painting their own. The
+  // force at `a_start`, where the run starts or resumes, is not measured (its output, if any, is
+  // made without it). Returns whether the tap was attached.
   bool measureAtForces(Gravity<T>& gravity, double a_start);
 
 private:
@@ -72,10 +73,11 @@ private:
   Workspace<T>& _ws;
   std::function<double(double)> _plin;
   OutputCallback _cb;
-  Gravity<T>* _gravity = nullptr; // the tap's owner (detached on destruction)
-  double _measured_a = -1.0;      // a of the last spectrum measured or written
-  bool _pending = false;          // _spectrum was measured at a force and not written yet
-  PowerSpectrum _spectrum;
+  Gravity<T>* _gravity = nullptr;             // the tap's owner (detached on destruction)
+  double _measured_a = -1.0;                  // a of the last spectrum measured or written
+  bool _pending = false;                      // a force at an output was measured, not written yet:
+  PowerSpectrum _spectrum;                    // its spectrum (not interlaced), or
+  std::unique_ptr<BinnedModes<T>> _unshifted; // its binned modes (interlaced)
 };
 
 // Density contrast delta = rho / mean - 1 painted on the PM mesh (window of [output]), in a

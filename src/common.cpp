@@ -153,13 +153,14 @@ MemoryEstimate estimateMemory(const Params& params, int nranks, double base_byte
   double extra_particles = 0.0, extra_cells = 0.0;
   if (params.baryons.enabled) {
     // In-situ baryons: a copy of the particles, the displacement, the components and their
-    // columns (about 190 B per particle), two double meshes for P(k) and five for the fields
-    // (gas, temperature, pressure, matter, dark-matter-only density).
+    // columns (about 190 B per particle), a double mesh and its binned modes for P(k) (1.52
+    // meshes) and five meshes for the fields (gas, temperature, pressure, matter,
+    // dark-matter-only density).
     const auto& b = params.baryons;
     const double m = b.mesh > 0 ? b.mesh : 2.0 * sim.particles;
     const double f = b.field_mesh > 0 ? b.field_mesh : double(sim.particles);
     extra_particles = 190.0 * pp;
-    extra_cells = 16.0 * std::ceil(m / nranks) * m * m + 40.0 * std::ceil(f / nranks) * f * f;
+    extra_cells = 12.5 * std::ceil(m / nranks) * m * m + 40.0 * std::ceil(f / nranks) * f * f;
   }
   const auto& out = params.output;
   if (out.density && out.density_mesh > 0 && out.density_mesh != sim.mesh) {

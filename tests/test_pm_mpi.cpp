@@ -401,7 +401,8 @@ template <class T> void tappedSpectrumMatchesMeasurePower(double rtol) {
   auto mesh = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, nm, L);
   NBody<T> nbody(mesh, cosmo, GravityOptions{}, N);
   Gravity<T>& g = nbody.gravity();
-  PowerSpectrum interlaced, plain;
+  PowerSpectrum interlaced, plain, interlaced_kept, plain_kept;
+  std::size_t kept_modes = 0;
   std::vector<double> seen;
   g.setDensityTap("tap", [&](const Field<T>& rho_k, const Kokkos::View<double* [3]>& x,
                              std::size_t count, double total, double a) {
@@ -411,6 +412,11 @@ template <class T> void tappedSpectrumMatchesMeasurePower(double rtol) {
     g.workspace().fft().forward(*shifted);
     interlaced = binCompensatedPower(rho_k, &*shifted, Window::CIC);
     plain = binCompensatedPower<T>(rho_k, nullptr, Window::CIC);
+    // The same from the binned modes alone (what the run's output keeps): bit for bit.
+    const BinnedModes<T> kept(rho_k);
+    kept_modes = kept.size();
+    interlaced_kept = binCompensatedPower(kept, &*shifted, Window::CIC);
+    plain_kept = binCompensatedPower<T>(kept, nullptr, Window::CIC);
   });
   nbody.start(parts, 0.2);
   nbody.run(parts, {0.2, 0.35, 0.5}, Spacing::Linear);
@@ -418,10 +424,42 @@ template <class T> void tappedSpectrumMatchesMeasurePower(double rtol) {
   // Forces at 0.2 (opening), 0.35 (fused) and 0.5 (closing): the last tap saw the final x.
   ASSERT_EQ(seen.size(), 3u);
   EXPECT_DOUBLE_EQ(seen.back(), 0.5);
+  // The binned modes: |m|^2 <= (N/2)^2 + N/2 among this rank's modes, counted here on the host.
+  std::size_t expect_kept = 0;
+  const long lim = long(nm / 2) * (nm / 2) + nm / 2;
+  for (int y = mesh->yStart(); y < mesh->yStart() + mesh->localNy(); ++y)
+    for (int x = 0; x < nm; ++x)
+      for (int z = 0; z <= nm / 2; ++z) {
+        const long mx = SlabDecomposition::signedIndex(x, nm);
+        const long my = SlabDecomposition::signedIndex(y, nm);
+        expect_kept += mx * mx + my * my + long(z) * z <= lim;
+      }
+  EXPECT_EQ(kept_modes, expect_kept);
+  EXPECT_EQ(BinnedModes<T>::limit(nm), lim);
+  for (auto [full, kept] : {std::pair{&interlaced, &interlaced_kept}, {&plain, &plain_kept}}) {
+    ASSERT_EQ(kept->power.size(), full->power.size());
+    for (std::size_t b = 0; b < full->power.size(); ++b) {
+      EXPECT_EQ(kept->power[b], full->power[b]) << "bin " << b;
+      EXPECT_EQ(kept->k[b], full->k[b]) << "bin " << b;
+      EXPECT_EQ(kept->modes[b], full->modes[b]) << "bin " << b;
+    }
+  }
   PowerOptions po;
   const PowerSpectrum ref_i = measurePower<T>(parts, N, mesh, g.fft(), po);
   po.interlace = false;
   const PowerSpectrum ref_p = measurePower<T>(parts, N, mesh, g.fft(), po);
+  // measurePower (one mesh and the binned modes) against densityContrastK and binPower on two
+  // meshes: bit for bit.
+  for (const bool il : {true, false}) {
+    po.interlace = il;
+    Field<T> delta(mesh, "delta"), work(mesh, "work");
+    densityContrastK(delta, work, g.fft(), parts, N, po);
+    const PowerSpectrum two = binPower(delta);
+    const PowerSpectrum& one = il ? ref_i : ref_p;
+    ASSERT_EQ(one.power.size(), two.power.size());
+    for (std::size_t b = 0; b < two.power.size(); ++b)
+      EXPECT_EQ(one.power[b], two.power[b]) << "bin " << b << (il ? " interlaced" : " plain");
+  }
   ASSERT_EQ(interlaced.power.size(), ref_i.power.size());
   ASSERT_EQ(plain.power.size(), ref_p.power.size());
   for (std::size_t b = 0; b < ref_i.power.size(); ++b) {

@@ -6,8 +6,8 @@
 // integer multiples of k_F (bin b holds the modes with b - 1/2 <= |m| < b + 1/2), b = 1..N/2.
 // Each bin reports the mode-weighted mean |k|, the mean power and the number of modes counted
 // over the full k-space (both members of a +-k pair).
-#include "pm/mesh/mesh.hpp"
 #include "pm/force/painter.hpp"
+#include "pm/mesh/mesh.hpp"
 #include "pm/particles/particles.hpp"
 
 #include <vector>
@@ -39,6 +39,34 @@ template <class T> PowerSpectrum binPower(const Field<T>& delta_k);
 template <class T>
 PowerSpectrum binCompensatedPower(const Field<T>& rho_k, const Field<T>* shifted_k, Window window);
 
+// The Fourier modes of a field that the bins read (|m| < N/2 + 1/2, bins 1..N/2), packed row by
+// row of the transposed layout (in each (y, x) row the modes kz = 0 .. count - 1): 52% of a
+// mesh. The interlaced spectrum keeps the unshifted transform here while the same mesh takes the
+// shifted copy, so it needs 1.52 meshes instead of two.
+template <class T> class BinnedModes {
+public:
+  // Copies the binned modes of `f_k` (Fourier space). Local; allocates.
+  explicit BinnedModes(const Field<T>& f_k);
+  const Decomposition& decomp() const { return *_decomp; }
+  std::size_t size() const { return _values.extent(0); }
+  // Bin limit on |m|^2 (binned modes: |m|^2 <= h^2 + h with h = N/2, i.e. |m| < N/2 + 1/2).
+  static long limit(int n) { return static_cast<long>(n / 2) * (n / 2) + n / 2; }
+  // Row r's modes start at offsets()(r) in values(); rows = local y-planes x N.
+  Kokkos::View<const std::size_t*> offsets() const { return _offsets; }
+  Kokkos::View<const Kokkos::complex<T>*> values() const { return _values; }
+
+private:
+  std::shared_ptr<const Decomposition> _decomp;
+  Kokkos::View<std::size_t*> _offsets;
+  Kokkos::View<Kokkos::complex<T>*> _values;
+};
+
+// binCompensatedPower with the unshifted transform kept as BinnedModes: the same values, bit for
+// bit.
+template <class T>
+PowerSpectrum binCompensatedPower(const BinnedModes<T>& rho_k, const Field<T>* shifted_k,
+                                  Window window);
+
 // Sets ps.shot_noise = V / N_particles and subtracts it from the power if `subtract`.
 void addShotNoise(PowerSpectrum& ps, double box, double total_particles, bool subtract);
 
@@ -49,7 +77,13 @@ template <class T>
 void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft, const Particles& parts,
                       double total_particles, const PowerOptions& opt);
 
-// Convenience: density contrast, binned power and optional shot-noise subtraction.
+// Density contrast, binned power and optional shot-noise subtraction on one mesh (`work`,
+// overwritten; the interlaced copy's partner is kept as BinnedModes meanwhile): the tables of
+// densityContrastK then binPower, bit for bit. Collective.
+template <class T>
+PowerSpectrum measurePower(Field<T>& work, const FFT<T>& fft, const Particles& parts,
+                           double total_particles, const PowerOptions& opt);
+// The same on a mesh of its own.
 template <class T>
 PowerSpectrum measurePower(const Particles& parts, double total_particles,
                            std::shared_ptr<const SlabDecomposition> mesh, const FFT<T>& fft,
