@@ -70,7 +70,7 @@ bool PowerSpectrumWriter<T>::measureAtForces(Gravity<T>& gravity, double a_start
       return;
     if (po.interlace) {
       // The interlaced copy is painted in observe(), in the force's mesh once the force is
-      // done with it: meanwhile only the binned modes of this one are kept (0.52 mesh).
+      // done with it: meanwhile only the binned modes of this one are kept (0.53 mesh).
       _unshifted = std::make_unique<BinnedModes<T>>(rho_k);
     } else {
       _spectrum = binCompensatedPower<T>(rho_k, nullptr, po.window);

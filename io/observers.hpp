@@ -48,7 +48,7 @@ private:
 // Power spectrum of the particles on the PM mesh, with linear theory D1(a)^2 P_lin(k). Meshes
 // and FFT plans are leased from the run's workspace (shared with the gravity solver, whose
 // buffer is free between steps): one mesh, and the binned modes of the unshifted copy while
-// the mesh takes the interlaced one (0.52 mesh).
+// the mesh takes the interlaced one (0.53 mesh).
 template <class T> class PowerSpectrumWriter : public Observer {
 public:
   PowerSpectrumWriter(const Params& params, Workspace<T>& workspace,

@@ -153,7 +153,7 @@ MemoryEstimate estimateMemory(const Params& params, int nranks, double base_byte
   double extra_particles = 0.0, extra_cells = 0.0;
   if (params.baryons.enabled) {
     // In-situ baryons: a copy of the particles, the displacement, the components and their
-    // columns (about 190 B per particle), a double mesh and its binned modes for P(k) (1.52
+    // columns (about 190 B per particle), a double mesh and its binned modes for P(k) (1.53
     // meshes) and five meshes for the fields (gas, temperature, pressure, matter,
     // dark-matter-only density).
     const auto& b = params.baryons;

@@ -176,7 +176,7 @@ template <class T> BinnedModes<T>::BinnedModes(const Field<T>& f_k) : _decomp(f_
       });
   std::size_t total = 0;
   Kokkos::deep_copy(total, Kokkos::subview(_offsets, rows));
-  // Every entry is written below: no zero fill (a first touch of 0.52 mesh per output).
+  // Every entry is written below: no zero fill (a first touch of 0.53 mesh per output).
   _values = Kokkos::View<Kokkos::complex<T>*>(
       Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::BinnedModes::values"), total);
   adviseHugePages(_values.data(), total * sizeof(Kokkos::complex<T>));

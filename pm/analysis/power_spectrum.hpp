@@ -40,9 +40,9 @@ template <class T>
 PowerSpectrum binCompensatedPower(const Field<T>& rho_k, const Field<T>* shifted_k, Window window);
 
 // The Fourier modes of a field that the bins read (|m| < N/2 + 1/2, bins 1..N/2), packed row by
-// row of the transposed layout (in each (y, x) row the modes kz = 0 .. count - 1): 52% of a
+// row of the transposed layout (in each (y, x) row the modes kz = 0 .. count - 1): 53% of a
 // mesh. The interlaced spectrum keeps the unshifted transform here while the same mesh takes the
-// shifted copy, so it needs 1.52 meshes instead of two.
+// shifted copy, so it needs 1.53 meshes instead of two.
 template <class T> class BinnedModes {
 public:
   // Copies the binned modes of `f_k` (Fourier space). Local; allocates.
