@@ -74,9 +74,6 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
       throw std::invalid_argument("MUSE: a parameter is 0; the difference step is relative");
   const auto N = static_cast<std::size_t>(s.simulations);
   MuseResult r;
-  std::vector<double> theta = theta0;
-  SmallMatrix Hinv;
-  std::vector<double> last(np, 0.0);
   auto score = [&](const std::vector<double>& th, const std::vector<double>& th_sim, int sim,
                    std::vector<double>& out) {
     if (!problem.score(th, th_sim, sim, out))
@@ -87,54 +84,78 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
     ++r.scores;
     return true;
   };
-  for (int it = 0; it < s.iterations; ++it) {
-    r.history.push_back(theta);
-    std::vector<double> obs;
-    if (!score(theta, theta, -1, obs))
-      return r;
-    std::vector<std::vector<double>> sims(N);
+  // The data's and the simulations' scores at theta, their mean and covariance J, and with
+  // `H` non-null H_ij = d <s_i> / d theta'_j by forward differences with common random numbers.
+  auto measure = [&](const std::vector<double>& theta, MuseScores& sc, SmallMatrix& J,
+                     SmallMatrix* H) {
+    if (!score(theta, theta, -1, sc.observed))
+      return false;
+    sc.simulations.assign(N, {});
     for (std::size_t i = 0; i < N; ++i)
-      if (!score(theta, theta, static_cast<int>(i), sims[i]))
-        return r;
-    const std::vector<double> m = mean(sims, np);
-    if (it == 0) {
-      // H_ij = d <s_i> / d theta'_j by forward differences with common random numbers.
-      r.H.assign(np, std::vector<double>(np, 0.0));
-      for (std::size_t j = 0; j < np; ++j) {
-        const double h = s.step * std::abs(theta[j]);
-        std::vector<double> shifted = theta;
-        shifted[j] += h;
-        if (problem.in_domain && !problem.in_domain(shifted)) {
-          shifted[j] = theta[j] - h; // at the domain's upper edge: a backward difference
-        }
-        const double dh = shifted[j] - theta[j];
-        for (std::size_t i = 0; i < N; ++i) {
-          std::vector<double> si;
-          if (!score(theta, shifted, static_cast<int>(i), si))
-            return r;
-          for (std::size_t k = 0; k < np; ++k)
-            r.H[k][j] += (si[k] - sims[i][k]) / (dh * static_cast<double>(N));
-        }
-      }
-      Hinv = invertSmall(r.H);
-    }
-    r.J.assign(np, std::vector<double>(np, 0.0));
-    for (const auto& si : sims)
+      if (!score(theta, theta, static_cast<int>(i), sc.simulations[i]))
+        return false;
+    sc.mean = mean(sc.simulations, np);
+    J.assign(np, std::vector<double>(np, 0.0));
+    for (const auto& si : sc.simulations)
       for (std::size_t a = 0; a < np; ++a)
         for (std::size_t b = 0; b < np; ++b)
-          r.J[a][b] += (si[a] - m[a]) * (si[b] - m[b]) / static_cast<double>(N - 1);
-    r.observed_score = obs;
-    r.mean_score = m;
-    r.simulation_scores = sims;
+          J[a][b] += (si[a] - sc.mean[a]) * (si[b] - sc.mean[b]) / static_cast<double>(N - 1);
+    if (!H)
+      return true;
+    H->assign(np, std::vector<double>(np, 0.0));
+    for (std::size_t j = 0; j < np; ++j) {
+      const double h = s.step * std::abs(theta[j]);
+      std::vector<double> shifted = theta;
+      shifted[j] += h;
+      if (problem.in_domain && !problem.in_domain(shifted))
+        shifted[j] = theta[j] - h; // at the domain's upper edge: a backward difference
+      const double dh = shifted[j] - theta[j];
+      for (std::size_t i = 0; i < N; ++i) {
+        std::vector<double> si;
+        if (!score(theta, shifted, static_cast<int>(i), si))
+          return false;
+        for (std::size_t k = 0; k < np; ++k)
+          (*H)[k][j] += (si[k] - sc.simulations[i][k]) / (dh * static_cast<double>(N));
+      }
+    }
+    return true;
+  };
+  // H^{-1} (s_obs - <s>).
+  auto newtonStep = [&](const SmallMatrix& Hinv, const MuseScores& sc) {
+    std::vector<double> d(np, 0.0);
+    for (std::size_t a = 0; a < np; ++a)
+      for (std::size_t b = 0; b < np; ++b)
+        d[a] += Hinv[a][b] * (sc.observed[b] - sc.mean[b]);
+    return d;
+  };
+  // sqrt(d^T Sigma^-1 d): per-parameter sigmas hide a step across a narrow degeneracy (Omega_m
+  // and sigma8 correlate by -0.99 on small mocks).
+  auto sigmas = [&](const std::vector<double>& d) {
+    const SmallMatrix prec = invertSmall(r.covariance);
+    double q = 0.0;
+    for (std::size_t a = 0; a < np; ++a)
+      for (std::size_t b = 0; b < np; ++b)
+        q += d[a] * prec[a][b] * d[b];
+    return std::sqrt(std::max(0.0, q));
+  };
+
+  std::vector<double> theta = theta0;
+  SmallMatrix Hinv;
+  std::vector<double> last(np, 0.0);
+  for (int it = 0; it < s.iterations; ++it) {
+    r.history.push_back(theta);
+    MuseScores sc;
+    if (!measure(theta, sc, r.J, it == 0 ? &r.newton_H : nullptr))
+      return r;
+    if (it == 0)
+      Hinv = invertSmall(r.newton_H);
+    r.steps.push_back(sc);
     // theta <- theta + H^{-1} (s_obs - <s>), scaled to at most max_step of each parameter's
     // value, then halved until it stays in the domain.
-    std::vector<double> step(np, 0.0);
+    std::vector<double> step = newtonStep(Hinv, sc);
     double largest = 0.0;
-    for (std::size_t a = 0; a < np; ++a) {
-      for (std::size_t b = 0; b < np; ++b)
-        step[a] += Hinv[a][b] * (obs[b] - m[b]);
+    for (std::size_t a = 0; a < np; ++a)
       largest = std::max(largest, std::abs(step[a] / theta[a]));
-    }
     if (largest > s.max_step)
       for (double& v : step)
         v *= s.max_step / largest;
@@ -156,6 +177,13 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
   }
   r.theta = theta;
   r.history.push_back(theta);
+  r.H = r.newton_H;
+  if (s.final_covariance) {
+    if (!measure(theta, r.at_estimate, r.J, &r.H))
+      return r;
+    Hinv = invertSmall(r.H);
+    r.covariance_at_estimate = true;
+  }
   // Sigma = H^{-1} J H^{-T}; the mean score's own noise (J / N) adds to it.
   r.covariance.assign(np, std::vector<double>(np, 0.0));
   const double inflate = 1.0 + 1.0 / static_cast<double>(N);
@@ -164,14 +192,9 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
       for (std::size_t c = 0; c < np; ++c)
         for (std::size_t d = 0; d < np; ++d)
           r.covariance[a][b] += inflate * Hinv[a][c] * r.J[c][d] * Hinv[b][d];
-  // The last step in the covariance's metric: per-parameter sigmas hide a step across a narrow
-  // degeneracy (Omega_m and sigma8 correlate by -0.99 on small mocks).
-  const SmallMatrix prec = invertSmall(r.covariance);
-  double q = 0.0;
-  for (std::size_t a = 0; a < np; ++a)
-    for (std::size_t b = 0; b < np; ++b)
-      q += last[a] * prec[a][b] * last[b];
-  r.last_step_sigmas = std::sqrt(std::max(0.0, q));
+  r.last_step_sigmas = sigmas(last);
+  if (s.final_covariance)
+    r.residual_sigmas = sigmas(newtonStep(Hinv, r.at_estimate));
   r.complete = true;
   return r;
 }

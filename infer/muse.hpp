@@ -11,8 +11,10 @@
 // J = Cov(s(theta, x)) over the simulations and H_ij = d/dtheta'_j < s_i(theta, x) >, x ~
 // P(x | theta'), the response of the mean score to the parameters the simulations are made
 // with. Newton steps theta <- theta + H^{-1} (s_obs - <s>) reach it (each limited to a fraction
-// of the parameters' values); H is measured once, at the start, by forward differences over
-// simulations that share their seeds with those at theta.
+// of the parameters' values); their H is measured once, at the start, by forward differences
+// over simulations that share their seeds with those at theta. The covariance takes H and J
+// measured again at the estimate (as Millea & Seljak's MuseInference does), since H changes
+// with theta: the H of a start far from the estimate misstates the errors.
 //
 // The joint MAP of (z, theta) and the Laplace approximation around it are biased where the
 // noise dominates (the joint maximum shrinks z; see field_posterior.hpp); MUSE's score
@@ -37,6 +39,9 @@ struct MuseSettings {
   // scaled down as a whole): far from the estimate the linear expansion of the score does not
   // hold, and a full step can land at the edge of the domain.
   double max_step = 0.25;
+  // H, J and the data's score measured again at the estimate for the covariance
+  // (N (1 + parameters) + 1 more scores); otherwise H from the start and J from the last step.
+  bool final_covariance = true;
 };
 
 // What MUSE asks of a problem. `score` returns false when the caller stops the run (a signal);
@@ -52,17 +57,29 @@ struct MuseProblem {
   std::function<bool(const std::vector<double>& theta)> in_domain;
 };
 
+// The scores measured at one theta.
+struct MuseScores {
+  std::vector<double> observed, mean;
+  std::vector<std::vector<double>> simulations;
+};
+
 struct MuseResult {
-  bool complete = false;                   // false: stopped by the problem
-  std::vector<double> theta;               // the estimate (after the last Newton step)
-  SmallMatrix covariance;                  // H^{-1} J H^{-T} (1 + 1/N): J and the mean's noise
-  SmallMatrix H, J;                        // H at the first theta, J at the last
+  bool complete = false;                    // false: stopped by the problem
+  std::vector<double> theta;                // the estimate (after the last Newton step)
+  SmallMatrix covariance;                   // H^{-1} J H^{-T} (1 + 1/N): J and the mean's noise
+  SmallMatrix H, J;                         // the covariance's: at the estimate (final_covariance)
+                                            // or H at the first theta and J at the last step's
+  SmallMatrix newton_H;                     // the H of the Newton steps (at the first theta)
   std::vector<std::vector<double>> history; // theta before each step, then the estimate
-  double last_step_sigmas = 0.0;           // the last step's length in the covariance's metric,
-                                           // sqrt(d^T Sigma^-1 d) (a convergence measure)
-  std::vector<double> observed_score, mean_score; // at the last step's theta
-  std::vector<std::vector<double>> simulation_scores; // at the last step's theta
-  int scores = 0;                          // scores computed (MAPs)
+  std::vector<MuseScores> steps;            // the scores at each step's theta
+  MuseScores at_estimate;                   // with final_covariance: the scores at the estimate
+  bool covariance_at_estimate = false;
+  double last_step_sigmas = 0.0; // the last step's length in the covariance's metric,
+                                 // sqrt(d^T Sigma^-1 d) (a convergence measure)
+  // With final_covariance: H^{-1} (s_obs - <s>) at the estimate, the step a further Newton
+  // iteration would take, in the covariance's metric (a convergence measure at the estimate).
+  double residual_sigmas = -1.0;
+  int scores = 0; // scores computed (MAPs)
 };
 
 // Runs `s.iterations` Newton steps from theta0. Throws std::invalid_argument for settings out

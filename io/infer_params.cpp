@@ -20,7 +20,9 @@ double InferParams::cellVariance() const {
   return 1.0 / (number_density * cell * cell * cell);
 }
 
-std::string InferParams::hash() const { return fnv1aHex(toml); }
+std::string InferParams::hash() const {
+  return fnv1aHex(toml);
+}
 
 InferParams loadInferParams(const std::string& path, const std::vector<std::string>& overrides,
                             int nranks) {
@@ -75,8 +77,7 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
                        ": not allowed; expected an integer >= 0");
     t.noise_seed = static_cast<std::uint64_t>(ns);
     t.Omega_m = m.number("Omega_m", p.run.cosmology.Omega_m, "a number in (0.05, 0.95)");
-    requireRange(t.Omega_m > 0.05 && t.Omega_m < 0.95, m.key("Omega_m"), t.Omega_m,
-                 "(0.05, 0.95)");
+    requireRange(t.Omega_m > 0.05 && t.Omega_m < 0.95, m.key("Omega_m"), t.Omega_m, "(0.05, 0.95)");
     t.sigma8 = m.number("sigma8", p.run.cosmology.sigma8, "a number in (0.1, 3)");
     requireRange(t.sigma8 > 0.1 && t.sigma8 < 3, m.key("sigma8"), t.sigma8, "(0.1, 3)");
     t.bias = m.number("bias", 1.0, "a number in (0.05, 20)");
@@ -113,16 +114,16 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
     requireRange(p.variance > 0, s.key("variance"), p.variance, "> 0");
   } else {
     p.number_density = s.number("number_density", std::nullopt, "a number > 0 (h/Mpc)^3");
-    requireRange(p.number_density > 0, s.key("number_density"), p.number_density,
-                 "> 0 (h/Mpc)^3");
+    requireRange(p.number_density > 0, s.key("number_density"), p.number_density, "> 0 (h/Mpc)^3");
   }
 
   p.fit = s.strings("fit").value_or(std::vector<std::string>{});
   for (std::size_t i = 0; i < p.fit.size(); ++i) {
     const auto& f = p.fit[i];
     if (f != "Omega_m" && f != "sigma8" && f != "bias")
-      throw ParamError("inference.fit = \"" + f + "\": unknown parameter; allowed: Omega_m, "
-                                                  "sigma8, bias");
+      throw ParamError("inference.fit = \"" + f +
+                       "\": unknown parameter; allowed: Omega_m, "
+                       "sigma8, bias");
     if (std::find(p.fit.begin(), p.fit.begin() + i, f) != p.fit.begin() + i)
       throw ParamError("inference.fit: \"" + f + "\" twice");
   }
@@ -208,6 +209,7 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
     c.max_step = u.number("max_step", 0.25, "a number in (0, 10] (relative to each parameter)");
     requireRange(c.max_step > 0 && c.max_step <= 10, u.key("max_step"), c.max_step,
                  "(0, 10] (relative to each parameter)");
+    c.final_covariance = u.boolean("final_covariance", true);
     const auto seed = u.integer("seed", 1000000, "an integer in [0, 2^62]");
     if (seed < 0 || seed > (std::int64_t(1) << 62))
       throw ParamError(u.key("seed") + " = " + std::to_string(seed) +

@@ -19,7 +19,7 @@ struct InferMockParams {
 };
 
 struct InferHmcParams {
-  bool enabled = false;   // [inference.hmc] present
+  bool enabled = false; // [inference.hmc] present
   int samples = 200;
   int burn_in = 50;
   int leapfrog_steps = 10;
@@ -35,32 +35,34 @@ struct InferMuseParams {
   int iterations = 2;
   double step = 0.02;
   double max_step = 0.25;
+  bool final_covariance = true; // H and J measured again at the estimate
   std::uint64_t seed = 1000000;
 };
 
 struct InferParams {
-  Params run;                     // everything but [inference]
-  std::string data;               // HDF5 field file (io/fields.hpp layout); "" with a mock
-  std::string dataset = "delta";  // /Fields/<dataset>
-  std::string mask;               // dataset of weights in the data file ("" = none)
-  double variance = 0.0;          // noise variance per cell, or
-  double number_density = 0.0;    // a tracer density [(h/Mpc)^3]: variance 1 / (n V_cell)
-  std::vector<std::string> fit;   // free parameters: Omega_m, sigma8, bias
-  double bias = 1.0;              // b (its start when fitted)
-  std::vector<double> smoothing;  // the annealing stages' R [Mpc/h], descending
-  std::vector<int> iterations;    // L-BFGS iterations per stage
-  int fit_from_stage = 0;         // the first stage that moves the parameters
+  Params run;                    // everything but [inference]
+  std::string data;              // HDF5 field file (io/fields.hpp layout); "" with a mock
+  std::string dataset = "delta"; // /Fields/<dataset>
+  std::string mask;              // dataset of weights in the data file ("" = none)
+  double variance = 0.0;         // noise variance per cell, or
+  double number_density = 0.0;   // a tracer density [(h/Mpc)^3]: variance 1 / (n V_cell)
+  std::vector<std::string> fit;  // free parameters: Omega_m, sigma8, bias
+  double bias = 1.0;             // b (its start when fitted)
+  std::vector<double> smoothing; // the annealing stages' R [Mpc/h], descending
+  std::vector<int> iterations;   // L-BFGS iterations per stage
+  int fit_from_stage = 0;        // the first stage that moves the parameters
   int memory = 10;
   double gradient_tolerance = 1e-5;
   int preconditioner_probes = 2;
-  int checkpoint_every = 20;      // MAP iterations between checkpoints (0: only on a stop)  // Gauss-Newton probes of the Fourier preconditioner (0: none)
-  bool laplace = true;            // the Laplace covariance of the fitted parameters
-  bool centred_prior = true;      // prior = "centred" (1/2 log det S(theta) included) or "white"
+  int checkpoint_every = 20; // MAP iterations between checkpoints (0: only on a stop)  //
+                             // Gauss-Newton probes of the Fourier preconditioner (0: none)
+  bool laplace = true;       // the Laplace covariance of the fitted parameters
+  bool centred_prior = true; // prior = "centred" (1/2 log det S(theta) included) or "white"
   InferHmcParams hmc;
   InferMuseParams muse;
-  bool mock = false;              // [inference.mock] present
+  bool mock = false; // [inference.mock] present
   InferMockParams truth;
-  std::string toml;               // the effective text, [inference] included
+  std::string toml; // the effective text, [inference] included
 
   // Noise variance per cell of the mesh.
   double cellVariance() const;

@@ -75,7 +75,8 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   Kokkos::deep_copy(observed.real(), data.real());
   Field<double> omega(cfg.lattice, "caustic::infer::muse::omega"),
       gomega(cfg.lattice, "caustic::infer::muse::gradient");
-  const long total = long(mp.iterations) * (mp.simulations + 1) + long(free.size()) * mp.simulations;
+  const long total = long(mp.iterations + (mp.final_covariance ? 1 : 0)) * (mp.simulations + 1) +
+                     long(free.size()) * mp.simulations * (mp.final_covariance ? 2 : 1);
   long reached = 0, computed = 0;
   double seconds = 0.0;
   MuseRun run;
@@ -127,17 +128,17 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
     MPI_Barrier(comm);
     ++computed;
     seconds += ctx.elapsed() - t0;
-    std::string which = sim < 0 ? std::string("the data")
-                                : "simulation " + std::to_string(sim + 1) + " of " +
-                                      std::to_string(mp.simulations);
+    std::string which =
+        sim < 0 ? std::string("the data")
+                : "simulation " + std::to_string(sim + 1) + " of " + std::to_string(mp.simulations);
     for (std::size_t i = 0; i < th.size(); ++i)
       if (th_sim[i] != th[i])
         which += " made at " + free[i].name + " " + formatNumber(th_sim[i], 6);
     std::string sc;
     for (std::size_t i = 0; i < score.size(); ++i)
       sc += (i ? ", " : "") + free[i].name + " " + formatNumber(score[i], 5);
-    ctx.log("infer: MUSE score " + std::to_string(reached) + " of " + std::to_string(total) +
-            " (" + which + "): MAP in " + std::to_string(iterations) + " iterations, -log P " +
+    ctx.log("infer: MUSE score " + std::to_string(reached) + " of " + std::to_string(total) + " (" +
+            which + "): MAP in " + std::to_string(iterations) + " iterations, -log P " +
             formatNumber(terms.total(), 8) + ", score (" + sc + "); ETA " +
             durationText(seconds / double(computed) * double(total - reached)));
     return true;
@@ -148,6 +149,7 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   ms.iterations = mp.iterations;
   ms.step = mp.step;
   ms.max_step = mp.max_step;
+  ms.final_covariance = mp.final_covariance;
   const double t_start = ctx.elapsed();
   run.result = museEstimate(problem, theta0, ms);
   Kokkos::deep_copy(data.real(), observed.real());
@@ -166,14 +168,26 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   j["covariance"] = r.covariance;
   j["H"] = r.H;
   j["J"] = r.J;
+  j["covariance_at_estimate"] = r.covariance_at_estimate;
+  j["newton_H"] = r.newton_H;
   j["history"] = r.history;
-  j["observed_score"] = r.observed_score;
-  j["mean_score"] = r.mean_score;
-  j["simulation_scores"] = r.simulation_scores;
+  auto scoresJson = [](const MuseScores& sc) {
+    return nlohmann::json{{"observed_score", sc.observed},
+                          {"mean_score", sc.mean},
+                          {"simulation_scores", sc.simulations}};
+  };
+  j["steps"] = nlohmann::json::array();
+  for (const MuseScores& sc : r.steps)
+    j["steps"].push_back(scoresJson(sc));
+  if (r.covariance_at_estimate) {
+    j["at_estimate"] = scoresJson(r.at_estimate);
+    j["residual_sigmas"] = r.residual_sigmas;
+  }
   j["simulations"] = mp.simulations;
   j["iterations"] = mp.iterations;
   j["step"] = mp.step;
   j["max_step"] = mp.max_step;
+  j["final_covariance"] = mp.final_covariance;
   j["last_step_sigmas"] = r.last_step_sigmas;
   j["seed"] = mp.seed;
   j["scores"] = r.scores;
@@ -183,10 +197,15 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   for (std::size_t i = 0; i < free.size(); ++i)
     txt += " " + free[i].name + " " + formatNumber(r.theta[i], 5) + " +- " +
            formatNumber(std::sqrt(r.covariance[i][i]), 3);
+  // Converged when the last step, and the step a further iteration would take from the
+  // estimate, are small against the errors.
+  const double worst = std::max(r.last_step_sigmas, r.residual_sigmas);
   ctx.log("infer: MUSE:" + txt + " (" + std::to_string(r.scores) + " scores; the last step " +
           formatNumber(r.last_step_sigmas, 3) + " sigma" +
-          (r.last_step_sigmas > 0.3 ? ": not converged, more inference.muse.iterations" : "") +
-          ")");
+          (r.covariance_at_estimate ? ", the next " + formatNumber(r.residual_sigmas, 3) +
+                                          " sigma; H and J at the estimate"
+                                    : std::string("; H at the start")) +
+          (worst > 0.3 ? ": not converged, more inference.muse.iterations" : "") + ")");
   return run;
 }
 

@@ -10,9 +10,10 @@
   rank-count independent; rounding differences grow with the iterations).
 - The mock's data file read back as observed data at 2 ranks (by slab): the first iterations as
   the mock's.
-- MUSE (Omega_m, sigma8): the estimate, J, the mean score and the covariance in the summary follow
-  from its own scores and H (recomputed here); stopped by SIGTERM and resumed, it reuses the
-  scores it kept and ends with the uninterrupted run's estimate, bit for bit.
+- MUSE (Omega_m, sigma8): the estimate (from the first step's scores and H), J, the covariance
+  and the residual at the estimate (from the scores and H measured there) in the summary follow
+  from its own numbers (recomputed here); stopped by SIGTERM and resumed, it reuses the scores it
+  kept and ends with the uninterrupted run's estimate, bit for bit.
 - Bad input: exit 2, a message naming the setting, nothing written.
 """
 import argparse
@@ -207,20 +208,30 @@ def main():
         mu = inf["muse"]
         order = mu["order"]
         check(order == ["Omega_m", "sigma8"], "MUSE order %s" % order)
-        check(mu["scores"] == 1 * (3 + 1) + 2 * 3, "MUSE computed %d scores, expected 10" % mu["scores"])
-        S = np.array(mu["simulation_scores"])
-        m = S.mean(axis=0)
-        J = np.cov(S.T, ddof=1)
-        H = np.array(mu["H"])
+        # One Newton step (data + 3 simulations, H from 2 x 3 more), then the same again at the
+        # estimate for the covariance.
+        check(mu["scores"] == 2 * ((3 + 1) + 2 * 3), "MUSE computed %d scores, expected 20" % mu["scores"])
+        check(mu["covariance_at_estimate"] is True, "MUSE covariance not at the estimate")
+        st = mu["steps"][0]
+        S0 = np.array(st["simulation_scores"])
+        m0 = S0.mean(axis=0)
         th0 = np.array(mu["history"][0])
-        step = np.linalg.solve(H, np.array(mu["observed_score"]) - m)
+        step = np.linalg.solve(np.array(mu["newton_H"]), np.array(st["observed_score"]) - m0)
         th = th0 + step * min(1.0, mu["max_step"] / np.max(np.abs(step / th0)))
-        Hi = np.linalg.inv(H)
-        cov = (1 + 1.0 / 3) * Hi @ J @ Hi.T
-        check(np.allclose(m, mu["mean_score"], rtol=1e-12, atol=0), "mean score %s vs %s" % (m, mu["mean_score"]))
-        check(np.allclose(J, mu["J"], rtol=1e-10, atol=0), "J %s vs the scores' covariance %s" % (mu["J"], J))
+        check(np.allclose(m0, st["mean_score"], rtol=1e-12, atol=0), "mean score %s vs %s" % (m0, st["mean_score"]))
         est = np.array([mu["theta"][n] for n in order])
         check(np.allclose(th, est, rtol=1e-12, atol=0), "MUSE estimate %s, recomputed %s" % (est, th))
+        fin = mu["at_estimate"]
+        S = np.array(fin["simulation_scores"])
+        J = np.cov(S.T, ddof=1)
+        H = np.array(mu["H"])
+        Hi = np.linalg.inv(H)
+        cov = (1 + 1.0 / 3) * Hi @ J @ Hi.T
+        check(np.allclose(J, mu["J"], rtol=1e-10, atol=0), "J %s vs the scores' covariance at the estimate %s" % (mu["J"], J))
+        r_next = Hi @ (np.array(fin["observed_score"]) - S.mean(axis=0))
+        res = float(np.sqrt(r_next @ np.linalg.solve(cov, r_next)))
+        check(abs(res - mu["residual_sigmas"]) <= 1e-8 * max(1.0, res),
+              "MUSE residual %s sigma, recomputed %s" % (mu["residual_sigmas"], res))
         check(np.allclose(cov, mu["covariance"], rtol=1e-10, atol=0),
               "MUSE covariance %s, recomputed %s" % (mu["covariance"], cov))
         check(np.all(np.linalg.eigvalsh(np.array(mu["covariance"])) > 0), "MUSE covariance not positive")
@@ -231,14 +242,14 @@ def main():
         print("  MUSE: Omega_m %.4f +- %.4f, sigma8 %.4f +- %.4f from %s" %
               (est[0], np.sqrt(cov[0, 0]), est[1], np.sqrt(cov[1, 1]), th0))
         code, err = stopped_at([a.caustic, "infer", "muse.toml", "--overwrite", "--set",
-                                'output.directory="muse_stop"'], "MUSE score 4 of 10")
+                                'output.directory="muse_stop"'], "MUSE score 4 of 20")
         check(code == 128 + signal.SIGTERM, "stopped MUSE: exit %d %s" % (code, err[-300:]))
         kept = json.load(open("muse_stop/.infer_checkpoint/muse.json"))["scores"]
         check(len(kept) == 4, "%d MUSE scores kept after the stop, expected 4" % len(kept))
         r = run([a.caustic, "infer", "muse.toml", "--resume", "--set", 'output.directory="muse_stop"'])
         if check(r.returncode == 0, "MUSE resume failed: " + r.stderr[-500:]):
             check("MUSE resumes with 4 scores computed" in r.stdout, "the resumed MUSE did not reuse its scores")
-            check(r.stdout.count("MUSE score ") == 6, "the resumed MUSE computed %d scores, expected 6" %
+            check(r.stdout.count("MUSE score ") == 16, "the resumed MUSE computed %d scores, expected 16" %
                   r.stdout.count("MUSE score "))
             mu2 = json.load(open("muse_stop/inference_summary.json"))["inference"]["muse"]
             check(mu2["theta"] == mu["theta"] and mu2["covariance"] == mu["covariance"],

@@ -115,11 +115,12 @@ public:
          gw = g.noise().real();
     const double u0 = x.params()[0], u1 = x.params()[1], s2 = kS2;
     double g0 = 0.0, g1 = 0.0;
-    _lattice->forEachPoint("test::toy::gradient", KOKKOS_LAMBDA(const MeshPoint& q) {
-      const std::size_t i = q.index;
-      const double r = d(i) - b(i) * w(i) - c0(i) * u0 - c1(i) * u1;
-      gw(i) = -b(i) * r / s2 + w(i);
-    });
+    _lattice->forEachPoint(
+        "test::toy::gradient", KOKKOS_LAMBDA(const MeshPoint& q) {
+          const std::size_t i = q.index;
+          const double r = d(i) - b(i) * w(i) - c0(i) * u0 - c1(i) * u1;
+          gw(i) = -b(i) * r / s2 + w(i);
+        });
     _lattice->reducePoints(
         "test::toy::g0",
         KOKKOS_LAMBDA(const MeshPoint& q, double& acc) {
@@ -385,9 +386,8 @@ TEST(MapOptimizer, ResumedRunContinuesBitForBit) {
 TEST(MapOptimizer, ReachesAPosteriorAtLeastAsHighAsTheTruth) {
   Mock m(MPI_COMM_WORLD);
   FieldPosterior post(m.cfg, m.truth, m.obs, m.free());
-  const double at_truth = post.value(*m.omega_true,
-                                     {m.truth.cosmology.Omega_m, m.truth.cosmology.sigma8})
-                              .total();
+  const double at_truth =
+      post.value(*m.omega_true, {m.truth.cosmology.Omega_m, m.truth.cosmology.sigma8}).total();
   MapSettings s;
   s.stages = {{20.0, 15, false}, {0.0, 60, true}};
   s.gradient_tolerance = 1e-6;
@@ -488,11 +488,40 @@ TEST(Muse, GaussianToyEqualsTheMarginalMaximumAndItsFisherCovariance) {
   // The first full step would move t0 by 37%: max_step scales it to 25%.
   const MuseResult r = museEstimate(problem, {0.8, 2.3}, ms);
   ASSERT_TRUE(r.complete);
-  EXPECT_EQ(observed_calls, 6);
-  EXPECT_EQ(r.scores, 6 * (N + 1) + 2 * N);
+  // Six Newton steps with H at the start, then H, J and the data's score at the estimate.
+  EXPECT_EQ(observed_calls, 7);
+  EXPECT_EQ(r.scores, 6 * (N + 1) + 2 * N + (N + 1) + 2 * N);
   ASSERT_EQ(r.history.size(), 7u);
+  ASSERT_EQ(r.steps.size(), 6u);
+  EXPECT_TRUE(r.covariance_at_estimate);
   EXPECT_NEAR(std::abs(r.history[1][0] - 0.8) / 0.8, 0.25, 1e-12) << "the first step, limited";
   EXPECT_LT(r.last_step_sigmas, 0.05) << "not converged";
+  EXPECT_GE(r.residual_sigmas, 0.0);
+  EXPECT_LT(r.residual_sigmas, 0.05) << "not converged at the estimate";
+  // H of the covariance: the forward difference at the estimate, computed here on its own;
+  // the Newton steps' H at the start differs from it.
+  {
+    std::vector<std::vector<double>> base(N);
+    double change = 0.0;
+    for (int i = 0; i < N; ++i)
+      base[i] = scoreOf(r.theta, draw(r.theta, 1000 + std::uint64_t(i)));
+    for (int j = 0; j < 2; ++j) {
+      std::vector<double> shifted = r.theta;
+      shifted[j] += ms.step * r.theta[j];
+      const double dh = shifted[j] - r.theta[j];
+      std::vector<double> hj(2, 0.0);
+      for (int i = 0; i < N; ++i) {
+        const std::vector<double> si = scoreOf(r.theta, draw(shifted, 1000 + std::uint64_t(i)));
+        for (int k = 0; k < 2; ++k)
+          hj[k] += (si[k] - base[i][k]) / (dh * N);
+      }
+      for (int k = 0; k < 2; ++k) {
+        EXPECT_NEAR(r.H[k][j], hj[k], 1e-9 * std::abs(hj[k])) << "H " << k << j;
+        change = std::max(change, std::abs(r.newton_H[k][j] / r.H[k][j] - 1.0));
+      }
+    }
+    EXPECT_GT(change, 0.02) << "H at the start and at the estimate";
+  }
   for (int a = 0; a < 2; ++a) {
     const double sd = std::sqrt(cov_ml[a][a]);
     EXPECT_LT(std::abs(r.theta[a] - ml[a]), 4.0 * sd / std::sqrt(double(N)))
@@ -508,6 +537,25 @@ TEST(Muse, GaussianToyEqualsTheMarginalMaximumAndItsFisherCovariance) {
                 r.theta[0], r.theta[1], ml[0], ml[1], std::sqrt(r.covariance[0][0]),
                 std::sqrt(r.covariance[1][1]), std::sqrt(cov_ml[0][0]), std::sqrt(cov_ml[1][1]),
                 corr, corr_ml);
+  // Without the final measurement: H from the start, J from the last step, as many scores as
+  // the steps take.
+  {
+    MuseSettings start = ms;
+    start.final_covariance = false;
+    observed_calls = 0;
+    const MuseResult q = museEstimate(problem, {0.8, 2.3}, start);
+    ASSERT_TRUE(q.complete);
+    EXPECT_EQ(observed_calls, 6);
+    EXPECT_EQ(q.scores, 6 * (N + 1) + 2 * N);
+    EXPECT_FALSE(q.covariance_at_estimate);
+    EXPECT_EQ(q.H, q.newton_H);
+    EXPECT_EQ(q.theta, r.theta);
+    EXPECT_LT(q.residual_sigmas, 0.0);
+    if (test::worldRank() == 0)
+      std::printf("  MUSE sigma with H from the start %.4f %.4f, at the estimate %.4f %.4f\n",
+                  std::sqrt(q.covariance[0][0]), std::sqrt(q.covariance[1][1]),
+                  std::sqrt(r.covariance[0][0]), std::sqrt(r.covariance[1][1]));
+  }
   // A stop from the problem ends the run, incomplete.
   problem.score = [&](const std::vector<double>&, const std::vector<double>&, int sim,
                       std::vector<double>& s) {

@@ -9,8 +9,8 @@ Particles makeInitialConditions(std::shared_ptr<const SlabDecomposition> lattice
                                 const Cosmology& cosmo, const LinearPower& power,
                                 const ICOptions& opt) {
   ScopedRegion region("caustic::makeInitialConditions");
-  FFT<T> fft(lattice);
   Field<T> delta(lattice, "caustic::ic::delta");
+  const FFT<T> fft(lattice, FFTW_ESTIMATE, &delta); // planned before delta holds anything
   fillWhiteNoise(delta, opt.noise);
   applyLinearPower(delta, power);
   const LptFields<T> lpt = lptDisplacements(delta, fft, opt.lpt_order);

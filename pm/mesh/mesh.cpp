@@ -3,9 +3,9 @@
 #include "pm/core/memory.hpp"
 #include "pm/core/profiling.hpp"
 
-#include <fstream>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <stdexcept>
 #include <unistd.h>
@@ -128,7 +128,7 @@ template <class T> WisdomImport importWisdom(const std::string& path, MPI_Comm c
   int result = static_cast<int>(WisdomImport::NoFile);
   if (fftw.rank() == 0 && std::ifstream(path).good())
     result = static_cast<int>(Fftw<T>::importWisdomFile(path.c_str()) ? WisdomImport::Imported
-                                                                        : WisdomImport::Invalid);
+                                                                      : WisdomImport::Invalid);
   MPI_Bcast(&result, 1, MPI_INT, 0, fftw.get());
   Fftw<T>::broadcastWisdom(fftw.get());
   return static_cast<WisdomImport>(result);
@@ -198,9 +198,14 @@ Field<T>::Field(std::shared_ptr<const SlabDecomposition> decomp, const std::stri
       _data(zeroedHugePageView<real_view>(label, _decomp->realAlloc())) {}
 
 template <class T>
-FFT<T>::FFT(std::shared_ptr<const SlabDecomposition> decomp, unsigned flags)
+FFT<T>::FFT(std::shared_ptr<const SlabDecomposition> decomp, unsigned flags, Field<T>* buffer)
     : _decomp(std::move(decomp)) {
-  Field<T> scratch(_decomp, "caustic::FFT::scratch");
+  if (buffer && &buffer->decomp() != _decomp.get())
+    throw std::logic_error("FFT::FFT: the planning buffer belongs to another decomposition");
+  std::unique_ptr<Field<T>> own;
+  if (!buffer)
+    own = std::make_unique<Field<T>>(_decomp, "caustic::FFT::scratch");
+  Field<T>& scratch = buffer ? *buffer : *own;
   // FFTW ignores MPI return codes: its plans communicate on (duplicates of) a communicator
   // whose errors abort the job.
   const Comm fftw(_decomp->comm().get(), Comm::Errors::Fatal);

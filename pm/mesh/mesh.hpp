@@ -267,9 +267,11 @@ void SlabDecomposition::reduceModes(const char* label, const F& f, double& sum) 
 // FFTW-MPI plans for the fields of one decomposition (precision T = float or double).
 template <class T> class FFT {
 public:
-  // Collective. `flags`: FFTW planner flags (FFTW_ESTIMATE, FFTW_MEASURE, ...); plans are made on
-  // a scratch buffer, so planning never touches user data.
-  explicit FFT(std::shared_ptr<const SlabDecomposition> decomp, unsigned flags = FFTW_ESTIMATE);
+  // Collective. `flags`: FFTW planner flags (FFTW_ESTIMATE, FFTW_MEASURE, ...). Plans are made on
+  // `buffer` (a field of `decomp`), whose contents a measuring planner overwrites, or without
+  // one on a scratch field of its own (a mesh allocated and first touched only to plan on).
+  explicit FFT(std::shared_ptr<const SlabDecomposition> decomp, unsigned flags = FFTW_ESTIMATE,
+               Field<T>* buffer = nullptr);
   ~FFT();
   FFT(const FFT&) = delete;
   FFT& operator=(const FFT&) = delete;

@@ -2,15 +2,23 @@
 
 namespace caustic {
 
+namespace {
+template <class T>
+std::vector<std::unique_ptr<Field<T>>>
+initialBuffers(const std::shared_ptr<const Decomposition>& decomp, int initial) {
+  std::vector<std::unique_ptr<Field<T>>> f;
+  for (int i = 0; i < initial; ++i)
+    f.push_back(std::make_unique<Field<T>>(decomp, "caustic::Workspace::mesh"));
+  return f;
+}
+} // namespace
+
 template <class T>
 Workspace<T>::Workspace(std::shared_ptr<const Decomposition> decomp, unsigned fft_flags,
                         int initial)
-    : _decomp(decomp), _fft(decomp, fft_flags) {
-  for (int i = 0; i < initial; ++i) {
-    _fields.push_back(std::make_unique<Field<T>>(_decomp, "caustic::Workspace::mesh"));
-    _busy.push_back(false);
-  }
-}
+    : _decomp(decomp), _fields(initialBuffers<T>(decomp, initial)), _busy(_fields.size(), false),
+      // No scratch mesh to plan on: the first buffer is free until its first lease.
+      _fft(decomp, fft_flags, _fields.empty() ? nullptr : _fields.front().get()) {}
 
 template <class T> typename Workspace<T>::Lease Workspace<T>::lease(const std::string& who) {
   // A free slot (allocated again if it was released); released slots keep their index, so

@@ -14,7 +14,8 @@ namespace caustic {
 
 template <class T> class Workspace {
 public:
-  // Collective: plans the FFTs (planner `fft_flags`) and allocates `initial` buffers.
+  // Collective: allocates `initial` buffers and plans the FFTs (planner `fft_flags`) on the
+  // first of them.
   Workspace(std::shared_ptr<const Decomposition> decomp, unsigned fft_flags = FFTW_ESTIMATE,
             int initial = 1);
   Workspace(const Workspace&) = delete;
@@ -54,9 +55,9 @@ public:
 
 private:
   std::shared_ptr<const Decomposition> _decomp;
-  FFT<T> _fft;
   std::vector<std::unique_ptr<Field<T>>> _fields;
   std::vector<bool> _busy;
+  FFT<T> _fft; // after _fields: planned on the first buffer
 };
 
 extern template class Workspace<float>;
