@@ -122,8 +122,7 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
     const auto& f = p.fit[i];
     if (f != "Omega_m" && f != "sigma8" && f != "bias")
       throw ParamError("inference.fit = \"" + f +
-                       "\": unknown parameter; allowed: Omega_m, "
-                       "sigma8, bias");
+                       "\": unknown parameter; allowed: Omega_m, sigma8, bias");
     if (std::find(p.fit.begin(), p.fit.begin() + i, f) != p.fit.begin() + i)
       throw ParamError("inference.fit: \"" + f + "\" twice");
   }
