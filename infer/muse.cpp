@@ -139,16 +139,49 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
     return std::sqrt(std::max(0.0, q));
   };
 
+  // Broyden's update of H from the step theta_prev -> theta and the change of G = <s> - s_obs
+  // over it: H += (dG - H dtheta) (D dtheta)^T / (dtheta^T D dtheta), D = diag(1 / theta^2) (the
+  // parameters' own scales), so that H dtheta = dG afterwards; Hinv follows. Both kept as they
+  // were if the update would make H singular.
+  auto broydenUpdate = [&](SmallMatrix& H, SmallMatrix& Hinv, const std::vector<double>& dtheta,
+                           const MuseScores& prev, const MuseScores& now,
+                           const std::vector<double>& scale) {
+    double norm = 0.0;
+    for (std::size_t a = 0; a < np; ++a)
+      norm += dtheta[a] * dtheta[a] / (scale[a] * scale[a]);
+    if (!(norm > 0.0))
+      return;
+    SmallMatrix next = H;
+    for (std::size_t a = 0; a < np; ++a) {
+      double resid = (now.mean[a] - now.observed[a]) - (prev.mean[a] - prev.observed[a]);
+      for (std::size_t b = 0; b < np; ++b)
+        resid -= H[a][b] * dtheta[b];
+      for (std::size_t b = 0; b < np; ++b)
+        next[a][b] += resid * dtheta[b] / (scale[b] * scale[b] * norm);
+    }
+    try {
+      Hinv = invertSmall(next);
+    } catch (const std::runtime_error&) {
+      return;
+    }
+    H = next;
+  };
+
   std::vector<double> theta = theta0;
-  SmallMatrix Hinv;
+  SmallMatrix Hnewton, Hinv;
   std::vector<double> last(np, 0.0);
   for (int it = 0; it < s.iterations; ++it) {
     r.history.push_back(theta);
     MuseScores sc;
     if (!measure(theta, sc, r.J, it == 0 ? &r.newton_H : nullptr))
       return r;
-    if (it == 0)
-      Hinv = invertSmall(r.newton_H);
+    if (it == 0) {
+      Hnewton = r.newton_H;
+      Hinv = invertSmall(Hnewton);
+    } else if (s.broyden) {
+      broydenUpdate(Hnewton, Hinv, last, r.steps.back(), sc, r.history[it - 1]);
+    }
+    sc.newton_H = Hnewton;
     r.steps.push_back(sc);
     // theta <- theta + H^{-1} (s_obs - <s>), scaled to at most max_step of each parameter's
     // value, then halved until it stays in the domain.

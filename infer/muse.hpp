@@ -12,7 +12,11 @@
 // P(x | theta'), the response of the mean score to the parameters the simulations are made
 // with. Newton steps theta <- theta + H^{-1} (s_obs - <s>) reach it (each limited to a fraction
 // of the parameters' values); their H is measured once, at the start, by forward differences
-// over simulations that share their seeds with those at theta. The covariance takes H and J
+// over simulations that share their seeds with those at theta, and by default updated after
+// every step by Broyden's rank-one secant update, so that it matches the change of
+// G = <s> - s_obs between the last two iterates (the simulations' common random numbers make G
+// a smooth function of theta); H at a start far from the estimate can differ from the
+// solution's in sign (the Omega_m column on the 32^3 mocks). The covariance takes H and J
 // measured again at the estimate (as Millea & Seljak's MuseInference does), since H changes
 // with theta: the H of a start far from the estimate misstates the errors.
 //
@@ -42,6 +46,8 @@ struct MuseSettings {
   // H, J and the data's score measured again at the estimate for the covariance
   // (N (1 + parameters) + 1 more scores); otherwise H from the start and J from the last step.
   bool final_covariance = true;
+  // The Newton steps' H after each step: Broyden's secant update (true) or the start's (false).
+  bool broyden = true;
 };
 
 // What MUSE asks of a problem. `score` returns false when the caller stops the run (a signal);
@@ -61,6 +67,7 @@ struct MuseProblem {
 struct MuseScores {
   std::vector<double> observed, mean;
   std::vector<std::vector<double>> simulations;
+  SmallMatrix newton_H; // in MuseResult::steps: the H this step's Newton step used
 };
 
 struct MuseResult {
@@ -69,7 +76,7 @@ struct MuseResult {
   SmallMatrix covariance;                   // H^{-1} J H^{-T} (1 + 1/N): J and the mean's noise
   SmallMatrix H, J;                         // the covariance's: at the estimate (final_covariance)
                                             // or H at the first theta and J at the last step's
-  SmallMatrix newton_H;                     // the H of the Newton steps (at the first theta)
+  SmallMatrix newton_H;                     // the H measured at the first theta
   std::vector<std::vector<double>> history; // theta before each step, then the estimate
   std::vector<MuseScores> steps;            // the scores at each step's theta
   MuseScores at_estimate;                   // with final_covariance: the scores at the estimate

@@ -64,13 +64,8 @@ Handle createGroup(hid_t parent, const std::string& name, const std::string& ctx
 void writeParallelFile(const std::string& path, MPI_Comm comm,
                        const std::function<void(hid_t)>& body, std::uint64_t bytes) {
   // Every rank opens the same temporary: rank 0's name.
-  std::string tmp = temporaryName(path);
-  {
-    int len = static_cast<int>(tmp.size());
-    mpiCheck(MPI_Bcast(&len, 1, MPI_INT, 0, comm), "writeParallelFile: temporary name");
-    tmp.resize(len);
-    mpiCheck(MPI_Bcast(tmp.data(), len, MPI_CHAR, 0, comm), "writeParallelFile: temporary name");
-  }
+  const std::string tmp =
+      broadcastString(comm, temporaryName(path), 0, "writeParallelFile: temporary name");
   const std::string ctx = "writing " + path;
   if (bytes > 0) {
     int rank0 = 0;

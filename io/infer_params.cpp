@@ -209,6 +209,7 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
     requireRange(c.max_step > 0 && c.max_step <= 10, u.key("max_step"), c.max_step,
                  "(0, 10] (relative to each parameter)");
     c.final_covariance = u.boolean("final_covariance", true);
+    c.broyden = u.boolean("broyden", true);
     const auto seed = u.integer("seed", 1000000, "an integer in [0, 2^62]");
     if (seed < 0 || seed > (std::int64_t(1) << 62))
       throw ParamError(u.key("seed") + " = " + std::to_string(seed) +

@@ -36,6 +36,7 @@ struct InferMuseParams {
   double step = 0.02;
   double max_step = 0.25;
   bool final_covariance = true; // H and J measured again at the estimate
+  bool broyden = true;          // the Newton steps' H updated by Broyden after each step
   std::uint64_t seed = 1000000;
 };
 

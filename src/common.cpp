@@ -38,16 +38,8 @@ std::string durationText(double seconds) {
   return b;
 }
 
-std::string broadcastFromRoot(const RunContext& ctx, std::string text, const char* where) {
-  int len = static_cast<int>(text.size());
-  mpiCheck(MPI_Bcast(&len, 1, MPI_INT, 0, ctx.comm().get()), where);
-  text.resize(len);
-  mpiCheck(MPI_Bcast(text.data(), len, MPI_CHAR, 0, ctx.comm().get()), where);
-  return text;
-}
-
 void shareError(const RunContext& ctx, const std::string& err, const char* where) {
-  const std::string e = broadcastFromRoot(ctx, err, where);
+  const std::string e = broadcastString(ctx.comm().get(), err, 0, where);
   if (!e.empty())
     throw ParamError(e);
 }
@@ -255,7 +247,7 @@ std::string wisdomCachePath(const RunContext& ctx, const Params& params) {
                    .string();
     }
   }
-  path = broadcastFromRoot(ctx, path, "wisdomCachePath");
+  path = broadcastString(ctx.comm().get(), path, 0, "wisdomCachePath");
   if (path.empty())
     ctx.log("FFT wisdom cache: none (" + why + "); plans are measured afresh");
   return path;

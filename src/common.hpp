@@ -21,8 +21,6 @@ DiffConfig diffConfig(const Params& params, MPI_Comm comm);
 std::string selfPath();
 // A duration for a log line: "42 s", "3.5 min" or "1.2 h".
 std::string durationText(double seconds);
-// Rank 0's `text` on every rank (collective).
-std::string broadcastFromRoot(const RunContext& ctx, std::string text, const char* where);
 // Rank 0's error message, if it has one (`err` non-empty there), thrown as a ParamError on every
 // rank: checks made by rank 0 alone end every rank together (collective).
 void shareError(const RunContext& ctx, const std::string& err, const char* where);

@@ -191,7 +191,7 @@ bool readMapCheckpoint(RunContext& ctx, const std::string& out, const std::strin
     ss << f.rdbuf();
     text = ss.str();
   }
-  text = broadcastFromRoot(ctx, text, "infer checkpoint");
+  text = broadcastString(ctx.comm().get(), text, 0, "infer checkpoint");
   if (text.empty())
     return false;
   nlohmann::json j;

@@ -51,7 +51,7 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
       ss << f.rdbuf();
       text = ss.str();
     }
-    text = broadcastFromRoot(ctx, text, "MUSE checkpoint");
+    text = broadcastString(ctx.comm().get(), text, 0, "MUSE checkpoint");
     if (!text.empty()) {
       nlohmann::json j;
       try {
@@ -150,6 +150,7 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   ms.step = mp.step;
   ms.max_step = mp.max_step;
   ms.final_covariance = mp.final_covariance;
+  ms.broyden = mp.broyden;
   const double t_start = ctx.elapsed();
   run.result = museEstimate(problem, theta0, ms);
   Kokkos::deep_copy(data.real(), observed.real());
@@ -177,8 +178,10 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
                           {"simulation_scores", sc.simulations}};
   };
   j["steps"] = nlohmann::json::array();
-  for (const MuseScores& sc : r.steps)
+  for (const MuseScores& sc : r.steps) {
     j["steps"].push_back(scoresJson(sc));
+    j["steps"].back()["newton_H"] = sc.newton_H;
+  }
   if (r.covariance_at_estimate) {
     j["at_estimate"] = scoresJson(r.at_estimate);
     j["residual_sigmas"] = r.residual_sigmas;
@@ -188,6 +191,7 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   j["step"] = mp.step;
   j["max_step"] = mp.max_step;
   j["final_covariance"] = mp.final_covariance;
+  j["broyden"] = mp.broyden;
   j["last_step_sigmas"] = r.last_step_sigmas;
   j["seed"] = mp.seed;
   j["scores"] = r.scores;

@@ -216,6 +216,8 @@ def main():
         S0 = np.array(st["simulation_scores"])
         m0 = S0.mean(axis=0)
         th0 = np.array(mu["history"][0])
+        check(st["newton_H"] == mu["newton_H"], "the first step's H %s is not the one measured at the start %s"
+              % (st["newton_H"], mu["newton_H"]))
         step = np.linalg.solve(np.array(mu["newton_H"]), np.array(st["observed_score"]) - m0)
         th = th0 + step * min(1.0, mu["max_step"] / np.max(np.abs(step / th0)))
         check(np.allclose(m0, st["mean_score"], rtol=1e-12, atol=0), "mean score %s vs %s" % (m0, st["mean_score"]))

@@ -42,12 +42,15 @@ std::pair<int, std::string> firstError(const Comm& comm, const std::string& err,
   mpiCheck(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm.get()), where);
   if (first == comm.size())
     return {-1, ""};
-  std::string text = err;
+  return {first, broadcastString(comm.get(), err, first, where)};
+}
+
+std::string broadcastString(MPI_Comm comm, std::string text, int root, const char* where) {
   int len = static_cast<int>(text.size());
-  mpiCheck(MPI_Bcast(&len, 1, MPI_INT, first, comm.get()), where);
+  mpiCheck(MPI_Bcast(&len, 1, MPI_INT, root, comm), where);
   text.resize(static_cast<std::size_t>(len));
-  mpiCheck(MPI_Bcast(text.data(), len, MPI_CHAR, first, comm.get()), where);
-  return {first, text};
+  mpiCheck(MPI_Bcast(text.data(), len, MPI_CHAR, root, comm), where);
+  return text;
 }
 
 } // namespace caustic

@@ -30,6 +30,9 @@ class Comm;
 // rank stops alike. Collective.
 std::pair<int, std::string> firstError(const Comm& comm, const std::string& err, const char* where);
 
+// `text` as held by rank `root`, on every rank (length, then characters). Collective.
+std::string broadcastString(MPI_Comm comm, std::string text, int root, const char* where);
+
 class Comm {
 public:
   enum class Errors { Return, Fatal };
