@@ -15,8 +15,9 @@
 // over simulations that share their seeds with those at theta, and by default updated after
 // every step by Broyden's rank-one secant update, so that it matches the change of
 // G = <s> - s_obs between the last two iterates (the simulations' common random numbers make G
-// a smooth function of theta); H at a start far from the estimate can differ from the
-// solution's in sign (the Omega_m column on the 32^3 mocks). The covariance takes H and J
+// a smooth function of theta as far as the MAPs behind the scores converge); H at a start far
+// from the estimate can differ from the solution's in sign (the Omega_m column on the 32^3
+// mocks). The covariance takes H and J
 // measured again at the estimate (as Millea & Seljak's MuseInference does), since H changes
 // with theta: the H of a start far from the estimate misstates the errors.
 //
