@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <cstdio>
 #include <cstring>
@@ -42,6 +43,15 @@ void shareError(const RunContext& ctx, const std::string& err, const char* where
   const std::string e = broadcastString(ctx.comm().get(), err, 0, where);
   if (!e.empty())
     throw ParamError(e);
+}
+
+std::string readOnRoot(const RunContext& ctx, const std::string& path, const char* where) {
+  std::string text;
+  if (ctx.root() && std::filesystem::exists(path)) {
+    std::ifstream f(path);
+    text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  return broadcastString(ctx.comm().get(), text, 0, where);
 }
 
 void shareAnyError(const RunContext& ctx, const std::string& err, const char* where) {

@@ -28,6 +28,9 @@ void shareError(const RunContext& ctx, const std::string& err, const char* where
 // every rank (collective): for failures that may concern some ranks only (a file one node
 // cannot read), which would otherwise leave the other ranks waiting in the next collective.
 void shareAnyError(const RunContext& ctx, const std::string& err, const char* where);
+// The text of file `path` as rank 0 reads it, on every rank; "" where rank 0 finds no file
+// (checkpoint states: one reader, every rank decides alike). Collective.
+std::string readOnRoot(const RunContext& ctx, const std::string& path, const char* where);
 // The run's initial conditions (timed as "initial_conditions"): the particle lattice half a PM
 // cell off the mesh points, at a_start. Collective.
 template <class T>

@@ -184,14 +184,7 @@ bool readMapCheckpoint(RunContext& ctx, const std::string& out, const std::strin
                        const FieldVector& like, MapCheckpoint& c, std::string& csv,
                        long& generation) {
   const fs::path dir = fs::path(out) / kCheckpointDir;
-  std::string text;
-  if (ctx.root() && fs::exists(dir / "state.json")) {
-    std::ifstream f(dir / "state.json");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    text = ss.str();
-  }
-  text = broadcastString(ctx.comm().get(), text, 0, "infer checkpoint");
+  const std::string text = readOnRoot(ctx, (dir / "state.json").string(), "infer checkpoint");
   if (text.empty())
     return false;
   nlohmann::json j;

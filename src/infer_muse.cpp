@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -44,14 +43,7 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   const fs::path journal_path = fs::path(checkpoint_dir) / "muse.json";
   std::map<std::string, std::vector<double>> journal;
   if (resume) {
-    std::string text;
-    if (ctx.root() && fs::exists(journal_path)) {
-      std::ifstream f(journal_path);
-      std::stringstream ss;
-      ss << f.rdbuf();
-      text = ss.str();
-    }
-    text = broadcastString(ctx.comm().get(), text, 0, "MUSE checkpoint");
+    const std::string text = readOnRoot(ctx, journal_path.string(), "MUSE checkpoint");
     if (!text.empty()) {
       nlohmann::json j;
       try {
