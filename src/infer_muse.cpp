@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <sstream>
 
 namespace caustic {
@@ -42,6 +43,11 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
                 const std::string& checkpoint_dir, bool resume) {
   const fs::path journal_path = fs::path(checkpoint_dir) / "muse.json";
   std::map<std::string, std::vector<double>> journal;
+  // The scores whose MAP ended at the last stage's iteration cap instead of the gradient
+  // tolerance: such a score carries the MAP's error, which differences between simulations (H)
+  // magnify (session-23 diagnosis: a 300-iteration cap moved one simulation's score by 36, half
+  // the signal of a 2% step in Omega_m).
+  std::set<std::string> capped;
   if (resume) {
     const std::string text = readOnRoot(ctx, journal_path.string(), "MUSE checkpoint");
     if (!text.empty()) {
@@ -49,6 +55,7 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
       try {
         j = nlohmann::json::parse(text);
         journal = j.at("scores").get<std::map<std::string, std::vector<double>>>();
+        capped = j.value("capped", std::set<std::string>());
       } catch (const std::exception& e) {
         throw ParamError("--resume: " + journal_path.string() + " is unreadable: " + e.what());
       }
@@ -92,9 +99,11 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
     Kokkos::deep_copy(omega.real(), 0.0);
     std::vector<double> held = th;
     MapOptimizer opt(post, map);
-    int iterations = 0;
+    int iterations = 0, stage = 0, in_stage = 0;
     const bool finished = opt.run(omega, held, [&](const MapIteration& it) {
       iterations = it.total;
+      stage = it.stage;
+      in_stage = it.iteration;
       run.stop_signal = agreedStopSignal(comm);
       return run.stop_signal == 0;
     });
@@ -110,11 +119,16 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
     for (std::size_t i = 0; i < g.size(); ++i)
       score[i] = -g[i];
     journal[key] = score;
+    const bool at_cap = stage + 1 == int(map.stages.size()) &&
+                        in_stage >= map.stages.back().max_iterations;
+    if (at_cap)
+      capped.insert(key);
     if (ctx.root()) {
       makeDirectories(checkpoint_dir);
       nlohmann::json j;
       j["parameter_hash"] = ip.hash();
       j["scores"] = journal;
+      j["capped"] = capped;
       writeTextFile(journal_path.string(), j.dump() + "\n");
     }
     MPI_Barrier(comm);
@@ -130,7 +144,8 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
     for (std::size_t i = 0; i < score.size(); ++i)
       sc += (i ? ", " : "") + free[i].name + " " + formatNumber(score[i], 5);
     ctx.log("infer: MUSE score " + std::to_string(reached) + " of " + std::to_string(total) + " (" +
-            which + "): MAP in " + std::to_string(iterations) + " iterations, -log P " +
+            which + "): MAP in " + std::to_string(iterations) + " iterations" +
+            (at_cap ? " (the cap, not converged)" : "") + ", -log P " +
             formatNumber(terms.total(), 8) + ", score (" + sc + "); ETA " +
             durationText(seconds / double(computed) * double(total - reached)));
     return true;
@@ -188,6 +203,7 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   j["seed"] = mp.seed;
   j["scores"] = r.scores;
   j["scores_computed_now"] = computed;
+  j["maps_at_iteration_cap"] = capped.size();
   j["seconds"] = ctx.elapsed() - t_start;
   std::string txt;
   for (std::size_t i = 0; i < free.size(); ++i)
@@ -195,6 +211,12 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
            formatNumber(std::sqrt(r.covariance[i][i]), 3);
   // Converged when the last step, and the step a further iteration would take from the
   // estimate, are small against the errors.
+  if (!capped.empty())
+    ctx.log("infer: MUSE: " + std::to_string(capped.size()) + " of " + std::to_string(r.scores) +
+            " scores are from MAPs stopped at the cap of inference.iterations' last entry (" +
+            std::to_string(map.stages.back().max_iterations) +
+            "), not at inference.gradient_tolerance: their MAP's error enters H and the "
+            "estimate; raise the cap");
   const double worst = std::max(r.last_step_sigmas, r.residual_sigmas);
   ctx.log("infer: MUSE:" + txt + " (" + std::to_string(r.scores) + " scores; the last step " +
           formatNumber(r.last_step_sigmas, 3) + " sigma" +

@@ -239,10 +239,14 @@ def main():
         check(np.all(np.linalg.eigvalsh(np.array(mu["covariance"])) > 0), "MUSE covariance not positive")
         check(all(inf["map"]["parameters"][n] == mu["theta"][n] for n in order),
               "the MAP's parameters %s are not the MUSE estimate %s" % (inf["map"]["parameters"], mu["theta"]))
+        # Scores from MAPs stopped at the iteration cap: counted as the log marks them.
+        n_cap = r.stdout.count("(the cap, not converged)")
+        check(mu["maps_at_iteration_cap"] == n_cap, "MUSE counts %s capped MAPs, the log %d"
+              % (mu["maps_at_iteration_cap"], n_cap))
         check("laplace" not in inf, "a Laplace covariance beside MUSE's")
         check(os.path.getsize("muse/inference_parameters.svg") > 0, "no parameter plot for MUSE")
-        print("  MUSE: Omega_m %.4f +- %.4f, sigma8 %.4f +- %.4f from %s" %
-              (est[0], np.sqrt(cov[0, 0]), est[1], np.sqrt(cov[1, 1]), th0))
+        print("  MUSE: Omega_m %.4f +- %.4f, sigma8 %.4f +- %.4f from %s; %d MAPs at the cap" %
+              (est[0], np.sqrt(cov[0, 0]), est[1], np.sqrt(cov[1, 1]), th0, n_cap))
         code, err = stopped_at([a.caustic, "infer", "muse.toml", "--overwrite", "--set",
                                 'output.directory="muse_stop"'], "MUSE score 4 of 20")
         check(code == 128 + signal.SIGTERM, "stopped MUSE: exit %d %s" % (code, err[-300:]))
@@ -254,6 +258,9 @@ def main():
             check(r.stdout.count("MUSE score ") == 16, "the resumed MUSE computed %d scores, expected 16" %
                   r.stdout.count("MUSE score "))
             mu2 = json.load(open("muse_stop/inference_summary.json"))["inference"]["muse"]
+            check(mu2["maps_at_iteration_cap"] == mu["maps_at_iteration_cap"],
+                  "the resumed MUSE counts %s capped MAPs, the uninterrupted %s"
+                  % (mu2["maps_at_iteration_cap"], mu["maps_at_iteration_cap"]))
             check(mu2["theta"] == mu["theta"] and mu2["covariance"] == mu["covariance"],
                   "the resumed MUSE estimate %s differs from the uninterrupted %s" % (mu2["theta"], mu["theta"]))
             check(not os.path.exists("muse_stop/.infer_checkpoint"), "the MUSE checkpoint was left after completion")
