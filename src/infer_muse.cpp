@@ -48,6 +48,9 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   // magnify (session-23 diagnosis: a 300-iteration cap moved one simulation's score by 36, half
   // the signal of a 2% step in Omega_m).
   std::set<std::string> capped;
+  // -log P at each score's MAP: the data's against the simulations' at the estimate tells a MAP
+  // caught in a local minimum (mock 101 with two smoothing stages: 15969 against 14575-14919).
+  std::map<std::string, double> minus_log_p;
   if (resume) {
     const std::string text = readOnRoot(ctx, journal_path.string(), "MUSE checkpoint");
     if (!text.empty()) {
@@ -56,6 +59,7 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
         j = nlohmann::json::parse(text);
         journal = j.at("scores").get<std::map<std::string, std::vector<double>>>();
         capped = j.value("capped", std::set<std::string>());
+        minus_log_p = j.value("minus_log_p", std::map<std::string, double>());
       } catch (const std::exception& e) {
         throw ParamError("--resume: " + journal_path.string() + " is unreadable: " + e.what());
       }
@@ -123,12 +127,14 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
                         in_stage >= map.stages.back().max_iterations;
     if (at_cap)
       capped.insert(key);
+    minus_log_p[key] = terms.total();
     if (ctx.root()) {
       makeDirectories(checkpoint_dir);
       nlohmann::json j;
       j["parameter_hash"] = ip.hash();
       j["scores"] = journal;
       j["capped"] = capped;
+      j["minus_log_p"] = minus_log_p;
       writeTextFile(journal_path.string(), j.dump() + "\n");
     }
     MPI_Barrier(comm);
@@ -204,6 +210,36 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   j["scores"] = r.scores;
   j["scores_computed_now"] = computed;
   j["maps_at_iteration_cap"] = capped.size();
+  if (r.covariance_at_estimate) {
+    // The data's MAP against the simulations' made at the estimate: a data MAP far above them
+    // sits in another basin, and its score misleads the estimate.
+    double data = 0.0, sum = 0.0, sum2 = 0.0;
+    bool known = true;
+    auto look = [&](int sim, double& v) {
+      const auto f = minus_log_p.find(scoreKey(r.theta, r.theta, sim));
+      known = known && f != minus_log_p.end();
+      v = known ? f->second : 0.0;
+    };
+    look(-1, data);
+    for (int i = 0; i < mp.simulations; ++i) {
+      double v = 0.0;
+      look(i, v);
+      sum += v;
+      sum2 += v * v;
+    }
+    if (known) {
+      const double n = mp.simulations, mean = sum / n;
+      const double sd = std::sqrt(std::max(0.0, (sum2 - n * mean * mean) / (n - 1)));
+      const double z = sd > 0.0 ? (data - mean) / sd : 0.0;
+      j["minus_log_p_at_estimate"] = {
+          {"data", data}, {"simulations_mean", mean}, {"simulations_sd", sd}, {"z", z}};
+      if (z > 3.0)
+        ctx.log("infer: MUSE: the data's MAP has -log P " + formatNumber(data, 8) + ", " +
+                formatNumber(z, 3) + " standard deviations above the simulations' at the " +
+                "estimate (" + formatNumber(mean, 8) + " +- " + formatNumber(sd, 3) +
+                "): a local minimum? Anneal through more inference.smoothing stages");
+    }
+  }
   j["seconds"] = ctx.elapsed() - t_start;
   std::string txt;
   for (std::size_t i = 0; i < free.size(); ++i)

@@ -20,6 +20,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -243,6 +244,15 @@ def main():
         n_cap = r.stdout.count("(the cap, not converged)")
         check(mu["maps_at_iteration_cap"] == n_cap, "MUSE counts %s capped MAPs, the log %d"
               % (mu["maps_at_iteration_cap"], n_cap))
+        # -log P of the data's MAP at the estimate against the simulations' there, from the log
+        # (the last "(the data)" score and the three after it).
+        rows = re.findall(r"MUSE score \d+ of \d+ \((.*?)\): MAP in .*?-log P ([-0-9.e+]+)", r.stdout)
+        last = max(i for i, (who, _) in enumerate(rows) if who == "the data")
+        lp = np.array([float(v) for _, v in rows[last:last + 4]])
+        ml = mu["minus_log_p_at_estimate"]
+        z = (lp[0] - lp[1:].mean()) / lp[1:].std(ddof=1)
+        check(abs(ml["data"] - lp[0]) <= 1e-7 * abs(lp[0]) and abs(ml["z"] - z) <= 1e-3 * max(1.0, abs(z)),
+              "MUSE -log P at the estimate %s, from the log %s (z %.4f)" % (ml, lp, z))
         check("laplace" not in inf, "a Laplace covariance beside MUSE's")
         check(os.path.getsize("muse/inference_parameters.svg") > 0, "no parameter plot for MUSE")
         print("  MUSE: Omega_m %.4f +- %.4f, sigma8 %.4f +- %.4f from %s; %d MAPs at the cap" %
@@ -295,7 +305,6 @@ def main():
         ("muse one simulation", None, ("", MOCK + "[inference.muse]\nsimulations = 1\n"), r"inference\.muse\.simulations = 1: not allowed; expected an integer in \[2, 100000\]"),
         ("muse seeds", None, ("", MOCK + "[inference.muse]\nseed = 2\n"), r"inference\.muse\.seed = 2: its simulations use the seeds \[2, 42\), which hold inference\.mock\.seed = 11"),
     ]
-    import re
     texts = []
     for name, text, *rest in cases:
         if text is None:
