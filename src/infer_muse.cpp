@@ -44,9 +44,9 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   const fs::path journal_path = fs::path(checkpoint_dir) / "muse.json";
   std::map<std::string, std::vector<double>> journal;
   // The scores whose MAP ended at the last stage's iteration cap instead of the gradient
-  // tolerance: such a score carries the MAP's error, which differences between simulations (H)
-  // magnify (session-23 diagnosis: a 300-iteration cap moved one simulation's score by 36, half
-  // the signal of a 2% step in Omega_m).
+  // tolerance: such a score carries the MAP's error, which the differences of H magnify (a
+  // 300-iteration cap moved one simulation's Omega_m score by 36, more than a 2% step in Omega_m
+  // changed its converged score).
   std::set<std::string> capped;
   // -log P at each score's MAP: the data's against the simulations' at the estimate tells a MAP
   // caught in a local minimum (mock 101 with two smoothing stages: 15969 against 14575-14919).
@@ -213,24 +213,18 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   if (r.covariance_at_estimate) {
     // The data's MAP against the simulations' made at the estimate: a data MAP far above them
     // sits in another basin, and its score misleads the estimate.
-    double data = 0.0, sum = 0.0, sum2 = 0.0;
-    bool known = true;
-    auto look = [&](int sim, double& v) {
-      const auto f = minus_log_p.find(scoreKey(r.theta, r.theta, sim));
-      known = known && f != minus_log_p.end();
-      v = known ? f->second : 0.0;
-    };
-    look(-1, data);
-    for (int i = 0; i < mp.simulations; ++i) {
-      double v = 0.0;
-      look(i, v);
-      sum += v;
-      sum2 += v * v;
-    }
-    if (known) {
-      const double n = mp.simulations, mean = sum / n;
-      const double sd = std::sqrt(std::max(0.0, (sum2 - n * mean * mean) / (n - 1)));
-      const double z = sd > 0.0 ? (data - mean) / sd : 0.0;
+    std::vector<double> lp; // the data's, then the simulations'
+    for (int sim = -1; sim < mp.simulations; ++sim)
+      if (const auto f = minus_log_p.find(scoreKey(r.theta, r.theta, sim)); f != minus_log_p.end())
+        lp.push_back(f->second);
+    if (lp.size() == std::size_t(mp.simulations) + 1) {
+      const double n = mp.simulations, data = lp[0];
+      double mean = 0.0, var = 0.0;
+      for (std::size_t i = 1; i < lp.size(); ++i)
+        mean += lp[i] / n;
+      for (std::size_t i = 1; i < lp.size(); ++i)
+        var += (lp[i] - mean) * (lp[i] - mean) / (n - 1);
+      const double sd = std::sqrt(var), z = sd > 0.0 ? (data - mean) / sd : 0.0;
       j["minus_log_p_at_estimate"] = {
           {"data", data}, {"simulations_mean", mean}, {"simulations_sd", sd}, {"z", z}};
       if (z > 3.0)
@@ -245,14 +239,14 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   for (std::size_t i = 0; i < free.size(); ++i)
     txt += " " + free[i].name + " " + formatNumber(r.theta[i], 5) + " +- " +
            formatNumber(std::sqrt(r.covariance[i][i]), 3);
-  // Converged when the last step, and the step a further iteration would take from the
-  // estimate, are small against the errors.
   if (!capped.empty())
     ctx.log("infer: MUSE: " + std::to_string(capped.size()) + " of " + std::to_string(r.scores) +
             " scores are from MAPs stopped at the cap of inference.iterations' last entry (" +
             std::to_string(map.stages.back().max_iterations) +
             "), not at inference.gradient_tolerance: their MAP's error enters H and the "
             "estimate; raise the cap");
+  // Converged when the last step, and the step a further iteration would take from the
+  // estimate, are small against the errors.
   const double worst = std::max(r.last_step_sigmas, r.residual_sigmas);
   ctx.log("infer: MUSE:" + txt + " (" + std::to_string(r.scores) + " scores; the last step " +
           formatNumber(r.last_step_sigmas, 3) + " sigma" +

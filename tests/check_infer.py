@@ -268,9 +268,9 @@ def main():
             check(r.stdout.count("MUSE score ") == 16, "the resumed MUSE computed %d scores, expected 16" %
                   r.stdout.count("MUSE score "))
             mu2 = json.load(open("muse_stop/inference_summary.json"))["inference"]["muse"]
-            check(mu2["maps_at_iteration_cap"] == mu["maps_at_iteration_cap"],
-                  "the resumed MUSE counts %s capped MAPs, the uninterrupted %s"
-                  % (mu2["maps_at_iteration_cap"], mu["maps_at_iteration_cap"]))
+            for key in ("maps_at_iteration_cap", "minus_log_p_at_estimate"):
+                check(mu2[key] == mu[key], "the resumed MUSE's %s %s, the uninterrupted %s"
+                      % (key, mu2[key], mu[key]))
             check(mu2["theta"] == mu["theta"] and mu2["covariance"] == mu["covariance"],
                   "the resumed MUSE estimate %s differs from the uninterrupted %s" % (mu2["theta"], mu["theta"]))
             check(not os.path.exists("muse_stop/.infer_checkpoint"), "the MUSE checkpoint was left after completion")
