@@ -6,8 +6,9 @@
 
 Runs `caustic infer PARAMS` once per mock (inference.mock.seed = 100 + m, noise_seed = 500 + m,
 m = 1..mocks; `--jobs` runs at once, each on `--np` ranks; a mock whose summary exists is not
-run again unless --overwrite), then reads each inference_summary.json: the estimate and its
-covariance (MUSE's, or the Laplace covariance at the joint MAP) against the mock's truth. It
+run again unless --overwrite, and one stopped part-way resumes from its checkpoint), then reads
+each inference_summary.json: the estimate and its covariance (MUSE's, or the Laplace covariance
+at the joint MAP) against the mock's truth. It
 counts the mocks whose truth lies inside the 68% and 95% intervals, per parameter (|pull| < 1,
 1.96) and jointly (chi^2 of the two parameters < 2.30, 6.18), and writes
 OUT/coverage.md (table), OUT/coverage.csv (one row per mock) and OUT/coverage.png (estimates
@@ -37,13 +38,16 @@ def run_mock(args, m):
         return m, 0.0, "kept"
     sets = ['output.directory="%s"' % out, "inference.mock.seed=%d" % (100 + m),
             "inference.mock.noise_seed=%d" % (500 + m)] + args.set
+    # A mock stopped part-way (its checkpoint is there) continues where it stopped.
+    resume = os.path.isdir(os.path.join(out, ".infer_checkpoint")) and not args.overwrite
     cmd = ["bash", os.path.join(ROOT, "jobs/mpirun.sh"), str(args.np),
-           os.path.join(ROOT, "build/src/caustic"), "infer", args.params, "--overwrite"]
+           os.path.join(ROOT, "build/src/caustic"), "infer", args.params,
+           "--resume" if resume else "--overwrite"]
     for s in sets:
         cmd += ["--set", s]
     t0 = time.time()
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "mock_%03d.log" % m), "w") as log:
+    with open(os.path.join(args.out, "mock_%03d.log" % m), "a" if resume else "w") as log:
         r = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     return m, time.time() - t0, "exit %d" % r.returncode
 
