@@ -24,6 +24,18 @@ const FieldVector& asField(const ROL::Vector<double>& x) {
   return dynamic_cast<const FieldVector&>(x);
 }
 
+// sum_q a(q) b(q) over the lattice. Collective.
+double fieldDot(const Field<double>& a, const Field<double>& b) {
+  auto x = a.real(), y = b.real();
+  double s = 0.0;
+  a.decomp().reducePoints(
+      "caustic::PosteriorObjective::dot",
+      KOKKOS_LAMBDA(const MeshPoint& q, double& acc) { acc += x(q.index) * y(q.index); }, s);
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &s, 1, MPI_DOUBLE, MPI_SUM, a.decomp().comm().get()),
+           "PosteriorObjective::fieldDot");
+  return s;
+}
+
 // Whether a and b hold bitwise the same point (on every rank). Collective.
 bool samePoint(const FieldVector& a, const FieldVector& b) {
   if (a.params() != b.params())
@@ -113,27 +125,133 @@ private:
 
 PosteriorObjective::PosteriorObjective(FieldPosterior& post, std::vector<double> theta0,
                                        std::vector<double> scales, bool fit,
-                                       std::shared_ptr<const FourierPreconditioner> precond)
+                                       std::shared_ptr<const FourierPreconditioner> precond,
+                                       std::vector<double> centring)
     : _post(post), _theta0(std::move(theta0)), _scales(std::move(scales)), _fit(fit),
-      _precond(std::move(precond)), _x(post.config().lattice, fit ? _theta0.size() : 0),
+      _precond(std::move(precond)), _centring(std::move(centring)),
+      _x(post.config().lattice, fit ? _theta0.size() : 0),
       _g(post.config().lattice, fit ? _theta0.size() : 0),
       _omega(std::make_unique<Field<double>>(post.config().lattice,
                                              "caustic::PosteriorObjective::omega")) {
   if (_fit && _scales.size() != _theta0.size())
     throw std::invalid_argument("PosteriorObjective: " + std::to_string(_scales.size()) +
                                 " scales for " + std::to_string(_theta0.size()) + " parameters");
+  if (_centring.empty())
+    return;
+  const auto& lattice = post.config().lattice;
+  const int h = lattice->n() / 2;
+  const std::size_t nb = std::size_t(3 * h * h + 1);
+  if (!_fit || _centring.size() != nb)
+    throw std::invalid_argument("PosteriorObjective: centring needs fitted parameters and " +
+                                std::to_string(nb) + " weights (one per |m|^2); got " +
+                                std::to_string(_centring.size()));
+  for (double w : _centring)
+    if (!(w >= 0.0 && w <= 1.0))
+      throw std::invalid_argument("PosteriorObjective: a centring weight is not in [0, 1]");
+  // Every mode of the full k space of the real field, DC excluded (A = 1 there).
+  _modes.assign(nb, 0.0);
+  for (int x = -h; x < h; ++x)
+    for (int y = -h; y < h; ++y)
+      for (int z = -h; z < h; ++z)
+        _modes[x * x + y * y + z * z] += 1.0;
+  _modes[0] = 0.0;
+  _p.assign(nb, 1.0);
+  if (_precond)
+    for (std::size_t i = 0; i < nb; ++i)
+      _p[i] = 1.0 / std::sqrt(1.0 + std::max(0.0, _precond->curvature()[i]));
+  _fft = std::make_unique<FFT<double>>(lattice);
+  // log S(theta0) per |m|^2 (A(theta0) = 1).
+  _log_s0.assign(nb, 0.0);
+  const double kf = 2.0 * M_PI / lattice->box();
+  const LinearPower lp = post.config().power.at(post.paramsAt(clampedTheta(_theta0)).cosmology);
+  for (std::size_t m2 = 1; m2 < nb; ++m2)
+    _log_s0[m2] = std::log(lp(kf * std::sqrt(double(m2))));
+}
+
+std::vector<double> PosteriorObjective::clampedTheta(const std::vector<double>& theta) const {
+  std::vector<double> c = theta;
+  const auto& free = _post.freeParameters();
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    const double margin = 1e-3 * (free[i].upper - free[i].lower);
+    c[i] = std::clamp(theta[i], free[i].lower + margin, free[i].upper - margin);
+  }
+  return c;
+}
+
+PosteriorObjective::Centring PosteriorObjective::centringAt(const std::vector<double>& theta,
+                                                            bool derivatives) const {
+  const auto& lattice = _post.config().lattice;
+  const double kf = 2.0 * M_PI / lattice->box();
+  const std::size_t nb = _centring.size();
+  auto logPower = [&](const CosmologyParams& c) {
+    const LinearPower lp = _post.config().power.at(c);
+    std::vector<double> l(nb, 0.0);
+    for (std::size_t m2 = 1; m2 < nb; ++m2)
+      l[m2] = std::log(lp(kf * std::sqrt(double(m2))));
+    return l;
+  };
+  Centring out;
+  const CosmologyParams cosmo = _post.paramsAt(theta).cosmology;
+  const std::vector<double> ls = logPower(cosmo);
+  out.map.assign(nb, 1.0);
+  for (std::size_t m2 = 0; m2 < nb; ++m2) {
+    // log A = -(w / 2) (log S - log S0); -log det A = sum over modes of (w / 2) (log S - log S0).
+    const double half = 0.5 * _centring[m2] * (ls[m2] - _log_s0[m2]);
+    out.map[m2] = _p[m2] * std::exp(-half);
+    out.jacobian += _modes[m2] * half;
+  }
+  if (!derivatives)
+    return out;
+  const auto& free = _post.freeParameters();
+  out.dlog.assign(free.size(), std::vector<double>(nb, 0.0));
+  out.jacobian_gradient.assign(free.size(), 0.0);
+  for (std::size_t j = 0; j < free.size(); ++j) {
+    if (free[j].name == "bias")
+      continue; // S does not depend on it
+    const CosmoParam cp = free[j].name == "Omega_m" ? CosmoParam::Omega_m : CosmoParam::sigma8;
+    const double h = differenceStep(cosmo, cp);
+    const auto lp = logPower(shifted(cosmo, cp, h)), lm = logPower(shifted(cosmo, cp, -h));
+    for (std::size_t m2 = 1; m2 < nb; ++m2) {
+      const double dhalf = 0.5 * _centring[m2] * (lp[m2] - lm[m2]) / (2.0 * h);
+      out.dlog[j][m2] = -dhalf;
+      out.jacobian_gradient[j] += _modes[m2] * dhalf;
+    }
+  }
+  return out;
+}
+
+void PosteriorObjective::multiplyShells(Field<double>& f, const std::vector<double>& table) const {
+  ScopedRegion region("caustic::PosteriorObjective::multiplyShells");
+  Kokkos::View<double*> t("caustic::PosteriorObjective::shells", table.size());
+  auto host = Kokkos::create_mirror_view(t);
+  for (std::size_t i = 0; i < table.size(); ++i)
+    host(i) = table[i];
+  Kokkos::deep_copy(t, host);
+  _fft->forward(f);
+  auto c = f.complex();
+  f.decomp().forEachMode("caustic::PosteriorObjective::multiplyShells",
+                         KOKKOS_LAMBDA(const MeshMode& m) { c(m.index) *= t(m.m2()); });
+  _fft->backward(f);
 }
 
 void PosteriorObjective::noiseAt(const FieldVector& x, Field<double>& omega) const {
   Kokkos::deep_copy(omega.real(), x.noise().real());
-  if (_precond)
+  if (!_centring.empty())
+    multiplyShells(omega, centringAt(clampedTheta(thetaAt(x)), false).map);
+  else if (_precond)
     _precond->apply(omega);
 }
 
 void PosteriorObjective::fromNoise(const Field<double>& omega, FieldVector& x) const {
   Kokkos::deep_copy(x.noise().real(), omega.real());
-  if (_precond)
+  if (!_centring.empty()) {
+    std::vector<double> inv = centringAt(clampedTheta(thetaAt(x)), false).map;
+    for (double& v : inv)
+      v = 1.0 / v;
+    multiplyShells(x.noise(), inv);
+  } else if (_precond) {
     _precond->applyInverse(x.noise());
+  }
 }
 
 FieldVector PosteriorObjective::makeVector() const {
@@ -165,8 +283,20 @@ void PosteriorObjective::gradient(ROL::Vector<double>& gv, const ROL::Vector<dou
     }
     std::vector<double> gt;
     _post.gradient(_g.noise(), gt);
-    if (_precond)
+    if (!_centring.empty()) {
+      // d/dtheta_j at fixed z: + dL/domega . (d log A / d theta_j) omega + d(-log det A) /
+      // d theta_j; then dL/dz = P A dL/domega.
+      const Centring c = centringAt(_clamped, true);
+      Field<double> t(_post.config().lattice, "caustic::PosteriorObjective::dOmega");
+      for (std::size_t j = 0; j < gt.size(); ++j) {
+        Kokkos::deep_copy(t.real(), _omega->real());
+        multiplyShells(t, c.dlog[j]);
+        gt[j] += fieldDot(_g.noise(), t) + c.jacobian_gradient[j];
+      }
+      multiplyShells(_g.noise(), c.map);
+    } else if (_precond) {
       _precond->apply(_g.noise()); // dL/dz = P dL/domega
+    }
     ++_gradients;
     if (_fit)
       for (std::size_t i = 0; i < gt.size(); ++i) {
@@ -182,6 +312,8 @@ void PosteriorObjective::gaussNewtonVector(const FieldVector& x, const FieldVect
                                            FieldVector& hv, long* gradients) {
   // The posterior must hold x's state: evaluate x unless it is this objective's last point and
   // nobody has evaluated the posterior since.
+  if (!_centring.empty())
+    throw std::logic_error("PosteriorObjective: no Gauss-Newton product with centring");
   if (_post.evaluations() != _post_evaluation)
     _has_value = false;
   evaluate(x);
@@ -210,12 +342,9 @@ void PosteriorObjective::evaluate(const FieldVector& x) {
     return;
   _x.set(x);
   _theta = thetaAt(x);
-  _clamped = _theta;
+  _clamped = clampedTheta(_theta);
   double penalty = 0.0;
-  const auto& free = _post.freeParameters();
   for (std::size_t i = 0; i < _clamped.size(); ++i) {
-    const double margin = 1e-3 * (free[i].upper - free[i].lower);
-    _clamped[i] = std::clamp(_theta[i], free[i].lower + margin, free[i].upper - margin);
     const double d = _theta[i] - _clamped[i];
     penalty += kPenalty * d * d;
   }
@@ -224,6 +353,8 @@ void PosteriorObjective::evaluate(const FieldVector& x) {
   _post_evaluation = _post.evaluations();
   ++_values;
   _value = _terms.total() + penalty;
+  if (!_centring.empty())
+    _value += centringAt(_clamped, false).jacobian;
   _has_value = true;
   _has_gradient = false;
 }

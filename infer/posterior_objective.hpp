@@ -18,21 +18,32 @@ class PosteriorObjective : public ROL::Objective<double> {
 public:
   // fit: x carries the parameters (theta0.size() of them) scaled by `scales`. With a
   // preconditioner, x's noise part is z and omega = P z.
+  //
+  // `centring` (weights w in [0, 1] per integer |m|^2, 0 .. 3 (N/2)^2; needs fit) centres the
+  // noise partially on the parameters (Papaspiliopoulos, Roberts & Skold 2007): omega =
+  // A(theta) P z with A = (S(theta0) / S(theta))^(w / 2) per |m|^2, S the linear power at the
+  // mode, and the value includes -log det A (the change of variables), so x's density is still
+  // the posterior's. A mode with w = 1 keeps its linear density as theta moves (the data's
+  // modes), one with w = 0 its white noise (the prior's). Without it a sampler that moves sigma8
+  // must shrink the noise of every data-dominated mode at the same time: a ridge along which
+  // HMC random-walks.
   PosteriorObjective(FieldPosterior& post, std::vector<double> theta0, std::vector<double> scales,
-                     bool fit, std::shared_ptr<const FourierPreconditioner> precond = nullptr);
+                     bool fit, std::shared_ptr<const FourierPreconditioner> precond = nullptr,
+                     std::vector<double> centring = {});
 
   double value(const ROL::Vector<double>& x, double& tol) override;
   void gradient(ROL::Vector<double>& g, const ROL::Vector<double>& x, double& tol) override;
 
   // hv <- the Gauss-Newton Hessian at x applied to v (FieldPosterior::gaussNewtonProduct in the
-  // scaled variables: H_u = diag(s) H_theta diag(s)); counts one gradient per product.
-  // Collective.
+  // scaled variables: H_u = diag(s) H_theta diag(s)); counts one gradient per product. Not
+  // with centring (std::logic_error). Collective.
   void gaussNewtonVector(const FieldVector& x, const FieldVector& v, FieldVector& hv,
                          long* gradients = nullptr);
 
-  // omega of x (P z with a preconditioner). Collective.
+  // omega of x (P z with a preconditioner, A P z with centring). Collective.
   void noiseAt(const FieldVector& x, Field<double>& omega) const;
-  // The z of omega (P^{-1} omega with a preconditioner). Collective.
+  // The z of omega (P^{-1} omega with a preconditioner; (A P)^{-1} omega at x's parameters
+  // with centring). Collective.
   void fromNoise(const Field<double>& omega, FieldVector& x) const;
 
   // theta at x (unclamped).
@@ -48,11 +59,26 @@ public:
 
 private:
   void evaluate(const FieldVector& x);
+  // theta clamped into the domain.
+  std::vector<double> clampedTheta(const std::vector<double>& theta) const;
+  // Centring at theta: the map P A per |m|^2, -log det A and, when asked for, d log A / d theta_j
+  // per |m|^2 and d(-log det A) / d theta_j.
+  struct Centring {
+    std::vector<double> map, jacobian_gradient;
+    std::vector<std::vector<double>> dlog;
+    double jacobian = 0.0;
+  };
+  Centring centringAt(const std::vector<double>& theta, bool derivatives) const;
+  // f <- f multiplied per |m|^2 by `table` in Fourier space. Collective.
+  void multiplyShells(Field<double>& f, const std::vector<double>& table) const;
 
   FieldPosterior& _post;
   std::vector<double> _theta0, _scales;
   bool _fit;
   std::shared_ptr<const FourierPreconditioner> _precond;
+  // Centring: w, modes of the full lattice k space and log S(theta0) per |m|^2; P per |m|^2.
+  std::vector<double> _centring, _modes, _log_s0, _p;
+  std::unique_ptr<FFT<double>> _fft;
   FieldVector _x, _g; // the cached point and its gradient
   std::unique_ptr<Field<double>> _omega;
   std::vector<double> _theta, _clamped;

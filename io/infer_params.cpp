@@ -157,12 +157,15 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
                        ": not allowed; expected an integer in [1, 1000000]");
     p.iterations.push_back(static_cast<int>(v));
   }
+  // fit_from_stage = the number of stages: no stage moves the parameters (the MAP of the noise
+  // at the start's parameters, from which HMC samples the joint posterior).
   const auto ffs = s.integer("fit_from_stage", p.smoothing.size() > 1 ? 1 : 0,
-                             "a stage index in [0, number of smoothing scales)");
-  if (ffs < 0 || ffs >= static_cast<std::int64_t>(p.smoothing.size()))
+                             "a stage index in [0, number of smoothing scales]");
+  if (ffs < 0 || ffs > static_cast<std::int64_t>(p.smoothing.size()))
     throw ParamError("inference.fit_from_stage = " + std::to_string(ffs) +
                      ": not allowed; expected a stage index in [0, " +
-                     std::to_string(p.smoothing.size()) + ")");
+                     std::to_string(p.smoothing.size()) + "] (" +
+                     std::to_string(p.smoothing.size()) + ": no stage moves the parameters)");
   p.fit_from_stage = static_cast<int>(ffs);
   const auto mem = s.integer("memory", 10, "an integer in [1, 100] (L-BFGS pairs)");
   if (mem < 1 || mem > 100)
@@ -233,10 +236,15 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
     throw ParamError("inference.prior = \"centred\": not allowed with [inference.muse], whose "
                      "scores are of the joint density of (omega, theta); use \"white\" (its "
                      "default)");
-  p.laplace = s.boolean("laplace", !p.fit.empty() && !p.muse.enabled);
+  const bool map_fits = p.fit_from_stage < static_cast<int>(p.smoothing.size());
+  p.laplace = s.boolean("laplace", !p.fit.empty() && !p.muse.enabled && map_fits);
   if (p.laplace && p.fit.empty())
     throw ParamError("inference.laplace = true: no parameter to fit (inference.fit is empty); "
                      "the Laplace covariance is that of the fitted parameters");
+  if (p.laplace && !map_fits)
+    throw ParamError("inference.laplace = true: not allowed with inference.fit_from_stage = " +
+                     std::to_string(p.fit_from_stage) +
+                     " (no stage fits the parameters, so there is no MAP to expand around)");
   if (p.laplace && p.muse.enabled)
     throw ParamError("inference.laplace = true: not allowed with [inference.muse], which gives "
                      "the parameters' covariance itself");
@@ -244,6 +252,13 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
   if (p.hmc.enabled && p.muse.enabled)
     throw ParamError("[inference.hmc]: not allowed with [inference.muse] (HMC samples around "
                      "the joint MAP, which MUSE does not compute); run them separately");
+  // HMC moves (omega, theta); the density of (omega, theta) is the white prior's. The centred
+  // prior's is that of (delta_L, theta), which in omega's coordinates lacks the Jacobian
+  // det S(theta)^(1/2): sampled in omega it would weigh theta by det S^(-1/2).
+  if (p.hmc.enabled && !p.fit.empty() && p.centred_prior)
+    throw ParamError("inference.prior = \"centred\": not allowed with [inference.hmc] and "
+                     "fitted parameters (HMC moves the white noise, whose joint density with "
+                     "the parameters is the \"white\" prior's); use prior = \"white\"");
   if (p.hmc.enabled) {
     Section h(&inference, "hmc", true, "inference.");
     auto& c = p.hmc;
@@ -269,6 +284,27 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
       throw ParamError(h.key("seed") + " = " + std::to_string(seed) +
                        ": not allowed; expected an integer >= 0");
     c.seed = static_cast<std::uint64_t>(seed);
+    // The noise partially centred on the parameters while they are sampled (weights from the
+    // preconditioner's curvature per shell, so it needs the preconditioner).
+    c.centring = h.boolean("centring", !p.fit.empty() && p.preconditioner_probes > 0);
+    if (c.centring && (p.fit.empty() || p.preconditioner_probes == 0))
+      throw ParamError(h.key("centring") + " = true: not allowed " +
+                       (p.fit.empty() ? std::string("without fitted parameters (inference.fit is "
+                                                    "empty: no parameter to centre on)")
+                                      : std::string("with inference.preconditioner_probes = 0 "
+                                                    "(its weights come from the "
+                                                    "preconditioner's curvature)")));
+    if (auto ps = h.numbers("parameter_sigma",
+                            "a list of widths > 0, one per entry of inference.fit")) {
+      if (ps->size() != p.fit.size())
+        throw ParamError(h.key("parameter_sigma") + ": " + std::to_string(ps->size()) +
+                         " values for " + std::to_string(p.fit.size()) +
+                         " fitted parameters; expected one per entry of inference.fit");
+      for (double v : *ps)
+        requireRange(v > 0 && std::isfinite(v), h.key("parameter_sigma"), v,
+                     "> 0 (the expected posterior width, in the parameter's units)");
+      c.parameter_sigma = *ps;
+    }
     h.finish();
   }
   s.finish();

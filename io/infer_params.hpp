@@ -25,6 +25,12 @@ struct InferHmcParams {
   int leapfrog_steps = 10;
   double step_size = 0.05;
   std::uint64_t seed = 1;
+  // The fitted parameters' expected posterior widths (inference.fit's order): their momenta's
+  // masses 1 / sigma^2. Empty: the Laplace Hessian's diagonal, or unit masses without Laplace.
+  std::vector<double> parameter_sigma;
+  // The noise partially centred on the fitted parameters while HMC moves them
+  // (PosteriorObjective's centring, weights c / (1 + c) from the preconditioner's curvature).
+  bool centring = false;
 };
 
 // [inference.muse]: the parameters by MUSE (infer/muse.hpp) instead of the joint MAP. Simulation
@@ -51,7 +57,7 @@ struct InferParams {
   double bias = 1.0;             // b (its start when fitted)
   std::vector<double> smoothing; // the annealing stages' R [Mpc/h], descending
   std::vector<int> iterations;   // L-BFGS iterations per stage
-  int fit_from_stage = 0;        // the first stage that moves the parameters
+  int fit_from_stage = 0;        // the first stage that moves the parameters (= stages: none)
   int memory = 10;
   double gradient_tolerance = 1e-5;
   int preconditioner_probes = 2; // Gauss-Newton probes of the Fourier preconditioner (0: none)

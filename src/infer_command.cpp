@@ -329,6 +329,13 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
                                        : ip.bias);
   }
   FieldPosterior post(cfg, base, {data, var, mask}, free, ip.bias);
+  // " Omega_m 0.3 sigma8 0.8" for the log.
+  auto parametersText = [&](const std::vector<double>& theta) {
+    std::string txt;
+    for (std::size_t i = 0; i < theta.size(); ++i)
+      txt += " " + free[i].name + " " + formatNumber(theta[i], 5);
+    return txt;
+  };
   post.setCentredPrior(ip.centred_prior);
   MapSettings ms;
   for (std::size_t i = 0; i < ip.smoothing.size(); ++i)
@@ -419,14 +426,11 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
           << "\n";
       curves[it.stage].points.emplace_back(it.total, it.terms.total());
       const double per = it.total > start_total ? it.seconds / (it.total - start_total) : 0.0;
-      std::string th;
-      for (std::size_t i = 0; i < it.theta.size(); ++i)
-        th += " " + free[i].name + " " + formatNumber(it.theta[i], 5);
       ctx.log("infer: stage " + std::to_string(it.stage) + " (R " + formatNumber(it.smoothing, 4) +
               " Mpc/h) iteration " + std::to_string(it.iteration) + ": -log P " +
               formatNumber(it.terms.total(), 8) + " (chi2/2 " +
               formatNumber(it.terms.likelihood, 6) + ", |omega|^2/2 " +
-              formatNumber(it.terms.noise_prior, 6) + ")" + th + ", |g| " +
+              formatNumber(it.terms.noise_prior, 6) + ")" + parametersText(it.theta) + ", |g| " +
               formatNumber(it.gradient_norm, 3) + "; " + std::to_string(it.evaluations) +
               " evaluations; ETA <= " + durationText(per * (max_total - it.total)));
       stop_signal = agreedStopSignal(comm);
@@ -464,7 +468,7 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
   const bool fitted = !free.empty() && !ip.muse.enabled;
   std::vector<double> scales = opt_map.parameterScales();
   if (scales.empty() && fitted)
-    scales = opt_map.measureScales(omega, theta);
+    scales = opt_map.measureScales(omega, theta, opt_map.preconditioner() != nullptr);
   PosteriorObjective around(post, theta, scales, fitted, opt_map.preconditioner());
   FieldVector xmap = around.makeVector();
   around.fromNoise(omega, xmap);
@@ -535,8 +539,23 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
     hs.leapfrog_steps = ip.hmc.leapfrog_steps;
     hs.step_size = ip.hmc.step_size;
     hs.seed = ip.hmc.seed;
-    hs.parameter_mass = hmc_mass; // the Laplace Hessian's diagonal (unit masses without it)
-    FieldVector x(xmap);
+    // The parameters' momenta: masses 1 / sigma_u^2 in the sampler's variables u = (theta -
+    // theta_MAP) / s from the widths the file gives, else the Laplace Hessian's diagonal, else 1.
+    hs.parameter_mass = hmc_mass;
+    if (!ip.hmc.parameter_sigma.empty() && fitted) {
+      hs.parameter_mass.clear();
+      for (std::size_t i = 0; i < free.size(); ++i)
+        hs.parameter_mass.push_back(std::pow(scales[i] / ip.hmc.parameter_sigma[i], 2));
+    }
+    // With centring the sampler's z differs from the optimiser's (A(theta_MAP) = 1, so only
+    // where the parameters move).
+    std::vector<double> centring;
+    if (ip.hmc.centring && fitted && opt_map.preconditioner())
+      for (double c : opt_map.preconditioner()->curvature())
+        centring.push_back(std::max(0.0, c) / (1.0 + std::max(0.0, c)));
+    PosteriorObjective sampled(post, theta, scales, fitted, opt_map.preconditioner(), centring);
+    FieldVector x = sampled.makeVector();
+    sampled.fromNoise(omega, x);
     hmc_csv << "# trajectory,accepted,energy_error,minus_log_posterior";
     for (const auto& f : free)
       hmc_csv << "," << f.name;
@@ -547,7 +566,7 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
         th[i] += scales[i] * u[i];
       return th;
     };
-    const HmcResult hr = hmcSample(around, x, hs, [&](const HmcSample& smp) {
+    const HmcResult hr = hmcSample(sampled, x, hs, [&](const HmcSample& smp) {
       hmc_csv << smp.trajectory << "," << (smp.accepted ? 1 : 0) << ","
               << formatNumber(smp.energy_error, 8) << ","
               << formatNumber(smp.minus_log_posterior, 12);
@@ -558,7 +577,7 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
         ctx.log("infer: HMC trajectory " + std::to_string(smp.trajectory + 1) + " of " +
                 std::to_string(hs.burn_in + hs.samples) + ", -log P " +
                 formatNumber(smp.minus_log_posterior, 8) + ", energy error " +
-                formatNumber(smp.energy_error, 3));
+                formatNumber(smp.energy_error, 3) + parametersText(thetaOf(smp.params)));
       stop_signal = agreedStopSignal(comm);
       return stop_signal == 0;
     });
@@ -582,6 +601,9 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
     hmc_json["covariance"] = cov;
     hmc_json["order"] = ip.fit;
     hmc_json["gradients"] = hr.gradients;
+    hmc_json["parameter_mass"] = hs.parameter_mass;
+    hmc_json["centring"] = !centring.empty();
+    hmc_json["parameter_scale"] = fitted ? scales : std::vector<double>{};
     hmc_json["seconds"] = ctx.elapsed() - t0;
     ctx.log("infer: HMC: " + std::to_string(ns) + " samples, acceptance " +
             formatNumber(hr.acceptance, 3));

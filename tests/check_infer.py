@@ -275,6 +275,34 @@ def main():
                   "the resumed MUSE estimate %s differs from the uninterrupted %s" % (mu2["theta"], mu["theta"]))
             check(not os.path.exists("muse_stop/.infer_checkpoint"), "the MUSE checkpoint was left after completion")
 
+    # ---- HMC over (omega, sigma8) from the noise's MAP at the start's sigma8 (no stage fits it)
+    ph = write("hmc.toml", "hmc", extra=MOCK + "[inference.hmc]\nsamples = 6\nburn_in = 0\n"
+               "leapfrog_steps = 5\nstep_size = 0.05\nparameter_sigma = [0.05]\n",
+               infer_extra='prior = "white"\nfit_from_stage = 2')
+    r = run([a.caustic, "infer", ph])
+    if check(r.returncode == 0, "HMC from the noise's MAP failed: " + r.stderr[-800:]):
+        start = float(re.search(r"sigma8 = ([0-9.]+)", COSMOLOGY).group(1))
+        sig8 = [row[9] for row in table("hmc")]
+        check(all(v == start for v in sig8), "the MAP moved sigma8 (%s) with no fitting stage" % sig8[-3:])
+        hm = json.load(open("hmc/inference_summary.json"))["inference"]["hmc"]
+        mass, scale = hm["parameter_mass"][0], hm["parameter_scale"][0]
+        check(abs(mass - (scale / 0.05) ** 2) < 1e-12 * mass,
+              "HMC mass %r, expected (s / sigma)^2 with s %r, sigma 0.05" % (mass, scale))
+        with open("hmc/inference_hmc.csv") as f:
+            smp = [[float(v) for v in r] for r in csv.reader(f) if r and not r[0].startswith("#")]
+        check(len(smp) == 6, "%d HMC rows, expected 6" % len(smp))
+        prev = start
+        for row in smp:
+            moved = row[4] != prev
+            check(moved == bool(row[1]), "trajectory %d: accepted %d but sigma8 %r -> %r" %
+                  (row[0], row[1], prev, row[4]))
+            prev = row[4]
+        check(any(row[1] for row in smp), "HMC accepted no trajectory")
+        check(abs(np.mean([row[4] for row in smp]) - hm["mean"][0]) < 1e-8,
+              "HMC mean %r, the samples' %r" % (hm["mean"][0], np.mean([row[4] for row in smp])))
+        print("  HMC over (omega, sigma8): acceptance %.2f, sigma8 %.4f -> mean %.4f, mass %.3g"
+              % (hm["acceptance"], start, hm["mean"][0], mass))
+
     # ---- an earlier inference is not replaced without --overwrite
     r = run([a.caustic, "infer", p1])
     check(r.returncode == 2 and "--overwrite" in r.stderr, "rerun into a finished inference: %d %s" %
@@ -305,6 +333,14 @@ def main():
         ("muse one simulation", None, ("", MOCK + "[inference.muse]\nsimulations = 1\n"), r"inference\.muse\.simulations = 1: not allowed; expected an integer in \[2, 100000\]"),
         ("muse seeds", None, ("", MOCK + "[inference.muse]\nseed = 2\n"), r"inference\.muse\.seed = 2: its simulations use the seeds \[2, 42\), which hold inference\.mock\.seed = 11"),
     ]
+    hmc = "[inference.hmc]\nsamples = 2\n"
+    cases += [
+        ("hmc centred", None, ('prior = "centred"', MOCK + hmc), r"inference\.prior = \"centred\": not allowed with \[inference\.hmc\] and fitted parameters"),
+        ("hmc sigma count", None, ('prior = "white"', MOCK + hmc + "parameter_sigma = [0.1, 0.2]\n"), r"inference\.hmc\.parameter_sigma: 2 values for 1 fitted parameters"),
+        ("hmc sigma zero", None, ('prior = "white"', MOCK + hmc + "parameter_sigma = [0.0]\n"), r"inference\.hmc\.parameter_sigma = 0: out of range; allowed: > 0"),
+        ("laplace without a fitting stage", None, ("fit_from_stage = 2", MOCK), r"inference\.laplace = true: not allowed with inference\.fit_from_stage = 2"),
+        ("fit_from_stage beyond", None, ("fit_from_stage = 3", MOCK), r"inference\.fit_from_stage = 3: not allowed; expected a stage index in \[0, 2\]"),
+    ]
     texts = []
     for name, text, *rest in cases:
         if text is None:
@@ -316,7 +352,7 @@ def main():
             pattern = r"inference\.smoothing = 16: after 0; .*descending"
         if name == "muse without fit":
             text = text.replace('fit = ["sigma8"]\nlaplace = false\n', "")
-        if name == "muse laplace":
+        if name in ("muse laplace", "laplace without a fitting stage"):
             text = text.replace("laplace = false", "laplace = true")
         if name in ("muse centred", "muse hmc", "muse one simulation", "muse seeds"):
             text = text.replace("laplace = false\n", "")

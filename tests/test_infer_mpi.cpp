@@ -415,6 +415,101 @@ TEST(MapOptimizer, ReachesAPosteriorAtLeastAsHighAsTheTruth) {
   EXPECT_LE(at_map, at_truth);
 }
 
+// The partially centred noise of HMC over the parameters (PosteriorObjective's centring):
+// - fully centred (w = 1), the linear density of z is the same at every theta (LptModel's, an
+//   independent computation), and -log det A = (N^3 - 1) log(sigma8 / sigma8_0) when sigma8
+//   alone moves (log S moves by 2 log of the ratio on every mode but DC);
+// - with w = 0 the noise itself stays;
+// - with weights between, the gradient is that of the value (centred differences).
+TEST(PosteriorObjective, CentredNoiseKeepsTheLinearDensityAndHasItsValuesGradient) {
+  Mock m(MPI_COMM_WORLD);
+  FieldPosterior post(m.cfg, m.truth, m.obs, m.free());
+  const std::vector<double> theta0 = {0.3, 0.8}, scales = {0.01, 0.02};
+  auto pc = std::make_shared<FourierPreconditioner>(m.lattice);
+  const int h = kLattice / 2;
+  const std::size_t nb = std::size_t(3 * h * h + 1);
+  std::vector<double> c(nb), w(nb);
+  for (std::size_t i = 0; i < nb; ++i) {
+    c[i] = 40.0 / (1.0 + i);
+    w[i] = c[i] / (1.0 + c[i]);
+  }
+  pc->setCurvature(c);
+  auto point = [&](const PosteriorObjective& obj, std::vector<double> u) {
+    FieldVector x = obj.makeVector();
+    test::randomField(x.noise(), 41, 0.0, 1.7);
+    x.params() = u;
+    return x;
+  };
+  auto linear = [&](const PosteriorObjective& obj, const FieldVector& x) {
+    Field<double> omega(m.lattice, "omega"), lin(m.lattice, "lin");
+    obj.noiseAt(x, omega);
+    LptModel(m.cfg, post.paramsAt(obj.thetaAt(x))).linearDensity(omega, lin);
+    return lin;
+  };
+  auto difference = [&](const Field<double>& a, const Field<double>& b) {
+    Field<double> d(m.lattice, "d");
+    test::fieldAxpy(d, a, -1.0, b);
+    return std::sqrt(test::fieldDot(d, d) / test::fieldDot(b, b));
+  };
+  {
+    PosteriorObjective full(post, theta0, scales, true, pc, std::vector<double>(nb, 1.0));
+    const FieldVector x0 = point(full, {0.0, 0.0}), xs = point(full, {0.0, 2.5}),
+                      xo = point(full, {2.0, -1.0});
+    const Field<double> l0 = linear(full, x0);
+    EXPECT_LT(difference(linear(full, xs), l0), 1e-12) << "sigma8 moved the linear density";
+    EXPECT_LT(difference(linear(full, xo), l0), 1e-12) << "Omega_m moved the linear density";
+    double tol = 0.0;
+    const double v = full.value(xs, tol);
+    Field<double> omega(m.lattice, "omega");
+    full.noiseAt(xs, omega);
+    const double white = post.value(omega, full.thetaAt(xs)).total();
+    const double modes = std::pow(double(kLattice), 3) - 1.0;
+    EXPECT_NEAR(v - white, modes * std::log(0.85 / 0.8), 1e-9 * modes);
+  }
+  {
+    PosteriorObjective none(post, theta0, scales, true, pc, std::vector<double>(nb, 0.0));
+    Field<double> o0(m.lattice, "o0"), o1(m.lattice, "o1");
+    none.noiseAt(point(none, {0.0, 0.0}), o0);
+    none.noiseAt(point(none, {2.0, 2.5}), o1);
+    EXPECT_LT(difference(o1, o0), 1e-14) << "w = 0 moved the noise";
+  }
+  PosteriorObjective obj(post, theta0, scales, true, pc, w);
+  const FieldVector x = point(obj, {0.7, -0.4});
+  FieldVector g = obj.makeVector(), v = obj.makeVector(), xt = obj.makeVector();
+  double tol = 0.0;
+  obj.gradient(g, x, tol);
+  test::randomField(v.noise(), 42);
+  v.params() = {0.3, 0.5};
+  auto along = [&](const FieldVector& dir) {
+    return test::centred(
+        [&](double t) {
+          xt.set(x);
+          xt.axpy(t, dir);
+          return obj.value(xt, tol);
+        },
+        1e-5);
+  };
+  auto close = [&](double fd, double an, const char* what) {
+    const double rel = std::abs(fd - an) / std::max(std::abs(fd), std::abs(an));
+    if (test::worldRank() == 0)
+      std::printf("  %-22s fd % .10e  gradient % .10e  rel %.2e\n", what, fd, an, rel);
+    EXPECT_LT(rel, 1e-5) << what;
+  };
+  close(along(v), g.dot(v), "noise and parameters");
+  for (std::size_t j = 0; j < 2; ++j) {
+    FieldVector e = obj.makeVector();
+    e.params()[j] = 1.0;
+    close(along(e), g.params()[j], j ? "d/du sigma8" : "d/du Omega_m");
+  }
+  // The round trip of fromNoise and noiseAt at x's parameters.
+  Field<double> omega(m.lattice, "omega"), back(m.lattice, "back");
+  obj.noiseAt(x, omega);
+  FieldVector y = obj.makeVector();
+  y.params() = x.params();
+  obj.fromNoise(omega, y);
+  EXPECT_LT(difference(y.noise(), x.noise()), 1e-13);
+}
+
 // MUSE on a Gaussian hierarchical toy with two parameters, where it equals the maximum of the
 // marginal likelihood: x_q = z_q + n_q, z_q ~ N(0, v_q), n_q ~ N(0, 1), v_q = t0 + t1 c_q. The
 // joint maximum over z is zhat = x v / (v + 1), the score d/dt log P(x, zhat | t) =
