@@ -179,7 +179,7 @@ bool MapOptimizer::run(Field<double>& omega, std::vector<double>& theta, const P
     ls.step_tolerance = _settings.step_tolerance;
     ls.line_search_evaluations = _settings.line_search_evaluations;
     bool first = true;
-    const bool done = minimizeLbfgs(
+    _last_stop = minimizeLbfgs(
         obj, x, ls,
         [&](const LbfgsState& st) {
           // The resumed run's first check is the checkpoint's iterate, already counted.
@@ -220,7 +220,7 @@ bool MapOptimizer::run(Field<double>& omega, std::vector<double>& theta, const P
     gradients += obj.gradients();
     obj.noiseAt(x, omega);
     theta = obj.thetaAt(x);
-    if (!done)
+    if (_last_stop == LbfgsStop::callback)
       return false;
   }
   return true;

@@ -83,6 +83,9 @@ public:
   bool run(Field<double>& omega, std::vector<double>& theta, const Progress& progress,
            const MapCheckpoint* resume = nullptr);
 
+  // Why the last stage run ended (after a complete run: the MAP's; iteration_limit: it stopped
+  // at the cap, not converged).
+  LbfgsStop lastStop() const { return _last_stop; }
   // The scales s of the free parameters (empty before they are measured), and c.
   const std::vector<double>& parameterScales() const { return _scales; }
   double noiseCurvature() const { return _noise_curvature; }
@@ -103,6 +106,7 @@ private:
   MapSettings _settings;
   std::vector<double> _scales;
   double _noise_curvature = 0.0;
+  LbfgsStop _last_stop = LbfgsStop::other;
   std::shared_ptr<const FourierPreconditioner> _precond;
 };
 

@@ -98,21 +98,23 @@ public:
       m.initial_gradient_norm = g0;
       return m;
     };
-    if (_check && !_check(st)) {
-      stopped = true;
-      return false;
-    }
-    if (state.iter >= _s.max_iterations)
-      return false;
+    if (_check && !_check(st))
+      return stop(LbfgsStop::callback);
     if (state.gnorm <= _s.gradient_tolerance * _g0)
-      return false;
+      return stop(LbfgsStop::gradient_tolerance);
+    if (state.iter >= _s.max_iterations)
+      return stop(LbfgsStop::iteration_limit);
     if (state.iter > 0 && state.snorm <= _s.step_tolerance)
-      return false;
+      return stop(LbfgsStop::step_tolerance);
     return true;
   }
-  bool stopped = false;
+  LbfgsStop reason = LbfgsStop::other; // until this test ends the run
 
 private:
+  bool stop(LbfgsStop r) {
+    reason = r;
+    return false;
+  }
   const LbfgsSettings& _s;
   const std::function<bool(const LbfgsState&)>& _check;
   ROL::Ptr<ROL::lBFGS<double>> _secant;
@@ -359,7 +361,23 @@ void PosteriorObjective::evaluate(const FieldVector& x) {
   _has_gradient = false;
 }
 
-bool minimizeLbfgs(ROL::Objective<double>& obj, FieldVector& x, const LbfgsSettings& s,
+const char* lbfgsStopName(LbfgsStop s) {
+  switch (s) {
+  case LbfgsStop::gradient_tolerance:
+    return "gradient tolerance";
+  case LbfgsStop::step_tolerance:
+    return "step tolerance";
+  case LbfgsStop::iteration_limit:
+    return "iteration limit";
+  case LbfgsStop::callback:
+    return "stopped by the caller";
+  case LbfgsStop::other:
+    break;
+  }
+  return "no acceptable step";
+}
+
+LbfgsStop minimizeLbfgs(ROL::Objective<double>& obj, FieldVector& x, const LbfgsSettings& s,
                    const std::function<bool(const LbfgsState&)>& check,
                    const LbfgsMemory* resume) {
   ScopedRegion region("caustic::minimizeLbfgs");
@@ -396,7 +414,7 @@ bool minimizeLbfgs(ROL::Objective<double>& obj, FieldVector& x, const LbfgsSetti
   std::ostringstream rolLog;
   const auto gradientShape = x.clone();
   algo.run(x, *gradientShape, obj, rolLog);
-  return !test->stopped;
+  return test->reason;
 }
 
 } // namespace caustic

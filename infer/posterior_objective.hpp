@@ -113,14 +113,24 @@ struct LbfgsState {
   std::function<LbfgsMemory()> memory;
 };
 
+// Why a minimisation ended.
+enum class LbfgsStop {
+  gradient_tolerance, // |g| < tol |g_0|: converged
+  step_tolerance,     // the step fell below step_tolerance
+  iteration_limit,    // max_iterations reached: not converged
+  callback,           // `check` stopped it
+  other               // ROL ended the run itself (no acceptable step)
+};
+const char* lbfgsStopName(LbfgsStop s);
+
 // Minimises obj from x (which receives the result) with ROL's type-U line-search algorithm
 // (quasi-Newton direction from a limited-memory BFGS secant, cubic-interpolation backtracking
 // with the sufficient-decrease condition). `check` sees every accepted iterate (x then holds it)
-// and returns false to stop there. Returns false if `check` stopped it. Throws
-// std::runtime_error on a non-finite value or gradient. Collective.
+// and returns false to stop there. Returns why it ended. Throws std::runtime_error on a
+// non-finite value or gradient. Collective.
 // `resume`: continue a run whose iterate is x and whose memory this is (from
 // LbfgsState::memory); the continuation is the same, bit for bit, as the uninterrupted run.
-bool minimizeLbfgs(ROL::Objective<double>& obj, FieldVector& x, const LbfgsSettings& s,
+LbfgsStop minimizeLbfgs(ROL::Objective<double>& obj, FieldVector& x, const LbfgsSettings& s,
                    const std::function<bool(const LbfgsState&)>& check,
                    const LbfgsMemory* resume = nullptr);
 

@@ -623,6 +623,8 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
   j["gradients"] = last.gradients;
   j["noise_variance_per_cell"] = variance;
   j["map"] = termsJson(at_map);
+  // Why the last stage ended: "iteration limit" is a MAP that had not converged.
+  j["map"]["last_stage_ended_at"] = lbfgsStopName(opt_map.lastStop());
   for (std::size_t i = 0; i < free.size(); ++i) {
     j["map"]["parameters"][free[i].name] = theta[i];
     if (!opt_map.parameterScales().empty())
@@ -771,7 +773,8 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
     summary["parameter_toml"] = ip.toml;
     writeTextFile((fs::path(dir) / "inference_summary.json").string(), summary.dump(2) + "\n");
   }
-  ctx.log("infer: MAP -log P " + formatNumber(at_map.total(), 8) +
+  ctx.log("infer: MAP -log P " + formatNumber(at_map.total(), 8) + " (the last stage ended at: " +
+          lbfgsStopName(opt_map.lastStop()) + ")" +
           (ip.mock ? " (truth " + formatNumber(j["truth"]["minus_log_posterior"].get<double>(), 8) +
                          ")"
                    : std::string()) +

@@ -103,11 +103,9 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
     Kokkos::deep_copy(omega.real(), 0.0);
     std::vector<double> held = th;
     MapOptimizer opt(post, map);
-    int iterations = 0, stage = 0, in_stage = 0;
+    int iterations = 0;
     const bool finished = opt.run(omega, held, [&](const MapIteration& it) {
       iterations = it.total;
-      stage = it.stage;
-      in_stage = it.iteration;
       run.stop_signal = agreedStopSignal(comm);
       return run.stop_signal == 0;
     });
@@ -123,8 +121,7 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
     for (std::size_t i = 0; i < g.size(); ++i)
       score[i] = -g[i];
     journal[key] = score;
-    const bool at_cap = stage + 1 == int(map.stages.size()) &&
-                        in_stage >= map.stages.back().max_iterations;
+    const bool at_cap = opt.lastStop() == LbfgsStop::iteration_limit;
     if (at_cap)
       capped.insert(key);
     minus_log_p[key] = terms.total();

@@ -180,7 +180,15 @@ TEST(Laplace, LinearGaussianToyEqualsAnalyticPosterior) {
   LbfgsSettings ls;
   ls.max_iterations = 500;
   ls.gradient_tolerance = 1e-11;
-  minimizeLbfgs(toy, x, ls, {});
+  // (So tight a tolerance ends at the step tolerance, 1e-12: converged either way, not capped.)
+  const LbfgsStop stop = minimizeLbfgs(toy, x, ls, {});
+  EXPECT_TRUE(stop == LbfgsStop::gradient_tolerance || stop == LbfgsStop::step_tolerance)
+      << lbfgsStopName(stop);
+  {
+    FieldVector y(toy.lattice(), 2);
+    ls.gradient_tolerance = 1e-6;
+    EXPECT_EQ(minimizeLbfgs(toy, y, ls, {}), LbfgsStop::gradient_tolerance);
+  }
   std::vector<double> mean;
   std::vector<std::vector<double>> cov;
   toy.analytic(mean, cov);
@@ -211,18 +219,22 @@ TEST(Lbfgs, ResumedRunContinuesBitForBit) {
   ls.step_tolerance = 0.0;
   std::vector<double> full, resumed;
   FieldVector x(toy.lattice(), 2);
-  minimizeLbfgs(toy, x, ls, [&](const LbfgsState& st) {
-    full.push_back(st.value);
-    return true;
-  });
+  EXPECT_EQ(minimizeLbfgs(toy, x, ls,
+                          [&](const LbfgsState& st) {
+                            full.push_back(st.value);
+                            return true;
+                          }),
+            LbfgsStop::iteration_limit);
   FieldVector y(toy.lattice(), 2);
   LbfgsMemory memory;
-  minimizeLbfgs(toy, y, ls, [&](const LbfgsState& st) {
-    if (st.iteration < 12)
-      return true;
-    memory = st.memory();
-    return false;
-  });
+  EXPECT_EQ(minimizeLbfgs(toy, y, ls,
+                          [&](const LbfgsState& st) {
+                            if (st.iteration < 12)
+                              return true;
+                            memory = st.memory();
+                            return false;
+                          }),
+            LbfgsStop::callback);
   ASSERT_EQ(memory.iteration, 12);
   ASSERT_EQ(memory.s.size(), 5u);
   FieldVector z(y); // the iterate, as a checkpoint would restore it
