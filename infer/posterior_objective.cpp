@@ -236,12 +236,21 @@ void PosteriorObjective::multiplyShells(Field<double>& f, const std::vector<doub
   _fft->backward(f);
 }
 
-void PosteriorObjective::noiseAt(const FieldVector& x, Field<double>& omega) const {
+double PosteriorObjective::noiseAt(const FieldVector& x, const std::vector<double>& clamped,
+                                   Field<double>& omega) const {
   Kokkos::deep_copy(omega.real(), x.noise().real());
-  if (!_centring.empty())
-    multiplyShells(omega, centringAt(clampedTheta(thetaAt(x)), false).map);
-  else if (_precond)
+  if (!_centring.empty()) {
+    const Centring c = centringAt(clamped, false);
+    multiplyShells(omega, c.map);
+    return c.jacobian;
+  }
+  if (_precond)
     _precond->apply(omega);
+  return 0.0;
+}
+
+void PosteriorObjective::noiseAt(const FieldVector& x, Field<double>& omega) const {
+  noiseAt(x, clampedTheta(thetaAt(x)), omega);
 }
 
 void PosteriorObjective::fromNoise(const Field<double>& omega, FieldVector& x) const {
@@ -350,13 +359,11 @@ void PosteriorObjective::evaluate(const FieldVector& x) {
     const double d = _theta[i] - _clamped[i];
     penalty += kPenalty * d * d;
   }
-  noiseAt(x, *_omega);
+  const double jacobian = noiseAt(x, _clamped, *_omega);
   _terms = _post.value(*_omega, _clamped);
   _post_evaluation = _post.evaluations();
   ++_values;
-  _value = _terms.total() + penalty;
-  if (!_centring.empty())
-    _value += centringAt(_clamped, false).jacobian;
+  _value = _terms.total() + penalty + jacobian;
   _has_value = true;
   _has_gradient = false;
 }

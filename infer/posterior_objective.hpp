@@ -59,6 +59,9 @@ public:
 
 private:
   void evaluate(const FieldVector& x);
+  // omega of x at the clamped parameters; returns -log det A (0 without centring).
+  double noiseAt(const FieldVector& x, const std::vector<double>& clamped,
+                 Field<double>& omega) const;
   // theta clamped into the domain.
   std::vector<double> clampedTheta(const std::vector<double>& theta) const;
   // Centring at theta: the map P A per |m|^2, -log det A and, when asked for, d log A / d theta_j
