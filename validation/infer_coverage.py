@@ -5,8 +5,9 @@
                     [--out output/infer_coverage] [--skip-runs] [--set KEY=VALUE ...]
 
 Runs `caustic infer PARAMS` once per mock (inference.mock.seed = 100 + m, noise_seed = 500 + m,
-m = 1..mocks; `--jobs` runs at once, each on `--np` ranks; a mock whose summary exists is not
-run again unless --overwrite, and one stopped part-way resumes from its checkpoint), then reads
+m = 1..mocks; with MUSE its simulations' inference.muse.seed = 1000000 + 100 m; `--jobs` runs
+at once, each on `--np` ranks; a mock whose summary exists is not run again unless --overwrite
+or its MUSE seed differs, and one stopped part-way resumes from its checkpoint), then reads
 each inference_summary.json: the estimate and its covariance (MUSE's, or the Laplace covariance
 at the joint MAP) against the mock's truth. It
 counts the mocks whose truth lies inside the 68% and 95% intervals, per parameter (|pull| < 1,
@@ -22,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
 
 import matplotlib
 import numpy as np
@@ -32,14 +34,30 @@ import matplotlib.pyplot as plt  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def muse_seed(m):
+    """Mock m's MUSE simulations draw from their own seeds: with one set shared by all mocks,
+    the error of the simulations' mean score would be common to every mock's estimate, and the
+    mocks would not be independent trials of the estimator."""
+    return 1000000 + 100 * m
+
+
 def run_mock(args, m):
     out = os.path.join(args.out, "mock_%03d" % m)
-    if os.path.exists(os.path.join(out, "inference_summary.json")) and not args.overwrite:
-        return m, 0.0, "kept"
+    summary = os.path.join(out, "inference_summary.json")
+    if os.path.exists(summary) and not args.overwrite:
+        mu = json.load(open(summary))["inference"].get("muse")
+        if not args.muse or (mu and mu["seed"] == muse_seed(m)):
+            return m, 0.0, "kept"
+        args_overwrite = True  # a mock made with other simulation seeds
+    else:
+        args_overwrite = args.overwrite
     sets = ['output.directory="%s"' % out, "inference.mock.seed=%d" % (100 + m),
-            "inference.mock.noise_seed=%d" % (500 + m)] + args.set
+            "inference.mock.noise_seed=%d" % (500 + m)]
+    if args.muse:
+        sets.append("inference.muse.seed=%d" % muse_seed(m))
+    sets += args.set
     # A mock stopped part-way (its checkpoint is there) continues where it stopped.
-    resume = os.path.isdir(os.path.join(out, ".infer_checkpoint")) and not args.overwrite
+    resume = os.path.isdir(os.path.join(out, ".infer_checkpoint")) and not args_overwrite
     cmd = ["bash", os.path.join(ROOT, "jobs/mpirun.sh"), str(args.np),
            os.path.join(ROOT, "build/src/caustic"), "infer", args.params,
            "--resume" if resume else "--overwrite"]
@@ -77,6 +95,8 @@ def main():
     ap.add_argument("--set", action="append", default=[])
     args = ap.parse_args()
     args.params = os.path.abspath(args.params)
+    with open(args.params, "rb") as f:
+        args.muse = "muse" in tomllib.load(f).get("inference", {})
     args.out = os.path.abspath(args.out)
     if args.mocks < 1 or args.jobs < 1 or args.np < 1:
         sys.exit("infer_coverage.py: --mocks, --jobs and --np must be >= 1")
