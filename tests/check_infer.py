@@ -285,6 +285,7 @@ def main():
         sig8 = [row[9] for row in table("hmc")]
         check(all(v == start for v in sig8), "the MAP moved sigma8 (%s) with no fitting stage" % sig8[-3:])
         hm = json.load(open("hmc/inference_summary.json"))["inference"]["hmc"]
+        check(hm["centring"] is True, "HMC ran without centring (its default with fitted parameters)")
         mass, scale = hm["parameter_mass"][0], hm["parameter_scale"][0]
         check(abs(mass - (scale / 0.05) ** 2) < 1e-12 * mass,
               "HMC mass %r, expected (s / sigma)^2 with s %r, sigma 0.05" % (mass, scale))
