@@ -58,7 +58,7 @@ void drift(FieldVector& x, const FieldVector& p, double eps, double mw,
 } // namespace
 
 HmcResult hmcSample(ROL::Objective<double>& obj, FieldVector& x, const HmcSettings& s,
-                    const std::function<bool(const HmcSample&)>& each) {
+                    const std::function<bool(const HmcSample&)>& each, const HmcStart& from) {
   ScopedRegion region("caustic::hmcSample");
   const std::size_t np = x.params().size();
   std::vector<double> mu = s.parameter_mass;
@@ -78,10 +78,14 @@ HmcResult hmcSample(ROL::Objective<double>& obj, FieldVector& x, const HmcSettin
   double u = obj.value(x, tol);
   obj.gradient(g, x, tol);
   ++out.gradients;
-  int accepted = 0, total = 0;
+  if (from.trajectory < 0 || from.accepted < 0 || from.accepted > from.trajectory)
+    throw std::invalid_argument("hmcSample: a chain cannot continue from trajectory " +
+                                std::to_string(from.trajectory) + " with " +
+                                std::to_string(from.accepted) + " accepted");
+  int accepted = from.accepted, total = from.trajectory;
   const int n = x.noise().decomp().n();
   const double sqm = std::sqrt(s.noise_mass);
-  for (int t = 0; t < s.burn_in + s.samples; ++t) {
+  for (int t = from.trajectory; t < s.burn_in + s.samples; ++t) {
     // Momenta ~ N(0, M), keyed on the trajectory and the global point.
     {
       auto pv = p.noise().real();
@@ -128,6 +132,7 @@ HmcResult hmcSample(ROL::Objective<double>& obj, FieldVector& x, const HmcSettin
       ++accepted;
     }
     ++total;
+    smp.accepted_total = accepted;
     smp.minus_log_posterior = u;
     smp.params = x.params();
     if (t >= s.burn_in)

@@ -29,20 +29,30 @@ struct HmcSettings {
 struct HmcSample {
   int trajectory = 0;
   bool accepted = false;
+  int accepted_total = 0;        // accepted trajectories so far (the chain's, resumed ones included)
   double energy_error = 0.0;     // H(end) - H(start)
   double minus_log_posterior = 0.0;
   std::vector<double> params;    // u after the trajectory
 };
 
 struct HmcResult {
-  std::vector<HmcSample> samples; // the kept ones
-  double acceptance = 0.0;        // over all trajectories
+  std::vector<HmcSample> samples; // the kept ones (of this call)
+  double acceptance = 0.0;        // over all trajectories (the chain's)
   long gradients = 0;
 };
 
+// Where a chain continues: x is its state after `trajectory` trajectories, `accepted` of them
+// accepted. The momenta and the Metropolis uniforms are keyed on the trajectory, so the
+// continuation is the uninterrupted chain's, bit for bit.
+struct HmcStart {
+  int trajectory = 0;
+  int accepted = 0;
+};
+
 // Samples from x (which receives the last state). `each` sees every trajectory (burn-in
-// included) and returns false to stop. Collective.
+// included) and returns false to stop. `from`: continue a chain. Collective.
 HmcResult hmcSample(ROL::Objective<double>& obj, FieldVector& x, const HmcSettings& s,
-                    const std::function<bool(const HmcSample&)>& each = {});
+                    const std::function<bool(const HmcSample&)>& each = {},
+                    const HmcStart& from = {});
 
 } // namespace caustic
