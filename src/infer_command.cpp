@@ -108,6 +108,46 @@ std::string rankFile(const fs::path& dir, int rank, long gen) {
   return (dir / ("rank" + std::to_string(rank) + "_g" + std::to_string(gen) + ".bin")).string();
 }
 
+// Writes the raw doubles of each rank's slab of `fields` to `path` (atomically: a temporary
+// file committed when complete); every rank throws when one fails. Collective.
+void writeRankFile(RunContext& ctx, const std::string& path,
+                   const std::vector<const Field<double>*>& fields) {
+  const std::string tmp = path + ".tmp";
+  std::ofstream f(tmp, std::ios::binary);
+  for (const Field<double>* v : fields) {
+    auto host = Kokkos::create_mirror_view(v->real());
+    Kokkos::deep_copy(host, v->real());
+    f.write(reinterpret_cast<const char*>(host.data()),
+            static_cast<std::streamsize>(host.extent(0) * sizeof(double)));
+  }
+  f.close();
+  std::string err;
+  if (!f)
+    err = "cannot write the inference checkpoint " + tmp;
+  else
+    commitFile(tmp, path);
+  int bad = err.empty() ? 0 : 1;
+  MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, ctx.comm().get());
+  if (bad)
+    throw std::runtime_error(err.empty() ? "another rank could not write its inference checkpoint"
+                                         : err);
+}
+
+// Reads what writeRankFile wrote into `fields`; false on every rank when one rank's file is
+// missing or short. Collective.
+bool readRankFile(RunContext& ctx, const std::string& path, const std::vector<Field<double>*>& fields) {
+  std::ifstream f(path, std::ios::binary);
+  for (Field<double>* v : fields) {
+    auto host = Kokkos::create_mirror_view(v->real());
+    f.read(reinterpret_cast<char*>(host.data()),
+           static_cast<std::streamsize>(host.extent(0) * sizeof(double)));
+    Kokkos::deep_copy(v->real(), host);
+  }
+  int bad = f ? 0 : 1;
+  MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, ctx.comm().get());
+  return bad == 0;
+}
+
 void writeMapCheckpoint(RunContext& ctx, const std::string& out, const MapCheckpoint& c,
                         const std::string& csv, const std::string& hash, long& generation) {
   PhaseTimer t(ctx, "checkpoint");
@@ -118,31 +158,12 @@ void writeMapCheckpoint(RunContext& ctx, const std::string& out, const MapCheckp
   const long gen = generation + 1;
   const int rank = ctx.comm().rank();
   {
-    const std::string path = rankFile(dir, rank, gen);
-    const std::string tmp = path + ".tmp";
-    std::ofstream f(tmp, std::ios::binary);
-    auto put = [&](const FieldVector& v) {
-      auto host = Kokkos::create_mirror_view(v.noise().real());
-      Kokkos::deep_copy(host, v.noise().real());
-      f.write(reinterpret_cast<const char*>(host.data()),
-              static_cast<std::streamsize>(host.extent(0) * sizeof(double)));
-    };
-    put(*c.x);
+    std::vector<const Field<double>*> fields = {&c.x->noise()};
     for (std::size_t i = 0; i < c.memory.s.size(); ++i) {
-      put(c.memory.s[i]);
-      put(c.memory.y[i]);
+      fields.push_back(&c.memory.s[i].noise());
+      fields.push_back(&c.memory.y[i].noise());
     }
-    f.close();
-    std::string err;
-    if (!f)
-      err = "cannot write the inference checkpoint " + tmp;
-    else
-      commitFile(tmp, path);
-    int bad = err.empty() ? 0 : 1;
-    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, ctx.comm().get());
-    if (bad)
-      throw std::runtime_error(err.empty() ? "another rank could not write its inference checkpoint"
-                                           : err);
+    writeRankFile(ctx, rankFile(dir, rank, gen), fields);
   }
   MPI_Barrier(ctx.comm().get());
   if (ctx.root()) {
@@ -219,31 +240,108 @@ bool readMapCheckpoint(RunContext& ctx, const std::string& out, const std::strin
   const auto yp = j["y_params"].get<std::vector<std::vector<double>>>();
   const std::size_t pairs = c.memory.sy.size();
   const std::string path = rankFile(dir, ctx.comm().rank(), generation);
-  std::ifstream f(path, std::ios::binary);
-  auto get = [&](FieldVector& v) {
-    auto host = Kokkos::create_mirror_view(v.noise().real());
-    f.read(reinterpret_cast<char*>(host.data()),
-           static_cast<std::streamsize>(host.extent(0) * sizeof(double)));
-    Kokkos::deep_copy(v.noise().real(), host);
-  };
   auto make = [&](const std::vector<double>& params) {
     FieldVector v(like);
     v.params() = params;
     return v;
   };
   c.x = std::make_unique<FieldVector>(make(xp));
-  get(*c.x);
+  std::vector<Field<double>*> fields = {&c.x->noise()};
+  c.memory.s.reserve(pairs);
+  c.memory.y.reserve(pairs);
   for (std::size_t i = 0; i < pairs; ++i) {
     c.memory.s.push_back(make(sp.at(i)));
-    get(c.memory.s.back());
     c.memory.y.push_back(make(yp.at(i)));
-    get(c.memory.y.back());
   }
-  int bad = f ? 0 : 1;
-  MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, ctx.comm().get());
-  if (bad)
+  for (std::size_t i = 0; i < pairs; ++i) {
+    fields.push_back(&c.memory.s[i].noise());
+    fields.push_back(&c.memory.y[i].noise());
+  }
+  if (!readRankFile(ctx, path, fields))
     throw ParamError("--resume: the checkpoint in " + dir.string() + " is incomplete (" + path +
                      " or another rank's file is missing or short)");
+  return true;
+}
+
+// ---- checkpoints of the HMC chain --------------------------------------------------------
+// .infer_checkpoint/hmc.json (rank 0: where the chain stands, the kept samples' parameters, the
+// table so far) and hmc_rank<r>_g<generation>.bin (the state's slab of z). The MAP before it
+// resumes from its own checkpoint (or runs again: it is deterministic) to the same point.
+struct HmcCheckpoint {
+  HmcStart start;
+  std::vector<double> params;              // the state's u
+  std::vector<std::vector<double>> kept;   // theta of the kept trajectories
+  std::string csv;
+};
+
+std::string hmcRankFile(const fs::path& dir, int rank, long gen) {
+  return (dir / ("hmc_rank" + std::to_string(rank) + "_g" + std::to_string(gen) + ".bin")).string();
+}
+
+void writeHmcCheckpoint(RunContext& ctx, const std::string& out, const FieldVector& x,
+                        const HmcCheckpoint& c, const std::string& hash, long& generation) {
+  PhaseTimer t(ctx, "checkpoint");
+  const fs::path dir = fs::path(out) / kCheckpointDir;
+  if (ctx.root())
+    makeDirectories(dir.string());
+  MPI_Barrier(ctx.comm().get());
+  const long gen = generation + 1;
+  const int rank = ctx.comm().rank();
+  writeRankFile(ctx, hmcRankFile(dir, rank, gen), {&x.noise()});
+  MPI_Barrier(ctx.comm().get());
+  if (ctx.root()) {
+    nlohmann::json j;
+    j["generation"] = gen;
+    j["ranks"] = ctx.comm().size();
+    j["parameter_hash"] = hash;
+    j["trajectory"] = c.start.trajectory;
+    j["accepted"] = c.start.accepted;
+    j["params"] = x.params();
+    j["kept"] = c.kept;
+    j["csv"] = c.csv;
+    writeTextFile((dir / "hmc.json").string(), j.dump() + "\n");
+  }
+  MPI_Barrier(ctx.comm().get());
+  std::error_code ec;
+  fs::remove(hmcRankFile(dir, rank, generation), ec);
+  generation = gen;
+}
+
+// Reads the chain's checkpoint into x and c; false if there is none. ParamError if it belongs
+// to other parameters or another rank count, or is incomplete.
+bool readHmcCheckpoint(RunContext& ctx, const std::string& out, const std::string& hash,
+                       FieldVector& x, HmcCheckpoint& c, long& generation) {
+  const fs::path dir = fs::path(out) / kCheckpointDir;
+  const std::string text = readOnRoot(ctx, (dir / "hmc.json").string(), "HMC checkpoint");
+  if (text.empty())
+    return false;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+    if (j.at("parameter_hash").get<std::string>() != hash)
+      throw ParamError("--resume: the HMC checkpoint in " + dir.string() +
+                       " belongs to other parameters; resume with the same file and --set options");
+    if (j.at("ranks").get<int>() != ctx.comm().size())
+      throw ParamError("--resume: the HMC checkpoint in " + dir.string() + " was written by " +
+                       std::to_string(j.at("ranks").get<int>()) +
+                       " ranks; resume on the same number (" + std::to_string(ctx.comm().size()) +
+                       " now)");
+    generation = j.at("generation").get<long>();
+    c.start = {j.at("trajectory").get<int>(), j.at("accepted").get<int>()};
+    c.params = j.at("params").get<std::vector<double>>();
+    c.kept = j.at("kept").get<std::vector<std::vector<double>>>();
+    c.csv = j.at("csv").get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    throw ParamError("--resume: " + (dir / "hmc.json").string() + " is unreadable: " + e.what());
+  }
+  if (c.params.size() != x.params().size())
+    throw ParamError("--resume: the HMC checkpoint in " + dir.string() + " holds " +
+                     std::to_string(c.params.size()) + " parameters, not " +
+                     std::to_string(x.params().size()));
+  x.params() = c.params;
+  if (!readRankFile(ctx, hmcRankFile(dir, ctx.comm().rank(), generation), {&x.noise()}))
+    throw ParamError("--resume: the HMC checkpoint in " + dir.string() +
+                     " is incomplete (a rank's hmc_rank file is missing or short)");
   return true;
 }
 
@@ -260,7 +358,8 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
     if (ctx.root()) {
       const bool summary = fs::exists(fs::path(dir) / "inference_summary.json");
       const bool checkpoint = fs::exists(fs::path(dir) / kCheckpointDir / "state.json") ||
-                              fs::exists(fs::path(dir) / kCheckpointDir / "muse.json");
+                              fs::exists(fs::path(dir) / kCheckpointDir / "muse.json") ||
+                              fs::exists(fs::path(dir) / kCheckpointDir / "hmc.json");
       if (opt.resume && !checkpoint)
         err = "--resume: no inference checkpoint in output.directory = \"" + dir +
               "\"" + (summary ? " (its inference is complete): nothing to resume" : "");
@@ -556,10 +655,18 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
     PosteriorObjective sampled(post, theta, scales, fitted, opt_map.preconditioner(), centring);
     FieldVector x = sampled.makeVector();
     sampled.fromNoise(omega, x);
-    hmc_csv << "# trajectory,accepted,energy_error,minus_log_posterior";
-    for (const auto& f : free)
-      hmc_csv << "," << f.name;
-    hmc_csv << "\n";
+    // The chain so far: its state, where it stands, the kept samples' theta and the table.
+    HmcCheckpoint chain;
+    long hmc_generation = 0;
+    if (opt.resume && readHmcCheckpoint(ctx, dir, ip.hash(), x, chain, hmc_generation)) {
+      hmc_csv << chain.csv;
+      ctx.log("infer: HMC resumes after trajectory " + std::to_string(chain.start.trajectory));
+    } else {
+      hmc_csv << "# trajectory,accepted,energy_error,minus_log_posterior";
+      for (const auto& f : free)
+        hmc_csv << "," << f.name;
+      hmc_csv << "\n";
+    }
     auto thetaOf = [&](const std::vector<double>& u) {
       std::vector<double> th = theta;
       for (std::size_t i = 0; i < th.size(); ++i)
@@ -567,34 +674,43 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
       return th;
     };
     const HmcResult hr = hmcSample(sampled, x, hs, [&](const HmcSample& smp) {
+      const std::vector<double> th = thetaOf(smp.params);
       hmc_csv << smp.trajectory << "," << (smp.accepted ? 1 : 0) << ","
               << formatNumber(smp.energy_error, 8) << ","
               << formatNumber(smp.minus_log_posterior, 12);
-      for (double v : thetaOf(smp.params))
+      for (double v : th)
         hmc_csv << "," << formatNumber(v, 10);
       hmc_csv << "\n";
+      if (smp.trajectory >= hs.burn_in)
+        chain.kept.push_back(th);
       if ((smp.trajectory + 1) % 10 == 0)
         ctx.log("infer: HMC trajectory " + std::to_string(smp.trajectory + 1) + " of " +
                 std::to_string(hs.burn_in + hs.samples) + ", -log P " +
                 formatNumber(smp.minus_log_posterior, 8) + ", energy error " +
-                formatNumber(smp.energy_error, 3) + parametersText(thetaOf(smp.params)));
+                formatNumber(smp.energy_error, 3) + parametersText(th));
       stop_signal = agreedStopSignal(comm);
+      const bool last = smp.trajectory + 1 == hs.burn_in + hs.samples;
+      const bool due = ip.checkpoint_every > 0 && (smp.trajectory + 1) % ip.checkpoint_every == 0;
+      if (!last && (due || stop_signal != 0)) {
+        chain.start = {smp.trajectory + 1, smp.accepted_total};
+        chain.csv = hmc_csv.str();
+        writeHmcCheckpoint(ctx, dir, x, chain, ip.hash(), hmc_generation);
+        if (stop_signal != 0)
+          ctx.log("infer: stopped by signal " + std::to_string(stop_signal) +
+                  " during HMC; checkpoint written: continue with --resume");
+      }
       return stop_signal == 0;
-    });
-    const std::size_t np = free.size(), ns = hr.samples.size();
+    }, chain.start);
+    const std::size_t np = free.size(), ns = chain.kept.size();
     std::vector<double> mean(np, 0.0);
     std::vector<std::vector<double>> cov(np, std::vector<double>(np, 0.0));
-    for (const auto& smp : hr.samples) {
-      const auto th = thetaOf(smp.params);
+    for (const auto& th : chain.kept)
       for (std::size_t i = 0; i < np; ++i)
         mean[i] += th[i] / ns;
-    }
-    for (const auto& smp : hr.samples) {
-      const auto th = thetaOf(smp.params);
+    for (const auto& th : chain.kept)
       for (std::size_t i = 0; i < np; ++i)
         for (std::size_t k = 0; k < np; ++k)
           cov[i][k] += (th[i] - mean[i]) * (th[k] - mean[k]) / std::max<double>(1, ns - 1);
-    }
     hmc_json["acceptance"] = hr.acceptance;
     hmc_json["samples"] = ns;
     hmc_json["mean"] = mean;

@@ -276,7 +276,7 @@ def main():
             check(not os.path.exists("muse_stop/.infer_checkpoint"), "the MUSE checkpoint was left after completion")
 
     # ---- HMC over (omega, sigma8) from the noise's MAP at the start's sigma8 (no stage fits it)
-    ph = write("hmc.toml", "hmc", extra=MOCK + "[inference.hmc]\nsamples = 6\nburn_in = 0\n"
+    ph = write("hmc.toml", "hmc", extra=MOCK + "[inference.hmc]\nsamples = 20\nburn_in = 4\n"
                "leapfrog_steps = 5\nstep_size = 0.05\nparameter_sigma = [0.05]\n",
                infer_extra='prior = "white"\nfit_from_stage = 2')
     r = run([a.caustic, "infer", ph])
@@ -291,7 +291,7 @@ def main():
               "HMC mass %r, expected (s / sigma)^2 with s %r, sigma 0.05" % (mass, scale))
         with open("hmc/inference_hmc.csv") as f:
             smp = [[float(v) for v in r] for r in csv.reader(f) if r and not r[0].startswith("#")]
-        check(len(smp) == 6, "%d HMC rows, expected 6" % len(smp))
+        check(len(smp) == 24, "%d HMC rows, expected 24" % len(smp))
         prev = start
         for row in smp:
             moved = row[4] != prev
@@ -299,10 +299,27 @@ def main():
                   (row[0], row[1], prev, row[4]))
             prev = row[4]
         check(any(row[1] for row in smp), "HMC accepted no trajectory")
-        check(abs(np.mean([row[4] for row in smp]) - hm["mean"][0]) < 1e-8,
-              "HMC mean %r, the samples' %r" % (hm["mean"][0], np.mean([row[4] for row in smp])))
+        kept = [row[4] for row in smp if row[0] >= 4]
+        check(abs(np.mean(kept) - hm["mean"][0]) < 1e-8,
+              "HMC mean %r, the kept samples' %r" % (hm["mean"][0], np.mean(kept)))
         print("  HMC over (omega, sigma8): acceptance %.2f, sigma8 %.4f -> mean %.4f, mass %.3g"
               % (hm["acceptance"], start, hm["mean"][0], mass))
+        # Stopped by SIGTERM during the chain and resumed: the uninterrupted chain, bit for bit.
+        code, err = stopped_at([a.caustic, "infer", ph, "--overwrite", "--set",
+                                'output.directory="hmc_stop"'], "HMC trajectory 10 of")
+        check(code == 128 + signal.SIGTERM, "stopped HMC: exit %d %s" % (code, err[-300:]))
+        hj = json.load(open("hmc_stop/.infer_checkpoint/hmc.json"))
+        check(10 <= hj["trajectory"] < 24, "the HMC checkpoint stands at trajectory %d" % hj["trajectory"])
+        r = run([a.caustic, "infer", ph, "--resume", "--set", 'output.directory="hmc_stop"'])
+        if check(r.returncode == 0, "HMC resume failed: " + r.stderr[-500:]):
+            check("HMC resumes after trajectory %d" % hj["trajectory"] in r.stdout,
+                  "the resumed run did not continue the chain")
+            check(open("hmc_stop/inference_hmc.csv").read() == open("hmc/inference_hmc.csv").read(),
+                  "the resumed chain's table differs from the uninterrupted one's")
+            h2 = json.load(open("hmc_stop/inference_summary.json"))["inference"]["hmc"]
+            for key in ("mean", "covariance", "acceptance", "samples"):
+                check(h2[key] == hm[key], "resumed HMC %s %r, uninterrupted %r" % (key, h2[key], hm[key]))
+            check(not os.path.exists("hmc_stop/.infer_checkpoint"), "the HMC checkpoint was left after completion")
 
     # ---- an earlier inference is not replaced without --overwrite
     r = run([a.caustic, "infer", p1])
