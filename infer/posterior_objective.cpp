@@ -162,12 +162,16 @@ PosteriorObjective::PosteriorObjective(FieldPosterior& post, std::vector<double>
     for (std::size_t i = 0; i < nb; ++i)
       _p[i] = 1.0 / std::sqrt(1.0 + std::max(0.0, _precond->curvature()[i]));
   _fft = std::make_unique<FFT<double>>(lattice);
-  // log S(theta0) per |m|^2 (A(theta0) = 1).
-  _log_s0.assign(nb, 0.0);
-  const double kf = 2.0 * M_PI / lattice->box();
-  const LinearPower lp = post.config().power.at(post.paramsAt(clampedTheta(_theta0)).cosmology);
-  for (std::size_t m2 = 1; m2 < nb; ++m2)
-    _log_s0[m2] = std::log(lp(kf * std::sqrt(double(m2))));
+  _log_s0 = logPower(post.paramsAt(clampedTheta(_theta0)).cosmology); // A(theta0) = 1
+}
+
+std::vector<double> PosteriorObjective::logPower(const CosmologyParams& c) const {
+  const double kf = 2.0 * M_PI / _post.config().lattice->box();
+  const LinearPower lp = _post.config().power.at(c);
+  std::vector<double> l(_centring.size(), 0.0);
+  for (std::size_t m2 = 1; m2 < l.size(); ++m2)
+    l[m2] = std::log(lp(kf * std::sqrt(double(m2))));
+  return l;
 }
 
 std::vector<double> PosteriorObjective::clampedTheta(const std::vector<double>& theta) const {
@@ -182,16 +186,7 @@ std::vector<double> PosteriorObjective::clampedTheta(const std::vector<double>& 
 
 PosteriorObjective::Centring PosteriorObjective::centringAt(const std::vector<double>& theta,
                                                             bool derivatives) const {
-  const auto& lattice = _post.config().lattice;
-  const double kf = 2.0 * M_PI / lattice->box();
   const std::size_t nb = _centring.size();
-  auto logPower = [&](const CosmologyParams& c) {
-    const LinearPower lp = _post.config().power.at(c);
-    std::vector<double> l(nb, 0.0);
-    for (std::size_t m2 = 1; m2 < nb; ++m2)
-      l[m2] = std::log(lp(kf * std::sqrt(double(m2))));
-    return l;
-  };
   Centring out;
   const CosmologyParams cosmo = _post.paramsAt(theta).cosmology;
   const std::vector<double> ls = logPower(cosmo);

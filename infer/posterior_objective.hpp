@@ -72,6 +72,8 @@ private:
     double jacobian = 0.0;
   };
   Centring centringAt(const std::vector<double>& theta, bool derivatives) const;
+  // log S at each |m|^2 of the lattice (0 at DC).
+  std::vector<double> logPower(const CosmologyParams& c) const;
   // f <- f multiplied per |m|^2 by `table` in Fourier space. Collective.
   void multiplyShells(Field<double>& f, const std::vector<double>& table) const;
 
