@@ -96,60 +96,27 @@ nlohmann::json termsJson(const FieldPosterior::Terms& t) {
           {"parameter_prior", t.parameter_prior}};
 }
 
-// ---- checkpoints of the MAP ----------------------------------------------------------------
-// <output.directory>/.infer_checkpoint/: state.json (rank 0: scalars, parameters, the loss
-// table so far, the generation) and rank<r>_g<generation>.bin per rank (the raw doubles of its
-// slab of the iterate and of the L-BFGS pairs). A generation's files are complete before
-// state.json names it; the previous generation is removed after. Resuming needs the same
-// parameters and the same number of ranks.
+// ---- checkpoints ------------------------------------------------------------------------
+// <output.directory>/.infer_checkpoint/ holds one per phase: the MAP's (state.json and
+// rank<r>_g<generation>.bin: the raw doubles of each rank's slab of the iterate and of the
+// L-BFGS pairs) and HMC's (hmc.json and hmc_rank<r>_g<generation>.bin: the chain's state). A
+// generation's rank files are complete before its JSON (rank 0: scalars, parameters, tables)
+// names it; the previous generation's are removed after. Resuming needs the same parameters and
+// the same number of ranks.
 const char* kCheckpointDir = ".infer_checkpoint";
 
-std::string rankFile(const fs::path& dir, int rank, long gen) {
-  return (dir / ("rank" + std::to_string(rank) + "_g" + std::to_string(gen) + ".bin")).string();
+std::string rankFile(const fs::path& dir, const std::string& prefix, int rank, long gen) {
+  return (dir / (prefix + "rank" + std::to_string(rank) + "_g" + std::to_string(gen) + ".bin"))
+      .string();
 }
 
-// Writes the raw doubles of each rank's slab of `fields` to `path` (atomically: a temporary
-// file committed when complete); every rank throws when one fails. Collective.
-void writeRankFile(RunContext& ctx, const std::string& path,
-                   const std::vector<const Field<double>*>& fields) {
-  const std::string tmp = path + ".tmp";
-  std::ofstream f(tmp, std::ios::binary);
-  for (const Field<double>* v : fields) {
-    auto host = Kokkos::create_mirror_view(v->real());
-    Kokkos::deep_copy(host, v->real());
-    f.write(reinterpret_cast<const char*>(host.data()),
-            static_cast<std::streamsize>(host.extent(0) * sizeof(double)));
-  }
-  f.close();
-  std::string err;
-  if (!f)
-    err = "cannot write the inference checkpoint " + tmp;
-  else
-    commitFile(tmp, path);
-  int bad = err.empty() ? 0 : 1;
-  MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, ctx.comm().get());
-  if (bad)
-    throw std::runtime_error(err.empty() ? "another rank could not write its inference checkpoint"
-                                         : err);
-}
-
-// Reads what writeRankFile wrote into `fields`; false on every rank when one rank's file is
-// missing or short. Collective.
-bool readRankFile(RunContext& ctx, const std::string& path, const std::vector<Field<double>*>& fields) {
-  std::ifstream f(path, std::ios::binary);
-  for (Field<double>* v : fields) {
-    auto host = Kokkos::create_mirror_view(v->real());
-    f.read(reinterpret_cast<char*>(host.data()),
-           static_cast<std::streamsize>(host.extent(0) * sizeof(double)));
-    Kokkos::deep_copy(v->real(), host);
-  }
-  int bad = f ? 0 : 1;
-  MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, ctx.comm().get());
-  return bad == 0;
-}
-
-void writeMapCheckpoint(RunContext& ctx, const std::string& out, const MapCheckpoint& c,
-                        const std::string& csv, const std::string& hash, long& generation) {
+// Writes generation + 1 of a checkpoint: each rank's slab of `fields` to its <prefix>rank file
+// (atomically: a temporary file committed when complete; every rank throws when one fails),
+// then on rank 0 `state`, with the generation, rank count and parameter hash added, to `json`.
+// Collective.
+void writeCheckpoint(RunContext& ctx, const std::string& out, const std::string& prefix,
+                     const std::string& json, const std::vector<const Field<double>*>& fields,
+                     nlohmann::json state, const std::string& hash, long& generation) {
   PhaseTimer t(ctx, "checkpoint");
   const fs::path dir = fs::path(out) / kCheckpointDir;
   if (ctx.root())
@@ -158,61 +125,54 @@ void writeMapCheckpoint(RunContext& ctx, const std::string& out, const MapCheckp
   const long gen = generation + 1;
   const int rank = ctx.comm().rank();
   {
-    std::vector<const Field<double>*> fields = {&c.x->noise()};
-    for (std::size_t i = 0; i < c.memory.s.size(); ++i) {
-      fields.push_back(&c.memory.s[i].noise());
-      fields.push_back(&c.memory.y[i].noise());
+    const std::string path = rankFile(dir, prefix, rank, gen), tmp = path + ".tmp";
+    std::ofstream f(tmp, std::ios::binary);
+    for (const Field<double>* v : fields) {
+      auto host = Kokkos::create_mirror_view(v->real());
+      Kokkos::deep_copy(host, v->real());
+      f.write(reinterpret_cast<const char*>(host.data()),
+              static_cast<std::streamsize>(host.extent(0) * sizeof(double)));
     }
-    writeRankFile(ctx, rankFile(dir, rank, gen), fields);
+    f.close();
+    std::string err;
+    if (!f)
+      err = "cannot write the inference checkpoint " + tmp;
+    else
+      commitFile(tmp, path);
+    int bad = err.empty() ? 0 : 1;
+    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, ctx.comm().get());
+    if (bad)
+      throw std::runtime_error(err.empty() ? "another rank could not write its inference checkpoint"
+                                           : err);
   }
   MPI_Barrier(ctx.comm().get());
   if (ctx.root()) {
-    nlohmann::json j;
-    j["generation"] = gen;
-    j["ranks"] = ctx.comm().size();
-    j["parameter_hash"] = hash;
-    j["stage"] = c.stage;
-    j["total"] = c.total;
-    j["evaluations"] = c.evaluations;
-    j["gradients"] = c.gradients;
-    j["theta_stage"] = c.theta_stage;
-    j["scales"] = c.scales;
-    j["noise_curvature"] = c.noise_curvature;
-    j["preconditioner_curvature"] = c.preconditioner_curvature;
-    j["x_params"] = c.x->params();
-    j["memory_iteration"] = c.memory.iteration;
-    j["initial_gradient_norm"] = c.memory.initial_gradient_norm;
-    j["sy"] = c.memory.sy;
-    nlohmann::json sp = nlohmann::json::array(), yp = nlohmann::json::array();
-    for (std::size_t i = 0; i < c.memory.s.size(); ++i) {
-      sp.push_back(c.memory.s[i].params());
-      yp.push_back(c.memory.y[i].params());
-    }
-    j["s_params"] = sp;
-    j["y_params"] = yp;
-    j["loss_csv"] = csv;
-    writeTextFile((dir / "state.json").string(), j.dump() + "\n");
+    state["generation"] = gen;
+    state["ranks"] = ctx.comm().size();
+    state["parameter_hash"] = hash;
+    writeTextFile((dir / json).string(), state.dump() + "\n");
   }
   MPI_Barrier(ctx.comm().get());
   std::error_code ec;
-  fs::remove(rankFile(dir, rank, generation), ec);
+  fs::remove(rankFile(dir, prefix, rank, generation), ec);
   generation = gen;
 }
 
-// Reads the checkpoint into c (on the lattice of `like`); false if there is none. ParamError if
-// it belongs to other parameters or another rank count, or is incomplete.
-bool readMapCheckpoint(RunContext& ctx, const std::string& out, const std::string& hash,
-                       const FieldVector& like, MapCheckpoint& c, std::string& csv,
-                       long& generation) {
+// The state of checkpoint `json` (null if there is none), its generation in `generation`.
+// ParamError if it is unreadable or belongs to other parameters or another rank count.
+// Collective.
+nlohmann::json readCheckpointState(RunContext& ctx, const std::string& out, const std::string& json,
+                                   const std::string& hash, long& generation) {
   const fs::path dir = fs::path(out) / kCheckpointDir;
-  const std::string text = readOnRoot(ctx, (dir / "state.json").string(), "infer checkpoint");
+  const std::string text = readOnRoot(ctx, (dir / json).string(), "infer checkpoint");
   if (text.empty())
-    return false;
+    return nullptr;
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
+    generation = j.at("generation").get<long>();
   } catch (const std::exception& e) {
-    throw ParamError("--resume: " + (dir / "state.json").string() + " is unreadable: " + e.what());
+    throw ParamError("--resume: " + (dir / json).string() + " is unreadable: " + e.what());
   }
   if (j.value("parameter_hash", std::string()) != hash)
     throw ParamError("--resume: the checkpoint in " + dir.string() +
@@ -222,7 +182,65 @@ bool readMapCheckpoint(RunContext& ctx, const std::string& out, const std::strin
     throw ParamError("--resume: the checkpoint in " + dir.string() + " was written by " +
                      std::to_string(j.value("ranks", -1)) + " ranks; resume on the same number (" +
                      std::to_string(ctx.comm().size()) + " now)");
-  generation = j["generation"].get<long>();
+  return j;
+}
+
+// Reads this rank's slab of `fields` from checkpoint `prefix`'s generation; ParamError on every
+// rank when one rank's file is missing or short. Collective.
+void readCheckpointFields(RunContext& ctx, const std::string& out, const std::string& prefix,
+                          long generation, const std::vector<Field<double>*>& fields) {
+  const fs::path dir = fs::path(out) / kCheckpointDir;
+  const std::string path = rankFile(dir, prefix, ctx.comm().rank(), generation);
+  std::ifstream f(path, std::ios::binary);
+  for (Field<double>* v : fields) {
+    auto host = Kokkos::create_mirror_view(v->real());
+    f.read(reinterpret_cast<char*>(host.data()),
+           static_cast<std::streamsize>(host.extent(0) * sizeof(double)));
+    Kokkos::deep_copy(v->real(), host);
+  }
+  int bad = f ? 0 : 1;
+  MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, ctx.comm().get());
+  if (bad)
+    throw ParamError("--resume: the checkpoint in " + dir.string() + " is incomplete (" + path +
+                     " or another rank's file is missing or short)");
+}
+
+void writeMapCheckpoint(RunContext& ctx, const std::string& out, const MapCheckpoint& c,
+                        const std::string& csv, const std::string& hash, long& generation) {
+  std::vector<const Field<double>*> fields = {&c.x->noise()};
+  nlohmann::json sp = nlohmann::json::array(), yp = nlohmann::json::array();
+  for (std::size_t i = 0; i < c.memory.s.size(); ++i) {
+    fields.push_back(&c.memory.s[i].noise());
+    fields.push_back(&c.memory.y[i].noise());
+    sp.push_back(c.memory.s[i].params());
+    yp.push_back(c.memory.y[i].params());
+  }
+  nlohmann::json j;
+  j["stage"] = c.stage;
+  j["total"] = c.total;
+  j["evaluations"] = c.evaluations;
+  j["gradients"] = c.gradients;
+  j["theta_stage"] = c.theta_stage;
+  j["scales"] = c.scales;
+  j["noise_curvature"] = c.noise_curvature;
+  j["preconditioner_curvature"] = c.preconditioner_curvature;
+  j["x_params"] = c.x->params();
+  j["memory_iteration"] = c.memory.iteration;
+  j["initial_gradient_norm"] = c.memory.initial_gradient_norm;
+  j["sy"] = c.memory.sy;
+  j["s_params"] = sp;
+  j["y_params"] = yp;
+  j["loss_csv"] = csv;
+  writeCheckpoint(ctx, out, "", "state.json", fields, std::move(j), hash, generation);
+}
+
+// Reads the MAP's checkpoint into c (on the lattice of `like`); false if there is none.
+bool readMapCheckpoint(RunContext& ctx, const std::string& out, const std::string& hash,
+                       const FieldVector& like, MapCheckpoint& c, std::string& csv,
+                       long& generation) {
+  const nlohmann::json j = readCheckpointState(ctx, out, "state.json", hash, generation);
+  if (j.is_null())
+    return false;
   c.stage = j["stage"];
   c.total = j["total"];
   c.evaluations = j["evaluations"];
@@ -239,109 +257,65 @@ bool readMapCheckpoint(RunContext& ctx, const std::string& out, const std::strin
   const auto sp = j["s_params"].get<std::vector<std::vector<double>>>();
   const auto yp = j["y_params"].get<std::vector<std::vector<double>>>();
   const std::size_t pairs = c.memory.sy.size();
-  const std::string path = rankFile(dir, ctx.comm().rank(), generation);
   auto make = [&](const std::vector<double>& params) {
     FieldVector v(like);
     v.params() = params;
     return v;
   };
   c.x = std::make_unique<FieldVector>(make(xp));
-  std::vector<Field<double>*> fields = {&c.x->noise()};
   c.memory.s.reserve(pairs);
   c.memory.y.reserve(pairs);
+  std::vector<Field<double>*> fields = {&c.x->noise()};
   for (std::size_t i = 0; i < pairs; ++i) {
     c.memory.s.push_back(make(sp.at(i)));
     c.memory.y.push_back(make(yp.at(i)));
+    fields.push_back(&c.memory.s.back().noise());
+    fields.push_back(&c.memory.y.back().noise());
   }
-  for (std::size_t i = 0; i < pairs; ++i) {
-    fields.push_back(&c.memory.s[i].noise());
-    fields.push_back(&c.memory.y[i].noise());
-  }
-  if (!readRankFile(ctx, path, fields))
-    throw ParamError("--resume: the checkpoint in " + dir.string() + " is incomplete (" + path +
-                     " or another rank's file is missing or short)");
+  readCheckpointFields(ctx, out, "", generation, fields);
   return true;
 }
 
-// ---- checkpoints of the HMC chain --------------------------------------------------------
-// .infer_checkpoint/hmc.json (rank 0: where the chain stands, the kept samples' parameters, the
-// table so far) and hmc_rank<r>_g<generation>.bin (the state's slab of z). The MAP before it
-// resumes from its own checkpoint (or runs again: it is deterministic) to the same point.
+// HMC's checkpoint: where the chain stands, the kept samples' theta and the table so far; the
+// state's z in the rank files. The MAP before it resumes from its own checkpoint (or runs
+// again: it is deterministic) to the same point.
 struct HmcCheckpoint {
   HmcStart start;
-  std::vector<double> params;              // the state's u
-  std::vector<std::vector<double>> kept;   // theta of the kept trajectories
+  std::vector<std::vector<double>> kept; // theta of the kept trajectories
   std::string csv;
 };
 
-std::string hmcRankFile(const fs::path& dir, int rank, long gen) {
-  return (dir / ("hmc_rank" + std::to_string(rank) + "_g" + std::to_string(gen) + ".bin")).string();
-}
-
 void writeHmcCheckpoint(RunContext& ctx, const std::string& out, const FieldVector& x,
                         const HmcCheckpoint& c, const std::string& hash, long& generation) {
-  PhaseTimer t(ctx, "checkpoint");
-  const fs::path dir = fs::path(out) / kCheckpointDir;
-  if (ctx.root())
-    makeDirectories(dir.string());
-  MPI_Barrier(ctx.comm().get());
-  const long gen = generation + 1;
-  const int rank = ctx.comm().rank();
-  writeRankFile(ctx, hmcRankFile(dir, rank, gen), {&x.noise()});
-  MPI_Barrier(ctx.comm().get());
-  if (ctx.root()) {
-    nlohmann::json j;
-    j["generation"] = gen;
-    j["ranks"] = ctx.comm().size();
-    j["parameter_hash"] = hash;
-    j["trajectory"] = c.start.trajectory;
-    j["accepted"] = c.start.accepted;
-    j["params"] = x.params();
-    j["kept"] = c.kept;
-    j["csv"] = c.csv;
-    writeTextFile((dir / "hmc.json").string(), j.dump() + "\n");
-  }
-  MPI_Barrier(ctx.comm().get());
-  std::error_code ec;
-  fs::remove(hmcRankFile(dir, rank, generation), ec);
-  generation = gen;
+  nlohmann::json j;
+  j["trajectory"] = c.start.trajectory;
+  j["accepted"] = c.start.accepted;
+  j["params"] = x.params();
+  j["kept"] = c.kept;
+  j["csv"] = c.csv;
+  writeCheckpoint(ctx, out, "hmc_", "hmc.json", {&x.noise()}, std::move(j), hash, generation);
 }
 
-// Reads the chain's checkpoint into x and c; false if there is none. ParamError if it belongs
-// to other parameters or another rank count, or is incomplete.
+// Reads the chain's checkpoint into x and c; false if there is none.
 bool readHmcCheckpoint(RunContext& ctx, const std::string& out, const std::string& hash,
                        FieldVector& x, HmcCheckpoint& c, long& generation) {
-  const fs::path dir = fs::path(out) / kCheckpointDir;
-  const std::string text = readOnRoot(ctx, (dir / "hmc.json").string(), "HMC checkpoint");
-  if (text.empty())
+  const nlohmann::json j = readCheckpointState(ctx, out, "hmc.json", hash, generation);
+  if (j.is_null())
     return false;
-  nlohmann::json j;
+  std::vector<double> params;
   try {
-    j = nlohmann::json::parse(text);
-    if (j.at("parameter_hash").get<std::string>() != hash)
-      throw ParamError("--resume: the HMC checkpoint in " + dir.string() +
-                       " belongs to other parameters; resume with the same file and --set options");
-    if (j.at("ranks").get<int>() != ctx.comm().size())
-      throw ParamError("--resume: the HMC checkpoint in " + dir.string() + " was written by " +
-                       std::to_string(j.at("ranks").get<int>()) +
-                       " ranks; resume on the same number (" + std::to_string(ctx.comm().size()) +
-                       " now)");
-    generation = j.at("generation").get<long>();
     c.start = {j.at("trajectory").get<int>(), j.at("accepted").get<int>()};
-    c.params = j.at("params").get<std::vector<double>>();
+    params = j.at("params").get<std::vector<double>>();
     c.kept = j.at("kept").get<std::vector<std::vector<double>>>();
     c.csv = j.at("csv").get<std::string>();
   } catch (const nlohmann::json::exception& e) {
-    throw ParamError("--resume: " + (dir / "hmc.json").string() + " is unreadable: " + e.what());
+    throw ParamError(std::string("--resume: the HMC checkpoint is unreadable: ") + e.what());
   }
-  if (c.params.size() != x.params().size())
-    throw ParamError("--resume: the HMC checkpoint in " + dir.string() + " holds " +
-                     std::to_string(c.params.size()) + " parameters, not " +
-                     std::to_string(x.params().size()));
-  x.params() = c.params;
-  if (!readRankFile(ctx, hmcRankFile(dir, ctx.comm().rank(), generation), {&x.noise()}))
-    throw ParamError("--resume: the HMC checkpoint in " + dir.string() +
-                     " is incomplete (a rank's hmc_rank file is missing or short)");
+  if (params.size() != x.params().size())
+    throw ParamError("--resume: the HMC checkpoint holds " + std::to_string(params.size()) +
+                     " parameters, not " + std::to_string(x.params().size()));
+  x.params() = params;
+  readCheckpointFields(ctx, out, "hmc_", generation, {&x.noise()});
   return true;
 }
 
