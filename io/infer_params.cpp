@@ -182,8 +182,8 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
                      ": not allowed; expected an integer in [0, 64] (0: no preconditioner)");
   p.preconditioner_probes = static_cast<int>(probes);
   const auto every = s.integer("checkpoint_every", 20,
-                               "an integer >= 0 (MAP iterations between checkpoints; 0: only "
-                               "when stopped by a signal)");
+                               "an integer >= 0 (MAP iterations or HMC trajectories between "
+                               "checkpoints; 0: only when stopped by a signal)");
   if (every < 0 || every > 1000000)
     throw ParamError("inference.checkpoint_every = " + std::to_string(every) +
                      ": not allowed; expected an integer in [0, 1000000]");

@@ -61,7 +61,7 @@ struct InferParams {
   int memory = 10;
   double gradient_tolerance = 1e-5;
   int preconditioner_probes = 2; // Gauss-Newton probes of the Fourier preconditioner (0: none)
-  int checkpoint_every = 20;     // MAP iterations between checkpoints (0: only on a stop)
+  int checkpoint_every = 20;     // MAP iterations (HMC trajectories) between checkpoints (0: only on a stop)
   bool laplace = true;           // the Laplace covariance of the fitted parameters
   bool centred_prior = true;     // prior = "centred" (1/2 log det S(theta) included) or "white"
   InferHmcParams hmc;
