@@ -230,8 +230,10 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
                            std::to_string(v) + "; choose seeds apart");
     u.finish();
   }
-  p.centred_prior =
-      s.choice("prior", p.muse.enabled ? "white" : "centred", {"centred", "white"}) == "centred";
+  // White by default where only it serves: MUSE's scores, and HMC moving the parameters (below).
+  const bool hmc_moves_parameters = s.find("hmc") != nullptr && !p.fit.empty();
+  p.centred_prior = s.choice("prior", p.muse.enabled || hmc_moves_parameters ? "white" : "centred",
+                             {"centred", "white"}) == "centred";
   if (p.muse.enabled && p.centred_prior)
     throw ParamError("inference.prior = \"centred\": not allowed with [inference.muse], whose "
                      "scores are of the joint density of (omega, theta); use \"white\" (its "

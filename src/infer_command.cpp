@@ -662,8 +662,9 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
                 std::to_string(hs.burn_in + hs.samples) + ", -log P " +
                 formatNumber(smp.minus_log_posterior, 8) + ", energy error " +
                 formatNumber(smp.energy_error, 3) + parametersText(th));
-      stop_signal = agreedStopSignal(comm);
       const bool last = smp.trajectory + 1 == hs.burn_in + hs.samples;
+      // A signal after the last trajectory finds the chain complete: it ends as one.
+      stop_signal = last ? 0 : agreedStopSignal(comm);
       const bool due = ip.checkpoint_every > 0 && (smp.trajectory + 1) % ip.checkpoint_every == 0;
       if (!last && (due || stop_signal != 0)) {
         chain.start = {smp.trajectory + 1, smp.accepted_total};

@@ -278,7 +278,7 @@ def main():
     # ---- HMC over (omega, sigma8) from the noise's MAP at the start's sigma8 (no stage fits it)
     ph = write("hmc.toml", "hmc", extra=MOCK + "[inference.hmc]\nsamples = 20\nburn_in = 4\n"
                "leapfrog_steps = 5\nstep_size = 0.05\nparameter_sigma = [0.05]\n",
-               infer_extra='prior = "white"\nfit_from_stage = 2')
+               infer_extra="fit_from_stage = 2")  # the white prior: its default with HMC and fit
     r = run([a.caustic, "infer", ph])
     if check(r.returncode == 0, "HMC from the noise's MAP failed: " + r.stderr[-800:]):
         start = float(re.search(r"sigma8 = ([0-9.]+)", COSMOLOGY).group(1))
