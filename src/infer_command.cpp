@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 namespace caustic {
@@ -119,9 +120,21 @@ void writeCheckpoint(RunContext& ctx, const std::string& out, const std::string&
                      nlohmann::json state, const std::string& hash, long& generation) {
   PhaseTimer t(ctx, "checkpoint");
   const fs::path dir = fs::path(out) / kCheckpointDir;
-  if (ctx.root())
-    makeDirectories(dir.string());
-  MPI_Barrier(ctx.comm().get());
+  // Rank 0's steps share their failure, so that no rank waits for one that threw.
+  auto onRoot = [&](const std::function<void()>& step) {
+    std::string err;
+    if (ctx.root()) {
+      try {
+        step();
+      } catch (const std::exception& e) {
+        err = e.what();
+      }
+    }
+    err = broadcastString(ctx.comm().get(), err, 0, "infer checkpoint");
+    if (!err.empty())
+      throw std::runtime_error(err);
+  };
+  onRoot([&] { makeDirectories(dir.string()); });
   const long gen = generation + 1;
   const int rank = ctx.comm().rank();
   {
@@ -146,13 +159,12 @@ void writeCheckpoint(RunContext& ctx, const std::string& out, const std::string&
                                            : err);
   }
   MPI_Barrier(ctx.comm().get());
-  if (ctx.root()) {
+  onRoot([&] {
     state["generation"] = gen;
     state["ranks"] = ctx.comm().size();
     state["parameter_hash"] = hash;
     writeTextFile((dir / json).string(), state.dump() + "\n");
-  }
-  MPI_Barrier(ctx.comm().get());
+  });
   std::error_code ec;
   fs::remove(rankFile(dir, prefix, rank, generation), ec);
   generation = gen;
