@@ -51,16 +51,20 @@ void FieldVector::scale(double alpha) {
     p *= alpha;
 }
 
+double latticeDot(const Field<double>& a, const Field<double>& b) {
+  auto x = a.real(), y = b.real();
+  double s = 0.0;
+  a.decomp().reducePoints(
+      "caustic::latticeDot",
+      KOKKOS_LAMBDA(const MeshPoint& q, double& acc) { acc += x(q.index) * y(q.index); }, s);
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &s, 1, MPI_DOUBLE, MPI_SUM, a.decomp().comm().get()),
+           "latticeDot");
+  return s;
+}
+
 double FieldVector::dot(const ROL::Vector<double>& x) const {
   const FieldVector& o = cast(x);
-  // Over the real points only (the r2c layout pads each row).
-  auto a = _noise->real(), b = o._noise->real();
-  double s = 0.0;
-  _lattice->reducePoints(
-      "caustic::FieldVector::dot",
-      KOKKOS_LAMBDA(const MeshPoint& q, double& acc) { acc += a(q.index) * b(q.index); }, s);
-  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &s, 1, MPI_DOUBLE, MPI_SUM, _lattice->comm().get()),
-           "FieldVector::dot");
+  double s = latticeDot(*_noise, *o._noise);
   for (std::size_t i = 0; i < _params.size(); ++i)
     s += _params[i] * o._params[i];
   return s;

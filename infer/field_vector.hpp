@@ -12,6 +12,10 @@
 
 namespace caustic {
 
+// sum_q a(q) b(q) over the real points of two fields of one decomposition (the r2c layout pads
+// each row). Collective.
+double latticeDot(const Field<double>& a, const Field<double>& b);
+
 class FieldVector : public ROL::Vector<double> {
 public:
   // Zero noise on `lattice` and `nparams` zero parameters.

@@ -27,16 +27,7 @@ double philoxUniform(std::uint64_t seed, std::uint32_t c0, std::uint32_t c1) {
 
 // Kinetic energy 1/2 p^T M^{-1} p. Collective.
 double kinetic(const FieldVector& p, double mw, const std::vector<double>& mu) {
-  auto v = p.noise().real();
-  double k = 0.0;
-  p.noise().decomp().reducePoints(
-      "caustic::hmc::kinetic", KOKKOS_LAMBDA(const MeshPoint& q, double& acc) {
-        acc += v(q.index) * v(q.index);
-      },
-      k);
-  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &k, 1, MPI_DOUBLE, MPI_SUM, p.noise().decomp().comm().get()),
-           "hmc::kinetic");
-  k = 0.5 * k / mw;
+  double k = 0.5 * latticeDot(p.noise(), p.noise()) / mw;
   for (std::size_t j = 0; j < mu.size(); ++j)
     k += 0.5 * p.params()[j] * p.params()[j] / mu[j];
   return k;

@@ -24,18 +24,6 @@ const FieldVector& asField(const ROL::Vector<double>& x) {
   return dynamic_cast<const FieldVector&>(x);
 }
 
-// sum_q a(q) b(q) over the lattice. Collective.
-double fieldDot(const Field<double>& a, const Field<double>& b) {
-  auto x = a.real(), y = b.real();
-  double s = 0.0;
-  a.decomp().reducePoints(
-      "caustic::PosteriorObjective::dot",
-      KOKKOS_LAMBDA(const MeshPoint& q, double& acc) { acc += x(q.index) * y(q.index); }, s);
-  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &s, 1, MPI_DOUBLE, MPI_SUM, a.decomp().comm().get()),
-           "PosteriorObjective::fieldDot");
-  return s;
-}
-
 // Whether a and b hold bitwise the same point (on every rank). Collective.
 bool samePoint(const FieldVector& a, const FieldVector& b) {
   if (a.params() != b.params())
@@ -297,7 +285,7 @@ void PosteriorObjective::gradient(ROL::Vector<double>& gv, const ROL::Vector<dou
       for (std::size_t j = 0; j < gt.size(); ++j) {
         Kokkos::deep_copy(t.real(), _omega->real());
         multiplyShells(t, c.dlog[j]);
-        gt[j] += fieldDot(_g.noise(), t) + c.jacobian_gradient[j];
+        gt[j] += latticeDot(_g.noise(), t) + c.jacobian_gradient[j];
       }
       multiplyShells(_g.noise(), c.map);
     } else if (_precond) {

@@ -230,8 +230,9 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
                            std::to_string(v) + "; choose seeds apart");
     u.finish();
   }
+  p.hmc.enabled = s.find("hmc") != nullptr;
   // White by default where only it serves: MUSE's scores, and HMC moving the parameters (below).
-  const bool hmc_moves_parameters = s.find("hmc") != nullptr && !p.fit.empty();
+  const bool hmc_moves_parameters = p.hmc.enabled && !p.fit.empty();
   p.centred_prior = s.choice("prior", p.muse.enabled || hmc_moves_parameters ? "white" : "centred",
                              {"centred", "white"}) == "centred";
   if (p.muse.enabled && p.centred_prior)
@@ -250,14 +251,13 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
   if (p.laplace && p.muse.enabled)
     throw ParamError("inference.laplace = true: not allowed with [inference.muse], which gives "
                      "the parameters' covariance itself");
-  p.hmc.enabled = s.find("hmc") != nullptr;
   if (p.hmc.enabled && p.muse.enabled)
     throw ParamError("[inference.hmc]: not allowed with [inference.muse] (HMC samples around "
                      "the joint MAP, which MUSE does not compute); run them separately");
   // HMC moves (omega, theta); the density of (omega, theta) is the white prior's. The centred
   // prior's is that of (delta_L, theta), which in omega's coordinates lacks the Jacobian
   // det S(theta)^(1/2): sampled in omega it would weigh theta by det S^(-1/2).
-  if (p.hmc.enabled && !p.fit.empty() && p.centred_prior)
+  if (hmc_moves_parameters && p.centred_prior)
     throw ParamError("inference.prior = \"centred\": not allowed with [inference.hmc] and "
                      "fitted parameters (HMC moves the white noise, whose joint density with "
                      "the parameters is the \"white\" prior's); use prior = \"white\"");

@@ -275,14 +275,14 @@ bool readMapCheckpoint(RunContext& ctx, const std::string& out, const std::strin
     return v;
   };
   c.x = std::make_unique<FieldVector>(make(xp));
-  c.memory.s.reserve(pairs);
-  c.memory.y.reserve(pairs);
-  std::vector<Field<double>*> fields = {&c.x->noise()};
   for (std::size_t i = 0; i < pairs; ++i) {
     c.memory.s.push_back(make(sp.at(i)));
     c.memory.y.push_back(make(yp.at(i)));
-    fields.push_back(&c.memory.s.back().noise());
-    fields.push_back(&c.memory.y.back().noise());
+  }
+  std::vector<Field<double>*> fields = {&c.x->noise()};
+  for (std::size_t i = 0; i < pairs; ++i) {
+    fields.push_back(&c.memory.s[i].noise());
+    fields.push_back(&c.memory.y[i].noise());
   }
   readCheckpointFields(ctx, out, "", generation, fields);
   return true;
