@@ -798,6 +798,73 @@ TEST(Adjoint, ChainWithTabulatedPowerAndBothCorrectionKinds) {
               g.params.correction[1], "chain d/dtheta_1 (potential correction)");
 }
 
+// DiffPM keeps its setup while the parameters stay the same and builds it again when any of them
+// changes: a sequence of points on one model, each differing from the one before in one
+// parameter (a cosmological one, one of either correction, w0), then back to the first, gives
+// bit for bit what a new model gives at each point.
+namespace {
+// max |a - b| over the first `n` rows of two (host-accessible after a copy) views, over ranks.
+template <class V> double largestDifference(const V& a, const V& b, std::size_t n) {
+  auto ha = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), a);
+  auto hb = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), b);
+  const std::size_t per_row = a.extent(0) ? a.span() / a.extent(0) : 0;
+  double worst = 0.0;
+  for (std::size_t i = 0; i < n * per_row; ++i)
+    worst = std::max(worst, std::abs(ha.data()[i] - hb.data()[i]));
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &worst, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD), "test");
+  return worst;
+}
+} // namespace
+
+TEST(Adjoint, KeptSetupEqualsANewModelAtEveryPoint) {
+  ModelSetup s(Window::CIC, 3);
+  s.cfg.particle_correction = [](const std::vector<double>& t) {
+    return std::make_shared<const WaveCorrection>(t);
+  };
+  s.params.particle_correction = {0.02, -0.01};
+  std::vector<DiffParams> points(7, s.params);
+  points[1].cosmology.Omega_m += 0.02;
+  points[2] = points[1];
+  points[2].correction[1] += 0.05;
+  points[3] = points[2];
+  points[3].particle_correction[0] += 0.01;
+  points[4] = points[3];
+  points[4].cosmology.w0 = -0.9;
+  points[5] = points[4];
+  points[5].cosmology.n_s += 0.01; // points[6]: back to the first
+  const Field<double> w1 = s.noise(7), w2 = s.noise(8);
+  const ParticleLoss loss;
+  DiffPM kept(s.cfg);
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    for (const Field<double>* w : {&w1, &w2}) { // a new noise at the same point
+      const Particles cot_kept = loss.cotangent(kept.forward(*w, points[i]));
+      const DiffGradient gk = kept.gradient(cot_kept);
+      DiffPM fresh(s.cfg);
+      const Particles cot_fresh = loss.cotangent(fresh.forward(*w, points[i]));
+      const DiffGradient gf = fresh.gradient(cot_fresh);
+      const std::string at = "point " + std::to_string(i) + (w == &w1 ? ", noise 7" : ", noise 8");
+      const std::size_t np = kept.state().size();
+      ASSERT_EQ(np, fresh.state().size()) << at;
+      EXPECT_EQ(largestDifference(kept.state().x, fresh.state().x, np), 0.0) << at;
+      EXPECT_EQ(largestDifference(kept.state().p, fresh.state().p, np), 0.0) << at;
+      EXPECT_EQ(largestDifference(gk.noise->real(), gf.noise->real(), gf.noise->real().extent(0)),
+                0.0)
+          << at;
+      const auto nk = gk.params.named(), nf = gf.params.named();
+      ASSERT_EQ(nk.size(), nf.size());
+      for (std::size_t j = 0; j < nk.size(); ++j)
+        EXPECT_EQ(nk[j].second, nf[j].second) << at << ": " << nk[j].first;
+    }
+  }
+  // Each point differs enough from the one before to tell a stale setup.
+  for (std::size_t i = 1; i < points.size(); ++i) {
+    DiffPM a(s.cfg), b(s.cfg);
+    const Particles& pa = a.forward(w1, points[i - 1]);
+    EXPECT_GT(largestDifference(pa.x, b.forward(w1, points[i]).x, pa.size()), 1e-7)
+        << "points " << i - 1 << " and " << i;
+  }
+}
+
 // The distributed gradient against a serial reference: every rank also runs the whole model on
 // MPI_COMM_SELF and compares its piece of the noise gradient and the parameter gradients.
 TEST(Adjoint, DistributedGradientEqualsSerialReference) {

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Coverage of `caustic infer`'s parameter intervals over mocks of different seeds (issue 19).
 
-  infer_coverage.py [--params params/infer_muse_small.toml] [--mocks 20] [--jobs 2] [--np 1]
-                    [--out output/infer_coverage] [--skip-runs] [--set KEY=VALUE ...]
+  infer_coverage.py [--params params/infer_muse_small.toml] [--mocks 20] [--first 1] [--jobs 2]
+                    [--np 1] [--out output/infer_coverage] [--records DIR] [--caustic PATH]
+                    [--skip-runs] [--set KEY=VALUE ...]
 
 Runs `caustic infer PARAMS` once per mock (inference.mock.seed = 100 + m, noise_seed = 500 + m,
 m = 1..mocks; with MUSE its simulations' inference.muse.seed = 1000000 + 100 m; `--jobs` runs
@@ -14,10 +15,18 @@ counts the mocks whose truth lies inside the 68% and 95% intervals, per paramete
 1.96) and jointly (chi^2 of the two parameters < 2.30, 6.18), and writes
 OUT/coverage.md (table), OUT/coverage.csv (one row per mock) and OUT/coverage.png (estimates
 with their 1-sigma ellipses and the truth; histogram of the pulls against N(0, 1)).
+
+Records. A mock costs about 35 min on one core, so 20 are made over several sessions. Every
+finished mock leaves a small record (RECORDS/<params stem>/mock_NNN.json: its seeds, the
+parameter file's hash, the caustic commit that ran it, the estimate, its covariance and the
+truth); the records are committed, a mock with a record for the same parameters and seeds is
+not run again, and the table is made from the records of mocks FIRST..MOCKS, whichever session
+ran them. `--skip-runs` makes the table from the records alone.
 """
 import argparse
 import concurrent.futures as cf
 import csv
+import hashlib
 import json
 import os
 import subprocess
@@ -41,7 +50,57 @@ def muse_seed(m):
     return 1000000 + 100 * m
 
 
+def record_path(args, m):
+    stem = os.path.splitext(os.path.basename(args.params))[0]
+    return os.path.join(args.records, stem, "mock_%03d.json" % m)
+
+
+def mock_seeds(args, m):
+    seeds = {"mock_seed": 100 + m, "noise_seed": 500 + m}
+    if args.muse:
+        seeds["muse_seed"] = muse_seed(m)
+    return seeds
+
+
+def read_record(args, m):
+    """Mock m's record when it was made from these parameters (same file hash, same seeds, no
+    --set), else None."""
+    path = record_path(args, m)
+    if not os.path.exists(path):
+        return None
+    rec = json.load(open(path))
+    if (rec.get("params_sha256") != args.params_sha256 or rec.get("seeds") != mock_seeds(args, m)
+            or rec.get("set", []) != args.set):
+        return None
+    return rec
+
+
+def write_record(args, m, summary):
+    """The record of mock m from its summary: what the table needs and what made it."""
+    method, names, theta, cov = estimate(summary)
+    if theta is None:
+        return None
+    inf = summary["inference"]
+    rec = {"mock": m, "params": os.path.relpath(args.params, ROOT),
+           "params_sha256": args.params_sha256, "set": args.set, "seeds": mock_seeds(args, m),
+           "git_commit": summary.get("versions", {}).get("git_commit", "unknown"),
+           "ranks": summary.get("ranks"), "method": method, "order": names,
+           "theta": theta, "covariance": cov.tolist(),
+           "truth": [inf["truth"]["parameters"][n] for n in names],
+           "seconds": inf.get("muse", {}).get("seconds", summary.get("wall_seconds"))}
+    path = record_path(args, m)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(rec, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+    return rec
+
+
 def run_mock(args, m):
+    if not args.overwrite and read_record(args, m) is not None:
+        return m, 0.0, "recorded"
     out = os.path.join(args.out, "mock_%03d" % m)
     summary = os.path.join(out, "inference_summary.json")
     if os.path.exists(summary) and not args.overwrite:
@@ -58,8 +117,8 @@ def run_mock(args, m):
     sets += args.set
     # A mock stopped part-way (its checkpoint is there) continues where it stopped.
     resume = os.path.isdir(os.path.join(out, ".infer_checkpoint")) and not args_overwrite
-    cmd = ["bash", os.path.join(ROOT, "jobs/mpirun.sh"), str(args.np),
-           os.path.join(ROOT, "build/src/caustic"), "infer", args.params,
+    cmd = ["bash", os.path.join(ROOT, "jobs/mpirun.sh"), str(args.np), args.caustic, "infer",
+           args.params,
            "--resume" if resume else "--overwrite"]
     for s in sets:
         cmd += ["--set", s]
@@ -68,6 +127,25 @@ def run_mock(args, m):
     with open(os.path.join(args.out, "mock_%03d.log" % m), "a" if resume else "w") as log:
         r = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     return m, time.time() - t0, "exit %d" % r.returncode
+
+
+def ensure_record(args, m):
+    """The record of mock m: the committed one, else one made from the mock's summary in OUT
+    (when that summary was made with these seeds)."""
+    rec = None if args.overwrite else read_record(args, m)
+    if rec is not None:
+        return rec
+    path = os.path.join(args.out, "mock_%03d" % m, "inference_summary.json")
+    if not os.path.exists(path):
+        return None
+    s = json.load(open(path))
+    truth = s["inference"].get("truth", {}).get("parameters", {})
+    mu = s["inference"].get("muse")
+    if args.muse and (not mu or mu.get("seed") != muse_seed(m)):
+        return None
+    if (truth.get("seed"), truth.get("noise_seed")) != (100 + m, 500 + m):
+        return None
+    return write_record(args, m, s)
 
 
 def estimate(summary):
@@ -86,45 +164,62 @@ def estimate(summary):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--params", default=os.path.join(ROOT, "params/infer_muse_small.toml"))
-    ap.add_argument("--mocks", type=int, default=20)
+    ap.add_argument("--mocks", type=int, default=20, help="the last mock")
+    ap.add_argument("--first", type=int, default=1, help="the first mock")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--np", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(ROOT, "output/infer_coverage"))
+    ap.add_argument("--records", default=os.path.join(ROOT, "validation/records/infer_coverage"))
+    ap.add_argument("--caustic", default=os.path.join(ROOT, "build/src/caustic"),
+                    help="the caustic binary (a copy keeps long runs apart from rebuilds)")
     ap.add_argument("--skip-runs", action="store_true")
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--set", action="append", default=[])
     args = ap.parse_args()
     args.params = os.path.abspath(args.params)
     with open(args.params, "rb") as f:
-        args.muse = "muse" in tomllib.load(f).get("inference", {})
+        raw = f.read()
+    args.params_sha256 = hashlib.sha256(raw).hexdigest()
+    args.muse = "muse" in tomllib.loads(raw.decode()).get("inference", {})
     args.out = os.path.abspath(args.out)
-    if args.mocks < 1 or args.jobs < 1 or args.np < 1:
-        sys.exit("infer_coverage.py: --mocks, --jobs and --np must be >= 1")
+    args.records = os.path.abspath(args.records)
+    args.caustic = os.path.abspath(args.caustic)
+    if args.first < 1 or args.mocks < args.first or args.jobs < 1 or args.np < 1:
+        sys.exit("infer_coverage.py: need 1 <= --first <= --mocks, --jobs >= 1 and --np >= 1 "
+                 "(got --first %d, --mocks %d, --jobs %d, --np %d)" %
+                 (args.first, args.mocks, args.jobs, args.np))
+    mocks = range(args.first, args.mocks + 1)
     if not args.skip_runs:
+        if not os.access(args.caustic, os.X_OK):
+            sys.exit("infer_coverage.py: --caustic %s is not an executable (build first: "
+                     "scripts/build.sh release)" % args.caustic)
+
+        def run_and_record(m):
+            m, sec, status = run_mock(args, m)
+            if status != "recorded" and ensure_record(args, m) is not None:
+                status += ", recorded"
+            return m, sec, status
+
         with cf.ThreadPoolExecutor(max_workers=args.jobs) as ex:
-            for m, sec, status in ex.map(lambda m: run_mock(args, m), range(1, args.mocks + 1)):
+            for m, sec, status in ex.map(run_and_record, mocks):
                 print("mock %3d: %s, %.0f s" % (m, status, sec), flush=True)
 
     rows, method, names = [], None, None
-    for m in range(1, args.mocks + 1):
-        path = os.path.join(args.out, "mock_%03d" % m, "inference_summary.json")
-        if not os.path.exists(path):
-            print("mock %d: no summary (%s)" % (m, path))
+    for m in mocks:
+        rec = ensure_record(args, m)
+        if rec is None:
+            print("mock %d: no record (%s) and no summary of these seeds in %s" %
+                  (m, record_path(args, m), args.out))
             continue
-        s = json.load(open(path))
-        method, names, theta, cov = estimate(s)
-        truth = s["inference"]["truth"]["parameters"]
-        t = np.array([truth[n] for n in names])
-        if theta is None:
-            rows.append({"mock": m, "ok": False})
-            continue
+        method, names = rec["method"], rec["order"]
+        theta, cov, t = rec["theta"], np.array(rec["covariance"]), np.array(rec["truth"])
         d = np.array(theta) - t
         chi2 = float(d @ np.linalg.solve(cov, d))
         sig = np.sqrt(np.diag(cov))
-        rows.append({"mock": m, "ok": True, "theta": theta, "truth": t, "sigma": sig,
-                     "pull": d / sig, "chi2": chi2, "cov": cov,
-                     "seconds": s["inference"].get("muse", {}).get("seconds", float("nan"))})
-    good = [r for r in rows if r["ok"]]
+        rows.append({"mock": m, "theta": theta, "truth": t, "sigma": sig,
+                     "pull": d / sig, "chi2": chi2, "cov": cov, "seconds": rec["seconds"],
+                     "commit": rec["git_commit"]})
+    good = rows
     if not good:
         sys.exit("infer_coverage.py: no mock with an estimate and a covariance")
     n = len(good)
@@ -135,7 +230,7 @@ def main():
     lines = ["# Coverage of the %s intervals over %d mocks" % (method, n), "",
              "Parameters: `%s`; truth %s; %d of %d mocks with an estimate." %
              (os.path.relpath(args.params, ROOT), ", ".join(
-                 "%s = %g" % (nm, good[0]["truth"][i]) for i, nm in enumerate(names)), n, len(rows)),
+                 "%s = %g" % (nm, good[0]["truth"][i]) for i, nm in enumerate(names)), n, len(mocks)),
              "", "| interval | expected | " + " | ".join(names) + " | joint (chi^2, 2 dof) |",
              "|---|---|" + "---|" * len(names) + "---|"]
     for level, z, c2 in [(68.27, 1.0, 2.30), (95.45, 1.96, 6.18)]:
@@ -151,9 +246,13 @@ def main():
                      (nm, pulls[:, i].mean(), pulls[:, i].std(ddof=1) / np.sqrt(n),
                       np.sqrt(np.mean(pulls[:, i] ** 2)), th.mean(), good[0]["truth"][i],
                       th.std(ddof=1), np.mean([r["sigma"][i] for r in good])))
-    secs = [r["seconds"] for r in good if np.isfinite(r["seconds"])]
+    secs = [r["seconds"] for r in good if r["seconds"] is not None and np.isfinite(r["seconds"])]
     if secs:
         lines += ["", "Time per mock (the estimate alone): %.0f-%.0f s." % (min(secs), max(secs))]
+    commits = sorted({r["commit"] for r in good})
+    lines += ["", "Mocks %s, run by caustic %s (records in `%s`)." %
+              (", ".join(str(r["mock"]) for r in good), ", ".join(c[:10] for c in commits),
+               os.path.relpath(os.path.dirname(record_path(args, 1)), ROOT))]
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "coverage.md"), "w") as f:
         f.write(text)
@@ -161,10 +260,10 @@ def main():
     with open(os.path.join(args.out, "coverage.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["mock"] + ["%s" % nm for nm in names] + ["sigma_" + nm for nm in names] +
-                   ["pull_" + nm for nm in names] + ["chi2"])
+                   ["pull_" + nm for nm in names] + ["chi2", "git_commit"])
         for r in good:
             w.writerow([r["mock"]] + list(r["theta"]) + list(r["sigma"]) + list(r["pull"]) +
-                       [r["chi2"]])
+                       [r["chi2"], r["commit"]])
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 4.6))
     if len(names) >= 2:

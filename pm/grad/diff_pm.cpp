@@ -16,6 +16,21 @@ DiffPM::DiffPM(DiffConfig cfg) : _cfg(std::move(cfg)) {
     throw std::invalid_argument("DiffConfig: the lattice and the mesh decompositions are required");
 }
 
+DiffPM::~DiffPM() = default;
+DiffPM::DiffPM(DiffPM&&) noexcept = default;
+DiffPM& DiffPM::operator=(DiffPM&&) noexcept = default;
+
+void DiffPM::prepare(const DiffParams& params) {
+  if (_lpt && _traj && params == _params)
+    return;
+  requireDiffConfig(_cfg, params);
+  _traj.reset();
+  _lpt.reset();
+  _lpt = std::make_unique<LptModel>(_cfg, params);
+  _traj = std::make_unique<Trajectory>(_cfg, params, totalParticles());
+  _params = params;
+}
+
 double DiffPM::totalParticles() const {
   const double n = _cfg.lattice->n();
   return n * n * n;
@@ -23,20 +38,13 @@ double DiffPM::totalParticles() const {
 
 const Particles& DiffPM::forward(const Field<double>& noise, const DiffParams& params) {
   ScopedRegion region("caustic::DiffPM::forward");
-  requireDiffConfig(_cfg, params);
-  _params = params;
+  prepare(params);
   if (!_noise)
     _noise = std::make_unique<Field<double>>(_cfg.lattice, "caustic::DiffPM::noise");
   Kokkos::deep_copy(_noise->real(), noise.real());
-  {
-    const LptModel lpt(_cfg, params);
-    _initial = lpt.forward(noise);
-  }
+  _initial = _lpt->forward(noise);
   Particles parts = copyParticles(_initial);
-  {
-    Trajectory traj(_cfg, params, totalParticles());
-    traj.forward(parts);
-  }
+  _traj->forward(parts);
   Migrator(_cfg.lattice).toLattice(parts);
   _state = std::move(parts);
   return _state;
@@ -53,20 +61,14 @@ DiffGradient DiffPM::gradient(const Particles& cot) {
   Particles parts = copyParticles(_state);
   Particles adj = copyParticles(cot);
   adj.reserve(parts.capacity());
-  {
-    Trajectory traj(_cfg, _params, totalParticles());
-    traj.reverse(parts, adj, g);
-  }
+  _traj->reverse(parts, adj, g);
   Migrator(_cfg.lattice).toLattice(parts, &adj);
 
   measureReconstruction(parts);
 
   DiffGradient out;
   out.noise = std::make_unique<Field<double>>(_cfg.lattice, "caustic::DiffPM::noiseGradient");
-  {
-    const LptModel lpt(_cfg, _params);
-    lpt.adjoint(*_noise, adj, *out.noise, g);
-  }
+  _lpt->adjoint(*_noise, adj, *out.noise, g);
   g.allreduce(_cfg.lattice->comm());
   out.params = g;
   return out;

@@ -12,6 +12,9 @@
 
 namespace caustic {
 
+class LptModel;
+class Trajectory;
+
 // Gradient of a loss: `noise` on the particle lattice, real space; the parameters by name.
 struct DiffGradient {
   std::unique_ptr<Field<double>> noise;
@@ -22,6 +25,9 @@ struct DiffGradient {
 class DiffPM {
 public:
   explicit DiffPM(DiffConfig cfg);
+  ~DiffPM();
+  DiffPM(DiffPM&&) noexcept;
+  DiffPM& operator=(DiffPM&&) noexcept;
   // Runs the model; returns the final particles in lattice order. Collective.
   const Particles& forward(const Field<double>& noise, const DiffParams& params);
   const Particles& state() const { return _state; }
@@ -42,9 +48,17 @@ public:
 
 private:
   void measureReconstruction(const Particles& parts);
+  // Builds the parameter point's setup (the LPT model's transfer and growth factors, the
+  // trajectory's schedule and gravity's plans and meshes, and, on the first gradient, their
+  // parameter derivatives) unless it was built for `params`: an optimisation over the noise at
+  // fixed parameters (the annealed MAP stages, MUSE's MAPs, HMC's noise moves) builds it once
+  // instead of on every call, where it cost three times the model itself at 16^3 particles.
+  void prepare(const DiffParams& params);
 
   DiffConfig _cfg;
   DiffParams _params;
+  std::unique_ptr<LptModel> _lpt;
+  std::unique_ptr<Trajectory> _traj;
   std::unique_ptr<Field<double>> _noise;
   Particles _state, _initial;
   Reconstruction _rec;

@@ -62,6 +62,15 @@ CosmologyParams shifted(CosmologyParams c, CosmoParam p, double delta) {
   return c;
 }
 
+bool operator==(const DiffParams& a, const DiffParams& b) {
+  static_assert(sizeof(CosmologyParams) == 8 * sizeof(double),
+                "a field was added to CosmologyParams: compare it here");
+  const CosmologyParams &x = a.cosmology, &y = b.cosmology;
+  return x.Omega_m == y.Omega_m && x.Omega_b == y.Omega_b && x.h == y.h && x.n_s == y.n_s &&
+         x.sigma8 == y.sigma8 && x.w0 == y.w0 && x.wa == y.wa && x.T_cmb == y.T_cmb &&
+         a.correction == b.correction && a.particle_correction == b.particle_correction;
+}
+
 ParameterGradient ParameterGradient::zeros(const DiffParams& p) {
   ParameterGradient g;
   g.correction.assign(p.correction.size(), 0.0);

@@ -47,6 +47,10 @@ struct DiffParams {
   std::vector<double> particle_correction; // theta of the particle correction, if any
 };
 
+// Every field equal (DiffPM keeps its setup for a parameter point while the point stays the same).
+bool operator==(const DiffParams& a, const DiffParams& b);
+inline bool operator!=(const DiffParams& a, const DiffParams& b) { return !(a == b); }
+
 // dL/d(parameters), laid out as DiffParams. Per rank while being accumulated; allreduce() sums
 // over ranks.
 struct ParameterGradient {

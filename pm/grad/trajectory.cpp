@@ -21,19 +21,6 @@ Trajectory::Trajectory(const DiffConfig& cfg, const DiffParams& params, double t
       _migrator(cfg.mesh) {
   requireDiffConfig(cfg, params);
   _schedule = scheduleOf(cfg, _cosmo);
-  // Centred differences of every operation's factor in the parameters of the background.
-  const auto& ops = _schedule.operations();
-  _dfactor.assign(ops.size(), {});
-  for (CosmoParam p : kAllCosmoParams) {
-    if (!entersBackground(p))
-      continue;
-    const double h = differenceStep(params.cosmology, p);
-    const Schedule up = scheduleOf(cfg, Cosmology(shifted(params.cosmology, p, h)));
-    const Schedule down = scheduleOf(cfg, Cosmology(shifted(params.cosmology, p, -h)));
-    for (std::size_t i = 0; i < ops.size(); ++i)
-      _dfactor[i][static_cast<std::size_t>(p)] =
-          (up.operations()[i].factor - down.operations()[i].factor) / (2 * h);
-  }
   GravityOptions opt;
   opt.window = cfg.window;
   opt.kernel = GravityKernel::FiniteDifference;
@@ -51,6 +38,25 @@ Trajectory::Trajectory(const DiffConfig& cfg, const DiffParams& params, double t
     _particle_correction = cfg.particle_correction(params.particle_correction);
     _nbody->gravity().setParticleCorrection(_particle_correction);
   }
+}
+
+const std::array<double, kCosmoParams>& Trajectory::factorDerivatives(int i) {
+  const auto& ops = _schedule.operations();
+  if (_dfactor.empty()) {
+    // Centred differences of every operation's factor in the parameters of the background.
+    _dfactor.assign(ops.size(), {});
+    for (CosmoParam p : kAllCosmoParams) {
+      if (!entersBackground(p))
+        continue;
+      const double h = differenceStep(_params.cosmology, p);
+      const Schedule up = scheduleOf(_cfg, Cosmology(shifted(_params.cosmology, p, h)));
+      const Schedule down = scheduleOf(_cfg, Cosmology(shifted(_params.cosmology, p, -h)));
+      for (std::size_t j = 0; j < ops.size(); ++j)
+        _dfactor[j][static_cast<std::size_t>(p)] =
+            (up.operations()[j].factor - down.operations()[j].factor) / (2 * h);
+    }
+  }
+  return _dfactor.at(static_cast<std::size_t>(i));
 }
 
 int Trajectory::kickAt(int s) const {
@@ -168,8 +174,9 @@ void Trajectory::kickReverse(Particles& parts, Particles& adj, int i, ParameterG
   // p_after = p + k F(x): xbar += k (dF/dx)^T pbar; pbar unchanged.
   forceVJP(parts, adj.p, op.factor, adj.x, _f, g, op.a);
   const double fp = localDot(adj.p, _f, np);
+  const auto& dfactor = factorDerivatives(i);
   for (std::size_t p = 0; p < g.cosmology.size(); ++p)
-    g.cosmology[p] += _dfactor[static_cast<std::size_t>(i)][p] * fp;
+    g.cosmology[p] += dfactor[p] * fp;
   axpyVectors(parts.p, -op.factor, _f, np, "caustic::Trajectory::unkick");
 }
 
@@ -179,8 +186,9 @@ void Trajectory::driftReverse(Particles& parts, Particles& adj, int i, Parameter
   const std::size_t np = parts.size();
   // x_after = x + d p: pbar += d xbar; xbar unchanged.
   const double xp = localDot(adj.x, parts.p, np);
+  const auto& dfactor = factorDerivatives(i);
   for (std::size_t p = 0; p < g.cosmology.size(); ++p)
-    g.cosmology[p] += _dfactor[static_cast<std::size_t>(i)][p] * xp;
+    g.cosmology[p] += dfactor[p] * xp;
   axpyVectors(adj.p, op.factor, adj.x, np, "caustic::Trajectory::driftAdjoint");
   caustic::drift(parts, -op.factor, _cfg.mesh->box());
   _migrator(parts, &adj);

@@ -61,7 +61,9 @@ private:
   Cosmology _cosmo;
   double _total;
   Schedule _schedule;
-  // d(factor of operation i)/d(parameter) for the parameters that enter the background.
+  // d(factor of operation i)/d(parameter) for the parameters that enter the background,
+  // computed on the first reverse operation (a forward run does not need them).
+  const std::array<double, kCosmoParams>& factorDerivatives(int i);
   std::vector<std::array<double, kCosmoParams>> _dfactor;
   std::shared_ptr<const PotentialCorrection<double>> _potential_correction;
   std::shared_ptr<const ParticleCorrection> _particle_correction;
