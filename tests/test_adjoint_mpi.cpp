@@ -865,6 +865,36 @@ TEST(Adjoint, KeptSetupEqualsANewModelAtEveryPoint) {
   }
 }
 
+// DiffConfig::cosmology_gradient: the chosen parameters' gradients are the full model's bit for
+// bit, the others 0, the noise gradient unchanged.
+TEST(Adjoint, ChosenCosmologyGradientsAreTheFullOnes) {
+  ModelSetup s(Window::CIC, 3);
+  const Field<double> w = s.noise(7);
+  const ParticleLoss loss;
+  auto gradientOf = [&](const DiffConfig& cfg) {
+    DiffPM m(cfg);
+    return m.gradient(loss.cotangent(m.forward(w, s.params)));
+  };
+  const DiffGradient full = gradientOf(s.cfg);
+  DiffConfig some = s.cfg;
+  some.cosmology_gradient = {false, true, false, false, false}; // sigma8 only
+  const DiffGradient part = gradientOf(some);
+  some.cosmology_gradient = {true, false, false, true, false}; // Omega_m and h
+  const DiffGradient other = gradientOf(some);
+  for (CosmoParam p : kAllCosmoParams) {
+    EXPECT_NE(full.params[p], 0.0) << cosmoParamName(p);
+    EXPECT_EQ(part.params[p], p == CosmoParam::sigma8 ? full.params[p] : 0.0)
+        << cosmoParamName(p);
+    EXPECT_EQ(other.params[p],
+              p == CosmoParam::Omega_m || p == CosmoParam::h ? full.params[p] : 0.0)
+        << cosmoParamName(p);
+  }
+  EXPECT_EQ(part.params.correction, full.params.correction);
+  EXPECT_EQ(largestDifference(part.noise->real(), full.noise->real(),
+                              full.noise->real().extent(0)),
+            0.0);
+}
+
 // The distributed gradient against a serial reference: every rank also runs the whole model on
 // MPI_COMM_SELF and compares its piece of the noise gradient and the parameter gradients.
 TEST(Adjoint, DistributedGradientEqualsSerialReference) {

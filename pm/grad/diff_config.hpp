@@ -7,6 +7,7 @@
 #include "pm/mesh/mesh.hpp"
 #include "pm/stepping/stepping.hpp"
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -37,6 +38,10 @@ struct DiffConfig {
   // DiffParams::particle_correction.
   PotentialCorrectionFactory potential_correction;
   ParticleCorrectionFactory particle_correction;
+  // The cosmological parameters (indexed by CosmoParam) whose gradients DiffPM computes; the
+  // others' entries stay 0. Each costs centred differences of the power spectrum (a sigma8
+  // normalisation each) and of the background at every new parameter point. All by default.
+  std::array<bool, kCosmoParams> cosmology_gradient{true, true, true, true, true};
 };
 
 // Throws std::invalid_argument naming the setting unless cfg and params describe a model.

@@ -28,9 +28,22 @@ PosteriorParameter posteriorParameter(const std::string& name) {
   return p;
 }
 
+namespace {
+// cfg differentiating only the free cosmological parameters: the others' derivatives would be
+// made at every new parameter point and never read.
+DiffConfig differentiatingOnly(DiffConfig cfg, const std::vector<PosteriorParameter>& free) {
+  cfg.cosmology_gradient.fill(false);
+  for (const PosteriorParameter& f : free)
+    for (CosmoParam p : kAllCosmoParams)
+      if (f.name == cosmoParamName(p))
+        cfg.cosmology_gradient[static_cast<std::size_t>(p)] = true;
+  return cfg;
+}
+} // namespace
+
 FieldPosterior::FieldPosterior(DiffConfig cfg, DiffParams base, FieldObservation obs,
                                std::vector<PosteriorParameter> free, double bias)
-    : _cfg(std::move(cfg)), _base(std::move(base)), _obs(std::move(obs)), _free(std::move(free)),
+    : _cfg(differentiatingOnly(std::move(cfg), free)), _base(std::move(base)), _obs(std::move(obs)), _free(std::move(free)),
       _bias(bias), _model_pm(_cfg), _painter(_cfg.mesh, _cfg.window) {
   if (!_obs.data || !_obs.variance)
     throw std::invalid_argument("FieldPosterior: the data and the noise variance are required");

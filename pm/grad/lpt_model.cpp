@@ -4,6 +4,7 @@
 #include "pm/core/profiling.hpp"
 #include "pm/ic/lpt.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -53,6 +54,8 @@ void LptModel::ensureDerivatives() const {
   const auto& d = *cfg.lattice;
   for (CosmoParam p : kAllCosmoParams) {
     const std::size_t ip = static_cast<std::size_t>(p);
+    if (!cfg.cosmology_gradient[ip])
+      continue;
     const double h = differenceStep(params.cosmology, p);
     const CosmologyParams up = shifted(params.cosmology, p, h);
     const CosmologyParams down = shifted(params.cosmology, p, -h);
@@ -103,13 +106,18 @@ Particles LptModel::forward(const Field<double>& omega) const {
 
 void LptModel::growthGradient(const Field<double>& delta, const Particles& adj,
                               ParameterGradient& g) const {
-  // sum xbar.(dD psi) + pbar.(dv psi) for each parameter of the background.
+  // sum xbar.(dD psi) + pbar.(dv psi) for each differentiated parameter of the background.
+  auto wanted = [&](CosmoParam p) {
+    return entersBackground(p) && _cfg.cosmology_gradient[static_cast<std::size_t>(p)];
+  };
+  if (std::none_of(kAllCosmoParams.begin(), kAllCosmoParams.end(), wanted))
+    return;
   const auto& d = *_cfg.lattice;
   const bool second = _cfg.lpt_order >= 2;
   const LptFields<double> lpt = lptDisplacements(delta, *_fft, _cfg.lpt_order);
   auto xb = adj.x, pb = adj.p;
   for (CosmoParam p : kAllCosmoParams) {
-    if (!entersBackground(p))
+    if (!wanted(p))
       continue;
     const auto& dg = _dgrowth[static_cast<std::size_t>(p)];
     const double dd1 = dg[0], dd2 = dg[1], dv1 = dg[2], dv2 = dg[3];

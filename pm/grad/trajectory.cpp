@@ -46,7 +46,7 @@ const std::array<double, kCosmoParams>& Trajectory::factorDerivatives(int i) {
     // Centred differences of every operation's factor in the parameters of the background.
     _dfactor.assign(ops.size(), {});
     for (CosmoParam p : kAllCosmoParams) {
-      if (!entersBackground(p))
+      if (!entersBackground(p) || !_cfg.cosmology_gradient[static_cast<std::size_t>(p)])
         continue;
       const double h = differenceStep(_params.cosmology, p);
       const Schedule up = scheduleOf(_cfg, Cosmology(shifted(_params.cosmology, p, h)));
@@ -158,7 +158,8 @@ void Trajectory::forceVJP(const Particles& parts, const Kokkos::View<double* [3]
   painter.readoutGradientWithJacobianT(A, parts.x, np, f, z, xbar, scale, &B, mass);
   // The PM force is proportional to Omega_m (the Poisson prefactor); the particle correction
   // is added after.
-  g[CosmoParam::Omega_m] += scale * localDot(z, f, np) / _params.cosmology.Omega_m;
+  if (_cfg.cosmology_gradient[static_cast<std::size_t>(CosmoParam::Omega_m)])
+    g[CosmoParam::Omega_m] += scale * localDot(z, f, np) / _params.cosmology.Omega_m;
   if (_particle_correction) {
     _particle_correction->apply(parts.x, np, f, a, 1.0);
     _particle_correction->vjp(parts.x, np, z, scale, xbar, a, g.particle_correction);
