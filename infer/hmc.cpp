@@ -126,6 +126,7 @@ HmcResult hmcSample(ROL::Objective<double>& obj, FieldVector& x, const HmcSettin
     smp.accepted_total = accepted;
     smp.minus_log_posterior = u;
     smp.params = x.params();
+    smp.gradients = out.gradients;
     if (t >= s.burn_in)
       out.samples.push_back(smp);
     if (each && !each(smp))

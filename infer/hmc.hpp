@@ -33,6 +33,7 @@ struct HmcSample {
   double energy_error = 0.0;     // H(end) - H(start)
   double minus_log_posterior = 0.0;
   std::vector<double> params;    // u after the trajectory
+  long gradients = 0;            // gradients evaluated so far by this call
 };
 
 struct HmcResult {

@@ -295,6 +295,8 @@ struct HmcCheckpoint {
   HmcStart start;
   std::vector<std::vector<double>> kept; // theta of the kept trajectories
   std::string csv;
+  long gradients = 0;   // the chain's so far, over every run of it
+  double seconds = 0.0; // likewise
 };
 
 void writeHmcCheckpoint(RunContext& ctx, const std::string& out, const FieldVector& x,
@@ -305,24 +307,37 @@ void writeHmcCheckpoint(RunContext& ctx, const std::string& out, const FieldVect
   j["params"] = x.params();
   j["kept"] = c.kept;
   j["csv"] = c.csv;
+  j["gradients"] = c.gradients;
+  j["seconds"] = c.seconds;
   writeCheckpoint(ctx, out, "hmc_", "hmc.json", {&x.noise()}, std::move(j), hash, generation);
 }
 
-// Reads the chain's checkpoint into x and c; false if there is none.
-bool readHmcCheckpoint(RunContext& ctx, const std::string& out, const std::string& hash,
-                       FieldVector& x, HmcCheckpoint& c, long& generation) {
+// The chain's state from hmc.json into c and params (ParamError on every rank if it is broken);
+// false if there is none. Collective.
+bool readHmcState(RunContext& ctx, const std::string& out, const std::string& hash,
+                  HmcCheckpoint& c, std::vector<double>& params, long& generation) {
   const nlohmann::json j = readCheckpointState(ctx, out, "hmc.json", hash, generation);
   if (j.is_null())
     return false;
-  std::vector<double> params;
   try {
     c.start = {j.at("trajectory").get<int>(), j.at("accepted").get<int>()};
     params = j.at("params").get<std::vector<double>>();
     c.kept = j.at("kept").get<std::vector<std::vector<double>>>();
     c.csv = j.at("csv").get<std::string>();
+    c.gradients = j.at("gradients").get<long>();
+    c.seconds = j.at("seconds").get<double>();
   } catch (const nlohmann::json::exception& e) {
     throw ParamError(std::string("--resume: the HMC checkpoint is unreadable: ") + e.what());
   }
+  return true;
+}
+
+// Reads the chain's checkpoint into x and c; false if there is none.
+bool readHmcCheckpoint(RunContext& ctx, const std::string& out, const std::string& hash,
+                       FieldVector& x, HmcCheckpoint& c, long& generation) {
+  std::vector<double> params;
+  if (!readHmcState(ctx, out, hash, c, params, generation))
+    return false;
   if (params.size() != x.params().size())
     throw ParamError("--resume: the HMC checkpoint holds " + std::to_string(params.size()) +
                      " parameters, not " + std::to_string(x.params().size()));
@@ -362,6 +377,13 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
       fs::remove_all(fs::path(dir) / kCheckpointDir, ec);
     }
     MPI_Barrier(ctx.comm().get());
+    // A broken HMC checkpoint fails now, not after the MAP that comes before the chain.
+    if (opt.resume && ip.hmc.enabled) {
+      HmcCheckpoint c;
+      std::vector<double> theta;
+      long generation = 0;
+      readHmcState(ctx, dir, ip.hash(), c, theta, generation);
+    }
   }
   if (!ip.data.empty()) {
     std::string err;
@@ -644,7 +666,10 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
     // The chain so far: its state, where it stands, the kept samples' theta and the table.
     HmcCheckpoint chain;
     long hmc_generation = 0;
-    if (opt.resume && readHmcCheckpoint(ctx, dir, ip.hash(), x, chain, hmc_generation)) {
+    const bool resumed = opt.resume && readHmcCheckpoint(ctx, dir, ip.hash(), x, chain, hmc_generation);
+    const long gradients_before = chain.gradients;
+    const double seconds_before = chain.seconds;
+    if (resumed) {
       hmc_csv << chain.csv;
       ctx.log("infer: HMC resumes after trajectory " + std::to_string(chain.start.trajectory));
     } else {
@@ -681,6 +706,8 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
       if (!last && (due || stop_signal != 0)) {
         chain.start = {smp.trajectory + 1, smp.accepted_total};
         chain.csv = hmc_csv.str();
+        chain.gradients = gradients_before + smp.gradients;
+        chain.seconds = seconds_before + (ctx.elapsed() - t0);
         writeHmcCheckpoint(ctx, dir, x, chain, ip.hash(), hmc_generation);
         if (stop_signal != 0)
           ctx.log("infer: stopped by signal " + std::to_string(stop_signal) +
@@ -703,11 +730,11 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
     hmc_json["mean"] = mean;
     hmc_json["covariance"] = cov;
     hmc_json["order"] = ip.fit;
-    hmc_json["gradients"] = hr.gradients;
+    hmc_json["gradients"] = gradients_before + hr.gradients; // over every run of the chain
     hmc_json["parameter_mass"] = hs.parameter_mass;
     hmc_json["centring"] = !centring.empty();
     hmc_json["parameter_scale"] = fitted ? scales : std::vector<double>{};
-    hmc_json["seconds"] = ctx.elapsed() - t0;
+    hmc_json["seconds"] = seconds_before + (ctx.elapsed() - t0);
     ctx.log("infer: HMC: " + std::to_string(ns) + " samples, acceptance " +
             formatNumber(hr.acceptance, 3));
   }

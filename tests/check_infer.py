@@ -310,6 +310,19 @@ def main():
         check(code == 128 + signal.SIGTERM, "stopped HMC: exit %d %s" % (code, err[-300:]))
         hj = json.load(open("hmc_stop/.infer_checkpoint/hmc.json"))
         check(10 <= hj["trajectory"] < 24, "the HMC checkpoint stands at trajectory %d" % hj["trajectory"])
+        # A broken HMC checkpoint is refused before the MAP runs again (then put back).
+        hmc_json = "hmc_stop/.infer_checkpoint/hmc.json"
+        kept_text = open(hmc_json).read()
+        broken = dict(hj)
+        del broken["gradients"]
+        json.dump(broken, open(hmc_json, "w"))
+        rb = run([a.caustic, "infer", ph, "--resume", "--set", 'output.directory="hmc_stop"'])
+        check(rb.returncode == 2 and "the HMC checkpoint is unreadable" in rb.stderr
+              and "iteration" not in rb.stdout,
+              "broken HMC checkpoint: exit %d, %s / %s" % (rb.returncode, rb.stderr[-300:],
+                                                          rb.stdout[-300:]))
+        with open(hmc_json, "w") as f:
+            f.write(kept_text)
         r = run([a.caustic, "infer", ph, "--resume", "--set", 'output.directory="hmc_stop"'])
         if check(r.returncode == 0, "HMC resume failed: " + r.stderr[-500:]):
             check("HMC resumes after trajectory %d" % hj["trajectory"] in r.stdout,
@@ -319,6 +332,10 @@ def main():
             h2 = json.load(open("hmc_stop/inference_summary.json"))["inference"]["hmc"]
             for key in ("mean", "covariance", "acceptance", "samples"):
                 check(h2[key] == hm[key], "resumed HMC %s %r, uninterrupted %r" % (key, h2[key], hm[key]))
+            # The whole chain's gradients: the uninterrupted run's and the resumed start's one.
+            check(h2["gradients"] == hm["gradients"] + 1 and h2["seconds"] > hj["seconds"] > 0,
+                  "resumed HMC: %d gradients (uninterrupted %d), %.2f s (%.2f s at the checkpoint)"
+                  % (h2["gradients"], hm["gradients"], h2["seconds"], hj["seconds"]))
             check(not os.path.exists("hmc_stop/.infer_checkpoint"), "the HMC checkpoint was left after completion")
 
     # ---- an earlier inference is not replaced without --overwrite
