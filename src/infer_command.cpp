@@ -324,8 +324,9 @@ bool readHmcState(RunContext& ctx, const std::string& out, const std::string& ha
     params = j.at("params").get<std::vector<double>>();
     c.kept = j.at("kept").get<std::vector<std::vector<double>>>();
     c.csv = j.at("csv").get<std::string>();
-    c.gradients = j.at("gradients").get<long>();
-    c.seconds = j.at("seconds").get<double>();
+    // (absent from checkpoints of earlier versions: counted from this run on)
+    c.gradients = j.value("gradients", 0L);
+    c.seconds = j.value("seconds", 0.0);
   } catch (const nlohmann::json::exception& e) {
     throw ParamError(std::string("--resume: the HMC checkpoint is unreadable: ") + e.what());
   }

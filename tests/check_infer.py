@@ -314,7 +314,7 @@ def main():
         hmc_json = "hmc_stop/.infer_checkpoint/hmc.json"
         kept_text = open(hmc_json).read()
         broken = dict(hj)
-        del broken["gradients"]
+        del broken["kept"]
         json.dump(broken, open(hmc_json, "w"))
         rb = run([a.caustic, "infer", ph, "--resume", "--set", 'output.directory="hmc_stop"'])
         check(rb.returncode == 2 and "the HMC checkpoint is unreadable" in rb.stderr

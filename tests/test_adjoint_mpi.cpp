@@ -802,6 +802,7 @@ TEST(Adjoint, ChainWithTabulatedPowerAndBothCorrectionKinds) {
 // changes: a sequence of points on one model, each differing from the one before in one
 // parameter (a cosmological one, one of either correction, w0), then back to the first, gives
 // bit for bit what a new model gives at each point.
+// A failed setup leaves no forward run for a gradient to use.
 namespace {
 // max |a - b| over the first `n` rows of two (host-accessible after a copy) views, over ranks.
 template <class V> double largestDifference(const V& a, const V& b, std::size_t n) {
@@ -837,6 +838,9 @@ TEST(Adjoint, KeptSetupEqualsANewModelAtEveryPoint) {
   DiffPM kept(s.cfg);
   for (std::size_t i = 0; i < points.size(); ++i) {
     for (const Field<double>* w : {&w1, &w2}) { // a new noise at the same point
+      // A forward run with the other noise first (a rejected line-search point): the gradient
+      // belongs to the last forward.
+      kept.forward(w == &w1 ? w2 : w1, points[i]);
       const Particles cot_kept = loss.cotangent(kept.forward(*w, points[i]));
       const DiffGradient gk = kept.gradient(cot_kept);
       DiffPM fresh(s.cfg);
@@ -855,6 +859,14 @@ TEST(Adjoint, KeptSetupEqualsANewModelAtEveryPoint) {
       for (std::size_t j = 0; j < nk.size(); ++j)
         EXPECT_EQ(nk[j].second, nf[j].second) << at << ": " << nk[j].first;
     }
+  }
+  {
+    DiffPM broken(s.cfg);
+    Particles cot = loss.cotangent(broken.forward(w1, points[0]));
+    DiffParams wrong = points[0];
+    wrong.correction.push_back(0.0); // one correction parameter too many
+    EXPECT_THROW(broken.forward(w1, wrong), std::invalid_argument);
+    EXPECT_THROW(broken.gradient(cot), std::logic_error);
   }
   // Each point differs enough from the one before to tell a stale setup.
   for (std::size_t i = 1; i < points.size(); ++i) {

@@ -19,9 +19,12 @@ with their 1-sigma ellipses and the truth; histogram of the pulls against N(0, 1
 Records. A mock costs about 35 min on one core, so 20 are made over several sessions. Every
 finished mock leaves a small record (RECORDS/<params stem>/mock_NNN.json: its seeds, the
 parameter file's hash, the caustic commit that ran it, the estimate, its covariance and the
-truth); the records are committed, a mock with a record for the same parameters and seeds is
-not run again, and the table is made from the records of mocks FIRST..MOCKS, whichever session
-ran them. `--skip-runs` makes the table from the records alone.
+truth), written when its run exits cleanly; the records are committed, a mock with a record for
+the same parameters and seeds is not run again, and the table is made from the records of mocks
+FIRST..MOCKS, whichever session ran them. Each run in OUT carries a stamp of the parameters it
+was made from, so a summary or checkpoint of other parameters is neither kept nor resumed.
+`--skip-runs` runs nothing: the table from the records, and from OUT's stamped summaries of
+mocks without one.
 """
 import argparse
 import concurrent.futures as cf
@@ -87,6 +90,7 @@ def write_record(args, m, summary):
            "ranks": summary.get("ranks"), "method": method, "order": names,
            "theta": theta, "covariance": cov.tolist(),
            "truth": [inf["truth"]["parameters"][n] for n in names],
+           # of the run that finished it (a resumed mock's earlier runs are not counted)
            "seconds": inf.get("muse", {}).get("seconds", summary.get("wall_seconds"))}
     path = record_path(args, m)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -98,45 +102,22 @@ def write_record(args, m, summary):
     return rec
 
 
-def run_mock(args, m):
-    if not args.overwrite and read_record(args, m) is not None:
-        return m, 0.0, "recorded"
-    out = os.path.join(args.out, "mock_%03d" % m)
-    summary = os.path.join(out, "inference_summary.json")
-    if os.path.exists(summary) and not args.overwrite:
-        mu = json.load(open(summary))["inference"].get("muse")
-        if not args.muse or (mu and mu["seed"] == muse_seed(m)):
-            return m, 0.0, "kept"
-        args_overwrite = True  # a mock made with other simulation seeds
-    else:
-        args_overwrite = args.overwrite
-    sets = ['output.directory="%s"' % out, "inference.mock.seed=%d" % (100 + m),
-            "inference.mock.noise_seed=%d" % (500 + m)]
-    if args.muse:
-        sets.append("inference.muse.seed=%d" % muse_seed(m))
-    sets += args.set
-    # A mock stopped part-way (its checkpoint is there) continues where it stopped.
-    resume = os.path.isdir(os.path.join(out, ".infer_checkpoint")) and not args_overwrite
-    cmd = ["bash", os.path.join(ROOT, "jobs/mpirun.sh"), str(args.np), args.caustic, "infer",
-           args.params,
-           "--resume" if resume else "--overwrite"]
-    for s in sets:
-        cmd += ["--set", s]
-    t0 = time.time()
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "mock_%03d.log" % m), "a" if resume else "w") as log:
-        r = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return m, time.time() - t0, "exit %d" % r.returncode
+def stamp_path(args, m):
+    return os.path.join(args.out, "mock_%03d" % m, "coverage_stamp.json")
 
 
-def ensure_record(args, m):
-    """The record of mock m: the committed one, else one made from the mock's summary in OUT
-    (when that summary was made with these seeds)."""
-    rec = None if args.overwrite else read_record(args, m)
-    if rec is not None:
-        return rec
+def stamp(args):
+    """What a mock's run in OUT was made from, beside its seeds."""
+    return {"params_sha256": args.params_sha256, "set": args.set}
+
+
+def summary_of_these(args, m):
+    """Mock m's summary in OUT when its run was made from these parameters (its stamp) and
+    seeds, else None."""
     path = os.path.join(args.out, "mock_%03d" % m, "inference_summary.json")
-    if not os.path.exists(path):
+    if not os.path.exists(path) or not os.path.exists(stamp_path(args, m)):
+        return None
+    if json.load(open(stamp_path(args, m))) != stamp(args):
         return None
     s = json.load(open(path))
     truth = s["inference"].get("truth", {}).get("parameters", {})
@@ -145,7 +126,50 @@ def ensure_record(args, m):
         return None
     if (truth.get("seed"), truth.get("noise_seed")) != (100 + m, 500 + m):
         return None
-    return write_record(args, m, s)
+    return s
+
+
+def run_mock(args, m):
+    """Runs mock m unless it has a record or a finished run of these parameters in OUT (a stopped
+    one resumes); records it when it finishes."""
+    if not args.overwrite:
+        if read_record(args, m) is not None:
+            return m, 0.0, "recorded"
+        s = summary_of_these(args, m)
+        if s is not None:
+            return m, 0.0, "kept" + (", recorded" if write_record(args, m, s) else "")
+    out = os.path.join(args.out, "mock_%03d" % m)
+    sets = ['output.directory="%s"' % out, "inference.mock.seed=%d" % (100 + m),
+            "inference.mock.noise_seed=%d" % (500 + m)]
+    if args.muse:
+        sets.append("inference.muse.seed=%d" % muse_seed(m))
+    sets += args.set
+    # A mock stopped part-way by a run of these parameters continues where it stopped.
+    stamped = (os.path.exists(stamp_path(args, m)) and
+               json.load(open(stamp_path(args, m))) == stamp(args))
+    resume = (os.path.isdir(os.path.join(out, ".infer_checkpoint")) and stamped and
+              not args.overwrite)
+    os.makedirs(out, exist_ok=True)
+    if not resume:
+        # No earlier result may stand for this run's if it fails.
+        for name in ("inference_summary.json", "coverage_stamp.json"):
+            if os.path.exists(os.path.join(out, name)):
+                os.remove(os.path.join(out, name))
+        with open(stamp_path(args, m), "w") as f:
+            json.dump(stamp(args), f)
+    cmd = ["bash", os.path.join(ROOT, "jobs/mpirun.sh"), str(args.np), args.caustic, "infer",
+           args.params, "--resume" if resume else "--overwrite"]
+    for a in sets:
+        cmd += ["--set", a]
+    t0 = time.time()
+    with open(os.path.join(args.out, "mock_%03d.log" % m), "a" if resume else "w") as log:
+        r = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    status = "exit %d" % r.returncode
+    if r.returncode == 0:
+        s = summary_of_these(args, m)
+        if s is not None and write_record(args, m, s):
+            status += ", recorded"
+    return m, time.time() - t0, status
 
 
 def estimate(summary):
@@ -194,22 +218,19 @@ def main():
             sys.exit("infer_coverage.py: --caustic %s is not an executable (build first: "
                      "scripts/build.sh release)" % args.caustic)
 
-        def run_and_record(m):
-            m, sec, status = run_mock(args, m)
-            if status != "recorded" and ensure_record(args, m) is not None:
-                status += ", recorded"
-            return m, sec, status
-
         with cf.ThreadPoolExecutor(max_workers=args.jobs) as ex:
-            for m, sec, status in ex.map(run_and_record, mocks):
+            for m, sec, status in ex.map(lambda m: run_mock(args, m), mocks):
                 print("mock %3d: %s, %.0f s" % (m, status, sec), flush=True)
 
     rows, method, names = [], None, None
     for m in mocks:
-        rec = ensure_record(args, m)
+        rec = read_record(args, m)
+        if rec is None and args.skip_runs:
+            s = summary_of_these(args, m)
+            rec = write_record(args, m, s) if s is not None else None
         if rec is None:
-            print("mock %d: no record (%s) and no summary of these seeds in %s" %
-                  (m, record_path(args, m), args.out))
+            print("mock %d: no record of these parameters and seeds (%s)" %
+                  (m, record_path(args, m)))
             continue
         method, names = rec["method"], rec["order"]
         theta, cov, t = rec["theta"], np.array(rec["covariance"]), np.array(rec["truth"])
@@ -254,6 +275,7 @@ def main():
               (", ".join(str(r["mock"]) for r in good), ", ".join(c[:10] for c in commits),
                os.path.relpath(os.path.dirname(record_path(args, 1)), ROOT))]
     text = "\n".join(lines) + "\n"
+    os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "coverage.md"), "w") as f:
         f.write(text)
     print(text)

@@ -41,7 +41,13 @@ struct DiffConfig {
   // The cosmological parameters (indexed by CosmoParam) whose gradients DiffPM computes; the
   // others' entries stay 0. Each costs centred differences of the power spectrum (a sigma8
   // normalisation each) and of the background at every new parameter point. All by default.
-  std::array<bool, kCosmoParams> cosmology_gradient{true, true, true, true, true};
+  std::array<bool, kCosmoParams> cosmology_gradient = everyCosmoParam();
+
+  static std::array<bool, kCosmoParams> everyCosmoParam() {
+    std::array<bool, kCosmoParams> all{};
+    all.fill(true);
+    return all;
+  }
 };
 
 // Throws std::invalid_argument naming the setting unless cfg and params describe a model.

@@ -24,8 +24,11 @@ void DiffPM::prepare(const DiffParams& params) {
   if (_lpt && _traj && params == _params)
     return;
   requireDiffConfig(_cfg, params);
+  // The old point's setup goes first (one setup in memory at a time), and with it the forward
+  // run it made: gradient() needs this point's forward.
   _traj.reset();
   _lpt.reset();
+  _noise.reset();
   _lpt = std::make_unique<LptModel>(_cfg, params);
   _traj = std::make_unique<Trajectory>(_cfg, params, totalParticles());
   _params = params;
@@ -52,7 +55,7 @@ const Particles& DiffPM::forward(const Field<double>& noise, const DiffParams& p
 
 DiffGradient DiffPM::gradient(const Particles& cot) {
   ScopedRegion region("caustic::DiffPM::gradient");
-  if (!_noise)
+  if (!_noise || !_traj || !_lpt)
     throw std::logic_error("DiffPM::gradient: no forward run");
   if (cot.size() != _state.size())
     throw std::invalid_argument("DiffPM::gradient: " + std::to_string(cot.size()) +

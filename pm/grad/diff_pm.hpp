@@ -49,10 +49,12 @@ public:
 private:
   void measureReconstruction(const Particles& parts);
   // Builds the parameter point's setup (the LPT model's transfer and growth factors, the
-  // trajectory's schedule and gravity's plans and meshes, and, on the first gradient, their
-  // parameter derivatives) unless it was built for `params`: an optimisation over the noise at
-  // fixed parameters (the annealed MAP stages, MUSE's MAPs, HMC's noise moves) builds it once
-  // instead of on every call, where it cost three times the model itself at 16^3 particles.
+  // trajectory's schedule and gravity's plans and meshes; their parameter derivatives follow
+  // lazily on the first gradient) unless it was built for `params`: an optimisation over the
+  // noise at fixed parameters (the annealed MAP stages, MUSE's MAPs, HMC over the noise alone)
+  // builds it once instead of on every call, where it cost three times the model itself at 16^3
+  // particles. Where the parameters move every evaluation (joint MAP, HMC over the parameters)
+  // it is built every time, as before.
   void prepare(const DiffParams& params);
 
   DiffConfig _cfg;

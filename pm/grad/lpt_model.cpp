@@ -44,8 +44,9 @@ LptModel::LptModel(const DiffConfig& cfg, const DiffParams& params)
   _growth = growthFactors(_cosmo, cfg.a_start, cfg.lpt_order);
 }
 
-// Centred differences of T and of the growth factors in every parameter they depend on: only the
-// adjoint needs them, so the forward model does not pay for them.
+// Centred differences of T and of the growth factors in every parameter they depend on and
+// DiffConfig::cosmology_gradient asks for: only the adjoint needs them, so the forward model
+// does not pay for them.
 void LptModel::ensureDerivatives() const {
   if (_derivatives)
     return;

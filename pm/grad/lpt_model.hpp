@@ -51,7 +51,8 @@ private:
   // not need them).
   void ensureDerivatives() const;
   mutable bool _derivatives = false;
-  // dT/dtheta per |m|^2 for the parameters the power model depends on (empty otherwise).
+  // dT/dtheta per |m|^2 for the parameters the power model depends on and the configuration
+  // differentiates (empty otherwise).
   mutable std::array<Kokkos::View<double*>, kCosmoParams> _damp;
   // D1, D2 and the velocity factors a^2 E D f at a_start, and their parameter derivatives.
   std::array<double, 4> _growth{};
