@@ -667,7 +667,8 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
     // The chain so far: its state, where it stands, the kept samples' theta and the table.
     HmcCheckpoint chain;
     long hmc_generation = 0;
-    const bool resumed = opt.resume && readHmcCheckpoint(ctx, dir, ip.hash(), x, chain, hmc_generation);
+    const bool resumed =
+        opt.resume && readHmcCheckpoint(ctx, dir, ip.hash(), x, chain, hmc_generation);
     const long gradients_before = chain.gradients;
     const double seconds_before = chain.seconds;
     if (resumed) {

@@ -895,15 +895,13 @@ TEST(Adjoint, ChosenCosmologyGradientsAreTheFullOnes) {
   const DiffGradient other = gradientOf(some);
   for (CosmoParam p : kAllCosmoParams) {
     EXPECT_NE(full.params[p], 0.0) << cosmoParamName(p);
-    EXPECT_EQ(part.params[p], p == CosmoParam::sigma8 ? full.params[p] : 0.0)
-        << cosmoParamName(p);
+    EXPECT_EQ(part.params[p], p == CosmoParam::sigma8 ? full.params[p] : 0.0) << cosmoParamName(p);
     EXPECT_EQ(other.params[p],
               p == CosmoParam::Omega_m || p == CosmoParam::h ? full.params[p] : 0.0)
         << cosmoParamName(p);
   }
   EXPECT_EQ(part.params.correction, full.params.correction);
-  EXPECT_EQ(largestDifference(part.noise->real(), full.noise->real(),
-                              full.noise->real().extent(0)),
+  EXPECT_EQ(largestDifference(part.noise->real(), full.noise->real(), full.noise->real().extent(0)),
             0.0);
 }
 

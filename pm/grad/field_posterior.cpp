@@ -43,8 +43,8 @@ DiffConfig differentiatingOnly(DiffConfig cfg, const std::vector<PosteriorParame
 
 FieldPosterior::FieldPosterior(DiffConfig cfg, DiffParams base, FieldObservation obs,
                                std::vector<PosteriorParameter> free, double bias)
-    : _cfg(differentiatingOnly(std::move(cfg), free)), _base(std::move(base)), _obs(std::move(obs)), _free(std::move(free)),
-      _bias(bias), _model_pm(_cfg), _painter(_cfg.mesh, _cfg.window) {
+    : _cfg(differentiatingOnly(std::move(cfg), free)), _base(std::move(base)), _obs(std::move(obs)),
+      _free(std::move(free)), _bias(bias), _model_pm(_cfg), _painter(_cfg.mesh, _cfg.window) {
   if (!_obs.data || !_obs.variance)
     throw std::invalid_argument("FieldPosterior: the data and the noise variance are required");
   for (const Field<double>* f : {_obs.data.get(), _obs.variance.get(), _obs.mask.get()})
