@@ -16,7 +16,7 @@ counts the mocks whose truth lies inside the 68% and 95% intervals, per paramete
 OUT/coverage.md (table), OUT/coverage.csv (one row per mock) and OUT/coverage.png (estimates
 with their 1-sigma ellipses and the truth; histogram of the pulls against N(0, 1)).
 
-Records. A mock costs about 35 min on one core, so 20 are made over several sessions. Every
+Records. A mock costs 22-36 min on one core, so 20 are made over several sessions. Every
 finished mock leaves a small record (RECORDS/<params stem>/mock_NNN.json: its seeds, the
 parameter file's hash, the caustic commit that ran it, the estimate, its covariance and the
 truth), written when its run exits cleanly; the records are committed, a mock with a record for
@@ -111,22 +111,24 @@ def stamp(args):
     return {"params_sha256": args.params_sha256, "set": args.set}
 
 
+def stamped(args, m):
+    """Whether mock m's run in OUT was made from these parameters."""
+    path = stamp_path(args, m)
+    return os.path.exists(path) and json.load(open(path)) == stamp(args)
+
+
 def summary_of_these(args, m):
     """Mock m's summary in OUT when its run was made from these parameters (its stamp) and
     seeds, else None."""
     path = os.path.join(args.out, "mock_%03d" % m, "inference_summary.json")
-    if not os.path.exists(path) or not os.path.exists(stamp_path(args, m)):
-        return None
-    if json.load(open(stamp_path(args, m))) != stamp(args):
+    if not os.path.exists(path) or not stamped(args, m):
         return None
     s = json.load(open(path))
     truth = s["inference"].get("truth", {}).get("parameters", {})
-    mu = s["inference"].get("muse")
-    if args.muse and (not mu or mu.get("seed") != muse_seed(m)):
-        return None
-    if (truth.get("seed"), truth.get("noise_seed")) != (100 + m, 500 + m):
-        return None
-    return s
+    seeds = {"mock_seed": truth.get("seed"), "noise_seed": truth.get("noise_seed")}
+    if args.muse:
+        seeds["muse_seed"] = s["inference"].get("muse", {}).get("seed")
+    return s if seeds == mock_seeds(args, m) else None
 
 
 def run_mock(args, m):
@@ -139,15 +141,12 @@ def run_mock(args, m):
         if s is not None:
             return m, 0.0, "kept" + (", recorded" if write_record(args, m, s) else "")
     out = os.path.join(args.out, "mock_%03d" % m)
-    sets = ['output.directory="%s"' % out, "inference.mock.seed=%d" % (100 + m),
-            "inference.mock.noise_seed=%d" % (500 + m)]
-    if args.muse:
-        sets.append("inference.muse.seed=%d" % muse_seed(m))
-    sets += args.set
+    keys = {"mock_seed": "inference.mock.seed", "noise_seed": "inference.mock.noise_seed",
+            "muse_seed": "inference.muse.seed"}
+    sets = ['output.directory="%s"' % out]
+    sets += ["%s=%d" % (keys[k], v) for k, v in mock_seeds(args, m).items()] + args.set
     # A mock stopped part-way by a run of these parameters continues where it stopped.
-    stamped = (os.path.exists(stamp_path(args, m)) and
-               json.load(open(stamp_path(args, m))) == stamp(args))
-    resume = (os.path.isdir(os.path.join(out, ".infer_checkpoint")) and stamped and
+    resume = (os.path.isdir(os.path.join(out, ".infer_checkpoint")) and stamped(args, m) and
               not args.overwrite)
     os.makedirs(out, exist_ok=True)
     if not resume:
@@ -222,7 +221,7 @@ def main():
             for m, sec, status in ex.map(lambda m: run_mock(args, m), mocks):
                 print("mock %3d: %s, %.0f s" % (m, status, sec), flush=True)
 
-    rows, method, names = [], None, None
+    good, method, names = [], None, None
     for m in mocks:
         rec = read_record(args, m)
         if rec is None and args.skip_runs:
@@ -237,10 +236,9 @@ def main():
         d = np.array(theta) - t
         chi2 = float(d @ np.linalg.solve(cov, d))
         sig = np.sqrt(np.diag(cov))
-        rows.append({"mock": m, "theta": theta, "truth": t, "sigma": sig,
+        good.append({"mock": m, "theta": theta, "truth": t, "sigma": sig,
                      "pull": d / sig, "chi2": chi2, "cov": cov, "seconds": rec["seconds"],
                      "commit": rec["git_commit"]})
-    good = rows
     if not good:
         sys.exit("infer_coverage.py: no mock with an estimate and a covariance")
     n = len(good)
