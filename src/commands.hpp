@@ -47,6 +47,8 @@ struct LdlFitCommandOptions {
   int layers = 2;
   int iterations = 100;
   double weight_n = 1.0;
+  double power_weight = 0.0; // the loss's power-spectrum term (pm/baryons/ldl_fit.hpp)
+  double power_kmax = 0.0;   // its largest k [h/Mpc]; 0: the mesh Nyquist frequency
   std::string output = "output/ldl";
   bool overwrite = false;
 };

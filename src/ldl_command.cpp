@@ -130,6 +130,11 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     throw ParamError("--iterations = " + std::to_string(opt.iterations) + ": allowed 0 to 100000");
   if (!(opt.weight_n >= 0 && opt.weight_n <= 4))
     throw ParamError("--weight-n = " + format("%g", opt.weight_n) + ": allowed 0 to 4");
+  if (!(opt.power_weight >= 0 && opt.power_weight <= 1e6))
+    throw ParamError("--power-weight = " + format("%g", opt.power_weight) + ": allowed 0 to 1e6");
+  if (!(opt.power_kmax >= 0 && opt.power_kmax <= 1e4))
+    throw ParamError("--power-kmax = " + format("%g", opt.power_kmax) +
+                     ": allowed 0 (the mesh Nyquist frequency) to 1e4 h/Mpc");
   for (const auto& s : opt.train)
     for (const auto& t : opt.test)
       if (s == t)
@@ -187,7 +192,9 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
           " held-out pairs");
   LdlFitOptions fo;
   fo.iterations = opt.iterations;
-  fo.weight_n = opt.weight_n;
+  fo.loss.weight_n = opt.weight_n;
+  fo.loss.power_weight = opt.power_weight;
+  fo.loss.power_kmax = opt.power_kmax;
   std::ostringstream csv;
   csv << "iteration,loss\n";
   fo.progress = [&](int it, double loss, const std::vector<double>&) {
@@ -220,7 +227,7 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
   FFT<double> fft(decomp);
   for (std::size_t i = 0; i < test.size(); ++i) {
     std::vector<LdlPair> one{{test[i].parts.x, test[i].parts.size(), test[i].field.get()}};
-    const double loss = ldlLoss(painter, one, r.params, opt.weight_n, nullptr);
+    const double loss = ldlLoss(painter, one, r.params, fo.loss, nullptr);
     Field<double> out(decomp, "caustic::ldl::out"), tgt(decomp, "caustic::ldl::tgt");
     painter.forward(test[i].parts.x, test[i].parts.size(), r.params, out);
     Kokkos::deep_copy(tgt.real(), test[i].field->real());
@@ -257,6 +264,8 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     for (const char* nm : {"mu", "b_1", "b_0"})
       j["parameter_names"].push_back(std::string("output.") + nm);
     j["weight_n"] = opt.weight_n;
+    j["power_weight"] = opt.power_weight;
+    j["power_kmax"] = opt.power_kmax;
     j["iterations"] = r.iterations;
     j["stop"] = r.stop;
     j["loss_initial"] = r.loss.front();

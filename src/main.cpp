@@ -106,6 +106,12 @@ int runCommand(int argc, char** argv, bool parse_only = false) {
   ldl->add_option("--layers", ldl_opt.layers, "Displacement layers (default 2)");
   ldl->add_option("--iterations", ldl_opt.iterations, "L-BFGS iterations (default 100)");
   ldl->add_option("--weight-n", ldl_opt.weight_n, "Fourier weight 1 + (k/k_F)^-n of the loss (default 1)");
+  ldl->add_option("--power-weight", ldl_opt.power_weight,
+                  "Weight of the loss's power-spectrum term: lambda mean (P/P_target - 1)^2 over "
+                  "shells (default 0)");
+  ldl->add_option("--power-kmax", ldl_opt.power_kmax,
+                  "Largest k of the power-spectrum term [h/Mpc] (default 0: the mesh Nyquist "
+                  "frequency)");
   ldl->add_option("--output,-o", ldl_opt.output, "Output directory (default output/ldl)");
   ldl->add_flag("--overwrite", ldl_opt.overwrite, "Replace an earlier fit's outputs");
   CampaignCommandOptions camp_opt;

@@ -2,6 +2,7 @@
 // against centred finite differences, the result independent of the number of ranks and of how
 // the particles are spread over them, and the filter against its formula.
 #include "helpers.hpp"
+#include "pm/analysis/power_spectrum.hpp"
 #include "pm/baryons/ldl.hpp"
 #include "pm/baryons/ldl_fit.hpp"
 
@@ -170,14 +171,16 @@ TEST(Ldl, FitRecoversKnownParameters) {
   std::vector<LdlPair> pairs{{parts.x, parts.size(), &target}};
   const std::vector<double> start = {1.0, 0.7, 0.4, 2.0, 0.0, 1.0, 1.2, 0.0};
   std::vector<double> g;
-  const double j0 = ldlLoss(ldl, pairs, start, 1.0, &g);
+  const LdlLossOptions lo;
+  const double j0 = ldlLoss(ldl, pairs, start, lo, &g);
   EXPECT_GT(j0, 1e-3);
   for (std::size_t p : {0u, 1u, 3u, 5u}) {
     const double h = 1e-5 * std::max(1.0, std::abs(start[p]));
     std::vector<double> up = start, dn = start;
     up[p] += h;
     dn[p] -= h;
-    const double fd = (ldlLoss(ldl, pairs, up, 1.0, nullptr) - ldlLoss(ldl, pairs, dn, 1.0, nullptr)) / (2 * h);
+    const double fd =
+        (ldlLoss(ldl, pairs, up, lo, nullptr) - ldlLoss(ldl, pairs, dn, lo, nullptr)) / (2 * h);
     EXPECT_NEAR(g[p], fd, 1e-4 * std::max(1e-3, std::abs(fd))) << "parameter " << p;
   }
   LdlFitOptions opt;
@@ -188,4 +191,57 @@ TEST(Ldl, FitRecoversKnownParameters) {
   EXPECT_LT(r.loss.back(), 1e-4 * j0) << "stopped: " << r.stop << " after " << r.iterations;
   for (std::size_t i = 1; i < r.loss.size(); ++i)
     EXPECT_LE(r.loss[i], r.loss[i - 1]); // monotone (Armijo)
+}
+
+// The loss's power-spectrum term: its value against binPower's spectra of the painted and the
+// target field, and the gradient of the whole loss against finite differences, over all shells
+// and up to a k_max.
+TEST(Ldl, PowerTermOfTheLoss) {
+  auto decomp = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL);
+  LdlPainter ldl(decomp, 1);
+  Particles all = clumpyLattice();
+  Particles parts = share(all, worldRank(), worldSize());
+  const std::vector<double> truth = {2.0, 0.9, 0.3, 2.5, 0.3, 1.4, 1.5, -0.05};
+  const std::vector<double> start = {1.0, 0.7, 0.4, 2.0, 0.0, 1.0, 1.2, 0.0};
+  Field<double> target(decomp, "test::ldl::target"), painted(decomp, "test::ldl::painted");
+  ldl.forward(parts.x, parts.size(), truth, target);
+  std::vector<LdlPair> pairs{{parts.x, parts.size(), &target}};
+
+  LdlLossOptions field, both;
+  both.power_weight = 0.7;
+  const double jf = ldlLoss(ldl, pairs, start, field, nullptr);
+  const double jb = ldlLoss(ldl, pairs, start, both, nullptr);
+  ldl.forward(parts.x, parts.size(), start, painted);
+  FFT<double> fft(decomp);
+  fft.forward(painted);
+  fft.forward(target);
+  const PowerSpectrum pf = binPower(painted), pt = binPower(target);
+  ASSERT_EQ(pf.k.size(), pt.k.size());
+  ASSERT_EQ(pf.k.size(), static_cast<std::size_t>(kMesh / 2)); // shells 1 .. N/2
+  double sum = 0;
+  for (std::size_t b = 0; b < pf.k.size(); ++b)
+    sum += (pf.power[b] / pt.power[b] - 1) * (pf.power[b] / pt.power[b] - 1);
+  const double expected = both.power_weight * sum / pf.k.size();
+  EXPECT_GT(expected, 1e-3);
+  EXPECT_NEAR(jb - jf, expected, 1e-10 * expected);
+
+  for (double kmax : {0.0, 4.2 * decomp->kFundamental()}) {
+    LdlLossOptions lo = both;
+    lo.power_kmax = kmax;
+    lo.power_weight = 3.0;
+    std::vector<double> g;
+    ldlLoss(ldl, pairs, start, lo, &g);
+    for (std::size_t p = 0; p < start.size(); ++p) {
+      const double h = 1e-5 * std::max(1.0, std::abs(start[p]));
+      std::vector<double> up = start, dn = start;
+      up[p] += h;
+      dn[p] -= h;
+      const double fd =
+          (ldlLoss(ldl, pairs, up, lo, nullptr) - ldlLoss(ldl, pairs, dn, lo, nullptr)) / (2 * h);
+      EXPECT_NEAR(g[p], fd, 1e-4 * std::max(1e-3, std::abs(fd)))
+          << "parameter " << p << ", k_max " << kmax;
+    }
+  }
+  EXPECT_THROW(ldlLoss(ldl, pairs, start, LdlLossOptions{1.0, -1.0, 0.0}, nullptr),
+               std::invalid_argument);
 }

@@ -3,6 +3,9 @@
 #include "pm/core/comm.hpp"
 #include "pm/core/kmath.hpp"
 
+#include <Kokkos_ScatterView.hpp>
+
+#include <algorithm>
 #include <cmath>
 #include <deque>
 #include <stdexcept>
@@ -49,31 +52,45 @@ std::vector<double> ldlInitialParameters(int layers, double target_mean) {
 }
 
 double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
-               const std::vector<double>& params, double weight_n, std::vector<double>* grad) {
+               const std::vector<double>& params, const LdlLossOptions& opt,
+               std::vector<double>* grad) {
   if (pairs.empty())
     throw std::invalid_argument("ldlLoss: no pairs");
+  if (!(opt.power_weight >= 0) || !(opt.power_kmax >= 0))
+    throw std::invalid_argument("ldlLoss: power_weight and power_kmax must be >= 0");
   const auto& d = pairs.front().target->decomp();
   auto decomp = pairs.front().target->decompPtr();
   FFT<double> fft(decomp);
   Field<double> out(decomp, "caustic::ldl_fit::out"), res(decomp, "caustic::ldl_fit::res"),
       tw(decomp, "caustic::ldl_fit::target");
   const int n = d.n();
-  const double inv_n3 = 1.0 / (double(n) * n * n);
+  const double n3 = double(n) * n * n, inv_n3 = 1.0 / n3;
   MPI_Comm comm = d.comm().get();
+  const bool power = opt.power_weight > 0;
+  // The power term's shells 1 .. bmax of |m| (rounded), as binPower's.
+  const int bmax =
+      opt.power_kmax > 0
+          ? std::min(n / 2, static_cast<int>(std::floor(opt.power_kmax / d.kFundamental() + 0.5)))
+          : n / 2;
+  Kokkos::View<double* [2]> shells("caustic::ldl_fit::shells", bmax + 1); // Q_F, Q_T
+  Kokkos::View<double*> coef("caustic::ldl_fit::coef", bmax + 1);         // d J_P / d|F(k)|^2
   double total = 0;
   if (grad)
     grad->assign(params.size(), 0.0);
   for (const LdlPair& pr : pairs) {
     painter.forward(pr.x, pr.n, params, out);
     auto o = out.real(), t = pr.target->real(), r = res.real(), w = tw.real();
-    d.forEachPoint("caustic::ldl_fit::residual", KOKKOS_LAMBDA(const MeshPoint& pt) {
-      r(pt.index) = o(pt.index) - t(pt.index);
-      w(pt.index) = t(pt.index);
-    });
+    d.forEachPoint(
+        "caustic::ldl_fit::residual", KOKKOS_LAMBDA(const MeshPoint& pt) {
+          r(pt.index) = o(pt.index) - t(pt.index);
+          w(pt.index) = t(pt.index);
+        });
     fft.forward(res);
     fft.forward(tw);
-    auto rc = res.complex(), wc = tw.complex();
-    const double wn = weight_n;
+    if (power)
+      fft.forward(out);
+    auto rc = res.complex(), wc = tw.complex(), oc = out.complex();
+    const double wn = opt.weight_n;
     // sum_k W(k)^2 |c(k)|^2 over the full k space (the stored half, weighted).
     auto weighted = [&](const Field<double>::complex_view& c) {
       double acc_all = 0;
@@ -82,8 +99,9 @@ double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
           KOKKOS_LAMBDA(const MeshMode& md, double& acc) {
             const double m = km::sqrt(double(md.m2()));
             const double wk = m > 0 ? 1.0 + km::pow(m, -wn) : 1.0;
-            acc += md.weight * wk * wk *
-                   (c(md.index).real() * c(md.index).real() + c(md.index).imag() * c(md.index).imag());
+            acc +=
+                md.weight * wk * wk *
+                (c(md.index).real() * c(md.index).real() + c(md.index).imag() * c(md.index).imag());
           },
           acc_all);
       return acc_all;
@@ -94,14 +112,57 @@ double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
     if (!(all[1] > 0))
       throw std::invalid_argument("ldlLoss: a target field is zero everywhere");
     total += all[0] / all[1];
+    if (power) {
+      Kokkos::deep_copy(shells, 0.0);
+      auto sv = Kokkos::Experimental::create_scatter_view(shells);
+      d.forEachMode(
+          "caustic::ldl_fit::shells", KOKKOS_LAMBDA(const MeshMode& md) {
+            const int b = static_cast<int>(km::floor(km::sqrt(double(md.m2())) + 0.5));
+            if (b < 1 || b > bmax)
+              return;
+            const auto u = oc(md.index), v = wc(md.index);
+            auto acc = sv.access();
+            acc(b, 0) += md.weight * (u.real() * u.real() + u.imag() * u.imag());
+            acc(b, 1) += md.weight * (v.real() * v.real() + v.imag() * v.imag());
+          });
+      Kokkos::Experimental::contribute(shells, sv);
+      auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), shells);
+      std::vector<double> q(2 * (bmax + 1));
+      mpiCheck(
+          MPI_Allreduce(h.data(), q.data(), static_cast<int>(q.size()), MPI_DOUBLE, MPI_SUM, comm),
+          "ldlLoss: shells");
+      int used = 0;
+      for (int b = 1; b <= bmax; ++b)
+        used += q[2 * b + 1] > 0 ? 1 : 0;
+      auto hc = Kokkos::create_mirror_view(coef);
+      double jp = 0;
+      for (int b = 0; b <= bmax; ++b) {
+        hc(b) = 0;
+        if (b < 1 || !(q[2 * b + 1] > 0))
+          continue;
+        const double rho = q[2 * b] / q[2 * b + 1];
+        jp += opt.power_weight / used * (rho - 1) * (rho - 1);
+        hc(b) = 2 * opt.power_weight / used * (rho - 1) / q[2 * b + 1];
+      }
+      Kokkos::deep_copy(coef, hc);
+      total += jp;
+    }
     if (grad) {
-      // dJ/dF = 2 / den W^2 * (F - T).
+      // dJ/dF from the modes: J = n^-3 sum_k a_k |c(k)|^2 has the cotangent 2 a_k c(k) here:
+      // a_k = W^2 / den for the residual, n^3 dJ_P/d|F(k)|^2 for the painted field.
       const double scale = 2.0 / all[1];
-      d.forEachMode("caustic::ldl_fit::cotangent", KOKKOS_LAMBDA(const MeshMode& md) {
-        const double m = km::sqrt(double(md.m2()));
-        const double wk = m > 0 ? 1.0 + km::pow(m, -wn) : 1.0;
-        rc(md.index) *= scale * wk * wk;
-      });
+      d.forEachMode(
+          "caustic::ldl_fit::cotangent", KOKKOS_LAMBDA(const MeshMode& md) {
+            const double m = km::sqrt(double(md.m2()));
+            const double wk = m > 0 ? 1.0 + km::pow(m, -wn) : 1.0;
+            auto c = rc(md.index) * (scale * wk * wk);
+            if (power) {
+              const int b = static_cast<int>(km::floor(m + 0.5));
+              if (b >= 1 && b <= bmax)
+                c += oc(md.index) * (2 * n3 * coef(b));
+            }
+            rc(md.index) = c;
+          });
       fft.backward(res);
       const std::vector<double> g = painter.gradient(res);
       for (std::size_t i = 0; i < g.size(); ++i)
@@ -119,7 +180,7 @@ LdlFitResult fitLdl(LdlPainter& painter, const std::vector<LdlPair>& pairs,
   auto eval = [&](const std::vector<double>& uu, std::vector<double>* gu) {
     const std::vector<double> p = fromU(uu, layers);
     std::vector<double> g;
-    double j = ldlLoss(painter, pairs, p, opt.weight_n, gu ? &g : nullptr);
+    double j = ldlLoss(painter, pairs, p, opt.loss, gu ? &g : nullptr);
     if (gu) {
       *gu = g;
       for (std::size_t i = 0; i < g.size(); ++i)

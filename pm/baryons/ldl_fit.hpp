@@ -5,9 +5,14 @@
 //   J = sum_x [W * (F - T)]^2 / sum_x [W * T]^2,   W(k) = 1 + (k / k_F)^-n_w (W(0) = 1)
 // (the authors' Fourier weight, with k in units of the fundamental mode so that it does not
 // depend on the box; squared rather than their L1 so that the quasi-Newton method sees a smooth
-// loss), averaged over the pairs. The optimiser is limited-memory BFGS (10 pairs) with a
-// backtracking Armijo line search on the parameters with k_l and k_h as logarithms, the same
-// on every rank (gradients are reduced over the ranks).
+// loss), plus, with power_weight lambda > 0, a term on the power spectrum:
+//   lambda / B sum_b (P_F(b) / P_T(b) - 1)^2   over the B shells b = round(|k| / k_F) = 1 .. b_max
+// (b_max: power_kmax in h/Mpc, or the mesh Nyquist frequency when 0). A field loss alone lets the
+// painted power drift by several per cent where the field's phases are not matched (small
+// scales); the power term holds P(k), which is what a matter painter is judged by (the
+// suppression S(k) = P_bcm / P_dmo). Averaged over the pairs. The optimiser is limited-memory BFGS
+// (10 pairs) with a backtracking Armijo line search on the parameters with k_l and k_h as
+// logarithms, the same on every rank (gradients are reduced over the ranks).
 #include "pm/baryons/ldl.hpp"
 
 #include <functional>
@@ -21,9 +26,15 @@ struct LdlPair {
   const Field<double>* target = nullptr; // on the painter's decomposition
 };
 
+struct LdlLossOptions {
+  double weight_n = 1.0;     // n_w of the Fourier weight
+  double power_weight = 0.0; // lambda of the power-spectrum term (0: none)
+  double power_kmax = 0.0;   // its largest k [h/Mpc]; 0: the mesh Nyquist frequency
+};
+
 struct LdlFitOptions {
   int iterations = 100;
-  double weight_n = 1.0;      // n_w of the Fourier weight
+  LdlLossOptions loss;
   double tolerance = 1e-7;    // stop when the relative loss decrease of an iteration is below
   // Called after every iteration with (iteration, loss, parameters); return false to stop.
   std::function<bool(int, double, const std::vector<double>&)> progress;
@@ -38,7 +49,8 @@ struct LdlFitResult {
 
 // The loss of `params` over the pairs and, if `grad` is given, its gradient. Collective.
 double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
-               const std::vector<double>& params, double weight_n, std::vector<double>* grad);
+               const std::vector<double>& params, const LdlLossOptions& opt,
+               std::vector<double>* grad);
 
 LdlFitResult fitLdl(LdlPainter& painter, const std::vector<LdlPair>& pairs,
                     const std::vector<double>& initial, const LdlFitOptions& opt);
