@@ -195,6 +195,7 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
   fo.loss.weight_n = opt.weight_n;
   fo.loss.power_weight = opt.power_weight;
   fo.loss.power_kmax = opt.power_kmax;
+  fo.fit_output = !opt.displacement_only;
   std::ostringstream csv;
   csv << "iteration,loss\n";
   fo.progress = [&](int it, double loss, const std::vector<double>&) {
@@ -266,6 +267,7 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     j["weight_n"] = opt.weight_n;
     j["power_weight"] = opt.power_weight;
     j["power_kmax"] = opt.power_kmax;
+    j["displacement_only"] = opt.displacement_only;
     j["iterations"] = r.iterations;
     j["stop"] = r.stop;
     j["loss_initial"] = r.loss.front();

@@ -112,6 +112,9 @@ int runCommand(int argc, char** argv, bool parse_only = false) {
   ldl->add_option("--power-kmax", ldl_opt.power_kmax,
                   "Largest k of the power-spectrum term [h/Mpc] (default 0: the mesh Nyquist "
                   "frequency)");
+  ldl->add_flag("--displacement-only", ldl_opt.displacement_only,
+                "Fit the displacement layers only; the output is the displaced particles' density "
+                "(mass-conserving: for total-matter targets such as matter_density)");
   ldl->add_option("--output,-o", ldl_opt.output, "Output directory (default output/ldl)");
   ldl->add_flag("--overwrite", ldl_opt.overwrite, "Replace an earlier fit's outputs");
   CampaignCommandOptions camp_opt;

@@ -186,6 +186,8 @@ LdlFitResult fitLdl(LdlPainter& painter, const std::vector<LdlPair>& pairs,
       for (std::size_t i = 0; i < g.size(); ++i)
         if (isLog(i, layers))
           (*gu)[i] = g[i] * p[i];
+        else if (!opt.fit_output && i >= static_cast<std::size_t>(5 * layers))
+          (*gu)[i] = 0; // held: no step moves it
     }
     return j;
   };

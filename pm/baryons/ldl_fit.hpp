@@ -36,6 +36,9 @@ struct LdlFitOptions {
   int iterations = 100;
   LdlLossOptions loss;
   double tolerance = 1e-7;    // stop when the relative loss decrease of an iteration is below
+  // false: the output layer keeps its initial parameters ((1, 1, 0) paints the displaced
+  // particles' density 1 + delta itself: a mass-conserving matter painter).
+  bool fit_output = true;
   // Called after every iteration with (iteration, loss, parameters); return false to stop.
   std::function<bool(int, double, const std::vector<double>&)> progress;
 };
