@@ -270,6 +270,20 @@ def main():
         if 1 in fits and 2 in fits:
             p1, p2 = np.array(fits[1]["parameters"]), np.array(fits[2]["parameters"])
             check(np.allclose(p1, p2, rtol=1e-6, atol=1e-9), f"ldl-fit at 2 ranks = 1 rank (largest difference {np.abs(p1 - p2).max():.2e})")
+        # A mass-conserving matter painter: displacement layers only, with the power term.
+        d = os.path.join(work, "ldl_matter")
+        r = caustic(["ldl-fit", "--train", tr, "--test", te, "--iterations", "6", "--field",
+                     "matter_density", "--displacement-only", "--power-weight", "10", "-o", d], 1)
+        if check(r is not None and r.returncode == 0, "ldl-fit --displacement-only: " +
+                 ("timeout" if r is None else r.stderr[-600:])):
+            with open(os.path.join(d, "ldl.json")) as f:
+                j = json.load(f)
+            out = dict(zip(j["parameter_names"], j["parameters"]))
+            check(j["displacement_only"] and j["power_weight"] == 10 and out["output.mu"] == 1.0
+                  and out["output.b_0"] == 0.0,
+                  f"--displacement-only holds the output layer (mu {out['output.mu']}, b_0 {out['output.b_0']})")
+            check(j["loss_final"] < j["loss_initial"],
+                  f"matter fit lowers the loss: {j['loss_initial']:.5f} -> {j['loss_final']:.5f}")
         # In-situ: [emulators.gas] kind = "ldl" with the fitted record, at 1 and 2 ranks, in a
         # run that also baryonifies (the painter's target) at a = 1.
         if 1 in fits:
@@ -320,7 +334,8 @@ def main():
                 (["--train", tr, "--field", "nonsense"], "Fields/nonsense", "missing field"),
                 (["--train", os.path.join(run_dir, "snapshot_a0.5000.hdf5") + "=" + os.path.join(insitu, "baryon_fields.hdf5")],
                  "is not of snapshot", "field of another snapshot"),
-                (["--train", tr, "--layers", "9"], "--layers = 9", "too many layers")]:
+                (["--train", tr, "--layers", "9"], "--layers = 9", "too many layers"),
+                (["--train", tr, "--power-weight", "-1"], "--power-weight = -1", "a negative power weight")]:
             shutil.rmtree(d, ignore_errors=True)
             r = caustic(["ldl-fit"] + args + ["-o", d], 2)
             check(r is not None and r.returncode == 2 and needle in r.stderr,
