@@ -68,6 +68,8 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
     throw std::invalid_argument("MUSE: step = " + std::to_string(s.step) + "; in (0, 0.5]");
   if (!(s.max_step > 0.0))
     throw std::invalid_argument("MUSE: max_step = " + std::to_string(s.max_step) + "; > 0");
+  if (!(s.tolerance >= 0.0))
+    throw std::invalid_argument("MUSE: tolerance = " + std::to_string(s.tolerance) + "; >= 0");
   const std::size_t np = theta0.size();
   for (double t : theta0)
     if (t == 0.0)
@@ -128,16 +130,28 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
         d[a] += Hinv[a][b] * (sc.observed[b] - sc.mean[b]);
     return d;
   };
+  // Sigma = H^{-1} J H^{-T}; the mean score's own noise (J / N) adds to it.
+  const double inflate = 1.0 + 1.0 / static_cast<double>(N);
+  auto covarianceOf = [&](const SmallMatrix& Hinv, const SmallMatrix& J) {
+    SmallMatrix c(np, std::vector<double>(np, 0.0));
+    for (std::size_t a = 0; a < np; ++a)
+      for (std::size_t b = 0; b < np; ++b)
+        for (std::size_t e = 0; e < np; ++e)
+          for (std::size_t f = 0; f < np; ++f)
+            c[a][b] += inflate * Hinv[a][e] * J[e][f] * Hinv[b][f];
+    return c;
+  };
   // sqrt(d^T Sigma^-1 d): per-parameter sigmas hide a step across a narrow degeneracy (Omega_m
   // and sigma8 correlate by -0.99 on small mocks).
-  auto sigmas = [&](const std::vector<double>& d) {
-    const SmallMatrix prec = invertSmall(r.covariance);
+  auto sigmasIn = [&](const SmallMatrix& cov, const std::vector<double>& d) {
+    const SmallMatrix prec = invertSmall(cov);
     double q = 0.0;
     for (std::size_t a = 0; a < np; ++a)
       for (std::size_t b = 0; b < np; ++b)
         q += d[a] * prec[a][b] * d[b];
     return std::sqrt(std::max(0.0, q));
   };
+  auto sigmas = [&](const std::vector<double>& d) { return sigmasIn(r.covariance, d); };
 
   // Broyden's update of H from the step theta_prev -> theta and the change of G = <s> - s_obs
   // over it: H += (dG - H dtheta) (D dtheta)^T / (dtheta^T D dtheta), D = diag(1 / theta^2) (the
@@ -186,6 +200,9 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
     // theta <- theta + H^{-1} (s_obs - <s>), scaled to at most max_step of each parameter's
     // value, then halved until it stays in the domain.
     std::vector<double> step = newtonStep(Hinv, sc);
+    // Converged: this step is small against the errors at theta; it is taken and the last.
+    const bool last_one =
+        s.tolerance > 0.0 && sigmasIn(covarianceOf(Hinv, r.J), step) < s.tolerance;
     double largest = 0.0;
     for (std::size_t a = 0; a < np; ++a)
       largest = std::max(largest, std::abs(step[a] / theta[a]));
@@ -207,6 +224,11 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
       step[a] = next[a] - theta[a];
     last = step;
     theta = next;
+    ++r.newton_steps;
+    if (last_one) {
+      r.converged = true;
+      break;
+    }
   }
   r.theta = theta;
   r.history.push_back(theta);
@@ -217,14 +239,7 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
     Hinv = invertSmall(r.H);
     r.covariance_at_estimate = true;
   }
-  // Sigma = H^{-1} J H^{-T}; the mean score's own noise (J / N) adds to it.
-  r.covariance.assign(np, std::vector<double>(np, 0.0));
-  const double inflate = 1.0 + 1.0 / static_cast<double>(N);
-  for (std::size_t a = 0; a < np; ++a)
-    for (std::size_t b = 0; b < np; ++b)
-      for (std::size_t c = 0; c < np; ++c)
-        for (std::size_t d = 0; d < np; ++d)
-          r.covariance[a][b] += inflate * Hinv[a][c] * r.J[c][d] * Hinv[b][d];
+  r.covariance = covarianceOf(Hinv, r.J);
   r.last_step_sigmas = sigmas(last);
   if (s.final_covariance)
     r.residual_sigmas = sigmas(newtonStep(Hinv, r.at_estimate));

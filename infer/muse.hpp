@@ -38,7 +38,11 @@ using SmallMatrix = std::vector<std::vector<double>>;
 
 struct MuseSettings {
   int simulations = 20; // per Newton step (and per parameter for H)
-  int iterations = 2;   // Newton steps
+  int iterations = 2;   // Newton steps (the most, with a tolerance)
+  // > 0: stop once a Newton step is shorter than this in the metric of the covariance at its
+  // theta (H^-1 J H^-T (1 + 1/N), sqrt(d^T Sigma^-1 d)): that step is taken and is the last.
+  // 0: always `iterations` steps.
+  double tolerance = 0.0;
   double step = 0.02;   // H's forward-difference step, relative to each parameter's value
   // A Newton step changes no parameter by more than this fraction of its value (the step is
   // scaled down as a whole): far from the estimate the linear expansion of the score does not
@@ -82,6 +86,9 @@ struct MuseResult {
   std::vector<MuseScores> steps;            // the scores at each step's theta
   MuseScores at_estimate;                   // with final_covariance: the scores at the estimate
   bool covariance_at_estimate = false;
+  int newton_steps = 0; // steps taken
+  // With a tolerance: whether a step fell below it (false: `iterations` steps, none did).
+  bool converged = false;
   double last_step_sigmas = 0.0; // the last step's length in the covariance's metric,
                                  // sqrt(d^T Sigma^-1 d) (a convergence measure)
   // With final_covariance: H^{-1} (s_obs - <s>) at the estimate, the step a further Newton
@@ -90,9 +97,9 @@ struct MuseResult {
   int scores = 0; // scores computed (MAPs)
 };
 
-// Runs `s.iterations` Newton steps from theta0. Throws std::invalid_argument for settings out
-// of range (simulations < 2, iterations < 1, step not in (0, 0.5], max_step <= 0, a zero
-// parameter) and
+// Runs `s.iterations` Newton steps from theta0 (fewer when one is below `s.tolerance`). Throws
+// std::invalid_argument for settings out of range (simulations < 2, iterations < 1, step not in
+// (0, 0.5], max_step <= 0, tolerance < 0, a zero parameter) and
 // std::runtime_error if H is singular.
 MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& theta0,
                         const MuseSettings& s);

@@ -205,6 +205,9 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
                        ": not allowed; expected an integer in [1, 100] (Newton steps)");
     c.simulations = static_cast<int>(ns);
     c.iterations = static_cast<int>(ni);
+    c.tolerance = u.number("tolerance", 0.0, "a number in [0, 10] (sigmas; 0: every iteration)");
+    requireRange(c.tolerance >= 0 && c.tolerance <= 10, u.key("tolerance"), c.tolerance,
+                 "[0, 10] (sigmas; 0: every iteration)");
     c.step = u.number("step", 0.02, "a number in (0, 0.5] (relative to each parameter)");
     requireRange(c.step > 0 && c.step <= 0.5, u.key("step"), c.step,
                  "(0, 0.5] (relative to each parameter)");

@@ -38,7 +38,8 @@ struct InferHmcParams {
 struct InferMuseParams {
   bool enabled = false; // [inference.muse] present
   int simulations = 20;
-  int iterations = 2;
+  int iterations = 2;     // Newton steps (the most, with a tolerance)
+  double tolerance = 0.0; // > 0: stop at a step shorter than this many sigmas (infer/muse.hpp)
   double step = 0.02;
   double max_step = 0.25;
   bool final_covariance = true; // H and J measured again at the estimate

@@ -157,6 +157,7 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   MuseSettings ms;
   ms.simulations = mp.simulations;
   ms.iterations = mp.iterations;
+  ms.tolerance = mp.tolerance;
   ms.step = mp.step;
   ms.max_step = mp.max_step;
   ms.final_covariance = mp.final_covariance;
@@ -198,6 +199,10 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   }
   j["simulations"] = mp.simulations;
   j["iterations"] = mp.iterations;
+  j["tolerance"] = mp.tolerance;
+  j["newton_steps"] = r.newton_steps;
+  if (mp.tolerance > 0)
+    j["converged"] = r.converged;
   j["step"] = mp.step;
   j["max_step"] = mp.max_step;
   j["final_covariance"] = mp.final_covariance;
@@ -251,6 +256,13 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
                                           " sigma; H and J at the estimate"
                                     : std::string("; H at the start")) +
           (worst > 0.3 ? ": not converged, more inference.muse.iterations" : "") + ")");
+  if (mp.tolerance > 0)
+    ctx.log("infer: MUSE: " + std::to_string(r.newton_steps) + " Newton steps; " +
+            (r.converged ? "the last below inference.muse.tolerance = "
+                         : "none below inference.muse.tolerance = ") +
+            formatNumber(mp.tolerance, 3) + " sigma" +
+            (r.converged ? ""
+                         : " within inference.muse.iterations = " + std::to_string(mp.iterations)));
   return run;
 }
 

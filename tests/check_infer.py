@@ -366,6 +366,7 @@ def main():
         ("muse laplace", None, ("", MOCK + muse), r"inference\.laplace = true: not allowed with \[inference\.muse\]"),
         ("muse hmc", None, ("", MOCK + muse + "[inference.hmc]\nsamples = 2\n"), r"\[inference\.hmc\]: not allowed with \[inference\.muse\]"),
         ("muse one simulation", None, ("", MOCK + "[inference.muse]\nsimulations = 1\n"), r"inference\.muse\.simulations = 1: not allowed; expected an integer in \[2, 100000\]"),
+        ("muse tolerance", None, ("", MOCK + "[inference.muse]\ntolerance = -1\n"), r"inference\.muse\.tolerance = -1: out of range; allowed: \[0, 10\]"),
         ("muse seeds", None, ("", MOCK + "[inference.muse]\nseed = 2\n"), r"inference\.muse\.seed = 2: its simulations use the seeds \[2, 42\), which hold inference\.mock\.seed = 11"),
     ]
     hmc = "[inference.hmc]\nsamples = 2\n"

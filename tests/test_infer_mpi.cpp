@@ -724,6 +724,36 @@ TEST(Muse, GaussianToyEqualsTheMarginalMaximumAndItsFisherCovariance) {
                   std::sqrt(q.covariance[0][0]), std::sqrt(q.covariance[1][1]),
                   std::sqrt(r.covariance[0][0]), std::sqrt(r.covariance[1][1]));
   }
+  // With a tolerance: the iteration stops at the first step shorter than it (taken, the last),
+  // near the six steps' estimate; an unreachable tolerance takes every step and says so.
+  {
+    MuseSettings tol = ms;
+    tol.iterations = 30;
+    tol.tolerance = 0.05;
+    observed_calls = 0;
+    const MuseResult q = museEstimate(problem, {0.8, 2.3}, tol);
+    ASSERT_TRUE(q.complete);
+    EXPECT_TRUE(q.converged);
+    EXPECT_GE(q.newton_steps, 2);
+    EXPECT_LT(q.newton_steps, 30);
+    EXPECT_EQ(observed_calls, q.newton_steps + 1); // one per step, one at the estimate
+    ASSERT_EQ(q.history.size(), static_cast<std::size_t>(q.newton_steps + 1));
+    EXPECT_LT(q.last_step_sigmas, 0.05 * 1.5); // the covariance at the estimate, not the step's
+    const std::vector<double> d = {q.theta[0] - r.theta[0], q.theta[1] - r.theta[1]};
+    const SmallMatrix prec = invertSmall(r.covariance);
+    double q2 = 0.0;
+    for (int a = 0; a < 2; ++a)
+      for (int b = 0; b < 2; ++b)
+        q2 += d[a] * prec[a][b] * d[b];
+    EXPECT_LT(std::sqrt(q2), 0.1) << "the tolerance's estimate against six steps'";
+    tol.iterations = 3;
+    tol.tolerance = 1e-12;
+    const MuseResult u = museEstimate(problem, {0.8, 2.3}, tol);
+    EXPECT_FALSE(u.converged);
+    EXPECT_EQ(u.newton_steps, 3);
+    tol.tolerance = -1.0;
+    EXPECT_THROW(museEstimate(problem, {0.8, 2.3}, tol), std::invalid_argument);
+  }
   // A stop from the problem ends the run, incomplete.
   problem.score = [&](const std::vector<double>&, const std::vector<double>&, int sim,
                       std::vector<double>& s) {

@@ -17,7 +17,8 @@ OUT/coverage.md (table), OUT/coverage.csv (one row per mock) and OUT/coverage.pn
 with their 1-sigma ellipses and the truth; histogram of the pulls against N(0, 1)).
 
 Records. A mock costs 22-36 min on one core, so 20 are made over several sessions. Every
-finished mock leaves a small record (RECORDS/<params stem>/mock_NNN.json: its seeds, the
+finished mock leaves a small record (RECORDS/<params stem>[+<hash of the --set options>]/
+mock_NNN.json: its seeds, the
 parameter file's hash, the caustic commit that ran it, the estimate, its covariance and the
 truth), written when its run exits cleanly; the records are committed, a mock with a record for
 the same parameters and seeds is not run again, and the table is made from the records of mocks
@@ -54,7 +55,11 @@ def muse_seed(m):
 
 
 def record_path(args, m):
+    """RECORDS/<params stem>/mock_NNN.json; with --set options the directory's name adds a hash
+    of them (<stem>+<8 hex digits>), so that each protocol keeps its own records."""
     stem = os.path.splitext(os.path.basename(args.params))[0]
+    if args.set:
+        stem += "+" + hashlib.sha256("\n".join(args.set).encode()).hexdigest()[:8]
     return os.path.join(args.records, stem, "mock_%03d.json" % m)
 
 
@@ -92,6 +97,11 @@ def write_record(args, m, summary):
            "truth": [inf["truth"]["parameters"][n] for n in names],
            # of the run that finished it (a resumed mock's earlier runs are not counted)
            "seconds": inf.get("muse", {}).get("seconds", summary.get("wall_seconds"))}
+    if method == "MUSE":  # how far the Newton iteration was from its fixed point
+        mu = inf["muse"]
+        rec["muse_last_step_sigmas"] = mu.get("last_step_sigmas")
+        rec["muse_residual_sigmas"] = mu.get("residual_sigmas")
+        rec["muse_newton_steps"] = mu.get("newton_steps", mu.get("iterations"))
     path = record_path(args, m)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
@@ -171,6 +181,19 @@ def run_mock(args, m):
     return m, time.time() - t0, status
 
 
+# A MUSE estimate whose last Newton step or the step a further one would take exceeds this (in
+# the covariance's metric) has not converged: `caustic infer` says so in its log.
+CONVERGED_SIGMAS = 0.3
+
+
+def converged(rec):
+    """True, False, or None (not MUSE, or a record without the convergence measures)."""
+    steps = [rec.get("muse_last_step_sigmas"), rec.get("muse_residual_sigmas")]
+    if rec.get("method") != "MUSE" or any(v is None for v in steps):
+        return None
+    return max(steps) <= CONVERGED_SIGMAS
+
+
 def estimate(summary):
     inf = summary["inference"]
     if "muse" in inf:
@@ -182,6 +205,33 @@ def estimate(summary):
     if "covariance" not in lap:
         return "Laplace", order, None, None
     return "Laplace", order, [inf["map"]["parameters"][n] for n in order], np.array(lap["covariance"])
+
+
+def coverage_tables(rows, names, title):
+    """The coverage and pull tables (markdown lines) of the mocks in `rows`."""
+    n = len(rows)
+    pulls = np.array([r["pull"] for r in rows])
+    chi2 = np.array([r["chi2"] for r in rows])
+    frac = lambda x: 100.0 * np.mean(x)
+    binom = lambda p: 100.0 * np.sqrt(p * (1 - p) / n)
+    lines = ["", "Over %s:" % title, "",
+             "| interval | expected | " + " | ".join(names) + " | joint (chi^2, 2 dof) |",
+             "|---|---|" + "---|" * len(names) + "---|"]
+    for level, z, c2 in [(68.27, 1.0, 2.30), (95.45, 1.96, 6.18)]:
+        p = level / 100
+        cells = ["%.0f%%" % frac(np.abs(pulls[:, i]) < z) for i in range(len(names))]
+        lines.append("| %.0f%% | %.0f +- %.0f%% (binomial, %d mocks) | %s | %.0f%% |" %
+                     (level, level, binom(p), n, " | ".join(cells), frac(chi2 < c2)))
+    lines += ["", "| parameter | mean pull | rms pull | mean estimate | scatter of the estimates | "
+              "mean sigma |", "|---|---|---|---|---|---|"]
+    for i, nm in enumerate(names):
+        th = np.array([r["theta"][i] for r in rows])
+        spread = lambda x: x.std(ddof=1) if n > 1 else float("nan")
+        lines.append("| %s | %+.2f +- %.2f | %.2f | %.4f (truth %.4f) | %.4f | %.4f |" %
+                     (nm, pulls[:, i].mean(), spread(pulls[:, i]) / np.sqrt(n),
+                      np.sqrt(np.mean(pulls[:, i] ** 2)), th.mean(), rows[0]["truth"][i],
+                      spread(th), np.mean([r["sigma"][i] for r in rows])))
+    return lines
 
 
 def main():
@@ -238,33 +288,29 @@ def main():
         sig = np.sqrt(np.diag(cov))
         good.append({"mock": m, "theta": theta, "truth": t, "sigma": sig,
                      "pull": d / sig, "chi2": chi2, "cov": cov, "seconds": rec["seconds"],
-                     "commit": rec["git_commit"]})
+                     "commit": rec["git_commit"], "converged": converged(rec),
+                     "steps": (rec.get("muse_last_step_sigmas"), rec.get("muse_residual_sigmas"))})
     if not good:
         sys.exit("infer_coverage.py: no mock with an estimate and a covariance")
     n = len(good)
     pulls = np.array([r["pull"] for r in good])
-    chi2 = np.array([r["chi2"] for r in good])
-    frac = lambda x: 100.0 * np.mean(x)
-    binom = lambda p: 100.0 * np.sqrt(p * (1 - p) / n)
     lines = ["# Coverage of the %s intervals over %d mocks" % (method, n), "",
              "Parameters: `%s`; truth %s; %d of %d mocks with an estimate." %
              (os.path.relpath(args.params, ROOT), ", ".join(
-                 "%s = %g" % (nm, good[0]["truth"][i]) for i, nm in enumerate(names)), n, len(mocks)),
-             "", "| interval | expected | " + " | ".join(names) + " | joint (chi^2, 2 dof) |",
-             "|---|---|" + "---|" * len(names) + "---|"]
-    for level, z, c2 in [(68.27, 1.0, 2.30), (95.45, 1.96, 6.18)]:
-        p = level / 100
-        cells = ["%.0f%%" % frac(np.abs(pulls[:, i]) < z) for i in range(len(names))]
-        lines.append("| %.0f%% | %.0f +- %.0f%% (binomial, %d mocks) | %s | %.0f%% |" %
-                     (level, level, binom(p), n, " | ".join(cells), frac(chi2 < c2)))
-    lines += ["", "| parameter | mean pull | rms pull | mean estimate | scatter of the estimates | "
-              "mean sigma |", "|---|---|---|---|---|---|"]
-    for i, nm in enumerate(names):
-        th = np.array([r["theta"][i] for r in good])
-        lines.append("| %s | %+.2f +- %.2f | %.2f | %.4f (truth %.4f) | %.4f | %.4f |" %
-                     (nm, pulls[:, i].mean(), pulls[:, i].std(ddof=1) / np.sqrt(n),
-                      np.sqrt(np.mean(pulls[:, i] ** 2)), th.mean(), good[0]["truth"][i],
-                      th.std(ddof=1), np.mean([r["sigma"][i] for r in good])))
+                 "%s = %g" % (nm, good[0]["truth"][i]) for i, nm in enumerate(names)), n, len(mocks))]
+    unconverged = [r for r in good if r["converged"] is False]
+    if method == "MUSE":
+        unknown = [r["mock"] for r in good if r["converged"] is None]
+        lines += ["", "Converged (the last Newton step and the next below %g sigma): %d of %d%s%s." %
+                  (CONVERGED_SIGMAS, n - len(unconverged) - len(unknown), n,
+                   "; not converged: " + ", ".join(
+                       "mock %d (%.2f, %.2f sigma)" % (r["mock"], *r["steps"]) for r in unconverged)
+                   if unconverged else "",
+                   "; no convergence record: mocks " + ", ".join(map(str, unknown)) if unknown else "")]
+    lines += coverage_tables(good, names, "all %d mocks" % n)
+    if unconverged:
+        lines += coverage_tables([r for r in good if r["converged"] is not False], names,
+                                 "the %d converged mocks" % (n - len(unconverged)))
     secs = [r["seconds"] for r in good if r["seconds"] is not None and np.isfinite(r["seconds"])]
     if secs:
         lines += ["", "Time per mock (the estimate alone): %.0f-%.0f s." % (min(secs), max(secs))]
@@ -292,8 +338,9 @@ def main():
             w, v = np.linalg.eigh(c)
             t = np.linspace(0, 2 * np.pi, 100)
             e = v @ (np.sqrt(np.maximum(w, 0))[:, None] * np.array([np.cos(t), np.sin(t)]))
-            ax[0].plot(r["theta"][0] + e[0], r["theta"][1] + e[1], color="C0", alpha=0.4, lw=0.8)
-            ax[0].plot(r["theta"][0], r["theta"][1], ".", color="C0")
+            col = "C3" if r["converged"] is False else "C0"  # red: MUSE not converged
+            ax[0].plot(r["theta"][0] + e[0], r["theta"][1] + e[1], color=col, alpha=0.4, lw=0.8)
+            ax[0].plot(r["theta"][0], r["theta"][1], ".", color=col)
         ax[0].plot(good[0]["truth"][0], good[0]["truth"][1], "r*", ms=14, label="truth")
         ax[0].set_xlabel(names[0])
         ax[0].set_ylabel(names[1])
