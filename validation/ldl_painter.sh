@@ -4,7 +4,8 @@
 # two-layer LDL painter to the BCM gas density and electron pressure, and a displacement-only one
 # to the total matter, on seeds 301-303 (50 L-BFGS iterations), measured on the held-out seeds
 # 401-402 (T(k), r(k), loss; S(k) for the matter). Usage: bash validation/ldl_painter.sh [NP]
-# (about 25 minutes on 2 cores).
+# (the gas and pressure fits about 9 minutes each on 2 cores; the matter fit took 34 min on one
+# rank beside other jobs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 np=${1:-2}
