@@ -50,6 +50,7 @@ struct LdlFitCommandOptions {
   double power_weight = 0.0; // the loss's power-spectrum term (pm/baryons/ldl_fit.hpp)
   double power_kmax = 0.0;   // its largest k [h/Mpc]; 0: the mesh Nyquist frequency
   bool displacement_only = false; // output layer held at the identity: a matter painter
+  std::string init; // an earlier fit's ldl.json to start from (same field, layers, mesh, box)
   std::string output = "output/ldl";
   bool overwrite = false;
 };

@@ -8,6 +8,7 @@
 #include "io/atomic_file.hpp"
 #include "io/fields.hpp"
 #include "io/format.hpp"
+#include "io/ldl_record.hpp"
 #include "io/snapshot.hpp"
 #include "io/svg_plot.hpp"
 #include "pm/baryons/ldl_fit.hpp"
@@ -16,6 +17,7 @@
 #include <Kokkos_ScatterView.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -163,6 +165,23 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     for (const auto& s : opt.test)
       test.push_back(loadPair(ctx, s, opt.field, decomp));
   }
+  // --init: checked before anything is written.
+  LdlRecord init;
+  if (!opt.init.empty()) {
+    try {
+      init = readLdlRecord(opt.init);
+    } catch (const std::runtime_error& e) {
+      throw ParamError(std::string("--init: ") + e.what());
+    }
+    if (init.field != opt.field || init.layers != opt.layers || init.mesh != decomp->n() ||
+        std::abs(init.box - decomp->box()) > 1e-6 * decomp->box())
+      throw ParamError("--init " + opt.init + ": a fit of " + init.field + " with " +
+                       std::to_string(init.layers) + " layers on a " + std::to_string(init.mesh) +
+                       "^3 mesh of box " + format("%g", init.box) + "; this fit is of " +
+                       opt.field + " with " + std::to_string(opt.layers) + " layers on a " +
+                       std::to_string(decomp->n()) + "^3 mesh of box " +
+                       format("%g", decomp->box()));
+  }
   if (ctx.root()) {
     std::error_code ec;
     fs::create_directories(opt.output, ec);
@@ -205,10 +224,18 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     mpiCheck(MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, ctx.comm().get()), "ldl-fit");
     return any == 0;
   };
+  std::vector<double> start = ldlInitialParameters(opt.layers, 1.0);
+  if (!opt.init.empty()) {
+    start = init.parameters;
+    start[5 * opt.layers + 1] /= mean; // the fit sees the targets over their mean
+    start[5 * opt.layers + 2] /= mean;
+    if (opt.displacement_only) // the identity output, whatever the record's
+      std::copy_n(ldlInitialParameters(0, 1.0).begin(), 3, start.begin() + 5 * opt.layers);
+  }
   LdlFitResult r;
   {
     PhaseTimer t(ctx, "fit");
-    r = fitLdl(painter, pairs, ldlInitialParameters(opt.layers, 1.0), fo);
+    r = fitLdl(painter, pairs, start, fo);
   }
   r.params[5 * opt.layers + 1] *= mean;
   r.params[5 * opt.layers + 2] *= mean;
@@ -268,6 +295,8 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     j["power_weight"] = opt.power_weight;
     j["power_kmax"] = opt.power_kmax;
     j["displacement_only"] = opt.displacement_only;
+    if (!opt.init.empty())
+      j["init"] = opt.init;
     j["iterations"] = r.iterations;
     j["stop"] = r.stop;
     j["loss_initial"] = r.loss.front();

@@ -115,6 +115,8 @@ int runCommand(int argc, char** argv, bool parse_only = false) {
   ldl->add_flag("--displacement-only", ldl_opt.displacement_only,
                 "Fit the displacement layers only; the output is the displaced particles' density "
                 "(mass-conserving: for total-matter targets such as matter_density)");
+  ldl->add_option("--init", ldl_opt.init,
+                  "Start from an earlier fit's ldl.json (same field, layers, mesh and box)");
   ldl->add_option("--output,-o", ldl_opt.output, "Output directory (default output/ldl)");
   ldl->add_flag("--overwrite", ldl_opt.overwrite, "Replace an earlier fit's outputs");
   CampaignCommandOptions camp_opt;

@@ -284,6 +284,22 @@ def main():
                   f"--displacement-only holds the output layer (mu {out['output.mu']}, b_0 {out['output.b_0']})")
             check(j["loss_final"] < j["loss_initial"],
                   f"matter fit lowers the loss: {j['loss_initial']:.5f} -> {j['loss_final']:.5f}")
+            # --init: an earlier fit's parameters as the start (none moved by 0 iterations), and a
+            # record of another field refused.
+            d2 = os.path.join(work, "ldl_matter_init")
+            r = caustic(["ldl-fit", "--train", tr, "--iterations", "0", "--field", "matter_density",
+                         "--displacement-only", "--init", os.path.join(d, "ldl.json"), "-o", d2], 1)
+            if check(r is not None and r.returncode == 0, "ldl-fit --init: " +
+                     ("timeout" if r is None else r.stderr[-600:])):
+                with open(os.path.join(d2, "ldl.json")) as f:
+                    j2 = json.load(f)
+                check(np.allclose(j2["parameters"], j["parameters"], rtol=1e-12, atol=0),
+                      "ldl-fit --init with 0 iterations keeps the record's parameters")
+            r = caustic(["ldl-fit", "--train", tr, "--iterations", "0", "--init",
+                         os.path.join(d, "ldl.json"), "-o", d2 + "_bad"], 1)
+            check(r is not None and r.returncode == 2 and "--init" in r.stderr and "matter_density" in r.stderr
+                  and not os.path.exists(d2 + "_bad"),
+                  "ldl-fit --init of another field's record: exit 2 naming it, nothing written")
         # In-situ: [emulators.gas] kind = "ldl" with the fitted record, at 1 and 2 ranks, in a
         # run that also baryonifies (the painter's target) at a = 1.
         if 1 in fits:
