@@ -316,7 +316,8 @@ def main():
         lines += ["", "Time per mock (the estimate alone): %.0f-%.0f s." % (min(secs), max(secs))]
     commits = sorted({r["commit"] for r in good})
     lines += ["", "Mocks %s, run by caustic %s (records in `%s`)." %
-              (", ".join(str(r["mock"]) for r in good), ", ".join(c[:10] for c in commits),
+              (", ".join(str(r["mock"]) for r in good),
+               ", ".join(c[:10] + ("+dirty" if c.endswith("+dirty") else "") for c in commits),
                os.path.relpath(os.path.dirname(record_path(args, 1)), ROOT))]
     text = "\n".join(lines) + "\n"
     os.makedirs(args.out, exist_ok=True)
