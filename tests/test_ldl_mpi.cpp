@@ -158,31 +158,49 @@ TEST(Ldl, RejectsBadParameters) {
                std::invalid_argument);
 }
 
-// The fitting loss: its gradient against finite differences, and a fit that recovers a target
-// painted by known parameters from a perturbed start.
-TEST(Ldl, FitRecoversKnownParameters) {
-  auto decomp = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL);
-  LdlPainter ldl(decomp, 1);
-  Particles all = clumpyLattice();
-  Particles parts = share(all, worldRank(), worldSize());
-  const std::vector<double> truth = {2.0, 0.9, 0.3, 2.5, 0.3, 1.4, 1.5, -0.05};
-  Field<double> target(decomp, "test::ldl::target");
-  ldl.forward(parts.x, parts.size(), truth, target);
-  std::vector<LdlPair> pairs{{parts.x, parts.size(), &target}};
-  const std::vector<double> start = {1.0, 0.7, 0.4, 2.0, 0.0, 1.0, 1.2, 0.0};
+// The pair of the fitting tests: the clumpy particles dealt over the ranks and the target a
+// one-layer painter makes of them with parameters `truth`.
+struct FitCase {
+  std::shared_ptr<const SlabDecomposition> decomp =
+      std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL);
+  LdlPainter ldl{decomp, 1};
+  Particles parts = share(clumpyLattice(), worldRank(), worldSize());
+  Field<double> target{decomp, "test::ldl::target"};
+  std::vector<LdlPair> pairs;
+  explicit FitCase(const std::vector<double>& truth) {
+    ldl.forward(parts.x, parts.size(), truth, target);
+    pairs = {{parts.x, parts.size(), &target}};
+  }
+};
+
+// The loss's gradient at `start` against centred finite differences in the parameters `which`.
+void expectLossGradient(FitCase& c, const std::vector<double>& start, const LdlLossOptions& lo,
+                        const std::vector<std::size_t>& which) {
   std::vector<double> g;
-  const LdlLossOptions lo;
-  const double j0 = ldlLoss(ldl, pairs, start, lo, &g);
-  EXPECT_GT(j0, 1e-3);
-  for (std::size_t p : {0u, 1u, 3u, 5u}) {
+  ldlLoss(c.ldl, c.pairs, start, lo, &g);
+  for (std::size_t p : which) {
     const double h = 1e-5 * std::max(1.0, std::abs(start[p]));
     std::vector<double> up = start, dn = start;
     up[p] += h;
     dn[p] -= h;
     const double fd =
-        (ldlLoss(ldl, pairs, up, lo, nullptr) - ldlLoss(ldl, pairs, dn, lo, nullptr)) / (2 * h);
-    EXPECT_NEAR(g[p], fd, 1e-4 * std::max(1e-3, std::abs(fd))) << "parameter " << p;
+        (ldlLoss(c.ldl, c.pairs, up, lo, nullptr) - ldlLoss(c.ldl, c.pairs, dn, lo, nullptr)) /
+        (2 * h);
+    EXPECT_NEAR(g[p], fd, 1e-4 * std::max(1e-3, std::abs(fd)))
+        << "parameter " << p << ", power weight " << lo.power_weight << ", k_max " << lo.power_kmax;
   }
+}
+
+// The fitting loss: its gradient against finite differences, and a fit that recovers a target
+// painted by known parameters from a perturbed start.
+TEST(Ldl, FitRecoversKnownParameters) {
+  FitCase c({2.0, 0.9, 0.3, 2.5, 0.3, 1.4, 1.5, -0.05});
+  LdlPainter& ldl = c.ldl;
+  const auto& pairs = c.pairs;
+  const std::vector<double> start = {1.0, 0.7, 0.4, 2.0, 0.0, 1.0, 1.2, 0.0};
+  const double j0 = ldlLoss(ldl, pairs, start, LdlLossOptions{}, nullptr);
+  EXPECT_GT(j0, 1e-3);
+  expectLossGradient(c, start, LdlLossOptions{}, {0, 1, 3, 5});
   LdlFitOptions opt;
   opt.iterations = 150;
   opt.tolerance = 0;
@@ -197,25 +215,22 @@ TEST(Ldl, FitRecoversKnownParameters) {
 // target field, and the gradient of the whole loss against finite differences, over all shells
 // and up to a k_max.
 TEST(Ldl, PowerTermOfTheLoss) {
-  auto decomp = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL);
-  LdlPainter ldl(decomp, 1);
-  Particles all = clumpyLattice();
-  Particles parts = share(all, worldRank(), worldSize());
-  const std::vector<double> truth = {2.0, 0.9, 0.3, 2.5, 0.3, 1.4, 1.5, -0.05};
+  FitCase c({2.0, 0.9, 0.3, 2.5, 0.3, 1.4, 1.5, -0.05});
+  LdlPainter& ldl = c.ldl;
+  const auto& pairs = c.pairs;
+  const auto& decomp = c.decomp;
   const std::vector<double> start = {1.0, 0.7, 0.4, 2.0, 0.0, 1.0, 1.2, 0.0};
-  Field<double> target(decomp, "test::ldl::target"), painted(decomp, "test::ldl::painted");
-  ldl.forward(parts.x, parts.size(), truth, target);
-  std::vector<LdlPair> pairs{{parts.x, parts.size(), &target}};
+  Field<double> painted(decomp, "test::ldl::painted");
 
   LdlLossOptions field, both;
   both.power_weight = 0.7;
   const double jf = ldlLoss(ldl, pairs, start, field, nullptr);
   const double jb = ldlLoss(ldl, pairs, start, both, nullptr);
-  ldl.forward(parts.x, parts.size(), start, painted);
+  ldl.forward(c.parts.x, c.parts.size(), start, painted);
   FFT<double> fft(decomp);
   fft.forward(painted);
-  fft.forward(target);
-  const PowerSpectrum pf = binPower(painted), pt = binPower(target);
+  fft.forward(c.target);
+  const PowerSpectrum pf = binPower(painted), pt = binPower(c.target);
   ASSERT_EQ(pf.k.size(), pt.k.size());
   ASSERT_EQ(pf.k.size(), static_cast<std::size_t>(kMesh / 2)); // shells 1 .. N/2
   double sum = 0;
@@ -229,18 +244,7 @@ TEST(Ldl, PowerTermOfTheLoss) {
     LdlLossOptions lo = both;
     lo.power_kmax = kmax;
     lo.power_weight = 3.0;
-    std::vector<double> g;
-    ldlLoss(ldl, pairs, start, lo, &g);
-    for (std::size_t p = 0; p < start.size(); ++p) {
-      const double h = 1e-5 * std::max(1.0, std::abs(start[p]));
-      std::vector<double> up = start, dn = start;
-      up[p] += h;
-      dn[p] -= h;
-      const double fd =
-          (ldlLoss(ldl, pairs, up, lo, nullptr) - ldlLoss(ldl, pairs, dn, lo, nullptr)) / (2 * h);
-      EXPECT_NEAR(g[p], fd, 1e-4 * std::max(1e-3, std::abs(fd)))
-          << "parameter " << p << ", k_max " << kmax;
-    }
+    expectLossGradient(c, start, lo, {0, 1, 2, 3, 4, 5, 6, 7});
   }
   EXPECT_THROW(ldlLoss(ldl, pairs, start, LdlLossOptions{1.0, -1.0, 0.0}, nullptr),
                std::invalid_argument);
@@ -250,21 +254,14 @@ TEST(Ldl, PowerTermOfTheLoss) {
 // parameters stay as they started, the loss still falls, and the fit recovers the displacement
 // of a target painted with an identity output.
 TEST(Ldl, DisplacementOnlyFitHoldsTheOutputLayer) {
-  auto decomp = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL);
-  LdlPainter ldl(decomp, 1);
-  Particles all = clumpyLattice();
-  Particles parts = share(all, worldRank(), worldSize());
-  const std::vector<double> truth = {2.0, 0.9, 0.3, 2.5, 0.3, 1.0, 1.0, 0.0};
+  FitCase c({2.0, 0.9, 0.3, 2.5, 0.3, 1.0, 1.0, 0.0});
   const std::vector<double> start = {1.0, 0.7, 0.4, 2.0, 0.0, 1.0, 1.0, 0.0};
-  Field<double> target(decomp, "test::ldl::target");
-  ldl.forward(parts.x, parts.size(), truth, target);
-  std::vector<LdlPair> pairs{{parts.x, parts.size(), &target}};
   LdlFitOptions opt;
   opt.iterations = 150;
   opt.tolerance = 0;
   opt.fit_output = false;
   opt.loss.power_weight = 1.0;
-  const LdlFitResult r = fitLdl(ldl, pairs, start, opt);
+  const LdlFitResult r = fitLdl(c.ldl, c.pairs, start, opt);
   for (std::size_t i = 5; i < 8; ++i)
     EXPECT_EQ(r.params[i], start[i]) << "output parameter " << i;
   EXPECT_LT(r.loss.back(), 1e-4 * r.loss.front())
