@@ -16,11 +16,11 @@ counts the mocks whose truth lies inside the 68% and 95% intervals, per paramete
 OUT/coverage.md (table), OUT/coverage.csv (one row per mock) and OUT/coverage.png (estimates
 with their 1-sigma ellipses and the truth; histogram of the pulls against N(0, 1)).
 
-Records. A mock costs 22-36 min on one core, so 20 are made over several sessions. Every
+Records. A mock costs 18-36 min on one core, so 20 are made over several sessions. Every
 finished mock leaves a small record (RECORDS/<params stem>[+<hash of the --set options>]/
-mock_NNN.json: its seeds, the
-parameter file's hash, the caustic commit that ran it, the estimate, its covariance and the
-truth), written when its run exits cleanly; the records are committed, a mock with a record for
+mock_NNN.json: its seeds, the parameter file's hash, the caustic commit that ran it, the
+estimate, its covariance, the truth and, for MUSE, how far it was from converging), written
+when its run exits cleanly; the records are committed, a mock with a record for
 the same parameters and seeds is not run again, and the table is made from the records of mocks
 FIRST..MOCKS, whichever session ran them. Each run in OUT carries a stamp of the parameters it
 was made from, so a summary or checkpoint of other parameters is neither kept nor resumed.
