@@ -127,10 +127,13 @@ double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
           });
       Kokkos::Experimental::contribute(shells, sv);
       auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), shells);
-      std::vector<double> q(2 * (bmax + 1));
-      mpiCheck(
-          MPI_Allreduce(h.data(), q.data(), static_cast<int>(q.size()), MPI_DOUBLE, MPI_SUM, comm),
-          "ldlLoss: shells");
+      std::vector<double> loc(2 * (bmax + 1)), q(loc.size()); // by element: any layout
+      for (int b = 0; b <= bmax; ++b)
+        for (int j = 0; j < 2; ++j)
+          loc[2 * b + j] = h(b, j);
+      mpiCheck(MPI_Allreduce(loc.data(), q.data(), static_cast<int>(q.size()), MPI_DOUBLE, MPI_SUM,
+                             comm),
+               "ldlLoss: shells");
       int used = 0;
       for (int b = 1; b <= bmax; ++b)
         used += q[2 * b + 1] > 0 ? 1 : 0;
