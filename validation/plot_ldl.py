@@ -74,7 +74,8 @@ def main():
         k = rows[0][:, 0]
         tk = np.mean([r[:, 1] for r in rows], axis=0)
         rk = np.mean([r[:, 2] for r in rows], axis=0)
-        interp = lambda y: [np.interp(np.log(q), np.log(k), y) if k[0] <= q <= k[-1] else np.nan for q in K_TABLE]
+        interp = lambda y, kk=k: [np.interp(np.log(q), np.log(kk), y) if kk[0] <= q <= kk[-1] else np.nan
+                                  for q in K_TABLE]
         lines.append(f"| {j['field']} | T(k) | " + " | ".join(f"{v:.3f}" for v in interp(tk)) + " |")
         lines.append(f"| {j['field']} | P_LDL/P_target | " + " | ".join(f"{v * v:.3f}" for v in interp(tk)) + " |")
         lines.append(f"| {j['field']} | r(k) | " + " | ".join(f"{v:.3f}" for v in interp(rk)) + " |")
@@ -85,7 +86,7 @@ def main():
             dmo = np.mean([q for _, q in ratios], axis=0)
             kd = ratios[0][0]
             lines.append("| matter_density | no painter: P_dmo/P_bcm | " + " | ".join(
-                f"{np.interp(np.log(q), np.log(kd), dmo):.3f}" for q in K_TABLE) + " |")
+                f"{v:.3f}" for v in interp(dmo, kd)) + " |")
             dworst = [np.max(np.abs(q[kd <= K_WORST] - 1)) for _, q in ratios]
             notes.append(f"- matter_density, held-out pairs: max |P_LDL/P_BCM - 1| for k <= {K_WORST:g} h/Mpc = " +
                          ", ".join(f"{100 * v:.2f}%" for v in worst) + " (no painter: " +
