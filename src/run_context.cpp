@@ -6,9 +6,12 @@
 #include "git_commit.hpp"
 
 #include <Kokkos_Core.hpp>
-#include <fftw3.h>
-#include <hdf5.h>
+#include <cstdint>
 #include <cstdio>
+#include <fftw3.h>
+#include <functional>
+#include <hdf5.h>
+#include <vector>
 
 namespace caustic {
 
@@ -36,6 +39,36 @@ void RunContext::addOutput(const std::string& kind, const std::string& path) {
 double peakMemoryBytes() {
   return peakResidentBytes();
 }
+
+namespace {
+
+// The peak of every memory phase, max over ranks; empty unless every rank measured the same
+// phases (they are collective, but a rank whose /proc refused the reset has none).
+nlohmann::json memoryPeaksByPhase(const Comm& comm) {
+  const auto& peaks = memoryPhasePeaks();
+  std::string names;
+  for (const auto& [phase, bytes] : peaks)
+    names += phase + '\n';
+  const std::uint64_t h = std::hash<std::string>{}(names);
+  std::uint64_t lo = h, hi = h;
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, comm.get()), "memoryPeaks");
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, comm.get()), "memoryPeaks");
+  nlohmann::json j = nlohmann::json::object();
+  if (lo != hi || peaks.empty())
+    return j;
+  std::vector<double> v;
+  for (const auto& [phase, bytes] : peaks)
+    v.push_back(bytes);
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_DOUBLE, MPI_MAX,
+                         comm.get()),
+           "memoryPeaks");
+  std::size_t i = 0;
+  for (const auto& [phase, bytes] : peaks)
+    j[phase] = v[i++];
+  return j;
+}
+
+} // namespace
 
 nlohmann::json libraryVersions() {
   char mpi_lib[MPI_MAX_LIBRARY_VERSION_STRING] = {};
@@ -85,6 +118,8 @@ nlohmann::json RunContext::summary(const std::string& command,
   mpiCheck(MPI_Allgather(&mem, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, _comm.get()),
            "RunContext::summary");
   j["peak_memory_bytes_per_rank"] = all;
+  if (auto phases = memoryPeaksByPhase(_comm); !phases.empty())
+    j["peak_memory_bytes_by_phase_max_over_ranks"] = phases;
   j["wall_seconds"] = elapsed();
   nlohmann::json outs = nlohmann::json::array();
   for (const auto& [kind, path] : _outputs)
@@ -93,12 +128,15 @@ nlohmann::json RunContext::summary(const std::string& command,
   return j;
 }
 
-PhaseTimer::PhaseTimer(RunContext& ctx, std::string phase)
-    : _ctx(ctx), _phase(std::move(phase)), _t0(std::chrono::steady_clock::now()) {}
+PhaseTimer::PhaseTimer(RunContext& ctx, std::string phase) : _ctx(ctx), _phase(std::move(phase)) {
+  enterMemoryPhase(_phase);
+  _t0 = std::chrono::steady_clock::now();
+}
 
 PhaseTimer::~PhaseTimer() {
   _ctx.addTime(_phase,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - _t0).count());
+  leaveMemoryPhase(_phase);
 }
 
 } // namespace caustic

@@ -107,6 +107,17 @@ def run_case(args):
                   "step:drift", "step:observer:snapshot", "initial_conditions"):
         check(phase in s["timings_seconds_max_over_ranks"], "summary lacks timing " + phase)
     check(len(s["peak_memory_bytes_per_rank"]) == args.np, "summary memory per rank")
+    # Peaks by phase (absent only where /proc refuses the reset): each phase's peak is at most
+    # the process's, and the largest of them is the process's peak when the peak fell in a phase.
+    by_phase = s.get("peak_memory_bytes_by_phase_max_over_ranks", {})
+    if by_phase:
+        top = max(s["peak_memory_bytes_per_rank"])
+        for phase in ("paint", "fft_inverse", "observer:snapshot", "initial_conditions",
+                      "time_stepping_total"):
+            check(0 < by_phase.get(phase, 0) <= top, "summary memory of phase %s: %s of %s"
+                  % (phase, by_phase.get(phase), top))
+        check(by_phase["time_stepping_total"] >= by_phase["fft_inverse"],
+              "the stepping's peak below one of its steps' FFT's")
     # ic.hdf5, linear_power.txt, a snapshot, power table and density at a = 0.5 and 1, and the
     # halo catalogue and mass function at a = 1
     check(len(s["outputs"]) == 10, "summary outputs: %d" % len(s["outputs"]))

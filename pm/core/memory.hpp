@@ -8,6 +8,7 @@
 #include <Kokkos_Core.hpp>
 
 #include <cstddef>
+#include <map>
 #include <string>
 
 namespace caustic {
@@ -29,8 +30,21 @@ View zeroedHugePageView(const std::string& label, Extents... extents) {
 // step's activations and gradients): keep them in the heap (mmap threshold 256 MB), so that
 // each step does not pay for fresh zeroed pages.
 void configureAllocatorForReuse();
-// Current and peak resident set size of this process [bytes].
+// Current and peak resident set size of this process [bytes]. The peak is the largest since the
+// process started, also across the resets of the phase peaks below.
 double residentBytes();
 double peakResidentBytes();
+
+// Peak resident set size per phase. At every phase boundary the kernel's high-water mark (VmHWM)
+// is read and reset to the current resident set (Linux: "5" written to /proc/self/clear_refs);
+// the reading is credited to every phase open at that moment, so nested phases each get the
+// peak of their own span. Where the reset is refused (not Linux, a restricted /proc) the phases
+// get no peaks and nothing is reset. The reset also resets getrusage's ru_maxrss, which is why
+// peakResidentBytes() keeps the process's peak itself. Not thread-safe: phases are entered on
+// the main thread.
+void enterMemoryPhase(const std::string& phase);
+void leaveMemoryPhase(const std::string& phase);
+// The peak of each phase (over all its spans) [bytes]; empty where the reset is unavailable.
+const std::map<std::string, double>& memoryPhasePeaks();
 
 } // namespace caustic

@@ -1,6 +1,9 @@
 #pragma once
 // Wall-clock seconds accumulated per phase of the PM step (paint, fft_forward, ...), fenced so
-// that asynchronous Kokkos backends are timed correctly.
+// that asynchronous Kokkos backends are timed correctly. A ScopedPhase is also a memory phase
+// (pm/core/memory.hpp): its peak resident set is kept under the same name.
+#include "pm/core/memory.hpp"
+
 #include <Kokkos_Core.hpp>
 
 #include <chrono>
@@ -27,12 +30,17 @@ private:
 
 class ScopedPhase {
 public:
-  ScopedPhase(PhaseTimes& t, std::string phase)
-      : _t(t), _phase(std::move(phase)), _t0(std::chrono::steady_clock::now()) {}
+  ScopedPhase(PhaseTimes& t, std::string phase) : _t(t), _phase(std::move(phase)) {
+    enterMemoryPhase(_phase);
+    _t0 = std::chrono::steady_clock::now();
+  }
   ~ScopedPhase() {
     Kokkos::fence();
     _t.add(_phase, std::chrono::duration<double>(std::chrono::steady_clock::now() - _t0).count());
+    leaveMemoryPhase(_phase);
   }
+  ScopedPhase(const ScopedPhase&) = delete;
+  ScopedPhase& operator=(const ScopedPhase&) = delete;
 
 private:
   PhaseTimes& _t;
