@@ -203,7 +203,7 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     decomp->forEachPoint("caustic::ldl::normalise", KOKKOS_LAMBDA(const MeshPoint& pt) {
       v(pt.index) *= inv;
     });
-    pairs.push_back({p.parts.x, p.parts.size(), p.field.get()});
+    pairs.push_back({p.parts.x, p.parts.size(), p.field.get(), {}});
   }
   ctx.log("LDL: " + std::to_string(opt.layers) + " displacement layers on a " +
           std::to_string(decomp->n()) + "^3 mesh, target /Fields/" + opt.field + ", " +
@@ -254,7 +254,7 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
          "P_target)\n";
   FFT<double> fft(decomp);
   for (std::size_t i = 0; i < test.size(); ++i) {
-    std::vector<LdlPair> one{{test[i].parts.x, test[i].parts.size(), test[i].field.get()}};
+    std::vector<LdlPair> one{{test[i].parts.x, test[i].parts.size(), test[i].field.get(), {}}};
     const double loss = ldlLoss(painter, one, r.params, fo.loss, nullptr);
     Field<double> out(decomp, "caustic::ldl::out"), tgt(decomp, "caustic::ldl::tgt");
     painter.forward(test[i].parts.x, test[i].parts.size(), r.params, out);

@@ -169,7 +169,7 @@ struct FitCase {
   std::vector<LdlPair> pairs;
   explicit FitCase(const std::vector<double>& truth) {
     ldl.forward(parts.x, parts.size(), truth, target);
-    pairs = {{parts.x, parts.size(), &target}};
+    pairs = {{parts.x, parts.size(), &target, {}}};
   }
 };
 
@@ -266,4 +266,99 @@ TEST(Ldl, DisplacementOnlyFitHoldsTheOutputLayer) {
     EXPECT_EQ(r.params[i], start[i]) << "output parameter " << i;
   EXPECT_LT(r.loss.back(), 1e-4 * r.loss.front())
       << "stopped: " << r.stop << " after " << r.iterations;
+}
+
+// Parameters conditioned on a per-pair value (for a painter that follows BCM parameters): the
+// conditioned loss's gradient in the base parameters and in the slopes against finite
+// differences; and a fit on two pairs whose targets were painted with different parameters
+// reaches them with slopes, which one set of parameters cannot.
+struct ConditionedCase {
+  std::shared_ptr<const SlabDecomposition> decomp =
+      std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL);
+  LdlPainter ldl{decomp, 1};
+  Particles parts = share(clumpyLattice(), worldRank(), worldSize());
+  Field<double> low{decomp, "test::ldl::low"}, high{decomp, "test::ldl::high"};
+  std::vector<LdlPair> pairs;
+  // Targets at conditions -1 and +1: base {2.0, 0.9, 0.3, 2.5, 0.3, 1.0, 1.0, 0.0} with alpha
+  // and ln k_l moving by -/+0.6 and -/+0.3.
+  const std::vector<double> base = {2.0, 0.9, 0.3, 2.5, 0.3, 1.0, 1.0, 0.0};
+  const std::vector<std::vector<double>> slopes = {{0.6, 0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0}};
+  ConditionedCase() {
+    ldl.forward(parts.x, parts.size(), ldlParametersAt(base, slopes, {-1.0}, 1), low);
+    ldl.forward(parts.x, parts.size(), ldlParametersAt(base, slopes, {1.0}, 1), high);
+    pairs = {{parts.x, parts.size(), &low, {-1.0}}, {parts.x, parts.size(), &high, {1.0}}};
+  }
+};
+
+TEST(Ldl, ConditionedParametersAndTheirGradient) {
+  ConditionedCase c;
+  // ldlParametersAt: k_l moves in its logarithm, alpha linearly.
+  const auto p = ldlParametersAt(c.base, c.slopes, {-1.0}, 1);
+  EXPECT_NEAR(p[0], 1.4, 1e-14);
+  EXPECT_NEAR(p[2], 0.3 * std::exp(-0.3), 1e-14);
+  EXPECT_EQ(p[1], c.base[1]);
+  EXPECT_THROW(ldlParametersAt(c.base, c.slopes, {}, 1), std::invalid_argument);
+  EXPECT_THROW(ldlParametersAt(c.base, {{0.1, 0.2}}, {1.0}, 1), std::invalid_argument);
+  std::vector<LdlPair> mixed = c.pairs;
+  mixed[1].condition = {};
+  EXPECT_THROW(ldlConditionCount(mixed), std::invalid_argument);
+
+  const std::vector<double> start = {1.0, 0.7, 0.4, 2.0, 0.1, 1.0, 1.2, 0.05};
+  const std::vector<std::vector<double>> s0 = {{0.2, -0.1, 0.1, 0.05, 0.1, 0.0, 0.1, 0.02}};
+  LdlLossOptions lo;
+  lo.power_weight = 0.5;
+  std::vector<double> gb;
+  std::vector<std::vector<double>> gs;
+  ldlConditionedLoss(c.ldl, c.pairs, start, s0, lo, &gb, &gs);
+  ASSERT_EQ(gb.size(), start.size());
+  ASSERT_EQ(gs.size(), 1u);
+  auto loss = [&](const std::vector<double>& b, const std::vector<std::vector<double>>& s) {
+    return ldlConditionedLoss(c.ldl, c.pairs, b, s, lo, nullptr, nullptr);
+  };
+  for (std::size_t i = 0; i < start.size(); ++i) {
+    const double h = 1e-5 * std::max(1.0, std::abs(start[i]));
+    auto up = start, dn = start;
+    up[i] += h;
+    dn[i] -= h;
+    const double fd = (loss(up, s0) - loss(dn, s0)) / (2 * h);
+    EXPECT_NEAR(gb[i], fd, 1e-4 * std::max(1e-3, std::abs(fd))) << "base parameter " << i;
+    auto su = s0, sd = s0;
+    su[0][i] += 1e-5;
+    sd[0][i] -= 1e-5;
+    const double fs = (loss(start, su) - loss(start, sd)) / 2e-5;
+    EXPECT_NEAR(gs[0][i], fs, 1e-4 * std::max(1e-3, std::abs(fs))) << "slope " << i;
+  }
+  // At zero slopes the conditioned loss is the plain one.
+  const std::vector<std::vector<double>> zero = {std::vector<double>(start.size(), 0.0)};
+  EXPECT_NEAR(loss(start, zero), ldlLoss(c.ldl, c.pairs, start, lo, nullptr),
+              1e-13 * loss(start, zero));
+}
+
+TEST(Ldl, ConditionedFitFollowsTheCondition) {
+  ConditionedCase c;
+  const std::vector<double> start = {1.0, 0.7, 0.4, 2.0, 0.0, 1.0, 1.0, 0.0};
+  const double j0 =
+      ldlConditionedLoss(c.ldl, c.pairs, start, {std::vector<double>(start.size(), 0.0)},
+                         LdlLossOptions{}, nullptr, nullptr);
+  LdlFitOptions opt;
+  opt.iterations = 200;
+  opt.tolerance = 0;
+  opt.fit_output = false;
+  opt.progress = [&](int, double j, const std::vector<double>&) { return j > 1e-4 * j0; };
+  const LdlFitResult r = fitLdl(c.ldl, c.pairs, start, opt);
+  ASSERT_EQ(r.slopes.size(), 1u);
+  for (std::size_t i = 5; i < 8; ++i) // held, slopes included
+    EXPECT_EQ(r.slopes[0][i], 0.0) << "output slope " << i;
+  EXPECT_EQ(r.loss.front(), j0);
+  EXPECT_LT(r.loss.back(), 1e-4 * j0) << "stopped: " << r.stop << " after " << r.iterations;
+  // One set of parameters for both targets (no conditions) stays far above: its fit runs until
+  // it stalls (or would pass below that level, which fails the test).
+  std::vector<LdlPair> plain = c.pairs;
+  for (auto& pr : plain)
+    pr.condition.clear();
+  opt.tolerance = 1e-6;
+  opt.progress = [&](int, double j, const std::vector<double>&) { return j > 100 * r.loss.back(); };
+  const LdlFitResult u = fitLdl(c.ldl, plain, start, opt);
+  EXPECT_TRUE(u.slopes.empty());
+  EXPECT_GT(u.loss.back(), 100 * r.loss.back()) << "stopped: " << u.stop;
 }

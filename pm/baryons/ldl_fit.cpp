@@ -9,6 +9,7 @@
 #include <cmath>
 #include <deque>
 #include <stdexcept>
+#include <string>
 
 namespace caustic {
 
@@ -51,9 +52,13 @@ std::vector<double> ldlInitialParameters(int layers, double target_mean) {
   return p;
 }
 
-double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
-               const std::vector<double>& params, const LdlLossOptions& opt,
-               std::vector<double>* grad) {
+namespace {
+
+// The loss of pair q at parameters params(q) and, if `grad`, the gradient of its share
+// (J_q / pairs) handed to grad(q, g). The single-parameter loss and the conditioned loss share it.
+template <class Params, class Grad>
+double pairLosses(LdlPainter& painter, const std::vector<LdlPair>& pairs, const Params& params,
+                  const LdlLossOptions& opt, const Grad& grad, bool want_grad) {
   if (pairs.empty())
     throw std::invalid_argument("ldlLoss: no pairs");
   if (!(opt.power_weight >= 0) || !(opt.power_kmax >= 0))
@@ -75,10 +80,9 @@ double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
   Kokkos::View<double* [2]> shells("caustic::ldl_fit::shells", bmax + 1); // Q_F, Q_T
   Kokkos::View<double*> coef("caustic::ldl_fit::coef", bmax + 1);         // d J_P / d|F(k)|^2
   double total = 0;
-  if (grad)
-    grad->assign(params.size(), 0.0);
-  for (const LdlPair& pr : pairs) {
-    painter.forward(pr.x, pr.n, params, out);
+  for (std::size_t q_pair = 0; q_pair < pairs.size(); ++q_pair) {
+    const LdlPair& pr = pairs[q_pair];
+    painter.forward(pr.x, pr.n, params(q_pair), out);
     auto o = out.real(), t = pr.target->real(), r = res.real(), w = tw.real();
     d.forEachPoint(
         "caustic::ldl_fit::residual", KOKKOS_LAMBDA(const MeshPoint& pt) {
@@ -150,7 +154,7 @@ double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
       Kokkos::deep_copy(coef, hc);
       total += jp;
     }
-    if (grad) {
+    if (want_grad) {
       // dJ/dF from the modes: J = n^-3 sum_k a_k |c(k)|^2 has the cotangent 2 a_k c(k) here:
       // a_k = W^2 / den for the residual, n^3 dJ_P/d|F(k)|^2 for the painted field.
       const double scale = 2.0 / all[1];
@@ -167,30 +171,142 @@ double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
             rc(md.index) = c;
           });
       fft.backward(res);
-      const std::vector<double> g = painter.gradient(res);
-      for (std::size_t i = 0; i < g.size(); ++i)
-        (*grad)[i] += g[i] / pairs.size();
+      std::vector<double> g = painter.gradient(res);
+      for (double& v : g)
+        v /= pairs.size();
+      grad(q_pair, g);
     }
   }
   return total / pairs.size();
 }
 
-LdlFitResult fitLdl(LdlPainter& painter, const std::vector<LdlPair>& pairs,
-                    const std::vector<double>& initial, const LdlFitOptions& opt) {
+} // namespace
+
+double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
+               const std::vector<double>& params, const LdlLossOptions& opt,
+               std::vector<double>* grad) {
+  if (grad)
+    grad->assign(params.size(), 0.0);
+  return pairLosses(
+      painter, pairs, [&](std::size_t) -> const std::vector<double>& { return params; }, opt,
+      [&](std::size_t, const std::vector<double>& g) {
+        for (std::size_t i = 0; i < g.size(); ++i)
+          (*grad)[i] += g[i];
+      },
+      grad != nullptr);
+}
+
+std::size_t ldlConditionCount(const std::vector<LdlPair>& pairs) {
+  const std::size_t nc = pairs.empty() ? 0 : pairs.front().condition.size();
+  for (const LdlPair& pr : pairs)
+    if (pr.condition.size() != nc)
+      throw std::invalid_argument("LDL pairs: every pair needs the same number of conditions (" +
+                                  std::to_string(nc) + " and " +
+                                  std::to_string(pr.condition.size()) + ")");
+  return nc;
+}
+
+std::vector<double> ldlParametersAt(const std::vector<double>& base,
+                                    const std::vector<std::vector<double>>& slopes,
+                                    const std::vector<double>& condition, int layers) {
+  if (slopes.size() != condition.size())
+    throw std::invalid_argument("ldlParametersAt: " + std::to_string(slopes.size()) +
+                                " slopes for " + std::to_string(condition.size()) + " conditions");
+  std::vector<double> v = toU(base, layers);
+  for (std::size_t j = 0; j < slopes.size(); ++j) {
+    if (slopes[j].size() != v.size())
+      throw std::invalid_argument("ldlParametersAt: a slope of " +
+                                  std::to_string(slopes[j].size()) + " values for " +
+                                  std::to_string(v.size()) + " parameters");
+    for (std::size_t i = 0; i < v.size(); ++i)
+      v[i] += condition[j] * slopes[j][i];
+  }
+  return fromU(v, layers);
+}
+
+double ldlConditionedLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
+                          const std::vector<double>& base,
+                          const std::vector<std::vector<double>>& slopes, const LdlLossOptions& opt,
+                          std::vector<double>* grad_base,
+                          std::vector<std::vector<double>>* grad_slopes) {
+  const std::size_t nc = ldlConditionCount(pairs);
   const int layers = painter.layers();
+  std::vector<std::vector<double>> at;
+  for (const LdlPair& pr : pairs)
+    at.push_back(ldlParametersAt(base, slopes, pr.condition, layers));
+  const bool want = grad_base || grad_slopes;
+  std::vector<double> gv(base.size(), 0.0);                                  // d/d(base, in u)
+  std::vector<std::vector<double>> gs(nc, std::vector<double>(base.size())); // d/d slopes
+  const double j = pairLosses(
+      painter, pairs, [&](std::size_t q) -> const std::vector<double>& { return at[q]; }, opt,
+      [&](std::size_t q, const std::vector<double>& g) {
+        for (std::size_t i = 0; i < g.size(); ++i) {
+          // u = ln p for k_l, k_h: dJ/du = p dJ/dp at this pair's parameters.
+          const double gu = isLog(i, layers) ? g[i] * at[q][i] : g[i];
+          gv[i] += gu;
+          for (std::size_t c = 0; c < nc; ++c)
+            gs[c][i] += pairs[q].condition[c] * gu;
+        }
+      },
+      want);
+  if (grad_base) {
+    *grad_base = gv;
+    for (std::size_t i = 0; i < gv.size(); ++i)
+      if (isLog(i, layers))
+        (*grad_base)[i] = gv[i] / base[i];
+  }
+  if (grad_slopes)
+    *grad_slopes = gs;
+  return j;
+}
+
+LdlFitResult fitLdl(LdlPainter& painter, const std::vector<LdlPair>& pairs,
+                    const std::vector<double>& initial, const LdlFitOptions& opt,
+                    const std::vector<std::vector<double>>& initial_slopes) {
+  const int layers = painter.layers();
+  const std::size_t np = initial.size(), nc = ldlConditionCount(pairs);
+  if (!initial_slopes.empty() && initial_slopes.size() != nc)
+    throw std::invalid_argument("fitLdl: " + std::to_string(initial_slopes.size()) +
+                                " initial slopes for " + std::to_string(nc) + " conditions");
   LdlFitResult res;
-  std::vector<double> u = toU(initial, layers), gp;
+  // The optimiser's variables: the base parameters (k_l, k_h as logarithms), then the slopes.
+  std::vector<double> u = toU(initial, layers);
+  for (std::size_t c = 0; c < nc; ++c) {
+    const std::vector<double> s0 =
+        initial_slopes.empty() ? std::vector<double>(np, 0.0) : initial_slopes[c];
+    if (s0.size() != np)
+      throw std::invalid_argument("fitLdl: an initial slope of " + std::to_string(s0.size()) +
+                                  " values for " + std::to_string(np) + " parameters");
+    u.insert(u.end(), s0.begin(), s0.end());
+  }
+  auto split = [&](const std::vector<double>& uu) {
+    std::vector<std::vector<double>> sl(nc);
+    for (std::size_t c = 0; c < nc; ++c)
+      sl[c].assign(uu.begin() + (c + 1) * np, uu.begin() + (c + 2) * np);
+    return sl;
+  };
+  auto baseOf = [&](const std::vector<double>& uu) {
+    return fromU(std::vector<double>(uu.begin(), uu.begin() + np), layers);
+  };
   auto eval = [&](const std::vector<double>& uu, std::vector<double>* gu) {
-    const std::vector<double> p = fromU(uu, layers);
+    const std::vector<double> p = baseOf(uu);
     std::vector<double> g;
-    double j = ldlLoss(painter, pairs, p, opt.loss, gu ? &g : nullptr);
+    std::vector<std::vector<double>> gs;
+    // Without conditions the plain loss (the same arithmetic as before conditions existed).
+    const double j = nc == 0 ? ldlLoss(painter, pairs, p, opt.loss, gu ? &g : nullptr)
+                             : ldlConditionedLoss(painter, pairs, p, split(uu), opt.loss,
+                                                  gu ? &g : nullptr, gu ? &gs : nullptr);
     if (gu) {
       *gu = g;
-      for (std::size_t i = 0; i < g.size(); ++i)
+      for (std::size_t i = 0; i < np; ++i)
         if (isLog(i, layers))
           (*gu)[i] = g[i] * p[i];
-        else if (!opt.fit_output && i >= static_cast<std::size_t>(5 * layers))
-          (*gu)[i] = 0; // held: no step moves it
+      for (const auto& row : gs)
+        gu->insert(gu->end(), row.begin(), row.end());
+      if (!opt.fit_output) // held: no step moves the output layer or its slopes
+        for (std::size_t c = 0; c <= nc; ++c)
+          for (std::size_t i = static_cast<std::size_t>(5 * layers); i < np; ++i)
+            (*gu)[c * np + i] = 0;
     }
     return j;
   };
@@ -270,7 +386,7 @@ LdlFitResult fitLdl(LdlPainter& painter, const std::vector<LdlPair>& pairs,
     j = jn;
     res.loss.push_back(j);
     res.iterations = it + 1;
-    if (opt.progress && !opt.progress(it + 1, j, fromU(u, layers))) {
+    if (opt.progress && !opt.progress(it + 1, j, baseOf(u))) {
       res.stop = "stopped";
       break;
     }
@@ -279,7 +395,8 @@ LdlFitResult fitLdl(LdlPainter& painter, const std::vector<LdlPair>& pairs,
       break;
     }
   }
-  res.params = fromU(u, layers);
+  res.params = baseOf(u);
+  res.slopes = split(u);
   return res;
 }
 

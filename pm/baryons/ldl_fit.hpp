@@ -24,6 +24,9 @@ struct LdlPair {
   Kokkos::View<double* [3]> x; // this rank's particles
   std::size_t n = 0;
   const Field<double>* target = nullptr; // on the painter's decomposition
+  // The pair's conditions (e.g. the BCM parameters its target was made with, centred), the same
+  // number for every pair; empty: one set of parameters for all pairs.
+  std::vector<double> condition;
 };
 
 struct LdlLossOptions {
@@ -44,7 +47,8 @@ struct LdlFitOptions {
 };
 
 struct LdlFitResult {
-  std::vector<double> params;
+  std::vector<double> params;              // the base parameters (at conditions 0)
+  std::vector<std::vector<double>> slopes; // one row per condition (ldlParametersAt)
   std::vector<double> loss; // loss[0] at the initial parameters, then after each iteration
   int iterations = 0;
   std::string stop; // why it stopped
@@ -55,8 +59,28 @@ double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
                const std::vector<double>& params, const LdlLossOptions& opt,
                std::vector<double>* grad);
 
+// Parameters that depend on conditions c: in the optimiser's variables v (the parameters with
+// k_l and k_h as logarithms, so that both stay positive), v(c) = v(base) + sum_j c_j slopes[j].
+// Throws std::invalid_argument if the sizes disagree.
+std::vector<double> ldlParametersAt(const std::vector<double>& base,
+                                    const std::vector<std::vector<double>>& slopes,
+                                    const std::vector<double>& condition, int layers);
+// The number of conditions of the pairs; throws std::invalid_argument if they differ.
+std::size_t ldlConditionCount(const std::vector<LdlPair>& pairs);
+
+// The loss over pairs, each painted with its own parameters ldlParametersAt(base, slopes,
+// condition), and, if asked, the gradient in the base parameters and in the slopes. Collective.
+double ldlConditionedLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
+                          const std::vector<double>& base,
+                          const std::vector<std::vector<double>>& slopes, const LdlLossOptions& opt,
+                          std::vector<double>* grad_base,
+                          std::vector<std::vector<double>>* grad_slopes);
+
+// Fits the parameters (and, when the pairs carry conditions, their slopes, starting from
+// initial_slopes or zero). Without conditions the loss is ldlLoss's.
 LdlFitResult fitLdl(LdlPainter& painter, const std::vector<LdlPair>& pairs,
-                    const std::vector<double>& initial, const LdlFitOptions& opt);
+                    const std::vector<double>& initial, const LdlFitOptions& opt,
+                    const std::vector<std::vector<double>>& initial_slopes = {});
 
 // The authors' starting point (alpha, gamma, k_l, k_h, n) = (0.01, 0.5, 0.2, 5, 0) per layer and
 // an output layer (mu, b_1, b_0) = (1, mean target / mean density, 0).
