@@ -195,6 +195,12 @@ OpenCube openCube(const std::string& path, const std::string& dataset, const std
     f.fof_b = headerAttr(hdr, "LinkingLengthParameter", ctx, 0.0);
     f.fof_min_particles = static_cast<int>(headerAttr(hdr, "MinParticles", ctx, 0.0));
   }
+  if (H5Lexists(file, "Parameters", H5P_DEFAULT) > 0) {
+    h5::Handle par(h5::check(H5Gopen2(file, "Parameters", H5P_DEFAULT), ctx + ": open /Parameters"),
+                   H5Gclose);
+    if (H5Aexists(par, "toml") > 0)
+      f.parameters = h5::readStringAttr(par, "toml", ctx);
+  }
   const std::size_t slash = dataset.find('/', 1);
   if (H5Lexists(file, dataset.substr(0, slash).c_str(), H5P_DEFAULT) <= 0 ||
       H5Lexists(file, dataset.c_str(), H5P_DEFAULT) <= 0)

@@ -49,6 +49,7 @@ struct FieldData {
   // b (LinkingLengthParameter) and smallest group (MinParticles); 0 where the header has none.
   double fof_b = 0.0;
   int fof_min_particles = 0;
+  std::string parameters; // the writing run's parameters (/Parameters "toml"); "" if none
   std::vector<float> values;
 };
 // Throws std::runtime_error naming the file and dataset if it is missing, not a cube, or

@@ -32,6 +32,17 @@ LdlRecord readLdlRecord(const std::string& path) {
     r.box = need("box").get<double>();
     r.a = need("a").get<double>();
     r.parameters = need("parameters").get<std::vector<double>>();
+    if (j.contains("conditioning"))
+      for (const auto& c : j.at("conditioning")) {
+        LdlRecord::Condition k;
+        k.name = c.at("name").get<std::string>();
+        k.center = c.at("center").get<double>();
+        k.scale = c.at("scale").get<double>();
+        k.min = c.at("min").get<double>();
+        k.max = c.at("max").get<double>();
+        k.slope = c.at("slope").get<std::vector<double>>();
+        r.conditioning.push_back(k);
+      }
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(path + ": a key has the wrong type (" + e.what() + ")");
   }
@@ -43,6 +54,16 @@ LdlRecord readLdlRecord(const std::string& path) {
   for (double v : r.parameters)
     if (!std::isfinite(v))
       throw std::runtime_error(path + ": a parameter is not finite");
+  for (const auto& c : r.conditioning) {
+    bool finite = std::isfinite(c.center) && std::isfinite(c.min) && std::isfinite(c.max);
+    for (double v : c.slope)
+      finite = finite && std::isfinite(v);
+    if (!finite || !(c.scale > 0) || !(c.min <= c.max) || c.slope.size() != r.parameters.size())
+      throw std::runtime_error(path + ": conditioning on " + c.name +
+                               ": needs finite center, min <= max, scale > 0 and one slope per "
+                               "parameter (" +
+                               std::to_string(r.parameters.size()) + ")");
+  }
   return r;
 }
 

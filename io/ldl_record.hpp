@@ -10,7 +10,16 @@ struct LdlRecord {
   std::string field;              // the target it paints (e.g. gas_density)
   int layers = 0, mesh = 0;
   double box = 0.0, a = 0.0;      // [Mpc/h], scale factor of the training pairs
-  std::vector<double> parameters; // 5 per layer, then 3
+  std::vector<double> parameters; // 5 per layer, then 3 (at the conditions' centres)
+  // Conditioned painters (ldl-fit --condition): the parameters at the run's settings are
+  // ldlParametersAt(parameters, slopes, c) with c_j = (setting_j - center_j) / scale_j.
+  struct Condition {
+    std::string name;             // a numeric run setting (io/params.hpp), e.g. baryons.log10_mc
+    double center = 0, scale = 1; // the training range's midpoint and half-width
+    double min = 0, max = 0;      // the training range: the domain of the painter
+    std::vector<double> slope;    // one per parameter
+  };
+  std::vector<Condition> conditioning;
 };
 
 // Throws std::runtime_error naming the file and the key that is missing or wrong.

@@ -9,6 +9,7 @@
 #include "io/snapshot.hpp"
 #include "io/tables.hpp"
 #include "pm/baryons/ldl.hpp"
+#include "pm/baryons/ldl_fit.hpp"
 #include "pm/force/painter.hpp"
 #include "pm/particles/migrate.hpp"
 #include "pm/stepping/simulation.hpp"
@@ -192,6 +193,8 @@ RunHaloPaths writeRunHalos(const Params& params, MPI_Comm comm, const HaloCatalo
 
 struct LdlHook::State {
   LdlRecord record;
+  std::vector<double> params; // at this run's settings (a conditioned record's)
+  std::string settings;       // "name = value, ..." of a conditioned record
   std::string warnings;
   std::shared_ptr<const SlabDecomposition> decomp;
   std::unique_ptr<LdlPainter> painter;
@@ -216,6 +219,19 @@ LdlHook::LdlHook(const Params& params, const EmulatorHookParams& hook, OutputCal
   for (double a : as)
     if (std::abs(a - r.a) > 0.05)
       bad.push_back("a = " + format("%.4f", a) + ", fitted at a = " + format("%.4f", r.a));
+  // A conditioned painter: its parameters at this run's settings, within the fitted range.
+  std::vector<std::vector<double>> slopes;
+  std::vector<double> c;
+  for (const auto& k : r.conditioning) {
+    const double v = numericSetting(params, k.name).value_or(NAN);
+    if (!(v >= k.min && v <= k.max))
+      bad.push_back(k.name + " = " + format("%g", v) + ", fitted for " + format("%g", k.min) +
+                    " to " + format("%g", k.max));
+    slopes.push_back(k.slope);
+    c.push_back((v - k.center) / k.scale);
+    _state->settings += (_state->settings.empty() ? "" : ", ") + k.name + " = " + format("%g", v);
+  }
+  _state->params = ldlParametersAt(r.parameters, slopes, c, r.layers);
   for (const auto& b : bad)
     _state->warnings += (_state->warnings.empty() ? "" : "; ") + b;
   if (!bad.empty() && !hook.force)
@@ -235,14 +251,15 @@ void LdlHook::observe(Event e, const SimulationState& s) {
     st.painter = std::make_unique<LdlPainter>(st.decomp, st.record.layers);
   }
   Field<double> out(st.decomp, "caustic::ldl_hook::out");
-  st.painter->forward(s.particles->x, s.particles->size(), st.record.parameters, out);
+  st.painter->forward(s.particles->x, s.particles->size(), st.params, out);
   const std::string stem =
       e == Event::Step ? format("%s_step%04d", _hook.name.c_str(), s.step) : _hook.name;
   const std::string path = outputName(_params.output.directory, stem, s.a, ".hdf5");
   std::map<std::string, std::string> attrs = {{"model", _hook.model},
                                               {"kind", "ldl"},
                                               {"forced", st.warnings.empty() ? "false" : "true"},
-                                              {"validity_warnings", st.warnings}};
+                                              {"validity_warnings", st.warnings},
+                                              {"conditioning", st.settings}};
   writeField<double>(path, out, st.record.field,
                      "LDL painter (" + st.record.field + ", units of its training target)", s.a,
                      _params, attrs);

@@ -51,6 +51,9 @@ struct LdlFitCommandOptions {
   double power_kmax = 0.0;   // its largest k [h/Mpc]; 0: the mesh Nyquist frequency
   bool displacement_only = false; // output layer held at the identity: a matter painter
   std::string init; // an earlier fit's ldl.json to start from (same field, layers, mesh, box)
+  // Run settings the parameters depend on (linearly in the optimiser's variables), read from
+  // each target file's /Parameters, e.g. baryons.log10_mc: one painter for a range of them.
+  std::vector<std::string> conditions;
   std::string output = "output/ldl";
   bool overwrite = false;
 };

@@ -33,7 +33,42 @@ struct LoadedPair {
   Particles parts;
   std::unique_ptr<Field<double>> field;
   double a = 0, box = 0, mean = 0;
+  std::string parameters;       // the target file's /Parameters (its run's settings)
+  std::vector<double> settings; // the values of --condition's settings
 };
+
+// The parameters and their slopes, to scale the output layer of all alike.
+std::vector<std::vector<double>*> withSlopes(std::vector<double>& params,
+                                             std::vector<std::vector<double>>& slopes) {
+  std::vector<std::vector<double>*> all{&params};
+  for (auto& s : slopes)
+    all.push_back(&s);
+  return all;
+}
+
+std::string joined(const std::vector<std::string>& v, const std::string& sep) {
+  std::string out;
+  for (const auto& s : v)
+    out += (out.empty() ? "" : sep) + s;
+  return out;
+}
+
+// The values of `names` among the settings of the run that wrote pair `p`'s target.
+std::vector<double> settingsOf(const RunContext& ctx, const LoadedPair& p,
+                               const std::vector<std::string>& names) {
+  if (names.empty())
+    return {};
+  if (p.parameters.empty())
+    throw ParamError("--condition " + names.front() + ": " + p.target +
+                     " has no /Parameters to read it from (targets written by caustic baryonify "
+                     "or a run have them)");
+  const Params params =
+      parseParams(p.parameters, {}, ctx.comm().size(), ".", p.target + " /Parameters");
+  std::vector<double> v;
+  for (const auto& n : names)
+    v.push_back(*numericSetting(params, n)); // names checked before
+  return v;
+}
 
 // "SNAPSHOT=FIELDS" -> the particles and /Fields/<name> on `decomp` (made from the first pair).
 LoadedPair loadPair(const RunContext& ctx, const std::string& spec, const std::string& name,
@@ -61,6 +96,7 @@ LoadedPair loadPair(const RunContext& ctx, const std::string& spec, const std::s
                      format("%g", fd.box) + "; the first pair's is " +
                      std::to_string(decomp->n()) + "^3 of box " + format("%g", decomp->box()) +
                      " (all pairs share one mesh)");
+  p.parameters = fd.parameters;
   p.field = std::make_unique<Field<double>>(decomp, "caustic::ldl::target");
   readFieldSlab(p.target, "Fields/" + name, *p.field);
   const int n = fd.n;
@@ -141,6 +177,14 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     for (const auto& t : opt.test)
       if (s == t)
         throw ParamError("--test " + t + " is also a training pair; held-out pairs must differ");
+  for (std::size_t i = 0; i < opt.conditions.size(); ++i) {
+    if (!numericSetting(Params{}, opt.conditions[i]))
+      throw ParamError("--condition " + opt.conditions[i] +
+                       ": not a numeric run setting; allowed: " + numericSettingNames());
+    for (std::size_t k = 0; k < i; ++k)
+      if (opt.conditions[k] == opt.conditions[i])
+        throw ParamError("--condition " + opt.conditions[i] + " is given twice");
+  }
   const std::vector<std::string> names = {"ldl.json", "loss.csv", "loss.svg", "ldl_test.txt"};
   {
     std::string err;
@@ -164,6 +208,26 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
       train.push_back(loadPair(ctx, s, opt.field, decomp));
     for (const auto& s : opt.test)
       test.push_back(loadPair(ctx, s, opt.field, decomp));
+    for (auto* set : {&train, &test})
+      for (auto& p : *set)
+        p.settings = settingsOf(ctx, p, opt.conditions);
+  }
+  // The conditions: each setting's training range, mapped to [-1, 1].
+  std::vector<LdlRecord::Condition> conds(opt.conditions.size());
+  for (std::size_t j = 0; j < conds.size(); ++j) {
+    auto& c = conds[j];
+    c.name = opt.conditions[j];
+    c.min = c.max = train.front().settings[j];
+    for (const auto& p : train) {
+      c.min = std::min(c.min, p.settings[j]);
+      c.max = std::max(c.max, p.settings[j]);
+    }
+    if (!(c.max > c.min))
+      throw ParamError("--condition " + c.name + ": every training pair has " + c.name + " = " +
+                       format("%g", c.min) +
+                       "; a painter conditioned on it needs two values or more");
+    c.center = 0.5 * (c.min + c.max);
+    c.scale = 0.5 * (c.max - c.min);
   }
   // --init: checked before anything is written.
   LdlRecord init;
@@ -181,7 +245,25 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
                        opt.field + " with " + std::to_string(opt.layers) + " layers on a " +
                        std::to_string(decomp->n()) + "^3 mesh of box " +
                        format("%g", decomp->box()));
+    // A conditioned record continues only with its own conditions (its slopes are per its
+    // centres and scales, which it keeps); an unconditioned one may start a conditioned fit.
+    std::vector<std::string> had;
+    for (const auto& c : init.conditioning)
+      had.push_back(c.name);
+    if (!had.empty() && had != opt.conditions)
+      throw ParamError("--init " + opt.init + ": conditioned on " + joined(had, ", ") +
+                       "; give the same --condition options in that order");
+    for (std::size_t j = 0; j < init.conditioning.size(); ++j) {
+      conds[j].center = init.conditioning[j].center;
+      conds[j].scale = init.conditioning[j].scale;
+    }
   }
+  auto normalised = [&](const LoadedPair& p) {
+    std::vector<double> c(conds.size());
+    for (std::size_t j = 0; j < c.size(); ++j)
+      c[j] = (p.settings[j] - conds[j].center) / conds[j].scale;
+    return c;
+  };
   if (ctx.root()) {
     std::error_code ec;
     fs::create_directories(opt.output, ec);
@@ -203,7 +285,7 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     decomp->forEachPoint("caustic::ldl::normalise", KOKKOS_LAMBDA(const MeshPoint& pt) {
       v(pt.index) *= inv;
     });
-    pairs.push_back({p.parts.x, p.parts.size(), p.field.get(), {}});
+    pairs.push_back({p.parts.x, p.parts.size(), p.field.get(), normalised(p)});
   }
   ctx.log("LDL: " + std::to_string(opt.layers) + " displacement layers on a " +
           std::to_string(decomp->n()) + "^3 mesh, target /Fields/" + opt.field + ", " +
@@ -224,21 +306,37 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     mpiCheck(MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, ctx.comm().get()), "ldl-fit");
     return any == 0;
   };
+  const std::size_t b1 = 5 * opt.layers + 1, b0 = b1 + 1; // the output's b_1, b_0
   std::vector<double> start = ldlInitialParameters(opt.layers, 1.0);
+  std::vector<std::vector<double>> start_slopes;
   if (!opt.init.empty()) {
     start = init.parameters;
-    start[5 * opt.layers + 1] /= mean; // the fit sees the targets over their mean
-    start[5 * opt.layers + 2] /= mean;
-    if (opt.displacement_only) // the identity output, whatever the record's
+    for (const auto& c : init.conditioning)
+      start_slopes.push_back(c.slope);
+    if (!opt.conditions.empty() && start_slopes.empty()) // conditioning an unconditioned fit
+      start_slopes.assign(opt.conditions.size(), std::vector<double>(start.size(), 0.0));
+    // The fit sees the targets over their mean: b_1, b_0 and their slopes are linear in it.
+    for (auto* w : withSlopes(start, start_slopes)) {
+      (*w)[b1] /= mean;
+      (*w)[b0] /= mean;
+    }
+    if (opt.displacement_only) { // the identity output, whatever the record's
       std::copy_n(ldlInitialParameters(0, 1.0).begin(), 3, start.begin() + 5 * opt.layers);
+      for (auto& w : start_slopes)
+        std::fill(w.begin() + 5 * opt.layers, w.end(), 0.0);
+    }
   }
   LdlFitResult r;
   {
     PhaseTimer t(ctx, "fit");
-    r = fitLdl(painter, pairs, start, fo);
+    r = fitLdl(painter, pairs, start, fo, start_slopes);
   }
-  r.params[5 * opt.layers + 1] *= mean;
-  r.params[5 * opt.layers + 2] *= mean;
+  for (auto* w : withSlopes(r.params, r.slopes)) {
+    (*w)[b1] *= mean;
+    (*w)[b0] *= mean;
+  }
+  for (std::size_t j = 0; j < conds.size(); ++j)
+    conds[j].slope = r.slopes[j];
   ctx.log("stopped after " + std::to_string(r.iterations) + " iterations (" + r.stop +
           "): loss " + format("%.6e", r.loss.front()) + " -> " + format("%.6e", r.loss.back()));
   std::vector<std::pair<double, double>> curve;
@@ -254,16 +352,28 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
          "P_target)\n";
   FFT<double> fft(decomp);
   for (std::size_t i = 0; i < test.size(); ++i) {
+    // The painter at this pair's settings (outside the training range: extrapolated, said so).
+    const std::vector<double> at =
+        ldlParametersAt(r.params, r.slopes, normalised(test[i]), opt.layers);
+    std::string outside;
+    for (std::size_t j = 0; j < conds.size(); ++j)
+      if (test[i].settings[j] < conds[j].min || test[i].settings[j] > conds[j].max)
+        outside += " " + conds[j].name + " = " + format("%g", test[i].settings[j]);
+    if (!outside.empty())
+      ctx.log("warning: held-out " + test[i].target +
+              " lies outside the training range:" + outside + " (extrapolated)");
     std::vector<LdlPair> one{{test[i].parts.x, test[i].parts.size(), test[i].field.get(), {}}};
-    const double loss = ldlLoss(painter, one, r.params, fo.loss, nullptr);
+    const double loss = ldlLoss(painter, one, at, fo.loss, nullptr);
     Field<double> out(decomp, "caustic::ldl::out"), tgt(decomp, "caustic::ldl::tgt");
-    painter.forward(test[i].parts.x, test[i].parts.size(), r.params, out);
+    painter.forward(test[i].parts.x, test[i].parts.size(), at, out);
     Kokkos::deep_copy(tgt.real(), test[i].field->real());
     const Cross c = crossSpectra(out, tgt, fft);
     nlohmann::json tj;
     tj["snapshot"] = test[i].snapshot;
     tj["target"] = test[i].target;
     tj["loss"] = loss;
+    for (std::size_t j = 0; j < conds.size(); ++j)
+      tj["settings"][conds[j].name] = test[i].settings[j];
     nlohmann::json rows = nlohmann::json::array();
     for (std::size_t b = 0; b < c.k.size(); ++b) {
       const double tk = std::sqrt(c.paa[b] / c.pbb[b]), rk = c.pab[b] / std::sqrt(c.paa[b] * c.pbb[b]);
@@ -297,6 +407,21 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     j["displacement_only"] = opt.displacement_only;
     if (!opt.init.empty())
       j["init"] = opt.init;
+    if (!conds.empty()) {
+      j["conditioning"] = nlohmann::json::array();
+      for (std::size_t c = 0; c < conds.size(); ++c) {
+        std::vector<double> values;
+        for (const auto& p : train)
+          values.push_back(p.settings[c]);
+        j["conditioning"].push_back({{"name", conds[c].name},
+                                     {"center", conds[c].center},
+                                     {"scale", conds[c].scale},
+                                     {"min", conds[c].min},
+                                     {"max", conds[c].max},
+                                     {"slope", conds[c].slope},
+                                     {"train_values", values}});
+      }
+    }
     j["iterations"] = r.iterations;
     j["stop"] = r.stop;
     j["loss_initial"] = r.loss.front();

@@ -117,6 +117,9 @@ int runCommand(int argc, char** argv, bool parse_only = false) {
                 "(mass-conserving: for total-matter targets such as matter_density)");
   ldl->add_option("--init", ldl_opt.init,
                   "Start from an earlier fit's ldl.json (same field, layers, mesh and box)");
+  ldl->add_option("--condition", ldl_opt.conditions,
+                  "A run setting the painter's parameters depend on, read from each target's "
+                  "/Parameters (e.g. baryons.log10_mc; repeatable)");
   ldl->add_option("--output,-o", ldl_opt.output, "Output directory (default output/ldl)");
   ldl->add_flag("--overwrite", ldl_opt.overwrite, "Replace an earlier fit's outputs");
   CampaignCommandOptions camp_opt;

@@ -300,6 +300,73 @@ def main():
             check(r is not None and r.returncode == 2 and "--init" in r.stderr and "matter_density" in r.stderr
                   and not os.path.exists(d2 + "_bad"),
                   "ldl-fit --init of another field's record: exit 2 naming it, nothing written")
+        # A matter painter conditioned on log10_mc: targets of one snapshot baryonified at
+        # log10_mc = 13 and 14; the record keeps the range and a slope per parameter, held-out
+        # pairs are painted at their own setting, and the hook at the run's.
+        conditioned_ok = True
+        for mc in ("13.0", "14.0"):
+            r = caustic(["baryonify", snap, halos, "-o", os.path.join(work, f"bcm_mc{mc}"), "--set",
+                         f"baryons.log10_mc={mc}"], 2)
+            conditioned_ok &= check(r is not None and r.returncode == 0, f"baryonify at log10_mc = {mc}")
+        if conditioned_ok:
+            trc = [snap + "=" + os.path.join(work, f"bcm_mc{mc}", "baryon_fields.hdf5") for mc in ("13.0", "14.0")]
+            dc = os.path.join(work, "ldl_conditioned")
+            r = caustic(["ldl-fit", "--train", trc[0], "--train", trc[1], "--test", te, "--iterations", "4",
+                         "--field", "matter_density", "--displacement-only", "--power-weight", "10",
+                         "--condition", "baryons.log10_mc", "-o", dc], 2)
+            if check(r is not None and r.returncode == 0, "ldl-fit --condition: " +
+                     ("timeout" if r is None else r.stderr[-600:])):
+                with open(os.path.join(dc, "ldl.json")) as f:
+                    jc = json.load(f)
+                cond = jc["conditioning"]
+                check(len(cond) == 1 and cond[0]["name"] == "baryons.log10_mc" and cond[0]["min"] == 13.0
+                      and cond[0]["max"] == 14.0 and cond[0]["center"] == 13.5 and cond[0]["scale"] == 0.5
+                      and cond[0]["train_values"] == [13.0, 14.0],
+                      f"conditioned record: the training range of log10_mc ({cond})")
+                slope = np.array(cond[0]["slope"])
+                check(slope.size == 13 and np.all(slope[10:] == 0) and np.any(slope[:10] != 0),
+                      f"conditioned record: 13 slopes, the held output layer's zero ({slope})")
+                check(abs(jc["test"][0]["settings"]["baryons.log10_mc"] - 13.32) < 1e-12,
+                      "the held-out pair's own log10_mc (the default, 13.32) is recorded")
+                check(jc["loss_final"] < jc["loss_initial"],
+                      f"conditioned fit lowers the loss: {jc['loss_initial']:.5f} -> {jc['loss_final']:.5f}")
+                # In-situ at two settings: different fields, the setting in the file; outside the
+                # fitted range refused.
+                hookc = '\n[emulators.matter]\nkind = "ldl"\nmodel = "' + os.path.join(dc, "ldl.json") + '"\na = [1.0]\n'
+                fields = {}
+                for mc in ("13.0", "14.0", "15.0"):
+                    d = os.path.join(work, f"hookc_{mc}")
+                    with open(os.path.join(work, "hookc.toml"), "w") as f:
+                        f.write(PARAMS.format(out=d, baryons="false").replace("[baryons]", f"[baryons]\nlog10_mc = {mc}")
+                                + hookc)
+                    r = caustic(["run", os.path.join(work, "hookc.toml")], 1)
+                    if mc == "15.0":
+                        check(r is not None and r.returncode == 2 and "baryons.log10_mc = 15" in r.stderr
+                              and not os.path.exists(d), "conditioned LDL hook outside its range: refused, nothing written")
+                    elif check(r is not None and r.returncode == 0, f"conditioned LDL hook at log10_mc = {mc}"):
+                        with h5py.File(os.path.join(d, "matter_a1.0000.hdf5"), "r") as f:
+                            fields[mc] = f["Fields/matter_density"][...].astype(np.float64)
+                            at = f["Fields"].attrs["conditioning"]
+                            at = at.decode() if isinstance(at, bytes) else at
+                            check(at == f"baryons.log10_mc = {float(mc):g}",
+                                  f"the hook's file records the setting it painted at ({at})")
+                if len(fields) == 2:
+                    check(not np.array_equal(fields["13.0"], fields["14.0"]),
+                          "the conditioned painter paints differently at log10_mc = 13 and 14")
+                r = caustic(["ldl-fit", "--train", tr, "--iterations", "0", "--field", "matter_density",
+                             "--displacement-only", "--init", os.path.join(dc, "ldl.json"), "-o", dc + "_bad"], 1)
+                check(r is not None and r.returncode == 2 and "--condition" in r.stderr
+                      and not os.path.exists(dc + "_bad"),
+                      "ldl-fit --init of a conditioned record without its --condition: refused")
+            for args, needle, what in [
+                    (["--train", trc[0], "--train", trc[1], "--condition", "nonsense"], "--condition nonsense",
+                     "an unknown setting"),
+                    (["--train", trc[0], "--condition", "baryons.log10_mc"], "two values or more",
+                     "one training value of the condition")]:
+                r = caustic(["ldl-fit", "--field", "matter_density"] + args + ["-o", dc + "_bad2"], 1)
+                check(r is not None and r.returncode == 2 and needle in r.stderr and not os.path.exists(dc + "_bad2"),
+                      f"ldl-fit with {what}: exit 2 naming '{needle}', nothing written (got " +
+                      ("timeout" if r is None else f"{r.returncode}: {r.stderr[-300:]}") + ")")
         # In-situ: [emulators.gas] kind = "ldl" with the fitted record, at 1 and 2 ranks, in a
         # run that also baryonifies (the painter's target) at a = 1.
         if 1 in fits:

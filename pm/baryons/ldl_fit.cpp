@@ -212,6 +212,8 @@ std::vector<double> ldlParametersAt(const std::vector<double>& base,
   if (slopes.size() != condition.size())
     throw std::invalid_argument("ldlParametersAt: " + std::to_string(slopes.size()) +
                                 " slopes for " + std::to_string(condition.size()) + " conditions");
+  if (slopes.empty())
+    return base; // exactly (not through the logarithms)
   std::vector<double> v = toU(base, layers);
   for (std::size_t j = 0; j < slopes.size(); ++j) {
     if (slopes[j].size() != v.size())

@@ -61,7 +61,7 @@ double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
 
 // Parameters that depend on conditions c: in the optimiser's variables v (the parameters with
 // k_l and k_h as logarithms, so that both stay positive), v(c) = v(base) + sum_j c_j slopes[j].
-// Throws std::invalid_argument if the sizes disagree.
+// Without slopes: `base` itself. Throws std::invalid_argument if the sizes disagree.
 std::vector<double> ldlParametersAt(const std::vector<double>& base,
                                     const std::vector<std::vector<double>>& slopes,
                                     const std::vector<double>& condition, int layers);
