@@ -37,4 +37,11 @@ std::string fnv1aHex(const std::string& text) {
   return format("%016llx", static_cast<unsigned long long>(h));
 }
 
+std::string joined(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i)
+    out += (i ? sep : "") + items[i];
+  return out;
+}
+
 } // namespace caustic

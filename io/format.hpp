@@ -1,6 +1,7 @@
 #pragma once
 // Numbers as text, in messages, logs and the files written: the one formatter.
 #include <string>
+#include <vector>
 
 namespace caustic {
 
@@ -12,5 +13,7 @@ std::string format(const char* spec, ...) __attribute__((format(printf, 1, 2)));
 std::string formatNumber(double v, int digits = 10);
 // The FNV-1a 64-bit hash of `text` as 16 hex digits (parameter and configuration hashes).
 std::string fnv1aHex(const std::string& text);
+// The items separated by `sep`: joined({"a", "b"}, "; ") = "a; b".
+std::string joined(const std::vector<std::string>& items, const std::string& sep);
 
 } // namespace caustic

@@ -222,6 +222,7 @@ LdlHook::LdlHook(const Params& params, const EmulatorHookParams& hook, OutputCal
   // A conditioned painter: its parameters at this run's settings, within the fitted range.
   std::vector<std::vector<double>> slopes;
   std::vector<double> c;
+  std::vector<std::string> settings;
   for (const auto& k : r.conditioning) {
     const double v = numericSetting(params, k.name).value_or(NAN);
     if (!(v >= k.min && v <= k.max))
@@ -229,11 +230,11 @@ LdlHook::LdlHook(const Params& params, const EmulatorHookParams& hook, OutputCal
                     " to " + format("%g", k.max));
     slopes.push_back(k.slope);
     c.push_back((v - k.center) / k.scale);
-    _state->settings += (_state->settings.empty() ? "" : ", ") + k.name + " = " + format("%g", v);
+    settings.push_back(k.name + " = " + format("%g", v));
   }
   _state->params = ldlParametersAt(r.parameters, slopes, c, r.layers);
-  for (const auto& b : bad)
-    _state->warnings += (_state->warnings.empty() ? "" : "; ") + b;
+  _state->settings = joined(settings, ", ");
+  _state->warnings = joined(bad, "; ");
   if (!bad.empty() && !hook.force)
     throw ParamError(key + ".model = " + hook.model + ": outside the painter's domain: " +
                      _state->warnings + "; set " + key + ".force = true to apply it anyway");

@@ -46,13 +46,6 @@ std::vector<std::vector<double>*> withSlopes(std::vector<double>& params,
   return all;
 }
 
-std::string joined(const std::vector<std::string>& v, const std::string& sep) {
-  std::string out;
-  for (const auto& s : v)
-    out += (out.empty() ? "" : sep) + s;
-  return out;
-}
-
 // The values of `names` among the settings of the run that wrote pair `p`'s target.
 std::vector<double> settingsOf(const RunContext& ctx, const LoadedPair& p,
                                const std::vector<std::string>& names) {

@@ -20,18 +20,12 @@
 namespace caustic {
 
 namespace {
-std::string joined(const std::vector<std::string>& warnings) {
-  std::string w;
-  for (const auto& x : warnings)
-    w += (w.empty() ? "" : "; ") + x;
-  return w;
-}
 void warnOutsideDomain(const std::string& hook, const std::vector<std::string>& warnings) {
   if (!warnings.empty())
     std::fprintf(
         stderr,
         "caustic: warning: emulator %s applied outside its validity domain (force = true): %s\n",
-        hook.c_str(), joined(warnings).c_str());
+        hook.c_str(), joined(warnings, "; ").c_str());
 }
 } // namespace
 
@@ -227,7 +221,7 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
   std::string inputs;
   for (const auto& x : _hook.inputs)
     inputs += (inputs.empty() ? "" : ",") + x;
-  attrs["validity_warnings"] = joined(warnings);
+  attrs["validity_warnings"] = joined(warnings, "; ");
   attrs["inputs"] = inputs;
   const std::string stem =
       e == Event::Step ? format("%s_step%04d", _hook.name.c_str(), s.step) : _hook.name;
