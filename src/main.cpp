@@ -174,6 +174,10 @@ int runCommand(int argc, char** argv, bool parse_only = false) {
 
   Comm comm(MPI_COMM_WORLD);
   RunContext ctx(comm);
+  // Peak memory per phase in the summaries of the commands whose phases are coarse (run, ic,
+  // fof, baryonify); not infer, train or ldl-fit, which time thousands of small forces.
+  if (*run || *ic || *fof || *bar)
+    enableMemoryPhases();
   if (*fof) {
     try {
       runFofCommand(ctx, fof_opt);

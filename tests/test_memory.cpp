@@ -23,6 +23,12 @@ void touchAndRelease(std::size_t bytes) {
 }
 
 TEST(MemoryPhases, EachPhaseGetsThePeakOfItsOwnSpan) {
+  // Off by default: nothing is measured.
+  enterMemoryPhase("test:off");
+  touchAndRelease(8 * MiB);
+  leaveMemoryPhase("test:off");
+  EXPECT_EQ(memoryPhasePeaks().count("test:off"), 0u);
+  enableMemoryPhases();
   const double before = residentBytes();
   enterMemoryPhase("test:outer");
   enterMemoryPhase("test:big");

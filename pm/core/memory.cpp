@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <string>
 #include <vector>
 #ifdef __linux__
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #endif
 #include <malloc.h>
 #include <sys/resource.h>
@@ -39,39 +43,59 @@ void adviseHugePages(void* p, std::size_t bytes) {
 
 namespace {
 
-// VmHWM of /proc/self/status [bytes], or -1 where it cannot be read.
-double highWaterMark() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0)
-      return std::stod(line.substr(6)) * 1024.0; // "VmHWM:   12345 kB"
-  return -1;
-}
-
 struct MemoryPhases {
-  bool tried = false, usable = false;
-  double process_peak = 0; // the largest reading taken before a reset
+  bool enabled = false, tried = false, usable = false;
+  int status_fd = -1, clear_fd = -1; // /proc/self/status and /proc/self/clear_refs, kept open
+  double process_peak = 0;           // the largest reading taken before a reset
   std::vector<std::string> open;
   std::map<std::string, double> peaks;
 
+  ~MemoryPhases() {
+#ifdef __linux__
+    if (status_fd >= 0)
+      close(status_fd);
+    if (clear_fd >= 0)
+      close(clear_fd);
+#endif
+  }
+
+  // VmHWM [bytes] ("VmHWM:   12345 kB" in /proc/self/status), or -1 where it cannot be read.
+  double highWaterMark() const {
+#ifdef __linux__
+    char buf[8192];
+    const ssize_t n = pread(status_fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+      return -1;
+    buf[n] = 0;
+    const char* p = std::strstr(buf, "VmHWM:");
+    return p ? std::strtod(p + 6, nullptr) * 1024.0 : -1;
+#else
+    return -1;
+#endif
+  }
+
   // Reads the high-water mark, credits it to the open phases and resets it.
   void boundary() {
+    if (!enabled)
+      return;
+#ifdef __linux__
     if (!tried) {
       tried = true;
-      usable = highWaterMark() >= 0 && std::ofstream("/proc/self/clear_refs").good();
+      status_fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+      clear_fd = ::open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+      usable = status_fd >= 0 && clear_fd >= 0 && highWaterMark() >= 0;
     }
+#endif
     if (!usable)
       return;
     const double hwm = highWaterMark();
     process_peak = std::max(process_peak, hwm);
     for (const auto& p : open)
       peaks[p] = std::max(peaks[p], hwm);
-    std::ofstream f("/proc/self/clear_refs");
-    f << "5";
-    f.flush();
-    if (!f) // refused after all: stop, keeping what was measured
+#ifdef __linux__
+    if (write(clear_fd, "5", 1) != 1) // refused after all: stop, keeping what was measured
       usable = false;
+#endif
   }
 };
 
@@ -81,6 +105,10 @@ MemoryPhases& memoryPhases() {
 }
 
 } // namespace
+
+void enableMemoryPhases() {
+  memoryPhases().enabled = true;
+}
 
 void enterMemoryPhase(const std::string& phase) {
   auto& m = memoryPhases();

@@ -35,13 +35,16 @@ void configureAllocatorForReuse();
 double residentBytes();
 double peakResidentBytes();
 
-// Peak resident set size per phase. At every phase boundary the kernel's high-water mark (VmHWM)
+// Peak resident set size per phase, once enabled (about 5 us per phase boundary: commands whose
+// phases are coarse enable it, not those that evaluate thousands of small forces, such as
+// infer). At every phase boundary the kernel's high-water mark (VmHWM)
 // is read and reset to the current resident set (Linux: "5" written to /proc/self/clear_refs);
 // the reading is credited to every phase open at that moment, so nested phases each get the
 // peak of their own span. Where the reset is refused (not Linux, a restricted /proc) the phases
 // get no peaks and nothing is reset. The reset also resets getrusage's ru_maxrss, which is why
 // peakResidentBytes() keeps the process's peak itself. Not thread-safe: phases are entered on
 // the main thread.
+void enableMemoryPhases();
 void enterMemoryPhase(const std::string& phase);
 void leaveMemoryPhase(const std::string& phase);
 // The peak of each phase (over all its spans) [bytes]; empty where the reset is unavailable.
