@@ -4,8 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace {
 
@@ -50,6 +55,47 @@ TEST(MemoryPhases, EachPhaseGetsThePeakOfItsOwnSpan) {
   EXPECT_LT(small, before + 40 * MiB);
   EXPECT_EQ(outer, std::max(big, small));
   EXPECT_GE(peakResidentBytes(), big); // the reset does not lose the process's peak
+}
+
+// The process's peak is its own, not the peak of the image exec replaced (which getrusage's
+// ru_maxrss includes): a child forked after this process touched 256 MiB and exec'd (this test
+// binary again) reports its own few MiB.
+TEST(MemoryPhases, PeakIsNotInheritedThroughExec) {
+  if (std::getenv("CAUSTIC_MEMORY_CHILD")) {
+    std::printf("child peak %.0f\n", peakResidentBytes());
+    std::fflush(stdout);
+    return;
+  }
+  void* p = mmap(nullptr, 256 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  std::memset(p, 1, 256 * MiB);
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) { // the child: its image holds the 256 MiB until exec replaces it
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    setenv("CAUSTIC_MEMORY_CHILD", "1", 1);
+    execl("/proc/self/exe", "caustic_unit_tests",
+          "--gtest_filter=MemoryPhases.PeakIsNotInheritedThroughExec", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[1]);
+  munmap(p, 256 * MiB);
+  std::string out;
+  char buf[512];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;)
+    out.append(buf, static_cast<std::size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  double peak = -1;
+  const std::size_t at = out.find("child peak ");
+  if (at != std::string::npos)
+    peak = std::strtod(out.c_str() + at + 11, nullptr);
+  ASSERT_GT(peak, 0) << "the child did not report its peak: " << out;
+  EXPECT_LT(peak, 128 * MiB) << "the child's peak includes its parent's";
 }
 
 } // namespace

@@ -43,6 +43,12 @@ void adviseHugePages(void* p, std::size_t bytes) {
 
 namespace {
 
+// VmHWM [bytes] in the text of /proc/self/status ("VmHWM:   12345 kB"), or -1.
+double highWaterMarkIn(const char* status) {
+  const char* p = std::strstr(status, "VmHWM:");
+  return p ? std::strtod(p + 6, nullptr) * 1024.0 : -1;
+}
+
 struct MemoryPhases {
   bool enabled = false, tried = false, usable = false;
   int status_fd = -1, clear_fd = -1; // /proc/self/status and /proc/self/clear_refs, kept open
@@ -67,8 +73,7 @@ struct MemoryPhases {
     if (n <= 0)
       return -1;
     buf[n] = 0;
-    const char* p = std::strstr(buf, "VmHWM:");
-    return p ? std::strtod(p + 6, nullptr) * 1024.0 : -1;
+    return highWaterMarkIn(buf);
 #else
     return -1;
 #endif
@@ -139,10 +144,19 @@ double residentBytes() {
 }
 
 double peakResidentBytes() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  // Linux reports KiB; the phase resets lower ru_maxrss, so also the peak read before them.
-  return std::max(double(ru.ru_maxrss) * 1024.0, memoryPhases().process_peak);
+  // VmHWM, not getrusage's ru_maxrss: the kernel folds the peak of the process image replaced
+  // by exec into ru_maxrss, so a caustic started from a large process (a Python script) would
+  // report at least that process's size. The phase resets lower VmHWM: also the peak read
+  // before them.
+  std::ifstream f("/proc/self/status");
+  const std::string status((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  double peak = highWaterMarkIn(status.c_str());
+  if (peak < 0) { // no /proc: getrusage (KiB on Linux)
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
+    peak = double(ru.ru_maxrss) * 1024.0;
+  }
+  return std::max(peak, memoryPhases().process_peak);
 }
 
 } // namespace caustic

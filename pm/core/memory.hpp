@@ -31,7 +31,8 @@ View zeroedHugePageView(const std::string& label, Extents... extents) {
 // each step does not pay for fresh zeroed pages.
 void configureAllocatorForReuse();
 // Current and peak resident set size of this process [bytes]. The peak is the largest since the
-// process started, also across the resets of the phase peaks below.
+// process started (VmHWM: not inherited from the image exec replaced, as ru_maxrss is), also
+// across the resets of the phase peaks below.
 double residentBytes();
 double peakResidentBytes();
 
