@@ -88,9 +88,17 @@ def main():
             lines.append("| matter_density | no painter: P_dmo/P_bcm | " + " | ".join(
                 f"{v:.3f}" for v in interp(dmo, kd)) + " |")
             dworst = [np.max(np.abs(q[kd <= K_WORST] - 1)) for _, q in ratios]
+            # A conditioned painter's held-out pairs carry their settings: name them.
+            at = [" (" + ", ".join(f"{n.split('.')[-1]} {v:g}" for n, v in t["settings"].items()) + ")"
+                  if t.get("settings") else "" for t in j["test"]]
             notes.append(f"- matter_density, held-out pairs: max |P_LDL/P_BCM - 1| for k <= {K_WORST:g} h/Mpc = " +
-                         ", ".join(f"{100 * v:.2f}%" for v in worst) + " (no painter: " +
+                         ", ".join(f"{100 * v:.2f}%{w}" for v, w in zip(worst, at)) + " (no painter: " +
                          ", ".join(f"{100 * v:.2f}%" for v in dworst) + ")")
+        cond = j.get("conditioning", [])
+        if cond:
+            notes.append(f"- {j['field']}: conditioned on " + ", ".join(
+                f"{c['name']} in [{c['min']:g}, {c['max']:g}]" for c in cond) +
+                f" ({len(j['train'])} training pairs)")
         notes.append(f"- {j['field']}: {j['layers']} layers{' (displacement only)' if j.get('displacement_only') else ''} on a {j['mesh']}^3 mesh (box {j['box']:g} Mpc/h), "
                      f"{j['iterations']} iterations ({j['stop']}), power weight {j.get('power_weight', 0):g}, training loss {j['loss_initial']:.4f} -> "
                      f"{j['loss_final']:.4f}, held-out loss " +
