@@ -98,8 +98,10 @@ struct MemoryPhases {
     for (const auto& p : open)
       peaks[p] = std::max(peaks[p], hwm);
 #ifdef __linux__
-    if (write(clear_fd, "5", 1) != 1) // refused after all: stop, keeping what was measured
+    if (write(clear_fd, "5", 1) != 1) { // refused: no phase peaks at all (they would overlap)
       usable = false;
+      peaks.clear();
+    }
 #endif
   }
 };
