@@ -18,6 +18,10 @@ struct LdlRecord {
     double center = 0, scale = 1; // the training range's midpoint and half-width
     double min = 0, max = 0;      // the training range: the domain of the painter
     std::vector<double> slope;    // one per parameter
+    // The condition c of a setting's value (the fit's and the hook's one convention), and
+    // whether the value lies in the training range (false for NaN).
+    double at(double value) const { return (value - center) / scale; }
+    bool fitted(double value) const { return value >= min && value <= max; }
   };
   std::vector<Condition> conditioning;
 };

@@ -225,11 +225,11 @@ LdlHook::LdlHook(const Params& params, const EmulatorHookParams& hook, OutputCal
   std::vector<std::string> settings;
   for (const auto& k : r.conditioning) {
     const double v = numericSetting(params, k.name).value_or(NAN);
-    if (!(v >= k.min && v <= k.max))
+    if (!k.fitted(v))
       bad.push_back(k.name + " = " + format("%g", v) + ", fitted for " + format("%g", k.min) +
                     " to " + format("%g", k.max));
     slopes.push_back(k.slope);
-    c.push_back((v - k.center) / k.scale);
+    c.push_back(k.at(v));
     settings.push_back(k.name + " = " + format("%g", v));
   }
   _state->params = ldlParametersAt(r.parameters, slopes, c, r.layers);

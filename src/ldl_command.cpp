@@ -254,7 +254,7 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
   auto normalised = [&](const LoadedPair& p) {
     std::vector<double> c(conds.size());
     for (std::size_t j = 0; j < c.size(); ++j)
-      c[j] = (p.settings[j] - conds[j].center) / conds[j].scale;
+      c[j] = conds[j].at(p.settings[j]);
     return c;
   };
   if (ctx.root()) {
@@ -350,7 +350,7 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
         ldlParametersAt(r.params, r.slopes, normalised(test[i]), opt.layers);
     std::string outside;
     for (std::size_t j = 0; j < conds.size(); ++j)
-      if (test[i].settings[j] < conds[j].min || test[i].settings[j] > conds[j].max)
+      if (!conds[j].fitted(test[i].settings[j]))
         outside += " " + conds[j].name + " = " + format("%g", test[i].settings[j]);
     if (!outside.empty())
       ctx.log("warning: held-out " + test[i].target +
