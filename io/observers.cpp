@@ -62,24 +62,22 @@ bool PowerSpectrumWriter<T>::measureAtForces(Gravity<T>& gravity, double a_start
   _gravity = &gravity;
   _measured_a = a_start;
   const std::vector<double> outputs = _params.output.a;
-  gravity.setDensityTap("observer:" + name(), [this, po, outputs](const Field<T>& rho_k,
-                                                                  const Kokkos::View<double* [3]>&,
-                                                                  std::size_t, double total,
-                                                                  double a) {
-    // Once per output: the opening force of the next step sees the same positions again.
-    if (!isOutputScaleFactor(a, outputs) || isOutputScaleFactor(a, {_measured_a}))
-      return;
-    if (po.interlace) {
-      // The interlaced copy is painted in observe(), in the force's mesh once the force is
-      // done with it: meanwhile only the binned modes of this one are kept (0.53 mesh).
-      _unshifted = std::make_unique<BinnedModes<T>>(rho_k);
-    } else {
-      _spectrum = binCompensatedPower<T>(rho_k, nullptr, po.window);
-      addShotNoise(_spectrum, rho_k.decomp().box(), total, po.subtract_shot_noise);
-    }
-    _pending = true;
-    _measured_a = a;
-  });
+  gravity.setDensityTap(
+      "observer:" + name(), [this, po, outputs](const Field<T>& rho_k, double total, double a) {
+        // Once per output: the opening force of the next step sees the same positions again.
+        if (!isOutputScaleFactor(a, outputs) || isOutputScaleFactor(a, {_measured_a}))
+          return;
+        if (po.interlace) {
+          // The interlaced copy is painted in observe(), in the force's mesh once the force is
+          // done with it: meanwhile only the binned modes of this one are kept (0.53 mesh).
+          _unshifted = std::make_unique<BinnedModes<T>>(rho_k);
+        } else {
+          _spectrum = binCompensatedPower<T>(rho_k, nullptr, po.window);
+          addShotNoise(_spectrum, rho_k.decomp().box(), total, po.subtract_shot_noise);
+        }
+        _pending = true;
+        _measured_a = a;
+      });
   return true;
 }
 

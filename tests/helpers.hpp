@@ -86,8 +86,9 @@ inline Particles share(const Particles& all, int rank, int size) {
 }
 
 // All particles of all ranks, indexed by id (x then p, 6 doubles per id), on every rank.
-inline std::map<std::uint64_t, std::array<double, 6>> gatherById(const Particles& parts,
-                                                                 MPI_Comm comm) {
+template <class R>
+std::map<std::uint64_t, std::array<double, 6>> gatherById(const BasicParticles<R>& parts,
+                                                          MPI_Comm comm) {
   auto x = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
   auto p = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
   auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);

@@ -83,9 +83,9 @@ template <class T> void Gravity<T>::applyPotential(Field<T>& f, double a, bool c
 }
 
 template <class T>
-template <class Acc>
-void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nsources,
-                       double total_sources, const Kokkos::View<double* [3]>& probes,
+template <class R, class Acc>
+void Gravity<T>::force(const Kokkos::View<R* [3]>& sources, std::size_t nsources,
+                       double total_sources, const Kokkos::View<R* [3]>& probes,
                        std::size_t nprobes, const Acc& acc, double a, double scale,
                        bool accumulate) {
   ScopedRegion region("caustic::Gravity::force");
@@ -108,7 +108,7 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nso
   }
   if (_tap) {
     ScopedPhase t(_times, _tap_phase);
-    _tap(phi_field, sources, nsources, total_sources, a);
+    _tap(phi_field, total_sources, a);
   }
   {
     ScopedPhase t(_times, "kernels");
@@ -160,30 +160,31 @@ void Gravity<T>::force(const Kokkos::View<double* [3]>& sources, std::size_t nso
 }
 
 template <class T>
-template <class Acc>
-void Gravity<T>::addParticleCorrection(const Kokkos::View<double* [3]>& probes, std::size_t n,
+template <class R, class Acc>
+void Gravity<T>::addParticleCorrection(const Kokkos::View<R* [3]>& probes, std::size_t n,
                                        const Acc& acc, double a, double scale) {
   if (!_particle_correction)
     return;
-  if constexpr (std::is_same_v<Acc, Kokkos::View<double* [3]>>) {
+  if constexpr (std::is_same_v<R, double> && std::is_same_v<Acc, Kokkos::View<double* [3]>>) {
     ScopedPhase t(_times, "particle_correction");
     _particle_correction->apply(probes, n, acc, a, scale);
   } else {
     throw std::logic_error("Gravity::force: a particle correction needs double-precision "
-                           "accelerations");
+                           "positions and accelerations");
   }
 }
 
 template class Gravity<float>;
 template class Gravity<double>;
-template void Gravity<float>::force(const Kokkos::View<double* [3]>&, std::size_t, double,
-                                    const Kokkos::View<double* [3]>&, std::size_t,
-                                    const Kokkos::View<float* [3]>&, double, double, bool);
-template void Gravity<float>::force(const Kokkos::View<double* [3]>&, std::size_t, double,
-                                    const Kokkos::View<double* [3]>&, std::size_t,
-                                    const Kokkos::View<double* [3]>&, double, double, bool);
-template void Gravity<double>::force(const Kokkos::View<double* [3]>&, std::size_t, double,
-                                     const Kokkos::View<double* [3]>&, std::size_t,
-                                     const Kokkos::View<double* [3]>&, double, double, bool);
+#define CAUSTIC_GRAVITY_FORCE(T, R, O)                                                             \
+  template void Gravity<T>::force(const Kokkos::View<R* [3]>&, std::size_t, double,                \
+                                  const Kokkos::View<R* [3]>&, std::size_t,                        \
+                                  const Kokkos::View<O* [3]>&, double, double, bool);
+CAUSTIC_GRAVITY_FORCE(float, double, float)
+CAUSTIC_GRAVITY_FORCE(float, double, double)
+CAUSTIC_GRAVITY_FORCE(double, double, double)
+CAUSTIC_GRAVITY_FORCE(float, float, float)
+CAUSTIC_GRAVITY_FORCE(double, float, float)
+#undef CAUSTIC_GRAVITY_FORCE
 
 } // namespace caustic

@@ -53,11 +53,11 @@ public:
   // acc(i, :) <- scale * F at the first `nprobes` probe positions (acc(i, :) += ... if
   // `accumulate`: with acc = the momenta and scale = a kick factor this is the kick, fused with
   // the readout). The first `nsources` sources are particles of equal mass, `total_sources` of
-  // them over all ranks. Sources and probes must be on their owning ranks. Collective. `Acc` is
-  // a View<T*[3]> or View<double*[3]>.
-  template <class Acc>
-  void force(const Kokkos::View<double* [3]>& sources, std::size_t nsources, double total_sources,
-             const Kokkos::View<double* [3]>& probes, std::size_t nprobes, const Acc& acc, double a,
+  // them over all ranks. Sources and probes must be on their owning ranks. Collective. R (the
+  // positions) is double or float; `Acc` is a View<float*[3]> or View<double*[3]>.
+  template <class R, class Acc>
+  void force(const Kokkos::View<R* [3]>& sources, std::size_t nsources, double total_sources,
+             const Kokkos::View<R* [3]>& probes, std::size_t nprobes, const Acc& acc, double a,
              double scale = 1.0, bool accumulate = false);
 
   // f(k) <- phi(k) / N^3 from the painted density f(k) (Fourier space, local modes): the
@@ -67,12 +67,11 @@ public:
 
   // A reader of the painted density: called in every force() after the forward FFT, before the
   // potential is applied, with the density in Fourier space (mass N^3 / total_sources per
-  // source: 1 + delta, DC mode N^3), the sources and the force's scale factor. It must not write
-  // the field; it may lease the workspace's other buffers. Outputs that need the density at the
-  // positions a force is computed at (a power spectrum at an output time) take it from here
+  // source: 1 + delta, DC mode N^3), the number of sources and the force's scale factor. It must
+  // not write the field; it may lease the workspace's other buffers. Outputs that need the density
+  // at the positions a force is computed at (a power spectrum at an output time) take it from here
   // rather than painting and transforming it again. Timed as `phase`; an empty tap removes it.
-  using DensityTap = std::function<void(const Field<T>& rho_k, const Kokkos::View<double* [3]>& sources,
-                                        std::size_t nsources, double total_sources, double a)>;
+  using DensityTap = std::function<void(const Field<T>& rho_k, double total_sources, double a)>;
   void setDensityTap(std::string phase, DensityTap tap) {
     _tap_phase = std::move(phase);
     _tap = std::move(tap);
@@ -101,9 +100,10 @@ public:
   PhaseTimes& times() { return _times; }
 
 private:
-  // acc += scale C(probes) when a particle correction is set (double accelerations only).
-  template <class Acc>
-  void addParticleCorrection(const Kokkos::View<double* [3]>& probes, std::size_t n, const Acc& acc,
+  // acc += scale C(probes) when a particle correction is set (double positions and
+  // accelerations only).
+  template <class R, class Acc>
+  void addParticleCorrection(const Kokkos::View<R* [3]>& probes, std::size_t n, const Acc& acc,
                              double a, double scale);
 
   std::shared_ptr<const SlabDecomposition> _mesh;

@@ -148,10 +148,9 @@ struct ComponentWeight {
   KOKKOS_INLINE_FUNCTION double operator()(std::size_t p) const { return scale * w(p, comp); }
 };
 
-template <int ORDER, class T, class Weight>
-void depositKernel(Field<T>& rho, const Kokkos::View<T***>& ghosts,
-                   const Kokkos::View<double* [3]>& X, std::size_t count, Weight weight,
-                   double shift, int n, int x0, int nx, double inv_cell) {
+template <int ORDER, class T, class Pos, class Weight>
+void depositKernel(Field<T>& rho, const Kokkos::View<T***>& ghosts, const Pos& X, std::size_t count,
+                   Weight weight, double shift, int n, int x0, int nx, double inv_cell) {
   const Window win = ORDER == 2 ? Window::CIC : Window::TSC;
   auto field = rho.real();
   // Flat aliases: the deposit computes flat offsets, with plane and row resolved once.
@@ -213,8 +212,9 @@ void depositKernel(Field<T>& rho, const Kokkos::View<T***>& ghosts,
 } // namespace
 
 template <class T>
-void Painter<T>::paint(Field<T>& rho, const Kokkos::View<double* [3]>& X, std::size_t count,
-                       double mass, double shift) const {
+template <class R>
+void Painter<T>::paint(Field<T>& rho, const Kokkos::View<R* [3]>& X, std::size_t count, double mass,
+                       double shift) const {
   ScopedRegion region("caustic::Painter::paint");
   const int n = _decomp->n(), x0 = _decomp->xStart(), nx = _decomp->localNx();
   const double inv_cell = 1.0 / _decomp->cell();
@@ -255,8 +255,8 @@ void Painter<T>::paintWeighted(Field<T>& rho, const Kokkos::View<double* [3]>& X
 }
 
 template <class T>
-template <class Out>
-void Painter<T>::readout(const Field<T>& f, const Kokkos::View<double* [3]>& X, std::size_t count,
+template <class R, class Out>
+void Painter<T>::readout(const Field<T>& f, const Kokkos::View<R* [3]>& X, std::size_t count,
                          const Out& out, int comp, double scale, bool accumulate) const {
   ScopedRegion region("caustic::Painter::readout");
   auto ghosts = _buf;
@@ -298,10 +298,9 @@ namespace {
 // The gradient readout with the window order a compile-time constant (unrolled loops). (Over
 // 80 lines on purpose: the hot kernel of the step; one body keeps the two addressing paths and
 // the stencil sums visibly the same, which the bit-identity of the fast path relies on.)
-template <int ORDER, class T, class Out>
-void gradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count, const Out& out,
-                    double scale, bool accumulate, const T* fbase, const T* gbase, int n, int x0,
-                    int nx, double inv_cell) {
+template <int ORDER, class T, class Pos, class Out>
+void gradientKernel(const Pos& X, std::size_t count, const Out& out, double scale, bool accumulate,
+                    const T* fbase, const T* gbase, int n, int x0, int nx, double inv_cell) {
   const Window win = ORDER == 2 ? Window::CIC : Window::TSC;
   const double c1 = 8.0 / 12.0 * inv_cell, c2 = 1.0 / 12.0 * inv_cell;
   const std::size_t fplane = static_cast<std::size_t>(n) * (2 * (n / 2 + 1));
@@ -366,8 +365,8 @@ void gradientKernel(const Kokkos::View<double* [3]>& X, std::size_t count, const
 } // namespace
 
 template <class T>
-template <class Out>
-void Painter<T>::readoutGradient(const Field<T>& phi, const Kokkos::View<double* [3]>& X,
+template <class R, class Out>
+void Painter<T>::readoutGradient(const Field<T>& phi, const Kokkos::View<R* [3]>& X,
                                  std::size_t count, const Out& out, double scale,
                                  bool accumulate) const {
   ScopedRegion region("caustic::Painter::readoutGradient");
@@ -741,14 +740,14 @@ void Painter<T>::readoutGradientWithJacobianT(const Field<T>& phi,
   Kokkos::fence();
 }
 
-template <class T>
-void paint(Field<T>& rho, const Particles& parts, Window win, double mass, double shift) {
+template <class T, class R>
+void paint(Field<T>& rho, const BasicParticles<R>& parts, Window win, double mass, double shift) {
   Painter<T>(rho.decompPtr(), win).paint(rho, parts.x, parts.size(), mass, shift);
 }
 
-template <class T>
-void paintDensityContrast(Field<T>& delta, const Painter<T>& painter, const Particles& parts,
-                          double total_particles, double shift) {
+template <class T, class R>
+void paintDensityContrast(Field<T>& delta, const Painter<T>& painter,
+                          const BasicParticles<R>& parts, double total_particles, double shift) {
   const auto& d = delta.decomp();
   const int n = d.n();
   // Mass n^3 / N per particle: the painted field is rho / mean.
@@ -758,32 +757,28 @@ void paintDensityContrast(Field<T>& delta, const Painter<T>& painter, const Part
       "caustic::paintDensityContrast", KOKKOS_LAMBDA(const MeshPoint& p) { r(p.index) -= T(1); });
 }
 
-template void paintDensityContrast<float>(Field<float>&, const Painter<float>&, const Particles&,
-                                          double, double);
-template void paintDensityContrast<double>(Field<double>&, const Painter<double>&, const Particles&,
-                                           double, double);
 template class Painter<float>;
 template class Painter<double>;
-template void Painter<float>::readout(const Field<float>&, const Kokkos::View<double* [3]>&,
-                                      std::size_t, const Kokkos::View<float* [3]>&, int, double,
-                                      bool) const;
-template void Painter<double>::readout(const Field<double>&, const Kokkos::View<double* [3]>&,
-                                       std::size_t, const Kokkos::View<double* [3]>&, int, double,
-                                       bool) const;
-template void Painter<float>::readout(const Field<float>&, const Kokkos::View<double* [3]>&,
-                                      std::size_t, const Kokkos::View<double* [3]>&, int, double,
-                                      bool) const;
-template void Painter<float>::readoutGradient(const Field<float>&, const Kokkos::View<double* [3]>&,
-                                              std::size_t, const Kokkos::View<double* [3]>&, double,
-                                              bool) const;
-template void Painter<float>::readoutGradient(const Field<float>&, const Kokkos::View<double* [3]>&,
-                                              std::size_t, const Kokkos::View<float* [3]>&, double,
-                                              bool) const;
-template void Painter<double>::readoutGradient(const Field<double>&,
-                                               const Kokkos::View<double* [3]>&, std::size_t,
-                                               const Kokkos::View<double* [3]>&, double,
-                                               bool) const;
-template void paint<float>(Field<float>&, const Particles&, Window, double, double);
-template void paint<double>(Field<double>&, const Particles&, Window, double, double);
+// Mesh precision T, position precision R, output precision O: every combination.
+#define CAUSTIC_PAINTER_READOUTS(T, R, O)                                                          \
+  template void Painter<T>::readout(const Field<T>&, const Kokkos::View<R* [3]>&, std::size_t,     \
+                                    const Kokkos::View<O* [3]>&, int, double, bool) const;         \
+  template void Painter<T>::readoutGradient(const Field<T>&, const Kokkos::View<R* [3]>&,          \
+                                            std::size_t, const Kokkos::View<O* [3]>&, double,      \
+                                            bool) const;
+#define CAUSTIC_PAINTER_POSITIONS(T, R)                                                            \
+  template void Painter<T>::paint(Field<T>&, const Kokkos::View<R* [3]>&, std::size_t, double,     \
+                                  double) const;                                                   \
+  template void paint(Field<T>&, const BasicParticles<R>&, Window, double, double);                \
+  template void paintDensityContrast(Field<T>&, const Painter<T>&, const BasicParticles<R>&,       \
+                                     double, double);                                              \
+  CAUSTIC_PAINTER_READOUTS(T, R, float)                                                            \
+  CAUSTIC_PAINTER_READOUTS(T, R, double)
+CAUSTIC_PAINTER_POSITIONS(float, float)
+CAUSTIC_PAINTER_POSITIONS(float, double)
+CAUSTIC_PAINTER_POSITIONS(double, float)
+CAUSTIC_PAINTER_POSITIONS(double, double)
+#undef CAUSTIC_PAINTER_POSITIONS
+#undef CAUSTIC_PAINTER_READOUTS
 
 } // namespace caustic

@@ -69,7 +69,9 @@ public:
 
   // rho <- mass assigned from the first `count` positions x (+ shift cells on every axis; 0.5
   // for the interlaced copy). Overwrites rho (real space). Collective.
-  void paint(Field<T>& rho, const Kokkos::View<double* [3]>& x, std::size_t count, double mass,
+  // (R, here and in readout and readoutGradient: double or float positions.)
+  template <class R>
+  void paint(Field<T>& rho, const Kokkos::View<R* [3]>& x, std::size_t count, double mass,
              double shift = 0.0) const;
   // rho <- sum over particles of scale * w(i, comp) assigned with the window (e.g. momentum
   // density from p). Overwrites rho (real space). Collective.
@@ -78,17 +80,17 @@ public:
                      double shift = 0.0) const;
   // out(i, comp) <- scale * f interpolated at x(i) for the first `count` positions (or
   // out(i, comp) += ... if `accumulate`). f in real space. Collective.
-  template <class Out>
-  void readout(const Field<T>& f, const Kokkos::View<double* [3]>& x, std::size_t count,
-               const Out& out, int comp, double scale, bool accumulate) const;
+  template <class R, class Out>
+  void readout(const Field<T>& f, const Kokkos::View<R* [3]>& x, std::size_t count, const Out& out,
+               int comp, double scale, bool accumulate) const;
   // out(i, :) <- scale * (-grad phi) at x(i) for all three axes in one pass (+= if
   // `accumulate`), with the 4-point finite-difference gradient
   //   d_x phi(g) = [8 (phi(g+1) - phi(g-1)) - (phi(g+2) - phi(g-2))] / (12 H)
   // on the mesh, interpolated with the window. Fourier-equivalent to the kernel
   // i (8 sin kH - sin 2kH) / (6H) followed by three readouts, with one inverse FFT instead of
   // three and no second mesh. phi in real space. Collective.
-  template <class Out>
-  void readoutGradient(const Field<T>& phi, const Kokkos::View<double* [3]>& x, std::size_t count,
+  template <class R, class Out>
+  void readoutGradient(const Field<T>& phi, const Kokkos::View<R* [3]>& x, std::size_t count,
                        const Out& out, double scale, bool accumulate) const;
 
   // Adjoints (pm/adjoint.hpp). Positions are held fixed where not differentiated.
@@ -132,14 +134,16 @@ private:
 };
 
 // Convenience: paints every particle of `parts` with mass `mass`.
-template <class T>
-void paint(Field<T>& rho, const Particles& parts, Window win, double mass, double shift = 0.0);
+template <class T, class R>
+void paint(Field<T>& rho, const BasicParticles<R>& parts, Window win, double mass,
+           double shift = 0.0);
 
 // delta = rho / mean - 1 of the particles (equal masses, `total_particles` over all ranks),
 // painted with `painter` at x + shift cells. Overwrites delta (real space). Collective.
-template <class T>
-void paintDensityContrast(Field<T>& delta, const Painter<T>& painter, const Particles& parts,
-                          double total_particles, double shift = 0.0);
+template <class T, class R>
+void paintDensityContrast(Field<T>& delta, const Painter<T>& painter,
+                          const BasicParticles<R>& parts, double total_particles,
+                          double shift = 0.0);
 
 extern template class Painter<float>;
 extern template class Painter<double>;

@@ -9,7 +9,7 @@ namespace caustic {
 
 namespace {
 // x, p, id and the attributes of `parts`, as distributor columns (capacity() rows each).
-void addColumns(Distributor::Columns& cols, const Particles& parts) {
+template <class R> void addColumns(Distributor::Columns& cols, const BasicParticles<R>& parts) {
   cols.push_back(Distributor::column(parts.x));
   cols.push_back(Distributor::column(parts.p));
   cols.push_back(Distributor::column(parts.id));
@@ -18,7 +18,7 @@ void addColumns(Distributor::Columns& cols, const Particles& parts) {
 }
 
 // The companion's entries take the IDs of their particles.
-void shareIds(const Particles& parts, Particles& companion) {
+template <class R> void shareIds(const BasicParticles<R>& parts, BasicParticles<R>& companion) {
   const auto n = std::make_pair<std::size_t, std::size_t>(0, parts.size());
   Kokkos::deep_copy(Kokkos::subview(companion.id, n), Kokkos::subview(parts.id, n));
 }
@@ -40,7 +40,8 @@ const Kokkos::View<int*>& Migrator::destinations(std::size_t capacity) {
   return _dest;
 }
 
-std::size_t Migrator::operator()(Particles& parts, Particles* companion) {
+template <class R>
+std::size_t Migrator::operator()(BasicParticles<R>& parts, BasicParticles<R>* companion) {
   ScopedRegion region("caustic::migrate");
   const int me = _decomp->comm().rank(), n = _decomp->n();
   const double inv_cell = 1.0 / _decomp->cell();
@@ -70,7 +71,7 @@ std::size_t Migrator::operator()(Particles& parts, Particles* companion) {
   return exchange(parts, companion, leaving);
 }
 
-void Migrator::drift(Particles& parts, double factor, double box) {
+template <class R> void Migrator::drift(BasicParticles<R>& parts, double factor, double box) {
   ScopedRegion region("caustic::Migrator::drift");
   const std::size_t np = parts.size();
   auto x = parts.x;
@@ -102,7 +103,8 @@ void Migrator::drift(Particles& parts, double factor, double box) {
   _planned_leaving = leaving;
 }
 
-std::size_t Migrator::toLattice(Particles& parts, Particles* companion) {
+template <class R>
+std::size_t Migrator::toLattice(BasicParticles<R>& parts, BasicParticles<R>* companion) {
   ScopedRegion region("caustic::migrate::toLattice");
   _planned_x = nullptr;
   const int me = _decomp->comm().rank();
@@ -150,8 +152,8 @@ std::size_t Migrator::toLattice(Particles& parts, Particles* companion) {
   if (any)
     throw std::runtime_error("Migrator::toLattice: the particles do not cover the " +
                              std::to_string(n) + "^3 lattice exactly once");
-  auto permute = [&](Particles& ps) {
-    Particles out = ps.withSameAttributes(expect, ps.capacity());
+  auto permute = [&](BasicParticles<R>& ps) {
+    BasicParticles<R> out = ps.withSameAttributes(expect, ps.capacity());
     auto x = ps.x, p = ps.p, ox = out.x, op = out.p;
     auto id = ps.id, oid = out.id;
     Kokkos::parallel_for(
@@ -183,7 +185,9 @@ std::size_t Migrator::toLattice(Particles& parts, Particles* companion) {
   return sent;
 }
 
-std::size_t Migrator::exchange(Particles& parts, Particles* companion, long leaving) {
+template <class R>
+std::size_t Migrator::exchange(BasicParticles<R>& parts, BasicParticles<R>* companion,
+                               long leaving) {
   const std::size_t np = parts.size();
   if (companion && companion->size() != np)
     throw std::logic_error("Migrator: the companion holds " + std::to_string(companion->size()) +
@@ -219,10 +223,19 @@ std::size_t Migrator::exchange(Particles& parts, Particles* companion, long leav
   return _plan.exported();
 }
 
-std::size_t migrate(Particles& parts, const SlabDecomposition& decomp) {
+template <class R> std::size_t migrate(BasicParticles<R>& parts, const SlabDecomposition& decomp) {
   // The decomposition outlives this call; a non-owning shared_ptr hands it to the Migrator.
   Migrator m(std::shared_ptr<const SlabDecomposition>(&decomp, [](const SlabDecomposition*) {}));
   return m(parts);
 }
+
+#define CAUSTIC_MIGRATE_INSTANTIATE(R)                                                             \
+  template std::size_t Migrator::operator()(BasicParticles<R>&, BasicParticles<R>*);               \
+  template std::size_t Migrator::toLattice(BasicParticles<R>&, BasicParticles<R>*);                \
+  template void Migrator::drift(BasicParticles<R>&, double, double);                               \
+  template std::size_t migrate(BasicParticles<R>&, const SlabDecomposition&);
+CAUSTIC_MIGRATE_INSTANTIATE(double)
+CAUSTIC_MIGRATE_INSTANTIATE(float)
+#undef CAUSTIC_MIGRATE_INSTANTIATE
 
 } // namespace caustic

@@ -21,21 +21,25 @@ public:
   // Returns the number of particles that left this rank. A `companion` (same size, e.g. the
   // adjoints of x and p) has its x and p moved along with the particles (as extra columns),
   // and takes their IDs. Collective.
-  std::size_t operator()(Particles& parts, Particles* companion = nullptr);
+  // (R: double or float, as for every member template below.)
+  template <class R>
+  std::size_t operator()(BasicParticles<R>& parts, BasicParticles<R>* companion = nullptr);
   // With `decomp` the particle lattice: sends every particle to the rank owning its Lagrangian
   // plane (from its id) and puts it in lattice order, local index ((i - x0) N + j) N + k.
   // Throws std::runtime_error unless the particles cover the lattice once. Collective.
-  std::size_t toLattice(Particles& parts, Particles* companion = nullptr);
+  template <class R>
+  std::size_t toLattice(BasicParticles<R>& parts, BasicParticles<R>* companion = nullptr);
   // x <- x + factor p (periodic, box [Mpc/h]), planning the migration of the new positions in
   // the same pass: the next operator() on these particles uses that plan instead of scanning
   // them again, so nothing may change x in between (NBody drifts, then migrates at once).
-  void drift(Particles& parts, double factor, double box);
+  template <class R> void drift(BasicParticles<R>& parts, double factor, double box);
 
 private:
   // The per-particle destination array, grown to `capacity` when needed.
   const Kokkos::View<int*>& destinations(std::size_t capacity);
   // Moves the particles whose destination (planned into _dest) is another rank.
-  std::size_t exchange(Particles& parts, Particles* companion, long leaving);
+  template <class R>
+  std::size_t exchange(BasicParticles<R>& parts, BasicParticles<R>* companion, long leaving);
   std::shared_ptr<const SlabDecomposition> _decomp;
   Kokkos::View<int*> _owner; // owner rank of each x-plane
   Kokkos::View<int*> _dest;  // per particle, reused
@@ -49,6 +53,6 @@ private:
 };
 
 // Convenience: a one-off Migrator.
-std::size_t migrate(Particles& parts, const SlabDecomposition& decomp);
+template <class R> std::size_t migrate(BasicParticles<R>& parts, const SlabDecomposition& decomp);
 
 } // namespace caustic

@@ -14,7 +14,7 @@ bool reserved(const std::string& name) {
 }
 } // namespace
 
-void Particles::reserve(std::size_t cap) {
+template <class R> void BasicParticles<R>::reserve(std::size_t cap) {
   if (cap <= capacity())
     return;
   Kokkos::resize(x, cap);
@@ -24,8 +24,9 @@ void Particles::reserve(std::size_t cap) {
     a.reserve(cap);
 }
 
-ParticleAttribute& Particles::addAttribute(const std::string& name, AttributeType type,
-                                           int components, const std::string& units) {
+template <class R>
+ParticleAttribute& BasicParticles<R>::addAttribute(const std::string& name, AttributeType type,
+                                                   int components, const std::string& units) {
   if (reserved(name))
     throw std::invalid_argument("Particles::addAttribute: \"" + name +
                                 "\" is reserved (a dataset of snapshots or checkpoints)");
@@ -37,47 +38,85 @@ ParticleAttribute& Particles::addAttribute(const std::string& name, AttributeTyp
   return *_attributes.insert(at, ParticleAttribute(name, type, components, capacity(), units));
 }
 
-const ParticleAttribute* Particles::findAttribute(const std::string& name) const {
+template <class R>
+const ParticleAttribute* BasicParticles<R>::findAttribute(const std::string& name) const {
   for (const auto& a : _attributes)
     if (a.name() == name)
       return &a;
   return nullptr;
 }
 
-void Particles::removeAttribute(const std::string& name) {
+template <class R> void BasicParticles<R>::removeAttribute(const std::string& name) {
   _attributes.erase(std::remove_if(_attributes.begin(), _attributes.end(),
                                    [&](const ParticleAttribute& a) { return a.name() == name; }),
                     _attributes.end());
 }
 
-Particles Particles::withSameAttributes(std::size_t n, std::size_t cap) const {
-  Particles out(n, cap);
+template <class R>
+BasicParticles<R> BasicParticles<R>::withSameAttributes(std::size_t n, std::size_t cap) const {
+  BasicParticles out(n, cap);
   for (const auto& a : _attributes)
     out._attributes.push_back(a.emptyCopy(out.capacity()));
   return out;
 }
 
-Particles copyParticles(const Particles& p) {
-  Particles out = p.withSameAttributes(p.size(), p.capacity());
-  Kokkos::deep_copy(out.x, p.x);
-  Kokkos::deep_copy(out.p, p.p);
-  Kokkos::deep_copy(out.id, p.id);
+namespace {
+// out's attributes (made by withSameAttributes) take p's values.
+template <class R, class S>
+void copyAttributes(const BasicParticles<S>& p, BasicParticles<R>& out) {
   for (const auto& a : p.attributes()) {
+    if (!out.hasAttribute(a.name()))
+      out.addAttribute(a.name(), a.type(), a.components(), a.units());
     const ParticleAttribute* b = out.findAttribute(a.name());
     // Attribute storage is host memory (as the distributor's).
     std::memcpy(b->bytes(), a.bytes(), a.capacity() * a.rowBytes());
   }
+}
+} // namespace
+
+template <class R> BasicParticles<R> copyParticles(const BasicParticles<R>& p) {
+  BasicParticles<R> out = p.withSameAttributes(p.size(), p.capacity());
+  Kokkos::deep_copy(out.x, p.x);
+  Kokkos::deep_copy(out.p, p.p);
+  Kokkos::deep_copy(out.id, p.id);
+  copyAttributes(p, out);
   return out;
 }
 
-Particles copyWithoutAttributes(const Particles& p) {
+template <class R, class S> BasicParticles<R> convertParticles(const BasicParticles<S>& p) {
+  BasicParticles<R> out(p.size(), p.capacity());
+  auto x = p.x, v = p.p, ox = out.x, ov = out.p;
+  Kokkos::parallel_for(
+      "caustic::convertParticles", Kokkos::RangePolicy<>(0, p.capacity()),
+      KOKKOS_LAMBDA(const std::size_t i) {
+        for (int c = 0; c < 3; ++c) {
+          ox(i, c) = static_cast<R>(x(i, c));
+          ov(i, c) = static_cast<R>(v(i, c));
+        }
+      });
+  Kokkos::fence();
+  Kokkos::deep_copy(out.id, p.id);
+  copyAttributes(p, out);
+  return out;
+}
+
+template <class R> BasicParticles<R> copyWithoutAttributes(const BasicParticles<R>& p) {
   const std::size_t n = p.size();
-  Particles out(n, n + n / 20 + 16);
+  BasicParticles<R> out(n, n + n / 20 + 16);
   const auto live = std::make_pair(std::size_t(0), n);
   Kokkos::deep_copy(Kokkos::subview(out.x, live, Kokkos::ALL), Kokkos::subview(p.x, live, Kokkos::ALL));
   Kokkos::deep_copy(Kokkos::subview(out.p, live, Kokkos::ALL), Kokkos::subview(p.p, live, Kokkos::ALL));
   Kokkos::deep_copy(Kokkos::subview(out.id, live), Kokkos::subview(p.id, live));
   return out;
 }
+
+template struct BasicParticles<double>;
+template struct BasicParticles<float>;
+template Particles copyParticles(const Particles&);
+template SingleParticles copyParticles(const SingleParticles&);
+template Particles copyWithoutAttributes(const Particles&);
+template SingleParticles copyWithoutAttributes(const SingleParticles&);
+template Particles convertParticles<double, float>(const SingleParticles&);
+template SingleParticles convertParticles<float, double>(const Particles&);
 
 } // namespace caustic

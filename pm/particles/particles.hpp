@@ -2,6 +2,11 @@
 // Particles as structure-of-arrays Kokkos Views, with spare capacity so that migration does not
 // reallocate in the time step.
 //
+// BasicParticles<R> stores x and p as R: `Particles` (double) is the particle set of every
+// computation; `SingleParticles` (float, 32 instead of 56 bytes per particle) is what a run with
+// simulation.particle_precision = "single" steps, paints, migrates, writes and analyses. The
+// arithmetic of drifts and kicks is done in double and rounded when stored.
+//
 // x: comoving position [Mpc/h] in [0, L); p: FastPM momentum p = a^2 dx/dt [H0 Mpc/h = 100 km/s];
 // id: Lagrangian lattice index (i N + j) N + k of the particle's initial lattice site.
 // Entries [0, size()) are particles; [size(), capacity()) is spare room.
@@ -22,14 +27,16 @@
 
 namespace caustic {
 
-struct Particles {
-  Kokkos::View<double* [3]> x;
-  Kokkos::View<double* [3]> p;
+template <class R> struct BasicParticles {
+  using value_type = R;
+  using Vectors = Kokkos::View<R* [3]>;
+  Vectors x;
+  Vectors p;
   Kokkos::View<std::uint64_t*> id;
 
-  Particles() = default;
+  BasicParticles() = default;
   // Huge pages for the arrays: paint and readout read them alongside scattered mesh accesses.
-  explicit Particles(std::size_t n, std::size_t capacity = 0)
+  explicit BasicParticles(std::size_t n, std::size_t capacity = 0)
       : x(zeroedHugePageView<decltype(x)>("caustic::Particles::x", capacity > n ? capacity : n)),
         p(zeroedHugePageView<decltype(p)>("caustic::Particles::p", capacity > n ? capacity : n)),
         id(zeroedHugePageView<decltype(id)>("caustic::Particles::id", capacity > n ? capacity : n)),
@@ -69,18 +76,25 @@ struct Particles {
   // Sorted by name.
   const std::vector<ParticleAttribute>& attributes() const { return _attributes; }
   // n particles with room for `capacity`, zero-filled, with attributes like these.
-  Particles withSameAttributes(std::size_t n, std::size_t capacity = 0) const;
+  BasicParticles withSameAttributes(std::size_t n, std::size_t capacity = 0) const;
 
 private:
   std::size_t _count = 0;
   std::vector<ParticleAttribute> _attributes;
 };
 
+using Particles = BasicParticles<double>;
+using SingleParticles = BasicParticles<float>;
+extern template struct BasicParticles<double>;
+extern template struct BasicParticles<float>;
+
 // A deep copy of the particles (size, capacity and attributes).
-Particles copyParticles(const Particles& p);
+template <class R> BasicParticles<R> copyParticles(const BasicParticles<R>& p);
 // Positions, momenta and IDs of the live particles without their attributes, with room for a
 // migration (capacity size + 5% + 16): a scratch copy that an output may displace or migrate.
-Particles copyWithoutAttributes(const Particles& p);
+template <class R> BasicParticles<R> copyWithoutAttributes(const BasicParticles<R>& p);
+// The particles (size, capacity and attributes) with x and p converted to R.
+template <class R, class S> BasicParticles<R> convertParticles(const BasicParticles<S>& p);
 
 // Wraps a coordinate into [0, L) (also when x + L rounds to L).
 KOKKOS_INLINE_FUNCTION double periodicWrap(double x, double L) {
@@ -94,12 +108,20 @@ KOKKOS_INLINE_FUNCTION double periodicWrap(double x, double L) {
   return x;
 }
 
-// The drift of particle i: x <- x + factor p, wrapped into the box [0, L) (L in Mpc/h).
-KOKKOS_INLINE_FUNCTION void driftParticle(const Kokkos::View<double* [3]>& x,
-                                          const Kokkos::View<double* [3]>& p, std::size_t i,
+// A coordinate in [0, L) stored as R: the value rounded to R, 0 if it rounded up to L.
+template <class R> KOKKOS_INLINE_FUNCTION R storedCoordinate(double x, double L) {
+  const R r = static_cast<R>(x);
+  return r < static_cast<R>(L) ? r : R(0);
+}
+
+// The drift of particle i: x <- x + factor p, wrapped into the box [0, L) (L in Mpc/h), computed
+// in double.
+template <class R>
+KOKKOS_INLINE_FUNCTION void driftParticle(const Kokkos::View<R* [3]>& x,
+                                          const Kokkos::View<R* [3]>& p, std::size_t i,
                                           double factor, double L) {
   for (int c = 0; c < 3; ++c)
-    x(i, c) = periodicWrap(x(i, c) + factor * p(i, c), L);
+    x(i, c) = storedCoordinate<R>(periodicWrap(double(x(i, c)) + factor * double(p(i, c)), L), L);
 }
 
 } // namespace caustic

@@ -75,7 +75,7 @@ double midpoint(double ai, double af, Spacing spacing) {
   return spacing == Spacing::Linear ? 0.5 * (ai + af) : std::sqrt(ai * af);
 }
 
-void drift(Particles& parts, double factor, double box) {
+template <class R> void drift(BasicParticles<R>& parts, double factor, double box) {
   auto x = parts.x;
   auto p = parts.p;
   Kokkos::parallel_for(
@@ -97,7 +97,9 @@ NBody<T>::NBody(std::shared_ptr<Workspace<T>> workspace, const Cosmology& cosmo,
     : _mesh(workspace->decompPtr()), _cosmo(cosmo), _factors(cosmo),
       _gravity(workspace, cosmo.params().Omega_m, opt), _total(total_particles), _migrator(_mesh) {}
 
-template <class T> void NBody<T>::forceKick(Particles& parts, double a, double factor) {
+template <class T>
+template <class R>
+void NBody<T>::forceKick(BasicParticles<R>& parts, double a, double factor) {
   {
     ScopedPhase t(times(), "migrate");
     _migrated += _migrator(parts);
@@ -109,7 +111,7 @@ template <class T> void NBody<T>::forceKick(Particles& parts, double a, double f
     _force_hook(true, a);
 }
 
-template <class T> void NBody<T>::start(Particles& parts, double a) {
+template <class T> template <class R> void NBody<T>::start(BasicParticles<R>& parts, double a) {
   ScopedRegion region("caustic::NBody::start");
   ScopedPhase t(times(), "migrate");
   _migrated += _migrator(parts);
@@ -118,7 +120,9 @@ template <class T> void NBody<T>::start(Particles& parts, double a) {
   _next = 0.0;
 }
 
-template <class T> void NBody<T>::restore(Particles& parts, const StepperState& s) {
+template <class T>
+template <class R>
+void NBody<T>::restore(BasicParticles<R>& parts, const StepperState& s) {
   ScopedRegion region("caustic::NBody::restore");
   {
     ScopedPhase t(times(), "migrate");
@@ -131,11 +135,14 @@ template <class T> void NBody<T>::restore(Particles& parts, const StepperState& 
 }
 
 template <class T>
-void NBody<T>::step(Particles& parts, double af, Spacing spacing, double a_next) {
+template <class R>
+void NBody<T>::step(BasicParticles<R>& parts, double af, Spacing spacing, double a_next) {
   step(parts, Schedule::step(_factors, _a, af, spacing, synchronised(), a_next));
 }
 
-template <class T> void NBody<T>::step(Particles& parts, const ScheduledStep& st) {
+template <class T>
+template <class R>
+void NBody<T>::step(BasicParticles<R>& parts, const ScheduledStep& st) {
   ScopedRegion region("caustic::NBody::step");
   if (std::abs(st.ai - _a) > 1e-12 * _a)
     throw std::logic_error("NBody::step: the step starts at a = " + std::to_string(st.ai) +
@@ -161,7 +168,7 @@ template <class T> void NBody<T>::step(Particles& parts, const ScheduledStep& st
   _a = st.af;
 }
 
-template <class T> void NBody<T>::synchronise(Particles& parts) {
+template <class T> template <class R> void NBody<T>::synchronise(BasicParticles<R>& parts) {
   if (synchronised())
     return;
   forceKick(parts, _a, -_ahead);
@@ -170,7 +177,9 @@ template <class T> void NBody<T>::synchronise(Particles& parts) {
 }
 
 template <class T>
-void NBody<T>::run(Particles& parts, const std::vector<double>& boundaries, Spacing spacing) {
+template <class R>
+void NBody<T>::run(BasicParticles<R>& parts, const std::vector<double>& boundaries,
+                   Spacing spacing) {
   const Schedule schedule(_factors, boundaries, spacing);
   for (const ScheduledStep& st : schedule.steps())
     step(parts, st);
@@ -178,5 +187,19 @@ void NBody<T>::run(Particles& parts, const std::vector<double>& boundaries, Spac
 
 template class NBody<float>;
 template class NBody<double>;
+template void drift(Particles&, double, double);
+template void drift(SingleParticles&, double, double);
+#define CAUSTIC_NBODY_PARTICLES(T, R)                                                              \
+  template void NBody<T>::start(BasicParticles<R>&, double);                                       \
+  template void NBody<T>::step(BasicParticles<R>&, const ScheduledStep&);                          \
+  template void NBody<T>::step(BasicParticles<R>&, double, Spacing, double);                       \
+  template void NBody<T>::synchronise(BasicParticles<R>&);                                         \
+  template void NBody<T>::run(BasicParticles<R>&, const std::vector<double>&, Spacing);            \
+  template void NBody<T>::restore(BasicParticles<R>&, const StepperState&);
+// Single-precision particles go with the single-precision mesh only (io/params.cpp).
+CAUSTIC_NBODY_PARTICLES(float, double)
+CAUSTIC_NBODY_PARTICLES(float, float)
+CAUSTIC_NBODY_PARTICLES(double, double)
+#undef CAUSTIC_NBODY_PARTICLES
 
 } // namespace caustic

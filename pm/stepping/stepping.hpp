@@ -43,7 +43,7 @@ private:
 };
 
 // x <- x + f p (periodic). (Kicks are fused with the force readout: Gravity::force.)
-void drift(Particles& parts, double factor, double box);
+template <class R> void drift(BasicParticles<R>& parts, double factor, double box);
 
 // Everything of the integrator besides the particles: with p half a step ahead between fused
 // steps, a checkpoint must record how far (FastPM kick factor) and the step it was prepared for.
@@ -70,25 +70,29 @@ public:
   NBody(std::shared_ptr<Workspace<T>> workspace, const Cosmology& cosmo, const GravityOptions& opt,
         double total_particles);
 
+  // The particle set is BasicParticles<R>, R = double or float (simulation.particle_precision),
+  // in every member template below.
   // Particles synchronised at a (x and p at a); migrates them to their slabs. Collective.
-  void start(Particles& parts, double a);
+  template <class R> void start(BasicParticles<R>& parts, double a);
   // One KDK step of a schedule (schedule.hpp), from a() = step.ai. Throws std::logic_error if
   // the step does not continue from the integrator's state (its start, whether p is
   // synchronised, the end the previous step prepared for). Collective.
-  void step(Particles& parts, const ScheduledStep& step);
+  template <class R> void step(BasicParticles<R>& parts, const ScheduledStep& step);
   // The same for a step built here: from a() to af (midpoint by `spacing`); with a_next > af,
   // the step after this one will end at a_next and p is left half a step ahead; otherwise p ends
   // synchronised at af. Collective.
-  void step(Particles& parts, double af, Spacing spacing, double a_next = 0.0);
+  template <class R>
+  void step(BasicParticles<R>& parts, double af, Spacing spacing, double a_next = 0.0);
   // Takes p back to a() if it is ahead (one force computation). Collective.
-  void synchronise(Particles& parts);
+  template <class R> void synchronise(BasicParticles<R>& parts);
   // All steps through `boundaries` (boundaries[0] == a()), ending synchronised. Collective.
-  void run(Particles& parts, const std::vector<double>& boundaries, Spacing spacing);
+  template <class R>
+  void run(BasicParticles<R>& parts, const std::vector<double>& boundaries, Spacing spacing);
 
   // The integrator state, and its restoration from a checkpoint (migrates the particles to
   // their slabs; no force computation, so a resumed run repeats the uninterrupted one).
   StepperState state() const { return {_a, _ahead, _next, static_cast<int>(_spacing)}; }
-  void restore(Particles& parts, const StepperState& s);
+  template <class R> void restore(BasicParticles<R>& parts, const StepperState& s);
 
   double a() const { return _a; }
   bool synchronised() const { return _ahead == 0.0; }
@@ -104,7 +108,7 @@ public:
 
 private:
   // Migrates, then p += factor F(a).
-  void forceKick(Particles& parts, double a, double factor);
+  template <class R> void forceKick(BasicParticles<R>& parts, double a, double factor);
 
   std::shared_ptr<const SlabDecomposition> _mesh;
   const Cosmology& _cosmo;
