@@ -33,6 +33,31 @@ KOKKOS_INLINE_FUNCTION std::uint64_t bits(double d) {
   std::memcpy(&u, &d, sizeof u);
   return u;
 }
+KOKKOS_INLINE_FUNCTION std::uint64_t bits(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+// HDF5 memory and file types of the particle precision R, and its name in settings.
+template <class R> struct Precision;
+template <> struct Precision<double> {
+  static hid_t memory() { return H5T_NATIVE_DOUBLE; }
+  static hid_t file() { return H5T_IEEE_F64LE; }
+  static constexpr const char* name = "double";
+};
+template <> struct Precision<float> {
+  static hid_t memory() { return H5T_NATIVE_FLOAT; }
+  static hid_t file() { return H5T_IEEE_F32LE; }
+  static constexpr const char* name = "single";
+};
+
+// Bytes per value of a dataset's elements.
+std::size_t datasetValueSize(hid_t file, const char* name, const std::string& ctx) {
+  h5::Handle d(h5::check(H5Dopen2(file, name, H5P_DEFAULT), ctx + ": open " + name), H5Dclose);
+  h5::Handle t(h5::check(H5Dget_type(d), ctx + ": type of " + name), H5Tclose);
+  return H5Tget_size(t);
+}
 
 std::uint64_t readU64Attr(hid_t obj, const char* name, const std::string& ctx) {
   if (H5Aexists(obj, name) <= 0)
@@ -46,10 +71,10 @@ std::uint64_t readU64Attr(hid_t obj, const char* name, const std::string& ctx) {
 } // namespace
 
 namespace {
-KOKKOS_INLINE_FUNCTION std::uint64_t particleHash(const Kokkos::View<double* [3]>& x,
-                                                  const Kokkos::View<double* [3]>& p,
-                                                  const Kokkos::View<std::uint64_t*>& id,
-                                                  std::size_t i) {
+template <class R>
+KOKKOS_INLINE_FUNCTION std::uint64_t
+particleHash(const Kokkos::View<R* [3]>& x, const Kokkos::View<R* [3]>& p,
+             const Kokkos::View<std::uint64_t*>& id, std::size_t i) {
   std::uint64_t h = mix(0x636175737469630ULL, id(i));
   for (int c = 0; c < 3; ++c) {
     h = mix(h, bits(x(i, c)));
@@ -59,7 +84,7 @@ KOKKOS_INLINE_FUNCTION std::uint64_t particleHash(const Kokkos::View<double* [3]
 }
 } // namespace
 
-std::uint64_t particleChecksum(const Particles& parts) {
+template <class R> std::uint64_t particleChecksum(const BasicParticles<R>& parts) {
   auto x = parts.x;
   auto p = parts.p;
   auto id = parts.id;
@@ -113,9 +138,10 @@ std::vector<std::string> listCheckpoints(const std::string& dir) {
   return out;
 }
 
-std::string writeCheckpoint(const std::string& dir, const Comm& comm, const Particles& parts,
-                            int step, int steps_total, const StepperState& state,
-                            const Params& params, int keep) {
+template <class R>
+std::string writeCheckpoint(const std::string& dir, const Comm& comm,
+                            const BasicParticles<R>& parts, int step, int steps_total,
+                            const StepperState& state, const Params& params, int keep) {
   ScopedRegion region("caustic::writeCheckpoint");
   const std::string path = dir + "/" + format("checkpoint_step%05d.h5", step);
   const std::string ctx = "writing checkpoint " + path;
@@ -134,7 +160,7 @@ std::string writeCheckpoint(const std::string& dir, const Comm& comm, const Part
   std::uint64_t sum = particleChecksum(parts), checksum = 0;
   mpiCheck(MPI_Allreduce(&sum, &checksum, 1, MPI_UINT64_T, MPI_SUM, comm.get()), ctx.c_str());
   // Row-major copies (the views' layout depends on the Kokkos backend).
-  std::vector<double> vx(3 * local), vp(3 * local);
+  std::vector<R> vx(3 * local), vp(3 * local);
   std::vector<std::uint64_t> vid(local);
   {
     auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
@@ -172,9 +198,9 @@ std::string writeCheckpoint(const std::string& dir, const Comm& comm, const Part
         }
         h5::Handle g = h5::createGroup(file, "Particles", ctx);
         const hsize_t g2[2] = {total, 3}, s2[2] = {offset, 0}, l2[2] = {local, 3};
-        h5::writeBlock(g, "Coordinates", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, vx.data(), 2, g2, s2,
-                       l2, "Mpc/h", ctx);
-        h5::writeBlock(g, "Momenta", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, vp.data(), 2, g2, s2, l2,
+        const hid_t mt = Precision<R>::memory(), ft = Precision<R>::file();
+        h5::writeBlock(g, "Coordinates", mt, ft, vx.data(), 2, g2, s2, l2, "Mpc/h", ctx);
+        h5::writeBlock(g, "Momenta", mt, ft, vp.data(), 2, g2, s2, l2,
                        "FastPM p = a^2 dx/dt [H0 Mpc/h]", ctx);
         const hsize_t g1[1] = {total}, s1[1] = {offset}, l1[1] = {local};
         h5::writeBlock(g, "ParticleIDs", H5T_NATIVE_UINT64, H5T_STD_U64LE, vid.data(), 1, g1, s1,
@@ -187,7 +213,7 @@ std::string writeCheckpoint(const std::string& dir, const Comm& comm, const Part
           writeParticleAttributes(ag, parts, total, offset, ctx);
         }
       },
-      total * (56 + attributeBytesPerParticle(parts)) + 8 * nranks);
+      total * (6 * sizeof(R) + 8 + attributeBytesPerParticle(parts)) + 8 * nranks);
   // Keep the newest `keep` (this one included).
   if (rank == 0 && keep > 0) {
     const auto all = listCheckpoints(dir);
@@ -198,7 +224,8 @@ std::string writeCheckpoint(const std::string& dir, const Comm& comm, const Part
   return path;
 }
 
-Particles readCheckpoint(const std::string& path, const Comm& comm, CheckpointInfo& info) {
+template <class R>
+BasicParticles<R> readCheckpoint(const std::string& path, const Comm& comm, CheckpointInfo& info) {
   ScopedRegion region("caustic::readCheckpoint");
   const std::string ctx = "reading checkpoint " + path;
   h5::Handle file = h5::openParallelFile(path, comm.get(), ctx);
@@ -242,16 +269,22 @@ Particles readCheckpoint(const std::string& path, const Comm& comm, CheckpointIn
     start = N * rank / nranks;
     count = N * (rank + 1) / nranks - start;
   }
-  std::vector<double> vx(3 * count), vp(3 * count);
+  const std::size_t stored = datasetValueSize(file, "Particles/Coordinates", ctx);
+  if (stored != sizeof(R))
+    throw ParamError(ctx + ": its particles are stored in " + (stored == 4 ? "single" : "double") +
+                     " precision; this run has simulation.particle_precision = \"" +
+                     Precision<R>::name + "\" (resume with the setting it was written with)");
+  std::vector<R> vx(3 * count), vp(3 * count);
   std::vector<std::uint64_t> vid(count);
-  Particles parts(count, count + count / 8 + 64);
+  BasicParticles<R> parts(count, count + count / 8 + 64);
   // Every rank reads its own rows; a failure on some ranks only must not leave the others
   // waiting in the checksum reduction: agree first, then all throw.
   std::string err;
   try {
-    h5::readRows(file, "Particles/Coordinates", H5T_NATIVE_DOUBLE, vx.data(), start, count, 3, N,
+    h5::readRows(file, "Particles/Coordinates", Precision<R>::memory(), vx.data(), start, count, 3,
+                 N, ctx);
+    h5::readRows(file, "Particles/Momenta", Precision<R>::memory(), vp.data(), start, count, 3, N,
                  ctx);
-    h5::readRows(file, "Particles/Momenta", H5T_NATIVE_DOUBLE, vp.data(), start, count, 3, N, ctx);
     h5::readRows(file, "Particles/ParticleIDs", H5T_NATIVE_UINT64, vid.data(), start, count, 1, N,
                  ctx);
     if (format == kFormatWithAttributes) {
@@ -287,5 +320,14 @@ Particles readCheckpoint(const std::string& path, const Comm& comm, CheckpointIn
     throw std::runtime_error(ctx + ": checksum mismatch (the file is corrupted)");
   return parts;
 }
+
+#define CAUSTIC_CHECKPOINT(R)                                                                      \
+  template std::uint64_t particleChecksum(const BasicParticles<R>&);                               \
+  template std::string writeCheckpoint(const std::string&, const Comm&, const BasicParticles<R>&,  \
+                                       int, int, const StepperState&, const Params&, int);         \
+  template BasicParticles<R> readCheckpoint(const std::string&, const Comm&, CheckpointInfo&);
+CAUSTIC_CHECKPOINT(double)
+CAUSTIC_CHECKPOINT(float)
+#undef CAUSTIC_CHECKPOINT
 
 } // namespace caustic

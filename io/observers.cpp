@@ -28,8 +28,10 @@ std::string outputName(const std::string& dir, const std::string& stem, double a
 
 void SnapshotWriter::observe(Event, const SimulationState& s) {
   const std::string path = outputName(_params.output.directory, "snapshot", s.a, ".hdf5");
-  writeSnapshot(path, s.mesh->comm(), *s.particles,
-                {s.a, s.particle_mass, static_cast<std::uint64_t>(s.total_particles)}, _params);
+  s.particles.visit([&](const auto& parts) {
+    writeSnapshot(path, s.mesh->comm(), parts,
+                  {s.a, s.particle_mass, static_cast<std::uint64_t>(s.total_particles)}, _params);
+  });
   if (s.mesh->comm().rank() == 0 && _cb)
     _cb("snapshot", path);
 }
@@ -90,8 +92,10 @@ template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationS
     if (_unshifted) {
       const auto shifted = _ws.lease("interlaced");
       const int nm = s.mesh->n();
-      _gravity->painter().paint(*shifted, s.particles->x, s.particles->size(),
-                                double(nm) * nm * nm / s.total_particles, 0.5);
+      s.particles.visit([&](const auto& parts) {
+        _gravity->painter().paint(*shifted, parts.x, parts.size(),
+                                  double(nm) * nm * nm / s.total_particles, 0.5);
+      });
       _ws.fft().forward(*shifted);
       ps = binCompensatedPower(*_unshifted, &*shifted, po.window);
       addShotNoise(ps, s.mesh->box(), s.total_particles, po.subtract_shot_noise);
@@ -100,7 +104,9 @@ template <class T> void PowerSpectrumWriter<T>::observe(Event, const SimulationS
     }
   } else {
     const auto work = _ws.lease("power");
-    ps = measurePower(*work, _ws.fft(), *s.particles, s.total_particles, po);
+    ps = s.particles.visit([&](const auto& parts) {
+      return measurePower(*work, _ws.fft(), parts, s.total_particles, po);
+    });
   }
   _unshifted.reset();
   _pending = false;
@@ -132,18 +138,20 @@ template <class T> void DensityWriter<T>::observe(Event, const SimulationState& 
     if (!_own)
       _own = std::make_shared<SlabDecomposition>(s.mesh->comm().get(), n, s.mesh->box());
     Field<T> rho(_own, "caustic::DensityWriter::rho");
-    {
-      Particles copy = copyWithoutAttributes(*s.particles);
+    s.particles.visit([&](const auto& parts) {
+      auto copy = copyWithoutAttributes(parts);
       migrate(copy, *_own);
       paintDensityContrast(rho, Painter<T>(_own, windowFromName(_params.output.window)), copy,
                            s.total_particles);
-    }
+    });
     writeField(path, rho, "density", what, s.a, _params);
   } else {
     const auto lease = _ws.lease("density");
     Field<T>& rho = *lease;
-    paintDensityContrast(rho, Painter<T>(s.mesh, windowFromName(_params.output.window)),
-                         *s.particles, s.total_particles);
+    s.particles.visit([&](const auto& parts) {
+      paintDensityContrast(rho, Painter<T>(s.mesh, windowFromName(_params.output.window)), parts,
+                           s.total_particles);
+    });
     writeField(path, rho, "density", what, s.a, _params);
   }
   if (s.mesh->comm().rank() == 0 && _cb)
@@ -159,7 +167,7 @@ void HaloFinder::observe(Event, const SimulationState& s) {
   opt.min_particles = h.min_particles;
   opt.member_ids = h.member_ids;
   const double sep = _params.simulation.box / _params.simulation.particles;
-  _last = findHalos(*s.particles, *s.mesh, sep, opt);
+  _last = s.particles.visit([&](const auto& parts) { return findHalos(parts, *s.mesh, sep, opt); });
   _last_a = s.a;
   const auto paths = writeRunHalos(_params, s.mesh->comm().get(), _last, s.a, s.particle_mass, h.b,
                                    h.min_particles, "halos", "mass_function");
@@ -250,7 +258,10 @@ void LdlHook::observe(Event e, const SimulationState& s) {
     st.painter = std::make_unique<LdlPainter>(st.decomp, st.record.layers);
   }
   Field<double> out(st.decomp, "caustic::ldl_hook::out");
-  st.painter->forward(s.particles->x, s.particles->size(), st.params, out);
+  std::unique_ptr<Particles> converted;
+  const Particles& parts = s.particles.asDouble(converted);
+  st.painter->forward(parts.x, parts.size(), st.params, out);
+  converted.reset();
   const std::string stem =
       e == Event::Step ? format("%s_step%04d", _hook.name.c_str(), s.step) : _hook.name;
   const std::string path = outputName(_params.output.directory, stem, s.a, ".hdf5");
@@ -297,7 +308,8 @@ void BaryonWriter::observe(Event, const SimulationState& s) {
     in.mass[g] = cat->count[g] * s.particle_mass;
   in.pos = cat->pos;
   // A copy of the positions (momenta and IDs for the snapshot); the run's particles are untouched.
-  Particles copy = copyWithoutAttributes(*s.particles);
+  Particles copy =
+      s.particles.visit([](const auto& parts) { return convertWithoutAttributes<double>(parts); });
   const std::string dir =
       (std::filesystem::path(_params.output.directory) / format("baryons_a%.4f", s.a)).string();
   if (s.mesh->comm().rank() == 0)

@@ -154,6 +154,11 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
     m.fixed_amplitude = s.boolean("fixed_amplitude", false);
     m.paired = s.boolean("paired", false);
     m.double_precision = s.choice("precision", "single", {"single", "double"}) == "double";
+    m.single_particles = s.choice("particle_precision", "double", {"single", "double"}) == "single";
+    if (m.single_particles && m.double_precision)
+      throw ParamError(s.key("particle_precision") +
+                       " = \"single\": needs the single-precision mesh; allowed with " +
+                       s.key("precision") + " = \"double\": \"double\"");
     // Default: half a PM cell, so that particles do not start on mesh points. Runs that must
     // share their particles with a run on another mesh (the references of a force correction)
     // set it to that run's value.

@@ -39,6 +39,7 @@ struct SimulationParams {
   bool fixed_amplitude = false;
   bool paired = false;
   bool double_precision = false; // mesh precision (float by default, as is usual for PM)
+  bool single_particles = false; // x and p stored as float (particle_precision = "single")
   double lattice_offset = 0.0;   // [Mpc/h] of the particle lattice on every axis (default: half
                                  // a PM cell)
 };

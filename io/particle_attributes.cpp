@@ -59,14 +59,15 @@ bool attributeTypeOf(hid_t dtype, AttributeType& out) {
 }
 } // namespace
 
-std::uint64_t attributeBytesPerParticle(const Particles& parts) {
+template <class R> std::uint64_t attributeBytesPerParticle(const BasicParticles<R>& parts) {
   std::uint64_t bytes = 0;
   for (const auto& a : parts.attributes())
     bytes += a.rowBytes();
   return bytes;
 }
 
-void writeParticleAttributes(hid_t group, const Particles& parts, std::uint64_t n_total,
+template <class R>
+void writeParticleAttributes(hid_t group, const BasicParticles<R>& parts, std::uint64_t n_total,
                              std::uint64_t offset, const std::string& ctx) {
   const std::uint64_t n_local = parts.size();
   for (const auto& a : parts.attributes()) {
@@ -77,7 +78,8 @@ void writeParticleAttributes(hid_t group, const Particles& parts, std::uint64_t 
   }
 }
 
-void readParticleAttributes(hid_t group, Particles& parts, std::uint64_t start,
+template <class R>
+void readParticleAttributes(hid_t group, BasicParticles<R>& parts, std::uint64_t start,
                             std::uint64_t n_total, const std::string& ctx) {
   H5G_info_t info;
   if (H5Gget_info(group, &info) < 0)
@@ -111,5 +113,15 @@ void readParticleAttributes(hid_t group, Particles& parts, std::uint64_t start,
                  a.components(), n_total, ctx);
   }
 }
+
+#define CAUSTIC_ATTRIBUTE_IO(R)                                                                    \
+  template std::uint64_t attributeBytesPerParticle(const BasicParticles<R>&);                      \
+  template void writeParticleAttributes(hid_t, const BasicParticles<R>&, std::uint64_t,            \
+                                        std::uint64_t, const std::string&);                        \
+  template void readParticleAttributes(hid_t, BasicParticles<R>&, std::uint64_t, std::uint64_t,    \
+                                       const std::string&);
+CAUSTIC_ATTRIBUTE_IO(double)
+CAUSTIC_ATTRIBUTE_IO(float)
+#undef CAUSTIC_ATTRIBUTE_IO
 
 } // namespace caustic

@@ -102,7 +102,8 @@ double particleMass(const Params& params) {
 
 double latticeOffset(const Params& params) { return params.simulation.lattice_offset; }
 
-void writeSnapshot(const std::string& path, const Comm& comm, const Particles& parts,
+template <class R>
+void writeSnapshot(const std::string& path, const Comm& comm, const BasicParticles<R>& parts,
                    const SnapshotInfo& info, const Params& params) {
   ScopedRegion region("caustic::writeSnapshot");
   using h5::check;
@@ -208,6 +209,11 @@ void writeSnapshot(const std::string& path, const Comm& comm, const Particles& p
       },
       n_total * ((params.output.double_precision ? 56 : 32) + attributeBytesPerParticle(parts)));
 }
+
+template void writeSnapshot(const std::string&, const Comm&, const Particles&, const SnapshotInfo&,
+                            const Params&);
+template void writeSnapshot(const std::string&, const Comm&, const SingleParticles&,
+                            const SnapshotInfo&, const Params&);
 
 } // namespace caustic
 

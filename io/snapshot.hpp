@@ -38,7 +38,9 @@ struct SnapshotInfo {
 };
 
 // Collective over `comm`. Throws std::runtime_error naming the path on any HDF5 failure.
-void writeSnapshot(const std::string& path, const Comm& comm, const Particles& parts,
+// (Particles of either precision; the file's precision is output.snapshot_precision.)
+template <class R>
+void writeSnapshot(const std::string& path, const Comm& comm, const BasicParticles<R>& parts,
                    const SnapshotInfo& info, const Params& params);
 
 // Caustic's unit system, in cgs: lengths Mpc/h (comoving), masses 1e10 Msun/h, velocities km/s

@@ -33,9 +33,10 @@ void shareAnyError(const RunContext& ctx, const std::string& err, const char* wh
 std::string readOnRoot(const RunContext& ctx, const std::string& path, const char* where);
 // The run's initial conditions (timed as "initial_conditions"): the particle lattice half a PM
 // cell off the mesh points, at a_start. Collective.
-template <class T>
-Particles makeRunInitialConditions(RunContext& ctx, const Params& params, const Cosmology& cosmo,
-                                   const LinearPower& power);
+// T: the meshes' precision; R: the particles'.
+template <class T, class R = double>
+BasicParticles<R> makeRunInitialConditions(RunContext& ctx, const Params& params,
+                                           const Cosmology& cosmo, const LinearPower& power);
 
 } // namespace caustic
 

@@ -123,12 +123,14 @@ template <class T> void PgdOutputs<T>::observe(Event e, const SimulationState& s
     return;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  Particles moved = copyParticles(*state.particles);
+  // PGD displaces double-precision particles (a converted copy in a single-precision run).
+  Particles moved =
+      state.particles.visit([](const auto& p) { return convertParticles<double>(p); });
   _pgd.displace(moved, state.total_particles, state.a, _schedule.at(state.a));
   Migrator(state.mesh)(moved);
   _seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   SimulationState shown = state;
-  shown.particles = &moved;
+  shown.particles = moved;
   for (Observer* o : _inner)
     if (o->wants(e))
       o->observe(e, shown);

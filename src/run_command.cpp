@@ -96,15 +96,15 @@ nlohmann::json inputHashes(const Params& params) {
 }
 
 // The newest readable checkpoint made with these parameters. Collective; ParamError if none.
-template <class T>
-Particles resumeState(RunContext& ctx, const Params& params, CheckpointInfo& info) {
+template <class R>
+BasicParticles<R> resumeState(RunContext& ctx, const Params& params, CheckpointInfo& info) {
   const std::string& dir = params.checkpoint.directory;
   const auto files = listCheckpoints(dir);
   if (files.empty())
     throw ParamError("--resume: no checkpoint in " + dir + " (checkpoint.directory)");
   for (const auto& f : files) {
     try {
-      Particles parts = readCheckpoint(f, ctx.comm(), info);
+      BasicParticles<R> parts = readCheckpoint<R>(f, ctx.comm(), info);
       if (info.parameter_hash != params.hash())
         throw ParamError("--resume: " + f + " was written with other parameters (hash " +
                          info.parameter_hash + ", these are " + params.hash() +
@@ -135,7 +135,9 @@ private:
   Workspace<T>& _ws;
 };
 
-template <class T> int runSim(RunContext& ctx, const Params& params, const RunOptions& opt) {
+// T: the mesh precision; R: the particles' (simulation.particle_precision).
+template <class T, class R>
+int runSim(RunContext& ctx, const Params& params, const RunOptions& opt) {
   const auto& sim = params.simulation;
   const auto& out = params.output;
   MPI_Comm comm = ctx.comm().get();
@@ -143,7 +145,8 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
   const LinearPower power = makeLinearPower(params);
   ctx.log("caustic run: " + std::to_string(sim.particles) + "^3 particles, " +
           std::to_string(sim.mesh) + "^3 mesh (" + (sim.double_precision ? "double" : "single") +
-          "), box " + format("%g", sim.box) + " Mpc/h, a = " + format("%g", sim.a_start) + " -> " +
+          "; particles " + (sim.single_particles ? "single" : "double") + "), box " +
+          format("%g", sim.box) + " Mpc/h, a = " + format("%g", sim.a_start) + " -> " +
           format("%g", sim.a_end) + ", " + std::to_string(ctx.comm().size()) + " ranks");
   ctx.log("cosmology: Omega_m = " + format("%.4f", params.cosmology.Omega_m) + ", sigma8 = " +
           format("%.4f", power.sigma(8.0)) + "; gravity: " + params.gravity.window + ", " +
@@ -229,8 +232,8 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
                        "to resume (--overwrite runs it again)");
   }
   CheckpointInfo resumed;
-  Particles parts = opt.resume ? resumeState<T>(ctx, params, resumed)
-                               : makeRunInitialConditions<T>(ctx, params, cosmo, power);
+  BasicParticles<R> parts = opt.resume ? resumeState<R>(ctx, params, resumed)
+                                       : makeRunInitialConditions<T, R>(ctx, params, cosmo, power);
   if (opt.resume)
     ctx.log("resuming from " + resumed.path + ": step " + std::to_string(resumed.step) + "/" +
             std::to_string(resumed.steps_total) + ", a = " + format("%.4f", resumed.state.a) +
@@ -420,7 +423,7 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
   // The run loop and what the command attaches to it: observers at events; handlers for stop
   // signals, the NaN check, step timing, checkpoints and the step line (in this order: the
   // step's time does not include the checkpoint; the line reports after it).
-  RunLoop<T> loop(nbody, parts, boundaries, out.a, spacing, base);
+  RunLoop<T, R> loop(nbody, parts, boundaries, out.a, spacing, base);
   for (Observer* o : observers)
     loop.observe(o);
   StopRequest stop(stopRequested);
@@ -430,7 +433,7 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
   StepReporter reporter(timer, [&](const StepReport& r) {
     if (r.step == nan_step && ctx.root() && parts.size() > 0) {
       auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
-      h(0, 0) = std::numeric_limits<double>::quiet_NaN();
+      h(0, 0) = std::numeric_limits<R>::quiet_NaN();
       Kokkos::deep_copy(parts.p, h);
     }
     if (r.step == stop_step && ctx.root())
@@ -497,8 +500,11 @@ template <class T> int runSim(RunContext& ctx, const Params& params, const RunOp
 } // namespace
 
 int runSimulationCommand(RunContext& ctx, const Params& params, const RunOptions& opt) {
-  return params.simulation.double_precision ? runSim<double>(ctx, params, opt)
-                                            : runSim<float>(ctx, params, opt);
+  const auto& sim = params.simulation;
+  if (sim.double_precision)
+    return runSim<double, double>(ctx, params, opt);
+  return sim.single_particles ? runSim<float, float>(ctx, params, opt)
+                              : runSim<float, double>(ctx, params, opt);
 }
 
 } // namespace caustic

@@ -150,6 +150,51 @@ def run_case(args):
     # SIGTERM straight to the ranks (as SLURM delivers it to every task).
     for sig in (signal.SIGUSR1, signal.SIGTERM):
         interrupt(args, sig)
+    single_particles(args)
+
+
+def single_particles(args):
+    # simulation.particle_precision = "single" (x and p stored as float) against the same run
+    # with double particles on the same single-precision mesh: the same outputs, positions in the
+    # box, spectra equal to float rounding, and the same halos to a member or two.
+    outs = {}
+    for prec in ("double", "single"):
+        out = os.path.join(args.work, "out_particles_" + prec)
+        shutil.rmtree(out, ignore_errors=True)
+        pfile = os.path.join(args.work, "particles_%s.toml" % prec)
+        with open(pfile, "w") as f:
+            f.write(PARAMS.format(out=out, steps=8).replace('precision = "double"\n',
+                    'precision = "single"\nparticle_precision = "%s"\n' % prec, 1))
+        cmd = shlex.split(args.mpiexec) + ["-n", str(args.np), args.caustic, "run", pfile]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        check(r.returncode == 0, "particle_precision = %s: run failed: %s" % (prec, r.stderr[-500:]))
+        check(("particles " + prec) in r.stdout, "particle_precision = %s not in the log" % prec)
+        outs[prec] = out
+    if failures:
+        return
+    d, f = outs["double"], outs["single"]
+    with h5py.File(os.path.join(f, "snapshot_a1.0000.hdf5"), "r") as h:
+        pos = h["PartType1/Coordinates"][...]
+        ids = h["PartType1/ParticleIDs"][...]
+    check(np.array_equal(np.sort(ids), np.arange(16**3)), "single particles: IDs incomplete")
+    check(np.all((pos >= 0) & (pos < 64.0)), "single particles: positions outside the box")
+    with h5py.File(os.path.join(d, "snapshot_a1.0000.hdf5"), "r") as h:
+        pos_d = h["PartType1/Coordinates"][...][np.argsort(h["PartType1/ParticleIDs"][...])]
+    dx = pos[np.argsort(ids)] - pos_d
+    dx -= 64.0 * np.round(dx / 64.0)
+    worst = np.abs(dx).max()
+    print("single against double particles: largest position difference %.2e Mpc/h" % worst)
+    check(0 < worst < 1e-3, "single particles: positions differ by %g Mpc/h" % worst)
+    for a in ("0.5000", "1.0000"):
+        pd, ps = (np.loadtxt(os.path.join(o, "power_a%s.txt" % a)) for o in (d, f))
+        err = np.max(np.abs(ps[:, 1] / pd[:, 1] - 1))
+        check(err < 1e-4, "single particles: P(k) at a = %s differs by %.2e" % (a, err))
+    with h5py.File(os.path.join(d, "halos_a1p0000.0.hdf5"), "r") as hd, \
+            h5py.File(os.path.join(f, "halos_a1p0000.0.hdf5"), "r") as hf:
+        nd, nf = hd["Header"].attrs["Ngroups_Total"], hf["Header"].attrs["Ngroups_Total"]
+        md, mf = hd["Group/GroupLen"][...].sum(), hf["Group/GroupLen"][...].sum()
+    check(nd > 0 and abs(int(nd) - int(nf)) <= 1 and abs(int(md) - int(mf)) <= 2,
+          "single particles: halos %d (%d members) against %d (%d)" % (nf, mf, nd, md))
 
 
 def rank_pids(parent):

@@ -93,6 +93,41 @@ TEST(Checkpoint, RoundTripAtTheSameRankCount) {
   EXPECT_NE(files[1].find("checkpoint_step00008.h5"), std::string::npos);
 }
 
+TEST(Checkpoint, SinglePrecisionParticlesRoundTripAndAreNotReadAsDouble) {
+  // A run with simulation.particle_precision = "single" checkpoints its float bits (float32
+  // datasets), restores them bit for bit with the same checksum, and a reader expecting double
+  // particles refuses the file naming the setting (and the other way round).
+  const Params params = parseParams(smallParamsToml(20.0, 8, 8, 9), {}, 1);
+  SlabDecomposition d(MPI_COMM_WORLD, 8, 20.0);
+  const Particles dbl = someParticles(d);
+  SingleParticles parts = convertParticles<float>(dbl);
+  const std::string dir = tempDir();
+  const StepperState st{0.5, 0.125, 0.6, 1};
+  const std::string path = writeCheckpoint(dir, d.comm(), parts, 3, 9, st, params, 2);
+  CheckpointInfo info;
+  const SingleParticles back = readCheckpoint<float>(path, d.comm(), info);
+  ASSERT_EQ(back.size(), parts.size());
+  EXPECT_EQ(info.total_particles, 2000u);
+  EXPECT_EQ(particleChecksum(back), particleChecksum(parts));
+  int mismatches = 0;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    mismatches += parts.id(i) != back.id(i);
+    for (int c = 0; c < 3; ++c)
+      mismatches += std::memcmp(&parts.x(i, c), &back.x(i, c), sizeof(float)) != 0 ||
+                    std::memcmp(&parts.p(i, c), &back.p(i, c), sizeof(float)) != 0;
+  }
+  EXPECT_EQ(mismatches, 0);
+  try {
+    readCheckpoint<double>(path, d.comm(), info);
+    ADD_FAILURE() << "a single-precision checkpoint was read as double";
+  } catch (const ParamError& e) {
+    EXPECT_NE(std::string(e.what()).find("particle_precision = \"double\""), std::string::npos)
+        << e.what();
+  }
+  const std::string dpath = writeCheckpoint(dir, d.comm(), dbl, 4, 9, st, params, 2);
+  EXPECT_THROW(readCheckpoint<float>(dpath, d.comm(), info), ParamError);
+}
+
 TEST(Checkpoint, ReadByOneRankHoldsTheSameParticles) {
   const Params params = parseParams(smallParamsToml(20.0, 8, 8, 9), {}, 1);
   SlabDecomposition d(MPI_COMM_WORLD, 8, 20.0);

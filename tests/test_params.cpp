@@ -73,6 +73,9 @@ TEST(Params, OverridesApplyWithTomlTypes) {
   EXPECT_DOUBLE_EQ(p.cosmology.w0, -0.9);
   EXPECT_DOUBLE_EQ(p.output.a[0], 0.25);
   EXPECT_TRUE(p.simulation.double_precision);
+  EXPECT_FALSE(p.simulation.single_particles); // particles in double unless asked
+  EXPECT_TRUE(
+      parseParams(kValid, {"simulation.particle_precision=single"}, 1).simulation.single_particles);
   // The effective parameters change the hash.
   EXPECT_NE(p.hash(), parseParams(kValid, {}, 1).hash());
   // A bare word, also a relative path, is a string.
@@ -217,10 +220,21 @@ TEST(Params, BadInputsAreRefusedWithClearMessages) {
        1,
        "--set simulation.seed=18446744073709551616: 18446744073709551616 is not a number TOML can "
        "hold"},
-      {"override beyond double", "", {"simulation.box=1e400"}, 1, "1e400 is not a number TOML can hold"},
+      {"override beyond double",
+       "",
+       {"simulation.box=1e400"},
+       1,
+       "1e400 is not a number TOML can hold"},
       {"malformed number", "", {"cosmology.h=0.6.7"}, 1, "0.6.7 is not a number TOML can hold"},
-      {"empty output list", "", {"output.a=[]"}, 1, "output.a = []: expected at least one scale factor"},
-      {"mesh below the stencil", "", {"simulation.particles=4", "simulation.mesh=4"}, 1,
+      {"empty output list",
+       "",
+       {"output.a=[]"},
+       1,
+       "output.a = []: expected at least one scale factor"},
+      {"mesh below the stencil",
+       "",
+       {"simulation.particles=4", "simulation.mesh=4"},
+       1,
        "simulation.mesh = 4: not allowed; expected an even integer in [8, 16384]"},
       {"unknown gravity kernel",
        "",
@@ -260,6 +274,16 @@ TEST(Params, BadInputsAreRefusedWithClearMessages) {
        {"cosmology.w0=-0.5", "cosmology.wa=1.0"},
        1,
        "cosmology.wa = 1: out of range"},
+      {"particle precision not a choice",
+       "",
+       {"simulation.particle_precision=half"},
+       1,
+       "simulation.particle_precision"},
+      {"single-precision particles on a double mesh",
+       "",
+       {"simulation.particle_precision=single", "simulation.precision=double"},
+       1,
+       "simulation.particle_precision = \"single\": needs the single-precision mesh"},
   };
   ASSERT_GE(cases.size(), 15u);
   for (const auto& c : cases) {

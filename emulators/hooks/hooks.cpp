@@ -132,6 +132,10 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
     observeSuperResolution(e, s, warnings);
     return;
   }
+  // The hook works on double-precision particles (a converted copy in a run with
+  // simulation.particle_precision = "single").
+  std::unique_ptr<Particles> converted;
+  const Particles& run = s.particles.asDouble(converted);
   const int cin = static_cast<int>(_hook.inputs.size()),
             cout = static_cast<int>(meta.outputs.size());
 
@@ -145,7 +149,7 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
       _fieldMesh =
           std::make_shared<SlabDecomposition>(s.mesh->comm().get(), _hook.mesh, s.mesh->box());
     decomp = _fieldMesh;
-    copy = std::make_unique<Particles>(copyWithoutAttributes(*s.particles));
+    copy = std::make_unique<Particles>(copyWithoutAttributes(run));
     migrate(*copy, *_fieldMesh);
   }
   if (_space == FieldSpace::Lagrangian) {
@@ -153,7 +157,7 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
       _lattice =
           std::make_shared<SlabDecomposition>(s.mesh->comm().get(), s.particle_grid, s.mesh->box());
     decomp = _lattice;
-    exchange = std::make_unique<LagrangianExchange>(_lattice, *s.particles);
+    exchange = std::make_unique<LagrangianExchange>(_lattice, run);
   }
   std::vector<Field<float>> in, out;
   for (int c = 0; c < cin; ++c)
@@ -175,13 +179,11 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
     fof.options.b = dom.fof_b;
     fof.options.min_particles = dom.fof_min_particles;
     for (int c = 0; c < cin; ++c)
-      paintEulerian(_hook.inputs[c], in[c], painter, copy ? *copy : *s.particles, s.total_particles,
-                    &fof);
+      paintEulerian(_hook.inputs[c], in[c], painter, copy ? *copy : run, s.total_particles, &fof);
   } else {
     std::vector<std::vector<double>> values;
     for (const auto& ch : _hook.inputs)
-      values.push_back(
-          lagrangianValues(ch, *s.particles, s.particle_grid, s.mesh->box(), s.lattice_offset));
+      values.push_back(lagrangianValues(ch, run, s.particle_grid, s.mesh->box(), s.lattice_offset));
     exchange->toLattice(values, inp);
   }
 
@@ -197,7 +199,7 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
   std::unique_ptr<Field<float>> expected;
   std::string catalogue_path, mass_function_path;
   if (meta.halo) {
-    const Particles& parts = copy ? *copy : *s.particles;
+    const Particles& parts = copy ? *copy : run;
     // The density input, when the model takes it, is the one the velocities need.
     const auto d = std::find(_hook.inputs.begin(), _hook.inputs.end(), "density");
     const Field<float>* density =
@@ -231,7 +233,7 @@ void EmulatorHook::observe(Event e, const SimulationState& s) {
                        attrs);
   } else {
     const auto values = exchange->fromLattice(coutp);
-    writeParticleValues(path, s.mesh->comm(), *s.particles, values, names, s.a, _params, attrs);
+    writeParticleValues(path, s.mesh->comm(), run, values, names, s.a, _params, attrs);
   }
   if (s.mesh->comm().rank() == 0) {
     warnOutsideDomain(_hook.name, warnings);
@@ -255,7 +257,11 @@ void EmulatorHook::observeSuperResolution(Event, const SimulationState& s,
   InferenceOptions io;
   io.radius = _hook.radius >= 0 ? _hook.radius : meta.receptive_field;
   io.tile_planes = _hook.tile_planes;
-  Particles hr = superResolveParticles(_model, *s.particles, _lattice, s.lattice_offset, io);
+  Particles hr = [&] {
+    std::unique_ptr<Particles> converted; // in a single-precision run
+    return superResolveParticles(_model, s.particles.asDouble(converted), _lattice,
+                                 s.lattice_offset, io);
+  }();
   const double total = s.total_particles * f * f * f;
   const double mass = s.particle_mass / (f * f * f);
   // On the slabs of the PM mesh or of the hook's own mesh (power spectrum, FoF).

@@ -74,7 +74,6 @@ double minImage(double d, double L) {
 } // namespace
 
 namespace {
-using HostPositions = Kokkos::View<double* [3]>::HostMirror;
 using HostIds = Kokkos::View<std::uint64_t*>::HostMirror;
 
 // Copies of the local particles within ell (periodically) of another rank's slab, sent there
@@ -88,6 +87,7 @@ struct Ghosts {
   std::size_t count() const { return id.size(); }
 };
 
+template <class HostPositions>
 Ghosts exchangeGhosts(const HostPositions& hx, const HostIds& hid, std::size_t nloc,
                       const SlabDecomposition& decomp, double ell) {
   const auto& comm = decomp.comm();
@@ -505,9 +505,10 @@ void sortAndLink(std::size_t ntot, const Pos& pos, const CellGrid& grid, double 
 // Labels of the local particles. With `group`, also each local particle's local component (a
 // compact index, in order of first appearance) when it may belong to a group of at least
 // `min_size` (its local component is that large, or reaches another rank), else -1.
-std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomposition& decomp,
-                                        double ell, std::size_t min_size,
-                                        std::vector<std::int32_t>* group) {
+template <class R>
+std::vector<std::uint64_t> linkAndLabel(const BasicParticles<R>& parts,
+                                        const SlabDecomposition& decomp, double ell,
+                                        std::size_t min_size, std::vector<std::int32_t>* group) {
   const double L = decomp.box();
   if (!(ell > 0 && ell < L / 2))
     throw std::invalid_argument("fofLabels: linking length " + std::to_string(ell) +
@@ -517,7 +518,9 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
   auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
   const Ghosts g = exchangeGhosts(hx, hid, nloc, decomp, ell);
   const std::size_t nghost = g.count(), ntot = nloc + nghost;
-  auto pos = [&](std::size_t i, int c) { return i < nloc ? hx(i, c) : g.pos[3 * (i - nloc) + c]; };
+  auto pos = [&](std::size_t i, int c) {
+    return i < nloc ? double(hx(i, c)) : g.pos[3 * (i - nloc) + c];
+  };
   auto idOf = [&](std::size_t i) { return i < nloc ? hid(i) : g.id[i - nloc]; };
 
   // Points sorted by cell and linked. The temporaries are freed as soon as they are done with,
@@ -565,8 +568,9 @@ std::vector<std::uint64_t> linkAndLabel(const Particles& parts, const SlabDecomp
 }
 } // namespace
 
-std::vector<std::uint64_t> fofLabels(const Particles& parts, const SlabDecomposition& decomp,
-                                     double ell) {
+template <class R>
+std::vector<std::uint64_t> fofLabels(const BasicParticles<R>& parts,
+                                     const SlabDecomposition& decomp, double ell) {
   ScopedRegion region("caustic::fofLabels");
   return linkAndLabel(parts, decomp, ell, 0, nullptr);
 }
@@ -590,7 +594,8 @@ std::uint64_t labelOf(const double* bits) {
 // linkAndLabel), relative to its first member, in order of first appearance; dests: the
 // label's home rank (label mod ranks). A label has one local component unless its particles
 // here are joined only through another rank.
-void partialSums(const Particles& parts, const std::vector<std::uint64_t>& labels,
+template <class R>
+void partialSums(const BasicParticles<R>& parts, const std::vector<std::uint64_t>& labels,
                  const std::vector<std::int32_t>& group, double L, int ranks,
                  std::vector<double>& out, std::vector<int>& dests) {
   auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
@@ -616,8 +621,9 @@ void partialSums(const Particles& parts, const std::vector<std::uint64_t>& label
       const double d = minImage(hx(i, c) - p.ref[c], L);
       p.sdx[c] += d;
       p.sdx2 += d * d;
-      p.sv[c] += hp(i, c);
-      p.sv2 += hp(i, c) * hp(i, c);
+      const double v = hp(i, c);
+      p.sv[c] += v;
+      p.sv2 += v * v;
     }
   }
   out.reserve(kPartialWidth * part.size());
@@ -709,7 +715,8 @@ HaloCatalogue catalogueOf(const std::vector<double>& all, double ell) {
 }
 
 // The member IDs of the catalogue's groups: (label, id) pairs gathered and sorted.
-void addMembers(HaloCatalogue& cat, const Particles& parts,
+template <class R>
+void addMembers(HaloCatalogue& cat, const BasicParticles<R>& parts,
                 const std::vector<std::uint64_t>& labels, const Comm& comm) {
   auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
   std::vector<std::uint64_t> pairs;
@@ -736,7 +743,8 @@ void addMembers(HaloCatalogue& cat, const Particles& parts,
 }
 } // namespace
 
-HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
+template <class R>
+HaloCatalogue findHalos(const BasicParticles<R>& parts, const SlabDecomposition& decomp,
                         double mean_separation, const FofOptions& opt) {
   ScopedRegion region("caustic::findHalos");
   const auto& comm = decomp.comm();
@@ -760,5 +768,13 @@ HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
     addMembers(cat, parts, labels, comm);
   return cat;
 }
+
+template std::vector<std::uint64_t> fofLabels(const Particles&, const SlabDecomposition&, double);
+template std::vector<std::uint64_t> fofLabels(const SingleParticles&, const SlabDecomposition&,
+                                              double);
+template HaloCatalogue findHalos(const Particles&, const SlabDecomposition&, double,
+                                 const FofOptions&);
+template HaloCatalogue findHalos(const SingleParticles&, const SlabDecomposition&, double,
+                                 const FofOptions&);
 
 } // namespace caustic

@@ -44,11 +44,14 @@ struct HaloCatalogue {
 
 // Labels (smallest member ID of its group) of this rank's particles, in particle order.
 // Particles must be on their owning slabs of `decomp`. Collective.
-std::vector<std::uint64_t> fofLabels(const Particles& parts, const SlabDecomposition& decomp,
-                                     double linking_length);
+// (Particles of either precision, here and in findHalos.)
+template <class R>
+std::vector<std::uint64_t> fofLabels(const BasicParticles<R>& parts,
+                                     const SlabDecomposition& decomp, double linking_length);
 
 // Groups of at least opt.min_particles members with their properties. Collective.
-HaloCatalogue findHalos(const Particles& parts, const SlabDecomposition& decomp,
+template <class R>
+HaloCatalogue findHalos(const BasicParticles<R>& parts, const SlabDecomposition& decomp,
                         double mean_separation, const FofOptions& opt);
 
 } // namespace caustic

@@ -212,9 +212,10 @@ PowerSpectrum binCompensatedPower(const BinnedModes<T>& rho_k, const Field<T>* s
       });
 }
 
-template <class T>
-void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft, const Particles& parts,
-                      double total_particles, const PowerOptions& opt) {
+template <class T, class R>
+void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft,
+                      const BasicParticles<R>& parts, double total_particles,
+                      const PowerOptions& opt) {
   ScopedRegion region("caustic::densityContrastK");
   const auto& d = delta_k.decomp();
   const Painter<T> painter(delta_k.decompPtr(), opt.window);
@@ -243,8 +244,8 @@ void addShotNoise(PowerSpectrum& ps, double box, double total_particles, bool su
   }
 }
 
-template <class T>
-PowerSpectrum measurePower(Field<T>& work, const FFT<T>& fft, const Particles& parts,
+template <class T, class R>
+PowerSpectrum measurePower(Field<T>& work, const FFT<T>& fft, const BasicParticles<R>& parts,
                            double total_particles, const PowerOptions& opt) {
   ScopedRegion region("caustic::measurePower");
   const Painter<T> painter(work.decompPtr(), opt.window);
@@ -264,8 +265,8 @@ PowerSpectrum measurePower(Field<T>& work, const FFT<T>& fft, const Particles& p
   return ps;
 }
 
-template <class T>
-PowerSpectrum measurePower(const Particles& parts, double total_particles,
+template <class T, class R>
+PowerSpectrum measurePower(const BasicParticles<R>& parts, double total_particles,
                            std::shared_ptr<const SlabDecomposition> mesh, const FFT<T>& fft,
                            const PowerOptions& opt) {
   Field<T> work(mesh, "caustic::measurePower::work");
@@ -277,25 +278,27 @@ template PowerSpectrum binPower<double>(const Field<double>&);
 template PowerSpectrum binCompensatedPower<float>(const Field<float>&, const Field<float>*, Window);
 template PowerSpectrum binCompensatedPower<double>(const Field<double>&, const Field<double>*,
                                                    Window);
-template void densityContrastK<float>(Field<float>&, Field<float>&, const FFT<float>&,
-                                      const Particles&, double, const PowerOptions&);
-template void densityContrastK<double>(Field<double>&, Field<double>&, const FFT<double>&,
-                                       const Particles&, double, const PowerOptions&);
 template class BinnedModes<float>;
 template class BinnedModes<double>;
 template PowerSpectrum binCompensatedPower<float>(const BinnedModes<float>&, const Field<float>*,
                                                   Window);
 template PowerSpectrum binCompensatedPower<double>(const BinnedModes<double>&, const Field<double>*,
                                                    Window);
-template PowerSpectrum measurePower<float>(Field<float>&, const FFT<float>&, const Particles&,
-                                           double, const PowerOptions&);
-template PowerSpectrum measurePower<double>(Field<double>&, const FFT<double>&, const Particles&,
-                                            double, const PowerOptions&);
-template PowerSpectrum measurePower<float>(const Particles&, double,
-                                           std::shared_ptr<const SlabDecomposition>,
-                                           const FFT<float>&, const PowerOptions&);
-template PowerSpectrum measurePower<double>(const Particles&, double,
-                                            std::shared_ptr<const SlabDecomposition>,
-                                            const FFT<double>&, const PowerOptions&);
+
+// Mesh precision T, particle precision R (every combination: observers of either mesh
+// precision visit particles of either).
+#define CAUSTIC_POWER_PARTICLES(T, R)                                                              \
+  template void densityContrastK(Field<T>&, Field<T>&, const FFT<T>&, const BasicParticles<R>&,    \
+                                 double, const PowerOptions&);                                     \
+  template PowerSpectrum measurePower(Field<T>&, const FFT<T>&, const BasicParticles<R>&, double,  \
+                                      const PowerOptions&);                                        \
+  template PowerSpectrum measurePower<T>(const BasicParticles<R>&, double,                         \
+                                         std::shared_ptr<const SlabDecomposition>, const FFT<T>&,  \
+                                         const PowerOptions&);
+CAUSTIC_POWER_PARTICLES(float, double)
+CAUSTIC_POWER_PARTICLES(double, double)
+CAUSTIC_POWER_PARTICLES(float, float)
+CAUSTIC_POWER_PARTICLES(double, float)
+#undef CAUSTIC_POWER_PARTICLES
 
 } // namespace caustic

@@ -73,19 +73,21 @@ void addShotNoise(PowerSpectrum& ps, double box, double total_particles, bool su
 // Density contrast of the particles in Fourier space, deconvolved by the window and, if asked,
 // interlaced; `total_particles` is the global particle count. `work` is overwritten; `delta_k`
 // receives the result. Collective.
-template <class T>
-void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft, const Particles& parts,
-                      double total_particles, const PowerOptions& opt);
+// (R, here and in measurePower: particles of either precision.)
+template <class T, class R>
+void densityContrastK(Field<T>& delta_k, Field<T>& work, const FFT<T>& fft,
+                      const BasicParticles<R>& parts, double total_particles,
+                      const PowerOptions& opt);
 
 // Density contrast, binned power and optional shot-noise subtraction on one mesh (`work`,
 // overwritten; the interlaced copy's partner is kept as BinnedModes meanwhile): the tables of
 // densityContrastK then binPower, bit for bit. Collective.
-template <class T>
-PowerSpectrum measurePower(Field<T>& work, const FFT<T>& fft, const Particles& parts,
+template <class T, class R>
+PowerSpectrum measurePower(Field<T>& work, const FFT<T>& fft, const BasicParticles<R>& parts,
                            double total_particles, const PowerOptions& opt);
 // The same on a mesh of its own.
-template <class T>
-PowerSpectrum measurePower(const Particles& parts, double total_particles,
+template <class T, class R>
+PowerSpectrum measurePower(const BasicParticles<R>& parts, double total_particles,
                            std::shared_ptr<const SlabDecomposition> mesh, const FFT<T>& fft,
                            const PowerOptions& opt);
 

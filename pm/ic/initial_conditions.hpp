@@ -18,9 +18,10 @@ struct ICOptions {
 
 // Particles of the lattice `lattice` (one per cell; N = particles per side) at a_start,
 // each rank holding its Lagrangian x-slab. Collective.
-template <class T>
-Particles makeInitialConditions(std::shared_ptr<const SlabDecomposition> lattice,
-                                const Cosmology& cosmo, const LinearPower& power,
-                                const ICOptions& opt);
+// T: the precision of the meshes; R: of the particles.
+template <class T, class R = double>
+BasicParticles<R> makeInitialConditions(std::shared_ptr<const SlabDecomposition> lattice,
+                                        const Cosmology& cosmo, const LinearPower& power,
+                                        const ICOptions& opt);
 
 } // namespace caustic

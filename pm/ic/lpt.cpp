@@ -123,8 +123,9 @@ LptFields<T> lptDisplacements(const Field<T>& delta_k, const FFT<T>& fft, int or
   return out;
 }
 
-template <class T>
-Particles lptParticles(const LptFields<T>& lpt, const Cosmology& cosmo, double a, double offset) {
+template <class T, class R>
+BasicParticles<R> lptParticles(const LptFields<T>& lpt, const Cosmology& cosmo, double a,
+                               double offset) {
   ScopedRegion region("caustic::lptParticles");
   const auto& d = lpt.psi1[0]->decomp();
   const int n = d.n();
@@ -132,7 +133,7 @@ Particles lptParticles(const LptFields<T>& lpt, const Cosmology& cosmo, double a
   // One particle per local lattice point; 5% spare capacity: migration fills it without
   // reallocating.
   const std::size_t np = d.realBox().size();
-  Particles parts(np, np + np / 20 + 16);
+  BasicParticles<R> parts(np, np + np / 20 + 16);
   if (np == 0)
     return parts;
   const double d1 = cosmo.D1(a);
@@ -155,8 +156,9 @@ Particles lptParticles(const LptFields<T>& lpt, const Cosmology& cosmo, double a
                               second ? double(p2z(f)) : 0.0};
         const int q[3] = {pt.x, pt.y, pt.z};
         for (int c = 0; c < 3; ++c) {
-          X(i, c) = periodicWrap(q[c] * cell + offset + d1 * s1[c] + d2 * s2[c], L);
-          P(i, c) = v1 * s1[c] + v2 * s2[c];
+          X(i, c) = storedCoordinate<R>(
+              periodicWrap(q[c] * cell + offset + d1 * s1[c] + d2 * s2[c], L), L);
+          P(i, c) = static_cast<R>(v1 * s1[c] + v2 * s2[c]);
         }
         ID(i) = (static_cast<std::uint64_t>(pt.x) * n + pt.y) * n + pt.z;
       });
@@ -167,7 +169,9 @@ template void applyLinearPower<float>(Field<float>&, const LinearPower&);
 template void applyLinearPower<double>(Field<double>&, const LinearPower&);
 template LptFields<float> lptDisplacements<float>(const Field<float>&, const FFT<float>&, int);
 template LptFields<double> lptDisplacements<double>(const Field<double>&, const FFT<double>&, int);
-template Particles lptParticles<float>(const LptFields<float>&, const Cosmology&, double, double);
-template Particles lptParticles<double>(const LptFields<double>&, const Cosmology&, double, double);
+template Particles lptParticles(const LptFields<float>&, const Cosmology&, double, double);
+template Particles lptParticles(const LptFields<double>&, const Cosmology&, double, double);
+template SingleParticles lptParticles<float, float>(const LptFields<float>&, const Cosmology&,
+                                                    double, double);
 
 } // namespace caustic

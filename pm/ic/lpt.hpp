@@ -37,8 +37,9 @@ LptFields<T> lptDisplacements(const Field<T>& delta_k, const FFT<T>& fft, int or
 // x-slab. The offset translates the whole realisation; half a PM cell keeps particles off the
 // PM mesh points, where the CIC window has its kink and the painted density of a displaced
 // lattice would respond one-sidedly (a half-cell shift of the force).
-template <class T>
-Particles lptParticles(const LptFields<T>& lpt, const Cosmology& cosmo, double a,
-                       double offset = 0.0);
+// R: the particles' precision (positions and momenta computed in double, then stored).
+template <class T, class R = double>
+BasicParticles<R> lptParticles(const LptFields<T>& lpt, const Cosmology& cosmo, double a,
+                               double offset = 0.0);
 
 } // namespace caustic

@@ -100,14 +100,26 @@ template <class R, class S> BasicParticles<R> convertParticles(const BasicPartic
   return out;
 }
 
-template <class R> BasicParticles<R> copyWithoutAttributes(const BasicParticles<R>& p) {
+template <class R, class S> BasicParticles<R> convertWithoutAttributes(const BasicParticles<S>& p) {
   const std::size_t n = p.size();
   BasicParticles<R> out(n, n + n / 20 + 16);
-  const auto live = std::make_pair(std::size_t(0), n);
-  Kokkos::deep_copy(Kokkos::subview(out.x, live, Kokkos::ALL), Kokkos::subview(p.x, live, Kokkos::ALL));
-  Kokkos::deep_copy(Kokkos::subview(out.p, live, Kokkos::ALL), Kokkos::subview(p.p, live, Kokkos::ALL));
-  Kokkos::deep_copy(Kokkos::subview(out.id, live), Kokkos::subview(p.id, live));
+  auto x = p.x, v = p.p, ox = out.x, ov = out.p;
+  auto id = p.id, oid = out.id;
+  Kokkos::parallel_for(
+      "caustic::convertWithoutAttributes", Kokkos::RangePolicy<>(0, n),
+      KOKKOS_LAMBDA(const std::size_t i) {
+        for (int c = 0; c < 3; ++c) {
+          ox(i, c) = static_cast<R>(x(i, c));
+          ov(i, c) = static_cast<R>(v(i, c));
+        }
+        oid(i) = id(i);
+      });
+  Kokkos::fence();
   return out;
+}
+
+template <class R> BasicParticles<R> copyWithoutAttributes(const BasicParticles<R>& p) {
+  return convertWithoutAttributes<R>(p);
 }
 
 template struct BasicParticles<double>;
@@ -118,5 +130,10 @@ template Particles copyWithoutAttributes(const Particles&);
 template SingleParticles copyWithoutAttributes(const SingleParticles&);
 template Particles convertParticles<double, float>(const SingleParticles&);
 template SingleParticles convertParticles<float, double>(const Particles&);
+template Particles convertParticles<double, double>(const Particles&);
+template SingleParticles convertParticles<float, float>(const SingleParticles&);
+template Particles convertWithoutAttributes<double, float>(const SingleParticles&);
+template Particles convertWithoutAttributes<double, double>(const Particles&);
+template SingleParticles convertWithoutAttributes<float, float>(const SingleParticles&);
 
 } // namespace caustic

@@ -21,6 +21,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -93,8 +94,36 @@ template <class R> BasicParticles<R> copyParticles(const BasicParticles<R>& p);
 // Positions, momenta and IDs of the live particles without their attributes, with room for a
 // migration (capacity size + 5% + 16): a scratch copy that an output may displace or migrate.
 template <class R> BasicParticles<R> copyWithoutAttributes(const BasicParticles<R>& p);
+// The same with x and p converted to R.
+template <class R, class S> BasicParticles<R> convertWithoutAttributes(const BasicParticles<S>& p);
 // The particles (size, capacity and attributes) with x and p converted to R.
 template <class R, class S> BasicParticles<R> convertParticles(const BasicParticles<S>& p);
+
+// A run's particles on this rank, in the run's precision (simulation.particle_precision): one of
+// the two is set. Code that handles both precisions visits them; code made for double takes
+// asDouble().
+struct ParticlesRef {
+  const Particles* dbl = nullptr;
+  const SingleParticles* single = nullptr;
+  ParticlesRef() = default;
+  ParticlesRef(const Particles& p) : dbl(&p) {}
+  ParticlesRef(const SingleParticles& p) : single(&p) {}
+  std::size_t size() const { return single ? single->size() : dbl ? dbl->size() : 0; }
+  // f(particles) in their own precision; both calls must return the same type.
+  template <class F> decltype(auto) visit(F&& f) const {
+    if (single)
+      return f(*single);
+    return f(*dbl);
+  }
+  // The particles in double precision: the run's own, or a converted copy (size, capacity,
+  // attributes) that `copy` holds.
+  const Particles& asDouble(std::unique_ptr<Particles>& copy) const {
+    if (dbl)
+      return *dbl;
+    copy = std::make_unique<Particles>(convertParticles<double>(*single));
+    return *copy;
+  }
+};
 
 // Wraps a coordinate into [0, L) (also when x + L rounds to L).
 KOKKOS_INLINE_FUNCTION double periodicWrap(double x, double L) {

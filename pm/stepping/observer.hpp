@@ -26,7 +26,7 @@ struct SimulationState {
   double a = 0.0;
   int step = 0;                                  // steps done
   int steps_total = 0;                           // steps in the run
-  const Particles* particles = nullptr;          // this rank's particles, on their slabs
+  ParticlesRef particles;                        // this rank's particles, on their slabs
   std::shared_ptr<const SlabDecomposition> mesh; // the PM mesh decomposition
   const Cosmology* cosmology = nullptr;
   double total_particles = 0.0; // over all ranks

@@ -8,7 +8,7 @@ namespace caustic {
 
 namespace {
 // Number of particles with a non-finite coordinate or momentum on this rank.
-std::size_t countNonFinite(const Particles& parts) {
+template <class R> std::size_t countNonFinite(const BasicParticles<R>& parts) {
   auto x = parts.x;
   auto p = parts.p;
   std::size_t bad = 0;
@@ -26,7 +26,8 @@ std::size_t countNonFinite(const Particles& parts) {
 } // namespace
 
 void NonFiniteCheck::afterStep(const StepInfo& info) {
-  std::size_t bad = countNonFinite(*info.particles), anybad = 0;
+  std::size_t bad = info.particles.visit([](const auto& parts) { return countNonFinite(parts); });
+  std::size_t anybad = 0;
   mpiCheck(MPI_Allreduce(&bad, &anybad, 1, MPI_UINT64_T, MPI_SUM, info.comm), "NonFiniteCheck");
   if (anybad)
     throw NonFiniteState(std::to_string(anybad) +

@@ -13,34 +13,34 @@ bool isOutputScaleFactor(double a, const std::vector<double>& outputs) {
   return false;
 }
 
-template <class T>
-RunLoop<T>::RunLoop(NBody<T>& nbody, Particles& parts, std::vector<double> boundaries,
-                    std::vector<double> outputs, Spacing spacing, SimulationState base)
+template <class T, class R>
+RunLoop<T, R>::RunLoop(NBody<T>& nbody, BasicParticles<R>& parts, std::vector<double> boundaries,
+                       std::vector<double> outputs, Spacing spacing, SimulationState base)
     : _nbody(nbody), _parts(parts), _boundaries(std::move(boundaries)),
       _outputs(std::move(outputs)), _spacing(spacing), _base(std::move(base)) {}
 
-template <class T> SimulationState RunLoop<T>::state(int step) const {
+template <class T, class R> SimulationState RunLoop<T, R>::state(int step) const {
   SimulationState s = _base;
   s.a = _nbody.a();
   s.step = step;
   s.steps_total = static_cast<int>(_boundaries.size()) - 1;
-  s.particles = &_parts;
+  s.particles = ParticlesRef(_parts);
   return s;
 }
 
-template <class T> StepInfo RunLoop<T>::info(int step, int first) const {
+template <class T, class R> StepInfo RunLoop<T, R>::info(int step, int first) const {
   StepInfo i;
   i.step = step;
   i.steps_total = static_cast<int>(_boundaries.size()) - 1;
   i.first = first;
   i.a = _nbody.a();
   i.state = _nbody.state();
-  i.particles = &_parts;
+  i.particles = ParticlesRef(_parts);
   i.comm = _base.mesh->comm().get();
   return i;
 }
 
-template <class T> void RunLoop<T>::notify(Event e, const SimulationState& s) {
+template <class T, class R> void RunLoop<T, R>::notify(Event e, const SimulationState& s) {
   for (Observer* o : _observers) {
     if (!o->wants(e))
       continue;
@@ -49,7 +49,7 @@ template <class T> void RunLoop<T>::notify(Event e, const SimulationState& s) {
   }
 }
 
-template <class T> RunResult RunLoop<T>::run(const ResumePoint* resume) {
+template <class T, class R> RunResult RunLoop<T, R>::run(const ResumePoint* resume) {
   ScopedRegion region("caustic::RunLoop::run");
   const MPI_Comm comm = _base.mesh->comm().get();
   const int steps = static_cast<int>(_boundaries.size()) - 1;
@@ -120,7 +120,8 @@ template <class T> RunResult RunLoop<T>::run(const ResumePoint* resume) {
   return result;
 }
 
-template class RunLoop<float>;
-template class RunLoop<double>;
+template class RunLoop<float, double>;
+template class RunLoop<double, double>;
+template class RunLoop<float, float>;
 
 } // namespace caustic

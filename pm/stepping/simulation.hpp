@@ -42,7 +42,7 @@ struct StepInfo {
   int first = 1;      // the first step of this run (after a resume: the one after it)
   double a = 0.0;     // the particles' scale factor
   StepperState state; // the integrator (p may be ahead of x)
-  const Particles* particles = nullptr;
+  ParticlesRef particles;
   MPI_Comm comm = MPI_COMM_NULL;
 };
 
@@ -69,11 +69,12 @@ public:
   }
 };
 
-template <class T> class RunLoop {
+// T: the mesh precision; R: the particles' (double, or float with a float mesh).
+template <class T, class R = double> class RunLoop {
 public:
   // `boundaries`: step boundaries (timeSteps()); `outputs`: output scale factors (each one a
   // boundary); `base`: the state handed to observers (mesh, cosmology, particle set facts).
-  RunLoop(NBody<T>& nbody, Particles& parts, std::vector<double> boundaries,
+  RunLoop(NBody<T>& nbody, BasicParticles<R>& parts, std::vector<double> boundaries,
           std::vector<double> outputs, Spacing spacing, SimulationState base);
   void observe(Observer* o) { _observers.push_back(o); }
   void attach(RunHandler* h) { _handlers.push_back(h); }
@@ -88,7 +89,7 @@ private:
   StepInfo info(int step, int first) const;
 
   NBody<T>& _nbody;
-  Particles& _parts;
+  BasicParticles<R>& _parts;
   std::vector<double> _boundaries, _outputs;
   Spacing _spacing;
   SimulationState _base;
@@ -97,7 +98,8 @@ private:
   int _step = 0; // steps done, for the force events
 };
 
-extern template class RunLoop<float>;
-extern template class RunLoop<double>;
+extern template class RunLoop<float, double>;
+extern template class RunLoop<double, double>;
+extern template class RunLoop<float, float>;
 
 } // namespace caustic
