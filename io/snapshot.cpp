@@ -178,6 +178,8 @@ void writeSnapshot(const std::string& path, const Comm& comm, const BasicParticl
         // Gadget velocity: v_pec / sqrt(a) [km/s], v_pec = a dx/dt = p / a [100 km/s].
         const double vfac = 100.0 / (info.a * std::sqrt(info.a));
         const bool dbl = params.output.double_precision;
+        // float32 columns: a position that rounds up to the box size is written as 0.
+        const double box = params.simulation.box;
         const hid_t ft = dbl ? H5T_IEEE_F64LE : H5T_IEEE_F32LE;
         // Converted in pieces: the buffer is bounded, not a copy of every column.
         auto columns = [&](auto zero) {
@@ -187,7 +189,7 @@ void writeSnapshot(const std::string& path, const Comm& comm, const BasicParticl
               [&](std::uint64_t first, std::uint64_t count, V* out) {
                 for (std::uint64_t i = 0; i < count; ++i)
                   for (int c = 0; c < 3; ++c)
-                    out[3 * i + c] = static_cast<V>(hx(first + i, c));
+                    out[3 * i + c] = storedCoordinate<V>(hx(first + i, c), box);
               },
               "Mpc/h (comoving)", ctx);
           h5::writeRowsInPieces<V>(

@@ -17,7 +17,8 @@ namespace caustic {
 
 namespace {
 
-template <class T> int runIC(RunContext& ctx, const Params& params, bool overwrite) {
+// T: the meshes' precision; R: the particles' (simulation.particle_precision).
+template <class T, class R> int runIC(RunContext& ctx, const Params& params, bool overwrite) {
   const auto& sim = params.simulation;
   const auto& out = params.output;
   MPI_Comm comm = ctx.comm().get();
@@ -38,7 +39,7 @@ template <class T> int runIC(RunContext& ctx, const Params& params, bool overwri
                        "\" holds the outputs of an earlier run or initial conditions; pass "
                        "--overwrite to replace them, or choose another directory");
   }
-  Particles parts = makeRunInitialConditions<T>(ctx, params, cosmo, power);
+  BasicParticles<R> parts = makeRunInitialConditions<T, R>(ctx, params, cosmo, power);
   if (const int sig = agreedStopSignal(comm)) {
     ctx.log("stopped by signal " + std::to_string(sig) +
             " during the initial conditions; nothing was written");
@@ -99,8 +100,9 @@ template <class T> int runIC(RunContext& ctx, const Params& params, bool overwri
 } // namespace
 
 int runInitialConditions(RunContext& ctx, const Params& params, bool overwrite) {
-  return params.simulation.double_precision ? runIC<double>(ctx, params, overwrite)
-                                            : runIC<float>(ctx, params, overwrite);
+  return withPrecisions(params.simulation, [&](auto t, auto r) {
+    return runIC<decltype(t), decltype(r)>(ctx, params, overwrite);
+  });
 }
 
 } // namespace caustic

@@ -500,11 +500,9 @@ int runSim(RunContext& ctx, const Params& params, const RunOptions& opt) {
 } // namespace
 
 int runSimulationCommand(RunContext& ctx, const Params& params, const RunOptions& opt) {
-  const auto& sim = params.simulation;
-  if (sim.double_precision)
-    return runSim<double, double>(ctx, params, opt);
-  return sim.single_particles ? runSim<float, float>(ctx, params, opt)
-                              : runSim<float, double>(ctx, params, opt);
+  return withPrecisions(params.simulation, [&](auto t, auto r) {
+    return runSim<decltype(t), decltype(r)>(ctx, params, opt);
+  });
 }
 
 } // namespace caustic

@@ -155,16 +155,22 @@ def run_case(args):
 
 def single_particles(args):
     # simulation.particle_precision = "single" (x and p stored as float) against the same run
-    # with double particles on the same single-precision mesh: the same outputs, positions in the
-    # box, spectra equal to float rounding, and the same halos to a member or two.
+    # with double particles on the same single-precision mesh (float32 snapshots for both): the
+    # same outputs, positions in the box, spectra equal to float rounding, and the same halos to
+    # a member or two.
     outs = {}
     for prec in ("double", "single"):
         out = os.path.join(args.work, "out_particles_" + prec)
         shutil.rmtree(out, ignore_errors=True)
         pfile = os.path.join(args.work, "particles_%s.toml" % prec)
+        text = (PARAMS.format(out=out, steps=8)
+                .replace('\nprecision = "double"\n',
+                         '\nprecision = "single"\nparticle_precision = "%s"\n' % prec)
+                .replace('snapshot_precision = "double"', 'snapshot_precision = "single"'))
+        check('\nprecision = "single"\nparticle_precision = "%s"' % prec in text and
+              'snapshot_precision = "single"' in text, "particle_precision test parameters")
         with open(pfile, "w") as f:
-            f.write(PARAMS.format(out=out, steps=8).replace('precision = "double"\n',
-                    'precision = "single"\nparticle_precision = "%s"\n' % prec, 1))
+            f.write(text)
         cmd = shlex.split(args.mpiexec) + ["-n", str(args.np), args.caustic, "run", pfile]
         r = subprocess.run(cmd, capture_output=True, text=True)
         check(r.returncode == 0, "particle_precision = %s: run failed: %s" % (prec, r.stderr[-500:]))
@@ -178,6 +184,14 @@ def single_particles(args):
         ids = h["PartType1/ParticleIDs"][...]
     check(np.array_equal(np.sort(ids), np.arange(16**3)), "single particles: IDs incomplete")
     check(np.all((pos >= 0) & (pos < 64.0)), "single particles: positions outside the box")
+    # The initial conditions: float storage of the same 2LPT positions is what a float32 snapshot
+    # of the double ones holds, bit for bit.
+    with h5py.File(os.path.join(d, "ic.hdf5"), "r") as hd, h5py.File(os.path.join(f, "ic.hdf5"), "r") as hf:
+        check(hf["PartType1/Coordinates"].dtype == np.float32, "ic.hdf5 Coordinates not float32")
+        check(np.array_equal(hd["PartType1/Coordinates"][...], hf["PartType1/Coordinates"][...]),
+              "single particles: initial positions differ from the double run's float32 ones")
+        check(np.allclose(hd["PartType1/Velocities"][...], hf["PartType1/Velocities"][...], rtol=1e-6,
+                          atol=1e-6), "single particles: initial velocities differ")
     with h5py.File(os.path.join(d, "snapshot_a1.0000.hdf5"), "r") as h:
         pos_d = h["PartType1/Coordinates"][...][np.argsort(h["PartType1/ParticleIDs"][...])]
     dx = pos[np.argsort(ids)] - pos_d

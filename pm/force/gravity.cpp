@@ -184,7 +184,6 @@ CAUSTIC_GRAVITY_FORCE(float, double, float)
 CAUSTIC_GRAVITY_FORCE(float, double, double)
 CAUSTIC_GRAVITY_FORCE(double, double, double)
 CAUSTIC_GRAVITY_FORCE(float, float, float)
-CAUSTIC_GRAVITY_FORCE(double, float, float)
 #undef CAUSTIC_GRAVITY_FORCE
 
 } // namespace caustic
