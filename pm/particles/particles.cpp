@@ -60,27 +60,8 @@ BasicParticles<R> BasicParticles<R>::withSameAttributes(std::size_t n, std::size
   return out;
 }
 
-namespace {
-// out's attributes (made by withSameAttributes) take p's values.
-template <class R, class S>
-void copyAttributes(const BasicParticles<S>& p, BasicParticles<R>& out) {
-  for (const auto& a : p.attributes()) {
-    if (!out.hasAttribute(a.name()))
-      out.addAttribute(a.name(), a.type(), a.components(), a.units());
-    const ParticleAttribute* b = out.findAttribute(a.name());
-    // Attribute storage is host memory (as the distributor's).
-    std::memcpy(b->bytes(), a.bytes(), a.capacity() * a.rowBytes());
-  }
-}
-} // namespace
-
 template <class R> BasicParticles<R> copyParticles(const BasicParticles<R>& p) {
-  BasicParticles<R> out = p.withSameAttributes(p.size(), p.capacity());
-  Kokkos::deep_copy(out.x, p.x);
-  Kokkos::deep_copy(out.p, p.p);
-  Kokkos::deep_copy(out.id, p.id);
-  copyAttributes(p, out);
-  return out;
+  return convertParticles<R>(p);
 }
 
 template <class R, class S> BasicParticles<R> convertParticles(const BasicParticles<S>& p) {
@@ -96,7 +77,11 @@ template <class R, class S> BasicParticles<R> convertParticles(const BasicPartic
       });
   Kokkos::fence();
   Kokkos::deep_copy(out.id, p.id);
-  copyAttributes(p, out);
+  for (const auto& a : p.attributes()) {
+    ParticleAttribute& b = out.addAttribute(a.name(), a.type(), a.components(), a.units());
+    // Attribute storage is host memory (as the distributor's).
+    std::memcpy(b.bytes(), a.bytes(), a.capacity() * a.rowBytes());
+  }
   return out;
 }
 

@@ -108,7 +108,6 @@ struct ParticlesRef {
   ParticlesRef() = default;
   ParticlesRef(const Particles& p) : dbl(&p) {}
   ParticlesRef(const SingleParticles& p) : single(&p) {}
-  std::size_t size() const { return single ? single->size() : dbl ? dbl->size() : 0; }
   // f(particles) in their own precision; both calls must return the same type.
   template <class F> decltype(auto) visit(F&& f) const {
     if (single)
