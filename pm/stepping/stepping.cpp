@@ -75,7 +75,7 @@ double midpoint(double ai, double af, Spacing spacing) {
   return spacing == Spacing::Linear ? 0.5 * (ai + af) : std::sqrt(ai * af);
 }
 
-template <class R> void drift(BasicParticles<R>& parts, double factor, double box) {
+void drift(Particles& parts, double factor, double box) {
   auto x = parts.x;
   auto p = parts.p;
   Kokkos::parallel_for(
@@ -187,8 +187,6 @@ void NBody<T>::run(BasicParticles<R>& parts, const std::vector<double>& boundari
 
 template class NBody<float>;
 template class NBody<double>;
-template void drift(Particles&, double, double);
-template void drift(SingleParticles&, double, double);
 #define CAUSTIC_NBODY_PARTICLES(T, R)                                                              \
   template void NBody<T>::start(BasicParticles<R>&, double);                                       \
   template void NBody<T>::step(BasicParticles<R>&, const ScheduledStep&);                          \

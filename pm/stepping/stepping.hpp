@@ -43,7 +43,7 @@ private:
 };
 
 // x <- x + f p (periodic). (Kicks are fused with the force readout: Gravity::force.)
-template <class R> void drift(BasicParticles<R>& parts, double factor, double box);
+void drift(Particles& parts, double factor, double box);
 
 // Everything of the integrator besides the particles: with p half a step ahead between fused
 // steps, a checkpoint must record how far (FastPM kick factor) and the step it was prepared for.
