@@ -41,6 +41,10 @@ add_library(caustic_rol INTERFACE)
 target_include_directories(caustic_rol SYSTEM INTERFACE ${ROL_INCLUDE_DIR})
 target_link_libraries(caustic_rol INTERFACE ${_caustic_rol_libs})
 
+# Boost.Math (libboost-dev; header-only): the Student t and Fisher F quantiles of the intervals
+# of `caustic infer`'s MUSE estimate.
+find_package(Boost 1.74 REQUIRED)
+
 find_package(tomlplusplus REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(CLI11 REQUIRED)

@@ -1,4 +1,6 @@
 #include "infer/muse.hpp"
+#include <boost/math/distributions/fisher_f.hpp>
+#include <boost/math/distributions/students_t.hpp>
 
 #include <cmath>
 #include <stdexcept>
@@ -71,6 +73,10 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
   if (!(s.tolerance >= 0.0))
     throw std::invalid_argument("MUSE: tolerance = " + std::to_string(s.tolerance) + "; >= 0");
   const std::size_t np = theta0.size();
+  if (static_cast<std::size_t>(s.simulations) <= np)
+    throw std::invalid_argument("MUSE: simulations = " + std::to_string(s.simulations) +
+                                "; more than the " + std::to_string(np) +
+                                " parameters (the scores' covariance J is singular otherwise)");
   for (double t : theta0)
     if (t == 0.0)
       throw std::invalid_argument("MUSE: a parameter is 0; the difference step is relative");
@@ -244,6 +250,23 @@ MuseResult museEstimate(const MuseProblem& problem, const std::vector<double>& t
   if (s.final_covariance)
     r.residual_sigmas = sigmas(newtonStep(Hinv, r.at_estimate));
   r.complete = true;
+  return r;
+}
+
+MuseIntervalScale museIntervalScale(int simulations, std::size_t parameters, double level) {
+  if (parameters < 1 || simulations < 2 || static_cast<std::size_t>(simulations) <= parameters)
+    throw std::invalid_argument("MUSE intervals: " + std::to_string(simulations) +
+                                " simulations for " + std::to_string(parameters) +
+                                " parameters; need more simulations than parameters");
+  if (!(level > 0.0 && level < 1.0))
+    throw std::invalid_argument("MUSE intervals: level " + std::to_string(level) +
+                                "; expected a probability in (0, 1)");
+  const double n = simulations, p = static_cast<double>(parameters);
+  MuseIntervalScale r;
+  r.marginal = boost::math::quantile(boost::math::students_t_distribution<double>(n - 1.0),
+                                     0.5 * (1.0 + level));
+  r.joint = p * (n - 1.0) / (n - p) *
+            boost::math::quantile(boost::math::fisher_f_distribution<double>(p, n - p), level);
   return r;
 }
 

@@ -199,6 +199,11 @@ InferParams parseInferParams(const std::string& text, const std::vector<std::str
     if (ns < 2 || ns > 100000)
       throw ParamError(u.key("simulations") + " = " + std::to_string(ns) +
                        ": not allowed; expected an integer in [2, 100000]");
+    if (static_cast<std::size_t>(ns) <= p.fit.size())
+      throw ParamError(u.key("simulations") + " = " + std::to_string(ns) + ": not allowed with " +
+                       std::to_string(p.fit.size()) +
+                       " fitted parameters (inference.fit); expected more simulations than "
+                       "parameters (their scores' covariance is singular otherwise)");
     const auto ni = u.integer("iterations", 2, "an integer in [1, 100] (Newton steps)");
     if (ni < 1 || ni > 100)
       throw ParamError(u.key("iterations") + " = " + std::to_string(ni) +

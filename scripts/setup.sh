@@ -10,6 +10,7 @@ PACKAGES=(
   libhdf5-openmpi-dev hdf5-tools
   libtrilinos-kokkos-dev
   libtrilinos-rol-dev libtrilinos-teuchos-dev   # the optimiser of `caustic infer` (ROL) and its Teuchos
+  libboost-dev    # Boost.Math (header-only): the t and F quantiles of MUSE's intervals
   libtorch-dev
   librandom123-dev
   libtomlplusplus-dev

@@ -871,11 +871,15 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
       const double l1 = tr + std::sqrt(std::max(0.0, tr * tr - det)),
                    l2 = tr - std::sqrt(std::max(0.0, tr * tr - det));
       const double ang = 0.5 * std::atan2(2 * b, a - c);
-      for (double nsig : {1.0, 2.0}) {
-        // 68% and 95% regions of a 2D Gaussian: chi^2_2 = 2.30, 6.18.
-        const double q = nsig == 1.0 ? std::sqrt(2.30) : std::sqrt(6.18);
-        PlotSeries e{method + (nsig == 1.0 ? " 68%" : " 95%"), nsig == 1.0 ? "#1f77b4" : "#aec7e8",
-                     {}};
+      for (const char* level : {"68", "95"}) {
+        // The 68% and 95% regions: MUSE's joint bounds (Hotelling's T^2 for a covariance from
+        // its simulations), or those of a 2D Gaussian, chi^2_2 = -2 ln(1 - level).
+        const double bound =
+            ip.muse.enabled ? muse_json.at("intervals").at(level).at("joint_bound").get<double>()
+                            : -2.0 * std::log(1.0 - std::stod(level) / 100.0);
+        const double q = std::sqrt(bound);
+        const bool inner = level[0] == '6';
+        PlotSeries e{method + " " + level + "%", inner ? "#1f77b4" : "#aec7e8", {}};
         for (int k = 0; k <= 100; ++k) {
           const double t = 2 * M_PI * k / 100;
           const double u = q * std::sqrt(std::max(l1, 0.0)) * std::cos(t),

@@ -178,6 +178,24 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
           r.covariance[i][k] / std::sqrt(r.covariance[i][i] * r.covariance[k][k]);
   }
   j["covariance"] = r.covariance;
+  // Intervals for a covariance measured with N simulations: Student's t (N - 1 degrees of
+  // freedom) per parameter, Hotelling's T^2 jointly (museIntervalScale).
+  std::string interval_text;
+  for (const auto& [key, level] : {std::pair<const char*, double>{"68", 0.68}, {"95", 0.95}}) {
+    const MuseIntervalScale sc = museIntervalScale(mp.simulations, free.size(), level);
+    nlohmann::json& iv = j["intervals"][key];
+    iv["level"] = level;
+    iv["sigmas"] = sc.marginal;
+    iv["joint_bound"] = sc.joint;
+    interval_text += std::string(interval_text.empty() ? "" : "; ") + key + "% (+-" +
+                     formatNumber(sc.marginal, 3) + " sigma):";
+    for (std::size_t i = 0; i < free.size(); ++i) {
+      const double half = sc.marginal * std::sqrt(r.covariance[i][i]);
+      iv["bounds"][free[i].name] = {r.theta[i] - half, r.theta[i] + half};
+      interval_text += " " + free[i].name + " [" + formatNumber(r.theta[i] - half, 4) + ", " +
+                       formatNumber(r.theta[i] + half, 4) + "]";
+    }
+  }
   j["H"] = r.H;
   j["J"] = r.J;
   j["covariance_at_estimate"] = r.covariance_at_estimate;
@@ -256,6 +274,9 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
                                           " sigma; H and J at the estimate"
                                     : std::string("; H at the start")) +
           (worst > 0.3 ? ": not converged, more inference.muse.iterations" : "") + ")");
+  ctx.log("infer: MUSE: intervals for a covariance from " + std::to_string(mp.simulations) +
+          " simulations (Student t, " + std::to_string(mp.simulations - 1) +
+          " degrees of freedom): " + interval_text);
   if (mp.tolerance > 0)
     ctx.log("infer: MUSE: " + std::to_string(r.newton_steps) + " Newton steps; " +
             (r.converged ? "the last below inference.muse.tolerance = "

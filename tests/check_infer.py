@@ -238,6 +238,20 @@ def main():
         check(np.allclose(cov, mu["covariance"], rtol=1e-10, atol=0),
               "MUSE covariance %s, recomputed %s" % (mu["covariance"], cov))
         check(np.all(np.linalg.eigvalsh(np.array(mu["covariance"])) > 0), "MUSE covariance not positive")
+        # Intervals for a covariance from 3 simulations: Student's t with 2 degrees of freedom,
+        # (2u - 1) / sqrt(2u (1 - u)) at u = (1 + level) / 2, and Hotelling's T^2 for 2
+        # parameters, 2 (N - 1) / (N - 2) F(2, N - 2) with F(2, 1)'s quantile ((1 - level)^-2 - 1) / 2.
+        for key, level in (("68", 0.68), ("95", 0.95)):
+            iv = mu["intervals"][key]
+            u = (1 + level) / 2
+            t = (2 * u - 1) / np.sqrt(2 * u * (1 - u))
+            t2 = 2 * 2 / 1 * 0.5 * ((1 - level) ** -2 - 1)
+            check(abs(iv["sigmas"] - t) <= 1e-9 * t and abs(iv["joint_bound"] - t2) <= 1e-9 * t2,
+                  "MUSE %s%% interval scales %s, %s; expected %s, %s" % (key, iv["sigmas"], iv["joint_bound"], t, t2))
+            for i, n in enumerate(order):
+                half = t * np.sqrt(cov[i, i])
+                check(np.allclose(iv["bounds"][n], [est[i] - half, est[i] + half], rtol=1e-9, atol=0),
+                      "MUSE %s%% interval of %s %s; expected %s +- %s" % (key, n, iv["bounds"][n], est[i], half))
         check(all(inf["map"]["parameters"][n] == mu["theta"][n] for n in order),
               "the MAP's parameters %s are not the MUSE estimate %s" % (inf["map"]["parameters"], mu["theta"]))
         # Scores from MAPs stopped at the iteration cap: counted as the log marks them.
@@ -366,6 +380,7 @@ def main():
         ("muse laplace", None, ("", MOCK + muse), r"inference\.laplace = true: not allowed with \[inference\.muse\]"),
         ("muse hmc", None, ("", MOCK + muse + "[inference.hmc]\nsamples = 2\n"), r"\[inference\.hmc\]: not allowed with \[inference\.muse\]"),
         ("muse one simulation", None, ("", MOCK + "[inference.muse]\nsimulations = 1\n"), r"inference\.muse\.simulations = 1: not allowed; expected an integer in \[2, 100000\]"),
+        ("muse simulations per parameter", None, ("", MOCK + "[inference.muse]\nsimulations = 2\n"), r"inference\.muse\.simulations = 2: not allowed with 2 fitted parameters \(inference\.fit\); expected more simulations than parameters"),
         ("muse tolerance", None, ("", MOCK + "[inference.muse]\ntolerance = -1\n"), r"inference\.muse\.tolerance = -1: out of range; allowed: \[0, 10\]"),
         ("muse seeds", None, ("", MOCK + "[inference.muse]\nseed = 2\n"), r"inference\.muse\.seed = 2: its simulations use the seeds \[2, 42\), which hold inference\.mock\.seed = 11"),
     ]
@@ -392,6 +407,8 @@ def main():
             text = text.replace("laplace = false", "laplace = true")
         if name in ("muse centred", "muse hmc", "muse one simulation", "muse seeds"):
             text = text.replace("laplace = false\n", "")
+        if name == "muse simulations per parameter":
+            text = text.replace('fit = ["sigma8"]\nlaplace = false\n', 'fit = ["Omega_m", "sigma8"]\n')
         if name == "unknown fit":
             text = text.replace('fit = ["sigma8"]', 'fit = ["h"]')
             pattern = r"inference\.fit = \"h\": unknown parameter; allowed: Omega_m, sigma8, bias"

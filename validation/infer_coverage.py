@@ -11,8 +11,10 @@ at once, each on `--np` ranks; a mock whose summary exists is not run again unle
 or its MUSE seed differs, and one stopped part-way resumes from its checkpoint), then reads
 each inference_summary.json: the estimate and its covariance (MUSE's, or the Laplace covariance
 at the joint MAP) against the mock's truth. It
-counts the mocks whose truth lies inside the 68% and 95% intervals, per parameter (|pull| < 1,
-1.96) and jointly (chi^2 of the two parameters < 2.30, 6.18), and writes
+counts the mocks whose truth lies inside the 68% and 95% intervals, per parameter and jointly
+(d^T C^-1 d of the parameters), with two kinds of quantiles: the normal and chi^2 ones of a
+known covariance, and for MUSE, whose covariance comes from N simulations, Student's t with
+N - 1 degrees of freedom and Hotelling's T^2 (the intervals `caustic infer` reports); it writes
 OUT/coverage.md (table), OUT/coverage.csv (one row per mock) and OUT/coverage.png (estimates
 with their 1-sigma ellipses and the truth; histogram of the pulls against N(0, 1)).
 
@@ -32,6 +34,7 @@ import concurrent.futures as cf
 import csv
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -102,6 +105,10 @@ def write_record(args, m, summary):
         rec["muse_last_step_sigmas"] = mu.get("last_step_sigmas")
         rec["muse_residual_sigmas"] = mu.get("residual_sigmas")
         rec["muse_newton_steps"] = mu.get("newton_steps", mu.get("iterations"))
+        rec["simulations"] = mu.get("simulations")
+        if "intervals" in mu:  # the scales caustic reported, checked against this script's
+            rec["interval_scales"] = {k: {"sigmas": v["sigmas"], "joint_bound": v["joint_bound"]}
+                                      for k, v in mu["intervals"].items()}
     path = record_path(args, m)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
@@ -181,6 +188,32 @@ def run_mock(args, m):
     return m, time.time() - t0, status
 
 
+def simulations_of(args, rec):
+    """The number of simulations behind a MUSE record's covariance (None for Laplace): the
+    record's own, or for records made before it was kept, the parameter file's (the record's
+    hash is the file's) with this protocol's --set options."""
+    if rec.get("method") != "MUSE":
+        return None
+    if rec.get("simulations") is not None:
+        return int(rec["simulations"])
+    for a in reversed(args.set):
+        key, _, value = a.partition("=")
+        if key.strip() == "inference.muse.simulations":
+            return int(value)
+    with open(args.params, "rb") as f:
+        return int(tomllib.load(f)["inference"]["muse"].get("simulations", 20))
+
+
+def check_scales(rec, simulations):
+    """A record with the interval scales `caustic infer` reported must agree with this script's
+    quantiles (two implementations: Boost.Math's and the continued fraction above)."""
+    for key, sc in rec.get("interval_scales", {}).items():
+        m, bound = interval_scales(int(key) / 100.0, len(rec["order"]), simulations)
+        if abs(m / sc["sigmas"] - 1) > 1e-6 or abs(bound / sc["joint_bound"] - 1) > 1e-6:
+            sys.exit("infer_coverage.py: mock %d: caustic's %s%% interval scales %s differ from "
+                     "this script's (%.8g, %.8g)" % (rec["mock"], key, sc, m, bound))
+
+
 # A MUSE estimate whose last Newton step or the step a further one would take exceeds this (in
 # the covariance's metric) has not converged: `caustic infer` says so in its log.
 CONVERGED_SIGMAS = 0.3
@@ -207,21 +240,101 @@ def estimate(summary):
     return "Laplace", order, [inf["map"]["parameters"][n] for n in order], np.array(lap["covariance"])
 
 
+# Quantiles without scipy (numpy, h5py and matplotlib are the scripts' packages): the regularised
+# incomplete beta function by its continued fraction (modified Lentz), the lower incomplete gamma
+# function by its series, and bisection.
+def incomplete_beta(x, a, b):
+    """I_x(a, b), the regularised incomplete beta function, for 0 <= x <= 1."""
+    if x <= 0.0 or x >= 1.0:
+        return 0.0 if x <= 0.0 else 1.0
+    if x > (a + 1.0) / (a + b + 2.0):  # the continued fraction converges fast below this
+        return 1.0 - incomplete_beta(1.0 - x, b, a)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) +
+                     a * math.log(x) + b * math.log1p(-x)) / a
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    f = d
+    for m in range(1, 500):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            f *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    return front * f
+
+
+def lower_gamma(s, x):
+    """P(s, x), the regularised lower incomplete gamma function (series; x up to ~100)."""
+    if x <= 0.0:
+        return 0.0
+    term = total = 1.0 / s
+    k = 0
+    while term > 1e-17 * total:
+        k += 1
+        term *= x / (s + k)
+        total += term
+    return math.exp(s * math.log(x) - x - math.lgamma(s)) * total
+
+
+def solve_increasing(cdf, q):
+    """x >= 0 with cdf(x) = q for an increasing cdf (bisection)."""
+    lo, hi = 0.0, 1.0
+    while cdf(hi) < q:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if cdf(mid) < q else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def interval_scales(level, parameters, simulations=None):
+    """(a parameter's half-width in sigmas, the joint region's bound on d^T C^-1 d) at
+    probability `level`: for a known covariance the normal and chi^2 quantiles; for MUSE's
+    covariance from N simulations Student's t with N - 1 degrees of freedom and Hotelling's T^2,
+    p (N - 1) / (N - p) F(p, N - p), as `caustic infer` reports them (museIntervalScale)."""
+    p = parameters
+    if simulations is None:
+        z = solve_increasing(lambda x: math.erf(x / math.sqrt(2.0)), level)
+        return z, solve_increasing(lambda x: lower_gamma(0.5 * p, 0.5 * x), level)
+    nu, d2 = simulations - 1.0, float(simulations - p)
+    # P(|T| < x) = 1 - I_{nu / (nu + x^2)}(nu / 2, 1 / 2); P(F < x) = I_{p x / (p x + d2)}(p / 2, d2 / 2)
+    t = solve_increasing(lambda x: 1.0 - incomplete_beta(nu / (nu + x * x), 0.5 * nu, 0.5), level)
+    f = solve_increasing(lambda x: incomplete_beta(p * x / (p * x + d2), 0.5 * p, 0.5 * d2), level)
+    return t, p * nu / d2 * f
+
+
 def coverage_tables(rows, names, title):
-    """The coverage and pull tables (markdown lines) of the mocks in `rows`."""
+    """The coverage and pull tables (markdown lines) of the mocks in `rows`: with the normal and
+    chi^2 quantiles of a known covariance and, for MUSE, with the t and Hotelling quantiles of a
+    covariance from its simulations (the intervals `caustic infer` reports)."""
     n = len(rows)
     pulls = np.array([r["pull"] for r in rows])
-    chi2 = np.array([r["chi2"] for r in rows])
     frac = lambda x: 100.0 * np.mean(x)
     binom = lambda p: 100.0 * np.sqrt(p * (1 - p) / n)
+    sims = sorted({r["simulations"] for r in rows if r["simulations"] is not None})
+    kinds = [("normal, chi^2", None)]
+    if sims and all(r["simulations"] is not None for r in rows):
+        kinds.append(("t, Hotelling T^2 (N = %s)" % "/".join(map(str, sims)), "sims"))
     lines = ["", "Over %s:" % title, "",
-             "| interval | expected | " + " | ".join(names) + " | joint (chi^2, 2 dof) |",
-             "|---|---|" + "---|" * len(names) + "---|"]
-    for level, z, c2 in [(68.27, 1.0, 2.30), (95.45, 1.96, 6.18)]:
-        p = level / 100
-        cells = ["%.0f%%" % frac(np.abs(pulls[:, i]) < z) for i in range(len(names))]
-        lines.append("| %.0f%% | %.0f +- %.0f%% (binomial, %d mocks) | %s | %.0f%% |" %
-                     (level, level, binom(p), n, " | ".join(cells), frac(chi2 < c2)))
+             "| interval | quantiles | expected | " + " | ".join(names) +
+             " | joint (%d parameters) |" % len(names),
+             "|---|---|---|" + "---|" * len(names) + "---|"]
+    for level in (0.68, 0.95):
+        for label, kind in kinds:
+            inside = np.zeros((n, len(names) + 1), dtype=bool)
+            for k, r in enumerate(rows):
+                m, bound = interval_scales(level, len(names),
+                                           r["simulations"] if kind else None)
+                inside[k, :-1] = np.abs(r["pull"]) < m
+                inside[k, -1] = r["chi2"] < bound
+            cells = ["%.0f%%" % frac(inside[:, i]) for i in range(len(names) + 1)]
+            lines.append("| %.0f%% | %s | %.0f +- %.0f%% (binomial, %d mocks) | %s |" %
+                         (100 * level, label, 100 * level, binom(level), n, " | ".join(cells)))
     lines += ["", "| parameter | mean pull | rms pull | mean estimate | scatter of the estimates | "
               "mean sigma |", "|---|---|---|---|---|---|"]
     for i, nm in enumerate(names):
@@ -286,7 +399,9 @@ def main():
         d = np.array(theta) - t
         chi2 = float(d @ np.linalg.solve(cov, d))
         sig = np.sqrt(np.diag(cov))
-        good.append({"mock": m, "theta": theta, "truth": t, "sigma": sig,
+        sims = simulations_of(args, rec)
+        check_scales(rec, sims)
+        good.append({"mock": m, "theta": theta, "truth": t, "sigma": sig, "simulations": sims,
                      "pull": d / sig, "chi2": chi2, "cov": cov, "seconds": rec["seconds"],
                      "commit": rec["git_commit"], "converged": converged(rec),
                      "steps": (rec.get("muse_last_step_sigmas"), rec.get("muse_residual_sigmas"))})
