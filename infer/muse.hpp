@@ -120,6 +120,13 @@ struct MuseIntervalScale {
 };
 MuseIntervalScale museIntervalScale(int simulations, std::size_t parameters, double level);
 
+// The probabilities `caustic infer` gives intervals at, with their keys in its summary.
+struct IntervalLevel {
+  const char* key;
+  double level;
+};
+inline constexpr IntervalLevel kIntervalLevels[] = {{"68", 0.68}, {"95", 0.95}};
+
 // The inverse of a small square matrix (Gauss-Jordan with partial pivoting); throws
 // std::runtime_error if it is singular to rounding.
 SmallMatrix invertSmall(const SmallMatrix& a);

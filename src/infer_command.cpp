@@ -11,6 +11,7 @@
 #include "infer/laplace.hpp"
 #include "infer/map_optimizer.hpp"
 #include "infer/mock.hpp"
+#include "infer/muse.hpp"
 #include "infer/posterior_objective.hpp"
 #include "io/atomic_file.hpp"
 #include "io/fields.hpp"
@@ -871,15 +872,14 @@ int runInferCommand(RunContext& ctx, const InferParams& ip, const InferOptions& 
       const double l1 = tr + std::sqrt(std::max(0.0, tr * tr - det)),
                    l2 = tr - std::sqrt(std::max(0.0, tr * tr - det));
       const double ang = 0.5 * std::atan2(2 * b, a - c);
-      for (const char* level : {"68", "95"}) {
+      for (const auto& [key, level] : kIntervalLevels) {
         // The 68% and 95% regions: MUSE's joint bounds (Hotelling's T^2 for a covariance from
         // its simulations), or those of a 2D Gaussian, chi^2_2 = -2 ln(1 - level).
-        const double bound =
-            ip.muse.enabled ? muse_json.at("intervals").at(level).at("joint_bound").get<double>()
-                            : -2.0 * std::log(1.0 - std::stod(level) / 100.0);
+        const double bound = ip.muse.enabled
+                                 ? muse_json.at("intervals").at(key).at("joint_bound").get<double>()
+                                 : -2.0 * std::log(1.0 - level);
         const double q = std::sqrt(bound);
-        const bool inner = level[0] == '6';
-        PlotSeries e{method + " " + level + "%", inner ? "#1f77b4" : "#aec7e8", {}};
+        PlotSeries e{method + " " + key + "%", level < 0.9 ? "#1f77b4" : "#aec7e8", {}};
         for (int k = 0; k <= 100; ++k) {
           const double t = 2 * M_PI * k / 100;
           const double u = q * std::sqrt(std::max(l1, 0.0)) * std::cos(t),

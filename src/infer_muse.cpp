@@ -181,7 +181,7 @@ MuseRun runMuse(RunContext& ctx, const InferParams& ip, FieldPosterior& post, Fi
   // Intervals for a covariance measured with N simulations: Student's t (N - 1 degrees of
   // freedom) per parameter, Hotelling's T^2 jointly (museIntervalScale).
   std::string interval_text;
-  for (const auto& [key, level] : {std::pair<const char*, double>{"68", 0.68}, {"95", 0.95}}) {
+  for (const auto& [key, level] : kIntervalLevels) {
     const MuseIntervalScale sc = museIntervalScale(mp.simulations, free.size(), level);
     nlohmann::json& iv = j["intervals"][key];
     iv["level"] = level;
