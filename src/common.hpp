@@ -31,8 +31,6 @@ void shareAnyError(const RunContext& ctx, const std::string& err, const char* wh
 // The text of file `path` as rank 0 reads it, on every rank; "" where rank 0 finds no file
 // (checkpoint states: one reader, every rank decides alike). Collective.
 std::string readOnRoot(const RunContext& ctx, const std::string& path, const char* where);
-// The run's initial conditions (timed as "initial_conditions"): the particle lattice half a PM
-// cell off the mesh points, at a_start. Collective.
 // f(T{}, R{}) for the run's precisions: T of the meshes (simulation.precision), R of the
 // particles (simulation.particle_precision; float only with a float mesh). Returns what f does.
 template <class F> int withPrecisions(const SimulationParams& sim, F&& f) {
@@ -41,7 +39,8 @@ template <class F> int withPrecisions(const SimulationParams& sim, F&& f) {
   return sim.single_particles ? f(float{}, float{}) : f(float{}, double{});
 }
 
-// T: the meshes' precision; R: the particles'.
+// The run's initial conditions (timed as "initial_conditions"): the particle lattice half a PM
+// cell off the mesh points, at a_start. Collective. T: the meshes' precision; R: the particles'.
 template <class T, class R = double>
 BasicParticles<R> makeRunInitialConditions(RunContext& ctx, const Params& params,
                                            const Cosmology& cosmo, const LinearPower& power);
