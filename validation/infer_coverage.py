@@ -32,6 +32,7 @@ mocks without one.
 import argparse
 import concurrent.futures as cf
 import csv
+import functools
 import hashlib
 import json
 import math
@@ -188,20 +189,27 @@ def run_mock(args, m):
     return m, time.time() - t0, status
 
 
-def simulations_of(args, rec):
-    """The number of simulations behind a MUSE record's covariance (None for Laplace): the
-    record's own, or for records made before it was kept, the parameter file's (the record's
-    hash is the file's) with this protocol's --set options."""
-    if rec.get("method") != "MUSE":
+def protocol_simulations(args, config):
+    """inference.muse.simulations of the parameter file `config` with this protocol's --set
+    options (None without [inference.muse])."""
+    if not args.muse:
         return None
-    if rec.get("simulations") is not None:
-        return int(rec["simulations"])
     for a in reversed(args.set):
         key, _, value = a.partition("=")
         if key.strip() == "inference.muse.simulations":
             return int(value)
-    with open(args.params, "rb") as f:
-        return int(tomllib.load(f)["inference"]["muse"].get("simulations", 20))
+    return int(config["inference"]["muse"].get("simulations", 20))
+
+
+def simulations_of(args, rec):
+    """The number of simulations behind a MUSE record's covariance (None for Laplace): the
+    record's own, or for records made before it was kept, the protocol's (the record's hash is
+    the parameter file's)."""
+    if rec.get("method") != "MUSE":
+        return None
+    if rec.get("simulations") is not None:
+        return int(rec["simulations"])
+    return args.simulations
 
 
 def check_scales(rec, simulations):
@@ -292,6 +300,7 @@ def solve_increasing(cdf, q):
     return 0.5 * (lo + hi)
 
 
+@functools.lru_cache(maxsize=None)
 def interval_scales(level, parameters, simulations=None):
     """(a parameter's half-width in sigmas, the joint region's bound on d^T C^-1 d) at
     probability `level`: for a known covariance the normal and chi^2 quantiles; for MUSE's
@@ -366,7 +375,9 @@ def main():
     with open(args.params, "rb") as f:
         raw = f.read()
     args.params_sha256 = hashlib.sha256(raw).hexdigest()
-    args.muse = "muse" in tomllib.loads(raw.decode()).get("inference", {})
+    config = tomllib.loads(raw.decode())
+    args.muse = "muse" in config.get("inference", {})
+    args.simulations = protocol_simulations(args, config)
     args.out = os.path.abspath(args.out)
     args.records = os.path.abspath(args.records)
     args.caustic = os.path.abspath(args.caustic)
