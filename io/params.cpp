@@ -486,6 +486,21 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
       if (e.selection != "sample" && e.kind != "torch")
         throw ParamError("emulators." + nm + ".selection = \"" + e.selection +
                          "\": only for halo surrogates (kind = \"torch\")");
+      if (s.find("pgd")) {
+        const std::string what = "[alpha, k_l, k_s] with alpha >= 0, k_l >= 0 and k_s > 0 [h/Mpc]";
+        const auto v = s.numbers("pgd", what);
+        std::ostringstream val;
+        for (std::size_t i = 0; v && i < v->size(); ++i)
+          val << (i ? ", " : "") << (*v)[i];
+        const std::string shown = "emulators." + nm + ".pgd = [" + val.str() + "]";
+        if (!v || v->size() != 3 || !((*v)[0] >= 0) || !((*v)[1] >= 0) || !((*v)[2] > 0) ||
+            !std::isfinite((*v)[0]) || !std::isfinite((*v)[1]) || !std::isfinite((*v)[2]))
+          throw ParamError(shown + ": allowed: " + what);
+        if (e.kind != "torch" || e.space != "lagrangian")
+          throw ParamError(shown + ": only for particle super-resolution models (kind = "
+                                   "\"torch\", space = \"lagrangian\")");
+        e.pgd = std::array<double, 3>{(*v)[0], (*v)[1], (*v)[2]};
+      }
       s.finish();
       p.emulators.push_back(e);
     }

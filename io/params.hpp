@@ -5,9 +5,10 @@
 #include "pm/cosmology/cosmology.hpp"
 #include "pm/stepping/stepping.hpp"
 
+#include <array>
 #include <cstdint>
-#include <stdexcept>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -126,6 +127,10 @@ struct EmulatorHookParams {
   // Halo surrogates: "sample" (a Bernoulli draw per voxel) or "top" (the round(sum of presence)
   // most probable voxels); see pm/analysis/halo_sampler.hpp.
   std::string selection = "sample";
+  // Particle super-resolution: potential gradient descent (PGD; Dai, Feng & Seljak 2018) applied
+  // to the super-resolved particles before anything is written, (alpha, k_l [h/Mpc], k_s [h/Mpc])
+  // (pm/force/pgd.hpp, on the PM mesh with the exact kernel); an error for other models.
+  std::optional<std::array<double, 3>> pgd;
 };
 
 // Channels an emulator hook can give a model, per field space ("eulerian": density,

@@ -6,7 +6,9 @@ resumed (the same loss curve as an uninterrupted run); the model is applied in-s
 [emulators.sr] hook at 1, 2 and 3 ranks: the super-resolved snapshot holds the whole 32^3 lattice
 once with 1/8 of the particle mass, equal at every rank count to 1e-5 of the box, and comes with
 its power spectrum (equal to an independent numpy CIC estimate from the snapshot) and FoF
-catalogue; bad input is refused with exit code 2 and nothing written."""
+catalogue; with `pgd` the super-resolved particles are sharpened as the numpy PGD of
+validation/superres_pgd_fit.py moves them, at 1 and 3 ranks; bad input is refused with exit
+code 2 and nothing written."""
 import argparse
 import csv
 import json
@@ -214,6 +216,59 @@ def main():
           "SR power differs from numpy by %g" % rel)
     check(os.path.exists(os.path.join(out1, "sr_halos_a1p0000.0.hdf5")) and
           os.path.exists(os.path.join(out1, "sr_mass_function_a1.0000.txt")), "no SR FoF catalogue")
+
+    # PGD sharpening of the super-resolved particles (`pgd`), at 1 and 3 ranks: equal to the
+    # numpy PGD of validation/superres_pgd_fit.py (the one the fit uses) applied to the
+    # unsharpened 1-rank set on the PM mesh, and to each other.
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "validation"))
+    from superres_pgd_fit import PgdMesh
+    theta = (0.3, 0.1, 1.0)
+    want = PgdMesh(x.astype(np.float64), L, 32).displaced(theta)
+    shift = want - x
+    shift -= L * np.round(shift / L)
+    sharp = {}
+    for n in (1, 3):
+        p, out = make_run("hooked_pgd_np%d" % n, 16, 32, 9, power="true")
+        with open(p, "a") as f:
+            f.write(HOOK.format(model=model, space="lagrangian", inputs=LAGRANGIAN))
+            f.write("pgd = [%r, %r, %r]\n" % theta)
+        r = run(mpi(n) + ["run", p])
+        check(r.returncode == 0, "run with PGD on the super-resolved particles at %d ranks failed" % n)
+        if r.returncode != 0:
+            continue
+        sharp[n] = snapshot(os.path.join(out, "sr_a1.0000.hdf5"))
+        dx = sharp[n][1] - want
+        dx -= L * np.round(dx / L)
+        err = np.abs(dx).max() / np.abs(shift).max()
+        print("PGD at %d ranks: largest shift %.3g Mpc/h (rms %.3g); C++ - numpy: %.2e of the "
+              "largest shift" % (n, np.abs(shift).max(), np.sqrt((shift**2).mean()), err))
+        check(np.array_equal(sharp[n][0], ids) and np.abs(shift).max() > 0.05 and err < 1e-3,
+              "PGD at %d ranks differs from numpy by %g of its largest shift" % (n, err))
+        check(np.array_equal(sharp[n][2], snaps[n][2]), "PGD changed the velocities")
+        with open(os.path.join(out, "sr_power_a1.0000.txt")) as f:
+            head = f.read(2000)
+        check("PGD-sharpened: alpha = 0.3, k_l = 0.1 h/Mpc, k_s = 1 h/Mpc" in head,
+              "the SR power table does not record the PGD: %s" % head[:400])
+    if 1 in sharp and 3 in sharp:
+        dx = sharp[3][1] - sharp[1][1]
+        dx -= L * np.round(dx / L)
+        check(np.abs(dx).max() < 1e-5 * L, "PGD at 3 ranks differs from 1 rank by %g" %
+              np.abs(dx).max())
+
+    # Bad `pgd` values are refused naming the setting, before anything is written.
+    for bad, space, says in (
+            ("[-0.1, 2.0, 6.0]", "lagrangian", "emulators.sr.pgd = [-0.1, 2, 6]: allowed: [alpha, k_l, k_s]"),
+            ("[0.1, 2.0]", "lagrangian", "emulators.sr.pgd = [0.1, 2]: allowed"),
+            ("[0.1, 2.0, 6.0]", "eulerian", "emulators.sr.pgd = [0.1, 2, 6]: only for particle "
+             "super-resolution models")):
+        p, out = make_run("hooked_bad_pgd", 16, 32, 9)
+        with open(p, "a") as f:
+            f.write(HOOK.format(model=model, space=space,
+                                inputs=LAGRANGIAN if space == "lagrangian" else '["density"]'))
+            f.write("pgd = %s\n" % bad)
+        r = run(mpi(1) + ["run", p])
+        check(r.returncode == 2 and says in r.stderr and not os.path.exists(out),
+              "pgd = %s: exit %d, %s" % (bad, r.returncode, r.stderr[-300:]))
 
     # An Eulerian hook with this model is refused before anything is written.
     p, out = make_run("hooked_eulerian", 16, 32, 9)

@@ -12,11 +12,12 @@ Li et al. 2021), superres_power.csv, superres_hmf.csv, superres_power.png (T and
 superres_slices.png (LR / SR / HR, one colour bar).
 
 usage: superres_particles.py --pairs DIR --sr DIR --seeds 301 302 ... --out DIR [--mesh 256]
-       [--cost FILE.json] [--lr PATTERN --hr PATTERN --sr-run PATTERN]
+       [--cost FILE.json] [--lr PATTERN --hr PATTERN --sr-run PATTERN] [--sharpened PATTERN]
 The file patterns take {seed}: by default the LR and HR snapshots are
 PAIRS/s{seed}_lr|hr/snapshot_a1.0000.hdf5 and the LR run with the emulator SR/s{seed}/ (its
 sr_a1.0000.hdf5, halos_a1p0000.0.hdf5, sr_halos_a1p0000.0.hdf5 and hr_halos.hdf5, the FoF
-catalogue of the HR snapshot).
+catalogue of the HR snapshot). --sharpened PATTERN ({seed}) adds the LR run with the emulator and
+PGD sharpening (`[emulators.sr] pgd`, fitted by superres_pgd_fit.py) as a third column, SR+PGD.
 """
 import argparse
 import json
@@ -116,12 +117,14 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--mesh", type=int, default=256)
     ap.add_argument("--cost", help="JSON with the wall times and peak memories of the runs")
+    ap.add_argument("--sharpened", help="directory pattern of the LR run with the emulator and PGD")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     n = a.mesh
-    T = {"LR": [], "SR": []}
-    R = {"LR": [], "SR": []}
-    hmf = {"LR": [], "SR": [], "HR": []}
+    methods = ["LR", "SR"] + (["SR+PGD"] if a.sharpened else [])
+    T = {m: [] for m in methods}
+    R = {m: [] for m in methods}
+    hmf = {m: [] for m in methods + ["HR"]}
     kbins = None
     hr_mass = None
     for seed in a.seeds:
@@ -133,7 +136,12 @@ def main():
         sr_x, _ = read_positions(f"{run_dir}/sr_a1.0000.hdf5")
         dh = delta_k(hr_x, L, n)
         kb, phh = bin_power(dh, dh, L, n, n // 2)
-        for name, x in (("LR", lr_x), ("SR", sr_x)):
+        sets = [("LR", lr_x), ("SR", sr_x)]
+        if a.sharpened:
+            sharp_dir = a.sharpened.format(seed=seed)
+            sets.append(("SR+PGD", read_positions(f"{sharp_dir}/sr_a1.0000.hdf5")[0]))
+            hmf["SR+PGD"].append(group_masses(f"{sharp_dir}/sr_halos_a1p0000.0.hdf5"))
+        for name, x in sets:
             d = delta_k(x, L, n)
             _, p = bin_power(d, d, L, n, n // 2)
             _, c = bin_power(d, dh, L, n, n // 2)
@@ -156,19 +164,22 @@ def main():
     k_lr = np.pi * n_lr / L
     k_hr2 = 0.5 * np.pi * n_hr / L
     with open(f"{a.out}/superres_power.csv", "w") as f:
-        f.write("# k [h/Mpc], T_LR, T_SR, r_LR, r_SR (means over seeds %s)\n" % " ".join(a.seeds))
-        f.write("k,T_LR,T_SR,r_LR,r_SR\n")
+        f.write("# k [h/Mpc], T and r of %s (means over seeds %s)\n" % (", ".join(methods),
+                                                                      " ".join(a.seeds)))
+        f.write("k," + ",".join("T_" + m for m in methods) + "," +
+                ",".join("r_" + m for m in methods) + "\n")
         for i in range(len(k)):
-            f.write(f"{k[i]:.5f},{t['LR'][i]:.5f},{t['SR'][i]:.5f},{r['LR'][i]:.5f},{r['SR'][i]:.5f}\n")
+            f.write("%.5f," % k[i] + ",".join("%.5f" % t[m][i] for m in methods) + "," +
+                    ",".join("%.5f" % r[m][i] for m in methods) + "\n")
     # Mass functions above 100 HR particles: cumulative counts (all seeds) at mass thresholds.
     m_min = 100 * hr_mass
     thresholds = m_min * np.array([1, 2, 4, 8, 16, 32, 64])
     counts = {m: np.array([sum((x >= th).sum() for x in hmf[m]) for th in thresholds]) for m in hmf}
     with open(f"{a.out}/superres_hmf.csv", "w") as f:
         f.write("# cumulative number of FoF (b = 0.2) groups above M over the seeds\n")
-        f.write("M_min[Msun/h],N_LR,N_SR,N_HR\n")
+        f.write("M_min[Msun/h]," + ",".join("N_" + m for m in methods) + ",N_HR\n")
         for i, th in enumerate(thresholds):
-            f.write(f"{th:.4e},{counts['LR'][i]},{counts['SR'][i]},{counts['HR'][i]}\n")
+            f.write("%.4e," % th + ",".join("%d" % counts[m][i] for m in methods + ["HR"]) + "\n")
     lo = k <= k_lr * 1.0001
     mid = k <= k_hr2 * 1.0001
 
@@ -179,35 +190,40 @@ def main():
         return float(np.interp(kk, k, x))
 
     ok_hmf = counts["HR"] > 0
-    hmf_err = {m: np.abs(counts[m][ok_hmf] / counts["HR"][ok_hmf] - 1) for m in ("LR", "SR")}
+    hmf_err = {m: np.abs(counts[m][ok_hmf] / counts["HR"][ok_hmf] - 1) for m in methods}
     rows = [
-        ("max abs(T - 1), k <= LR particle Nyquist (%.2f h/Mpc)" % k_lr, "<= 2%",
-         "%.1f%%" % (100 * worst(t["LR"], lo)), "%.1f%%" % (100 * worst(t["SR"], lo)),
-         "percent level (Li et al. 2021, as summarised in issue 16)"),
-        ("max abs(T - 1), k <= half the HR particle Nyquist (%.2f h/Mpc)" % k_hr2, "<= 10%",
-         "%.1f%%" % (100 * worst(t["LR"], mid)), "%.1f%%" % (100 * worst(t["SR"], mid)),
-         "percent level to the HR particle Nyquist"),
-        ("r(k) at the LR particle Nyquist", ">= 0.9", "%.3f" % r_at(r["LR"], k_lr),
-         "%.3f" % r_at(r["SR"], k_lr), "not quoted here"),
-        ("HMF, worst bin above 100 HR particles (cumulative)", "<= 15%",
-         "%.0f%%" % (100 * hmf_err["LR"].max()) if ok_hmf.any() else "n/a",
-         "%.0f%%" % (100 * hmf_err["SR"].max()) if ok_hmf.any() else "n/a", "~10%"),
+        ["max abs(T - 1), k <= LR particle Nyquist (%.2f h/Mpc)" % k_lr, "<= 2%"] +
+        ["%.1f%%" % (100 * worst(t[m], lo)) for m in methods] +
+        ["percent level (Li et al. 2021, as summarised in issue 16)"],
+        ["max abs(T - 1), k <= half the HR particle Nyquist (%.2f h/Mpc)" % k_hr2, "<= 10%"] +
+        ["%.1f%%" % (100 * worst(t[m], mid)) for m in methods] +
+        ["percent level to the HR particle Nyquist"],
+        ["r(k) at the LR particle Nyquist", ">= 0.9"] +
+        ["%.3f" % r_at(r[m], k_lr) for m in methods] + ["not quoted here"],
+        ["HMF, worst bin above 100 HR particles (cumulative)", "<= 15%"] +
+        [("%.0f%%" % (100 * hmf_err[m].max()) if ok_hmf.any() else "n/a") for m in methods] +
+        ["~10%"],
     ]
+    names = {"LR": "LR run (no emulator)", "SR": "LR + SR", "SR+PGD": "LR + SR + PGD"}
     with open(f"{a.out}/superres_table.md", "w") as f:
         f.write("Particle super-resolution x2, held-out seeds %s, z = 0, mesh %d^3 (interlaced CIC)\n\n"
                 % (", ".join(a.seeds), n))
-        f.write("| figure | target | LR run (no emulator) | LR + SR | Li et al. 2021 (map2map) |\n")
-        f.write("|---|---|---|---|---|\n")
+        f.write("| figure | target | " + " | ".join(names[m] for m in methods) +
+                " | Li et al. 2021 (map2map) |\n")
+        f.write("|---" * (len(methods) + 3) + "|\n")
         for row in rows:
             f.write("| " + " | ".join(row) + " |\n")
-        f.write("\n| k [h/Mpc] | T_LR | T_SR | r_LR | r_SR |\n|---|---|---|---|---|\n")
+        f.write("\n| k [h/Mpc] | " + " | ".join("T_" + m for m in methods) + " | " +
+                " | ".join("r_" + m for m in methods) + " |\n")
+        f.write("|---" * (2 * len(methods) + 1) + "|\n")
         for kk in (0.1, 0.3, 0.5, 0.8, 1.0, 1.2, k_lr, 2.0, 3.0):
-            f.write("| %.2f | %.3f | %.3f | %.3f | %.3f |\n" % (
-                kk, np.interp(kk, k, t["LR"]), np.interp(kk, k, t["SR"]),
-                np.interp(kk, k, r["LR"]), np.interp(kk, k, r["SR"])))
-        f.write("\n| M_min [Msun/h] | N_LR | N_SR | N_HR |\n|---|---|---|---|\n")
+            f.write("| %.2f | " % kk + " | ".join("%.3f" % np.interp(kk, k, t[m]) for m in methods) +
+                    " | " + " | ".join("%.3f" % np.interp(kk, k, r[m]) for m in methods) + " |\n")
+        f.write("\n| M_min [Msun/h] | " + " | ".join("N_" + m for m in methods) + " | N_HR |\n")
+        f.write("|---" * (len(methods) + 2) + "|\n")
         for i, th in enumerate(thresholds):
-            f.write("| %.3g | %d | %d | %d |\n" % (th, counts["LR"][i], counts["SR"][i], counts["HR"][i]))
+            f.write("| %.3g | " % th + " | ".join("%d" % counts[m][i] for m in methods + ["HR"]) +
+                    " |\n")
         if a.cost:
             c = json.load(open(a.cost))
             f.write("\n| cost (%d ranks) | wall [s] | peak memory per rank [MB] |\n|---|---|---|\n"
@@ -222,7 +238,9 @@ def main():
     print(open(f"{a.out}/superres_table.md").read())
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
-    for m, col in (("LR", "tab:blue"), ("SR", "tab:red")):
+    for m, col in (("LR", "tab:blue"), ("SR", "tab:red"), ("SR+PGD", "tab:green")):
+        if m not in methods:
+            continue
         ax[0].semilogx(k, t[m], color=col, label=m + " / HR")
         ax[1].semilogx(k, r[m], color=col, label=m + " x HR")
     for axx in ax:

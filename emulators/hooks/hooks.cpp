@@ -1,15 +1,16 @@
 #include "emulators/hooks/hooks.hpp"
 
-#include "io/fields.hpp"
-#include "io/format.hpp"
 #include "emulators/inference/halo_field.hpp"
 #include "emulators/inference/superres.hpp"
+#include "io/fields.hpp"
+#include "io/format.hpp"
 #include "io/snapshot.hpp"
 #include "io/tables.hpp"
 #include "pm/analysis/fof.hpp"
-#include "pm/analysis/power_spectrum.hpp"
 #include "pm/analysis/halo_sampler.hpp"
+#include "pm/analysis/power_spectrum.hpp"
 #include "pm/force/painter.hpp"
+#include "pm/force/pgd.hpp"
 #include "pm/particles/migrate.hpp"
 #include "pm/stepping/simulation.hpp"
 
@@ -99,6 +100,11 @@ EmulatorHook::EmulatorHook(const Params& params, const EmulatorHookParams& hook,
     throw std::runtime_error("emulators." + _hook.name + ".selection = \"" + _hook.selection +
                              "\": the model " + _hook.model + " (" + meta.kind +
                              ") is not a halo surrogate; only halo surrogates select halos");
+  if (_hook.pgd && !meta.super_resolution)
+    throw std::runtime_error("emulators." + _hook.name + ".pgd: the model " + _hook.model + " (" +
+                             meta.kind +
+                             ") is not a particle super-resolution model; only super-resolved "
+                             "particles are sharpened by PGD");
   if (_hook.seed && !meta.halo)
     throw std::runtime_error("emulators." + _hook.name + ".seed = " + std::to_string(*_hook.seed) +
                              ": the model " + _hook.model + " (" + meta.kind +
@@ -271,6 +277,17 @@ void EmulatorHook::observeSuperResolution(Event, const SimulationState& s,
                                    : std::make_shared<const SlabDecomposition>(
                                          s.mesh->comm().get(), nm, s.mesh->box());
   migrate(hr, *_fieldMesh);
+  if (_hook.pgd) {
+    // Potential gradient descent on the super-resolved particles (their own density, the exact
+    // kernel on the hook's mesh), then back to their owning ranks: everything below sees them.
+    if (!_pgdWorkspace || &_pgdWorkspace->decomp() != _fieldMesh.get())
+      _pgdWorkspace = std::make_shared<Workspace<float>>(_fieldMesh, FFTW_ESTIMATE, 2);
+    GravityOptions go;
+    go.kernel = GravityKernel::Exact;
+    PgdDisplacement<float> pgd(_pgdWorkspace, _params.cosmology.Omega_m, go);
+    pgd.displace(hr, total, s.a, *_hook.pgd);
+    migrate(hr, *_fieldMesh);
+  }
   const auto& dir = _params.output.directory;
   const std::string path = outputName(dir, _hook.name, s.a, ".hdf5");
   SnapshotInfo info;
@@ -297,7 +314,10 @@ void EmulatorHook::observeSuperResolution(Event, const SimulationState& s,
                 "compensated; model %s",
                 L, n, f, s.particle_grid, nm, _params.output.window.c_str(),
                 _params.output.interlace ? ", interlaced" : "", _hook.model.c_str()),
-         format("k_nyquist_particles = %.6g h/Mpc", M_PI * n / L)});
+         format("k_nyquist_particles = %.6g h/Mpc", M_PI * n / L),
+         _hook.pgd ? format("PGD-sharpened: alpha = %.6g, k_l = %.6g h/Mpc, k_s = %.6g h/Mpc",
+                            (*_hook.pgd)[0], (*_hook.pgd)[1], (*_hook.pgd)[2])
+                   : std::string("PGD-sharpened: no")});
   }
   RunHaloPaths halos;
   const auto& h = _params.halos;

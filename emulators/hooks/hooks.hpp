@@ -9,6 +9,7 @@
 #include "emulators/inference/distributed_inference.hpp"
 #include "io/observers.hpp"
 #include "io/params.hpp"
+#include "pm/mesh/workspace.hpp"
 
 #include <memory>
 
@@ -52,6 +53,8 @@ private:
   // The mesh of Eulerian hooks with their own mesh; for super-resolution, the mesh of the HR
   // particles' power spectrum and FoF (the PM mesh itself when its size is the one asked for).
   std::shared_ptr<const SlabDecomposition> _fieldMesh;
+  // Super-resolution with `pgd`: meshes and FFT plans of the PGD on _fieldMesh, made on first use.
+  std::shared_ptr<Workspace<float>> _pgdWorkspace;
   std::vector<std::pair<std::string, double>> _conditioning; // the run's conditioning values
 };
 
