@@ -3,8 +3,9 @@
 #  1. the default simulation (params/default.toml) on 2 MPI ranks with its in-situ analysis
 #     (power spectra, FoF halos, baryonification) and the particle super-resolution emulator
 #     (models/superres_particles/, committed; trained by validation/superres_particles.sh)
-#     applied in-situ at z = 0: 128^3 particles from the run's 64^3, with their power spectrum
-#     and FoF catalogue;
+#     applied in-situ at z = 0: 128^3 particles from the run's 64^3, sharpened by PGD with the
+#     parameters fitted for it (models/superres_particles/pgd_fit.json), with their power
+#     spectrum and FoF catalogue;
 #  2. the high-resolution truth of the same seed (128^3 particles, 384^3 mesh, 40 steps) and the
 #     emulator's validation against it (validation/superres_particles.py: T(k), r(k), mass
 #     function, slices);
@@ -29,7 +30,8 @@ if [ "$emulate" = 1 ]; then
   extra=(--set "emulators.sr.model=\"$PWD/models/superres_particles/model.pt\""
          --set 'emulators.sr.space="lagrangian"'
          --set 'emulators.sr.inputs=["displacement_x","displacement_y","displacement_z","momentum_x","momentum_y","momentum_z"]'
-         --set "emulators.sr.a=[1.0]")
+         --set "emulators.sr.a=[1.0]"
+         --set "emulators.sr.pgd=$(/usr/bin/python3 -c 'import json; print(json.load(open("models/superres_particles/pgd_fit.json"))["pgd"])')")
 fi
 bash jobs/mpirun.sh "$np" build/src/caustic run "$params" --overwrite "${extra[@]}" "$@"
 out=$(/usr/bin/python3 -c "import sys, tomllib; print(tomllib.load(open(sys.argv[1], 'rb'))['output']['directory'])" "$params")

@@ -19,7 +19,7 @@ Inputs per seed: the super-resolved particles of an LR run with the hook and no 
 (--hr pattern). Never give it the held-out seeds the validation scores.
 
 usage: superres_pgd_fit.py --seeds 201 ... -o FIT.json [--k-max K] [--pgd-mesh 128]
-       [--mesh 128] [--start ALPHA K_L K_S] [--evaluations 60]
+       [--mesh 128] [--start ALPHA K_L K_S] [--evaluations 45]
 """
 import argparse
 import json
@@ -99,7 +99,8 @@ class PgdSeed:
 
 
 def nelder_mead(f, x0, step, evaluations):
-    """Minimises f from x0 (simplex edges `step`), at most `evaluations` calls."""
+    """Minimises f from x0 (simplex edges `step`); stops after the iteration in which the number
+    of calls reaches `evaluations` (a shrink may take it a few beyond)."""
     pts = [np.array(x0, float)] + [np.array(x0, float) + np.eye(len(x0))[i] * step[i]
                                    for i in range(len(x0))]
     vals = [f(p) for p in pts]
@@ -143,7 +144,7 @@ def main():
     ap.add_argument("--pgd-mesh", type=int, default=128, help="the run's PM mesh per side")
     ap.add_argument("--mesh", type=int, default=128, help="mesh of the power spectra")
     ap.add_argument("--start", nargs=3, type=float, default=[0.003, 2.0, 6.0])
-    ap.add_argument("--evaluations", type=int, default=60)
+    ap.add_argument("--evaluations", type=int, default=45)
     ap.add_argument("-o", "--output", required=True)
     a = ap.parse_args()
     t0 = time.time()
