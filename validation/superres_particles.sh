@@ -8,7 +8,7 @@
 # HR truth run of seed 301 against the LR run + emulator + PGD), and superres_particles.py:
 # output/superres/validation/superres_table.md, superres_power.png, superres_slices.png,
 # superres_power.csv, superres_hmf.csv.
-# Usage: validation/superres_particles.sh [NP] [MODEL] [FIT]  (about 35 minutes on 2 cores from
+# Usage: validation/superres_particles.sh [NP] [MODEL] [FIT]  (about 50 minutes on 2 cores from
 # scratch; with MODEL, that model is validated and nothing is trained; FIT defaults to
 # output/superres/fit/pgd_fit.json, fitted for MODEL when missing; the committed model's fit is
 # models/superres_particles/pgd_fit.json)
