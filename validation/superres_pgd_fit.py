@@ -153,7 +153,7 @@ def main():
         sr_x, L = read_positions(a.sr_run.format(seed=s))
         hr_x, _ = read_positions(a.hr.format(seed=s))
         seeds.append(PgdSeed(sr_x, hr_x, L, a.pgd_mesh, a.mesh))
-    n_lr = round((len(seeds[0].x) / 8) ** (1 / 3))
+    n_lr = round((len(seeds[0].x) / 8) ** (1 / 3))  # the LR lattice of a x2 super-resolution
     k_max = a.k_max if a.k_max else np.pi * n_lr / L
     k = seeds[0].k
     sel = (k > 0) & (k <= k_max * 1.0001)
