@@ -100,6 +100,15 @@ def group_masses(path):
         return f["Group/GroupMass"][...] * 1e10  # Msun/h
 
 
+def sharpened(run_dir):
+    """Whether the hook of this run sharpened its particles by PGD (its power table says so)."""
+    path = f"{run_dir}/sr_power_a1.0000.txt"
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        return any(line.startswith("# PGD-sharpened: alpha") for line in f if line.startswith("#"))
+
+
 def projected(x, L, n, depth):
     sel = x[:, 2] < depth
     h, _, _ = np.histogram2d(x[sel, 0], x[sel, 1], bins=n, range=[[0, L], [0, L]])
@@ -205,6 +214,8 @@ def main():
         ["~10%"],
     ]
     names = {"LR": "LR run (no emulator)", "SR": "LR + SR", "SR+PGD": "LR + SR + PGD"}
+    if sharpened(run_dir):  # an --sr-run made with `pgd` (the main job's): say so
+        names["SR"] = "LR + SR + PGD"
     with open(f"{a.out}/superres_table.md", "w") as f:
         f.write("Particle super-resolution x2, held-out seeds %s, z = 0, mesh %d^3 (interlaced CIC)\n\n"
                 % (", ".join(a.seeds), n))
