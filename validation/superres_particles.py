@@ -38,13 +38,14 @@ def read_positions(path):
     return x, L
 
 
-def paint(x, L, n, shift=0.0):
-    """CIC counts of positions x [Mpc/h] on an n^3 periodic mesh, shifted by `shift` cells."""
+def cic_stencil(x, L, n, shift=0.0):
+    """The 8 CIC neighbours of positions x [Mpc/h] on an n^3 periodic mesh, shifted by `shift`
+    cells: a list of (flat mesh index, weight) per neighbour."""
     g = x * (n / L) + shift
     i0 = np.floor(g).astype(np.int64)
     w1 = g - i0
     w0 = 1.0 - w1
-    rho = np.zeros(n**3)
+    out = []
     for dx in (0, 1):
         wx = w1[:, 0] if dx else w0[:, 0]
         ix = (i0[:, 0] + dx) % n
@@ -54,8 +55,21 @@ def paint(x, L, n, shift=0.0):
             for dz in (0, 1):
                 w = wy * (w1[:, 2] if dz else w0[:, 2])
                 iz = (i0[:, 2] + dz) % n
-                rho += np.bincount((ix * n + iy) * n + iz, weights=w, minlength=n**3)
+                out.append(((ix * n + iy) * n + iz, w))
+    return out
+
+
+def paint_stencil(stencil, n):
+    """CIC counts on an n^3 mesh from a cic_stencil."""
+    rho = np.zeros(n**3)
+    for idx, w in stencil:
+        rho += np.bincount(idx, weights=w, minlength=n**3)
     return rho.reshape(n, n, n)
+
+
+def paint(x, L, n, shift=0.0):
+    """CIC counts of positions x [Mpc/h] on an n^3 periodic mesh, shifted by `shift` cells."""
+    return paint_stencil(cic_stencil(x, L, n, shift), n)
 
 
 def delta_k(x, L, n):

@@ -30,24 +30,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from superres_particles import bin_power, delta_k, read_positions  # noqa: E402
-
-
-def cic_indices(x, L, n):
-    """The 8 CIC neighbours' flat indices and weights of positions x on an n^3 periodic mesh."""
-    g = x * (n / L)
-    i0 = np.floor(g).astype(np.int64)
-    w1 = g - i0
-    w0 = 1.0 - w1
-    out = []
-    for dx in (0, 1):
-        for dy in (0, 1):
-            for dz in (0, 1):
-                w = ((w1[:, 0] if dx else w0[:, 0]) * (w1[:, 1] if dy else w0[:, 1]) *
-                     (w1[:, 2] if dz else w0[:, 2]))
-                idx = (((i0[:, 0] + dx) % n) * n + (i0[:, 1] + dy) % n) * n + (i0[:, 2] + dz) % n
-                out.append((idx, w))
-    return out
+from superres_particles import (bin_power, cic_stencil, delta_k, paint_stencil,  # noqa: E402
+                                read_positions)
 
 
 class PgdMesh:
@@ -57,12 +41,8 @@ class PgdMesh:
 
     def __init__(self, x, L, n):
         self.x, self.L, self.n = x, L, n
-        self.stencil = cic_indices(x, L, n)
-        rho = np.zeros(n**3)
-        for idx, w in self.stencil:
-            rho += np.bincount(idx, weights=w, minlength=n**3)
-        rho *= n**3 / len(x)
-        self.delta = np.fft.rfftn(rho.reshape((n,) * 3) - 1.0)
+        self.stencil = cic_stencil(x, L, n)
+        self.delta = np.fft.rfftn(paint_stencil(self.stencil, n) * (n**3 / len(x)) - 1.0)
         kf = 2 * np.pi / L
         k = np.fft.fftfreq(n) * n * kf
         kz = np.fft.rfftfreq(n) * n * kf
