@@ -52,7 +52,7 @@ if [ "$emulate" = 1 ]; then
       --set "output.directory=\"$hr\"" --set output.snapshots=true --set output.density=false
   fi
   bash jobs/mpirun.sh "$np" build/src/caustic fof "$hr/snapshot_a1.0000.hdf5" -o "$out/hr_halos.hdf5" \
-    --overwrite
+    --member-ids --overwrite
   /usr/bin/python3 validation/superres_particles.py --seeds "$seed" --lr "$out/snapshot_a1.0000.hdf5" \
     --hr "$hr/snapshot_a1.0000.hdf5" --sr-run "$out" --out "$out/superres"
 fi

@@ -9,7 +9,12 @@ are painted with interlaced, compensated CIC on one mesh; from them:
 averaged over the seeds; and the FoF mass functions (b = 0.2) of SR and LR against HR above 100
 HR particle masses. Writes superres_table.md (the figures the issue asks for, side by side with
 Li et al. 2021), superres_power.csv, superres_hmf.csv, superres_power.png (T and r) and
-superres_slices.png (LR / SR / HR, one colour bar).
+superres_slices.png (LR / SR / HR, one colour bar). When hr_halos.hdf5 holds its members' IDs
+(caustic fof --member-ids), also how compact the truth's halos are in each particle set: per bin
+of HR group size, the median over the HR groups of the median distance of their members from
+their centroid, with the same particles (by ID) in HR, SR, SR+PGD and, for the members on LR
+sites, in the LR run (superres_halo_spread.csv and a table section). That is what FoF sees: a
+group whose members are spread out loses its outskirts to the linking length.
 
 usage: superres_particles.py --pairs DIR --sr DIR --seeds 301 302 ... --out DIR [--mesh 256]
        [--cost FILE.json] [--lr PATTERN --hr PATTERN --sr-run PATTERN] [--sharpened PATTERN]
@@ -114,6 +119,53 @@ def group_masses(path):
         return f["Group/GroupMass"][...] * 1e10  # Msun/h
 
 
+def positions_by_id(path):
+    """Positions of a snapshot indexed by particle ID (the lattice site (i n + j) n + k)."""
+    with h5py.File(path, "r") as f:
+        ids = f["PartType1/ParticleIDs"][...]
+        x = f["PartType1/Coordinates"][...].astype(np.float64)
+    out = np.empty_like(x)
+    out[ids] = x
+    return out
+
+
+SPREAD_BINS = (100, 200, 400, 800)  # HR group sizes [particles]: bins from each to the next
+
+
+def halo_spreads(halo_file, sets, L, n_hr, n_lr, min_size=SPREAD_BINS[0]):
+    """For the HR groups of at least min_size members in halo_file (written with member
+    IDs): their sizes and, per particle set {name: positions by HR lattice ID, or by LR lattice ID
+    for "LR"}, the median distance of the members from their centroid (nearest image). For "LR"
+    the members on LR sites (every index even: HR site 2 i is LR site i), when there are 3 or
+    more. None when the file has no member IDs."""
+    with h5py.File(halo_file, "r") as f:
+        if "IDs" not in f or "GroupLen" not in f["Group"]:
+            return None
+        glen = f["Group/GroupLen"][...]
+        goff = f["Group/GroupOffset"][...]
+        ids = f["IDs/ID"][...]
+    fac = n_hr // n_lr
+    out = {"size": []}
+    out.update({name: [] for name in sets})
+    for g in np.nonzero(glen >= min_size)[0]:
+        m = ids[goff[g]:goff[g] + glen[g]]
+        out["size"].append(glen[g])
+        i, j, k = m // (n_hr * n_hr), (m // n_hr) % n_hr, m % n_hr
+        on_lr = (i % fac == 0) & (j % fac == 0) & (k % fac == 0)
+        for name, x in sets.items():
+            if name == "LR":
+                if on_lr.sum() < 3:
+                    out[name].append(np.nan)
+                    continue
+                y = x[((i[on_lr] // fac) * n_lr + j[on_lr] // fac) * n_lr + k[on_lr] // fac]
+            else:
+                y = x[m]
+            d = (y - y[0] + L / 2) % L - L / 2
+            c = d.mean(axis=0)
+            out[name].append(float(np.median(np.linalg.norm(d - c, axis=1))))
+    return {key: np.array(v, dtype=float) for key, v in out.items()}
+
+
 def sharpened(run_dir):
     """Whether the hook of this run sharpened its particles by PGD (its power table says so)."""
     path = f"{run_dir}/sr_power_a1.0000.txt"
@@ -150,6 +202,7 @@ def main():
     hmf = {m: [] for m in methods + ["HR"]}
     kbins = None
     hr_mass = None
+    spreads = []
     for seed in a.seeds:
         lr_file = (a.lr or a.pairs + "/s{seed}_lr/snapshot_a1.0000.hdf5").format(seed=seed)
         hr_file = (a.hr or a.pairs + "/s{seed}_hr/snapshot_a1.0000.hdf5").format(seed=seed)
@@ -179,11 +232,16 @@ def main():
         hmf["LR"].append(group_masses(f"{run_dir}/halos_a1p0000.0.hdf5"))
         hmf["SR"].append(group_masses(f"{run_dir}/sr_halos_a1p0000.0.hdf5"))
         hmf["HR"].append(group_masses(f"{run_dir}/hr_halos.hdf5"))
+        n_lr = round(len(lr_x) ** (1 / 3))
+        n_hr = round(len(hr_x) ** (1 / 3))
+        by_id = {"HR": positions_by_id(hr_file), "LR": positions_by_id(lr_file),
+                 "SR": positions_by_id(f"{run_dir}/sr_a1.0000.hdf5")}
+        if a.sharpened:
+            by_id["SR+PGD"] = positions_by_id(f"{sharp_dir}/sr_a1.0000.hdf5")
+        spreads.append(halo_spreads(f"{run_dir}/hr_halos.hdf5", by_id, L, n_hr, n_lr))
     k = kbins
     t = {m: np.mean(T[m], axis=0) for m in T}
     r = {m: np.mean(R[m], axis=0) for m in R}
-    n_lr = round(len(lr_x) ** (1 / 3))
-    n_hr = round(len(hr_x) ** (1 / 3))
     k_lr = np.pi * n_lr / L
     k_hr2 = 0.5 * np.pi * n_hr / L
     with open(f"{a.out}/superres_power.csv", "w") as f:
@@ -249,6 +307,28 @@ def main():
         for i, th in enumerate(thresholds):
             f.write("| %.3g | " % th + " | ".join("%d" % counts[m][i] for m in methods + ["HR"]) +
                     " |\n")
+        if all(sp is not None for sp in spreads):
+            spread_names = ["HR", "LR", "SR"] + (["SR+PGD"] if a.sharpened else [])
+            pooled = {key: np.concatenate([sp[key] for sp in spreads]) for key in spreads[0]}
+            edges = list(SPREAD_BINS) + [np.inf]
+            label = dict(names, HR="HR truth")
+            f.write("\n| HR group size [particles] | groups | median member distance from the "
+                    "centroid [Mpc/h]: " + " | ".join(label[nm] for nm in spread_names) + " |\n")
+            f.write("|---" * (len(spread_names) + 2) + "|\n")
+            with open(f"{a.out}/superres_halo_spread.csv", "w") as g:
+                g.write("# HR FoF groups of the seeds by size; the median over them of the median "
+                        "distance [Mpc/h] of their members (by ID; LR: those on LR sites) from "
+                        "their centroid\n")
+                g.write("size_min,size_max,groups," + ",".join(spread_names) + "\n")
+                for lo_, hi_ in zip(edges[:-1], edges[1:]):
+                    sel = (pooled["size"] >= lo_) & (pooled["size"] < hi_)
+                    med = [float(np.nanmedian(pooled[nm][sel])) if sel.any() else np.nan
+                           for nm in spread_names]
+                    g.write("%d,%s,%d," % (lo_, "inf" if hi_ == np.inf else "%d" % hi_, sel.sum()) +
+                            ",".join("%.4f" % v for v in med) + "\n")
+                    f.write("| %d - %s | %d | " % (lo_, "" if hi_ == np.inf else "%d" % (hi_ - 1),
+                                                   sel.sum()) +
+                            " | ".join("%.2f" % v for v in med) + " |\n")
         if a.cost:
             c = json.load(open(a.cost))
             f.write("\n| cost (%d ranks) | wall [s] | peak memory per rank [MB] |\n|---|---|---|\n"

@@ -7,7 +7,8 @@
 # without and with the fitted `pgd`, and FoF on the HR truth, a cost comparison at NP ranks (the
 # HR truth run of seed 301 against the LR run + emulator + PGD), and superres_particles.py:
 # output/superres/validation/superres_table.md, superres_power.png, superres_slices.png,
-# superres_power.csv, superres_hmf.csv.
+# superres_power.csv, superres_hmf.csv, superres_halo_spread.csv (the truth's FoF is run with
+# --member-ids for it).
 # Usage: validation/superres_particles.sh [NP] [MODEL] [FIT]  (about 50 minutes on 2 cores from
 # scratch; with MODEL, that model is validated and nothing is trained; FIT defaults to
 # output/superres/fit/pgd_fit.json, fitted for MODEL when missing; the committed model's fit is
@@ -48,7 +49,7 @@ for seed in "${seeds[@]}"; do
   bash jobs/mpirun.sh "$np" "$caustic" run params/superres_validation.toml --overwrite \
     --set simulation.seed=$seed --set "output.directory=\"$val/pgd/s$seed\"" \
     --set "emulators.sr.model=\"$model\"" --set "emulators.sr.pgd=$pgd" < /dev/null > /dev/null
-  bash jobs/mpirun.sh "$np" "$caustic" fof output/superres/pairs/s${seed}_hr/snapshot_a1.0000.hdf5 \
+  bash jobs/mpirun.sh "$np" "$caustic" fof output/superres/pairs/s${seed}_hr/snapshot_a1.0000.hdf5 --member-ids \
     -o "$out/hr_halos.hdf5" --overwrite < /dev/null > /dev/null
   echo "held-out seed $seed: LR run + SR -> $out"
 done

@@ -330,8 +330,11 @@ TrainingResult trainSuperResolution(const TrainingConfig& cfg, MPI_Comm comm,
       }
       loss = loss + cfg.density_weight * eul / static_cast<double>(out.size(0));
       if (cfg.power_weight > 0) {
-        // Shells 1 .. grid/4 of the batch's summed power: up to the HR particle Nyquist
-        // (grid/4 shells of HR cells); beyond it the truth's power is its own discreteness.
+        // Shells 1 .. grid/4 of the batch's summed power: up to half the HR particle Nyquist
+        // frequency (shell grid/2 of a grid of HR cells), the LR particle Nyquist of a x2
+        // super-resolution. Extending the term to the HR particle Nyquist on a twice finer grid
+        // was tried (session 31) and made the particles' halos more diffuse: it is phase-blind,
+        // and jitter is the cheapest small-scale power.
         const auto lp = torch::log(pk_p.narrow(0, 1, grid / 4) + 1e-6),
                    lt = torch::log(pk_t.narrow(0, 1, grid / 4) + 1e-6);
         loss = loss + cfg.power_weight * (lp - lt).pow(2).mean();

@@ -16,8 +16,8 @@
 // residuals, plus density_weight times the squared difference of the CIC-painted Eulerian
 // densities of the interior's HR particles, predicted and true, on the HR lattice's cells,
 // divided by the true density's variance there, plus power_weight times the mean over |k| shells
-// of the squared log ratio of the two densities' power (summed over the batch; shells up to the
-// HR particle Nyquist). Squared errors
+// of the squared log ratio of the two densities' power (summed over the batch; shells up to half
+// the HR particle Nyquist frequency). Squared errors
 // alone smooth the small scales (the prediction regresses to the mean); the power term asks for
 // the truth's small-scale power whatever its phases. The crop-mean true displacement is taken
 // out of both before painting.
