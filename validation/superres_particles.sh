@@ -49,8 +49,8 @@ for seed in "${seeds[@]}"; do
   bash jobs/mpirun.sh "$np" "$caustic" run params/superres_validation.toml --overwrite \
     --set simulation.seed=$seed --set "output.directory=\"$val/pgd/s$seed\"" \
     --set "emulators.sr.model=\"$model\"" --set "emulators.sr.pgd=$pgd" < /dev/null > /dev/null
-  bash jobs/mpirun.sh "$np" "$caustic" fof output/superres/pairs/s${seed}_hr/snapshot_a1.0000.hdf5 --member-ids \
-    -o "$out/hr_halos.hdf5" --overwrite < /dev/null > /dev/null
+  bash jobs/mpirun.sh "$np" "$caustic" fof output/superres/pairs/s${seed}_hr/snapshot_a1.0000.hdf5 \
+    --member-ids -o "$out/hr_halos.hdf5" --overwrite < /dev/null > /dev/null
   echo "held-out seed $seed: LR run + SR -> $out"
 done
 # Cost at the same ranks: the HR truth run (seed 301, with the same outputs) against the LR run
