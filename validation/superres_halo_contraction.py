@@ -112,10 +112,12 @@ def main():
             with h5py.File(cat, "r") as f:
                 centres = f["Group/GroupPos"][...]
                 sizes = f["Group/GroupLen"][...]
+            masses = {"before": group_masses(cat)}
             moved = contract(x, centres, sizes, a.lam, a.radius, a.max_members, L)
+            masses["after"] = group_masses(fof(snap, moved, work))
             counts["HR"] += [np.sum(group_masses(a.hr_halos.format(seed=seed)) >= c) for c in cuts]
             for name, y in (("before", x), ("after", moved)):
-                counts[name] += [np.sum(group_masses(fof(snap, y, work)) >= c) for c in cuts]
+                counts[name] += [np.sum(masses[name] >= c) for c in cuts]
                 d = delta_k(y, L, 256)
                 _, p = bin_power(d, d, L, 256, 128)
                 worst[name].append(float(np.max(np.abs(np.sqrt(p[sel] / p_hr[sel]) - 1))))
