@@ -501,6 +501,37 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
                                    "\"torch\", space = \"lagrangian\")");
         e.pgd = std::array<double, 3>{(*v)[0], (*v)[1], (*v)[2]};
       }
+      if (s.find("contract")) {
+        const std::string pre = "emulators." + nm + ".";
+        Section c(en->as_table()->get(nm)->as_table(), "contract", true, pre);
+        EmulatorHookParams::Contraction k;
+        k.shape.lambda = c.number("lambda", std::nullopt, "a number in (0, 1]");
+        requireRange(k.shape.lambda > 0 && k.shape.lambda <= 1, c.key("lambda"), k.shape.lambda,
+                     "(0, 1]");
+        const double box = p.simulation.box;
+        k.shape.radius = c.number("radius", std::nullopt, "a radius in Mpc/h, in (0, box / 4]");
+        requireRange(k.shape.radius > 0 && k.shape.radius <= box / 4, c.key("radius"),
+                     k.shape.radius, "(0, box / 4] = (0, " + formatNumber(box / 4) + "] Mpc/h");
+        k.b = c.number("b", 0.2, "a number in (0, 1) (units of the mean particle separation)");
+        requireRange(k.b > 0 && k.b < 1, c.key("b"), k.b,
+                     "(0, 1) (units of the mean particle separation)");
+        const auto mm = c.integer("min_members", 20, "an integer >= 2");
+        if (mm < 2 || mm > 1000000000)
+          throw ParamError(c.key("min_members") + " = " + std::to_string(mm) +
+                           ": out of range; allowed: [2, 1e9]");
+        k.min_members = static_cast<int>(mm);
+        const auto mx = c.integer("max_members", std::nullopt, "an integer >= min_members");
+        if (mx < mm || mx > 4000000000000000000LL)
+          throw ParamError(c.key("max_members") + " = " + std::to_string(mx) +
+                           ": out of range; allowed: >= min_members = " + std::to_string(mm));
+        k.shape.max_members = static_cast<std::uint64_t>(mx);
+        c.finish();
+        if (e.kind != "torch" || e.space != "lagrangian")
+          throw ParamError("[" + pre +
+                           "contract]: only for particle super-resolution models "
+                           "(kind = \"torch\", space = \"lagrangian\")");
+        e.contract = k;
+      }
       s.finish();
       p.emulators.push_back(e);
     }

@@ -1,6 +1,7 @@
 #pragma once
 // Run parameters: one immutable, validated struct built from a TOML file plus command-line
 // overrides. Every defect raises ParamError naming the key, the value and what is allowed.
+#include "pm/analysis/group_contraction.hpp"
 #include "pm/baryons/bcm.hpp"
 #include "pm/cosmology/cosmology.hpp"
 #include "pm/stepping/stepping.hpp"
@@ -131,6 +132,16 @@ struct EmulatorHookParams {
   // to the super-resolved particles before anything is written, (alpha, k_l [h/Mpc], k_s [h/Mpc])
   // (pm/force/pgd.hpp, on the PM mesh with the exact kernel); an error for other models.
   std::optional<std::array<double, 3>> pgd;
+  // Particle super-resolution, [emulators.NAME.contract]: after the PGD, FoF (linking length `b`,
+  // groups of `min_members` or more) on the super-resolved particles and the contraction of the
+  // cores of the groups of at most max_members members (pm/analysis/group_contraction.hpp);
+  // an error for other models.
+  struct Contraction {
+    GroupContraction shape; // lambda, radius [Mpc/h], max_members
+    double b = 0.2;
+    int min_members = 20;
+  };
+  std::optional<Contraction> contract;
 };
 
 // Channels an emulator hook can give a model, per field space ("eulerian": density,

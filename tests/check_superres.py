@@ -7,8 +7,9 @@ resumed (the same loss curve as an uninterrupted run); the model is applied in-s
 once with 1/8 of the particle mass, equal at every rank count to 1e-5 of the box, and comes with
 its power spectrum (equal to an independent numpy CIC estimate from the snapshot) and FoF
 catalogue; with `pgd` the super-resolved particles are sharpened as the numpy PGD of
-validation/superres_pgd_fit.py moves them, at 1 and 3 ranks; bad input is refused with exit
-code 2 and nothing written."""
+validation/superres_pgd_fit.py moves them, at 1 and 3 ranks, and with [emulators.sr.contract]
+the cores of their small FoF groups are contracted as validation/superres_halo_contraction.py
+does it, at 1 and 3 ranks; bad input is refused with exit code 2 and nothing written."""
 import argparse
 import csv
 import json
@@ -255,6 +256,66 @@ def main():
         check(np.abs(dx).max() < 1e-5 * L, "PGD at 3 ranks differs from 1 rank by %g" %
               np.abs(dx).max())
 
+    # Group contraction ([emulators.sr.contract], after the PGD) at 1 and 3 ranks: equal to
+    # validation/superres_halo_contraction.contract (the prototype that scored it) applied to the
+    # uncontracted sharpened set of a 1-rank run about the groups `caustic fof` finds in it
+    # (double-precision snapshots; the catalogue's GroupPos is float32 and the PGD of 3 ranks
+    # differs from 1 rank's at float32 level, hence 1e-5 Mpc/h), and to each other.
+    from superres_halo_contraction import contract
+    shape = (0.5, 3.0, 40)
+    dp = ["--set", "output.snapshot_precision=\"double\""]
+    p, out = make_run("hooked_pgd_double", 16, 32, 9)
+    with open(p, "a") as f:
+        f.write(HOOK.format(model=model, space="lagrangian", inputs=LAGRANGIAN))
+        f.write("pgd = [%r, %r, %r]\n" % theta)
+    r = run(mpi(1) + ["run", p] + dp)
+    check(r.returncode == 0, "run with PGD in double precision failed")
+    base = os.path.join(out, "sr_a1.0000.hdf5")
+    groups = os.path.join(args.work, "sr_pgd_groups.hdf5")
+    r = run(mpi(1) + ["fof", base, "-b", "0.3", "--min-particles", "10", "-o", groups,
+                      "--overwrite"])
+    check(r.returncode == 0, "caustic fof on the sharpened SR snapshot failed")
+    if check.failures:
+        sys.exit(1)
+    x0 = snapshot(base)[1]
+    with h5py.File(groups, "r") as f:
+        centres, sizes = f["Group/GroupPos"][...], f["Group/GroupLen"][...]
+    want = contract(x0, centres, sizes, shape[0], shape[1], shape[2], L)
+    moved = want - x0
+    moved -= L * np.round(moved / L)
+    contracted = {}
+    for n in (1, 3):
+        p, out = make_run("hooked_contract_np%d" % n, 16, 32, 9, power="true")
+        with open(p, "a") as f:
+            f.write(HOOK.format(model=model, space="lagrangian", inputs=LAGRANGIAN))
+            f.write("pgd = [%r, %r, %r]\n" % theta)
+            f.write("[emulators.sr.contract]\nlambda = %r\nradius = %r\nmax_members = %d\n"
+                    "b = 0.3\nmin_members = 10\n" % shape)
+        r = run(mpi(n) + ["run", p] + dp)
+        check(r.returncode == 0, "run with group contraction at %d ranks failed" % n)
+        if r.returncode != 0:
+            continue
+        contracted[n] = snapshot(os.path.join(out, "sr_a1.0000.hdf5"))
+        dx = contracted[n][1] - want
+        dx -= L * np.round(dx / L)
+        err = np.abs(dx).max()
+        print("contraction at %d ranks: %d of %d groups of at most %d members, %d particles moved "
+              "(largest move %.3g Mpc/h); C++ - numpy: %.2e Mpc/h" %
+              (n, np.sum(sizes <= shape[2]), len(sizes), shape[2],
+               np.sum(np.abs(moved).max(axis=1) > 0), np.abs(moved).max(), err))
+        check(np.array_equal(contracted[n][0], ids) and np.sum(sizes <= shape[2]) >= 10 and
+              np.abs(moved).max() > 0.5 and err < 1e-5,
+              "contraction at %d ranks differs from numpy by %g Mpc/h" % (n, err))
+        with open(os.path.join(out, "sr_power_a1.0000.txt")) as f:
+            head = f.read(3000)
+        check("group-contracted: lambda = 0.5, R = 3 Mpc/h, groups of 10 to 40 members (FoF b = "
+              "0.3)" in head, "the SR power table does not record the contraction: %s" % head[:600])
+    if 1 in contracted and 3 in contracted:
+        dx = contracted[3][1] - contracted[1][1]
+        dx -= L * np.round(dx / L)
+        check(np.abs(dx).max() < 1e-5 * L, "contraction at 3 ranks differs from 1 rank by %g" %
+              np.abs(dx).max())
+
     # The validation's halo compactness (superres_particles.halo_spreads), with the SR particles
     # as the "truth": FoF with member IDs on them (b = 0.3, groups of 10 or more: this small run
     # has none of 20 at b = 0.2); each group's median member distance from its
@@ -306,6 +367,31 @@ def main():
         r = run(mpi(1) + ["run", p])
         check(r.returncode == 2 and says in r.stderr and not os.path.exists(out),
               "pgd = %s: exit %d, %s" % (bad, r.returncode, r.stderr[-300:]))
+
+    # Bad [emulators.sr.contract] tables are refused naming the setting, before anything is
+    # written.
+    for bad, space, says in (
+            ("lambda = 1.5\nradius = 2.0\nmax_members = 40", "lagrangian",
+             "emulators.sr.contract.lambda = 1.5: out of range; allowed: (0, 1]"),
+            ("lambda = 0.5\nradius = 20.0\nmax_members = 40", "lagrangian",
+             "emulators.sr.contract.radius = 20: out of range; allowed: (0, box / 4] = (0, 16] "
+             "Mpc/h"),
+            ("lambda = 0.5\nradius = 2.0", "lagrangian",
+             "emulators.sr.contract.max_members: missing"),
+            ("lambda = 0.5\nradius = 2.0\nmax_members = 10\nmin_members = 20", "lagrangian",
+             "emulators.sr.contract.max_members = 10: out of range; allowed: >= min_members = 20"),
+            ("lambda = 0.5\nradius = 2.0\nmax_members = 40\nrdius = 1", "lagrangian",
+             "emulators.sr.contract.rdius"),
+            ("lambda = 0.5\nradius = 2.0\nmax_members = 40", "eulerian",
+             "[emulators.sr.contract]: only for particle super-resolution models")):
+        p, out = make_run("hooked_bad_contract", 16, 32, 9)
+        with open(p, "a") as f:
+            f.write(HOOK.format(model=model, space=space,
+                                inputs=LAGRANGIAN if space == "lagrangian" else '["density"]'))
+            f.write("[emulators.sr.contract]\n%s\n" % bad)
+        r = run(mpi(1) + ["run", p])
+        check(r.returncode == 2 and says in r.stderr and not os.path.exists(out),
+              "contract %r: exit %d, %s" % (bad, r.returncode, r.stderr[-300:]))
 
     # An Eulerian hook with this model is refused before anything is written.
     p, out = make_run("hooked_eulerian", 16, 32, 9)

@@ -1,13 +1,16 @@
 // Friends-of-friends: the groups of a brute-force O(N^2) FoF, at any rank count, with clumps
 // across the periodic boundary and across slabs, and group properties against a direct
-// computation.
+// computation. The contraction of small groups' cores (group_contraction.hpp) against the radial
+// map of single particles and a direct computation over all groups, at any rank count.
 #include "helpers.hpp"
 #include "pm/analysis/fof.hpp"
+#include "pm/analysis/group_contraction.hpp"
 #include "pm/particles/migrate.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -230,4 +233,130 @@ TEST(FoF, CatalogueMatchesDirectComputation) {
                                          cat.members.begin() + end),
               ids);
   }
+}
+
+// One group centred across the box corner and particles at known distances along fixed
+// directions: each moves to r (lambda + (1 - lambda) (r / R)^2) along its direction, and those
+// at r >= R or in a group above max_members stay.
+TEST(GroupContraction, RadialMapOfSingleParticles) {
+  const double L = 20.0, R = 1.5, lam = 0.4;
+  HaloCatalogue cat;
+  const double c0[3] = {0.1, L - 0.2, 0.05}, c1[3] = {10.0, 10.0, 10.0};
+  for (const auto* c : {c0, c1}) {
+    cat.label.push_back(cat.label.size());
+    cat.count.push_back(cat.count.empty() ? 50 : 500);
+    for (int a = 0; a < 3; ++a)
+      cat.pos.push_back(c[a]);
+  }
+  const std::vector<double> radii = {0.0, 0.1, 0.5, 1.0, 1.49, 1.5, 2.0};
+  const double dir[3] = {0.48, -0.6, 0.64}; // unit
+  Particles all(2 * radii.size());
+  auto x = Kokkos::create_mirror_view(all.x);
+  auto id = Kokkos::create_mirror_view(all.id);
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const double* c = i < radii.size() ? c0 : c1;
+    for (int a = 0; a < 3; ++a)
+      x(i, a) = periodicWrap(c[a] + radii[i % radii.size()] * dir[a], L);
+    id(i) = i;
+  }
+  Kokkos::deep_copy(all.x, x);
+  Kokkos::deep_copy(all.id, id);
+  Kokkos::deep_copy(all.p, 0.0);
+  Particles mine = share(all, worldRank(), worldSize());
+  GroupContraction opt;
+  opt.lambda = lam;
+  opt.radius = R;
+  opt.max_members = 100; // the second group (500 members) is left alone
+  EXPECT_EQ(contractGroups(mine, cat, L, opt), 1u);
+  auto mx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), mine.x);
+  auto mid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), mine.id);
+  for (std::size_t j = 0; j < mine.size(); ++j) {
+    const std::size_t i = mid(j);
+    const double r = radii[i % radii.size()];
+    const double want = i < radii.size() && r < R ? r * (lam + (1 - lam) * (r / R) * (r / R)) : r;
+    const double* c = i < radii.size() ? c0 : c1;
+    for (int a = 0; a < 3; ++a) {
+      EXPECT_GE(mx(j, a), 0.0);
+      EXPECT_LT(mx(j, a), L);
+      EXPECT_NEAR(periodicDiff(mx(j, a), c[a], L), want * dir[a], 1e-12) << "particle " << i;
+    }
+  }
+  // Bad options are refused.
+  opt.lambda = 0.0;
+  EXPECT_THROW(contractGroups(mine, cat, L, opt), std::invalid_argument);
+  opt.lambda = 0.5;
+  opt.radius = L / 4 + 0.1;
+  EXPECT_THROW(contractGroups(mine, cat, L, opt), std::invalid_argument);
+}
+
+// FoF groups of clumpy particles (clumps across faces, corners and slabs), then the contraction
+// about those of at most the median size: every particle where a direct loop over all groups in
+// catalogue order (largest L1 move wins, the first of equal ones) puts it, at any rank count.
+TEST(GroupContraction, MatchesDirectComputationAtAnyRankCount) {
+  const double L = 10.0, sep = 1.0;
+  const auto all = clumpyParticles(4000, L, 11);
+  auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, 6, L);
+  Particles mine = share(all, worldRank(), worldSize());
+  migrate(mine, *d);
+  FofOptions fo;
+  fo.b = 0.18;
+  fo.min_particles = 5;
+  const HaloCatalogue cat = findHalos(mine, *d, sep, fo);
+  ASSERT_GE(cat.size(), 4u);
+  std::vector<std::uint64_t> sizes(cat.count);
+  std::sort(sizes.begin(), sizes.end());
+  GroupContraction opt;
+  opt.lambda = 0.55;
+  opt.radius = 1.2;
+  opt.max_members = sizes[sizes.size() / 2];
+  const std::size_t used = contractGroups(mine, cat, L, opt);
+  // Direct computation on the whole set.
+  auto x = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.x);
+  auto id = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), all.id);
+  std::map<std::uint64_t, std::array<double, 3>> want;
+  std::size_t expect_used = 0, moved = 0;
+  for (std::size_t g = 0; g < cat.size(); ++g)
+    expect_used += cat.count[g] <= opt.max_members;
+  std::size_t shared = 0; // particles within R of two or more groups: the largest move wins
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    double disp[3] = {0, 0, 0}, best = 0;
+    int near = 0;
+    for (std::size_t g = 0; g < cat.size(); ++g) {
+      if (cat.count[g] > opt.max_members)
+        continue;
+      double dx[3], r2 = 0;
+      for (int a = 0; a < 3; ++a) {
+        dx[a] = periodicDiff(x(i, a), cat.pos[3 * g + a], L);
+        r2 += dx[a] * dx[a];
+      }
+      const double r = std::sqrt(r2);
+      if (r >= opt.radius)
+        continue;
+      ++near;
+      const double f = opt.lambda + (1 - opt.lambda) * (r / opt.radius) * (r / opt.radius) - 1;
+      const double n1 = std::abs(dx[0] * f) + std::abs(dx[1] * f) + std::abs(dx[2] * f);
+      if (n1 > best) {
+        best = n1;
+        for (int a = 0; a < 3; ++a)
+          disp[a] = dx[a] * f;
+      }
+    }
+    moved += best > 0;
+    shared += near > 1;
+    want[id(i)] = {periodicWrap(x(i, 0) + disp[0], L), periodicWrap(x(i, 1) + disp[1], L),
+                   periodicWrap(x(i, 2) + disp[2], L)};
+  }
+  EXPECT_EQ(used, expect_used);
+  EXPECT_GT(moved, all.size() / 20); // the test moves many particles
+  EXPECT_GT(shared, 10u);
+  auto mx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), mine.x);
+  auto mid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), mine.id);
+  double worst = 0;
+  for (std::size_t j = 0; j < mine.size(); ++j)
+    for (int a = 0; a < 3; ++a)
+      worst = std::max(worst, std::abs(periodicDiff(mx(j, a), want.at(mid(j))[a], L)));
+  EXPECT_LT(worst, 1e-12);
+  std::uint64_t n = mine.size();
+  MPI_Allreduce(MPI_IN_PLACE, &n, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+  EXPECT_EQ(n, all.size());
 }

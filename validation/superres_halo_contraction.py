@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Prototype (post hoc, not in-situ yet): contracting the small FoF groups of super-resolved
-particles (issue 16's mass function).
+"""Contracting the small FoF groups of super-resolved particles (issue 16's mass function), post
+hoc in numpy: the prototype of the hook's [emulators.NAME.contract] (pm/analysis/
+group_contraction.hpp), and its reference in cli_superres.
 
 The super-resolution network spreads the members of the truth's small halos about twice as wide
 as the truth does (superres_particles.py's compactness table: 0.71 against 0.34 Mpc/h for groups
@@ -11,7 +12,8 @@ or more members) on the super-resolved particles; around the centre of every gro
   r -> r (lambda + (1 - lambda) (r / R)^2),
 which leaves r = R in place (where two groups claim a particle, the larger move wins); FoF
 again. It is a heuristic profile correction, at the halo scale as PGD is at the mesh scale: its
-three numbers must be chosen on training seeds and scored on held-out ones.
+three numbers are fitted on training seeds (superres_contraction_fit.py, with the hook) and
+scored on held-out ones (superres_particles.sh).
 
 Inputs per seed: the super-resolved (and PGD-sharpened) snapshot, the HR truth snapshot and the
 truth's FoF catalogue. Writes a table (N/N_HR of the cumulative mass function at 1, 2, 4, 8 x 100

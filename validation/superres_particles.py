@@ -18,11 +18,14 @@ group whose members are spread out loses its outskirts to the linking length.
 
 usage: superres_particles.py --pairs DIR --sr DIR --seeds 301 302 ... --out DIR [--mesh 256]
        [--cost FILE.json] [--lr PATTERN --hr PATTERN --sr-run PATTERN] [--sharpened PATTERN]
+       [--contracted PATTERN]
 The file patterns take {seed}: by default the LR and HR snapshots are
 PAIRS/s{seed}_lr|hr/snapshot_a1.0000.hdf5 and the LR run with the emulator SR/s{seed}/ (its
 sr_a1.0000.hdf5, halos_a1p0000.0.hdf5, sr_halos_a1p0000.0.hdf5 and hr_halos.hdf5, the FoF
 catalogue of the HR snapshot). --sharpened PATTERN ({seed}) adds the LR run with the emulator and
-PGD sharpening (`[emulators.sr] pgd`, fitted by superres_pgd_fit.py) as a third column, SR+PGD.
+PGD sharpening (`[emulators.sr] pgd`, fitted by superres_pgd_fit.py) as a third column, SR+PGD;
+--contracted PATTERN the run with PGD and the group contraction ([emulators.sr.contract], fitted
+by superres_contraction_fit.py) as a fourth, SR+PGD+C.
 """
 import argparse
 import json
@@ -166,13 +169,19 @@ def halo_spreads(halo_file, sets, L, n_hr, n_lr, min_size=SPREAD_BINS[0]):
     return {key: np.array(v, dtype=float) for key, v in out.items()}
 
 
-def sharpened(run_dir):
-    """Whether the hook of this run sharpened its particles by PGD (its power table says so)."""
+def hook_label(run_dir):
+    """The SR column's name for this run: with what the hook did after the network (its power
+    table's header says whether it sharpened by PGD and contracted the groups)."""
     path = f"{run_dir}/sr_power_a1.0000.txt"
-    if not os.path.exists(path):
-        return False
-    with open(path) as f:
-        return any(line.startswith("# PGD-sharpened: alpha") for line in f if line.startswith("#"))
+    label = "LR + SR"
+    if os.path.exists(path):
+        with open(path) as f:
+            head = [line for line in f if line.startswith("#")]
+        if any(line.startswith("# PGD-sharpened: alpha") for line in head):
+            label += " + PGD"
+        if any(line.startswith("# group-contracted: lambda") for line in head):
+            label += " + contraction"
+    return label
 
 
 def projected(x, L, n, depth):
@@ -193,10 +202,14 @@ def main():
     ap.add_argument("--mesh", type=int, default=256)
     ap.add_argument("--cost", help="JSON with the wall times and peak memories of the runs")
     ap.add_argument("--sharpened", help="directory pattern of the LR run with the emulator and PGD")
+    ap.add_argument("--contracted", help="directory pattern of the LR run with the emulator, PGD "
+                    "and the group contraction")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     n = a.mesh
-    methods = ["LR", "SR"] + (["SR+PGD"] if a.sharpened else [])
+    # The further columns: name and the directory pattern of its run.
+    further = [(m, d) for m, d in (("SR+PGD", a.sharpened), ("SR+PGD+C", a.contracted)) if d]
+    methods = ["LR", "SR"] + [m for m, _ in further]
     T = {m: [] for m in methods}
     R = {m: [] for m in methods}
     hmf = {m: [] for m in methods + ["HR"]}
@@ -213,10 +226,10 @@ def main():
         dh = delta_k(hr_x, L, n)
         kb, phh = bin_power(dh, dh, L, n, n // 2)
         sets = [("LR", lr_x), ("SR", sr_x)]
-        if a.sharpened:
-            sharp_dir = a.sharpened.format(seed=seed)
-            sets.append(("SR+PGD", read_positions(f"{sharp_dir}/sr_a1.0000.hdf5")[0]))
-            hmf["SR+PGD"].append(group_masses(f"{sharp_dir}/sr_halos_a1p0000.0.hdf5"))
+        for m, pattern in further:
+            d_ = pattern.format(seed=seed)
+            sets.append((m, read_positions(f"{d_}/sr_a1.0000.hdf5")[0]))
+            hmf[m].append(group_masses(f"{d_}/sr_halos_a1p0000.0.hdf5"))
         for name, x in sets:
             d = delta_k(x, L, n)
             _, p = bin_power(d, d, L, n, n // 2)
@@ -236,8 +249,8 @@ def main():
         n_hr = round(len(hr_x) ** (1 / 3))
         by_id = {"HR": positions_by_id(hr_file), "LR": positions_by_id(lr_file),
                  "SR": positions_by_id(f"{run_dir}/sr_a1.0000.hdf5")}
-        if a.sharpened:
-            by_id["SR+PGD"] = positions_by_id(f"{sharp_dir}/sr_a1.0000.hdf5")
+        for m, pattern in further:
+            by_id[m] = positions_by_id(pattern.format(seed=seed) + "/sr_a1.0000.hdf5")
         spreads.append(halo_spreads(f"{run_dir}/hr_halos.hdf5", by_id, L, n_hr, n_lr))
     k = kbins
     t = {m: np.mean(T[m], axis=0) for m in T}
@@ -285,9 +298,9 @@ def main():
         [("%.0f%%" % (100 * hmf_err[m].max()) if ok_hmf.any() else "n/a") for m in methods] +
         ["~10%"],
     ]
-    names = {"LR": "LR run (no emulator)", "SR": "LR + SR", "SR+PGD": "LR + SR + PGD"}
-    if sharpened(run_dir):  # an --sr-run made with `pgd` (the main job's): say so
-        names["SR"] = "LR + SR + PGD"
+    names = {"LR": "LR run (no emulator)", "SR": "LR + SR", "SR+PGD": "LR + SR + PGD",
+             "SR+PGD+C": "LR + SR + PGD + contraction"}
+    names["SR"] = hook_label(run_dir)  # an --sr-run made with `pgd` (the main job's): say so
     with open(f"{a.out}/superres_table.md", "w") as f:
         f.write("Particle super-resolution x2, held-out seeds %s, z = 0, mesh %d^3 (interlaced CIC)\n\n"
                 % (", ".join(a.seeds), n))
@@ -308,7 +321,7 @@ def main():
             f.write("| %.3g | " % th + " | ".join("%d" % counts[m][i] for m in methods + ["HR"]) +
                     " |\n")
         if all(sp is not None for sp in spreads):
-            spread_names = ["HR", "LR", "SR"] + (["SR+PGD"] if a.sharpened else [])
+            spread_names = ["HR", "LR", "SR"] + [m for m, _ in further]
             pooled = {key: np.concatenate([sp[key] for sp in spreads]) for key in spreads[0]}
             edges = list(SPREAD_BINS) + [np.inf]
             label = dict(names, HR="HR truth")
@@ -343,7 +356,8 @@ def main():
     print(open(f"{a.out}/superres_table.md").read())
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
-    for m, col in (("LR", "tab:blue"), ("SR", "tab:red"), ("SR+PGD", "tab:green")):
+    for m, col in (("LR", "tab:blue"), ("SR", "tab:red"), ("SR+PGD", "tab:green"),
+                   ("SR+PGD+C", "tab:purple")):
         if m not in methods:
             continue
         ax[0].semilogx(k, t[m], color=col, label=m + " / HR")

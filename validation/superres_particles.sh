@@ -2,25 +2,30 @@
 # Particle super-resolution (issue 16) from scratch to its figures: paired LR/HR runs
 # (superres_particle_pairs.sh), training (params/train_superres_particles.toml, unless
 # output/superres/model/model.pt exists), the PGD sharpening of the super-resolved particles
-# fitted on training seeds 201-208 (superres_pgd_fit.py, unless FIT exists), then for each
-# held-out seed (301-304) the LR run with the emulator in-situ (params/superres_validation.toml),
-# without and with the fitted `pgd`, and FoF on the HR truth, a cost comparison at NP ranks (the
-# HR truth run of seed 301 against the LR run + emulator + PGD), and superres_particles.py:
-# output/superres/validation/superres_table.md, superres_power.png, superres_slices.png,
-# superres_power.csv, superres_hmf.csv, superres_halo_spread.csv (the truth's FoF is run with
-# --member-ids for it).
-# Usage: validation/superres_particles.sh [NP] [MODEL] [FIT]  (about 50 minutes on 2 cores from
-# scratch; with MODEL, that model is validated and nothing is trained; FIT defaults to
-# output/superres/fit/pgd_fit.json, fitted for MODEL when missing; the committed model's fit is
-# models/superres_particles/pgd_fit.json)
+# fitted on training seeds 201-208 (superres_pgd_fit.py, unless FIT exists), the contraction of
+# their small groups fitted on the same seeds (superres_contraction_fit.py, unless CFIT exists),
+# then for each held-out seed (301-304) the LR run with the emulator in-situ
+# (params/superres_validation.toml) without and with the fitted `pgd`, and with `pgd` and the
+# fitted [emulators.sr.contract], and FoF on the HR truth, a cost comparison at NP ranks (the HR
+# truth run of seed 301 against the LR run + emulator + PGD + contraction), and
+# superres_particles.py: output/superres/validation/superres_table.md, superres_power.png,
+# superres_slices.png, superres_power.csv, superres_hmf.csv, superres_halo_spread.csv (the
+# truth's FoF is run with --member-ids for it).
+# Usage: validation/superres_particles.sh [NP] [MODEL] [FIT] [CFIT]  (about 90 minutes on 2 cores
+# from scratch; with MODEL, that model is validated and nothing is trained, and only the pairs of
+# seeds 201-208 and 301-304 are made; FIT defaults to output/superres/fit/pgd_fit.json and CFIT
+# to output/superres/fit/contraction_fit.json, fitted for MODEL when missing; the committed
+# model's fits are models/superres_particles/pgd_fit.json and contraction_fit.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 np=${1:-2}
 model=${2:-output/superres/model/model.pt}
 caustic=build/src/caustic
 py=/usr/bin/python3
-bash validation/superres_particle_pairs.sh 1
-if [ ! -f "$model" ]; then
+if [ -f "$model" ]; then
+  bash validation/superres_particle_pairs.sh 1 $(seq 201 208) $(seq 301 304)
+else
+  bash validation/superres_particle_pairs.sh 1
   bash jobs/mpirun.sh "$np" "$caustic" train params/train_superres_particles.toml < /dev/null
 fi
 case "$model" in /*) ;; *) model=$PWD/$model ;; esac
@@ -39,6 +44,16 @@ if [ ! -f "$fit" ]; then
 fi
 pgd=$($py -c 'import json, sys; print("[%r, %r, %r]" % tuple(json.load(open(sys.argv[1]))["pgd"]))' "$fit")
 echo "PGD sharpening of the super-resolved particles: pgd = $pgd (from $fit)"
+cfit=${4:-output/superres/fit/contraction_fit.json}
+if [ ! -f "$cfit" ]; then
+  $py validation/superres_contraction_fit.py --model "$model" --pgd "$fit" --np "$np" \
+    --seeds 201 202 203 204 205 206 207 208 -o "$cfit"
+fi
+contract=($($py -c 'import json, sys
+c = json.load(open(sys.argv[1]))["contract"]
+for k in ("lambda", "radius", "max_members", "b", "min_members"):
+    print("--set emulators.sr.contract.%s=%r" % (k, c[k]))' "$cfit"))
+echo "group contraction of the super-resolved particles: ${contract[*]} (from $cfit)"
 val=output/superres/validation
 seeds=(301 302 303 304)
 for seed in "${seeds[@]}"; do
@@ -49,12 +64,16 @@ for seed in "${seeds[@]}"; do
   bash jobs/mpirun.sh "$np" "$caustic" run params/superres_validation.toml --overwrite \
     --set simulation.seed=$seed --set "output.directory=\"$val/pgd/s$seed\"" \
     --set "emulators.sr.model=\"$model\"" --set "emulators.sr.pgd=$pgd" < /dev/null > /dev/null
+  bash jobs/mpirun.sh "$np" "$caustic" run params/superres_validation.toml --overwrite \
+    --set simulation.seed=$seed --set "output.directory=\"$val/contracted/s$seed\"" \
+    --set "emulators.sr.model=\"$model\"" --set "emulators.sr.pgd=$pgd" "${contract[@]}" \
+    < /dev/null > /dev/null
   bash jobs/mpirun.sh "$np" "$caustic" fof output/superres/pairs/s${seed}_hr/snapshot_a1.0000.hdf5 \
     --member-ids -o "$out/hr_halos.hdf5" --overwrite < /dev/null > /dev/null
   echo "held-out seed $seed: LR run + SR -> $out"
 done
 # Cost at the same ranks: the HR truth run (seed 301, with the same outputs) against the LR run
-# with the emulator and PGD.
+# with the emulator, PGD and the contraction.
 bash jobs/mpirun.sh "$np" "$caustic" run params/superres_pairs.toml --overwrite \
   --set simulation.seed=301 --set simulation.particles=128 --set simulation.mesh=384 \
   --set simulation.steps=40 --set simulation.lattice_offset=0.5 \
@@ -68,10 +87,11 @@ def summary(d):
     s = json.load(open(f"{val}/{d}/run_summary.json"))
     return {"wall": s["wall_seconds"], "memory": max(s["peak_memory_bytes_per_rank"])}, s
 hr, _ = summary("hr_timing")
-lr, s = summary("pgd/s301")
+lr, s = summary("contracted/s301")
 cost = {"ranks": np_, "hr_run": hr, "lr_run_with_sr": lr,
         "sr_hook": s["timings_seconds_max_over_ranks"].get("step:observer:emulator:sr", 0.0)}
 json.dump(cost, open(f"{val}/cost.json", "w"), indent=1)
 PY
 $py validation/superres_particles.py --pairs output/superres/pairs --sr "$val" \
-  --seeds "${seeds[@]}" --out "$val" --cost "$val/cost.json" --sharpened "$val/pgd/s{seed}"
+  --seeds "${seeds[@]}" --out "$val" --cost "$val/cost.json" --sharpened "$val/pgd/s{seed}" \
+  --contracted "$val/contracted/s{seed}"

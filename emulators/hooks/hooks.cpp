@@ -7,6 +7,7 @@
 #include "io/snapshot.hpp"
 #include "io/tables.hpp"
 #include "pm/analysis/fof.hpp"
+#include "pm/analysis/group_contraction.hpp"
 #include "pm/analysis/halo_sampler.hpp"
 #include "pm/analysis/power_spectrum.hpp"
 #include "pm/force/painter.hpp"
@@ -105,6 +106,11 @@ EmulatorHook::EmulatorHook(const Params& params, const EmulatorHookParams& hook,
                              meta.kind +
                              ") is not a particle super-resolution model; only super-resolved "
                              "particles are sharpened by PGD");
+  if (_hook.contract && !meta.super_resolution)
+    throw std::runtime_error("[emulators." + _hook.name + ".contract]: the model " + _hook.model +
+                             " (" + meta.kind +
+                             ") is not a particle super-resolution model; only super-resolved "
+                             "particles have their groups contracted");
   if (_hook.seed && !meta.halo)
     throw std::runtime_error("emulators." + _hook.name + ".seed = " + std::to_string(*_hook.seed) +
                              ": the model " + _hook.model + " (" + meta.kind +
@@ -288,6 +294,18 @@ void EmulatorHook::observeSuperResolution(Event, const SimulationState& s,
     pgd.displace(hr, total, s.a, *_hook.pgd);
     migrate(hr, *_fieldMesh);
   }
+  std::size_t contracted = 0;
+  if (_hook.contract) {
+    // FoF on the (sharpened) super-resolved particles, then the cores of its small groups pulled
+    // in (pm/analysis/group_contraction.hpp), then back to the owning ranks.
+    FofOptions co;
+    co.b = _hook.contract->b;
+    co.min_particles = _hook.contract->min_members;
+    const HaloCatalogue groups =
+        findHalos(hr, *_fieldMesh, s.mesh->box() / (s.particle_grid * f), co);
+    contracted = contractGroups(hr, groups, s.mesh->box(), _hook.contract->shape);
+    migrate(hr, *_fieldMesh);
+  }
   const auto& dir = _params.output.directory;
   const std::string path = outputName(dir, _hook.name, s.a, ".hdf5");
   SnapshotInfo info;
@@ -317,7 +335,15 @@ void EmulatorHook::observeSuperResolution(Event, const SimulationState& s,
          format("k_nyquist_particles = %.6g h/Mpc", M_PI * n / L),
          _hook.pgd ? format("PGD-sharpened: alpha = %.6g, k_l = %.6g h/Mpc, k_s = %.6g h/Mpc",
                             (*_hook.pgd)[0], (*_hook.pgd)[1], (*_hook.pgd)[2])
-                   : std::string("PGD-sharpened: no")});
+                   : std::string("PGD-sharpened: no"),
+         _hook.contract
+             ? format("group-contracted: lambda = %.6g, R = %.6g Mpc/h, groups of %d to %llu "
+                      "members (FoF b = %.6g): %zu groups",
+                      _hook.contract->shape.lambda, _hook.contract->shape.radius,
+                      _hook.contract->min_members,
+                      static_cast<unsigned long long>(_hook.contract->shape.max_members),
+                      _hook.contract->b, contracted)
+             : std::string("group-contracted: no")});
   }
   RunHaloPaths halos;
   const auto& h = _params.halos;
