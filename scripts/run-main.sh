@@ -4,8 +4,9 @@
 #     (power spectra, FoF halos, baryonification) and the particle super-resolution emulator
 #     (models/superres_particles/, committed; trained by validation/superres_particles.sh)
 #     applied in-situ at z = 0: 128^3 particles from the run's 64^3, sharpened by PGD with the
-#     parameters fitted for it (models/superres_particles/pgd_fit.json), with their power
-#     spectrum and FoF catalogue;
+#     parameters fitted for it (models/superres_particles/pgd_fit.json) and the cores of their
+#     small FoF groups contracted (models/superres_particles/contraction_fit.json), with their
+#     power spectrum and FoF catalogue;
 #  2. the high-resolution truth of the same seed (128^3 particles, 384^3 mesh, 40 steps) and the
 #     emulator's validation against it (validation/superres_particles.py: T(k), r(k), mass
 #     function, slices);
@@ -32,6 +33,11 @@ if [ "$emulate" = 1 ]; then
          --set 'emulators.sr.inputs=["displacement_x","displacement_y","displacement_z","momentum_x","momentum_y","momentum_z"]'
          --set "emulators.sr.a=[1.0]"
          --set "emulators.sr.pgd=$(/usr/bin/python3 -c 'import json; print(json.load(open("models/superres_particles/pgd_fit.json"))["pgd"])')")
+  # The contraction of the small groups' cores fitted for it (`--set emulators.sr.contract.K=V`).
+  extra+=($(/usr/bin/python3 -c 'import json, sys
+c = json.load(open(sys.argv[1]))["contract"]
+for k in ("lambda", "radius", "max_members", "b", "min_members"):
+    print("--set emulators.sr.contract.%s=%r" % (k, c[k]))' models/superres_particles/contraction_fit.json))
 fi
 bash jobs/mpirun.sh "$np" build/src/caustic run "$params" --overwrite "${extra[@]}" "$@"
 out=$(/usr/bin/python3 -c "import sys, tomllib; print(tomllib.load(open(sys.argv[1], 'rb'))['output']['directory'])" "$params")

@@ -112,12 +112,31 @@ def main():
                 "hmf": float(np.max(np.abs(ratio - 1))),
                 "T": float(np.max(np.abs(t[k <= k_lr * 1.0001] - 1)))}
 
-    base = score(None)
+    # Scores already computed for these seeds, model and PGD (an interrupted fit resumes).
+    cache_path = os.path.join(a.work, "scores.json")
+    ident = {"seeds": a.seeds, "model": model, "pgd": pgd}
+    cache = {}
+    if os.path.exists(cache_path):
+        with open(cache_path) as f:
+            c = json.load(f)
+        if c.get("ident") == ident:
+            cache = c["scores"]
+
+    def cached(setting):
+        key = "none" if setting is None else "%r,%r,%d" % setting
+        if key not in cache:
+            cache[key] = score(setting)
+            with open(cache_path + ".tmp", "w") as f:
+                json.dump({"ident": ident, "scores": cache}, f)
+            os.replace(cache_path + ".tmp", cache_path)
+        return dict(cache[key])
+
+    base = cached(None)
     print("uncontracted: N/N_HR %s, worst %.3f, max |T - 1| %.4f" %
           (np.round(base["hmf_ratio"], 3), base["hmf"], base["T"]), flush=True)
     grid = []
     for setting in itertools.product(a.lambdas, a.radii, a.max_members):
-        s = score(setting)
+        s = cached(setting)
         s.update(zip(("lambda", "radius", "max_members"), setting))
         grid.append(s)
         print("lambda %.2f R %.2f N_max %4d: N/N_HR %s, worst %.3f, max |T - 1| %.4f "
