@@ -15,7 +15,7 @@ above the uncontracted set's. Writes JSON: the setting ("contract"), the grid's 
 seeds and the command. Held-out seeds are never used here (superres_particles.sh scores them).
 
 usage: superres_contraction_fit.py --model MODEL.pt --pgd PGD_FIT.json --seeds 201 ... -o FIT.json
-       [--np 2] [--lambdas 0.5 0.6 0.7] [--radii 0.75 1 1.25] [--max-members 100 200 400]
+       [--np 2] [--lambdas 0.6 0.7 0.8] [--radii 1 1.25 1.5] [--max-members 200 400 800]
 """
 import argparse
 import itertools
@@ -53,9 +53,9 @@ def main():
     ap.add_argument("--pairs", default=os.path.join(ROOT, "output", "superres", "pairs"))
     ap.add_argument("--work", default=os.path.join(ROOT, "output", "superres", "contraction_fit"))
     ap.add_argument("--np", type=int, default=2)
-    ap.add_argument("--lambdas", nargs="+", type=float, default=[0.5, 0.6, 0.7])
-    ap.add_argument("--radii", nargs="+", type=float, default=[0.75, 1.0, 1.25])
-    ap.add_argument("--max-members", nargs="+", type=int, default=[100, 200, 400])
+    ap.add_argument("--lambdas", nargs="+", type=float, default=[0.6, 0.7, 0.8])
+    ap.add_argument("--radii", nargs="+", type=float, default=[1.0, 1.25, 1.5])
+    ap.add_argument("--max-members", nargs="+", type=int, default=[200, 400, 800])
     ap.add_argument("--t-slack", type=float, default=0.005,
                     help="allowed rise of max |T - 1| over the uncontracted set")
     ap.add_argument("-o", "--out", required=True)
