@@ -353,45 +353,36 @@ def main():
     check(len(big) > 0 and np.array_equal(got["size"], glen[big]) and worst < 1e-9,
           "halo_spreads differs from the direct computation by %g" % worst)
 
-    # Bad `pgd` values are refused naming the setting, before anything is written.
+    # Bad `pgd` values and [emulators.sr.contract] tables are refused naming the setting, before
+    # anything is written. Each case: the hook's extra TOML lines, its space, what stderr says.
+    table = "[emulators.sr.contract]\n"
     for bad, space, says in (
-            ("[-0.1, 2.0, 6.0]", "lagrangian", "emulators.sr.pgd = [-0.1, 2, 6]: allowed: [alpha, k_l, k_s]"),
-            ("[0.1, 2.0]", "lagrangian", "emulators.sr.pgd = [0.1, 2]: allowed"),
-            ("[0.1, 2.0, 6.0]", "eulerian", "emulators.sr.pgd = [0.1, 2, 6]: only for particle "
-             "super-resolution models")):
-        p, out = make_run("hooked_bad_pgd", 16, 32, 9)
-        with open(p, "a") as f:
-            f.write(HOOK.format(model=model, space=space,
-                                inputs=LAGRANGIAN if space == "lagrangian" else '["density"]'))
-            f.write("pgd = %s\n" % bad)
-        r = run(mpi(1) + ["run", p])
-        check(r.returncode == 2 and says in r.stderr and not os.path.exists(out),
-              "pgd = %s: exit %d, %s" % (bad, r.returncode, r.stderr[-300:]))
-
-    # Bad [emulators.sr.contract] tables are refused naming the setting, before anything is
-    # written.
-    for bad, space, says in (
-            ("lambda = 1.5\nradius = 2.0\nmax_members = 40", "lagrangian",
+            ("pgd = [-0.1, 2.0, 6.0]", "lagrangian",
+             "emulators.sr.pgd = [-0.1, 2, 6]: allowed: [alpha, k_l, k_s]"),
+            ("pgd = [0.1, 2.0]", "lagrangian", "emulators.sr.pgd = [0.1, 2]: allowed"),
+            ("pgd = [0.1, 2.0, 6.0]", "eulerian", "emulators.sr.pgd = [0.1, 2, 6]: only for particle "
+             "super-resolution models"),
+            (table + "lambda = 1.5\nradius = 2.0\nmax_members = 40", "lagrangian",
              "emulators.sr.contract.lambda = 1.5: out of range; allowed: (0, 1]"),
-            ("lambda = 0.5\nradius = 20.0\nmax_members = 40", "lagrangian",
+            (table + "lambda = 0.5\nradius = 20.0\nmax_members = 40", "lagrangian",
              "emulators.sr.contract.radius = 20: out of range; allowed: (0, box / 4] = (0, 16] "
              "Mpc/h"),
-            ("lambda = 0.5\nradius = 2.0", "lagrangian",
+            (table + "lambda = 0.5\nradius = 2.0", "lagrangian",
              "emulators.sr.contract.max_members: missing"),
-            ("lambda = 0.5\nradius = 2.0\nmax_members = 10\nmin_members = 20", "lagrangian",
+            (table + "lambda = 0.5\nradius = 2.0\nmax_members = 10\nmin_members = 20", "lagrangian",
              "emulators.sr.contract.max_members = 10: out of range; allowed: >= min_members = 20"),
-            ("lambda = 0.5\nradius = 2.0\nmax_members = 40\nrdius = 1", "lagrangian",
+            (table + "lambda = 0.5\nradius = 2.0\nmax_members = 40\nrdius = 1", "lagrangian",
              "emulators.sr.contract.rdius"),
-            ("lambda = 0.5\nradius = 2.0\nmax_members = 40", "eulerian",
+            (table + "lambda = 0.5\nradius = 2.0\nmax_members = 40", "eulerian",
              "[emulators.sr.contract]: only for particle super-resolution models")):
-        p, out = make_run("hooked_bad_contract", 16, 32, 9)
+        p, out = make_run("hooked_bad_setting", 16, 32, 9)
         with open(p, "a") as f:
             f.write(HOOK.format(model=model, space=space,
                                 inputs=LAGRANGIAN if space == "lagrangian" else '["density"]'))
-            f.write("[emulators.sr.contract]\n%s\n" % bad)
+            f.write(bad + "\n")
         r = run(mpi(1) + ["run", p])
         check(r.returncode == 2 and says in r.stderr and not os.path.exists(out),
-              "contract %r: exit %d, %s" % (bad, r.returncode, r.stderr[-300:]))
+              "%r: exit %d, %s" % (bad, r.returncode, r.stderr[-300:]))
 
     # An Eulerian hook with this model is refused before anything is written.
     p, out = make_run("hooked_eulerian", 16, 32, 9)
