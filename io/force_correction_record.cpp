@@ -35,6 +35,8 @@ nlohmann::json ForceCorrectionRecord::toJson() const {
     p["k_l"] = kl;
     p["k_s"] = ks;
     j["pgd"] = p;
+    if (base)
+      j["base"] = base->toJson();
   } else {
     j["theta"] = theta;
   }
@@ -77,7 +79,17 @@ ForceCorrectionRecord ForceCorrectionRecord::fromJson(const nlohmann::json& j,
         throw ParamError(where + ": pgd.a, alpha, k_l and k_s must have the same length (>= 1)");
       for (std::size_t i = 0; i < al.size(); ++i)
         r.pgd_theta.push_back({al[i], kl[i], ks[i]});
+      if (j.contains("base")) {
+        auto b = fromJson(j.at("base"), where + " (its base)");
+        if (b.correction == "pgd")
+          throw ParamError(where + ": base.correction = \"pgd\"; a base is the potential "
+                                   "correction PGD was fitted on top of: neural_spline or hat_ka");
+        r.base = std::make_shared<const ForceCorrectionRecord>(std::move(b));
+      }
     } else {
+      if (j.contains("base"))
+        throw ParamError(where + ": \"base\" is only allowed in a pgd record (correction = \"" +
+                         r.correction + "\")");
       r.theta = j.at("theta").get<std::vector<double>>();
       for (double t : r.theta)
         if (!std::isfinite(t))

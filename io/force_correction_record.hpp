@@ -10,6 +10,9 @@
 //                 | {"type": "hat_ka", "x_nodes": [...], "a_nodes": [...]},     (pgd: none)
 //   "theta": [...],                                    (neural_spline, hat_ka)
 //   "pgd": {"a": [...], "alpha": [...], "k_l": [...], "k_s": [...]},   (pgd)
+//   "base": {a neural_spline or hat_ka record}   (pgd only, optional: the potential correction
+//           applied at every force evaluation of the runs this PGD was fitted to; a run of the
+//           record applies both)
 //   "domain": {"cell_size": 2.0, "particles_per_cell": 1.0, "steps": 10, "a_start": 0.1,
 //              "a_end": 1.0, "boundaries": [0.1, 0.19, ...], "window": "cic",
 //              "kernel": "finite_difference",
@@ -21,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,6 +36,9 @@ struct ForceCorrectionRecord {
   std::vector<double> theta;
   std::vector<double> pgd_a;
   std::vector<std::array<double, 3>> pgd_theta; // (alpha, k_l, k_s) at each pgd_a
+  // PGD fitted on top of a potential correction: that correction (neural_spline or hat_ka),
+  // applied at every force evaluation; PGD then displaces the outputs. nullptr otherwise.
+  std::shared_ptr<const ForceCorrectionRecord> base;
   // Validity domain.
   double cell_size = 0.0;          // PM mesh cell [Mpc/h]
   double particles_per_cell = 0.0; // (N_p / N_mesh)^3

@@ -16,6 +16,10 @@ nlohmann::json RunForceCorrection::summary() const {
     j["outside_domain"] = mismatch; // applied with force = true
   if (pgd) {
     j["pgd"] = record.toJson()["pgd"];
+    if (record.base)
+      j["base"] = {{"correction", record.base->correction},
+                   {"parameters", record.base->theta.size()},
+                   {"architecture", record.base->architecture}};
   } else {
     j["parameters"] = record.theta.size();
     j["architecture"] = record.architecture;
@@ -64,10 +68,10 @@ std::optional<RunForceCorrection> loadRunForceCorrection(const Params& p) {
       throw ParamError("gravity.correction: " + std::string(e.what()));
     }
     rc.pgd = s;
-  } else {
-    // Built once here so that a broken record fails before anything is written.
-    (void)makePotentialCorrection<double>(rc.record);
   }
+  // Built once here so that a broken record fails before anything is written.
+  if (const ForceCorrectionRecord* r = rc.potential())
+    (void)makePotentialCorrection<double>(*r);
   return rc;
 }
 

@@ -2,7 +2,8 @@
 // The run's force correction ([gravity.correction]): a trained record or inline PGD, turned into
 // what the engine applies: a potential correction at every force evaluation (neural_spline,
 // hat_ka), or PGD at the outputs (an observer that displaces a copy of the particles and shows
-// it to the output observers).
+// it to the output observers), or both: a PGD record fitted on top of a potential correction
+// carries that correction as its base.
 #include "io/force_correction_record.hpp"
 #include "io/params.hpp"
 #include "pm/force/pgd.hpp"
@@ -22,6 +23,9 @@ struct RunForceCorrection {
   std::string source;   // the record's path, or "inline"
   std::string mismatch; // how the run leaves the record's domain ("" inside)
   std::optional<PgdSchedule> pgd;
+  // The record applied at every force evaluation: the record itself (neural_spline, hat_ka), a
+  // PGD record's base, or nullptr (PGD alone).
+  const ForceCorrectionRecord* potential() const { return pgd ? record.base.get() : &record; }
   // A description for the log and the run summary.
   nlohmann::json summary() const;
 };

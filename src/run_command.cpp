@@ -187,7 +187,11 @@ int runSim(RunContext& ctx, const Params& params, const RunOptions& opt) {
   }
   if (correction)
     ctx.log("force correction: " + correction->record.correction + " from " + correction->source +
-            (correction->pgd ? " (PGD at the outputs)" : " (at every force evaluation)") +
+            (!correction->pgd ? " (at every force evaluation)"
+             : correction->record.base
+                 ? " (PGD at the outputs, on top of " + correction->record.base->correction +
+                       " at every force evaluation)"
+                 : std::string(" (PGD at the outputs)")) +
             (correction->mismatch.empty()
                  ? std::string()
                  : "; outside its training domain (forced): " + correction->mismatch));
@@ -343,8 +347,8 @@ int runSim(RunContext& ctx, const Params& params, const RunOptions& opt) {
     }
   }
   NBody<T>& nbody = *solver;
-  if (correction && !correction->pgd)
-    nbody.gravity().setPotentialCorrection(makePotentialCorrection<T>(correction->record));
+  if (correction && correction->potential())
+    nbody.gravity().setPotentialCorrection(makePotentialCorrection<T>(*correction->potential()));
 
   SnapshotWriter snapshots(params, record);
   PowerSpectrumWriter<T> spectra(

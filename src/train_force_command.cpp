@@ -35,6 +35,10 @@ struct ForceTrainConfig {
   std::string correction; // neural_spline | hat_ka | pgd
   nlohmann::json architecture;
   std::uint64_t init_seed = 1;
+  // PGD on top of a trained potential correction ([model] base): its record, applied at every
+  // force evaluation of the runs PGD is fitted to; the trained record carries it.
+  std::string base_path;
+  std::shared_ptr<const ForceCorrectionRecord> base;
   std::string run_params;
   Params run;
   std::string references; // directory pattern with {seed}
@@ -91,6 +95,15 @@ ForceTrainConfig parseConfig(const std::string& path, const std::vector<std::str
     const auto seed = s.integer("seed", 1, "an integer >= 0");
     requireRange(seed >= 0, s.key("seed"), double(seed), ">= 0");
     c.init_seed = static_cast<std::uint64_t>(seed);
+    if (const auto b = s.string("base")) {
+      if (c.correction != "pgd")
+        throw ParamError(s.key("base") + " = \"" + *b + "\": a base (the potential correction " +
+                         "PGD is fitted on top of) is only allowed with correction = \"pgd\", "
+                         "not \"" +
+                         c.correction + "\"");
+      std::filesystem::path bp(*b);
+      c.base_path = bp.is_relative() ? (std::filesystem::path(base) / bp).string() : *b;
+    }
     if (c.correction == "neural_spline") {
       NeuralSplineConfig nc;
       nc.knots = static_cast<int>(s.integer("knots", nc.knots, "an integer in [1, 64]"));
@@ -136,6 +149,17 @@ ForceTrainConfig parseConfig(const std::string& path, const std::vector<std::str
       throw ParamError("run.params = \"" + *p +
                        "\" has a [gravity.correction]; train against the uncorrected run");
     s.finish();
+  }
+  if (!c.base_path.empty()) {
+    auto b = ForceCorrectionRecord::read(c.base_path);
+    if (b.correction == "pgd")
+      throw ParamError("model.base = \"" + c.base_path +
+                       "\" is a pgd record; a base is a neural_spline or hat_ka record");
+    const std::string mismatch = b.domainMismatch(c.run);
+    if (!mismatch.empty())
+      throw ParamError("model.base = \"" + c.base_path + "\" was trained for another run than " +
+                       c.run_params + ": " + mismatch);
+    c.base = std::make_shared<const ForceCorrectionRecord>(std::move(b));
   }
   const auto& sim = c.run.simulation;
   const Spacing spacing = stepSpacing(sim);
@@ -408,6 +432,21 @@ struct Lbfgs {
   }
 };
 
+// The trained kinds' potential corrections as functions of their parameters.
+PotentialCorrectionFactory potentialCorrectionFactory(const std::string& correction,
+                                                      const nlohmann::json& architecture) {
+  if (correction == "neural_spline") {
+    const NeuralSplineConfig nc = NeuralSplineConfig::fromJson(architecture, "architecture");
+    return [nc](const std::vector<double>& t) {
+      return std::make_shared<const NeuralSplineCorrection<double>>(nc, t);
+    };
+  }
+  const auto x = architecture.at("x_nodes").get<std::vector<double>>();
+  const auto an = architecture.at("a_nodes").get<std::vector<double>>();
+  return [x, an](const std::vector<double>& t) {
+    return std::make_shared<const HatKCorrection<double>>(x, an, t);
+  };
+}
 
 } // namespace
 
@@ -421,24 +460,18 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
   const NeuralSplineConfig nc = c.correction == "neural_spline"
                                     ? NeuralSplineConfig::fromJson(c.architecture, "[model]")
                                     : NeuralSplineConfig{};
-  if (c.correction == "neural_spline")
-    cfg.potential_correction = [nc](const std::vector<double>& t) {
-      return std::make_shared<const NeuralSplineCorrection<double>>(nc, t);
-    };
-  else if (c.correction == "hat_ka") {
-    const auto x = c.architecture.at("x_nodes").get<std::vector<double>>();
-    const auto an = c.architecture.at("a_nodes").get<std::vector<double>>();
-    cfg.potential_correction = [x, an](const std::vector<double>& t) {
-      return std::make_shared<const HatKCorrection<double>>(x, an, t);
-    };
-  }
+  if (!pgd)
+    cfg.potential_correction = potentialCorrectionFactory(c.correction, c.architecture);
+  else if (c.base) // PGD's states come from runs with the base correction at every force
+    cfg.potential_correction = potentialCorrectionFactory(c.base->correction, c.base->architecture);
   TrajectoryLossOptions lo;
   lo.power_weight = c.power_weight;
   lo.k_max = c.k_max;
   const TrajectoryLoss loss(cfg, lo);
 
-  ctx.log("caustic train: force correction " + c.correction + " for " + c.run_params + " (" +
-          std::to_string(c.run.simulation.particles) + "^3 particles, " +
+  ctx.log("caustic train: force correction " + c.correction +
+          (c.base ? " on top of " + c.base->correction + " (" + c.base_path + ")" : "") + " for " +
+          c.run_params + " (" + std::to_string(c.run.simulation.particles) + "^3 particles, " +
           std::to_string(c.run.simulation.mesh) + "^3 mesh, " +
           std::to_string(c.run.simulation.steps) + " steps), " +
           std::to_string(c.train_seeds.size()) + " training and " +
@@ -461,6 +494,8 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
 
   DiffParams params;
   params.cosmology = c.run.cosmology;
+  if (c.base)
+    params.correction = c.base->theta; // fixed: only PGD's parameters are fitted
   const std::size_t S = c.a.size();
   // The optimised vector: theta (potential corrections) or log(alpha, k_l, k_s) per snapshot.
   std::vector<double> x;
@@ -601,7 +636,10 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
     curve.push_back({0, tr, va, c.learning_rate, 0.0});
     ctx.log(format("step 0 (%s): training loss %.5e, held-out %.5e (position %.5e (Mpc/h)^2, "
                    "power %.5e)",
-                   pgd ? "PGD start" : "uncorrected", tr, va, last_position, last_power));
+                   !pgd     ? "uncorrected"
+                   : c.base ? "PGD start, with the base"
+                            : "PGD start",
+                   tr, va, last_position, last_power));
   }
   const int every = std::max(1, c.steps / 50);
   const int last = opt.stop_after > 0 ? std::min(c.steps, opt.stop_after) : c.steps;
@@ -674,6 +712,7 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
   r.omega_m = {c.run.cosmology.Omega_m - 0.01, c.run.cosmology.Omega_m + 0.01};
   r.sigma8 = {c.run.cosmology.sigma8 - 0.01, c.run.cosmology.sigma8 + 0.01};
   if (pgd) {
+    r.base = c.base;
     r.pgd_a = c.a;
     for (const auto& t : pgdTheta(x))
       r.pgd_theta.push_back(t);
@@ -683,22 +722,24 @@ int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt) {
   }
   const double va_end = evaluate(held, held_states, x, nullptr);
   const double va_position = last_position, va_power = last_power;
-  r.training = {{"command", "caustic train " + c.source},
-                {"configuration", c.text},
-                {"run_params", c.run_params},
-                {"train_seeds", c.train_seeds},
-                {"validation_seeds", c.validation_seeds},
-                {"snapshots_a", c.a},
-                {"steps", c.steps},
-                {"power_weight", c.power_weight},
-                {"loss_start", {{"train", curve.front().train}, {"held_out", curve.front().validation}}},
-                {"loss_end",
-                 {{"train", curve.back().train},
-                  {"held_out", va_end},
-                  {"held_out_position", va_position},
-                  {"held_out_power", va_power}}},
-                {"seconds", seconds()},
-                {"ranks", ctx.comm().size()}};
+  r.training = {
+      {"command", "caustic train " + c.source},
+      {"configuration", c.text},
+      {"run_params", c.run_params},
+      {"base", c.base_path.empty() ? nlohmann::json() : nlohmann::json(c.base_path)},
+      {"train_seeds", c.train_seeds},
+      {"validation_seeds", c.validation_seeds},
+      {"snapshots_a", c.a},
+      {"steps", c.steps},
+      {"power_weight", c.power_weight},
+      {"loss_start", {{"train", curve.front().train}, {"held_out", curve.front().validation}}},
+      {"loss_end",
+       {{"train", curve.back().train},
+        {"held_out", va_end},
+        {"held_out_position", va_position},
+        {"held_out_power", va_power}}},
+      {"seconds", seconds()},
+      {"ranks", ctx.comm().size()}};
   if (ctx.root()) {
     r.write(dir + "/model.json");
     writeLossCurve(dir, curve,

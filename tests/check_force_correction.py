@@ -156,6 +156,12 @@ def main():
     prec = json.load(open(os.path.join(w, "pgd", "model.json")))
     check(len(prec["pgd"]["a"]) == 4 and len(prec["pgd"]["alpha"]) == 4, "pgd record")
 
+    # PGD fitted on top of the hat correction ([model] base): the record carries the base whole.
+    train("pgd_hat", "pgd", 'base = "hat/model.json"', steps=4)
+    brec = json.load(open(os.path.join(w, "pgd_hat", "model.json")))
+    check(brec.get("base", {}).get("correction") == "hat_ka" and
+          brec["base"].get("theta") == rec["theta"], "pgd_hat record's base: %s" % brec.get("base"))
+
     # L-BFGS (PGD has few parameters): the training loss falls.
     train("pgd_lbfgs", "pgd", steps=3, extra=["--set", "training.optimizer=lbfgs"])
     lrec = json.load(open(os.path.join(w, "pgd_lbfgs", "model.json")))
@@ -165,16 +171,19 @@ def main():
 
     # Runs apply the records and say so.
     run(mpi + ["run", "prod.toml", "--set", "output.directory=plain"])
-    for name in ("hat", "neural", "pgd"):
+    for name in ("hat", "neural", "pgd", "pgd_hat"):
         run(mpi + ["run", "prod.toml", "--set", "output.directory=run_" + name,
                    "--set", "gravity.correction.model=%s/model.json" % name])
         s = json.load(open(os.path.join(w, "run_" + name, "run_summary.json")))
         fc = s.get("force_correction", {})
         check(fc.get("correction") == {"hat": "hat_ka", "neural": "neural_spline",
-                                       "pgd": "pgd"}[name], "%s run summary: %s" % (name, fc))
+                                       "pgd": "pgd", "pgd_hat": "pgd"}[name],
+              "%s run summary: %s" % (name, fc))
+    fc = json.load(open(os.path.join(w, "run_pgd_hat", "run_summary.json")))["force_correction"]
+    check(fc.get("base", {}).get("correction") == "hat_ka", "pgd_hat run summary: %s" % fc)
 
-    def positions(d):
-        with h5py.File(os.path.join(w, d, "snapshot_a1.0000.hdf5"), "r") as f:
+    def positions(d, name="snapshot_a1.0000.hdf5"):
+        with h5py.File(os.path.join(w, d, name), "r") as f:
             ids = f["PartType1/ParticleIDs"][:]
             return f["PartType1/Coordinates"][:][np.argsort(ids)]
 
@@ -184,11 +193,34 @@ def main():
               (b"hat/model.json", "hat/model.json"),
               "the snapshot does not record gravity.correction.model")
 
-    plain = positions("plain")
-    for name in ("hat", "neural", "pgd"):
-        dx = np.abs(positions("run_" + name) - plain)
-        dx = np.minimum(dx, 64.0 - dx)
-        check(dx.max() > 1e-3, "%s run: positions equal the uncorrected run's" % name)
+    def distance(d1, d2):
+        dx = np.abs(positions(d1) - positions(d2))
+        return np.minimum(dx, 64.0 - dx).max()
+
+    for name in ("hat", "neural", "pgd", "pgd_hat"):
+        check(distance("run_" + name, "plain") > 1e-3,
+              "%s run: positions equal the uncorrected run's" % name)
+    for other in ("run_hat", "run_pgd"):
+        check(distance("run_pgd_hat", other) > 1e-3, "the hat + PGD run equals " + other)
+
+    # The hat + PGD record run on the held-out seed, snapshots at the trained scale factors: its
+    # position error against the reference is the trainer's held-out position term, which the
+    # differentiable model computed (the base at every force, PGD at each snapshot).
+    snaps = [0.325, 0.55, 0.775, 1.0]
+    run(mpi + ["run", "prod.toml", "--set", "output.directory=pgd_hat_seed3", "--set",
+               "simulation.seed=3", "--set", "output.a=%s" % snaps,
+               "--set", "gravity.correction.model=pgd_hat/model.json"])
+    mse = []
+    for a in snaps:
+        name = "snapshot_a%.4f.hdf5" % a
+        x = positions(os.path.join("pgd_hat_seed3"), name)
+        xr = positions(os.path.join("refs", "seed_3"), name)
+        dx = (x - xr + 32.0) % 64.0 - 32.0
+        mse.append(np.sum(dx * dx) / len(x))
+    want = brec["training"]["loss_end"]["held_out_position"]
+    print("hat + PGD held-out position term: run %.10e, trainer %.10e" % (np.mean(mse), want))
+    check(abs(np.mean(mse) / want - 1) < 1e-6,
+          "hat + PGD run: position term %.10e, trainer's %.10e" % (np.mean(mse), want))
 
     # Inline PGD at the outputs: more small-scale power than the uncorrected run.
     run(mpi + ["run", "prod.toml", "--set", "output.directory=inline_pgd",
@@ -224,6 +256,18 @@ def main():
                    "gravity.correction.kind=pgd", "--set", "gravity.correction.alpha=0.1"],
             expect=2)
     check("k_l" in r.stderr, "inline PGD without k_l: " + r.stderr[-300:])
+    # A base for a kind that is not PGD, and a base trained for another run.
+    r = run(mpi + ["train", "hat.toml", "--set", "model.base=neural/model.json"], expect=2)
+    check("model.base" in r.stderr and "pgd" in r.stderr, "a base for hat_ka: " + r.stderr[-300:])
+    r = run(mpi + ["train", "pgd_hat.toml", "--set", "output.directory=pgd_bad_base",
+                   "--set", "model.base=pgd/model.json"], expect=2)
+    check("model.base" in r.stderr and "pgd record" in r.stderr,
+          "a pgd record as base: " + r.stderr[-300:])
+    write("prod5.toml", PROD.format(out="prod5").replace("steps = 4", "steps = 5"))
+    r = run(mpi + ["train", "pgd_hat.toml", "--set", "output.directory=pgd_bad_base",
+                   "--set", "run.params=prod5.toml"], expect=2)
+    check("model.base" in r.stderr and "5 steps, trained for 4" in r.stderr,
+          "a base trained for another run: " + r.stderr[-300:])
     # A record whose parameters do not fit its architecture.
     bad = dict(nrec)
     bad["theta"] = []
