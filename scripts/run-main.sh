@@ -31,13 +31,12 @@ if [ "$emulate" = 1 ]; then
   extra=(--set "emulators.sr.model=\"$PWD/models/superres_particles/model.pt\""
          --set 'emulators.sr.space="lagrangian"'
          --set 'emulators.sr.inputs=["displacement_x","displacement_y","displacement_z","momentum_x","momentum_y","momentum_z"]'
-         --set "emulators.sr.a=[1.0]"
-         --set "emulators.sr.pgd=$(/usr/bin/python3 -c 'import json; print(json.load(open("models/superres_particles/pgd_fit.json"))["pgd"])')")
-  # The contraction of the small groups' cores fitted for it (`--set emulators.sr.contract.K=V`).
-  extra+=($(/usr/bin/python3 -c 'import json, sys
-c = json.load(open(sys.argv[1]))["contract"]
-for k in ("lambda", "radius", "max_members", "b", "min_members"):
-    print("--set emulators.sr.contract.%s=%r" % (k, c[k]))' models/superres_particles/contraction_fit.json))
+         --set "emulators.sr.a=[1.0]")
+  # The PGD sharpening and the contraction of the small groups' cores fitted for it.
+  mapfile -t fitted < <(/usr/bin/python3 validation/superres_hook_sets.py \
+    models/superres_particles/pgd_fit.json models/superres_particles/contraction_fit.json)
+  [ ${#fitted[@]} = 12 ] || { echo "run-main.sh: cannot read the super-resolution fits" >&2; exit 1; }
+  extra+=("${fitted[@]}")
 fi
 bash jobs/mpirun.sh "$np" build/src/caustic run "$params" --overwrite "${extra[@]}" "$@"
 out=$(/usr/bin/python3 -c "import sys, tomllib; print(tomllib.load(open(sys.argv[1], 'rb'))['output']['directory'])" "$params")

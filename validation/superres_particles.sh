@@ -42,17 +42,17 @@ if [ ! -f "$fit" ]; then
   $py validation/superres_pgd_fit.py --seeds "${fit_seeds[@]}" \
     --sr-run "output/superres/fit/s{seed}/sr_a1.0000.hdf5" -o "$fit"
 fi
-pgd=$($py -c 'import json, sys; print("[%r, %r, %r]" % tuple(json.load(open(sys.argv[1]))["pgd"]))' "$fit")
-echo "PGD sharpening of the super-resolved particles: pgd = $pgd (from $fit)"
+mapfile -t pgd < <($py validation/superres_hook_sets.py "$fit")
+[ ${#pgd[@]} = 2 ] || { echo "$0: cannot read $fit" >&2; exit 1; }
+echo "PGD sharpening of the super-resolved particles: ${pgd[*]} (from $fit)"
 cfit=${4:-output/superres/fit/contraction_fit.json}
 if [ ! -f "$cfit" ]; then
   $py validation/superres_contraction_fit.py --model "$model" --pgd "$fit" --np "$np" \
     --seeds 201 202 203 204 205 206 207 208 -o "$cfit"
 fi
-contract=($($py -c 'import json, sys
-c = json.load(open(sys.argv[1]))["contract"]
-for k in ("lambda", "radius", "max_members", "b", "min_members"):
-    print("--set emulators.sr.contract.%s=%r" % (k, c[k]))' "$cfit"))
+mapfile -t fitted < <($py validation/superres_hook_sets.py "$fit" "$cfit")
+[ ${#fitted[@]} = 12 ] || { echo "$0: cannot read $cfit" >&2; exit 1; }
+contract=("${fitted[@]:2}") # after the pgd option
 echo "group contraction of the super-resolved particles: ${contract[*]} (from $cfit)"
 val=output/superres/validation
 seeds=(301 302 303 304)
@@ -63,10 +63,10 @@ for seed in "${seeds[@]}"; do
     --set "emulators.sr.model=\"$model\"" < /dev/null > /dev/null
   bash jobs/mpirun.sh "$np" "$caustic" run params/superres_validation.toml --overwrite \
     --set simulation.seed=$seed --set "output.directory=\"$val/pgd/s$seed\"" \
-    --set "emulators.sr.model=\"$model\"" --set "emulators.sr.pgd=$pgd" < /dev/null > /dev/null
+    --set "emulators.sr.model=\"$model\"" "${pgd[@]}" < /dev/null > /dev/null
   bash jobs/mpirun.sh "$np" "$caustic" run params/superres_validation.toml --overwrite \
     --set simulation.seed=$seed --set "output.directory=\"$val/contracted/s$seed\"" \
-    --set "emulators.sr.model=\"$model\"" --set "emulators.sr.pgd=$pgd" "${contract[@]}" \
+    --set "emulators.sr.model=\"$model\"" "${pgd[@]}" "${contract[@]}" \
     < /dev/null > /dev/null
   bash jobs/mpirun.sh "$np" "$caustic" fof output/superres/pairs/s${seed}_hr/snapshot_a1.0000.hdf5 \
     --member-ids -o "$out/hr_halos.hdf5" --overwrite < /dev/null > /dev/null
