@@ -32,6 +32,11 @@ LdlRecord readLdlRecord(const std::string& path) {
     r.box = need("box").get<double>();
     r.a = need("a").get<double>();
     r.parameters = need("parameters").get<std::vector<double>>();
+    if (j.contains("factors")) {
+      for (const auto& f : j.at("factors"))
+        r.factors.push_back({f.at("field").get<std::string>(), f.at("layers").get<int>()});
+      r.scale = need("scale").get<double>();
+    }
     if (j.contains("conditioning"))
       for (const auto& c : j.at("conditioning")) {
         LdlRecord::Condition k;
@@ -46,11 +51,33 @@ LdlRecord readLdlRecord(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(path + ": a key has the wrong type (" + e.what() + ")");
   }
-  if (r.layers < 0 || r.layers > 16 || r.mesh < 2 || r.mesh % 2 || !(r.box > 0) || !(r.a > 0) ||
-      r.parameters.size() != static_cast<std::size_t>(5 * r.layers + 3))
+  std::size_t want = static_cast<std::size_t>(5 * r.layers + 3);
+  if (!r.factors.empty()) {
+    int sum = 0;
+    want = 0;
+    for (const auto& f : r.factors) {
+      if (f.layers < 0 || f.layers > 16)
+        throw std::runtime_error(path + ": factor " + f.field + " has " + std::to_string(f.layers) +
+                                 " layers; allowed 0 to 16");
+      sum += f.layers;
+      want += static_cast<std::size_t>(5 * f.layers + 3);
+    }
+    if (r.factors.size() < 2 || sum != r.layers || !(r.scale > 0) || !std::isfinite(r.scale))
+      throw std::runtime_error(path + ": a product of " + std::to_string(r.factors.size()) +
+                               " factors with scale " + std::to_string(r.scale) + " and " +
+                               std::to_string(r.layers) +
+                               " layers: needs two factors or more, a positive finite scale and "
+                               "layers equal to the factors' sum");
+  }
+  if (!r.factors.empty() && !r.conditioning.empty())
+    throw std::runtime_error(path + ": a product painter with conditioning (not supported: fit "
+                                    "the product at one set of settings)");
+  if (r.layers < 0 || r.layers > (r.factors.empty() ? 16 : 32) || r.mesh < 2 || r.mesh % 2 ||
+      !(r.box > 0) || !(r.a > 0) || r.parameters.size() != want)
     throw std::runtime_error(path + ": layers = " + std::to_string(r.layers) + ", mesh = " +
                              std::to_string(r.mesh) + ", " + std::to_string(r.parameters.size()) +
-                             " parameters: inconsistent (5 per layer + 3, an even mesh)");
+                             " parameters: inconsistent (5 per layer + 3 per painter, an even "
+                             "mesh)");
   for (double v : r.parameters)
     if (!std::isfinite(v))
       throw std::runtime_error(path + ": a parameter is not finite");

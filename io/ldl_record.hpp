@@ -11,6 +11,15 @@ struct LdlRecord {
   int layers = 0, mesh = 0;
   double box = 0.0, a = 0.0;      // [Mpc/h], scale factor of the training pairs
   std::vector<double> parameters; // 5 per layer, then 3 (at the conditions' centres)
+  // A product painter (ldl-fit --factor): F = scale * F_1 * F_2 * ..., factor f an LDL painter of
+  // factors[f].layers layers fitted jointly; `parameters` holds the factors' in order and
+  // `layers` is their sum.
+  struct Factor {
+    std::string field; // what the factor's own record painted (e.g. gas_temperature)
+    int layers = 0;
+  };
+  std::vector<Factor> factors;
+  double scale = 1.0;
   // Conditioned painters (ldl-fit --condition): the parameters at the run's settings are
   // ldlParametersAt(parameters, slopes, c) with c_j = (setting_j - center_j) / scale_j.
   struct Condition {

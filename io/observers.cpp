@@ -203,7 +203,7 @@ struct LdlHook::State {
   std::string settings;       // "name = value, ..." of a conditioned record
   std::string warnings;
   std::shared_ptr<const SlabDecomposition> decomp;
-  std::unique_ptr<LdlPainter> painter;
+  std::unique_ptr<LdlModel> painter; // an LdlPainter, or an LdlProduct of a product record
 };
 
 LdlHook::LdlHook(const Params& params, const EmulatorHookParams& hook, OutputCallback cb)
@@ -255,7 +255,14 @@ void LdlHook::observe(Event e, const SimulationState& s) {
   if (!st.painter) {
     st.decomp = std::make_shared<const SlabDecomposition>(s.mesh->comm().get(), st.record.mesh,
                                                           _params.simulation.box);
-    st.painter = std::make_unique<LdlPainter>(st.decomp, st.record.layers);
+    if (st.record.factors.empty()) {
+      st.painter = std::make_unique<LdlPainter>(st.decomp, st.record.layers);
+    } else {
+      std::vector<int> layers;
+      for (const auto& f : st.record.factors)
+        layers.push_back(f.layers);
+      st.painter = std::make_unique<LdlProduct>(st.decomp, layers, st.record.scale);
+    }
   }
   Field<double> out(st.decomp, "caustic::ldl_hook::out");
   std::unique_ptr<Particles> converted;

@@ -54,6 +54,9 @@ struct LdlFitCommandOptions {
   // Run settings the parameters depend on (linearly in the optimiser's variables), read from
   // each target file's /Parameters, e.g. baryons.log10_mc: one painter for a range of them.
   std::vector<std::string> conditions;
+  // A product painter: the ldl.json records of its factors (two or more, e.g. the gas density's
+  // and the gas temperature's painters), fitted jointly to the target from their parameters.
+  std::vector<std::string> factors;
   std::string output = "output/ldl";
   bool overwrite = false;
 };

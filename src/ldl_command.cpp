@@ -178,6 +178,27 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
       if (opt.conditions[k] == opt.conditions[i])
         throw ParamError("--condition " + opt.conditions[i] + " is given twice");
   }
+  const bool product = !opt.factors.empty();
+  if (product) {
+    if (opt.factors.size() < 2)
+      throw ParamError("--factor " + opt.factors.front() +
+                       ": one factor; a product painter needs two or more");
+    if (!opt.init.empty() || !opt.conditions.empty() || opt.displacement_only)
+      throw ParamError("--factor: a product painter starts from its factors' records; --init, "
+                       "--condition and --displacement-only are not allowed with it");
+  }
+  // The factors' records, checked before anything is written (their mesh below).
+  std::vector<LdlRecord> factors;
+  for (const auto& f : opt.factors) {
+    try {
+      factors.push_back(readLdlRecord(f));
+    } catch (const std::runtime_error& e) {
+      throw ParamError(std::string("--factor: ") + e.what());
+    }
+    if (!factors.back().factors.empty() || !factors.back().conditioning.empty())
+      throw ParamError("--factor " + f +
+                       ": a product or conditioned painter; a factor is a plain LDL painter");
+  }
   const std::vector<std::string> names = {"ldl.json", "loss.csv", "loss.svg", "ldl_test.txt"};
   {
     std::string err;
@@ -251,6 +272,17 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
       conds[j].scale = init.conditioning[j].scale;
     }
   }
+  std::vector<int> factor_layers;
+  for (std::size_t f = 0; f < factors.size(); ++f) {
+    const LdlRecord& r = factors[f];
+    if (r.mesh != decomp->n() || std::abs(r.box - decomp->box()) > 1e-6 * decomp->box() ||
+        std::abs(r.a - train.front().a) > 0.05)
+      throw ParamError("--factor " + opt.factors[f] + ": fitted on a " + std::to_string(r.mesh) +
+                       "^3 mesh of box " + format("%g", r.box) + " at a = " + format("%.4f", r.a) +
+                       "; the targets are on a " + std::to_string(decomp->n()) + "^3 mesh of box " +
+                       format("%g", decomp->box()) + " at a = " + format("%.4f", train.front().a));
+    factor_layers.push_back(r.layers);
+  }
   auto normalised = [&](const LoadedPair& p) {
     std::vector<double> c(conds.size());
     for (std::size_t j = 0; j < c.size(); ++j)
@@ -262,7 +294,16 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     fs::create_directories(opt.output, ec);
   }
   MPI_Barrier(ctx.comm().get());
-  LdlPainter painter(decomp, opt.layers);
+  std::unique_ptr<LdlModel> model;
+  LdlProduct* prod = nullptr;
+  if (product) {
+    auto pm = std::make_unique<LdlProduct>(decomp, factor_layers, 1.0);
+    prod = pm.get();
+    model = std::move(pm);
+  } else {
+    model = std::make_unique<LdlPainter>(decomp, opt.layers);
+  }
+  LdlModel& painter = *model;
   std::vector<LdlPair> pairs;
   double mean = 0;
   for (auto& p : train)
@@ -280,8 +321,11 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     });
     pairs.push_back({p.parts.x, p.parts.size(), p.field.get(), normalised(p)});
   }
-  ctx.log("LDL: " + std::to_string(opt.layers) + " displacement layers on a " +
-          std::to_string(decomp->n()) + "^3 mesh, target /Fields/" + opt.field + ", " +
+  ctx.log("LDL: " +
+          (product ? "a product of " + std::to_string(factors.size()) + " painters (" +
+                         joined(opt.factors, ", ") + ")"
+                   : std::to_string(opt.layers) + " displacement layers") +
+          " on a " + std::to_string(decomp->n()) + "^3 mesh, target /Fields/" + opt.field + ", " +
           std::to_string(train.size()) + " training and " + std::to_string(test.size()) +
           " held-out pairs");
   LdlFitOptions fo;
@@ -302,6 +346,34 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
   const std::size_t b1 = 5 * opt.layers + 1, b0 = b1 + 1; // the output's b_1, b_0
   std::vector<double> start = ldlInitialParameters(opt.layers, 1.0);
   std::vector<std::vector<double>> start_slopes;
+  if (product) {
+    // The factors' parameters as fitted (in their own targets' units); the product's scale makes
+    // its mean over the training pairs that of the targets (1: they are over their mean), and the
+    // record's is that times the mean.
+    start.clear();
+    for (const auto& r : factors)
+      start.insert(start.end(), r.parameters.begin(), r.parameters.end());
+    Field<double> out(decomp, "caustic::ldl::out");
+    double sum = 0;
+    for (const auto& pr : pairs) {
+      painter.forward(pr.x, pr.n, start, out);
+      auto o = out.real();
+      double loc = 0;
+      decomp->reducePoints(
+          "caustic::ldl::productSum",
+          KOKKOS_LAMBDA(const MeshPoint& q, double& acc) { acc += o(q.index); }, loc);
+      sum += loc;
+    }
+    mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_DOUBLE, MPI_SUM, ctx.comm().get()),
+             "ldl-fit: product mean");
+    const double n3 = std::pow(double(decomp->n()), 3);
+    if (!(sum > 0) || !std::isfinite(sum))
+      throw ParamError("--factor: the product of the factors' fields is zero (or not finite) on "
+                       "the training pairs; a product painter needs overlapping positive factors");
+    prod->setScale(double(pairs.size()) * n3 / sum);
+    ctx.log("product scale " + format("%.6e", prod->scale() * mean) + " (" + opt.field +
+            " per product of the factors' fields)");
+  }
   if (!opt.init.empty()) {
     start = init.parameters;
     for (const auto& c : init.conditioning)
@@ -324,9 +396,13 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     PhaseTimer t(ctx, "fit");
     r = fitLdl(painter, pairs, start, fo, start_slopes);
   }
-  for (auto* w : withSlopes(r.params, r.slopes)) {
-    (*w)[b1] *= mean;
-    (*w)[b0] *= mean;
+  if (product) { // the factors keep their units; the scale carries the target's
+    prod->setScale(prod->scale() * mean);
+  } else {
+    for (auto* w : withSlopes(r.params, r.slopes)) {
+      (*w)[b1] *= mean;
+      (*w)[b0] *= mean;
+    }
   }
   for (std::size_t j = 0; j < conds.size(); ++j)
     conds[j].slope = r.slopes[j];
@@ -347,7 +423,7 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
   for (std::size_t i = 0; i < test.size(); ++i) {
     // The painter at this pair's settings (outside the training range: extrapolated, said so).
     const std::vector<double> at =
-        ldlParametersAt(r.params, r.slopes, normalised(test[i]), opt.layers);
+        ldlParametersAt(r.params, r.slopes, normalised(test[i]), painter);
     std::string outside;
     for (std::size_t j = 0; j < conds.size(); ++j)
       if (!conds[j].fitted(test[i].settings[j]))
@@ -384,16 +460,32 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     j["reference"] = "Dai & Seljak 2021 (PNAS 118, e2020324118); pm/baryons/ldl.hpp";
     j["field"] = opt.field;
     j["layers"] = opt.layers;
+    if (product) {
+      int sum = 0;
+      j["factors"] = nlohmann::json::array();
+      for (std::size_t f = 0; f < factors.size(); ++f) {
+        j["factors"].push_back({{"field", factors[f].field},
+                                {"layers", factors[f].layers},
+                                {"record", opt.factors[f]}});
+        sum += factors[f].layers;
+      }
+      j["layers"] = sum;
+      j["scale"] = prod->scale();
+    }
     j["mesh"] = decomp->n();
     j["box"] = decomp->box();
     j["a"] = train.front().a;
     j["parameters"] = r.params;
     j["parameter_names"] = nlohmann::json::array();
-    for (int l = 0; l < opt.layers; ++l)
-      for (const char* nm : {"alpha", "gamma", "k_l", "k_h", "n"})
-        j["parameter_names"].push_back("layer" + std::to_string(l) + "." + nm);
-    for (const char* nm : {"mu", "b_1", "b_0"})
-      j["parameter_names"].push_back(std::string("output.") + nm);
+    const std::vector<int> each = product ? factor_layers : std::vector<int>{opt.layers};
+    for (std::size_t f = 0; f < each.size(); ++f) {
+      const std::string pre = product ? "factor" + std::to_string(f) + "." : "";
+      for (int l = 0; l < each[f]; ++l)
+        for (const char* nm : {"alpha", "gamma", "k_l", "k_h", "n"})
+          j["parameter_names"].push_back(pre + "layer" + std::to_string(l) + "." + nm);
+      for (const char* nm : {"mu", "b_1", "b_0"})
+        j["parameter_names"].push_back(pre + "output." + nm);
+    }
     j["weight_n"] = opt.weight_n;
     j["power_weight"] = opt.power_weight;
     j["power_kmax"] = opt.power_kmax;

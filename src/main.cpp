@@ -120,6 +120,10 @@ int runCommand(int argc, char** argv, bool parse_only = false) {
   ldl->add_option("--condition", ldl_opt.conditions,
                   "A run setting the painter's parameters depend on, read from each target's "
                   "/Parameters (e.g. baryons.log10_mc; repeatable)");
+  ldl->add_option("--factor", ldl_opt.factors,
+                  "Paint the target as the product of these painters' fields (their ldl.json; "
+                  "repeatable, two or more; e.g. gas_density and gas_temperature for the electron "
+                  "pressure), fitted jointly from their parameters; --layers is then theirs");
   ldl->add_option("--output,-o", ldl_opt.output, "Output directory (default output/ldl)");
   ldl->add_flag("--overwrite", ldl_opt.overwrite, "Replace an earlier fit's outputs");
   CampaignCommandOptions camp_opt;

@@ -411,6 +411,68 @@ def main():
                 else:
                     check(r is not None and r.returncode == 2 and "outside the painter's domain" in r.stderr
                           and not os.path.exists(d), "LDL hook in another box: refused, nothing written")
+        # A product painter (the electron pressure as gas density times temperature, ldl-fit
+        # --factor): the factors fitted for 3 iterations, the product jointly for 2 from them. In
+        # a run its hook's field is the record's scale times the fields of plain hooks whose
+        # records hold the product's parameters cut per factor (1e-6: float32 files), at 2 ranks.
+        facs = []
+        for fld in ("gas_density", "gas_temperature"):
+            df = os.path.join(work, "ldl_factor_" + fld)
+            r = caustic(["ldl-fit", "--train", tr, "--field", fld, "--iterations", "3", "-o", df], 2)
+            if check(r is not None and r.returncode == 0, f"ldl-fit of the factor {fld}: " +
+                     ("timeout" if r is None else r.stderr[-600:])):
+                facs.append(os.path.join(df, "ldl.json"))
+        dp = os.path.join(work, "ldl_product")
+        if len(facs) == 2:
+            r = caustic(["ldl-fit", "--train", tr, "--test", te, "--field", "electron_pressure",
+                         "--factor", facs[0], "--factor", facs[1], "--iterations", "2",
+                         "--power-weight", "1", "-o", dp], 2)
+            if check(r is not None and r.returncode == 0, "ldl-fit --factor: " +
+                     ("timeout" if r is None else r.stderr[-600:])):
+                with open(os.path.join(dp, "ldl.json")) as f:
+                    jp = json.load(f)
+                check([q["field"] for q in jp["factors"]] == ["gas_density", "gas_temperature"] and
+                      jp["scale"] > 0 and len(jp["parameters"]) == 26 and jp["layers"] == 4 and
+                      jp["loss_final"] < jp["loss_initial"],
+                      f"product record: factors, scale, 26 parameters, loss falls ({jp['loss_initial']:.4f} -> {jp['loss_final']:.4f})")
+                hooks = '\n[emulators.pe]\nkind = "ldl"\nmodel = "' + os.path.join(dp, "ldl.json") + '"\na = [1.0]\n'
+                at = 0
+                for q, fac in enumerate(jp["factors"]):
+                    m = 5 * fac["layers"] + 3
+                    cut = {k: jp[k] for k in ("kind", "mesh", "box", "a")}
+                    cut.update(field=f"factor{q}", layers=fac["layers"], parameters=jp["parameters"][at:at + m])
+                    at += m
+                    cp = os.path.join(work, f"ldl_cut{q}.json")
+                    with open(cp, "w") as f:
+                        json.dump(cut, f)
+                    hooks += f'\n[emulators.f{q}]\nkind = "ldl"\nmodel = "{cp}"\na = [1.0]\n'
+                d = os.path.join(work, "hook_product")
+                with open(os.path.join(work, "hook_product.toml"), "w") as f:
+                    f.write(PARAMS.format(out=d, baryons="false").replace("seed = 11", "seed = 13") + hooks)
+                r = caustic(["run", os.path.join(work, "hook_product.toml")], 2)
+                if check(r is not None and r.returncode == 0, "run with the product hook: " +
+                         ("timeout" if r is None else r.stderr[-600:])):
+                    def painted_field(name, field):
+                        with h5py.File(os.path.join(d, name + "_a1.0000.hdf5"), "r") as f:
+                            return f["Fields/" + field][...].astype(np.float64)
+                    pe = painted_field("pe", "electron_pressure")
+                    want = jp["scale"] * painted_field("f0", "factor0") * painted_field("f1", "factor1")
+                    dev = np.abs(pe - want).max() / np.abs(want).max()
+                    # The files hold float32: three roundings of 6e-8.
+                    check(np.abs(want).max() > 0 and dev < 1e-6,
+                          f"product hook = scale x its factors' fields (largest difference {dev:.1e} of the maximum)")
+            for args, needle, what in [
+                    (["--factor", facs[0]], "--factor", "one factor"),
+                    (["--factor", facs[0], "--factor", facs[1], "--condition", "baryons.log10_mc"],
+                     "not allowed", "a product with --condition"),
+                    (["--factor", facs[0], "--factor", dp + "/ldl.json"], "a plain LDL painter",
+                     "a product as a factor")]:
+                shutil.rmtree(dp + "_bad", ignore_errors=True)
+                r = caustic(["ldl-fit", "--train", tr, "--field", "electron_pressure"] + args + ["-o", dp + "_bad"], 1)
+                check(r is not None and r.returncode == 2 and needle in r.stderr and
+                      not os.path.exists(os.path.join(dp + "_bad", "ldl.json")),
+                      f"ldl-fit --factor with {what}: exit 2 naming '{needle}', nothing written (got " +
+                      ("timeout" if r is None else f"{r.returncode}: {r.stderr[-300:]}") + ")")
         d = os.path.join(work, "ldl_bad")
         for args, needle, what in [
                 (["--train", tr, "--test", tr], "held-out pairs must differ", "test pair = training pair"),

@@ -362,3 +362,96 @@ TEST(Ldl, ConditionedFitFollowsTheCondition) {
   EXPECT_TRUE(u.slopes.empty());
   EXPECT_GT(u.loss.back(), 100 * r.loss.back()) << "stopped: " << u.stop;
 }
+
+// A product painter (LdlProduct: the electron pressure as n_e times T): its field is the scale
+// times its factors' fields painted by separate painters; the gradient of <Fbar, F> and of the
+// fitting loss in every parameter against centred finite differences; the parameter layout; and
+// a joint fit that reaches a target painted by a known product from a perturbed start.
+TEST(Ldl, ProductOfPaintersAndItsGradient) {
+  auto decomp = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL);
+  Particles parts = share(clumpyLattice(), worldRank(), worldSize());
+  const std::vector<double> p1 = {2.0, 0.9, 0.3, 2.5, 0.3, 1.4, 1.5, -0.05};
+  std::vector<double> params = p1;
+  params.insert(params.end(), kParams.begin(), kParams.end());
+  LdlProduct prod(decomp, {1, 2}, 0.7);
+  ASSERT_EQ(prod.parameterCount(), params.size());
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const bool in1 = i < 8;
+    const std::size_t j = in1 ? i : i - 8;
+    EXPECT_EQ(prod.logParameter(i), ldlLogParameter(j, in1 ? 1 : 2)) << i;
+    EXPECT_EQ(prod.outputParameter(i), ldlOutputParameter(j, in1 ? 1 : 2)) << i;
+  }
+  Field<double> out(decomp, "test::ldl::out"), fbar(decomp, "test::ldl::fbar"),
+      f1(decomp, "test::ldl::f1"), f2(decomp, "test::ldl::f2");
+  LdlPainter a(decomp, 1), b(decomp, 2);
+  a.forward(parts.x, parts.size(), p1, f1);
+  b.forward(parts.x, parts.size(), kParams, f2);
+  prod.forward(parts.x, parts.size(), params, out);
+  {
+    auto o = out.real(), u = f1.real(), v = f2.real();
+    double sums[2] = {0, 0}; // sum (F - 0.7 F_1 F_2)^2, sum F^2
+    decomp->reducePoints(
+        "test::ldl::product_check",
+        KOKKOS_LAMBDA(const MeshPoint& q, double& acc) {
+          const double d = o(q.index) - 0.7 * u(q.index) * v(q.index);
+          acc += d * d;
+        },
+        sums[0]);
+    decomp->reducePoints(
+        "test::ldl::product_norm",
+        KOKKOS_LAMBDA(const MeshPoint& q, double& acc) { acc += o(q.index) * o(q.index); },
+        sums[1]);
+    MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    const double dev = std::sqrt(sums[0]), big = std::sqrt(sums[1]);
+    EXPECT_GT(big, 0.1);
+    EXPECT_LE(dev, 1e-13 * big);
+  }
+  cotangent(fbar);
+  prod.forward(parts.x, parts.size(), params, out);
+  const std::vector<double> g = prod.gradient(fbar);
+  ASSERT_EQ(g.size(), params.size());
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    const double h = 1e-5 * std::max(1.0, std::abs(params[p]));
+    std::vector<double> up = params, dn = params;
+    up[p] += h;
+    dn[p] -= h;
+    prod.forward(parts.x, parts.size(), up, out);
+    const double jp = dot(fbar, out);
+    prod.forward(parts.x, parts.size(), dn, out);
+    const double fd = (jp - dot(fbar, out)) / (2 * h);
+    EXPECT_NEAR(g[p], fd, 2e-5 * std::max(1.0, std::abs(fd))) << "parameter " << p;
+  }
+  EXPECT_THROW(LdlProduct(decomp, {1}, 1.0), std::invalid_argument);
+  EXPECT_THROW(prod.forward(parts.x, parts.size(), p1, out), std::invalid_argument);
+
+  // The fitting loss (with its power term) through the product, and a joint fit.
+  Field<double> target(decomp, "test::ldl::product_target");
+  const std::vector<double> truth = {2.0, 0.9, 0.3, 2.5, 0.3, 1.4, 1.5, -0.05,
+                                     1.0, 0.6, 0.5, 3.0, 0.0, 0.8, 1.2, -0.02};
+  LdlProduct two(decomp, {1, 1}, 1.3);
+  two.forward(parts.x, parts.size(), truth, target);
+  const std::vector<LdlPair> pairs = {{parts.x, parts.size(), &target, {}}};
+  std::vector<double> start = truth;
+  for (std::size_t i = 0; i < start.size(); ++i)
+    start[i] *= 1.0 + 0.15 * std::sin(1.0 + 2.0 * i); // within 15%, k_l and k_h stay positive
+  LdlLossOptions lo;
+  lo.power_weight = 2.0;
+  std::vector<double> gl;
+  const double j0 = ldlLoss(two, pairs, start, lo, &gl);
+  EXPECT_GT(j0, 1e-3);
+  for (std::size_t p = 0; p < start.size(); ++p) {
+    const double h = 1e-5 * std::max(1.0, std::abs(start[p]));
+    std::vector<double> up = start, dn = start;
+    up[p] += h;
+    dn[p] -= h;
+    const double fd =
+        (ldlLoss(two, pairs, up, lo, nullptr) - ldlLoss(two, pairs, dn, lo, nullptr)) / (2 * h);
+    EXPECT_NEAR(gl[p], fd, 1e-4 * std::max(1e-3, std::abs(fd))) << "loss, parameter " << p;
+  }
+  LdlFitOptions opt;
+  opt.iterations = 150;
+  opt.tolerance = 0;
+  opt.loss = lo;
+  const LdlFitResult r = fitLdl(two, pairs, start, opt);
+  EXPECT_LT(r.loss.back(), 1e-3 * j0) << "stopped: " << r.stop << " after " << r.iterations;
+}

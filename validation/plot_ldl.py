@@ -3,7 +3,9 @@
 outputs (ldl.json), as a table (stdout) and a plot (OUTDIR/ldl_painter.png). For a total-matter
 painter (field matter_density) P_LDL/P_target is S_LDL(k) / S_BCM(k), and the table adds the
 dark-matter-only field's P_dmo/P_bcm from the same target files (what no painter gives) and the
-worst |P/P_target - 1| up to k = 5 h/Mpc.
+worst |P/P_target - 1| up to k = 5 h/Mpc; for an electron pressure painter, the worst
+|P/P_target - 1| up to k = 3 h/Mpc. A product painter (ldl-fit --factor) is labelled with its
+factors.
 
 Usage: plot_ldl.py FIT_DIR [FIT_DIR ...] -o OUTDIR
 """
@@ -19,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 K_WORST = 5.0  # h/Mpc: issue 17's range for S(k)
+K_PRESSURE = 3.0  # h/Mpc: issue 17's range for the electron pressure's P(k)
 
 
 def shell_power(field, box):
@@ -74,11 +77,19 @@ def main():
         k = rows[0][:, 0]
         tk = np.mean([r[:, 1] for r in rows], axis=0)
         rk = np.mean([r[:, 2] for r in rows], axis=0)
+        name = j["field"]
+        if j.get("factors"):
+            name += " = " + " x ".join(f["field"] for f in j["factors"])
         interp = lambda y, kk=k: [np.interp(np.log(q), np.log(kk), y) if kk[0] <= q <= kk[-1] else np.nan
                                   for q in K_TABLE]
-        lines.append(f"| {j['field']} | T(k) | " + " | ".join(f"{v:.3f}" for v in interp(tk)) + " |")
-        lines.append(f"| {j['field']} | P_LDL/P_target | " + " | ".join(f"{v * v:.3f}" for v in interp(tk)) + " |")
-        lines.append(f"| {j['field']} | r(k) | " + " | ".join(f"{v:.3f}" for v in interp(rk)) + " |")
+        lines.append(f"| {name} | T(k) | " + " | ".join(f"{v:.3f}" for v in interp(tk)) + " |")
+        lines.append(f"| {name} | P_LDL/P_target | " + " | ".join(f"{v * v:.3f}" for v in interp(tk)) + " |")
+        lines.append(f"| {name} | r(k) | " + " | ".join(f"{v:.3f}" for v in interp(rk)) + " |")
+        if j["field"] == "electron_pressure":
+            sel = k <= K_PRESSURE
+            notes.append(f"- {name}, held-out pairs: max |P_LDL/P_BCM - 1| for k <= {K_PRESSURE:g} h/Mpc = " +
+                         ", ".join(f"{100 * np.max(np.abs(r[sel, 1] ** 2 - 1)):.1f}%" for r in rows) +
+                         "; min r(k) there " + ", ".join(f"{np.min(r[sel, 2]):.3f}" for r in rows))
         if j["field"] == "matter_density":
             sel = k <= K_WORST
             worst = [np.max(np.abs(r[sel, 1] ** 2 - 1)) for r in rows]
@@ -99,14 +110,14 @@ def main():
             notes.append(f"- {j['field']}: conditioned on " + ", ".join(
                 f"{c['name']} in [{c['min']:g}, {c['max']:g}]" for c in cond) +
                 f" ({len(j['train'])} training pairs)")
-        notes.append(f"- {j['field']}: {j['layers']} layers{' (displacement only)' if j.get('displacement_only') else ''} on a {j['mesh']}^3 mesh (box {j['box']:g} Mpc/h), "
+        notes.append(f"- {name}: {j['layers']} layers{' (displacement only)' if j.get('displacement_only') else ''} on a {j['mesh']}^3 mesh (box {j['box']:g} Mpc/h), "
                      f"{j['iterations']} iterations ({j['stop']}), power weight {j.get('power_weight', 0):g}, training loss {j['loss_initial']:.4f} -> "
                      f"{j['loss_final']:.4f}, held-out loss " +
                      ", ".join(f"{t['loss']:.4f}" for t in j["test"]) +
                      "; parameters " + ", ".join(f"{n}={v:.4g}" for n, v in zip(j["parameter_names"], j["parameters"])))
         c = f"C{i}"
-        axs[0].semilogx(k, tk, color=c, label=j["field"])
-        axs[1].semilogx(k, rk, color=c, label=j["field"])
+        axs[0].semilogx(k, tk, color=c, label=name)
+        axs[1].semilogx(k, rk, color=c, label=name)
     for ax, lab in zip(axs, ["T(k) = sqrt(P_LDL / P_BCM)", "r(k)"]):
         ax.axhline(1, color="k", lw=0.5)
         ax.set_xlabel("k [h/Mpc]")

@@ -314,3 +314,107 @@ std::vector<double> LdlPainter::gradient(const Field<double>& fbar) {
 }
 
 } // namespace caustic
+
+namespace caustic {
+
+bool ldlLogParameter(std::size_t i, int layers) {
+  return i < static_cast<std::size_t>(LdlPainter::kLayerParams * layers) &&
+         (i % LdlPainter::kLayerParams == 2 || i % LdlPainter::kLayerParams == 3);
+}
+bool ldlOutputParameter(std::size_t i, int layers) {
+  const auto first = static_cast<std::size_t>(LdlPainter::kLayerParams * layers);
+  return i >= first && i < first + LdlPainter::kOutputParams;
+}
+
+LdlProduct::LdlProduct(std::shared_ptr<const SlabDecomposition> decomp,
+                       const std::vector<int>& layers, double scale)
+    : _decomp(std::move(decomp)), _layers(layers), _scale(scale) {
+  if (layers.size() < 2)
+    throw std::invalid_argument("LdlProduct: " + std::to_string(layers.size()) +
+                                " factors; a product needs two or more");
+  if (!std::isfinite(scale))
+    throw std::invalid_argument("LdlProduct: the scale is not finite");
+  for (int l : layers) {
+    _painters.push_back(std::make_unique<LdlPainter>(_decomp, l));
+    _fields.push_back(std::make_unique<Field<double>>(_decomp, "caustic::ldl::factor"));
+  }
+}
+
+LdlProduct::~LdlProduct() = default;
+
+std::size_t LdlProduct::parameterCount() const {
+  std::size_t n = 0;
+  for (const auto& p : _painters)
+    n += p->parameterCount();
+  return n;
+}
+
+std::pair<std::size_t, std::size_t> LdlProduct::locate(std::size_t i) const {
+  for (std::size_t f = 0; f < _painters.size(); ++f) {
+    const std::size_t m = _painters[f]->parameterCount();
+    if (i < m)
+      return {f, i};
+    i -= m;
+  }
+  return {_painters.size(), 0};
+}
+
+bool LdlProduct::logParameter(std::size_t i) const {
+  const auto [f, j] = locate(i);
+  return f < _painters.size() && _painters[f]->logParameter(j);
+}
+bool LdlProduct::outputParameter(std::size_t i) const {
+  const auto [f, j] = locate(i);
+  return f < _painters.size() && _painters[f]->outputParameter(j);
+}
+
+void LdlProduct::forward(const Kokkos::View<double* [3]>& x, std::size_t n,
+                         const std::vector<double>& params, Field<double>& out) {
+  if (params.size() != parameterCount())
+    throw std::invalid_argument("LdlProduct: " + std::to_string(params.size()) + " parameters, " +
+                                std::to_string(parameterCount()) + " expected (the factors')");
+  std::size_t at = 0;
+  for (std::size_t f = 0; f < _painters.size(); ++f) {
+    const std::size_t m = _painters[f]->parameterCount();
+    _painters[f]->forward(x, n, std::vector<double>(params.begin() + at, params.begin() + at + m),
+                          *_fields[f]);
+    at += m;
+  }
+  auto o = out.real(), first = _fields.front()->real();
+  const double s = _scale;
+  _decomp->forEachPoint(
+      "caustic::ldl::product",
+      KOKKOS_LAMBDA(const MeshPoint& pt) { o(pt.index) = s * first(pt.index); });
+  for (std::size_t f = 1; f < _fields.size(); ++f) {
+    auto v = _fields[f]->real();
+    _decomp->forEachPoint(
+        "caustic::ldl::product_factor",
+        KOKKOS_LAMBDA(const MeshPoint& pt) { o(pt.index) *= v(pt.index); });
+  }
+}
+
+std::vector<double> LdlProduct::gradient(const Field<double>& fbar) {
+  std::vector<double> g;
+  Field<double> cot(_decomp, "caustic::ldl::factor_cotangent");
+  auto c = cot.real();
+  auto fb = fbar.real();
+  const double s = _scale;
+  for (std::size_t f = 0; f < _painters.size(); ++f) {
+    _decomp->forEachPoint(
+        "caustic::ldl::product_cotangent",
+        KOKKOS_LAMBDA(const MeshPoint& pt) { c(pt.index) = s * fb(pt.index); });
+    for (std::size_t h = 0; h < _fields.size(); ++h) {
+      if (h == f)
+        continue;
+      auto v = _fields[h]->real();
+      _decomp->forEachPoint(
+          "caustic::ldl::product_cotangent_factor",
+          KOKKOS_LAMBDA(const MeshPoint& pt) { c(pt.index) *= v(pt.index); });
+    }
+    const std::vector<double> gf = _painters[f]->gradient(cot);
+    g.insert(g.end(), gf.begin(), gf.end());
+  }
+  return g;
+}
+
+} // namespace caustic

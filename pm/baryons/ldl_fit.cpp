@@ -15,24 +15,57 @@ namespace caustic {
 
 namespace {
 
-// Indices of the parameters kept as logarithms (k_l, k_h of every layer).
-bool isLog(std::size_t i, int layers) {
-  return i < static_cast<std::size_t>(5 * layers) && (i % 5 == 2 || i % 5 == 3);
+// Which parameters are kept as logarithms (k_l, k_h of every layer).
+using LogMask = std::vector<bool>;
+LogMask logMask(const LdlModel& m) {
+  LogMask mask(m.parameterCount());
+  for (std::size_t i = 0; i < mask.size(); ++i)
+    mask[i] = m.logParameter(i);
+  return mask;
+}
+LogMask logMask(std::size_t n, int layers) {
+  LogMask mask(n);
+  for (std::size_t i = 0; i < n; ++i)
+    mask[i] = ldlLogParameter(i, layers);
+  return mask;
+}
+bool isLog(std::size_t i, const LogMask& mask) {
+  return i < mask.size() && mask[i];
 }
 
-std::vector<double> toU(const std::vector<double>& p, int layers) {
+std::vector<double> toU(const std::vector<double>& p, const LogMask& mask) {
   std::vector<double> u(p);
   for (std::size_t i = 0; i < u.size(); ++i)
-    if (isLog(i, layers))
+    if (isLog(i, mask))
       u[i] = std::log(p[i]);
   return u;
 }
-std::vector<double> fromU(const std::vector<double>& u, int layers) {
+std::vector<double> fromU(const std::vector<double>& u, const LogMask& mask) {
   std::vector<double> p(u);
   for (std::size_t i = 0; i < p.size(); ++i)
-    if (isLog(i, layers))
+    if (isLog(i, mask))
       p[i] = std::exp(u[i]);
   return p;
+}
+
+std::vector<double> parametersAt(const std::vector<double>& base,
+                                 const std::vector<std::vector<double>>& slopes,
+                                 const std::vector<double>& condition, const LogMask& mask) {
+  if (slopes.size() != condition.size())
+    throw std::invalid_argument("ldlParametersAt: " + std::to_string(slopes.size()) +
+                                " slopes for " + std::to_string(condition.size()) + " conditions");
+  if (slopes.empty())
+    return base; // exactly (not through the logarithms)
+  std::vector<double> v = toU(base, mask);
+  for (std::size_t j = 0; j < slopes.size(); ++j) {
+    if (slopes[j].size() != v.size())
+      throw std::invalid_argument("ldlParametersAt: a slope of " +
+                                  std::to_string(slopes[j].size()) + " values for " +
+                                  std::to_string(v.size()) + " parameters");
+    for (std::size_t i = 0; i < v.size(); ++i)
+      v[i] += condition[j] * slopes[j][i];
+  }
+  return fromU(v, mask);
 }
 
 double dotv(const std::vector<double>& a, const std::vector<double>& b) {
@@ -57,7 +90,7 @@ namespace {
 // The loss of pair q at parameters params(q) and, if `grad`, the gradient of its share
 // (J_q / pairs) handed to grad(q, g). The single-parameter loss and the conditioned loss share it.
 template <class Params, class Grad>
-double pairLosses(LdlPainter& painter, const std::vector<LdlPair>& pairs, const Params& params,
+double pairLosses(LdlModel& painter, const std::vector<LdlPair>& pairs, const Params& params,
                   const LdlLossOptions& opt, const Grad& grad, bool want_grad) {
   if (pairs.empty())
     throw std::invalid_argument("ldlLoss: no pairs");
@@ -182,7 +215,7 @@ double pairLosses(LdlPainter& painter, const std::vector<LdlPair>& pairs, const 
 
 } // namespace
 
-double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
+double ldlLoss(LdlModel& painter, const std::vector<LdlPair>& pairs,
                const std::vector<double>& params, const LdlLossOptions& opt,
                std::vector<double>* grad) {
   if (grad)
@@ -209,33 +242,25 @@ std::size_t ldlConditionCount(const std::vector<LdlPair>& pairs) {
 std::vector<double> ldlParametersAt(const std::vector<double>& base,
                                     const std::vector<std::vector<double>>& slopes,
                                     const std::vector<double>& condition, int layers) {
-  if (slopes.size() != condition.size())
-    throw std::invalid_argument("ldlParametersAt: " + std::to_string(slopes.size()) +
-                                " slopes for " + std::to_string(condition.size()) + " conditions");
-  if (slopes.empty())
-    return base; // exactly (not through the logarithms)
-  std::vector<double> v = toU(base, layers);
-  for (std::size_t j = 0; j < slopes.size(); ++j) {
-    if (slopes[j].size() != v.size())
-      throw std::invalid_argument("ldlParametersAt: a slope of " +
-                                  std::to_string(slopes[j].size()) + " values for " +
-                                  std::to_string(v.size()) + " parameters");
-    for (std::size_t i = 0; i < v.size(); ++i)
-      v[i] += condition[j] * slopes[j][i];
-  }
-  return fromU(v, layers);
+  return parametersAt(base, slopes, condition, logMask(base.size(), layers));
 }
 
-double ldlConditionedLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
+std::vector<double> ldlParametersAt(const std::vector<double>& base,
+                                    const std::vector<std::vector<double>>& slopes,
+                                    const std::vector<double>& condition, const LdlModel& model) {
+  return parametersAt(base, slopes, condition, logMask(model));
+}
+
+double ldlConditionedLoss(LdlModel& painter, const std::vector<LdlPair>& pairs,
                           const std::vector<double>& base,
                           const std::vector<std::vector<double>>& slopes, const LdlLossOptions& opt,
                           std::vector<double>* grad_base,
                           std::vector<std::vector<double>>* grad_slopes) {
   const std::size_t nc = ldlConditionCount(pairs);
-  const int layers = painter.layers();
+  const LogMask mask = logMask(painter);
   std::vector<std::vector<double>> at;
   for (const LdlPair& pr : pairs)
-    at.push_back(ldlParametersAt(base, slopes, pr.condition, layers));
+    at.push_back(parametersAt(base, slopes, pr.condition, mask));
   const bool want = grad_base || grad_slopes;
   std::vector<double> gv(base.size(), 0.0);                                  // d/d(base, in u)
   std::vector<std::vector<double>> gs(nc, std::vector<double>(base.size())); // d/d slopes
@@ -244,7 +269,7 @@ double ldlConditionedLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs
       [&](std::size_t q, const std::vector<double>& g) {
         for (std::size_t i = 0; i < g.size(); ++i) {
           // u = ln p for k_l, k_h: dJ/du = p dJ/dp at this pair's parameters.
-          const double gu = isLog(i, layers) ? g[i] * at[q][i] : g[i];
+          const double gu = isLog(i, mask) ? g[i] * at[q][i] : g[i];
           gv[i] += gu;
           for (std::size_t c = 0; c < nc; ++c)
             gs[c][i] += pairs[q].condition[c] * gu;
@@ -254,7 +279,7 @@ double ldlConditionedLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs
   if (grad_base) {
     *grad_base = gv;
     for (std::size_t i = 0; i < gv.size(); ++i)
-      if (isLog(i, layers))
+      if (isLog(i, mask))
         (*grad_base)[i] = gv[i] / base[i];
   }
   if (grad_slopes)
@@ -262,17 +287,17 @@ double ldlConditionedLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs
   return j;
 }
 
-LdlFitResult fitLdl(LdlPainter& painter, const std::vector<LdlPair>& pairs,
+LdlFitResult fitLdl(LdlModel& painter, const std::vector<LdlPair>& pairs,
                     const std::vector<double>& initial, const LdlFitOptions& opt,
                     const std::vector<std::vector<double>>& initial_slopes) {
-  const int layers = painter.layers();
+  const LogMask mask = logMask(painter);
   const std::size_t np = initial.size(), nc = ldlConditionCount(pairs);
   if (!initial_slopes.empty() && initial_slopes.size() != nc)
     throw std::invalid_argument("fitLdl: " + std::to_string(initial_slopes.size()) +
                                 " initial slopes for " + std::to_string(nc) + " conditions");
   LdlFitResult res;
   // The optimiser's variables: the base parameters (k_l, k_h as logarithms), then the slopes.
-  std::vector<double> u = toU(initial, layers);
+  std::vector<double> u = toU(initial, mask);
   for (std::size_t c = 0; c < nc; ++c) {
     const std::vector<double> s0 =
         initial_slopes.empty() ? std::vector<double>(np, 0.0) : initial_slopes[c];
@@ -288,7 +313,7 @@ LdlFitResult fitLdl(LdlPainter& painter, const std::vector<LdlPair>& pairs,
     return sl;
   };
   auto baseOf = [&](const std::vector<double>& uu) {
-    return fromU(std::vector<double>(uu.begin(), uu.begin() + np), layers);
+    return fromU(std::vector<double>(uu.begin(), uu.begin() + np), mask);
   };
   auto eval = [&](const std::vector<double>& uu, std::vector<double>* gu) {
     const std::vector<double> p = baseOf(uu);
@@ -301,14 +326,15 @@ LdlFitResult fitLdl(LdlPainter& painter, const std::vector<LdlPair>& pairs,
     if (gu) {
       *gu = g;
       for (std::size_t i = 0; i < np; ++i)
-        if (isLog(i, layers))
+        if (isLog(i, mask))
           (*gu)[i] = g[i] * p[i];
       for (const auto& row : gs)
         gu->insert(gu->end(), row.begin(), row.end());
       if (!opt.fit_output) // held: no step moves the output layer or its slopes
         for (std::size_t c = 0; c <= nc; ++c)
-          for (std::size_t i = static_cast<std::size_t>(5 * layers); i < np; ++i)
-            (*gu)[c * np + i] = 0;
+          for (std::size_t i = 0; i < np; ++i)
+            if (painter.outputParameter(i))
+              (*gu)[c * np + i] = 0;
     }
     return j;
   };

@@ -55,7 +55,7 @@ struct LdlFitResult {
 };
 
 // The loss of `params` over the pairs and, if `grad` is given, its gradient. Collective.
-double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
+double ldlLoss(LdlModel& painter, const std::vector<LdlPair>& pairs,
                const std::vector<double>& params, const LdlLossOptions& opt,
                std::vector<double>* grad);
 
@@ -65,12 +65,16 @@ double ldlLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
 std::vector<double> ldlParametersAt(const std::vector<double>& base,
                                     const std::vector<std::vector<double>>& slopes,
                                     const std::vector<double>& condition, int layers);
+// The same for any painter's layout (an LdlProduct's: its factors' parameters in order).
+std::vector<double> ldlParametersAt(const std::vector<double>& base,
+                                    const std::vector<std::vector<double>>& slopes,
+                                    const std::vector<double>& condition, const LdlModel& model);
 // The number of conditions of the pairs; throws std::invalid_argument if they differ.
 std::size_t ldlConditionCount(const std::vector<LdlPair>& pairs);
 
 // The loss over pairs, each painted with its own parameters ldlParametersAt(base, slopes,
 // condition), and, if asked, the gradient in the base parameters and in the slopes. Collective.
-double ldlConditionedLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs,
+double ldlConditionedLoss(LdlModel& painter, const std::vector<LdlPair>& pairs,
                           const std::vector<double>& base,
                           const std::vector<std::vector<double>>& slopes, const LdlLossOptions& opt,
                           std::vector<double>* grad_base,
@@ -78,7 +82,7 @@ double ldlConditionedLoss(LdlPainter& painter, const std::vector<LdlPair>& pairs
 
 // Fits the parameters (and, when the pairs carry conditions, their slopes, starting from
 // initial_slopes or zero). Without conditions the loss is ldlLoss's.
-LdlFitResult fitLdl(LdlPainter& painter, const std::vector<LdlPair>& pairs,
+LdlFitResult fitLdl(LdlModel& painter, const std::vector<LdlPair>& pairs,
                     const std::vector<double>& initial, const LdlFitOptions& opt,
                     const std::vector<std::vector<double>>& initial_slopes = {});
 
