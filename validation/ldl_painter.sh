@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # LDL painter validation (not a CI test): five 128^3-particle, 64 Mpc/h runs (40 steps, 256^3
 # mesh) baryonified in-situ at z = 0 (params/validation_ldl.toml), then `caustic ldl-fit` of a
-# two-layer LDL painter to the BCM gas density and electron pressure, and a displacement-only one
-# to the total matter, on seeds 301-303 (50 L-BFGS iterations; 110 for the matter), measured on
-# the held-out seeds 401-402 (T(k), r(k), loss; S(k) for the matter). Usage: bash validation/ldl_painter.sh [NP]
-# (the gas and pressure fits about 9 minutes each on 2 cores; the matter fit's 50 + 60
+# two-layer LDL painter to the BCM gas density, gas temperature and electron pressure, of the
+# electron pressure as the product of the gas density's and the temperature's painters (fitted
+# jointly from them, with the power term up to k = 3 h/Mpc), and of a displacement-only painter
+# of the total matter, on seeds 301-303 (50 L-BFGS iterations; 40 for the product, 110 for the
+# matter), measured on the held-out seeds 401-402 (T(k), r(k), loss; S(k) for the matter).
+# Usage: bash validation/ldl_painter.sh [NP]
+# (the single fits 4-9 minutes each on 2 cores, the product 11 min; the matter fit's 50 + 60
 # iterations took 34 + 31 min on one rank beside other jobs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,11 +21,19 @@ for s in 301 302 303 401 402; do
   fi
 done
 pair() { echo "$out/seed_$1/snapshot_a1.0000.hdf5=$out/seed_$1/baryons_a1.0000/baryon_fields.hdf5"; }
-for field in gas_density electron_pressure; do
+for field in gas_density gas_temperature electron_pressure; do
   bash jobs/mpirun.sh "$np" build/src/caustic ldl-fit --field $field --layers 2 --iterations 50 \
     --train "$(pair 301)" --train "$(pair 302)" --train "$(pair 303)" \
     --test "$(pair 401)" --test "$(pair 402)" -o "$out/ldl_$field" --overwrite
 done
+# The electron pressure as n_e x T (Dai & Seljak's tSZ painter): the product of the gas density's
+# and the temperature's painters, their parameters refitted together to the pressure, with the
+# power term (the single pressure painter's power is 2-3 times too low).
+bash jobs/mpirun.sh "$np" build/src/caustic ldl-fit --field electron_pressure \
+  --factor "$out/ldl_gas_density/ldl.json" --factor "$out/ldl_gas_temperature/ldl.json" \
+  --iterations 40 --power-weight 10 --power-kmax 3 \
+  --train "$(pair 301)" --train "$(pair 302)" --train "$(pair 303)" \
+  --test "$(pair 401)" --test "$(pair 402)" -o "$out/ldl_electron_pressure_product" --overwrite
 # The total matter: displacement layers only (mass-conserving, the output layer held at the
 # identity), with the loss's power-spectrum term up to k = 5 h/Mpc: S(k) is what it is judged by.
 # 50 iterations, then 60 more from there (--init): the README's two rows.
@@ -33,6 +44,20 @@ bash jobs/mpirun.sh "$np" build/src/caustic ldl-fit "${matter[@]}" --iterations 
   -o "$out/ldl_matter_density_50"
 bash jobs/mpirun.sh "$np" build/src/caustic ldl-fit "${matter[@]}" --iterations 60 \
   --init "$out/ldl_matter_density_50/ldl.json" -o "$out/ldl_matter_density"
-/usr/bin/python3 validation/plot_ldl.py "$out/ldl_gas_density" "$out/ldl_electron_pressure" \
-  "$out/ldl_matter_density" -o "$out" \
+# In-situ on the held-out seeds: the gas painter, the single pressure painter and the product,
+# as [emulators.NAME] kind = "ldl" hooks of the same run (its own BCM truth is in seed_<seed>/).
+for s in 401 402; do
+  hooks=()
+  for h in gas=ldl_gas_density pe=ldl_electron_pressure pe_product=ldl_electron_pressure_product; do
+    hooks+=(--set "emulators.${h%%=*}.kind=\"ldl\"" --set "emulators.${h%%=*}.a=[1.0]"
+      --set "emulators.${h%%=*}.model=\"$PWD/$out/${h#*=}/ldl.json\"")
+  done
+  bash jobs/mpirun.sh "$np" build/src/caustic run params/validation_ldl.toml --overwrite \
+    --set simulation.seed=$s --set "output.directory=\"$out/insitu_$s\"" \
+    --set output.snapshots=false --set halos.enabled=false --set baryons.enabled=false "${hooks[@]}"
+done
+/usr/bin/python3 validation/ldl_insitu.py "$out" --seeds 401 402 | tee "$out/ldl_insitu.txt"
+/usr/bin/python3 validation/plot_ldl.py "$out/ldl_gas_density" "$out/ldl_gas_temperature" \
+  "$out/ldl_electron_pressure" "$out/ldl_electron_pressure_product" "$out/ldl_matter_density" \
+  -o "$out" \
   | tee "$out/ldl_validation.txt"

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""LDL painters applied in-situ on held-out seeds against the BCM truth of the same runs: the gas
+density painter, the single electron pressure painter and the product painter (gas density x
+temperature), as validation/ldl_painter.sh runs them (OUT/insitu_<seed>/{gas,pe,pe_product}
+_a1.0000.hdf5 beside the truth OUT/seed_<seed>/baryons_a1.0000/baryon_fields.hdf5 and the FoF
+catalogue of the dark-matter run OUT/seed_<seed>/halos_a1p0000.0.hdf5).
+
+Prints, as means over the seeds: the power ratio P_painter/P_BCM and r(k) (fields over the
+truth's mean, log bins as validation/plot_painter.py), the worst |P/P_BCM - 1| up to k = 3 h/Mpc
+per seed, the stacked profiles painter/truth in three FoF mass bins and shells of r / R200m from
+0.2 to 2 (plot_painter.py's), and the hooks' cost against the run's time stepping
+(run_summary.json). Usage: ldl_insitu.py OUT --seeds 401 402
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from plot_painter import MASS_BINS, R_EDGES, haloes_of, profiles, read, spectra  # noqa: E402
+
+K_TABLE = (0.3, 0.5, 1.0, 2.0, 3.0, 5.0)
+K_PRESSURE = 3.0  # h/Mpc: issue 17's range for the electron pressure's P(k)
+HOOKS = (("gas", "gas_density", "gas density"),
+         ("pe", "electron_pressure", "electron pressure, one painter"),
+         ("pe_product", "electron_pressure", "electron pressure, gas x temperature painters"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out")
+    ap.add_argument("--seeds", nargs="+", type=int, required=True)
+    a = ap.parse_args()
+    res = {}
+    cost = []
+    for seed in a.seeds:
+        d = os.path.join(a.out, f"insitu_{seed}")
+        truth = os.path.join(a.out, f"seed_{seed}", "baryons_a1.0000", "baryon_fields.hdf5")
+        haloes, box = haloes_of(os.path.join(a.out, f"seed_{seed}", "halos_a1p0000.0.hdf5"))
+        t = json.load(open(os.path.join(d, "run_summary.json")))["timings_seconds_max_over_ranks"]
+        hooks = {h: t.get(f"step:observer:emulator:{h}", np.nan) for h, _, _ in HOOKS}
+        stepping = t["time_stepping_total"] - sum(v for k, v in t.items()
+                                                  if k.startswith("step:observer:"))
+        cost.append((seed, stepping, hooks))
+        for hook, field, _ in HOOKS:
+            tf = read(truth, field)
+            pf = read(os.path.join(d, f"{hook}_a1.0000.hdf5"), field)
+            m = tf.mean()
+            k, pp, pt, px = spectra(pf / m - 1, tf / m - 1, box)
+            r = res.setdefault(hook, {"k": k, "ratio": [], "r": [], "prof": []})
+            r["ratio"].append(pp / pt)
+            r["r"].append(px / np.sqrt(pp * pt))
+            r["prof"].append(profiles(pf, haloes, box) / profiles(tf, haloes, box))
+    print(f"# LDL painters in-situ vs the BCM truth, held-out seeds {a.seeds} (z = 0; means over "
+          "the seeds unless said)")
+    print("\n| painter | quantity | " + " | ".join(f"k = {k:g}" for k in K_TABLE) + " |")
+    print("|---|---|" + "---|" * len(K_TABLE))
+    for hook, field, label in HOOKS:
+        r = res[hook]
+        k = r["k"]
+
+        def row(v):
+            return " | ".join(f"{np.interp(np.log(q), np.log(k), v):.3f}" for q in K_TABLE)
+        print(f"| {label} | P/P_BCM | {row(np.mean(r['ratio'], axis=0))} |")
+        print(f"| {label} | r(k) | {row(np.mean(r['r'], axis=0))} |")
+    print()
+    for hook, field, label in HOOKS:
+        r = res[hook]
+        sel = r["k"] <= K_PRESSURE
+        print(f"- {label}: max |P/P_BCM - 1| for k <= {K_PRESSURE:g} h/Mpc per seed: " +
+              ", ".join(f"{100 * np.max(np.abs(q[sel] - 1)):.1f}%" for q in r["ratio"]) +
+              "; min r(k) there " + ", ".join(f"{np.min(q[sel]):.3f}" for q in r["r"]))
+    print("\nStacked profiles, painter / BCM truth (mean over the seeds), shells of r / R200m "
+          + ", ".join(f"{R_EDGES[i]:g}-{R_EDGES[i + 1]:g}" for i in range(len(R_EDGES) - 1)) + ":\n")
+    print("| painter | log10 M_FoF [Msun/h] | shells | worst |")
+    print("|---|---|---|---|")
+    for hook, field, label in HOOKS:
+        p = np.nanmean(res[hook]["prof"], axis=0)
+        for b, (lo, hi) in enumerate(MASS_BINS):
+            worst = np.nanmax(np.abs(p[b] - 1))
+            print(f"| {label} | {lo:g}-{hi:g} | " + " / ".join(f"{v:.2f}" for v in p[b]) +
+                  f" | {100 * worst:.0f}% |")
+    print("\nCost in-situ (run_summary.json, max over ranks):")
+    for seed, stepping, hooks in cost:
+        print(f"- seed {seed}: time stepping {stepping:.2f} s without the hooks; " +
+              ", ".join(f"{h} {v:.2f} s ({100 * v / stepping:.0f}%)" for h, v in hooks.items()))
+
+
+if __name__ == "__main__":
+    main()
