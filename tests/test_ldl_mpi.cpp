@@ -73,6 +73,15 @@ double dot(const Field<double>& a, const Field<double>& b) {
   return all;
 }
 
+// The centred finite difference of f(x) in x[p], with a step of 1e-5 relative (absolute below 1).
+template <class F> double centredDifference(const std::vector<double>& x, std::size_t p, F&& f) {
+  const double h = 1e-5 * std::max(1.0, std::abs(x[p]));
+  std::vector<double> up = x, dn = x;
+  up[p] += h;
+  dn[p] -= h;
+  return (f(up) - f(dn)) / (2 * h);
+}
+
 const std::vector<double> kParams = {3.0,  0.8, 0.3, 2.0, 0.5,  // layer 1: alpha gamma k_l k_h n
                                      -2.0, 1.2, 0.2, 3.0, -0.5, // layer 2
                                      1.3,  2.0, -0.1};          // mu b1 b0 (b0 < 0: ReLU smooth)
@@ -111,15 +120,10 @@ TEST(Ldl, GradientMatchesFiniteDifferences) {
     EXPECT_LT(dmax, 2.0 * kL / kMesh);
   }
   for (std::size_t p = 0; p < kParams.size(); ++p) {
-    const double h = 1e-5 * std::max(1.0, std::abs(kParams[p]));
-    std::vector<double> up = kParams, dn = kParams;
-    up[p] += h;
-    dn[p] -= h;
-    ldl.forward(parts.x, parts.size(), up, out);
-    const double jp = dot(fbar, out);
-    ldl.forward(parts.x, parts.size(), dn, out);
-    const double jm = dot(fbar, out);
-    const double fd = (jp - jm) / (2 * h);
+    const double fd = centredDifference(kParams, p, [&](const std::vector<double>& x) {
+      ldl.forward(parts.x, parts.size(), x, out);
+      return dot(fbar, out);
+    });
     SCOPED_TRACE("parameter " + std::to_string(p));
     EXPECT_NEAR(g[p], fd, 2e-5 * std::max(1.0, std::abs(fd)));
   }
@@ -179,13 +183,9 @@ void expectLossGradient(FitCase& c, const std::vector<double>& start, const LdlL
   std::vector<double> g;
   ldlLoss(c.ldl, c.pairs, start, lo, &g);
   for (std::size_t p : which) {
-    const double h = 1e-5 * std::max(1.0, std::abs(start[p]));
-    std::vector<double> up = start, dn = start;
-    up[p] += h;
-    dn[p] -= h;
-    const double fd =
-        (ldlLoss(c.ldl, c.pairs, up, lo, nullptr) - ldlLoss(c.ldl, c.pairs, dn, lo, nullptr)) /
-        (2 * h);
+    const double fd = centredDifference(start, p, [&](const std::vector<double>& x) {
+      return ldlLoss(c.ldl, c.pairs, x, lo, nullptr);
+    });
     EXPECT_NEAR(g[p], fd, 1e-4 * std::max(1e-3, std::abs(fd)))
         << "parameter " << p << ", power weight " << lo.power_weight << ", k_max " << lo.power_kmax;
   }
@@ -411,14 +411,10 @@ TEST(Ldl, ProductOfPaintersAndItsGradient) {
   const std::vector<double> g = prod.gradient(fbar);
   ASSERT_EQ(g.size(), params.size());
   for (std::size_t p = 0; p < params.size(); ++p) {
-    const double h = 1e-5 * std::max(1.0, std::abs(params[p]));
-    std::vector<double> up = params, dn = params;
-    up[p] += h;
-    dn[p] -= h;
-    prod.forward(parts.x, parts.size(), up, out);
-    const double jp = dot(fbar, out);
-    prod.forward(parts.x, parts.size(), dn, out);
-    const double fd = (jp - dot(fbar, out)) / (2 * h);
+    const double fd = centredDifference(params, p, [&](const std::vector<double>& x) {
+      prod.forward(parts.x, parts.size(), x, out);
+      return dot(fbar, out);
+    });
     EXPECT_NEAR(g[p], fd, 2e-5 * std::max(1.0, std::abs(fd))) << "parameter " << p;
   }
   EXPECT_THROW(LdlProduct(decomp, {1}, 1.0), std::invalid_argument);
@@ -440,12 +436,8 @@ TEST(Ldl, ProductOfPaintersAndItsGradient) {
   const double j0 = ldlLoss(two, pairs, start, lo, &gl);
   EXPECT_GT(j0, 1e-3);
   for (std::size_t p = 0; p < start.size(); ++p) {
-    const double h = 1e-5 * std::max(1.0, std::abs(start[p]));
-    std::vector<double> up = start, dn = start;
-    up[p] += h;
-    dn[p] -= h;
-    const double fd =
-        (ldlLoss(two, pairs, up, lo, nullptr) - ldlLoss(two, pairs, dn, lo, nullptr)) / (2 * h);
+    const double fd = centredDifference(
+        start, p, [&](const std::vector<double>& x) { return ldlLoss(two, pairs, x, lo, nullptr); });
     EXPECT_NEAR(gl[p], fd, 1e-4 * std::max(1e-3, std::abs(fd))) << "loss, parameter " << p;
   }
   LdlFitOptions opt;
