@@ -7,7 +7,7 @@
 # of the total matter, on seeds 301-303 (50 L-BFGS iterations; 40 for the product, 110 for the
 # matter), measured on the held-out seeds 401-402 (T(k), r(k), loss; S(k) for the matter).
 # Usage: bash validation/ldl_painter.sh [NP]
-# (the single fits 4-9 minutes each on 2 cores, the product 11 min; the matter fit's 50 + 60
+# (the single fits 3-5 minutes each on 2 cores, the product 5.3 min (measured alone); the matter fit's 50 + 60
 # iterations took 34 + 31 min on one rank beside other jobs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
