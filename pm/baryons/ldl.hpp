@@ -6,8 +6,9 @@
 // throughout), L displacement layers, each with parameters (alpha, gamma, k_l, k_h, n):
 //   1 + delta = the particles' CIC density over its mean (on the mesh of `decomp`)
 //   f = (1 + delta + 1e-8)^gamma
-//   phi = F^-1[ O(k) F[f] ],  O(k) = exp(-k^2 / k_h^2) exp(-k_l^2 / k^2) k^n  (O(0) = 0; k in
-//   h/Mpc) x_{l+1} = x_l + alpha (-grad phi)(x_l)   (the 4-point finite-difference gradient of
+//   phi = F^-1[ O(k) F[f] ],  O(k) = exp(-k^2 / k_h^2) exp(-k_l^2 / k^2) k^n
+//                             (O(0) = 0; k in h/Mpc)
+//   x_{l+1} = x_l + alpha (-grad phi)(x_l)   (the 4-point finite-difference gradient of
 //                                             Painter::readoutGradient, periodic)
 // then the output layer on the density of the displaced particles:
 //   F = ReLU(b_1 (1 + delta + 1e-8)^mu - b_0),   parameters (mu, b_1, b_0).
