@@ -65,6 +65,22 @@ std::vector<std::uint64_t> seedList(Section& s, const std::string& k) {
   return out;
 }
 
+// The trained kinds' potential corrections as functions of their parameters.
+PotentialCorrectionFactory potentialCorrectionFactory(const std::string& correction,
+                                                      const nlohmann::json& architecture) {
+  if (correction == "neural_spline") {
+    const NeuralSplineConfig nc = NeuralSplineConfig::fromJson(architecture, "architecture");
+    return [nc](const std::vector<double>& t) {
+      return std::make_shared<const NeuralSplineCorrection<double>>(nc, t);
+    };
+  }
+  const auto x = architecture.at("x_nodes").get<std::vector<double>>();
+  const auto an = architecture.at("a_nodes").get<std::vector<double>>();
+  return [x, an](const std::vector<double>& t) {
+    return std::make_shared<const HatKCorrection<double>>(x, an, t);
+  };
+}
+
 ForceTrainConfig parseConfig(const std::string& path, const std::vector<std::string>& sets,
                              int nranks) {
   ForceTrainConfig c;
@@ -155,6 +171,16 @@ ForceTrainConfig parseConfig(const std::string& path, const std::vector<std::str
     if (b.correction == "pgd")
       throw ParamError("model.base = \"" + c.base_path +
                        "\" is a pgd record; a base is a neural_spline or hat_ka record");
+    try { // built once here, so that a broken base fails before anything is written
+      const auto corr = potentialCorrectionFactory(b.correction, b.architecture)(b.theta);
+      if (corr->parameters().size() != b.theta.size())
+        throw std::invalid_argument(std::to_string(b.theta.size()) + " parameters for " +
+                                    corr->name() + ", which has " +
+                                    std::to_string(corr->parameters().size()));
+    } catch (const std::exception& e) { // malformed architecture or parameters
+      throw ParamError("model.base = \"" + c.base_path + "\": not a usable " + b.correction +
+                       " record (" + e.what() + ")");
+    }
     const std::string mismatch = b.domainMismatch(c.run);
     if (!mismatch.empty())
       throw ParamError("model.base = \"" + c.base_path + "\" was trained for another run than " +
@@ -431,22 +457,6 @@ struct Lbfgs {
     return had_history;
   }
 };
-
-// The trained kinds' potential corrections as functions of their parameters.
-PotentialCorrectionFactory potentialCorrectionFactory(const std::string& correction,
-                                                      const nlohmann::json& architecture) {
-  if (correction == "neural_spline") {
-    const NeuralSplineConfig nc = NeuralSplineConfig::fromJson(architecture, "architecture");
-    return [nc](const std::vector<double>& t) {
-      return std::make_shared<const NeuralSplineCorrection<double>>(nc, t);
-    };
-  }
-  const auto x = architecture.at("x_nodes").get<std::vector<double>>();
-  const auto an = architecture.at("a_nodes").get<std::vector<double>>();
-  return [x, an](const std::vector<double>& t) {
-    return std::make_shared<const HatKCorrection<double>>(x, an, t);
-  };
-}
 
 } // namespace
 

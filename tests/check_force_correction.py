@@ -276,6 +276,11 @@ def main():
     r = run(mpi + ["run", "prod.toml", "--set", "output.directory=bad2", "--set",
                    "gravity.correction.model=bad_model.json"], expect=2)
     check("parameters" in r.stderr, "neural record without parameters: " + r.stderr[-300:])
+    r = run(mpi + ["train", "pgd_hat.toml", "--set", "output.directory=pgd_bad_base",
+                   "--set", "model.base=bad_model.json"], expect=2)
+    check("model.base" in r.stderr and "parameters" in r.stderr and
+          not os.path.exists(os.path.join(w, "pgd_bad_base", "model.json")),
+          "a base whose parameters do not fit its architecture: " + r.stderr[-300:])
     check.finish()
 
 
