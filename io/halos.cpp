@@ -128,6 +128,29 @@ HaloTable readHaloCatalogue(const std::string& path, MPI_Comm comm) {
   h5::readRows(file, "Group/GroupLen", H5T_NATIVE_UINT32, t.count.data(), 0, n, 1, n, ctx);
   h5::readRows(file, "Group/GroupMass", H5T_NATIVE_DOUBLE, t.mass.data(), 0, n, 1, n, ctx);
   h5::readRows(file, "Group/GroupPos", H5T_NATIVE_DOUBLE, t.pos.data(), 0, n, 3, n, ctx);
+  if (H5Aexists(hdr, "LinkingLengthParameter") > 0)
+    t.linking_b = h5::readAttr(hdr, "LinkingLengthParameter", ctx);
+  if (H5Aexists(hdr, "MinGroupSize") > 0)
+    t.min_group = static_cast<std::uint64_t>(h5::readAttr(hdr, "MinGroupSize", ctx));
+  if (H5Lexists(file, "IDs", H5P_DEFAULT) > 0) {
+    std::uint64_t total = 0;
+    for (auto c : t.count)
+      total += c;
+    if (H5Aexists(hdr, "Nids_Total") > 0 &&
+        static_cast<std::uint64_t>(h5::readAttr(hdr, "Nids_Total", ctx)) != total)
+      throw std::runtime_error(ctx + ": Nids_Total differs from the sum of GroupLen (" +
+                               std::to_string(total) + ")");
+    t.member_offset.resize(n);
+    t.members.resize(total);
+    h5::readRows(file, "Group/GroupOffset", H5T_NATIVE_UINT64, t.member_offset.data(), 0, n, 1, n,
+                 ctx);
+    h5::readRows(file, "IDs/ID", H5T_NATIVE_UINT64, t.members.data(), 0, total, 1, total, ctx);
+    for (std::uint64_t g = 0; g < n; ++g)
+      if (t.member_offset[g] + t.count[g] > total)
+        throw std::runtime_error(ctx + ": group " + std::to_string(g) + " has GroupOffset " +
+                                 std::to_string(t.member_offset[g]) + " + GroupLen past the " +
+                                 std::to_string(total) + " IDs");
+  }
   for (std::uint64_t g = 0; g < n; ++g) {
     if (!(t.mass[g] > 0) || !std::isfinite(t.mass[g]))
       throw std::runtime_error(ctx + ": group " + std::to_string(g) + " has GroupMass = " +

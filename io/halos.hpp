@@ -48,11 +48,16 @@ void writeHaloCatalogue(const std::string& path, MPI_Comm comm, const HaloCatalo
 
 // A catalogue read back (every rank reads all of it; catalogues hold about 1e-3 of the
 // particles): the header's box, a and particle mass, and per group its length, mass [1e10 Msun/h]
-// and position [Mpc/h]. Throws std::runtime_error naming the file and what is missing or wrong.
+// and position [Mpc/h], and when the file has them (written with member_ids) the members' IDs.
+// Throws std::runtime_error naming the file and what is missing or wrong.
 struct HaloTable {
   double box = 0.0, a = 0.0, particle_mass = 0.0;
+  double linking_b = 0.0;      // LinkingLengthParameter (0 when absent)
+  std::uint64_t min_group = 0; // MinGroupSize (0 when absent)
   std::vector<std::uint32_t> count;
   std::vector<double> mass, pos; // pos: 3 per group
+  // Members of group g: members[member_offset[g] ...], count[g] of them; empty without /IDs.
+  std::vector<std::uint64_t> member_offset, members;
   std::size_t size() const { return count.size(); }
 };
 HaloTable readHaloCatalogue(const std::string& path, MPI_Comm comm);

@@ -482,8 +482,10 @@ Params parseParams(const std::string& text, const std::vector<std::string>& over
                                    : ": only for halo surrogates (kind = \"torch\")"));
         e.seed = static_cast<std::uint64_t>(sd);
       }
-      e.selection = s.choice("selection", "sample", {"sample", "top"});
-      if (e.selection != "sample" && e.kind != "torch")
+      // Empty: the model's default ("sample" for voxel surrogates, "threshold" per group).
+      if (s.find("selection"))
+        e.selection = s.choice("selection", "sample", {"sample", "top", "threshold"});
+      if (!e.selection.empty() && e.kind != "torch")
         throw ParamError("emulators." + nm + ".selection = \"" + e.selection +
                          "\": only for halo surrogates (kind = \"torch\")");
       if (s.find("pgd")) {

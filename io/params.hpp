@@ -125,9 +125,11 @@ struct EmulatorHookParams {
   // Halo surrogates: the seed of the catalogue sampler (default: simulation.seed); an error for
   // other models.
   std::optional<std::uint64_t> seed;
-  // Halo surrogates: "sample" (a Bernoulli draw per voxel) or "top" (the round(sum of presence)
-  // most probable voxels); see pm/analysis/halo_sampler.hpp.
-  std::string selection = "sample";
+  // Halo surrogates: "sample" (a Bernoulli draw per voxel or group) or "top" (the round(sum of
+  // presence) most probable voxels; pm/analysis/halo_sampler.hpp) or "threshold" (per-group
+  // surrogates: emulators/hooks/group_hook.hpp); empty: the model's default ("sample" for voxel
+  // surrogates, "threshold" for per-group ones).
+  std::string selection;
   // Particle super-resolution: potential gradient descent (PGD; Dai, Feng & Seljak 2018) applied
   // to the super-resolved particles before anything is written, (alpha, k_l [h/Mpc], k_s [h/Mpc])
   // (pm/force/pgd.hpp, on the PM mesh with the exact kernel); an error for other models.

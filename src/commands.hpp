@@ -84,6 +84,9 @@ int runTrainCommand(RunContext& ctx, const TrainCommandOptions& opt);
 // `caustic train` with [model] kind = "force_correction": fits a force correction of the hybrid
 // PM to high-resolution references through the adjoint (src/train_force_command.cpp).
 int runForceTrainCommand(RunContext& ctx, const TrainCommandOptions& opt);
+// `caustic train` with [model] kind = "halo_groups": the per-group halo surrogate
+// (emulators/training/group_training.hpp; src/train_command.cpp).
+int runGroupTrainCommand(RunContext& ctx, const TrainCommandOptions& opt);
 
 struct InferOptions {
   bool overwrite = false; // replace an earlier inference in output.directory

@@ -6,6 +6,7 @@
 
 #include "commands.hpp"
 #include "emulators/force/neural_correction.hpp"
+#include "emulators/hooks/group_hook.hpp"
 #include "emulators/hooks/hooks.hpp"
 
 #include <torch/version.h>
@@ -41,6 +42,8 @@ public:
   std::string libtorchVersion() const override { return TORCH_VERSION; }
   std::unique_ptr<Observer> makeHook(const Params& params, const EmulatorHookParams& hook,
                                      OutputCallback cb) const override {
+    if (isGroupSurrogateFile(hook.model))
+      return std::make_unique<GroupSurrogateHook>(params, hook, std::move(cb));
     return std::make_unique<EmulatorHook>(params, hook, std::move(cb));
   }
   std::shared_ptr<const PotentialCorrection<float>>

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Halo-surrogate validation (not a CI test): U-Nets from the cheap run's density and its own FoF
-# groups (the fof_count channel) to halo presence and mass, trained on the engine's own
-# high-force-resolution FoF halos, measured on held-out seeds at z = 1 and z = 0 against that
-# truth, side by side with FoF on the cheap run itself.
+# Halo-surrogate validation (not a CI test): the per-group surrogate (the cheap run's FoF groups,
+# a small network per group for presence and mass) and U-Nets from the cheap run's density and
+# its own FoF groups (the fof_count channel) to halo presence and mass per voxel, trained on the
+# engine's own high-force-resolution FoF halos, measured on held-out seeds at z = 1 and z = 0
+# against that truth, side by side with FoF on the cheap run itself.
 #   1. per seed, the truth (params/validation_halos.toml: 128^3 particles, 128 Mpc/h, 512^3 mesh,
 #      40 steps from a = 0.02, FoF b = 0.2 at a = 0.5 and 1) and the cheap production run of the
 #      same white noise (256^3 mesh, 10 steps from a = 0.1, FoF, the density on the surrogate's
@@ -14,10 +15,12 @@
 #      and the cheap run's own groups (>= 20 particles, its [halos] min_particles) as the
 #      fof_count input the hook paints in-situ;
 #   3. `caustic train` with training.loss = "halo", one model per redshift (train_a*.toml),
-#      inputs density and fof_count;
+#      inputs density and fof_count; and with [model] kind = "halo_groups" (groups_a*.toml: the
+#      cheap snapshots' groups matched to the truth's by member IDs);
 #   4. the held-out cheap runs again with both surrogates in-situ ([emulators.halos_z1],
 #      [emulators.halos_z0], mesh = 64), without P(k) outputs, for the cost; once with
 #      selection = "sample" (Bernoulli draws) and once with "top" (the most probable voxels);
+#      and with the per-group surrogates (selection "threshold" and "sample");
 #   5. validation/plot_halos.py: r(k) and error power of the halo-mass field, mass functions,
 #      halo P(k), cost; halo_validation.txt and halo_*.png in output/validation_halos.
 # Usage: bash validation/halos.sh [NP] [STEPS] [WIDTH]
@@ -39,12 +42,14 @@ run() { bash jobs/mpirun.sh "$np" $caustic run "$@" --overwrite < /dev/null; }
 # 1. Truth and cheap runs.
 for s in 501 502 503 504 505 506 507 601 602 603; do
   [ -f $out/truth_$s/halos_a1p0000.0.hdf5 ] ||
-    run params/validation_halos.toml --set simulation.seed=$s --set "output.directory=\"$out/truth_$s\"" > $out/truth_$s.log
+    run params/validation_halos.toml --set simulation.seed=$s --set halos.member_ids=true \
+      --set "output.directory=\"$out/truth_$s\"" > $out/truth_$s.log
   [ -f $out/cheap_$s/halos_a1p0000.0.hdf5 ] &&
     $py -c "import h5py,sys; sys.exit(int(h5py.File('$out/cheap_$s/density_a1.0000.hdf5')['Header'].attrs['MeshSize'] != $hmesh))" ||
     run params/validation_halos.toml --set simulation.seed=$s --set simulation.mesh=256 \
       --set simulation.steps=10 --set simulation.a_start=0.1 --set output.density=true \
-      --set output.density_mesh=$hmesh --set "output.directory=\"$out/cheap_$s\"" > $out/cheap_$s.log
+      --set output.density_mesh=$hmesh --set output.snapshots=true --set halos.member_ids=true \
+      --set halos.min_particles=10 --set "output.directory=\"$out/cheap_$s\"" > $out/cheap_$s.log
 done
 
 # 2. Thresholds (n = 1e-3 on the training truth) and the truth's halo fields.
@@ -114,6 +119,43 @@ TOML
   fi
 done
 
+# 3b. The per-group surrogate, one per redshift: the cheap snapshots' FoF groups (b = 0.2, >= 10
+# particles) with their features on the production PM mesh (256^3), matched by member IDs to the
+# truth's groups; the catalogue keeps the halos of at least the n = 1e-3 mass.
+while read -r a nmin; do
+  [ "$a" = "#" ] && continue
+  {
+    echo "# Per-group halo surrogate at a = $a (written by validation/halos.sh)"
+    echo "[data]"
+    echo "train = ["
+    for s in 501 502 503 504 505 506; do
+      echo "  {snapshot = \"cheap_$s/snapshot_a$a.hdf5\", truth = \"truth_$s/halos_a${a/./p}.0.hdf5\"},"
+    done
+    echo "]"
+    echo "validation = [{snapshot = \"cheap_507/snapshot_a$a.hdf5\", truth = \"truth_507/halos_a${a/./p}.0.hdf5\"}]"
+    cat <<TOML
+[model]
+kind = "halo_groups"
+radii = [1.0, 2.0, 4.0, 8.0]
+hidden = [32, 32]
+feature_mesh = 256
+b = 0.2
+fof_min_particles = 10
+min_particles = $nmin
+[training]
+steps = 3000
+learning_rate = 3e-3
+validate_every = 100
+[output]
+directory = "$out/groups_a$a"
+TOML
+  } > $out/groups_a$a.toml
+  if [ ! -f $out/groups_a$a/model.json ]; then
+    rm -rf $out/groups_a$a
+    bash jobs/mpirun.sh "$np" $caustic train $out/groups_a$a.toml < /dev/null > $out/groups_a$a.log
+  fi
+done < $out/thresholds.txt
+
 # 4. Held-out cheap runs with the surrogates in-situ (no P(k): the cost of what users run).
 cat params/validation_halos.toml - > $out/heldout.toml <<TOML
 
@@ -140,5 +182,29 @@ for s in 601 602 603; do
     --set "output.directory=\"$out/heldout_top_$s\"" > $out/heldout_top_$s.log
 done
 
-# 5. Figures and the table.
-$py validation/plot_halos.py $out $hmesh 601 602 603 --calibrate-on 501,502,503,504,505,506
+# The per-group surrogates in-situ on the same held-out runs: threshold selection, and sampled.
+cat params/validation_halos.toml - > $out/heldout_groups.toml <<TOML
+
+[emulators.groups_z1]
+model = "groups_a0.5000/model.json"
+a = [0.5]
+
+[emulators.groups_z0]
+model = "groups_a1.0000/model.json"
+a = [1.0]
+TOML
+for s in 601 602 603; do
+  for sel in threshold sample; do
+    dir=$out/heldout_groups_$s
+    [ $sel = sample ] && dir=$out/heldout_groups_sample_$s
+    run $out/heldout_groups.toml --set simulation.seed=$s --set simulation.mesh=256 \
+      --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
+      --set emulators.groups_z1.selection=\"$sel\" --set emulators.groups_z0.selection=\"$sel\" \
+      --set "output.directory=\"$dir\"" > $dir.log
+  done
+done
+
+# 5. Figures and the table (fields on the voxel surrogate's 64^3 mesh, and the catalogues also on
+# a 256^3 mesh, where the 2 Mpc/h voxels no longer blur them).
+$py validation/plot_halos.py $out $hmesh 601 602 603 --calibrate-on 501,502,503,504,505,506 \
+  --groups --measure-mesh 256

@@ -93,12 +93,24 @@ def main():
     global N
     args = sys.argv[1:]
     calibrate = []
+    meshes = None
+    if "--measure-mesh" in args:  # catalogues also painted on this finer mesh
+        i = args.index("--measure-mesh")
+        meshes = [int(args[i + 1])]
+        del args[i:i + 2]
+    groups = {}
+    if "--groups" in args:  # the per-group surrogate's held-out runs (validation/halos.sh)
+        args.remove("--groups")
+        names = {"halos_z1": "groups_z1", "halos_z0": "groups_z0"}
+        groups = {"group surrogate": ("heldout_groups", names),
+                  "group surrogate (sampled)": ("heldout_groups_sample", names)}
     if "--calibrate-on" in args:
         i = args.index("--calibrate-on")
         calibrate = [int(s) for s in args[i + 1].split(",")]
         del args[i:i + 2]
     out = args[0]
     N = int(args[1])
+    meshes = [N] + (meshes or [])
     seeds = [int(s) for s in args[2:]]
     thresholds = {}
     for line in open(f"{out}/thresholds.txt"):
@@ -123,8 +135,9 @@ def main():
             keep = tl >= thresholds[a]
             tp, tm = tp[keep], tm[keep]
             nt = len(tm)
-            sp, sm, _, _, _ = catalogue(f"{out}/heldout_{s}/{hook}_a{a.replace('.', 'p')}.0.hdf5")
-            cp, cm, _, _, _ = catalogue(f"{out}/heldout_{s}/halos_a{a.replace('.', 'p')}.0.hdf5")
+            tag = a.replace('.', 'p')
+            sp, sm, _, _, _ = catalogue(f"{out}/heldout_{s}/{hook}_a{tag}.0.hdf5")
+            cp, cm, _, _, _ = catalogue(f"{out}/heldout_{s}/halos_a{tag}.0.hdf5")
             if remap:  # every group whose calibrated mass reaches the truth's threshold
                 qm = remap(cm)
                 above = qm >= thresholds[a] * mp
@@ -133,52 +146,63 @@ def main():
             cp, cm = cp[top], cm[top]
             with h5py.File(f"{out}/heldout_{s}/{hook}_a{a}.hdf5", "r") as f:
                 expected = f["Fields/halo_mass_density"][:].astype(np.float64)
-            truth_m = ngp(tp, tm, box)
             # The same surrogate with selection = "top" (the most probable voxels).
-            xp, xm, _, _, _ = catalogue(f"{out}/heldout_top_{s}/{hook}_a{a.replace('.', 'p')}.0.hdf5")
-            preds = {"surrogate (expected field)": (expected, None),
-                     "surrogate (sampled)": fields(sp, sm, box),
-                     "surrogate (top)": fields(xp, xm, box),
-                     "cheap FoF": fields(cp, cm, box)}
+            xp, xm, _, _, _ = catalogue(f"{out}/heldout_top_{s}/{hook}_a{tag}.0.hdf5")
+            cats = {"surrogate (sampled)": (sp, sm), "surrogate (top)": (xp, xm),
+                    "cheap FoF": (cp, cm)}
             if remap:
-                preds["cheap FoF, calibrated masses"] = fields(qp, qm, box)
+                cats["cheap FoF, calibrated masses"] = (qp, qm)
                 mf["cheap FoF, calibrated masses"].append(qm)
-            truth_n = ngp(tp, np.ones(nt), box)
+            for name, (gdir, ghook) in groups.items():
+                gp, gm, _, _, _ = catalogue(f"{out}/{gdir}_{s}/{ghook[hook]}_a{tag}.0.hdf5")
+                cats[name] = (gp, gm)
+                mf.setdefault(name, []).append(gm)
             n = nt / box**3
-            for name, (fm, fn) in preds.items():
-                k, ptt, ppp, ptp = spectra(truth_m, fm, box)
-                r = ptp / np.sqrt(ptt * ppp)
-                e = acc.setdefault(name, {"r": [], "err": [], "pk": [], "n": []})
-                e["r"].append(r)
-                e["err"].append(ptt * (1 - r**2) * n)
-                if fn is not None:
-                    _, pt_n, pp_n, _ = spectra(truth_n, fn, box)
-                    npred = fn.sum() / box**3
-                    e["pk"].append((pp_n - 1 / npred) / (pt_n - 1 / n))
-                    e["n"].append(npred / n)
+            for mesh in meshes:
+                N = mesh
+                truth_m = ngp(tp, tm, box)
+                truth_n = ngp(tp, np.ones(nt), box)
+                preds = {name: fields(pp, mm, box) for name, (pp, mm) in cats.items()}
+                if mesh == meshes[0]:  # the voxel surrogate's own field lives on its mesh
+                    preds = {"surrogate (expected field)": (expected, None), **preds}
+                for name, (fm, fn) in preds.items():
+                    k, ptt, ppp, ptp = spectra(truth_m, fm, box)
+                    r = ptp / np.sqrt(ptt * ppp)
+                    e = acc.setdefault((mesh, name), {"r": [], "err": [], "pk": [], "n": []})
+                    e["k"] = k
+                    e["r"].append(r)
+                    e["err"].append(ptt * (1 - r**2) * n)
+                    if fn is not None:
+                        _, pt_n, pp_n, _ = spectra(truth_n, fn, box)
+                        npred = fn.sum() / box**3
+                        e["pk"].append((pp_n - 1 / npred) / (pt_n - 1 / n))
+                        e["n"].append(npred / n)
+            N = meshes[0]
             mf["truth"].append(tm)
             mf["surrogate"].append(sm)
             mf["surrogate (top)"].append(xm)
             mf["cheap FoF"].append(cm)
-        kk = k
         lines.append(f"\n## z = {z:.1f} (a = {a}): truth halos >= {thresholds[a]} particles "
                      f"(n = 1e-3 (h/Mpc)^3), mean over seeds")
-        lines.append("| prediction | r(k<=0.5) min | r(0.7) | P_err n, k<=0.3 max | halo P(k<=0.5)/truth - 1, worst | n/n_truth |")
-        lines.append("|---|---|---|---|---|---|")
-        for name, e in acc.items():
+        lines.append("| mesh | prediction | r(k<=0.5) min | r(0.7) | P_err n, k<=0.3 max | halo P(k<=0.5)/truth - 1, worst | n/n_truth |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for (mesh, name), e in acc.items():
             r = np.mean(e["r"], axis=0)
             err = np.mean(e["err"], axis=0)
+            kk = e["k"]
             i07 = np.argmin(np.abs(kk - 0.7))
-            row = f"| {name} | {r[kk <= 0.5].min():.3f} | {r[i07]:.3f} | {err[kk <= 0.3].max():.2f} |"
+            row = f"| {mesh}^3 | {name} | {r[kk <= 0.5].min():.3f} | {r[i07]:.3f} | {err[kk <= 0.3].max():.2f} |"
             if e["pk"]:
                 pk = np.mean(e["pk"], axis=0)
                 row += f" {np.max(np.abs(pk[kk <= 0.5] - 1)) * 100:.1f}% | {np.mean(e['n']):.3f} |"
-                ax_p[col].plot(kk, pk, label=name)
+                if mesh == meshes[-1]:
+                    ax_p[col].plot(kk, pk, label=name)
             else:
                 row += " | |"
             lines.append(row)
-            ax_r[0][col].plot(kk, r, label=name)
-            ax_r[1][col].plot(kk, err, label=name)
+            style = "-" if mesh == meshes[-1] else ":"
+            ax_r[0][col].plot(kk, r, style, label=f"{name} ({mesh}^3)")
+            ax_r[1][col].plot(kk, err, style, label=f"{name} ({mesh}^3)")
         # Mass function above 100 particles.
         edges = np.log10(100 * mp) + 0.2 * np.arange(12)
         h = {name: np.histogram(np.log10(np.concatenate(v)), bins=edges)[0] for name, v in mf.items()}
@@ -223,8 +247,9 @@ def main():
         ax_p[col].legend(fontsize=8)
     # Cost.
     lines.append("\n## Cost (2 ranks, wall seconds from run_summary.json)")
-    lines.append("| seed | truth run (FoF, no P(k)) | cheap run + surrogates (no FoF) | surrogates | speed-up |")
-    lines.append("|---|---|---|---|---|")
+    lines.append("| seed | truth run (FoF, no P(k)) | cheap run + surrogates (no FoF) | surrogates | speed-up |" +
+                 (" cheap run + group surrogates (no [halos] FoF) | group surrogates | speed-up |" if groups else ""))
+    lines.append("|---|---|---|---|---|" + ("---|---|---|" if groups else ""))
     for s in seeds:
         t = json.load(open(f"{out}/truth_{s}/run_summary.json"))
         c = json.load(open(f"{out}/heldout_{s}/run_summary.json"))
@@ -232,7 +257,14 @@ def main():
         ct = c["timings_seconds_max_over_ranks"]
         hook = sum(v for k2, v in ct.items() if k2.startswith("step:observer:emulator"))
         cc = c["wall_seconds"] - ct.get("step:observer:fof", 0)
-        lines.append(f"| {s} | {tt:.1f} | {cc:.1f} | {hook:.1f} | {tt / cc:.1f}x |")
+        row = f"| {s} | {tt:.1f} | {cc:.1f} | {hook:.1f} | {tt / cc:.1f}x |"
+        if groups:
+            g = json.load(open(f"{out}/heldout_groups_{s}/run_summary.json"))
+            gt = g["timings_seconds_max_over_ranks"]
+            ghook = sum(v for k2, v in gt.items() if k2.startswith("step:observer:emulator"))
+            gc = g["wall_seconds"] - gt.get("step:observer:fof", 0)
+            row += f" {gc:.1f} | {ghook:.1f} | {tt / gc:.1f}x |"
+        lines.append(row)
     text = "\n".join(lines) + "\n"
     open(f"{out}/halo_validation.txt", "w").write(text)
     print(text)

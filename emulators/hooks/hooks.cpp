@@ -97,7 +97,13 @@ EmulatorHook::EmulatorHook(const Params& params, const EmulatorHookParams& hook,
   for (double a : as)
     enforceValidity(_model.metadata(), domainAt(a), _hook.force, _hook.name);
   const auto& meta = _model.metadata();
-  if (_hook.selection != "sample" && !meta.halo)
+  if (_hook.selection == "threshold")
+    throw std::runtime_error("emulators." + _hook.name +
+                             ".selection = \"threshold\": only for per-group halo surrogates; the "
+                             "model " +
+                             _hook.model + " (" + meta.kind +
+                             ") is not one (voxel surrogates: \"sample\" or \"top\")");
+  if (!_hook.selection.empty() && _hook.selection != "sample" && !meta.halo)
     throw std::runtime_error("emulators." + _hook.name + ".selection = \"" + _hook.selection +
                              "\": the model " + _hook.model + " (" + meta.kind +
                              ") is not a halo surrogate; only halo surrogates select halos");

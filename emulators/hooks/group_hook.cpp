@@ -1,0 +1,133 @@
+#include "emulators/hooks/group_hook.hpp"
+
+#include "io/format.hpp"
+#include "io/snapshot.hpp"
+#include "pm/analysis/fof.hpp"
+#include "pm/analysis/group_features.hpp"
+#include "pm/core/profiling.hpp"
+#include "pm/ic/white_noise.hpp"
+#include "pm/stepping/simulation.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+
+namespace caustic {
+
+GroupSurrogateHook::GroupSurrogateHook(const Params& params, const EmulatorHookParams& hook,
+                                       OutputCallback cb)
+    : _params(params), _hook(hook), _model(GroupSurrogate::load(hook.model)), _cb(std::move(cb)) {
+  const std::string key = "emulators." + _hook.name;
+  const auto& r = _model.record();
+  if (_hook.selection == "top")
+    throw std::runtime_error(key + ".selection = \"top\": the model " + _hook.model +
+                             " is a per-group halo surrogate; allowed: \"threshold\" (the "
+                             "default) or \"sample\"");
+  if (_hook.name == "halos" && params.halos.enabled)
+    throw std::runtime_error("[emulators.halos]: a halo surrogate named \"halos\" would write its "
+                             "catalogue over the FoF catalogue (halos_a*.0.hdf5) of [halos]; "
+                             "choose another name");
+  if (_hook.every_step)
+    throw std::runtime_error(key + ".every_step = true: a per-group halo surrogate runs at "
+                                   "output scale factors only (it writes a catalogue each time)");
+  if (_hook.mesh != 0 || _hook.space != "eulerian" || _hook.pgd || _hook.contract)
+    throw std::runtime_error(key +
+                             ": mesh, space, pgd and contract do not apply to the per-group "
+                             "halo surrogate " +
+                             _hook.model +
+                             " (its features are computed on the PM mesh); remove them");
+  // The record's domain: features on the training's mesh and box, its particle mass, its a.
+  const auto& sim = params.simulation;
+  const double mp = particleMass(params) * 1e10;
+  std::vector<std::string> bad;
+  if (sim.mesh != r.feature_mesh || std::fabs(sim.box - r.box) > 1e-6 * r.box)
+    bad.push_back(format("simulation.mesh = %d and box = %g Mpc/h; the model was trained with "
+                         "features on a %d^3 mesh in %g Mpc/h",
+                         sim.mesh, sim.box, r.feature_mesh, r.box));
+  if (std::fabs(mp - r.particle_mass) > 1e-3 * r.particle_mass)
+    bad.push_back(
+        format("particle mass %.6g Msun/h; the model's is %.6g Msun/h", mp, r.particle_mass));
+  for (double a : _hook.a)
+    if (std::fabs(a - r.a) > 1e-3)
+      bad.push_back(format("%s.a contains %g; the model was trained at a = %g (one model per "
+                           "output time)",
+                           key.c_str(), a, r.a));
+  if (!bad.empty()) {
+    std::string all;
+    for (const auto& b : bad)
+      all += (all.empty() ? "" : "; ") + b;
+    if (!_hook.force)
+      throw std::runtime_error(key + ": the run lies outside the validity domain of " +
+                               _hook.model + ": " + all + " (set " + key +
+                               ".force = true to apply it anyway)");
+    _warnings = bad;
+  }
+}
+
+void GroupSurrogateHook::observe(Event e, const SimulationState& s) {
+  if (e != Event::Output || !isOutputScaleFactor(s.a, _hook.a))
+    return;
+  ScopedRegion region("caustic::GroupSurrogateHook");
+  const auto& r = _model.record();
+  std::unique_ptr<Particles> converted;
+  const Particles& run = s.particles.asDouble(converted);
+  FofOptions opt;
+  opt.b = r.fof_b;
+  opt.min_particles = r.fof_min_particles;
+  const double L = s.mesh->box();
+  const HaloCatalogue groups = findHalos(run, *s.mesh, L / s.particle_grid, opt);
+  const auto features = groupFeatures(groups, run, s.mesh, s.total_particles, r.radii);
+  const GroupPrediction pred = _model.predict(features);
+  const double mp = s.particle_mass * 1e10, lnmin = std::log(r.min_particles * mp);
+  const bool sample = _hook.selection == "sample";
+  const std::uint64_t seed =
+      _hook.seed ? *_hook.seed : static_cast<std::uint64_t>(_params.simulation.seed);
+  const auto output = static_cast<std::uint32_t>(std::lround(s.a * 1e4));
+  HaloCatalogue cat;
+  cat.linking_length = groups.linking_length;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    double lnm = pred.log_mass[g];
+    bool keep = pred.presence[g] >= r.presence_threshold;
+    if (sample) {
+      // Counter (label low, label high, output, stream): the same draws at any rank count.
+      const std::uint64_t lab = groups.label[g];
+      double u1, u2, v1, v2;
+      philoxUniforms(seed, static_cast<std::uint32_t>(lab), static_cast<std::uint32_t>(lab >> 32),
+                     output, 0x48470000u, u1, u2);
+      philoxUniforms(seed, static_cast<std::uint32_t>(lab), static_cast<std::uint32_t>(lab >> 32),
+                     output, 0x48470001u, v1, v2);
+      keep = u1 < pred.presence[g];
+      lnm += r.log_mass_scatter * std::sqrt(-2.0 * std::log(v1)) * std::cos(2 * M_PI * v2);
+    }
+    if (!keep || lnm < lnmin)
+      continue;
+    cat.label.push_back(groups.label[g]);
+    cat.count.push_back(std::max<std::uint64_t>(1, std::llround(std::exp(lnm) / mp)));
+    for (int c = 0; c < 3; ++c) {
+      cat.pos.push_back(groups.pos[3 * g + c]);
+      cat.vel.push_back(groups.vel[3 * g + c]);
+    }
+    cat.sigma_v.push_back(groups.sigma_v[g]);
+    cat.radius.push_back(groups.radius[g]);
+  }
+  const auto paths =
+      writeRunHalos(_params, s.mesh->comm().get(), cat, s.a, s.particle_mass, r.fof_b,
+                    r.min_particles, _hook.name, _hook.name + "_mass_function");
+  if (s.mesh->comm().rank() == 0) {
+    if (!_warnings.empty()) {
+      std::string all;
+      for (const auto& w : _warnings)
+        all += (all.empty() ? "" : "; ") + w;
+      std::fprintf(stderr,
+                   "caustic: warning: emulator %s applied outside its validity domain (force = "
+                   "true): %s\n",
+                   _hook.name.c_str(), all.c_str());
+    }
+    if (_cb && !paths.catalogue.empty()) {
+      _cb("halos", paths.catalogue);
+      _cb("mass_function", paths.mass_function);
+    }
+  }
+}
+
+} // namespace caustic

@@ -1,0 +1,36 @@
+#pragma once
+// The in-situ hook of a per-group halo surrogate ([emulators.NAME] whose model is a
+// "halo_groups" record, emulators/runtime/group_surrogate.hpp): at its output scale factors it
+// runs FoF on the run's particles with the record's settings, computes the groups' features on
+// the PM mesh, applies the network and writes the selected groups as a halo catalogue NAME_a<a>
+// (Gadget-4 group layout, positions, velocities, radii and dispersions of the cheap groups,
+// masses from the network) with its mass function NAME_mass_function_a<a>.txt.
+//
+// Selection: "threshold" (the default) keeps the groups with p >= the record's
+// presence_threshold and mu >= ln(min_particles m_p), with M = exp(mu); "sample" keeps each group
+// with probability p and draws ln M from N(mu, log_mass_scatter^2) (Philox keyed by the seed, the
+// output and the group's label: independent of the decomposition), keeping M >= min_particles
+// m_p. A catalogue halo has round(M / m_p) members (at least 1), the FoF catalogue's convention.
+#include "emulators/runtime/group_surrogate.hpp"
+#include "io/observers.hpp"
+#include "io/params.hpp"
+
+namespace caustic {
+
+class GroupSurrogateHook : public Observer {
+public:
+  // Loads the record; throws std::runtime_error naming the setting when the run lies outside the
+  // record's domain (unless hook.force) or a setting does not apply.
+  GroupSurrogateHook(const Params& params, const EmulatorHookParams& hook, OutputCallback cb);
+  std::string name() const override { return "emulator:" + _hook.name; }
+  void observe(Event e, const SimulationState& s) override;
+
+private:
+  const Params& _params;
+  EmulatorHookParams _hook;
+  GroupSurrogate _model;
+  OutputCallback _cb;
+  std::vector<std::string> _warnings; // validity warnings (forced)
+};
+
+} // namespace caustic

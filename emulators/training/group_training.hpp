@@ -1,0 +1,67 @@
+#pragma once
+// `caustic train` with [model] kind = "halo_groups": the per-group halo surrogate
+// (emulators/runtime/group_surrogate.hpp) trained on pairs of a cheap run's snapshot and the
+// high-force-resolution FoF catalogue of the same white noise, both with member IDs:
+//
+//   [data]     train = [{snapshot = "cheap_501/snapshot_a1.0000.hdf5",
+//                        truth = "truth_501/halos_a1p0000.0.hdf5"}, ...]
+//              validation = [...]                   # held out, required; paths relative to
+//                                                   # this file
+//   [model]    kind = "halo_groups", radii = [1.0, 2.0, 4.0, 8.0] (Mpc/h), hidden = [32, 32],
+//              feature_mesh (the production run's PM mesh, required), b = 0.2 and
+//              fof_min_particles = 10 (the cheap run's FoF, which the hook repeats),
+//              min_particles (the catalogue's smallest halo, in particles; required)
+//   [training] steps, learning_rate, lr_min, schedule, warmup, seed, validate_every,
+//              checkpoint_every
+//   [output]   directory
+//
+// Per pair: the snapshot is read and FoF run on it (b, fof_min_particles, member IDs), the
+// features of its groups computed on a feature_mesh^3 mesh (groupFeatures), and each group
+// matched to the truth by its members (matchGroups): the target is present (a mutual match) and
+// the matched group's ln M. Loss (full batch, data parallel over ranks): mean binary
+// cross-entropy of the presence + mean squared ln M error over present groups. Writes
+// DIR/model.json (the record with its weights), loss.csv, loss.svg, checkpoint.pt.
+#include "emulators/training/training.hpp"
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace caustic {
+
+struct GroupTrainingConfig {
+  struct Pair {
+    std::string snapshot, truth;
+  };
+  std::vector<Pair> train, validation;
+  std::vector<double> radii = {1.0, 2.0, 4.0, 8.0};
+  std::vector<int> hidden = {32, 32};
+  int feature_mesh = 0;
+  double b = 0.2;
+  int fof_min_particles = 10;
+  int min_particles = 0;
+  TrainingConfig common; // steps, learning rate schedule, seed, validation/checkpoint cadence,
+                         // directory, resume, stop_after
+};
+
+// Throws ParamError naming the key, its value and what is allowed.
+GroupTrainingConfig loadGroupTrainingConfig(const std::string& path,
+                                            const std::vector<std::string>& overrides);
+
+// For each group of A (members A_members[A_offset[g] .. + A_count[g]]), the index of the group of
+// B it matches, or -1: B's group b sharing the most members with a (ties: the smaller index) such
+// that a is also the group of A sharing the most members with b (mutual best match).
+std::vector<long>
+matchGroups(const std::vector<std::uint64_t>& a_offset, const std::vector<std::uint64_t>& a_count,
+            const std::vector<std::uint64_t>& a_members, const std::vector<std::uint64_t>& b_offset,
+            const std::vector<std::uint64_t>& b_count, const std::vector<std::uint64_t>& b_members);
+
+// Collective over `comm`; files written by rank 0. Throws std::invalid_argument (configuration)
+// or std::runtime_error (data).
+TrainingResult trainGroupSurrogate(const GroupTrainingConfig& cfg, MPI_Comm comm,
+                                   const std::function<void(const TrainingProgress&)>& progress);
+
+} // namespace caustic

@@ -1,0 +1,35 @@
+#pragma once
+// Per-group features of FoF groups: what the per-group halo surrogate (issue 18) sees of each
+// group of a cheap run and of its surroundings.
+//
+// For group g (centre of mass c_g, as findHalos gives it) the features are, in this order:
+//   ln_members      ln N_g (member particles)
+//   ln_radius       ln max(r_rms, 1e-6 Mpc/h), r_rms the members' rms distance from c_g
+//   ln_sigma_v      ln max(sigma_v, 1e-9), the members' 1D velocity dispersion [H0 Mpc/h]
+//   ln_density_R<R> ln max(1 + delta_R(c_g), 1e-3) for every smoothing radius R [Mpc/h]:
+//                   delta_R is the particles' CIC density contrast on `mesh`, convolved with
+//                   the Gaussian exp(-k^2 R^2 / 2) in Fourier space, and CIC-interpolated at c_g.
+// The density part is a function of the particles and the mesh only, so features do not depend
+// on the number of ranks beyond the rounding of sums.
+#include "pm/analysis/fof.hpp"
+#include "pm/mesh/mesh.hpp"
+#include "pm/particles/particles.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace caustic {
+
+// The names of the features for these radii ("ln_density_R2" for R = 2; "%g" of R).
+std::vector<std::string> groupFeatureNames(const std::vector<double>& radii);
+
+// Features of every group of `groups` (the same catalogue on every rank), row-major
+// [group][feature], the same on every rank. `parts` must be on their owning slabs of `mesh`;
+// `total_particles` is the global particle count (the mean density). Collective over the mesh's
+// communicator. Throws std::invalid_argument for a radius that is not positive and finite.
+std::vector<double> groupFeatures(const HaloCatalogue& groups, const Particles& parts,
+                                  const std::shared_ptr<const SlabDecomposition>& mesh,
+                                  double total_particles, const std::vector<double>& radii);
+
+} // namespace caustic
