@@ -5,10 +5,11 @@ mesh four times) of the same white noise for two training seeds and one validati
 IDs in both catalogues; training through the command line (the record, the loss curve falling);
 the hook in a run of another seed at 1, 2 and 3 ranks (the same catalogue to 1e-5), checked
 against an independent numpy computation (FoF groups of the run's own [halos], the features from
-its snapshot, the network from the record's weights); the sampled selection reproducible across
-rank counts; refused settings with exit 2 naming them."""
+its snapshot, the network from the record's weights), also for the "top" selection; the sampled
+selection reproducible across rank counts; refused settings with exit 2 naming them."""
 import argparse
 import json
+import math
 import os
 import shlex
 import shutil
@@ -262,7 +263,24 @@ def refused(extra, needle, what, edit=None):
     check(not os.path.exists(os.path.join(dd, "groups_a1p0000.0.hdf5")), f"{what}: no catalogue written")
 
 
-refused('selection = "top"\n', 'selection = "top"', "top selection")
+# "top": the round(sum q) groups of highest q = p Phi((mu - ln M_min) / sigma), as numpy ranks them.
+dd = os.path.join(work, "top_np2")
+pth = os.path.join(work, "top_np2.toml")
+write(pth, base.replace("{out}", dd) + HOOK.format(model=os.path.join(model_dir, "model.json"), a="1.0") +
+      'selection = "top"\n')
+r = caustic(["run", pth], 2)
+check(r is not None and r.returncode == 0, "top selection at 2 ranks")
+top = catalogue(os.path.join(dd, "groups_a1p0000.0.hdf5"))
+sig = rec["log_mass_scatter"]
+zz = (mu - lnmin) / (np.sqrt(2.0) * sig)
+q = p * 0.5 * np.array([math.erfc(-z) for z in zz])
+kq = int(round(q.sum()))
+want = set(fof["GroupMinID"][np.argsort(-q, kind="stable")[:kq]].tolist())
+got = set(top["GroupMinID"].tolist())
+check(kq > 5 and abs(len(got) - kq) <= 1 and len(got ^ want) <= 2,
+      f"top selection: {len(got)} groups, numpy's round(sum q) = {kq}, {len(got ^ want)} differ")
+check(np.all(top["GroupMass"] * 1e10 >= rec["min_particles"] * mp * (1 - 1e-6)),
+      "top selection: every mass at least the minimum")
 refused("", "simulation.mesh = 128", "another PM mesh", lambda t: t.replace("mesh = 64", "mesh = 128"))
 refused("", "emulators.groups.a contains 0.5", "another output time",
         lambda t: t.replace("a = [1.0]\nsnapshots", "a = [0.5, 1.0]\nsnapshots").replace(

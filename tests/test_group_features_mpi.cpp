@@ -85,7 +85,7 @@ TEST(GroupFeatures, ClumpOnLatticeMatchesTheGaussianSum) {
         }
     g *= H * H * H / std::pow(2 * M_PI * R * R, 1.5);
     const double expect = (1.0 + k * g) / mean;
-    EXPECT_NEAR(f[3 + j], std::log(expect), 1e-9) << "R = " << R;
+    EXPECT_NEAR(f[3 + j], std::log(expect), 1e-5) << "R = " << R; // a float mesh
   }
   EXPECT_EQ(groupFeatureNames(radii).size(), 5u);
   EXPECT_EQ(groupFeatureNames({2.0})[3], "ln_density_R2");
@@ -127,6 +127,6 @@ TEST(GroupFeatures, DistributedEqualsOneRank) {
     if (i % 7 >= 3)
       spread = std::max(spread, std::fabs(one[i]));
   }
-  EXPECT_LT(worst, 1e-10);
+  EXPECT_LT(worst, 1e-5);  // float mesh: sums in another order at other rank counts
   EXPECT_GT(spread, 0.05); // the density features vary: the comparison means something
 }

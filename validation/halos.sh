@@ -20,7 +20,7 @@
 #   4. the held-out cheap runs again with both surrogates in-situ ([emulators.halos_z1],
 #      [emulators.halos_z0], mesh = 64), without P(k) outputs, for the cost; once with
 #      selection = "sample" (Bernoulli draws) and once with "top" (the most probable voxels);
-#      and with the per-group surrogates (selection "threshold" and "sample");
+#      and with the per-group surrogates (selection "threshold", "top" and "sample");
 #   5. validation/plot_halos.py: r(k) and error power of the halo-mass field, mass functions,
 #      halo P(k), cost; halo_validation.txt and halo_*.png in output/validation_halos.
 # Usage: bash validation/halos.sh [NP] [STEPS] [WIDTH]
@@ -182,7 +182,7 @@ for s in 601 602 603; do
     --set "output.directory=\"$out/heldout_top_$s\"" > $out/heldout_top_$s.log
 done
 
-# The per-group surrogates in-situ on the same held-out runs: threshold selection, and sampled.
+# The per-group surrogates in-situ on the same held-out runs: threshold, top and sampled selection.
 cat params/validation_halos.toml - > $out/heldout_groups.toml <<TOML
 
 [emulators.groups_z1]
@@ -194,9 +194,9 @@ model = "groups_a1.0000/model.json"
 a = [1.0]
 TOML
 for s in 601 602 603; do
-  for sel in threshold sample; do
+  for sel in threshold top sample; do
     dir=$out/heldout_groups_$s
-    [ $sel = sample ] && dir=$out/heldout_groups_sample_$s
+    [ $sel = threshold ] || dir=$out/heldout_groups_${sel}_$s
     run $out/heldout_groups.toml --set simulation.seed=$s --set simulation.mesh=256 \
       --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
       --set emulators.groups_z1.selection=\"$sel\" --set emulators.groups_z0.selection=\"$sel\" \

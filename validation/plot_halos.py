@@ -103,6 +103,7 @@ def main():
         args.remove("--groups")
         names = {"halos_z1": "groups_z1", "halos_z0": "groups_z0"}
         groups = {"group surrogate": ("heldout_groups", names),
+                  "group surrogate (top)": ("heldout_groups_top", names),
                   "group surrogate (sampled)": ("heldout_groups_sample", names)}
     if "--calibrate-on" in args:
         i = args.index("--calibrate-on")

@@ -8,6 +8,7 @@
 #include "pm/ic/white_noise.hpp"
 #include "pm/stepping/simulation.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -19,10 +20,6 @@ GroupSurrogateHook::GroupSurrogateHook(const Params& params, const EmulatorHookP
     : _params(params), _hook(hook), _model(GroupSurrogate::load(hook.model)), _cb(std::move(cb)) {
   const std::string key = "emulators." + _hook.name;
   const auto& r = _model.record();
-  if (_hook.selection == "top")
-    throw std::runtime_error(key + ".selection = \"top\": the model " + _hook.model +
-                             " is a per-group halo surrogate; allowed: \"threshold\" (the "
-                             "default) or \"sample\"");
   if (_hook.name == "halos" && params.halos.enabled)
     throw std::runtime_error("[emulators.halos]: a halo surrogate named \"halos\" would write its "
                              "catalogue over the FoF catalogue (halos_a*.0.hdf5) of [halos]; "
@@ -79,7 +76,32 @@ void GroupSurrogateHook::observe(Event e, const SimulationState& s) {
   const auto features = groupFeatures(groups, run, s.mesh, s.total_particles, r.radii);
   const GroupPrediction pred = _model.predict(features);
   const double mp = s.particle_mass * 1e10, lnmin = std::log(r.min_particles * mp);
-  const bool sample = _hook.selection == "sample";
+  const bool sample = _hook.selection == "sample", top = _hook.selection == "top";
+  // "top": the round(sum q) groups of highest q = p Phi((mu - ln M_min) / sigma), the probability
+  // that a group is a halo of at least the minimum mass (ties: the smaller label).
+  std::vector<char> chosen(groups.size(), 0);
+  if (top) {
+    std::vector<double> q(groups.size());
+    double total = 0;
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      const double z = pred.log_mass[g] - lnmin;
+      const double above = r.log_mass_scatter > 0
+                               ? 0.5 * std::erfc(-z / (std::sqrt(2.0) * r.log_mass_scatter))
+                               : (z >= 0 ? 1.0 : 0.0);
+      q[g] = pred.presence[g] * above;
+      total += q[g];
+    }
+    std::vector<std::size_t> order(groups.size());
+    for (std::size_t g = 0; g < order.size(); ++g)
+      order[g] = g;
+    std::sort(order.begin(), order.end(), [&](std::size_t i, std::size_t j) {
+      return q[i] != q[j] ? q[i] > q[j] : groups.label[i] < groups.label[j];
+    });
+    const auto k =
+        std::min<std::size_t>(order.size(), static_cast<std::size_t>(std::llround(total)));
+    for (std::size_t i = 0; i < k; ++i)
+      chosen[order[i]] = 1;
+  }
   const std::uint64_t seed =
       _hook.seed ? *_hook.seed : static_cast<std::uint64_t>(_params.simulation.seed);
   const auto output = static_cast<std::uint32_t>(std::lround(s.a * 1e4));
@@ -98,6 +120,10 @@ void GroupSurrogateHook::observe(Event e, const SimulationState& s) {
                      output, 0x48470001u, v1, v2);
       keep = u1 < pred.presence[g];
       lnm += r.log_mass_scatter * std::sqrt(-2.0 * std::log(v1)) * std::cos(2 * M_PI * v2);
+    }
+    if (top) {
+      keep = chosen[g] != 0;
+      lnm = std::max(lnm, lnmin);
     }
     if (!keep || lnm < lnmin)
       continue;

@@ -10,7 +10,11 @@
 // presence_threshold and mu >= ln(min_particles m_p), with M = exp(mu); "sample" keeps each group
 // with probability p and draws ln M from N(mu, log_mass_scatter^2) (Philox keyed by the seed, the
 // output and the group's label: independent of the decomposition), keeping M >= min_particles
-// m_p. A catalogue halo has round(M / m_p) members (at least 1), the FoF catalogue's convention.
+// m_p; "top" keeps the round(sum_g q_g) groups of highest q = p Phi((mu - ln M_min) /
+// log_mass_scatter), the probability that the group is a halo of at least M_min = min_particles
+// m_p (so the expected number of halos, which the threshold undercounts where the mass function
+// is steep), with M = max(exp(mu), M_min). A catalogue halo has round(M / m_p) members (at least
+// 1), the FoF catalogue's convention.
 #include "emulators/runtime/group_surrogate.hpp"
 #include "io/observers.hpp"
 #include "io/params.hpp"

@@ -8,7 +8,8 @@
 //   ln_sigma_v      ln max(sigma_v, 1e-9), the members' 1D velocity dispersion [H0 Mpc/h]
 //   ln_density_R<R> ln max(1 + delta_R(c_g), 1e-3) for every smoothing radius R [Mpc/h]:
 //                   delta_R is the particles' CIC density contrast on `mesh`, convolved with
-//                   the Gaussian exp(-k^2 R^2 / 2) in Fourier space, and CIC-interpolated at c_g.
+//                   the Gaussian exp(-k^2 R^2 / 2) in Fourier space, and CIC-interpolated at c_g
+//                   (single-precision mesh: relative rounding ~1e-6).
 // The density part is a function of the particles and the mesh only, so features do not depend
 // on the number of ranks beyond the rounding of sums.
 #include "pm/analysis/fof.hpp"
