@@ -18,7 +18,7 @@ import subprocess
 import h5py
 import numpy as np
 
-from e2e import COSMOLOGY, Checks
+from e2e import COSMOLOGY, Checks, cic_paint, cic_readout
 
 RUN = COSMOLOGY + """
 [simulation]
@@ -112,18 +112,8 @@ def features(snapshot, cat, radii, mesh, box, a):
     """groupFeatures in numpy: ln N, ln r_rms, ln sigma_v [momentum units], ln(1 + delta_R)."""
     with h5py.File(snapshot, "r") as f:
         x = f["PartType1/Coordinates"][:].astype(np.float64) % box
-    n, H = mesh, box / mesh
-    u = x / H
-    i0 = np.floor(u).astype(np.int64)
-    w1 = u - i0
-    rho = np.zeros((n, n, n))
-    for dx in (0, 1):
-        for dy in (0, 1):
-            for dz in (0, 1):
-                w = ((w1[:, 0] if dx else 1 - w1[:, 0]) * (w1[:, 1] if dy else 1 - w1[:, 1]) *
-                     (w1[:, 2] if dz else 1 - w1[:, 2]))
-                np.add.at(rho, ((i0[:, 0] + dx) % n, (i0[:, 1] + dy) % n, (i0[:, 2] + dz) % n), w)
-    rho *= n**3 / len(x)
+    n = mesh
+    rho = cic_paint(x, box, n) * n**3 / len(x)
     fk = np.fft.rfftn(rho)
     m = np.fft.fftfreq(n, 1.0 / n)
     mz = np.fft.rfftfreq(n, 1.0 / n)
@@ -133,16 +123,7 @@ def features(snapshot, cat, radii, mesh, box, a):
     p = cat["GroupPos"].astype(np.float64) % box
     for R in radii:
         s = np.fft.irfftn(fk * np.exp(-0.5 * k2 * R * R), s=(n, n, n))
-        u = p / H
-        j0 = np.floor(u).astype(np.int64)
-        f1 = u - j0
-        v = np.zeros(len(p))
-        for dx in (0, 1):
-            for dy in (0, 1):
-                for dz in (0, 1):
-                    w = ((f1[:, 0] if dx else 1 - f1[:, 0]) * (f1[:, 1] if dy else 1 - f1[:, 1]) *
-                         (f1[:, 2] if dz else 1 - f1[:, 2]))
-                    v += w * s[(j0[:, 0] + dx) % n, (j0[:, 1] + dy) % n, (j0[:, 2] + dz) % n]
+        v = cic_readout(s, p, box)
         cols.append(np.log(np.maximum(v, 1e-3)))
     return np.stack(cols, axis=1)
 

@@ -37,24 +37,43 @@ def run(cmd, echo=True, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
+def cic_weights(pos, L, n, shift=0.0):
+    """The CIC stencil of positions `pos` on an n^3 mesh of points i L / n: for each of the 8
+    corners, (index arrays (ix, iy, iz), weights)."""
+    g = pos / (L / n) + shift
+    i0 = np.floor(g).astype(np.int64)
+    w1 = g - i0
+    for dx in (0, 1):
+        for dy in (0, 1):
+            for dz in (0, 1):
+                w = ((w1[:, 0] if dx else 1 - w1[:, 0]) * (w1[:, 1] if dy else 1 - w1[:, 1]) *
+                     (w1[:, 2] if dz else 1 - w1[:, 2]))
+                yield ((i0[:, 0] + dx) % n, (i0[:, 1] + dy) % n, (i0[:, 2] + dz) % n), w
+
+
+def cic_paint(pos, L, n, shift=0.0):
+    """Particles per mesh point, CIC (the mesh points i L / n; positions shifted by `shift` cells)."""
+    rho = np.zeros((n, n, n))
+    for idx, w in cic_weights(pos, L, n, shift):
+        np.add.at(rho, idx, w)
+    return rho
+
+
+def cic_readout(field, pos, L):
+    """The field interpolated at `pos` with the CIC window."""
+    v = np.zeros(len(pos))
+    for idx, w in cic_weights(pos, L, field.shape[0]):
+        v += w * field[idx]
+    return v
+
+
 def interlaced_cic_power(pos, L, n):
     """The compensated, interlaced CIC power of positions `pos` on an n^3 mesh (points at i L / n,
     the copy painted at x + H/2, signed wavenumbers in (-n/2, n/2], shells round(|m|) = 1..n/2):
     rows (mean k, P, modes), as Caustic's tables."""
-    H = L / n
 
     def paint(shift):
-        g = pos / H + shift
-        i0 = np.floor(g).astype(np.int64)
-        w1 = g - i0
-        rho = np.zeros((n, n, n))
-        for dx in (0, 1):
-            for dy in (0, 1):
-                for dz in (0, 1):
-                    w = ((w1[:, 0] if dx else 1 - w1[:, 0]) * (w1[:, 1] if dy else 1 - w1[:, 1]) *
-                         (w1[:, 2] if dz else 1 - w1[:, 2]))
-                    np.add.at(rho, ((i0[:, 0] + dx) % n, (i0[:, 1] + dy) % n, (i0[:, 2] + dz) % n), w)
-        return np.fft.rfftn(rho * n**3 / len(pos))
+        return np.fft.rfftn(cic_paint(pos, L, n, shift) * n**3 / len(pos))
 
     idx = np.arange(n)
     m = np.where(idx <= n // 2, idx, idx - n).astype(float)

@@ -2,6 +2,7 @@
 
 #include "emulators/runtime/group_surrogate.hpp"
 #include "emulators/training/training_common.hpp"
+#include "emulators/training/training_config.hpp"
 #include "io/atomic_file.hpp"
 #include "io/halos.hpp"
 #include "io/snapshot.hpp"
@@ -186,24 +187,13 @@ GroupTrainingConfig loadGroupTrainingConfig(const std::string& path,
   }
   {
     Section s(&root, "training", false);
-    t.steps = static_cast<int>(s.integer("steps", 3000, "an integer >= 1"));
-    requireRange(t.steps >= 1 && t.steps <= 100000000, s.key("steps"), t.steps, ">= 1");
-    t.learning_rate = s.number("learning_rate", 3e-3, "a number in (0, 1)");
-    requireRange(t.learning_rate > 0 && t.learning_rate < 1, s.key("learning_rate"),
-                 t.learning_rate, "(0, 1)");
-    t.lr_min = s.number("lr_min", 0.01 * t.learning_rate, "a number in [0, learning_rate]");
-    requireRange(t.lr_min >= 0 && t.lr_min <= t.learning_rate, s.key("lr_min"), t.lr_min,
-                 "[0, learning_rate]");
-    t.schedule = s.choice("schedule", "cosine", {"cosine", "constant"});
-    t.warmup = static_cast<int>(s.integer("warmup", 0, "an integer in [0, steps)"));
-    requireRange(t.warmup >= 0 && t.warmup < t.steps, s.key("warmup"), t.warmup, "[0, steps)");
-    const auto seed = s.integer("seed", 1, "an integer >= 0");
-    requireRange(seed >= 0, s.key("seed"), double(seed), ">= 0");
-    t.seed = static_cast<std::uint64_t>(seed);
-    t.validate_every = static_cast<int>(s.integer("validate_every", 100, "an integer >= 1"));
-    requireRange(t.validate_every >= 1, s.key("validate_every"), t.validate_every, ">= 1");
-    t.checkpoint_every = static_cast<int>(s.integer("checkpoint_every", 1000, "an integer >= 1"));
-    requireRange(t.checkpoint_every >= 1, s.key("checkpoint_every"), t.checkpoint_every, ">= 1");
+    TrainingKeyDefaults d;
+    d.steps = 3000;
+    d.learning_rate = 3e-3;
+    d.lr_min = [](double lr) { return 0.01 * lr; };
+    d.validate_every = 100;
+    d.checkpoint_every = 1000;
+    readScheduleKeys(s, t, d);
     s.finish();
   }
   {

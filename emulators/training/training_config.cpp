@@ -90,6 +90,29 @@ std::vector<TrainingPair> pairs(toml::table& data, const std::string& key,
 }
 } // namespace
 
+void readScheduleKeys(Section& s, TrainingConfig& c, const TrainingKeyDefaults& d) {
+  c.steps = static_cast<int>(s.integer("steps", d.steps, "an integer >= 1"));
+  requireRange(c.steps >= 1 && c.steps <= 100000000, s.key("steps"), c.steps, ">= 1");
+  c.learning_rate = s.number("learning_rate", d.learning_rate, "a number in (0, 1)");
+  requireRange(c.learning_rate > 0 && c.learning_rate < 1, s.key("learning_rate"), c.learning_rate,
+               "(0, 1)");
+  c.lr_min = s.number("lr_min", d.lr_min(c.learning_rate), "a number in [0, learning_rate]");
+  requireRange(c.lr_min >= 0 && c.lr_min <= c.learning_rate, s.key("lr_min"), c.lr_min,
+               "[0, learning_rate]");
+  c.schedule = s.choice("schedule", "cosine", {"cosine", "constant"});
+  c.warmup = static_cast<int>(s.integer("warmup", 0, "an integer in [0, steps)"));
+  requireRange(c.warmup >= 0 && c.warmup < c.steps, s.key("warmup"), c.warmup, "[0, steps)");
+  const auto seed = s.integer("seed", 1, "an integer >= 0");
+  requireRange(seed >= 0, s.key("seed"), double(seed), ">= 0");
+  c.seed = static_cast<std::uint64_t>(seed);
+  c.validate_every =
+      static_cast<int>(s.integer("validate_every", d.validate_every, "an integer >= 1"));
+  requireRange(c.validate_every >= 1, s.key("validate_every"), c.validate_every, ">= 1");
+  c.checkpoint_every =
+      static_cast<int>(s.integer("checkpoint_every", d.checkpoint_every, "an integer >= 1"));
+  requireRange(c.checkpoint_every >= 1, s.key("checkpoint_every"), c.checkpoint_every, ">= 1");
+}
+
 TrainingConfig parseTrainingConfig(const std::string& text,
                                    const std::vector<std::string>& overrides,
                                    const std::string& base_dir, const std::string& source) {
@@ -182,34 +205,16 @@ TrainingConfig parseTrainingConfig(const std::string& text,
   }
   {
     Section s(&root, "training", false);
-    c.steps = static_cast<int>(s.integer("steps", 1000, "an integer >= 1"));
-    requireRange(c.steps >= 1 && c.steps <= 100000000, s.key("steps"), c.steps, ">= 1");
+    readScheduleKeys(s, c, TrainingKeyDefaults{});
     c.batch = static_cast<int>(s.integer("batch", 4, "an integer in [1, 1024]"));
     requireRange(c.batch >= 1 && c.batch <= 1024, s.key("batch"), c.batch, "[1, 1024]");
     c.crop = static_cast<int>(s.integer("crop", 32, "a multiple of 2^depth"));
     requireRange(c.crop >= (1 << c.depth) && c.crop % (1 << c.depth) == 0, s.key("crop"), c.crop,
                  "a positive multiple of 2^depth = " + std::to_string(1 << c.depth));
-    c.learning_rate = s.number("learning_rate", 1e-3, "a number in (0, 1)");
-    requireRange(c.learning_rate > 0 && c.learning_rate < 1, s.key("learning_rate"),
-                 c.learning_rate, "(0, 1)");
-    c.lr_min =
-        s.number("lr_min", std::min(1e-5, c.learning_rate), "a number in [0, learning_rate]");
-    requireRange(c.lr_min >= 0 && c.lr_min <= c.learning_rate, s.key("lr_min"), c.lr_min,
-                 "[0, learning_rate]");
-    c.schedule = s.choice("schedule", "cosine", {"cosine", "constant"});
-    c.warmup = static_cast<int>(s.integer("warmup", 0, "an integer in [0, steps)"));
-    requireRange(c.warmup >= 0 && c.warmup < c.steps, s.key("warmup"), c.warmup, "[0, steps)");
-    const auto seed = s.integer("seed", 1, "an integer >= 0");
-    requireRange(seed >= 0, s.key("seed"), double(seed), ">= 0");
-    c.seed = static_cast<std::uint64_t>(seed);
     c.augment = s.boolean("augment", true);
     c.loss_margin = static_cast<int>(s.integer("loss_margin", -1, "an integer >= -1"));
     requireRange(c.loss_margin >= -1, s.key("loss_margin"), c.loss_margin,
                  ">= 0 cells, or -1 (automatic)");
-    c.validate_every = static_cast<int>(s.integer("validate_every", 50, "an integer >= 1"));
-    requireRange(c.validate_every >= 1, s.key("validate_every"), c.validate_every, ">= 1");
-    c.checkpoint_every = static_cast<int>(s.integer("checkpoint_every", 100, "an integer >= 1"));
-    requireRange(c.checkpoint_every >= 1, s.key("checkpoint_every"), c.checkpoint_every, ">= 1");
     c.weight = s.string("weight").value_or("");
     c.density_weight = s.number("density_weight", 1.0, "a number >= 0");
     requireRange(c.density_weight >= 0 && c.density_weight < 1e6, s.key("density_weight"),

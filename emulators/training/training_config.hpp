@@ -13,11 +13,25 @@
 //
 // Errors throw ParamError naming the key, the value and what is allowed.
 #include "emulators/training/training.hpp"
+#include "io/toml_section.hpp"
+
+#include <algorithm>
+#include <functional>
 
 #include <string>
 #include <vector>
 
 namespace caustic {
+
+// The [training] keys every trainer of `caustic train` reads (steps, learning_rate, lr_min,
+// schedule, warmup, seed, validate_every, checkpoint_every), with their defaults per trainer.
+struct TrainingKeyDefaults {
+  int steps = 1000;
+  double learning_rate = 1e-3;
+  std::function<double(double)> lr_min = [](double lr) { return std::min(1e-5, lr); };
+  int validate_every = 50, checkpoint_every = 100;
+};
+void readScheduleKeys(tomlsec::Section& s, TrainingConfig& c, const TrainingKeyDefaults& d);
 
 TrainingConfig loadTrainingConfig(const std::string& path,
                                   const std::vector<std::string>& overrides);
