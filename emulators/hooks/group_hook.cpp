@@ -18,6 +18,7 @@ namespace caustic {
 GroupSurrogateHook::GroupSurrogateHook(const Params& params, const EmulatorHookParams& hook,
                                        OutputCallback cb)
     : _params(params), _hook(hook), _model(GroupSurrogate::load(hook.model)), _cb(std::move(cb)) {
+  torch::set_num_threads(1); // parallelism comes from the MPI ranks
   const std::string key = "emulators." + _hook.name;
   const auto& r = _model.record();
   if (_hook.name == "halos" && params.halos.enabled)
