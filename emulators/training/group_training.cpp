@@ -363,19 +363,7 @@ TrainingResult trainGroupSurrogate(const GroupTrainingConfig& cfg, MPI_Comm comm
       static_cast<std::int64_t>(std::hash<std::string>()(h.str()) & 0x7fffffffffffffffULL);
   const std::string dir = t.directory, ckpt = dir + "/checkpoint.pt";
   TrainingResult result;
-  int start = 0;
-  if (rank == 0)
-    makeDirectories(dir);
-  mpiCheck(MPI_Barrier(comm), "training: output directory");
-  if (t.resume) {
-    if (!std::filesystem::exists(ckpt))
-      throw std::invalid_argument("training --resume: no checkpoint " + ckpt);
-    start = loadCheckpoint(ckpt, *net, opt, hash, result.curve);
-  } else if (std::filesystem::exists(ckpt)) {
-    throw std::invalid_argument("training: " + ckpt +
-                                " exists; pass --resume to continue it, or choose another "
-                                "output directory");
-  }
+  const int start = startOrResume(t, comm, ckpt, *net, opt, hash, result.curve);
   auto save = [&](int step) {
     if (rank == 0) {
       saveCheckpoint(ckpt, *net, opt, step, hash, result.curve);

@@ -364,23 +364,7 @@ TrainingResult trainSuperResolution(const TrainingConfig& cfg, MPI_Comm comm,
       static_cast<std::int64_t>(std::hash<std::string>()(h.str()) & 0x7fffffffffffffffULL);
   const std::string dir = cfg.directory, ckpt = dir + "/checkpoint.pt";
   TrainingResult result;
-  int start = 0;
-  if (rank == 0)
-    makeDirectories(dir);
-  mpiCheck(MPI_Barrier(comm), "training: output directory");
-  if (cfg.resume) {
-    if (!std::filesystem::exists(ckpt))
-      throw std::invalid_argument("training --resume: no checkpoint " + ckpt);
-    start = loadCheckpoint(ckpt, *net, opt, hash, result.curve);
-    if (start > cfg.steps)
-      throw std::invalid_argument("training --resume: the checkpoint is at step " +
-                                  std::to_string(start) +
-                                  ", beyond training.steps = " + std::to_string(cfg.steps));
-  } else if (std::filesystem::exists(ckpt)) {
-    throw std::invalid_argument("training: " + ckpt +
-                                " exists; pass --resume to continue it, or choose another "
-                                "output directory");
-  }
+  const int start = startOrResume(cfg, comm, ckpt, *net, opt, hash, result.curve);
   auto writeCurve = [&] {
     writeLossCurve(dir, result.curve,
                    "caustic train (particle super-resolution): normalised residual MSE + " +

@@ -599,24 +599,8 @@ TrainingResult trainModel(const TrainingConfig& cfg, MPI_Comm comm,
   const std::string dir = cfg.directory;
   const std::string ckpt = dir + "/checkpoint.pt";
   TrainingResult result;
-  int start = 0;
   const std::int64_t hash = configHash(cfg);
-  if (rank == 0)
-    makeDirectories(dir);
-  mpiCheck(MPI_Barrier(comm), "training: output directory");
-  if (cfg.resume) {
-    if (!std::filesystem::exists(ckpt))
-      throw std::invalid_argument("training --resume: no checkpoint " + ckpt);
-    start = training::loadCheckpoint(ckpt, *net, opt, hash, result.curve);
-    if (start > cfg.steps)
-      throw std::invalid_argument("training --resume: the checkpoint is at step " +
-                                  std::to_string(start) +
-                                  ", beyond training.steps = " + std::to_string(cfg.steps));
-  } else if (std::filesystem::exists(ckpt)) {
-    throw std::invalid_argument("training: " + ckpt +
-                                " exists; pass --resume to continue it, or choose another "
-                                "output directory");
-  }
+  const int start = training::startOrResume(cfg, comm, ckpt, *net, opt, hash, result.curve);
 
   auto save_checkpoint = [&](int step) {
     if (rank == 0) {

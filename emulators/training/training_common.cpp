@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <sstream>
 #include <stdexcept>
 
@@ -204,6 +205,31 @@ int loadCheckpoint(const std::string& path, torch::nn::Module& net, torch::optim
     throw std::invalid_argument("training --resume: " + path +
                                 " is not a readable checkpoint: " + e.what_without_backtrace());
   }
+}
+
+int startOrResume(const TrainingConfig& cfg, MPI_Comm comm, const std::string& ckpt,
+                  torch::nn::Module& net, torch::optim::Optimizer& opt, std::int64_t config_hash,
+                  std::vector<LossRecord>& curve) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  if (rank == 0)
+    makeDirectories(cfg.directory);
+  mpiCheck(MPI_Barrier(comm), "training: output directory");
+  if (cfg.resume) {
+    if (!std::filesystem::exists(ckpt))
+      throw std::invalid_argument("training --resume: no checkpoint " + ckpt);
+    const int start = loadCheckpoint(ckpt, net, opt, config_hash, curve);
+    if (start > cfg.steps)
+      throw std::invalid_argument("training --resume: the checkpoint is at step " +
+                                  std::to_string(start) +
+                                  ", beyond training.steps = " + std::to_string(cfg.steps));
+    return start;
+  }
+  if (std::filesystem::exists(ckpt))
+    throw std::invalid_argument("training: " + ckpt +
+                                " exists; pass --resume to continue it, or choose another "
+                                "output directory");
+  return 0;
 }
 
 int optimise(const TrainingConfig& cfg, MPI_Comm comm, torch::nn::Module& net,

@@ -67,6 +67,14 @@ void saveCheckpoint(const std::string& path, torch::nn::Module& net, torch::opti
 int loadCheckpoint(const std::string& path, torch::nn::Module& net, torch::optim::Optimizer& opt,
                    std::int64_t config_hash, std::vector<LossRecord>& curve);
 
+// Creates cfg.directory (on rank 0) and returns the step a trainer starts from: 0, or with
+// cfg.resume the step of `ckpt` (net, opt and curve restored from it). Throws
+// std::invalid_argument when resuming without a checkpoint or from one beyond cfg.steps, and
+// when a checkpoint exists but cfg.resume is not set. Collective over `comm`.
+int startOrResume(const TrainingConfig& cfg, MPI_Comm comm, const std::string& ckpt,
+                  torch::nn::Module& net, torch::optim::Optimizer& opt, std::int64_t config_hash,
+                  std::vector<LossRecord>& curve);
+
 // The optimisation loop of both trainers, from step `start` + 1 to cfg.steps (or to
 // cfg.stop_after): each step sets the learning rate of the schedule, takes batchLoss(step) (this
 // rank's loss on its crops, with autograd), averages the gradients over the ranks, steps the
