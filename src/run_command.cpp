@@ -61,8 +61,17 @@ void recordEarlierOutputs(RunContext& ctx, const Params& params, double a_resume
       add("mass_function", outputName(out.directory, "mass_function", a, ".txt"));
     }
     for (const auto& e : params.emulators)
-      if (isOutputScaleFactor(a, e.a))
+      if (isOutputScaleFactor(a, e.a)) {
         add("emulator", outputName(out.directory, e.name, a, ".hdf5"));
+        // A halo surrogate's catalogue (a super-resolution hook's FoF: NAME_halos), mass
+        // function and (per-group surrogate) candidates.
+        for (const std::string& stem : {e.name, e.name + "_halos"})
+          add("halos",
+              (fs::path(out.directory) / haloCatalogueName(format("%s_a%.4f", stem.c_str(), a)))
+                  .string());
+        add("mass_function", outputName(out.directory, e.name + "_mass_function", a, ".txt"));
+        add("halo_candidates", outputName(out.directory, e.name + "_candidates", a, ".hdf5"));
+      }
   }
 }
 

@@ -212,6 +212,29 @@ for lab, m, pos in zip(ref["GroupMinID"].tolist(), ref["GroupMass"], ref["GroupP
     worst = max(worst, abs(m * 1e10 / mp - n) / max(n, 1.0))
 check(worst < 0.6 / rec["min_particles"] + 1e-4,
       f"masses are round(exp(mu) / m_p) particles of the numpy network (worst {worst:.2e})")
+# The candidates file: every FoF group, its p, mu and expected halo mass
+# E[M 1(M >= M_min)] = p exp(mu + s^2/2) Phi((mu + s^2 - ln M_min) / s), against numpy.
+with h5py.File(os.path.join(d, "groups_candidates_a1.0000.hdf5"), "r") as h:
+    cand = {k: h["Candidates"][k][:] for k in ("Label", "Pos", "Presence", "LogMass", "ExpectedMass", "Selected")}
+    hdr = dict(h["Header"].attrs)
+sig = rec["log_mass_scatter"]
+order = [byid[lab] for lab in cand["Label"].tolist()]
+zz = (mu[order] + sig**2 - lnmin) / sig
+w = p[order] * np.exp(mu[order] + sig**2 / 2) * 0.5 * np.array([math.erfc(-z / math.sqrt(2)) for z in zz])
+check(len(order) == len(fof["GroupMinID"]) and np.allclose(cand["Presence"], p[order], rtol=0, atol=1e-4) and
+      np.allclose(cand["LogMass"], mu[order], rtol=0, atol=1e-3),
+      f"candidates: all {len(order)} FoF groups with the numpy network's p and mu")
+check(np.allclose(cand["ExpectedMass"] * 1e10, w, rtol=2e-3, atol=1e-6 * w.max()) and w.sum() > 0,
+      f"candidates: expected masses equal numpy's (sum {w.sum():.3e} Msun/h)")
+check(set(cand["Label"][cand["Selected"] == 1].tolist()) == kept and
+      abs(hdr["MinHaloMass"] * 1e10 / math.exp(lnmin) - 1) < 1e-6 and
+      hdr["Selection"] in ("threshold", b"threshold"),
+      "candidates: Selected marks the catalogue's halos; header minimum mass and selection")
+for np_ in (2, 3):
+    with h5py.File(os.path.join(work, f"hook_np{np_}", "groups_candidates_a1.0000.hdf5"), "r") as h:
+        other = h["Candidates/ExpectedMass"][:]
+    check(np.allclose(other, cand["ExpectedMass"], rtol=1e-5, atol=0),
+          f"candidates at {np_} ranks equal 1 rank's")
 # 4. The sampled selection: reproducible across rank counts, and not the threshold catalogue.
 sampled = {}
 for np_ in (1, 3):
@@ -241,7 +264,8 @@ def refused(extra, needle, what, edit=None):
     r = caustic(["run", pth], 2)
     check(r is not None and r.returncode == 2 and needle in r.stderr,
           f"{what}: exit 2 naming '{needle}' (got " + ("timeout" if r is None else f"{r.returncode}: {r.stderr[-400:]}") + ")")
-    check(not os.path.exists(os.path.join(dd, "groups_a1p0000.0.hdf5")), f"{what}: no catalogue written")
+    check(not os.path.exists(os.path.join(dd, "groups_a1p0000.0.hdf5")) and
+          not os.path.exists(os.path.join(dd, "groups_candidates_a1.0000.hdf5")), f"{what}: no catalogue written")
 
 
 # "top": the round(sum q) groups of highest q = p Phi((mu - ln M_min) / sigma), as numpy ranks them.

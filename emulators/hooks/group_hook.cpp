@@ -1,6 +1,7 @@
 #include "emulators/hooks/group_hook.hpp"
 
 #include "io/format.hpp"
+#include "io/hdf5_util.hpp"
 #include "io/snapshot.hpp"
 #include "pm/analysis/fof.hpp"
 #include "pm/analysis/group_features.hpp"
@@ -14,6 +15,79 @@
 #include <stdexcept>
 
 namespace caustic {
+
+namespace {
+
+// E[M 1(M >= M_min)] for ln M ~ N(mu, sigma^2): exp(mu + sigma^2/2) Phi((mu + sigma^2 - ln M_min)
+// / sigma), times the presence probability p. sigma = 0: p exp(mu) when exp(mu) >= M_min.
+double expectedMass(double p, double mu, double sigma, double lnmin) {
+  if (!(sigma > 0))
+    return mu >= lnmin ? p * std::exp(mu) : 0.0;
+  const double z = (mu + sigma * sigma - lnmin) / sigma;
+  return p * std::exp(mu + 0.5 * sigma * sigma) * 0.5 * std::erfc(-z / std::sqrt(2.0));
+}
+
+// Every FoF group the surrogate saw, with its presence probability, mean ln M, expected halo mass
+// and whether the catalogue kept it (rank 0 writes; the groups are the same on every rank).
+void writeCandidates(const std::string& path, MPI_Comm comm, const HaloCatalogue& groups,
+                     const GroupPrediction& pred, const std::vector<double>& expected,
+                     const std::vector<std::uint8_t>& selected, double a, double box,
+                     double particle_mass, double min_mass, double sigma,
+                     const std::string& selection, const std::string& model) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  const std::string ctx = "writing halo candidates " + path;
+  const std::uint64_t ng = groups.size();
+  const hsize_t mine = rank == 0 ? ng : 0;
+  const double vfac = 100.0 / (a * std::sqrt(a)); // Gadget: v_pec / sqrt(a) [km/s]
+  std::vector<double> pos(groups.pos.begin(), groups.pos.end()), vel(3 * ng), wexp(ng);
+  std::vector<std::uint32_t> len(ng);
+  for (std::uint64_t g = 0; g < ng; ++g) {
+    len[g] = static_cast<std::uint32_t>(groups.count[g]);
+    wexp[g] = expected[g] / 1e10;
+    for (int c = 0; c < 3; ++c)
+      vel[3 * g + c] = groups.vel[3 * g + c] * vfac;
+  }
+  h5::writeParallelFile(path, comm, [&](hid_t file) {
+    {
+      h5::Handle hdr = h5::createGroup(file, "Header", ctx);
+      h5::attr(hdr, "BoxSize", box, ctx);
+      h5::attr(hdr, "Time", a, ctx);
+      h5::attr(hdr, "Redshift", 1.0 / a - 1.0, ctx);
+      h5::attr(hdr, "ParticleMass", particle_mass, ctx);
+      h5::attr(hdr, "MinHaloMass", min_mass / 1e10, ctx);
+      h5::attr(hdr, "LogMassScatter", sigma, ctx);
+      h5::attr(hdr, "Ncandidates", std::int64_t(ng), ctx);
+      h5::attr(hdr, "Selection", selection, ctx);
+      h5::attr(hdr, "Model", model, ctx);
+    }
+    h5::Handle grp = h5::createGroup(file, "Candidates", ctx);
+    const hsize_t g1[1] = {ng}, l1[1] = {mine}, s0[2] = {0, 0};
+    const hsize_t g3[2] = {ng, 3}, l3[2] = {mine, 3};
+    h5::writeBlock(grp, "Pos", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, pos.data(), 2, g3, s0, l3,
+                   "Mpc/h (the FoF group's comoving centre of mass)", ctx);
+    h5::writeBlock(grp, "Vel", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, vel.data(), 2, g3, s0, l3,
+                   "km/s (mean peculiar velocity / sqrt(a), Gadget convention)", ctx);
+    h5::writeBlock(grp, "Len", H5T_NATIVE_UINT32, H5T_STD_U32LE, len.data(), 1, g1, s0, l1,
+                   "particles in the cheap run's FoF group", ctx);
+    h5::writeBlock(grp, "Label", H5T_NATIVE_UINT64, H5T_STD_U64LE, groups.label.data(), 1, g1, s0,
+                   l1, "smallest member ParticleID (GroupMinID of the catalogue)", ctx);
+    h5::writeBlock(grp, "Presence", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, pred.presence.data(), 1, g1,
+                   s0, l1, "probability that the group is a high-resolution halo", ctx);
+    h5::writeBlock(grp, "LogMass", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, pred.log_mass.data(), 1, g1,
+                   s0, l1, "mean ln(M / (Msun/h)) of that halo (scatter: Header LogMassScatter)",
+                   ctx);
+    h5::writeBlock(grp, "ExpectedMass", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, wexp.data(), 1, g1, s0,
+                   l1,
+                   "1e10 Msun/h: E[M 1(M >= MinHaloMass)] = Presence exp(mu + s^2/2) "
+                   "Phi((mu + s^2 - ln MinHaloMass) / s)",
+                   ctx);
+    h5::writeBlock(grp, "Selected", H5T_NATIVE_UINT8, H5T_STD_U8LE, selected.data(), 1, g1, s0, l1,
+                   "1 when the halo catalogue holds the group", ctx);
+  });
+}
+
+} // namespace
 
 GroupSurrogateHook::GroupSurrogateHook(const Params& params, const EmulatorHookParams& hook,
                                        OutputCallback cb)
@@ -108,7 +182,10 @@ void GroupSurrogateHook::observe(Event e, const SimulationState& s) {
   const auto output = static_cast<std::uint32_t>(std::lround(s.a * 1e4));
   HaloCatalogue cat;
   cat.linking_length = groups.linking_length;
+  std::vector<double> expected(groups.size());
+  std::vector<std::uint8_t> selected(groups.size(), 0);
   for (std::size_t g = 0; g < groups.size(); ++g) {
+    expected[g] = expectedMass(pred.presence[g], pred.log_mass[g], r.log_mass_scatter, lnmin);
     double lnm = pred.log_mass[g];
     bool keep = pred.presence[g] >= r.presence_threshold;
     if (sample) {
@@ -128,6 +205,7 @@ void GroupSurrogateHook::observe(Event e, const SimulationState& s) {
     }
     if (!keep || lnm < lnmin)
       continue;
+    selected[g] = 1;
     cat.label.push_back(groups.label[g]);
     cat.count.push_back(std::max<std::uint64_t>(1, std::llround(std::exp(lnm) / mp)));
     for (int c = 0; c < 3; ++c) {
@@ -140,6 +218,11 @@ void GroupSurrogateHook::observe(Event e, const SimulationState& s) {
   const auto paths =
       writeRunHalos(_params, s.mesh->comm().get(), cat, s.a, s.particle_mass, r.fof_b,
                     r.min_particles, _hook.name, _hook.name + "_mass_function");
+  const std::string candidates =
+      outputName(_params.output.directory, _hook.name + "_candidates", s.a, ".hdf5");
+  writeCandidates(candidates, s.mesh->comm().get(), groups, pred, expected, selected, s.a, L,
+                  s.particle_mass, std::exp(lnmin), r.log_mass_scatter,
+                  _hook.selection.empty() ? "threshold" : _hook.selection, _hook.model);
   if (s.mesh->comm().rank() == 0) {
     if (!_warnings.empty()) {
       std::string all;
@@ -153,6 +236,7 @@ void GroupSurrogateHook::observe(Event e, const SimulationState& s) {
     if (_cb && !paths.catalogue.empty()) {
       _cb("halos", paths.catalogue);
       _cb("mass_function", paths.mass_function);
+      _cb("halo_candidates", candidates);
     }
   }
 }
