@@ -128,6 +128,67 @@ def features(snapshot, cat, radii, mesh, box, a):
     return np.stack(cols, axis=1)
 
 
+def members(path):
+    """Each group's member IDs (Gadget layout: /IDs/ID from GroupOffset, GroupLen of them)."""
+    with h5py.File(path, "r") as f:
+        off, ln, ids = f["Group/GroupOffset"][:], f["Group/GroupLen"][:], f["IDs/ID"][:]
+    return [ids[o:o + n].astype(np.int64) for o, n in zip(off, ln)]
+
+
+def vectors(snapshot, catpath, R, mesh, box, a, grid, offset):
+    """The position-correction vectors in numpy: mean momentum, c - <q>, grad delta_R at c."""
+    with h5py.File(catpath, "r") as f:
+        pos = f["Group/GroupPos"][:].astype(np.float64)
+        mom = f["Group/GroupVel"][:].astype(np.float64) * a**1.5 / 100.0
+    disp = []
+    dq = box / grid
+    for ids, c in zip(members(catpath), pos):
+        q = np.stack([ids // (grid * grid), (ids // grid) % grid, ids % grid], 1) * dq
+        d = q - q[0]
+        d -= box * np.round(d / box)
+        e = c - (q[0] + d.mean(0) + offset)
+        disp.append(e - box * np.round(e / box))
+    with h5py.File(snapshot, "r") as f:
+        x = f["PartType1/Coordinates"][:].astype(np.float64) % box
+    n = mesh
+    fk = np.fft.rfftn(cic_paint(x, box, n) * n**3 / len(x))
+    m = np.fft.fftfreq(n, 1.0 / n)
+    mz = np.fft.rfftfreq(n, 1.0 / n)
+    kf = 2 * np.pi / box
+    k2 = kf**2 * (m[:, None, None] ** 2 + m[None, :, None] ** 2 + mz[None, None, :] ** 2)
+    ks = [m[:, None, None] + 0 * k2, m[None, :, None] + 0 * k2, mz[None, None, :] + 0 * k2]
+    grad = []
+    for kc in ks:
+        kk = np.where(np.abs(kc) == n // 2, 0.0, kf * kc)  # the Nyquist planes zero
+        g = np.fft.irfftn(1j * kk * fk * np.exp(-0.5 * k2 * R * R), s=(n, n, n))
+        grad.append(cic_readout(g, pos % box, box))
+    return pos, np.stack([mom, np.array(disp), np.stack(grad, 1)], 1)  # [group][vector][axis]
+
+
+def mutual(cheap_path, truth_path):
+    """Mutual best match by members (index into truth, or -1), as matchGroups."""
+    a, b = members(cheap_path), members(truth_path)
+    owner = {int(i): g for g, ids in enumerate(b) for i in ids}
+    best_b = []
+    for ids in a:
+        cnt = {}
+        for i in ids:
+            g = owner.get(int(i))
+            if g is not None:
+                cnt[g] = cnt.get(g, 0) + 1
+        best_b.append(min(cnt, key=lambda g: (-cnt[g], g)) if cnt else -1)
+    owner_a = {int(i): g for g, ids in enumerate(a) for i in ids}
+    best_a = []
+    for ids in b:
+        cnt = {}
+        for i in ids:
+            g = owner_a.get(int(i))
+            if g is not None:
+                cnt[g] = cnt.get(g, 0) + 1
+        best_a.append(min(cnt, key=lambda g: (-cnt[g], g)) if cnt else -1)
+    return np.array([g if g >= 0 and best_a[g] == i else -1 for i, g in enumerate(best_b)])
+
+
 def network(rec, f):
     x = (f - np.array(rec["feature_mean"])) / np.array(rec["feature_std"])
     layers = rec["layers"]
@@ -160,6 +221,25 @@ check(rec["kind"] == "halo_groups" and rec["features"] == ["ln_members", "ln_rad
       "record: kind and feature names")
 check(rec["feature_mesh"] == 64 and rec["fof"]["min_particles"] == 10 and abs(rec["a"] - 1) < 1e-6,
       "record: the training domain")
+# The position correction: numpy's least squares of the truth counterparts' offsets on the
+# training pairs' matched groups (the cheap runs' own FoF catalogues have the trainer's settings).
+U, D = [], []
+for seed in (11, 12):
+    cp = os.path.join(work, f"cheap_{seed}", "halos_a1p0000.0.hdf5")
+    tp = os.path.join(work, f"truth_{seed}", "halos_a1p0000.0.hdf5")
+    pos, u = vectors(os.path.join(work, f"cheap_{seed}", "snapshot_a1.0000.hdf5"), cp, rec["radii"][0],
+                     64, 64.0, 1.0, 32, 0.5)
+    match = mutual(cp, tp)
+    with h5py.File(tp, "r") as h:
+        tpos = h["Group/GroupPos"][:].astype(np.float64)
+    ok = match >= 0
+    d = tpos[match[ok]] - pos[ok]
+    U.append(u[ok].transpose(0, 2, 1).reshape(-1, 3))
+    D.append((d - 64.0 * np.round(d / 64.0)).ravel())
+coef = np.linalg.lstsq(np.concatenate(U), np.concatenate(D), rcond=None)[0]
+check(rec.get("position_vectors") == ["momentum", "displacement", "density_gradient"] and
+      np.allclose(rec["position_coefficients"], coef, rtol=2e-3, atol=1e-5),
+      f"record: position coefficients {rec.get('position_coefficients')} equal numpy's least squares {coef}")
 with open(os.path.join(model_dir, "loss.csv")) as fh:
     rows = [line.strip().split(",") for line in fh if not line.startswith("#")][1:]
 val = [float(r[2]) for r in rows if r[2] != ""]
@@ -201,15 +281,25 @@ agree = all((lab in kept) == s for lab, s, nr in zip(fof["GroupMinID"].tolist(),
 check(agree and abs(len(kept) - int(sel.sum())) <= int(near.sum()),
       f"selection equals the numpy network's ({len(kept)} kept, numpy {int(sel.sum())})")
 byid = {lab: i for i, lab in enumerate(fof["GroupMinID"].tolist())}
+fpos, u = vectors(os.path.join(d, "snapshot_a1.0000.hdf5"), os.path.join(d, "halos_a1p0000.0.hdf5"),
+                  rec["radii"][0], 64, 64.0, 1.0, 32, 0.5)
+moved = (fpos + u.transpose(0, 2, 1) @ np.array(rec["position_coefficients"])) % 64.0
 worst = 0.0
+far = 0.0
 for lab, m, pos in zip(ref["GroupMinID"].tolist(), ref["GroupMass"], ref["GroupPos"]):
     i = byid.get(lab)
     if i is None:
         worst = np.inf
         continue
-    check(np.array_equal(pos, fof["GroupPos"][i]), f"halo {lab} sits at its FoF group's centre")
+    e = pos - moved[i]
+    worst_pos = np.abs(e - 64.0 * np.round(e / 64.0)).max()
+    check(worst_pos < 2e-4, f"halo {lab} sits at its FoF group's centre plus the numpy correction "
+                            f"({worst_pos:.1e} Mpc/h)")
+    f0 = pos - fof["GroupPos"][i]
+    far = max(far, np.abs(f0 - 64.0 * np.round(f0 / 64.0)).max())
     n = np.exp(mu[i]) / mp
     worst = max(worst, abs(m * 1e10 / mp - n) / max(n, 1.0))
+check(far > 1e-3, f"the correction moves the centres (largest shift {far:.3f} Mpc/h)")
 check(worst < 0.6 / rec["min_particles"] + 1e-4,
       f"masses are round(exp(mu) / m_p) particles of the numpy network (worst {worst:.2e})")
 # The candidates file: every FoF group, its p, mu and expected halo mass

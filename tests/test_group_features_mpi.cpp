@@ -93,6 +93,73 @@ TEST(GroupFeatures, ClumpOnLatticeMatchesTheGaussianSum) {
                std::invalid_argument);
 }
 
+TEST(GroupFeatures, VectorsOfAClumpAgainstTheAnalyticGradientAndTheLattice) {
+  const int n = 24;
+  const double L = 48.0, H = L / n;
+  const int k = 40, c[3] = {0, 11, 23};
+  const Particles all = latticeWithClump(n, L, k, c);
+  auto d = std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, n, L);
+  Particles mine = share(all, worldRank(), worldSize());
+  migrate(mine, *d);
+  // The group on the node 2, -1, 3 cells from the clump (wrapped), with three members across the
+  // x face of the lattice: (n-1, 0, 5), (0, 0, 5), (1, 1, 5).
+  const int node[3] = {2, 10, 2};
+  const double pos[3] = {node[0] * H, node[1] * H, node[2] * H};
+  HaloCatalogue cat = oneGroup(pos, 3, 0.3, 2.5);
+  cat.vel = {0.5, -1.5, 2.0};
+  auto id = [&](int a, int b, int e) { return (std::uint64_t(a) * n + b) * n + e; };
+  cat.member_offset = {0};
+  cat.members = {id(n - 1, 0, 5), id(0, 0, 5), id(1, 1, 5)};
+  const double R = 2.0 * H, offset = 0.3;
+  std::vector<double> v;
+  GroupVectorOptions opt;
+  opt.out = &v;
+  opt.particle_grid = n;
+  opt.lattice_offset = offset;
+  const auto f = groupFeatures(cat, mine, d, static_cast<double>(all.size()), {R}, opt);
+  ASSERT_EQ(f.size(), 4u);
+  ASSERT_EQ(v.size(), 9u);
+  EXPECT_EQ(groupVectorNames().size(), 3u);
+  for (int a = 0; a < 3; ++a)
+    EXPECT_DOUBLE_EQ(v[a], cat.vel[a]);
+  // Mean q: x unwrapped to (n-1, n, n+1) H -> 0; y (0, 0, H) -> H/3; z 5H; plus the offset.
+  const double q[3] = {0.0 + offset, H / 3 + offset, 5 * H + offset};
+  for (int a = 0; a < 3; ++a) {
+    double e = pos[a] - q[a];
+    e -= L * std::round(e / L);
+    EXPECT_NEAR(v[3 + a], e, 1e-12) << "displacement axis " << a;
+  }
+  // grad (1 + delta_R) at the node: the clump's k / mean times the gradient of the periodic
+  // Gaussian sampled on the nodes (the lattice is uniform), H^3 sum_images G(r) (-r / R^2).
+  const double mean = static_cast<double>(all.size()) / (double(n) * n * n);
+  double g[3] = {0, 0, 0}, scale = 0;
+  for (int i = -2; i <= 2; ++i)
+    for (int j = -2; j <= 2; ++j)
+      for (int l = -2; l <= 2; ++l) {
+        const int img[3] = {i, j, l};
+        double r[3], r2 = 0;
+        for (int a = 0; a < 3; ++a) {
+          r[a] = pos[a] - c[a] * H + img[a] * L;
+          r2 += r[a] * r[a];
+        }
+        const double G =
+            std::exp(-0.5 * r2 / (R * R)) * H * H * H / std::pow(2 * M_PI * R * R, 1.5) * k / mean;
+        for (int a = 0; a < 3; ++a)
+          g[a] += -G * r[a] / (R * R);
+      }
+  for (int a = 0; a < 3; ++a)
+    scale = std::max(scale, std::fabs(g[a]));
+  ASSERT_GT(scale, 1e-3); // the node sees the clump's slope
+  for (int a = 0; a < 3; ++a)
+    EXPECT_NEAR(v[6 + a], g[a], 2e-4 * scale + 1e-6) << "gradient axis " << a;
+  // Refused: no member IDs, no radius, no particle grid.
+  HaloCatalogue bare = oneGroup(pos, 3, 0.3, 2.5);
+  EXPECT_THROW(groupFeatures(bare, mine, d, 1.0 * all.size(), {R}, opt), std::invalid_argument);
+  EXPECT_THROW(groupFeatures(cat, mine, d, 1.0 * all.size(), {}, opt), std::invalid_argument);
+  opt.particle_grid = 0;
+  EXPECT_THROW(groupFeatures(cat, mine, d, 1.0 * all.size(), {R}, opt), std::invalid_argument);
+}
+
 TEST(GroupFeatures, DistributedEqualsOneRank) {
   const int n = 20;
   const double L = 40.0;
@@ -110,16 +177,35 @@ TEST(GroupFeatures, DistributedEqualsOneRank) {
     }
     cat.radius.push_back(0.1 + 0.01 * g);
     cat.sigma_v.push_back(1.0 + g);
+    cat.member_offset.push_back(cat.members.size());
+    for (std::uint64_t m = 0; m < cat.count.back(); ++m)
+      cat.members.push_back((static_cast<std::uint64_t>(g) * 97 + m * 13) % 8000); // 20^3 lattice
   }
   const std::vector<double> radii = {1.0, 2.0, 4.0, 8.0};
   auto d = std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, n, L);
   Particles mine = share(all, worldRank(), worldSize());
   migrate(mine, *d);
-  const auto dist = groupFeatures(cat, mine, d, 6000.0, radii);
+  std::vector<double> vdist, vone;
+  GroupVectorOptions opt;
+  opt.particle_grid = 20;
+  opt.lattice_offset = 1.0;
+  opt.out = &vdist;
+  const auto dist = groupFeatures(cat, mine, d, 6000.0, radii, opt);
   auto self = std::make_shared<SlabDecomposition>(MPI_COMM_SELF, n, L);
   Particles every = share(all, 0, 1);
   migrate(every, *self);
-  const auto one = groupFeatures(cat, every, self, 6000.0, radii);
+  opt.out = &vone;
+  const auto one = groupFeatures(cat, every, self, 6000.0, radii, opt);
+  ASSERT_EQ(vdist.size(), 9 * cat.size());
+  ASSERT_EQ(vone.size(), vdist.size());
+  double vworst = 0, vspread = 0;
+  for (std::size_t i = 0; i < vone.size(); ++i) {
+    vworst = std::max(vworst, std::fabs(vdist[i] - vone[i]));
+    if (i % 9 >= 6)
+      vspread = std::max(vspread, std::fabs(vone[i]));
+  }
+  EXPECT_LT(vworst, 1e-5);
+  EXPECT_GT(vspread, 0.01); // the density gradients vary
   ASSERT_EQ(dist.size(), one.size());
   double worst = 0, spread = 0;
   for (std::size_t i = 0; i < one.size(); ++i) {

@@ -85,8 +85,9 @@ TEST(GroupMatch, MutualBestByMembers) {
   // No group matched twice.
   const auto back = matchGroups(b.offset, b.count, b.members, a.offset, a.count, a.members);
   for (std::size_t g = 0; g < m.size(); ++g)
-    if (m[g] >= 0)
+    if (m[g] >= 0) {
       EXPECT_EQ(back[m[g]], static_cast<long>(g));
+    }
 }
 
 TEST(GroupSurrogate, NetworkMatchesAForwardPassWrittenOut) {
@@ -146,4 +147,53 @@ TEST(GroupSurrogate, RefusesBadRecords) {
   expectRefused([](auto& j) { j["presence_threshold"] = 1.5; }, "presence_threshold");
   expectRefused([](auto& j) { j["min_particles"] = 0; }, "min_particles");
   expectRefused([](auto& j) { j.erase("box"); }, "box");
+  auto withShift = [](nlohmann::json& j) {
+    j["position_vectors"] = {"momentum", "displacement", "density_gradient"};
+    j["position_coefficients"] = {0.1, -0.2, 0.3};
+  };
+  EXPECT_NO_THROW(GroupSurrogateRecord::fromJson(
+      [&] {
+        auto j = good;
+        withShift(j);
+        return j;
+      }(),
+      "record"));
+  expectRefused(
+      [&](auto& j) {
+        withShift(j);
+        j["position_vectors"][1] = "velocity";
+      },
+      "position_vectors");
+  expectRefused(
+      [&](auto& j) {
+        withShift(j);
+        j["position_coefficients"].erase(2);
+      },
+      "position_coefficients");
+  expectRefused(
+      [&](auto& j) {
+        withShift(j);
+        j.erase("position_vectors");
+      },
+      "position_vectors");
+}
+
+TEST(GroupSurrogate, PositionShiftIsTheLinearCombinationOfTheVectors) {
+  auto rec = smallRecord(5);
+  // No correction: zeros.
+  const std::vector<double> u = {1, 2, 3, 0.5, -1, 2, -4, 0,  1,    // group 0: p, psi, grad
+                                 0, 0, 1, 2,   2,  2, 1,  -1, 0.5}; // group 1
+  EXPECT_EQ(GroupSurrogate(rec).positionShift(u), std::vector<double>(6, 0.0));
+  rec.position_vectors = {"momentum", "displacement", "density_gradient"};
+  rec.position_coefficients = {0.01, -0.25, 0.5};
+  const auto again = GroupSurrogateRecord::fromJson(rec.toJson(), "test");
+  EXPECT_EQ(again.position_coefficients, rec.position_coefficients);
+  const auto shift = GroupSurrogate(again).positionShift(u);
+  ASSERT_EQ(shift.size(), 6u);
+  for (int g = 0; g < 2; ++g)
+    for (int a = 0; a < 3; ++a) {
+      const double* v = &u[9 * g];
+      EXPECT_DOUBLE_EQ(shift[3 * g + a], 0.01 * v[a] - 0.25 * v[3 + a] + 0.5 * v[6 + a]);
+    }
+  EXPECT_THROW(GroupSurrogate(again).positionShift({1.0, 2.0}), std::invalid_argument);
 }

@@ -11,7 +11,9 @@ the cheap run's FoF groups whose masses are mapped to the truth's by abundance m
   - the halo-mass field (mass per cell on the surrogate's MESH^3): cross-correlation r(k) with the truth's, and the
     error power P_err = P_tt (1 - r^2) (the truth's power not explained by the prediction after
     the best scaling) in units of the Poisson 1/n; for the surrogate both its expected field
-    (presence x mass, from the in-situ output) and its sampled catalogue;
+    (presence x mass, from the in-situ output) and its sampled catalogue, and for the per-group
+    surrogate the expected field of its candidates (every cheap group at its centre with
+    weight E[M 1(M >= M_min)], NAME_candidates_a*.hdf5);
   - the mass function above 100 particles (0.2 dex bins, summed over seeds);
   - the halo P(k) of the catalogues (number density, shot noise subtracted) relative to the truth;
   - the cost: wall time of the cheap run + surrogate against the truth run (FoF included, the
@@ -158,12 +160,19 @@ def main():
                 gp, gm, _, _, _ = catalogue(f"{out}/{gdir}_{s}/{ghook[hook]}_a{tag}.0.hdf5")
                 cats[name] = (gp, gm)
                 mf.setdefault(name, []).append(gm)
+            expected_groups = None
+            if groups:  # every candidate group weighted by its expected halo mass
+                gdir, ghook = groups["group surrogate"]
+                with h5py.File(f"{out}/{gdir}_{s}/{ghook[hook]}_candidates_a{a}.hdf5", "r") as f:
+                    expected_groups = (f["Candidates/Pos"][:], f["Candidates/ExpectedMass"][:] * 1e10)
             n = nt / box**3
             for mesh in meshes:
                 N = mesh
                 truth_m = ngp(tp, tm, box)
                 truth_n = ngp(tp, np.ones(nt), box)
                 preds = {name: fields(pp, mm, box) for name, (pp, mm) in cats.items()}
+                if expected_groups is not None:
+                    preds["group surrogate (expected field)"] = (ngp(*expected_groups, box), None)
                 if mesh == meshes[0]:  # the voxel surrogate's own field lives on its mesh
                     preds = {"surrogate (expected field)": (expected, None), **preds}
                 for name, (fm, fn) in preds.items():

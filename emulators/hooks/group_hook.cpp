@@ -146,10 +146,24 @@ void GroupSurrogateHook::observe(Event e, const SimulationState& s) {
   FofOptions opt;
   opt.b = r.fof_b;
   opt.min_particles = r.fof_min_particles;
+  const bool move = !r.position_coefficients.empty();
+  opt.member_ids = move; // the displacement vector needs the members' lattice positions
   const double L = s.mesh->box();
-  const HaloCatalogue groups = findHalos(run, *s.mesh, L / s.particle_grid, opt);
-  const auto features = groupFeatures(groups, run, s.mesh, s.total_particles, r.radii);
+  HaloCatalogue groups = findHalos(run, *s.mesh, L / s.particle_grid, opt);
+  std::vector<double> vectors;
+  GroupVectorOptions vec;
+  vec.out = move ? &vectors : nullptr;
+  vec.particle_grid = s.particle_grid;
+  vec.lattice_offset = s.lattice_offset;
+  const auto features = groupFeatures(groups, run, s.mesh, s.total_particles, r.radii, vec);
   const GroupPrediction pred = _model.predict(features);
+  if (move) { // the centres' correction, after the features (computed at the FoF centres)
+    const auto shift = _model.positionShift(vectors);
+    for (std::size_t k = 0; k < groups.pos.size(); ++k)
+      groups.pos[k] = periodicWrap(groups.pos[k] + shift[k], L);
+    groups.members.clear();
+    groups.member_offset.clear();
+  }
   const double mp = s.particle_mass * 1e10, lnmin = std::log(r.min_particles * mp);
   const bool sample = _hook.selection == "sample", top = _hook.selection == "top";
   // "top": the round(sum q) groups of highest q = p Phi((mu - ln M_min) / sigma), the probability

@@ -1,5 +1,7 @@
 #include "emulators/runtime/group_surrogate.hpp"
 
+#include "pm/analysis/group_features.hpp"
+
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -47,6 +49,10 @@ nlohmann::json GroupSurrogateRecord::toJson() const {
   j["a"] = a;
   j["omega_m"] = omega_m;
   j["fof"] = {{"b", fof_b}, {"min_particles", fof_min_particles}};
+  if (!position_coefficients.empty()) {
+    j["position_vectors"] = position_vectors;
+    j["position_coefficients"] = position_coefficients;
+  }
   j["training"] = training;
   nlohmann::json layers = nlohmann::json::array();
   for (std::size_t l = 0; l < weight.size(); ++l) {
@@ -90,6 +96,23 @@ GroupSurrogateRecord GroupSurrogateRecord::fromJson(const nlohmann::json& j,
   r.fof_b = get<double>(fof, "b", where + " fof");
   r.fof_min_particles = get<int>(fof, "min_particles", where + " fof");
   r.training = j.value("training", nlohmann::json::object());
+  if (j.contains("position_coefficients") || j.contains("position_vectors")) {
+    r.position_vectors = get<std::vector<std::string>>(j, "position_vectors", where);
+    r.position_coefficients = get<std::vector<double>>(j, "position_coefficients", where);
+    std::string names;
+    for (const auto& n : r.position_vectors)
+      names += (names.empty() ? "" : ", ") + n;
+    require(r.position_vectors == groupVectorNames(), where, "position_vectors", "[" + names + "]",
+            "[momentum, displacement, density_gradient]");
+    require(r.position_coefficients.size() == r.position_vectors.size(), where,
+            "position_coefficients", std::to_string(r.position_coefficients.size()) + " values",
+            std::to_string(r.position_vectors.size()) + " (one per vector)");
+    for (double c : r.position_coefficients)
+      require(std::isfinite(c), where, "position_coefficients", std::to_string(c),
+              "finite numbers");
+    require(!r.radii.empty(), where, "radii", "[]",
+            "at least one radius with a position correction (the density gradient's)");
+  }
   const std::size_t nf = r.features.size();
   require(nf == 3 + r.radii.size(), where, "features", std::to_string(nf) + " names",
           std::to_string(3 + r.radii.size()) + " (3 + one per radius)");
@@ -260,6 +283,23 @@ GroupPrediction GroupSurrogate::predict(const std::vector<double>& features) con
                                std::to_string(g));
   }
   return p;
+}
+
+std::vector<double> GroupSurrogate::positionShift(const std::vector<double>& vectors) const {
+  const auto& c = _record.position_coefficients;
+  const std::size_t per = static_cast<std::size_t>(kGroupVectors) * 3;
+  if (vectors.size() % per != 0)
+    throw std::invalid_argument("group surrogate: " + std::to_string(vectors.size()) +
+                                " vector values are not a multiple of " + std::to_string(per));
+  const std::size_t n = vectors.size() / per;
+  std::vector<double> shift(3 * n, 0.0);
+  if (c.empty())
+    return shift;
+  for (std::size_t g = 0; g < n; ++g)
+    for (std::size_t j = 0; j < c.size(); ++j)
+      for (int a = 0; a < 3; ++a)
+        shift[3 * g + a] += c[j] * vectors[g * per + 3 * j + a];
+  return shift;
 }
 
 } // namespace caustic

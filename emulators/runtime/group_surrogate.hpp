@@ -4,7 +4,8 @@
 // the counterpart of a high-force-resolution halo and, if so, that halo's ln M. The cheap run's
 // groups sit within about 0.2 Mpc/h of their truth counterparts, so the surrogate keeps their
 // positions and velocities and corrects what the cheap run gets wrong: which groups are halos and
-// their masses (a 10-step run's halos are under-collapsed, most at high redshift).
+// their masses (a 10-step run's halos are under-collapsed, most at high redshift), and, linearly
+// in the group's momentum, displacement and local density gradient, where their centres sit.
 //
 // Network: features normalised by the training set's mean and std -> Linear(F, W_1) -> SiLU ->
 // ... -> Linear(W_n, 2): output 0 is the logit of the presence probability p, output 1 plus the
@@ -39,6 +40,12 @@ struct GroupSurrogateRecord {
   double box = 0.0, particle_mass = 0.0, a = 0.0, omega_m = 0.0;
   double fof_b = 0.2;
   int fof_min_particles = 20;
+  // Position correction: a group's centre moves by sum_j position_coefficients[j] u_j, u_j the
+  // vectors named in position_vectors (groupVectorNames: momentum, displacement,
+  // density_gradient; pm/analysis/group_features.hpp), the coefficients a least-squares fit of
+  // the truth counterparts' offsets. Empty: centres are kept.
+  std::vector<std::string> position_vectors;
+  std::vector<double> position_coefficients;
   nlohmann::json training; // provenance and validation figures
   // Weights per Linear layer: weight (out x in, row-major) and bias (out).
   std::vector<std::vector<double>> weight, bias;
@@ -77,6 +84,9 @@ public:
   const GroupSurrogateRecord& record() const { return _record; }
   // Features row-major [group][feature] in the record's order (raw, not normalised).
   GroupPrediction predict(const std::vector<double>& features) const;
+  // The position correction of every group from its vectors ([group][vector][axis]), 3 per
+  // group [Mpc/h]; zeros for a record without one.
+  std::vector<double> positionShift(const std::vector<double>& vectors) const;
 
 private:
   GroupSurrogateRecord _record;

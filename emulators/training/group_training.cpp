@@ -68,6 +68,8 @@ std::vector<GroupTrainingConfig::Pair> groupPairs(toml::table& data, const std::
 // One pair's groups: features and targets, the same on every rank.
 struct GroupSet {
   std::vector<double> features; // [group][feature]
+  std::vector<double> vectors;  // [group][vector][axis] (groupFeatures' GroupVectorOptions)
+  std::vector<double> offset;   // truth centre - cheap centre (nearest image), 3 per group
   std::vector<float> present, log_mass;
   std::size_t truth_above = 0; // truth groups of at least min_particles
   double box = 0, a = 0, particle_mass = 0, omega_m = 0;
@@ -88,8 +90,23 @@ GroupSet loadGroupSet(const GroupTrainingConfig::Pair& p, const GroupTrainingCon
   opt.member_ids = true;
   const HaloCatalogue cheap = findHalos(parts, *mesh, hdr.box / np, opt);
   GroupSet s;
+  GroupVectorOptions vec;
+  if (cfg.position_correction) {
+    if (hdr.parameters.empty())
+      throw std::runtime_error(p.snapshot + ": no /Parameters/toml (the lattice offset of the "
+                                            "displacements is unknown); expected a snapshot "
+                                            "written by caustic run");
+    if (np * np * np != static_cast<double>(hdr.total_particles))
+      throw std::runtime_error(p.snapshot + ": " + std::to_string(hdr.total_particles) +
+                               " particles are not a cubic lattice (N^3), which the "
+                               "displacement vector needs");
+    vec.out = &s.vectors;
+    vec.particle_grid = static_cast<int>(np);
+    vec.lattice_offset = parseParams(hdr.parameters, {}, 1, ".", p.snapshot + ":/Parameters/toml")
+                             .simulation.lattice_offset;
+  }
   s.features =
-      groupFeatures(cheap, parts, mesh, static_cast<double>(hdr.total_particles), cfg.radii);
+      groupFeatures(cheap, parts, mesh, static_cast<double>(hdr.total_particles), cfg.radii, vec);
   s.box = hdr.box;
   s.a = hdr.a;
   s.particle_mass = hdr.particle_mass * 1e10;
@@ -108,14 +125,79 @@ GroupSet loadGroupSet(const GroupTrainingConfig::Pair& p, const GroupTrainingCon
                                  truth.member_offset, tcount, truth.members);
   s.present.resize(cheap.size());
   s.log_mass.resize(cheap.size());
+  s.offset.assign(3 * cheap.size(), 0.0);
   for (std::size_t g = 0; g < cheap.size(); ++g) {
     s.present[g] = match[g] >= 0 ? 1.0f : 0.0f;
     s.log_mass[g] =
         match[g] >= 0 ? static_cast<float>(std::log(truth.mass[match[g]] * 1e10)) : 0.0f;
+    for (int c = 0; match[g] >= 0 && c < 3; ++c) {
+      const double d = truth.pos[3 * match[g] + c] - cheap.pos[3 * g + c];
+      s.offset[3 * g + c] = d - hdr.box * std::round(d / hdr.box);
+    }
   }
   for (auto n : truth.count)
     s.truth_above += n >= static_cast<std::uint32_t>(cfg.min_particles);
   return s;
+}
+
+// The centres' correction: the coefficients c minimising the sum over the matched training groups
+// of |offset - sum_j c_j u_j|^2 (normal equations, Gauss-Jordan with partial pivoting; the same
+// on every rank, as the groups are). Returns the rms per axis of the validation groups' offsets
+// before and after it.
+nlohmann::json fitPositionCorrection(const std::vector<GroupSet>& train,
+                                     const std::vector<GroupSet>& val, GroupSurrogateRecord& rec) {
+  constexpr int nv = kGroupVectors, per = 3 * kGroupVectors;
+  double A[nv][nv + 1] = {};
+  for (const auto& s : train)
+    for (std::size_t g = 0; g < s.size(); ++g) {
+      if (!(s.present[g] > 0))
+        continue;
+      const double* u = &s.vectors[g * per];
+      for (int i = 0; i < nv; ++i)
+        for (int a = 0; a < 3; ++a) {
+          for (int j = 0; j < nv; ++j)
+            A[i][j] += u[3 * i + a] * u[3 * j + a];
+          A[i][nv] += u[3 * i + a] * s.offset[3 * g + a];
+        }
+    }
+  const double scale = std::max({A[0][0], A[1][1], A[2][2]});
+  for (int col = 0; col < nv; ++col) {
+    int piv = col;
+    for (int r = col + 1; r < nv; ++r)
+      if (std::fabs(A[r][col]) > std::fabs(A[piv][col]))
+        piv = r;
+    if (!(std::fabs(A[piv][col]) > 1e-14 * scale))
+      throw std::runtime_error("training data: the position-correction vectors are degenerate "
+                               "(set model.position_correction = false)");
+    for (int j = 0; j <= nv; ++j)
+      std::swap(A[col][j], A[piv][j]);
+    for (int r = 0; r < nv; ++r)
+      if (r != col) {
+        const double f = A[r][col] / A[col][col];
+        for (int j = col; j <= nv; ++j)
+          A[r][j] -= f * A[col][j];
+      }
+  }
+  rec.position_vectors = groupVectorNames();
+  rec.position_coefficients.assign(nv, 0.0);
+  for (int i = 0; i < nv; ++i)
+    rec.position_coefficients[i] = A[i][nv] / A[i][i];
+  double before = 0, after = 0, n = 0;
+  for (const auto& s : val)
+    for (std::size_t g = 0; g < s.size(); ++g) {
+      if (!(s.present[g] > 0))
+        continue;
+      for (int a = 0; a < 3; ++a) {
+        double shift = 0;
+        for (int j = 0; j < nv; ++j)
+          shift += rec.position_coefficients[j] * s.vectors[g * per + 3 * j + a];
+        before += s.offset[3 * g + a] * s.offset[3 * g + a];
+        after += (s.offset[3 * g + a] - shift) * (s.offset[3 * g + a] - shift);
+      }
+      n += 3;
+    }
+  return {{"before", n > 0 ? std::sqrt(before / n) : 0.0},
+          {"after", n > 0 ? std::sqrt(after / n) : 0.0}};
 }
 
 } // namespace
@@ -183,6 +265,7 @@ GroupTrainingConfig loadGroupTrainingConfig(const std::string& path,
         s.integer("min_particles", std::nullopt, "an integer >= fof_min_particles"));
     requireRange(c.min_particles >= c.fof_min_particles, s.key("min_particles"), c.min_particles,
                  ">= fof_min_particles = " + std::to_string(c.fof_min_particles));
+    c.position_correction = s.boolean("position_correction", true);
     s.finish();
   }
   {
@@ -312,6 +395,8 @@ TrainingResult trainGroupSurrogate(const GroupTrainingConfig& cfg, MPI_Comm comm
     rec.feature_std.push_back(v > 1e-24 ? std::sqrt(v) : 1.0);
   }
   rec.log_mass_offset = lm / present;
+  const nlohmann::json position_rms =
+      cfg.position_correction ? fitPositionCorrection(train, val, rec) : nlohmann::json();
   // Tensors: this rank's share of the training groups (every nranks-th), all validation groups.
   auto tensors = [&](const std::vector<GroupSet>& sets, bool share, torch::Tensor& x,
                      torch::Tensor& p, torch::Tensor& l) {
@@ -417,6 +502,8 @@ TrainingResult trainGroupSurrogate(const GroupTrainingConfig& cfg, MPI_Comm comm
          ((p >= 0.5).to(torch::kFloat32) == pv).to(torch::kFloat64).mean().item<double>()},
         {"validation_halos_selected", sel.sum().item<double>()},
         {"validation_truth_halos_above_min_particles", truth_above}};
+    if (!position_rms.is_null())
+      rec.training["validation_position_rms_per_axis"] = position_rms;
     for (const auto& q : cfg.train)
       rec.training["train"].push_back({{"snapshot", q.snapshot}, {"truth", q.truth}});
     for (const auto& q : cfg.validation)

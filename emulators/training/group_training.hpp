@@ -43,6 +43,7 @@ struct GroupTrainingConfig {
   double b = 0.2;
   int fof_min_particles = 10;
   int min_particles = 0;
+  bool position_correction = true; // fit the centres' linear correction (GroupSurrogateRecord)
   TrainingConfig common; // steps, learning rate schedule, seed, validation/checkpoint cadence,
                          // directory, resume, stop_after
 };

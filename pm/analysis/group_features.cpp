@@ -22,9 +22,47 @@ std::vector<std::string> groupFeatureNames(const std::vector<double>& radii) {
   return names;
 }
 
+std::vector<std::string> groupVectorNames() {
+  return {"momentum", "displacement", "density_gradient"};
+}
+
+namespace {
+
+double nearestImage(double d, double L) {
+  return d - L * std::round(d / L);
+}
+
+// c_g - <q> per group (3 per group), from the member IDs every rank holds.
+void groupDisplacements(const HaloCatalogue& groups, std::uint64_t n, double L, double offset,
+                        std::vector<double>& v) {
+  const double dq = L / static_cast<double>(n);
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const std::uint64_t first = groups.member_offset[g], count = groups.count[g];
+    double ref[3] = {0, 0, 0}, sum[3] = {0, 0, 0};
+    for (std::uint64_t k = 0; k < count; ++k) {
+      const std::uint64_t id = groups.members[first + k];
+      const double q[3] = {static_cast<double>(id / (n * n)) * dq,
+                           static_cast<double>((id / n) % n) * dq,
+                           static_cast<double>(id % n) * dq};
+      for (int c = 0; c < 3; ++c) {
+        if (k == 0)
+          ref[c] = q[c];
+        sum[c] += nearestImage(q[c] - ref[c], L);
+      }
+    }
+    for (int c = 0; c < 3; ++c) {
+      const double mean_q = ref[c] + sum[c] / static_cast<double>(count) + offset;
+      v[g * kGroupVectors * 3 + 3 + c] = nearestImage(groups.pos[3 * g + c] - mean_q, L);
+    }
+  }
+}
+
+} // namespace
+
 std::vector<double> groupFeatures(const HaloCatalogue& groups, const Particles& parts,
                                   const std::shared_ptr<const SlabDecomposition>& mesh,
-                                  double total_particles, const std::vector<double>& radii) {
+                                  double total_particles, const std::vector<double>& radii,
+                                  const GroupVectorOptions& vectors) {
   ScopedRegion region("caustic::groupFeatures");
   for (double r : radii)
     if (!(r > 0) || !std::isfinite(r))
@@ -36,6 +74,25 @@ std::vector<double> groupFeatures(const HaloCatalogue& groups, const Particles& 
     f[g * nf + 0] = std::log(static_cast<double>(groups.count[g]));
     f[g * nf + 1] = std::log(std::max(groups.radius[g], 1e-6));
     f[g * nf + 2] = std::log(std::max(groups.sigma_v[g], 1e-9));
+  }
+  if (vectors.out) {
+    if (radii.empty())
+      throw std::invalid_argument("group vectors: no smoothing radius (the density gradient is "
+                                  "taken at the first one)");
+    if (vectors.particle_grid < 1)
+      throw std::invalid_argument(
+          "group vectors: particle_grid = " + std::to_string(vectors.particle_grid) +
+          "; expected the particle lattice's N >= 1");
+    if (groups.member_offset.size() != ng)
+      throw std::invalid_argument("group vectors: the groups carry no member IDs (FoF with "
+                                  "member_ids = true)");
+    auto& v = *vectors.out;
+    v.assign(ng * kGroupVectors * 3, 0.0);
+    for (std::size_t g = 0; g < ng; ++g)
+      for (int c = 0; c < 3; ++c)
+        v[g * kGroupVectors * 3 + c] = groups.vel[3 * g + c];
+    groupDisplacements(groups, static_cast<std::uint64_t>(vectors.particle_grid), mesh->box(),
+                       vectors.lattice_offset, v);
   }
   if (radii.empty())
     return f;
@@ -85,6 +142,32 @@ std::vector<double> groupFeatures(const HaloCatalogue& groups, const Particles& 
              "groupFeatures");
     for (std::size_t g = 0; g < ng; ++g)
       f[g * nf + 3 + j] = col[g];
+    if (j > 0 || !vectors.out)
+      continue;
+    // grad delta_R at the centres, for the position correction: i k_c times the smoothed modes.
+    for (int axis = 0; axis < 3; ++axis) {
+      const int nn = mesh->n();
+      mesh->forEachMode(
+          "caustic::groupFeatures::gradient", KOKKOS_LAMBDA(const MeshMode& m) {
+            const int mc = axis == 0 ? m.mx : (axis == 1 ? m.my : m.mz);
+            const double k2 = kf * kf * m.m2();
+            const float kc = m.nyquist(nn) ? 0.0f : static_cast<float>(kf * mc);
+            const auto s = src(m.index) * static_cast<float>(km::exp(-0.5 * k2 * r2));
+            dst(m.index) = Kokkos::complex<float>(-s.imag() * kc, s.real() * kc);
+          });
+      fft.backward(smooth);
+      painter.readout(smooth, c, mine.size(), v, 0, 1.0, false);
+      auto hg = Kokkos::create_mirror_view(v);
+      Kokkos::deep_copy(hg, v);
+      std::fill(col.begin(), col.end(), 0.0);
+      for (std::size_t i = 0; i < mine.size(); ++i)
+        col[mine[i]] = hg(i, 0);
+      mpiCheck(MPI_Allreduce(MPI_IN_PLACE, col.data(), static_cast<int>(ng), MPI_DOUBLE, MPI_SUM,
+                             mesh->comm().get()),
+               "groupFeatures");
+      for (std::size_t g = 0; g < ng; ++g)
+        (*vectors.out)[g * kGroupVectors * 3 + 6 + axis] = col[g];
+    }
   }
   return f;
 }

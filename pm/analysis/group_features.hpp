@@ -25,12 +25,32 @@ namespace caustic {
 // The names of the features for these radii ("ln_density_R2" for R = 2; "%g" of R).
 std::vector<std::string> groupFeatureNames(const std::vector<double>& radii);
 
+// The vectors of the surrogate's position correction, per group (names in this order):
+//   momentum          the members' mean momentum p [H0 Mpc/h] (HaloCatalogue::vel)
+//   displacement      c_g - <q>, <q> the members' mean Lagrangian lattice position (ID
+//                     (i N + j) N + k at q = (i, j, k) L / N + lattice_offset, N particle_grid),
+//                     unwrapped around the first member, nearest periodic image [Mpc/h]
+//   density_gradient  grad delta_R at c_g for R = the first smoothing radius: the same smoothed
+//                     contrast as ln_density_R, differentiated in Fourier space (i k; the
+//                     Nyquist planes zero), CIC-interpolated [h/Mpc]
+std::vector<std::string> groupVectorNames();
+constexpr int kGroupVectors = 3;
+
+struct GroupVectorOptions {
+  std::vector<double>* out = nullptr; // [group][vector][axis], kGroupVectors * 3 per group
+  int particle_grid = 0;              // N: IDs (i N + j) N + k on an N^3 lattice
+  double lattice_offset = 0.0;        // [Mpc/h]
+};
+
 // Features of every group of `groups` (the same catalogue on every rank), row-major
 // [group][feature], the same on every rank. `parts` must be on their owning slabs of `mesh`;
-// `total_particles` is the global particle count (the mean density). Collective over the mesh's
-// communicator. Throws std::invalid_argument for a radius that is not positive and finite.
+// `total_particles` is the global particle count (the mean density). With vectors.out, also the
+// position-correction vectors (groups must carry member IDs, radii must not be empty). Collective
+// over the mesh's communicator. Throws std::invalid_argument for a radius that is not positive
+// and finite, or vectors asked without member IDs or radii.
 std::vector<double> groupFeatures(const HaloCatalogue& groups, const Particles& parts,
                                   const std::shared_ptr<const SlabDecomposition>& mesh,
-                                  double total_particles, const std::vector<double>& radii);
+                                  double total_particles, const std::vector<double>& radii,
+                                  const GroupVectorOptions& vectors = {});
 
 } // namespace caustic
