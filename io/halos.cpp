@@ -132,6 +132,7 @@ HaloTable readHaloCatalogue(const std::string& path, MPI_Comm comm) {
     t.linking_b = h5::readAttr(hdr, "LinkingLengthParameter", ctx);
   if (H5Aexists(hdr, "MinGroupSize") > 0)
     t.min_group = static_cast<std::uint64_t>(h5::readAttr(hdr, "MinGroupSize", ctx));
+  t.parameters = readParametersToml(file, ctx);
   if (H5Lexists(file, "IDs", H5P_DEFAULT) > 0) {
     std::uint64_t total = 0;
     for (auto c : t.count)

@@ -48,12 +48,14 @@ void writeHaloCatalogue(const std::string& path, MPI_Comm comm, const HaloCatalo
 
 // A catalogue read back (every rank reads all of it; catalogues hold about 1e-3 of the
 // particles): the header's box, a and particle mass, and per group its length, mass [1e10 Msun/h]
-// and position [Mpc/h], and when the file has them (written with member_ids) the members' IDs.
+// and position [Mpc/h], and when the file has them (written with member_ids) the members' IDs
+// and (in-situ catalogues) the run's parameters.
 // Throws std::runtime_error naming the file and what is missing or wrong.
 struct HaloTable {
   double box = 0.0, a = 0.0, particle_mass = 0.0;
   double linking_b = 0.0;      // LinkingLengthParameter (0 when absent)
   std::uint64_t min_group = 0; // MinGroupSize (0 when absent)
+  std::string parameters;      // the run's TOML (/Parameters toml; "" when absent)
   std::vector<std::uint32_t> count;
   std::vector<double> mass, pos; // pos: 3 per group
   // Members of group g: members[member_offset[g] ...], count[g] of them; empty without /IDs.

@@ -100,6 +100,14 @@ double particleMass(const Params& params) {
   return params.cosmology.Omega_m * kRhoCrit * L * L * L / (n * n * n);
 }
 
+std::string readParametersToml(std::int64_t file, const std::string& ctx) {
+  if (H5Lexists(file, "Parameters", H5P_DEFAULT) <= 0)
+    return "";
+  h5::Handle par(h5::check(H5Gopen2(file, "Parameters", H5P_DEFAULT), ctx + ": open /Parameters"),
+                 H5Gclose);
+  return H5Aexists(par, "toml") > 0 ? h5::readStringAttr(par, "toml", ctx) : "";
+}
+
 double latticeOffset(const Params& params) { return params.simulation.lattice_offset; }
 
 template <class R>
@@ -239,12 +247,7 @@ Particles readSnapshot(const std::string& path, const Comm& comm, SnapshotHeader
   header.hubble = H5Aexists(hdr, "HubbleParam") > 0 ? readAttr(hdr, "HubbleParam", ctx) : 0.0;
   header.omega_b = H5Aexists(hdr, "OmegaBaryon") > 0 ? readAttr(hdr, "OmegaBaryon", ctx) : 0.0;
   header.total_particles = static_cast<std::uint64_t>(readAttr(hdr, "NumPart_Total", ctx));
-  if (H5Lexists(file, "Parameters", H5P_DEFAULT) > 0) {
-    h5::Handle par(h5::check(H5Gopen2(file, "Parameters", H5P_DEFAULT), ctx + ": open /Parameters"),
-                   H5Gclose);
-    if (H5Aexists(par, "toml") > 0)
-      header.parameters = h5::readStringAttr(par, "toml", ctx);
-  }
+  header.parameters = readParametersToml(file, ctx);
   if (!(header.box > 0) || !(header.a > 0) || header.total_particles == 0)
     throw std::runtime_error(ctx + ": header has BoxSize = " + std::to_string(header.box) +
                              ", Time = " + std::to_string(header.a) + ", NumPart_Total[1] = " +

@@ -76,6 +76,9 @@ Particles readSnapshot(const std::string& path, const Comm& comm, SnapshotHeader
 // Every run parameter as an attribute "section.key" of `group`, plus the TOML text and its hash.
 void writeParameters(std::int64_t group, const Params& params, const std::string& ctx);
 
+// The /Parameters toml attribute of an open HDF5 file (writeParameters), "" when absent.
+std::string readParametersToml(std::int64_t file, const std::string& ctx);
+
 // Mean comoving mass per particle [1e10 Msun/h]: Omega_m rho_crit L^3 / N.
 double particleMass(const Params& params);
 // Offset of the particle lattice from the origin [Mpc/h] on every axis (q = (i, j, k) L / N_p +

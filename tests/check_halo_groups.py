@@ -29,6 +29,7 @@ a_start = {a_start}
 a_end = 1.0
 steps = {steps}
 seed = {seed}
+lattice_offset = 0.5
 
 [output]
 directory = "{out}"
@@ -389,6 +390,18 @@ write(pth, base.replace("{out}", dd).replace("mesh = 64", "mesh = 128") +
 r = caustic(["run", pth], 2)
 check(r is not None and r.returncode == 0 and "outside its validity domain" in r.stderr,
       "force = true applies it outside the domain with a warning")
+# A truth on another particle lattice (its mesh's default offset): refused, naming the setting.
+d_off = os.path.join(work, "truth_11_offset")
+write(d_off + ".toml", RUN.format(mesh=128, steps=20, a_start=0.05, seed=11, out=d_off, snapshots="false")
+      .replace("lattice_offset = 0.5", "lattice_offset = 0.25"))
+r = caustic(["run", d_off + ".toml"], 2)
+check(r is not None and r.returncode == 0, "truth run on the finer mesh's default lattice")
+write(os.path.join(work, "offset.toml"), TRAIN.format(out=os.path.join(work, "offset_model"))
+      .replace("truth_11/halos", "truth_11_offset/halos"))
+r = caustic(["train", os.path.join(work, "offset.toml")], 1)
+check(r is not None and r.returncode != 0 and "simulation.lattice_offset = 0.25" in r.stderr and
+      not os.path.exists(os.path.join(work, "offset_model", "model.json")),
+      "training: a truth on another particle lattice refused, naming simulation.lattice_offset")
 # Bad training settings.
 bad = TRAIN.format(out=os.path.join(work, "bad_model")).replace("min_particles = 12", "min_particles = 5")
 write(os.path.join(work, "bad.toml"), bad)

@@ -4,6 +4,7 @@
 #include "emulators/training/training_common.hpp"
 #include "emulators/training/training_config.hpp"
 #include "io/atomic_file.hpp"
+#include "io/format.hpp"
 #include "io/halos.hpp"
 #include "io/snapshot.hpp"
 #include "io/text_file.hpp"
@@ -120,6 +121,20 @@ GroupSet loadGroupSet(const GroupTrainingConfig::Pair& p, const GroupTrainingCon
                              std::to_string(truth.a) + " differ from the snapshot " + p.snapshot +
                              " (box " + std::to_string(hdr.box) + ", a " + std::to_string(hdr.a) +
                              ")");
+  // The same particles: a truth run on another Lagrangian lattice (its default offset is half of
+  // its own, finer, cell) would shift every counterpart by the difference.
+  if (cfg.position_correction && !truth.parameters.empty()) {
+    const double mine = vec.lattice_offset,
+                 theirs = parseParams(truth.parameters, {}, 1, ".", p.truth + ":/Parameters/toml")
+                              .simulation.lattice_offset;
+    if (std::fabs(mine - theirs) > 1e-9 * hdr.box)
+      throw std::runtime_error(
+          p.truth + ": simulation.lattice_offset = " + format("%g", theirs) + " Mpc/h, the cheap " +
+          "snapshot " + p.snapshot + " has " + format("%g", mine) +
+          " Mpc/h; the position correction would learn the difference. Run the truth with " +
+          "simulation.lattice_offset = " + format("%g", mine) +
+          " (the same particles), or set model.position_correction = false");
+  }
   std::vector<std::uint64_t> tcount(truth.count.begin(), truth.count.end());
   const auto match = matchGroups(cheap.member_offset, cheap.count, cheap.members,
                                  truth.member_offset, tcount, truth.members);
