@@ -136,8 +136,8 @@ def members(path):
     return [ids[o:o + n].astype(np.int64) for o, n in zip(off, ln)]
 
 
-def vectors(snapshot, catpath, R, mesh, box, a, grid, offset):
-    """The position-correction vectors in numpy: mean momentum, c - <q>, grad delta_R at c."""
+def vectors(catpath, box, a, grid, offset):
+    """The position-correction vectors in numpy: mean momentum, c - <q> (nearest image)."""
     with h5py.File(catpath, "r") as f:
         pos = f["Group/GroupPos"][:].astype(np.float64)
         mom = f["Group/GroupVel"][:].astype(np.float64) * a**1.5 / 100.0
@@ -149,21 +149,7 @@ def vectors(snapshot, catpath, R, mesh, box, a, grid, offset):
         d -= box * np.round(d / box)
         e = c - (q[0] + d.mean(0) + offset)
         disp.append(e - box * np.round(e / box))
-    with h5py.File(snapshot, "r") as f:
-        x = f["PartType1/Coordinates"][:].astype(np.float64) % box
-    n = mesh
-    fk = np.fft.rfftn(cic_paint(x, box, n) * n**3 / len(x))
-    m = np.fft.fftfreq(n, 1.0 / n)
-    mz = np.fft.rfftfreq(n, 1.0 / n)
-    kf = 2 * np.pi / box
-    k2 = kf**2 * (m[:, None, None] ** 2 + m[None, :, None] ** 2 + mz[None, None, :] ** 2)
-    ks = [m[:, None, None] + 0 * k2, m[None, :, None] + 0 * k2, mz[None, None, :] + 0 * k2]
-    grad = []
-    for kc in ks:
-        kk = np.where(np.abs(kc) == n // 2, 0.0, kf * kc)  # the Nyquist planes zero
-        g = np.fft.irfftn(1j * kk * fk * np.exp(-0.5 * k2 * R * R), s=(n, n, n))
-        grad.append(cic_readout(g, pos % box, box))
-    return pos, np.stack([mom, np.array(disp), np.stack(grad, 1)], 1)  # [group][vector][axis]
+    return pos, np.stack([mom, np.array(disp)], 1)  # [group][vector][axis]
 
 
 def mutual(cheap_path, truth_path):
@@ -228,17 +214,16 @@ U, D = [], []
 for seed in (11, 12):
     cp = os.path.join(work, f"cheap_{seed}", "halos_a1p0000.0.hdf5")
     tp = os.path.join(work, f"truth_{seed}", "halos_a1p0000.0.hdf5")
-    pos, u = vectors(os.path.join(work, f"cheap_{seed}", "snapshot_a1.0000.hdf5"), cp, rec["radii"][0],
-                     64, 64.0, 1.0, 32, 0.5)
+    pos, u = vectors(cp, 64.0, 1.0, 32, 0.5)
     match = mutual(cp, tp)
     with h5py.File(tp, "r") as h:
         tpos = h["Group/GroupPos"][:].astype(np.float64)
     ok = match >= 0
     d = tpos[match[ok]] - pos[ok]
-    U.append(u[ok].transpose(0, 2, 1).reshape(-1, 3))
+    U.append(u[ok].transpose(0, 2, 1).reshape(-1, 2))
     D.append((d - 64.0 * np.round(d / 64.0)).ravel())
 coef = np.linalg.lstsq(np.concatenate(U), np.concatenate(D), rcond=None)[0]
-check(rec.get("position_vectors") == ["momentum", "displacement", "density_gradient"] and
+check(rec.get("position_vectors") == ["momentum", "displacement"] and
       np.allclose(rec["position_coefficients"], coef, rtol=2e-3, atol=1e-5),
       f"record: position coefficients {rec.get('position_coefficients')} equal numpy's least squares {coef}")
 with open(os.path.join(model_dir, "loss.csv")) as fh:
@@ -282,8 +267,7 @@ agree = all((lab in kept) == s for lab, s, nr in zip(fof["GroupMinID"].tolist(),
 check(agree and abs(len(kept) - int(sel.sum())) <= int(near.sum()),
       f"selection equals the numpy network's ({len(kept)} kept, numpy {int(sel.sum())})")
 byid = {lab: i for i, lab in enumerate(fof["GroupMinID"].tolist())}
-fpos, u = vectors(os.path.join(d, "snapshot_a1.0000.hdf5"), os.path.join(d, "halos_a1p0000.0.hdf5"),
-                  rec["radii"][0], 64, 64.0, 1.0, 32, 0.5)
+fpos, u = vectors(os.path.join(d, "halos_a1p0000.0.hdf5"), 64.0, 1.0, 32, 0.5)
 moved = (fpos + u.transpose(0, 2, 1) @ np.array(rec["position_coefficients"])) % 64.0
 worst = 0.0
 far = 0.0

@@ -148,8 +148,8 @@ TEST(GroupSurrogate, RefusesBadRecords) {
   expectRefused([](auto& j) { j["min_particles"] = 0; }, "min_particles");
   expectRefused([](auto& j) { j.erase("box"); }, "box");
   auto withShift = [](nlohmann::json& j) {
-    j["position_vectors"] = {"momentum", "displacement", "density_gradient"};
-    j["position_coefficients"] = {0.1, -0.2, 0.3};
+    j["position_vectors"] = {"momentum", "displacement"};
+    j["position_coefficients"] = {0.1, -0.2};
   };
   EXPECT_NO_THROW(GroupSurrogateRecord::fromJson(
       [&] {
@@ -167,7 +167,7 @@ TEST(GroupSurrogate, RefusesBadRecords) {
   expectRefused(
       [&](auto& j) {
         withShift(j);
-        j["position_coefficients"].erase(2);
+        j["position_coefficients"].erase(1);
       },
       "position_coefficients");
   expectRefused(
@@ -181,19 +181,19 @@ TEST(GroupSurrogate, RefusesBadRecords) {
 TEST(GroupSurrogate, PositionShiftIsTheLinearCombinationOfTheVectors) {
   auto rec = smallRecord(5);
   // No correction: zeros.
-  const std::vector<double> u = {1, 2, 3, 0.5, -1, 2, -4, 0,  1,    // group 0: p, psi, grad
-                                 0, 0, 1, 2,   2,  2, 1,  -1, 0.5}; // group 1
+  const std::vector<double> u = {1, 2, 3, 0.5, -1, 2,  // group 0: p, psi
+                                 0, 0, 1, 2,   2,  2}; // group 1
   EXPECT_EQ(GroupSurrogate(rec).positionShift(u), std::vector<double>(6, 0.0));
-  rec.position_vectors = {"momentum", "displacement", "density_gradient"};
-  rec.position_coefficients = {0.01, -0.25, 0.5};
+  rec.position_vectors = {"momentum", "displacement"};
+  rec.position_coefficients = {0.01, -0.25};
   const auto again = GroupSurrogateRecord::fromJson(rec.toJson(), "test");
   EXPECT_EQ(again.position_coefficients, rec.position_coefficients);
   const auto shift = GroupSurrogate(again).positionShift(u);
   ASSERT_EQ(shift.size(), 6u);
   for (int g = 0; g < 2; ++g)
     for (int a = 0; a < 3; ++a) {
-      const double* v = &u[9 * g];
-      EXPECT_DOUBLE_EQ(shift[3 * g + a], 0.01 * v[a] - 0.25 * v[3 + a] + 0.5 * v[6 + a]);
+      const double* v = &u[6 * g];
+      EXPECT_DOUBLE_EQ(shift[3 * g + a], 0.01 * v[a] - 0.25 * v[3 + a]);
     }
-  EXPECT_THROW(GroupSurrogate(again).positionShift({1.0, 2.0}), std::invalid_argument);
+  EXPECT_THROW(GroupSurrogate(again).positionShift({1.0, 2.0, 3.0, 4.0}), std::invalid_argument);
 }

@@ -103,15 +103,13 @@ GroupSurrogateRecord GroupSurrogateRecord::fromJson(const nlohmann::json& j,
     for (const auto& n : r.position_vectors)
       names += (names.empty() ? "" : ", ") + n;
     require(r.position_vectors == groupVectorNames(), where, "position_vectors", "[" + names + "]",
-            "[momentum, displacement, density_gradient]");
+            "[momentum, displacement]");
     require(r.position_coefficients.size() == r.position_vectors.size(), where,
             "position_coefficients", std::to_string(r.position_coefficients.size()) + " values",
             std::to_string(r.position_vectors.size()) + " (one per vector)");
     for (double c : r.position_coefficients)
       require(std::isfinite(c), where, "position_coefficients", std::to_string(c),
               "finite numbers");
-    require(!r.radii.empty(), where, "radii", "[]",
-            "at least one radius with a position correction (the density gradient's)");
   }
   const std::size_t nf = r.features.size();
   require(nf == 3 + r.radii.size(), where, "features", std::to_string(nf) + " names",

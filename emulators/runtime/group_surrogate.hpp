@@ -5,7 +5,7 @@
 // groups sit within about 0.2 Mpc/h of their truth counterparts, so the surrogate keeps their
 // positions and velocities and corrects what the cheap run gets wrong: which groups are halos and
 // their masses (a 10-step run's halos are under-collapsed, most at high redshift), and, linearly
-// in the group's momentum, displacement and local density gradient, where their centres sit.
+// in the group's mean momentum and displacement, where their centres sit.
 //
 // Network: features normalised by the training set's mean and std -> Linear(F, W_1) -> SiLU ->
 // ... -> Linear(W_n, 2): output 0 is the logit of the presence probability p, output 1 plus the
@@ -41,8 +41,8 @@ struct GroupSurrogateRecord {
   double fof_b = 0.2;
   int fof_min_particles = 20;
   // Position correction: a group's centre moves by sum_j position_coefficients[j] u_j, u_j the
-  // vectors named in position_vectors (groupVectorNames: momentum, displacement,
-  // density_gradient; pm/analysis/group_features.hpp), the coefficients a least-squares fit of
+  // vectors named in position_vectors (groupVectorNames: momentum, displacement;
+  // pm/analysis/group_features.hpp), the coefficients a least-squares fit of
   // the truth counterparts' offsets. Empty: centres are kept.
   std::vector<std::string> position_vectors;
   std::vector<double> position_coefficients;

@@ -175,7 +175,9 @@ nlohmann::json fitPositionCorrection(const std::vector<GroupSet>& train,
           A[i][nv] += u[3 * i + a] * s.offset[3 * g + a];
         }
     }
-  const double scale = std::max({A[0][0], A[1][1], A[2][2]});
+  double scale = 0;
+  for (int i = 0; i < nv; ++i)
+    scale = std::max(scale, A[i][i]);
   for (int col = 0; col < nv; ++col) {
     int piv = col;
     for (int r = col + 1; r < nv; ++r)

@@ -23,7 +23,7 @@ std::vector<std::string> groupFeatureNames(const std::vector<double>& radii) {
 }
 
 std::vector<std::string> groupVectorNames() {
-  return {"momentum", "displacement", "density_gradient"};
+  return {"momentum", "displacement"};
 }
 
 namespace {
@@ -76,9 +76,6 @@ std::vector<double> groupFeatures(const HaloCatalogue& groups, const Particles& 
     f[g * nf + 2] = std::log(std::max(groups.sigma_v[g], 1e-9));
   }
   if (vectors.out) {
-    if (radii.empty())
-      throw std::invalid_argument("group vectors: no smoothing radius (the density gradient is "
-                                  "taken at the first one)");
     if (vectors.particle_grid < 1)
       throw std::invalid_argument(
           "group vectors: particle_grid = " + std::to_string(vectors.particle_grid) +
@@ -142,32 +139,6 @@ std::vector<double> groupFeatures(const HaloCatalogue& groups, const Particles& 
              "groupFeatures");
     for (std::size_t g = 0; g < ng; ++g)
       f[g * nf + 3 + j] = col[g];
-    if (j > 0 || !vectors.out)
-      continue;
-    // grad delta_R at the centres, for the position correction: i k_c times the smoothed modes.
-    for (int axis = 0; axis < 3; ++axis) {
-      const int nn = mesh->n();
-      mesh->forEachMode(
-          "caustic::groupFeatures::gradient", KOKKOS_LAMBDA(const MeshMode& m) {
-            const int mc = axis == 0 ? m.mx : (axis == 1 ? m.my : m.mz);
-            const double k2 = kf * kf * m.m2();
-            const float kc = m.nyquist(nn) ? 0.0f : static_cast<float>(kf * mc);
-            const auto s = src(m.index) * static_cast<float>(km::exp(-0.5 * k2 * r2));
-            dst(m.index) = Kokkos::complex<float>(-s.imag() * kc, s.real() * kc);
-          });
-      fft.backward(smooth);
-      painter.readout(smooth, c, mine.size(), v, 0, 1.0, false);
-      auto hg = Kokkos::create_mirror_view(v);
-      Kokkos::deep_copy(hg, v);
-      std::fill(col.begin(), col.end(), 0.0);
-      for (std::size_t i = 0; i < mine.size(); ++i)
-        col[mine[i]] = hg(i, 0);
-      mpiCheck(MPI_Allreduce(MPI_IN_PLACE, col.data(), static_cast<int>(ng), MPI_DOUBLE, MPI_SUM,
-                             mesh->comm().get()),
-               "groupFeatures");
-      for (std::size_t g = 0; g < ng; ++g)
-        (*vectors.out)[g * kGroupVectors * 3 + 6 + axis] = col[g];
-    }
   }
   return f;
 }
