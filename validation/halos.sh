@@ -154,6 +154,14 @@ TOML
     rm -rf $out/groups_a$a
     bash jobs/mpirun.sh "$np" $caustic train $out/groups_a$a.toml < /dev/null > $out/groups_a$a.log
   fi
+  # The same training without the centres' correction (the network is the same: the correction
+  # is a least-squares fit after it), for the comparison.
+  if [ ! -f $out/groups_nopos_a$a/model.json ]; then
+    rm -rf $out/groups_nopos_a$a
+    bash jobs/mpirun.sh "$np" $caustic train $out/groups_a$a.toml \
+      --set model.position_correction=false --set "output.directory=\"$out/groups_nopos_a$a\"" \
+      < /dev/null > $out/groups_nopos_a$a.log
+  fi
 done < $out/thresholds.txt
 
 # 4. Held-out cheap runs with the surrogates in-situ (no P(k): the cost of what users run).
@@ -202,6 +210,11 @@ for s in 601 602 603; do
       --set emulators.groups_z1.selection=\"$sel\" --set emulators.groups_z0.selection=\"$sel\" \
       --set "output.directory=\"$dir\"" > $dir.log
   done
+  run $out/heldout_groups.toml --set simulation.seed=$s --set simulation.mesh=256 \
+    --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
+    --set emulators.groups_z1.model=\"groups_nopos_a0.5000/model.json\" \
+    --set emulators.groups_z0.model=\"groups_nopos_a1.0000/model.json\" \
+    --set "output.directory=\"$out/heldout_groups_nopos_$s\"" > $out/heldout_groups_nopos_$s.log
 done
 
 # 5. Figures and the table (fields on the voxel surrogate's 64^3 mesh, and the catalogues also on

@@ -106,7 +106,8 @@ def main():
         names = {"halos_z1": "groups_z1", "halos_z0": "groups_z0"}
         groups = {"group surrogate": ("heldout_groups", names),
                   "group surrogate (top)": ("heldout_groups_top", names),
-                  "group surrogate (sampled)": ("heldout_groups_sample", names)}
+                  "group surrogate (sampled)": ("heldout_groups_sample", names),
+                  "group surrogate, no position correction": ("heldout_groups_nopos", names)}
     if "--calibrate-on" in args:
         i = args.index("--calibrate-on")
         calibrate = [int(s) for s in args[i + 1].split(",")]
@@ -160,19 +161,21 @@ def main():
                 gp, gm, _, _, _ = catalogue(f"{out}/{gdir}_{s}/{ghook[hook]}_a{tag}.0.hdf5")
                 cats[name] = (gp, gm)
                 mf.setdefault(name, []).append(gm)
-            expected_groups = None
-            if groups:  # every candidate group weighted by its expected halo mass
-                gdir, ghook = groups["group surrogate"]
+            expected_groups = {}
+            for name in ("group surrogate", "group surrogate, no position correction") if groups else ():
+                # every candidate group weighted by its expected halo mass
+                gdir, ghook = groups[name]
                 with h5py.File(f"{out}/{gdir}_{s}/{ghook[hook]}_candidates_a{a}.hdf5", "r") as f:
-                    expected_groups = (f["Candidates/Pos"][:], f["Candidates/ExpectedMass"][:] * 1e10)
+                    expected_groups[name + " (expected field)"] = (
+                        f["Candidates/Pos"][:], f["Candidates/ExpectedMass"][:] * 1e10)
             n = nt / box**3
             for mesh in meshes:
                 N = mesh
                 truth_m = ngp(tp, tm, box)
                 truth_n = ngp(tp, np.ones(nt), box)
                 preds = {name: fields(pp, mm, box) for name, (pp, mm) in cats.items()}
-                if expected_groups is not None:
-                    preds["group surrogate (expected field)"] = (ngp(*expected_groups, box), None)
+                for name, (gp, gw) in expected_groups.items():
+                    preds[name] = (ngp(gp, gw, box), None)
                 if mesh == meshes[0]:  # the voxel surrogate's own field lives on its mesh
                     preds = {"surrogate (expected field)": (expected, None), **preds}
                 for name, (fm, fn) in preds.items():

@@ -3,8 +3,13 @@
 // "halo_groups" record, emulators/runtime/group_surrogate.hpp): at its output scale factors it
 // runs FoF on the run's particles with the record's settings, computes the groups' features on
 // the PM mesh, applies the network and writes the selected groups as a halo catalogue NAME_a<a>
-// (Gadget-4 group layout, positions, velocities, radii and dispersions of the cheap groups,
-// masses from the network) with its mass function NAME_mass_function_a<a>.txt.
+// (Gadget-4 group layout: velocities, radii and dispersions of the cheap groups, masses from the
+// network, centres moved by the record's position correction when it has one) with its mass
+// function NAME_mass_function_a<a>.txt, and every group it saw in NAME_candidates_a<a>.hdf5:
+// /Candidates Pos, Vel, Len, Label, Presence p, LogMass mu, ExpectedMass E[M 1(M >= M_min)] =
+// p exp(mu + s^2/2) Phi((mu + s^2 - ln M_min) / s) with s the record's log_mass_scatter, and
+// Selected; painted with these weights, the candidates give the expected halo-mass field, which
+// minimises the mean squared error of the halo-mass field over any one catalogue.
 //
 // Selection: "threshold" (the default) keeps the groups with p >= the record's
 // presence_threshold and mu >= ln(min_particles m_p), with M = exp(mu); "sample" keeps each group
