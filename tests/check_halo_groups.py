@@ -152,27 +152,25 @@ def vectors(catpath, box, a, grid, offset):
     return pos, np.stack([mom, np.array(disp)], 1)  # [group][vector][axis]
 
 
-def mutual(cheap_path, truth_path):
-    """Mutual best match by members (index into truth, or -1), as matchGroups."""
-    a, b = members(cheap_path), members(truth_path)
+def best_partner(a, b):
+    """For each group of a (lists of member IDs), the group of b sharing most members (ties: the
+    smaller index), or -1."""
     owner = {int(i): g for g, ids in enumerate(b) for i in ids}
-    best_b = []
+    out = []
     for ids in a:
         cnt = {}
         for i in ids:
             g = owner.get(int(i))
             if g is not None:
                 cnt[g] = cnt.get(g, 0) + 1
-        best_b.append(min(cnt, key=lambda g: (-cnt[g], g)) if cnt else -1)
-    owner_a = {int(i): g for g, ids in enumerate(a) for i in ids}
-    best_a = []
-    for ids in b:
-        cnt = {}
-        for i in ids:
-            g = owner_a.get(int(i))
-            if g is not None:
-                cnt[g] = cnt.get(g, 0) + 1
-        best_a.append(min(cnt, key=lambda g: (-cnt[g], g)) if cnt else -1)
+        out.append(min(cnt, key=lambda g: (-cnt[g], g)) if cnt else -1)
+    return out
+
+
+def mutual(cheap_path, truth_path):
+    """Mutual best match by members (index into truth, or -1), as matchGroups."""
+    a, b = members(cheap_path), members(truth_path)
+    best_b, best_a = best_partner(a, b), best_partner(b, a)
     return np.array([g if g >= 0 and best_a[g] == i else -1 for i, g in enumerate(best_b)])
 
 
