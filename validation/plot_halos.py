@@ -124,7 +124,9 @@ def main():
     hooks = {"0.5000": "halos_z1", "1.0000": "halos_z0"}
     lines = ["# Halo surrogate, held-out seeds " + " ".join(map(str, seeds)) +
              " (128^3 particles, 128 Mpc/h; truth: 512^3 mesh, 40 steps; cheap: 256^3, 10 steps)"]
-    fig_r, ax_r = plt.subplots(2, 2, figsize=(11, 8), sharex=True)
+    fig_r, ax_r = plt.subplots(2, 2, figsize=(12, 11), sharex=True)
+    for ax in ax_r.flat:  # up to 22 curves per panel
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)
     fig_m, ax_m = plt.subplots(1, 2, figsize=(11, 4.5))
     fig_p, ax_p = plt.subplots(1, 2, figsize=(11, 4.5))
     for col, (a, hook) in enumerate(hooks.items()):
@@ -249,7 +251,6 @@ def main():
         ax_r[1][col].axhline(1.0, color="gray", ls=":")
         ax_r[1][col].set_yscale("log")
         ax_r[1][col].set_xlabel("k [h/Mpc]")
-        ax_r[0][col].legend(fontsize=8)
         ax_p[col].axhline(1.0, color="gray", ls=":")
         ax_p[col].fill_between([0, 0.5], 0.9, 1.1, color="gray", alpha=0.2)
         ax_p[col].set_xscale("log")
@@ -281,7 +282,10 @@ def main():
     text = "\n".join(lines) + "\n"
     open(f"{out}/halo_validation.txt", "w").write(text)
     print(text)
-    fig_r.tight_layout()
+    # One legend for all four panels, below them (the curves fill the panels).
+    handles, labels = ax_r[0][0].get_legend_handles_labels()
+    fig_r.legend(handles, labels, loc="lower center", ncol=3, fontsize=7)
+    fig_r.tight_layout(rect=(0, 0.17, 1, 1))
     fig_r.savefig(f"{out}/halo_rk.png", dpi=110)
     fig_m.tight_layout()
     fig_m.savefig(f"{out}/halo_mf.png", dpi=110)

@@ -65,7 +65,9 @@ void writeCandidates(const std::string& path, MPI_Comm comm, const HaloCatalogue
     const hsize_t g1[1] = {ng}, l1[1] = {mine}, s0[2] = {0, 0};
     const hsize_t g3[2] = {ng, 3}, l3[2] = {mine, 3};
     h5::writeBlock(grp, "Pos", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, pos.data(), 2, g3, s0, l3,
-                   "Mpc/h (the FoF group's comoving centre of mass)", ctx);
+                   "Mpc/h (the FoF group's comoving centre of mass, moved by the record's "
+                   "position correction when it has one)",
+                   ctx);
     h5::writeBlock(grp, "Vel", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, vel.data(), 2, g3, s0, l3,
                    "km/s (mean peculiar velocity / sqrt(a), Gadget convention)", ctx);
     h5::writeBlock(grp, "Len", H5T_NATIVE_UINT32, H5T_STD_U32LE, len.data(), 1, g1, s0, l1,
