@@ -108,6 +108,21 @@ std::string readParametersToml(std::int64_t file, const std::string& ctx) {
   return H5Aexists(par, "toml") > 0 ? h5::readStringAttr(par, "toml", ctx) : "";
 }
 
+SnapshotLattice snapshotLattice(const SnapshotHeader& header, const std::string& path) {
+  const auto total = header.total_particles;
+  SnapshotLattice l;
+  l.n = static_cast<int>(std::lround(std::cbrt(static_cast<double>(total))));
+  if (total == 0 || static_cast<std::uint64_t>(l.n) * l.n * l.n != total)
+    throw std::runtime_error(path + ": " + std::to_string(total) +
+                             " particles are not a cubic lattice (N^3)");
+  if (header.parameters.empty())
+    throw std::runtime_error(path + ": no /Parameters/toml (the lattice offset is unknown); "
+                                    "expected a snapshot written by caustic run");
+  l.offset = parseParams(header.parameters, {}, 1, ".", path + ":/Parameters/toml")
+                 .simulation.lattice_offset;
+  return l;
+}
+
 double latticeOffset(const Params& params) { return params.simulation.lattice_offset; }
 
 template <class R>

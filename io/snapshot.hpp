@@ -79,6 +79,15 @@ void writeParameters(std::int64_t group, const Params& params, const std::string
 // The /Parameters toml attribute of an open HDF5 file (writeParameters), "" when absent.
 std::string readParametersToml(std::int64_t file, const std::string& ctx);
 
+// The particle lattice of a snapshot written by caustic run: its side N (N^3 particles) and its
+// simulation.lattice_offset [Mpc/h] from the /Parameters toml text. Throws std::runtime_error
+// naming `path` when the particles are not N^3 or the header has no parameters.
+struct SnapshotLattice {
+  int n = 0;
+  double offset = 0.0;
+};
+SnapshotLattice snapshotLattice(const SnapshotHeader& header, const std::string& path);
+
 // Mean comoving mass per particle [1e10 Msun/h]: Omega_m rho_crit L^3 / N.
 double particleMass(const Params& params);
 // Offset of the particle lattice from the origin [Mpc/h] on every axis (q = (i, j, k) L / N_p +

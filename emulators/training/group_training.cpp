@@ -92,19 +92,11 @@ GroupSet loadGroupSet(const GroupTrainingConfig::Pair& p, const GroupTrainingCon
   const HaloCatalogue cheap = findHalos(parts, *mesh, hdr.box / np, opt);
   GroupSet s;
   GroupVectorOptions vec;
-  if (cfg.position_correction) {
-    if (hdr.parameters.empty())
-      throw std::runtime_error(p.snapshot + ": no /Parameters/toml (the lattice offset of the "
-                                            "displacements is unknown); expected a snapshot "
-                                            "written by caustic run");
-    if (np * np * np != static_cast<double>(hdr.total_particles))
-      throw std::runtime_error(p.snapshot + ": " + std::to_string(hdr.total_particles) +
-                               " particles are not a cubic lattice (N^3), which the "
-                               "displacement vector needs");
+  if (cfg.position_correction) { // the displacement vector needs the particle lattice
+    const SnapshotLattice lattice = snapshotLattice(hdr, p.snapshot);
     vec.out = &s.vectors;
-    vec.particle_grid = static_cast<int>(np);
-    vec.lattice_offset = parseParams(hdr.parameters, {}, 1, ".", p.snapshot + ":/Parameters/toml")
-                             .simulation.lattice_offset;
+    vec.particle_grid = lattice.n;
+    vec.lattice_offset = lattice.offset;
   }
   s.features =
       groupFeatures(cheap, parts, mesh, static_cast<double>(hdr.total_particles), cfg.radii, vec);

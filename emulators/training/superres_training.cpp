@@ -25,17 +25,11 @@ LagrangianSnapshot readLagrangianSnapshot(const std::string& path) {
   const Particles parts = readSnapshot(path, Comm(MPI_COMM_SELF), h);
   LagrangianSnapshot s;
   const auto total = h.total_particles;
-  s.n = static_cast<int>(std::lround(std::cbrt(static_cast<double>(total))));
-  if (total == 0 || static_cast<std::uint64_t>(s.n) * s.n * s.n != total)
-    throw std::runtime_error(path + ": " + std::to_string(total) +
-                             " particles are not a cubic lattice (N^3)");
-  if (h.parameters.empty())
-    throw std::runtime_error(path + ": no /Parameters/toml (the lattice offset is unknown); "
-                             "expected a snapshot written by caustic run");
-  const Params params = parseParams(h.parameters, {}, 1, ".", path + ":/Parameters/toml");
+  const SnapshotLattice lattice = snapshotLattice(h, path);
+  s.n = lattice.n;
   s.box = h.box;
   s.a = h.a;
-  s.offset = params.simulation.lattice_offset;
+  s.offset = lattice.offset;
   s.omega_m = h.omega_m;
   s.particle_mass = h.particle_mass;
   const int n = s.n;
