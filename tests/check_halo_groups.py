@@ -305,8 +305,15 @@ check(set(cand["Label"][cand["Selected"] == 1].tolist()) == kept and
       "candidates: Selected marks the catalogue's halos; header minimum mass and selection")
 for np_ in (2, 3):
     with h5py.File(os.path.join(work, f"hook_np{np_}", "groups_candidates_a1.0000.hdf5"), "r") as h:
-        other = h["Candidates/ExpectedMass"][:]
-    check(np.allclose(other, cand["ExpectedMass"], rtol=1e-5, atol=0),
+        other = {k: h["Candidates"][k][:] for k in ("Label", "Presence", "LogMass", "ExpectedMass")}
+    # The features are float sums in another order at other rank counts (mu differs by ~1e-6), and
+    # a group far below M_min (p ~ 1e-3, deep in Phi's tail) turns that into a relative change of
+    # ~1e-5 of a mass 1e-5 of the largest: masses to 1e-5 relative or 1e-6 of the largest.
+    w = cand["ExpectedMass"]
+    check(np.array_equal(other["Label"], cand["Label"]) and
+          np.allclose(other["Presence"], cand["Presence"], rtol=0, atol=1e-5) and
+          np.allclose(other["LogMass"], cand["LogMass"], rtol=0, atol=1e-5) and
+          np.allclose(other["ExpectedMass"], w, rtol=1e-5, atol=1e-6 * w.max()),
           f"candidates at {np_} ranks equal 1 rank's")
 # 4. The sampled selection: reproducible across rank counts, and not the threshold catalogue.
 sampled = {}
