@@ -235,6 +235,88 @@ TEST(FoF, CatalogueMatchesDirectComputation) {
   }
 }
 
+// Particles of an N^3 lattice (ID (i N + j) N + k at q = (i, j, k) L / N + offset) pulled towards
+// four centres (one across the box corner, one on the x face, one where slabs meet): those within
+// R of a centre move to 5% of their distance from it, so each clump is a group whose members'
+// lattice positions straddle the box faces. The mean lattice position FoF sums per group equals
+// the one computed from the gathered member IDs, at any rank count.
+TEST(FoF, MeanLatticePositionsEqualMemberIds) {
+  const int n = 24;
+  const double L = 48.0, H = L / n, offset = 0.3, R = 5.0;
+  const std::vector<std::array<double, 3>> centres = {
+      {0.5, 47.2, 0.1}, {47.9, 20.0, 30.0}, {24.0, 12.0, 36.0}, {16.1, 35.0, 9.0}};
+  Particles all(std::size_t(n) * n * n);
+  {
+    auto x = Kokkos::create_mirror_view(all.x);
+    auto id = Kokkos::create_mirror_view(all.id);
+    std::size_t i = 0;
+    for (int a = 0; a < n; ++a)
+      for (int b = 0; b < n; ++b)
+        for (int d = 0; d < n; ++d, ++i) {
+          const double q[3] = {a * H + offset, b * H + offset, d * H + offset};
+          double shift[3] = {0, 0, 0};
+          for (const auto& c : centres) {
+            double r2 = 0, dq[3];
+            for (int e = 0; e < 3; ++e) {
+              dq[e] = periodicDiff(q[e], c[e], L);
+              r2 += dq[e] * dq[e];
+            }
+            if (r2 < R * R)
+              for (int e = 0; e < 3; ++e)
+                shift[e] = -0.95 * dq[e];
+          }
+          for (int e = 0; e < 3; ++e)
+            x(i, e) = periodicWrap(q[e] + shift[e], L);
+          id(i) = (std::uint64_t(a) * n + b) * n + d;
+        }
+    Kokkos::deep_copy(all.x, x);
+    Kokkos::deep_copy(all.id, id);
+    Kokkos::deep_copy(all.p, 0.0);
+  }
+  auto d = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, n, L);
+  Particles mine = share(all, worldRank(), worldSize());
+  migrate(mine, *d);
+  FofOptions opt;
+  opt.b = 0.2;
+  opt.min_particles = 20;
+  opt.member_ids = true;
+  opt.lattice_grid = n;
+  opt.lattice_offset = offset;
+  const HaloCatalogue cat = findHalos(mine, *d, H, opt);
+  ASSERT_EQ(cat.size(), centres.size());
+  ASSERT_EQ(cat.lattice_pos.size(), 3 * cat.size());
+  double moved = 0;
+  for (std::size_t g = 0; g < cat.size(); ++g) {
+    const std::uint64_t first = cat.member_offset[g];
+    double ref[3], sum[3] = {0, 0, 0};
+    for (std::uint64_t k = 0; k < cat.count[g]; ++k) {
+      const std::uint64_t id = cat.members[first + k];
+      const double q[3] = {double(id / (n * n)) * H, double((id / n) % n) * H, double(id % n) * H};
+      for (int e = 0; e < 3; ++e) {
+        if (k == 0)
+          ref[e] = q[e];
+        sum[e] += periodicDiff(q[e], ref[e], L);
+      }
+    }
+    for (int e = 0; e < 3; ++e) {
+      const double expect = periodicWrap(ref[e] + sum[e] / cat.count[g] + offset, L);
+      EXPECT_NEAR(periodicDiff(cat.lattice_pos[3 * g + e], expect, L), 0.0, 1e-9)
+          << "group " << g << " axis " << e;
+      EXPECT_GE(cat.lattice_pos[3 * g + e], 0.0);
+      EXPECT_LT(cat.lattice_pos[3 * g + e], L);
+      // The clump's centre of mass and its members' mean lattice position agree to a cell (the
+      // comparison means something: both near the clump's centre, across the faces).
+      moved = std::max(moved, std::fabs(periodicDiff(cat.pos[3 * g + e], expect, L)));
+    }
+  }
+  EXPECT_LT(moved, H);
+  // Without a lattice, no lattice positions; a negative grid is refused.
+  opt.lattice_grid = 0;
+  EXPECT_TRUE(findHalos(mine, *d, H, opt).lattice_pos.empty());
+  opt.lattice_grid = -1;
+  EXPECT_THROW(findHalos(mine, *d, H, opt), std::invalid_argument);
+}
+
 // One group centred across the box corner and particles at known distances along fixed
 // directions: each moves to r (lambda + (1 - lambda) (r / R)^2) along its direction, and those
 // at r >= R or in a group above max_members stay.

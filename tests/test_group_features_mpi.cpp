@@ -93,7 +93,7 @@ TEST(GroupFeatures, ClumpOnLatticeMatchesTheGaussianSum) {
                std::invalid_argument);
 }
 
-TEST(GroupFeatures, VectorsFromTheMembersLattice) {
+TEST(GroupFeatures, VectorsFromTheMeanLatticePosition) {
   const int n = 24;
   const double L = 48.0, H = L / n;
   const int k = 40, c[3] = {0, 11, 23};
@@ -101,40 +101,29 @@ TEST(GroupFeatures, VectorsFromTheMembersLattice) {
   auto d = std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, n, L);
   Particles mine = share(all, worldRank(), worldSize());
   migrate(mine, *d);
-  // Three members across the x face of the lattice: (n-1, 0, 5), (0, 0, 5), (1, 1, 5); the
-  // centre on the far side of the box in z.
+  // The centre on the far side of the box in z from the mean lattice position (FoF's, tested in
+  // test_fof_mpi: FoF.MeanLatticePositionsEqualMemberIds).
   const double pos[3] = {2 * H, 10 * H, 46.9};
   HaloCatalogue cat = oneGroup(pos, 3, 0.3, 2.5);
   cat.vel = {0.5, -1.5, 2.0};
-  auto id = [&](int a, int b, int e) { return (std::uint64_t(a) * n + b) * n + e; };
-  cat.member_offset = {0};
-  cat.members = {id(n - 1, 0, 5), id(0, 0, 5), id(1, 1, 5)};
-  const double offset = 0.3;
+  cat.lattice_pos = {47.7, 9.0, 10.3};
   std::vector<double> v;
-  GroupVectorOptions opt;
-  opt.out = &v;
-  opt.particle_grid = n;
-  opt.lattice_offset = offset;
-  const auto f = groupFeatures(cat, mine, d, static_cast<double>(all.size()), {2.0 * H}, opt);
+  const auto f = groupFeatures(cat, mine, d, static_cast<double>(all.size()), {2.0 * H}, &v);
   ASSERT_EQ(f.size(), 4u);
   ASSERT_EQ(v.size(), 6u);
   ASSERT_EQ(groupVectorNames().size(), 2u);
   for (int a = 0; a < 3; ++a)
     EXPECT_DOUBLE_EQ(v[a], cat.vel[a]);
-  // Mean q: x unwrapped to (n-1, n, n+1) H -> 0; y (0, 0, H) -> H/3; z 5H; plus the offset. The
-  // displacement is the nearest image of c - <q>: in z 46.9 - 10.3 = 36.6 -> 36.6 - 48.
-  const double expect[3] = {2 * H - offset, 10 * H - H / 3 - offset, 46.9 - 5 * H - offset - L};
+  // The nearest image of c - <q>: in x 4 - 47.7 + 48; in z 46.9 - 10.3 = 36.6 -> 36.6 - 48.
+  const double expect[3] = {2 * H - 47.7 + L, 10 * H - 9.0, 46.9 - 10.3 - L};
   for (int a = 0; a < 3; ++a)
     EXPECT_NEAR(v[3 + a], expect[a], 1e-12) << "displacement axis " << a;
   // The features are those without vectors.
   const auto plain = groupFeatures(cat, mine, d, static_cast<double>(all.size()), {2.0 * H});
   EXPECT_EQ(plain, f);
-  // Refused: no member IDs, no particle grid.
+  // Refused: no mean lattice positions.
   HaloCatalogue bare = oneGroup(pos, 3, 0.3, 2.5);
-  EXPECT_THROW(groupFeatures(bare, mine, d, 1.0 * all.size(), {2.0 * H}, opt),
-               std::invalid_argument);
-  opt.particle_grid = 0;
-  EXPECT_THROW(groupFeatures(cat, mine, d, 1.0 * all.size(), {2.0 * H}, opt),
+  EXPECT_THROW(groupFeatures(bare, mine, d, 1.0 * all.size(), {2.0 * H}, &v),
                std::invalid_argument);
 }
 
@@ -155,27 +144,21 @@ TEST(GroupFeatures, DistributedEqualsOneRank) {
     }
     cat.radius.push_back(0.1 + 0.01 * g);
     cat.sigma_v.push_back(1.0 + g);
-    cat.member_offset.push_back(cat.members.size());
-    for (std::uint64_t m = 0; m < cat.count.back(); ++m)
-      cat.members.push_back((static_cast<std::uint64_t>(g) * 97 + m * 13) % 8000); // 20^3 lattice
+    for (int a = 0; a < 3; ++a)
+      cat.lattice_pos.push_back(u(rng));
   }
   const std::vector<double> radii = {1.0, 2.0, 4.0, 8.0};
   auto d = std::make_shared<SlabDecomposition>(MPI_COMM_WORLD, n, L);
   Particles mine = share(all, worldRank(), worldSize());
   migrate(mine, *d);
   std::vector<double> vdist, vone;
-  GroupVectorOptions opt;
-  opt.particle_grid = 20;
-  opt.lattice_offset = 1.0;
-  opt.out = &vdist;
-  const auto dist = groupFeatures(cat, mine, d, 6000.0, radii, opt);
+  const auto dist = groupFeatures(cat, mine, d, 6000.0, radii, &vdist);
   auto self = std::make_shared<SlabDecomposition>(MPI_COMM_SELF, n, L);
   Particles every = share(all, 0, 1);
   migrate(every, *self);
-  opt.out = &vone;
-  const auto one = groupFeatures(cat, every, self, 6000.0, radii, opt);
+  const auto one = groupFeatures(cat, every, self, 6000.0, radii, &vone);
   ASSERT_EQ(vdist.size(), 6 * cat.size());
-  EXPECT_EQ(vone, vdist); // from the member IDs every rank holds: no sums over ranks
+  EXPECT_EQ(vone, vdist); // from the catalogue every rank holds: no sums over ranks
   ASSERT_EQ(dist.size(), one.size());
   double worst = 0, spread = 0;
   for (std::size_t i = 0; i < one.size(); ++i) {

@@ -149,22 +149,20 @@ void GroupSurrogateHook::observe(Event e, const SimulationState& s) {
   opt.b = r.fof_b;
   opt.min_particles = r.fof_min_particles;
   const bool move = !r.position_coefficients.empty();
-  opt.member_ids = move; // the displacement vector needs the members' lattice positions
+  if (move) { // the displacement vector needs the members' mean lattice position
+    opt.lattice_grid = s.particle_grid;
+    opt.lattice_offset = s.lattice_offset;
+  }
   const double L = s.mesh->box();
   HaloCatalogue groups = findHalos(run, *s.mesh, L / s.particle_grid, opt);
   std::vector<double> vectors;
-  GroupVectorOptions vec;
-  vec.out = move ? &vectors : nullptr;
-  vec.particle_grid = s.particle_grid;
-  vec.lattice_offset = s.lattice_offset;
-  const auto features = groupFeatures(groups, run, s.mesh, s.total_particles, r.radii, vec);
+  const auto features =
+      groupFeatures(groups, run, s.mesh, s.total_particles, r.radii, move ? &vectors : nullptr);
   const GroupPrediction pred = _model.predict(features);
   if (move) { // the centres' correction, after the features (computed at the FoF centres)
     const auto shift = _model.positionShift(vectors);
     for (std::size_t k = 0; k < groups.pos.size(); ++k)
       groups.pos[k] = periodicWrap(groups.pos[k] + shift[k], L);
-    groups.members.clear();
-    groups.member_offset.clear();
   }
   const double mp = s.particle_mass * 1e10, lnmin = std::log(r.min_particles * mp);
   const bool sample = _hook.selection == "sample", top = _hook.selection == "top";

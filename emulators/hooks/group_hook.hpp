@@ -1,7 +1,8 @@
 #pragma once
 // The in-situ hook of a per-group halo surrogate ([emulators.NAME] whose model is a
 // "halo_groups" record, emulators/runtime/group_surrogate.hpp): at its output scale factors it
-// runs FoF on the run's particles with the record's settings, computes the groups' features on
+// runs FoF on the run's particles with the record's settings (and, for the position correction,
+// the members' mean lattice position as FoF's own partial sums), computes the groups' features on
 // the PM mesh, applies the network and writes the selected groups as a halo catalogue NAME_a<a>
 // (Gadget-4 group layout: velocities, radii and dispersions of the cheap groups, masses from the
 // network, centres moved by the record's position correction when it has one) with its mass

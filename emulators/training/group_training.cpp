@@ -88,18 +88,16 @@ GroupSet loadGroupSet(const GroupTrainingConfig::Pair& p, const GroupTrainingCon
   FofOptions opt;
   opt.b = cfg.b;
   opt.min_particles = cfg.fof_min_particles;
-  opt.member_ids = true;
-  const HaloCatalogue cheap = findHalos(parts, *mesh, hdr.box / np, opt);
-  GroupSet s;
-  GroupVectorOptions vec;
+  opt.member_ids = true;         // matched to the truth's groups by members
   if (cfg.position_correction) { // the displacement vector needs the particle lattice
     const SnapshotLattice lattice = snapshotLattice(hdr, p.snapshot);
-    vec.out = &s.vectors;
-    vec.particle_grid = lattice.n;
-    vec.lattice_offset = lattice.offset;
+    opt.lattice_grid = lattice.n;
+    opt.lattice_offset = lattice.offset;
   }
-  s.features =
-      groupFeatures(cheap, parts, mesh, static_cast<double>(hdr.total_particles), cfg.radii, vec);
+  const HaloCatalogue cheap = findHalos(parts, *mesh, hdr.box / np, opt);
+  GroupSet s;
+  s.features = groupFeatures(cheap, parts, mesh, static_cast<double>(hdr.total_particles),
+                             cfg.radii, cfg.position_correction ? &s.vectors : nullptr);
   s.box = hdr.box;
   s.a = hdr.a;
   s.particle_mass = hdr.particle_mass * 1e10;
@@ -116,7 +114,7 @@ GroupSet loadGroupSet(const GroupTrainingConfig::Pair& p, const GroupTrainingCon
   // The same particles: a truth run on another Lagrangian lattice (its default offset is half of
   // its own, finer, cell) would shift every counterpart by the difference.
   if (cfg.position_correction && !truth.parameters.empty()) {
-    const double mine = vec.lattice_offset,
+    const double mine = opt.lattice_offset,
                  theirs = parseParams(truth.parameters, {}, 1, ".", p.truth + ":/Parameters/toml")
                               .simulation.lattice_offset;
     if (std::fabs(mine - theirs) > 1e-9 * hdr.box)

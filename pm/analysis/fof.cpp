@@ -576,8 +576,16 @@ std::vector<std::uint64_t> fofLabels(const BasicParticles<R>& parts,
 }
 
 namespace {
-constexpr int kPartialWidth = 14; // label bits, n, ref[3], sdx[3], sdx2, sv[3], sv2, pad
-constexpr int kRowWidth = 10;     // label bits, n, pos[3], vel[3], sigma, radius
+// label bits, n, ref[3], sdx[3], sdx2, sv[3], sv2, qref[3], sdq[3], pad
+constexpr int kPartialWidth = 20;
+constexpr int kRowWidth = 13; // label bits, n, pos[3], vel[3], sigma, radius, lattice_pos[3]
+
+// The lattice position of particle `id` on an N^3 lattice of spacing dq (without the offset).
+void latticeOf(std::uint64_t id, std::uint64_t n, double dq, double q[3]) {
+  q[0] = static_cast<double>(id / (n * n)) * dq;
+  q[1] = static_cast<double>((id / n) % n) * dq;
+  q[2] = static_cast<double>(id % n) * dq;
+}
 
 double labelBits(std::uint64_t label) {
   double b;
@@ -593,16 +601,21 @@ std::uint64_t labelOf(const double* bits) {
 // Partial sums of the particles that may belong to a kept group, per local component (see
 // linkAndLabel), relative to its first member, in order of first appearance; dests: the
 // label's home rank (label mod ranks). A label has one local component unless its particles
-// here are joined only through another rank.
+// here are joined only through another rank. With lattice_grid > 0, also the members' lattice
+// positions relative to the first member's.
 template <class R>
 void partialSums(const BasicParticles<R>& parts, const std::vector<std::uint64_t>& labels,
-                 const std::vector<std::int32_t>& group, double L, int ranks,
+                 const std::vector<std::int32_t>& group, double L, int ranks, int lattice_grid,
                  std::vector<double>& out, std::vector<int>& dests) {
   auto hx = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
   auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.p);
+  auto hid = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.id);
+  const auto nq = static_cast<std::uint64_t>(std::max(lattice_grid, 1));
+  const double dq = L / static_cast<double>(nq);
   struct Partial {
     std::uint64_t label = 0;
     double n = 0, ref[3], sdx[3] = {0, 0, 0}, sdx2 = 0, sv[3] = {0, 0, 0}, sv2 = 0;
+    double qref[3] = {0, 0, 0}, sdq[3] = {0, 0, 0};
   };
   std::vector<Partial> part;
   for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -614,9 +627,17 @@ void partialSums(const BasicParticles<R>& parts, const std::vector<std::uint64_t
       part.back().label = labels[i];
       for (int c = 0; c < 3; ++c)
         part.back().ref[c] = hx(i, c);
+      if (lattice_grid > 0)
+        latticeOf(hid(i), nq, dq, part.back().qref);
     }
     Partial& p = part[k];
     p.n += 1;
+    if (lattice_grid > 0) {
+      double q[3];
+      latticeOf(hid(i), nq, dq, q);
+      for (int c = 0; c < 3; ++c)
+        p.sdq[c] += minImage(q[c] - p.qref[c], L);
+    }
     for (int c = 0; c < 3; ++c) {
       const double d = minImage(hx(i, c) - p.ref[c], L);
       p.sdx[c] += d;
@@ -629,13 +650,16 @@ void partialSums(const BasicParticles<R>& parts, const std::vector<std::uint64_t
   out.reserve(kPartialWidth * part.size());
   for (const Partial& p : part) {
     dests.push_back(static_cast<int>(p.label % ranks));
-    out.insert(out.end(), {labelBits(p.label), p.n, p.ref[0], p.ref[1], p.ref[2], p.sdx[0],
-                           p.sdx[1], p.sdx[2], p.sdx2, p.sv[0], p.sv[1], p.sv[2], p.sv2, 0.0});
+    out.insert(out.end(),
+               {labelBits(p.label), p.n,       p.ref[0], p.ref[1], p.ref[2], p.sdx[0], p.sdx[1],
+                p.sdx[2],           p.sdx2,    p.sv[0],  p.sv[1],  p.sv[2],  p.sv2,    p.qref[0],
+                p.qref[1],          p.qref[2], p.sdq[0], p.sdq[1], p.sdq[2], 0.0});
   }
 }
 
 struct GroupSums {
   double n = 0, ref[3], sx[3] = {0, 0, 0}, sx2 = 0, sv[3] = {0, 0, 0}, sv2 = 0;
+  double qref[3] = {0, 0, 0}, sq[3] = {0, 0, 0};
   bool init = false;
 };
 
@@ -648,8 +672,10 @@ std::map<std::uint64_t, GroupSums> mergePartials(const std::vector<double>& in, 
     const double* v = &in[kPartialWidth * r];
     GroupSums& g = home[labelOf(&v[0])];
     if (!g.init) {
-      for (int c = 0; c < 3; ++c)
+      for (int c = 0; c < 3; ++c) {
         g.ref[c] = v[2 + c];
+        g.qref[c] = v[13 + c];
+      }
       g.init = true;
     }
     double s[3], sdot = 0, s2 = 0;
@@ -662,6 +688,7 @@ std::map<std::uint64_t, GroupSums> mergePartials(const std::vector<double>& in, 
     for (int c = 0; c < 3; ++c) {
       g.sx[c] += v[5 + c] + v[1] * s[c];
       g.sv[c] += v[9 + c];
+      g.sq[c] += v[16 + c] + v[1] * minImage(v[13 + c] - g.qref[c], L);
     }
     g.sx2 += v[8] + 2 * sdot + v[1] * s2;
     g.sv2 += v[12];
@@ -669,9 +696,10 @@ std::map<std::uint64_t, GroupSums> mergePartials(const std::vector<double>& in, 
   return home;
 }
 
-// Catalogue rows of the groups with at least min_particles members.
+// Catalogue rows of the groups with at least min_particles members (lattice_pos: the mean of q
+// plus the lattice's offset, wrapped; meaningful only with a lattice).
 std::vector<double> groupRows(const std::map<std::uint64_t, GroupSums>& home, int min_particles,
-                              double L) {
+                              double L, double lattice_offset) {
   std::vector<double> rows;
   for (const auto& [label, g] : home) {
     if (g.n < min_particles)
@@ -687,13 +715,16 @@ std::vector<double> groupRows(const std::map<std::uint64_t, GroupSums>& home, in
     rows.insert(rows.end(),
                 {labelBits(label), g.n, periodicWrap(g.ref[0] + com[0], L),
                  periodicWrap(g.ref[1] + com[1], L), periodicWrap(g.ref[2] + com[2], L),
-                 g.sv[0] / g.n, g.sv[1] / g.n, g.sv[2] / g.n, std::sqrt(sig2), std::sqrt(r2)});
+                 g.sv[0] / g.n, g.sv[1] / g.n, g.sv[2] / g.n, std::sqrt(sig2), std::sqrt(r2),
+                 periodicWrap(g.qref[0] + g.sq[0] / g.n + lattice_offset, L),
+                 periodicWrap(g.qref[1] + g.sq[1] / g.n + lattice_offset, L),
+                 periodicWrap(g.qref[2] + g.sq[2] / g.n + lattice_offset, L)});
   }
   return rows;
 }
 
 // The catalogue from every rank's rows, sorted by label.
-HaloCatalogue catalogueOf(const std::vector<double>& all, double ell) {
+HaloCatalogue catalogueOf(const std::vector<double>& all, double ell, bool lattice) {
   const std::size_t ng = all.size() / kRowWidth;
   std::vector<std::size_t> sorted(ng);
   std::iota(sorted.begin(), sorted.end(), 0);
@@ -710,6 +741,8 @@ HaloCatalogue catalogueOf(const std::vector<double>& all, double ell) {
     cat.vel.insert(cat.vel.end(), {v[5], v[6], v[7]});
     cat.sigma_v.push_back(v[8]);
     cat.radius.push_back(v[9]);
+    if (lattice)
+      cat.lattice_pos.insert(cat.lattice_pos.end(), {v[10], v[11], v[12]});
   }
   return cat;
 }
@@ -747,6 +780,9 @@ template <class R>
 HaloCatalogue findHalos(const BasicParticles<R>& parts, const SlabDecomposition& decomp,
                         double mean_separation, const FofOptions& opt) {
   ScopedRegion region("caustic::findHalos");
+  if (opt.lattice_grid < 0)
+    throw std::invalid_argument("findHalos: lattice_grid = " + std::to_string(opt.lattice_grid) +
+                                "; expected 0 (no lattice) or the particle lattice's N");
   const auto& comm = decomp.comm();
   const double L = decomp.box();
   const double ell = opt.b * mean_separation;
@@ -757,13 +793,13 @@ HaloCatalogue findHalos(const BasicParticles<R>& parts, const SlabDecomposition&
   // in the source's order).
   std::vector<double> out;
   std::vector<int> dests;
-  partialSums(parts, labels, group, L, comm.size(), out, dests);
+  partialSums(parts, labels, group, L, comm.size(), opt.lattice_grid, out, dests);
   Distributor toHome(comm.get(), HostInts(dests.data(), dests.size()), dests.size());
   std::vector<double> in(kPartialWidth * toHome.imported());
   toHome.forward({Distributor::column(out, kPartialWidth)},
                  {Distributor::column(in, kPartialWidth)});
-  const auto rows = groupRows(mergePartials(in, L), opt.min_particles, L);
-  HaloCatalogue cat = catalogueOf(allGathered(rows, comm, "findHalos"), ell);
+  const auto rows = groupRows(mergePartials(in, L), opt.min_particles, L, opt.lattice_offset);
+  HaloCatalogue cat = catalogueOf(allGathered(rows, comm, "findHalos"), ell, opt.lattice_grid > 0);
   if (opt.member_ids)
     addMembers(cat, parts, labels, comm);
   return cat;

@@ -13,7 +13,10 @@
 // The result does not depend on the number of ranks.
 //
 // Group properties are reduced on a home rank per group (label modulo ranks), periodic-aware:
-// positions are unwrapped around a member before averaging.
+// positions are unwrapped around a member before averaging. With a particle lattice
+// (FofOptions::lattice_grid), each group also gets its members' mean Lagrangian position, summed
+// the same way: what the per-group halo surrogate's position correction needs, without gathering
+// member IDs.
 #include "pm/mesh/mesh.hpp"
 #include "pm/particles/particles.hpp"
 
@@ -26,6 +29,10 @@ struct FofOptions {
   double b = 0.2;          // linking length in units of the mean particle separation
   int min_particles = 20;  // smallest group kept in the catalogue
   bool member_ids = false; // collect the IDs of each group's members
+  // With lattice_grid = N > 0: particle ID (i N + j) N + k started at q = (i, j, k) L / N +
+  // lattice_offset, and the catalogue carries each group's mean q (lattice_pos).
+  int lattice_grid = 0;
+  double lattice_offset = 0.0; // [Mpc/h]
 };
 
 struct HaloCatalogue {
@@ -36,6 +43,8 @@ struct HaloCatalogue {
   std::vector<double> vel;     // mean momentum p [H0 Mpc/h], 3 per group
   std::vector<double> sigma_v; // 1D velocity dispersion, momentum units [H0 Mpc/h]
   std::vector<double> radius;  // rms distance of members from the centre [Mpc/h]
+  std::vector<double> lattice_pos; // if lattice_grid: members' mean lattice position q, unwrapped
+                                   // around a member, [Mpc/h], 3 per group, in [0, L)
   std::vector<std::uint64_t> member_offset, members; // if member_ids: members of group g are
                                                      // members[member_offset[g] ...], ascending
   double linking_length = 0.0;                       // [Mpc/h]

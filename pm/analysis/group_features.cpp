@@ -32,37 +32,12 @@ double nearestImage(double d, double L) {
   return d - L * std::round(d / L);
 }
 
-// c_g - <q> per group (3 per group), from the member IDs every rank holds.
-void groupDisplacements(const HaloCatalogue& groups, std::uint64_t n, double L, double offset,
-                        std::vector<double>& v) {
-  const double dq = L / static_cast<double>(n);
-  for (std::size_t g = 0; g < groups.size(); ++g) {
-    const std::uint64_t first = groups.member_offset[g], count = groups.count[g];
-    double ref[3] = {0, 0, 0}, sum[3] = {0, 0, 0};
-    for (std::uint64_t k = 0; k < count; ++k) {
-      const std::uint64_t id = groups.members[first + k];
-      const double q[3] = {static_cast<double>(id / (n * n)) * dq,
-                           static_cast<double>((id / n) % n) * dq,
-                           static_cast<double>(id % n) * dq};
-      for (int c = 0; c < 3; ++c) {
-        if (k == 0)
-          ref[c] = q[c];
-        sum[c] += nearestImage(q[c] - ref[c], L);
-      }
-    }
-    for (int c = 0; c < 3; ++c) {
-      const double mean_q = ref[c] + sum[c] / static_cast<double>(count) + offset;
-      v[g * kGroupVectors * 3 + 3 + c] = nearestImage(groups.pos[3 * g + c] - mean_q, L);
-    }
-  }
-}
-
 } // namespace
 
 std::vector<double> groupFeatures(const HaloCatalogue& groups, const Particles& parts,
                                   const std::shared_ptr<const SlabDecomposition>& mesh,
                                   double total_particles, const std::vector<double>& radii,
-                                  const GroupVectorOptions& vectors) {
+                                  std::vector<double>* vectors) {
   ScopedRegion region("caustic::groupFeatures");
   for (double r : radii)
     if (!(r > 0) || !std::isfinite(r))
@@ -75,21 +50,19 @@ std::vector<double> groupFeatures(const HaloCatalogue& groups, const Particles& 
     f[g * nf + 1] = std::log(std::max(groups.radius[g], 1e-6));
     f[g * nf + 2] = std::log(std::max(groups.sigma_v[g], 1e-9));
   }
-  if (vectors.out) {
-    if (vectors.particle_grid < 1)
-      throw std::invalid_argument(
-          "group vectors: particle_grid = " + std::to_string(vectors.particle_grid) +
-          "; expected the particle lattice's N >= 1");
-    if (groups.member_offset.size() != ng)
-      throw std::invalid_argument("group vectors: the groups carry no member IDs (FoF with "
-                                  "member_ids = true)");
-    auto& v = *vectors.out;
+  if (vectors) {
+    if (groups.lattice_pos.size() != 3 * ng)
+      throw std::invalid_argument("group vectors: the groups carry no mean lattice positions "
+                                  "(FoF with FofOptions::lattice_grid, the particle lattice's N)");
+    auto& v = *vectors;
     v.assign(ng * kGroupVectors * 3, 0.0);
+    const double L = mesh->box();
     for (std::size_t g = 0; g < ng; ++g)
-      for (int c = 0; c < 3; ++c)
+      for (int c = 0; c < 3; ++c) {
         v[g * kGroupVectors * 3 + c] = groups.vel[3 * g + c];
-    groupDisplacements(groups, static_cast<std::uint64_t>(vectors.particle_grid), mesh->box(),
-                       vectors.lattice_offset, v);
+        v[g * kGroupVectors * 3 + 3 + c] =
+            nearestImage(groups.pos[3 * g + c] - groups.lattice_pos[3 * g + c], L);
+      }
   }
   if (radii.empty())
     return f;

@@ -27,29 +27,22 @@ std::vector<std::string> groupFeatureNames(const std::vector<double>& radii);
 
 // The vectors of the surrogate's position correction, per group (names in this order):
 //   momentum      the members' mean momentum p [H0 Mpc/h] (HaloCatalogue::vel)
-//   displacement  c_g - <q>, <q> the members' mean Lagrangian lattice position (ID
-//                 (i N + j) N + k at q = (i, j, k) L / N + lattice_offset, N particle_grid),
-//                 unwrapped around the first member, nearest periodic image [Mpc/h]
+//   displacement  c_g - <q>, nearest periodic image [Mpc/h]; <q> the members' mean Lagrangian
+//                 lattice position (HaloCatalogue::lattice_pos: FoF with FofOptions::lattice_grid)
 // (The smoothed density's gradient at c_g was tried as a third vector on the halo validation
 // data and reduced the held-out offsets by nothing measurable; it cost three FFTs.)
 std::vector<std::string> groupVectorNames();
 constexpr int kGroupVectors = 2;
 
-struct GroupVectorOptions {
-  std::vector<double>* out = nullptr; // [group][vector][axis], kGroupVectors * 3 per group
-  int particle_grid = 0;              // N: IDs (i N + j) N + k on an N^3 lattice
-  double lattice_offset = 0.0;        // [Mpc/h]
-};
-
 // Features of every group of `groups` (the same catalogue on every rank), row-major
 // [group][feature], the same on every rank. `parts` must be on their owning slabs of `mesh`;
-// `total_particles` is the global particle count (the mean density). With vectors.out, also the
-// position-correction vectors (groups must carry member IDs). Collective over the mesh's
-// communicator. Throws std::invalid_argument for a radius that is not positive and finite, or
-// vectors asked without member IDs or particle grid.
+// `total_particles` is the global particle count (the mean density). With `vectors`, also the
+// position-correction vectors, [group][vector][axis], kGroupVectors * 3 per group (groups must
+// carry lattice_pos). Collective over the mesh's communicator. Throws std::invalid_argument for
+// a radius that is not positive and finite, or vectors asked of groups without lattice_pos.
 std::vector<double> groupFeatures(const HaloCatalogue& groups, const Particles& parts,
                                   const std::shared_ptr<const SlabDecomposition>& mesh,
                                   double total_particles, const std::vector<double>& radii,
-                                  const GroupVectorOptions& vectors = {});
+                                  std::vector<double>* vectors = nullptr);
 
 } // namespace caustic
