@@ -224,6 +224,45 @@ coef = np.linalg.lstsq(np.concatenate(U), np.concatenate(D), rcond=None)[0]
 check(rec.get("position_vectors") == ["momentum", "displacement"] and
       np.allclose(rec["position_coefficients"], coef, rtol=2e-3, atol=1e-5),
       f"record: position coefficients {rec.get('position_coefficients')} equal numpy's least squares {coef}")
+# model.mass_target = "assigned": presence and ln M are each cheap group's summed mass of the
+# truth halos of at least min_particles (12) that pick it as their best partner (numpy:
+# best_partner of the truth's groups);
+# the record's train_present and log_mass_offset (the mean target ln M) equal numpy's, and the
+# position correction is still fitted on the mutual matches.
+n_present, ln_sum, merged = 0, 0.0, 0
+for seed in (11, 12):
+    cp = os.path.join(work, f"cheap_{seed}", "halos_a1p0000.0.hdf5")
+    tp = os.path.join(work, f"truth_{seed}", "halos_a1p0000.0.hdf5")
+    picks = best_partner(members(tp), members(cp))
+    with h5py.File(tp, "r") as h:
+        tmass = h["Group/GroupMass"][:].astype(np.float64)
+        big = h["Group/GroupLen"][:] >= 12
+    with h5py.File(cp, "r") as h:
+        total = np.zeros(len(h["Group/GroupLen"]))
+    for t, g in enumerate(picks):
+        if g >= 0 and big[t]:
+            total[g] += tmass[t]
+    merged += int(np.sum(np.bincount([g for t, g in enumerate(picks) if g >= 0 and big[t]]) > 1))
+    n_present += int(np.sum(total > 0))
+    ln_sum += float(np.sum(np.log(total[total > 0] * 1e10)))
+assigned_dir = os.path.join(work, "model_assigned")
+r = caustic(["train", os.path.join(work, "train.toml"), "--set", 'model.mass_target="assigned"',
+             "--set", "training.steps=20", "--set", f'output.directory="{assigned_dir}"'], 2)
+check(r is not None and r.returncode == 0, "caustic train with model.mass_target = \"assigned\"")
+ra = json.load(open(os.path.join(assigned_dir, "model.json")))
+check(ra["training"]["mass_target"] == "assigned" and rec["training"]["mass_target"] == "matched",
+      "records: the mass target")
+check(merged > 0 and ra["training"]["train_present"] == n_present and
+      abs(ra["log_mass_offset"] - ln_sum / n_present) < 1e-4,
+      f"assigned targets: {ra['training']['train_present']} present (numpy {n_present}, {merged} groups "
+      f"picked by several truth halos), mean ln M {ra['log_mass_offset']:.6f} (numpy {ln_sum / n_present:.6f})")
+check(np.allclose(ra["position_coefficients"], rec["position_coefficients"], rtol=1e-12, atol=0),
+      "assigned targets: the position correction is the mutual matches' fit")
+r = caustic(["train", os.path.join(work, "train.toml"), "--set", 'model.mass_target="sum"',
+             "--set", f'output.directory="{os.path.join(work, "bad_target")}"'], 1)
+check(r is not None and r.returncode == 2 and 'model.mass_target = "sum"' in r.stderr and
+      not os.path.exists(os.path.join(work, "bad_target", "model.json")),
+      "training: an unknown mass target refused, naming it")
 with open(os.path.join(model_dir, "loss.csv")) as fh:
     rows = [line.strip().split(",") for line in fh if not line.startswith("#")][1:]
 val = [float(r[2]) for r in rows if r[2] != ""]

@@ -74,8 +74,12 @@ TEST(GroupMatch, MutualBestByMembers) {
   b.add(range(20, 30));                    // b3
   b.add({40, 41, 60});                     // b4
   b.add({50, 51, 61});                     // b5: its best is a5, but a5 chose b4
-  const auto m = matchGroups(a.offset, a.count, a.members, b.offset, b.count, b.members);
+  std::vector<long> picked;
+  const auto m = matchGroups(a.offset, a.count, a.members, b.offset, b.count, b.members, &picked);
   ASSERT_EQ(m.size(), 6u);
+  // Each group of b's best partner in a (what model.mass_target = "assigned" sums over): b0 -> a0
+  // (8 of 10), b1 -> a1, b2 -> none, b3 -> a3 (6 against a4's 4), b4 -> a5, b5 -> a5.
+  EXPECT_EQ(picked, (std::vector<long>{0, 1, -1, 3, 5, 5}));
   EXPECT_EQ(m[0], 0);
   EXPECT_EQ(m[1], 1);
   EXPECT_EQ(m[2], -1);

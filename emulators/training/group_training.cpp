@@ -71,7 +71,8 @@ struct GroupSet {
   std::vector<double> features; // [group][feature]
   std::vector<double> vectors;  // [group][vector][axis] (groupFeatures' GroupVectorOptions)
   std::vector<double> offset;   // truth centre - cheap centre (nearest image), 3 per group
-  std::vector<float> present, log_mass;
+  std::vector<float> present, log_mass; // the targets (GroupTrainingConfig::mass_target)
+  std::vector<char> matched;            // a mutual match (the position correction's groups)
   std::size_t truth_above = 0; // truth groups of at least min_particles
   double box = 0, a = 0, particle_mass = 0, omega_m = 0;
   std::size_t size() const { return present.size(); }
@@ -126,15 +127,24 @@ GroupSet loadGroupSet(const GroupTrainingConfig::Pair& p, const GroupTrainingCon
           " (the same particles), or set model.position_correction = false");
   }
   std::vector<std::uint64_t> tcount(truth.count.begin(), truth.count.end());
+  std::vector<long> picked; // each truth group's best cheap group
   const auto match = matchGroups(cheap.member_offset, cheap.count, cheap.members,
-                                 truth.member_offset, tcount, truth.members);
+                                 truth.member_offset, tcount, truth.members, &picked);
+  // Per cheap group, the summed mass of the truth halos of at least min_particles that pick it.
+  std::vector<double> assigned(cheap.size(), 0.0);
+  for (std::size_t t = 0; t < picked.size(); ++t)
+    if (picked[t] >= 0 && truth.count[t] >= static_cast<std::uint32_t>(cfg.min_particles))
+      assigned[picked[t]] += truth.mass[t];
+  const bool sum = cfg.mass_target == "assigned";
   s.present.resize(cheap.size());
   s.log_mass.resize(cheap.size());
+  s.matched.resize(cheap.size());
   s.offset.assign(3 * cheap.size(), 0.0);
   for (std::size_t g = 0; g < cheap.size(); ++g) {
-    s.present[g] = match[g] >= 0 ? 1.0f : 0.0f;
-    s.log_mass[g] =
-        match[g] >= 0 ? static_cast<float>(std::log(truth.mass[match[g]] * 1e10)) : 0.0f;
+    s.matched[g] = match[g] >= 0;
+    const double m = sum ? assigned[g] : (match[g] >= 0 ? truth.mass[match[g]] : 0.0);
+    s.present[g] = m > 0 ? 1.0f : 0.0f;
+    s.log_mass[g] = m > 0 ? static_cast<float>(std::log(m * 1e10)) : 0.0f;
     for (int c = 0; match[g] >= 0 && c < 3; ++c) {
       const double d = truth.pos[3 * match[g] + c] - cheap.pos[3 * g + c];
       s.offset[3 * g + c] = d - hdr.box * std::round(d / hdr.box);
@@ -145,7 +155,8 @@ GroupSet loadGroupSet(const GroupTrainingConfig::Pair& p, const GroupTrainingCon
   return s;
 }
 
-// The centres' correction: the coefficients c minimising the sum over the matched training groups
+// The centres' correction: the coefficients c minimising the sum over the mutually matched training
+// groups
 // of |offset - sum_j c_j u_j|^2 (normal equations, Gauss-Jordan with partial pivoting; the same
 // on every rank, as the groups are). Returns the rms per axis of the validation groups' offsets
 // before and after it.
@@ -155,7 +166,7 @@ nlohmann::json fitPositionCorrection(const std::vector<GroupSet>& train,
   double A[nv][nv + 1] = {};
   for (const auto& s : train)
     for (std::size_t g = 0; g < s.size(); ++g) {
-      if (!(s.present[g] > 0))
+      if (!s.matched[g])
         continue;
       const double* u = &s.vectors[g * per];
       for (int i = 0; i < nv; ++i)
@@ -192,7 +203,7 @@ nlohmann::json fitPositionCorrection(const std::vector<GroupSet>& train,
   double before = 0, after = 0, n = 0;
   for (const auto& s : val)
     for (std::size_t g = 0; g < s.size(); ++g) {
-      if (!(s.present[g] > 0))
+      if (!s.matched[g])
         continue;
       for (int a = 0; a < 3; ++a) {
         double shift = 0;
@@ -273,6 +284,12 @@ GroupTrainingConfig loadGroupTrainingConfig(const std::string& path,
     requireRange(c.min_particles >= c.fof_min_particles, s.key("min_particles"), c.min_particles,
                  ">= fof_min_particles = " + std::to_string(c.fof_min_particles));
     c.position_correction = s.boolean("position_correction", true);
+    c.mass_target = s.string("mass_target").value_or("matched");
+    if (c.mass_target != "matched" && c.mass_target != "assigned")
+      throw ParamError(s.key("mass_target") + " = \"" + c.mass_target +
+                       "\": expected \"matched\" (one truth halo per group, for catalogues) or "
+                       "\"assigned\" (the summed mass of the truth halos that pick the group, for "
+                       "the expected halo-mass field)");
     s.finish();
   }
   {
@@ -296,12 +313,11 @@ GroupTrainingConfig loadGroupTrainingConfig(const std::string& path,
   return c;
 }
 
-std::vector<long> matchGroups(const std::vector<std::uint64_t>& a_offset,
-                              const std::vector<std::uint64_t>& a_count,
-                              const std::vector<std::uint64_t>& a_members,
-                              const std::vector<std::uint64_t>& b_offset,
-                              const std::vector<std::uint64_t>& b_count,
-                              const std::vector<std::uint64_t>& b_members) {
+std::vector<long>
+matchGroups(const std::vector<std::uint64_t>& a_offset, const std::vector<std::uint64_t>& a_count,
+            const std::vector<std::uint64_t>& a_members, const std::vector<std::uint64_t>& b_offset,
+            const std::vector<std::uint64_t>& b_count, const std::vector<std::uint64_t>& b_members,
+            std::vector<long>* b_best) {
   const std::size_t na = a_count.size(), nb = b_count.size();
   std::unordered_map<std::uint64_t, long> owner; // particle ID -> group of B
   owner.reserve(b_members.size());
@@ -334,6 +350,8 @@ std::vector<long> matchGroups(const std::vector<std::uint64_t>& a_offset,
   for (std::size_t g = 0; g < na; ++g)
     if (best_b[g] >= 0 && best_a[best_b[g]] == static_cast<long>(g))
       match[g] = best_b[g];
+  if (b_best)
+    *b_best = best_a;
   return match;
 }
 
@@ -504,6 +522,7 @@ TrainingResult trainGroupSurrogate(const GroupTrainingConfig& cfg, MPI_Comm comm
         {"validation", nlohmann::json::array()},
         {"train_groups", count},
         {"train_present", present},
+        {"mass_target", cfg.mass_target},
         {"validation_loss", result.curve.back().validation},
         {"validation_presence_accuracy",
          ((p >= 0.5).to(torch::kFloat32) == pv).to(torch::kFloat64).mean().item<double>()},

@@ -17,10 +17,17 @@
 //
 // Per pair: the snapshot is read and FoF run on it (b, fof_min_particles, member IDs), the
 // features of its groups computed on a feature_mesh^3 mesh (groupFeatures), and each group
-// matched to the truth by its members (matchGroups): the target is present (a mutual match) and
-// the matched group's ln M. Loss (full batch, data parallel over ranks): mean binary
-// cross-entropy of the presence + mean squared ln M error over present groups. Writes
-// DIR/model.json (the record with its weights), loss.csv, loss.svg, checkpoint.pt.
+// matched to the truth by its members (matchGroups). Targets, by model.mass_target:
+//   "matched" (default)  present: a mutual match; ln M of the matched truth group (one halo per
+//                        group: what a catalogue needs);
+//   "assigned"           present: some truth halo of at least min_particles has this group as
+//                        its best partner (most shared members); ln M of the summed mass of all
+//                        such truth halos (where the cheap run merged two halos, both: what the
+//                        expected halo-mass field needs).
+// The position correction is fitted on the mutual matches either way. Loss (full batch, data
+// parallel over ranks): mean binary cross-entropy of the presence + mean squared ln M error over
+// present groups. Writes DIR/model.json (the record with its weights), loss.csv, loss.svg,
+// checkpoint.pt.
 #include "emulators/training/training.hpp"
 
 #include <mpi.h>
@@ -44,6 +51,7 @@ struct GroupTrainingConfig {
   int fof_min_particles = 10;
   int min_particles = 0;
   bool position_correction = true; // fit the centres' linear correction (GroupSurrogateRecord)
+  std::string mass_target = "matched"; // "matched" or "assigned" (above)
   TrainingConfig common; // steps, learning rate schedule, seed, validation/checkpoint cadence,
                          // directory, resume, stop_after
 };
@@ -54,11 +62,14 @@ GroupTrainingConfig loadGroupTrainingConfig(const std::string& path,
 
 // For each group of A (members A_members[A_offset[g] .. + A_count[g]]), the index of the group of
 // B it matches, or -1: B's group b sharing the most members with a (ties: the smaller index) such
-// that a is also the group of A sharing the most members with b (mutual best match).
+// that a is also the group of A sharing the most members with b (mutual best match). With
+// b_best, also each group of B's best partner in A (the most shared members, ties: the smaller
+// index; -1 when it shares none).
 std::vector<long>
 matchGroups(const std::vector<std::uint64_t>& a_offset, const std::vector<std::uint64_t>& a_count,
             const std::vector<std::uint64_t>& a_members, const std::vector<std::uint64_t>& b_offset,
-            const std::vector<std::uint64_t>& b_count, const std::vector<std::uint64_t>& b_members);
+            const std::vector<std::uint64_t>& b_count, const std::vector<std::uint64_t>& b_members,
+            std::vector<long>* b_best = nullptr);
 
 // Collective over `comm`; files written by rank 0. Throws std::invalid_argument (configuration)
 // or std::runtime_error (data).
