@@ -8,7 +8,9 @@
 #      40 steps from a = 0.02, FoF b = 0.2 at a = 0.5 and 1) and the cheap production run of the
 #      same white noise (256^3 mesh, 10 steps from a = 0.1, FoF, the density on the surrogate's
 #      64^3 mesh: 2 Mpc/h voxels);
-#      training seeds 501-506, validation seed 507, held-out seeds 601-603;
+#      training seeds 501-506, validation seed 507, held-out seeds 601-610 (ten boxes: at
+#      k ~ 0.4 h/Mpc the shot-noise-subtracted halo power is below 1/n, and one box's halo P(k)
+#      scatters by 10-25% per bin even for FoF on the cheap run);
 #   2. the truth's halos above the mass where n = 1e-3 (h/Mpc)^3 (the median over the training
 #      seeds of the 2097th largest group: 38 particles at z = 1, 58 at z = 0; written to
 #      thresholds.txt) as halo-number and halo-mass fields on the 64^3 mesh (halo_fields.py),
@@ -16,7 +18,8 @@
 #      fof_count input the hook paints in-situ;
 #   3. `caustic train` with training.loss = "halo", one model per redshift (train_a*.toml),
 #      inputs density and fof_count; and with [model] kind = "halo_groups" (groups_a*.toml: the
-#      cheap snapshots' groups matched to the truth's by member IDs);
+#      cheap snapshots' groups matched to the truth's by member IDs), also without the position
+#      correction and with model.mass_target = "assigned";
 #   4. the held-out cheap runs again with both surrogates in-situ ([emulators.halos_z1],
 #      [emulators.halos_z0], mesh = 64), without P(k) outputs, for the cost; once with
 #      selection = "sample" (Bernoulli draws) and once with "top" (the most probable voxels);
@@ -34,13 +37,14 @@ width=${3:-16}
 out=output/validation_halos
 py=/usr/bin/python3
 hmesh=64 # the surrogate's mesh
+heldout="601 602 603 604 605 606 607 608 609 610"
 bash scripts/build.sh release >/dev/null
 caustic=build/src/caustic
 mkdir -p $out
 run() { bash jobs/mpirun.sh "$np" $caustic run "$@" --overwrite < /dev/null; }
 
 # 1. Truth and cheap runs.
-for s in 501 502 503 504 505 506 507 601 602 603; do
+for s in 501 502 503 504 505 506 507 $heldout; do
   [ -f $out/truth_$s/halos_a1p0000.0.hdf5 ] ||
     run params/validation_halos.toml --set simulation.seed=$s --set halos.member_ids=true \
       --set "output.directory=\"$out/truth_$s\"" > $out/truth_$s.log
@@ -68,14 +72,14 @@ for a in ("0.5000", "1.0000"):
 PY
 while read -r a nmin; do
   [ "$a" = "#" ] && continue
-  for s in 501 502 503 504 505 506 507 601 602 603; do
+  for s in 501 502 503 504 505 506 507 $heldout; do
     $py validation/halo_fields.py $out/truth_$s/halos_a${a/./p}.0.hdf5 \
       $out/truth_$s/halo_fields_a$a.hdf5 --mesh $hmesh --min-particles "$nmin" > /dev/null
   done
 done < $out/thresholds.txt
 cheap_min=20 # params/validation_halos.toml [halos] min_particles: what the hook's FoF keeps
 for a in 0.5000 1.0000; do
-  for s in 501 502 503 504 505 506 507 601 602 603; do
+  for s in 501 502 503 504 505 506 507 $heldout; do
     $py validation/halo_fields.py $out/cheap_$s/halos_a${a/./p}.0.hdf5 \
       $out/cheap_$s/fof_fields_a$a.hdf5 --mesh $hmesh --min-particles $cheap_min > /dev/null
   done
@@ -162,6 +166,13 @@ TOML
       --set model.position_correction=false --set "output.directory=\"$out/groups_nopos_a$a\"" \
       < /dev/null > $out/groups_nopos_a$a.log
   fi
+  # Targets for the expected halo-mass field: each group's summed mass of the truth halos that
+  # pick it (model.mass_target = "assigned"; where the cheap run merged two halos, both).
+  if [ ! -f $out/groups_assigned_a$a/model.json ]; then
+    rm -rf $out/groups_assigned_a$a
+    bash jobs/mpirun.sh "$np" $caustic train $out/groups_a$a.toml --set 'model.mass_target="assigned"' \
+      --set "output.directory=\"$out/groups_assigned_a$a\"" < /dev/null > $out/groups_assigned_a$a.log
+  fi
 done < $out/thresholds.txt
 
 # 4. Held-out cheap runs with the surrogates in-situ (no P(k): the cost of what users run).
@@ -179,7 +190,7 @@ a = [1.0]
 mesh = $hmesh
 inputs = ["density", "fof_count"]
 TOML
-for s in 601 602 603; do
+for s in $heldout; do
   run $out/heldout.toml --set simulation.seed=$s --set simulation.mesh=256 \
     --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
     --set "output.directory=\"$out/heldout_$s\"" > $out/heldout_$s.log
@@ -201,7 +212,7 @@ a = [0.5]
 model = "groups_a1.0000/model.json"
 a = [1.0]
 TOML
-for s in 601 602 603; do
+for s in $heldout; do
   for sel in threshold top sample; do
     dir=$out/heldout_groups_$s
     [ $sel = threshold ] || dir=$out/heldout_groups_${sel}_$s
@@ -215,9 +226,14 @@ for s in 601 602 603; do
     --set emulators.groups_z1.model=\"groups_nopos_a0.5000/model.json\" \
     --set emulators.groups_z0.model=\"groups_nopos_a1.0000/model.json\" \
     --set "output.directory=\"$out/heldout_groups_nopos_$s\"" > $out/heldout_groups_nopos_$s.log
+  run $out/heldout_groups.toml --set simulation.seed=$s --set simulation.mesh=256 \
+    --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
+    --set emulators.groups_z1.model=\"groups_assigned_a0.5000/model.json\" \
+    --set emulators.groups_z0.model=\"groups_assigned_a1.0000/model.json\" \
+    --set "output.directory=\"$out/heldout_groups_assigned_$s\"" > $out/heldout_groups_assigned_$s.log
 done
 
 # 5. Figures and the table (fields on the voxel surrogate's 64^3 mesh, and the catalogues also on
 # a 256^3 mesh, where the 2 Mpc/h voxels no longer blur them).
-$py validation/plot_halos.py $out $hmesh 601 602 603 --calibrate-on 501,502,503,504,505,506 \
+$py validation/plot_halos.py $out $hmesh $heldout --calibrate-on 501,502,503,504,505,506 \
   --groups --measure-mesh 256

@@ -15,7 +15,8 @@ the cheap run's FoF groups whose masses are mapped to the truth's by abundance m
     surrogate the expected field of its candidates (every cheap group at its centre with
     weight E[M 1(M >= M_min)], NAME_candidates_a*.hdf5);
   - the mass function above 100 particles (0.2 dex bins, summed over seeds);
-  - the halo P(k) of the catalogues (number density, shot noise subtracted) relative to the truth;
+  - the halo P(k) of the catalogues (number density, shot noise subtracted) relative to the truth,
+    mean over seeds, the worst bin to k = 0.5 h/Mpc with the standard error of that mean;
   - the cost: wall time of the cheap run + surrogate against the truth run (FoF included, the
     power-spectrum outputs excluded) from the run summaries.
 Writes OUT/halo_validation.txt, OUT/halo_rk.png, OUT/halo_mf.png, OUT/halo_pk.png.
@@ -107,7 +108,8 @@ def main():
         groups = {"group surrogate": ("heldout_groups", names),
                   "group surrogate (top)": ("heldout_groups_top", names),
                   "group surrogate (sampled)": ("heldout_groups_sample", names),
-                  "group surrogate, no position correction": ("heldout_groups_nopos", names)}
+                  "group surrogate, no position correction": ("heldout_groups_nopos", names),
+                  "group surrogate, assigned mass target": ("heldout_groups_assigned", names)}
     if "--calibrate-on" in args:
         i = args.index("--calibrate-on")
         calibrate = [int(s) for s in args[i + 1].split(",")]
@@ -122,10 +124,17 @@ def main():
             a, n = line.split()
             thresholds[a] = int(n)
     hooks = {"0.5000": "halos_z1", "1.0000": "halos_z0"}
+    def setup(path):  # (particles, box, mesh, steps) from a catalogue's /Parameters
+        with h5py.File(path, "r") as f:
+            p = f["Parameters"].attrs
+            return tuple(p[f"simulation.{k}"] for k in ("particles", "box", "mesh", "steps"))
+    tsim = setup(f"{out}/truth_{seeds[0]}/halos_a1p0000.0.hdf5")
+    csim = setup(f"{out}/cheap_{seeds[0]}/halos_a1p0000.0.hdf5")
     lines = ["# Halo surrogate, held-out seeds " + " ".join(map(str, seeds)) +
-             " (128^3 particles, 128 Mpc/h; truth: 512^3 mesh, 40 steps; cheap: 256^3, 10 steps)"]
+             f" ({tsim[0]}^3 particles, {tsim[1]:g} Mpc/h; truth: {tsim[2]}^3 mesh, {tsim[3]} steps;"
+             f" cheap: {csim[2]}^3, {csim[3]} steps)"]
     fig_r, ax_r = plt.subplots(2, 2, figsize=(12, 11), sharex=True)
-    for ax in ax_r.flat:  # up to 22 curves per panel
+    for ax in ax_r.flat:  # up to 25 curves per panel
         ax.set_prop_cycle(color=plt.cm.tab20.colors)
     fig_m, ax_m = plt.subplots(1, 2, figsize=(11, 4.5))
     fig_p, ax_p = plt.subplots(1, 2, figsize=(11, 4.5))
@@ -164,7 +173,8 @@ def main():
                 cats[name] = (gp, gm)
                 mf.setdefault(name, []).append(gm)
             expected_groups = {}
-            for name in ("group surrogate", "group surrogate, no position correction") if groups else ():
+            for name in ("group surrogate", "group surrogate, no position correction",
+                         "group surrogate, assigned mass target") if groups else ():
                 # every candidate group weighted by its expected halo mass
                 gdir, ghook = groups[name]
                 with h5py.File(f"{out}/{gdir}_{s}/{ghook[hook]}_candidates_a{a}.hdf5", "r") as f:
@@ -199,17 +209,23 @@ def main():
             mf["cheap FoF"].append(cm)
         lines.append(f"\n## z = {z:.1f} (a = {a}): truth halos >= {thresholds[a]} particles "
                      f"(n = 1e-3 (h/Mpc)^3), mean over seeds")
-        lines.append("| mesh | prediction | r(k<=0.5) min | r(0.7) | P_err n, k<=0.3 max | halo P(k<=0.5)/truth - 1, worst | n/n_truth |")
+        lines.append("| mesh | prediction | r(k<=0.5) min | r(0.7) | P_err n, k<=0.3 max | halo P(k<=0.5)/truth - 1, worst bin ± s.e. of the seed mean | n/n_truth |")
         lines.append("|---|---|---|---|---|---|---|")
         for (mesh, name), e in acc.items():
             r = np.mean(e["r"], axis=0)
             err = np.mean(e["err"], axis=0)
             kk = e["k"]
             i07 = np.argmin(np.abs(kk - 0.7))
-            row = f"| {mesh}^3 | {name} | {r[kk <= 0.5].min():.3f} | {r[i07]:.3f} | {err[kk <= 0.3].max():.2f} |"
+            row = f"| {mesh}^3 | {name} | {r[kk <= 0.5].min():.3f} | {r[i07]:.3f} | {err[kk <= 0.3].max():.3f} |"
             if e["pk"]:
                 pk = np.mean(e["pk"], axis=0)
-                row += f" {np.max(np.abs(pk[kk <= 0.5] - 1)) * 100:.1f}% | {np.mean(e['n']):.3f} |"
+                # the standard error of the seed mean in that bin (the seeds' scatter / sqrt(n))
+                se = np.std(e["pk"], axis=0, ddof=1) / np.sqrt(len(e["pk"])) if len(e["pk"]) > 1 \
+                    else np.full_like(pk, np.nan)
+                low = kk <= 0.5
+                w = np.argmax(np.abs(pk[low] - 1))
+                row += (f" {abs(pk[low][w] - 1) * 100:.1f}% ± {se[low][w] * 100:.1f}% (k = {kk[low][w]:.2f})"
+                        f" | {np.mean(e['n']):.3f} |")
                 if mesh == meshes[-1]:
                     ax_p[col].plot(kk, pk, label=name)
             else:
@@ -260,7 +276,8 @@ def main():
         ax_p[col].set_title(f"z = {z:.0f}")
         ax_p[col].legend(fontsize=8)
     # Cost.
-    lines.append("\n## Cost (2 ranks, wall seconds from run_summary.json)")
+    lines.append("\n## Cost (2 ranks, wall seconds from run_summary.json of this validation's runs, which may"
+                 " have shared the machine: validation/halo_cost.sh is the benchmark on an idle one)")
     lines.append("| seed | truth run (FoF, no P(k)) | cheap run + surrogates (no FoF) | surrogates | speed-up |" +
                  (" cheap run + group surrogates (no [halos] FoF) | group surrogates | speed-up |" if groups else ""))
     lines.append("|---|---|---|---|---|" + ("---|---|---|" if groups else ""))
