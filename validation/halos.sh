@@ -4,15 +4,15 @@
 # its own FoF groups (the fof_count channel) to halo presence and mass per voxel, trained on the
 # engine's own high-force-resolution FoF halos, measured on held-out seeds at z = 1 and z = 0
 # against that truth, side by side with FoF on the cheap run itself.
-#   1. per seed, the truth (params/validation_halos.toml: 128^3 particles, 128 Mpc/h, 512^3 mesh,
+#   1. per seed, the truth (params/validation_halos.toml: 128^3 particles, 128 Mpc/h, 768^3 mesh,
 #      40 steps from a = 0.02, FoF b = 0.2 at a = 0.5 and 1) and the cheap production run of the
 #      same white noise (256^3 mesh, 10 steps from a = 0.1, FoF, the density on the surrogate's
 #      64^3 mesh: 2 Mpc/h voxels);
 #      training seeds 501-506, validation seed 507, held-out seeds 601-610 (ten boxes: at
 #      k ~ 0.4 h/Mpc the shot-noise-subtracted halo power is below 1/n, and one box's halo P(k)
-#      scatters by 10-25% per bin even for FoF on the cheap run);
+#      scatters by up to 28% per bin even for FoF on the cheap run);
 #   2. the truth's halos above the mass where n = 1e-3 (h/Mpc)^3 (the median over the training
-#      seeds of the 2097th largest group: 38 particles at z = 1, 58 at z = 0; written to
+#      seeds of the 2097th largest group: 40 particles at z = 1, 59 at z = 0 (768^3 truth); written to
 #      thresholds.txt) as halo-number and halo-mass fields on the 64^3 mesh (halo_fields.py),
 #      and the cheap run's own groups (>= 20 particles, its [halos] min_particles) as the
 #      fof_count input the hook paints in-situ;
