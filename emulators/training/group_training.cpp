@@ -69,7 +69,7 @@ std::vector<GroupTrainingConfig::Pair> groupPairs(toml::table& data, const std::
 // One pair's groups: features and targets, the same on every rank.
 struct GroupSet {
   std::vector<double> features; // [group][feature]
-  std::vector<double> vectors;  // [group][vector][axis] (groupFeatures' GroupVectorOptions)
+  std::vector<double> vectors;  // [group][vector][axis] (groupFeatures' position vectors)
   std::vector<double> offset;   // truth centre - cheap centre (nearest image), 3 per group
   std::vector<float> present, log_mass; // the targets (GroupTrainingConfig::mass_target)
   std::vector<char> matched;            // a mutual match (the position correction's groups)
@@ -155,10 +155,9 @@ GroupSet loadGroupSet(const GroupTrainingConfig::Pair& p, const GroupTrainingCon
   return s;
 }
 
-// The centres' correction: the coefficients c minimising the sum over the mutually matched training
-// groups
-// of |offset - sum_j c_j u_j|^2 (normal equations, Gauss-Jordan with partial pivoting; the same
-// on every rank, as the groups are). Returns the rms per axis of the validation groups' offsets
+// The centres' correction: the coefficients c minimising the sum over the mutually matched
+// training groups of |offset - sum_j c_j u_j|^2 (normal equations, Gauss-Jordan with partial
+// pivoting; the same on every rank, as the groups are). Returns the rms per axis of the validation groups' offsets
 // before and after it.
 nlohmann::json fitPositionCorrection(const std::vector<GroupSet>& train,
                                      const std::vector<GroupSet>& val, GroupSurrogateRecord& rec) {
