@@ -157,8 +157,8 @@ GroupSet loadGroupSet(const GroupTrainingConfig::Pair& p, const GroupTrainingCon
 
 // The centres' correction: the coefficients c minimising the sum over the mutually matched
 // training groups of |offset - sum_j c_j u_j|^2 (normal equations, Gauss-Jordan with partial
-// pivoting; the same on every rank, as the groups are). Returns the rms per axis of the validation groups' offsets
-// before and after it.
+// pivoting; the same on every rank, as the groups are). Returns the rms per axis of the validation
+// groups' offsets before and after it.
 nlohmann::json fitPositionCorrection(const std::vector<GroupSet>& train,
                                      const std::vector<GroupSet>& val, GroupSurrogateRecord& rec) {
   constexpr int nv = kGroupVectors, per = 3 * kGroupVectors;
