@@ -43,6 +43,16 @@ caustic=build/src/caustic
 mkdir -p $out
 run() { bash jobs/mpirun.sh "$np" $caustic run "$@" --overwrite < /dev/null; }
 
+# Outputs of an earlier truth on another mesh (before session 36: 512^3) would be reused along with
+# the models trained on them: stop instead.
+tmesh=$(sed -n 's/^mesh *= *\([0-9]*\).*/\1/p' params/validation_halos.toml)
+if [ -f $out/truth_501/halos_a1p0000.0.hdf5 ] &&
+  ! $py -c "import h5py,sys; sys.exit(int(h5py.File('$out/truth_501/halos_a1p0000.0.hdf5')['Parameters'].attrs['simulation.mesh'] != $tmesh))"; then
+  echo "$0: $out holds a truth run on another mesh than params/validation_halos.toml's $tmesh^3;" \
+    "move it away (its models were trained on that truth) and rerun" >&2
+  exit 2
+fi
+
 # 1. Truth and cheap runs.
 for s in 501 502 503 504 505 506 507 $heldout; do
   [ -f $out/truth_$s/halos_a1p0000.0.hdf5 ] ||
