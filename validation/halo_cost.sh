@@ -4,7 +4,7 @@
 # 40 steps, FoF at z = 1 and 0) and the cheap production run (256^3 mesh, 10 steps) with both
 # per-group surrogates in-situ and no FoF of its own ([halos] off); neither writes P(k). Prints
 # the wall seconds of every run (run_summary.json), the surrogates' share, and the speed-up of
-# the medians. Needs the models of validation/halos.sh (output/validation_halos/groups_a*).
+# the medians. Needs validation/halos.sh's models and held-out configuration (output/validation_halos).
 # Usage: bash validation/halo_cost.sh [NP] [REPEATS] [SEEDS...]   (defaults: 2, 3, 601 602 603)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +18,12 @@ if ! [[ "$repeats" =~ ^[1-9][0-9]*$ ]]; then
   exit 2
 fi
 val=output/validation_halos
-for a in 0.5000 1.0000; do
-  if [ ! -f $val/groups_a$a/model.json ]; then
-    echo "$0: $val/groups_a$a/model.json is missing: run validation/halos.sh first" >&2
+# The held-out runs' configuration of validation/halos.sh (params/validation_halos.toml with both
+# per-group hooks; model paths relative to it), so the benchmark times what the validation ran.
+groups=$val/heldout_groups.toml
+for f in $groups $val/groups_a0.5000/model.json $val/groups_a1.0000/model.json; do
+  if [ ! -f $f ]; then
+    echo "$0: $f is missing: run validation/halos.sh first" >&2
     exit 2
   fi
 done
@@ -28,16 +31,6 @@ bash scripts/build.sh release >/dev/null
 caustic=build/src/caustic
 work=$(mktemp -d "${TMPDIR:-/tmp}/caustic_halo_cost.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-cat params/validation_halos.toml - > "$work/groups.toml" <<TOML
-
-[emulators.groups_z1]
-model = "$PWD/$val/groups_a0.5000/model.json"
-a = [0.5]
-
-[emulators.groups_z0]
-model = "$PWD/$val/groups_a1.0000/model.json"
-a = [1.0]
-TOML
 run() { bash jobs/mpirun.sh "$np" $caustic run "$@" --set output.power_spectrum=false --overwrite < /dev/null > "$work/log" 2>&1; }
 wall() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['wall_seconds'])" "$1"; }
 hooks() {
@@ -51,7 +44,7 @@ for s in "${seeds[@]}"; do
   for ((i = 0; i < repeats; ++i)); do
     run params/validation_halos.toml --set simulation.seed="$s" --set "output.directory=\"$work/truth\""
     tr+=("$(wall "$work/truth/run_summary.json")")
-    run "$work/groups.toml" --set simulation.seed="$s" --set simulation.mesh=256 \
+    run $groups --set simulation.seed="$s" --set simulation.mesh=256 \
       --set simulation.steps=10 --set simulation.a_start=0.1 --set halos.enabled=false \
       --set "output.directory=\"$work/cheap\""
     cr+=("$(wall "$work/cheap/run_summary.json")")
