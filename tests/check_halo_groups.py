@@ -247,11 +247,15 @@ for seed in (11, 12):
     ln_sum += float(np.sum(np.log(total[total > 0] * 1e10)))
 assigned_dir = os.path.join(work, "model_assigned")
 r = caustic(["train", os.path.join(work, "train.toml"), "--set", 'model.mass_target="assigned"',
-             "--set", "training.steps=20", "--set", f'output.directory="{assigned_dir}"'], 2)
-check(r is not None and r.returncode == 0, "caustic train with model.mass_target = \"assigned\"")
+             "--set", "model.field_weight=1", "--set", "training.steps=20",
+             "--set", f'output.directory="{assigned_dir}"'], 2)
+check(r is not None and r.returncode == 0,
+      "caustic train with model.mass_target = \"assigned\" and model.field_weight = 1")
 ra = json.load(open(os.path.join(assigned_dir, "model.json")))
 check(ra["training"]["mass_target"] == "assigned" and rec["training"]["mass_target"] == "matched",
       "records: the mass target")
+check(ra["training"]["field_weight"] == 1 and rec["training"]["field_weight"] == 0,
+      "records: the expected-field loss weight")
 check(merged > 0 and ra["training"]["train_present"] == n_present and
       abs(ra["log_mass_offset"] - ln_sum / n_present) < 1e-4,
       f"assigned targets: {ra['training']['train_present']} present (numpy {n_present}, {merged} groups "
@@ -263,6 +267,11 @@ r = caustic(["train", os.path.join(work, "train.toml"), "--set", 'model.mass_tar
 check(r is not None and r.returncode == 2 and 'model.mass_target = "sum"' in r.stderr and
       not os.path.exists(os.path.join(work, "bad_target", "model.json")),
       "training: an unknown mass target refused, naming it")
+r = caustic(["train", os.path.join(work, "train.toml"), "--set", "model.field_weight=-1",
+             "--set", f'output.directory="{os.path.join(work, "bad_weight")}"'], 1)
+check(r is not None and r.returncode == 2 and "model.field_weight" in r.stderr and
+      not os.path.exists(os.path.join(work, "bad_weight", "model.json")),
+      "training: a negative field_weight refused, naming it")
 with open(os.path.join(model_dir, "loss.csv")) as fh:
     rows = [line.strip().split(",") for line in fh if not line.startswith("#")][1:]
 val = [float(r[2]) for r in rows if r[2] != ""]

@@ -201,3 +201,52 @@ TEST(GroupSurrogate, PositionShiftIsTheLinearCombinationOfTheVectors) {
     }
   EXPECT_THROW(GroupSurrogate(again).positionShift({1.0, 2.0, 3.0, 4.0}), std::invalid_argument);
 }
+
+TEST(GroupTrainingLoss, EqualsTheSumsWrittenOut) {
+  // Five groups: logits, mu, presence, target l. Group 3 is absent with an l that would overflow
+  // exp(): the loss must ignore it.
+  const std::vector<double> logit = {0.3, -1.2, 2.0, -0.4, 0.9}, mu = {0.1, -0.5, 1.3, 0.2, -2.0};
+  const std::vector<double> pres = {1, 0, 1, 0, 1}, tgt = {0.4, 0.0, 1.0, 1000.0, -1.5};
+  std::vector<float> o;
+  for (int g = 0; g < 5; ++g)
+    o.insert(o.end(), {static_cast<float>(logit[g]), static_cast<float>(mu[g])});
+  const auto to = torch::tensor(o).reshape({5, 2}).to(torch::kFloat64);
+  const auto tp = torch::tensor(pres, torch::kFloat64), tl = torch::tensor(tgt, torch::kFloat64);
+  const double n = 7, np = 4, w = 2.5, c = 0.8; // the full batch: 7 groups, 4 present
+  double bce = 0, mse = 0, field = 0;
+  for (int g = 0; g < 5; ++g) {
+    const double x = static_cast<float>(logit[g]), m = static_cast<float>(mu[g]);
+    const double s = 1 / (1 + std::exp(-x));
+    bce -= pres[g] * std::log(s) + (1 - pres[g]) * std::log(1 - s);
+    mse += pres[g] * (m - tgt[g]) * (m - tgt[g]);
+    const double d = c * (s * std::exp(m) - (pres[g] > 0 ? std::exp(tgt[g]) : 0.0));
+    field += d * d;
+  }
+  const double plain = groupTrainingLoss(to, tp, tl, n, np, 0.0, c).item<double>();
+  EXPECT_NEAR(plain, bce / n + mse / np, 1e-12);
+  const double full = groupTrainingLoss(to, tp, tl, n, np, w, c).item<double>();
+  EXPECT_NEAR(full, bce / n + mse / np + w * field / n, 1e-12);
+  // Shares of the batch (ranks) add up to the whole.
+  const double a = groupTrainingLoss(to.slice(0, 0, 2), tp.slice(0, 0, 2), tl.slice(0, 0, 2), n, np,
+                                     w, c)
+                       .item<double>(),
+               b = groupTrainingLoss(to.slice(0, 2, 5), tp.slice(0, 2, 5), tl.slice(0, 2, 5), n, np,
+                                     w, c)
+                       .item<double>();
+  EXPECT_NEAR(a + b, full, 1e-12);
+  // The gradient with respect to the outputs against central differences.
+  auto x = to.clone().requires_grad_(true);
+  groupTrainingLoss(x, tp, tl, n, np, w, c).backward();
+  const auto grad = x.grad();
+  for (int g = 0; g < 5; ++g)
+    for (int k = 0; k < 2; ++k) {
+      const double h = 1e-6;
+      auto up = to.clone(), dn = to.clone();
+      up[g][k] += h;
+      dn[g][k] -= h;
+      const double fd = (groupTrainingLoss(up, tp, tl, n, np, w, c).item<double>() -
+                         groupTrainingLoss(dn, tp, tl, n, np, w, c).item<double>()) /
+                        (2 * h);
+      EXPECT_NEAR(grad[g][k].item<double>(), fd, 1e-7) << "group " << g << ", output " << k;
+    }
+}

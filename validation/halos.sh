@@ -19,7 +19,8 @@
 #   3. `caustic train` with training.loss = "halo", one model per redshift (train_a*.toml),
 #      inputs density and fof_count; and with [model] kind = "halo_groups" (groups_a*.toml: the
 #      cheap snapshots' groups matched to the truth's by member IDs), also without the position
-#      correction and with model.mass_target = "assigned";
+#      correction, with model.mass_target = "assigned", and with "assigned" and
+#      model.field_weight = 1 (the expected masses' squared error in the loss);
 #   4. the held-out cheap runs again with both surrogates in-situ ([emulators.halos_z1],
 #      [emulators.halos_z0], mesh = 64), without P(k) outputs, for the cost; once with
 #      selection = "sample" (Bernoulli draws) and once with "top" (the most probable voxels);
@@ -183,6 +184,13 @@ TOML
     bash jobs/mpirun.sh "$np" $caustic train $out/groups_a$a.toml --set 'model.mass_target="assigned"' \
       --set "output.directory=\"$out/groups_assigned_a$a\"" < /dev/null > $out/groups_assigned_a$a.log
   fi
+  # The same targets with the expected halo masses' squared error in the loss (model.field_weight).
+  if [ ! -f $out/groups_field_a$a/model.json ]; then
+    rm -rf $out/groups_field_a$a
+    bash jobs/mpirun.sh "$np" $caustic train $out/groups_a$a.toml --set 'model.mass_target="assigned"' \
+      --set model.field_weight=1 --set "output.directory=\"$out/groups_field_a$a\"" \
+      < /dev/null > $out/groups_field_a$a.log
+  fi
 done < $out/thresholds.txt
 
 # 4. Held-out cheap runs with the surrogates in-situ (no P(k): the cost of what users run).
@@ -241,6 +249,11 @@ for s in $heldout; do
     --set emulators.groups_z1.model=\"groups_assigned_a0.5000/model.json\" \
     --set emulators.groups_z0.model=\"groups_assigned_a1.0000/model.json\" \
     --set "output.directory=\"$out/heldout_groups_assigned_$s\"" > $out/heldout_groups_assigned_$s.log
+  run $out/heldout_groups.toml --set simulation.seed=$s --set simulation.mesh=256 \
+    --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
+    --set emulators.groups_z1.model=\"groups_field_a0.5000/model.json\" \
+    --set emulators.groups_z0.model=\"groups_field_a1.0000/model.json\" \
+    --set "output.directory=\"$out/heldout_groups_field_$s\"" > $out/heldout_groups_field_$s.log
 done
 
 # 5. Figures and the table (fields on the voxel surrogate's 64^3 mesh, and the catalogues also on

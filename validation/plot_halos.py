@@ -109,7 +109,8 @@ def main():
                   "group surrogate (top)": ("heldout_groups_top", names),
                   "group surrogate (sampled)": ("heldout_groups_sample", names),
                   "group surrogate, no position correction": ("heldout_groups_nopos", names),
-                  "group surrogate, assigned mass target": ("heldout_groups_assigned", names)}
+                  "group surrogate, assigned mass target": ("heldout_groups_assigned", names),
+                  "group surrogate, assigned, field loss": ("heldout_groups_field", names)}
     if "--calibrate-on" in args:
         i = args.index("--calibrate-on")
         calibrate = [int(s) for s in args[i + 1].split(",")]
@@ -174,7 +175,8 @@ def main():
                 mf.setdefault(name, []).append(gm)
             expected_groups = {}
             for name in ("group surrogate", "group surrogate, no position correction",
-                         "group surrogate, assigned mass target") if groups else ():
+                         "group surrogate, assigned mass target",
+                         "group surrogate, assigned, field loss") if groups else ():
                 # every candidate group weighted by its expected halo mass
                 gdir, ghook = groups[name]
                 with h5py.File(f"{out}/{gdir}_{s}/{ghook[hook]}_candidates_a{a}.hdf5", "r") as f:

@@ -289,6 +289,9 @@ GroupTrainingConfig loadGroupTrainingConfig(const std::string& path,
                        "\": expected \"matched\" (one truth halo per group, for catalogues) or "
                        "\"assigned\" (the summed mass of the truth halos that pick the group, for "
                        "the expected halo-mass field)");
+    c.field_weight = s.number("field_weight", 0.0, "a number in [0, 1000]");
+    requireRange(c.field_weight >= 0 && c.field_weight <= 1000, s.key("field_weight"),
+                 c.field_weight, "[0, 1000] (0: no expected-field term)");
     s.finish();
   }
   {
@@ -354,6 +357,21 @@ matchGroups(const std::vector<std::uint64_t>& a_offset, const std::vector<std::u
   return match;
 }
 
+torch::Tensor groupTrainingLoss(const torch::Tensor& o, const torch::Tensor& p,
+                                const torch::Tensor& l, double n_total, double present_total,
+                                double field_weight, double field_scale) {
+  const auto logit = o.select(1, 0), mu = o.select(1, 1);
+  const auto bce = torch::binary_cross_entropy_with_logits(logit, p, {}, {}, torch::Reduction::Sum);
+  auto total = bce / n_total + (p * (mu - l).pow(2)).sum() / present_total;
+  if (field_weight > 0) {
+    // p exp(l) with l clamped where p = 0: an absent group's l is arbitrary (it may overflow).
+    const auto target = p * torch::exp(torch::where(p > 0, l, torch::zeros_like(l)));
+    const auto expected = torch::sigmoid(logit) * torch::exp(mu);
+    total = total + field_weight * (field_scale * (expected - target)).pow(2).sum() / n_total;
+  }
+  return total;
+}
+
 TrainingResult trainGroupSurrogate(const GroupTrainingConfig& cfg, MPI_Comm comm,
                                    const std::function<void(const TrainingProgress&)>& progress) {
   using namespace training;
@@ -398,7 +416,7 @@ TrainingResult trainGroupSurrogate(const GroupTrainingConfig& cfg, MPI_Comm comm
   rec.fof_min_particles = cfg.fof_min_particles;
   // Normalisation and the mass offset from the training groups.
   std::vector<double> sum(nf, 0.0), sum2(nf, 0.0);
-  double count = 0, present = 0, lm = 0;
+  double count = 0, present = 0, lm = 0, mass_sum = 0;
   for (const auto& s : train) {
     for (std::size_t g = 0; g < s.size(); ++g) {
       for (std::size_t f = 0; f < nf; ++f) {
@@ -408,6 +426,7 @@ TrainingResult trainGroupSurrogate(const GroupTrainingConfig& cfg, MPI_Comm comm
       }
       present += s.present[g];
       lm += s.present[g] * s.log_mass[g];
+      mass_sum += s.present[g] * std::exp(static_cast<double>(s.log_mass[g]));
     }
     count += static_cast<double>(s.size());
   }
@@ -447,12 +466,10 @@ TrainingResult trainGroupSurrogate(const GroupTrainingConfig& cfg, MPI_Comm comm
   double val_present = pv.sum().item<double>();
   if (val_present < 1)
     throw std::runtime_error("validation data: no cheap group has a truth counterpart");
-  auto loss = [](const torch::Tensor& o, const torch::Tensor& p, const torch::Tensor& l, double n,
-                 double npresent) {
-    const auto bce =
-        torch::binary_cross_entropy_with_logits(o.select(1, 0), p, {}, {}, torch::Reduction::Sum);
-    const auto mse = (p * (o.select(1, 1) - l).pow(2)).sum();
-    return bce / n + mse / npresent;
+  const double field_scale = std::exp(rec.log_mass_offset) / (mass_sum / present);
+  auto loss = [&](const torch::Tensor& o, const torch::Tensor& p, const torch::Tensor& l, double n,
+                  double npresent) {
+    return groupTrainingLoss(o, p, l, n, npresent, cfg.field_weight, field_scale);
   };
 
   torch::manual_seed(t.seed); // the same initial weights on every rank
@@ -460,7 +477,8 @@ TrainingResult trainGroupSurrogate(const GroupTrainingConfig& cfg, MPI_Comm comm
   torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(t.learning_rate));
   std::ostringstream h;
   h << "halo_groups;" << commonConfigText(t) << ";" << cfg.feature_mesh << "," << cfg.b << ","
-    << cfg.fof_min_particles << "," << cfg.min_particles;
+    << cfg.fof_min_particles << "," << cfg.min_particles << "," << cfg.mass_target << ","
+    << cfg.field_weight;
   for (double r : cfg.radii)
     h << "," << r;
   for (int w : cfg.hidden)
@@ -478,7 +496,10 @@ TrainingResult trainGroupSurrogate(const GroupTrainingConfig& cfg, MPI_Comm comm
       saveCheckpoint(ckpt, *net, opt, step, hash, result.curve);
       writeLossCurve(dir, result.curve,
                      "caustic train (halo_groups): presence cross-entropy + mean squared ln M "
-                     "error of the present groups",
+                     "error of the present groups" +
+                         std::string(cfg.field_weight > 0
+                                         ? " + field_weight x the expected masses' squared error"
+                                         : ""),
                      "caustic train: loss", "loss", "validation");
     }
     mpiCheck(MPI_Barrier(comm), "training: checkpoint");
@@ -522,6 +543,7 @@ TrainingResult trainGroupSurrogate(const GroupTrainingConfig& cfg, MPI_Comm comm
         {"train_groups", count},
         {"train_present", present},
         {"mass_target", cfg.mass_target},
+        {"field_weight", cfg.field_weight},
         {"validation_loss", result.curve.back().validation},
         {"validation_presence_accuracy",
          ((p >= 0.5).to(torch::kFloat32) == pv).to(torch::kFloat64).mean().item<double>()},

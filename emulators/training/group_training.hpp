@@ -25,9 +25,8 @@
 //                        such truth halos (where the cheap run merged two halos, both: what the
 //                        expected halo-mass field needs).
 // The position correction is fitted on the mutual matches either way. Loss (full batch, data
-// parallel over ranks): mean binary cross-entropy of the presence + mean squared ln M error over
-// present groups. Writes DIR/model.json (the record with its weights), loss.csv, loss.svg,
-// checkpoint.pt.
+// parallel over ranks): groupTrainingLoss below, with model.field_weight (default 0). Writes
+// DIR/model.json (the record with its weights), loss.csv, loss.svg, checkpoint.pt.
 #include "emulators/training/training.hpp"
 
 #include <mpi.h>
@@ -52,6 +51,7 @@ struct GroupTrainingConfig {
   int min_particles = 0;
   bool position_correction = true; // fit the centres' linear correction (GroupSurrogateRecord)
   std::string mass_target = "matched"; // "matched" or "assigned" (above)
+  double field_weight = 0;             // the expected-field term of groupTrainingLoss
   TrainingConfig common; // steps, learning rate schedule, seed, validation/checkpoint cadence,
                          // directory, resume, stop_after
 };
@@ -70,6 +70,20 @@ matchGroups(const std::vector<std::uint64_t>& a_offset, const std::vector<std::u
             const std::vector<std::uint64_t>& a_members, const std::vector<std::uint64_t>& b_offset,
             const std::vector<std::uint64_t>& b_count, const std::vector<std::uint64_t>& b_members,
             std::vector<long>* b_best = nullptr);
+
+// The per-group surrogate's loss for outputs o ([n, 2]: presence logit, mu = ln M - offset) and
+// targets p (1 present, 0 not) and l (ln M - offset, any value where p = 0), with the sums divided
+// by the full batch's n_total groups and present_total present groups (a rank's share of the
+// loss, so the shares add up over ranks):
+//   sum_g BCE(o_g0, p_g) / n_total + sum_g p_g (o_g1 - l_g)^2 / present_total
+//   + field_weight sum_g [field_scale (sigmoid(o_g0) exp(o_g1) - p_g exp(l_g))]^2 / n_total.
+// With field_scale = exp(offset) / <M> (<M> the present groups' mean target mass) the last term is
+// the mean squared error of each group's expected halo mass in units of <M>: the white-noise
+// (k -> 0) error power of the expected halo-mass field, dominated by the massive groups that a
+// ln M error weighs no more than the smallest.
+torch::Tensor groupTrainingLoss(const torch::Tensor& o, const torch::Tensor& p,
+                                const torch::Tensor& l, double n_total, double present_total,
+                                double field_weight, double field_scale);
 
 // Collective over `comm`; files written by rank 0. Throws std::invalid_argument (configuration)
 // or std::runtime_error (data).
