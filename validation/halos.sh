@@ -8,7 +8,7 @@
 #      40 steps from a = 0.02, FoF b = 0.2 at a = 0.5 and 1) and the cheap production run of the
 #      same white noise (256^3 mesh, 10 steps from a = 0.1, FoF, the density on the surrogate's
 #      64^3 mesh: 2 Mpc/h voxels);
-#      training seeds 501-506, validation seed 507, held-out seeds 601-610 (ten boxes: at
+#      training seeds 501-506, validation seed 507, held-out seeds 601-615 (15 boxes: at
 #      k ~ 0.4 h/Mpc the shot-noise-subtracted halo power is below 1/n, and one box's halo P(k)
 #      scatters by up to 28% per bin even for FoF on the cheap run);
 #   2. the truth's halos above the mass where n = 1e-3 (h/Mpc)^3 (the median over the training
@@ -38,7 +38,7 @@ width=${3:-16}
 out=output/validation_halos
 py=/usr/bin/python3
 hmesh=64 # the surrogate's mesh
-heldout="601 602 603 604 605 606 607 608 609 610"
+heldout="601 602 603 604 605 606 607 608 609 610 611 612 613 614 615"
 bash scripts/build.sh release >/dev/null
 caustic=build/src/caustic
 mkdir -p $out
