@@ -169,28 +169,23 @@ TOML
     rm -rf $out/groups_a$a
     bash jobs/mpirun.sh "$np" $caustic train $out/groups_a$a.toml < /dev/null > $out/groups_a$a.log
   fi
-  # The same training without the centres' correction (the network is the same: the correction
-  # is a least-squares fit after it), for the comparison.
-  if [ ! -f $out/groups_nopos_a$a/model.json ]; then
-    rm -rf $out/groups_nopos_a$a
-    bash jobs/mpirun.sh "$np" $caustic train $out/groups_a$a.toml \
-      --set model.position_correction=false --set "output.directory=\"$out/groups_nopos_a$a\"" \
-      < /dev/null > $out/groups_nopos_a$a.log
-  fi
+  # Variants of the same training: groups_NAME_a$a with extra --set options.
+  variant() {
+    local name=$1
+    shift
+    [ -f $out/groups_${name}_a$a/model.json ] && return
+    rm -rf $out/groups_${name}_a$a
+    bash jobs/mpirun.sh "$np" $caustic train $out/groups_a$a.toml "$@" \
+      --set "output.directory=\"$out/groups_${name}_a$a\"" < /dev/null > $out/groups_${name}_a$a.log
+  }
+  # Without the centres' correction (the network is the same: the correction is a least-squares
+  # fit after it), for the comparison.
+  variant nopos --set model.position_correction=false
   # Targets for the expected halo-mass field: each group's summed mass of the truth halos that
   # pick it (model.mass_target = "assigned"; where the cheap run merged two halos, both).
-  if [ ! -f $out/groups_assigned_a$a/model.json ]; then
-    rm -rf $out/groups_assigned_a$a
-    bash jobs/mpirun.sh "$np" $caustic train $out/groups_a$a.toml --set 'model.mass_target="assigned"' \
-      --set "output.directory=\"$out/groups_assigned_a$a\"" < /dev/null > $out/groups_assigned_a$a.log
-  fi
+  variant assigned --set 'model.mass_target="assigned"'
   # The same targets with the expected halo masses' squared error in the loss (model.field_weight).
-  if [ ! -f $out/groups_field_a$a/model.json ]; then
-    rm -rf $out/groups_field_a$a
-    bash jobs/mpirun.sh "$np" $caustic train $out/groups_a$a.toml --set 'model.mass_target="assigned"' \
-      --set model.field_weight=1 --set "output.directory=\"$out/groups_field_a$a\"" \
-      < /dev/null > $out/groups_field_a$a.log
-  fi
+  variant field --set 'model.mass_target="assigned"' --set model.field_weight=1
 done < $out/thresholds.txt
 
 # 4. Held-out cheap runs with the surrogates in-situ (no P(k): the cost of what users run).
@@ -239,21 +234,14 @@ for s in $heldout; do
       --set emulators.groups_z1.selection=\"$sel\" --set emulators.groups_z0.selection=\"$sel\" \
       --set "output.directory=\"$dir\"" > $dir.log
   done
-  run $out/heldout_groups.toml --set simulation.seed=$s --set simulation.mesh=256 \
-    --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
-    --set emulators.groups_z1.model=\"groups_nopos_a0.5000/model.json\" \
-    --set emulators.groups_z0.model=\"groups_nopos_a1.0000/model.json\" \
-    --set "output.directory=\"$out/heldout_groups_nopos_$s\"" > $out/heldout_groups_nopos_$s.log
-  run $out/heldout_groups.toml --set simulation.seed=$s --set simulation.mesh=256 \
-    --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
-    --set emulators.groups_z1.model=\"groups_assigned_a0.5000/model.json\" \
-    --set emulators.groups_z0.model=\"groups_assigned_a1.0000/model.json\" \
-    --set "output.directory=\"$out/heldout_groups_assigned_$s\"" > $out/heldout_groups_assigned_$s.log
-  run $out/heldout_groups.toml --set simulation.seed=$s --set simulation.mesh=256 \
-    --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
-    --set emulators.groups_z1.model=\"groups_field_a0.5000/model.json\" \
-    --set emulators.groups_z0.model=\"groups_field_a1.0000/model.json\" \
-    --set "output.directory=\"$out/heldout_groups_field_$s\"" > $out/heldout_groups_field_$s.log
+  # The training variants (threshold selection).
+  for v in nopos assigned field; do
+    run $out/heldout_groups.toml --set simulation.seed=$s --set simulation.mesh=256 \
+      --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
+      --set emulators.groups_z1.model=\"groups_${v}_a0.5000/model.json\" \
+      --set emulators.groups_z0.model=\"groups_${v}_a1.0000/model.json\" \
+      --set "output.directory=\"$out/heldout_groups_${v}_$s\"" > $out/heldout_groups_${v}_$s.log
+  done
 done
 
 # 5. Figures and the table (fields on the voxel surrogate's 64^3 mesh, and the catalogues also on

@@ -109,12 +109,14 @@ def main():
     if "--groups" in args:  # the per-group surrogate's held-out runs (validation/halos.sh)
         args.remove("--groups")
         names = {"halos_z1": "groups_z1", "halos_z0": "groups_z0"}
-        groups = {"group surrogate": ("heldout_groups", names),
-                  "group surrogate (top)": ("heldout_groups_top", names),
-                  "group surrogate (sampled)": ("heldout_groups_sample", names),
-                  "group surrogate, no position correction": ("heldout_groups_nopos", names),
-                  "group surrogate, assigned mass target": ("heldout_groups_assigned", names),
-                  "group surrogate, assigned, field loss": ("heldout_groups_field", names)}
+        # name: (run directory prefix, hooks, whether its candidates' expected field is shown: the
+        # "top" and "sampled" runs have the same candidates as the threshold run)
+        groups = {"group surrogate": ("heldout_groups", names, True),
+                  "group surrogate (top)": ("heldout_groups_top", names, False),
+                  "group surrogate (sampled)": ("heldout_groups_sample", names, False),
+                  "group surrogate, no position correction": ("heldout_groups_nopos", names, True),
+                  "group surrogate, assigned mass target": ("heldout_groups_assigned", names, True),
+                  "group surrogate, assigned, field loss": ("heldout_groups_field", names, True)}
     if "--calibrate-on" in args:
         i = args.index("--calibrate-on")
         calibrate = [int(s) for s in args[i + 1].split(",")]
@@ -173,16 +175,15 @@ def main():
             if remap:
                 cats["cheap FoF, calibrated masses"] = (qp, qm)
                 mf["cheap FoF, calibrated masses"].append(qm)
-            for name, (gdir, ghook) in groups.items():
+            for name, (gdir, ghook, _) in groups.items():
                 gp, gm, _, _, _ = catalogue(f"{out}/{gdir}_{s}/{ghook[hook]}_a{tag}.0.hdf5")
                 cats[name] = (gp, gm)
                 mf.setdefault(name, []).append(gm)
             expected_groups = {}
-            for name in ("group surrogate", "group surrogate, no position correction",
-                         "group surrogate, assigned mass target",
-                         "group surrogate, assigned, field loss") if groups else ():
+            for name, (gdir, ghook, shown) in groups.items():
+                if not shown:
+                    continue
                 # every candidate group weighted by its expected halo mass
-                gdir, ghook = groups[name]
                 with h5py.File(f"{out}/{gdir}_{s}/{ghook[hook]}_candidates_a{a}.hdf5", "r") as f:
                     expected_groups[name + " (expected field)"] = (
                         f["Candidates/Pos"][:], f["Candidates/ExpectedMass"][:] * 1e10)
