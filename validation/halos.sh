@@ -8,9 +8,10 @@
 #      40 steps from a = 0.02, FoF b = 0.2 at a = 0.5 and 1) and the cheap production run of the
 #      same white noise (256^3 mesh, 10 steps from a = 0.1, FoF, the density on the surrogate's
 #      64^3 mesh: 2 Mpc/h voxels);
-#      training seeds 501-506, validation seed 507, held-out seeds 601-615 (15 boxes: at
-#      k ~ 0.4 h/Mpc the shot-noise-subtracted halo power is below 1/n, and one box's halo P(k)
-#      scatters by up to 28% per bin even for FoF on the cheap run);
+#      training seeds 501-506, validation seed 507 (the trainings' validation loss), selection
+#      seeds 507-512 (which record to recommend per redshift and product: step 5), held-out seeds
+#      601-615 (15 boxes: at k ~ 0.4 h/Mpc the shot-noise-subtracted halo power is below 1/n, and
+#      one box's halo P(k) scatters by up to 28% per bin even for FoF on the cheap run);
 #   2. the truth's halos above the mass where n = 1e-3 (h/Mpc)^3 (the median over the training
 #      seeds of the 2097th largest group: 40 particles at z = 1, 59 at z = 0 (768^3 truth); written to
 #      thresholds.txt) as halo-number and halo-mass fields on the 64^3 mesh (halo_fields.py),
@@ -24,9 +25,15 @@
 #   4. the held-out cheap runs again with both surrogates in-situ ([emulators.halos_z1],
 #      [emulators.halos_z0], mesh = 64), without P(k) outputs, for the cost; once with
 #      selection = "sample" (Bernoulli draws) and once with "top" (the most probable voxels);
-#      and with the per-group surrogates (selection "threshold", "top" and "sample");
-#   5. validation/plot_halos.py: r(k) and error power of the halo-mass field, mass functions,
-#      halo P(k), cost; halo_validation.txt and halo_*.png in output/validation_halos.
+#      and with the per-group surrogates (selection "threshold", "top" and "sample"); the same on
+#      the selection seeds (in heldout*_SEED directories too);
+#   5. validation/plot_halos.py, first on the selection seeds: it chooses, per redshift, the
+#      per-group record whose expected field has the lowest error power paired with FoF's and the
+#      one whose catalogue has the lowest of the halo P(k) and mass-function worst bins
+#      (halo_choice.json, halo_selection_validation.txt); then on the held-out seeds: r(k) and
+#      error power of the halo-mass field, mass functions, halo P(k), cost, and the chosen
+#      records against FoF with the issue's targets; halo_validation.txt and halo_*.png in
+#      output/validation_halos.
 # Usage: bash validation/halos.sh [NP] [STEPS] [WIDTH]
 #   NP ranks, STEPS training steps (default 1500), WIDTH the U-Net's width (default 16); runs
 #   and models already in output/validation_halos are reused (remove model_a* to retrain)
@@ -38,6 +45,8 @@ width=${3:-16}
 out=output/validation_halos
 py=/usr/bin/python3
 hmesh=64 # the surrogate's mesh
+train="501 502 503 504 505 506"
+select="507 508 509 510 511 512" # 507: also the trainings' validation pair
 heldout="601 602 603 604 605 606 607 608 609 610 611 612 613 614 615"
 bash scripts/build.sh release >/dev/null
 caustic=build/src/caustic
@@ -55,7 +64,7 @@ if [ -f $out/truth_501/halos_a1p0000.0.hdf5 ] &&
 fi
 
 # 1. Truth and cheap runs.
-for s in 501 502 503 504 505 506 507 $heldout; do
+for s in $train $select $heldout; do
   [ -f $out/truth_$s/halos_a1p0000.0.hdf5 ] ||
     run params/validation_halos.toml --set simulation.seed=$s --set halos.member_ids=true \
       --set "output.directory=\"$out/truth_$s\"" > $out/truth_$s.log
@@ -83,14 +92,14 @@ for a in ("0.5000", "1.0000"):
 PY
 while read -r a nmin; do
   [ "$a" = "#" ] && continue
-  for s in 501 502 503 504 505 506 507 $heldout; do
+  for s in $train $select $heldout; do
     $py validation/halo_fields.py $out/truth_$s/halos_a${a/./p}.0.hdf5 \
       $out/truth_$s/halo_fields_a$a.hdf5 --mesh $hmesh --min-particles "$nmin" > /dev/null
   done
 done < $out/thresholds.txt
 cheap_min=20 # params/validation_halos.toml [halos] min_particles: what the hook's FoF keeps
 for a in 0.5000 1.0000; do
-  for s in 501 502 503 504 505 506 507 $heldout; do
+  for s in $train $select $heldout; do
     $py validation/halo_fields.py $out/cheap_$s/halos_a${a/./p}.0.hdf5 \
       $out/cheap_$s/fof_fields_a$a.hdf5 --mesh $hmesh --min-particles $cheap_min > /dev/null
   done
@@ -102,7 +111,7 @@ for a in 1.0000 0.5000; do
     echo "# Halo surrogate at a = $a (written by validation/halos.sh)"
     echo "[data]"
     echo "train = ["
-    for s in 501 502 503 504 505 506; do
+    for s in $train; do
       echo "  {inputs = [\"cheap_$s/density_a$a.hdf5:Fields/density\", \"cheap_$s/fof_fields_a$a.hdf5:Fields/fof_count\"], targets = [\"truth_$s/halo_fields_a$a.hdf5:Fields/halo_number\", \"truth_$s/halo_fields_a$a.hdf5:Fields/halo_mass\"]},"
     done
     echo "]"
@@ -143,7 +152,7 @@ while read -r a nmin; do
     echo "# Per-group halo surrogate at a = $a (written by validation/halos.sh)"
     echo "[data]"
     echo "train = ["
-    for s in 501 502 503 504 505 506; do
+    for s in $train; do
       echo "  {snapshot = \"cheap_$s/snapshot_a$a.hdf5\", truth = \"truth_$s/halos_a${a/./p}.0.hdf5\"},"
     done
     echo "]"
@@ -203,7 +212,7 @@ a = [1.0]
 mesh = $hmesh
 inputs = ["density", "fof_count"]
 TOML
-for s in $heldout; do
+for s in $select $heldout; do
   run $out/heldout.toml --set simulation.seed=$s --set simulation.mesh=256 \
     --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
     --set "output.directory=\"$out/heldout_$s\"" > $out/heldout_$s.log
@@ -225,7 +234,7 @@ a = [0.5]
 model = "groups_a1.0000/model.json"
 a = [1.0]
 TOML
-for s in $heldout; do
+for s in $select $heldout; do
   for sel in threshold top sample; do
     dir=$out/heldout_groups_$s
     [ $sel = threshold ] || dir=$out/heldout_groups_${sel}_$s
@@ -246,5 +255,7 @@ done
 
 # 5. Figures and the table (fields on the voxel surrogate's 64^3 mesh, and the catalogues also on
 # a 256^3 mesh, where the 2 Mpc/h voxels no longer blur them).
+$py validation/plot_halos.py $out $hmesh $select --calibrate-on 501,502,503,504,505,506 \
+  --groups --measure-mesh 256 --prefix halo_selection --choose $out/halo_choice.json > /dev/null
 $py validation/plot_halos.py $out $hmesh $heldout --calibrate-on 501,502,503,504,505,506 \
-  --groups --measure-mesh 256
+  --groups --measure-mesh 256 --recommend $out/halo_choice.json

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Halo-surrogate validation figures and table (validation/halos.sh).
 
-    plot_halos.py OUT MESH SEED [SEED ...] [--calibrate-on SEED,SEED,...]
+    plot_halos.py OUT MESH SEED [SEED ...] [--calibrate-on SEED,SEED,...] [--groups]
+                  [--measure-mesh M] [--prefix P] [--choose FILE | --recommend FILE]
 
 For every held-out seed and both redshifts, against the truth's halos above the n = 1e-3 mass
 (halo_fields_a*.hdf5 of truth_SEED) and side by side with FoF on the cheap run itself (its most
@@ -23,7 +24,12 @@ the cheap run's FoF groups whose masses are mapped to the truth's by abundance m
     mean over seeds, the worst bin to k = 0.5 h/Mpc with the standard error of that mean;
   - the cost: wall time of the cheap run + surrogate against the truth run (FoF included, the
     power-spectrum outputs excluded) from the run summaries.
-Writes OUT/halo_validation.txt, OUT/halo_rk.png, OUT/halo_mf.png, OUT/halo_pk.png.
+With --choose (on selection seeds, not the held-out ones) it picks per redshift the per-group
+record whose expected field has the lowest paired error power and the one whose catalogue has the
+lowest of the P(k) and mass-function worst bins, and writes them to FILE; with --recommend FILE
+(on the held-out seeds) it tables those records against FoF on the cheap run with the issue's
+targets, so what is recommended was not chosen on the seeds that measure it.
+Writes OUT/P_validation.txt, OUT/P_rk.png, OUT/P_mf.png, OUT/P_pk.png (P: --prefix, "halo").
 """
 import json
 import sys
@@ -96,6 +102,82 @@ def calibrated_masses(out, a, seeds):
     return lambda m: np.exp(np.interp(np.log(m), lc, lt))
 
 
+def choose_records(summary, groups, seeds, meshes, path):
+    """On selection seeds (not the held-out ones): per redshift, the per-group surrogate whose
+    expected field has the lowest error power paired with FoF's (mean over the meshes), and the one
+    whose catalogue has the lowest of max(halo P(k) worst bin on the finest mesh, mass-function
+    worst bin). Written to `path` (JSON) for --recommend; returns the table's lines."""
+    choice, lines = {}, []
+    for a, figs in summary.items():
+        z = 1.0 / float(a) - 1.0
+        field = {f"{n} (expected field)": np.mean([figs[(m, f"{n} (expected field)")]["paired"]
+                                                   for m in meshes])
+                 for n, (_, _, shown) in groups.items() if shown}
+        cat = {n: max(figs[(meshes[-1], n)]["pk"], figs["mf"][n]) for n in groups}
+        best_f, best_c = min(field, key=field.get), min(cat, key=cat.get)
+        choice[a] = {"field": best_f, "catalogue": best_c, "seeds": seeds}
+        lines.append(f"\n## Choice at z = {z:.0f} on seeds {' '.join(map(str, seeds))}")
+        lines.append("expected field, paired error power (mean over meshes): " + ", ".join(
+            f"{n} {v * 100:+.1f}%" for n, v in sorted(field.items(), key=lambda x: x[1])))
+        lines.append("catalogue, max(P(k) worst bin, mass-function worst bin): " + ", ".join(
+            f"{n} {v * 100:.1f}%" for n, v in sorted(cat.items(), key=lambda x: x[1])))
+        lines.append(f"chosen: field `{best_f}`, catalogue `{best_c}`")
+    json.dump(choice, open(path, "w"), indent=1)
+    return lines
+
+
+def recommended_table(summary, choice, meshes):
+    """The records a choice file names (chosen on other seeds) against FoF on the cheap run, with
+    the issue's targets, on this run's seeds."""
+    lines = ["\n## The chosen records on these seeds (chosen on seeds " +
+             " ".join(map(str, next(iter(choice.values()))["seeds"])) + ") against FoF on the cheap run",
+             "| z | product | prediction | r(k<=0.5) min | r(0.7) | r - FoF's r, mean over k<=0.5, "
+             "paired | P_err n, k<=0.3 max | P_err / FoF's - 1, paired | halo P(k) worst bin | "
+             "rms of P(k)/truth - 1 minus FoF's, paired | mass function worst bin |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    def both(figs, name, key, fmt):
+        return " / ".join(fmt(figs[(m, name)][key]) for m in meshes)
+    verdict = []
+    for a, c in choice.items():
+        figs, z = summary[a], 1.0 / float(a) - 1.0
+        f, k, fof = c["field"], c["catalogue"], "cheap FoF"
+        last = meshes[-1]
+        for product, name in (("field", f), ("catalogue", k), ("both", fof)):
+            row = (f"| {z:.0f} | {product} | {name} | {both(figs, name, 'r', '{:.3f}'.format)} | "
+                   f"{both(figs, name, 'r07', '{:.3f}'.format)} | ")
+            row += ("" if name == fof else " / ".join(
+                f"{figs[(m, name)]['dr']:+.4f} ± {figs[(m, name)]['dr_se']:.4f}" for m in meshes))
+            row += f" | {both(figs, name, 'err', '{:.3f}'.format)} | "
+            row += ("" if name == fof else " / ".join(
+                f"{figs[(m, name)]['paired'] * 100:+.1f}% ± {figs[(m, name)]['paired_se'] * 100:.1f}%"
+                for m in meshes)) + " | "
+            if product != "field":
+                g = figs[(last, name)]
+                row += f"{g['pk'] * 100:.1f}% ± {g['pk_se'] * 100:.1f}% | "
+                row += ("" if name == fof else f"{g['pk_rms_paired'] * 100:+.2f} ± "
+                        f"{g['pk_rms_paired_se'] * 100:.2f} points") + " | "
+                row += f"{figs['mf'][name] * 100:.1f}% |"
+            else:
+                row += " | | |"
+            lines.append(row)
+        # The issue's targets, and whether the chosen records beat FoF in each figure.
+        checks = []
+        for m in meshes:
+            checks += [(f"r(k<=0.5) >= 0.95 ({m}^3)", figs[(m, f)]["r"] >= 0.95,
+                        figs[(m, f)]["r"] > figs[(m, fof)]["r"]),
+                       (f"r(0.7) >= 0.9 ({m}^3)", figs[(m, f)]["r07"] >= 0.9,
+                        figs[(m, f)]["r07"] > figs[(m, fof)]["r07"]),
+                       (f"P_err < 1/n ({m}^3)", figs[(m, f)]["err"] < 1,
+                        figs[(m, f)]["paired"] < 0)]
+        checks += [("halo P(k) within 10%", figs[(last, k)]["pk"] <= 0.1,
+                    figs[(last, k)]["pk"] < figs[(last, fof)]["pk"]),
+                   ("mass function within 10%", figs["mf"][k] <= 0.1, figs["mf"][k] < figs["mf"][fof])]
+        verdict.append(f"z = {z:.0f}: " + "; ".join(
+            f"{n}: {'met' if ok else 'NOT met'}, {'beats' if win else 'does NOT beat'} FoF"
+            for n, ok, win in checks))
+    return lines + [""] + verdict
+
+
 def main():
     global N
     args = sys.argv[1:]
@@ -104,6 +186,20 @@ def main():
     if "--measure-mesh" in args:  # catalogues also painted on this finer mesh
         i = args.index("--measure-mesh")
         meshes = [int(args[i + 1])]
+        del args[i:i + 2]
+    prefix = "halo"  # OUT/PREFIX_validation.txt, PREFIX_rk.png, ...
+    if "--prefix" in args:
+        i = args.index("--prefix")
+        prefix = args[i + 1]
+        del args[i:i + 2]
+    choose = recommend = None
+    if "--choose" in args:  # write the per-group surrogate chosen per redshift and product
+        i = args.index("--choose")
+        choose = args[i + 1]
+        del args[i:i + 2]
+    if "--recommend" in args:  # a table of the records a --choose file names, against FoF
+        i = args.index("--recommend")
+        recommend = json.load(open(args[i + 1]))
         del args[i:i + 2]
     groups = {}
     if "--groups" in args:  # the per-group surrogate's held-out runs (validation/halos.sh)
@@ -137,7 +233,8 @@ def main():
             return tuple(p[f"simulation.{k}"] for k in ("particles", "box", "mesh", "steps"))
     tsim = setup(f"{out}/truth_{seeds[0]}/halos_a1p0000.0.hdf5")
     csim = setup(f"{out}/cheap_{seeds[0]}/halos_a1p0000.0.hdf5")
-    lines = ["# Halo surrogate, held-out seeds " + " ".join(map(str, seeds)) +
+    summary = {}  # a -> {(mesh, name): figures}, and a -> {"mf": {name: worst bin}}
+    lines = ["# Halo surrogate, seeds " + " ".join(map(str, seeds)) +
              f" ({tsim[0]}^3 particles, {tsim[1]:g} Mpc/h; truth: {tsim[2]}^3 mesh, {tsim[3]} steps;"
              f" cheap: {csim[2]}^3, {csim[3]} steps)"]
     fig_r, ax_r = plt.subplots(2, 2, figsize=(12, 11), sharex=True)
@@ -232,6 +329,12 @@ def main():
                 f"{rel.mean() * 100:+.1f}% ± {rel.std(ddof=1) / np.sqrt(len(rel)) * 100:.1f}%")
             row = (f"| {mesh}^3 | {name} | {r[kk <= 0.5].min():.3f} | {r[i07]:.3f} | "
                    f"{err[kk <= 0.3].max():.3f} | {paired} |")
+            fig = summary.setdefault(a, {}).setdefault((mesh, name), {})
+            # Per seed, r - FoF's r averaged over k <= 0.5 (paired as above).
+            dr = (np.array(e["r"]) - np.array(acc[(mesh, "cheap FoF")]["r"]))[:, kk <= 0.5].mean(axis=1)
+            fig.update(r=r[kk <= 0.5].min(), r07=r[i07], err=err[kk <= 0.3].max(),
+                       paired=rel.mean(), paired_se=rel.std(ddof=1) / np.sqrt(len(rel)),
+                       dr=dr.mean(), dr_se=dr.std(ddof=1) / np.sqrt(len(dr)))
             if e["pk"]:
                 pk = np.mean(e["pk"], axis=0)
                 # the standard error of the seed mean in that bin (the seeds' scatter / sqrt(n))
@@ -239,6 +342,13 @@ def main():
                     else np.full_like(pk, np.nan)
                 low = kk <= 0.5
                 w = np.argmax(np.abs(pk[low] - 1))
+                # Per seed, the rms of P/P_truth - 1 over k <= 0.5 minus FoF's in the same box.
+                dev = np.sqrt(np.mean((np.array(e["pk"])[:, low] - 1) ** 2, axis=1))
+                dev_fof = np.sqrt(np.mean((np.array(acc[(mesh, "cheap FoF")]["pk"])[:, low] - 1) ** 2,
+                                          axis=1))
+                fig.update(pk=abs(pk[low][w] - 1), pk_se=se[low][w], pk_k=kk[low][w],
+                           pk_rms=dev.mean(), pk_rms_paired=(dev - dev_fof).mean(),
+                           pk_rms_paired_se=(dev - dev_fof).std(ddof=1) / np.sqrt(len(dev)))
                 row += (f" {abs(pk[low][w] - 1) * 100:.1f}% ± {se[low][w] * 100:.1f}% (k = {kk[low][w]:.2f})"
                         f" | {np.mean(e['n']):.3f} |")
                 if mesh == meshes[-1]:
@@ -272,6 +382,7 @@ def main():
                     worst[k2] = max(worst[k2], abs(ratio - 1))
                 row += f" {ratio:.3f} |"
             lines.append(row)
+        summary[a]["mf"] = worst
         lines.append("worst bin (>= 100 truth groups): " +
                      ", ".join(f"{k2} {worst[k2] * 100:.1f}%" for k2 in others))
         lines.append("worst bin (>= 20 truth groups, Poisson errors up to 22%): " +
@@ -319,18 +430,22 @@ def main():
             gc = g["wall_seconds"] - gt.get("step:observer:fof", 0)
             row += f" {gc:.1f} | {ghook:.1f} | {tt / gc:.1f}x |"
         lines.append(row)
+    if choose:
+        lines += choose_records(summary, groups, seeds, meshes, choose)
+    if recommend:
+        lines += recommended_table(summary, recommend, meshes)
     text = "\n".join(lines) + "\n"
-    open(f"{out}/halo_validation.txt", "w").write(text)
+    open(f"{out}/{prefix}_validation.txt", "w").write(text)
     print(text)
     # One legend for all four panels, below them (the curves fill the panels).
     handles, labels = ax_r[0][0].get_legend_handles_labels()
     fig_r.legend(handles, labels, loc="lower center", ncol=3, fontsize=7)
     fig_r.tight_layout(rect=(0, 0.17, 1, 1))
-    fig_r.savefig(f"{out}/halo_rk.png", dpi=110)
+    fig_r.savefig(f"{out}/{prefix}_rk.png", dpi=110)
     fig_m.tight_layout()
-    fig_m.savefig(f"{out}/halo_mf.png", dpi=110)
+    fig_m.savefig(f"{out}/{prefix}_mf.png", dpi=110)
     fig_p.tight_layout()
-    fig_p.savefig(f"{out}/halo_pk.png", dpi=110)
+    fig_p.savefig(f"{out}/{prefix}_pk.png", dpi=110)
 
 
 if __name__ == "__main__":
