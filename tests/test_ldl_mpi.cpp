@@ -384,6 +384,9 @@ TEST(Ldl, ProductOfPaintersAndItsGradient) {
   Field<double> out(decomp, "test::ldl::out"), fbar(decomp, "test::ldl::fbar"),
       f1(decomp, "test::ldl::f1"), f2(decomp, "test::ldl::f2");
   LdlPainter a(decomp, 1), b(decomp, 2);
+  // The product's factors share one particle exchange; a painter on another mesh cannot.
+  auto other = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh / 2, kL);
+  EXPECT_THROW(LdlPainter(other, 1, &a), std::invalid_argument);
   a.forward(parts.x, parts.size(), p1, f1);
   b.forward(parts.x, parts.size(), kParams, f2);
   prod.forward(parts.x, parts.size(), params, out);

@@ -2,8 +2,10 @@
 
 #include "pm/core/comm.hpp"
 #include "pm/core/kmath.hpp"
+#include "pm/core/memory.hpp"
 #include "pm/particles/distributor.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -38,6 +40,19 @@ void checkParams(const std::vector<double>& p, int layers) {
       throw std::invalid_argument("LdlPainter: output layer parameters must be finite");
 }
 
+// A particle-sized vector advised huge pages before its first touch (4 KB page faults on tens of
+// MB cost more than the kernels that fill it); zero-filled unless `zero` is false (the caller
+// writes every row first).
+Kokkos::View<double* [3]> particleBuffer(const char* label, std::size_t n, bool zero = true) {
+  n = std::max<std::size_t>(1, n);
+  if (zero)
+    return zeroedHugePageView<Kokkos::View<double* [3]>>(label, n);
+  Kokkos::View<double* [3]> v(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label)),
+                              n);
+  adviseHugePages(v.data(), v.span() * sizeof(double));
+  return v;
+}
+
 } // namespace
 
 struct LdlPainter::Exchange {
@@ -54,12 +69,20 @@ double LdlPainter::filter(double k, double k_l, double k_h, double n) {
   return ldlFilter(k, k_l, k_h, n);
 }
 
-LdlPainter::LdlPainter(std::shared_ptr<const SlabDecomposition> decomp, int layers)
-    : _decomp(decomp), _layers(layers), _painter(decomp, Window::CIC), _fft(decomp),
-      _ex(std::make_unique<Exchange>()) {
+LdlPainter::LdlPainter(std::shared_ptr<const SlabDecomposition> decomp, int layers,
+                       const LdlPainter* share)
+    : _decomp(decomp), _layers(layers), _painter(decomp, Window::CIC), _fft(decomp) {
   if (layers < 0 || layers > 16)
     throw std::invalid_argument("LdlPainter: " + std::to_string(layers) +
                                 " displacement layers; allowed 0 to 16");
+  if (share) {
+    if (share->_decomp.get() != _decomp.get())
+      throw std::invalid_argument("LdlPainter: the painter to share buffers with is on another "
+                                  "decomposition");
+    _ex = share->_ex; // its plane owners too
+    return;
+  }
+  _ex = std::make_shared<Exchange>();
   const int n = decomp->n();
   _ex->owner = Kokkos::View<int*>("caustic::ldl::owner", n);
   auto h = Kokkos::create_mirror_view(_ex->owner);
@@ -72,8 +95,11 @@ LdlPainter::~LdlPainter() = default;
 
 void LdlPainter::density(const Kokkos::View<double* [3]>& x, std::size_t n, Field<double>& rho) {
   Exchange& e = *_ex;
-  if (e.dest.extent(0) < n)
-    e.dest = Kokkos::View<int*>("caustic::ldl::dest", n);
+  if (e.dest.extent(0) < n) {
+    e.dest = Kokkos::View<int*>(
+        Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::ldl::dest"), n);
+    adviseHugePages(e.dest.data(), e.dest.span() * sizeof(int));
+  }
   auto dest = e.dest;
   auto owner = e.owner;
   const int nm = _decomp->n();
@@ -87,9 +113,11 @@ void LdlPainter::density(const Kokkos::View<double* [3]>& x, std::size_t n, Fiel
   e.m = e.dist.imported();
   if (e.x.extent(0) < e.m || e.x.extent(0) == 0) {
     const std::size_t cap = e.m + e.m / 10 + 16;
-    e.x = Kokkos::View<double* [3]>("caustic::ldl::x", cap);
-    e.a = Kokkos::View<double* [3]>("caustic::ldl::a", cap);
-    e.b = Kokkos::View<double* [3]>("caustic::ldl::b", cap);
+    // Not zero-filled: the rows below e.m are written (the exchange, the readouts, the adjoint's
+    // fills) before they are read, and no kernel reads beyond them.
+    e.x = particleBuffer("caustic::ldl::x", cap, false);
+    e.a = particleBuffer("caustic::ldl::a", cap, false);
+    e.b = particleBuffer("caustic::ldl::b", cap, false);
   }
   e.dist.forward({Distributor::column(x)}, {Distributor::column(e.x)});
   // Mass N_cells / N_particles per particle: the painted field is 1 + delta.
@@ -110,14 +138,13 @@ void LdlPainter::forward(const Kokkos::View<double* [3]>& x, std::size_t n,
   Exchange& e = *_ex;
   _xs.clear();
   {
-    Kokkos::View<double* [3]> x0(Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::ldl::x0"),
-                                 std::max<std::size_t>(1, n));
+    Kokkos::View<double* [3]> x0 = particleBuffer("caustic::ldl::x0", n, false);
     Kokkos::deep_copy(Kokkos::subview(x0, std::make_pair(std::size_t(0), n), Kokkos::ALL),
                       Kokkos::subview(x, std::make_pair(std::size_t(0), n), Kokkos::ALL));
     _xs.push_back(x0);
   }
   if (e.home.extent(0) < std::max<std::size_t>(1, n))
-    e.home = Kokkos::View<double* [3]>("caustic::ldl::home", std::max<std::size_t>(1, n));
+    e.home = particleBuffer("caustic::ldl::home", n);
   const double L = _decomp->box(), kf = 2 * M_PI / L;
   Field<double> a(_decomp, "caustic::ldl::field");
   for (int l = 0; l < _layers; ++l) {
@@ -139,8 +166,7 @@ void LdlPainter::forward(const Kokkos::View<double* [3]>& x, std::size_t n,
     _fft.backward(a);
     _painter.readoutGradient(a, e.x, e.m, e.a, 1.0, false);
     e.dist.reverse({Distributor::column(e.a)}, {Distributor::column(e.home)});
-    Kokkos::View<double* [3]> next(Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::ldl::x"),
-                                   std::max<std::size_t>(1, n));
+    Kokkos::View<double* [3]> next = particleBuffer("caustic::ldl::x", n, false);
     auto s = e.home;
     Kokkos::parallel_for(
         "caustic::ldl::displace", Kokkos::RangePolicy<>(0, n), KOKKOS_LAMBDA(std::size_t i) {
@@ -335,7 +361,8 @@ LdlProduct::LdlProduct(std::shared_ptr<const SlabDecomposition> decomp,
   if (!std::isfinite(scale))
     throw std::invalid_argument("LdlProduct: the scale is not finite");
   for (int l : layers) {
-    _painters.push_back(std::make_unique<LdlPainter>(_decomp, l));
+    _painters.push_back(std::make_unique<LdlPainter>(
+        _decomp, l, _painters.empty() ? nullptr : _painters.front().get()));
     _fields.push_back(std::make_unique<Field<double>>(_decomp, "caustic::ldl::factor"));
   }
 }

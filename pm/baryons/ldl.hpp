@@ -60,7 +60,11 @@ public:
   static constexpr int kLayerParams = 5;  // alpha, gamma, k_l, k_h, n
   static constexpr int kOutputParams = 3; // mu, b_1, b_0
 
-  LdlPainter(std::shared_ptr<const SlabDecomposition> decomp, int layers);
+  // share: a painter on the same decomposition whose particle exchange and buffers this one
+  // uses too (painters that run one after the other, as LdlProduct's factors: one set of
+  // particle-sized buffers instead of one per factor).
+  LdlPainter(std::shared_ptr<const SlabDecomposition> decomp, int layers,
+             const LdlPainter* share = nullptr);
   ~LdlPainter();
 
   int layers() const { return _layers; }
@@ -96,7 +100,7 @@ private:
   std::vector<double> _params;
   std::vector<Kokkos::View<double* [3]>> _xs; // positions entering each layer, and the final ones
   struct Exchange;
-  std::unique_ptr<Exchange> _ex;
+  std::shared_ptr<Exchange> _ex;
 };
 
 // F = scale * F_1 * ... * F_m: painters of `layers[f]` layers each on one mesh; the parameters are

@@ -1,5 +1,6 @@
 #include "pm/particles/distributor.hpp"
 
+#include "pm/core/memory.hpp"
 #include "pm/core/profiling.hpp"
 
 #include <algorithm>
@@ -13,11 +14,15 @@ namespace {
 using HostRange = Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>;
 
 // Grows `buf` to at least `bytes` (never shrinks: moving as many rows as before allocates
-// nothing).
-std::byte* room(std::vector<std::byte>& buf, std::size_t bytes) {
-  if (buf.size() < bytes)
-    buf.resize(bytes);
-  return buf.data();
+// nothing); the contents are not kept.
+template <class Buffer> std::byte* room(Buffer& buf, std::size_t bytes) {
+  if (buf.size < bytes) {
+    buf.data.reset();                     // the old block first: the peak holds one of them
+    buf.data.reset(new std::byte[bytes]); // default-initialised: untouched until written
+    buf.size = bytes;
+    adviseHugePages(buf.data.get(), bytes);
+  }
+  return buf.data.get();
 }
 
 void copyRow(const Distributor::Columns& cols, std::size_t from, std::size_t to) {
@@ -194,7 +199,7 @@ void Distributor::pack(const Columns& cols, const std::size_t* map, std::size_t 
 
 void Distributor::unpack(const Columns& cols, const std::size_t* map, std::size_t first,
                          std::size_t count, std::size_t width) {
-  const std::byte* buf = _rbuf.data();
+  const std::byte* buf = _rbuf.data.get();
   Kokkos::parallel_for("caustic::Distributor::unpack", HostRange(0, count),
                        [&](const std::size_t j) {
                          const std::size_t row = map ? map[j] : first + j;
@@ -214,7 +219,7 @@ void Distributor::exchange(std::size_t width, bool back) {
   room(_rbuf, (back ? _nsend : _nrecv) * width);
   // One row is one element: the counts stay item counts, far from the int limit.
   const MPI_Datatype row = _row.get(width);
-  mpiCheck(MPI_Alltoallv(_sbuf.data(), sc.data(), sd.data(), row, _rbuf.data(), rc.data(),
+  mpiCheck(MPI_Alltoallv(_sbuf.data.get(), sc.data(), sd.data(), row, _rbuf.data.get(), rc.data(),
                          rd.data(), row, _comm),
            "Distributor: MPI_Alltoallv");
 }
