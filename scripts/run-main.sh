@@ -17,8 +17,13 @@
 #     mesh, 10 steps) for a held-out seed, uncorrected and with the committed force corrections
 #     (models/hybrid_pm/: PGD and the neural correction), against its 4x-mesh reference
 #     (validation/hybrid_pm.py: P(k) ratios, r(k), table and plot). CAUSTIC_HYBRID=0 skips it.
+#  5. the halo surrogates: the cheap production run of validation/halos.sh (128^3 particles,
+#     256^3 mesh, 10 steps) with the committed per-group records (models/halo_groups/) in-situ at
+#     z = 1 and 0: catalogues, expected halo-mass fields, mass functions against the run's own
+#     FoF (validation/plot_halo_main.py). CAUSTIC_HALOS=0 skips it.
 # Environment: CAUSTIC_NP (ranks, default 2), CAUSTIC_PARAMS (parameter file),
-# CAUSTIC_EMULATOR=0 (skip the emulator), CAUSTIC_HYBRID=0 (skip the hybrid PM).
+# CAUSTIC_EMULATOR=0 (skip the emulator), CAUSTIC_HYBRID=0 (skip the hybrid PM),
+# CAUSTIC_HALOS=0 (skip the halo surrogates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -73,5 +78,24 @@ if [ "${CAUSTIC_HYBRID:-1}" = 1 ]; then
   /usr/bin/python3 validation/hybrid_pm.py --reference "$hy/refs/seed_201" --run "PM=$hy/plain" \
     --run "PGD=$hy/pgd" --run "neural=$hy/neural_spline" -o "$hy/hybrid_pm_z0"
   echo "hybrid PM outputs in $hy (hybrid_pm_z0.png, hybrid_pm_z0.md)"
+fi
+if [ "${CAUSTIC_HALOS:-1}" = 1 ]; then
+  # The halo surrogates (models/halo_groups/, trained by validation/halos.sh) in-situ in their
+  # production configuration: 128^3 particles, 256^3 mesh, 10 steps from a = 0.1, 128 Mpc/h.
+  ho=output/halos_main
+  hooks=()
+  for z in 1 0; do
+    a=$([ $z = 1 ] && echo 0.5 || echo 1.0)
+    for kind in field catalogue; do
+      hooks+=(--set "emulators.halo_${kind}_z$z.model=\"$PWD/models/halo_groups/${kind}_z$z.json\""
+        --set "emulators.halo_${kind}_z$z.a=[$a]")
+    done
+  done
+  bash jobs/mpirun.sh "$np" build/src/caustic run params/validation_halos.toml --overwrite \
+    --set simulation.seed=42 --set simulation.mesh=256 --set simulation.steps=10 \
+    --set simulation.a_start=0.1 --set output.power_spectrum=false \
+    --set "output.directory=\"$ho\"" "${hooks[@]}"
+  /usr/bin/python3 validation/plot_halo_main.py "$ho"
+  echo "halo surrogate outputs in $ho (halo_surrogate.png, halo_surrogate.md)"
 fi
 echo "outputs in $out"
