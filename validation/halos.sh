@@ -52,6 +52,10 @@ bash scripts/build.sh release >/dev/null
 caustic=build/src/caustic
 mkdir -p $out
 run() { bash jobs/mpirun.sh "$np" $caustic run "$@" --overwrite < /dev/null; }
+# The cheap production run (on params/validation_halos.toml; the truth is that file as it is).
+cheap=(--set simulation.mesh=256 --set simulation.steps=10 --set simulation.a_start=0.1)
+# ... again with the surrogates in-situ: without P(k) outputs (the cost of what users run).
+insitu=("${cheap[@]}" --set output.power_spectrum=false)
 
 # Outputs of an earlier truth on another mesh (before session 36: 512^3) would be reused along with
 # the models trained on them: stop instead.
@@ -70,8 +74,7 @@ for s in $train $select $heldout; do
       --set "output.directory=\"$out/truth_$s\"" > $out/truth_$s.log
   [ -f $out/cheap_$s/halos_a1p0000.0.hdf5 ] &&
     $py -c "import h5py,sys; sys.exit(int(h5py.File('$out/cheap_$s/density_a1.0000.hdf5')['Header'].attrs['MeshSize'] != $hmesh))" ||
-    run params/validation_halos.toml --set simulation.seed=$s --set simulation.mesh=256 \
-      --set simulation.steps=10 --set simulation.a_start=0.1 --set output.density=true \
+    run params/validation_halos.toml --set simulation.seed=$s "${cheap[@]}" --set output.density=true \
       --set output.density_mesh=$hmesh --set output.snapshots=true --set halos.member_ids=true \
       --set halos.min_particles=10 --set "output.directory=\"$out/cheap_$s\"" > $out/cheap_$s.log
 done
@@ -213,12 +216,10 @@ mesh = $hmesh
 inputs = ["density", "fof_count"]
 TOML
 for s in $select $heldout; do
-  run $out/heldout.toml --set simulation.seed=$s --set simulation.mesh=256 \
-    --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
+  run $out/heldout.toml --set simulation.seed=$s "${insitu[@]}" \
     --set "output.directory=\"$out/heldout_$s\"" > $out/heldout_$s.log
   # The same with the most probable voxels instead of Bernoulli draws.
-  run $out/heldout.toml --set simulation.seed=$s --set simulation.mesh=256 \
-    --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
+  run $out/heldout.toml --set simulation.seed=$s "${insitu[@]}" \
     --set emulators.halos_z1.selection=\"top\" --set emulators.halos_z0.selection=\"top\" \
     --set "output.directory=\"$out/heldout_top_$s\"" > $out/heldout_top_$s.log
 done
@@ -238,15 +239,13 @@ for s in $select $heldout; do
   for sel in threshold top sample; do
     dir=$out/heldout_groups_$s
     [ $sel = threshold ] || dir=$out/heldout_groups_${sel}_$s
-    run $out/heldout_groups.toml --set simulation.seed=$s --set simulation.mesh=256 \
-      --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
+    run $out/heldout_groups.toml --set simulation.seed=$s "${insitu[@]}" \
       --set emulators.groups_z1.selection=\"$sel\" --set emulators.groups_z0.selection=\"$sel\" \
       --set "output.directory=\"$dir\"" > $dir.log
   done
   # The training variants (threshold selection).
   for v in nopos assigned field; do
-    run $out/heldout_groups.toml --set simulation.seed=$s --set simulation.mesh=256 \
-      --set simulation.steps=10 --set simulation.a_start=0.1 --set output.power_spectrum=false \
+    run $out/heldout_groups.toml --set simulation.seed=$s "${insitu[@]}" \
       --set emulators.groups_z1.model=\"groups_${v}_a0.5000/model.json\" \
       --set emulators.groups_z0.model=\"groups_${v}_a1.0000/model.json\" \
       --set "output.directory=\"$out/heldout_groups_${v}_$s\"" > $out/heldout_groups_${v}_$s.log
@@ -255,7 +254,7 @@ done
 
 # 5. Figures and the table (fields on the voxel surrogate's 64^3 mesh, and the catalogues also on
 # a 256^3 mesh, where the 2 Mpc/h voxels no longer blur them).
-$py validation/plot_halos.py $out $hmesh $select --calibrate-on 501,502,503,504,505,506 \
+$py validation/plot_halos.py $out $hmesh $select --calibrate-on "${train// /,}" \
   --groups --measure-mesh 256 --prefix halo_selection --choose $out/halo_choice.json > /dev/null
-$py validation/plot_halos.py $out $hmesh $heldout --calibrate-on 501,502,503,504,505,506 \
+$py validation/plot_halos.py $out $hmesh $heldout --calibrate-on "${train// /,}" \
   --groups --measure-mesh 256 --recommend $out/halo_choice.json

@@ -15,16 +15,7 @@ import sys
 import h5py
 import numpy as np
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-
-def catalogue(path):
-    with h5py.File(path, "r") as f:
-        h = f["Header"].attrs
-        return f["Group/GroupPos"][:], f["Group/GroupMass"][:] * 1e10, float(h["BoxSize"])
+from plot_halos import catalogue, plt  # Agg backend; (pos, mass [Msun/h], len, box, m_p)
 
 
 def main():
@@ -36,8 +27,8 @@ def main():
             "|---|---|---|---|"]
     for col, (z, a) in enumerate(((1, "0.5000"), (0, "1.0000"))):
         tag = a.replace(".", "p")
-        fp, fm, box = catalogue(f"{out}/halos_a{tag}.0.hdf5")
-        sp, sm, _ = catalogue(f"{out}/halo_catalogue_z{z}_a{tag}.0.hdf5")
+        fp, fm, _, box, _ = catalogue(f"{out}/halos_a{tag}.0.hdf5")
+        sp, sm, _, _, _ = catalogue(f"{out}/halo_catalogue_z{z}_a{tag}.0.hdf5")
         with h5py.File(f"{out}/halo_field_z{z}_candidates_a{a}.hdf5", "r") as f:
             mmin = float(f["Header"].attrs["MinHaloMass"]) * 1e10
             cpos = f["Candidates/Pos"][:]

@@ -178,29 +178,26 @@ def recommended_table(summary, choice, meshes):
     return lines + [""] + verdict
 
 
+def pop_option(args, name):
+    """The value after `name` in args, both removed; None when absent."""
+    if name not in args:
+        return None
+    i = args.index(name)
+    value = args[i + 1]
+    del args[i:i + 2]
+    return value
+
+
 def main():
     global N
     args = sys.argv[1:]
-    calibrate = []
-    meshes = None
-    if "--measure-mesh" in args:  # catalogues also painted on this finer mesh
-        i = args.index("--measure-mesh")
-        meshes = [int(args[i + 1])]
-        del args[i:i + 2]
-    prefix = "halo"  # OUT/PREFIX_validation.txt, PREFIX_rk.png, ...
-    if "--prefix" in args:
-        i = args.index("--prefix")
-        prefix = args[i + 1]
-        del args[i:i + 2]
-    choose = recommend = None
-    if "--choose" in args:  # write the per-group surrogate chosen per redshift and product
-        i = args.index("--choose")
-        choose = args[i + 1]
-        del args[i:i + 2]
-    if "--recommend" in args:  # a table of the records a --choose file names, against FoF
-        i = args.index("--recommend")
-        recommend = json.load(open(args[i + 1]))
-        del args[i:i + 2]
+    measure = pop_option(args, "--measure-mesh")  # catalogues also painted on this finer mesh
+    prefix = pop_option(args, "--prefix") or "halo"  # OUT/PREFIX_validation.txt, PREFIX_rk.png
+    choose = pop_option(args, "--choose")  # write the records chosen per redshift and product
+    recommend = pop_option(args, "--recommend")  # table the records a --choose file names
+    recommend = json.load(open(recommend)) if recommend else None
+    calibrate = pop_option(args, "--calibrate-on")
+    calibrate = [int(s) for s in calibrate.split(",")] if calibrate else []
     groups = {}
     if "--groups" in args:  # the per-group surrogate's held-out runs (validation/halos.sh)
         args.remove("--groups")
@@ -213,13 +210,9 @@ def main():
                   "group surrogate, no position correction": ("heldout_groups_nopos", names, True),
                   "group surrogate, assigned mass target": ("heldout_groups_assigned", names, True),
                   "group surrogate, assigned, field loss": ("heldout_groups_field", names, True)}
-    if "--calibrate-on" in args:
-        i = args.index("--calibrate-on")
-        calibrate = [int(s) for s in args[i + 1].split(",")]
-        del args[i:i + 2]
     out = args[0]
     N = int(args[1])
-    meshes = [N] + (meshes or [])
+    meshes = [N] + ([int(measure)] if measure else [])
     seeds = [int(s) for s in args[2:]]
     thresholds = {}
     for line in open(f"{out}/thresholds.txt"):

@@ -1,5 +1,6 @@
 #include "pm/analysis/power_spectrum.hpp"
 
+#include "pm/core/memory.hpp"
 #include "pm/core/profiling.hpp"
 
 #include <Kokkos_ScatterView.hpp>
@@ -177,9 +178,7 @@ template <class T> BinnedModes<T>::BinnedModes(const Field<T>& f_k) : _decomp(f_
   std::size_t total = 0;
   Kokkos::deep_copy(total, Kokkos::subview(_offsets, rows));
   // Every entry is written below: no zero fill (a first touch of 0.53 mesh per output).
-  _values = Kokkos::View<Kokkos::complex<T>*>(
-      Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::BinnedModes::values"), total);
-  adviseHugePages(_values.data(), total * sizeof(Kokkos::complex<T>));
+  _values = hugePageView<Kokkos::View<Kokkos::complex<T>*>>("caustic::BinnedModes::values", total);
   auto v = _values;
   auto c = f_k.complex();
   d.forEachMode(

@@ -40,17 +40,14 @@ void checkParams(const std::vector<double>& p, int layers) {
       throw std::invalid_argument("LdlPainter: output layer parameters must be finite");
 }
 
-// A particle-sized vector advised huge pages before its first touch (4 KB page faults on tens of
-// MB cost more than the kernels that fill it); zero-filled unless `zero` is false (the caller
-// writes every row first).
-Kokkos::View<double* [3]> particleBuffer(const char* label, std::size_t n, bool zero = true) {
+// A particle-sized vector (at least one row) advised huge pages before its first touch (4 KB page
+// faults on tens of MB cost more than the kernels that fill it); zero-filled unless `zero` is
+// false (the caller writes every row first).
+Kokkos::View<double* [3]> particleBuffer(const std::string& label, std::size_t n,
+                                         bool zero = true) {
+  using V = Kokkos::View<double* [3]>;
   n = std::max<std::size_t>(1, n);
-  if (zero)
-    return zeroedHugePageView<Kokkos::View<double* [3]>>(label, n);
-  Kokkos::View<double* [3]> v(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label)),
-                              n);
-  adviseHugePages(v.data(), v.span() * sizeof(double));
-  return v;
+  return zero ? zeroedHugePageView<V>(label, n) : hugePageView<V>(label, n);
 }
 
 } // namespace
@@ -95,11 +92,8 @@ LdlPainter::~LdlPainter() = default;
 
 void LdlPainter::density(const Kokkos::View<double* [3]>& x, std::size_t n, Field<double>& rho) {
   Exchange& e = *_ex;
-  if (e.dest.extent(0) < n) {
-    e.dest = Kokkos::View<int*>(
-        Kokkos::view_alloc(Kokkos::WithoutInitializing, "caustic::ldl::dest"), n);
-    adviseHugePages(e.dest.data(), e.dest.span() * sizeof(int));
-  }
+  if (e.dest.extent(0) < n)
+    e.dest = hugePageView<Kokkos::View<int*>>("caustic::ldl::dest", n);
   auto dest = e.dest;
   auto owner = e.owner;
   const int nm = _decomp->n();

@@ -18,11 +18,18 @@ void configureAllocator();
 // for large arrays read at scattered places (meshes, particles): fewer TLB misses and page
 // faults. A no-op where THP is off or not Linux.
 void adviseHugePages(void* p, std::size_t bytes);
+// A View whose pages are advised before the first touch, not initialised: for arrays whose every
+// entry is written before it is read.
+template <class View, class... Extents>
+View hugePageView(const std::string& label, Extents... extents) {
+  View v(Kokkos::view_alloc(Kokkos::WithoutInitializing, label), extents...);
+  adviseHugePages(v.data(), v.span() * sizeof(typename View::value_type));
+  return v;
+}
 // A zero-filled View (as a value-initialised one) whose pages are advised before the first touch.
 template <class View, class... Extents>
 View zeroedHugePageView(const std::string& label, Extents... extents) {
-  View v(Kokkos::view_alloc(Kokkos::WithoutInitializing, label), extents...);
-  adviseHugePages(v.data(), v.span() * sizeof(typename View::value_type));
+  View v = hugePageView<View>(label, extents...);
   Kokkos::deep_copy(v, typename View::value_type(0));
   return v;
 }
