@@ -1,6 +1,7 @@
 #include "io/ldl_record.hpp"
 
 #include "io/text_file.hpp"
+#include "pm/baryons/ldl_halo.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -48,8 +49,32 @@ LdlRecord readLdlRecord(const std::string& path) {
         k.slope = c.at("slope").get<std::vector<double>>();
         r.conditioning.push_back(k);
       }
+    if (j.contains("halo_layer")) {
+      const auto& h = j.at("halo_layer");
+      LdlRecord::HaloLayer l;
+      l.mass_nodes = h.at("mass_nodes").get<std::vector<double>>();
+      l.radius_nodes = h.at("radius_nodes").get<std::vector<double>>();
+      l.fof_b = h.at("fof_b").get<double>();
+      l.fof_min_particles = h.at("fof_min_particles").get<int>();
+      r.halo_layer = l;
+    }
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(path + ": a key has the wrong type (" + e.what() + ")");
+  }
+  std::size_t halo_params = 0;
+  if (r.halo_layer) {
+    try {
+      const LdlHaloLayout l{r.halo_layer->mass_nodes, r.halo_layer->radius_nodes};
+      l.check(path + ": halo_layer");
+      halo_params = l.parameterCount();
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error(e.what());
+    }
+    if (!(r.halo_layer->fof_b > 0) || r.halo_layer->fof_min_particles < 1)
+      throw std::runtime_error(path + ": halo_layer: fof_b must be positive and "
+                                      "fof_min_particles at least 1");
+    if (!r.conditioning.empty())
+      throw std::runtime_error(path + ": a halo layer with conditioning (not supported)");
   }
   std::size_t want = static_cast<std::size_t>(5 * r.layers + 3);
   if (!r.factors.empty()) {
@@ -73,11 +98,11 @@ LdlRecord readLdlRecord(const std::string& path) {
     throw std::runtime_error(path + ": a product painter with conditioning (not supported: fit "
                                     "the product at one set of settings)");
   if (r.layers < 0 || r.layers > (r.factors.empty() ? 16 : 32) || r.mesh < 2 || r.mesh % 2 ||
-      !(r.box > 0) || !(r.a > 0) || r.parameters.size() != want)
+      !(r.box > 0) || !(r.a > 0) || r.parameters.size() != want + halo_params)
     throw std::runtime_error(path + ": layers = " + std::to_string(r.layers) + ", mesh = " +
                              std::to_string(r.mesh) + ", " + std::to_string(r.parameters.size()) +
-                             " parameters: inconsistent (5 per layer + 3 per painter, an even "
-                             "mesh)");
+                             " parameters: inconsistent (5 per layer + 3 per painter + those of "
+                             "a halo layer, an even mesh)");
   for (double v : r.parameters)
     if (!std::isfinite(v))
       throw std::runtime_error(path + ": a parameter is not finite");

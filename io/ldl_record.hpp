@@ -1,6 +1,7 @@
 #pragma once
 // The record of an LDL baryon painter written by `caustic ldl-fit` (ldl.json): what the in-situ
 // hook ([emulators.NAME] kind = "ldl") needs to paint, and the domain it was fitted on.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,15 @@ struct LdlRecord {
     bool fitted(double value) const { return value >= min && value <= max; }
   };
   std::vector<Condition> conditioning;
+  // A halo layer (ldl-fit --halo-layer; pm/baryons/ldl_halo.hpp): the painted field times a
+  // factor of the run's FoF catalogue. Its parameters follow the painter's (or the factors') in
+  // `parameters`. The catalogue must be made as the training ones were (b, min_particles).
+  struct HaloLayer {
+    std::vector<double> mass_nodes, radius_nodes;
+    double fof_b = 0;
+    int fof_min_particles = 0;
+  };
+  std::optional<HaloLayer> halo_layer;
 };
 
 // Throws std::runtime_error naming the file and the key that is missing or wrong.

@@ -203,7 +203,9 @@ struct LdlHook::State {
   std::string settings;       // "name = value, ..." of a conditioned record
   std::string warnings;
   std::shared_ptr<const SlabDecomposition> decomp;
-  std::unique_ptr<LdlModel> painter; // an LdlPainter, or an LdlProduct of a product record
+  std::unique_ptr<LdlModel> painter; // an LdlPainter, or an LdlProduct of a product record,
+                                     // in an LdlHaloModel for a record with a halo layer
+  LdlHaloSet halos;                  // the catalogue of the output being painted
 };
 
 LdlHook::LdlHook(const Params& params, const EmulatorHookParams& hook, OutputCallback cb)
@@ -238,7 +240,26 @@ LdlHook::LdlHook(const Params& params, const EmulatorHookParams& hook, OutputCal
     c.push_back(k.at(v));
     settings.push_back(k.name + " = " + format("%g", v));
   }
-  _state->params = ldlParametersAt(r.parameters, slopes, c, r.layers);
+  if (r.halo_layer) {
+    const auto& h = params.halos;
+    if (!h.enabled || hook.every_step)
+      throw ParamError(key + ".model = " + hook.model +
+                       ": a painter with a halo layer reads the run's FoF catalogue at its "
+                       "outputs; set [halos] enabled = true with the hook's scale factors" +
+                       std::string(hook.every_step ? " and every_step = false" : ""));
+    for (double a : hook.a)
+      if (!isOutputScaleFactor(a, h.a))
+        throw ParamError(key + ".a includes " + format("%.4f", a) +
+                         ", which is not among [halos].a: the halo layer needs the FoF "
+                         "catalogue of every output it paints");
+    if (std::abs(h.b - r.halo_layer->fof_b) > 1e-9 ||
+        h.min_particles != r.halo_layer->fof_min_particles)
+      bad.push_back("[halos] b = " + format("%g", h.b) + ", min_particles = " +
+                    std::to_string(h.min_particles) + "; the halo layer was fitted to catalogues " +
+                    "of b = " + format("%g", r.halo_layer->fof_b) +
+                    ", min_particles = " + std::to_string(r.halo_layer->fof_min_particles));
+  }
+  _state->params = r.halo_layer ? r.parameters : ldlParametersAt(r.parameters, slopes, c, r.layers);
   _state->settings = joined(settings, ", ");
   _state->warnings = joined(bad, "; ");
   if (!bad.empty() && !hook.force)
@@ -263,6 +284,21 @@ void LdlHook::observe(Event e, const SimulationState& s) {
         layers.push_back(f.layers);
       st.painter = std::make_unique<LdlProduct>(st.decomp, layers, st.record.scale);
     }
+    if (st.record.halo_layer)
+      st.painter = std::make_unique<LdlHaloModel>(
+          st.decomp, std::move(st.painter),
+          LdlHaloLayout{st.record.halo_layer->mass_nodes, st.record.halo_layer->radius_nodes});
+  }
+  if (st.record.halo_layer) {
+    const HaloCatalogue* cat = _finder ? _finder->catalogue(s.a) : nullptr;
+    if (!cat)
+      throw std::logic_error("emulator " + _hook.name + " at a = " + format("%.4f", s.a) +
+                             ": no FoF catalogue of this output for its halo layer");
+    std::vector<double> mass(cat->size());
+    for (std::size_t g = 0; g < mass.size(); ++g)
+      mass[g] = cat->count[g] * s.particle_mass * 1e10; // Msun/h
+    st.halos = ldlHaloSet(cat->pos, mass, _params.cosmology.Omega_m);
+    st.painter->setHalos(&st.halos);
   }
   Field<double> out(st.decomp, "caustic::ldl_hook::out");
   std::unique_ptr<Particles> converted;

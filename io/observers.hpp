@@ -119,11 +119,15 @@ private:
 // onto the record's mesh and writes NAME_a<a>.hdf5 (/Fields/<the record's field>, double). The
 // record's box must be the run's and its scale factor within 0.05 of every a it runs at (the
 // painter is fitted at one redshift), unless force = true (then a warning, recorded in the file).
-// Checked at construction, before anything is written.
+// Checked at construction, before anything is written. A record with a halo layer reads the
+// run's FoF catalogue of the same output (setHaloFinder; the finder runs before the hooks): it
+// needs [halos] at every a of the hook, made with the record's b and min_particles (else a
+// domain warning, refused without force), and no every_step.
 class LdlHook : public Observer {
 public:
   LdlHook(const Params& params, const EmulatorHookParams& hook, OutputCallback cb);
   ~LdlHook() override;
+  void setHaloFinder(const HaloFinder* finder) { _finder = finder; }
   std::string name() const override { return "emulator:" + _hook.name; }
   bool wants(Event e) const override {
     return e == Event::Output || (_hook.every_step && e == Event::Step);
@@ -134,6 +138,7 @@ private:
   const Params& _params;
   const EmulatorHookParams& _hook;
   OutputCallback _cb;
+  const HaloFinder* _finder = nullptr;
   struct State;
   std::unique_ptr<State> _state;
 };

@@ -42,7 +42,7 @@ struct BaryonifyOptions {
 int runBaryonifyCommand(RunContext& ctx, const BaryonifyOptions& opt);
 
 struct LdlFitCommandOptions {
-  std::vector<std::string> train, test; // SNAPSHOT=FIELDS pairs
+  std::vector<std::string> train, test; // SNAPSHOT=FIELDS[=HALOS] pairs
   std::string field = "gas_density";    // dataset under /Fields of the FIELDS files
   int layers = 2;
   int iterations = 100;
@@ -57,6 +57,10 @@ struct LdlFitCommandOptions {
   // A product painter: the ldl.json records of its factors (two or more, e.g. the gas density's
   // and the gas temperature's painters), fitted jointly to the target from their parameters.
   std::vector<std::string> factors;
+  // A halo layer (pm/baryons/ldl_halo.hpp) after the painter, fitted with it: every pair needs
+  // its FoF catalogue (SNAPSHOT=FIELDS=HALOS).
+  bool halo_layer = false;
+  double profile_weight = 0.0; // the loss's stacked-profile term (needs the catalogues)
   std::string output = "output/ldl";
   bool overwrite = false;
 };

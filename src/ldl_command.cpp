@@ -8,10 +8,12 @@
 #include "io/atomic_file.hpp"
 #include "io/fields.hpp"
 #include "io/format.hpp"
+#include "io/halos.hpp"
 #include "io/ldl_record.hpp"
 #include "io/snapshot.hpp"
 #include "io/svg_plot.hpp"
 #include "pm/baryons/ldl_fit.hpp"
+#include "pm/baryons/ldl_halo.hpp"
 
 #include <Kokkos_Core.hpp>
 #include <Kokkos_ScatterView.hpp>
@@ -29,12 +31,15 @@ namespace {
 namespace fs = std::filesystem;
 
 struct LoadedPair {
-  std::string snapshot, target;
+  std::string snapshot, target, halos_path;
+  std::unique_ptr<LdlHaloSet> halos; // with a catalogue
   Particles parts;
   std::unique_ptr<Field<double>> field;
   double a = 0, box = 0, mean = 0;
   std::string parameters;       // the target file's /Parameters (its run's settings)
   std::vector<double> settings; // the values of --condition's settings
+  double fof_b = 0;             // the catalogue's linking length parameter and smallest group
+  int fof_min = 0;
 };
 
 // The parameters and their slopes, to scale the output layer of all alike.
@@ -63,18 +68,49 @@ std::vector<double> settingsOf(const RunContext& ctx, const LoadedPair& p,
   return v;
 }
 
-// "SNAPSHOT=FIELDS" -> the particles and /Fields/<name> on `decomp` (made from the first pair).
+// "SNAPSHOT=FIELDS[=HALOS]" -> the particles, /Fields/<name> on `decomp` (made from the first
+// pair) and, if `need_halos`, the FoF catalogue HALOS of the same particles.
 LoadedPair loadPair(const RunContext& ctx, const std::string& spec, const std::string& name,
-                    std::shared_ptr<const SlabDecomposition>& decomp) {
-  const auto eq = spec.find('=');
-  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
-    throw ParamError("--train/--test " + spec + ": expected SNAPSHOT=FIELDS (a snapshot and the "
-                     "HDF5 file of its target field, e.g. baryon_fields.hdf5)");
+                    std::shared_ptr<const SlabDecomposition>& decomp, bool need_halos) {
+  std::vector<std::string> part;
+  for (std::size_t at = 0;;) {
+    const auto eq = spec.find('=', at);
+    part.push_back(spec.substr(at, eq == std::string::npos ? std::string::npos : eq - at));
+    if (eq == std::string::npos)
+      break;
+    at = eq + 1;
+  }
+  bool empty = false;
+  for (const auto& q : part)
+    empty = empty || q.empty();
+  if (part.size() < 2 || part.size() > 3 || empty)
+    throw ParamError("--train/--test " + spec +
+                     ": expected SNAPSHOT=FIELDS (a snapshot and the "
+                     "HDF5 file of its target field, e.g. baryon_fields.hdf5) or "
+                     "SNAPSHOT=FIELDS=HALOS (and its FoF catalogue)");
+  if (need_halos && part.size() != 3)
+    throw ParamError("--train/--test " + spec +
+                     ": --halo-layer and --profile-weight need every "
+                     "pair's FoF catalogue: SNAPSHOT=FIELDS=HALOS");
   LoadedPair p;
-  p.snapshot = spec.substr(0, eq);
-  p.target = spec.substr(eq + 1);
+  p.snapshot = part[0];
+  p.target = part[1];
   SnapshotHeader h;
   p.parts = readSnapshot(p.snapshot, ctx.comm(), h);
+  if (part.size() == 3) {
+    p.halos_path = part[2];
+    const HaloTable t = readHaloCatalogue(p.halos_path, ctx.comm().get());
+    if (std::abs(t.box - h.box) > 1e-6 * h.box || std::abs(t.a - h.a) > 1e-4 * h.a)
+      throw ParamError(p.halos_path + " (BoxSize " + format("%g", t.box) + ", Time " +
+                       format("%.4f", t.a) + ") is not of snapshot " + p.snapshot + " (BoxSize " +
+                       format("%g", h.box) + ", Time " + format("%.4f", h.a) + ")");
+    std::vector<double> mass(t.mass.size());
+    for (std::size_t g = 0; g < mass.size(); ++g)
+      mass[g] = t.mass[g] * 1e10; // the catalogue's 1e10 Msun/h
+    p.halos = std::make_unique<LdlHaloSet>(ldlHaloSet(t.pos, mass, h.omega_m));
+    p.fof_b = t.linking_b;
+    p.fof_min = static_cast<int>(t.min_group);
+  }
   p.a = h.a;
   p.box = h.box;
   const FieldData fd = readFieldHeader(p.target, "Fields/" + name);
@@ -178,14 +214,22 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
       if (opt.conditions[k] == opt.conditions[i])
         throw ParamError("--condition " + opt.conditions[i] + " is given twice");
   }
+  if (!(opt.profile_weight >= 0 && opt.profile_weight <= 1e6))
+    throw ParamError("--profile-weight = " + format("%g", opt.profile_weight) +
+                     ": allowed 0 to 1e6");
+  if (opt.halo_layer && !opt.conditions.empty())
+    throw ParamError("--halo-layer: not with --condition (a halo layer is fitted at one set of "
+                     "settings)");
+  const bool need_halos = opt.halo_layer || opt.profile_weight > 0;
   const bool product = !opt.factors.empty();
   if (product) {
     if (opt.factors.size() < 2)
       throw ParamError("--factor " + opt.factors.front() +
                        ": one factor; a product painter needs two or more");
-    if (!opt.init.empty() || !opt.conditions.empty() || opt.displacement_only)
-      throw ParamError("--factor: a product painter starts from its factors' records; --init, "
-                       "--condition and --displacement-only are not allowed with it");
+    if (!opt.conditions.empty() || opt.displacement_only)
+      throw ParamError("--factor: a product painter starts from its factors' records (or an "
+                       "earlier product's, --init); --condition and --displacement-only are not "
+                       "allowed with it");
   }
   // The factors' records, checked before anything is written (their mesh below).
   std::vector<LdlRecord> factors;
@@ -195,9 +239,11 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     } catch (const std::runtime_error& e) {
       throw ParamError(std::string("--factor: ") + e.what());
     }
-    if (!factors.back().factors.empty() || !factors.back().conditioning.empty())
+    if (!factors.back().factors.empty() || !factors.back().conditioning.empty() ||
+        factors.back().halo_layer)
       throw ParamError("--factor " + f +
-                       ": a product or conditioned painter; a factor is a plain LDL painter");
+                       ": a product, conditioned or halo-layer painter; a "
+                       "factor is a plain LDL painter");
   }
   const std::vector<std::string> names = {"ldl.json", "loss.csv", "loss.svg", "ldl_test.txt"};
   {
@@ -219,9 +265,20 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
   {
     PhaseTimer t(ctx, "read");
     for (const auto& s : opt.train)
-      train.push_back(loadPair(ctx, s, opt.field, decomp));
+      train.push_back(loadPair(ctx, s, opt.field, decomp, need_halos));
     for (const auto& s : opt.test)
-      test.push_back(loadPair(ctx, s, opt.field, decomp));
+      test.push_back(loadPair(ctx, s, opt.field, decomp, need_halos));
+    // The halo layer reads catalogues made as the training ones: one FoF setting for all.
+    if (need_halos)
+      for (const auto* set : {&train, &test})
+        for (const auto& p : *set)
+          if (p.fof_b != train.front().fof_b || p.fof_min != train.front().fof_min)
+            throw ParamError(p.halos_path + ": FoF b = " + format("%g", p.fof_b) +
+                             ", min_particles = " + std::to_string(p.fof_min) + "; " +
+                             train.front().halos_path +
+                             " has b = " + format("%g", train.front().fof_b) +
+                             ", min_particles = " + std::to_string(train.front().fof_min) +
+                             " (all catalogues of one fit need the same FoF settings)");
     for (auto* set : {&train, &test})
       for (auto& p : *set)
         p.settings = settingsOf(ctx, p, opt.conditions);
@@ -251,7 +308,13 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     } catch (const std::runtime_error& e) {
       throw ParamError(std::string("--init: ") + e.what());
     }
-    if (init.field != opt.field || init.layers != opt.layers || init.mesh != decomp->n() ||
+    if (init.factors.empty() == product)
+      throw ParamError("--init " + opt.init +
+                       (product ? ": not a product painter; a product (--factor) continues only "
+                                  "from an earlier product of the same factors"
+                                : ": a product painter; continue it with its --factor options"));
+    const int want_layers = product ? init.layers : opt.layers; // a product's: checked below
+    if (init.field != opt.field || init.layers != want_layers || init.mesh != decomp->n() ||
         std::abs(init.box - decomp->box()) > 1e-6 * decomp->box())
       throw ParamError("--init " + opt.init + ": a fit of " + init.field + " with " +
                        std::to_string(init.layers) + " layers on a " + std::to_string(init.mesh) +
@@ -283,6 +346,15 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
                        format("%g", decomp->box()) + " at a = " + format("%.4f", train.front().a));
     factor_layers.push_back(r.layers);
   }
+  if (product && !opt.init.empty()) {
+    bool same = init.factors.size() == factors.size();
+    for (std::size_t f = 0; same && f < factors.size(); ++f)
+      same = init.factors[f].layers == factors[f].layers;
+    if (!same)
+      throw ParamError("--init " + opt.init +
+                       ": a product of other factors (their number or "
+                       "layers) than the --factor records");
+  }
   auto normalised = [&](const LoadedPair& p) {
     std::vector<double> c(conds.size());
     for (std::size_t j = 0; j < c.size(); ++j)
@@ -303,6 +375,10 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
   } else {
     model = std::make_unique<LdlPainter>(decomp, opt.layers);
   }
+  LdlModel& bare = *model; // the painter without the halo layer
+  const LdlHaloLayout layout = LdlHaloLayout::defaults();
+  if (opt.halo_layer)
+    model = std::make_unique<LdlHaloModel>(decomp, std::move(model), layout);
   LdlModel& painter = *model;
   std::vector<LdlPair> pairs;
   double mean = 0;
@@ -319,7 +395,7 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     decomp->forEachPoint("caustic::ldl::normalise", KOKKOS_LAMBDA(const MeshPoint& pt) {
       v(pt.index) *= inv;
     });
-    pairs.push_back({p.parts.x, p.parts.size(), p.field.get(), normalised(p)});
+    pairs.push_back({p.parts.x, p.parts.size(), p.field.get(), normalised(p), p.halos.get()});
   }
   ctx.log("LDL: " +
           (product ? "a product of " + std::to_string(factors.size()) + " painters (" +
@@ -333,6 +409,7 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
   fo.loss.weight_n = opt.weight_n;
   fo.loss.power_weight = opt.power_weight;
   fo.loss.power_kmax = opt.power_kmax;
+  fo.loss.profile_weight = opt.profile_weight;
   fo.fit_output = !opt.displacement_only;
   std::ostringstream csv;
   csv << "iteration,loss\n";
@@ -353,10 +430,12 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     start.clear();
     for (const auto& r : factors)
       start.insert(start.end(), r.parameters.begin(), r.parameters.end());
+    if (!opt.init.empty()) // an earlier product's factor parameters (its scale is recomputed)
+      start.assign(init.parameters.begin(), init.parameters.begin() + start.size());
     Field<double> out(decomp, "caustic::ldl::out");
     double sum = 0;
     for (const auto& pr : pairs) {
-      painter.forward(pr.x, pr.n, start, out);
+      bare.forward(pr.x, pr.n, start, out);
       auto o = out.real();
       double loc = 0;
       decomp->reducePoints(
@@ -374,14 +453,26 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     ctx.log("product scale " + format("%.6e", prod->scale() * mean) + " (" + opt.field +
             " per product of the factors' fields)");
   }
+  const std::size_t inner_count = bare.parameterCount();
   if (!opt.init.empty()) {
     start = init.parameters;
+    if (opt.halo_layer && !init.halo_layer) // a painter fitted alone: the layer starts at 1
+      start.resize(inner_count + layout.parameterCount(), 0.0);
+    if (!opt.halo_layer && init.halo_layer) // the painter without its layer
+      start.resize(inner_count);
+    if (opt.halo_layer && init.halo_layer &&
+        (init.halo_layer->mass_nodes != layout.mass_nodes ||
+         init.halo_layer->radius_nodes != layout.radius_nodes))
+      throw ParamError("--init " + opt.init + ": its halo layer has other nodes than this fit's");
     for (const auto& c : init.conditioning)
       start_slopes.push_back(c.slope);
     if (!opt.conditions.empty() && start_slopes.empty()) // conditioning an unconditioned fit
       start_slopes.assign(opt.conditions.size(), std::vector<double>(start.size(), 0.0));
-    // The fit sees the targets over their mean: b_1, b_0 and their slopes are linear in it.
+    // The fit sees the targets over their mean: b_1, b_0 and their slopes are linear in it (a
+    // product's factors keep their units: its scale carries the target's).
     for (auto* w : withSlopes(start, start_slopes)) {
+      if (product)
+        break;
       (*w)[b1] /= mean;
       (*w)[b0] /= mean;
     }
@@ -391,6 +482,8 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
         std::fill(w.begin() + 5 * opt.layers, w.end(), 0.0);
     }
   }
+  if (opt.halo_layer && start.size() == inner_count) // the layer starts at the identity
+    start.resize(inner_count + layout.parameterCount(), 0.0);
   LdlFitResult r;
   {
     PhaseTimer t(ctx, "fit");
@@ -431,9 +524,11 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     if (!outside.empty())
       ctx.log("warning: held-out " + test[i].target +
               " lies outside the training range:" + outside + " (extrapolated)");
-    std::vector<LdlPair> one{{test[i].parts.x, test[i].parts.size(), test[i].field.get(), {}}};
+    std::vector<LdlPair> one{
+        {test[i].parts.x, test[i].parts.size(), test[i].field.get(), {}, test[i].halos.get()}};
     const double loss = ldlLoss(painter, one, at, fo.loss, nullptr);
     Field<double> out(decomp, "caustic::ldl::out"), tgt(decomp, "caustic::ldl::tgt");
+    painter.setHalos(test[i].halos.get());
     painter.forward(test[i].parts.x, test[i].parts.size(), at, out);
     Kokkos::deep_copy(tgt.real(), test[i].field->real());
     const Cross c = crossSpectra(out, tgt, fft);
@@ -486,6 +581,18 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
       for (const char* nm : {"mu", "b_1", "b_0"})
         j["parameter_names"].push_back(pre + "output." + nm);
     }
+    if (opt.halo_layer) {
+      for (std::size_t m = 0; m < layout.mass_nodes.size(); ++m)
+        for (std::size_t q = 0; q + 1 < layout.radius_nodes.size(); ++q)
+          j["parameter_names"].push_back("halo.logM" + format("%g", layout.mass_nodes[m]) + ".r" +
+                                         format("%g", layout.radius_nodes[q]));
+      j["halo_layer"] = {{"mass_nodes", layout.mass_nodes},
+                         {"radius_nodes", layout.radius_nodes},
+                         {"mass", "FoF mass as M200m; R = (3 M / (4 pi 200 rho_m))^(1/3)"},
+                         {"fof_b", train.front().fof_b},
+                         {"fof_min_particles", train.front().fof_min}};
+    }
+    j["profile_weight"] = opt.profile_weight;
     j["weight_n"] = opt.weight_n;
     j["power_weight"] = opt.power_weight;
     j["power_kmax"] = opt.power_kmax;

@@ -100,8 +100,10 @@ int runCommand(int argc, char** argv, bool parse_only = false) {
   LdlFitCommandOptions ldl_opt;
   auto* ldl = app.add_subcommand(
       "ldl-fit", "Fit a Lagrangian Deep Learning baryon painter to target fields (e.g. baryonify's)");
-  ldl->add_option("--train", ldl_opt.train, "SNAPSHOT=FIELDS training pair (repeatable)")->required();
-  ldl->add_option("--test", ldl_opt.test, "SNAPSHOT=FIELDS held-out pair (repeatable)");
+  ldl->add_option("--train", ldl_opt.train,
+                  "SNAPSHOT=FIELDS[=HALOS] training pair, HALOS its FoF catalogue (repeatable)")
+      ->required();
+  ldl->add_option("--test", ldl_opt.test, "SNAPSHOT=FIELDS[=HALOS] held-out pair (repeatable)");
   ldl->add_option("--field", ldl_opt.field, "Target dataset under /Fields (default gas_density)");
   ldl->add_option("--layers", ldl_opt.layers, "Displacement layers (default 2)");
   ldl->add_option("--iterations", ldl_opt.iterations, "L-BFGS iterations (default 100)");
@@ -124,6 +126,13 @@ int runCommand(int argc, char** argv, bool parse_only = false) {
                   "Paint the target as the product of these painters' fields (their ldl.json; "
                   "repeatable, two or more; e.g. gas_density and gas_temperature for the electron "
                   "pressure), fitted jointly from their parameters; --layers is then theirs");
+  ldl->add_flag(
+      "--halo-layer", ldl_opt.halo_layer,
+      "Multiply the painted field by a factor of the pairs' FoF catalogues (halo mass and "
+      "r / R200m), fitted with the painter");
+  ldl->add_option("--profile-weight", ldl_opt.profile_weight,
+                  "Weight of the stacked-profile term of the loss (default 0: none; needs the "
+                  "pairs' FoF catalogues)");
   ldl->add_option("--output,-o", ldl_opt.output, "Output directory (default output/ldl)");
   ldl->add_flag("--overwrite", ldl_opt.overwrite, "Replace an earlier fit's outputs");
   CampaignCommandOptions camp_opt;

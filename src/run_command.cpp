@@ -364,6 +364,9 @@ int runSim(RunContext& ctx, const Params& params, const RunOptions& opt) {
       params, *workspace, [&power](double k) { return power(k); }, record);
   DensityWriter<T> density(params, *workspace, record);
   HaloFinder halos(params, record);
+  for (auto& h : hooks) // LDL painters with a halo layer read the catalogue of their output
+    if (auto* ldl = dynamic_cast<LdlHook*>(h.get()))
+      ldl->setHaloFinder(&halos);
   BaryonWriter baryons(
       params, halos, record,
       [&ctx](const std::string& phase, double sec) { ctx.addTime("baryons_" + phase, sec); },

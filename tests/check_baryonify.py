@@ -411,6 +411,60 @@ def main():
                 else:
                     check(r is not None and r.returncode == 2 and "outside the painter's domain" in r.stderr
                           and not os.path.exists(d), "LDL hook in another box: refused, nothing written")
+        # A halo layer (ldl-fit --halo-layer, with the profile term): the pairs carry their FoF
+        # catalogues; 2 ranks = 1 rank; in-situ it reads the run's own FoF catalogue, equal at 1
+        # and 2 ranks; refused without a catalogue for a pair or [halos] in the run.
+        trh = tr + "=" + halos
+        teh = te + "=" + os.path.join(run2, "halos_a1p0000.0.hdf5")
+        hfit = {}
+        for np_ in (1, 2):
+            dh = os.path.join(work, f"ldl_halo_np{np_}")
+            r = caustic(["ldl-fit", "--train", trh, "--test", teh, "--iterations", "4", "--halo-layer",
+                         "--profile-weight", "1", "-o", dh], np_)
+            if check(r is not None and r.returncode == 0, f"ldl-fit --halo-layer at {np_} rank(s): " +
+                     ("timeout" if r is None else r.stderr[-600:])):
+                with open(os.path.join(dh, "ldl.json")) as f:
+                    hfit[np_] = json.load(f)
+        if 1 in hfit:
+            j = hfit[1]
+            check(j["loss_final"] < j["loss_initial"] and len(j["parameters"]) == 13 + 7 * 7 and
+                  j["halo_layer"]["fof_min_particles"] == 20 and
+                  any(abs(v) > 1e-6 for v in j["parameters"][13:]),
+                  f"ldl-fit --halo-layer: loss {j['loss_initial']:.4f} -> {j['loss_final']:.4f}, "
+                  "13 + 49 parameters, the layer moved, the catalogues' FoF settings recorded")
+        if 1 in hfit and 2 in hfit:
+            p1, p2 = np.array(hfit[1]["parameters"]), np.array(hfit[2]["parameters"])
+            check(np.allclose(p1, p2, rtol=1e-6, atol=1e-9),
+                  f"ldl-fit --halo-layer at 2 ranks = 1 rank (largest difference {np.abs(p1 - p2).max():.2e})")
+        if 1 in hfit:
+            hook_h = ('\n[emulators.gas]\nkind = "ldl"\nmodel = "' +
+                      os.path.join(work, "ldl_halo_np1", "ldl.json") + '"\na = [1.0]\n')
+            painted = {}
+            for np_ in (1, 2):
+                d = os.path.join(work, f"hook_halo_np{np_}")
+                with open(os.path.join(work, "hook_halo.toml"), "w") as f:
+                    f.write(PARAMS.format(out=d, baryons="false").replace("seed = 11", "seed = 13") + hook_h)
+                r = caustic(["run", os.path.join(work, "hook_halo.toml")], np_)
+                if check(r is not None and r.returncode == 0, f"run with a halo-layer LDL hook at {np_} rank(s): " +
+                         ("timeout" if r is None else r.stderr[-600:])):
+                    with h5py.File(os.path.join(d, "gas_a1.0000.hdf5"), "r") as f:
+                        painted[np_] = f["Fields/gas_density"][...].astype(np.float64)
+            if 1 in painted and 2 in painted:
+                dev = np.abs(painted[1] - painted[2]).max() / np.abs(painted[1]).max()
+                check(np.all(np.isfinite(painted[1])) and dev < 1e-5,
+                      f"in-situ halo-layer LDL at 2 ranks = 1 rank (largest difference {dev:.1e} of the maximum)")
+            d = os.path.join(work, "hook_halo_nofof")
+            shutil.rmtree(d, ignore_errors=True)
+            with open(os.path.join(work, "hook_halo_nofof.toml"), "w") as f:
+                f.write(PARAMS.format(out=d, baryons="false").replace(
+                    "[halos]\nenabled = true", "[halos]\nenabled = false") + hook_h)
+            r = caustic(["run", os.path.join(work, "hook_halo_nofof.toml")], 1)
+            check(r is not None and r.returncode == 2 and "[halos] enabled = true" in r.stderr and
+                  not os.path.exists(d), "a halo-layer LDL hook without [halos]: refused naming it, nothing written")
+        r = caustic(["ldl-fit", "--train", tr, "--halo-layer", "-o", os.path.join(work, "ldl_halo_bad")], 1)
+        check(r is not None and r.returncode == 2 and "SNAPSHOT=FIELDS=HALOS" in r.stderr and
+              not os.path.exists(os.path.join(work, "ldl_halo_bad", "ldl.json")),
+              "ldl-fit --halo-layer with a pair without its catalogue: exit 2 naming the form, nothing written")
         # A product painter (the electron pressure as gas density times temperature, ldl-fit
         # --factor): the factors fitted for 3 iterations, the product jointly for 2 from them. In
         # a run its hook's field is the record's scale times the fields of plain hooks whose
@@ -423,6 +477,7 @@ def main():
                      ("timeout" if r is None else r.stderr[-600:])):
                 facs.append(os.path.join(df, "ldl.json"))
         dp = os.path.join(work, "ldl_product")
+        jp = None
         if len(facs) == 2:
             r = caustic(["ldl-fit", "--train", tr, "--test", te, "--field", "electron_pressure",
                          "--factor", facs[0], "--factor", facs[1], "--iterations", "2",
@@ -461,12 +516,26 @@ def main():
                     # The files hold float32: three roundings of 6e-8.
                     check(np.abs(want).max() > 0 and dev < 1e-6,
                           f"product hook = scale x its factors' fields (largest difference {dev:.1e} of the maximum)")
+            # A product continues from an earlier product (--init): with 0 iterations its
+            # parameters and scale are the record's.
+            r = caustic(["ldl-fit", "--train", tr, "--field", "electron_pressure", "--factor", facs[0],
+                         "--factor", facs[1], "--init", dp + "/ldl.json", "--iterations", "0",
+                         "-o", dp + "_init"], 1)
+            if check(r is not None and r.returncode == 0, "ldl-fit --factor --init: " +
+                     ("timeout" if r is None else r.stderr[-600:])) and jp is not None:
+                with open(os.path.join(dp + "_init", "ldl.json")) as f:
+                    ji = json.load(f)
+                check(np.allclose(ji["parameters"], jp["parameters"], rtol=1e-12, atol=0) and
+                      abs(ji["scale"] / jp["scale"] - 1) < 1e-9,
+                      "ldl-fit --factor --init with 0 iterations keeps the product's parameters and scale")
             for args, needle, what in [
                     (["--factor", facs[0]], "--factor", "one factor"),
                     (["--factor", facs[0], "--factor", facs[1], "--condition", "baryons.log10_mc"],
                      "not allowed", "a product with --condition"),
                     (["--factor", facs[0], "--factor", dp + "/ldl.json"], "a plain LDL painter",
-                     "a product as a factor")]:
+                     "a product as a factor"),
+                    (["--factor", facs[0], "--factor", facs[1], "--init", facs[0]],
+                     "not a product painter", "a product continued from a plain record")]:
                 shutil.rmtree(dp + "_bad", ignore_errors=True)
                 r = caustic(["ldl-fit", "--train", tr, "--field", "electron_pressure"] + args + ["-o", dp + "_bad"], 1)
                 check(r is not None and r.returncode == 2 and needle in r.stderr and

@@ -5,6 +5,7 @@
 #include "pm/analysis/power_spectrum.hpp"
 #include "pm/baryons/ldl.hpp"
 #include "pm/baryons/ldl_fit.hpp"
+#include "pm/baryons/ldl_halo.hpp"
 
 #include <gtest/gtest.h>
 
@@ -449,4 +450,262 @@ TEST(Ldl, ProductOfPaintersAndItsGradient) {
   opt.loss = lo;
   const LdlFitResult r = fitLdl(two, pairs, start, opt);
   EXPECT_LT(r.loss.back(), 1e-3 * j0) << "stopped: " << r.stop << " after " << r.iterations;
+}
+
+// ---- The halo layer (pm/baryons/ldl_halo.hpp) and the profile term of the loss ----
+
+namespace {
+
+// Four haloes on the 32 Mpc/h box: across the periodic boundary in x and y, overlapping each
+// other, spanning slab edges; masses below, inside and above the mass nodes. Radii given directly
+// (the layer reads them as R).
+LdlHaloSet testHaloes() {
+  LdlHaloSet h;
+  h.pos = {31.2, 0.7, 12.0, 15.9, 16.3, 20.1, 18.0, 14.5, 22.0, 6.0, 27.5, 3.3};
+  h.log10_mass = {12.2, 13.4, 14.9, 12.8};
+  h.radius = {2.1, 3.3, 4.4, 1.7};
+  return h;
+}
+const LdlHaloLayout kLayout{{12.5, 13.0, 14.0}, {0.0, 0.4, 1.0, 2.2}};
+
+// Hat i of increasing nodes at x, clamped outside (an independent form: the distance to the
+// neighbours).
+double hatAt(const std::vector<double>& nodes, std::size_t i, double x) {
+  x = std::min(std::max(x, nodes.front()), nodes.back());
+  if (x == nodes[i])
+    return 1.0;
+  if (i > 0 && x > nodes[i - 1] && x < nodes[i])
+    return (x - nodes[i - 1]) / (nodes[i] - nodes[i - 1]);
+  if (i + 1 < nodes.size() && x > nodes[i] && x < nodes[i + 1])
+    return (nodes[i + 1] - x) / (nodes[i + 1] - nodes[i]);
+  return 0.0;
+}
+
+// E(x) at global mesh point (ix, iy, iz): the layer's sum over haloes by minimum image.
+double exponentAt(const LdlHaloSet& h, const std::vector<double>& theta, int ix, int iy, int iz) {
+  const double cell = kL / kMesh;
+  const std::size_t nj = kLayout.radius_nodes.size() - 1;
+  double e = 0;
+  for (std::size_t q = 0; q < h.size(); ++q) {
+    double r2 = 0;
+    const int idx[3] = {ix, iy, iz};
+    for (int a = 0; a < 3; ++a) {
+      const double d = periodicDiff(idx[a] * cell, h.pos[3 * q + a], kL);
+      r2 += d * d;
+    }
+    const double r = std::sqrt(r2) / h.radius[q];
+    for (std::size_t i = 0; i < kLayout.mass_nodes.size(); ++i)
+      for (std::size_t j = 0; j < nj; ++j)
+        if (r < kLayout.radius_nodes.back())
+          e += theta[i * nj + j] * hatAt(kLayout.mass_nodes, i, h.log10_mass[q]) *
+               hatAt(kLayout.radius_nodes, j, r);
+  }
+  return e;
+}
+
+std::vector<double> haloTheta() {
+  std::vector<double> t(kLayout.parameterCount());
+  for (std::size_t i = 0; i < t.size(); ++i)
+    t[i] = 0.6 * std::sin(1.7 * i + 0.3);
+  return t;
+}
+
+} // namespace
+
+// F_out = F exp(E) point by point against E summed directly over the haloes (at 1, 2 and 3 ranks:
+// haloes across the periodic boundary and slab edges), and theta = 0 the identity.
+TEST(LdlHalo, LayerMatchesDirectSum) {
+  auto decomp = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL);
+  Particles parts = share(clumpyLattice(), worldRank(), worldSize());
+  const std::vector<double> p1 = {2.0, 0.9, 0.3, 2.5, 0.3, 1.4, 1.5, 0.05};
+  LdlPainter plain(decomp, 1);
+  Field<double> f(decomp, "test::ldl_halo::f"), out(decomp, "test::ldl_halo::out");
+  plain.forward(parts.x, parts.size(), p1, f);
+  LdlHaloModel model(decomp, std::make_unique<LdlPainter>(decomp, 1), kLayout);
+  ASSERT_EQ(model.parameterCount(), p1.size() + 9);
+  const LdlHaloSet h = testHaloes();
+  std::vector<double> params = p1;
+  params.resize(model.parameterCount(), 0.0);
+  EXPECT_THROW(model.forward(parts.x, parts.size(), params, out),
+               std::invalid_argument); // no halos
+  model.setHalos(&h);
+  model.forward(parts.x, parts.size(), params, out);
+  auto fh = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), f.real());
+  auto oh = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), out.real());
+  const int x0 = decomp->xStart(), nx = decomp->localNx();
+  for (int lx = 0; lx < nx; ++lx)
+    for (int y = 0; y < kMesh; ++y)
+      for (int z = 0; z < kMesh; ++z) {
+        const std::size_t i = Field<double>::realIndex(lx, y, z, kMesh);
+        ASSERT_EQ(oh(i), fh(i)) << "theta = 0 is not the identity at " << x0 + lx << " " << y;
+      }
+  const std::vector<double> theta = haloTheta();
+  std::copy(theta.begin(), theta.end(), params.begin() + p1.size());
+  model.forward(parts.x, parts.size(), params, out);
+  Kokkos::deep_copy(oh, out.real());
+  int touched = 0;
+  for (int lx = 0; lx < nx; ++lx)
+    for (int y = 0; y < kMesh; ++y)
+      for (int z = 0; z < kMesh; ++z) {
+        const std::size_t i = Field<double>::realIndex(lx, y, z, kMesh);
+        const double e = exponentAt(h, theta, x0 + lx, y, z);
+        touched += e != 0 ? 1 : 0;
+        ASSERT_NEAR(oh(i), fh(i) * std::exp(e), 1e-12 * std::abs(fh(i) * std::exp(e)) + 1e-300)
+            << "point " << x0 + lx << " " << y << " " << z;
+      }
+  MPI_Allreduce(MPI_IN_PLACE, &touched, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  EXPECT_GT(touched, kMesh * kMesh * kMesh / 10); // the haloes reach a good part of the box
+  // A layer reaching half the box is refused.
+  LdlHaloSet big = h;
+  big.radius[2] = 8.0;
+  model.setHalos(&big);
+  EXPECT_THROW(model.forward(parts.x, parts.size(), params, out), std::invalid_argument);
+}
+
+// d<Fbar, F exp(E)>/d(painter's parameters, theta) against centred finite differences.
+TEST(LdlHalo, GradientMatchesFiniteDifferences) {
+  auto decomp = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL);
+  Particles parts = share(clumpyLattice(), worldRank(), worldSize());
+  LdlHaloModel model(decomp, std::make_unique<LdlPainter>(decomp, 2), kLayout);
+  const LdlHaloSet h = testHaloes();
+  model.setHalos(&h);
+  std::vector<double> params = kParams;
+  const std::vector<double> theta = haloTheta();
+  params.insert(params.end(), theta.begin(), theta.end());
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    EXPECT_EQ(model.logParameter(i), i < kParams.size() && ldlLogParameter(i, 2)) << i;
+    EXPECT_EQ(model.outputParameter(i), i < kParams.size() && ldlOutputParameter(i, 2)) << i;
+  }
+  Field<double> out(decomp, "test::ldl_halo::out"), fbar(decomp, "test::ldl_halo::fbar");
+  cotangent(fbar);
+  model.forward(parts.x, parts.size(), params, out);
+  const std::vector<double> g = model.gradient(fbar);
+  ASSERT_EQ(g.size(), params.size());
+  double gmax = 0;
+  for (std::size_t p = kParams.size(); p < params.size(); ++p)
+    gmax = std::max(gmax, std::abs(g[p]));
+  EXPECT_GT(gmax, 1e-2); // the haloes' terms matter
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    const double fd = centredDifference(params, p, [&](const std::vector<double>& x) {
+      model.forward(parts.x, parts.size(), x, out);
+      return dot(fbar, out);
+    });
+    EXPECT_NEAR(g[p], fd, 2e-5 * std::max(1.0, std::abs(fd))) << "parameter " << p;
+  }
+}
+
+// R200m of ldlHaloSet against the formula, and bad catalogues refused.
+TEST(LdlHalo, HaloSetRadius) {
+  const LdlHaloSet s = ldlHaloSet({1, 2, 3}, {1e14}, 0.3);
+  const double rho_m = 2.77536627e11 * 0.3;
+  EXPECT_NEAR(s.radius[0], std::cbrt(3e14 / (4 * M_PI * 200 * rho_m)), 1e-12);
+  EXPECT_NEAR(s.log10_mass[0], 14.0, 1e-14);
+  EXPECT_THROW(ldlHaloSet({1, 2, 3}, {0.0}, 0.3), std::invalid_argument);
+  EXPECT_THROW(ldlHaloSet({1, 2}, {1e14}, 0.3), std::invalid_argument);
+  EXPECT_THROW(
+      LdlHaloModel(std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL),
+                   std::make_unique<LdlPainter>(
+                       std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL), 1),
+                   LdlHaloLayout{{13.0}, {0.0, 1.0}}),
+      std::invalid_argument);
+}
+
+// The stacked profiles against a direct host computation (validation/plot_painter.py's), and the
+// loss's profile term: its value and the gradient of the whole loss against finite differences.
+TEST(LdlHalo, ProfileTermOfTheLoss) {
+  auto decomp = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL);
+  Particles parts = share(clumpyLattice(), worldRank(), worldSize());
+  LdlHaloSet h = testHaloes();
+  h.log10_mass = {12.7, 13.2, 14.0, 12.9}; // two in the first mass bin, one in each other
+  LdlHaloModel model(decomp, std::make_unique<LdlPainter>(decomp, 1), kLayout);
+  const std::vector<double> truth = {2.0, 0.9, 0.3, 2.5, 0.3, 1.4, 1.5, 0.05};
+  std::vector<double> tp = truth;
+  const std::vector<double> theta = haloTheta();
+  tp.insert(tp.end(), theta.begin(), theta.end());
+  Field<double> target(decomp, "test::ldl_halo::target");
+  model.setHalos(&h);
+  model.forward(parts.x, parts.size(), tp, target);
+
+  // Stacked profiles: each rank's share of every (halo, shell) gathered on the host.
+  const LdlProfiles prof(decomp, h);
+  const std::vector<double> st = prof.stack(target);
+  {
+    auto th = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), target.real());
+    const int K = LdlProfiles::kShells, B = LdlProfiles::kBins;
+    std::vector<double> sum(h.size() * K, 0.0), cnt(h.size() * K, 0.0);
+    const double cell = kL / kMesh;
+    for (std::size_t q = 0; q < h.size(); ++q)
+      for (int lx = 0; lx < decomp->localNx(); ++lx)
+        for (int y = 0; y < kMesh; ++y)
+          for (int z = 0; z < kMesh; ++z) {
+            const int idx[3] = {decomp->xStart() + lx, y, z};
+            double r2 = 0;
+            for (int a = 0; a < 3; ++a) {
+              const double d = periodicDiff(idx[a] * cell, h.pos[3 * q + a], kL);
+              r2 += d * d;
+            }
+            const double r = std::sqrt(r2) / h.radius[q];
+            for (int s = 0; s < K; ++s)
+              if (r >= LdlProfiles::kShellEdges[s] && r < LdlProfiles::kShellEdges[s + 1]) {
+                sum[q * K + s] += th(Field<double>::realIndex(lx, y, z, kMesh));
+                cnt[q * K + s] += 1;
+              }
+          }
+    MPI_Allreduce(MPI_IN_PLACE, sum.data(), static_cast<int>(sum.size()), MPI_DOUBLE, MPI_SUM,
+                  MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, cnt.data(), static_cast<int>(cnt.size()), MPI_DOUBLE, MPI_SUM,
+                  MPI_COMM_WORLD);
+    const int bin_of[4] = {0, 1, 2, 0};
+    for (int b = 0; b < B; ++b)
+      for (int s = 0; s < K; ++s) {
+        double acc = 0, n = 0;
+        for (std::size_t q = 0; q < h.size(); ++q)
+          if (bin_of[q] == b && cnt[q * K + s] > 0) {
+            acc += sum[q * K + s] / cnt[q * K + s];
+            n += 1;
+          }
+        SCOPED_TRACE("bin " + std::to_string(b) + " shell " + std::to_string(s));
+        if (n == 0)
+          EXPECT_TRUE(std::isnan(st[b * K + s]));
+        else
+          EXPECT_NEAR(st[b * K + s], acc / n, 1e-12 * std::abs(acc / n));
+      }
+  }
+
+  // The loss with the profile term: the term's value, then the gradient.
+  const std::vector<LdlPair> pairs = {{parts.x, parts.size(), &target, {}, &h}};
+  std::vector<double> start = tp;
+  for (std::size_t i = 0; i < start.size(); ++i)
+    start[i] *= 1.0 + 0.2 * std::sin(0.5 + 1.3 * i);
+  LdlLossOptions field, both;
+  both.profile_weight = 0.8;
+  const double jf = ldlLoss(model, pairs, start, field, nullptr);
+  const double jb = ldlLoss(model, pairs, start, both, nullptr);
+  Field<double> painted(decomp, "test::ldl_halo::painted");
+  model.forward(parts.x, parts.size(), start, painted);
+  const std::vector<double> sp = prof.stack(painted);
+  double term = 0;
+  int used = 0;
+  for (std::size_t q = 0; q < sp.size(); ++q)
+    if (std::isfinite(st[q])) {
+      term += (sp[q] / st[q] - 1) * (sp[q] / st[q] - 1);
+      ++used;
+    }
+  EXPECT_GE(used, 12);
+  const double expected = both.profile_weight * term / used;
+  EXPECT_GT(expected, 1e-3);
+  EXPECT_NEAR(jb - jf, expected, 1e-10 * expected);
+  LdlLossOptions lo = both;
+  lo.power_weight = 0.5;
+  std::vector<double> g;
+  ldlLoss(model, pairs, start, lo, &g);
+  for (std::size_t p = 0; p < start.size(); ++p) {
+    const double fd = centredDifference(start, p, [&](const std::vector<double>& x) {
+      return ldlLoss(model, pairs, x, lo, nullptr);
+    });
+    EXPECT_NEAR(g[p], fd, 1e-4 * std::max(1e-3, std::abs(fd))) << "parameter " << p;
+  }
+  // Without catalogues the profile term is refused.
+  const std::vector<LdlPair> bare = {{parts.x, parts.size(), &target, {}}};
+  EXPECT_THROW(ldlLoss(model, bare, start, lo, nullptr), std::invalid_argument);
 }

@@ -3,13 +3,16 @@
 density painter, the single electron pressure painter and the product painter (gas density x
 temperature), as validation/ldl_painter.sh runs them (OUT/insitu_<seed>/{gas,pe,pe_product}
 _a1.0000.hdf5 beside the truth OUT/seed_<seed>/baryons_a1.0000/baryon_fields.hdf5 and the FoF
-catalogue of the dark-matter run OUT/seed_<seed>/halos_a1p0000.0.hdf5).
+catalogue of the dark-matter run OUT/seed_<seed>/halos_a1p0000.0.hdf5), and the painters with a
+halo layer (ldl-fit --halo-layer), which read the run's own FoF catalogue, from a second run with
+[halos] enabled: OUT/insitu_halo_<seed>/{gas_halo,pe_halo}_a1.0000.hdf5.
 
 Prints, as means over the seeds: the power ratio P_painter/P_BCM and r(k) (fields over the
 truth's mean, log bins as validation/plot_painter.py), the worst |P/P_BCM - 1| up to k = 3 h/Mpc
 per seed, the stacked profiles painter/truth in three FoF mass bins and shells of r / R200m from
 0.2 to 2 (plot_painter.py's), and the hooks' cost against the run's time stepping
-(run_summary.json). Usage: ldl_insitu.py OUT --seeds 401 402
+(run_summary.json; for the halo-layer painters with and without the run's FoF). Usage:
+ldl_insitu.py OUT --seeds 401 402
 """
 import argparse
 import json
@@ -23,9 +26,13 @@ from plot_painter import MASS_BINS, R_EDGES, haloes_of, profiles, read, spectra 
 
 K_TABLE = (0.3, 0.5, 1.0, 2.0, 3.0, 5.0)
 K_PRESSURE = 3.0  # h/Mpc: issue 17's range for the electron pressure's P(k)
-HOOKS = (("gas", "gas_density", "gas density"),
-         ("pe", "electron_pressure", "electron pressure, one painter"),
-         ("pe_product", "electron_pressure", "electron pressure, gas x temperature painters"))
+HOOKS = (("insitu", "gas", "gas_density", "gas density"),
+         ("insitu", "pe", "electron_pressure", "electron pressure, one painter"),
+         ("insitu", "pe_product", "electron_pressure", "electron pressure, gas x temperature painters"),
+         ("insitu_halo", "gas_halo", "gas_density", "gas density, halo layer"),
+         ("insitu_halo", "pe_halo", "electron_pressure",
+          "electron pressure, gas x temperature painters, halo layer"))
+RUNS = ("insitu", "insitu_halo")
 
 
 def main():
@@ -36,17 +43,20 @@ def main():
     res = {}
     cost = []
     for seed in a.seeds:
-        d = os.path.join(a.out, f"insitu_{seed}")
         truth = os.path.join(a.out, f"seed_{seed}", "baryons_a1.0000", "baryon_fields.hdf5")
         haloes, box = haloes_of(os.path.join(a.out, f"seed_{seed}", "halos_a1p0000.0.hdf5"))
-        t = json.load(open(os.path.join(d, "run_summary.json")))["timings_seconds_max_over_ranks"]
-        hooks = {h: t.get(f"step:observer:emulator:{h}", np.nan) for h, _, _ in HOOKS}
-        stepping = t["time_stepping_total"] - sum(v for k, v in t.items()
-                                                  if k.startswith("step:observer:"))
-        cost.append((seed, stepping, hooks))
-        for hook, field, _ in HOOKS:
+        for run in RUNS:
+            d = os.path.join(a.out, f"{run}_{seed}")
+            t = json.load(open(os.path.join(d, "run_summary.json")))["timings_seconds_max_over_ranks"]
+            hooks = {h: t.get(f"step:observer:emulator:{h}", np.nan) for r, h, _, _ in HOOKS
+                     if r == run}
+            fof = t.get("step:observer:fof")
+            stepping = t["time_stepping_total"] - sum(v for k, v in t.items()
+                                                      if k.startswith("step:observer:"))
+            cost.append((seed, run, stepping, hooks, fof))
+        for run, hook, field, _ in HOOKS:
             tf = read(truth, field)
-            pf = read(os.path.join(d, f"{hook}_a1.0000.hdf5"), field)
+            pf = read(os.path.join(a.out, f"{run}_{seed}", f"{hook}_a1.0000.hdf5"), field)
             m = tf.mean()
             k, pp, pt, px = spectra(pf / m - 1, tf / m - 1, box)
             r = res.setdefault(hook, {"k": k, "ratio": [], "r": [], "prof": []})
@@ -57,7 +67,7 @@ def main():
           "the seeds unless said)")
     print("\n| painter | quantity | " + " | ".join(f"k = {k:g}" for k in K_TABLE) + " |")
     print("|---|---|" + "---|" * len(K_TABLE))
-    for hook, field, label in HOOKS:
+    for _, hook, field, label in HOOKS:
         r = res[hook]
         k = r["k"]
 
@@ -66,7 +76,7 @@ def main():
         print(f"| {label} | P/P_BCM | {row(np.mean(r['ratio'], axis=0))} |")
         print(f"| {label} | r(k) | {row(np.mean(r['r'], axis=0))} |")
     print()
-    for hook, field, label in HOOKS:
+    for _, hook, field, label in HOOKS:
         r = res[hook]
         sel = r["k"] <= K_PRESSURE
         print(f"- {label}: max |P/P_BCM - 1| for k <= {K_PRESSURE:g} h/Mpc per seed: " +
@@ -76,16 +86,21 @@ def main():
           + ", ".join(f"{R_EDGES[i]:g}-{R_EDGES[i + 1]:g}" for i in range(len(R_EDGES) - 1)) + ":\n")
     print("| painter | log10 M_FoF [Msun/h] | shells | worst |")
     print("|---|---|---|---|")
-    for hook, field, label in HOOKS:
+    for _, hook, field, label in HOOKS:
         p = np.nanmean(res[hook]["prof"], axis=0)
         for b, (lo, hi) in enumerate(MASS_BINS):
             worst = np.nanmax(np.abs(p[b] - 1))
             print(f"| {label} | {lo:g}-{hi:g} | " + " / ".join(f"{v:.2f}" for v in p[b]) +
                   f" | {100 * worst:.0f}% |")
     print("\nCost in-situ (run_summary.json, max over ranks):")
-    for seed, stepping, hooks in cost:
-        print(f"- seed {seed}: time stepping {stepping:.2f} s without the hooks; " +
-              ", ".join(f"{h} {v:.2f} s ({100 * v / stepping:.0f}%)" for h, v in hooks.items()))
+    for seed, run, stepping, hooks, fof in cost:
+        line = (f"- seed {seed} ({run}_{seed}): time stepping {stepping:.2f} s without the hooks; " +
+                ", ".join(f"{h} {v:.2f} s ({100 * v / stepping:.0f}%)" for h, v in hooks.items()))
+        if fof is not None:
+            line += (f"; the run's FoF {fof:.2f} s ({100 * fof / stepping:.0f}%), which the halo "
+                     "layer reads: with it " + ", ".join(
+                         f"{h} {100 * (v + fof) / stepping:.0f}%" for h, v in hooks.items()))
+        print(line)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@
 # Usage: bash validation/ldl_painter.sh [NP]
 # (the single fits 3-5 minutes each on 2 cores, the product 5.3 min (measured alone); the matter fit's 50 + 60
 # iterations took 34 + 31 min on one rank beside other jobs).
+# Then the gas painter and the product again with a halo layer (ldl-fit --halo-layer: a factor of
+# the run's FoF catalogue, halo mass and r / R200m) and the stacked-profile term, applied in-situ
+# in a second run of each held-out seed with [halos] enabled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 np=${1:-2}
@@ -21,6 +24,8 @@ for s in 301 302 303 401 402; do
   fi
 done
 pair() { echo "$out/seed_$1/snapshot_a1.0000.hdf5=$out/seed_$1/baryons_a1.0000/baryon_fields.hdf5"; }
+# With the FoF catalogue of the same particles, for the halo layer.
+hpair() { echo "$(pair "$1")=$out/seed_$1/halos_a1p0000.0.hdf5"; }
 for field in gas_density gas_temperature electron_pressure; do
   bash jobs/mpirun.sh "$np" build/src/caustic ldl-fit --field $field --layers 2 --iterations 50 \
     --train "$(pair 301)" --train "$(pair 302)" --train "$(pair 303)" \
@@ -44,6 +49,17 @@ bash jobs/mpirun.sh "$np" build/src/caustic ldl-fit "${matter[@]}" --iterations 
   -o "$out/ldl_matter_density_50"
 bash jobs/mpirun.sh "$np" build/src/caustic ldl-fit "${matter[@]}" --iterations 60 \
   --init "$out/ldl_matter_density_50/ldl.json" -o "$out/ldl_matter_density"
+# The halo layer: the gas painter from its fit above, the product from its two factors, each
+# with a layer starting at the identity, all parameters fitted together; the loss adds the power
+# term up to k = 3 h/Mpc and the stacked-profile term (ldl_fit.hpp).
+halo=(--halo-layer --profile-weight 1 --power-kmax 3
+  --train "$(hpair 301)" --train "$(hpair 302)" --train "$(hpair 303)"
+  --test "$(hpair 401)" --test "$(hpair 402)" --overwrite)
+bash jobs/mpirun.sh "$np" build/src/caustic ldl-fit --field gas_density --layers 2 --iterations 50 \
+  --init "$out/ldl_gas_density/ldl.json" --power-weight 1 "${halo[@]}" -o "$out/ldl_gas_density_halo"
+bash jobs/mpirun.sh "$np" build/src/caustic ldl-fit --field electron_pressure \
+  --factor "$out/ldl_gas_density/ldl.json" --factor "$out/ldl_gas_temperature/ldl.json" \
+  --iterations 40 --power-weight 10 "${halo[@]}" -o "$out/ldl_electron_pressure_halo"
 # In-situ on the held-out seeds: the gas painter, the single pressure painter and the product,
 # as [emulators.NAME] kind = "ldl" hooks of the same run (its own BCM truth is in seed_<seed>/).
 for s in 401 402; do
@@ -55,6 +71,15 @@ for s in 401 402; do
   bash jobs/mpirun.sh "$np" build/src/caustic run params/validation_ldl.toml --overwrite \
     --set simulation.seed=$s --set "output.directory=\"$out/insitu_$s\"" \
     --set output.snapshots=false --set halos.enabled=false --set baryons.enabled=false "${hooks[@]}"
+  # The halo-layer painters read the run's own FoF catalogue of the output.
+  hooks=()
+  for h in gas_halo=ldl_gas_density_halo pe_halo=ldl_electron_pressure_halo; do
+    hooks+=(--set "emulators.${h%%=*}.kind=\"ldl\"" --set "emulators.${h%%=*}.a=[1.0]"
+      --set "emulators.${h%%=*}.model=\"$PWD/$out/${h#*=}/ldl.json\"")
+  done
+  bash jobs/mpirun.sh "$np" build/src/caustic run params/validation_ldl.toml --overwrite \
+    --set simulation.seed=$s --set "output.directory=\"$out/insitu_halo_$s\"" \
+    --set output.snapshots=false --set baryons.enabled=false "${hooks[@]}"
 done
 /usr/bin/python3 validation/ldl_insitu.py "$out" --seeds 401 402 | tee "$out/ldl_insitu.txt"
 /usr/bin/python3 validation/plot_ldl.py "$out/ldl_gas_density" "$out/ldl_gas_temperature" \

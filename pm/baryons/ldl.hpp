@@ -35,6 +35,8 @@
 
 namespace caustic {
 
+struct LdlHaloSet; // ldl_halo.hpp
+
 // What the fit needs of a painter: its parameters, a forward pass and d<Fbar, F>/d(parameters).
 class LdlModel {
 public:
@@ -49,6 +51,9 @@ public:
   virtual bool logParameter(std::size_t i) const = 0;
   // Parameter i belongs to an output layer (mu, b_1, b_0).
   virtual bool outputParameter(std::size_t i) const = 0;
+  // The FoF catalogue of the particles of the next forward, for a model with a halo layer
+  // (ldl_halo.hpp); others ignore it.
+  virtual void setHalos(const LdlHaloSet*) {}
 };
 
 // The layout of one painter's parameters: 5 per layer, then the 3 of the output layer.

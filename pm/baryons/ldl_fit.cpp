@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -94,8 +95,13 @@ double pairLosses(LdlModel& painter, const std::vector<LdlPair>& pairs, const Pa
                   const LdlLossOptions& opt, const Grad& grad, bool want_grad) {
   if (pairs.empty())
     throw std::invalid_argument("ldlLoss: no pairs");
-  if (!(opt.power_weight >= 0) || !(opt.power_kmax >= 0))
-    throw std::invalid_argument("ldlLoss: power_weight and power_kmax must be >= 0");
+  if (!(opt.power_weight >= 0) || !(opt.power_kmax >= 0) || !(opt.profile_weight >= 0))
+    throw std::invalid_argument(
+        "ldlLoss: power_weight, power_kmax and profile_weight must be >= 0");
+  if (opt.profile_weight > 0)
+    for (const LdlPair& pr : pairs)
+      if (!pr.halos)
+        throw std::invalid_argument("ldlLoss: the profile term needs every pair's FoF catalogue");
   const auto& d = pairs.front().target->decomp();
   auto decomp = pairs.front().target->decompPtr();
   FFT<double> fft(decomp);
@@ -115,7 +121,26 @@ double pairLosses(LdlModel& painter, const std::vector<LdlPair>& pairs, const Pa
   double total = 0;
   for (std::size_t q_pair = 0; q_pair < pairs.size(); ++q_pair) {
     const LdlPair& pr = pairs[q_pair];
+    painter.setHalos(pr.halos);
     painter.forward(pr.x, pr.n, params(q_pair), out);
+    // The profile term (in real space, before the transforms below overwrite `out`).
+    std::unique_ptr<LdlProfiles> prof;
+    std::vector<double> prof_dj;
+    if (opt.profile_weight > 0) {
+      prof = std::make_unique<LdlProfiles>(decomp, *pr.halos);
+      const std::vector<double> sf = prof->stack(out), st = prof->stack(*pr.target);
+      int used = 0;
+      for (std::size_t q = 0; q < sf.size(); ++q)
+        used += std::isfinite(st[q]) && st[q] != 0 ? 1 : 0;
+      prof_dj.assign(sf.size(), 0.0);
+      for (std::size_t q = 0; q < sf.size() && used > 0; ++q) {
+        if (!(std::isfinite(st[q]) && st[q] != 0))
+          continue;
+        const double rho = sf[q] / st[q];
+        total += opt.profile_weight / used * (rho - 1) * (rho - 1);
+        prof_dj[q] = 2 * opt.profile_weight / used * (rho - 1) / st[q];
+      }
+    }
     auto o = out.real(), t = pr.target->real(), r = res.real(), w = tw.real();
     d.forEachPoint(
         "caustic::ldl_fit::residual", KOKKOS_LAMBDA(const MeshPoint& pt) {
@@ -204,6 +229,8 @@ double pairLosses(LdlModel& painter, const std::vector<LdlPair>& pairs, const Pa
             rc(md.index) = c;
           });
       fft.backward(res);
+      if (prof)
+        prof->addCotangent(prof_dj, res);
       std::vector<double> g = painter.gradient(res);
       for (double& v : g)
         v /= pairs.size();

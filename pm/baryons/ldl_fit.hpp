@@ -7,13 +7,17 @@
 // depend on the box; squared rather than their L1 so that the quasi-Newton method sees a smooth
 // loss), plus, with power_weight lambda > 0, a term on the power spectrum:
 //   lambda / B sum_b (P_F(b) / P_T(b) - 1)^2   over the B shells b = round(|k| / k_F) = 1 .. b_max
-// (b_max: power_kmax in h/Mpc, or the mesh Nyquist frequency when 0). A field loss alone lets the
+// (b_max: power_kmax in h/Mpc, or the mesh Nyquist frequency when 0), and, with profile_weight
+// mu > 0 and the pairs' FoF catalogues, a term on the stacked profiles (LdlProfiles, ldl_halo.hpp):
+//   mu / S sum_s (Prof_F(s) / Prof_T(s) - 1)^2   over the S (mass bin, shell) entries with haloes
+// (what the validation measures the gas and pressure painters by). A field loss alone lets the
 // painted power drift by several per cent where the field's phases are not matched (small
 // scales); the power term holds P(k), which is what a matter painter is judged by (the
 // suppression S(k) = P_bcm / P_dmo). Averaged over the pairs. The optimiser is limited-memory BFGS
 // (10 pairs) with a backtracking Armijo line search on the parameters with k_l and k_h as
 // logarithms, the same on every rank (gradients are reduced over the ranks).
 #include "pm/baryons/ldl.hpp"
+#include "pm/baryons/ldl_halo.hpp"
 
 #include <functional>
 #include <vector>
@@ -27,12 +31,15 @@ struct LdlPair {
   // The pair's conditions (e.g. the BCM parameters its target was made with, centred), the same
   // number for every pair; empty: one set of parameters for all pairs.
   std::vector<double> condition;
+  // The FoF catalogue of the particles: for a painter with a halo layer and the profile term.
+  const LdlHaloSet* halos = nullptr;
 };
 
 struct LdlLossOptions {
   double weight_n = 1.0;     // n_w of the Fourier weight
   double power_weight = 0.0; // lambda of the power-spectrum term (0: none)
   double power_kmax = 0.0;   // its largest k [h/Mpc]; 0: the mesh Nyquist frequency
+  double profile_weight = 0.0; // mu of the stacked-profile term (0: none; > 0 needs catalogues)
 };
 
 struct LdlFitOptions {

@@ -1,0 +1,398 @@
+#include "pm/baryons/ldl_halo.hpp"
+
+#include "pm/core/comm.hpp"
+#include "pm/core/kmath.hpp"
+
+#include <Kokkos_ScatterView.hpp>
+
+#include <cmath>
+#include <stdexcept>
+
+namespace caustic {
+
+namespace {
+
+constexpr double kRhoCrit = 2.77536627e11; // (Msun/h) / (Mpc/h)^3
+
+// The catalogue and the layout as device views, and the visit of every (halo, mesh point within
+// the last radius node) pair of this rank's x-planes.
+struct HaloViews {
+  Kokkos::View<double* [3]> pos;
+  Kokkos::View<double*> radius;
+  Kokkos::View<int*> m0;        // the first mass node of the halo's segment
+  Kokkos::View<double* [2]> mw; // its weights at nodes m0, m0 + 1
+  Kokkos::View<double*> rnodes; // r / R
+  int nm = 0, nj = 0;           // mass nodes, radius parameters (radius nodes - 1)
+  std::size_t count = 0;
+
+  HaloViews(const LdlHaloSet& h, const LdlHaloLayout& l, double box)
+      : pos("caustic::ldl_halo::pos", h.size()), radius("caustic::ldl_halo::radius", h.size()),
+        m0("caustic::ldl_halo::m0", h.size()), mw("caustic::ldl_halo::mw", h.size()),
+        rnodes("caustic::ldl_halo::rnodes", l.radius_nodes.size()),
+        nm(static_cast<int>(l.mass_nodes.size())), nj(static_cast<int>(l.radius_nodes.size()) - 1),
+        count(h.size()) {
+    auto hp = Kokkos::create_mirror_view(pos);
+    auto hr = Kokkos::create_mirror_view(radius);
+    auto hm = Kokkos::create_mirror_view(m0);
+    auto hw = Kokkos::create_mirror_view(mw);
+    auto hn = Kokkos::create_mirror_view(rnodes);
+    const double reach = l.radius_nodes.back();
+    const auto& mn = l.mass_nodes;
+    for (std::size_t i = 0; i < h.size(); ++i) {
+      for (int d = 0; d < 3; ++d) {
+        double x = std::fmod(h.pos[3 * i + d], box);
+        hp(i, d) = x < 0 ? x + box : x;
+      }
+      hr(i) = h.radius[i];
+      if (!(h.radius[i] > 0) || !(reach * h.radius[i] < 0.5 * box))
+        throw std::invalid_argument(
+            "LdlHaloModel: halo " + std::to_string(i) + " of R = " + std::to_string(h.radius[i]) +
+            " Mpc/h: the layer reaches " + std::to_string(reach) +
+            " R, which must be below half the box (" + std::to_string(0.5 * box) + " Mpc/h)");
+      const double lm = h.log10_mass[i];
+      int s = 0;
+      double t = 0;
+      if (lm >= mn.back()) {
+        s = nm - 2;
+        t = 1;
+      } else if (lm > mn.front()) {
+        while (s + 2 < nm && lm >= mn[s + 1])
+          ++s;
+        t = (lm - mn[s]) / (mn[s + 1] - mn[s]);
+      }
+      hm(i) = s;
+      hw(i, 0) = 1 - t;
+      hw(i, 1) = t;
+    }
+    for (std::size_t j = 0; j < l.radius_nodes.size(); ++j)
+      hn(j) = l.radius_nodes[j];
+    Kokkos::deep_copy(pos, hp);
+    Kokkos::deep_copy(radius, hr);
+    Kokkos::deep_copy(m0, hm);
+    Kokkos::deep_copy(mw, hw);
+    Kokkos::deep_copy(rnodes, hn);
+  }
+};
+
+// f(h, index, j, t) for every halo h and mesh point of this rank within rnodes[nj] R_h of it,
+// with the point's radius segment j (rnodes[j] <= r / R < rnodes[j + 1]) and t its position in
+// the segment, as one labelled kernel over the haloes (f must add to shared data atomically).
+template <class F>
+void forEachHaloPoint(const char* label, const SlabDecomposition& d, const HaloViews& hv,
+                      const F& f) {
+  const int n = d.n(), x0 = d.xStart(), nx = d.localNx();
+  const double cell = d.box() / n;
+  auto pos = hv.pos;
+  auto radius = hv.radius;
+  auto rn = hv.rnodes;
+  const int nj = hv.nj;
+  Kokkos::parallel_for(
+      label, Kokkos::RangePolicy<>(0, hv.count), KOKKOS_LAMBDA(const std::size_t h) {
+        const double rr = radius(h), reach = rn(nj) * rr;
+        const double cx = pos(h, 0), cy = pos(h, 1), cz = pos(h, 2);
+        const long ax = static_cast<long>(km::floor((cx - reach) / cell)),
+                   bx = static_cast<long>(km::ceil((cx + reach) / cell));
+        const long ay = static_cast<long>(km::floor((cy - reach) / cell)),
+                   by = static_cast<long>(km::ceil((cy + reach) / cell));
+        const long az = static_cast<long>(km::floor((cz - reach) / cell)),
+                   bz = static_cast<long>(km::ceil((cz + reach) / cell));
+        for (long ix = ax; ix <= bx; ++ix) {
+          const int gx = static_cast<int>(((ix % n) + n) % n);
+          if (gx < x0 || gx >= x0 + nx)
+            continue;
+          const double dx = ix * cell - cx;
+          for (long iy = ay; iy <= by; ++iy) {
+            const int gy = static_cast<int>(((iy % n) + n) % n);
+            const double dy = iy * cell - cy;
+            for (long iz = az; iz <= bz; ++iz) {
+              const double dz = iz * cell - cz;
+              const double r = km::sqrt(dx * dx + dy * dy + dz * dz) / rr;
+              if (r >= rn(nj))
+                continue;
+              int j = 0;
+              while (j + 1 < nj && r >= rn(j + 1))
+                ++j;
+              const double t = (r - rn(j)) / (rn(j + 1) - rn(j));
+              const int gz = static_cast<int>(((iz % n) + n) % n);
+              f(h, Field<double>::realIndex(gx - x0, gy, gz, n), j, t);
+            }
+          }
+        }
+      });
+}
+
+} // namespace
+
+LdlHaloSet ldlHaloSet(const std::vector<double>& pos, const std::vector<double>& mass,
+                      double omega_m) {
+  if (pos.size() != 3 * mass.size())
+    throw std::invalid_argument("ldlHaloSet: " + std::to_string(pos.size()) + " coordinates for " +
+                                std::to_string(mass.size()) + " haloes");
+  if (!(omega_m > 0))
+    throw std::invalid_argument("ldlHaloSet: Omega_m = " + std::to_string(omega_m));
+  LdlHaloSet s;
+  s.pos = pos;
+  const double rho_m = kRhoCrit * omega_m;
+  for (std::size_t i = 0; i < mass.size(); ++i) {
+    if (!(mass[i] > 0) || !std::isfinite(mass[i]))
+      throw std::invalid_argument("ldlHaloSet: halo " + std::to_string(i) + " has mass " +
+                                  std::to_string(mass[i]));
+    s.log10_mass.push_back(std::log10(mass[i]));
+    s.radius.push_back(std::cbrt(3 * mass[i] / (4 * M_PI * 200 * rho_m)));
+  }
+  return s;
+}
+
+void LdlHaloLayout::check(const std::string& what) const {
+  auto increasing = [](const std::vector<double>& v) {
+    for (std::size_t i = 0; i < v.size(); ++i)
+      if (!std::isfinite(v[i]) || (i > 0 && !(v[i] > v[i - 1])))
+        return false;
+    return true;
+  };
+  if (mass_nodes.size() < 2 || !increasing(mass_nodes))
+    throw std::invalid_argument(what + ": mass nodes must be two or more finite log10 M, "
+                                       "increasing");
+  if (radius_nodes.size() < 2 || radius_nodes.front() != 0.0 || !increasing(radius_nodes))
+    throw std::invalid_argument(what + ": radius nodes must start at 0 and increase (two or "
+                                       "more, in units of R200m)");
+}
+
+LdlHaloLayout LdlHaloLayout::defaults() {
+  return {{11.5, 12.0, 12.5, 13.0, 13.5, 14.0, 14.5}, {0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0}};
+}
+
+LdlHaloModel::LdlHaloModel(std::shared_ptr<const SlabDecomposition> decomp,
+                           std::unique_ptr<LdlModel> inner, LdlHaloLayout layout)
+    : _decomp(std::move(decomp)), _inner(std::move(inner)), _layout(std::move(layout)),
+      _e(_decomp, "caustic::ldl_halo::exponent"), _out(_decomp, "caustic::ldl_halo::out") {
+  if (!_inner)
+    throw std::invalid_argument("LdlHaloModel: no inner painter");
+  _layout.check("LdlHaloModel");
+}
+
+LdlHaloModel::~LdlHaloModel() = default;
+
+void LdlHaloModel::forward(const Kokkos::View<double* [3]>& x, std::size_t n,
+                           const std::vector<double>& params, Field<double>& out) {
+  const std::size_t ni = _inner->parameterCount(), nt = _layout.parameterCount();
+  if (params.size() != ni + nt)
+    throw std::invalid_argument("LdlHaloModel: " + std::to_string(params.size()) + " parameters, " +
+                                std::to_string(ni + nt) + " expected (" + std::to_string(ni) +
+                                " of the painter, then " + std::to_string(nt) +
+                                " of the halo layer)");
+  if (!_halos)
+    throw std::invalid_argument("LdlHaloModel: no halo catalogue for the halo layer");
+  _theta.assign(params.begin() + ni, params.end());
+  for (double v : _theta)
+    if (!std::isfinite(v))
+      throw std::invalid_argument("LdlHaloModel: a halo-layer parameter is not finite");
+  _inner->forward(x, n, std::vector<double>(params.begin(), params.begin() + ni), out);
+  _used = _halos;
+  const HaloViews hv(*_halos, _layout, _decomp->box());
+  Kokkos::View<double*> theta("caustic::ldl_halo::theta", nt);
+  {
+    auto h = Kokkos::create_mirror_view(theta);
+    for (std::size_t i = 0; i < nt; ++i)
+      h(i) = _theta[i];
+    Kokkos::deep_copy(theta, h);
+  }
+  _e.setZero();
+  auto e = _e.real();
+  auto m0 = hv.m0;
+  auto mw = hv.mw;
+  const int nj = hv.nj;
+  forEachHaloPoint(
+      "caustic::ldl_halo::exponent", *_decomp, hv,
+      KOKKOS_LAMBDA(std::size_t h, std::size_t idx, int j, double t) {
+        double v = 0;
+        for (int q = 0; q < 2; ++q) {
+          const int row = (m0(h) + q) * nj;
+          const double next = j + 1 < nj ? theta(row + j + 1) : 0.0; // hat r_J is not a parameter
+          v += mw(h, q) * ((1 - t) * theta(row + j) + t * next);
+        }
+        Kokkos::atomic_add(&e(idx), v);
+      });
+  auto o = out.real(), keep = _out.real();
+  _decomp->forEachPoint(
+      "caustic::ldl_halo::apply", KOKKOS_LAMBDA(const MeshPoint& pt) {
+        const double v = o(pt.index) * km::exp(e(pt.index));
+        o(pt.index) = v;
+        keep(pt.index) = v;
+      });
+}
+
+std::vector<double> LdlHaloModel::gradient(const Field<double>& fbar) {
+  if (!_used)
+    throw std::logic_error("LdlHaloModel::gradient before a forward");
+  const std::size_t nt = _layout.parameterCount();
+  // The inner model's cotangent Fbar exp(E).
+  Field<double> cot(_decomp, "caustic::ldl_halo::cotangent");
+  auto c = cot.real(), fb = fbar.real(), e = _e.real(), fo = _out.real();
+  _decomp->forEachPoint(
+      "caustic::ldl_halo::inner_cotangent",
+      KOKKOS_LAMBDA(const MeshPoint& pt) { c(pt.index) = fb(pt.index) * km::exp(e(pt.index)); });
+  std::vector<double> g = _inner->gradient(cot);
+  // d<Fbar, F_out>/d theta_ij = sum_x Fbar F_out dE/d theta_ij.
+  const HaloViews hv(*_used, _layout, _decomp->box());
+  Kokkos::View<double*> acc("caustic::ldl_halo::theta_grad", nt);
+  auto sv = Kokkos::Experimental::create_scatter_view(acc);
+  auto m0 = hv.m0;
+  auto mw = hv.mw;
+  const int nj = hv.nj;
+  forEachHaloPoint(
+      "caustic::ldl_halo::theta_gradient", *_decomp, hv,
+      KOKKOS_LAMBDA(std::size_t h, std::size_t idx, int j, double t) {
+        const double w = fb(idx) * fo(idx);
+        auto a = sv.access();
+        for (int q = 0; q < 2; ++q) {
+          const int row = (m0(h) + q) * nj;
+          a(row + j) += mw(h, q) * (1 - t) * w;
+          if (j + 1 < nj)
+            a(row + j + 1) += mw(h, q) * t * w;
+        }
+      });
+  Kokkos::Experimental::contribute(acc, sv);
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), acc);
+  std::vector<double> loc(nt), all(nt);
+  for (std::size_t i = 0; i < nt; ++i)
+    loc[i] = h(i);
+  mpiCheck(MPI_Allreduce(loc.data(), all.data(), static_cast<int>(nt), MPI_DOUBLE, MPI_SUM,
+                         _decomp->comm().get()),
+           "LdlHaloModel::gradient");
+  g.insert(g.end(), all.begin(), all.end());
+  return g;
+}
+
+} // namespace caustic
+
+namespace caustic {
+
+constexpr double LdlProfiles::kMassBins[];
+constexpr double LdlProfiles::kShellEdges[];
+
+struct LdlProfiles::Impl {
+  std::unique_ptr<HaloViews> hv; // the haloes in the mass bins, radius nodes 0 and the edges
+  Kokkos::View<int*> bin;        // per halo of hv
+  std::vector<int> host_bin;
+  std::vector<double> count; // per (halo, shell): mesh points over all ranks
+  std::vector<double> halos; // per (bin, shell): haloes with points there
+};
+
+LdlProfiles::LdlProfiles(std::shared_ptr<const SlabDecomposition> decomp, const LdlHaloSet& halos)
+    : _decomp(std::move(decomp)), _impl(std::make_unique<Impl>()) {
+  LdlHaloSet sel;
+  for (std::size_t i = 0; i < halos.size(); ++i) {
+    const double lm = halos.log10_mass[i];
+    int b = -1;
+    for (int q = 0; q < kBins; ++q)
+      if (lm >= kMassBins[q] && lm < kMassBins[q + 1])
+        b = q;
+    if (b < 0)
+      continue;
+    _impl->host_bin.push_back(b);
+    sel.log10_mass.push_back(lm);
+    sel.radius.push_back(halos.radius[i]);
+    for (int d = 0; d < 3; ++d)
+      sel.pos.push_back(halos.pos[3 * i + d]);
+  }
+  LdlHaloLayout l;
+  l.mass_nodes = {0.0, 1.0};
+  l.radius_nodes = {0.0};
+  for (double e : kShellEdges)
+    l.radius_nodes.push_back(e);
+  _impl->hv = std::make_unique<HaloViews>(sel, l, _decomp->box());
+  const std::size_t nh = sel.size();
+  _impl->bin = Kokkos::View<int*>("caustic::ldl_profiles::bin", nh);
+  {
+    auto h = Kokkos::create_mirror_view(_impl->bin);
+    for (std::size_t i = 0; i < nh; ++i)
+      h(i) = _impl->host_bin[i];
+    Kokkos::deep_copy(_impl->bin, h);
+  }
+  // The points per (halo, shell): a field of ones stacked without the division.
+  Kokkos::View<double*> acc("caustic::ldl_profiles::count", std::max<std::size_t>(1, nh * kShells));
+  auto sv = Kokkos::Experimental::create_scatter_view(acc);
+  forEachHaloPoint(
+      "caustic::ldl_profiles::count", *_decomp, *_impl->hv,
+      KOKKOS_LAMBDA(std::size_t h, std::size_t, int j, double) {
+        if (j >= 1)
+          sv.access()(h * kShells + (j - 1)) += 1.0;
+      });
+  Kokkos::Experimental::contribute(acc, sv);
+  auto hc = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), acc);
+  std::vector<double> loc(nh * kShells);
+  for (std::size_t i = 0; i < loc.size(); ++i)
+    loc[i] = hc(i);
+  _impl->count.assign(loc.size(), 0.0);
+  if (!loc.empty())
+    mpiCheck(MPI_Allreduce(loc.data(), _impl->count.data(), static_cast<int>(loc.size()),
+                           MPI_DOUBLE, MPI_SUM, _decomp->comm().get()),
+             "LdlProfiles");
+  _impl->halos.assign(kBins * kShells, 0.0);
+  for (std::size_t h = 0; h < nh; ++h)
+    for (int s = 0; s < kShells; ++s)
+      if (_impl->count[h * kShells + s] > 0)
+        _impl->halos[_impl->host_bin[h] * kShells + s] += 1;
+}
+
+LdlProfiles::~LdlProfiles() = default;
+
+std::vector<double> LdlProfiles::stack(const Field<double>& f) const {
+  const std::size_t nh = _impl->hv->count;
+  Kokkos::View<double*> acc("caustic::ldl_profiles::sum", std::max<std::size_t>(1, nh * kShells));
+  auto sv = Kokkos::Experimental::create_scatter_view(acc);
+  auto v = f.real();
+  forEachHaloPoint(
+      "caustic::ldl_profiles::sum", *_decomp, *_impl->hv,
+      KOKKOS_LAMBDA(std::size_t h, std::size_t idx, int j, double) {
+        if (j >= 1)
+          sv.access()(h * kShells + (j - 1)) += v(idx);
+      });
+  Kokkos::Experimental::contribute(acc, sv);
+  auto hc = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), acc);
+  std::vector<double> loc(nh * kShells), all(nh * kShells);
+  for (std::size_t i = 0; i < loc.size(); ++i)
+    loc[i] = hc(i);
+  if (!loc.empty())
+    mpiCheck(MPI_Allreduce(loc.data(), all.data(), static_cast<int>(loc.size()), MPI_DOUBLE,
+                           MPI_SUM, _decomp->comm().get()),
+             "LdlProfiles::stack");
+  std::vector<double> out(kBins * kShells, 0.0);
+  for (std::size_t h = 0; h < nh; ++h)
+    for (int s = 0; s < kShells; ++s)
+      if (_impl->count[h * kShells + s] > 0)
+        out[_impl->host_bin[h] * kShells + s] +=
+            all[h * kShells + s] / _impl->count[h * kShells + s];
+  for (int q = 0; q < kBins * kShells; ++q)
+    out[q] = _impl->halos[q] > 0 ? out[q] / _impl->halos[q] : NAN;
+  return out;
+}
+
+void LdlProfiles::addCotangent(const std::vector<double>& dj, Field<double>& cot) const {
+  if (dj.size() != static_cast<std::size_t>(kBins * kShells))
+    throw std::invalid_argument("LdlProfiles::addCotangent: " + std::to_string(dj.size()) +
+                                " entries, " + std::to_string(kBins * kShells) + " expected");
+  const std::size_t nh = _impl->hv->count;
+  // Per (halo, shell): dJ[bin, shell] / (haloes of the bin there x points of the halo there).
+  Kokkos::View<double*> coef("caustic::ldl_profiles::coef", std::max<std::size_t>(1, nh * kShells));
+  auto hc = Kokkos::create_mirror_view(coef);
+  for (std::size_t h = 0; h < nh; ++h)
+    for (int s = 0; s < kShells; ++s) {
+      const int q = _impl->host_bin[h] * kShells + s;
+      const double cnt = _impl->count[h * kShells + s];
+      hc(h * kShells + s) = (cnt > 0 && std::isfinite(dj[q]) && _impl->halos[q] > 0)
+                                ? dj[q] / (_impl->halos[q] * cnt)
+                                : 0.0;
+    }
+  Kokkos::deep_copy(coef, hc);
+  auto c = cot.real();
+  forEachHaloPoint(
+      "caustic::ldl_profiles::cotangent", *_decomp, *_impl->hv,
+      KOKKOS_LAMBDA(std::size_t h, std::size_t idx, int j, double) {
+        if (j >= 1)
+          Kokkos::atomic_add(&c(idx), coef(h * kShells + (j - 1)));
+      });
+}
+
+} // namespace caustic
