@@ -56,6 +56,8 @@ LdlRecord readLdlRecord(const std::string& path) {
       l.radius_nodes = h.at("radius_nodes").get<std::vector<double>>();
       l.fof_b = h.at("fof_b").get<double>();
       l.fof_min_particles = h.at("fof_min_particles").get<int>();
+      if (h.contains("kind"))
+        l.kind = h.at("kind").get<std::string>();
       r.halo_layer = l;
     }
   } catch (const nlohmann::json::exception& e) {
@@ -75,6 +77,11 @@ LdlRecord readLdlRecord(const std::string& path) {
                                       "fof_min_particles at least 1");
     if (!r.conditioning.empty())
       throw std::runtime_error(path + ": a halo layer with conditioning (not supported)");
+    if (r.halo_layer->kind != "factor" && r.halo_layer->kind != "displacement")
+      throw std::runtime_error(path + ": halo_layer.kind = \"" + r.halo_layer->kind +
+                               "\"; allowed \"factor\" or \"displacement\"");
+    if (r.halo_layer->kind == "displacement" && !r.factors.empty())
+      throw std::runtime_error(path + ": a halo displacement of a product painter (not supported)");
   }
   std::size_t want = static_cast<std::size_t>(5 * r.layers + 3);
   if (!r.factors.empty()) {

@@ -38,6 +38,7 @@ struct LdlRecord {
   // factor of the run's FoF catalogue. Its parameters follow the painter's (or the factors') in
   // `parameters`. The catalogue must be made as the training ones were (b, min_particles).
   struct HaloLayer {
+    std::string kind = "factor"; // "factor" (LdlHaloModel) or "displacement" (LdlHaloDisplacement)
     std::vector<double> mass_nodes, radius_nodes;
     double fof_b = 0;
     int fof_min_particles = 0;

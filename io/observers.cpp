@@ -284,10 +284,16 @@ void LdlHook::observe(Event e, const SimulationState& s) {
         layers.push_back(f.layers);
       st.painter = std::make_unique<LdlProduct>(st.decomp, layers, st.record.scale);
     }
-    if (st.record.halo_layer)
-      st.painter = std::make_unique<LdlHaloModel>(
-          st.decomp, std::move(st.painter),
-          LdlHaloLayout{st.record.halo_layer->mass_nodes, st.record.halo_layer->radius_nodes});
+    if (st.record.halo_layer) {
+      const LdlHaloLayout layout{st.record.halo_layer->mass_nodes,
+                                 st.record.halo_layer->radius_nodes};
+      if (st.record.halo_layer->kind == "displacement") // a plain painter (checked on reading)
+        st.painter = std::make_unique<LdlHaloDisplacement>(
+            st.decomp, std::unique_ptr<LdlPainter>(static_cast<LdlPainter*>(st.painter.release())),
+            layout);
+      else
+        st.painter = std::make_unique<LdlHaloModel>(st.decomp, std::move(st.painter), layout);
+    }
   }
   if (st.record.halo_layer) {
     const HaloCatalogue* cat = _finder ? _finder->catalogue(s.a) : nullptr;

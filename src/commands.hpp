@@ -60,7 +60,12 @@ struct LdlFitCommandOptions {
   // A halo layer (pm/baryons/ldl_halo.hpp) after the painter, fitted with it: every pair needs
   // its FoF catalogue (SNAPSHOT=FIELDS=HALOS).
   bool halo_layer = false;
+  // Instead, a halo displacement (a plain painter's particles moved radially around the haloes
+  // before its layers: a mass-conserving matter painter), fitted with it.
+  bool halo_displacement = false;
+  std::vector<double> halo_radius_nodes; // r / R200m nodes of either (empty: the defaults)
   double profile_weight = 0.0; // the loss's stacked-profile term (needs the catalogues)
+  bool hold_painter = false;   // with halo_layer: fit the layer alone, the painter as started
   std::string output = "output/ldl";
   bool overwrite = false;
 };

@@ -217,10 +217,30 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
   if (!(opt.profile_weight >= 0 && opt.profile_weight <= 1e6))
     throw ParamError("--profile-weight = " + format("%g", opt.profile_weight) +
                      ": allowed 0 to 1e6");
-  if (opt.halo_layer && !opt.conditions.empty())
-    throw ParamError("--halo-layer: not with --condition (a halo layer is fitted at one set of "
-                     "settings)");
-  const bool need_halos = opt.halo_layer || opt.profile_weight > 0;
+  if (opt.halo_layer && opt.halo_displacement)
+    throw ParamError("--halo-layer and --halo-displacement: one or the other");
+  const bool halo = opt.halo_layer || opt.halo_displacement;
+  const std::string halo_flag = opt.halo_layer ? "--halo-layer" : "--halo-displacement";
+  if (halo && !opt.conditions.empty())
+    throw ParamError(halo_flag + ": not with --condition (fitted at one set of settings)");
+  if (opt.halo_displacement && !opt.factors.empty())
+    throw ParamError("--halo-displacement: not with --factor (it moves one painter's particles; "
+                     "a product's pressure takes --halo-layer)");
+  if (opt.hold_painter && !halo)
+    throw ParamError("--hold-painter: only with --halo-layer or --halo-displacement (it fits "
+                     "those alone)");
+  const std::string halo_kind = opt.halo_displacement ? "displacement" : "factor";
+  if (!opt.halo_radius_nodes.empty()) {
+    if (!halo)
+      throw ParamError("--halo-radius-nodes: only with --halo-layer or --halo-displacement");
+    try {
+      LdlHaloLayout{LdlHaloLayout::defaults().mass_nodes, opt.halo_radius_nodes}.check(
+          "--halo-radius-nodes");
+    } catch (const std::invalid_argument& e) {
+      throw ParamError(e.what());
+    }
+  }
+  const bool need_halos = halo || opt.profile_weight > 0;
   const bool product = !opt.factors.empty();
   if (product) {
     if (opt.factors.size() < 2)
@@ -376,9 +396,26 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     model = std::make_unique<LdlPainter>(decomp, opt.layers);
   }
   LdlModel& bare = *model; // the painter without the halo layer
-  const LdlHaloLayout layout = LdlHaloLayout::defaults();
+  LdlHaloLayout layout = LdlHaloLayout::defaults();
+  if (!opt.halo_radius_nodes.empty())
+    layout.radius_nodes = opt.halo_radius_nodes;
+  if (halo) // every halo's reach below half the box (the layer's periodic images stay apart)
+    for (const auto* set : {&train, &test})
+      for (const auto& p : *set)
+        for (double r : p.halos->radius)
+          if (!(r * layout.radius_nodes.back() < 0.5 * decomp->box()))
+            throw ParamError(
+                p.halos_path + ": a halo of R200m = " + format("%g", r) + " Mpc/h reaches " +
+                format("%g", r * layout.radius_nodes.back()) + " Mpc/h with the last radius node " +
+                format("%g", layout.radius_nodes.back()) + "; it must stay below half the box (" +
+                format("%g", 0.5 * decomp->box()) +
+                " Mpc/h): lower "
+                "--halo-radius-nodes");
   if (opt.halo_layer)
     model = std::make_unique<LdlHaloModel>(decomp, std::move(model), layout);
+  if (opt.halo_displacement) // a plain painter (not with --factor)
+    model = std::make_unique<LdlHaloDisplacement>(
+        decomp, std::unique_ptr<LdlPainter>(static_cast<LdlPainter*>(model.release())), layout);
   LdlModel& painter = *model;
   std::vector<LdlPair> pairs;
   double mean = 0;
@@ -430,7 +467,7 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     start.clear();
     for (const auto& r : factors)
       start.insert(start.end(), r.parameters.begin(), r.parameters.end());
-    if (!opt.init.empty()) // an earlier product's factor parameters (its scale is recomputed)
+    if (!opt.init.empty()) // an earlier product's factor parameters (and its scale, below)
       start.assign(init.parameters.begin(), init.parameters.begin() + start.size());
     Field<double> out(decomp, "caustic::ldl::out");
     double sum = 0;
@@ -449,21 +486,23 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
     if (!(sum > 0) || !std::isfinite(sum))
       throw ParamError("--factor: the product of the factors' fields is zero (or not finite) on "
                        "the training pairs; a product painter needs overlapping positive factors");
-    prod->setScale(double(pairs.size()) * n3 / sum);
+    // An earlier product keeps its own scale (fitted with it); new factors get the mean's.
+    prod->setScale(opt.init.empty() ? double(pairs.size()) * n3 / sum : init.scale / mean);
     ctx.log("product scale " + format("%.6e", prod->scale() * mean) + " (" + opt.field +
             " per product of the factors' fields)");
   }
   const std::size_t inner_count = bare.parameterCount();
   if (!opt.init.empty()) {
     start = init.parameters;
-    if (opt.halo_layer && !init.halo_layer) // a painter fitted alone: the layer starts at 1
+    if (halo && !init.halo_layer) // a painter fitted alone: the layer starts at the identity
       start.resize(inner_count + layout.parameterCount(), 0.0);
-    if (!opt.halo_layer && init.halo_layer) // the painter without its layer
+    if (!halo && init.halo_layer) // the painter without its layer
       start.resize(inner_count);
-    if (opt.halo_layer && init.halo_layer &&
-        (init.halo_layer->mass_nodes != layout.mass_nodes ||
+    if (halo && init.halo_layer &&
+        (init.halo_layer->kind != halo_kind || init.halo_layer->mass_nodes != layout.mass_nodes ||
          init.halo_layer->radius_nodes != layout.radius_nodes))
-      throw ParamError("--init " + opt.init + ": its halo layer has other nodes than this fit's");
+      throw ParamError("--init " + opt.init + ": its halo " + init.halo_layer->kind +
+                       " has another kind or other nodes than this fit's " + halo_kind);
     for (const auto& c : init.conditioning)
       start_slopes.push_back(c.slope);
     if (!opt.conditions.empty() && start_slopes.empty()) // conditioning an unconditioned fit
@@ -482,8 +521,12 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
         std::fill(w.begin() + 5 * opt.layers, w.end(), 0.0);
     }
   }
-  if (opt.halo_layer && start.size() == inner_count) // the layer starts at the identity
+  if (halo && start.size() == inner_count) // the layer starts at the identity
     start.resize(inner_count + layout.parameterCount(), 0.0);
+  if (opt.hold_painter) { // the painter's parameters come first, the layer's after them
+    fo.hold.assign(start.size(), false);
+    std::fill_n(fo.hold.begin(), inner_count, true);
+  }
   LdlFitResult r;
   {
     PhaseTimer t(ctx, "fit");
@@ -581,18 +624,20 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
       for (const char* nm : {"mu", "b_1", "b_0"})
         j["parameter_names"].push_back(pre + "output." + nm);
     }
-    if (opt.halo_layer) {
+    if (halo) {
       for (std::size_t m = 0; m < layout.mass_nodes.size(); ++m)
         for (std::size_t q = 0; q + 1 < layout.radius_nodes.size(); ++q)
           j["parameter_names"].push_back("halo.logM" + format("%g", layout.mass_nodes[m]) + ".r" +
                                          format("%g", layout.radius_nodes[q]));
-      j["halo_layer"] = {{"mass_nodes", layout.mass_nodes},
+      j["halo_layer"] = {{"kind", halo_kind},
+                         {"mass_nodes", layout.mass_nodes},
                          {"radius_nodes", layout.radius_nodes},
                          {"mass", "FoF mass as M200m; R = (3 M / (4 pi 200 rho_m))^(1/3)"},
                          {"fof_b", train.front().fof_b},
                          {"fof_min_particles", train.front().fof_min}};
     }
     j["profile_weight"] = opt.profile_weight;
+    j["hold_painter"] = opt.hold_painter;
     j["weight_n"] = opt.weight_n;
     j["power_weight"] = opt.power_weight;
     j["power_kmax"] = opt.power_kmax;

@@ -130,6 +130,16 @@ int runCommand(int argc, char** argv, bool parse_only = false) {
       "--halo-layer", ldl_opt.halo_layer,
       "Multiply the painted field by a factor of the pairs' FoF catalogues (halo mass and "
       "r / R200m), fitted with the painter");
+  ldl->add_flag("--halo-displacement", ldl_opt.halo_displacement,
+                "Move the particles radially around the pairs' FoF haloes (halo mass and r / "
+                "R200m) before the painter's layers, fitted with the painter (a matter painter)");
+  ldl->add_option("--halo-radius-nodes", ldl_opt.halo_radius_nodes,
+                  "r / R200m nodes of the halo layer or displacement, from 0, increasing (default "
+                  "0 0.25 0.5 0.75 1 1.5 2 3)")
+      ->delimiter(',');
+  ldl->add_flag("--hold-painter", ldl_opt.hold_painter,
+                "With --halo-layer: fit the halo layer alone, the painter's parameters held as "
+                "started (--init or --factor)");
   ldl->add_option("--profile-weight", ldl_opt.profile_weight,
                   "Weight of the stacked-profile term of the loss (default 0: none; needs the "
                   "pairs' FoF catalogues)");

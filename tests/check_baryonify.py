@@ -461,6 +461,42 @@ def main():
             r = caustic(["run", os.path.join(work, "hook_halo_nofof.toml")], 1)
             check(r is not None and r.returncode == 2 and "[halos] enabled = true" in r.stderr and
                   not os.path.exists(d), "a halo-layer LDL hook without [halos]: refused naming it, nothing written")
+        # A halo displacement (ldl-fit --halo-displacement): a matter painter of zero layers that
+        # only moves the particles around the haloes; the hook at 1 and 2 ranks conserves mass.
+        dd = os.path.join(work, "ldl_hdisp")
+        r = caustic(["ldl-fit", "--train", trh, "--test", teh, "--field", "matter_density", "--layers", "0",
+                     "--displacement-only", "--halo-displacement", "--power-weight", "10",
+                     "--iterations", "3", "-o", dd], 2)
+        if check(r is not None and r.returncode == 0, "ldl-fit --halo-displacement: " +
+                 ("timeout" if r is None else r.stderr[-600:])):
+            with open(os.path.join(dd, "ldl.json")) as f:
+                jd = json.load(f)
+            check(jd["halo_layer"]["kind"] == "displacement" and len(jd["parameters"]) == 3 + 49 and
+                  np.allclose(jd["parameters"][:3], [1.0, 1.0, 0.0], rtol=0, atol=1e-6) and jd["loss_final"] < jd["loss_initial"] and
+                  any(abs(v) > 1e-6 for v in jd["parameters"][3:]),
+                  f"ldl-fit --halo-displacement: loss {jd['loss_initial']:.4f} -> {jd['loss_final']:.4f}, "
+                  "the identity output kept, the displacement moved")
+            hook_d = ('\n[emulators.matter]\nkind = "ldl"\nmodel = "' + os.path.join(dd, "ldl.json") +
+                      '"\na = [1.0]\n')
+            painted = {}
+            for np_ in (1, 2):
+                d = os.path.join(work, f"hook_hdisp_np{np_}")
+                with open(os.path.join(work, "hook_hdisp.toml"), "w") as f:
+                    f.write(PARAMS.format(out=d, baryons="false").replace("seed = 11", "seed = 13") + hook_d)
+                r = caustic(["run", os.path.join(work, "hook_hdisp.toml")], np_)
+                if check(r is not None and r.returncode == 0, f"run with a halo-displacement hook at {np_} rank(s): " +
+                         ("timeout" if r is None else r.stderr[-600:])):
+                    with h5py.File(os.path.join(d, "matter_a1.0000.hdf5"), "r") as f:
+                        painted[np_] = f["Fields/matter_density"][...].astype(np.float64)
+            if 1 in painted and 2 in painted:
+                dev = np.abs(painted[1] - painted[2]).max() / np.abs(painted[1]).max()
+                check(dev < 1e-5 and abs(painted[1].mean() - 1) < 1e-6,
+                      f"in-situ halo displacement: 2 ranks = 1 rank ({dev:.1e}), mass conserved "
+                      f"(mean {painted[1].mean():.8f})")
+        r = caustic(["ldl-fit", "--train", trh, "--field", "electron_pressure", "--factor", "a.json", "--factor",
+                     "b.json", "--halo-displacement", "-o", os.path.join(work, "ldl_hdisp_bad")], 1)
+        check(r is not None and r.returncode == 2 and "--halo-displacement: not with --factor" in r.stderr,
+              "ldl-fit --halo-displacement with --factor: refused naming it")
         r = caustic(["ldl-fit", "--train", tr, "--halo-layer", "-o", os.path.join(work, "ldl_halo_bad")], 1)
         check(r is not None and r.returncode == 2 and "SNAPSHOT=FIELDS=HALOS" in r.stderr and
               not os.path.exists(os.path.join(work, "ldl_halo_bad", "ldl.json")),

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <random>
 
@@ -708,4 +709,118 @@ TEST(LdlHalo, ProfileTermOfTheLoss) {
   // Without catalogues the profile term is refused.
   const std::vector<LdlPair> bare = {{parts.x, parts.size(), &target, {}}};
   EXPECT_THROW(ldlLoss(model, bare, start, lo, nullptr), std::invalid_argument);
+}
+
+namespace {
+
+// The halo displacement of particle position x (host, minimum image over every halo): the
+// direct sum the cell list must reproduce.
+std::array<double, 3> displacedAt(const LdlHaloSet& h, const std::vector<double>& theta,
+                                  const double* x) {
+  const std::size_t nj = kLayout.radius_nodes.size() - 1;
+  std::array<double, 3> out = {x[0], x[1], x[2]};
+  for (std::size_t q = 0; q < h.size(); ++q) {
+    double d[3], r2 = 0;
+    for (int a = 0; a < 3; ++a) {
+      d[a] = periodicDiff(x[a], h.pos[3 * q + a], kL);
+      r2 += d[a] * d[a];
+    }
+    const double r = std::sqrt(r2), s = r / h.radius[q];
+    if (!(r > 0) || s >= kLayout.radius_nodes.back())
+      continue;
+    double D = 0;
+    for (std::size_t i = 0; i < kLayout.mass_nodes.size(); ++i)
+      for (std::size_t j = 0; j < nj; ++j)
+        D += theta[i * nj + j] * hatAt(kLayout.mass_nodes, i, h.log10_mass[q]) *
+             hatAt(kLayout.radius_nodes, j, s);
+    for (int a = 0; a < 3; ++a)
+      out[a] += h.radius[q] * D * d[a] / r;
+  }
+  for (int a = 0; a < 3; ++a)
+    out[a] = periodicWrap(out[a], kL);
+  return out;
+}
+
+// Haloes small enough for a cell list of several cells per side (reach 3 R = 4.5 Mpc/h < L / 3).
+LdlHaloSet smallHaloes() {
+  LdlHaloSet h = testHaloes();
+  h.radius = {1.5, 1.2, 1.4, 0.9};
+  return h;
+}
+
+} // namespace
+
+// The displaced particles against the direct sum over all haloes (one cell, and a cell list of
+// several cells), and the painted field against a plain painter of those positions.
+TEST(LdlHalo, DisplacementMatchesDirectSum) {
+  auto decomp = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL);
+  Particles parts = share(clumpyLattice(), worldRank(), worldSize());
+  const std::vector<double> ident = {1.0, 1.0, 0.0}; // zero layers, the identity output
+  std::vector<double> params = ident;
+  const std::vector<double> theta = haloTheta();
+  params.insert(params.end(), theta.begin(), theta.end());
+  for (const LdlHaloSet& h : {testHaloes(), smallHaloes()}) {
+    LdlHaloDisplacement model(decomp, std::make_unique<LdlPainter>(decomp, 0), kLayout);
+    model.setHalos(&h);
+    Field<double> out(decomp, "test::ldl_halo::out"), ref(decomp, "test::ldl_halo::ref");
+    model.forward(parts.x, parts.size(), params, out);
+    auto x0 = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), parts.x);
+    auto x1 = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model.displaced());
+    Kokkos::View<double* [3]> want("test::ldl_halo::want", parts.size());
+    auto wh = Kokkos::create_mirror_view(want);
+    int moved = 0;
+    for (std::size_t p = 0; p < parts.size(); ++p) {
+      const double xp[3] = {x0(p, 0), x0(p, 1), x0(p, 2)};
+      const auto w = displacedAt(h, theta, xp);
+      double dmax = 0, moved_by = 0;
+      for (int a = 0; a < 3; ++a) {
+        wh(p, a) = w[a];
+        dmax = std::max(dmax, std::abs(periodicDiff(x1(p, a), w[a], kL)));
+        moved_by = std::max(moved_by, std::abs(periodicDiff(w[a], xp[a], kL)));
+      }
+      moved += moved_by > 1e-3 ? 1 : 0;
+      ASSERT_LT(dmax, 1e-12) << "particle " << p << " of radius set " << h.radius[0];
+    }
+    MPI_Allreduce(MPI_IN_PLACE, &moved, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    EXPECT_GT(moved, 20); // the small haloes reach about 1% of the box each
+    Kokkos::deep_copy(want, wh);
+    LdlPainter plain(decomp, 0);
+    plain.forward(want, parts.size(), ident, ref);
+    Field<double> diff(decomp, "test::ldl_halo::diff");
+    auto o = out.real(), rf = ref.real(), df = diff.real();
+    decomp->forEachPoint(
+        "test::ldl_halo::diff",
+        KOKKOS_LAMBDA(const MeshPoint& q) { df(q.index) = o(q.index) - rf(q.index); });
+    EXPECT_LT(dot(diff, diff), 1e-20 * dot(ref, ref));
+  }
+}
+
+// d<Fbar, F>/d(painter's parameters, theta) of a painter after the halo displacement against
+// centred finite differences.
+TEST(LdlHalo, DisplacementGradientMatchesFiniteDifferences) {
+  auto decomp = std::make_shared<const SlabDecomposition>(MPI_COMM_WORLD, kMesh, kL);
+  Particles parts = share(clumpyLattice(), worldRank(), worldSize());
+  const LdlHaloSet h = smallHaloes();
+  LdlHaloDisplacement model(decomp, std::make_unique<LdlPainter>(decomp, 1), kLayout);
+  model.setHalos(&h);
+  std::vector<double> params = {2.0, 0.9, 0.3, 2.5, 0.3, 1.4, 1.5, -0.05};
+  const std::vector<double> theta = haloTheta();
+  for (double t : theta)
+    params.push_back(0.2 * t); // displacements of a fraction of a cell
+  Field<double> out(decomp, "test::ldl_halo::out"), fbar(decomp, "test::ldl_halo::fbar");
+  cotangent(fbar);
+  model.forward(parts.x, parts.size(), params, out);
+  const std::vector<double> g = model.gradient(fbar);
+  ASSERT_EQ(g.size(), params.size());
+  double gmax = 0;
+  for (std::size_t p = 8; p < params.size(); ++p)
+    gmax = std::max(gmax, std::abs(g[p]));
+  EXPECT_GT(gmax, 1e-2);
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    const double fd = centredDifference(params, p, [&](const std::vector<double>& x) {
+      model.forward(parts.x, parts.size(), x, out);
+      return dot(fbar, out);
+    });
+    EXPECT_NEAR(g[p], fd, 2e-5 * std::max(1.0, std::abs(fd))) << "parameter " << p;
+  }
 }

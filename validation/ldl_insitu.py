@@ -5,7 +5,8 @@ temperature), as validation/ldl_painter.sh runs them (OUT/insitu_<seed>/{gas,pe,
 _a1.0000.hdf5 beside the truth OUT/seed_<seed>/baryons_a1.0000/baryon_fields.hdf5 and the FoF
 catalogue of the dark-matter run OUT/seed_<seed>/halos_a1p0000.0.hdf5), and the painters with a
 halo layer (ldl-fit --halo-layer), which read the run's own FoF catalogue, from a second run with
-[halos] enabled: OUT/insitu_halo_<seed>/{gas_halo,pe_halo}_a1.0000.hdf5.
+[halos] enabled: OUT/insitu_halo_<seed>/{gas_halo,pe_halo,matter_halo}_a1.0000.hdf5 (the last a
+total-matter painter, judged by S(k) = P / P_dmo against the BCM's).
 
 Prints, as means over the seeds: the power ratio P_painter/P_BCM and r(k) (fields over the
 truth's mean, log bins as validation/plot_painter.py), the worst |P/P_BCM - 1| up to k = 3 h/Mpc
@@ -33,6 +34,10 @@ HOOKS = (("insitu", "gas", "gas_density", "gas density"),
          ("insitu_halo", "pe_halo", "electron_pressure",
           "electron pressure, gas x temperature painters, halo layer"))
 RUNS = ("insitu", "insitu_halo")
+# The total matter moved around the haloes (ldl-fit --halo-displacement), judged by S(k):
+# P_painted / P_BCM = S_painter(k) / S_BCM(k), against the dark-matter-only field's.
+MATTER = ("insitu_halo", "matter_halo")
+K_MATTER = 5.0  # h/Mpc: issue 17's range for S(k)
 
 
 def main():
@@ -42,6 +47,7 @@ def main():
     a = ap.parse_args()
     res = {}
     cost = []
+    matter = {"ratio": [], "dmo": [], "r": []}
     for seed in a.seeds:
         truth = os.path.join(a.out, f"seed_{seed}", "baryons_a1.0000", "baryon_fields.hdf5")
         haloes, box = haloes_of(os.path.join(a.out, f"seed_{seed}", "halos_a1p0000.0.hdf5"))
@@ -50,10 +56,21 @@ def main():
             t = json.load(open(os.path.join(d, "run_summary.json")))["timings_seconds_max_over_ranks"]
             hooks = {h: t.get(f"step:observer:emulator:{h}", np.nan) for r, h, _, _ in HOOKS
                      if r == run}
+            if run == MATTER[0]:
+                hooks[MATTER[1]] = t.get(f"step:observer:emulator:{MATTER[1]}", np.nan)
             fof = t.get("step:observer:fof")
             stepping = t["time_stepping_total"] - sum(v for k, v in t.items()
                                                       if k.startswith("step:observer:"))
             cost.append((seed, run, stepping, hooks, fof))
+        tm = read(truth, "matter_density")
+        pm = read(os.path.join(a.out, f"{MATTER[0]}_{seed}", f"{MATTER[1]}_a1.0000.hdf5"),
+                  "matter_density")
+        k, pp, pt, px = spectra(pm - 1, tm - 1, box)
+        _, pd, _, _ = spectra(read(truth, "dmo_density_contrast"), tm - 1, box)
+        matter["k"] = k
+        matter["ratio"].append(pp / pt)
+        matter["dmo"].append(pd / pt)
+        matter["r"].append(px / np.sqrt(pp * pt))
         for run, hook, field, _ in HOOKS:
             tf = read(truth, field)
             pf = read(os.path.join(a.out, f"{run}_{seed}", f"{hook}_a1.0000.hdf5"), field)
@@ -82,6 +99,15 @@ def main():
         print(f"- {label}: max |P/P_BCM - 1| for k <= {K_PRESSURE:g} h/Mpc per seed: " +
               ", ".join(f"{100 * np.max(np.abs(q[sel] - 1)):.1f}%" for q in r["ratio"]) +
               "; min r(k) there " + ", ".join(f"{np.min(q[sel]):.3f}" for q in r["r"]))
+    sel = matter["k"] <= K_MATTER
+    print(f"\nTotal matter moved around the haloes ({MATTER[1]}), S_painter(k) / S_BCM(k) - 1 per "
+          "seed, k = " + ", ".join(f"{q:g}" for q in K_TABLE) + ":")
+    for seed, q, dmo, r in zip(a.seeds, matter["ratio"], matter["dmo"], matter["r"]):
+        print(f"- seed {seed}: " + " / ".join(
+            f"{100 * (np.interp(np.log(k0), np.log(matter['k']), q) - 1):+.1f}%" for k0 in K_TABLE) +
+            f"; worst for k <= {K_MATTER:g} h/Mpc {100 * np.max(np.abs(q[sel] - 1)):.1f}% (no painter "
+            f"{100 * np.max(np.abs(dmo[sel] - 1)):.1f}%); r(k = 5) "
+            f"{np.interp(np.log(5.0), np.log(matter['k']), r):.4f}")
     print("\nStacked profiles, painter / BCM truth (mean over the seeds), shells of r / R200m "
           + ", ".join(f"{R_EDGES[i]:g}-{R_EDGES[i + 1]:g}" for i in range(len(R_EDGES) - 1)) + ":\n")
     print("| painter | log10 M_FoF [Msun/h] | shells | worst |")

@@ -9,9 +9,10 @@
 # Usage: bash validation/ldl_painter.sh [NP]
 # (the single fits 3-5 minutes each on 2 cores, the product 5.3 min (measured alone); the matter fit's 50 + 60
 # iterations took 34 + 31 min on one rank beside other jobs).
-# Then the gas painter and the product again with a halo layer (ldl-fit --halo-layer: a factor of
-# the run's FoF catalogue, halo mass and r / R200m) and the stacked-profile term, applied in-situ
-# in a second run of each held-out seed with [halos] enabled.
+# Then the painters that read the run's FoF catalogue (pm/baryons/ldl_halo.hpp): the gas painter
+# and the product with a halo layer (a factor of halo mass and r / R200m) and the stacked-profile
+# term, and a matter painter that moves the particles around the haloes (--halo-displacement),
+# applied in-situ in a second run of each held-out seed with [halos] enabled (~40 min more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 np=${1:-2}
@@ -49,17 +50,29 @@ bash jobs/mpirun.sh "$np" build/src/caustic ldl-fit "${matter[@]}" --iterations 
   -o "$out/ldl_matter_density_50"
 bash jobs/mpirun.sh "$np" build/src/caustic ldl-fit "${matter[@]}" --iterations 60 \
   --init "$out/ldl_matter_density_50/ldl.json" -o "$out/ldl_matter_density"
-# The halo layer: the gas painter from its fit above, the product from its two factors, each
-# with a layer starting at the identity, all parameters fitted together; the loss adds the power
-# term up to k = 3 h/Mpc and the stacked-profile term (ldl_fit.hpp).
-halo=(--halo-layer --profile-weight 1 --power-kmax 3
-  --train "$(hpair 301)" --train "$(hpair 302)" --train "$(hpair 303)"
+# The halo layer (each starting at the identity; the loss adds the power term up to k = 3 h/Mpc
+# and the stacked-profile term, ldl_fit.hpp). The gas painter from its fit above, all parameters
+# together: 50 iterations with profile weight 1, then 60 with 5. The pressure from the product
+# above, the layer alone (--hold-painter: refitting the factors with it leaves the layer idle).
+hp=(--train "$(hpair 301)" --train "$(hpair 302)" --train "$(hpair 303)"
   --test "$(hpair 401)" --test "$(hpair 402)" --overwrite)
+halo=(--halo-layer --power-kmax 3 "${hp[@]}")
 bash jobs/mpirun.sh "$np" build/src/caustic ldl-fit --field gas_density --layers 2 --iterations 50 \
-  --init "$out/ldl_gas_density/ldl.json" --power-weight 1 "${halo[@]}" -o "$out/ldl_gas_density_halo"
+  --init "$out/ldl_gas_density/ldl.json" --power-weight 1 --profile-weight 1 "${halo[@]}" \
+  -o "$out/ldl_gas_density_halo_50"
+bash jobs/mpirun.sh "$np" build/src/caustic ldl-fit --field gas_density --layers 2 --iterations 60 \
+  --init "$out/ldl_gas_density_halo_50/ldl.json" --power-weight 1 --profile-weight 5 "${halo[@]}" \
+  -o "$out/ldl_gas_density_halo"
 bash jobs/mpirun.sh "$np" build/src/caustic ldl-fit --field electron_pressure \
   --factor "$out/ldl_gas_density/ldl.json" --factor "$out/ldl_gas_temperature/ldl.json" \
-  --iterations 40 --power-weight 10 "${halo[@]}" -o "$out/ldl_electron_pressure_halo"
+  --init "$out/ldl_electron_pressure_product/ldl.json" --hold-painter \
+  --iterations 40 --power-weight 10 --profile-weight 1 "${halo[@]}" -o "$out/ldl_electron_pressure_halo"
+# The total matter moved around the haloes only (zero LDL layers, the identity output): mass-
+# conserving, as the BCM's displacement, out to 5 R200m (the BCM's ejected gas reaches beyond
+# 3 R200m); the power term up to k = 5 h/Mpc.
+bash jobs/mpirun.sh "$np" build/src/caustic ldl-fit --field matter_density --layers 0 \
+  --displacement-only --halo-displacement --halo-radius-nodes 0,0.25,0.5,0.75,1,1.5,2,3,4,5 \
+  --power-weight 10 --power-kmax 5 --iterations 60 "${hp[@]}" -o "$out/ldl_matter_density_halo"
 # In-situ on the held-out seeds: the gas painter, the single pressure painter and the product,
 # as [emulators.NAME] kind = "ldl" hooks of the same run (its own BCM truth is in seed_<seed>/).
 for s in 401 402; do
@@ -73,7 +86,8 @@ for s in 401 402; do
     --set output.snapshots=false --set halos.enabled=false --set baryons.enabled=false "${hooks[@]}"
   # The halo-layer painters read the run's own FoF catalogue of the output.
   hooks=()
-  for h in gas_halo=ldl_gas_density_halo pe_halo=ldl_electron_pressure_halo; do
+  for h in gas_halo=ldl_gas_density_halo pe_halo=ldl_electron_pressure_halo \
+    matter_halo=ldl_matter_density_halo; do
     hooks+=(--set "emulators.${h%%=*}.kind=\"ldl\"" --set "emulators.${h%%=*}.a=[1.0]"
       --set "emulators.${h%%=*}.model=\"$PWD/$out/${h#*=}/ldl.json\"")
   done

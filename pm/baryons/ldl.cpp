@@ -327,6 +327,7 @@ std::vector<double> LdlPainter::gradient(const Field<double>& fbar) {
             xb(i, d) += hm(i, d);
         });
   }
+  _xbar = xbar;
   std::vector<double> out(g.size(), 0.0);
   mpiCheck(MPI_Allreduce(g.data(), out.data(), static_cast<int>(g.size()), MPI_DOUBLE, MPI_SUM, comm),
            "LdlPainter::gradient");

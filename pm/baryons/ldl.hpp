@@ -85,7 +85,13 @@ public:
   const Kokkos::View<double* [3]>& displaced() const { return _xs.back(); }
   // d <Fbar, F> / d params at the last forward's parameters (the same on every rank). Collective.
   std::vector<double> gradient(const Field<double>& fbar) override;
-  bool logParameter(std::size_t i) const override { return ldlLogParameter(i, _layers); }
+  // d <Fbar, F> / d x (this rank's particles, home order) of the last gradient(): the cotangent
+  // of the input positions, for a layer before the painter (ldl_halo.hpp).
+  const Kokkos::View<double* [3]>& inputCotangent() const {
+    return _xbar;
+  } bool logParameter(std::size_t i) const override {
+    return ldlLogParameter(i, _layers);
+  }
   bool outputParameter(std::size_t i) const override { return ldlOutputParameter(i, _layers); }
 
   // The filter O(k) and its derivatives in k_l, k_h, n.
@@ -104,6 +110,7 @@ private:
   std::size_t _n = 0;
   std::vector<double> _params;
   std::vector<Kokkos::View<double* [3]>> _xs; // positions entering each layer, and the final ones
+  Kokkos::View<double* [3]> _xbar;            // the input positions' cotangent of gradient()
   struct Exchange;
   std::shared_ptr<Exchange> _ex;
 };

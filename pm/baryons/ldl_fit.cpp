@@ -322,6 +322,9 @@ LdlFitResult fitLdl(LdlModel& painter, const std::vector<LdlPair>& pairs,
   if (!initial_slopes.empty() && initial_slopes.size() != nc)
     throw std::invalid_argument("fitLdl: " + std::to_string(initial_slopes.size()) +
                                 " initial slopes for " + std::to_string(nc) + " conditions");
+  if (!opt.hold.empty() && opt.hold.size() != np)
+    throw std::invalid_argument("fitLdl: hold has " + std::to_string(opt.hold.size()) +
+                                " entries for " + std::to_string(np) + " parameters");
   LdlFitResult res;
   // The optimiser's variables: the base parameters (k_l, k_h as logarithms), then the slopes.
   std::vector<double> u = toU(initial, mask);
@@ -357,11 +360,12 @@ LdlFitResult fitLdl(LdlModel& painter, const std::vector<LdlPair>& pairs,
           (*gu)[i] = g[i] * p[i];
       for (const auto& row : gs)
         gu->insert(gu->end(), row.begin(), row.end());
-      if (!opt.fit_output) // held: no step moves the output layer or its slopes
-        for (std::size_t c = 0; c <= nc; ++c)
-          for (std::size_t i = 0; i < np; ++i)
-            if (painter.outputParameter(i))
-              (*gu)[c * np + i] = 0;
+      // Held: no step moves the output layer (unless fitted) or a held parameter, nor their slopes.
+      for (std::size_t c = 0; c <= nc; ++c)
+        for (std::size_t i = 0; i < np; ++i)
+          if ((!opt.fit_output && painter.outputParameter(i)) ||
+              (i < opt.hold.size() && opt.hold[i]))
+            (*gu)[c * np + i] = 0;
     }
     return j;
   };

@@ -49,6 +49,9 @@ struct LdlFitOptions {
   // false: the output layer keeps its initial parameters ((1, 1, 0) paints the displaced
   // particles' density 1 + delta itself: a mass-conserving matter painter).
   bool fit_output = true;
+  // Parameters held at their initial values (and their slopes at theirs): hold[i] for parameter
+  // i; empty: none (e.g. a painter's own parameters, to fit its halo layer alone).
+  std::vector<bool> hold;
   // Called after every iteration with (iteration, loss, parameters); return false to stop.
   std::function<bool(int, double, const std::vector<double>&)> progress;
 };

@@ -5,6 +5,7 @@
 
 #include <Kokkos_ScatterView.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -393,6 +394,230 @@ void LdlProfiles::addCotangent(const std::vector<double>& dj, Field<double>& cot
         if (j >= 1)
           Kokkos::atomic_add(&c(idx), coef(h * kShells + (j - 1)));
       });
+}
+
+} // namespace caustic
+
+namespace caustic {
+
+namespace {
+
+// The haloes that reach each cell of a grid over the box (each halo listed in every cell its
+// reach's bounding box overlaps, periodic), so that a particle visits only the haloes of its own
+// cell. Cells of about the mean reach, 1 to 64 per side.
+struct HaloCells {
+  int nc = 1;
+  double side = 0;
+  Kokkos::View<int*> start, list; // CSR: haloes of cell c are list[start[c] .. start[c + 1])
+
+  HaloCells(const LdlHaloSet& h, const LdlHaloLayout& l, double box) {
+    double mean = 0;
+    for (double r : h.radius)
+      mean += r * l.radius_nodes.back() / std::max<std::size_t>(1, h.size());
+    nc = mean > 0 ? static_cast<int>(std::min(64.0, std::max(1.0, std::floor(box / mean)))) : 1;
+    side = box / nc;
+    const std::size_t cells = static_cast<std::size_t>(nc) * nc * nc;
+    // The cells of halo i: per axis, the first cell index and how many (at most nc: no repeats).
+    auto range = [&](std::size_t i, int d, long& first, int& count) {
+      const double reach = h.radius[i] * l.radius_nodes.back();
+      double x = std::fmod(h.pos[3 * i + d], box);
+      x = x < 0 ? x + box : x;
+      first = static_cast<long>(std::floor((x - reach) / side));
+      const long last = static_cast<long>(std::floor((x + reach) / side));
+      count = static_cast<int>(std::min<long>(nc, last - first + 1));
+    };
+    auto visit = [&](std::size_t i, const auto& f) {
+      long a[3];
+      int m[3];
+      for (int d = 0; d < 3; ++d)
+        range(i, d, a[d], m[d]);
+      for (int p = 0; p < m[0]; ++p)
+        for (int q = 0; q < m[1]; ++q)
+          for (int r = 0; r < m[2]; ++r) {
+            const long cx = ((a[0] + p) % nc + nc) % nc, cy = ((a[1] + q) % nc + nc) % nc,
+                       cz = ((a[2] + r) % nc + nc) % nc;
+            f(static_cast<std::size_t>((cx * nc + cy) * nc + cz));
+          }
+    };
+    std::vector<std::size_t> count(cells + 1, 0);
+    for (std::size_t i = 0; i < h.size(); ++i)
+      visit(i, [&](std::size_t c) { ++count[c + 1]; });
+    for (std::size_t c = 0; c < cells; ++c)
+      count[c + 1] += count[c];
+    start = Kokkos::View<int*>("caustic::ldl_halo::cell_start", cells + 1);
+    list =
+        Kokkos::View<int*>("caustic::ldl_halo::cell_list", std::max<std::size_t>(1, count[cells]));
+    auto hs = Kokkos::create_mirror_view(start);
+    auto hl = Kokkos::create_mirror_view(list);
+    std::vector<std::size_t> fill(count.begin(), count.end() - 1);
+    for (std::size_t c = 0; c <= cells; ++c)
+      hs(c) = static_cast<int>(count[c]);
+    for (std::size_t i = 0; i < h.size(); ++i)
+      visit(i, [&](std::size_t c) { hl(fill[c]++) = static_cast<int>(i); });
+    Kokkos::deep_copy(start, hs);
+    Kokkos::deep_copy(list, hl);
+  }
+};
+
+// f(p, h, j, t, u0, u1, u2, R) for every particle p of x and halo h within its reach (r > 0):
+// radius segment j and position t in it, the unit vector from the centre and R_h. One labelled
+// kernel over the particles (f adds to the particle's own data, or atomically to shared data).
+template <class F>
+void forEachParticleHalo(const char* label, const Kokkos::View<double* [3]>& x, std::size_t n,
+                         double box, const HaloViews& hv, const HaloCells& cells, const F& f) {
+  auto pos = hv.pos;
+  auto radius = hv.radius;
+  auto rn = hv.rnodes;
+  const int nj = hv.nj, nc = cells.nc;
+  const double side = cells.side, half = 0.5 * box;
+  auto start = cells.start;
+  auto list = cells.list;
+  Kokkos::parallel_for(
+      label, Kokkos::RangePolicy<>(0, n), KOKKOS_LAMBDA(const std::size_t p) {
+        double xp[3];
+        int c[3];
+        for (int d = 0; d < 3; ++d) {
+          double v = km::fmod(x(p, d), box);
+          xp[d] = v < 0 ? v + box : v;
+          c[d] = static_cast<int>(xp[d] / side) % nc;
+        }
+        const int cell = (c[0] * nc + c[1]) * nc + c[2];
+        for (int k = start(cell); k < start(cell + 1); ++k) {
+          const int h = list(k);
+          double dv[3], r2 = 0;
+          for (int d = 0; d < 3; ++d) {
+            double v = xp[d] - pos(h, d);
+            v = v >= half ? v - box : (v < -half ? v + box : v);
+            dv[d] = v;
+            r2 += v * v;
+          }
+          const double rr = radius(h), r = km::sqrt(r2), s = r / rr;
+          if (!(r > 0) || s >= rn(nj))
+            continue;
+          int j = 0;
+          while (j + 1 < nj && s >= rn(j + 1))
+            ++j;
+          const double t = (s - rn(j)) / (rn(j + 1) - rn(j));
+          f(p, h, j, t, dv[0] / r, dv[1] / r, dv[2] / r, rr);
+        }
+      });
+}
+
+} // namespace
+
+LdlHaloDisplacement::LdlHaloDisplacement(std::shared_ptr<const SlabDecomposition> decomp,
+                                         std::unique_ptr<LdlPainter> inner, LdlHaloLayout layout)
+    : _decomp(std::move(decomp)), _inner(std::move(inner)), _layout(std::move(layout)) {
+  if (!_inner)
+    throw std::invalid_argument("LdlHaloDisplacement: no painter");
+  _layout.check("LdlHaloDisplacement");
+}
+
+LdlHaloDisplacement::~LdlHaloDisplacement() = default;
+
+void LdlHaloDisplacement::forward(const Kokkos::View<double* [3]>& x, std::size_t n,
+                                  const std::vector<double>& params, Field<double>& out) {
+  const std::size_t ni = _inner->parameterCount(), nt = _layout.parameterCount();
+  if (params.size() != ni + nt)
+    throw std::invalid_argument("LdlHaloDisplacement: " + std::to_string(params.size()) +
+                                " parameters, " + std::to_string(ni + nt) + " expected (" +
+                                std::to_string(ni) + " of the painter, then " + std::to_string(nt) +
+                                " of the halo displacement)");
+  if (!_halos)
+    throw std::invalid_argument("LdlHaloDisplacement: no halo catalogue");
+  for (std::size_t i = ni; i < params.size(); ++i)
+    if (!std::isfinite(params[i]))
+      throw std::invalid_argument("LdlHaloDisplacement: a parameter is not finite");
+  const double box = _decomp->box();
+  const HaloViews hv(*_halos, _layout, box);
+  const HaloCells cells(*_halos, _layout, box);
+  if (_x.extent(0) < std::max<std::size_t>(1, n)) {
+    _x = Kokkos::View<double* [3]>("caustic::ldl_halo::x", std::max<std::size_t>(1, n));
+    _moved = Kokkos::View<double* [3]>("caustic::ldl_halo::moved", std::max<std::size_t>(1, n));
+  }
+  _n = n;
+  _used = _halos;
+  Kokkos::View<double*> theta("caustic::ldl_halo::theta", nt);
+  {
+    auto h = Kokkos::create_mirror_view(theta);
+    for (std::size_t i = 0; i < nt; ++i)
+      h(i) = params[ni + i];
+    Kokkos::deep_copy(theta, h);
+  }
+  auto xs = _x, mv = _moved;
+  Kokkos::parallel_for(
+      "caustic::ldl_halo::copy", Kokkos::RangePolicy<>(0, n), KOKKOS_LAMBDA(const std::size_t p) {
+        for (int d = 0; d < 3; ++d) {
+          xs(p, d) = x(p, d);
+          mv(p, d) = x(p, d);
+        }
+      });
+  auto m0 = hv.m0;
+  auto mw = hv.mw;
+  const int nj = hv.nj;
+  // Each particle adds to its own row only: no two threads write the same row.
+  forEachParticleHalo(
+      "caustic::ldl_halo::displace", _x, n, box, hv, cells,
+      KOKKOS_LAMBDA(std::size_t p, int h, int j, double t, double u0, double u1, double u2,
+                    double rr) {
+        double dd = 0;
+        for (int q = 0; q < 2; ++q) {
+          const int row = (m0(h) + q) * nj;
+          const double next = j + 1 < nj ? theta(row + j + 1) : 0.0;
+          dd += mw(h, q) * ((1 - t) * theta(row + j) + t * next);
+        }
+        mv(p, 0) += rr * dd * u0;
+        mv(p, 1) += rr * dd * u1;
+        mv(p, 2) += rr * dd * u2;
+      });
+  Kokkos::parallel_for(
+      "caustic::ldl_halo::wrap", Kokkos::RangePolicy<>(0, n), KOKKOS_LAMBDA(const std::size_t p) {
+        for (int d = 0; d < 3; ++d) {
+          double v = km::fmod(mv(p, d), box);
+          v = v < 0 ? v + box : v;
+          mv(p, d) = v >= box ? 0.0 : v;
+        }
+      });
+  _inner->forward(_moved, n, std::vector<double>(params.begin(), params.begin() + ni), out);
+}
+
+std::vector<double> LdlHaloDisplacement::gradient(const Field<double>& fbar) {
+  if (!_used)
+    throw std::logic_error("LdlHaloDisplacement::gradient before a forward");
+  std::vector<double> g = _inner->gradient(fbar);
+  const auto xbar = _inner->inputCotangent();
+  const std::size_t nt = _layout.parameterCount();
+  const double box = _decomp->box();
+  const HaloViews hv(*_used, _layout, box);
+  const HaloCells cells(*_used, _layout, box);
+  Kokkos::View<double*> acc("caustic::ldl_halo::displacement_grad", nt);
+  auto sv = Kokkos::Experimental::create_scatter_view(acc);
+  auto m0 = hv.m0;
+  auto mw = hv.mw;
+  const int nj = hv.nj;
+  forEachParticleHalo(
+      "caustic::ldl_halo::displacement_gradient", _x, _n, box, hv, cells,
+      KOKKOS_LAMBDA(std::size_t p, int h, int j, double t, double u0, double u1, double u2,
+                    double rr) {
+        const double w = rr * (xbar(p, 0) * u0 + xbar(p, 1) * u1 + xbar(p, 2) * u2);
+        auto a = sv.access();
+        for (int q = 0; q < 2; ++q) {
+          const int row = (m0(h) + q) * nj;
+          a(row + j) += mw(h, q) * (1 - t) * w;
+          if (j + 1 < nj)
+            a(row + j + 1) += mw(h, q) * t * w;
+        }
+      });
+  Kokkos::Experimental::contribute(acc, sv);
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), acc);
+  std::vector<double> loc(nt), all(nt);
+  for (std::size_t i = 0; i < nt; ++i)
+    loc[i] = h(i);
+  mpiCheck(MPI_Allreduce(loc.data(), all.data(), static_cast<int>(nt), MPI_DOUBLE, MPI_SUM,
+                         _decomp->comm().get()),
+           "LdlHaloDisplacement::gradient");
+  g.insert(g.end(), all.begin(), all.end());
+  return g;
 }
 
 } // namespace caustic

@@ -117,4 +117,46 @@ private:
   Field<double> _e, _out; // E and F_out of the last forward
 };
 
+// The halo displacement of a matter painter (`ldl-fit --halo-displacement`): before the painter's
+// layers every particle moves radially around the FoF haloes that reach it,
+//   x -> x + sum_h R_h D_h(r / R_h) (x - x_h) / r,
+//   D_h(s) = sum_ij theta_ij hatM_i(log10 M_h) hatR_j(s)
+// (r the periodic distance from the halo's centre, the hats and nodes of the halo layer; D
+// vanishes beyond the last radius node), as the BCM displaces the dark-matter-only particles
+// around each halo by enclosed-mass matching. Particles only move: mass is conserved. The
+// parameters are the painter's, then theta; theta = 0 is the painter itself. Gradient: the
+// painter's, and for theta sum_p xbar_p . dx_p/dtheta with xbar the painter's input cotangent
+// (LdlPainter::inputCotangent). Each rank moves its own particles (a cell list over the
+// replicated catalogue, one kernel over the particles): independent of the ranks.
+class LdlHaloDisplacement : public LdlModel {
+public:
+  LdlHaloDisplacement(std::shared_ptr<const SlabDecomposition> decomp,
+                      std::unique_ptr<LdlPainter> inner, LdlHaloLayout layout);
+  ~LdlHaloDisplacement() override;
+
+  std::size_t parameterCount() const override {
+    return _inner->parameterCount() + _layout.parameterCount();
+  }
+  void setHalos(const LdlHaloSet* halos) override { _halos = halos; }
+  void forward(const Kokkos::View<double* [3]>& x, std::size_t n, const std::vector<double>& params,
+               Field<double>& out) override;
+  std::vector<double> gradient(const Field<double>& fbar) override;
+  bool logParameter(std::size_t i) const override {
+    return i < _inner->parameterCount() && _inner->logParameter(i);
+  }
+  bool outputParameter(std::size_t i) const override {
+    return i < _inner->parameterCount() && _inner->outputParameter(i);
+  }
+  // The displaced positions of the last forward (home order, wrapped into the box).
+  const Kokkos::View<double* [3]>& displaced() const { return _moved; }
+
+  private : std::shared_ptr<const SlabDecomposition> _decomp;
+  std::unique_ptr<LdlPainter> _inner;
+  LdlHaloLayout _layout;
+  const LdlHaloSet* _halos = nullptr;
+  const LdlHaloSet* _used = nullptr;
+  std::size_t _n = 0;
+  Kokkos::View<double*[3]> _x, _moved; // the input positions and the displaced ones
+};
+
 } // namespace caustic
