@@ -73,7 +73,53 @@ struct HaloViews {
     Kokkos::deep_copy(mw, hw);
     Kokkos::deep_copy(rnodes, hn);
   }
+
+  // Halo h's term sum_ij theta_ij hatM_i hatR_j at a point of radius segment j, position t in it
+  // (the two mass nodes of its segment; hat r_J is not a parameter).
+  KOKKOS_INLINE_FUNCTION double term(const Kokkos::View<double*>& theta, std::size_t h, int j,
+                                     double t) const {
+    double v = 0;
+    for (int q = 0; q < 2; ++q) {
+      const int row = (m0(h) + q) * nj;
+      const double next = j + 1 < nj ? theta(row + j + 1) : 0.0;
+      v += mw(h, q) * ((1 - t) * theta(row + j) + t * next);
+    }
+    return v;
+  }
+  // a(theta index) += w d term / d theta (a: a ScatterView access or a plain view).
+  template <class A>
+  KOKKOS_INLINE_FUNCTION void addGradient(A& a, std::size_t h, int j, double t, double w) const {
+    for (int q = 0; q < 2; ++q) {
+      const int row = (m0(h) + q) * nj;
+      a(row + j) += mw(h, q) * (1 - t) * w;
+      if (j + 1 < nj)
+        a(row + j + 1) += mw(h, q) * t * w;
+    }
+  }
 };
+
+// The parameters params[from ..] as a device view (the hats' coefficients).
+Kokkos::View<double*> thetaView(const std::vector<double>& params, std::size_t from) {
+  Kokkos::View<double*> theta("caustic::ldl_halo::theta", params.size() - from);
+  auto h = Kokkos::create_mirror_view(theta);
+  for (std::size_t i = from; i < params.size(); ++i)
+    h(i - from) = params[i];
+  Kokkos::deep_copy(theta, h);
+  return theta;
+}
+
+// A per-parameter accumulator summed over the ranks (the same on every rank).
+std::vector<double> summedOverRanks(const Kokkos::View<double*>& acc, MPI_Comm comm,
+                                    const char* where) {
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), acc);
+  std::vector<double> loc(acc.extent(0)), all(acc.extent(0));
+  for (std::size_t i = 0; i < loc.size(); ++i)
+    loc[i] = h(i);
+  mpiCheck(MPI_Allreduce(loc.data(), all.data(), static_cast<int>(loc.size()), MPI_DOUBLE, MPI_SUM,
+                         comm),
+           where);
+  return all;
+}
 
 // f(h, index, j, t) for every halo h and mesh point of this rank within rnodes[nj] R_h of it,
 // with the point's radius segment j (rnodes[j] <= r / R < rnodes[j + 1]) and t its position in
@@ -163,56 +209,56 @@ LdlHaloLayout LdlHaloLayout::defaults() {
   return {{11.5, 12.0, 12.5, 13.0, 13.5, 14.0, 14.5}, {0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0}};
 }
 
+LdlHaloWrapper::LdlHaloWrapper(std::shared_ptr<const SlabDecomposition> decomp,
+                               std::unique_ptr<LdlModel> inner, LdlHaloLayout layout,
+                               const char* what)
+    : _what(what), _decomp(std::move(decomp)), _inner(std::move(inner)),
+      _layout(std::move(layout)) {
+  if (!_inner)
+    throw std::invalid_argument(std::string(what) + ": no painter");
+  _layout.check(what);
+}
+
+std::size_t LdlHaloWrapper::startForward(const std::vector<double>& params) {
+  const std::size_t ni = _inner->parameterCount(), nt = _layout.parameterCount();
+  if (params.size() != ni + nt)
+    throw std::invalid_argument(std::string(_what) + ": " + std::to_string(params.size()) +
+                                " parameters, " + std::to_string(ni + nt) + " expected (" +
+                                std::to_string(ni) + " of the painter, then " + std::to_string(nt) +
+                                " of the haloes' hats)");
+  if (!_halos)
+    throw std::invalid_argument(std::string(_what) + ": no halo catalogue");
+  for (std::size_t i = ni; i < params.size(); ++i)
+    if (!std::isfinite(params[i]))
+      throw std::invalid_argument(std::string(_what) + ": a halo parameter is not finite");
+  _used = _halos;
+  return ni;
+}
+
+void LdlHaloWrapper::startGradient() const {
+  if (!_used)
+    throw std::logic_error(std::string(_what) + "::gradient before a forward");
+}
+
 LdlHaloModel::LdlHaloModel(std::shared_ptr<const SlabDecomposition> decomp,
                            std::unique_ptr<LdlModel> inner, LdlHaloLayout layout)
-    : _decomp(std::move(decomp)), _inner(std::move(inner)), _layout(std::move(layout)),
-      _e(_decomp, "caustic::ldl_halo::exponent"), _out(_decomp, "caustic::ldl_halo::out") {
-  if (!_inner)
-    throw std::invalid_argument("LdlHaloModel: no inner painter");
-  _layout.check("LdlHaloModel");
-}
+    : LdlHaloWrapper(decomp, std::move(inner), std::move(layout), "LdlHaloModel"),
+      _e(_decomp, "caustic::ldl_halo::exponent"), _out(_decomp, "caustic::ldl_halo::out") {}
 
 LdlHaloModel::~LdlHaloModel() = default;
 
 void LdlHaloModel::forward(const Kokkos::View<double* [3]>& x, std::size_t n,
                            const std::vector<double>& params, Field<double>& out) {
-  const std::size_t ni = _inner->parameterCount(), nt = _layout.parameterCount();
-  if (params.size() != ni + nt)
-    throw std::invalid_argument("LdlHaloModel: " + std::to_string(params.size()) + " parameters, " +
-                                std::to_string(ni + nt) + " expected (" + std::to_string(ni) +
-                                " of the painter, then " + std::to_string(nt) +
-                                " of the halo layer)");
-  if (!_halos)
-    throw std::invalid_argument("LdlHaloModel: no halo catalogue for the halo layer");
-  _theta.assign(params.begin() + ni, params.end());
-  for (double v : _theta)
-    if (!std::isfinite(v))
-      throw std::invalid_argument("LdlHaloModel: a halo-layer parameter is not finite");
+  const std::size_t ni = startForward(params);
   _inner->forward(x, n, std::vector<double>(params.begin(), params.begin() + ni), out);
-  _used = _halos;
   const HaloViews hv(*_halos, _layout, _decomp->box());
-  Kokkos::View<double*> theta("caustic::ldl_halo::theta", nt);
-  {
-    auto h = Kokkos::create_mirror_view(theta);
-    for (std::size_t i = 0; i < nt; ++i)
-      h(i) = _theta[i];
-    Kokkos::deep_copy(theta, h);
-  }
+  const auto theta = thetaView(params, ni);
   _e.setZero();
   auto e = _e.real();
-  auto m0 = hv.m0;
-  auto mw = hv.mw;
-  const int nj = hv.nj;
   forEachHaloPoint(
       "caustic::ldl_halo::exponent", *_decomp, hv,
       KOKKOS_LAMBDA(std::size_t h, std::size_t idx, int j, double t) {
-        double v = 0;
-        for (int q = 0; q < 2; ++q) {
-          const int row = (m0(h) + q) * nj;
-          const double next = j + 1 < nj ? theta(row + j + 1) : 0.0; // hat r_J is not a parameter
-          v += mw(h, q) * ((1 - t) * theta(row + j) + t * next);
-        }
-        Kokkos::atomic_add(&e(idx), v);
+        Kokkos::atomic_add(&e(idx), hv.term(theta, h, j, t));
       });
   auto o = out.real(), keep = _out.real();
   _decomp->forEachPoint(
@@ -224,8 +270,7 @@ void LdlHaloModel::forward(const Kokkos::View<double* [3]>& x, std::size_t n,
 }
 
 std::vector<double> LdlHaloModel::gradient(const Field<double>& fbar) {
-  if (!_used)
-    throw std::logic_error("LdlHaloModel::gradient before a forward");
+  startGradient();
   const std::size_t nt = _layout.parameterCount();
   // The inner model's cotangent Fbar exp(E).
   Field<double> cot(_decomp, "caustic::ldl_halo::cotangent");
@@ -238,29 +283,15 @@ std::vector<double> LdlHaloModel::gradient(const Field<double>& fbar) {
   const HaloViews hv(*_used, _layout, _decomp->box());
   Kokkos::View<double*> acc("caustic::ldl_halo::theta_grad", nt);
   auto sv = Kokkos::Experimental::create_scatter_view(acc);
-  auto m0 = hv.m0;
-  auto mw = hv.mw;
-  const int nj = hv.nj;
   forEachHaloPoint(
       "caustic::ldl_halo::theta_gradient", *_decomp, hv,
       KOKKOS_LAMBDA(std::size_t h, std::size_t idx, int j, double t) {
-        const double w = fb(idx) * fo(idx);
         auto a = sv.access();
-        for (int q = 0; q < 2; ++q) {
-          const int row = (m0(h) + q) * nj;
-          a(row + j) += mw(h, q) * (1 - t) * w;
-          if (j + 1 < nj)
-            a(row + j + 1) += mw(h, q) * t * w;
-        }
+        hv.addGradient(a, h, j, t, fb(idx) * fo(idx));
       });
   Kokkos::Experimental::contribute(acc, sv);
-  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), acc);
-  std::vector<double> loc(nt), all(nt);
-  for (std::size_t i = 0; i < nt; ++i)
-    loc[i] = h(i);
-  mpiCheck(MPI_Allreduce(loc.data(), all.data(), static_cast<int>(nt), MPI_DOUBLE, MPI_SUM,
-                         _decomp->comm().get()),
-           "LdlHaloModel::gradient");
+  const std::vector<double> all =
+      summedOverRanks(acc, _decomp->comm().get(), "LdlHaloModel::gradient");
   g.insert(g.end(), all.begin(), all.end());
   return g;
 }
@@ -507,27 +538,14 @@ void forEachParticleHalo(const char* label, const Kokkos::View<double* [3]>& x, 
 
 LdlHaloDisplacement::LdlHaloDisplacement(std::shared_ptr<const SlabDecomposition> decomp,
                                          std::unique_ptr<LdlPainter> inner, LdlHaloLayout layout)
-    : _decomp(std::move(decomp)), _inner(std::move(inner)), _layout(std::move(layout)) {
-  if (!_inner)
-    throw std::invalid_argument("LdlHaloDisplacement: no painter");
-  _layout.check("LdlHaloDisplacement");
-}
+    : LdlHaloWrapper(decomp, std::move(inner), std::move(layout), "LdlHaloDisplacement"),
+      _painter(static_cast<LdlPainter*>(_inner.get())) {} // the base owns it
 
 LdlHaloDisplacement::~LdlHaloDisplacement() = default;
 
 void LdlHaloDisplacement::forward(const Kokkos::View<double* [3]>& x, std::size_t n,
                                   const std::vector<double>& params, Field<double>& out) {
-  const std::size_t ni = _inner->parameterCount(), nt = _layout.parameterCount();
-  if (params.size() != ni + nt)
-    throw std::invalid_argument("LdlHaloDisplacement: " + std::to_string(params.size()) +
-                                " parameters, " + std::to_string(ni + nt) + " expected (" +
-                                std::to_string(ni) + " of the painter, then " + std::to_string(nt) +
-                                " of the halo displacement)");
-  if (!_halos)
-    throw std::invalid_argument("LdlHaloDisplacement: no halo catalogue");
-  for (std::size_t i = ni; i < params.size(); ++i)
-    if (!std::isfinite(params[i]))
-      throw std::invalid_argument("LdlHaloDisplacement: a parameter is not finite");
+  const std::size_t ni = startForward(params);
   const double box = _decomp->box();
   const HaloViews hv(*_halos, _layout, box);
   const HaloCells cells(*_halos, _layout, box);
@@ -536,14 +554,7 @@ void LdlHaloDisplacement::forward(const Kokkos::View<double* [3]>& x, std::size_
     _moved = Kokkos::View<double* [3]>("caustic::ldl_halo::moved", std::max<std::size_t>(1, n));
   }
   _n = n;
-  _used = _halos;
-  Kokkos::View<double*> theta("caustic::ldl_halo::theta", nt);
-  {
-    auto h = Kokkos::create_mirror_view(theta);
-    for (std::size_t i = 0; i < nt; ++i)
-      h(i) = params[ni + i];
-    Kokkos::deep_copy(theta, h);
-  }
+  const auto theta = thetaView(params, ni);
   auto xs = _x, mv = _moved;
   Kokkos::parallel_for(
       "caustic::ldl_halo::copy", Kokkos::RangePolicy<>(0, n), KOKKOS_LAMBDA(const std::size_t p) {
@@ -552,20 +563,12 @@ void LdlHaloDisplacement::forward(const Kokkos::View<double* [3]>& x, std::size_
           mv(p, d) = x(p, d);
         }
       });
-  auto m0 = hv.m0;
-  auto mw = hv.mw;
-  const int nj = hv.nj;
   // Each particle adds to its own row only: no two threads write the same row.
   forEachParticleHalo(
       "caustic::ldl_halo::displace", _x, n, box, hv, cells,
       KOKKOS_LAMBDA(std::size_t p, int h, int j, double t, double u0, double u1, double u2,
                     double rr) {
-        double dd = 0;
-        for (int q = 0; q < 2; ++q) {
-          const int row = (m0(h) + q) * nj;
-          const double next = j + 1 < nj ? theta(row + j + 1) : 0.0;
-          dd += mw(h, q) * ((1 - t) * theta(row + j) + t * next);
-        }
+        const double dd = hv.term(theta, h, j, t);
         mv(p, 0) += rr * dd * u0;
         mv(p, 1) += rr * dd * u1;
         mv(p, 2) += rr * dd * u2;
@@ -582,40 +585,25 @@ void LdlHaloDisplacement::forward(const Kokkos::View<double* [3]>& x, std::size_
 }
 
 std::vector<double> LdlHaloDisplacement::gradient(const Field<double>& fbar) {
-  if (!_used)
-    throw std::logic_error("LdlHaloDisplacement::gradient before a forward");
+  startGradient();
   std::vector<double> g = _inner->gradient(fbar);
-  const auto xbar = _inner->inputCotangent();
+  const auto xbar = _painter->inputCotangent();
   const std::size_t nt = _layout.parameterCount();
   const double box = _decomp->box();
   const HaloViews hv(*_used, _layout, box);
   const HaloCells cells(*_used, _layout, box);
   Kokkos::View<double*> acc("caustic::ldl_halo::displacement_grad", nt);
   auto sv = Kokkos::Experimental::create_scatter_view(acc);
-  auto m0 = hv.m0;
-  auto mw = hv.mw;
-  const int nj = hv.nj;
   forEachParticleHalo(
       "caustic::ldl_halo::displacement_gradient", _x, _n, box, hv, cells,
       KOKKOS_LAMBDA(std::size_t p, int h, int j, double t, double u0, double u1, double u2,
                     double rr) {
-        const double w = rr * (xbar(p, 0) * u0 + xbar(p, 1) * u1 + xbar(p, 2) * u2);
         auto a = sv.access();
-        for (int q = 0; q < 2; ++q) {
-          const int row = (m0(h) + q) * nj;
-          a(row + j) += mw(h, q) * (1 - t) * w;
-          if (j + 1 < nj)
-            a(row + j + 1) += mw(h, q) * t * w;
-        }
+        hv.addGradient(a, h, j, t, rr * (xbar(p, 0) * u0 + xbar(p, 1) * u1 + xbar(p, 2) * u2));
       });
   Kokkos::Experimental::contribute(acc, sv);
-  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), acc);
-  std::vector<double> loc(nt), all(nt);
-  for (std::size_t i = 0; i < nt; ++i)
-    loc[i] = h(i);
-  mpiCheck(MPI_Allreduce(loc.data(), all.data(), static_cast<int>(nt), MPI_DOUBLE, MPI_SUM,
-                         _decomp->comm().get()),
-           "LdlHaloDisplacement::gradient");
+  const std::vector<double> all =
+      summedOverRanks(acc, _decomp->comm().get(), "LdlHaloDisplacement::gradient");
   g.insert(g.end(), all.begin(), all.end());
   return g;
 }

@@ -80,40 +80,55 @@ private:
   std::unique_ptr<Impl> _impl;
 };
 
-class LdlHaloModel : public LdlModel {
+// What the halo layer and the halo displacement share: a painter (its parameters first, theta
+// after), the layout and the catalogue of the next forward.
+class LdlHaloWrapper : public LdlModel {
 public:
-  LdlHaloModel(std::shared_ptr<const SlabDecomposition> decomp, std::unique_ptr<LdlModel> inner,
-               LdlHaloLayout layout);
-  ~LdlHaloModel() override;
-
   std::size_t parameterCount() const override {
     return _inner->parameterCount() + _layout.parameterCount();
   }
   // The catalogue of the particles of the next forward (kept by pointer; nullptr: none, an error
   // at the forward).
   void setHalos(const LdlHaloSet* halos) override { _halos = halos; }
-  void forward(const Kokkos::View<double* [3]>& x, std::size_t n, const std::vector<double>& params,
-               Field<double>& out) override;
-  std::vector<double> gradient(const Field<double>& fbar) override;
   bool logParameter(std::size_t i) const override {
     return i < _inner->parameterCount() && _inner->logParameter(i);
   }
   bool outputParameter(std::size_t i) const override {
     return i < _inner->parameterCount() && _inner->outputParameter(i);
   }
-
   const LdlHaloLayout& layout() const { return _layout; }
   LdlModel& inner() { return *_inner; }
-  // E(x) of the last forward (the exponent of the factor).
-  const Field<double>& exponent() const { return _e; }
 
-private:
+protected:
+  LdlHaloWrapper(std::shared_ptr<const SlabDecomposition> decomp, std::unique_ptr<LdlModel> inner,
+                 LdlHaloLayout layout, const char* what);
+  // Before a forward: the parameters' count, theta finite, a catalogue set (kept as the one of
+  // this forward). Returns the painter's parameter count.
+  std::size_t startForward(const std::vector<double>& params);
+  // Before a gradient: a forward happened.
+  void startGradient() const;
+
+  const char* _what; // the class, for messages
   std::shared_ptr<const SlabDecomposition> _decomp;
   std::unique_ptr<LdlModel> _inner;
   LdlHaloLayout _layout;
   const LdlHaloSet* _halos = nullptr;
   const LdlHaloSet* _used = nullptr; // the catalogue of the last forward
-  std::vector<double> _theta;
+};
+
+class LdlHaloModel : public LdlHaloWrapper {
+public:
+  LdlHaloModel(std::shared_ptr<const SlabDecomposition> decomp, std::unique_ptr<LdlModel> inner,
+               LdlHaloLayout layout);
+  ~LdlHaloModel() override;
+
+  void forward(const Kokkos::View<double* [3]>& x, std::size_t n, const std::vector<double>& params,
+               Field<double>& out) override;
+  std::vector<double> gradient(const Field<double>& fbar) override;
+  // E(x) of the last forward (the exponent of the factor).
+  const Field<double>& exponent() const { return _e; }
+
+private:
   Field<double> _e, _out; // E and F_out of the last forward
 };
 
@@ -128,33 +143,19 @@ private:
 // painter's, and for theta sum_p xbar_p . dx_p/dtheta with xbar the painter's input cotangent
 // (LdlPainter::inputCotangent). Each rank moves its own particles (a cell list over the
 // replicated catalogue, one kernel over the particles): independent of the ranks.
-class LdlHaloDisplacement : public LdlModel {
+class LdlHaloDisplacement : public LdlHaloWrapper {
 public:
   LdlHaloDisplacement(std::shared_ptr<const SlabDecomposition> decomp,
                       std::unique_ptr<LdlPainter> inner, LdlHaloLayout layout);
   ~LdlHaloDisplacement() override;
 
-  std::size_t parameterCount() const override {
-    return _inner->parameterCount() + _layout.parameterCount();
-  }
-  void setHalos(const LdlHaloSet* halos) override { _halos = halos; }
   void forward(const Kokkos::View<double* [3]>& x, std::size_t n, const std::vector<double>& params,
                Field<double>& out) override;
   std::vector<double> gradient(const Field<double>& fbar) override;
-  bool logParameter(std::size_t i) const override {
-    return i < _inner->parameterCount() && _inner->logParameter(i);
-  }
-  bool outputParameter(std::size_t i) const override {
-    return i < _inner->parameterCount() && _inner->outputParameter(i);
-  }
   // The displaced positions of the last forward (home order, wrapped into the box).
   const Kokkos::View<double* [3]>& displaced() const { return _moved; }
 
-  private : std::shared_ptr<const SlabDecomposition> _decomp;
-  std::unique_ptr<LdlPainter> _inner;
-  LdlHaloLayout _layout;
-  const LdlHaloSet* _halos = nullptr;
-  const LdlHaloSet* _used = nullptr;
+  private : LdlPainter* _painter; // the inner model, as the painter it is (its input cotangent)
   std::size_t _n = 0;
   Kokkos::View<double*[3]> _x, _moved; // the input positions and the displaced ones
 };
