@@ -270,6 +270,31 @@ TEST(Ldl, DisplacementOnlyFitHoldsTheOutputLayer) {
       << "stopped: " << r.stop << " after " << r.iterations;
 }
 
+// Held parameters (LdlFitOptions::hold, `--hold-painter`): they keep their start exactly while
+// the others are fitted; a target painted by known layer parameters with another output layer is
+// reached by the output layer alone when the layer starts at the truth, and a wrong-sized hold is
+// refused.
+TEST(Ldl, HeldParametersKeepTheirStart) {
+  const std::vector<double> truth = {2.0, 0.9, 0.3, 2.5, 0.3, 1.4, 1.5, -0.05};
+  FitCase c(truth);
+  std::vector<double> start = truth;
+  start[5] = 1.0; // the output layer off the truth: mu, b_1, b_0
+  start[6] = 1.2;
+  start[7] = 0.0;
+  LdlFitOptions opt;
+  opt.iterations = 100;
+  opt.tolerance = 0;
+  opt.hold = {true, true, true, true, true, false, false, false};
+  const LdlFitResult r = fitLdl(c.ldl, c.pairs, start, opt);
+  for (std::size_t i = 0; i < 5; ++i)
+    EXPECT_EQ(r.params[i], start[i]) << "held parameter " << i;
+  EXPECT_LT(r.loss.back(), 1e-4 * r.loss.front()) << "stopped: " << r.stop;
+  for (std::size_t i = 5; i < 8; ++i)
+    EXPECT_NEAR(r.params[i], truth[i], 1e-2) << "fitted parameter " << i;
+  opt.hold.pop_back();
+  EXPECT_THROW(fitLdl(c.ldl, c.pairs, start, opt), std::invalid_argument);
+}
+
 // Parameters conditioned on a per-pair value (for a painter that follows BCM parameters): the
 // conditioned loss's gradient in the base parameters and in the slopes against finite
 // differences; and a fit on two pairs whose targets were painted with different parameters
