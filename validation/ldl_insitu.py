@@ -12,7 +12,8 @@ Prints, as means over the seeds: the power ratio P_painter/P_BCM and r(k) (field
 truth's mean, log bins as validation/plot_painter.py), the worst |P/P_BCM - 1| up to k = 3 h/Mpc
 per seed, the stacked profiles painter/truth in three FoF mass bins and shells of r / R200m from
 0.2 to 2 (plot_painter.py's), and the hooks' cost against the run's time stepping
-(run_summary.json; for the halo-layer painters with and without the run's FoF). Usage:
+(run_summary.json; for the halo-layer painters with and without the run's FoF); plots them in
+OUT/ldl_insitu.png. Usage:
 ldl_insitu.py OUT --seeds 401 402
 """
 import argparse
@@ -127,6 +128,41 @@ def main():
                      "layer reads: with it " + ", ".join(
                          f"{h} {100 * (v + fof) / stepping:.0f}%" for h, v in hooks.items()))
         print(line)
+    plot(os.path.join(a.out, "ldl_insitu.png"), a.seeds, res, matter)
+
+
+def plot(path, seeds, res, matter):
+    """S(k) of the matter painter, the pressure's P(k) and the stacked profiles of the painters that
+    read the FoF catalogue against the plain ones."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.3))
+    k = matter["k"]
+    for seed, q, dmo in zip(seeds, matter["ratio"], matter["dmo"]):
+        ax[0].semilogx(k, 100 * (q - 1), label=f"halo displacement, seed {seed}")
+        ax[0].semilogx(k, 100 * (dmo - 1), ":", label=f"no painter, seed {seed}")
+    ax[0].axhspan(-1, 1, color="0.9")
+    ax[0].set(xlabel="k [h/Mpc]", ylabel="S_painter / S_BCM - 1 [%]", ylim=(-5, 20),
+              title="total matter")
+    for hook, style in (("pe_product", ":"), ("pe_halo", "-")):
+        r = res[hook]
+        for seed, q in zip(seeds, r["ratio"]):
+            ax[1].semilogx(r["k"], q, style, label=f"{hook}, seed {seed}")
+    ax[1].axhspan(0.9, 1.1, color="0.9")
+    ax[1].set(xlabel="k [h/Mpc]", ylabel="P / P_BCM", ylim=(0.5, 1.5), title="electron pressure")
+    mid = 0.5 * (R_EDGES[1:] + R_EDGES[:-1])
+    for hook, style in (("gas", ":"), ("gas_halo", "-"), ("pe_product", "--"), ("pe_halo", "-.")):
+        p = np.nanmean(res[hook]["prof"], axis=0)
+        for b, (lo, hi) in enumerate(MASS_BINS):
+            ax[2].plot(mid, p[b], style, color=f"C{b}", label=f"{hook}, {lo:g}-{hi:g}")
+    ax[2].axhspan(0.8, 1.2, color="0.9")
+    ax[2].set(xlabel="r / R200m", ylabel="stacked profile / BCM", yscale="log",
+              title="stacked profiles (mean over seeds)")
+    for x in ax:
+        x.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
