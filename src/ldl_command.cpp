@@ -469,25 +469,29 @@ int runLdlFitCommand(RunContext& ctx, const LdlFitCommandOptions& opt) {
       start.insert(start.end(), r.parameters.begin(), r.parameters.end());
     if (!opt.init.empty()) // an earlier product's factor parameters (and its scale, below)
       start.assign(init.parameters.begin(), init.parameters.begin() + start.size());
-    Field<double> out(decomp, "caustic::ldl::out");
-    double sum = 0;
-    for (const auto& pr : pairs) {
-      bare.forward(pr.x, pr.n, start, out);
-      auto o = out.real();
-      double loc = 0;
-      decomp->reducePoints(
-          "caustic::ldl::productSum",
-          KOKKOS_LAMBDA(const MeshPoint& q, double& acc) { acc += o(q.index); }, loc);
-      sum += loc;
+    if (!opt.init.empty()) { // an earlier product keeps the scale it was fitted with
+      prod->setScale(init.scale / mean);
+    } else {
+      Field<double> out(decomp, "caustic::ldl::out");
+      double sum = 0;
+      for (const auto& pr : pairs) {
+        bare.forward(pr.x, pr.n, start, out);
+        auto o = out.real();
+        double loc = 0;
+        decomp->reducePoints(
+            "caustic::ldl::productSum",
+            KOKKOS_LAMBDA(const MeshPoint& q, double& acc) { acc += o(q.index); }, loc);
+        sum += loc;
+      }
+      mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_DOUBLE, MPI_SUM, ctx.comm().get()),
+               "ldl-fit: product mean");
+      const double n3 = std::pow(double(decomp->n()), 3);
+      if (!(sum > 0) || !std::isfinite(sum))
+        throw ParamError("--factor: the product of the factors' fields is zero (or not finite) on "
+                         "the training pairs; a product painter needs overlapping positive "
+                         "factors");
+      prod->setScale(double(pairs.size()) * n3 / sum);
     }
-    mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_DOUBLE, MPI_SUM, ctx.comm().get()),
-             "ldl-fit: product mean");
-    const double n3 = std::pow(double(decomp->n()), 3);
-    if (!(sum > 0) || !std::isfinite(sum))
-      throw ParamError("--factor: the product of the factors' fields is zero (or not finite) on "
-                       "the training pairs; a product painter needs overlapping positive factors");
-    // An earlier product keeps its own scale (fitted with it); new factors get the mean's.
-    prod->setScale(opt.init.empty() ? double(pairs.size()) * n3 / sum : init.scale / mean);
     ctx.log("product scale " + format("%.6e", prod->scale() * mean) + " (" + opt.field +
             " per product of the factors' fields)");
   }

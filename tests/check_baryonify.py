@@ -411,6 +411,20 @@ def main():
                 else:
                     check(r is not None and r.returncode == 2 and "outside the painter's domain" in r.stderr
                           and not os.path.exists(d), "LDL hook in another box: refused, nothing written")
+        def hook_fields(tag, hook, name, field, what):
+            """The field an LDL hook paints in a run of seed 13 without baryons, at 1 and 2 ranks."""
+            painted = {}
+            for np_ in (1, 2):
+                d = os.path.join(work, f"{tag}_np{np_}")
+                with open(os.path.join(work, f"{tag}.toml"), "w") as f:
+                    f.write(PARAMS.format(out=d, baryons="false").replace("seed = 11", "seed = 13") + hook)
+                r = caustic(["run", os.path.join(work, f"{tag}.toml")], np_)
+                if check(r is not None and r.returncode == 0, f"run with {what} at {np_} rank(s): " +
+                         ("timeout" if r is None else r.stderr[-600:])):
+                    with h5py.File(os.path.join(d, f"{name}_a1.0000.hdf5"), "r") as f:
+                        painted[np_] = f["Fields/" + field][...].astype(np.float64)
+            return painted
+
         # A halo layer (ldl-fit --halo-layer, with the profile term): the pairs carry their FoF
         # catalogues; 2 ranks = 1 rank; in-situ it reads the run's own FoF catalogue, equal at 1
         # and 2 ranks; refused without a catalogue for a pair or [halos] in the run.
@@ -439,16 +453,7 @@ def main():
         if 1 in hfit:
             hook_h = ('\n[emulators.gas]\nkind = "ldl"\nmodel = "' +
                       os.path.join(work, "ldl_halo_np1", "ldl.json") + '"\na = [1.0]\n')
-            painted = {}
-            for np_ in (1, 2):
-                d = os.path.join(work, f"hook_halo_np{np_}")
-                with open(os.path.join(work, "hook_halo.toml"), "w") as f:
-                    f.write(PARAMS.format(out=d, baryons="false").replace("seed = 11", "seed = 13") + hook_h)
-                r = caustic(["run", os.path.join(work, "hook_halo.toml")], np_)
-                if check(r is not None and r.returncode == 0, f"run with a halo-layer LDL hook at {np_} rank(s): " +
-                         ("timeout" if r is None else r.stderr[-600:])):
-                    with h5py.File(os.path.join(d, "gas_a1.0000.hdf5"), "r") as f:
-                        painted[np_] = f["Fields/gas_density"][...].astype(np.float64)
+            painted = hook_fields("hook_halo", hook_h, "gas", "gas_density", "a halo-layer LDL hook")
             if 1 in painted and 2 in painted:
                 dev = np.abs(painted[1] - painted[2]).max() / np.abs(painted[1]).max()
                 check(np.all(np.isfinite(painted[1])) and dev < 1e-5,
@@ -478,16 +483,7 @@ def main():
                   "the identity output kept, the displacement moved")
             hook_d = ('\n[emulators.matter]\nkind = "ldl"\nmodel = "' + os.path.join(dd, "ldl.json") +
                       '"\na = [1.0]\n')
-            painted = {}
-            for np_ in (1, 2):
-                d = os.path.join(work, f"hook_hdisp_np{np_}")
-                with open(os.path.join(work, "hook_hdisp.toml"), "w") as f:
-                    f.write(PARAMS.format(out=d, baryons="false").replace("seed = 11", "seed = 13") + hook_d)
-                r = caustic(["run", os.path.join(work, "hook_hdisp.toml")], np_)
-                if check(r is not None and r.returncode == 0, f"run with a halo-displacement hook at {np_} rank(s): " +
-                         ("timeout" if r is None else r.stderr[-600:])):
-                    with h5py.File(os.path.join(d, "matter_a1.0000.hdf5"), "r") as f:
-                        painted[np_] = f["Fields/matter_density"][...].astype(np.float64)
+            painted = hook_fields("hook_hdisp", hook_d, "matter", "matter_density", "a halo-displacement hook")
             if 1 in painted and 2 in painted:
                 dev = np.abs(painted[1] - painted[2]).max() / np.abs(painted[1]).max()
                 check(dev < 1e-5 and abs(painted[1].mean() - 1) < 1e-6,
